@@ -1,0 +1,153 @@
+"""The command line: parses arguments, calls the packages, prints. Exit codes: 0 ok, 2 bad input, 1 other."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from kolmatch.errors import InputError, KolmatchError, StoreUnavailable, UnknownId
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", help="store URI: sqlite:///PATH (default sqlite:///./kolmatch.db, "
+                   "or KOLMATCH_STORE) or neo4j://HOST:PORT (NEO4J_USER / NEO4J_PASSWORD)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from kolmatch.loaders.synthetic import SCALES
+
+    p = argparse.ArgumentParser(prog="kolmatch", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write a synthetic market in the import format")
+    g.add_argument("--scale", choices=list(SCALES), default="tiny")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", type=Path, required=True, help="folder for the import files")
+    g.add_argument("--truth", type=Path, help="folder for the latent truth (default OUT-truth)")
+
+    ld = sub.add_parser("load", help="validate a folder of import files and load it")
+    ld.add_argument("folder", type=Path)
+    _store_arg(ld)
+
+    st = sub.add_parser("stats", help="nodes per label and relationships per type")
+    _store_arg(st)
+    st.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("demo", help="generate a market, load it into the embedded store, summarise")
+    d.add_argument("--scale", choices=list(SCALES), default="tiny")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--dir", type=Path, default=Path(".kolmatch/demo"), help="working folder")
+    return p
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    width = max(len(k) for k in counts)
+    for k, v in counts.items():
+        print(f"  {k:<{width}}  {v:>12,}")
+
+
+def _cmd_generate(a: argparse.Namespace) -> int:
+    from kolmatch.loaders.synthetic import generate_market
+
+    t0 = time.perf_counter()
+    truth = generate_market(a.scale, a.seed, a.out, a.truth, progress=True)
+    print(f"wrote the {a.scale} market (seed {a.seed}) to {a.out} in "
+          f"{time.perf_counter() - t0:.1f}s; latent truth in {truth}")
+    return EXIT_OK
+
+
+def _cmd_load(a: argparse.Namespace) -> int:
+    from kolmatch.graph.open import open_store, store_uri
+    from kolmatch.loaders.load import load_folder
+
+    store = open_store(store_uri(a.store))
+    try:
+        t0 = time.perf_counter()
+        report = load_folder(a.folder, store, progress=True)
+        dt = time.perf_counter() - t0
+        print(f"loaded {report.total:,} rows from {len(report.rows)} files into {store.uri} "
+              f"in {dt:.1f}s")
+        _print_counts(store.counts())
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _cmd_stats(a: argparse.Namespace) -> int:
+    from kolmatch.graph.open import open_store, store_uri
+
+    store = open_store(store_uri(a.store))
+    try:
+        counts = store.counts()
+    finally:
+        store.close()
+    if a.json:
+        print(json.dumps(counts, indent=2))
+    else:
+        print(f"{store.uri}")
+        _print_counts(counts)
+    return EXIT_OK
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from kolmatch.graph.sqlite_store import SQLiteStore
+    from kolmatch.loaders.load import load_folder
+    from kolmatch.loaders.synthetic import generate_market
+
+    market = a.dir / f"market-{a.scale}-{a.seed}"
+    db = a.dir / f"demo-{a.scale}-{a.seed}.db"
+    a.dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    generate_market(a.scale, a.seed, market, progress=True)
+    t1 = time.perf_counter()
+    db.unlink(missing_ok=True)
+    store = SQLiteStore(db)
+    try:
+        load_folder(market, store, progress=True)
+        t2 = time.perf_counter()
+        counts = store.counts()
+    finally:
+        store.close()
+    nodes = sum(v for k, v in counts.items() if not k.isupper())
+    rels = sum(v for k, v in counts.items() if k.isupper())
+    print(f"kolmatch demo: the {a.scale} market (seed {a.seed})")
+    print(f"  generated in {t1 - t0:.1f}s -> {market}")
+    print(f"  loaded {nodes:,} nodes and {rels:,} relationships into sqlite:///{db} "
+          f"in {t2 - t1:.1f}s")
+    _print_counts(counts)
+    return EXIT_OK
+
+
+_COMMANDS = {"generate": _cmd_generate, "load": _cmd_load, "stats": _cmd_stats, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the kolmatch command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except InputError as exc:
+        n = len(exc.problems) + exc.truncated
+        print(f"kolmatch: {n} problem(s) in the input; nothing was written:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except UnknownId as exc:
+        print(f"kolmatch: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StoreUnavailable as exc:
+        print(f"kolmatch: store unavailable: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KolmatchError as exc:
+        print(f"kolmatch: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The one exception hierarchy every kolmatch package raises from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "InfeasiblePlan",
+    "InputError",
+    "InputProblem",
+    "KolmatchError",
+    "StoreError",
+    "StoreUnavailable",
+    "UnknownId",
+]
+
+
+class KolmatchError(Exception):
+    """Base class of every error kolmatch raises on purpose."""
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """One problem found in input data: where it is and what is wrong.
+
+    ``line`` is 1-based and counts the header as line 1; it is 0 where a
+    problem concerns a whole file (an unknown file name, an empty file).
+    """
+
+    file: str
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line == 0 else f"{self.file}:{self.line}"
+        if self.field:
+            where = f"{where}: field {self.field!r}"
+        return f"{where}: {self.reason}"
+
+
+class InputError(KolmatchError):
+    """Input data (files, arguments) failed validation; nothing was written.
+
+    Parameters
+    ----------
+    problems
+        Every problem found, capped per file by the reader.
+    truncated
+        How many further problems were found but not listed.
+    """
+
+    def __init__(self, problems: list[InputProblem], truncated: int = 0) -> None:
+        self.problems = list(problems)
+        self.truncated = truncated
+        lines = [str(p) for p in self.problems]
+        if truncated:
+            lines.append(f"... and {truncated} more problems not listed")
+        super().__init__("\n".join(lines) if lines else "invalid input")
+
+
+class UnknownId(KolmatchError):
+    """A caller named an id that the graph does not hold."""
+
+    def __init__(self, label: str, node_id: str) -> None:
+        self.label = label
+        self.node_id = node_id
+        super().__init__(f"unknown {label} id {node_id!r}")
+
+
+class StoreError(KolmatchError):
+    """The graph store failed or was misconfigured."""
+
+
+class StoreUnavailable(StoreError):
+    """The graph store cannot be reached (a server down, a file not writable)."""
+
+
+class InfeasiblePlan(KolmatchError):
+    """An optimisation problem has no feasible solution under its constraints."""

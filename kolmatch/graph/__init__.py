@@ -1,0 +1,1 @@
+"""The graph: domain model, the GraphStore protocol, stores and projections."""

@@ -1,0 +1,191 @@
+"""The embedded store: a persistent, transactional graph on SQLite (standard library)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from kolmatch.errors import StoreError, StoreUnavailable
+from kolmatch.graph.model import NODES, RELATIONSHIPS, FieldType, NodeSpec, RelSpec, node_spec, rel_spec
+from kolmatch.graph.store import EdgeRows, NodeBatch, NodeRows, RelBatch, WriteBatch
+
+__all__ = ["SQLiteStore"]
+
+_SQL_TYPE = {
+    FieldType.STR: "TEXT",
+    FieldType.INT: "INTEGER",
+    FieldType.FLOAT: "REAL",
+    FieldType.BOOL: "INTEGER",
+    FieldType.DATE: "TEXT",
+}
+_CHUNK = 200_000
+
+
+def _ntab(label: str) -> str:
+    # Table names come only from the domain model's allow-list.
+    return "n_" + node_spec(label).file
+
+
+def _rtab(rel_type: str) -> str:
+    return "r_" + rel_spec(rel_type).file
+
+
+def _node_ddl(spec: NodeSpec) -> str:
+    cols = "".join(f", {f.name} {_SQL_TYPE[f.type]}" for f in spec.fields)
+    return (f"CREATE TABLE IF NOT EXISTS {_ntab(spec.label)} "
+            f"(rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE{cols})")
+
+
+def _rel_ddl(spec: RelSpec) -> list[str]:
+    cols = "".join(f", {f.name} {_SQL_TYPE[f.type]}" for f in spec.fields)
+    key = ["src_label", "src", "dst"] + ([spec.key] if spec.key else [])
+    t = _rtab(spec.type)
+    return [
+        f"CREATE TABLE IF NOT EXISTS {t} (src_label TEXT NOT NULL, src INTEGER NOT NULL, "
+        f"dst INTEGER NOT NULL{cols}, PRIMARY KEY ({', '.join(key)})) WITHOUT ROWID",
+        f"CREATE INDEX IF NOT EXISTS {t}_dst ON {t} (dst)",
+    ]
+
+
+class SQLiteStore:
+    """A graph in one SQLite file: a table per label and per relationship type.
+
+    Nodes are keyed by ``id`` (unique per label); relationships hold the
+    integer row ids of their endpoints and are keyed by (source label, source,
+    target, key property). :meth:`write` runs in one transaction: a failure or
+    a kill part-way leaves the file as it was.
+
+    Parameters
+    ----------
+    path
+        The database file; created if absent.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.uri = f"sqlite:///{self.path}"
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            self._db.execute("PRAGMA cache_size=-262144")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+
+    def ensure_schema(self) -> None:
+        try:
+            self._db.execute("BEGIN")
+            for n in NODES:
+                self._db.execute(_node_ddl(n))
+            for r in RELATIONSHIPS:
+                for ddl in _rel_ddl(r):
+                    self._db.execute(ddl)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreUnavailable(f"cannot create schema in {self.path}: {exc}") from exc
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def missing_ids(self, label: str, ids: Sequence[str]) -> set[str]:
+        missing: set[str] = set()
+        t = _ntab(label)
+        for i in range(0, len(ids), 500):
+            chunk = list(ids[i:i + 500])
+            marks = ",".join("?" * len(chunk))
+            found = {r[0] for r in self._db.execute(
+                f"SELECT id FROM {t} WHERE id IN ({marks})", chunk)}  # noqa: S608 - allow-listed
+            missing.update(x for x in chunk if x not in found)
+        return missing
+
+    def write(self, batches: Iterable[WriteBatch]) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for b in batches:
+                if isinstance(b, NodeBatch):
+                    self._write_nodes(b)
+                else:
+                    self._write_rels(b)
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._rollback()
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}; nothing was written") from exc
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"SQLite store {self.path}: {exc}; nothing was written") from exc
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _write_nodes(self, b: NodeBatch) -> None:
+        spec = node_spec(b.label)
+        cols = ("id", *spec.field_names)
+        upd = ", ".join(f"{c} = excluded.{c}" for c in spec.field_names) or "id = excluded.id"
+        sql = (f"INSERT INTO {_ntab(b.label)} ({', '.join(cols)}) "  # noqa: S608 - allow-listed
+               f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT(id) DO UPDATE SET {upd}")
+        self._db.executemany(sql, ([r.get(c) for c in cols] for r in b.rows))
+
+    def _write_rels(self, b: RelBatch) -> None:
+        spec = rel_spec(b.rel_type)
+        names = spec.field_names
+        key = ["src_label", "src", "dst"] + ([spec.key] if spec.key else [])
+        upd = ", ".join(f"{c} = excluded.{c}" for c in names if c != spec.key)
+        conflict = f"DO UPDATE SET {upd}" if upd else "DO NOTHING"
+        extra = "".join(f", ?{i + 4}" for i in range(len(names)))
+        sql = (f"INSERT INTO {_rtab(b.rel_type)} (src_label, src, dst"  # noqa: S608 - allow-listed
+               f"{''.join(', ' + c for c in names)}) "
+               f"SELECT ?1, s.rid, d.rid{extra} FROM {_ntab(b.src_label)} s, {_ntab(spec.dst)} d "
+               f"WHERE s.id = ?2 AND d.id = ?3 "
+               f"ON CONFLICT({', '.join(key)}) {conflict}")
+        self._db.executemany(
+            sql, ([b.src_label, r["src"], r["dst"], *(r.get(c) for c in names)] for r in b.rows))
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        try:
+            for n in NODES:
+                out[n.label] = self._db.execute(
+                    f"SELECT COUNT(*) FROM {_ntab(n.label)}").fetchone()[0]  # noqa: S608
+            for r in RELATIONSHIPS:
+                out[r.type] = self._db.execute(
+                    f"SELECT COUNT(*) FROM {_rtab(r.type)}").fetchone()[0]  # noqa: S608
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"SQLite store {self.path} has no kolmatch schema: {exc}") from exc
+        return out
+
+    def node_rows(self, label: str, fields: Sequence[str]) -> NodeRows:
+        spec = node_spec(label)
+        bad = [f for f in fields if f not in spec.field_names]
+        if bad:
+            raise StoreError(f"{label} has no properties {bad}")
+        cols = ", ".join(("id", *fields))
+        rows = self._db.execute(f"SELECT {cols} FROM {_ntab(label)}").fetchall()  # noqa: S608
+        return NodeRows([r[0] for r in rows],
+                        {f: [r[i + 1] for r in rows] for i, f in enumerate(fields)})
+
+    def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
+        spec = rel_spec(rel_type)
+        bad = [f for f in fields if f not in spec.field_names]
+        if bad or src_label not in spec.src:
+            raise StoreError(f"{rel_type} from {src_label} has no properties {bad}")
+        extra = "".join(f", r.{f}" for f in fields)
+        cur = self._db.execute(
+            f"SELECT s.id, d.id{extra} FROM {_rtab(rel_type)} r "  # noqa: S608 - allow-listed
+            f"JOIN {_ntab(src_label)} s ON s.rid = r.src JOIN {_ntab(spec.dst)} d ON d.rid = r.dst "
+            f"WHERE r.src_label = ?", (src_label,))
+        while True:
+            rows = cur.fetchmany(_CHUNK)
+            if not rows:
+                return
+            yield EdgeRows([r[0] for r in rows], [r[1] for r in rows],
+                           {f: [r[i + 2] for r in rows] for i, f in enumerate(fields)})
+
+    def close(self) -> None:
+        self._db.close()
+
+

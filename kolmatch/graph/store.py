@@ -1,0 +1,83 @@
+"""The GraphStore protocol: the one boundary between kolmatch and a graph database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["EdgeRows", "GraphStore", "NodeBatch", "NodeRows", "RelBatch", "WriteBatch"]
+
+
+@dataclass(frozen=True)
+class NodeBatch:
+    """Validated rows of one node label to upsert by id."""
+
+    label: str
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RelBatch:
+    """Validated rows of one relationship type from one source label to upsert by key."""
+
+    rel_type: str
+    src_label: str
+    rows: list[dict[str, Any]]
+
+
+WriteBatch = NodeBatch | RelBatch
+
+
+@dataclass(frozen=True)
+class NodeRows:
+    """All nodes of a label, in the store's order: ids and property columns."""
+
+    ids: list[str]
+    columns: dict[str, list[Any]]
+
+
+@dataclass(frozen=True)
+class EdgeRows:
+    """All relationships of a type from one source label: endpoint ids and property columns."""
+
+    src: list[str]
+    dst: list[str]
+    columns: dict[str, list[Any]]
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """What the loaders write through and the projections read from.
+
+    Implementations: :class:`kolmatch.graph.sqlite_store.SQLiteStore` (embedded,
+    the default) and :class:`kolmatch.graph.neo4j_store.Neo4jStore`.
+    """
+
+    uri: str
+
+    def ensure_schema(self) -> None:
+        """Create tables / constraints and indexes if they do not exist."""
+
+    def missing_ids(self, label: str, ids: Sequence[str]) -> set[str]:
+        """Return those of ``ids`` that no node of ``label`` has."""
+
+    def write(self, batches: Iterable[WriteBatch]) -> None:
+        """Upsert the batches: nodes by id, relationships by (source, target, key).
+
+        The caller sends node batches before relationship batches. The write is
+        atomic where the store allows it (SQLite: one transaction) and
+        idempotent everywhere, so a failed write can be run again to completion.
+        """
+
+    def counts(self) -> dict[str, int]:
+        """Number of nodes per label and relationships per type (zeros included)."""
+
+    def node_rows(self, label: str, fields: Sequence[str]) -> NodeRows:
+        """Every node of ``label`` with the named properties (None where unset)."""
+
+    def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
+        """Every relationship of ``rel_type`` from ``src_label`` nodes, in chunks."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,1 @@
+"""Loaders: import-format readers and validation, the synthetic market, real-data adapters."""

@@ -1,0 +1,307 @@
+"""Read and type-check one import file (CSV with a header, or JSONL), reporting problems by line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from kolmatch.errors import InputProblem
+from kolmatch.graph.model import Field, FieldType, NodeSpec, RelSpec
+
+__all__ = ["MAX_PROBLEMS_PER_FILE", "ProblemLog", "Row", "columns_of", "read_rows"]
+
+#: How many problems one file lists before the rest are only counted.
+MAX_PROBLEMS_PER_FILE = 20
+#: Longest field accepted, in characters (a guard against runaway quoting).
+MAX_FIELD_CHARS = 100_000
+
+Row = dict[str, Any]
+Spec = NodeSpec | RelSpec
+
+csv.field_size_limit(MAX_FIELD_CHARS + 1)
+
+
+@dataclass
+class ProblemLog:
+    """Problems found so far, listed up to a cap per file and counted past it."""
+
+    cap: int = MAX_PROBLEMS_PER_FILE
+    problems: list[InputProblem] = field(default_factory=list)
+    truncated: int = 0
+    _per_file: dict[str, int] = field(default_factory=dict)
+
+    def add(self, file: str, line: int, fld: str, reason: str) -> None:
+        n = self._per_file.get(file, 0)
+        self._per_file[file] = n + 1
+        if n < self.cap:
+            self.problems.append(InputProblem(file, line, fld, reason))
+        else:
+            self.truncated += 1
+
+    def count(self, file: str) -> int:
+        return self._per_file.get(file, 0)
+
+    def __bool__(self) -> bool:
+        return bool(self.problems) or self.truncated > 0
+
+
+def columns_of(spec: Spec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return the (required, optional) column names of a spec's import file.
+
+    Examples
+    --------
+    >>> from kolmatch.graph.model import rel_spec
+    >>> columns_of(rel_spec("FOLLOWS"))
+    (('src', 'dst'), ('since',))
+    """
+    if isinstance(spec, NodeSpec):
+        base: tuple[str, ...] = ("id",)
+    else:
+        base = ("src_label", "src", "dst") if spec.polymorphic else ("src", "dst")
+    required = base + tuple(f.name for f in spec.fields if f.required)
+    optional = tuple(f.name for f in spec.fields if not f.required)
+    return required, optional
+
+
+_TRUE = {"true", "1", "yes", "t", "y"}
+_FALSE = {"false", "0", "no", "f", "n"}
+
+
+def _to_int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        if v.is_integer():
+            return int(v)
+        raise ValueError
+    return int(str(v).strip())
+
+
+def _to_float(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ValueError
+    x = float(v) if isinstance(v, int | float) else float(str(v).strip())
+    if not math.isfinite(x):
+        raise ValueError
+    return x
+
+
+def _to_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise ValueError
+
+
+def _to_date(v: Any) -> str:
+    s = str(v).strip()
+    if len(s) == 10:
+        return date.fromisoformat(s).isoformat()
+    return datetime.fromisoformat(s).isoformat()
+
+
+def _to_str(v: Any) -> str:
+    if isinstance(v, dict | list):
+        raise ValueError
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+_CONVERT: dict[FieldType, Callable[[Any], Any]] = {
+    FieldType.STR: _to_str,
+    FieldType.INT: _to_int,
+    FieldType.FLOAT: _to_float,
+    FieldType.BOOL: _to_bool,
+    FieldType.DATE: _to_date,
+}
+_EXPECT = {
+    FieldType.STR: "text",
+    FieldType.INT: "a whole number",
+    FieldType.FLOAT: "a finite number",
+    FieldType.BOOL: "true or false",
+    FieldType.DATE: "an ISO-8601 date (YYYY-MM-DD) or date-time",
+}
+
+
+def _fields_of(spec: Spec) -> dict[str, Field]:
+    out = {"id": Field("id", FieldType.STR, True)} if isinstance(spec, NodeSpec) else {
+        "src": Field("src", FieldType.STR, True),
+        "dst": Field("dst", FieldType.STR, True),
+    }
+    if isinstance(spec, RelSpec) and spec.polymorphic:
+        out["src_label"] = Field("src_label", FieldType.STR, True, choices=spec.src)
+    out.update({f.name: f for f in spec.fields})
+    return out
+
+
+def _decoded_lines(path: Path, name: str, log: ProblemLog) -> Iterator[str]:
+    """Yield the file's lines decoded as UTF-8; stop with a problem at the first bad byte."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                log.add(name, lineno, "", f"not valid UTF-8 (byte {exc.start} of the line); "
+                        "save the file as UTF-8")
+                return
+
+
+def _check_header(header: list[str], spec: Spec, name: str, log: ProblemLog) -> bool:
+    required, optional = columns_of(spec)
+    ok = True
+    seen: set[str] = set()
+    for col in header:
+        if col in seen:
+            log.add(name, 1, col, "column appears twice in the header")
+            ok = False
+        seen.add(col)
+        if col not in required and col not in optional:
+            log.add(name, 1, col, f"unknown column; known columns: {', '.join(required + optional)}")
+            ok = False
+    for col in required:
+        if col not in seen:
+            log.add(name, 1, col, "required column is missing from the header")
+            ok = False
+    return ok
+
+
+def _typed_row(raw: dict[str, Any], fields: dict[str, Field], name: str, line: int,
+               log: ProblemLog) -> Row | None:
+    row: Row = {}
+    ok = True
+    for col, fld in fields.items():
+        v = raw.get(col)
+        if v is None or (isinstance(v, str) and v == ""):
+            if fld.required:
+                log.add(name, line, col, "required value is empty")
+                ok = False
+            continue
+        if isinstance(v, str) and len(v) > MAX_FIELD_CHARS:
+            log.add(name, line, col, f"value longer than {MAX_FIELD_CHARS} characters")
+            ok = False
+            continue
+        try:
+            value = _CONVERT[fld.type](v)
+        except (ValueError, TypeError, OverflowError):
+            shown = str(v)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            log.add(name, line, col, f"expected {_EXPECT[fld.type]}, got {shown!r}")
+            ok = False
+            continue
+        if fld.choices and value not in fld.choices:
+            log.add(name, line, col, f"{value!r} is not one of {', '.join(fld.choices)}")
+            ok = False
+            continue
+        if fld.type is FieldType.STR and col in ("id", "src", "dst") and value.strip() != value:
+            log.add(name, line, col, "id has leading or trailing white space")
+            ok = False
+            continue
+        row[col] = value
+    return row if ok else None
+
+
+def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tuple[int, Row]]:
+    fields = _fields_of(spec)
+    reader = csv.reader(_decoded_lines(path, name, log), strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        log.add(name, 1, "", f"malformed CSV header: {exc}")
+        return
+    if header is None:
+        if log.count(name) == 0:
+            log.add(name, 0, "", "file is empty (no header line)")
+        return
+    header = [h.strip() for h in header]
+    if not _check_header(header, spec, name, log):
+        return
+    width = len(header)
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            log.add(name, reader.line_num, "", f"malformed CSV (file truncated or a quote "
+                    f"left open?): {exc}")
+            return
+        line = reader.line_num
+        if not values:
+            continue
+        if len(values) != width:
+            log.add(name, line, "", f"expected {width} fields as in the header, got {len(values)}")
+            continue
+        row = _typed_row(dict(zip(header, values, strict=True)), fields, name, line, log)
+        if row is not None:
+            yield line, row
+
+
+def _read_jsonl(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tuple[int, Row]]:
+    fields = _fields_of(spec)
+    required, optional = columns_of(spec)
+    known = set(required) | set(optional)
+    any_line = False
+    for line, text in enumerate(_decoded_lines(path, name, log), start=1):
+        if not text.strip():
+            continue
+        any_line = True
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            log.add(name, line, "", f"not a JSON object (truncated line?): {exc.msg}")
+            continue
+        if not isinstance(obj, dict):
+            log.add(name, line, "", "each line must be a JSON object")
+            continue
+        unknown = [k for k in obj if k not in known]
+        for k in unknown:
+            log.add(name, line, str(k), f"unknown field; known fields: {', '.join(sorted(known))}")
+        if unknown:
+            continue
+        row = _typed_row(obj, fields, name, line, log)
+        if row is not None:
+            yield line, row
+    if not any_line and log.count(name) == 0:
+        log.add(name, 0, "", "file is empty (no JSON lines)")
+
+
+def read_rows(path: Path, spec: Spec, log: ProblemLog) -> Iterator[tuple[int, Row]]:
+    """Yield ``(line, row)`` for each valid row of an import file.
+
+    Rows with problems are not yielded; their problems go to ``log`` with the
+    file name, line and field. A malformed file stops at its first structural
+    problem (a bad byte, an open quote).
+
+    Parameters
+    ----------
+    path
+        A ``.csv`` or ``.jsonl`` file.
+    spec
+        The node or relationship spec the file holds.
+    log
+        Where problems are recorded.
+
+    Yields
+    ------
+    tuple of (int, dict)
+        The 1-based line number and the typed values by column; empty
+        optional values are left out.
+    """
+    name = path.name
+    if path.suffix == ".jsonl":
+        yield from _read_jsonl(path, spec, name, log)
+    else:
+        yield from _read_csv(path, spec, name, log)

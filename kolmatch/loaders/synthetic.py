@@ -1,0 +1,575 @@
+"""The synthetic market: a seeded, streaming generator of a Douyin-like market in the import format.
+
+The generative model (documented in ``docs/data-format.md``, section "Synthetic market"):
+
+* users have latent interests over categories (Dirichlet), a price preference,
+  demographics and an activity level; a few are bots;
+* talents have a category profile, a heavy-tailed attractiveness (Pareto) and a
+  latent conversion skill; a user follows talents by picking a category from
+  its interests and then a talent in proportion to attractiveness x category
+  weight (fitness-based preferential attachment), so audiences are heavy-tailed
+  and made of users whose interests fit the talent;
+* some talents buy bot followers that never engage or buy;
+* engagement comes mostly from followed talents plus discovery in the user's
+  interest categories; content-driven purchases follow engagement with content
+  that features a product, the rest are organic purchases by interest and price;
+* past collaborations have GMV from the documented model
+  ``orders = K * A * I[c] * skill * price_fit * noise``, ``gmv = orders * price``
+  where A is the talent's real audience (extrapolated to the platform), I[c] the
+  audience's mean interest in the product's category, and price_fit a Gaussian
+  in log price around the audience's mean price preference.
+
+The latent truth goes to ``<out>/../<name>-truth`` (or ``truth_dir``) and is
+never read by the matcher.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["SCALES", "GMV_MODEL", "MarketScale", "generate_market", "oracle_orders"]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class MarketScale:
+    """Sizes of a generated market."""
+
+    users: int
+    talents: int
+    merchants: int
+    categories: int = 20
+    chunk: int = 50_000
+
+
+SCALES: dict[str, MarketScale] = {
+    "tiny": MarketScale(2_000, 100, 20, 12, 2_000),
+    "s": MarketScale(50_000, 2_000, 300),
+    "m": MarketScale(1_000_000, 20_000, 5_000, chunk=100_000),
+    "l": MarketScale(10_000_000, 200_000, 50_000, chunk=200_000),
+}
+
+CATEGORY_NAMES = (
+    "Beauty", "Fashion", "Food", "Home", "Electronics", "Baby", "Sports", "Books", "Pets",
+    "Health", "Jewelry", "Outdoor", "Toys", "Auto", "Digital", "Snacks", "Tea", "Liquor",
+    "Furniture", "Gaming",
+)
+#: Typical log price (yuan) per category.
+CATEGORY_LOG_PRICE = np.log([
+    120, 180, 60, 90, 900, 150, 220, 45, 80, 160, 600, 300, 110, 400, 700, 35, 150, 350, 1500, 260,
+])
+#: The population a generated market stands for: follower counts and tiers are extrapolated to it.
+PLATFORM_USERS = 100_000_000
+
+#: The documented GMV model's constants (written to the truth folder).
+GMV_MODEL = {
+    "formula": "orders = K * A * I[c] * skill * exp(-(log(price) - P)^2 / (2 * price_sd^2)) * noise;"
+               " gmv = orders * price",
+    "K": 0.004,
+    "price_sd": 0.6,
+    "noise_sd": 0.3,
+    "A": "real (non-bot) followers extrapolated to the platform population",
+    "I": "mean latent interest of the talent's real followers in the product's category",
+    "P": "mean latent log-price preference of the talent's real followers",
+}
+
+START = date(2025, 1, 1)
+DAYS = 546  # to 2026-06-30: the market's history window
+DATES = [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
+GENDERS = np.array(["f", "m", "u"])
+AGE_BANDS = np.array(["18-23", "24-30", "31-40", "41-50", "50+"])
+AGE_LOG_PRICE_SHIFT = np.array([-0.4, -0.1, 0.15, 0.25, 0.1])
+
+
+def oracle_orders(audience: FloatArray, interest: FloatArray, skill: FloatArray,
+                  log_price_pref: FloatArray, price: float) -> FloatArray:
+    """Expected orders of a collaboration under the documented GMV model (noise mean 1).
+
+    Parameters
+    ----------
+    audience, interest, skill, log_price_pref
+        Per talent: real audience (platform-scaled), audience interest in the
+        product's category, latent skill, audience mean log-price preference.
+    price
+        The product's price.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(oracle_orders(np.array([1e5]), np.array([0.5]), np.array([1.0]),
+    ...                     np.array([np.log(100.0)]), 100.0)[0])
+    200.0
+    """
+    fit = np.exp(-((np.log(price) - log_price_pref) ** 2) / (2 * GMV_MODEL["price_sd"] ** 2))
+    return float(GMV_MODEL["K"]) * audience * interest * skill * fit  # type: ignore[no-any-return]
+
+
+class _Writer:
+    """Open CSV files of the import format, written row block by row block."""
+
+    def __init__(self, out: Path, stack: ExitStack) -> None:
+        self.out = out
+        self.stack = stack
+        self.files: dict[str, IO[str]] = {}
+
+    def header(self, name: str, columns: str) -> None:
+        fh = self.stack.enter_context((self.out / f"{name}.csv").open("w", encoding="utf-8",
+                                                                       newline="\n"))
+        fh.write(columns + "\n")
+        self.files[name] = fh
+
+    def rows(self, name: str, lines: list[str] | Iterator[str]) -> None:
+        text = "\n".join(lines)
+        if text:
+            self.files[name].write(text + "\n")
+
+
+def _pick(rng: np.random.Generator, cum: FloatArray, n: int) -> IntArray:
+    """Sample n indices from a cumulative distribution (last value 1)."""
+    return np.minimum(np.searchsorted(cum, rng.random(n), side="right"), len(cum) - 1)
+
+
+def _cum(w: FloatArray) -> FloatArray:
+    c = np.cumsum(w)
+    return c / c[-1]  # type: ignore[no-any-return]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def generate_market(scale: str | MarketScale, seed: int, out: str | Path,
+                    truth_dir: str | Path | None = None, *, progress: bool = False) -> Path:
+    """Write a synthetic market to ``out`` and its latent truth to ``truth_dir``.
+
+    Users are generated in chunks and written as they are made, so memory stays
+    bounded by the number of talents, products and contents, not users.
+
+    Parameters
+    ----------
+    scale
+        ``tiny``, ``s``, ``m``, ``l`` or a :class:`MarketScale`.
+    seed
+        The same seed writes the same files, byte for byte.
+    out
+        Folder for the import files (created).
+    truth_dir
+        Folder for the latent truth; default ``<out>-truth``.
+    progress
+        Show a progress bar on a terminal.
+
+    Returns
+    -------
+    Path
+        The truth folder.
+    """
+    sc = SCALES[scale] if isinstance(scale, str) else scale
+    out = Path(out)
+    truth = Path(truth_dir) if truth_dir else out.with_name(out.name + "-truth")
+    out.mkdir(parents=True, exist_ok=True)
+    truth.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        w = _Writer(out, stack)
+        _Market(sc, seed, w, truth, progress).run()
+    return truth
+
+
+class _Market:
+    def __init__(self, sc: MarketScale, seed: int, w: _Writer, truth: Path, progress: bool) -> None:
+        self.sc, self.seed, self.w, self.truth, self.progress = sc, seed, w, truth, progress
+        self.C = sc.categories
+        self.ext = PLATFORM_USERS / sc.users  # one generated user stands for this many
+
+    def rng(self, *stage: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, *stage])
+
+    def run(self) -> None:
+        self.categories()
+        self.merchants_and_products()
+        self.talents()
+        self.contents()
+        self.agencies_and_providers()
+        self.campaigns()
+        self.users()
+        self.collaborations()
+        self.violations()
+        self.write_truth()
+
+    # -- supply side -------------------------------------------------------
+    def categories(self) -> None:
+        rng = self.rng(1)
+        C = self.C
+        self.cat_pop = rng.dirichlet(np.full(C, 3.0))
+        self.cat_log_price = CATEGORY_LOG_PRICE[:C]
+        self.w.header("category", "id,name")
+        self.w.rows("category", (f"cat{c:02d},{CATEGORY_NAMES[c]}" for c in range(C)))
+
+    def merchants_and_products(self) -> None:
+        rng = self.rng(2)
+        M, C = self.sc.merchants, self.C
+        n_cat = rng.integers(1, 4, M)
+        self.merchant_cats = [rng.choice(C, size=k, replace=False, p=self.cat_pop) for k in n_cat]
+        self.merchant_price_level = rng.normal(0.0, 0.35, M)
+        self.merchant_pop = rng.pareto(1.5, M) + 1.0
+        n_prod = np.clip(rng.poisson(9, M), 2, 40)
+        prod_merchant = np.repeat(np.arange(M), n_prod)
+        P = len(prod_merchant)
+        prod_cat = np.array([rng.choice(self.merchant_cats[m]) for m in prod_merchant])
+        log_price = self.cat_log_price[prod_cat] + self.merchant_price_level[prod_merchant] \
+            + rng.normal(0, 0.3, P)
+        self.prod_merchant, self.prod_cat = prod_merchant, prod_cat
+        self.prod_price = np.round(np.exp(log_price), 2)
+        self.prod_commission = np.round(rng.uniform(0.05, 0.3, P), 2)
+        self.prod_start = np.concatenate([[0], np.cumsum(n_prod)[:-1]])
+        self.prod_count = n_prod
+        # products per category, weighted by merchant popularity, for purchases
+        self.cat_products = [np.nonzero(prod_cat == c)[0] for c in range(C)]
+        self.cat_prod_cum = [
+            _cum(self.merchant_pop[prod_merchant[ix]]) if len(ix) else np.ones(1)
+            for ix in self.cat_products
+        ]
+        w = self.w
+        w.header("merchant", "id,name,target_gender,target_age_band,budget,min_talents,max_talents")
+        tg = rng.choice(np.array(["", "f", "m"]), M, p=[0.5, 0.35, 0.15])
+        ta = np.where(rng.random(M) < 0.5, "", AGE_BANDS[rng.integers(0, 5, M)])
+        budget = np.round(np.exp(rng.normal(np.log(150_000), 0.8, M)), -2)
+        mn = rng.integers(1, 4, M)
+        mx = mn + rng.integers(2, 12, M)
+        w.rows("merchant", (f"m{m},Merchant {m},{tg[m]},{ta[m]},{budget[m]:.0f},{mn[m]},{mx[m]}"
+                            for m in range(M)))
+        self.merchant_budget = budget
+        w.header("product", "id,name,price,commission_rate")
+        w.rows("product", (f"p{p},{CATEGORY_NAMES[prod_cat[p]]} item {p},"
+                           f"{self.prod_price[p]:.2f},{self.prod_commission[p]:.2f}"
+                           for p in range(P)))
+        w.header("sells", "src,dst")
+        w.rows("sells", (f"m{prod_merchant[p]},p{p}" for p in range(P)))
+        w.header("in_category", "src,dst")
+        w.rows("in_category", (f"p{p},cat{prod_cat[p]:02d}" for p in range(P)))
+
+    def talents(self) -> None:
+        rng = self.rng(3)
+        T, C = self.sc.talents, self.C
+        primary = rng.choice(C, T, p=self.cat_pop)
+        secondary = rng.choice(C, T, p=self.cat_pop)
+        prof = np.zeros((T, C))
+        prof[np.arange(T), primary] += 0.75
+        prof[np.arange(T), secondary] += 0.25
+        self.talent_profile = prof
+        self.talent_primary = primary
+        self.attract = rng.pareto(1.1, T) + 1.0
+        self.skill = np.exp(rng.normal(0.0, 0.5, T))
+        self.inflated = rng.random(T) < 0.05
+        # P(talent | category) for follows and discovery
+        self.cat_talent_cum = np.stack([_cum(self.attract * prof[:, c] + 1e-12) for c in range(C)])
+
+    def contents(self) -> None:
+        rng = self.rng(4)
+        T = self.sc.talents
+        n = np.clip(rng.poisson(4 + 3 * np.log1p(self.attract)), 2, 60)
+        self.content_talent = np.repeat(np.arange(T), n)
+        self.content_start = np.concatenate([[0], np.cumsum(n)[:-1]])
+        self.content_count = n
+        K = len(self.content_talent)
+        # content features a product of the talent's primary category (60%) or none
+        cat = self.talent_primary[self.content_talent]
+        feat = np.full(K, -1)
+        has = rng.random(K) < 0.6
+        for c in range(self.C):
+            ix = np.nonzero(has & (cat == c))[0]
+            if len(ix) and len(self.cat_products[c]):
+                feat[ix] = self.cat_products[c][_pick(rng, self.cat_prod_cum[c], len(ix))]
+        self.content_product = feat
+        kind = np.where(rng.random(K) < 0.2, "live", "video")
+        day = rng.integers(0, DAYS, K)
+        dur = np.where(kind == "live", rng.integers(1800, 14400, K), rng.integers(8, 300, K))
+        w = self.w
+        w.header("content", "id,kind,published,duration_s")
+        w.rows("content", (f"v{k},{kind[k]},{DATES[day[k]]},{dur[k]}" for k in range(K)))
+        w.header("published", "src,dst")
+        w.rows("published", (f"t{self.content_talent[k]},v{k}" for k in range(K)))
+        w.header("features", "src,dst")
+        w.rows("features", (f"v{k},p{feat[k]}" for k in np.nonzero(feat >= 0)[0]))
+
+    def agencies_and_providers(self) -> None:
+        rng = self.rng(5)
+        T, M = self.sc.talents, self.sc.merchants
+        A = max(3, T // 25)
+        w = self.w
+        w.header("institution", "id,name")
+        w.rows("institution", (f"a{a},Agency {a}" for a in range(A)))
+        size = _cum(rng.pareto(1.3, A) + 1.0)
+        signed = np.nonzero(rng.random(T) < 0.6)[0]
+        agency = _pick(rng, size, len(signed))
+        since = rng.integers(0, DAYS, len(signed))
+        w.header("signed_with", "src,dst,since")
+        w.rows("signed_with", (f"t{t},a{agency[i]},{DATES[since[i]]}" for i, t in enumerate(signed)))
+        S = max(5, M // 20)
+        kinds = np.array(["logistics", "operations", "ads", "live-studio", "customer-service"])
+        w.header("service_provider", "id,name,kind")
+        w.rows("service_provider", (f"sp{s},Provider {s},{kinds[s % 5]}" for s in range(S)))
+        w.header("served_by", "src,dst")
+        lines = []
+        for m in range(M):
+            for s in sorted(set(rng.integers(0, S, rng.integers(1, 4)).tolist())):
+                lines.append(f"m{m},sp{s}")
+        w.rows("served_by", lines)
+
+    def campaigns(self) -> None:
+        rng = self.rng(6)
+        M = self.sc.merchants
+        names = ["Spring Festival", "38 Goddess Day", "618 Mid-Year", "Summer Sale", "Back to School",
+                 "Mid-Autumn", "Double 11", "Double 12", "New Year Goods"]
+        n = len(names)
+        self.camp_start = np.sort(rng.integers(0, DAYS - 20, n))
+        self.camp_end = self.camp_start + rng.integers(5, 20, n)
+        w = self.w
+        w.header("campaign", "id,name,start,end")
+        w.rows("campaign", (f"cp{i},{names[i]},{DATES[self.camp_start[i]]},{DATES[self.camp_end[i]]}"
+                            for i in range(n)))
+        self.merchant_campaigns = [
+            sorted(set(rng.integers(0, n, rng.integers(0, 4)).tolist())) for _ in range(M)]
+        w.header("joined", "src,dst")
+        w.rows("joined", (f"m{m},cp{c}" for m in range(M) for c in self.merchant_campaigns[m]))
+
+    # -- demand side, streamed in chunks of users --------------------------
+    def users(self) -> None:
+        sc, C, T = self.sc, self.C, self.sc.talents
+        w = self.w
+        w.header("user", "id,gender,age_band,city_tier")
+        w.header("follows", "src,dst,since")
+        w.header("engaged_with", "src,dst,views,likes,comments,shares,watch_s,last")
+        w.header("purchased", "src,dst,order_id,amount,time,talent,content")
+        self.aud_n = np.zeros(T)
+        self.aud_bots = np.zeros(T)
+        self.aud_interest = np.zeros((T, C))
+        self.aud_price = np.zeros(T)
+        self.n_orders = 0
+        interest_path = self.truth / "user_interest.npy"
+        self.interest_mm = np.lib.format.open_memmap(interest_path, mode="w+", dtype=np.float32,
+                                                     shape=(sc.users, C))
+        self.user_is_bot = np.zeros(sc.users, dtype=bool)
+        self.user_log_price = np.zeros(sc.users, dtype=np.float32)
+        starts = range(0, sc.users, sc.chunk)
+        from tqdm import tqdm
+
+        for i, lo in enumerate(tqdm(starts, desc="users", unit="chunk", disable=not self.progress
+                                    or None, leave=False)):
+            self.user_chunk(i, lo, min(lo + sc.chunk, sc.users))
+        self.interest_mm.flush()
+        del self.interest_mm
+
+    def user_chunk(self, i: int, lo: int, hi: int) -> None:
+        rng = self.rng(100, i)
+        n, C, w = hi - lo, self.C, self.w
+        uid = np.arange(lo, hi)
+        theta = rng.dirichlet(0.25 + 2.0 * self.cat_pop, n)
+        gender = rng.choice(3, n, p=[0.55, 0.4, 0.05])
+        age = rng.choice(5, n, p=[0.2, 0.3, 0.27, 0.15, 0.08])
+        city = rng.choice(5, n, p=[0.1, 0.2, 0.3, 0.25, 0.15]) + 1
+        # price preference: the interest-weighted category price, shifted by age and person
+        logp = theta @ self.cat_log_price + AGE_LOG_PRICE_SHIFT[age] + rng.normal(0, 0.3, n)
+        activity = np.exp(rng.normal(0, 0.6, n))
+        bot = rng.random(n) < 0.03
+        self.interest_mm[lo:hi] = theta.astype(np.float32)
+        self.user_is_bot[lo:hi] = bot
+        self.user_log_price[lo:hi] = logp
+        w.rows("user", (f"u{uid[j]},{GENDERS[gender[j]]},{AGE_BANDS[age[j]]},{city[j]}"
+                        for j in range(n)))
+        # follows: real users by interest; bots follow inflated talents
+        k = np.where(bot, rng.integers(10, 40, n), 1 + rng.poisson(7 * activity))
+        fu = np.repeat(np.arange(n), k)
+        ft = self.interest_talents(rng, theta, fu)
+        inflated = np.nonzero(self.inflated)[0]
+        if len(inflated):
+            b = bot[fu]
+            ft[b] = inflated[rng.integers(0, len(inflated), int(b.sum()))]
+        pair = np.unique(fu * self.sc.talents + ft)
+        fu, ft = pair // self.sc.talents, pair % self.sc.talents
+        since = rng.integers(0, DAYS, len(fu))
+        w.rows("follows", (f"u{lo + fu[j]},t{ft[j]},{DATES[since[j]]}" for j in range(len(fu))))
+        real = ~bot[fu]
+        self.aud_n += np.bincount(ft[real], minlength=self.sc.talents)
+        self.aud_bots += np.bincount(ft[~real], minlength=self.sc.talents)
+        for c in range(C):
+            self.aud_interest[:, c] += np.bincount(ft[real], weights=theta[fu[real], c],
+                                                   minlength=self.sc.talents)
+        self.aud_price += np.bincount(ft[real], weights=logp[fu[real]], minlength=self.sc.talents)
+        # engagement: 70% with followed talents' content, 30% discovery by interest
+        m = np.where(bot, 0, 1 + rng.poisson(6.5 * activity))
+        eu = np.repeat(np.arange(n), m)
+        et = self.interest_talents(rng, theta, eu)
+        follow_start = np.searchsorted(fu, np.arange(n))
+        follow_n = np.bincount(fu, minlength=n)
+        use_follow = (rng.random(len(eu)) < 0.7) & (follow_n[eu] > 0)
+        pick = follow_start[eu] + (rng.random(len(eu)) * np.maximum(follow_n[eu], 1)).astype(int)
+        et = np.where(use_follow, ft[np.minimum(pick, len(ft) - 1)] if len(ft) else et, et)
+        ec = self.content_start[et] + (rng.random(len(eu)) * self.content_count[et]).astype(int)
+        pair = np.unique(eu * len(self.content_talent) + ec)
+        eu, ec = pair // len(self.content_talent), pair % len(self.content_talent)
+        et = self.content_talent[ec]
+        cat = self.talent_primary[et]
+        fit = theta[eu, cat] * C
+        E = len(eu)
+        views = 1 + rng.poisson(1 + fit)
+        likes = rng.binomial(views, np.clip(0.15 * fit, 0, 0.9))
+        comments = rng.binomial(views, np.clip(0.03 * fit, 0, 0.5))
+        shares = rng.binomial(views, np.clip(0.02 * fit, 0, 0.5))
+        watch = views * rng.uniform(5, 60, E) * np.clip(fit, 0.2, 3)
+        last = rng.integers(0, DAYS, E)
+        w.rows("engaged_with", (
+            f"u{lo + eu[j]},v{ec[j]},{views[j]},{likes[j]},{comments[j]},{shares[j]},"
+            f"{watch[j]:.1f},{DATES[last[j]]}" for j in range(E)))
+        # content-driven purchases: engagement with content that features a product
+        prod = self.content_product[ec]
+        has = prod >= 0
+        pcat = self.prod_cat[np.maximum(prod, 0)]
+        pfit = np.exp(-((np.log(self.prod_price[np.maximum(prod, 0)]) - logp[eu]) ** 2) / 0.72)
+        p_buy = np.clip(0.08 * theta[eu, pcat] * C * self.skill[et] * pfit, 0, 0.6)
+        buy = has & (rng.random(E) < p_buy)
+        rows = []
+        for j in np.nonzero(buy)[0]:
+            p = prod[j]
+            rows.append((lo + eu[j], p, self.prod_price[p], last[j], f"t{et[j]}", f"v{ec[j]}"))
+        # organic purchases by interest and price
+        o = np.where(bot, 0, rng.poisson(1.2 * activity))
+        ou = np.repeat(np.arange(n), o)
+        oc = _pick_rows(rng, theta[ou])
+        for c in range(C):
+            ix = np.nonzero(oc == c)[0]
+            if not len(ix) or not len(self.cat_products[c]):
+                continue
+            cand = self.cat_products[c][_pick(rng, self.cat_prod_cum[c], len(ix))]
+            fitp = np.exp(-((np.log(self.prod_price[cand]) - logp[ou[ix]]) ** 2) / 0.72)
+            keep = rng.random(len(ix)) < fitp
+            days = rng.integers(0, DAYS, len(ix))
+            for j, p, d in zip(ou[ix][keep], cand[keep], days[keep], strict=True):
+                rows.append((lo + j, p, self.prod_price[p], d, "", ""))
+        rows.sort(key=lambda r: (r[0], r[3], r[1]))
+        qty = rng.integers(1, 3, len(rows))
+        base = self.n_orders
+        self.n_orders += len(rows)
+        w.rows("purchased", (
+            f"u{r[0]},p{r[1]},o{base + j},{r[2] * qty[j]:.2f},{DATES[r[3]]},{r[4]},{r[5]}"
+            for j, r in enumerate(rows)))
+
+    def interest_talents(self, rng: np.random.Generator, theta: FloatArray,
+                         rows: IntArray) -> IntArray:
+        """For each entry of ``rows`` (a user in the chunk), a talent picked by the user's interests."""
+        cats = _pick_rows(rng, theta[rows])
+        out = np.zeros(len(rows), dtype=np.int64)
+        for c in range(self.C):
+            ix = np.nonzero(cats == c)[0]
+            if len(ix):
+                out[ix] = _pick(rng, self.cat_talent_cum[c], len(ix))
+        return out
+
+    # -- history -----------------------------------------------------------
+    def talent_stats(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        n = np.maximum(self.aud_n, 1)
+        interest = self.aud_interest / n[:, None]
+        logp = np.where(self.aud_n > 0, self.aud_price / n, self.cat_log_price.mean())
+        return self.aud_n * self.ext, interest, logp
+
+    def collaborations(self) -> None:
+        rng = self.rng(7)
+        T, M = self.sc.talents, self.sc.merchants
+        audience, interest, logp = self.talent_stats()
+        followers = np.round((self.aud_n + self.aud_bots) * self.ext).astype(np.int64)
+        fee = np.round(np.maximum(500, 0.1 * followers * np.exp(rng.normal(0, 0.3, T))), -1)
+        self.talent_fee, self.talent_followers = fee, followers
+        commission = np.round(rng.uniform(0.1, 0.3, T), 2)
+        capacity = rng.integers(2, 9, T)
+        regions = np.array(["East", "North", "South", "West", "Central"])
+        region = regions[rng.integers(0, 5, T)]
+        w = self.w
+        w.header("talent", "id,name,followers,fee,commission_rate,capacity,region")
+        w.rows("talent", (f"t{t},Talent {t},{followers[t]},{fee[t]:.0f},{commission[t]:.2f},"
+                          f"{capacity[t]},{region[t]}" for t in range(T)))
+        w.header("promoted", "src,dst,collab_id,gmv,orders,fee,time,campaign")
+        # merchants chose past partners the way the naive tools do: category match x popularity
+        pop = np.log1p(followers.astype(np.float64))
+        lines = []
+        cid = 0
+        for m in range(M):
+            cats = self.merchant_cats[m]
+            weight = self.talent_profile[:, cats].sum(axis=1) * pop + 0.05 * pop
+            k = min(T, int(rng.integers(1, 12)))
+            chosen = rng.choice(T, size=k, replace=False, p=weight / weight.sum())
+            prods = np.arange(self.prod_start[m], self.prod_start[m] + self.prod_count[m])
+            for t in np.sort(chosen):
+                p = int(rng.choice(prods))
+                c = self.prod_cat[p]
+                exp_orders = oracle_orders(audience[t:t + 1], interest[t:t + 1, c], self.skill[t:t + 1],
+                                           logp[t:t + 1], float(self.prod_price[p]))[0]
+                orders = int(rng.poisson(exp_orders * np.exp(rng.normal(-0.045, 0.3))))
+                gmv = orders * self.prod_price[p]
+                day = int(rng.integers(0, DAYS))
+                camp = ""
+                mc = self.merchant_campaigns[m]
+                if mc and rng.random() < 0.4:
+                    ci = mc[int(rng.integers(0, len(mc)))]
+                    camp = f"cp{ci}"
+                    day = int(rng.integers(self.camp_start[ci], self.camp_end[ci] + 1))
+                paid = fee[t] * float(np.exp(rng.normal(0, 0.1)))
+                lines.append(f"t{t},p{p},k{cid},{gmv:.2f},{orders},{paid:.0f},{DATES[day]},{camp}")
+                cid += 1
+        w.rows("promoted", lines)
+
+    def violations(self) -> None:
+        rng = self.rng(8)
+        T, M, P = self.sc.talents, self.sc.merchants, len(self.prod_cat)
+        kinds = {"Talent": ["false-advertising", "fake-engagement", "vulgar-content"],
+                 "Merchant": ["counterfeit", "late-shipping", "price-fraud"],
+                 "Product": ["illegal-product", "quality-failure", "mislabelled"]}
+        severities = np.array(["minor", "major", "severe"])
+        w = self.w
+        w.header("violation", "id,kind,severity,time,resolved")
+        w.header("has_violation", "src_label,src,dst")
+        v = 0
+        vrows, rrows = [], []
+        for label, prefix, n, rate in (("Talent", "t", T, 0.03), ("Merchant", "m", M, 0.03),
+                                       ("Product", "p", P, 0.02)):
+            who = np.nonzero(rng.random(n) < rate)[0]
+            if label == "Talent":  # bot-buying talents get caught more often
+                who = np.union1d(who, np.nonzero(self.inflated & (rng.random(n) < 0.3))[0])
+            for x in who:
+                sev = severities[rng.choice(3, p=[0.6, 0.3, 0.1])]
+                resolved = "true" if rng.random() < 0.5 else "false"
+                kind = kinds[label][int(rng.integers(0, 3))]
+                vrows.append(f"x{v},{kind},{sev},{DATES[int(rng.integers(0, DAYS))]},{resolved}")
+                rrows.append(f"{label},{prefix}{x},x{v}")
+                v += 1
+        w.rows("violation", vrows)
+        w.rows("has_violation", rrows)
+
+    def write_truth(self) -> None:
+        audience, interest, logp = self.talent_stats()
+        np.savez(self.truth / "talents.npz", audience=audience, interest=interest, log_price=logp,
+                 skill=self.skill, inflated=self.inflated, bot_followers=self.aud_bots * self.ext,
+                 profile=self.talent_profile)
+        np.savez(self.truth / "users.npz", is_bot=self.user_is_bot, log_price=self.user_log_price)
+        np.savez(self.truth / "products.npz", category=self.prod_cat, price=self.prod_price,
+                 merchant=self.prod_merchant)
+        meta = {"scale": asdict(self.sc), "seed": self.seed, "platform_users": PLATFORM_USERS,
+                "gmv_model": GMV_MODEL, "orders": self.n_orders,
+                "note": "latent truth for evaluation only; the matcher never reads it"}
+        (self.truth / "truth.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def _pick_rows(rng: np.random.Generator, probs: FloatArray) -> IntArray:
+    """One category per row of a row-stochastic matrix."""
+    cum = np.cumsum(probs, axis=1)
+    u = rng.random(len(probs)) * cum[:, -1]
+    return np.minimum((cum < u[:, None]).sum(axis=1), probs.shape[1] - 1)  # type: ignore[no-any-return]
