@@ -63,6 +63,9 @@ class SQLiteStore:
         The database file; created if absent.
     """
 
+    #: :meth:`write` is one transaction: the loader may validate while it writes.
+    atomic_writes = True
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.uri = f"sqlite:///{self.path}"
@@ -125,7 +128,7 @@ class SQLiteStore:
     def _write_nodes(self, b: NodeBatch) -> None:
         spec = node_spec(b.label)
         cols = ("id", *spec.field_names)
-        upd = ", ".join(f"{c} = excluded.{c}" for c in spec.field_names) or "id = excluded.id"
+        upd = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in spec.field_names) or "id = excluded.id"
         sql = (f"INSERT INTO {_ntab(b.label)} ({', '.join(cols)}) "  # noqa: S608 - allow-listed
                f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT(id) DO UPDATE SET {upd}")
         self._db.executemany(sql, ([r.get(c) for c in cols] for r in b.rows))
@@ -134,7 +137,7 @@ class SQLiteStore:
         spec = rel_spec(b.rel_type)
         names = spec.field_names
         key = ["src_label", "src", "dst"] + ([spec.key] if spec.key else [])
-        upd = ", ".join(f"{c} = excluded.{c}" for c in names if c != spec.key)
+        upd = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in names if c != spec.key)
         conflict = f"DO UPDATE SET {upd}" if upd else "DO NOTHING"
         extra = "".join(f", ?{i + 4}" for i in range(len(names)))
         sql = (f"INSERT INTO {_rtab(b.rel_type)} (src_label, src, dst"  # noqa: S608 - allow-listed

@@ -1,17 +1,18 @@
-"""Validate a folder of import files completely, then write it to a store in batches."""
+"""Validate a folder of import files and write it to a store in batches, all or nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from kolmatch.errors import InputError
 from kolmatch.graph.model import NODE_BY_FILE, NODES, REL_BY_FILE, RELATIONSHIPS, NodeSpec, RelSpec
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch, WriteBatch
-from kolmatch.loaders.reader import ProblemLog, read_rows
+from kolmatch.loaders.reader import ProblemLog, Row, read_rows
 
 __all__ = ["BATCH_ROWS", "ImportFile", "LoadReport", "discover", "load_folder", "validate_folder"]
 
@@ -30,7 +31,7 @@ class ImportFile:
 
 @dataclass
 class LoadReport:
-    """What a validation found: valid rows per file."""
+    """Valid rows per file."""
 
     rows: dict[str, int] = field(default_factory=dict)
 
@@ -67,162 +68,181 @@ def discover(folder: Path, log: ProblemLog) -> list[ImportFile]:
     return out
 
 
-def _progress(total: int, desc: str) -> Callable[[int], None]:
-    from tqdm import tqdm
+class _Batcher:
+    """Groups valid rows into write batches per (label or type, source label)."""
 
-    bar = tqdm(total=total, desc=desc, unit="row", unit_scale=True, leave=False, disable=None)
+    def __init__(self) -> None:
+        self.pending: dict[tuple[str, str], list[Row]] = {}
 
-    def step(n: int) -> None:
-        bar.update(n)
-        if n == 0:
-            bar.close()
+    def add(self, spec: NodeSpec | RelSpec, src_label: str, row: Row) -> WriteBatch | None:
+        key = (spec.label if isinstance(spec, NodeSpec) else spec.type, src_label)
+        rows = self.pending.setdefault(key, [])
+        rows.append(row)
+        if len(rows) >= BATCH_ROWS:
+            del self.pending[key]
+            return self._batch(spec, src_label, rows)
+        return None
 
-    return step
+    def flush(self, spec: NodeSpec | RelSpec) -> Iterator[WriteBatch]:
+        name = spec.label if isinstance(spec, NodeSpec) else spec.type
+        for (k, src_label), rows in list(self.pending.items()):
+            if k == name:
+                del self.pending[(k, src_label)]
+                yield self._batch(spec, src_label, rows)
+
+    @staticmethod
+    def _batch(spec: NodeSpec | RelSpec, src_label: str, rows: list[Row]) -> WriteBatch:
+        if isinstance(spec, NodeSpec):
+            return NodeBatch(spec.label, rows)
+        return RelBatch(spec.type, src_label, rows)
 
 
-def validate_folder(folder: Path, store: GraphStore, *, progress: bool = False) -> tuple[
-        list[ImportFile], LoadReport]:
-    """Read every file of ``folder`` and check it; write nothing.
+class _Validation:
+    """One pass over the files: checks every row and yields the valid ones in batches.
 
-    Checks: file names, headers, value types, duplicate node ids (within the
-    folder), duplicate relationship keys, and that every relationship's
-    endpoints exist in the folder or already in the store.
+    Checks: file names, headers, value types, duplicate node ids within the
+    folder, duplicate relationship keys within a file, and that every
+    relationship's endpoints are in the folder or already in the store.
+    Problems go to ``log``; the caller must not keep what was yielded if
+    ``log`` is not empty at the end.
+    """
+
+    def __init__(self, folder: Path, store: GraphStore) -> None:
+        self.store = store
+        self.log = ProblemLog()
+        self.files = discover(folder, self.log)
+        self.report = LoadReport()
+        # id -> small int per label, for endpoint checks and duplicate detection
+        self.index: dict[str, dict[str, int]] = {n.label: {} for n in NODES}
+
+    def batches(self, step: Callable[[int], None] | None = None) -> Iterator[WriteBatch]:
+        batcher = _Batcher()
+        for f in self.files:
+            rows = self._nodes(f) if isinstance(f.spec, NodeSpec) else self._rels(f)
+            n = 0
+            for src_label, row in rows:
+                n += 1
+                batch = batcher.add(f.spec, src_label, row)
+                if batch is not None:
+                    yield batch
+                    if step:
+                        step(len(batch.rows))
+            for batch in batcher.flush(f.spec):
+                yield batch
+                if step:
+                    step(len(batch.rows))
+            self.report.rows[f.path.name] = n
+
+    def _nodes(self, f: ImportFile) -> Iterator[tuple[str, Row]]:
+        spec = f.spec
+        assert isinstance(spec, NodeSpec)
+        name, ids = f.path.name, self.index[spec.label]
+        first_line: dict[str, int] = {}
+        for line, row in read_rows(f.path, spec, self.log):
+            nid = row["id"]
+            if nid in ids:
+                self.log.add(name, line, "id", f"duplicate id {nid!r} (first at line "
+                             f"{first_line.get(nid, '?')})")
+                continue
+            ids[nid] = len(ids)
+            first_line[nid] = line
+            yield spec.label, row
+
+    def _rels(self, f: ImportFile) -> Iterator[tuple[str, Row]]:
+        spec = f.spec
+        assert isinstance(spec, RelSpec)
+        name, log, index = f.path.name, self.log, self.index
+        unresolved: list[tuple[int, str, Row]] = []
+        ident: tuple[list[int], list[int], list[int]] = ([], [], [])
+        lines: list[int] = []
+        key_ids: dict[str, int] = {}
+        dst_ids = index[spec.dst]
+        for line, row in read_rows(f.path, spec, log):
+            src_label = row.get("src_label", spec.src[0])
+            s = index[src_label].get(row["src"])
+            d = dst_ids.get(row["dst"])
+            if s is None or d is None:
+                unresolved.append((line, src_label, row))
+                continue
+            # The row's identity as three ints; duplicates are found by sorting once per file.
+            third = spec.src.index(src_label)
+            if spec.key:
+                third += 4 * key_ids.setdefault(row[spec.key], len(key_ids))
+            ident[0].append(s)
+            ident[1].append(d)
+            ident[2].append(third)
+            lines.append(line)
+            yield src_label, row
+        yield from self._resolve_in_store(name, spec, unresolved)
+        if lines:
+            arr = np.asarray(ident, dtype=np.int64)
+            order = np.lexsort(arr[::-1])
+            srt = arr[:, order]
+            dup = np.nonzero((srt[:, 1:] == srt[:, :-1]).all(axis=0))[0]
+            what = f"(same {spec.key}) " if spec.key else "(same source and target) "
+            for j in dup:
+                log.add(name, lines[order[j + 1]], spec.key or "dst",
+                        f"duplicate relationship {what}of line {lines[order[j]]}")
+
+    def _resolve_in_store(self, name: str, spec: RelSpec,
+                          unresolved: list[tuple[int, str, Row]]) -> Iterator[tuple[str, Row]]:
+        """Endpoints not in the folder may already be in the store."""
+        wanted: dict[str, set[str]] = {}
+        for _, src_label, row in unresolved:
+            for col, label in (("src", src_label), ("dst", spec.dst)):
+                if row[col] not in self.index[label]:
+                    wanted.setdefault(label, set()).add(row[col])
+        missing = {label: self.store.missing_ids(label, sorted(ids)) for label, ids in wanted.items()}
+        for line, src_label, row in unresolved:
+            ok = True
+            for col, label in (("src", src_label), ("dst", spec.dst)):
+                if row[col] in missing.get(label, ()):
+                    self.log.add(name, line, col, f"unknown {label} id {row[col]!r}: not in "
+                                 f"{node_spec_file(label)} nor in the store")
+                    ok = False
+            if ok:
+                yield src_label, row
+
+
+def node_spec_file(label: str) -> str:
+    """The import file stem of a node label, for messages."""
+    return next(n.file for n in NODES if n.label == label) + ".csv"
+
+
+def _raise_if(log: ProblemLog) -> None:
+    if log:
+        raise InputError(log.problems, log.truncated)
+
+
+def validate_folder(folder: str | Path, store: GraphStore) -> LoadReport:
+    """Read and check every file of ``folder``; write nothing.
 
     Raises
     ------
     InputError
         With every problem found (capped per file), each naming file, line and field.
     """
-    log = ProblemLog()
-    files = discover(folder, log)
-    report = LoadReport()
-    # id -> small int per label, for endpoint checks and duplicate detection.
-    index: dict[str, dict[str, int]] = {n.label: {} for n in NODES}
-    for f in files:
-        name = f.path.name
-        n_ok = 0
-        if isinstance(f.spec, NodeSpec):
-            ids = index[f.spec.label]
-            first_line: dict[str, int] = {}
-            for line, row in read_rows(f.path, f.spec, log):
-                nid = row["id"]
-                if nid in ids:
-                    log.add(name, line, "id", f"duplicate id {nid!r} (first at line "
-                            f"{first_line.get(nid, '?')})")
-                    continue
-                ids[nid] = len(ids)
-                if len(first_line) < 1_000_000:
-                    first_line[nid] = line
-                n_ok += 1
-        else:
-            n_ok = _validate_rels(f, index, store, log)
-        report.rows[name] = n_ok
-    if log:
-        raise InputError(log.problems, log.truncated)
-    return files, report
+    v = _Validation(Path(folder), store)
+    for _ in v.batches():
+        pass
+    _raise_if(v.log)
+    return v.report
 
 
-def _validate_rels(f: ImportFile, index: dict[str, dict[str, int]], store: GraphStore,
-                   log: ProblemLog) -> int:
-    spec = f.spec
-    assert isinstance(spec, RelSpec)
-    name = f.path.name
-    unresolved: dict[tuple[str, str], list[tuple[int, str]]] = {}
-    cols: tuple[list[int], list[int], list[int]] = ([], [], [])
-    lines: list[int] = []
-    key_ids: dict[str, int] = {}
-    n_ok = 0
-    for line, row in read_rows(f.path, spec, log):
-        src_label = row.get("src_label", spec.src[0])
-        ok = True
-        ends = []
-        for col, label in (("src", src_label), ("dst", spec.dst)):
-            i = index[label].get(row[col])
-            if i is None:
-                unresolved.setdefault((label, row[col]), []).append((line, col))
-                ok = False
-                i = -1
-            ends.append(i)
-        if not ok:
-            continue
-        n_ok += 1
-        # The row's identity as three ints; duplicates are found by sorting once per file.
-        third = spec.src.index(src_label)
-        if spec.key:
-            third += 4 * key_ids.setdefault(row[spec.key], len(key_ids))
-        cols[0].append(ends[0])
-        cols[1].append(ends[1])
-        cols[2].append(third)
-        lines.append(line)
-    # Endpoints not in the folder may already be in the store.
-    by_label: dict[str, list[str]] = {}
-    for (label, nid) in unresolved:
-        by_label.setdefault(label, []).append(nid)
-    for label, ids in by_label.items():
-        missing = store.missing_ids(label, ids)
-        for nid in ids:
-            if nid in missing:
-                for line, col in unresolved[(label, nid)]:
-                    log.add(name, line, col, f"unknown {label} id {nid!r}: not in "
-                            f"{NODES_BY_LABEL_FILE[label]} nor in the store")
-            else:
-                n_ok += len(unresolved[(label, nid)])
-    if lines:
-        arr = np.asarray(cols, dtype=np.int64)
-        order = np.lexsort(arr[::-1])
-        s = arr[:, order]
-        dup = np.nonzero((s[:, 1:] == s[:, :-1]).all(axis=0))[0]
-        what = f"({spec.key}) " if spec.key else "(same source and target) "
-        for j in dup[:50]:
-            log.add(name, lines[order[j + 1]], spec.key or "dst",
-                    f"duplicate relationship {what}of line {lines[order[j]]}")
-    return n_ok
+def _progress(desc: str) -> Callable[[int], None]:
+    from tqdm import tqdm
 
-
-NODES_BY_LABEL_FILE = {n.label: n.file + ".csv" for n in NODES}
-
-
-def _batches(files: list[ImportFile], step: Callable[[int], None] | None) -> Iterator[WriteBatch]:
-    sink = ProblemLog()
-    for f in files:
-        spec = f.spec
-        if isinstance(spec, NodeSpec):
-            rows: list[dict[str, object]] = []
-            for _, row in read_rows(f.path, spec, sink):
-                rows.append(row)
-                if len(rows) >= BATCH_ROWS:
-                    yield NodeBatch(spec.label, rows)
-                    if step:
-                        step(len(rows))
-                    rows = []
-            if rows:
-                yield NodeBatch(spec.label, rows)
-                if step:
-                    step(len(rows))
-        else:
-            by_src: dict[str, list[dict[str, object]]] = {s: [] for s in spec.src}
-            for _, row in read_rows(f.path, spec, sink):
-                src_label = str(row.get("src_label", spec.src[0]))
-                bucket = by_src[src_label]
-                bucket.append(row)
-                if len(bucket) >= BATCH_ROWS:
-                    yield RelBatch(spec.type, src_label, bucket)
-                    if step:
-                        step(len(bucket))
-                    by_src[src_label] = []
-            for src_label, bucket in by_src.items():
-                if bucket:
-                    yield RelBatch(spec.type, src_label, bucket)
-                    if step:
-                        step(len(bucket))
-    if sink:  # the files changed between validation and writing
-        raise InputError(sink.problems, sink.truncated)
+    bar = tqdm(desc=desc, unit="row", unit_scale=True, leave=False, disable=None)
+    return lambda n: bar.update(n)
 
 
 def load_folder(folder: str | Path, store: GraphStore, *, progress: bool = False) -> LoadReport:
-    """Validate ``folder`` completely, then upsert it into ``store``.
+    """Validate ``folder`` completely and upsert it into ``store``: all of it or nothing.
 
-    Nothing is written unless every file is valid. Loading the same folder
+    On a transactional store (SQLite) validation and writing are one pass in one
+    transaction, rolled back on any problem. On Neo4j the folder is validated
+    first and written only if valid, in idempotent batches, so a write that
+    fails part-way can be run again to completion. Loading the same folder
     twice leaves the same counts.
 
     Parameters
@@ -246,9 +266,18 @@ def load_folder(folder: str | Path, store: GraphStore, *, progress: bool = False
     """
     folder = Path(folder)
     store.ensure_schema()
-    files, report = validate_folder(folder, store, progress=progress)
-    step = _progress(report.total, "load") if progress else None
-    store.write(_batches(files, step))
-    if step:
-        step(0)
+    step = _progress("load") if progress else None
+    if getattr(store, "atomic_writes", False):
+        v = _Validation(folder, store)
+
+        def checked() -> Iterator[WriteBatch]:
+            yield from v.batches(step)
+            _raise_if(v.log)  # raised inside the write: the transaction rolls back
+
+        store.write(checked())
+        return v.report
+    report = validate_folder(folder, store)
+    store.write(_Validation(folder, store).batches(step))
     return report
+
+
