@@ -241,6 +241,8 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
     reader = csv.reader(_decoded_lines(path, name, log), strict=True)
     try:
         header = next(reader, None)
+        while header is not None and not any(h.strip() for h in header):  # blank lines
+            header = next(reader, None)
     except csv.Error as exc:
         log.add(name, 1, "", f"malformed CSV header: {exc}")
         return

@@ -1,0 +1,116 @@
+"""Every Cypher statement kolmatch sends, as builder functions over the domain model's allow-list.
+
+Values are always ``$parameters``; labels, relationship types and property
+names are interpolated only after :func:`_label` / :func:`_rel` / :func:`_props`
+have checked them against :mod:`kolmatch.graph.model`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kolmatch.graph.model import NODES, RELATIONSHIPS, node_spec, rel_spec
+
+__all__ = [
+    "DELETE_ALL",
+    "constraint_statements",
+    "count_nodes",
+    "count_rels",
+    "edge_rows",
+    "missing_ids",
+    "node_rows",
+    "upsert_nodes",
+    "upsert_rels",
+]
+
+
+def _label(label: str) -> str:
+    return node_spec(label).label  # KeyError for anything not in the model
+
+
+def _rel(rel_type: str) -> str:
+    return rel_spec(rel_type).type
+
+
+def _props(allowed: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    bad = [p for p in wanted if p not in allowed]
+    if bad:
+        raise KeyError(f"properties not in the domain model: {bad}")
+    return list(wanted)
+
+
+#: Delete every node and relationship in batches (auto-commit transaction only).
+DELETE_ALL = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+
+
+def constraint_statements() -> list[str]:
+    """Schema, created before any load.
+
+    Steps: a uniqueness constraint on ``id`` for every label (it also serves
+    the id lookups of MERGE and MATCH), and a range index on the key property
+    of keyed relationship types (order ids, collaboration ids).
+    """
+    out = [f"CREATE CONSTRAINT {n.file}_id IF NOT EXISTS FOR (n:{n.label}) REQUIRE n.id IS UNIQUE"
+           for n in NODES]
+    out += [f"CREATE INDEX {r.file}_{r.key} IF NOT EXISTS FOR ()-[r:{r.type}]-() ON (r.{r.key})"
+            for r in RELATIONSHIPS if r.key]
+    return out
+
+
+def upsert_nodes(label: str) -> str:
+    """Upsert a batch of nodes: ``$rows`` is a list of ``{id, props}``.
+
+    Steps: unwind the rows; MERGE on the unique id; add the given properties
+    (properties a row leaves out keep their stored value).
+    """
+    return f"UNWIND $rows AS row MERGE (n:{_label(label)} {{id: row.id}}) SET n += row.props"
+
+
+def upsert_rels(rel_type: str, src_label: str) -> str:
+    """Upsert a batch of relationships: ``$rows`` is a list of ``{src, dst, key, props}``.
+
+    Steps: unwind the rows; find both endpoints by their unique ids (the loader
+    has checked they exist); MERGE the relationship on (source, target) or, for
+    keyed types, on (source, target, key); add the given properties.
+    """
+    spec = rel_spec(rel_type)
+    if src_label not in spec.src:
+        raise KeyError(f"{rel_type} does not start at {src_label}")
+    key = f" {{{spec.key}: row.key}}" if spec.key else ""
+    return (f"UNWIND $rows AS row "
+            f"MATCH (s:{_label(src_label)} {{id: row.src}}) "
+            f"MATCH (d:{_label(spec.dst)} {{id: row.dst}}) "
+            f"MERGE (s)-[r:{_rel(rel_type)}{key}]->(d) SET r += row.props")
+
+
+def missing_ids(label: str) -> str:
+    """Those of ``$ids`` that no node of the label has."""
+    return (f"UNWIND $ids AS id OPTIONAL MATCH (n:{_label(label)} {{id: id}}) "
+            f"WITH id, n WHERE n IS NULL RETURN id")
+
+
+def count_nodes(label: str) -> str:
+    """Nodes of a label (answered from the count store)."""
+    return f"MATCH (n:{_label(label)}) RETURN count(n) AS n"
+
+
+def count_rels(rel_type: str) -> str:
+    """Relationships of a type (answered from the count store)."""
+    return f"MATCH ()-[r:{_rel(rel_type)}]->() RETURN count(r) AS n"
+
+
+def node_rows(label: str, fields: Sequence[str]) -> str:
+    """Every node of a label with its id and the named properties."""
+    spec = node_spec(label)
+    cols = "".join(f", n.{f} AS {f}" for f in _props(spec.field_names, fields))
+    return f"MATCH (n:{_label(label)}) RETURN n.id AS id{cols}"
+
+
+def edge_rows(rel_type: str, src_label: str, fields: Sequence[str]) -> str:
+    """Every relationship of a type from a source label, with endpoint ids and properties."""
+    spec = rel_spec(rel_type)
+    if src_label not in spec.src:
+        raise KeyError(f"{rel_type} does not start at {src_label}")
+    cols = "".join(f", r.{f} AS {f}" for f in _props(spec.field_names, fields))
+    return (f"MATCH (s:{_label(src_label)})-[r:{_rel(rel_type)}]->(d:{_label(spec.dst)}) "
+            f"RETURN s.id AS src, d.id AS dst{cols}")

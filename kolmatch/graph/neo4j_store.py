@@ -1,0 +1,170 @@
+"""The Neo4j store: the GraphStore protocol over the official driver, with batched idempotent writes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import neo4j
+from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, SessionExpired
+
+from kolmatch.errors import StoreError, StoreUnavailable
+from kolmatch.graph import cypher
+from kolmatch.graph.model import NODES, RELATIONSHIPS, FieldType, node_spec, rel_spec
+from kolmatch.graph.store import EdgeRows, NodeBatch, NodeRows, WriteBatch
+
+__all__ = ["Neo4jStore"]
+
+_READ_CHUNK = 200_000
+T = TypeVar("T")
+
+
+class Neo4jStore:
+    """A graph in Neo4j, reached through one driver for the process.
+
+    Writes are batched ``UNWIND ... MERGE`` statements in managed transactions
+    (retried by the driver on transient errors, so each is idempotent); nodes
+    go before relationships and relationship batches run one after another to
+    avoid lock contention. A write that fails part-way leaves complete batches
+    behind and can be run again to completion with no duplicates.
+
+    Parameters
+    ----------
+    uri
+        ``neo4j://``, ``neo4j+s://`` or ``bolt://`` URI.
+    auth
+        (user, password).
+    database
+        The database every query names.
+    """
+
+    #: Loads are batched transactions, not one: the loader validates first.
+    atomic_writes = False
+
+    def __init__(self, uri: str, auth: tuple[str, str], database: str = "neo4j") -> None:
+        self.uri = uri
+        self.database = database
+        try:
+            self._driver = neo4j.GraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
+        except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
+            raise StoreError(f"bad Neo4j URI {uri!r}: {exc}") from exc
+
+    @classmethod
+    def from_env(cls, uri: str) -> Neo4jStore:
+        """Open with ``NEO4J_USER`` / ``NEO4J_PASSWORD`` / ``NEO4J_DATABASE`` from the environment."""
+        password = os.environ.get("NEO4J_PASSWORD")
+        if password is None:
+            raise StoreError("NEO4J_PASSWORD is not set (and NEO4J_USER, default 'neo4j')")
+        return cls(uri, (os.environ.get("NEO4J_USER", "neo4j"), password),
+                   os.environ.get("NEO4J_DATABASE", "neo4j"))
+
+    def _guard(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (ServiceUnavailable, SessionExpired, OSError) as exc:
+            raise StoreUnavailable(f"Neo4j at {self.uri} is unavailable: {exc}") from exc
+        except AuthError as exc:
+            raise StoreUnavailable(f"Neo4j at {self.uri} refused the credentials "
+                                   f"(check NEO4J_USER / NEO4J_PASSWORD)") from exc
+        except Neo4jError as exc:
+            raise StoreError(f"Neo4j at {self.uri}: {exc.code}: {exc.message}") from exc
+
+    def _query(self, query: str, routing: str = "r", **params: Any) -> list[neo4j.Record]:
+        route = neo4j.RoutingControl.READ if routing == "r" else neo4j.RoutingControl.WRITE
+        return self._guard(lambda: self._driver.execute_query(
+            query, parameters_=params, database_=self.database, routing_=route).records)
+
+    def ensure_schema(self) -> None:
+        for stmt in cypher.constraint_statements():
+            self._query(stmt, routing="w")
+        self._query("CALL db.awaitIndexes(300)", routing="w")
+
+    def missing_ids(self, label: str, ids: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        q = cypher.missing_ids(label)
+        for i in range(0, len(ids), 10_000):
+            out.update(r["id"] for r in self._query(q, ids=list(ids[i:i + 10_000])))
+        return out
+
+    def write(self, batches: Iterable[WriteBatch]) -> None:
+        def run(tx: neo4j.ManagedTransaction, query: str, rows: list[dict[str, Any]]) -> None:
+            tx.run(query, rows=rows).consume()
+
+        def go() -> None:
+            with self._driver.session(database=self.database) as session:
+                for b in batches:
+                    if isinstance(b, NodeBatch):
+                        names = node_spec(b.label).field_names
+                        q = cypher.upsert_nodes(b.label)
+                        rows = [{"id": r["id"], "props": {k: r[k] for k in names if k in r}}
+                                for r in b.rows]
+                    else:
+                        spec = rel_spec(b.rel_type)
+                        q = cypher.upsert_rels(b.rel_type, b.src_label)
+                        names = spec.field_names
+                        rows = [{"src": r["src"], "dst": r["dst"],
+                                 "key": r.get(spec.key) if spec.key else None,
+                                 "props": {k: r[k] for k in names if k in r}} for r in b.rows]
+                    session.execute_write(run, q, rows)
+
+        self._guard(go)
+
+    def counts(self) -> dict[str, int]:
+        out = {n.label: self._query(cypher.count_nodes(n.label))[0]["n"] for n in NODES}
+        out.update({r.type: self._query(cypher.count_rels(r.type))[0]["n"] for r in RELATIONSHIPS})
+        return out
+
+    def node_rows(self, label: str, fields: Sequence[str]) -> NodeRows:
+        bools = {f.name for f in node_spec(label).fields if f.type is FieldType.BOOL}
+        recs = self._query(cypher.node_rows(label, fields))
+        return NodeRows([r["id"] for r in recs],
+                        {f: [_plain(r[f], f in bools) for r in recs] for f in fields})
+
+    def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
+        q = cypher.edge_rows(rel_type, src_label, fields)
+        bools = {f.name for f in rel_spec(rel_type).fields if f.type is FieldType.BOOL}
+
+        def chunks() -> Iterator[EdgeRows]:
+            with self._driver.session(database=self.database,
+                                      default_access_mode=neo4j.READ_ACCESS) as session:
+                result = session.run(q)
+                src: list[str] = []
+                dst: list[str] = []
+                cols: dict[str, list[Any]] = {f: [] for f in fields}
+                for rec in result:
+                    src.append(rec["src"])
+                    dst.append(rec["dst"])
+                    for f in fields:
+                        cols[f].append(_plain(rec[f], f in bools))
+                    if len(src) >= _READ_CHUNK:
+                        yield EdgeRows(src, dst, cols)
+                        src, dst, cols = [], [], {f: [] for f in fields}
+                if src:
+                    yield EdgeRows(src, dst, cols)
+
+        it = chunks()
+        while True:
+            chunk = self._guard(lambda: next(it, None))
+            if chunk is None:
+                return
+            yield chunk
+
+    def clear(self) -> None:
+        """Delete every node and relationship (tests and benchmarks), in batches."""
+        def go() -> None:
+            with self._driver.session(database=self.database) as session:
+                # CALL ... IN TRANSACTIONS needs an auto-commit transaction
+                session.run(cypher.DELETE_ALL).consume()
+
+        self._guard(go)
+
+    def close(self) -> None:
+        self._driver.close()
+
+
+def _plain(v: Any, as_int_bool: bool) -> Any:
+    """Booleans as 0/1 like SQLite, so projections are identical whichever store holds the graph."""
+    if as_int_bool and isinstance(v, bool):
+        return int(v)
+    return v

@@ -1,0 +1,143 @@
+"""Projections: the graph read once into id-ordered numpy arrays, CSR matrices and networkx graphs.
+
+Nodes of a label are ordered by id (code-point order, sorted here rather than
+by the store, so every store gives the same order); an edge list holds the
+row indices of its endpoints in those orders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from kolmatch.graph.model import FieldType, node_spec, rel_spec
+from kolmatch.graph.store import GraphStore
+
+__all__ = ["EdgeList", "NodeTable", "edge_list", "node_table", "to_csr", "to_networkx"]
+
+
+@dataclass(frozen=True)
+class NodeTable:
+    """Every node of a label in id order, with property columns.
+
+    Numeric columns are float64 arrays (NaN where unset); text and date columns
+    are object arrays (None where unset).
+    """
+
+    label: str
+    ids: NDArray[np.str_]
+    columns: dict[str, NDArray[Any]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index_of(self, node_id: str) -> int:
+        """Row of ``node_id``; -1 if absent."""
+        i = int(np.searchsorted(self.ids, node_id))
+        return i if i < len(self.ids) and self.ids[i] == node_id else -1
+
+    def indices_of(self, node_ids: NDArray[np.str_] | list[str]) -> NDArray[np.int64]:
+        """Rows of ``node_ids``; -1 for absent ones."""
+        q = np.asarray(node_ids, dtype=self.ids.dtype if len(self.ids) else str)
+        i = np.searchsorted(self.ids, q)
+        i = np.minimum(i, max(len(self.ids) - 1, 0))
+        ok = (len(self.ids) > 0) & (self.ids[i] == q) if len(self.ids) else np.zeros(len(q), bool)
+        return np.where(ok, i, -1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class EdgeList:
+    """Relationships of a type from one source label, sorted by (source row, target row, properties)."""
+
+    rel_type: str
+    src_label: str
+    src: NDArray[np.int64]
+    dst: NDArray[np.int64]
+    columns: dict[str, NDArray[Any]]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def _column(values: list[Any], ftype: FieldType) -> NDArray[Any]:
+    if ftype in (FieldType.INT, FieldType.FLOAT, FieldType.BOOL):
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return np.array(values, dtype=object)
+
+
+def node_table(store: GraphStore, label: str, fields: tuple[str, ...] | None = None) -> NodeTable:
+    """Read every node of ``label`` into a :class:`NodeTable` ordered by id.
+
+    Parameters
+    ----------
+    store
+        Any :class:`~kolmatch.graph.store.GraphStore`.
+    label
+        A node label of the domain model.
+    fields
+        Properties to read; default all.
+    """
+    spec = node_spec(label)
+    fields = spec.field_names if fields is None else fields
+    types = {f.name: f.type for f in spec.fields}
+    rows = store.node_rows(label, fields)
+    ids = np.array(rows.ids, dtype=str)
+    order = np.argsort(ids, kind="stable")
+    cols = {f: _column(rows.columns[f], types[f])[order] for f in fields}
+    return NodeTable(label, ids[order], cols)
+
+
+def edge_list(store: GraphStore, rel_type: str, src: NodeTable, dst: NodeTable,
+              fields: tuple[str, ...] | None = None) -> EdgeList:
+    """Read every relationship of ``rel_type`` from ``src``'s label into an :class:`EdgeList`.
+
+    Endpoints are mapped to rows of ``src`` and ``dst`` (which must be
+    projections of the same store state); the list is sorted so that two
+    stores holding the same graph give identical arrays.
+    """
+    spec = rel_spec(rel_type)
+    fields = spec.field_names if fields is None else fields
+    types = {f.name: f.type for f in spec.fields}
+    s_parts: list[NDArray[np.int64]] = []
+    d_parts: list[NDArray[np.int64]] = []
+    c_parts: dict[str, list[NDArray[Any]]] = {f: [] for f in fields}
+    for chunk in store.edge_rows(rel_type, src.label, fields):
+        s_parts.append(src.indices_of(chunk.src))
+        d_parts.append(dst.indices_of(chunk.dst))
+        for f in fields:
+            c_parts[f].append(_column(chunk.columns[f], types[f]))
+    s = np.concatenate(s_parts) if s_parts else np.zeros(0, np.int64)
+    d = np.concatenate(d_parts) if d_parts else np.zeros(0, np.int64)
+    cols = {f: (np.concatenate(c_parts[f]) if c_parts[f] else np.zeros(0)) for f in fields}
+    keys: list[NDArray[Any]] = []
+    if spec.key and spec.key in cols:
+        keys.append(cols[spec.key].astype(str))
+    order = np.lexsort([*keys, d, s]) if len(s) else np.zeros(0, np.int64)
+    return EdgeList(rel_type, src.label, s[order], d[order], {f: c[order] for f, c in cols.items()})
+
+
+def to_csr(edges: EdgeList, shape: tuple[int, int], weight: str | None = None) -> sp.csr_matrix:
+    """Sparse (source x target) matrix; repeated pairs (keyed types) are summed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> e = EdgeList("FOLLOWS", "User", np.array([0, 1, 1]), np.array([1, 0, 1]), {})
+    >>> to_csr(e, (2, 2)).toarray().tolist()
+    [[0.0, 1.0], [1.0, 1.0]]
+    """
+    w = np.ones(len(edges)) if weight is None else np.nan_to_num(edges.columns[weight])
+    m = sp.csr_matrix((w, (edges.src, edges.dst)), shape=shape, dtype=np.float64)
+    m.sum_duplicates()
+    return m
+
+
+def to_networkx(matrix: sp.spmatrix, ids: NDArray[np.str_], *, directed: bool = False) -> nx.Graph:
+    """A networkx graph of a square adjacency matrix, nodes named by ``ids``."""
+    g = nx.from_scipy_sparse_array(matrix, create_using=nx.DiGraph if directed else nx.Graph)
+    return nx.relabel_nodes(g, dict(enumerate(ids.tolist())), copy=False)

@@ -1,0 +1,103 @@
+"""The Neo4j store against the real server `make test` starts: schema, loads, resume, parity."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kolmatch.graph.model import NODES, RELATIONSHIPS
+from kolmatch.graph.projection import edge_list, node_table
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import GraphStore
+from kolmatch.loaders.load import load_folder
+from kolmatch.loaders.load import _Validation  # the write path's batches, to cut a load short
+
+pytestmark = pytest.mark.neo4j
+
+
+def test_schema_has_a_uniqueness_constraint_per_label(neo4j_store: Any) -> None:
+    recs = neo4j_store._query("SHOW CONSTRAINTS YIELD labelsOrTypes, properties, type")
+    have = {(r["labelsOrTypes"][0], tuple(r["properties"])) for r in recs
+            if r["type"] == "UNIQUENESS"}
+    assert {(n.label, ("id",)) for n in NODES} <= have
+
+
+def test_tiny_load_counts_and_idempotent_reload(tiny_market: Path, neo4j_store: Any,
+                                                sqlite_store: SQLiteStore) -> None:
+    load_folder(tiny_market, neo4j_store)
+    load_folder(tiny_market, sqlite_store)
+    first = neo4j_store.counts()
+    assert first == sqlite_store.counts()
+    load_folder(tiny_market, neo4j_store)
+    assert neo4j_store.counts() == first
+
+
+def test_failed_then_resumed_load_has_no_duplicates(tiny_market: Path, neo4j_store: Any,
+                                                    sqlite_store: SQLiteStore) -> None:
+    # a load that dies after some batches (as a killed process would)
+    v = _Validation(tiny_market, neo4j_store)
+    with pytest.raises(RuntimeError):
+        neo4j_store.write(itertools.chain(itertools.islice(v.batches(), 5), _boom()))
+    partial = neo4j_store.counts()
+    assert 0 < sum(partial.values())
+    load_folder(tiny_market, neo4j_store)
+    load_folder(tiny_market, sqlite_store)
+    assert neo4j_store.counts() == sqlite_store.counts()
+
+
+def _boom():  # type: ignore[no-untyped-def]
+    raise RuntimeError("killed part-way")
+    yield
+
+
+def _assert_same_projections(a: GraphStore, b: GraphStore) -> None:
+    tables = {}
+    for n in NODES:
+        ta, tb = node_table(a, n.label), node_table(b, n.label)
+        assert np.array_equal(ta.ids, tb.ids), n.label
+        for f in ta.columns:
+            ca, cb = ta.columns[f], tb.columns[f]
+            if ca.dtype == object:
+                assert list(ca) == list(cb), (n.label, f)
+            else:
+                np.testing.assert_array_equal(ca, cb, err_msg=f"{n.label}.{f}")
+        tables[n.label] = (ta, tb)
+    for r in RELATIONSHIPS:
+        for src in r.src:
+            ea = edge_list(a, r.type, tables[src][0], tables[r.dst][0])
+            eb = edge_list(b, r.type, tables[src][1], tables[r.dst][1])
+            assert np.array_equal(ea.src, eb.src) and np.array_equal(ea.dst, eb.dst), r.type
+            for f in ea.columns:
+                ca, cb = ea.columns[f], eb.columns[f]
+                if ca.dtype == object:
+                    assert list(ca) == list(cb), (r.type, f)
+                else:
+                    np.testing.assert_array_equal(ca, cb, err_msg=f"{r.type}.{f}")
+
+
+def test_parity_tiny(tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore) -> None:
+    load_folder(tiny_market, neo4j_store)
+    load_folder(tiny_market, sqlite_store)
+    _assert_same_projections(sqlite_store, neo4j_store)
+
+
+@pytest.mark.slow
+def test_parity_s_market(s_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore) -> None:
+    load_folder(s_market, neo4j_store)
+    load_folder(s_market, sqlite_store)
+    assert neo4j_store.counts() == sqlite_store.counts()
+    assert sqlite_store.counts()["FOLLOWS"] > 300_000
+    _assert_same_projections(sqlite_store, neo4j_store)
+
+
+def test_cypher_in_ids_is_plain_data(neo4j_store: Any, tmp_path: Path) -> None:
+    d = tmp_path / "evil"
+    d.mkdir()
+    evil = "x'}) DETACH DELETE n //`"
+    (d / "category.csv").write_text(f'id,name\n"{evil}",Evil\nc2,Fine\n')
+    load_folder(d, neo4j_store)
+    assert sorted(neo4j_store.node_rows("Category", ("name",)).ids) == sorted([evil, "c2"])

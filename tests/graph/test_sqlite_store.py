@@ -1,0 +1,64 @@
+"""The embedded store: schema, atomic writes, projections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kolmatch.errors import StoreError
+from kolmatch.graph.projection import edge_list, node_table, to_csr
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import NodeBatch, RelBatch
+from kolmatch.loaders.load import load_folder
+
+
+def test_write_is_atomic(sqlite_store: SQLiteStore) -> None:
+    def batches():  # type: ignore[no-untyped-def]
+        yield NodeBatch("Category", [{"id": "c1", "name": "A"}])
+        raise RuntimeError("killed part-way")
+
+    with pytest.raises(RuntimeError):
+        sqlite_store.write(batches())
+    assert sqlite_store.counts()["Category"] == 0
+
+
+def test_relationships_key_on_their_key_property(sqlite_store: SQLiteStore) -> None:
+    sqlite_store.write([
+        NodeBatch("User", [{"id": "u1"}]),
+        NodeBatch("Product", [{"id": "p1", "name": "P", "price": 3.0}]),
+        RelBatch("PURCHASED", "User", [
+            {"src": "u1", "dst": "p1", "order_id": "o1", "amount": 3.0, "time": "2025-01-01"},
+            {"src": "u1", "dst": "p1", "order_id": "o2", "amount": 6.0, "time": "2025-01-02"},
+        ]),
+    ])
+    assert sqlite_store.counts()["PURCHASED"] == 2
+    u, p = node_table(sqlite_store, "User"), node_table(sqlite_store, "Product")
+    e = edge_list(sqlite_store, "PURCHASED", u, p)
+    assert to_csr(e, (1, 1), "amount").toarray().tolist() == [[9.0]]
+
+
+def test_projection_is_id_ordered(tiny_market: Path, sqlite_store: SQLiteStore) -> None:
+    load_folder(tiny_market, sqlite_store)
+    t = node_table(sqlite_store, "Talent")
+    assert list(t.ids) == sorted(t.ids)
+    assert t.index_of("t10") == list(t.ids).index("t10") and t.index_of("zz") == -1
+    u = node_table(sqlite_store, "User")
+    e = edge_list(sqlite_store, "FOLLOWS", u, t)
+    assert len(e) == sqlite_store.counts()["FOLLOWS"]
+    pairs = list(zip(e.src.tolist(), e.dst.tolist(), strict=True))
+    assert pairs == sorted(pairs)
+    assert np.isnan(t.columns["followers"]).sum() == 0
+
+
+def test_unknown_property_is_refused(sqlite_store: SQLiteStore) -> None:
+    with pytest.raises(StoreError):
+        sqlite_store.node_rows("Talent", ("password",))
+
+
+def test_counts_on_a_file_without_schema(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "empty.db")
+    with pytest.raises(StoreError, match="no kolmatch schema"):
+        store.counts()
+    store.close()

@@ -1,0 +1,74 @@
+"""Loading: counts, idempotent re-load, upsert semantics, all-or-nothing writes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kolmatch.errors import InputError
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.loaders.load import load_folder, validate_folder
+from tests.conftest import snapshot
+
+
+def _rows(folder: Path, name: str) -> int:
+    return len((folder / f"{name}.csv").read_text().splitlines()) - 1
+
+
+def test_counts_match_the_files(tiny_market: Path, sqlite_store: SQLiteStore) -> None:
+    report = load_folder(tiny_market, sqlite_store)
+    counts = sqlite_store.counts()
+    assert counts["User"] == _rows(tiny_market, "user") == 2000
+    assert counts["Talent"] == 100 and counts["Merchant"] == 20
+    assert counts["FOLLOWS"] == _rows(tiny_market, "follows")
+    assert counts["PURCHASED"] == _rows(tiny_market, "purchased")
+    assert counts["HAS_VIOLATION"] == _rows(tiny_market, "has_violation")
+    assert report.total == sum(_rows(tiny_market, p.stem) for p in tiny_market.glob("*.csv"))
+
+
+def test_loading_twice_is_idempotent(tiny_market: Path, sqlite_store: SQLiteStore) -> None:
+    load_folder(tiny_market, sqlite_store)
+    first = snapshot(sqlite_store)
+    load_folder(tiny_market, sqlite_store)
+    assert snapshot(sqlite_store) == first
+
+
+def test_a_second_folder_may_refer_to_stored_nodes(tiny_market: Path, sqlite_store: SQLiteStore,
+                                                   tmp_path: Path) -> None:
+    load_folder(tiny_market, sqlite_store)
+    d = tmp_path / "more"
+    d.mkdir()
+    (d / "follows.csv").write_text("src,dst,since\nu1,t1,2026-01-01\n")
+    (d / "talent.csv").write_text("id,name,fee\nt1,Renamed,123\n")
+    before = sqlite_store.counts()
+    load_folder(d, sqlite_store)
+    after = sqlite_store.counts()
+    existing = "u1" in {s for s in []}  # noqa: F841 - documents intent only
+    assert after["Talent"] == before["Talent"]
+    assert after["FOLLOWS"] in (before["FOLLOWS"], before["FOLLOWS"] + 1)
+    rows = sqlite_store.node_rows("Talent", ("name", "fee", "followers"))
+    i = rows.ids.index("t1")
+    # given values overwrite; values the row leaves empty keep what was stored
+    assert rows.columns["name"][i] == "Renamed" and rows.columns["fee"][i] == 123.0
+    assert rows.columns["followers"][i] is not None
+
+
+def test_validate_writes_nothing(tiny_market: Path, sqlite_store: SQLiteStore) -> None:
+    report = validate_folder(tiny_market, sqlite_store)
+    assert report.rows["user.csv"] == 2000
+    assert sqlite_store.counts()["User"] == 0
+
+
+def test_failure_inside_the_write_rolls_back(tiny_market: Path, sqlite_store: SQLiteStore,
+                                             tmp_path: Path) -> None:
+    d = tmp_path / "half"
+    shutil.copytree(tiny_market, d)
+    # the last file read (has_violation) is bad: everything before it was already written
+    # inside the transaction and must be rolled back
+    with (d / "has_violation.csv").open("a") as fh:
+        fh.write("Talent,t0,x_missing\n")
+    with pytest.raises(InputError):
+        load_folder(d, sqlite_store)
+    assert set(sqlite_store.counts().values()) == {0}

@@ -1,0 +1,89 @@
+"""The synthetic market: deterministic, heavy-tailed, interest-driven, truth kept apart."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from kolmatch.loaders.synthetic import GMV_MODEL, generate_market, oracle_orders
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    generate_market("tiny", 3, tmp_path / "a")
+    generate_market("tiny", 3, tmp_path / "b")
+    generate_market("tiny", 4, tmp_path / "c")
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert _digest(tmp_path / "a")["follows.csv"] != _digest(tmp_path / "c")["follows.csv"]
+    assert _digest(tmp_path / "a-truth") == _digest(tmp_path / "b-truth")
+
+
+def test_truth_is_a_separate_folder(tiny_market: Path) -> None:
+    truth = tiny_market.with_name(tiny_market.name + "-truth")
+    assert not any(p.suffix in (".npz", ".npy", ".json") for p in tiny_market.iterdir())
+    meta = json.loads((truth / "truth.json").read_text())
+    assert meta["gmv_model"]["K"] == GMV_MODEL["K"]
+    assert np.load(truth / "user_interest.npy").shape == (2000, 12)
+
+
+def test_audiences_are_heavy_tailed(s_market: Path) -> None:
+    # at tiny scale (100 talents, 2,000 users) audiences saturate; s shows the tail
+    with (s_market / "follows.csv").open() as fh:
+        deg = np.array(sorted(Counter(r["dst"] for r in csv.DictReader(fh)).values()))
+    top = deg[-len(deg) // 10:].sum() / deg.sum()
+    assert top > 0.4, f"top 10% of talents hold only {top:.0%} of follows (10% if uniform)"
+    assert deg.max() > 50 * np.median(deg)
+
+
+def test_followers_share_the_talents_interests(tiny_market: Path) -> None:
+    truth = tiny_market.with_name(tiny_market.name + "-truth")
+    talents = np.load(truth / "talents.npz")
+    interest = talents["interest"]
+    profile = talents["profile"]
+    has = talents["audience"] > 0
+    # audience interest in the talent's own categories beats the market average
+    own = (interest * (profile > 0)).sum(axis=1) / (profile > 0).sum(axis=1)
+    avg = interest.mean(axis=1)
+    assert (own[has] > avg[has]).mean() > 0.9
+
+
+def test_collaboration_gmv_follows_the_documented_model(tiny_market: Path) -> None:
+    truth = tiny_market.with_name(tiny_market.name + "-truth")
+    t = np.load(truth / "talents.npz")
+    p = np.load(truth / "products.npz")
+    exp, got = [], []
+    with (tiny_market / "promoted.csv").open() as fh:
+        for r in csv.DictReader(fh):
+            ti, pi = int(r["src"][1:]), int(r["dst"][1:])
+            c = p["category"][pi]
+            e = oracle_orders(t["audience"][ti:ti + 1], t["interest"][ti:ti + 1, c],
+                              t["skill"][ti:ti + 1], t["log_price"][ti:ti + 1],
+                              float(p["price"][pi]))[0]
+            exp.append(e)
+            got.append(int(r["orders"]))
+    corr = np.corrcoef(np.log1p(exp), np.log1p(got))[0, 1]
+    assert corr > 0.8
+    assert np.mean(got) == pytest_approx(np.mean(exp), rel=0.35)
+
+
+def pytest_approx(x: float, rel: float) -> object:
+    import pytest
+
+    return pytest.approx(x, rel=rel)
+
+
+def test_bots_never_engage_or_buy(tiny_market: Path) -> None:
+    truth = tiny_market.with_name(tiny_market.name + "-truth")
+    bots = {f"u{i}" for i in np.nonzero(np.load(truth / "users.npz")["is_bot"])[0]}
+    assert bots
+    for name in ("engaged_with", "purchased"):
+        with (tiny_market / f"{name}.csv").open() as fh:
+            assert not bots & {r["src"] for r in csv.DictReader(fh)}

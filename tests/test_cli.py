@@ -1,0 +1,50 @@
+"""The command line: exit codes and what it prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kolmatch.cli import main
+
+
+def test_generate_load_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = f"sqlite:///{tmp_path / 'k.db'}"
+    assert main(["generate", "--scale", "tiny", "--seed", "2", "--out", str(tmp_path / "m")]) == 0
+    assert main(["load", str(tmp_path / "m"), "--store", store]) == 0
+    capsys.readouterr()
+    assert main(["stats", "--store", store, "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["User"] == 2000 and counts["FOLLOWS"] > 5000
+
+
+def test_bad_input_exits_2_and_names_the_place(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "talent.csv").write_text("id,name,followers\nt1,A,many\n")
+    code = main(["load", str(d), "--store", f"sqlite:///{tmp_path / 'k.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "talent.csv:2: field 'followers': expected a whole number, got 'many'" in err
+    assert "nothing was written" in err
+
+
+def test_unreachable_store_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["stats", "--store", "sqlite:////nonexistent-dir/x/k.db"])
+    assert code == 1
+    assert "store unavailable" in capsys.readouterr().err
+
+
+def test_unsupported_store_uri(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats", "--store", "postgres://x"]) == 1
+    assert "unsupported store URI" in capsys.readouterr().err
+
+
+def test_demo_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "kolmatch demo: the tiny market" in out
+    assert "FOLLOWS" in out and "2,000" in out
