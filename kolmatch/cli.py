@@ -1,4 +1,7 @@
-"""The command line: parses arguments, calls the packages, prints. Exit codes: 0 ok, 2 bad input, 1 other."""
+"""The command line: parses arguments, calls the packages, prints.
+
+Exit codes: 0 ok, 2 bad input, 1 other failure.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,11 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="store URI: sqlite:///PATH (default sqlite:///./kolmatch.db, "
-                   "or KOLMATCH_STORE) or neo4j://HOST:PORT (NEO4J_USER / NEO4J_PASSWORD)")
+    p.add_argument(
+        "--store",
+        help="store URI: sqlite:///PATH (default sqlite:///./kolmatch.db, "
+        "or KOLMATCH_STORE) or neo4j://HOST:PORT (NEO4J_USER / NEO4J_PASSWORD)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,8 +65,10 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     truth = generate_market(a.scale, a.seed, a.out, a.truth, progress=True)
-    print(f"wrote the {a.scale} market (seed {a.seed}) to {a.out} in "
-          f"{time.perf_counter() - t0:.1f}s; latent truth in {truth}")
+    print(
+        f"wrote the {a.scale} market (seed {a.seed}) to {a.out} in "
+        f"{time.perf_counter() - t0:.1f}s; latent truth in {truth}"
+    )
     return EXIT_OK
 
 
@@ -73,8 +81,10 @@ def _cmd_load(a: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         report = load_folder(a.folder, store, progress=True)
         dt = time.perf_counter() - t0
-        print(f"loaded {report.total:,} rows from {len(report.rows)} files into {store.uri} "
-              f"in {dt:.1f}s")
+        print(
+            f"loaded {report.total:,} rows from {len(report.rows)} files into {store.uri} "
+            f"in {dt:.1f}s"
+        )
         _print_counts(store.counts())
     finally:
         store.close()
@@ -120,8 +130,9 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     rels = sum(v for k, v in counts.items() if k.isupper())
     print(f"kolmatch demo: the {a.scale} market (seed {a.seed})")
     print(f"  generated in {t1 - t0:.1f}s -> {market}")
-    print(f"  loaded {nodes:,} nodes and {rels:,} relationships into sqlite:///{db} "
-          f"in {t2 - t1:.1f}s")
+    print(
+        f"  loaded {nodes:,} nodes and {rels:,} relationships into sqlite:///{db} in {t2 - t1:.1f}s"
+    )
     _print_counts(counts)
     return EXIT_OK
 
@@ -136,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except InputError as exc:
         n = len(exc.problems) + exc.truncated
-        print(f"kolmatch: {n} problem(s) in the input; nothing was written:\n{exc}", file=sys.stderr)
+        print(
+            f"kolmatch: {n} problem(s) in the input; nothing was written:\n{exc}", file=sys.stderr
+        )
         return EXIT_BAD_INPUT
     except UnknownId as exc:
         print(f"kolmatch: {exc}", file=sys.stderr)

@@ -69,8 +69,10 @@ def neo4j_store_session() -> Iterator[GraphStore]:
     settings = _neo4j_settings()
     in_ci = os.environ.get("CI", "").lower() == "true"
     if settings is None:
-        msg = ("Neo4j tests need a server: run them through `make test` (it starts one with "
-               "scripts/neo4j) or set KOLMATCH_NEO4J_URI and NEO4J_PASSWORD")
+        msg = (
+            "Neo4j tests need a server: run them through `make test` (it starts one with "
+            "scripts/neo4j) or set KOLMATCH_NEO4J_URI and NEO4J_PASSWORD"
+        )
         if in_ci:
             pytest.fail(msg)
         pytest.skip(msg)

@@ -20,8 +20,9 @@ def test_generate_load_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert counts["User"] == 2000 and counts["FOLLOWS"] > 5000
 
 
-def test_bad_input_exits_2_and_names_the_place(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exits_2_and_names_the_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     d = tmp_path / "bad"
     d.mkdir()
     (d / "talent.csv").write_text("id,name,followers\nt1,A,many\n")

@@ -50,43 +50,64 @@ def constraint_statements() -> list[str]:
     the id lookups of MERGE and MATCH), and a range index on the key property
     of keyed relationship types (order ids, collaboration ids).
     """
-    out = [f"CREATE CONSTRAINT {n.file}_id IF NOT EXISTS FOR (n:{n.label}) REQUIRE n.id IS UNIQUE"
-           for n in NODES]
-    out += [f"CREATE INDEX {r.file}_{r.key} IF NOT EXISTS FOR ()-[r:{r.type}]-() ON (r.{r.key})"
-            for r in RELATIONSHIPS if r.key]
+    out = [
+        f"CREATE CONSTRAINT {n.file}_id IF NOT EXISTS FOR (n:{n.label}) REQUIRE n.id IS UNIQUE"
+        for n in NODES
+    ]
+    out += [
+        f"CREATE INDEX {r.file}_{r.key} IF NOT EXISTS FOR ()-[r:{r.type}]-() ON (r.{r.key})"
+        for r in RELATIONSHIPS
+        if r.key
+    ]
     return out
 
 
-def upsert_nodes(label: str) -> str:
-    """Upsert a batch of nodes: ``$rows`` is a list of ``{id, props}``.
+def _set_clause(var: str, props: Sequence[str]) -> str:
+    # One SET per property rather than `SET n += row.props`: a map write makes the planner add
+    # an Eager operator (all rows materialised before any write); coalesce keeps stored values
+    # for the properties a row leaves empty.
+    sets = ", ".join(f"{var}.{p} = coalesce(row.{p}, {var}.{p})" for p in props)
+    return f" SET {sets}" if sets else ""
 
-    Steps: unwind the rows; MERGE on the unique id; add the given properties
-    (properties a row leaves out keep their stored value).
+
+def upsert_nodes(label: str) -> str:
+    """Upsert a batch of nodes: ``$rows`` is a list of maps with ``id`` and the label's properties.
+
+    Steps: unwind the rows; MERGE on the unique id; set each property the row
+    gives (an empty one keeps its stored value).
     """
-    return f"UNWIND $rows AS row MERGE (n:{_label(label)} {{id: row.id}}) SET n += row.props"
+    spec = node_spec(label)
+    return f"UNWIND $rows AS row MERGE (n:{_label(label)} {{id: row.id}})" + _set_clause(
+        "n", spec.field_names
+    )
 
 
 def upsert_rels(rel_type: str, src_label: str) -> str:
-    """Upsert a batch of relationships: ``$rows`` is a list of ``{src, dst, key, props}``.
+    """Upsert a batch of relationships: ``$rows`` holds ``src``, ``dst`` and the type's properties.
 
     Steps: unwind the rows; find both endpoints by their unique ids (the loader
     has checked they exist); MERGE the relationship on (source, target) or, for
-    keyed types, on (source, target, key); add the given properties.
+    keyed types, on (source, target, key property); set the other properties.
     """
     spec = rel_spec(rel_type)
     if src_label not in spec.src:
         raise KeyError(f"{rel_type} does not start at {src_label}")
-    key = f" {{{spec.key}: row.key}}" if spec.key else ""
-    return (f"UNWIND $rows AS row "
-            f"MATCH (s:{_label(src_label)} {{id: row.src}}) "
-            f"MATCH (d:{_label(spec.dst)} {{id: row.dst}}) "
-            f"MERGE (s)-[r:{_rel(rel_type)}{key}]->(d) SET r += row.props")
+    key = f" {{{spec.key}: row.{spec.key}}}" if spec.key else ""
+    props = [p for p in spec.field_names if p != spec.key]
+    return (
+        f"UNWIND $rows AS row "
+        f"MATCH (s:{_label(src_label)} {{id: row.src}}) "
+        f"MATCH (d:{_label(spec.dst)} {{id: row.dst}}) "
+        f"MERGE (s)-[r:{_rel(rel_type)}{key}]->(d)" + _set_clause("r", props)
+    )
 
 
 def missing_ids(label: str) -> str:
     """Those of ``$ids`` that no node of the label has."""
-    return (f"UNWIND $ids AS id OPTIONAL MATCH (n:{_label(label)} {{id: id}}) "
-            f"WITH id, n WHERE n IS NULL RETURN id")
+    return (
+        f"UNWIND $ids AS id OPTIONAL MATCH (n:{_label(label)} {{id: id}}) "
+        f"WITH id, n WHERE n IS NULL RETURN id"
+    )
 
 
 def count_nodes(label: str) -> str:
@@ -112,5 +133,7 @@ def edge_rows(rel_type: str, src_label: str, fields: Sequence[str]) -> str:
     if src_label not in spec.src:
         raise KeyError(f"{rel_type} does not start at {src_label}")
     cols = "".join(f", r.{f} AS {f}" for f in _props(spec.field_names, fields))
-    return (f"MATCH (s:{_label(src_label)})-[r:{_rel(rel_type)}]->(d:{_label(spec.dst)}) "
-            f"RETURN s.id AS src, d.id AS dst{cols}")
+    return (
+        f"MATCH (s:{_label(src_label)})-[r:{_rel(rel_type)}]->(d:{_label(spec.dst)}) "
+        f"RETURN s.id AS src, d.id AS dst{cols}"
+    )

@@ -86,108 +86,215 @@ class RelSpec:
         return tuple(f.name for f in self.fields)
 
 
-S, I, F, B, D = FieldType.STR, FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.DATE
+S, INT, F, B, D = FieldType.STR, FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.DATE
 GENDERS = ("f", "m", "u")
 AGE_BANDS = ("18-23", "24-30", "31-40", "41-50", "50+")
 
 NODES: tuple[NodeSpec, ...] = (
-    NodeSpec("User", "user", (
-        Field("gender", S, doc="f, m or u (unknown)", choices=GENDERS),
-        Field("age_band", S, doc="age band", choices=AGE_BANDS),
-        Field("city_tier", I, doc="city tier, 1 (largest) to 5"),
-    ), "A consumer."),
-    NodeSpec("Talent", "talent", (
-        Field("name", S, True, "display name"),
-        Field("followers", I, doc="follower count the platform reports (may include inactive)"),
-        Field("fee", F, doc="fee in yuan for one collaboration"),
-        Field("commission_rate", F, doc="share of GMV the talent takes, 0..1"),
-        Field("capacity", I, doc="collaboration slots per period"),
-        Field("region", S, doc="home region"),
-    ), "A KOL, creator or live host; tier (top/mid/micro) is derived from audience size."),
-    NodeSpec("Merchant", "merchant", (
-        Field("name", S, True, "store or brand name"),
-        Field("target_gender", S, doc="the merchant's stated target gender", choices=GENDERS),
-        Field("target_age_band", S, doc="the merchant's stated target age band", choices=AGE_BANDS),
-        Field("budget", F, doc="budget in yuan per period for talent fees"),
-        Field("min_talents", I, doc="fewest talents per period"),
-        Field("max_talents", I, doc="most talents per period"),
-    ), "A store or brand."),
-    NodeSpec("Product", "product", (
-        Field("name", S, True, "product name"),
-        Field("price", F, True, "unit price in yuan"),
-        Field("commission_rate", F, doc="commission offered to talents, 0..1"),
-    ), "A product; its category is an IN_CATEGORY relationship."),
-    NodeSpec("Institution", "institution", (
-        Field("name", S, True, "agency name"),
-    ), "An MCN agency."),
-    NodeSpec("ServiceProvider", "service_provider", (
-        Field("name", S, True, "provider name"),
-        Field("kind", S, doc="service kind, e.g. logistics, operations, ads"),
-    ), "A service provider to merchants."),
-    NodeSpec("Content", "content", (
-        Field("kind", S, True, "video or live", choices=("video", "live")),
-        Field("published", D, True, "publication date"),
-        Field("duration_s", I, doc="length in seconds"),
-    ), "A short video or a live session."),
-    NodeSpec("Campaign", "campaign", (
-        Field("name", S, True, "campaign name"),
-        Field("start", D, True, "first day"),
-        Field("end", D, True, "last day"),
-    ), "A marketing event with a time window."),
-    NodeSpec("Category", "category", (
-        Field("name", S, True, "category name"),
-    ), "A product / content category."),
-    NodeSpec("Violation", "violation", (
-        Field("kind", S, True, "what was violated"),
-        Field("severity", S, True, "minor, major or severe", choices=("minor", "major", "severe")),
-        Field("time", D, True, "when it was recorded"),
-        Field("resolved", B, True, "whether it has been resolved"),
-    ), "A recorded compliance violation."),
+    NodeSpec(
+        "User",
+        "user",
+        (
+            Field("gender", S, doc="f, m or u (unknown)", choices=GENDERS),
+            Field("age_band", S, doc="age band", choices=AGE_BANDS),
+            Field("city_tier", INT, doc="city tier, 1 (largest) to 5"),
+        ),
+        "A consumer.",
+    ),
+    NodeSpec(
+        "Talent",
+        "talent",
+        (
+            Field("name", S, True, "display name"),
+            Field(
+                "followers", INT, doc="follower count the platform reports (may include inactive)"
+            ),
+            Field("fee", F, doc="fee in yuan for one collaboration"),
+            Field("commission_rate", F, doc="share of GMV the talent takes, 0..1"),
+            Field("capacity", INT, doc="collaboration slots per period"),
+            Field("region", S, doc="home region"),
+        ),
+        "A KOL, creator or live host; tier (top/mid/micro) is derived from audience size.",
+    ),
+    NodeSpec(
+        "Merchant",
+        "merchant",
+        (
+            Field("name", S, True, "store or brand name"),
+            Field("target_gender", S, doc="the merchant's stated target gender", choices=GENDERS),
+            Field(
+                "target_age_band", S, doc="the merchant's stated target age band", choices=AGE_BANDS
+            ),
+            Field("budget", F, doc="budget in yuan per period for talent fees"),
+            Field("min_talents", INT, doc="fewest talents per period"),
+            Field("max_talents", INT, doc="most talents per period"),
+        ),
+        "A store or brand.",
+    ),
+    NodeSpec(
+        "Product",
+        "product",
+        (
+            Field("name", S, True, "product name"),
+            Field("price", F, True, "unit price in yuan"),
+            Field("commission_rate", F, doc="commission offered to talents, 0..1"),
+        ),
+        "A product; its category is an IN_CATEGORY relationship.",
+    ),
+    NodeSpec(
+        "Institution", "institution", (Field("name", S, True, "agency name"),), "An MCN agency."
+    ),
+    NodeSpec(
+        "ServiceProvider",
+        "service_provider",
+        (
+            Field("name", S, True, "provider name"),
+            Field("kind", S, doc="service kind, e.g. logistics, operations, ads"),
+        ),
+        "A service provider to merchants.",
+    ),
+    NodeSpec(
+        "Content",
+        "content",
+        (
+            Field("kind", S, True, "video or live", choices=("video", "live")),
+            Field("published", D, True, "publication date"),
+            Field("duration_s", INT, doc="length in seconds"),
+        ),
+        "A short video or a live session.",
+    ),
+    NodeSpec(
+        "Campaign",
+        "campaign",
+        (
+            Field("name", S, True, "campaign name"),
+            Field("start", D, True, "first day"),
+            Field("end", D, True, "last day"),
+        ),
+        "A marketing event with a time window.",
+    ),
+    NodeSpec(
+        "Category",
+        "category",
+        (Field("name", S, True, "category name"),),
+        "A product / content category.",
+    ),
+    NodeSpec(
+        "Violation",
+        "violation",
+        (
+            Field("kind", S, True, "what was violated"),
+            Field(
+                "severity", S, True, "minor, major or severe", choices=("minor", "major", "severe")
+            ),
+            Field("time", D, True, "when it was recorded"),
+            Field("resolved", B, True, "whether it has been resolved"),
+        ),
+        "A recorded compliance violation.",
+    ),
 )
 
 RELATIONSHIPS: tuple[RelSpec, ...] = (
-    RelSpec("FOLLOWS", "follows", ("User",), "Talent", (
-        Field("since", D, doc="when the follow started"),
-    ), doc="A user follows a talent."),
-    RelSpec("ENGAGED_WITH", "engaged_with", ("User",), "Content", (
-        Field("views", I, True, "times viewed"),
-        Field("likes", I, doc="likes"),
-        Field("comments", I, doc="comments"),
-        Field("shares", I, doc="shares"),
-        Field("watch_s", F, doc="total watch time in seconds"),
-        Field("last", D, doc="last engagement date"),
-    ), doc="A user's aggregated engagement with one content item."),
-    RelSpec("PUBLISHED", "published", ("Talent",), "Content", (), doc="A talent published content."),
+    RelSpec(
+        "FOLLOWS",
+        "follows",
+        ("User",),
+        "Talent",
+        (Field("since", D, doc="when the follow started"),),
+        doc="A user follows a talent.",
+    ),
+    RelSpec(
+        "ENGAGED_WITH",
+        "engaged_with",
+        ("User",),
+        "Content",
+        (
+            Field("views", INT, True, "times viewed"),
+            Field("likes", INT, doc="likes"),
+            Field("comments", INT, doc="comments"),
+            Field("shares", INT, doc="shares"),
+            Field("watch_s", F, doc="total watch time in seconds"),
+            Field("last", D, doc="last engagement date"),
+        ),
+        doc="A user's aggregated engagement with one content item.",
+    ),
+    RelSpec(
+        "PUBLISHED", "published", ("Talent",), "Content", (), doc="A talent published content."
+    ),
     RelSpec("FEATURES", "features", ("Content",), "Product", (), doc="Content features a product."),
-    RelSpec("PURCHASED", "purchased", ("User",), "Product", (
-        Field("order_id", S, True, "order id, unique per purchase"),
-        Field("amount", F, True, "amount paid in yuan"),
-        Field("time", D, True, "purchase date"),
-        Field("talent", S, doc="id of the talent the sale is attributed to"),
-        Field("content", S, doc="id of the content the sale is attributed to"),
-    ), key="order_id", doc="A user bought a product."),
-    RelSpec("PROMOTED", "promoted", ("Talent",), "Product", (
-        Field("collab_id", S, True, "collaboration id, unique per collaboration"),
-        Field("gmv", F, True, "gross merchandise value in yuan"),
-        Field("orders", I, True, "orders"),
-        Field("fee", F, True, "fee paid in yuan"),
-        Field("time", D, True, "collaboration date"),
-        Field("campaign", S, doc="id of the campaign it ran in"),
-    ), key="collab_id", doc="A past collaboration: a talent promoted a product."),
+    RelSpec(
+        "PURCHASED",
+        "purchased",
+        ("User",),
+        "Product",
+        (
+            Field("order_id", S, True, "order id, unique per purchase"),
+            Field("amount", F, True, "amount paid in yuan"),
+            Field("time", D, True, "purchase date"),
+            Field("talent", S, doc="id of the talent the sale is attributed to"),
+            Field("content", S, doc="id of the content the sale is attributed to"),
+        ),
+        key="order_id",
+        doc="A user bought a product.",
+    ),
+    RelSpec(
+        "PROMOTED",
+        "promoted",
+        ("Talent",),
+        "Product",
+        (
+            Field("collab_id", S, True, "collaboration id, unique per collaboration"),
+            Field("gmv", F, True, "gross merchandise value in yuan"),
+            Field("orders", INT, True, "orders"),
+            Field("fee", F, True, "fee paid in yuan"),
+            Field("time", D, True, "collaboration date"),
+            Field("campaign", S, doc="id of the campaign it ran in"),
+        ),
+        key="collab_id",
+        doc="A past collaboration: a talent promoted a product.",
+    ),
     RelSpec("SELLS", "sells", ("Merchant",), "Product", (), doc="A merchant sells a product."),
-    RelSpec("SIGNED_WITH", "signed_with", ("Talent",), "Institution", (
-        Field("since", D, doc="contract start"),
-    ), doc="A talent is signed with an agency."),
-    RelSpec("SERVED_BY", "served_by", ("Merchant",), "ServiceProvider", (),
-            doc="A merchant uses a service provider."),
+    RelSpec(
+        "SIGNED_WITH",
+        "signed_with",
+        ("Talent",),
+        "Institution",
+        (Field("since", D, doc="contract start"),),
+        doc="A talent is signed with an agency.",
+    ),
+    RelSpec(
+        "SERVED_BY",
+        "served_by",
+        ("Merchant",),
+        "ServiceProvider",
+        (),
+        doc="A merchant uses a service provider.",
+    ),
     RelSpec("JOINED", "joined", ("Merchant",), "Campaign", (), doc="A merchant joined a campaign."),
-    RelSpec("IN_CATEGORY", "in_category", ("Product",), "Category", (),
-            doc="A product belongs to a category."),
-    RelSpec("HAS_VIOLATION", "has_violation", ("Talent", "Merchant", "Product"), "Violation", (),
-            doc="A talent, merchant or product has a violation (column src_label says which)."),
-    RelSpec("COMPETES_WITH", "competes_with", ("Merchant",), "Merchant", (
-        Field("shared_categories", I, doc="categories both sell in"),
-    ), doc="Two merchants compete; derivable from shared categories."),
+    RelSpec(
+        "IN_CATEGORY",
+        "in_category",
+        ("Product",),
+        "Category",
+        (),
+        doc="A product belongs to a category.",
+    ),
+    RelSpec(
+        "HAS_VIOLATION",
+        "has_violation",
+        ("Talent", "Merchant", "Product"),
+        "Violation",
+        (),
+        doc="A talent, merchant or product has a violation (column src_label says which).",
+    ),
+    RelSpec(
+        "COMPETES_WITH",
+        "competes_with",
+        ("Merchant",),
+        "Merchant",
+        (Field("shared_categories", INT, doc="categories both sell in"),),
+        doc="Two merchants compete; derivable from shared categories.",
+    ),
 )
 
 NODE_BY_FILE = {n.file: n for n in NODES}

@@ -1,9 +1,12 @@
-"""The Neo4j store: the GraphStore protocol over the official driver, with batched idempotent writes."""
+"""The Neo4j store: the GraphStore protocol over the official driver; batched, idempotent writes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from queue import Empty, Queue
 from typing import Any, TypeVar
 
 import neo4j
@@ -46,18 +49,23 @@ class Neo4jStore:
         self.uri = uri
         self.database = database
         try:
-            self._driver = neo4j.GraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
+            self._driver = neo4j.GraphDatabase.driver(
+                uri, auth=auth, notifications_min_severity="OFF"
+            )
         except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
             raise StoreError(f"bad Neo4j URI {uri!r}: {exc}") from exc
 
     @classmethod
     def from_env(cls, uri: str) -> Neo4jStore:
-        """Open with ``NEO4J_USER`` / ``NEO4J_PASSWORD`` / ``NEO4J_DATABASE`` from the environment."""
+        """Open with ``NEO4J_USER``, ``NEO4J_PASSWORD``, ``NEO4J_DATABASE`` from the environment."""
         password = os.environ.get("NEO4J_PASSWORD")
         if password is None:
             raise StoreError("NEO4J_PASSWORD is not set (and NEO4J_USER, default 'neo4j')")
-        return cls(uri, (os.environ.get("NEO4J_USER", "neo4j"), password),
-                   os.environ.get("NEO4J_DATABASE", "neo4j"))
+        return cls(
+            uri,
+            (os.environ.get("NEO4J_USER", "neo4j"), password),
+            os.environ.get("NEO4J_DATABASE", "neo4j"),
+        )
 
     def _guard(self, fn: Callable[[], T]) -> T:
         try:
@@ -65,15 +73,21 @@ class Neo4jStore:
         except (ServiceUnavailable, SessionExpired, OSError) as exc:
             raise StoreUnavailable(f"Neo4j at {self.uri} is unavailable: {exc}") from exc
         except AuthError as exc:
-            raise StoreUnavailable(f"Neo4j at {self.uri} refused the credentials "
-                                   f"(check NEO4J_USER / NEO4J_PASSWORD)") from exc
+            raise StoreUnavailable(
+                f"Neo4j at {self.uri} refused the credentials (check NEO4J_USER / NEO4J_PASSWORD)"
+            ) from exc
         except Neo4jError as exc:
             raise StoreError(f"Neo4j at {self.uri}: {exc.code}: {exc.message}") from exc
 
     def _query(self, query: str, routing: str = "r", **params: Any) -> list[neo4j.Record]:
         route = neo4j.RoutingControl.READ if routing == "r" else neo4j.RoutingControl.WRITE
-        return self._guard(lambda: self._driver.execute_query(
-            query, parameters_=params, database_=self.database, routing_=route).records)
+        return self._guard(
+            lambda: (
+                self._driver.execute_query(
+                    query, parameters_=params, database_=self.database, routing_=route
+                ).records
+            )
+        )
 
     def ensure_schema(self) -> None:
         for stmt in cypher.constraint_statements():
@@ -84,31 +98,49 @@ class Neo4jStore:
         out: set[str] = set()
         q = cypher.missing_ids(label)
         for i in range(0, len(ids), 10_000):
-            out.update(r["id"] for r in self._query(q, ids=list(ids[i:i + 10_000])))
+            out.update(r["id"] for r in self._query(q, ids=list(ids[i : i + 10_000])))
         return out
 
     def write(self, batches: Iterable[WriteBatch]) -> None:
+        """Send the batches one transaction each, in order.
+
+        A producer thread reads and shapes the next batches (bounded queue of
+        two) while the server runs the current one: the client's parsing overlaps
+        the server's work, and transactions still run one at a time.
+        """
+        queue: Queue[tuple[str, list[dict[str, Any]]] | BaseException | None] = Queue(maxsize=2)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for b in batches:
+                    if stop.is_set():
+                        return
+                    queue.put(_shape(b))
+                queue.put(None)
+            except BaseException as exc:  # handed to the sending thread to raise
+                queue.put(exc)
+
         def run(tx: neo4j.ManagedTransaction, query: str, rows: list[dict[str, Any]]) -> None:
             tx.run(query, rows=rows).consume()
 
         def go() -> None:
             with self._driver.session(database=self.database) as session:
-                for b in batches:
-                    if isinstance(b, NodeBatch):
-                        names = node_spec(b.label).field_names
-                        q = cypher.upsert_nodes(b.label)
-                        rows = [{"id": r["id"], "props": {k: r[k] for k in names if k in r}}
-                                for r in b.rows]
-                    else:
-                        spec = rel_spec(b.rel_type)
-                        q = cypher.upsert_rels(b.rel_type, b.src_label)
-                        names = spec.field_names
-                        rows = [{"src": r["src"], "dst": r["dst"],
-                                 "key": r.get(spec.key) if spec.key else None,
-                                 "props": {k: r[k] for k in names if k in r}} for r in b.rows]
-                    session.execute_write(run, q, rows)
+                while (item := queue.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    session.execute_write(run, *item)
 
-        self._guard(go)
+        producer = threading.Thread(target=produce, name="kolmatch-neo4j-batches", daemon=True)
+        producer.start()
+        try:
+            self._guard(go)
+        finally:
+            stop.set()
+            while producer.is_alive():  # unblock a producer waiting on a full queue
+                with contextlib.suppress(Empty):
+                    queue.get(timeout=0.1)
+            producer.join()
 
     def counts(self) -> dict[str, int]:
         out = {n.label: self._query(cypher.count_nodes(n.label))[0]["n"] for n in NODES}
@@ -118,16 +150,18 @@ class Neo4jStore:
     def node_rows(self, label: str, fields: Sequence[str]) -> NodeRows:
         bools = {f.name for f in node_spec(label).fields if f.type is FieldType.BOOL}
         recs = self._query(cypher.node_rows(label, fields))
-        return NodeRows([r["id"] for r in recs],
-                        {f: [_plain(r[f], f in bools) for r in recs] for f in fields})
+        return NodeRows(
+            [r["id"] for r in recs], {f: [_plain(r[f], f in bools) for r in recs] for f in fields}
+        )
 
     def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         q = cypher.edge_rows(rel_type, src_label, fields)
         bools = {f.name for f in rel_spec(rel_type).fields if f.type is FieldType.BOOL}
 
         def chunks() -> Iterator[EdgeRows]:
-            with self._driver.session(database=self.database,
-                                      default_access_mode=neo4j.READ_ACCESS) as session:
+            with self._driver.session(
+                database=self.database, default_access_mode=neo4j.READ_ACCESS
+            ) as session:
                 result = session.run(q)
                 src: list[str] = []
                 dst: list[str] = []
@@ -152,6 +186,7 @@ class Neo4jStore:
 
     def clear(self) -> None:
         """Delete every node and relationship (tests and benchmarks), in batches."""
+
         def go() -> None:
             with self._driver.session(database=self.database) as session:
                 # CALL ... IN TRANSACTIONS needs an auto-commit transaction
@@ -161,6 +196,17 @@ class Neo4jStore:
 
     def close(self) -> None:
         self._driver.close()
+
+
+def _shape(b: WriteBatch) -> tuple[str, list[dict[str, Any]]]:
+    """The query and parameter rows of one batch (every property present, None where empty)."""
+    if isinstance(b, NodeBatch):
+        cols = ("id", *node_spec(b.label).field_names)
+        query = cypher.upsert_nodes(b.label)
+    else:
+        cols = ("src", "dst", *rel_spec(b.rel_type).field_names)
+        query = cypher.upsert_rels(b.rel_type, b.src_label)
+    return query, [{c: r.get(c) for c in cols} for r in b.rows]
 
 
 def _plain(v: Any, as_int_bool: bool) -> Any:

@@ -52,7 +52,7 @@ class NodeTable:
 
 @dataclass(frozen=True)
 class EdgeList:
-    """Relationships of a type from one source label, sorted by (source row, target row, properties)."""
+    """Relationships of a type from one source label, sorted by (source row, target row, key)."""
 
     rel_type: str
     src_label: str
@@ -92,8 +92,13 @@ def node_table(store: GraphStore, label: str, fields: tuple[str, ...] | None = N
     return NodeTable(label, ids[order], cols)
 
 
-def edge_list(store: GraphStore, rel_type: str, src: NodeTable, dst: NodeTable,
-              fields: tuple[str, ...] | None = None) -> EdgeList:
+def edge_list(
+    store: GraphStore,
+    rel_type: str,
+    src: NodeTable,
+    dst: NodeTable,
+    fields: tuple[str, ...] | None = None,
+) -> EdgeList:
     """Read every relationship of ``rel_type`` from ``src``'s label into an :class:`EdgeList`.
 
     Endpoints are mapped to rows of ``src`` and ``dst`` (which must be

@@ -5,10 +5,17 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from kolmatch.errors import StoreError, StoreUnavailable
-from kolmatch.graph.model import NODES, RELATIONSHIPS, FieldType, NodeSpec, RelSpec, node_spec, rel_spec
+from kolmatch.graph.model import (
+    NODES,
+    RELATIONSHIPS,
+    FieldType,
+    NodeSpec,
+    RelSpec,
+    node_spec,
+    rel_spec,
+)
 from kolmatch.graph.store import EdgeRows, NodeBatch, NodeRows, RelBatch, WriteBatch
 
 __all__ = ["SQLiteStore"]
@@ -34,8 +41,10 @@ def _rtab(rel_type: str) -> str:
 
 def _node_ddl(spec: NodeSpec) -> str:
     cols = "".join(f", {f.name} {_SQL_TYPE[f.type]}" for f in spec.fields)
-    return (f"CREATE TABLE IF NOT EXISTS {_ntab(spec.label)} "
-            f"(rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE{cols})")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {_ntab(spec.label)} "
+        f"(rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE{cols})"
+    )
 
 
 def _rel_ddl(spec: RelSpec) -> list[str]:
@@ -99,10 +108,11 @@ class SQLiteStore:
         missing: set[str] = set()
         t = _ntab(label)
         for i in range(0, len(ids), 500):
-            chunk = list(ids[i:i + 500])
+            chunk = list(ids[i : i + 500])
             marks = ",".join("?" * len(chunk))
-            found = {r[0] for r in self._db.execute(
-                f"SELECT id FROM {t} WHERE id IN ({marks})", chunk)}  # noqa: S608 - allow-listed
+            found = {
+                r[0] for r in self._db.execute(f"SELECT id FROM {t} WHERE id IN ({marks})", chunk)
+            }
             missing.update(x for x in chunk if x not in found)
         return missing
 
@@ -128,9 +138,14 @@ class SQLiteStore:
     def _write_nodes(self, b: NodeBatch) -> None:
         spec = node_spec(b.label)
         cols = ("id", *spec.field_names)
-        upd = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in spec.field_names) or "id = excluded.id"
-        sql = (f"INSERT INTO {_ntab(b.label)} ({', '.join(cols)}) "  # noqa: S608 - allow-listed
-               f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT(id) DO UPDATE SET {upd}")
+        upd = (
+            ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in spec.field_names)
+            or "id = excluded.id"
+        )
+        sql = (
+            f"INSERT INTO {_ntab(b.label)} ({', '.join(cols)}) "
+            f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT(id) DO UPDATE SET {upd}"
+        )
         self._db.executemany(sql, ([r.get(c) for c in cols] for r in b.rows))
 
     def _write_rels(self, b: RelBatch) -> None:
@@ -140,23 +155,28 @@ class SQLiteStore:
         upd = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in names if c != spec.key)
         conflict = f"DO UPDATE SET {upd}" if upd else "DO NOTHING"
         extra = "".join(f", ?{i + 4}" for i in range(len(names)))
-        sql = (f"INSERT INTO {_rtab(b.rel_type)} (src_label, src, dst"  # noqa: S608 - allow-listed
-               f"{''.join(', ' + c for c in names)}) "
-               f"SELECT ?1, s.rid, d.rid{extra} FROM {_ntab(b.src_label)} s, {_ntab(spec.dst)} d "
-               f"WHERE s.id = ?2 AND d.id = ?3 "
-               f"ON CONFLICT({', '.join(key)}) {conflict}")
+        sql = (
+            f"INSERT INTO {_rtab(b.rel_type)} (src_label, src, dst"
+            f"{''.join(', ' + c for c in names)}) "
+            f"SELECT ?1, s.rid, d.rid{extra} FROM {_ntab(b.src_label)} s, {_ntab(spec.dst)} d "
+            f"WHERE s.id = ?2 AND d.id = ?3 "
+            f"ON CONFLICT({', '.join(key)}) {conflict}"
+        )
         self._db.executemany(
-            sql, ([b.src_label, r["src"], r["dst"], *(r.get(c) for c in names)] for r in b.rows))
+            sql, ([b.src_label, r["src"], r["dst"], *(r.get(c) for c in names)] for r in b.rows)
+        )
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         try:
             for n in NODES:
                 out[n.label] = self._db.execute(
-                    f"SELECT COUNT(*) FROM {_ntab(n.label)}").fetchone()[0]  # noqa: S608
+                    f"SELECT COUNT(*) FROM {_ntab(n.label)}"
+                ).fetchone()[0]
             for r in RELATIONSHIPS:
-                out[r.type] = self._db.execute(
-                    f"SELECT COUNT(*) FROM {_rtab(r.type)}").fetchone()[0]  # noqa: S608
+                out[r.type] = self._db.execute(f"SELECT COUNT(*) FROM {_rtab(r.type)}").fetchone()[
+                    0
+                ]
         except sqlite3.OperationalError as exc:
             raise StoreError(f"SQLite store {self.path} has no kolmatch schema: {exc}") from exc
         return out
@@ -167,9 +187,10 @@ class SQLiteStore:
         if bad:
             raise StoreError(f"{label} has no properties {bad}")
         cols = ", ".join(("id", *fields))
-        rows = self._db.execute(f"SELECT {cols} FROM {_ntab(label)}").fetchall()  # noqa: S608
-        return NodeRows([r[0] for r in rows],
-                        {f: [r[i + 1] for r in rows] for i, f in enumerate(fields)})
+        rows = self._db.execute(f"SELECT {cols} FROM {_ntab(label)}").fetchall()
+        return NodeRows(
+            [r[0] for r in rows], {f: [r[i + 1] for r in rows] for i, f in enumerate(fields)}
+        )
 
     def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         spec = rel_spec(rel_type)
@@ -178,17 +199,20 @@ class SQLiteStore:
             raise StoreError(f"{rel_type} from {src_label} has no properties {bad}")
         extra = "".join(f", r.{f}" for f in fields)
         cur = self._db.execute(
-            f"SELECT s.id, d.id{extra} FROM {_rtab(rel_type)} r "  # noqa: S608 - allow-listed
+            f"SELECT s.id, d.id{extra} FROM {_rtab(rel_type)} r "
             f"JOIN {_ntab(src_label)} s ON s.rid = r.src JOIN {_ntab(spec.dst)} d ON d.rid = r.dst "
-            f"WHERE r.src_label = ?", (src_label,))
+            f"WHERE r.src_label = ?",
+            (src_label,),
+        )
         while True:
             rows = cur.fetchmany(_CHUNK)
             if not rows:
                 return
-            yield EdgeRows([r[0] for r in rows], [r[1] for r in rows],
-                           {f: [r[i + 2] for r in rows] for i, f in enumerate(fields)})
+            yield EdgeRows(
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                {f: [r[i + 2] for r in rows] for i, f in enumerate(fields)},
+            )
 
     def close(self) -> None:
         self._db.close()
-
-

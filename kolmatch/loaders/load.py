@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -53,7 +52,9 @@ def discover(folder: Path, log: ProblemLog) -> list[ImportFile]:
         if p.name.startswith(".") or p.is_dir():
             continue
         if p.suffix not in _SUFFIXES:
-            log.add(p.name, 0, "", f"unknown file type; import files end in {' or '.join(_SUFFIXES)}")
+            log.add(
+                p.name, 0, "", f"unknown file type; import files end in {' or '.join(_SUFFIXES)}"
+            )
             continue
         if p.stem not in NODE_BY_FILE and p.stem not in REL_BY_FILE:
             known = ", ".join([n.file for n in NODES] + [r.file for r in RELATIONSHIPS])
@@ -141,8 +142,12 @@ class _Validation:
         for line, row in read_rows(f.path, spec, self.log):
             nid = row["id"]
             if nid in ids:
-                self.log.add(name, line, "id", f"duplicate id {nid!r} (first at line "
-                             f"{first_line.get(nid, '?')})")
+                self.log.add(
+                    name,
+                    line,
+                    "id",
+                    f"duplicate id {nid!r} (first at line {first_line.get(nid, '?')})",
+                )
                 continue
             ids[nid] = len(ids)
             first_line[nid] = line
@@ -181,24 +186,36 @@ class _Validation:
             dup = np.nonzero((srt[:, 1:] == srt[:, :-1]).all(axis=0))[0]
             what = f"(same {spec.key}) " if spec.key else "(same source and target) "
             for j in dup:
-                log.add(name, lines[order[j + 1]], spec.key or "dst",
-                        f"duplicate relationship {what}of line {lines[order[j]]}")
+                log.add(
+                    name,
+                    lines[order[j + 1]],
+                    spec.key or "dst",
+                    f"duplicate relationship {what}of line {lines[order[j]]}",
+                )
 
-    def _resolve_in_store(self, name: str, spec: RelSpec,
-                          unresolved: list[tuple[int, str, Row]]) -> Iterator[tuple[str, Row]]:
+    def _resolve_in_store(
+        self, name: str, spec: RelSpec, unresolved: list[tuple[int, str, Row]]
+    ) -> Iterator[tuple[str, Row]]:
         """Endpoints not in the folder may already be in the store."""
         wanted: dict[str, set[str]] = {}
         for _, src_label, row in unresolved:
             for col, label in (("src", src_label), ("dst", spec.dst)):
                 if row[col] not in self.index[label]:
                     wanted.setdefault(label, set()).add(row[col])
-        missing = {label: self.store.missing_ids(label, sorted(ids)) for label, ids in wanted.items()}
+        missing = {
+            label: self.store.missing_ids(label, sorted(ids)) for label, ids in wanted.items()
+        }
         for line, src_label, row in unresolved:
             ok = True
             for col, label in (("src", src_label), ("dst", spec.dst)):
                 if row[col] in missing.get(label, ()):
-                    self.log.add(name, line, col, f"unknown {label} id {row[col]!r}: not in "
-                                 f"{node_spec_file(label)} nor in the store")
+                    self.log.add(
+                        name,
+                        line,
+                        col,
+                        f"unknown {label} id {row[col]!r}: not in "
+                        f"{node_spec_file(label)} nor in the store",
+                    )
                     ok = False
             if ok:
                 yield src_label, row
@@ -279,5 +296,3 @@ def load_folder(folder: str | Path, store: GraphStore, *, progress: bool = False
     report = validate_folder(folder, store)
     store.write(_Validation(folder, store).batches(step))
     return report
-
-

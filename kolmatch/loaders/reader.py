@@ -136,10 +136,14 @@ _EXPECT = {
 
 
 def _fields_of(spec: Spec) -> dict[str, Field]:
-    out = {"id": Field("id", FieldType.STR, True)} if isinstance(spec, NodeSpec) else {
-        "src": Field("src", FieldType.STR, True),
-        "dst": Field("dst", FieldType.STR, True),
-    }
+    out = (
+        {"id": Field("id", FieldType.STR, True)}
+        if isinstance(spec, NodeSpec)
+        else {
+            "src": Field("src", FieldType.STR, True),
+            "dst": Field("dst", FieldType.STR, True),
+        }
+    )
     if isinstance(spec, RelSpec) and spec.polymorphic:
         out["src_label"] = Field("src_label", FieldType.STR, True, choices=spec.src)
     out.update({f.name: f for f in spec.fields})
@@ -155,8 +159,12 @@ def _decoded_lines(path: Path, name: str, log: ProblemLog) -> Iterator[str]:
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                log.add(name, lineno, "", f"not valid UTF-8 (byte {exc.start} of the line); "
-                        "save the file as UTF-8")
+                log.add(
+                    name,
+                    lineno,
+                    "",
+                    f"not valid UTF-8 (byte {exc.start} of the line); save the file as UTF-8",
+                )
                 return
 
 
@@ -170,7 +178,9 @@ def _check_header(header: list[str], spec: Spec, name: str, log: ProblemLog) -> 
             ok = False
         seen.add(col)
         if col not in required and col not in optional:
-            log.add(name, 1, col, f"unknown column; known columns: {', '.join(required + optional)}")
+            log.add(
+                name, 1, col, f"unknown column; known columns: {', '.join(required + optional)}"
+            )
             ok = False
     for col in required:
         if col not in seen:
@@ -179,8 +189,9 @@ def _check_header(header: list[str], spec: Spec, name: str, log: ProblemLog) -> 
     return ok
 
 
-def _typed_row(raw: dict[str, Any], fields: dict[str, Field], name: str, line: int,
-               log: ProblemLog) -> Row | None:
+def _typed_row(
+    raw: dict[str, Any], fields: dict[str, Field], name: str, line: int, log: ProblemLog
+) -> Row | None:
     row: Row = {}
     ok = True
     for col, fld in fields.items():
@@ -232,8 +243,13 @@ def _csv_converters() -> dict[FieldType, Callable[[str], Any] | None]:
             raise ValueError
         return x
 
-    return {FieldType.STR: None, FieldType.INT: int, FieldType.FLOAT: to_float,
-            FieldType.BOOL: _to_bool, FieldType.DATE: to_date}
+    return {
+        FieldType.STR: None,
+        FieldType.INT: int,
+        FieldType.FLOAT: to_float,
+        FieldType.BOOL: _to_bool,
+        FieldType.DATE: to_date,
+    }
 
 
 def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tuple[int, Row]]:
@@ -262,8 +278,12 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
         except StopIteration:
             return
         except csv.Error as exc:
-            log.add(name, reader.line_num, "", f"malformed CSV (file truncated or a quote "
-                    f"left open?): {exc}")
+            log.add(
+                name,
+                reader.line_num,
+                "",
+                f"malformed CSV (file truncated or a quote left open?): {exc}",
+            )
             return
         line = reader.line_num
         if not values:

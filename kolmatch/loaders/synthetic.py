@@ -36,7 +36,7 @@ from typing import IO
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["SCALES", "GMV_MODEL", "MarketScale", "generate_market", "oracle_orders"]
+__all__ = ["GMV_MODEL", "SCALES", "MarketScale", "generate_market", "oracle_orders"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -61,23 +61,63 @@ SCALES: dict[str, MarketScale] = {
 }
 
 CATEGORY_NAMES = (
-    "Beauty", "Fashion", "Food", "Home", "Electronics", "Baby", "Sports", "Books", "Pets",
-    "Health", "Jewelry", "Outdoor", "Toys", "Auto", "Digital", "Snacks", "Tea", "Liquor",
-    "Furniture", "Gaming",
+    "Beauty",
+    "Fashion",
+    "Food",
+    "Home",
+    "Electronics",
+    "Baby",
+    "Sports",
+    "Books",
+    "Pets",
+    "Health",
+    "Jewelry",
+    "Outdoor",
+    "Toys",
+    "Auto",
+    "Digital",
+    "Snacks",
+    "Tea",
+    "Liquor",
+    "Furniture",
+    "Gaming",
 )
 #: Typical log price (yuan) per category.
-CATEGORY_LOG_PRICE = np.log([
-    120, 180, 60, 90, 900, 150, 220, 45, 80, 160, 600, 300, 110, 400, 700, 35, 150, 350, 1500, 260,
-])
+CATEGORY_LOG_PRICE = np.log(
+    [
+        120,
+        180,
+        60,
+        90,
+        900,
+        150,
+        220,
+        45,
+        80,
+        160,
+        600,
+        300,
+        110,
+        400,
+        700,
+        35,
+        150,
+        350,
+        1500,
+        260,
+    ]
+)
 #: The population a generated market stands for: follower counts and tiers are extrapolated to it.
 PLATFORM_USERS = 100_000_000
 
+GMV_K = 0.004  # orders per (platform-scaled) audience member at full interest and fit
+GMV_PRICE_SD = 0.6  # width of the price fit, in log price
 #: The documented GMV model's constants (written to the truth folder).
-GMV_MODEL = {
-    "formula": "orders = K * A * I[c] * skill * exp(-(log(price) - P)^2 / (2 * price_sd^2)) * noise;"
-               " gmv = orders * price",
-    "K": 0.004,
-    "price_sd": 0.6,
+GMV_MODEL: dict[str, object] = {
+    "formula": "orders = K * A * I[c] * skill * exp(-(log(price) - P)^2 / (2 * price_sd^2))"
+    " * noise; gmv = orders * price",
+    "K": GMV_K,
+    "price_sd": GMV_PRICE_SD,
     "noise_sd": 0.3,
     "A": "real (non-bot) followers extrapolated to the platform population",
     "I": "mean latent interest of the talent's real followers in the product's category",
@@ -92,8 +132,13 @@ AGE_BANDS = np.array(["18-23", "24-30", "31-40", "41-50", "50+"])
 AGE_LOG_PRICE_SHIFT = np.array([-0.4, -0.1, 0.15, 0.25, 0.1])
 
 
-def oracle_orders(audience: FloatArray, interest: FloatArray, skill: FloatArray,
-                  log_price_pref: FloatArray, price: float) -> FloatArray:
+def oracle_orders(
+    audience: FloatArray,
+    interest: FloatArray,
+    skill: FloatArray,
+    log_price_pref: FloatArray,
+    price: float,
+) -> FloatArray:
     """Expected orders of a collaboration under the documented GMV model (noise mean 1).
 
     Parameters
@@ -111,8 +156,8 @@ def oracle_orders(audience: FloatArray, interest: FloatArray, skill: FloatArray,
     ...                     np.array([np.log(100.0)]), 100.0)[0])
     200.0
     """
-    fit = np.exp(-((np.log(price) - log_price_pref) ** 2) / (2 * GMV_MODEL["price_sd"] ** 2))
-    return float(GMV_MODEL["K"]) * audience * interest * skill * fit  # type: ignore[no-any-return]
+    fit = np.exp(-((np.log(price) - log_price_pref) ** 2) / (2 * GMV_PRICE_SD**2))
+    return GMV_K * audience * interest * skill * fit  # type: ignore[no-any-return]
 
 
 class _Writer:
@@ -124,8 +169,9 @@ class _Writer:
         self.files: dict[str, IO[str]] = {}
 
     def header(self, name: str, columns: str) -> None:
-        fh = self.stack.enter_context((self.out / f"{name}.csv").open("w", encoding="utf-8",
-                                                                       newline="\n"))
+        fh = self.stack.enter_context(
+            (self.out / f"{name}.csv").open("w", encoding="utf-8", newline="\n")
+        )
         fh.write(columns + "\n")
         self.files[name] = fh
 
@@ -149,8 +195,14 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}"
 
 
-def generate_market(scale: str | MarketScale, seed: int, out: str | Path,
-                    truth_dir: str | Path | None = None, *, progress: bool = False) -> Path:
+def generate_market(
+    scale: str | MarketScale,
+    seed: int,
+    out: str | Path,
+    truth_dir: str | Path | None = None,
+    *,
+    progress: bool = False,
+) -> Path:
     """Write a synthetic market to ``out`` and its latent truth to ``truth_dir``.
 
     Users are generated in chunks and written as they are made, so memory stays
@@ -226,8 +278,11 @@ class _Market:
         prod_merchant = np.repeat(np.arange(M), n_prod)
         P = len(prod_merchant)
         prod_cat = np.array([rng.choice(self.merchant_cats[m]) for m in prod_merchant])
-        log_price = self.cat_log_price[prod_cat] + self.merchant_price_level[prod_merchant] \
+        log_price = (
+            self.cat_log_price[prod_cat]
+            + self.merchant_price_level[prod_merchant]
             + rng.normal(0, 0.3, P)
+        )
         self.prod_merchant, self.prod_cat = prod_merchant, prod_cat
         self.prod_price = np.round(np.exp(log_price), 2)
         self.prod_commission = np.round(rng.uniform(0.05, 0.3, P), 2)
@@ -246,13 +301,23 @@ class _Market:
         budget = np.round(np.exp(rng.normal(np.log(150_000), 0.8, M)), -2)
         mn = rng.integers(1, 4, M)
         mx = mn + rng.integers(2, 12, M)
-        w.rows("merchant", (f"m{m},Merchant {m},{tg[m]},{ta[m]},{budget[m]:.0f},{mn[m]},{mx[m]}"
-                            for m in range(M)))
+        w.rows(
+            "merchant",
+            (
+                f"m{m},Merchant {m},{tg[m]},{ta[m]},{budget[m]:.0f},{mn[m]},{mx[m]}"
+                for m in range(M)
+            ),
+        )
         self.merchant_budget = budget
         w.header("product", "id,name,price,commission_rate")
-        w.rows("product", (f"p{p},{CATEGORY_NAMES[prod_cat[p]]} item {p},"
-                           f"{self.prod_price[p]:.2f},{self.prod_commission[p]:.2f}"
-                           for p in range(P)))
+        w.rows(
+            "product",
+            (
+                f"p{p},{CATEGORY_NAMES[prod_cat[p]]} item {p},"
+                f"{self.prod_price[p]:.2f},{self.prod_commission[p]:.2f}"
+                for p in range(P)
+            ),
+        )
         w.header("sells", "src,dst")
         w.rows("sells", (f"m{prod_merchant[p]},p{p}" for p in range(P)))
         w.header("in_category", "src,dst")
@@ -314,7 +379,9 @@ class _Market:
         agency = _pick(rng, size, len(signed))
         since = rng.integers(0, DAYS, len(signed))
         w.header("signed_with", "src,dst,since")
-        w.rows("signed_with", (f"t{t},a{agency[i]},{DATES[since[i]]}" for i, t in enumerate(signed)))
+        w.rows(
+            "signed_with", (f"t{t},a{agency[i]},{DATES[since[i]]}" for i, t in enumerate(signed))
+        )
         S = max(5, M // 20)
         kinds = np.array(["logistics", "operations", "ads", "live-studio", "customer-service"])
         w.header("service_provider", "id,name,kind")
@@ -329,17 +396,32 @@ class _Market:
     def campaigns(self) -> None:
         rng = self.rng(6)
         M = self.sc.merchants
-        names = ["Spring Festival", "38 Goddess Day", "618 Mid-Year", "Summer Sale", "Back to School",
-                 "Mid-Autumn", "Double 11", "Double 12", "New Year Goods"]
+        names = [
+            "Spring Festival",
+            "38 Goddess Day",
+            "618 Mid-Year",
+            "Summer Sale",
+            "Back to School",
+            "Mid-Autumn",
+            "Double 11",
+            "Double 12",
+            "New Year Goods",
+        ]
         n = len(names)
         self.camp_start = np.sort(rng.integers(0, DAYS - 20, n))
         self.camp_end = self.camp_start + rng.integers(5, 20, n)
         w = self.w
         w.header("campaign", "id,name,start,end")
-        w.rows("campaign", (f"cp{i},{names[i]},{DATES[self.camp_start[i]]},{DATES[self.camp_end[i]]}"
-                            for i in range(n)))
+        w.rows(
+            "campaign",
+            (
+                f"cp{i},{names[i]},{DATES[self.camp_start[i]]},{DATES[self.camp_end[i]]}"
+                for i in range(n)
+            ),
+        )
         self.merchant_campaigns = [
-            sorted(set(rng.integers(0, n, rng.integers(0, 4)).tolist())) for _ in range(M)]
+            sorted(set(rng.integers(0, n, rng.integers(0, 4)).tolist())) for _ in range(M)
+        ]
         w.header("joined", "src,dst")
         w.rows("joined", (f"m{m},cp{c}" for m in range(M) for c in self.merchant_campaigns[m]))
 
@@ -357,15 +439,17 @@ class _Market:
         self.aud_price = np.zeros(T)
         self.n_orders = 0
         interest_path = self.truth / "user_interest.npy"
-        self.interest_mm = np.lib.format.open_memmap(interest_path, mode="w+", dtype=np.float32,
-                                                     shape=(sc.users, C))
+        self.interest_mm = np.lib.format.open_memmap(
+            interest_path, mode="w+", dtype=np.float32, shape=(sc.users, C)
+        )
         self.user_is_bot = np.zeros(sc.users, dtype=bool)
         self.user_log_price = np.zeros(sc.users, dtype=np.float32)
         starts = range(0, sc.users, sc.chunk)
         from tqdm import tqdm
 
-        for i, lo in enumerate(tqdm(starts, desc="users", unit="chunk", disable=not self.progress
-                                    or None, leave=False)):
+        for i, lo in enumerate(
+            tqdm(starts, desc="users", unit="chunk", disable=not self.progress or None, leave=False)
+        ):
             self.user_chunk(i, lo, min(lo + sc.chunk, sc.users))
         self.interest_mm.flush()
         del self.interest_mm
@@ -385,8 +469,10 @@ class _Market:
         self.interest_mm[lo:hi] = theta.astype(np.float32)
         self.user_is_bot[lo:hi] = bot
         self.user_log_price[lo:hi] = logp
-        w.rows("user", (f"u{uid[j]},{GENDERS[gender[j]]},{AGE_BANDS[age[j]]},{city[j]}"
-                        for j in range(n)))
+        w.rows(
+            "user",
+            (f"u{uid[j]},{GENDERS[gender[j]]},{AGE_BANDS[age[j]]},{city[j]}" for j in range(n)),
+        )
         # follows: real users by interest; bots follow inflated talents
         k = np.where(bot, rng.integers(10, 40, n), 1 + rng.poisson(7 * activity))
         fu = np.repeat(np.arange(n), k)
@@ -403,8 +489,9 @@ class _Market:
         self.aud_n += np.bincount(ft[real], minlength=self.sc.talents)
         self.aud_bots += np.bincount(ft[~real], minlength=self.sc.talents)
         for c in range(C):
-            self.aud_interest[:, c] += np.bincount(ft[real], weights=theta[fu[real], c],
-                                                   minlength=self.sc.talents)
+            self.aud_interest[:, c] += np.bincount(
+                ft[real], weights=theta[fu[real], c], minlength=self.sc.talents
+            )
         self.aud_price += np.bincount(ft[real], weights=logp[fu[real]], minlength=self.sc.talents)
         # engagement: 70% with followed talents' content, 30% discovery by interest
         m = np.where(bot, 0, 1 + rng.poisson(6.5 * activity))
@@ -428,9 +515,14 @@ class _Market:
         shares = rng.binomial(views, np.clip(0.02 * fit, 0, 0.5))
         watch = views * rng.uniform(5, 60, E) * np.clip(fit, 0.2, 3)
         last = rng.integers(0, DAYS, E)
-        w.rows("engaged_with", (
-            f"u{lo + eu[j]},v{ec[j]},{views[j]},{likes[j]},{comments[j]},{shares[j]},"
-            f"{watch[j]:.1f},{DATES[last[j]]}" for j in range(E)))
+        w.rows(
+            "engaged_with",
+            (
+                f"u{lo + eu[j]},v{ec[j]},{views[j]},{likes[j]},{comments[j]},{shares[j]},"
+                f"{watch[j]:.1f},{DATES[last[j]]}"
+                for j in range(E)
+            ),
+        )
         # content-driven purchases: engagement with content that features a product
         prod = self.content_product[ec]
         has = prod >= 0
@@ -460,13 +552,18 @@ class _Market:
         qty = rng.integers(1, 3, len(rows))
         base = self.n_orders
         self.n_orders += len(rows)
-        w.rows("purchased", (
-            f"u{r[0]},p{r[1]},o{base + j},{r[2] * qty[j]:.2f},{DATES[r[3]]},{r[4]},{r[5]}"
-            for j, r in enumerate(rows)))
+        w.rows(
+            "purchased",
+            (
+                f"u{r[0]},p{r[1]},o{base + j},{r[2] * qty[j]:.2f},{DATES[r[3]]},{r[4]},{r[5]}"
+                for j, r in enumerate(rows)
+            ),
+        )
 
-    def interest_talents(self, rng: np.random.Generator, theta: FloatArray,
-                         rows: IntArray) -> IntArray:
-        """For each entry of ``rows`` (a user in the chunk), a talent picked by the user's interests."""
+    def interest_talents(
+        self, rng: np.random.Generator, theta: FloatArray, rows: IntArray
+    ) -> IntArray:
+        """For each entry of ``rows`` (a user in the chunk), a talent picked by its interests."""
         cats = _pick_rows(rng, theta[rows])
         out = np.zeros(len(rows), dtype=np.int64)
         for c in range(self.C):
@@ -495,8 +592,14 @@ class _Market:
         region = regions[rng.integers(0, 5, T)]
         w = self.w
         w.header("talent", "id,name,followers,fee,commission_rate,capacity,region")
-        w.rows("talent", (f"t{t},Talent {t},{followers[t]},{fee[t]:.0f},{commission[t]:.2f},"
-                          f"{capacity[t]},{region[t]}" for t in range(T)))
+        w.rows(
+            "talent",
+            (
+                f"t{t},Talent {t},{followers[t]},{fee[t]:.0f},{commission[t]:.2f},"
+                f"{capacity[t]},{region[t]}"
+                for t in range(T)
+            ),
+        )
         w.header("promoted", "src,dst,collab_id,gmv,orders,fee,time,campaign")
         # merchants chose past partners the way the naive tools do: category match x popularity
         pop = np.log1p(followers.astype(np.float64))
@@ -511,8 +614,13 @@ class _Market:
             for t in np.sort(chosen):
                 p = int(rng.choice(prods))
                 c = self.prod_cat[p]
-                exp_orders = oracle_orders(audience[t:t + 1], interest[t:t + 1, c], self.skill[t:t + 1],
-                                           logp[t:t + 1], float(self.prod_price[p]))[0]
+                exp_orders = oracle_orders(
+                    audience[t : t + 1],
+                    interest[t : t + 1, c],
+                    self.skill[t : t + 1],
+                    logp[t : t + 1],
+                    float(self.prod_price[p]),
+                )[0]
                 orders = int(rng.poisson(exp_orders * np.exp(rng.normal(-0.045, 0.3))))
                 gmv = orders * self.prod_price[p]
                 day = int(rng.integers(0, DAYS))
@@ -530,17 +638,22 @@ class _Market:
     def violations(self) -> None:
         rng = self.rng(8)
         T, M, P = self.sc.talents, self.sc.merchants, len(self.prod_cat)
-        kinds = {"Talent": ["false-advertising", "fake-engagement", "vulgar-content"],
-                 "Merchant": ["counterfeit", "late-shipping", "price-fraud"],
-                 "Product": ["illegal-product", "quality-failure", "mislabelled"]}
+        kinds = {
+            "Talent": ["false-advertising", "fake-engagement", "vulgar-content"],
+            "Merchant": ["counterfeit", "late-shipping", "price-fraud"],
+            "Product": ["illegal-product", "quality-failure", "mislabelled"],
+        }
         severities = np.array(["minor", "major", "severe"])
         w = self.w
         w.header("violation", "id,kind,severity,time,resolved")
         w.header("has_violation", "src_label,src,dst")
         v = 0
         vrows, rrows = [], []
-        for label, prefix, n, rate in (("Talent", "t", T, 0.03), ("Merchant", "m", M, 0.03),
-                                       ("Product", "p", P, 0.02)):
+        for label, prefix, n, rate in (
+            ("Talent", "t", T, 0.03),
+            ("Merchant", "m", M, 0.03),
+            ("Product", "p", P, 0.02),
+        ):
             who = np.nonzero(rng.random(n) < rate)[0]
             if label == "Talent":  # bot-buying talents get caught more often
                 who = np.union1d(who, np.nonzero(self.inflated & (rng.random(n) < 0.3))[0])
@@ -556,15 +669,31 @@ class _Market:
 
     def write_truth(self) -> None:
         audience, interest, logp = self.talent_stats()
-        np.savez(self.truth / "talents.npz", audience=audience, interest=interest, log_price=logp,
-                 skill=self.skill, inflated=self.inflated, bot_followers=self.aud_bots * self.ext,
-                 profile=self.talent_profile)
+        np.savez(
+            self.truth / "talents.npz",
+            audience=audience,
+            interest=interest,
+            log_price=logp,
+            skill=self.skill,
+            inflated=self.inflated,
+            bot_followers=self.aud_bots * self.ext,
+            profile=self.talent_profile,
+        )
         np.savez(self.truth / "users.npz", is_bot=self.user_is_bot, log_price=self.user_log_price)
-        np.savez(self.truth / "products.npz", category=self.prod_cat, price=self.prod_price,
-                 merchant=self.prod_merchant)
-        meta = {"scale": asdict(self.sc), "seed": self.seed, "platform_users": PLATFORM_USERS,
-                "gmv_model": GMV_MODEL, "orders": self.n_orders,
-                "note": "latent truth for evaluation only; the matcher never reads it"}
+        np.savez(
+            self.truth / "products.npz",
+            category=self.prod_cat,
+            price=self.prod_price,
+            merchant=self.prod_merchant,
+        )
+        meta = {
+            "scale": asdict(self.sc),
+            "seed": self.seed,
+            "platform_users": PLATFORM_USERS,
+            "gmv_model": GMV_MODEL,
+            "orders": self.n_orders,
+            "note": "latent truth for evaluation only; the matcher never reads it",
+        }
         (self.truth / "truth.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 

@@ -13,21 +13,25 @@ from kolmatch.graph.model import NODES, RELATIONSHIPS
 from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import GraphStore
-from kolmatch.loaders.load import load_folder
-from kolmatch.loaders.load import _Validation  # the write path's batches, to cut a load short
+from kolmatch.loaders.load import (
+    _Validation,  # the write path's batches, to cut a load short
+    load_folder,
+)
 
 pytestmark = pytest.mark.neo4j
 
 
 def test_schema_has_a_uniqueness_constraint_per_label(neo4j_store: Any) -> None:
     recs = neo4j_store._query("SHOW CONSTRAINTS YIELD labelsOrTypes, properties, type")
-    have = {(r["labelsOrTypes"][0], tuple(r["properties"])) for r in recs
-            if r["type"] == "UNIQUENESS"}
+    have = {
+        (r["labelsOrTypes"][0], tuple(r["properties"])) for r in recs if r["type"] == "UNIQUENESS"
+    }
     assert {(n.label, ("id",)) for n in NODES} <= have
 
 
-def test_tiny_load_counts_and_idempotent_reload(tiny_market: Path, neo4j_store: Any,
-                                                sqlite_store: SQLiteStore) -> None:
+def test_tiny_load_counts_and_idempotent_reload(
+    tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore
+) -> None:
     load_folder(tiny_market, neo4j_store)
     load_folder(tiny_market, sqlite_store)
     first = neo4j_store.counts()
@@ -36,14 +40,15 @@ def test_tiny_load_counts_and_idempotent_reload(tiny_market: Path, neo4j_store: 
     assert neo4j_store.counts() == first
 
 
-def test_failed_then_resumed_load_has_no_duplicates(tiny_market: Path, neo4j_store: Any,
-                                                    sqlite_store: SQLiteStore) -> None:
+def test_failed_then_resumed_load_has_no_duplicates(
+    tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore
+) -> None:
     # a load that dies after some batches (as a killed process would)
     v = _Validation(tiny_market, neo4j_store)
     with pytest.raises(RuntimeError):
         neo4j_store.write(itertools.chain(itertools.islice(v.batches(), 5), _boom()))
     partial = neo4j_store.counts()
-    assert 0 < sum(partial.values())
+    assert sum(partial.values()) > 0
     load_folder(tiny_market, neo4j_store)
     load_folder(tiny_market, sqlite_store)
     assert neo4j_store.counts() == sqlite_store.counts()

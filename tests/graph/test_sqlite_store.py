@@ -25,14 +25,32 @@ def test_write_is_atomic(sqlite_store: SQLiteStore) -> None:
 
 
 def test_relationships_key_on_their_key_property(sqlite_store: SQLiteStore) -> None:
-    sqlite_store.write([
-        NodeBatch("User", [{"id": "u1"}]),
-        NodeBatch("Product", [{"id": "p1", "name": "P", "price": 3.0}]),
-        RelBatch("PURCHASED", "User", [
-            {"src": "u1", "dst": "p1", "order_id": "o1", "amount": 3.0, "time": "2025-01-01"},
-            {"src": "u1", "dst": "p1", "order_id": "o2", "amount": 6.0, "time": "2025-01-02"},
-        ]),
-    ])
+    sqlite_store.write(
+        [
+            NodeBatch("User", [{"id": "u1"}]),
+            NodeBatch("Product", [{"id": "p1", "name": "P", "price": 3.0}]),
+            RelBatch(
+                "PURCHASED",
+                "User",
+                [
+                    {
+                        "src": "u1",
+                        "dst": "p1",
+                        "order_id": "o1",
+                        "amount": 3.0,
+                        "time": "2025-01-01",
+                    },
+                    {
+                        "src": "u1",
+                        "dst": "p1",
+                        "order_id": "o2",
+                        "amount": 6.0,
+                        "time": "2025-01-02",
+                    },
+                ],
+            ),
+        ]
+    )
     assert sqlite_store.counts()["PURCHASED"] == 2
     u, p = node_table(sqlite_store, "User"), node_table(sqlite_store, "Product")
     e = edge_list(sqlite_store, "PURCHASED", u, p)

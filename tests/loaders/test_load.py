@@ -35,8 +35,9 @@ def test_loading_twice_is_idempotent(tiny_market: Path, sqlite_store: SQLiteStor
     assert snapshot(sqlite_store) == first
 
 
-def test_a_second_folder_may_refer_to_stored_nodes(tiny_market: Path, sqlite_store: SQLiteStore,
-                                                   tmp_path: Path) -> None:
+def test_a_second_folder_may_refer_to_stored_nodes(
+    tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
     load_folder(tiny_market, sqlite_store)
     d = tmp_path / "more"
     d.mkdir()
@@ -61,8 +62,9 @@ def test_validate_writes_nothing(tiny_market: Path, sqlite_store: SQLiteStore) -
     assert sqlite_store.counts()["User"] == 0
 
 
-def test_failure_inside_the_write_rolls_back(tiny_market: Path, sqlite_store: SQLiteStore,
-                                             tmp_path: Path) -> None:
+def test_failure_inside_the_write_rolls_back(
+    tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
     d = tmp_path / "half"
     shutil.copytree(tiny_market, d)
     # the last file read (has_violation) is bad: everything before it was already written

@@ -43,12 +43,20 @@ def _fails(folder: Path, store: SQLiteStore) -> InputError:
 
 def test_missing_required_column(folder: Path, loaded: SQLiteStore) -> None:
     p = folder / "product.csv"
-    p.write_text(p.read_text().replace("id,name,price,commission_rate", "id,name,commission_rate", 1)
-                 .replace("\n", "\n", 0))
+    p.write_text(
+        p.read_text()
+        .replace("id,name,price,commission_rate", "id,name,commission_rate", 1)
+        .replace("\n", "\n", 0)
+    )
     # every data row now has one field too many, but the header is reported first and stops the file
     err = _fails(folder, loaded)
-    assert any(pr.file == "product.csv" and pr.line == 1 and pr.field == "price"
-               and "required column is missing" in pr.reason for pr in err.problems)
+    assert any(
+        pr.file == "product.csv"
+        and pr.line == 1
+        and pr.field == "price"
+        and "required column is missing" in pr.reason
+        for pr in err.problems
+    )
 
 
 def test_wrong_type_names_line_and_field(folder: Path, loaded: SQLiteStore) -> None:
@@ -67,7 +75,8 @@ def test_unknown_id_in_relationship(folder: Path, loaded: SQLiteStore) -> None:
     err = _fails(folder, loaded)
     assert [str(p) for p in err.problems] == [
         f"follows.csv:{n}: field 'dst': unknown Talent id 't_nobody': not in talent.csv nor in "
-        "the store"]
+        "the store"
+    ]
 
 
 def test_duplicate_id(folder: Path, loaded: SQLiteStore) -> None:
@@ -75,8 +84,11 @@ def test_duplicate_id(folder: Path, loaded: SQLiteStore) -> None:
         fh.write("m0,Shadow copy,,,1000,1,2\n")
     err = _fails(folder, loaded)
     (p,) = err.problems
-    assert p.file == "merchant.csv" and p.field == "id" and p.reason.startswith(
-        "duplicate id 'm0' (first at line 2)")
+    assert (
+        p.file == "merchant.csv"
+        and p.field == "id"
+        and p.reason.startswith("duplicate id 'm0' (first at line 2)")
+    )
 
 
 def test_duplicate_relationship_key(folder: Path, loaded: SQLiteStore) -> None:
@@ -134,8 +146,12 @@ def test_unknown_file_name(folder: Path, loaded: SQLiteStore) -> None:
 
 def test_unknown_column_is_an_error_not_dropped_data(folder: Path, loaded: SQLiteStore) -> None:
     p = folder / "category.csv"
-    p.write_text(p.read_text().replace("id,name", "id,name,colour", 1).replace("\n", ",red\n")
-                 .replace("id,name,colour,red", "id,name,colour"))
+    p.write_text(
+        p.read_text()
+        .replace("id,name", "id,name,colour", 1)
+        .replace("\n", ",red\n")
+        .replace("id,name,colour,red", "id,name,colour")
+    )
     err = _fails(folder, loaded)
     assert err.problems[0].field == "colour" and "unknown column" in err.problems[0].reason
 
@@ -171,7 +187,9 @@ def test_bad_date_and_bool(folder: Path, loaded: SQLiteStore) -> None:
 def test_jsonl_accepted_and_checked(tmp_path: Path, sqlite_store: SQLiteStore) -> None:
     d = tmp_path / "j"
     d.mkdir()
-    (d / "category.jsonl").write_text('{"id": "c1", "name": "Beauty"}\n{"id": "c2", "name": "Tea"}\n')
+    (d / "category.jsonl").write_text(
+        '{"id": "c1", "name": "Beauty"}\n{"id": "c2", "name": "Tea"}\n'
+    )
     (d / "talent.jsonl").write_text('{"id": "t1", "name": "A", "followers": 12}\n')
     load_folder(d, sqlite_store)
     assert sqlite_store.counts()["Category"] == 2
@@ -188,8 +206,10 @@ def test_jsonl_accepted_and_checked(tmp_path: Path, sqlite_store: SQLiteStore) -
 def test_bom_and_crlf_are_accepted(tmp_path: Path, sqlite_store: SQLiteStore) -> None:
     d = tmp_path / "b"
     d.mkdir()
-    (d / "category.csv").write_bytes(b"\xef\xbb\xbfid,name\r\nc1,Beauty\r\nc2,\"Tea, green\"\r\n")
+    (d / "category.csv").write_bytes(b'\xef\xbb\xbfid,name\r\nc1,Beauty\r\nc2,"Tea, green"\r\n')
     load_folder(d, sqlite_store)
     rows = sqlite_store.node_rows("Category", ("name",))
     assert sorted(zip(rows.ids, rows.columns["name"], strict=True)) == [
-        ("c1", "Beauty"), ("c2", "Tea, green")]
+        ("c1", "Beauty"),
+        ("c2", "Tea, green"),
+    ]

@@ -38,7 +38,7 @@ def test_audiences_are_heavy_tailed(s_market: Path) -> None:
     # at tiny scale (100 talents, 2,000 users) audiences saturate; s shows the tail
     with (s_market / "follows.csv").open() as fh:
         deg = np.array(sorted(Counter(r["dst"] for r in csv.DictReader(fh)).values()))
-    top = deg[-len(deg) // 10:].sum() / deg.sum()
+    top = deg[-len(deg) // 10 :].sum() / deg.sum()
     assert top > 0.4, f"top 10% of talents hold only {top:.0%} of follows (10% if uniform)"
     assert deg.max() > 50 * np.median(deg)
 
@@ -64,9 +64,13 @@ def test_collaboration_gmv_follows_the_documented_model(tiny_market: Path) -> No
         for r in csv.DictReader(fh):
             ti, pi = int(r["src"][1:]), int(r["dst"][1:])
             c = p["category"][pi]
-            e = oracle_orders(t["audience"][ti:ti + 1], t["interest"][ti:ti + 1, c],
-                              t["skill"][ti:ti + 1], t["log_price"][ti:ti + 1],
-                              float(p["price"][pi]))[0]
+            e = oracle_orders(
+                t["audience"][ti : ti + 1],
+                t["interest"][ti : ti + 1, c],
+                t["skill"][ti : ti + 1],
+                t["log_price"][ti : ti + 1],
+                float(p["price"][pi]),
+            )[0]
             exp.append(e)
             got.append(int(r["orders"]))
     corr = np.corrcoef(np.log1p(exp), np.log1p(got))[0, 1]

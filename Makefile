@@ -1,0 +1,43 @@
+# kolmatch: `make demo` runs the main job on the embedded store, `make test` runs every test.
+# Each target creates .venv and installs what it needs; `make test` also starts and stops a
+# local Neo4j server (scripts/neo4j, assembled from Maven artifacts) when Java and Maven exist.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SCALE ?= s
+
+.PHONY: install demo test lint bench neo4j-start neo4j-stop clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/kolmatch demo
+
+test: install
+	scripts/test
+
+lint: install
+	$(BIN)/ruff check kolmatch tests bench
+	$(BIN)/ruff format --check kolmatch tests bench
+	$(BIN)/mypy
+
+bench: install
+	scripts/with-neo4j $(BIN)/python bench/run.py --scale $(SCALE)
+
+neo4j-start:
+	scripts/neo4j start
+
+neo4j-stop:
+	scripts/neo4j stop
+
+clean:
+	rm -rf .kolmatch kolmatch.db
