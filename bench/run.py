@@ -1,0 +1,236 @@
+"""kolmatch benchmarks: generation and loading, SQLite and Neo4j, batched against naive.
+
+Each heavy step runs in its own process so its wall time and peak memory
+(``ru_maxrss`` from ``os.wait4``) are its own. Results go to
+``bench/results/<date>-<scale>.md`` and ``.json`` with the machine's facts.
+Benchmarks report; they never fail on a number.
+
+Usage: ``make bench SCALE=s`` (starts Neo4j), or ``python bench/run.py --scale tiny --no-neo4j``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> str:
+    """Run a command to completion; return its standard output."""
+    proc = subprocess.run(
+        argv, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(argv[:2])} failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
+    return proc.stdout
+
+
+def _measured(code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run Python code (which fills a dict ``out``) in a fresh process, so that its wall time
+    and peak resident memory are its own; return ``out`` with ``seconds`` and ``peak_mib``."""
+    wrapper = (
+        "import json, resource, time\n"
+        "t0 = time.perf_counter()\n"
+        f"{code}\n"
+        "out['seconds'] = time.perf_counter() - t0\n"
+        "out['peak_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print(json.dumps(out))\n"
+    )
+    out = _run([sys.executable, "-c", wrapper], env)
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _rows(folder: Path) -> dict[str, int]:
+    return {p.stem: sum(1 for _ in p.open("rb")) - 1 for p in sorted(folder.glob("*.csv"))}
+
+
+def bench_generate(scale: str, out: Path) -> dict[str, Any]:
+    r = _measured(
+        "from kolmatch.loaders.synthetic import generate_market\n"
+        f"generate_market({scale!r}, 1, {str(out)!r})\n"
+        "out = {}"
+    )
+    rows = _rows(out)
+    r["rows"] = sum(rows.values())
+    r["rows_per_s"] = r["rows"] / r["seconds"]
+    r["bytes"] = sum(p.stat().st_size for p in out.glob("*.csv"))
+    return r
+
+
+def bench_sqlite(folder: Path, db: Path) -> dict[str, Any]:
+    db.unlink(missing_ok=True)
+    code = (
+        "from kolmatch.graph.sqlite_store import SQLiteStore\n"
+        "from kolmatch.loaders.load import load_folder\n"
+        f"s = SQLiteStore({str(db)!r})\n"
+        f"rep = load_folder({str(folder)!r}, s)\n"
+        "c = s.counts()\n"
+        "out = {'rows': rep.total, 'relationships': sum(v for k, v in c.items() if k.isupper())}"
+    )
+    first = _measured(code)
+    again = _measured(code)
+    first["rows_per_s"] = first["rows"] / first["seconds"]
+    first["reload_seconds"] = again["seconds"]
+    first["reload_same_counts"] = again["relationships"] == first["relationships"]
+    return first
+
+
+NEO4J_OPEN = (
+    "import os\n"
+    "from kolmatch.graph.neo4j_store import Neo4jStore\n"
+    "s = Neo4jStore(os.environ['KOLMATCH_NEO4J_URI'], "
+    "(os.environ.get('NEO4J_USER', 'neo4j'), os.environ['NEO4J_PASSWORD']))\n"
+)
+
+
+def bench_neo4j(folder: Path) -> dict[str, Any]:
+    _measured(NEO4J_OPEN + "s.clear()\nout = {}")
+    code = (
+        NEO4J_OPEN + "from kolmatch.loaders.load import load_folder\n"
+        f"rep = load_folder({str(folder)!r}, s)\n"
+        "c = s.counts()\n"
+        "out = {'rows': rep.total, 'relationships': sum(v for k, v in c.items() if k.isupper()),"
+        " 'counts': c}"
+    )
+    first = _measured(code)
+    again = _measured(code)
+    first["rows_per_s"] = first["rows"] / first["seconds"]
+    first["relationships_per_s"] = first["relationships"] / first["seconds"]
+    first["reload_seconds"] = again["seconds"]
+    first["reload_same_counts"] = again["counts"] == first["counts"]
+    return first
+
+
+def bench_naive(folder: Path, n: int) -> dict[str, Any]:
+    """The same n FOLLOWS rows, created by one-row-per-transaction MERGE and by batched UNWIND."""
+    with (folder / "follows.csv").open() as fh:
+        sample = [r for _, r in zip(range(n), csv.DictReader(fh), strict=False)]
+    rows = [{"src": r["src"], "dst": r["dst"], "since": r["since"] or None} for r in sample]
+    Path("/tmp/kolmatch-naive.json").write_text(json.dumps(rows))
+    code = (
+        NEO4J_OPEN + "import json, time\n"
+        "from kolmatch.graph import cypher\n"
+        "rows = json.load(open('/tmp/kolmatch-naive.json'))\n"
+        "drop = 'UNWIND $rows AS row MATCH (:User {id: row.src})-[r:FOLLOWS]->"
+        "(:Talent {id: row.dst}) DELETE r'\n"
+        "q = cypher.upsert_rels('FOLLOWS', 'User')\n"
+        "single = ('MATCH (s:User {id: $src}) MATCH (d:Talent {id: $dst}) '\n"
+        "          'MERGE (s)-[r:FOLLOWS]->(d) SET r.since = coalesce($since, r.since)')\n"
+        "d = s._driver\n"
+        "d.execute_query(drop, rows=rows, database_=s.database)\n"
+        "t = time.perf_counter()\n"
+        "for r in rows:\n"
+        "    d.execute_query(single, r, database_=s.database)\n"
+        "naive = time.perf_counter() - t\n"
+        "d.execute_query(drop, rows=rows, database_=s.database)\n"
+        "t = time.perf_counter()\n"
+        "from kolmatch.graph.store import RelBatch\n"
+        "from kolmatch.loaders.load import BATCH_ROWS\n"
+        "s.write(RelBatch('FOLLOWS', 'User', rows[i:i + BATCH_ROWS])\n"
+        "        for i in range(0, len(rows), BATCH_ROWS))\n"
+        "batched = time.perf_counter() - t\n"
+        "out = {'rows': len(rows), 'naive_rows_per_s': len(rows) / naive,"
+        " 'batched_rows_per_s': len(rows) / batched, 'speedup': naive / batched}"
+    )
+    return _measured(code)
+
+
+def machine() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    mem = 0
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // 1024
+    vers = {p: md.version(p) for p in ("numpy", "scipy", "networkx", "neo4j", "neo4j-rust-ext")}
+    return {
+        "cores": os.cpu_count(),
+        "memory_mib": mem,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": vers,
+    }
+
+
+def _md(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    lines = [
+        f"# kolmatch benchmark: scale {res['scale']}, {res['date']}",
+        "",
+        f"{m['cores']} cores, {m['memory_mib'] // 1024} GiB, Python {m['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
+        "",
+        "| step | rows | seconds | rows/s | peak MiB | notes |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    g = res["generate"]
+    lines.append(
+        f"| generate | {g['rows']:,} | {g['seconds']:.1f} | {g['rows_per_s']:,.0f} | "
+        f"{g['peak_mib']:,.0f} | {g['bytes'] / 2**20:,.0f} MiB of CSV |"
+    )
+    s = res["sqlite"]
+    lines.append(
+        f"| load SQLite | {s['rows']:,} | {s['seconds']:.1f} | {s['rows_per_s']:,.0f} | "
+        f"{s['peak_mib']:,.0f} | re-load {s['reload_seconds']:.1f}s, same counts: "
+        f"{s['reload_same_counts']} |"
+    )
+    if "neo4j" in res:
+        n = res["neo4j"]
+        lines.append(
+            f"| load Neo4j (batched) | {n['rows']:,} | {n['seconds']:.1f} | "
+            f"{n['rows_per_s']:,.0f} | {n['peak_mib']:,.0f} | "
+            f"{n['relationships_per_s']:,.0f} relationships/s; re-load "
+            f"{n['reload_seconds']:.1f}s, same counts: {n['reload_same_counts']} |"
+        )
+    if "naive" in res:
+        v = res["naive"]
+        lines.append(
+            f"| FOLLOWS sample: naive vs batched | {v['rows']:,} | | "
+            f"{v['naive_rows_per_s']:,.0f} vs {v['batched_rows_per_s']:,.0f} | | "
+            f"batched is {v['speedup']:.1f}x faster |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--scale", default="s", choices=["tiny", "s", "m", "l"])
+    p.add_argument("--work", type=Path, default=ROOT / ".kolmatch" / "bench")
+    p.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--no-neo4j", action="store_true", help="skip the Neo4j steps")
+    p.add_argument("--naive-rows", type=int, default=5_000)
+    a = p.parse_args()
+    market = a.work / f"market-{a.scale}"
+    a.work.mkdir(parents=True, exist_ok=True)
+    res: dict[str, Any] = {"scale": a.scale, "date": date.today().isoformat(), "machine": machine()}
+    print(f"generate {a.scale} ...", flush=True)
+    res["generate"] = bench_generate(a.scale, market)
+    print("load SQLite ...", flush=True)
+    res["sqlite"] = bench_sqlite(market, a.work / f"{a.scale}.db")
+    use_neo4j = not a.no_neo4j and "KOLMATCH_NEO4J_URI" in os.environ
+    if use_neo4j:
+        print("load Neo4j ...", flush=True)
+        res["neo4j"] = bench_neo4j(market)
+        print("naive vs batched ...", flush=True)
+        res["naive"] = bench_naive(market, a.naive_rows)
+    a.results.mkdir(parents=True, exist_ok=True)
+    stem = a.results / f"{res['date']}-{a.scale}"
+    stem.with_suffix(".json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    stem.with_suffix(".md").write_text(_md(res))
+    print(_md(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Smoke test of the benchmark: a tiny run produces a well-formed report (numbers not judged)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_tiny_benchmark_writes_its_report(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--scale",
+            "tiny",
+            "--no-neo4j",
+            "--work",
+            str(tmp_path / "work"),
+            "--results",
+            str(tmp_path / "results"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    (js,) = (tmp_path / "results").glob("*-tiny.json")
+    res = json.loads(js.read_text())
+    assert res["machine"]["cores"] >= 1 and "networkx" in res["machine"]["packages"]
+    assert res["generate"]["rows"] > 10_000 and res["generate"]["seconds"] > 0
+    assert res["sqlite"]["rows"] == res["generate"]["rows"]
+    assert res["sqlite"]["reload_same_counts"] is True
+    assert res["sqlite"]["peak_mib"] > 10
+    md = js.with_suffix(".md").read_text()
+    assert md.startswith("# kolmatch benchmark: scale tiny") and "| load SQLite |" in md
