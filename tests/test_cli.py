@@ -49,3 +49,34 @@ def test_demo_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "kolmatch demo: the tiny market" in out
     assert "FOLLOWS" in out and "2,000" in out
+
+
+def test_match_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = f"sqlite:///{tmp_path / 'k.db'}"
+    main(["generate", "--scale", "tiny", "--seed", "4", "--out", str(tmp_path / "m")])
+    main(["load", str(tmp_path / "m"), "--store", store])
+    capsys.readouterr()
+    assert main(["match", "m2", "--top", "5", "--json", "--store", store]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["merchant"] == "m2" and [m["rank"] for m in out["matches"]] == [1, 2, 3, 4, 5]
+    assert {"talent", "score", "breakdown", "evidence"} <= set(out["matches"][0])
+    assert main(["match", "m999", "--store", store]) == 2
+    assert "unknown Merchant id 'm999'" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "evaluate",
+                "--truth",
+                str(tmp_path / "m-truth"),
+                "--merchants",
+                "5",
+                "--json",
+                "--store",
+                store,
+            ]
+        )
+        == 0
+    )
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["merchants"] == 5 and set(ev["capture"]) >= {"engine", "followers"}
+    assert main(["evaluate", "--truth", str(tmp_path), "--store", store]) == 2

@@ -80,10 +80,13 @@ class SQLiteStore:
         self.uri = f"sqlite:///{self.path}"
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            # A rollback journal, not WAL: loads are single transactions of up to gigabytes,
+            # which WAL handles badly (SQLite's docs: "WAL does not work well for very large
+            # transactions"); the journal keeps them atomic across a kill.
+            self._db.execute("PRAGMA journal_mode=DELETE")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=OFF")
-            self._db.execute("PRAGMA cache_size=-262144")
+            self._db.execute("PRAGMA cache_size=-1048576")  # 1 GiB of page cache
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
 

@@ -1,0 +1,1 @@
+"""Matching: signals, centrality, scoring over arrays — never a store or a driver."""

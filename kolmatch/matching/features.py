@@ -1,0 +1,360 @@
+"""Market features: the graph's projections turned once into the arrays every match query reads.
+
+Everything here is observable data; the synthetic market's latent truth is never read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from kolmatch.graph.projection import EdgeList, NodeTable, edge_list, node_table, to_csr
+from kolmatch.graph.store import GraphStore
+from kolmatch.matching.centrality import bipartite_pagerank
+
+__all__ = ["MarketFeatures", "build_features"]
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+SEVERITY = {"minor": 1.0, "major": 2.0, "severe": 3.0}
+
+
+@dataclass
+class MarketFeatures:
+    """Arrays in explicit id order (``talent_ids``, ``merchant_ids``, ...), built once per graph.
+
+    Shapes: T talents, M merchants, P products, U users, C categories.
+    """
+
+    talent_ids: NDArray[np.str_]
+    user_ids: NDArray[np.str_]
+    merchant_ids: NDArray[np.str_]
+    category_names: NDArray[np.object_]
+    talent_fee: F64  # (T,) yuan per collaboration, NaN if unknown
+    talent_followers: F64  # (T,) platform-reported followers
+    talent_capacity: F64  # (T,)
+    talent_audience: F64  # (T, C) interest mix of the talent's engaged audience
+    talent_audience_size: F64  # (T,) distinct engaged users in the graph
+    talent_active_share: F64  # (T,) share of followers that ever engaged with the talent
+    talent_price_level: F64  # (T,) mean log price its audience pays
+    talent_influence: F64  # (T,) PageRank on the user-talent follow graph, x T
+    talent_track: F64  # (T, C) shrunk mean GMV per collaboration in each category
+    talent_track_n: F64  # (T, C) collaborations in each category
+    talent_track_gmv: F64  # (T, C) total GMV
+    talent_track_merchants: F64  # (T, C) distinct merchants worked with
+    talent_skill: F64  # (T,) observed orders / expected orders, shrunk to 1
+    talent_risk: F64  # (T,) penalty in [0, 1]; 1 means excluded
+    talent_risk_notes: list[list[str]]
+    merchant_mix: F64  # (M, C) category mix of what the merchant sells (by sales, + catalogue)
+    merchant_price_level: F64  # (M,) mean log price of its products
+    merchant_products: list[I64]
+    merchant_risk: F64  # (M,)
+    user_interest: sp.csr_matrix  # (U, C) observed interest (engagement + purchases), rows sum 1
+    user_bought: sp.csr_matrix  # (U, C) spend per category
+    engaged: sp.csr_matrix  # (T, U) 1 where user u engaged with talent t's content
+    talent_engagement_rate: F64  # (T,) engagement weight per follower in the graph
+    talent_category: F64  # (T, C) what the talent's content features and it has promoted
+    buyers_of: sp.csr_matrix  # (M, U) spend of user u with merchant m
+    product_category: I64  # (P,)
+    product_price: F64  # (P,)
+    gmv_rate: float  # K-hat: observed orders per unit of expected orders, market-wide
+    users: int
+
+    @property
+    def n_talents(self) -> int:
+        return len(self.talent_ids)
+
+
+def _recency(dates: NDArray[np.object_], today: date, half_life_days: float) -> F64:
+    days = np.array(
+        [(today - date.fromisoformat(d[:10])).days if d else half_life_days for d in dates],
+        dtype=np.float64,
+    )
+    return np.power(0.5, np.maximum(days, 0) / half_life_days)
+
+
+def _rows_normalised(m: sp.csr_matrix) -> sp.csr_matrix:
+    s = np.asarray(m.sum(axis=1)).ravel()
+    inv = np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)
+    return sp.csr_matrix(sp.diags(inv) @ m)
+
+
+def build_features(store: GraphStore, *, today: date | None = None) -> MarketFeatures:
+    """Read the graph once and compute every signal's inputs.
+
+    Parameters
+    ----------
+    store
+        Any GraphStore.
+    today
+        The reference date for recency; default the latest date seen in engagement.
+    """
+    users = node_table(store, "User", ())
+    talents = node_table(store, "Talent")
+    merchants = node_table(store, "Merchant", ("name",))
+    products = node_table(store, "Product", ("price",))
+    categories = node_table(store, "Category", ("name",))
+    contents = node_table(store, "Content", ())
+    violations = node_table(store, "Violation", ("severity", "resolved", "time"))
+    U, T, M, P, C, K = (len(x) for x in (users, talents, merchants, products, categories, contents))
+
+    in_cat = edge_list(store, "IN_CATEGORY", products, categories)
+    product_cat = np.full(P, -1, dtype=np.int64)
+    product_cat[in_cat.src] = in_cat.dst
+    has_cat = product_cat >= 0
+    pcat = sp.csr_matrix(
+        (np.ones(int(has_cat.sum())), (np.nonzero(has_cat)[0], product_cat[has_cat])), shape=(P, C)
+    )
+    price = products.columns["price"]
+    log_price = np.log(np.maximum(np.nan_to_num(price, nan=1.0), 0.01))
+
+    engaged_e = edge_list(store, "ENGAGED_WITH", users, contents)
+    last = engaged_e.columns["last"]
+    ref = today or (
+        date.fromisoformat(max(d for d in last if d)[:10]) if len(last) else date.today()
+    )
+    cols = engaged_e.columns
+    strength = (
+        np.nan_to_num(cols["views"])
+        + 2 * np.nan_to_num(cols["likes"])
+        + 3 * np.nan_to_num(cols["comments"])
+        + 4 * np.nan_to_num(cols["shares"])
+    ) * _recency(last, ref, 180.0)
+    uc = to_csr(EdgeList("", "", engaged_e.src, engaged_e.dst, {"w": strength}), (U, K), "w")
+
+    published = edge_list(store, "PUBLISHED", talents, contents)
+    content_talent = sp.csr_matrix(
+        (np.ones(len(published)), (published.dst, published.src)), shape=(K, T)
+    )
+    features_e = edge_list(store, "FEATURES", contents, products)
+    content_product = to_csr(features_e, (K, P))
+    promoted = edge_list(store, "PROMOTED", talents, products)
+
+    # a talent's categories: what its content features and what it has promoted
+    talent_cat = _rows_normalised(
+        sp.csr_matrix(content_talent.T @ content_product @ pcat) + to_csr(promoted, (T, P)) @ pcat
+    )
+    # a content item's categories: its products, else its talent's mix
+    content_cat = sp.csr_matrix(content_product @ pcat)
+    no_cat = np.asarray(content_cat.sum(axis=1)).ravel() == 0
+    content_cat = _rows_normalised(
+        content_cat + sp.diags(no_cat.astype(float)) @ (content_talent @ talent_cat)
+    )
+
+    purchased = edge_list(store, "PURCHASED", users, products, ("amount", "time"))
+    spend = to_csr(purchased, (U, P), "amount")
+    user_bought = sp.csr_matrix(spend @ pcat)
+    user_interest = _rows_normalised(
+        _rows_normalised(sp.csr_matrix(uc @ content_cat)) + 0.5 * _rows_normalised(user_bought)
+    )
+
+    engaged = sp.csr_matrix((uc @ content_talent).T)  # (T, U)
+    engaged_users = engaged.astype(bool).astype(np.float64)
+    audience_size = np.diff(engaged.indptr).astype(np.float64)
+    talent_audience = _leave_one_out_audience(engaged_users, talent_cat, user_bought)
+    paid = np.asarray(spend.sum(axis=1)).ravel()
+    spent_logp = np.asarray((spend @ sp.diags(log_price)).sum(axis=1)).ravel()
+    user_logp = np.divide(spent_logp, paid, out=np.full(U, np.nan), where=paid > 0)
+    has_p = ~np.isnan(user_logp)
+    w = _rows_normalised(engaged)[:, np.nonzero(has_p)[0]]
+    wsum = np.asarray(w.sum(axis=1)).ravel()
+    talent_price = np.divide(w @ user_logp[has_p], wsum, out=np.full(T, np.nan), where=wsum > 0)
+    talent_price = np.where(np.isnan(talent_price), np.nanmean(user_logp), talent_price)
+
+    follows = to_csr(edge_list(store, "FOLLOWS", users, talents, ()), (U, T))
+    followers_graph = np.asarray(follows.sum(axis=0)).ravel()
+    engaged_bin = engaged.T.tocsr().astype(bool).astype(np.float64)  # (U, T)
+    active = np.asarray(follows.multiply(engaged_bin).sum(axis=0)).ravel()
+    active_share = np.divide(active, followers_graph, out=np.ones(T), where=followers_graph > 0)
+    _, influence = bipartite_pagerank(follows)
+
+    # track record and skill: observed orders against what audience x interest x price predicts
+    src, dst = promoted.src, promoted.dst
+    gmv = np.nan_to_num(promoted.columns["gmv"])
+    orders = np.nan_to_num(promoted.columns["orders"])
+    pc = product_cat[dst]
+    ok = pc >= 0
+    n_tc = np.zeros((T, C))
+    g_tc = np.zeros((T, C))
+    np.add.at(n_tc, (src[ok], pc[ok]), 1.0)
+    np.add.at(g_tc, (src[ok], pc[ok]), gmv[ok])
+    cat_mean = np.divide(g_tc.sum(axis=0), n_tc.sum(axis=0), out=np.zeros(C), where=n_tc.sum(0) > 0)
+    prior = 2.0
+    track = (g_tc + prior * cat_mean) / (n_tc + prior)
+    merch_of_product = np.full(P, -1, dtype=np.int64)
+    sells = edge_list(store, "SELLS", merchants, products)
+    merch_of_product[sells.dst] = sells.src
+    tm = np.zeros((T, C))
+    if len(src):
+        pairs = np.unique(np.stack([src[ok], pc[ok], merch_of_product[dst[ok]]]), axis=1)
+        np.add.at(tm, (pairs[0], pairs[1]), 1.0)
+    reach_base = _expected_orders_base(
+        audience_size[src],
+        talent_audience[src, np.maximum(pc, 0)],
+        talent_price[src],
+        log_price[dst],
+    )
+    total_base = reach_base[ok].sum()
+    gmv_rate = float(orders[ok].sum() / total_base) if total_base > 0 else 0.0
+    exp_orders = np.zeros(T)
+    obs_orders = np.zeros(T)
+    np.add.at(exp_orders, src[ok], gmv_rate * reach_base[ok])
+    np.add.at(obs_orders, src[ok], orders[ok])
+    # shrunk toward 1: a prior worth SKILL_PRIOR_ORDERS expected orders (tuned on the s market)
+    skill = (obs_orders + SKILL_PRIOR_ORDERS) / (exp_orders + SKILL_PRIOR_ORDERS)
+
+    # merchants: what they sell and to whom
+    merchant_products = [sells.dst[sells.src == m] for m in range(M)] if M else []
+    sales = np.asarray(spend.sum(axis=0)).ravel()
+    mix = np.zeros((M, C))
+    np.add.at(mix, (sells.src, np.maximum(product_cat[sells.dst], 0)), sales[sells.dst] + 1.0)
+    mix = mix / np.maximum(mix.sum(axis=1, keepdims=True), 1e-12)
+    merchant_logp = np.array([log_price[p].mean() if len(p) else np.nan for p in merchant_products])
+    sell_m = sp.csr_matrix((np.ones(len(sells)), (sells.dst, sells.src)), shape=(P, M))
+    buyers_of = sp.csr_matrix((spend @ sell_m).T)
+
+    t_risk, t_notes, m_risk = _risk(
+        store, talents, merchants, products, violations, promoted, merch_of_product, ref
+    )
+    return MarketFeatures(
+        talent_ids=talents.ids,
+        user_ids=users.ids,
+        merchant_ids=merchants.ids,
+        category_names=categories.columns["name"],
+        talent_fee=talents.columns["fee"],
+        talent_followers=talents.columns["followers"],
+        talent_capacity=talents.columns["capacity"],
+        talent_audience=talent_audience,
+        talent_audience_size=audience_size,
+        talent_active_share=active_share,
+        talent_price_level=talent_price,
+        talent_influence=influence * T,
+        talent_track=track,
+        talent_track_n=n_tc,
+        talent_track_gmv=g_tc,
+        talent_track_merchants=tm,
+        talent_skill=skill,
+        talent_risk=t_risk,
+        talent_risk_notes=t_notes,
+        merchant_mix=mix,
+        merchant_price_level=merchant_logp,
+        merchant_products=merchant_products,
+        merchant_risk=m_risk,
+        user_interest=user_interest,
+        user_bought=user_bought,
+        engaged=engaged_users,
+        talent_engagement_rate=np.divide(
+            np.asarray(engaged.sum(axis=1)).ravel(),
+            followers_graph,
+            out=np.zeros(T),
+            where=followers_graph > 0,
+        ),
+        talent_category=np.asarray(talent_cat.todense()),
+        buyers_of=buyers_of,
+        product_category=product_cat,
+        product_price=np.nan_to_num(price),
+        gmv_rate=gmv_rate,
+        users=U,
+    )
+
+
+def _leave_one_out_audience(
+    engaged_users: sp.csr_matrix, talent_cat: sp.csr_matrix, user_bought: sp.csr_matrix
+) -> F64:
+    """Each talent's audience interest mix, learnt from everything its users do elsewhere.
+
+    A user who engaged with a Beauty talent looks Beauty-minded because of that very
+    engagement; counting it would tell us only the talent's own category back. So for
+    talent t and each of its engaged users u, u's interest is the category mix of the
+    *other* talents u engages with: (R_u - cat_t) / (s_u - 1), where R_u sums the category
+    mixes of u's talents and s_u counts them; users who engage with t alone add nothing from
+    engagement. Purchases (what u bought, as a category mix) are added at half weight.
+
+    Vectorised: sum_u B_tu (R_u - cat_t) / (s_u - 1) = (B @ (R / (s - 1)))_t
+    - cat_t * (B @ 1 / (s - 1))_t.
+    """
+    b = engaged_users  # (T, U) binary
+    bt = b.T.tocsr()
+    s_u = np.asarray(bt.sum(axis=1)).ravel()
+    r = np.asarray((bt @ talent_cat).todense())  # (U, C)
+    inv = np.divide(1.0, s_u - 1, out=np.zeros_like(s_u), where=s_u > 1)
+    others = b @ (r * inv[:, None]) - np.asarray(talent_cat.todense()) * (b @ inv)[:, None]
+    others = np.maximum(others, 0.0)
+    bought = b @ np.asarray(_rows_normalised(user_bought).todense())
+    mix = others + 0.5 * bought
+    total = mix.sum(axis=1, keepdims=True)
+    return np.divide(mix, total, out=np.zeros_like(mix), where=total > 0)  # type: ignore[no-any-return]
+
+
+#: Strength of the prior that pulls a talent's estimated skill toward the market's 1.0.
+SKILL_PRIOR_ORDERS = 30.0
+
+#: Width of the price fit in log price (a default; callers of scoring may override).
+PRICE_SD = 0.6
+
+
+def _expected_orders_base(audience: F64, interest: F64, talent_logp: F64, logp: F64) -> F64:
+    """Audience x interest x price fit: expected orders before the market rate and skill."""
+    fit = np.exp(-((logp - talent_logp) ** 2) / (2 * PRICE_SD**2))
+    return audience * interest * fit
+
+
+def _risk(
+    store: GraphStore,
+    talents: NodeTable,
+    merchants: NodeTable,
+    products: NodeTable,
+    violations: NodeTable,
+    promoted: EdgeList,
+    merch_of_product: I64,
+    today: date,
+) -> tuple[F64, list[list[str]], F64]:
+    """Compliance: severe or unresolved violations exclude (1.0); minor, old ones penalise.
+
+    Risk also propagates: a talent who promoted products or merchants with
+    violations carries a share of theirs.
+    """
+    sev = np.array([SEVERITY.get(s or "", 1.0) for s in violations.columns["severity"]])
+    resolved = np.nan_to_num(violations.columns["resolved"]) > 0
+    age = np.array(
+        [(today - date.fromisoformat(t[:10])).days if t else 0 for t in violations.columns["time"]]
+    )
+    # a violation's weight: excluded (1) if severe or unresolved, else fading with age
+    weight = np.where(
+        (sev >= 3) | ~resolved, 1.0, 0.15 * sev * np.power(0.5, np.maximum(age, 0) / 365)
+    )
+    out: dict[str, F64] = {}
+    for label, table in (("Talent", talents), ("Merchant", merchants), ("Product", products)):
+        e = edge_list(store, "HAS_VIOLATION", table, violations)
+        r = np.zeros(len(table))
+        np.add.at(r, e.src, weight[e.dst])
+        out[label] = np.minimum(r, 1.0)
+        if label == "Talent":
+            notes: list[list[str]] = [[] for _ in range(len(table))]
+            for s, d in zip(e.src, e.dst, strict=True):
+                state = "resolved" if resolved[d] else "unresolved"
+                notes[s].append(
+                    f"{violations.columns['severity'][d]} {state} violation "
+                    f"{violations.ids[d]} ({violations.columns['time'][d]})"
+                )
+    # propagation: the mean risk of what the talent promoted, at a quarter weight
+    if len(promoted):
+        pr = np.maximum(
+            out["Product"][promoted.dst],
+            out["Merchant"][np.maximum(merch_of_product[promoted.dst], 0)],
+        )
+        acc = np.zeros(len(talents))
+        cnt = np.zeros(len(talents))
+        np.add.at(acc, promoted.src, pr)
+        np.add.at(cnt, promoted.src, 1.0)
+        spill = 0.25 * np.divide(acc, cnt, out=np.zeros_like(acc), where=cnt > 0)
+        for t in np.nonzero(spill > 0)[0]:
+            notes[t].append(f"promoted flagged products or merchants (risk {spill[t]:.2f})")
+        talent = np.where(out["Talent"] >= 1.0, 1.0, np.minimum(out["Talent"] + spill, 0.99))
+    else:
+        talent = out["Talent"]
+    return talent, notes, out["Merchant"]

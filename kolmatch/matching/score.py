@@ -1,0 +1,262 @@
+"""Score every talent for one merchant: signals as arrays, one weighted score, concrete evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kolmatch.errors import UnknownId
+from kolmatch.matching.features import PRICE_SD, MarketFeatures
+
+__all__ = ["DEFAULT_WEIGHTS", "Match", "MerchantSignals", "match_merchant", "merchant_signals"]
+
+F64 = NDArray[np.float64]
+
+#: Default weights of the standardised signals (docs/scoring.md); callers may override any.
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "expected_gmv": 1.0,
+    "audience_fit": 0.05,
+    "hidden_need_reach": 0.05,
+    "influence": 0.0,
+    "track_record": 0.05,
+    "roi": 0.05,
+    "audience_quality": 0.1,
+    "risk": 1.0,
+}
+#: A user has a hidden need for a merchant when this share of its interest is in the
+#: merchant's categories and it has bought nothing there yet.
+HIDDEN_NEED_INTEREST = 0.25
+
+
+@dataclass(frozen=True)
+class MerchantSignals:
+    """Every talent's signals for one merchant, aligned with ``features.talent_ids``."""
+
+    merchant: int
+    audience_fit: F64
+    price_fit: F64
+    expected_gmv: F64
+    hidden_need_reach: F64
+    track_record: F64
+    roi: F64
+    influence: F64
+    audience_quality: F64
+    risk: F64
+    excluded: NDArray[np.bool_]
+
+    def as_dict(self) -> dict[str, F64]:
+        return {
+            "expected_gmv": self.expected_gmv,
+            "audience_fit": self.audience_fit,
+            "hidden_need_reach": self.hidden_need_reach,
+            "influence": self.influence,
+            "track_record": self.track_record,
+            "roi": self.roi,
+            "audience_quality": self.audience_quality,
+            "risk": self.risk,
+        }
+
+
+@dataclass(frozen=True)
+class Match:
+    """One ranked talent with its score, signal breakdown and evidence."""
+
+    talent: str
+    rank: int
+    score: float
+    breakdown: dict[str, float]
+    evidence: list[str] = field(default_factory=list)
+
+
+def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
+    """Compute every talent's signals for merchant row ``m``.
+
+    Expected GMV follows the model the features calibrate: for each of the
+    merchant's products, orders = market rate x talent skill x engaged audience
+    x audience interest in the product's category x price fit; GMV = orders x
+    price, averaged over the merchant's products.
+    """
+    mix = f.merchant_mix[m]
+    fit = f.talent_audience @ mix
+    prods = f.merchant_products[m]
+    if len(prods):
+        cats = f.product_category[prods]
+        logp = np.log(np.maximum(f.product_price[prods], 0.01))
+        pf = np.exp(-((logp[None, :] - f.talent_price_level[:, None]) ** 2) / (2 * PRICE_SD**2))
+        interest = f.talent_audience[:, np.maximum(cats, 0)] * (cats >= 0)
+        orders = (
+            f.gmv_rate * f.talent_skill[:, None] * f.talent_audience_size[:, None] * interest * pf
+        )
+        gmv = (orders * f.product_price[prods][None, :]).mean(axis=1)
+        price_fit = pf.mean(axis=1)
+    else:
+        gmv = np.zeros(f.n_talents)
+        price_fit = np.zeros(f.n_talents)
+    # hidden needs: users whose interest leans to the merchant's categories, who have not
+    # bought there yet and are not already the merchant's customers
+    ui = f.user_interest
+    lean = ui @ mix
+    in_cats = mix > 0
+    bought_there = (
+        (f.user_bought[:, np.nonzero(in_cats)[0]].sum(axis=1).A1 > 0)
+        if in_cats.any()
+        else np.zeros(f.users, bool)
+    )
+    customers = f.buyers_of[m].toarray().ravel() > 0
+    hidden = (lean >= HIDDEN_NEED_INTEREST) & ~bought_there & ~customers
+    reach = f.engaged @ hidden.astype(np.float64)
+    track = f.talent_track @ mix
+    fee = f.talent_fee
+    roi = np.divide(gmv, fee, out=np.zeros_like(gmv), where=np.nan_to_num(fee) > 0)
+    risk = f.talent_risk
+    return MerchantSignals(
+        merchant=m,
+        audience_fit=fit,
+        price_fit=price_fit,
+        expected_gmv=gmv,
+        hidden_need_reach=reach,
+        track_record=track,
+        roi=roi,
+        influence=f.talent_influence,
+        audience_quality=f.talent_active_share,
+        risk=risk,
+        excluded=risk >= 1.0,
+    )
+
+
+def _z(x: F64) -> F64:
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def combine(signals: MerchantSignals, weights: Mapping[str, float] | None = None) -> F64:
+    """One score per talent: a weighted sum of standardised (log-scaled where heavy-tailed) signals.
+
+    Excluded talents score ``-inf``.
+    """
+    w = {**DEFAULT_WEIGHTS, **(weights or {})}
+    unknown = set(w) - set(DEFAULT_WEIGHTS)
+    if unknown:
+        raise ValueError(
+            f"unknown signal weights {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}"
+        )
+    s = signals
+    score = (
+        w["expected_gmv"] * _z(np.log1p(s.expected_gmv))
+        + w["audience_fit"] * _z(s.audience_fit)
+        + w["hidden_need_reach"] * _z(np.log1p(s.hidden_need_reach))
+        + w["influence"] * _z(np.log(np.maximum(s.influence, 1e-12)))
+        + w["track_record"] * _z(np.log1p(s.track_record))
+        + w["roi"] * _z(np.log1p(s.roi))
+        + w["audience_quality"] * _z(s.audience_quality)
+        - w["risk"] * s.risk
+    )
+    return np.where(s.excluded, -np.inf, score)
+
+
+def _yuan(x: float) -> str:
+    if x >= 1e6:
+        return f"¥{x / 1e6:.1f}M"
+    if x >= 1e3:
+        return f"¥{x / 1e3:.0f}k"
+    return f"¥{x:.0f}"
+
+
+def _evidence(f: MarketFeatures, s: MerchantSignals, t: int) -> list[str]:
+    mix = f.merchant_mix[s.merchant]
+    top = int(np.argmax(mix))
+    cat = str(f.category_names[top])
+    out = [
+        f"{s.audience_fit[t]:.0%} of this talent's engaged audience's interest is in the "
+        f"merchant's categories ({f.talent_audience[t, top]:.0%} in {cat}) across "
+        f"{int(f.talent_audience_size[t]):,} engaged users",
+        f"{int(s.hidden_need_reach[t]):,} engaged users lean to {cat} but have not bought there "
+        f"yet (new consumers for this merchant)",
+    ]
+    n = f.talent_track_n[t]
+    if n.sum() > 0:
+        mask = mix > 0
+        g, k, nm = (
+            f.talent_track_gmv[t][mask].sum(),
+            int(n[mask].sum()),
+            int(f.talent_track_merchants[t][mask].sum()),
+        )
+        if k:
+            out.append(
+                f"{_yuan(g)} GMV in the merchant's categories over {k} collaboration"
+                f"{'s' if k > 1 else ''} with {nm} merchant{'s' if nm > 1 else ''}"
+            )
+        else:
+            out.append(
+                f"{int(n.sum())} past collaboration{'s' if n.sum() > 1 else ''}, none in "
+                "the merchant's categories"
+            )
+    else:
+        out.append("no past collaborations on record (track record is the category mean)")
+    out.append(
+        f"expected GMV {_yuan(s.expected_gmv[t])} per collaboration"
+        + (
+            f" for a fee of {_yuan(f.talent_fee[t])} (ROI {s.roi[t]:.1f}x)"
+            if np.isfinite(f.talent_fee[t])
+            else ""
+        )
+    )
+    if s.audience_quality[t] < 0.4:
+        out.append(
+            f"only {s.audience_quality[t]:.0%} of followers ever engage (inflated audience?)"
+        )
+    notes = f.talent_risk_notes[t]
+    out.append("; ".join(notes) if notes else "no violations")
+    return out
+
+
+def match_merchant(
+    f: MarketFeatures,
+    merchant_id: str,
+    *,
+    top: int = 20,
+    weights: Mapping[str, float] | None = None,
+) -> list[Match]:
+    """Rank talents for one merchant.
+
+    Parameters
+    ----------
+    f
+        Market features (:func:`kolmatch.matching.features.build_features`).
+    merchant_id
+        The merchant's id.
+    top
+        How many matches to return.
+    weights
+        Overrides of :data:`DEFAULT_WEIGHTS`.
+
+    Raises
+    ------
+    UnknownId
+        If the merchant is not in the graph.
+    ValueError
+        If ``top`` is not positive or a weight names no signal.
+    """
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    i = int(np.searchsorted(f.merchant_ids, merchant_id))
+    if i >= len(f.merchant_ids) or f.merchant_ids[i] != merchant_id:
+        raise UnknownId("Merchant", merchant_id)
+    s = merchant_signals(f, i)
+    score = combine(s, weights)
+    order = np.lexsort((f.talent_ids, -score))  # ties broken by id: stable output
+    order = order[np.isfinite(score[order])][:top]
+    sig = s.as_dict()
+    return [
+        Match(
+            talent=str(f.talent_ids[t]),
+            rank=r + 1,
+            score=round(float(score[t]), 4),
+            breakdown={k: round(float(v[t]), 4) for k, v in sig.items()},
+            evidence=_evidence(f, s, int(t)),
+        )
+        for r, t in enumerate(order)
+    ]
