@@ -80,3 +80,31 @@ def test_counts_on_a_file_without_schema(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no kolmatch schema"):
         store.counts()
     store.close()
+
+
+def _indexes(store: SQLiteStore) -> set[str]:
+    rows = store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    return {r[0] for r in rows if not r[0].startswith("sqlite_autoindex")}
+
+
+def test_target_indexes_survive_a_large_load_and_a_rollback(
+    tiny_market: Path, sqlite_store: SQLiteStore
+) -> None:
+    before = _indexes(sqlite_store)
+    assert "r_follows_dst" in before
+    load_folder(tiny_market, sqlite_store)  # follows spans several batches: index dropped, rebuilt
+    assert _indexes(sqlite_store) == before
+    rows = [{"src": f"u{i}", "dst": "t1"} for i in range(2000)]
+
+    def batches():  # type: ignore[no-untyped-def]
+        for i in range(0, 2000, 500):
+            yield RelBatch("FOLLOWS", "User", rows[i : i + 500])
+        raise RuntimeError("killed after the index was dropped")
+
+    with pytest.raises(RuntimeError):
+        sqlite_store.write(batches())
+    assert _indexes(sqlite_store) == before
+    plan = sqlite_store._db.execute(
+        "EXPLAIN QUERY PLAN SELECT src FROM r_follows WHERE dst = 5"
+    ).fetchall()
+    assert "r_follows_dst" in str(plan)
