@@ -32,6 +32,7 @@ class MarketFeatures:
 
     talent_ids: NDArray[np.str_]
     user_ids: NDArray[np.str_]
+    product_ids: NDArray[np.str_]
     merchant_ids: NDArray[np.str_]
     category_names: NDArray[np.object_]
     talent_fee: F64  # (T,) yuan per collaboration, NaN if unknown
@@ -223,6 +224,7 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     return MarketFeatures(
         talent_ids=talents.ids,
         user_ids=users.ids,
+        product_ids=products.ids,
         merchant_ids=merchants.ids,
         category_names=categories.columns["name"],
         talent_fee=talents.columns["fee"],

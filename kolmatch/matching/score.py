@@ -11,7 +11,14 @@ from numpy.typing import NDArray
 from kolmatch.errors import UnknownId
 from kolmatch.matching.features import PRICE_SD, MarketFeatures
 
-__all__ = ["DEFAULT_WEIGHTS", "Match", "MerchantSignals", "match_merchant", "merchant_signals"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "Match",
+    "MerchantSignals",
+    "expected_orders",
+    "match_merchant",
+    "merchant_signals",
+]
 
 F64 = NDArray[np.float64]
 
@@ -71,6 +78,24 @@ class Match:
     evidence: list[str] = field(default_factory=list)
 
 
+def expected_orders(
+    f: MarketFeatures, talents: slice | NDArray[np.int64], products: NDArray[np.int64]
+) -> tuple[F64, F64]:
+    """Expected orders of one collaboration for each (talent, product), and the price fit.
+
+    orders = market rate x skill x engaged audience x audience interest in the product's
+    category x price fit (docs/scoring.md).
+    """
+    cats = f.product_category[products]
+    logp = np.log(np.maximum(f.product_price[products], 0.01))
+    tp = f.talent_price_level[talents]
+    pf = np.exp(-((logp[None, :] - tp[:, None]) ** 2) / (2 * PRICE_SD**2))
+    interest = f.talent_audience[talents][:, np.maximum(cats, 0)] * (cats >= 0)
+    size = f.talent_audience_size[talents]
+    orders = f.gmv_rate * f.talent_skill[talents][:, None] * size[:, None] * interest * pf
+    return orders, pf
+
+
 def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     """Compute every talent's signals for merchant row ``m``.
 
@@ -83,13 +108,7 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     fit = f.talent_audience @ mix
     prods = f.merchant_products[m]
     if len(prods):
-        cats = f.product_category[prods]
-        logp = np.log(np.maximum(f.product_price[prods], 0.01))
-        pf = np.exp(-((logp[None, :] - f.talent_price_level[:, None]) ** 2) / (2 * PRICE_SD**2))
-        interest = f.talent_audience[:, np.maximum(cats, 0)] * (cats >= 0)
-        orders = (
-            f.gmv_rate * f.talent_skill[:, None] * f.talent_audience_size[:, None] * interest * pf
-        )
+        orders, pf = expected_orders(f, slice(None), prods)
         gmv = (orders * f.product_price[prods][None, :]).mean(axis=1)
         price_fit = pf.mean(axis=1)
     else:
