@@ -19,6 +19,16 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def _store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--store",
@@ -49,14 +59,32 @@ def _parser() -> argparse.ArgumentParser:
 
     mt = sub.add_parser("match", help="rank talents for a merchant, with evidence")
     mt.add_argument("merchant")
-    mt.add_argument("--top", type=int, default=20)
+    mt.add_argument("--top", type=_positive_int, default=20)
     mt.add_argument("--json", action="store_true")
     _store_arg(mt)
 
+    si = sub.add_parser("similar", help="talents whose engaged audiences look like this one's")
+    si.add_argument("talent")
+    si.add_argument("--top", type=_positive_int, default=10)
+    si.add_argument("--json", action="store_true")
+    _store_arg(si)
+
+    ov = sub.add_parser("overlap", help="engaged-audience overlap of two talents")
+    ov.add_argument("talent_a")
+    ov.add_argument("talent_b")
+    ov.add_argument("--json", action="store_true")
+    _store_arg(ov)
+
+    le = sub.add_parser("leads", help="merchants a talent (or a roster) should approach")
+    le.add_argument("talents", nargs="+", help="one talent id, or a roster's ids")
+    le.add_argument("--top", type=_positive_int, default=10)
+    le.add_argument("--json", action="store_true")
+    _store_arg(le)
+
     ev = sub.add_parser("evaluate", help="score rankings against a synthetic market's latent truth")
     ev.add_argument("--truth", type=Path, required=True, help="the market's -truth folder")
-    ev.add_argument("--merchants", type=int, default=100, help="merchants to sample")
-    ev.add_argument("--top", type=int, default=20)
+    ev.add_argument("--merchants", type=_positive_int, default=100, help="merchants to sample")
+    ev.add_argument("--top", type=_positive_int, default=20)
     ev.add_argument("--json", action="store_true")
     _store_arg(ev)
 
@@ -134,9 +162,6 @@ def _features(store_arg: str | None):  # type: ignore[no-untyped-def]
 def _cmd_match(a: argparse.Namespace) -> int:
     from kolmatch.matching.score import match_merchant
 
-    if a.top < 1:
-        print(f"kolmatch: --top must be at least 1, got {a.top}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     matches = match_merchant(_features(a.store), a.merchant, top=a.top)
     if a.json:
         print(
@@ -151,6 +176,60 @@ def _cmd_match(a: argparse.Namespace) -> int:
         print(f"{m.rank:>3}. {m.talent:<12} score {m.score:+.3f}")
         for e in m.evidence:
             print(f"       - {e}")
+    return EXIT_OK
+
+
+def _talent_row(f, talent: str) -> int:  # type: ignore[no-untyped-def]
+    i = int(f.talent_ids.searchsorted(talent))
+    if i >= len(f.talent_ids) or f.talent_ids[i] != talent:
+        raise UnknownId("Talent", talent)
+    return i
+
+
+def _cmd_similar(a: argparse.Namespace) -> int:
+    from kolmatch.matching.audience import similar_talents
+
+    f = _features(a.store)
+    rows, sims = similar_talents(f.engaged, _talent_row(f, a.talent), top=a.top)
+    out = [
+        {"talent": str(f.talent_ids[r]), "similarity": round(float(s), 4)}
+        for r, s in zip(rows, sims, strict=True)
+    ]
+    if a.json:
+        print(json.dumps({"talent": a.talent, "similar": out}, indent=2))
+    else:
+        for i, o in enumerate(out, 1):
+            print(f"{i:>3}. {o['talent']:<12} audience cosine {o['similarity']:.3f}")
+    return EXIT_OK
+
+
+def _cmd_overlap(a: argparse.Namespace) -> int:
+    from kolmatch.matching.audience import overlap
+
+    f = _features(a.store)
+    o = overlap(f.engaged, _talent_row(f, a.talent_a), _talent_row(f, a.talent_b))
+    if a.json:
+        print(json.dumps({"a": a.talent_a, "b": a.talent_b, **o.__dict__}, indent=2))
+    else:
+        print(
+            f"{a.talent_a} and {a.talent_b} share {o.shared:,} engaged users: "
+            f"{o.share_of_smaller:.1%} of the smaller audience, Jaccard {o.jaccard:.3f}"
+        )
+    return EXIT_OK
+
+
+def _cmd_leads(a: argparse.Namespace) -> int:
+    from kolmatch.matching.talent_side import recommend_merchants
+
+    leads = recommend_merchants(_features(a.store), a.talents, top=a.top)
+    if a.json:
+        print(json.dumps({"talents": a.talents, "leads": [x.__dict__ for x in leads]}, indent=2))
+    else:
+        for x in leads:
+            print(
+                f"{x.rank:>3}. {x.merchant:<10} expected GMV ¥{x.expected_gmv:,.0f} per "
+                f"collaboration; lead with {x.best_product}; ROI {x.roi:.1f}x"
+            )
     return EXIT_OK
 
 
@@ -228,6 +307,9 @@ _COMMANDS = {
     "load": _cmd_load,
     "stats": _cmd_stats,
     "match": _cmd_match,
+    "similar": _cmd_similar,
+    "overlap": _cmd_overlap,
+    "leads": _cmd_leads,
     "evaluate": _cmd_evaluate,
     "demo": _cmd_demo,
 }

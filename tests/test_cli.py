@@ -80,3 +80,28 @@ def test_match_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     ev = json.loads(capsys.readouterr().out)
     assert ev["merchants"] == 5 and set(ev["capture"]) >= {"engine", "followers"}
     assert main(["evaluate", "--truth", str(tmp_path), "--store", store]) == 2
+
+
+def test_similar_overlap_leads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = f"sqlite:///{tmp_path / 'k.db'}"
+    main(["generate", "--scale", "tiny", "--seed", "4", "--out", str(tmp_path / "m")])
+    main(["load", str(tmp_path / "m"), "--store", store])
+    capsys.readouterr()
+    assert main(["similar", "t1", "--top", "3", "--json", "--store", store]) == 0
+    sim = json.loads(capsys.readouterr().out)["similar"]
+    assert len(sim) == 3 and sim[0]["similarity"] >= sim[-1]["similarity"] > 0
+    assert main(["overlap", "t1", sim[0]["talent"], "--json", "--store", store]) == 0
+    o = json.loads(capsys.readouterr().out)
+    assert o["shared"] > 0 and 0 < o["jaccard"] <= o["share_of_smaller"] <= 1
+    assert main(["leads", "t1", "t2", "--top", "4", "--json", "--store", store]) == 0
+    leads = json.loads(capsys.readouterr().out)["leads"]
+    assert [x["rank"] for x in leads] == [1, 2, 3, 4]
+    assert main(["overlap", "t1", "nobody", "--store", store]) == 2
+    assert "unknown Talent id 'nobody'" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["match", "m1", "--top", "0"])
+    assert info.value.code == 2
+    assert "--top: must be at least 1, got 0" in capsys.readouterr().err
