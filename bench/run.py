@@ -86,6 +86,29 @@ def bench_sqlite(folder: Path, db: Path) -> dict[str, Any]:
     return first
 
 
+def bench_match(db: Path, queries: int) -> dict[str, Any]:
+    """Feature build time, then warm single-merchant match latency percentiles."""
+    code = (
+        "import numpy as np, time\n"
+        "from kolmatch.graph.sqlite_store import SQLiteStore\n"
+        "from kolmatch.matching.features import build_features\n"
+        "from kolmatch.matching.score import match_merchant\n"
+        f"s = SQLiteStore({str(db)!r})\n"
+        "t = time.perf_counter(); f = build_features(s); build = time.perf_counter() - t\n"
+        "rng = np.random.default_rng(0)\n"
+        f"ids = rng.choice(f.merchant_ids, size={queries})\n"
+        "match_merchant(f, str(ids[0]), top=20)\n"
+        "lat = []\n"
+        "for m in ids:\n"
+        "    t = time.perf_counter(); match_merchant(f, str(m), top=20)\n"
+        "    lat.append((time.perf_counter() - t) * 1000)\n"
+        "p = np.percentile(lat, [50, 95, 99])\n"
+        "out = {'feature_build_s': build, 'queries': len(lat), 'p50_ms': p[0], 'p95_ms': p[1],"
+        " 'p99_ms': p[2]}"
+    )
+    return _measured(code)
+
+
 NEO4J_OPEN = (
     "import os\n"
     "from kolmatch.graph.neo4j_store import Neo4jStore\n"
@@ -186,6 +209,13 @@ def _md(res: dict[str, Any]) -> str:
         f"{s['peak_mib']:,.0f} | re-load {s['reload_seconds']:.1f}s, same counts: "
         f"{s['reload_same_counts']} |"
     )
+    if "match" in res:
+        q = res["match"]
+        lines.append(
+            f"| features + match queries | {q['queries']:,} queries | "
+            f"{q['feature_build_s']:.1f} (build) | | {q['peak_mib']:,.0f} | warm match "
+            f"p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms |"
+        )
     if "neo4j" in res:
         n = res["neo4j"]
         lines.append(
@@ -211,6 +241,7 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--no-neo4j", action="store_true", help="skip the Neo4j steps")
     p.add_argument("--naive-rows", type=int, default=5_000)
+    p.add_argument("--queries", type=int, default=200, help="match queries to time")
     a = p.parse_args()
     market = a.work / f"market-{a.scale}"
     a.work.mkdir(parents=True, exist_ok=True)
@@ -219,6 +250,8 @@ def main() -> None:
     res["generate"] = bench_generate(a.scale, market)
     print("load SQLite ...", flush=True)
     res["sqlite"] = bench_sqlite(market, a.work / f"{a.scale}.db")
+    print("features and match latency ...", flush=True)
+    res["match"] = bench_match(a.work / f"{a.scale}.db", a.queries)
     use_neo4j = not a.no_neo4j and "KOLMATCH_NEO4J_URI" in os.environ
     if use_neo4j:
         print("load Neo4j ...", flush=True)

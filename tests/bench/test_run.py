@@ -34,5 +34,7 @@ def test_tiny_benchmark_writes_its_report(tmp_path: Path) -> None:
     assert res["sqlite"]["rows"] == res["generate"]["rows"]
     assert res["sqlite"]["reload_same_counts"] is True
     assert res["sqlite"]["peak_mib"] > 10
+    assert res["match"]["queries"] == 200
+    assert 0 < res["match"]["p50_ms"] <= res["match"]["p99_ms"]
     md = js.with_suffix(".md").read_text()
     assert md.startswith("# kolmatch benchmark: scale tiny") and "| load SQLite |" in md
