@@ -149,12 +149,12 @@ def _cmd_stats(a: argparse.Namespace) -> int:
 
 
 def _features(store_arg: str | None):  # type: ignore[no-untyped-def]
+    from kolmatch.engine import cached_features
     from kolmatch.graph.open import open_store, store_uri
-    from kolmatch.matching.features import build_features
 
     store = open_store(store_uri(store_arg))
     try:
-        return build_features(store)
+        return cached_features(store)
     finally:
         store.close()
 

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from kolmatch.graph.model import NODES, RELATIONSHIPS, node_spec, rel_spec
 
 __all__ = [
+    "BUMP_VERSION",
     "DELETE_ALL",
+    "READ_VERSION",
     "constraint_statements",
     "count_nodes",
     "count_rels",
@@ -41,6 +43,11 @@ def _props(allowed: Sequence[str], wanted: Sequence[str]) -> list[str]:
 
 #: Delete every node and relationship in batches (auto-commit transaction only).
 DELETE_ALL = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+
+
+#: The graph's version, raised by every write (a node outside the domain model's labels).
+BUMP_VERSION = "MERGE (v:KolmatchMeta {id: 'graph'}) SET v.version = coalesce(v.version, 0) + 1"
+READ_VERSION = "MATCH (v:KolmatchMeta {id: 'graph'}) RETURN v.version AS version"
 
 
 def constraint_statements() -> list[str]:

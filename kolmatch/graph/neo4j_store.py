@@ -130,6 +130,7 @@ class Neo4jStore:
                     if isinstance(item, BaseException):
                         raise item
                     session.execute_write(run, *item)
+                session.execute_write(lambda tx: tx.run(cypher.BUMP_VERSION).consume())
 
         producer = threading.Thread(target=produce, name="kolmatch-neo4j-batches", daemon=True)
         producer.start()
@@ -141,6 +142,10 @@ class Neo4jStore:
                 with contextlib.suppress(Empty):
                     queue.get(timeout=0.1)
             producer.join()
+
+    def version(self) -> int:
+        recs = self._query(cypher.READ_VERSION)
+        return int(recs[0]["version"]) if recs else 0
 
     def counts(self) -> dict[str, int]:
         out = {n.label: self._query(cypher.count_nodes(n.label))[0]["n"] for n in NODES}

@@ -142,6 +142,8 @@ class SQLiteStore:
                 self._write_rels(b)
             for rel_type in dropped:
                 self._db.execute(_rel_ddl(rel_spec(rel_type))[1])
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            self._db.execute(f"PRAGMA user_version = {int(version) + 1}")  # in the transaction
             self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             self._rollback()
@@ -183,6 +185,9 @@ class SQLiteStore:
         self._db.executemany(
             sql, ([b.src_label, r["src"], r["dst"], *(r.get(c) for c in names)] for r in b.rows)
         )
+
+    def version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

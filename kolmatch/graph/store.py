@@ -70,6 +70,9 @@ class GraphStore(Protocol):
         idempotent everywhere, so a failed write can be run again to completion.
         """
 
+    def version(self) -> int:
+        """A number every successful write increases: caches of derived data key on it."""
+
     def counts(self) -> dict[str, int]:
         """Number of nodes per label and relationships per type (zeros included)."""
 

@@ -36,8 +36,11 @@ def test_tiny_load_counts_and_idempotent_reload(
     load_folder(tiny_market, sqlite_store)
     first = neo4j_store.counts()
     assert first == sqlite_store.counts()
+    version = neo4j_store.version()
+    assert version >= 1
     load_folder(tiny_market, neo4j_store)
     assert neo4j_store.counts() == first
+    assert neo4j_store.version() == version + 1
 
 
 def test_failed_then_resumed_load_has_no_duplicates(

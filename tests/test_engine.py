@@ -1,0 +1,58 @@
+"""Features are built once per graph version and served from the cache until the graph changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kolmatch.engine as engine
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.loaders.load import load_folder
+
+
+def test_cache_hit_until_a_write(
+    tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_folder(tiny_market, sqlite_store)
+    builds = []
+    real = engine.build_features
+    monkeypatch.setattr(engine, "build_features", lambda s: builds.append(1) or real(s))
+    cache = tmp_path / "cache"
+    a = engine.cached_features(sqlite_store, cache)
+    b = engine.cached_features(sqlite_store, cache)
+    assert len(builds) == 1
+    np.testing.assert_array_equal(a.talent_audience, b.talent_audience)
+    v = sqlite_store.version()
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "category.csv").write_text("id,name\ncat99,New\n")
+    load_folder(tmp_path / "more", sqlite_store)
+    assert sqlite_store.version() == v + 1
+    engine.cached_features(sqlite_store, cache)
+    assert len(builds) == 2
+    assert len(list(cache.glob("features-*.pkl"))) == 1
+
+
+def test_a_corrupt_cache_file_is_rebuilt(
+    tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
+    load_folder(tiny_market, sqlite_store)
+    cache = tmp_path / "cache"
+    engine.cached_features(sqlite_store, cache)
+    (f,) = cache.glob("features-*.pkl")
+    f.write_bytes(b"garbage")
+    again = engine.cached_features(sqlite_store, cache)
+    assert len(again.talent_ids) == 100
+
+
+def test_rejected_load_keeps_the_version(
+    tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
+    load_folder(tiny_market, sqlite_store)
+    v = sqlite_store.version()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "talent.csv").write_text("id,name,followers\nt1,A,many\n")
+    with pytest.raises(Exception, match="expected a whole number"):
+        load_folder(tmp_path / "bad", sqlite_store)
+    assert sqlite_store.version() == v
