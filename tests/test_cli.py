@@ -51,10 +51,19 @@ def test_demo_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "FOLLOWS" in out and "2,000" in out
 
 
-def test_match_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def loaded_store(tmp_path: Path) -> str:
+    """A tiny market (seed 4) generated into tmp_path/m and loaded; its store URI."""
     store = f"sqlite:///{tmp_path / 'k.db'}"
-    main(["generate", "--scale", "tiny", "--seed", "4", "--out", str(tmp_path / "m")])
-    main(["load", str(tmp_path / "m"), "--store", store])
+    assert main(["generate", "--scale", "tiny", "--seed", "4", "--out", str(tmp_path / "m")]) == 0
+    assert main(["load", str(tmp_path / "m"), "--store", store]) == 0
+    return store
+
+
+def test_match_and_evaluate(
+    tmp_path: Path, loaded_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = loaded_store
     capsys.readouterr()
     assert main(["match", "m2", "--top", "5", "--json", "--store", store]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -82,10 +91,8 @@ def test_match_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["evaluate", "--truth", str(tmp_path), "--store", store]) == 2
 
 
-def test_similar_overlap_leads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    store = f"sqlite:///{tmp_path / 'k.db'}"
-    main(["generate", "--scale", "tiny", "--seed", "4", "--out", str(tmp_path / "m")])
-    main(["load", str(tmp_path / "m"), "--store", store])
+def test_similar_overlap_leads(loaded_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store = loaded_store
     capsys.readouterr()
     assert main(["similar", "t1", "--top", "3", "--json", "--store", store]) == 0
     sim = json.loads(capsys.readouterr().out)["similar"]

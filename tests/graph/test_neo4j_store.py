@@ -62,29 +62,28 @@ def _boom():  # type: ignore[no-untyped-def]
     yield
 
 
+def _assert_same_columns(a: dict[str, Any], b: dict[str, Any], what: str) -> None:
+    assert a.keys() == b.keys(), what
+    for f, ca in a.items():
+        if ca.dtype == object:
+            assert list(ca) == list(b[f]), (what, f)
+        else:
+            np.testing.assert_array_equal(ca, b[f], err_msg=f"{what}.{f}")
+
+
 def _assert_same_projections(a: GraphStore, b: GraphStore) -> None:
     tables = {}
     for n in NODES:
         ta, tb = node_table(a, n.label), node_table(b, n.label)
         assert np.array_equal(ta.ids, tb.ids), n.label
-        for f in ta.columns:
-            ca, cb = ta.columns[f], tb.columns[f]
-            if ca.dtype == object:
-                assert list(ca) == list(cb), (n.label, f)
-            else:
-                np.testing.assert_array_equal(ca, cb, err_msg=f"{n.label}.{f}")
+        _assert_same_columns(ta.columns, tb.columns, n.label)
         tables[n.label] = (ta, tb)
     for r in RELATIONSHIPS:
         for src in r.src:
             ea = edge_list(a, r.type, tables[src][0], tables[r.dst][0])
             eb = edge_list(b, r.type, tables[src][1], tables[r.dst][1])
             assert np.array_equal(ea.src, eb.src) and np.array_equal(ea.dst, eb.dst), r.type
-            for f in ea.columns:
-                ca, cb = ea.columns[f], eb.columns[f]
-                if ca.dtype == object:
-                    assert list(ca) == list(cb), (r.type, f)
-                else:
-                    np.testing.assert_array_equal(ca, cb, err_msg=f"{r.type}.{f}")
+            _assert_same_columns(ea.columns, eb.columns, r.type)
 
 
 def test_parity_tiny(tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore) -> None:
