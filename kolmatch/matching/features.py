@@ -48,6 +48,7 @@ class MarketFeatures:
     talent_track_gmv: F64  # (T, C) total GMV
     talent_track_merchants: F64  # (T, C) distinct merchants worked with
     talent_skill: F64  # (T,) observed orders / expected orders, shrunk to 1
+    talent_hidden_need: F64  # (T, C) engaged users leaning to c who bought nothing in c
     talent_risk: F64  # (T,) penalty in [0, 1]; 1 means excluded
     talent_risk_notes: list[list[str]]
     merchant_mix: F64  # (M, C) category mix of what the merchant sells (by sales, + catalogue)
@@ -218,6 +219,12 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     sell_m = sp.csr_matrix((np.ones(len(sells)), (sells.dst, sells.src)), shape=(P, M))
     buyers_of = sp.csr_matrix((spend @ sell_m).T)
 
+    # hidden needs per category: users whose interest leans to c (share >= threshold) and
+    # who have bought nothing in c -- new consumers for any merchant selling in c
+    lean = user_interest.toarray() >= HIDDEN_NEED_INTEREST if U else np.zeros((0, C), bool)
+    never_bought = user_bought.toarray() <= 0 if U else np.zeros((0, C), bool)
+    hidden_need = np.asarray(engaged_users @ (lean & never_bought).astype(np.float64))
+
     t_risk, t_notes, m_risk = _risk(
         store, talents, merchants, products, violations, promoted, merch_of_product, ref
     )
@@ -240,6 +247,7 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
         talent_track_gmv=g_tc,
         talent_track_merchants=tm,
         talent_skill=skill,
+        talent_hidden_need=hidden_need,
         talent_risk=t_risk,
         talent_risk_notes=t_notes,
         merchant_mix=mix,
@@ -291,6 +299,10 @@ def _leave_one_out_audience(
     total = mix.sum(axis=1, keepdims=True)
     return np.divide(mix, total, out=np.zeros_like(mix), where=total > 0)  # type: ignore[no-any-return]
 
+
+#: A user has a hidden need in a category when this share of its observed interest is there
+#: and it has bought nothing there yet.
+HIDDEN_NEED_INTEREST = 0.25
 
 #: Strength of the prior that pulls a talent's estimated skill toward the market's 1.0.
 SKILL_PRIOR_ORDERS = 30.0

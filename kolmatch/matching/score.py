@@ -33,9 +33,6 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "audience_quality": 0.1,
     "risk": 1.0,
 }
-#: A user has a hidden need for a merchant when this share of its interest is in the
-#: merchant's categories and it has bought nothing there yet.
-HIDDEN_NEED_INTEREST = 0.25
 
 
 @dataclass(frozen=True)
@@ -114,19 +111,9 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     else:
         gmv = np.zeros(f.n_talents)
         price_fit = np.zeros(f.n_talents)
-    # hidden needs: users whose interest leans to the merchant's categories, who have not
-    # bought there yet and are not already the merchant's customers
-    ui = f.user_interest
-    lean = ui @ mix
-    in_cats = mix > 0
-    bought_there = (
-        (f.user_bought[:, np.nonzero(in_cats)[0]].sum(axis=1).A1 > 0)
-        if in_cats.any()
-        else np.zeros(f.users, bool)
-    )
-    customers = f.buyers_of[m].toarray().ravel() > 0
-    hidden = (lean >= HIDDEN_NEED_INTEREST) & ~bought_there & ~customers
-    reach = f.engaged @ hidden.astype(np.float64)
+    # hidden needs: the talent's engaged users leaning to the merchant's categories who have
+    # bought nothing there (so not the merchant's customers either), weighted by its mix
+    reach = f.talent_hidden_need @ mix
     track = f.talent_track @ mix
     fee = f.talent_fee
     roi = np.divide(gmv, fee, out=np.zeros_like(gmv), where=np.nan_to_num(fee) > 0)
