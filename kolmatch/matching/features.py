@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.graph.projection import EdgeList, NodeTable, edge_list, node_table, to_csr
 from kolmatch.graph.store import GraphStore
 from kolmatch.matching.centrality import bipartite_pagerank
@@ -42,6 +43,10 @@ class MarketFeatures:
     talent_audience_size: F64  # (T,) distinct engaged users in the graph
     talent_active_share: F64  # (T,) share of followers that ever engaged with the talent
     talent_price_level: F64  # (T,) mean log price its audience pays
+    talent_gender: F64  # (T, len(GENDERS)) gender mix of the engaged audience (known genders)
+    talent_age: F64  # (T, len(AGE_BANDS)) age-band mix of the engaged audience
+    merchant_target_gender: NDArray[np.int64]  # (M,) index into GENDERS, -1 if none stated
+    merchant_target_age: NDArray[np.int64]  # (M,) index into AGE_BANDS, -1 if none stated
     talent_influence: F64  # (T,) PageRank on the user-talent follow graph, x T
     talent_track: F64  # (T, C) shrunk mean GMV per collaboration in each category
     talent_track_n: F64  # (T, C) collaborations in each category
@@ -95,9 +100,9 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     today
         The reference date for recency; default the latest date seen in engagement.
     """
-    users = node_table(store, "User", ())
+    users = node_table(store, "User", ("gender", "age_band"))
     talents = node_table(store, "Talent")
-    merchants = node_table(store, "Merchant", ("name",))
+    merchants = node_table(store, "Merchant", ("name", "target_gender", "target_age_band"))
     products = node_table(store, "Product", ("price",))
     categories = node_table(store, "Category", ("name",))
     contents = node_table(store, "Content", ())
@@ -225,6 +230,9 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     never_bought = user_bought.toarray() <= 0 if U else np.zeros((0, C), bool)
     hidden_need = np.asarray(engaged_users @ (lean & never_bought).astype(np.float64))
 
+    gender_mix = _demographic_mix(engaged_users, users.columns["gender"], GENDERS)
+    age_mix = _demographic_mix(engaged_users, users.columns["age_band"], AGE_BANDS)
+
     t_risk, t_notes, m_risk = _risk(
         store, talents, merchants, products, violations, promoted, merch_of_product, ref
     )
@@ -248,6 +256,10 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
         talent_track_merchants=tm,
         talent_skill=skill,
         talent_hidden_need=hidden_need,
+        talent_gender=gender_mix,
+        talent_age=age_mix,
+        merchant_target_gender=_choice_index(merchants.columns["target_gender"], GENDERS),
+        merchant_target_age=_choice_index(merchants.columns["target_age_band"], AGE_BANDS),
         talent_risk=t_risk,
         talent_risk_notes=t_notes,
         merchant_mix=mix,
@@ -270,6 +282,25 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
         gmv_rate=gmv_rate,
         users=U,
     )
+
+
+def _choice_index(values: NDArray[np.object_], choices: tuple[str, ...]) -> NDArray[np.int64]:
+    pos = {c: i for i, c in enumerate(choices)}
+    return np.array([pos.get(v, -1) if v else -1 for v in values], dtype=np.int64)
+
+
+def _demographic_mix(
+    engaged_users: sp.csr_matrix, values: NDArray[np.object_], choices: tuple[str, ...]
+) -> F64:
+    """Share of each talent's engaged users per choice, among users whose value is known."""
+    idx = _choice_index(values, choices)
+    known = np.nonzero(idx >= 0)[0]
+    onehot = sp.csr_matrix(
+        (np.ones(len(known)), (known, idx[known])), shape=(len(values), len(choices))
+    )
+    counts = np.asarray((engaged_users @ onehot).todense())
+    total = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)  # type: ignore[no-any-return]
 
 
 def _leave_one_out_audience(

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kolmatch.errors import UnknownId
+from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.matching.features import PRICE_SD, MarketFeatures
 
 __all__ = [
@@ -26,6 +27,7 @@ F64 = NDArray[np.float64]
 DEFAULT_WEIGHTS: dict[str, float] = {
     "expected_gmv": 1.0,
     "audience_fit": 0.05,
+    "target_fit": 0.05,
     "hidden_need_reach": 0.05,
     "influence": 0.0,
     "track_record": 0.05,
@@ -41,6 +43,7 @@ class MerchantSignals:
 
     merchant: int
     audience_fit: F64
+    target_fit: F64
     price_fit: F64
     expected_gmv: F64
     hidden_need_reach: F64
@@ -55,6 +58,7 @@ class MerchantSignals:
         return {
             "expected_gmv": self.expected_gmv,
             "audience_fit": self.audience_fit,
+            "target_fit": self.target_fit,
             "hidden_need_reach": self.hidden_need_reach,
             "influence": self.influence,
             "track_record": self.track_record,
@@ -114,6 +118,12 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     # hidden needs: the talent's engaged users leaning to the merchant's categories who have
     # bought nothing there (so not the merchant's customers either), weighted by its mix
     reach = f.talent_hidden_need @ mix
+    # the merchant's stated target: share of the engaged audience of that gender and age band
+    target = np.ones(f.n_talents)
+    if f.merchant_target_gender[m] >= 0:
+        target = target * f.talent_gender[:, f.merchant_target_gender[m]]
+    if f.merchant_target_age[m] >= 0:
+        target = target * f.talent_age[:, f.merchant_target_age[m]]
     track = f.talent_track @ mix
     fee = f.talent_fee
     roi = np.divide(gmv, fee, out=np.zeros_like(gmv), where=np.nan_to_num(fee) > 0)
@@ -121,6 +131,7 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     return MerchantSignals(
         merchant=m,
         audience_fit=fit,
+        target_fit=target,
         price_fit=price_fit,
         expected_gmv=gmv,
         hidden_need_reach=reach,
@@ -153,6 +164,7 @@ def combine(signals: MerchantSignals, weights: Mapping[str, float] | None = None
     score = (
         w["expected_gmv"] * _z(np.log1p(s.expected_gmv))
         + w["audience_fit"] * _z(s.audience_fit)
+        + w["target_fit"] * _z(s.target_fit)
         + w["hidden_need_reach"] * _z(np.log1p(s.hidden_need_reach))
         + w["influence"] * _z(np.log(np.maximum(s.influence, 1e-12)))
         + w["track_record"] * _z(np.log1p(s.track_record))
@@ -182,6 +194,19 @@ def _evidence(f: MarketFeatures, s: MerchantSignals, t: int) -> list[str]:
         f"{int(s.hidden_need_reach[t]):,} engaged users lean to {cat} but have not bought there "
         f"yet (new consumers for this merchant)",
     ]
+    g, a = f.merchant_target_gender[s.merchant], f.merchant_target_age[s.merchant]
+    if g >= 0 or a >= 0:
+        who = " ".join(
+            x
+            for x in (
+                {"f": "women", "m": "men", "u": "of unstated gender"}[GENDERS[g]] if g >= 0 else "",
+                f"aged {AGE_BANDS[a]}" if a >= 0 else "",
+            )
+            if x
+        )
+        out.append(
+            f"{s.target_fit[t]:.0%} of the engaged audience are {who}, the merchant's stated target"
+        )
     n = f.talent_track_n[t]
     if n.sum() > 0:
         mask = mix > 0

@@ -63,3 +63,20 @@ def test_unknown_merchant_and_bad_arguments(tiny_features: MarketFeatures) -> No
         match_merchant(tiny_features, "m0", top=0)
     with pytest.raises(ValueError, match=r"unknown signal weights \['charisma'\]"):
         combine(merchant_signals(tiny_features, 0), {"charisma": 1.0})
+
+
+def test_stated_target_is_the_audience_share_of_that_gender_and_age(
+    tiny_features: MarketFeatures,
+) -> None:
+    f = tiny_features
+    both = np.nonzero((f.merchant_target_gender >= 0) & (f.merchant_target_age >= 0))[0]
+    none = np.nonzero((f.merchant_target_gender < 0) & (f.merchant_target_age < 0))[0]
+    assert len(both) and len(none)
+    m = int(both[0])
+    s = merchant_signals(f, m)
+    g, a = f.merchant_target_gender[m], f.merchant_target_age[m]
+    np.testing.assert_allclose(s.target_fit, f.talent_gender[:, g] * f.talent_age[:, a])
+    assert np.allclose(f.talent_gender.sum(axis=1)[f.talent_audience_size > 0], 1.0)
+    assert (merchant_signals(f, int(none[0])).target_fit == 1.0).all()
+    (first,) = match_merchant(f, str(f.merchant_ids[m]), top=1)
+    assert any("the merchant's stated target" in e for e in first.evidence)
