@@ -43,11 +43,11 @@ class NodeTable:
 
     def indices_of(self, node_ids: NDArray[np.str_] | list[str]) -> NDArray[np.int64]:
         """Rows of ``node_ids``; -1 for absent ones."""
-        q = np.asarray(node_ids, dtype=self.ids.dtype if len(self.ids) else str)
-        i = np.searchsorted(self.ids, q)
-        i = np.minimum(i, max(len(self.ids) - 1, 0))
-        ok = (len(self.ids) > 0) & (self.ids[i] == q) if len(self.ids) else np.zeros(len(q), bool)
-        return np.where(ok, i, -1).astype(np.int64)
+        q = np.asarray(node_ids, dtype=str)
+        if len(self.ids) == 0:
+            return np.full(len(q), -1, dtype=np.int64)
+        i = np.minimum(np.searchsorted(self.ids, q), len(self.ids) - 1)
+        return np.where(self.ids[i] == q, i, -1).astype(np.int64)
 
 
 @dataclass(frozen=True)

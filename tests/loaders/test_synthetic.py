@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from kolmatch.loaders.synthetic import GMV_MODEL, generate_market, oracle_orders
 
@@ -75,13 +76,7 @@ def test_collaboration_gmv_follows_the_documented_model(tiny_market: Path) -> No
             got.append(int(r["orders"]))
     corr = np.corrcoef(np.log1p(exp), np.log1p(got))[0, 1]
     assert corr > 0.8
-    assert np.mean(got) == pytest_approx(np.mean(exp), rel=0.35)
-
-
-def pytest_approx(x: float, rel: float) -> object:
-    import pytest
-
-    return pytest.approx(x, rel=rel)
+    assert np.mean(got) == pytest.approx(np.mean(exp), rel=0.35)
 
 
 def test_bots_never_engage_or_buy(tiny_market: Path) -> None:
