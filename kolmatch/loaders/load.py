@@ -119,26 +119,28 @@ class _Validation:
     def batches(self, step: Callable[[int], None] | None = None) -> Iterator[WriteBatch]:
         batcher = _Batcher()
         for f in self.files:
-            rows = self._nodes(f) if isinstance(f.spec, NodeSpec) else self._rels(f)
-            n = 0
-            for src_label, row in rows:
-                n += 1
-                batch = batcher.add(f.spec, src_label, row)
-                if batch is not None:
-                    yield batch
-                    if step:
-                        step(len(batch.rows))
-            for batch in batcher.flush(f.spec):
+            for batch in self._file_batches(f, batcher):
                 yield batch
                 if step:
                     step(len(batch.rows))
-            self.report.rows[f.path.name] = n
+
+    def _file_batches(self, f: ImportFile, batcher: _Batcher) -> Iterator[WriteBatch]:
+        rows = self._nodes(f) if isinstance(f.spec, NodeSpec) else self._rels(f)
+        n = 0
+        for src_label, row in rows:
+            n += 1
+            batch = batcher.add(f.spec, src_label, row)
+            if batch is not None:
+                yield batch
+        yield from batcher.flush(f.spec)
+        self.report.rows[f.path.name] = n
 
     def _nodes(self, f: ImportFile) -> Iterator[tuple[str, Row]]:
         spec = f.spec
         assert isinstance(spec, NodeSpec)
         name, ids = f.path.name, self.index[spec.label]
-        first_line: dict[str, int] = {}
+        # one file per label (discover() refuses a second), so ids number this file's rows
+        first_lines: list[int] = []
         for line, row in read_rows(f.path, spec, self.log):
             nid = row["id"]
             if nid in ids:
@@ -146,11 +148,11 @@ class _Validation:
                     name,
                     line,
                     "id",
-                    f"duplicate id {nid!r} (first at line {first_line.get(nid, '?')})",
+                    f"duplicate id {nid!r} (first at line {first_lines[ids[nid]]})",
                 )
                 continue
             ids[nid] = len(ids)
-            first_line[nid] = line
+            first_lines.append(line)
             yield spec.label, row
 
     def _rels(self, f: ImportFile) -> Iterator[tuple[str, Row]]:
