@@ -179,18 +179,11 @@ def _cmd_match(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _talent_row(f, talent: str) -> int:  # type: ignore[no-untyped-def]
-    i = int(f.talent_ids.searchsorted(talent))
-    if i >= len(f.talent_ids) or f.talent_ids[i] != talent:
-        raise UnknownId("Talent", talent)
-    return i
-
-
 def _cmd_similar(a: argparse.Namespace) -> int:
     from kolmatch.matching.audience import similar_talents
 
     f = _features(a.store)
-    rows, sims = similar_talents(f.engaged, _talent_row(f, a.talent), top=a.top)
+    rows, sims = similar_talents(f.engaged, f.talent_row(a.talent), top=a.top)
     out = [
         {"talent": str(f.talent_ids[r]), "similarity": round(float(s), 4)}
         for r, s in zip(rows, sims, strict=True)
@@ -207,7 +200,7 @@ def _cmd_overlap(a: argparse.Namespace) -> int:
     from kolmatch.matching.audience import overlap
 
     f = _features(a.store)
-    o = overlap(f.engaged, _talent_row(f, a.talent_a), _talent_row(f, a.talent_b))
+    o = overlap(f.engaged, f.talent_row(a.talent_a), f.talent_row(a.talent_b))
     if a.json:
         print(json.dumps({"a": a.talent_a, "b": a.talent_b, **o.__dict__}, indent=2))
     else:

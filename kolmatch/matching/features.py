@@ -12,12 +12,13 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from kolmatch.errors import UnknownId
 from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.graph.projection import EdgeList, NodeTable, edge_list, node_table, to_csr
 from kolmatch.graph.store import GraphStore
 from kolmatch.matching.centrality import bipartite_pagerank
 
-__all__ = ["MarketFeatures", "build_features"]
+__all__ = ["MarketFeatures", "build_features", "price_fit"]
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -57,7 +58,6 @@ class MarketFeatures:
     talent_risk: F64  # (T,) penalty in [0, 1]; 1 means excluded
     talent_risk_notes: list[list[str]]
     merchant_mix: F64  # (M, C) category mix of what the merchant sells (by sales, + catalogue)
-    merchant_price_level: F64  # (M,) mean log price of its products
     merchant_products: list[I64]
     merchant_risk: F64  # (M,)
     user_interest: sp.csr_matrix  # (U, C) observed interest (engagement + purchases), rows sum 1
@@ -65,7 +65,6 @@ class MarketFeatures:
     engaged: sp.csr_matrix  # (T, U) 1 where user u engaged with talent t's content
     talent_engagement_rate: F64  # (T,) engagement weight per follower in the graph
     talent_category: F64  # (T, C) what the talent's content features and it has promoted
-    buyers_of: sp.csr_matrix  # (M, U) spend of user u with merchant m
     product_category: I64  # (P,)
     product_price: F64  # (P,)
     gmv_rate: float  # K-hat: observed orders per unit of expected orders, market-wide
@@ -74,6 +73,21 @@ class MarketFeatures:
     @property
     def n_talents(self) -> int:
         return len(self.talent_ids)
+
+    def talent_row(self, talent_id: str) -> int:
+        """Row of a talent id; :class:`UnknownId` if the graph has no such talent."""
+        return _row(self.talent_ids, "Talent", talent_id)
+
+    def merchant_row(self, merchant_id: str) -> int:
+        """Row of a merchant id; :class:`UnknownId` if the graph has no such merchant."""
+        return _row(self.merchant_ids, "Merchant", merchant_id)
+
+
+def _row(ids: NDArray[np.str_], label: str, node_id: str) -> int:
+    i = int(np.searchsorted(ids, node_id))
+    if i >= len(ids) or ids[i] != node_id:
+        raise UnknownId(label, node_id)
+    return i
 
 
 def _recency(dates: NDArray[np.object_], today: date, half_life_days: float) -> F64:
@@ -220,9 +234,6 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     mix = np.zeros((M, C))
     np.add.at(mix, (sells.src, np.maximum(product_cat[sells.dst], 0)), sales[sells.dst] + 1.0)
     mix = mix / np.maximum(mix.sum(axis=1, keepdims=True), 1e-12)
-    merchant_logp = np.array([log_price[p].mean() if len(p) else np.nan for p in merchant_products])
-    sell_m = sp.csr_matrix((np.ones(len(sells)), (sells.dst, sells.src)), shape=(P, M))
-    buyers_of = sp.csr_matrix((spend @ sell_m).T)
 
     # hidden needs per category: users whose interest leans to c (share >= threshold) and
     # who have bought nothing in c -- new consumers for any merchant selling in c
@@ -263,7 +274,6 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
         talent_risk=t_risk,
         talent_risk_notes=t_notes,
         merchant_mix=mix,
-        merchant_price_level=merchant_logp,
         merchant_products=merchant_products,
         merchant_risk=m_risk,
         user_interest=user_interest,
@@ -276,7 +286,6 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
             where=followers_graph > 0,
         ),
         talent_category=np.asarray(talent_cat.todense()),
-        buyers_of=buyers_of,
         product_category=product_cat,
         product_price=np.nan_to_num(price),
         gmv_rate=gmv_rate,
@@ -342,10 +351,21 @@ SKILL_PRIOR_ORDERS = 30.0
 PRICE_SD = 0.6
 
 
+def price_fit(talent_logp: F64, logp: F64) -> F64:
+    """How well a price suits an audience: a Gaussian in log price around what it pays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(float(price_fit(np.log(100.0), np.log(100.0 * np.exp(PRICE_SD)))), 4)
+    0.6065
+    """
+    return np.exp(-((logp - talent_logp) ** 2) / (2 * PRICE_SD**2))
+
+
 def _expected_orders_base(audience: F64, interest: F64, talent_logp: F64, logp: F64) -> F64:
     """Audience x interest x price fit: expected orders before the market rate and skill."""
-    fit = np.exp(-((logp - talent_logp) ** 2) / (2 * PRICE_SD**2))
-    return audience * interest * fit
+    return audience * interest * price_fit(talent_logp, logp)
 
 
 def _risk(

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from kolmatch.errors import UnknownId
 from kolmatch.graph.model import AGE_BANDS, GENDERS
-from kolmatch.matching.features import PRICE_SD, MarketFeatures
+from kolmatch.matching.features import MarketFeatures, price_fit
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -90,7 +89,7 @@ def expected_orders(
     cats = f.product_category[products]
     logp = np.log(np.maximum(f.product_price[products], 0.01))
     tp = f.talent_price_level[talents]
-    pf = np.exp(-((logp[None, :] - tp[:, None]) ** 2) / (2 * PRICE_SD**2))
+    pf = price_fit(tp[:, None], logp[None, :])
     interest = f.talent_audience[talents][:, np.maximum(cats, 0)] * (cats >= 0)
     size = f.talent_audience_size[talents]
     orders = f.gmv_rate * f.talent_skill[talents][:, None] * size[:, None] * interest * pf
@@ -273,9 +272,7 @@ def match_merchant(
     """
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
-    i = int(np.searchsorted(f.merchant_ids, merchant_id))
-    if i >= len(f.merchant_ids) or f.merchant_ids[i] != merchant_id:
-        raise UnknownId("Merchant", merchant_id)
+    i = f.merchant_row(merchant_id)
     s = merchant_signals(f, i)
     score = combine(s, weights)
     order = np.lexsort((f.talent_ids, -score))  # ties broken by id: stable output

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kolmatch.errors import UnknownId
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import expected_orders
 
@@ -55,9 +54,7 @@ def recommend_merchants(
         raise ValueError("talent_ids is empty")
     rows = []
     for t in talent_ids:
-        i = int(np.searchsorted(f.talent_ids, t))
-        if i >= len(f.talent_ids) or f.talent_ids[i] != t:
-            raise UnknownId("Talent", t)
+        i = f.talent_row(t)
         if f.talent_risk[i] < 1.0:
             rows.append(i)
     if not rows:
