@@ -14,7 +14,7 @@ from kolmatch.matching.features import MarketFeatures, build_features
 __all__ = ["CACHE_FORMAT", "cached_features"]
 
 #: Bumped whenever MarketFeatures or its computation changes: old cache files are ignored.
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 
 
 def _cache_path(store: GraphStore, cache_dir: Path) -> Path:

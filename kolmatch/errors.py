@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BadArgument",
     "InfeasiblePlan",
     "InputError",
     "InputProblem",
@@ -66,6 +67,23 @@ class UnknownId(KolmatchError):
         self.label = label
         self.node_id = node_id
         super().__init__(f"unknown {label} id {node_id!r}")
+
+
+class BadArgument(KolmatchError):
+    """A caller's argument is malformed or out of range (not input files: see InputError).
+
+    Parameters
+    ----------
+    argument
+        The argument's name as the caller wrote it (``--tiers``, ``budget``).
+    reason
+        What is wrong and what would be accepted.
+    """
+
+    def __init__(self, argument: str, reason: str) -> None:
+        self.argument = argument
+        self.reason = reason
+        super().__init__(f"argument {argument}: {reason}")
 
 
 class StoreError(KolmatchError):

@@ -253,6 +253,20 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         key="collab_id",
         doc="A past collaboration: a talent promoted a product.",
     ),
+    RelSpec(
+        "BOOKED",
+        "booked",
+        ("Talent",),
+        "Merchant",
+        (
+            Field("booking_id", S, True, "booking id, unique per booking"),
+            Field("start", D, True, "first day of the booked window"),
+            Field("end", D, True, "last day of the booked window"),
+            Field("campaign", S, doc="id of the campaign it is booked for"),
+        ),
+        key="booking_id",
+        doc="A merchant has booked one of a talent's slots for a time window (not yet run).",
+    ),
     RelSpec("SELLS", "sells", ("Merchant",), "Product", (), doc="A merchant sells a product."),
     RelSpec(
         "SIGNED_WITH",

@@ -373,7 +373,23 @@ def read_rows(path: Path, spec: Spec, log: ProblemLog) -> Iterator[tuple[int, Ro
         optional values are left out.
     """
     name = path.name
-    if path.suffix == ".jsonl":
-        yield from _read_jsonl(path, spec, name, log)
-    else:
-        yield from _read_csv(path, spec, name, log)
+    rows = (
+        _read_jsonl(path, spec, name, log)
+        if path.suffix == ".jsonl"
+        else _read_csv(path, spec, name, log)
+    )
+    if {"start", "end"} <= set(_fields_of(spec)):
+        rows = _windows_in_order(rows, name, log)
+    yield from rows
+
+
+def _windows_in_order(
+    rows: Iterator[tuple[int, Row]], name: str, log: ProblemLog
+) -> Iterator[tuple[int, Row]]:
+    """Reject rows whose time window ends before it starts (ISO dates compare as text)."""
+    for line, row in rows:
+        start, end = row.get("start"), row.get("end")
+        if start is not None and end is not None and end < start:
+            log.add(name, line, "end", f"end {end} is before start {start}")
+            continue
+        yield line, row

@@ -127,6 +127,8 @@ GMV_MODEL: dict[str, object] = {
 START = date(2025, 1, 1)
 DAYS = 546  # to 2026-06-30: the market's history window
 DATES = [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
+#: Expected competitors per merchant among merchants of its main category.
+COMPETITORS_PER_MERCHANT = 4.0
 GENDERS = np.array(["f", "m", "u"])
 AGE_BANDS = np.array(["18-23", "24-30", "31-40", "41-50", "50+"])
 AGE_LOG_PRICE_SHIFT = np.array([-0.4, -0.1, 0.15, 0.25, 0.1])
@@ -255,6 +257,7 @@ class _Market:
         self.campaigns()
         self.users()
         self.collaborations()
+        self.competition_and_bookings()
         self.violations()
         self.write_truth()
 
@@ -634,6 +637,47 @@ class _Market:
                 lines.append(f"t{t},p{p},k{cid},{gmv:.2f},{orders},{paid:.0f},{DATES[day]},{camp}")
                 cid += 1
         w.rows("promoted", lines)
+
+    def competition_and_bookings(self) -> None:
+        """Competitors share a main category; bookings hold talents' slots in coming windows."""
+        rng = self.rng(9)
+        T, M = self.sc.talents, self.sc.merchants
+        main = np.array([c[0] for c in self.merchant_cats])
+        w = self.w
+        w.header("competes_with", "src,dst,shared_categories")
+        lines = []
+        for c in range(self.C):
+            group = np.nonzero(main == c)[0]
+            if len(group) < 2:
+                continue
+            p = min(1.0, COMPETITORS_PER_MERCHANT / (len(group) - 1))
+            a, b = np.triu_indices(len(group), 1)
+            keep = rng.random(len(a)) < p
+            for i, j in zip(a[keep], b[keep], strict=True):
+                mi, mj = group[i], group[j]
+                shared = len(set(self.merchant_cats[mi]) & set(self.merchant_cats[mj]))
+                lines.append(f"m{mi},m{mj},{shared}")
+        w.rows("competes_with", lines)
+        # half the merchants have booked 1-4 talents, in their main category x popularity,
+        # either in the coming month or in one of their campaigns' windows
+        pop = np.log1p(self.talent_followers.astype(np.float64))
+        w.header("booked", "src,dst,booking_id,start,end,campaign")
+        lines, booking = [], 0
+        for m in np.nonzero(rng.random(M) < 0.5)[0]:
+            weight = self.talent_profile[:, main[m]] * pop + 0.05 * pop
+            k = min(T, int(rng.integers(1, 5)))
+            for t in np.sort(rng.choice(T, size=k, replace=False, p=weight / weight.sum())):
+                mc = self.merchant_campaigns[m]
+                if mc and rng.random() < 0.3:
+                    ci = mc[int(rng.integers(0, len(mc)))]
+                    start, end, camp = self.camp_start[ci], self.camp_end[ci], f"cp{ci}"
+                else:
+                    start = DAYS + int(rng.integers(0, 25))
+                    end, camp = start + int(rng.integers(2, 14)), ""
+                first, last = START + timedelta(days=int(start)), START + timedelta(days=int(end))
+                lines.append(f"t{t},m{m},b{booking},{first.isoformat()},{last.isoformat()},{camp}")
+                booking += 1
+        w.rows("booked", lines)
 
     def violations(self) -> None:
         rng = self.rng(8)

@@ -69,6 +69,25 @@ class MarketFeatures:
     product_price: F64  # (P,)
     gmv_rate: float  # K-hat: observed orders per unit of expected orders, market-wide
     users: int
+    today: date  # reference date: the latest engagement seen
+    # -- what the optimisers need: budgets, slots, bookings, competitors, agencies --------
+    talent_commission: F64  # (T,) share of GMV the talent takes, NaN if unknown
+    talent_agency: I64  # (T,) row in agency_ids, -1 if unsigned
+    agency_ids: NDArray[np.str_]
+    merchant_budget: F64  # (M,) yuan per period for fees, NaN if unstated
+    merchant_min_talents: F64  # (M,) NaN if unstated
+    merchant_max_talents: F64  # (M,) NaN if unstated
+    merchant_commission: F64  # (M,) mean commission its products offer talents
+    merchant_buyers: sp.csr_matrix  # (M, U) 1 where u bought one of m's products
+    competitors: sp.csr_matrix  # (M, M) symmetric, 1 where two merchants compete
+    booking_talent: I64  # (B,) one row per booking
+    booking_merchant: I64  # (B,)
+    booking_start: I64  # (B,) date ordinals, inclusive
+    booking_end: I64  # (B,)
+    campaign_ids: NDArray[np.str_]
+    campaign_start: I64  # (G,) date ordinals
+    campaign_end: I64  # (G,)
+    merchant_campaigns: sp.csr_matrix  # (M, G) 1 where the merchant joined the campaign
 
     @property
     def n_talents(self) -> int:
@@ -81,6 +100,10 @@ class MarketFeatures:
     def merchant_row(self, merchant_id: str) -> int:
         """Row of a merchant id; :class:`UnknownId` if the graph has no such merchant."""
         return _row(self.merchant_ids, "Merchant", merchant_id)
+
+    def campaign_row(self, campaign_id: str) -> int:
+        """Row of a campaign id; :class:`UnknownId` if the graph has no such campaign."""
+        return _row(self.campaign_ids, "Campaign", campaign_id)
 
 
 def _row(ids: NDArray[np.str_], label: str, node_id: str) -> int:
@@ -116,8 +139,12 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     """
     users = node_table(store, "User", ("gender", "age_band"))
     talents = node_table(store, "Talent")
-    merchants = node_table(store, "Merchant", ("name", "target_gender", "target_age_band"))
-    products = node_table(store, "Product", ("price",))
+    merchants = node_table(
+        store,
+        "Merchant",
+        ("name", "target_gender", "target_age_band", "budget", "min_talents", "max_talents"),
+    )
+    products = node_table(store, "Product", ("price", "commission_rate"))
     categories = node_table(store, "Category", ("name",))
     contents = node_table(store, "Content", ())
     violations = node_table(store, "Violation", ("severity", "resolved", "time"))
@@ -247,6 +274,35 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     t_risk, t_notes, m_risk = _risk(
         store, talents, merchants, products, violations, promoted, merch_of_product, ref
     )
+    agencies = node_table(store, "Institution", ())
+    signed = edge_list(store, "SIGNED_WITH", talents, agencies, ())
+    talent_agency = np.full(T, -1, dtype=np.int64)
+    talent_agency[signed.src] = signed.dst
+    competes = edge_list(store, "COMPETES_WITH", merchants, merchants, ())
+    ones = np.ones(2 * len(competes))
+    competitors = sp.csr_matrix(
+        (
+            ones,
+            (
+                np.concatenate([competes.src, competes.dst]),
+                np.concatenate([competes.dst, competes.src]),
+            ),
+        ),
+        shape=(M, M),
+    )
+    competitors.data[:] = 1.0  # a pair listed both ways counts once
+    booked = edge_list(store, "BOOKED", talents, merchants, ("start", "end"))
+    campaigns = node_table(store, "Campaign", ("start", "end"))
+    joined = edge_list(store, "JOINED", merchants, campaigns, ())
+    commission = products.columns["commission_rate"]
+    m_comm = np.zeros(M)
+    m_n = np.zeros(M)
+    has_c = ~np.isnan(commission[sells.dst])
+    np.add.at(m_comm, sells.src[has_c], commission[sells.dst][has_c])
+    np.add.at(m_n, sells.src[has_c], 1.0)
+    product_merchant = sp.csr_matrix((np.ones(len(sells)), (sells.dst, sells.src)), shape=(P, M))
+    buyers = sp.csr_matrix((spend.astype(bool).astype(np.float64) @ product_merchant).T)
+    buyers.data[:] = 1.0
     return MarketFeatures(
         talent_ids=talents.ids,
         user_ids=users.ids,
@@ -290,7 +346,31 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
         product_price=np.nan_to_num(price),
         gmv_rate=gmv_rate,
         users=U,
+        today=ref,
+        talent_commission=talents.columns["commission_rate"],
+        talent_agency=talent_agency,
+        agency_ids=agencies.ids,
+        merchant_budget=merchants.columns["budget"],
+        merchant_min_talents=merchants.columns["min_talents"],
+        merchant_max_talents=merchants.columns["max_talents"],
+        merchant_commission=np.divide(m_comm, m_n, out=np.zeros(M), where=m_n > 0),
+        merchant_buyers=buyers,
+        competitors=competitors,
+        booking_talent=booked.src,
+        booking_merchant=booked.dst,
+        booking_start=_ordinals(booked.columns["start"]),
+        booking_end=_ordinals(booked.columns["end"]),
+        campaign_ids=campaigns.ids,
+        campaign_start=_ordinals(campaigns.columns["start"]),
+        campaign_end=_ordinals(campaigns.columns["end"]),
+        merchant_campaigns=sp.csr_matrix(
+            (np.ones(len(joined)), (joined.src, joined.dst)), shape=(M, len(campaigns))
+        ),
     )
+
+
+def _ordinals(dates: NDArray[np.object_]) -> I64:
+    return np.array([date.fromisoformat(d[:10]).toordinal() for d in dates], dtype=np.int64)
 
 
 def _choice_index(values: NDArray[np.object_], choices: tuple[str, ...]) -> NDArray[np.int64]:

@@ -178,6 +178,14 @@ def test_bad_date_and_bool(folder: Path, loaded: SQLiteStore) -> None:
     assert fields["resolved"] == "expected true or false, got 'maybe'"
 
 
+def test_window_ending_before_it_starts(folder: Path, loaded: SQLiteStore) -> None:
+    _replace_line(folder / "campaign.csv", 2, "cp0,Backwards,2025-03-10,2025-03-01")
+    err = _fails(folder, loaded)
+    assert [str(p) for p in err.problems] == [
+        "campaign.csv:2: field 'end': end 2025-03-01 is before start 2025-03-10"
+    ]
+
+
 def test_jsonl_accepted_and_checked(tmp_path: Path, sqlite_store: SQLiteStore) -> None:
     d = tmp_path / "j"
     d.mkdir()
