@@ -12,7 +12,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from kolmatch.errors import InputError, KolmatchError, StoreUnavailable, UnknownId
+from kolmatch.errors import (
+    BadArgument,
+    InfeasiblePlan,
+    InputError,
+    KolmatchError,
+    StoreUnavailable,
+    UnknownId,
+)
 
 __all__ = ["main"]
 
@@ -27,6 +34,16 @@ def _positive_int(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
     return n
+
+
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return x
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
@@ -60,8 +77,23 @@ def _parser() -> argparse.ArgumentParser:
     mt = sub.add_parser("match", help="rank talents for a merchant, with evidence")
     mt.add_argument("merchant")
     mt.add_argument("--top", type=_positive_int, default=20)
+    mt.add_argument("--campaign", help="rank for this campaign's window (free slots, exclusivity)")
     mt.add_argument("--json", action="store_true")
     _store_arg(mt)
+
+    pl = sub.add_parser("plan", help="choose a talent matrix for a merchant under a budget")
+    pl.add_argument("merchant")
+    pl.add_argument("--budget", type=_positive_float, required=True, help="yuan for fees")
+    pl.add_argument(
+        "--tiers",
+        help="tier mix, e.g. top=1,mid=2..5,micro=30%% (exact count, range, budget share)",
+    )
+    pl.add_argument("--campaign", help="plan for this campaign's window")
+    pl.add_argument("--candidates", type=_positive_int, default=5_000)
+    pl.add_argument("--sample-users", type=_positive_int, default=50_000)
+    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--json", action="store_true")
+    _store_arg(pl)
 
     si = sub.add_parser("similar", help="talents whose engaged audiences look like this one's")
     si.add_argument("talent")
@@ -162,7 +194,7 @@ def _features(store_arg: str | None):  # type: ignore[no-untyped-def]
 def _cmd_match(a: argparse.Namespace) -> int:
     from kolmatch.matching.score import match_merchant
 
-    matches = match_merchant(_features(a.store), a.merchant, top=a.top)
+    matches = match_merchant(_features(a.store), a.merchant, top=a.top, campaign=a.campaign)
     if a.json:
         print(
             json.dumps(
@@ -176,6 +208,53 @@ def _cmd_match(a: argparse.Namespace) -> int:
         print(f"{m.rank:>3}. {m.talent:<12} score {m.score:+.3f}")
         for e in m.evidence:
             print(f"       - {e}")
+    return EXIT_OK
+
+
+def _cmd_plan(a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from kolmatch.matching.plan import parse_tiers, plan_talent_matrix
+
+    plan = plan_talent_matrix(
+        _features(a.store),
+        a.merchant,
+        budget=a.budget,
+        tiers=parse_tiers(a.tiers),
+        campaign=a.campaign,
+        candidates=a.candidates,
+        sample_users=a.sample_users,
+        seed=a.seed,
+    )
+    if a.json:
+        print(json.dumps(asdict(plan), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(
+        f"talent matrix for {plan.merchant} in {plan.window}: {len(plan.talents)} talents, "
+        f"¥{plan.cost:,.0f} of ¥{plan.budget:,.0f}"
+    )
+    print(f"  {'talent':<10} {'tier':<6} {'fee':>10} {'exp. GMV':>11} {'new reach':>10}")
+    for t in plan.talents:
+        print(
+            f"  {t.talent:<10} {t.tier:<6} {t.fee:>10,.0f} {t.expected_gmv:>11,.0f} "
+            f"{t.marginal_reach:>10,}"
+        )
+    print(
+        f"  unique target reach {plan.unique_reach:,} of {plan.target_users:,} target users; "
+        f"expected GMV ¥{plan.expected_gmv:,.0f}"
+    )
+    print(
+        f"  objective {plan.objective:,.0f}, certified bound {plan.bound:,.0f}: gap "
+        f"{plan.gap:.2%} ({plan.method}, {plan.seconds:.2f}s, {plan.candidates:,} candidates, "
+        f"{plan.sampled_users:,} sampled users)"
+    )
+    if plan.left_out:
+        print("  left out: " + ", ".join(f"{v:,} {k}" for k, v in plan.left_out.items()))
+    for o in plan.overlaps[:5]:
+        print(
+            f"  overlap {o.a}-{o.b}: {o.shared:,} shared engaged users ({o.share_of_smaller:.0%} of the "
+            f"smaller audience)"
+        )
     return EXIT_OK
 
 
@@ -300,6 +379,7 @@ _COMMANDS = {
     "load": _cmd_load,
     "stats": _cmd_stats,
     "match": _cmd_match,
+    "plan": _cmd_plan,
     "similar": _cmd_similar,
     "overlap": _cmd_overlap,
     "leads": _cmd_leads,
@@ -319,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"kolmatch: {n} problem(s) in the input; nothing was written:\n{exc}", file=sys.stderr
         )
         return EXIT_BAD_INPUT
-    except UnknownId as exc:
+    except (UnknownId, BadArgument, InfeasiblePlan) as exc:
         print(f"kolmatch: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head`: not a failure

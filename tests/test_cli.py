@@ -112,3 +112,21 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["match", "m1", "--top", "0"])
     assert info.value.code == 2
     assert "--top: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_plan(loaded_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store = loaded_store
+    capsys.readouterr()
+    assert main(["plan", "m1", "--budget", "2e6", "--json", "--store", store]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["merchant"] == "m1" and plan["talents"] and plan["cost"] <= 2e6
+    assert plan["gap"] <= 0.01 and {"overlaps", "left_out", "bound"} <= set(plan)
+    assert main(["plan", "m1", "--budget", "2e6", "--store", store]) == 0
+    assert "certified bound" in capsys.readouterr().out
+    assert main(["plan", "m1", "--budget", "10", "--store", store]) == 2
+    assert "no talent can be planned for m1" in capsys.readouterr().err
+    assert main(["plan", "m1", "--budget", "1e6", "--tiers", "top=x", "--store", store]) == 2
+    assert "argument --tiers: cannot read 'top=x'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["plan", "m1", "--budget", "-1"])
+    assert "--budget: must be a positive number, got -1" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kolmatch.graph.model import AGE_BANDS, GENDERS
+from kolmatch.matching.availability import availability, planning_window
 from kolmatch.matching.features import MarketFeatures, price_fit
 
 __all__ = [
@@ -249,8 +250,9 @@ def match_merchant(
     *,
     top: int = 20,
     weights: Mapping[str, float] | None = None,
+    campaign: str | None = None,
 ) -> list[Match]:
-    """Rank talents for one merchant.
+    """Rank talents for one merchant, or for one of its campaigns.
 
     Parameters
     ----------
@@ -262,11 +264,17 @@ def match_merchant(
         How many matches to return.
     weights
         Overrides of :data:`DEFAULT_WEIGHTS`.
+    campaign
+        A campaign the merchant joined: talents with no free slot in its window, or booked
+        by one of the merchant's competitors there, are left out, and each match says how
+        many slots it has free.
 
     Raises
     ------
     UnknownId
-        If the merchant is not in the graph.
+        If the merchant or the campaign is not in the graph.
+    BadArgument
+        If the merchant has not joined the campaign.
     ValueError
         If ``top`` is not positive or a weight names no signal.
     """
@@ -275,6 +283,10 @@ def match_merchant(
     i = f.merchant_row(merchant_id)
     s = merchant_signals(f, i)
     score = combine(s, weights)
+    av = None
+    if campaign is not None:
+        av = availability(f, i, planning_window(f, campaign, i))
+        score = np.where(av.available, score, -np.inf)
     order = np.lexsort((f.talent_ids, -score))  # ties broken by id: stable output
     order = order[np.isfinite(score[order])][:top]
     sig = s.as_dict()
@@ -284,7 +296,15 @@ def match_merchant(
             rank=r + 1,
             score=round(float(score[t]), 4),
             breakdown={k: round(float(v[t]), 4) for k, v in sig.items()},
-            evidence=_evidence(f, s, int(t)),
+            evidence=_evidence(f, s, int(t))
+            + (
+                [
+                    f"{av.free_slots[t]} of {av.free_slots[t] + av.booked[t]} slots free in "
+                    f"{av.window}"
+                ]
+                if av is not None
+                else []
+            ),
         )
         for r, t in enumerate(order)
     ]

@@ -18,3 +18,12 @@ def tiny_features(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory) -
     f = build_features(store)
     store.close()
     return f
+
+
+@pytest.fixture(scope="session")
+def s_features(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> MarketFeatures:
+    store = SQLiteStore(tmp_path_factory.mktemp("db") / "s.db")
+    load_folder(s_market, store)
+    f = build_features(store)
+    store.close()
+    return f

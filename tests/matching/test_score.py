@@ -80,3 +80,24 @@ def test_stated_target_is_the_audience_share_of_that_gender_and_age(
     assert (merchant_signals(f, int(none[0])).target_fit == 1.0).all()
     (first,) = match_merchant(f, str(f.merchant_ids[m]), top=1)
     assert any("the merchant's stated target" in e for e in first.evidence)
+
+
+def test_campaign_match_leaves_out_the_unavailable(s_features: MarketFeatures) -> None:
+    from kolmatch.matching.availability import availability, planning_window
+
+    f = s_features
+    for m in range(len(f.merchant_ids)):
+        for g in f.merchant_campaigns[m].indices:
+            av = availability(f, m, planning_window(f, str(f.campaign_ids[g]), m))
+            if not av.competitor_booked.any():
+                continue
+            cid, mid = str(f.campaign_ids[g]), str(f.merchant_ids[m])
+            ranked = match_merchant(f, mid, top=f.n_talents, campaign=cid)
+            rows = [f.talent_row(x.talent) for x in ranked]
+            assert av.available[rows].all()
+            assert len(rows) == int((av.available & (f.talent_risk < 1.0)).sum())
+            assert f"slots free in campaign {cid}" in ranked[0].evidence[-1]
+            plain = match_merchant(f, mid, top=f.n_talents)
+            assert len(plain) > len(ranked)
+            return
+    pytest.fail("the s market should have a campaign with a competitor booking")
