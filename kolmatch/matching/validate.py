@@ -105,7 +105,7 @@ def plan_violations(
     rivals = set(f.competitors[m].indices.tolist())
     spent = 0.0
     count: Counter[str] = Counter()
-    tier_spent: Counter[str] = Counter()
+    tier_spent: dict[str, float] = {}
     for tid in ids:
         t = rows[tid]
         out += _talent_problems(f, t, m, booked, booked_by, rivals)
@@ -113,13 +113,13 @@ def plan_violations(
         spent += fee
         tier = tier_of(int(np.nan_to_num(f.talent_followers[t])))
         count[tier] += 1
-        tier_spent[tier] += fee
+        tier_spent[tier] = tier_spent.get(tier, 0.0) + fee
     if spent > budget + 1e-6:
         out.append(f"fees {spent:,.0f} exceed the budget {budget:,.0f}")
     for tier, (lo, hi, share) in (tiers or {}).items():
         if count[tier] < lo or (hi is not None and count[tier] > hi):
             out.append(f"{count[tier]} {tier} talents, asked for {lo}..{hi}")
-        if share is not None and tier_spent[tier] > share * budget + 1e-6:
+        if share is not None and tier_spent.get(tier, 0.0) > share * budget + 1e-6:
             out.append(f"{tier} takes {tier_spent[tier]:,.0f}, over {share:.0%} of the budget")
     return out
 

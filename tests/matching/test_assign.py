@@ -1,0 +1,161 @@
+"""Market assignment: optimal on small instances, exact flow agrees, limits never broken."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from kolmatch.errors import BadArgument
+from kolmatch.matching.assign import (
+    AssignmentProblem,
+    assign_by_flow,
+    assign_market,
+    build_assignment,
+    solve_assignment,
+)
+from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.validate import assignment_violations
+
+
+def _problem(seed: int, M: int = 3, T: int = 4, density: float = 0.8) -> AssignmentProblem:
+    rng = np.random.default_rng(seed)
+    pairs = [(m, t) for m in range(M) for t in range(T) if rng.random() < density]
+    pm = np.array([m for m, _ in pairs], dtype=np.int64)
+    pt = np.array([t for _, t in pairs], dtype=np.int64)
+    fee = rng.uniform(1, 5, T)
+    conflicts = [
+        (i, j)
+        for i, j in itertools.combinations(range(len(pairs)), 2)
+        if pt[i] == pt[j] and {pm[i], pm[j]} == {0, 1}
+    ]
+    groups = sp.csr_matrix(
+        np.array([[1.0 if (pm[i] == 2 and pt[i] < 3) else 0.0 for i in range(len(pairs))]])
+    )
+    return AssignmentProblem(
+        pair_merchant=pm,
+        pair_talent=pt,
+        value=np.round(rng.uniform(0, 10, len(pairs)), 2),
+        cost=fee[pt],
+        talent_capacity=rng.integers(1, 3, T),
+        merchant_budget=rng.uniform(4, 10, M),
+        merchant_min=np.array([1, 0, 0]),
+        merchant_max=rng.integers(1, 4, M),
+        conflicts=np.array(conflicts, dtype=np.int64).reshape(-1, 2),
+        groups=groups,
+        group_cap=np.array([1]),
+    )
+
+
+def _feasible(p: AssignmentProblem, x: np.ndarray, *, mins: bool = True) -> bool:
+    """Every limit, checked from the raw arrays."""
+    M, T = len(p.merchant_max), len(p.talent_capacity)
+    if (np.bincount(p.pair_talent[x], minlength=T) > p.talent_capacity).any():
+        return False
+    count = np.bincount(p.pair_merchant[x], minlength=M)
+    if (count > p.merchant_max).any() or (mins and (count < p.merchant_min).any()):
+        return False
+    spend = np.bincount(p.pair_merchant[x], weights=p.cost[x], minlength=M)
+    if (spend > p.merchant_budget + 1e-9).any():
+        return False
+    if any(x[a] and x[b] for a, b in p.conflicts):
+        return False
+    return not (p.groups is not None and (p.groups @ x.astype(float) > p.group_cap).any())
+
+
+def _brute_force(p: AssignmentProblem) -> float:
+    best = -np.inf
+    for bits in itertools.product([False, True], repeat=p.n_pairs):
+        x = np.array(bits, dtype=bool)
+        if _feasible(p, x):
+            best = max(best, float(p.value[x].sum()))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_milp_is_optimal_against_brute_force(seed: int) -> None:
+    p = _problem(seed)
+    best = _brute_force(p)
+    sol = solve_assignment(p, rel_gap=0.0)
+    if np.isfinite(best):
+        assert not sol.minimums_relaxed
+        assert _feasible(p, sol.chosen)
+        assert sol.objective == pytest.approx(best, rel=1e-9)
+        assert sol.gap <= 1e-6
+    else:  # the minimum cannot be met: dropped, said, and the rest still optimal
+        assert sol.minimums_relaxed
+        assert _feasible(p, sol.chosen, mins=False)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_flow_and_milp_agree_when_only_capacities_bind(seed: int) -> None:
+    base = _problem(100 + seed, M=6, T=8, density=0.6)
+    p = replace(
+        base,
+        merchant_budget=np.full(6, np.inf),
+        merchant_min=np.zeros(6, dtype=np.int64),
+        conflicts=np.zeros((0, 2), dtype=np.int64),
+        groups=None,
+        group_cap=np.zeros(0, dtype=np.int64),
+    )
+    assert p.capacity_only
+    a, b = solve_assignment(p, rel_gap=0.0), assign_by_flow(p)
+    assert _feasible(p, b.chosen)
+    assert a.objective == pytest.approx(b.objective, abs=0.01 * p.n_pairs)
+
+
+def test_flow_refuses_problems_it_cannot_solve() -> None:
+    with pytest.raises(BadArgument, match="flow applies only"):
+        assign_by_flow(_problem(1))
+
+
+def test_market_assignment_passes_the_independent_validator(s_features: MarketFeatures) -> None:
+    f = s_features
+    a = assign_market(f, candidates=10, time_limit=20)
+    pairs = [(m, t) for m, t, _, _ in a.pairs]
+    assert pairs and a.gap <= 0.02
+    assert assignment_violations(f, pairs, agency_cap=3) == []
+    assert a.blocking_pairs is not None and a.blocking_pairs >= 0
+    assert a.objective == pytest.approx(sum(v for _, _, v, _ in a.pairs), rel=1e-6)
+
+
+def test_candidates_are_eligible(s_features: MarketFeatures) -> None:
+    f = s_features
+    p, window, left_out = build_assignment(f, candidates=5)
+    assert (f.talent_risk[p.pair_talent] < 1).all()
+    assert (f.merchant_risk[p.pair_merchant] < 1).all()
+    assert (np.bincount(p.pair_merchant) <= 5).all()
+    assert left_out.get("compliance", 0) == int((f.merchant_risk >= 1).sum())
+    assert str(window).startswith("the coming period")
+
+
+def test_same_inputs_same_assignment(s_features: MarketFeatures) -> None:
+    a = assign_market(s_features, candidates=5, time_limit=20)
+    b = assign_market(s_features, candidates=5, time_limit=20)
+    assert a.pairs == b.pairs
+
+
+def test_stable_option_has_no_blocking_pairs_and_keeps_limits(s_features: MarketFeatures) -> None:
+    f = s_features
+    for proposing in ("merchants", "talents"):
+        a = assign_market(f, candidates=10, method="stable", proposing=proposing)
+        assert a.blocking_pairs == 0
+        pairs = [(m, t) for m, t, _, _ in a.pairs]
+        # budgets, slots, competitors and most talents hold; the agency cap is not modelled
+        assert assignment_violations(f, pairs) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"candidates": 0}, "--candidates: must be at least 1"),
+        ({"agency_cap": 0}, "--agency-cap: must be at least 1"),
+        ({"method": "lottery"}, "--method: must be milp or stable"),
+    ],
+)
+def test_bad_arguments(s_features: MarketFeatures, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(BadArgument, match=message):
+        assign_market(s_features, **kwargs)  # type: ignore[arg-type]

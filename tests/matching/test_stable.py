@@ -1,0 +1,125 @@
+"""Deferred acceptance: stable by an independent brute-force check, for both proposing sides."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kolmatch.errors import BadArgument
+from kolmatch.matching.stable import TwoSidedMarket, blocking_pairs, deferred_acceptance
+
+
+def _market(seed: int, *, limits: bool) -> TwoSidedMarket:
+    rng = np.random.default_rng(seed)
+    M, T = 4, 5
+    pairs = [(m, t) for m in range(M) for t in range(T) if rng.random() < 0.7]
+    pm = np.array([m for m, _ in pairs], dtype=np.int64)
+    pt = np.array([t for _, t in pairs], dtype=np.int64)
+    fee = rng.uniform(1, 4, T)
+    comp = sp.csr_matrix(np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]))
+    return TwoSidedMarket(
+        pm,
+        pt,
+        rng.permutation(len(pairs)).astype(float),
+        rng.permutation(len(pairs)).astype(float),
+        rng.integers(1, 3, M),
+        rng.integers(1, 3, T),
+        cost=fee[pt] if limits else None,
+        merchant_budget=rng.uniform(3, 7, M) if limits else None,
+        competitors=comp if limits else None,
+    )
+
+
+def _blocks_quota_only(mk: TwoSidedMarket, x: np.ndarray) -> int:
+    """Textbook definition for quotas alone, written independently of the module."""
+    n = 0
+    for i in range(mk.n):
+        if x[i]:
+            continue
+        m, t = mk.pair_merchant[i], mk.pair_talent[i]
+        mine = [j for j in range(mk.n) if x[j] and mk.pair_merchant[j] == m]
+        theirs = [j for j in range(mk.n) if x[j] and mk.pair_talent[j] == t]
+        m_wants = len(mine) < mk.merchant_quota[m] or any(
+            mk.merchant_score[j] < mk.merchant_score[i] for j in mine
+        )
+        t_wants = len(theirs) < mk.talent_quota[t] or any(
+            mk.talent_score[j] < mk.talent_score[i] for j in theirs
+        )
+        n += bool(m_wants and t_wants)
+    return n
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 100_000), st.sampled_from(["merchants", "talents"]))
+def test_quota_only_matching_is_stable(seed: int, proposing: str) -> None:
+    mk = _market(seed, limits=False)
+    x = deferred_acceptance(mk, proposing=proposing)
+    assert _blocks_quota_only(mk, x) == 0 == blocking_pairs(mk, x)
+    assert (np.bincount(mk.pair_merchant[x], minlength=4) <= mk.merchant_quota).all()
+    assert (np.bincount(mk.pair_talent[x], minlength=5) <= mk.talent_quota).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 100_000), st.sampled_from(["merchants", "talents"]))
+def test_matching_with_budgets_and_competitors_is_stable_and_within_limits(
+    seed: int, proposing: str
+) -> None:
+    mk = _market(seed, limits=True)
+    x = deferred_acceptance(mk, proposing=proposing)
+    assert blocking_pairs(mk, x) == 0
+    assert mk.cost is not None and mk.merchant_budget is not None
+    spend = np.bincount(mk.pair_merchant[x], weights=mk.cost[x], minlength=4)
+    assert (spend <= mk.merchant_budget + 1e-9).all()
+    for t in range(5):
+        served = set(mk.pair_merchant[x & (mk.pair_talent == t)].tolist())
+        assert not {0, 1} <= served, "a talent serves two competitors"
+
+
+def test_merchant_proposing_is_merchant_optimal_among_stable_matchings() -> None:
+    mk = _market(7, limits=False)
+    x = deferred_acceptance(mk, proposing="merchants")
+    # every stable matching, by brute force: no merchant does better in any of them
+    stable = [
+        np.array(bits, dtype=bool)
+        for bits in itertools.product([False, True], repeat=mk.n)
+        if _feasible_quota(mk, np.array(bits, dtype=bool))
+        and _blocks_quota_only(mk, np.array(bits, dtype=bool)) == 0
+    ]
+    assert any((s == x).all() for s in stable)
+    for s in stable:
+        for m in range(4):
+            mine_x = sorted(mk.merchant_score[x & (mk.pair_merchant == m)], reverse=True)
+            mine_s = sorted(mk.merchant_score[s & (mk.pair_merchant == m)], reverse=True)
+            assert mine_x >= mine_s[: len(mine_x)] or len(mine_s) <= len(mine_x)
+
+
+def _feasible_quota(mk: TwoSidedMarket, x: np.ndarray) -> bool:
+    return bool(
+        (np.bincount(mk.pair_merchant[x], minlength=4) <= mk.merchant_quota).all()
+        and (np.bincount(mk.pair_talent[x], minlength=5) <= mk.talent_quota).all()
+    )
+
+
+def test_a_value_optimal_matching_can_be_unstable() -> None:
+    # m0 values t0 most; t0 values m1 most; the value-optimal pairing ignores t0's wish
+    mk = TwoSidedMarket(
+        np.array([0, 0, 1]),
+        np.array([0, 1, 0]),
+        np.array([10.0, 1.0, 2.0]),
+        np.array([1.0, 1.0, 5.0]),
+        np.array([1, 1]),
+        np.array([1, 1]),
+    )
+    value_optimal = np.array([True, False, False])
+    assert blocking_pairs(mk, value_optimal) == 1
+    assert blocking_pairs(mk, deferred_acceptance(mk)) == 0
+
+
+def test_unknown_side() -> None:
+    with pytest.raises(BadArgument, match="--proposing"):
+        deferred_acceptance(_market(1, limits=False), proposing="agencies")
