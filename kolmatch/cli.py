@@ -95,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true")
     _store_arg(pl)
 
+    asg = sub.add_parser("assign", help="assign the whole market's talents for one window")
+    asg.add_argument("--method", choices=["auto", "milp", "lagrangian", "stable"], default="auto")
+    asg.add_argument("--proposing", choices=["merchants", "talents"], default="merchants")
+    asg.add_argument("--candidates", type=_positive_int, default=10, help="per merchant")
+    asg.add_argument("--agency-cap", type=_positive_int, default=3, help="per merchant")
+    asg.add_argument("--campaign", help="assign for this campaign's window")
+    asg.add_argument("--time-limit", type=_positive_float, default=50.0, help="solver seconds")
+    asg.add_argument("--out", type=Path, help="write the assignment as JSON to this file")
+    asg.add_argument("--json", action="store_true")
+    _store_arg(asg)
+
     si = sub.add_parser("similar", help="talents whose engaged audiences look like this one's")
     si.add_argument("talent")
     si.add_argument("--top", type=_positive_int, default=10)
@@ -252,9 +263,64 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         print("  left out: " + ", ".join(f"{v:,} {k}" for k, v in plan.left_out.items()))
     for o in plan.overlaps[:5]:
         print(
-            f"  overlap {o.a}-{o.b}: {o.shared:,} shared engaged users ({o.share_of_smaller:.0%} of the "
-            f"smaller audience)"
+            f"  overlap {o.a}-{o.b}: {o.shared:,} shared engaged users "
+            f"({o.share_of_smaller:.0%} of the smaller audience)"
         )
+    return EXIT_OK
+
+
+def _cmd_assign(a: argparse.Namespace) -> int:
+    import os
+    import tempfile
+    from dataclasses import asdict
+
+    from kolmatch.matching.market import assign_market
+
+    result = assign_market(
+        _features(a.store),
+        candidates=a.candidates,
+        campaign=a.campaign,
+        agency_cap=a.agency_cap,
+        method=a.method,
+        proposing=a.proposing,
+        time_limit=a.time_limit,
+    )
+    doc = asdict(result)
+    doc["pairs"] = [
+        {"merchant": m, "talent": t, "expected_value": v, "fee": fee}
+        for m, t, v, fee in result.pairs
+    ]
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    if a.out:
+        # written whole, then renamed: a crash never leaves half a file in its place
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=a.out.parent, delete=False, suffix=".tmp", encoding="utf-8"
+        ) as tmp:
+            tmp.write(text + "\n")
+        os.replace(tmp.name, a.out)
+    if a.json:
+        print(text)
+        return EXIT_OK
+    gap = "n/a (stable)" if result.gap != result.gap else f"{result.gap:.2%}"
+    print(
+        f"assigned {len(result.pairs):,} pairs to {result.merchants_served:,} merchants in "
+        f"{result.window}: total expected value ¥{result.objective:,.0f}, bound "
+        f"¥{result.bound:,.0f}, gap {gap}"
+    )
+    print(
+        f"  {result.method}: {result.seconds:.1f}s solving, {result.build_seconds:.1f}s building "
+        f"{result.candidates:,} candidate pairs; {result.blocking_pairs:,} blocking pairs"
+    )
+    if result.merchants_below_minimum:
+        print(f"  {len(result.merchants_below_minimum):,} merchants below their minimum")
+    if result.left_out_merchants:
+        print(
+            "  merchants left out: "
+            + ", ".join(f"{v:,} {k}" for k, v in result.left_out_merchants.items())
+        )
+    if a.out:
+        print(f"  written to {a.out}")
     return EXIT_OK
 
 
@@ -380,6 +446,7 @@ _COMMANDS = {
     "stats": _cmd_stats,
     "match": _cmd_match,
     "plan": _cmd_plan,
+    "assign": _cmd_assign,
     "similar": _cmd_similar,
     "overlap": _cmd_overlap,
     "leads": _cmd_leads,

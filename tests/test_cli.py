@@ -130,3 +130,19 @@ def test_plan(loaded_store: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["plan", "m1", "--budget", "-1"])
     assert "--budget: must be a positive number, got -1" in capsys.readouterr().err
+
+
+def test_assign(tmp_path: Path, loaded_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store = loaded_store
+    out = tmp_path / "out" / "assignment.json"
+    capsys.readouterr()
+    assert main(["assign", "--store", store, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "gap" in text and f"written to {out}" in text
+    doc = json.loads(out.read_text())
+    assert doc["pairs"] and {"merchant", "talent", "expected_value", "fee"} == set(doc["pairs"][0])
+    assert doc["gap"] <= 0.01 and doc["method"] == "milp"
+    assert main(["assign", "--method", "stable", "--json", "--store", store]) == 0
+    assert json.loads(capsys.readouterr().out)["blocking_pairs"] == 0
+    assert main(["assign", "--campaign", "nope", "--store", store]) == 2
+    assert "unknown Campaign id 'nope'" in capsys.readouterr().err

@@ -8,7 +8,9 @@ or, when only capacities bind, exactly by :func:`assign_by_flow` (a min-cost flo
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,22 +20,14 @@ from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
 
 from kolmatch.errors import BadArgument, InfeasiblePlan
 from kolmatch.matching.availability import Window, planning_window
-from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.features import MarketFeatures, price_fit
 from kolmatch.matching.score import expected_orders
-from kolmatch.matching.stable import (
-    TwoSidedMarket,
-    blocking_pairs,
-    deferred_acceptance,
-    talent_preferences,
-)
 
 __all__ = [
     "AGENCY_CAP",
     "AssignmentProblem",
     "AssignmentSolution",
-    "MarketAssignment",
     "assign_by_flow",
-    "assign_market",
     "build_assignment",
     "solve_assignment",
 ]
@@ -43,6 +37,8 @@ I64 = NDArray[np.int64]
 
 #: Default most talents of one agency per merchant, so no agency's roster dominates a matrix.
 AGENCY_CAP = 3
+#: Talents whose exact value is computed at a time while building candidates.
+CHUNK = 2048
 
 
 @dataclass(frozen=True)
@@ -141,7 +137,8 @@ def solve_assignment(
     ones = np.ones(n)
     by_talent = sp.csr_matrix((ones, (p.pair_talent, np.arange(n))), shape=(T, n))
     by_merchant = sp.csr_matrix((ones, (p.pair_merchant, np.arange(n))), shape=(M, n))
-    fees = sp.csr_matrix((p.cost, (p.pair_merchant, np.arange(n))), shape=(M, n))
+    c_unit = float(np.median(p.cost)) if n else 1.0
+    fees = sp.csr_matrix((p.cost / c_unit, (p.pair_merchant, np.arange(n))), shape=(M, n))
     rows = [by_talent, by_merchant]
     lo = [np.full(T, -np.inf), p.merchant_min.astype(np.float64)]
     hi = [p.talent_capacity.astype(np.float64), p.merchant_max.astype(np.float64)]
@@ -149,7 +146,7 @@ def solve_assignment(
     if len(budgeted):
         rows.append(fees[budgeted])
         lo.append(np.full(len(budgeted), -np.inf))
-        hi.append(p.merchant_budget[budgeted])
+        hi.append(p.merchant_budget[budgeted] / c_unit)
     if len(p.conflicts):
         k = len(p.conflicts)
         rows.append(
@@ -167,9 +164,12 @@ def solve_assignment(
     lower = np.concatenate(lo)
     relaxed = False
 
+    # HiGHS works best with coefficients near 1: values and fees in units of their medians
+    v_unit = float(np.median(p.value[p.value > 0])) if (p.value > 0).any() else 1.0
+
     def run(lower: F64) -> OptimizeResult:
         return milp(
-            -p.value,
+            -p.value / v_unit,
             constraints=LinearConstraint(a, lower, np.concatenate(hi)),
             bounds=Bounds(0, 1),
             integrality=np.ones(n),
@@ -190,7 +190,7 @@ def solve_assignment(
     chosen = res.x > 0.5
     obj = _objective(p, chosen)
     dual = res.mip_dual_bound
-    bound = max(-float(dual) if dual is not None else float("inf"), obj)
+    bound = max(-float(dual) * v_unit if dual is not None else float("inf"), obj)
     gap = (bound - obj) / obj if obj > 0 else 0.0
     return AssignmentSolution(
         chosen, obj, bound, max(gap, 0.0), "milp", time.perf_counter() - t0, relaxed
@@ -245,34 +245,16 @@ def assign_by_flow(p: AssignmentProblem, *, scale: float = 100.0) -> AssignmentS
     return AssignmentSolution(chosen, obj, obj, 0.0, "flow", time.perf_counter() - t0)
 
 
-@dataclass(frozen=True)
-class MarketAssignment:
-    """A market-wide assignment in ids, with totals and the solver's certificate."""
-
-    window: str
-    pairs: list[tuple[str, str, float, float]]  # (merchant, talent, expected value, fee)
-    objective: float
-    bound: float
-    gap: float
-    method: str
-    seconds: float  # solver time
-    build_seconds: float  # candidate generation time
-    candidates: int  # candidate pairs
-    merchants_served: int
-    merchants_below_minimum: list[str]
-    minimums_relaxed: bool
-    left_out_merchants: dict[str, int]  # merchants with no candidates, by reason
-    blocking_pairs: int | None = None  # for the stable option and on request
-
-
 def build_assignment(
     f: MarketFeatures,
     *,
-    candidates: int = 30,
+    candidates: int = 10,
     campaign: str | None = None,
     agency_cap: int | None = AGENCY_CAP,
 ) -> tuple[AssignmentProblem, Window, dict[str, int]]:
     """Each merchant's ``candidates`` best eligible talents, as an :class:`AssignmentProblem`.
+
+    Half are the best by expected value, the rest the best by value per yuan of fee.
 
     A pair's value is the talent's expected GMV for the merchant discounted by its risk
     (docs/optimisation.md). Eligible: not excluded for compliance, a known fee within the
@@ -306,30 +288,82 @@ def build_assignment(
     base_ok = (f.talent_risk < 1.0) & np.isfinite(fee) & (fee > 0) & (capacity > 0)
     budgets = np.where(np.isnan(f.merchant_budget), np.inf, f.merchant_budget)
     left_out: dict[str, int] = {}
-    pm, pt, pv = [], [], []
-    for m in range(M):
+    k_value = (candidates + 1) // 2
+    scale = f.gmv_rate * f.talent_skill * f.talent_audience_size
+
+    def candidates_of(m: int) -> tuple[I64, F64] | str:
         if f.merchant_risk[m] >= 1.0:
-            left_out["compliance"] = left_out.get("compliance", 0) + 1
-            continue
+            return "compliance"
         prods = f.merchant_products[m]
         if len(prods) == 0:
-            left_out["no products"] = left_out.get("no products", 0) + 1
-            continue
+            return "no products"
         ok = base_ok & (fee <= budgets[m])
         ok[blocked[m].indices] = False
         rows = np.nonzero(ok)[0]
         if len(rows) == 0:
-            left_out["no eligible talent"] = left_out.get("no eligible talent", 0) + 1
+            return "no eligible talent"
+        # an upper bound on every talent's value lets the exact value be computed for the
+        # promising talents only: mean(price x fit x interest) <= mean price x the best
+        # price fit over the merchant's products x the best interest in its categories
+        cats = np.unique(f.product_category[prods])
+        cats = cats[cats >= 0]
+        best_interest = f.talent_audience[rows][:, cats].max(axis=1) if len(cats) else 0.0
+        logp = np.sort(np.log(np.maximum(f.product_price[prods], 0.01)))
+        tp = f.talent_price_level[rows]
+        at = np.clip(np.searchsorted(logp, tp), 1, len(logp) - 1) if len(logp) > 1 else 0
+        nearest = np.minimum(np.abs(tp - logp[at]), np.abs(tp - logp[np.maximum(at - 1, 0)]))
+        ub = (
+            scale[rows]
+            * best_interest
+            * f.product_price[prods].mean()
+            * price_fit(np.zeros_like(nearest), nearest)
+            * (1.0 - f.talent_risk[rows])
+            * (1 + 1e-9)
+        )
+        value = np.full(len(rows), -np.inf)
+        done = np.zeros(len(rows), dtype=bool)
+
+        def evaluate(idx: I64) -> None:
+            todo = idx[~done[idx]]
+            if len(todo):
+                orders, _ = expected_orders(f, rows[todo], prods)
+                gmv = (orders * f.product_price[prods][None, :]).mean(axis=1)
+                value[todo] = gmv * (1.0 - f.talent_risk[rows[todo]])
+                done[todo] = True
+
+        for key, k in ((ub, k_value), (ub / fee[rows], candidates)):
+            # by value, then by value per yuan of fee (k counts the value picks too): the
+            # best CHUNK by bound first; everything else only if one of them could lose
+            if len(key) <= CHUNK:
+                evaluate(np.arange(len(key)))
+                continue
+            part = np.argpartition(-key, CHUNK)
+            evaluate(part[:CHUNK])
+            exact = (value if key is ub else value / fee[rows])[done]
+            kth = (
+                np.partition(exact, len(exact) - k)[len(exact) - k] if len(exact) >= k else -np.inf
+            )
+            if kth < key[part[CHUNK]]:
+                evaluate(np.arange(len(key)))
+        # half the best by value, the rest the best by value per yuan of fee: a budget
+        # buys either a few big names or many efficient ones
+        pick = _top(value, k_value)
+        per_fee = value / fee[rows]
+        per_fee[pick] = -np.inf
+        pick = np.concatenate([pick, _top(per_fee, candidates - len(pick))])
+        pick = np.sort(pick[value[pick] > 0])
+        return rows[pick], value[pick]
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        found = list(pool.map(candidates_of, range(M), chunksize=64))
+    pm, pt, pv = [], [], []
+    for m, got in enumerate(found):
+        if isinstance(got, str):
+            left_out[got] = left_out.get(got, 0) + 1
             continue
-        orders, _ = expected_orders(f, rows, prods)
-        gmv = (orders * f.product_price[prods][None, :]).mean(axis=1)
-        value = gmv * (1.0 - f.talent_risk[rows])
-        k = min(candidates, len(rows))
-        top = np.argpartition(-value, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
-        top = top[value[top] > 0]
-        pm.append(np.full(len(top), m, dtype=np.int64))
-        pt.append(rows[top])
-        pv.append(value[top])
+        pm.append(np.full(len(got[0]), m, dtype=np.int64))
+        pt.append(got[0])
+        pv.append(got[1])
     pair_m = np.concatenate(pm) if pm else np.zeros(0, dtype=np.int64)
     pair_t = np.concatenate(pt) if pt else np.zeros(0, dtype=np.int64)
     value = np.concatenate(pv) if pv else np.zeros(0)
@@ -362,6 +396,16 @@ def build_assignment(
         group_cap=cap,
     )
     return problem, window, left_out
+
+
+def _top(x: F64, k: int) -> I64:
+    """Indices of the k largest finite entries, largest first (ties by index)."""
+    ok = np.nonzero(np.isfinite(x))[0]
+    if k <= 0 or len(ok) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < len(ok):
+        ok = ok[np.argpartition(-x[ok], k - 1)[:k]]
+    return ok[np.lexsort((ok, -x[ok]))].astype(np.int64)
 
 
 def _conflicts(pair_m: I64, pair_t: I64, competitors: sp.csr_matrix, capacity: I64) -> I64:
@@ -401,120 +445,3 @@ def _agency_groups(
         (np.ones(int(member.sum())), (row_of[inverse][member], signed[member])), shape=(len(big), n)
     )
     return groups, np.full(len(big), cap, dtype=np.int64)
-
-
-def assign_market(
-    f: MarketFeatures,
-    *,
-    candidates: int = 30,
-    campaign: str | None = None,
-    agency_cap: int | None = AGENCY_CAP,
-    method: str = "milp",
-    proposing: str = "merchants",
-    time_limit: float = 50.0,
-    rel_gap: float = 0.005,
-) -> MarketAssignment:
-    """Assign the whole market for one window.
-
-    Parameters
-    ----------
-    f
-        Market features.
-    candidates
-        Candidate talents per merchant (the sparse candidate set).
-    campaign
-        Assign for this campaign's window; default the coming period.
-    agency_cap
-        Most talents of one agency per merchant (None: no limit).
-    method
-        ``milp``: the most total expected value under every limit, with a certified gap.
-        ``stable``: deferred acceptance over the same candidates, each side choosing
-        greedily within its limits (merchants: budget and most talents; talents: free
-        slots, never two competitors); minimums and the agency cap are not part of the
-        stable model (docs/optimisation.md).
-    proposing
-        For ``stable``: ``merchants`` or ``talents`` propose.
-    time_limit, rel_gap
-        For ``milp``: HiGHS's limits.
-
-    Raises
-    ------
-    BadArgument
-        If an argument is out of range or the method unknown.
-    UnknownId
-        If the campaign is not in the graph.
-    """
-
-    if method not in ("milp", "stable"):
-        raise BadArgument("--method", f"must be milp or stable, got {method!r}")
-    t0 = time.perf_counter()
-    p, window, left_out = build_assignment(
-        f, candidates=candidates, campaign=campaign, agency_cap=agency_cap
-    )
-    built = time.perf_counter() - t0
-    mk = TwoSidedMarket(
-        p.pair_merchant,
-        p.pair_talent,
-        p.value,
-        talent_preferences(f, p.pair_merchant, p.pair_talent, p.value),
-        p.merchant_max,
-        p.talent_capacity,
-        cost=p.cost,
-        merchant_budget=p.merchant_budget,
-        competitors=f.competitors,
-    )
-    if method == "stable":
-        t1 = time.perf_counter()
-        chosen = deferred_acceptance(mk, proposing=proposing)
-        obj = _objective(p, chosen)
-        sol = AssignmentSolution(
-            chosen,
-            obj,
-            float("nan"),
-            float("nan"),
-            f"stable ({proposing} propose)",
-            time.perf_counter() - t1,
-        )
-    else:
-        sol = solve_assignment(p, time_limit=time_limit, rel_gap=rel_gap)
-    return _to_ids(f, p, sol, window, built, left_out, blocking_pairs(mk, sol.chosen))
-
-
-def _to_ids(
-    f: MarketFeatures,
-    p: AssignmentProblem,
-    sol: AssignmentSolution,
-    window: Window,
-    built: float,
-    left_out: dict[str, int],
-    blocking: int | None = None,
-) -> MarketAssignment:
-    idx = np.nonzero(sol.chosen)[0]
-    pairs = [
-        (
-            str(f.merchant_ids[p.pair_merchant[i]]),
-            str(f.talent_ids[p.pair_talent[i]]),
-            round(float(p.value[i]), 2),
-            float(p.cost[i]),
-        )
-        for i in idx
-    ]
-    count = np.bincount(p.pair_merchant[idx], minlength=len(f.merchant_ids))
-    mins = np.nan_to_num(f.merchant_min_talents, nan=0.0)
-    below = [str(f.merchant_ids[m]) for m in np.nonzero((count < mins) & (count >= 0))[0]]
-    return MarketAssignment(
-        window=str(window),
-        pairs=pairs,
-        objective=sol.objective,
-        bound=sol.bound,
-        gap=sol.gap,
-        method=sol.method,
-        seconds=sol.seconds,
-        build_seconds=built,
-        candidates=p.n_pairs,
-        merchants_served=int((count > 0).sum()),
-        merchants_below_minimum=below,
-        minimums_relaxed=sol.minimums_relaxed,
-        left_out_merchants=left_out,
-        blocking_pairs=blocking,
-    )

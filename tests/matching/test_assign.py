@@ -13,11 +13,12 @@ from kolmatch.errors import BadArgument
 from kolmatch.matching.assign import (
     AssignmentProblem,
     assign_by_flow,
-    assign_market,
     build_assignment,
     solve_assignment,
 )
 from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.lagrangian import solve_assignment_lagrangian
+from kolmatch.matching.market import assign_market
 from kolmatch.matching.validate import assignment_violations
 
 
@@ -107,6 +108,26 @@ def test_flow_and_milp_agree_when_only_capacities_bind(seed: int) -> None:
     assert a.objective == pytest.approx(b.objective, abs=0.01 * p.n_pairs)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_lagrangian_bound_and_plan_bracket_the_optimum(seed: int) -> None:
+    p = replace(_problem(seed), merchant_min=np.zeros(3, dtype=np.int64))
+    best = _brute_force(p)
+    sol = solve_assignment_lagrangian(p, target_gap=0.0, iterations=300)
+    assert _feasible(p, sol.chosen)
+    assert sol.objective <= best + 1e-9 <= sol.bound + 1e-6
+    assert sol.objective == pytest.approx(float(p.value[sol.chosen].sum()))
+
+
+def test_lagrangian_and_milp_agree_on_the_s_market(s_features: MarketFeatures) -> None:
+    p, _, _ = build_assignment(s_features, candidates=10)
+    p = replace(p, merchant_min=np.zeros_like(p.merchant_min))
+    exact = solve_assignment(p, time_limit=30, rel_gap=1e-4)
+    lag = solve_assignment_lagrangian(p, time_limit=30)
+    assert lag.bound >= exact.objective - 1e-6 * exact.objective
+    assert lag.objective >= (1 - 0.01) * exact.objective
+    assert lag.gap <= 0.01
+
+
 def test_flow_refuses_problems_it_cannot_solve() -> None:
     with pytest.raises(BadArgument, match="flow applies only"):
         assign_by_flow(_problem(1))
@@ -116,7 +137,7 @@ def test_market_assignment_passes_the_independent_validator(s_features: MarketFe
     f = s_features
     a = assign_market(f, candidates=10, time_limit=20)
     pairs = [(m, t) for m, t, _, _ in a.pairs]
-    assert pairs and a.gap <= 0.02
+    assert pairs and a.gap <= 0.01 and a.method == "milp"
     assert assignment_violations(f, pairs, agency_cap=3) == []
     assert a.blocking_pairs is not None and a.blocking_pairs >= 0
     assert a.objective == pytest.approx(sum(v for _, _, v, _ in a.pairs), rel=1e-6)
@@ -132,10 +153,12 @@ def test_candidates_are_eligible(s_features: MarketFeatures) -> None:
     assert str(window).startswith("the coming period")
 
 
-def test_same_inputs_same_assignment(s_features: MarketFeatures) -> None:
-    a = assign_market(s_features, candidates=5, time_limit=20)
-    b = assign_market(s_features, candidates=5, time_limit=20)
+@pytest.mark.parametrize("method", ["milp", "lagrangian"])
+def test_same_inputs_same_assignment(s_features: MarketFeatures, method: str) -> None:
+    a = assign_market(s_features, candidates=5, time_limit=20, method=method)
+    b = assign_market(s_features, candidates=5, time_limit=20, method=method)
     assert a.pairs == b.pairs
+    assert assignment_violations(s_features, [(m, t) for m, t, _, _ in a.pairs], agency_cap=3) == []
 
 
 def test_stable_option_has_no_blocking_pairs_and_keeps_limits(s_features: MarketFeatures) -> None:
@@ -153,7 +176,8 @@ def test_stable_option_has_no_blocking_pairs_and_keeps_limits(s_features: Market
     [
         ({"candidates": 0}, "--candidates: must be at least 1"),
         ({"agency_cap": 0}, "--agency-cap: must be at least 1"),
-        ({"method": "lottery"}, "--method: must be milp or stable"),
+        ({"method": "lottery"}, "--method: must be one of auto, milp, lagrangian, stable"),
+        ({"method": "lagrangian", "candidates": 20}, "--candidates: the lagrangian method"),
     ],
 )
 def test_bad_arguments(s_features: MarketFeatures, kwargs: dict[str, object], message: str) -> None:

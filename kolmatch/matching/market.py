@@ -1,0 +1,187 @@
+"""The market-wide assignment for one window, in ids: candidates, a solver, a report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from kolmatch.errors import BadArgument
+from kolmatch.matching.assign import (
+    AGENCY_CAP,
+    AssignmentProblem,
+    AssignmentSolution,
+    build_assignment,
+    solve_assignment,
+)
+from kolmatch.matching.availability import Window
+from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.lagrangian import MAX_CANDIDATES, solve_assignment_lagrangian
+from kolmatch.matching.stable import (
+    TwoSidedMarket,
+    blocking_pairs,
+    deferred_acceptance,
+    talent_preferences,
+)
+
+__all__ = ["METHODS", "MILP_MAX_PAIRS", "MarketAssignment", "assign_market"]
+
+#: Solvers of :func:`assign_market`.
+METHODS = ("auto", "milp", "lagrangian", "stable")
+#: Up to this many candidate pairs ``auto`` uses HiGHS's branch and bound on the whole
+#: problem; above it, the Lagrangian decomposition (HiGHS does not finish presolving the m
+#: market's 49k pairs and 30k clash rows in a minute).
+MILP_MAX_PAIRS = 10_000
+
+
+@dataclass(frozen=True)
+class MarketAssignment:
+    """A market-wide assignment in ids, with totals and the solver's certificate."""
+
+    window: str
+    pairs: list[tuple[str, str, float, float]]  # (merchant, talent, expected value, fee)
+    objective: float
+    bound: float
+    gap: float
+    method: str
+    seconds: float  # solver time (every round)
+    build_seconds: float  # candidate generation time
+    candidates: int  # candidate pairs
+    merchants_served: int
+    merchants_below_minimum: list[str]
+    minimums_relaxed: bool
+    left_out_merchants: dict[str, int]  # merchants with no candidates, by reason
+    blocking_pairs: int | None = None  # for the stable option and on request
+
+
+def assign_market(
+    f: MarketFeatures,
+    *,
+    candidates: int = 10,
+    campaign: str | None = None,
+    agency_cap: int | None = AGENCY_CAP,
+    method: str = "auto",
+    proposing: str = "merchants",
+    time_limit: float = 50.0,
+    rel_gap: float = 0.005,
+) -> MarketAssignment:
+    """Assign the whole market for one window.
+
+    Parameters
+    ----------
+    f
+        Market features.
+    candidates
+        Candidate talents per merchant (the sparse candidate set).
+    campaign
+        Assign for this campaign's window; default the coming period.
+    agency_cap
+        Most talents of one agency per merchant (None: no limit).
+    method
+        ``milp``: the most total expected value under every limit, by HiGHS's branch and
+        bound, with its certified gap. ``lagrangian``: the same objective by Lagrangian
+        decomposition (merchants' minimums left to a repair step), for large markets.
+        ``auto``: ``milp`` up to :data:`MILP_MAX_PAIRS` candidate pairs, else
+        ``lagrangian``. ``stable``: deferred acceptance over the same candidates, each side choosing
+        greedily within its limits (merchants: budget and most talents; talents: free
+        slots, never two competitors); minimums and the agency cap are not part of the
+        stable model (docs/optimisation.md).
+    proposing
+        For ``stable``: ``merchants`` or ``talents`` propose.
+    time_limit, rel_gap
+        For ``milp``: HiGHS's limits.
+
+    Raises
+    ------
+    BadArgument
+        If an argument is out of range or the method unknown.
+    UnknownId
+        If the campaign is not in the graph.
+    """
+
+    if method not in METHODS:
+        raise BadArgument("--method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "lagrangian" and candidates > MAX_CANDIDATES:
+        raise BadArgument(
+            "--candidates", f"the lagrangian method takes at most {MAX_CANDIDATES} per merchant"
+        )
+    t0 = time.perf_counter()
+    p, window, left_out = build_assignment(
+        f, candidates=candidates, campaign=campaign, agency_cap=agency_cap
+    )
+    built = time.perf_counter() - t0
+    mk = _two_sided(f, p)
+    if method == "stable":
+        t1 = time.perf_counter()
+        chosen = deferred_acceptance(mk, proposing=proposing)
+        obj = float(p.value[chosen].sum())
+        sol = AssignmentSolution(
+            chosen,
+            obj,
+            float("nan"),
+            float("nan"),
+            f"stable ({proposing} propose)",
+            time.perf_counter() - t1,
+        )
+    elif method == "milp" or (method == "auto" and p.n_pairs <= MILP_MAX_PAIRS):
+        sol = solve_assignment(p, time_limit=time_limit, rel_gap=rel_gap)
+    else:
+        sol = solve_assignment_lagrangian(p, time_limit=time_limit)
+    solved = time.perf_counter() - t0 - built
+    return _to_ids(f, p, sol, window, built, solved, left_out, blocking_pairs(mk, sol.chosen))
+
+
+def _two_sided(f: MarketFeatures, p: AssignmentProblem) -> TwoSidedMarket:
+    return TwoSidedMarket(
+        p.pair_merchant,
+        p.pair_talent,
+        p.value,
+        talent_preferences(f, p.pair_merchant, p.pair_talent, p.value),
+        p.merchant_max,
+        p.talent_capacity,
+        cost=p.cost,
+        merchant_budget=p.merchant_budget,
+        competitors=f.competitors,
+    )
+
+
+def _to_ids(
+    f: MarketFeatures,
+    p: AssignmentProblem,
+    sol: AssignmentSolution,
+    window: Window,
+    built: float,
+    solved: float,
+    left_out: dict[str, int],
+    blocking: int | None = None,
+) -> MarketAssignment:
+    idx = np.nonzero(sol.chosen)[0]
+    pairs = [
+        (
+            str(f.merchant_ids[p.pair_merchant[i]]),
+            str(f.talent_ids[p.pair_talent[i]]),
+            round(float(p.value[i]), 2),
+            float(p.cost[i]),
+        )
+        for i in idx
+    ]
+    count = np.bincount(p.pair_merchant[idx], minlength=len(f.merchant_ids))
+    mins = np.nan_to_num(f.merchant_min_talents, nan=0.0)
+    below = [str(f.merchant_ids[m]) for m in np.nonzero((count < mins) & (count >= 0))[0]]
+    return MarketAssignment(
+        window=str(window),
+        pairs=pairs,
+        objective=sol.objective,
+        bound=sol.bound,
+        gap=sol.gap,
+        method=sol.method,
+        seconds=solved,
+        build_seconds=built,
+        candidates=p.n_pairs,
+        merchants_served=int((count > 0).sum()),
+        merchants_below_minimum=below,
+        minimums_relaxed=sol.minimums_relaxed,
+        left_out_merchants=left_out,
+        blocking_pairs=blocking,
+    )
