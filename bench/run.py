@@ -86,15 +86,18 @@ def bench_sqlite(folder: Path, db: Path) -> dict[str, Any]:
     return first
 
 
-def bench_match(db: Path, queries: int) -> dict[str, Any]:
-    """Feature build time, then warm single-merchant match latency percentiles."""
+def bench_match(db: Path, queries: int, cache: Path) -> dict[str, Any]:
+    """Feature build time (into the cache the later steps read), then warm match latency."""
+    for old in cache.glob("features-*.pkl"):
+        old.unlink()
     code = (
         "import numpy as np, time\n"
         "from kolmatch.graph.sqlite_store import SQLiteStore\n"
-        "from kolmatch.matching.features import build_features\n"
+        "from kolmatch.engine import cached_features\n"
         "from kolmatch.matching.score import match_merchant\n"
         f"s = SQLiteStore({str(db)!r})\n"
-        "t = time.perf_counter(); f = build_features(s); build = time.perf_counter() - t\n"
+        "t = time.perf_counter(); f = cached_features(s, "
+        f"{str(cache)!r}); build = time.perf_counter() - t\n"
         "rng = np.random.default_rng(0)\n"
         f"ids = rng.choice(f.merchant_ids, size={queries})\n"
         "match_merchant(f, str(ids[0]), top=20)\n"
@@ -105,6 +108,78 @@ def bench_match(db: Path, queries: int) -> dict[str, Any]:
         "p = np.percentile(lat, [50, 95, 99])\n"
         "out = {'feature_build_s': build, 'queries': len(lat), 'p50_ms': p[0], 'p95_ms': p[1],"
         " 'p99_ms': p[2]}"
+    )
+    return _measured(code)
+
+
+def bench_plan(db: Path, cache: Path, merchants: int, full_limit: float) -> dict[str, Any]:
+    """Talent matrix: kolmatch's solver against plain milp and against follower count.
+
+    For ``merchants`` sampled merchants at their own budgets (at least five cheap talents'
+    fees, for tiny markets whose budgets buy nobody): the default solver (greedy,
+    column generation, reduced-cost fixing, milp), plain ``milp`` on every candidate with
+    no greedy (stopped at ``full_limit`` seconds), and the follower-count baseline; medians
+    of time, certified gap, objective and unique target reach.
+    """
+    code = (
+        "import numpy as np, time\n"
+        "from kolmatch.graph.sqlite_store import SQLiteStore\n"
+        "from kolmatch.engine import cached_features\n"
+        "from kolmatch.matching.plan import (follower_count_plan, plan_talent_matrix,\n"
+        "    unique_target_reach)\n"
+        f"f = cached_features(SQLiteStore({str(db)!r}), {str(cache)!r})\n"
+        "rng = np.random.default_rng(0)\n"
+        "ok = np.nonzero(np.isfinite(f.merchant_budget))[0]\n"
+        f"ms = [str(f.merchant_ids[i]) for i in np.sort(rng.choice(ok, min({merchants}, "
+        "len(ok)), replace=False))]\n"
+        "rows = []\n"
+        "for m in ms:\n"
+        "    # the merchant's own budget, at least five cheap talents' worth (tiny markets)\n"
+        "    b = max(float(f.merchant_budget[f.merchant_row(m)]),\n"
+        "            5 * float(np.nanpercentile(f.talent_fee, 10)))\n"
+        "    t = time.perf_counter(); pl = plan_talent_matrix(f, m, budget=b)\n"
+        "    dt = time.perf_counter() - t\n"
+        "    t = time.perf_counter()\n"
+        "    full = plan_talent_matrix(f, m, budget=b, method='full', "
+        f"time_limit={full_limit})\n"
+        "    dt_full = time.perf_counter() - t\n"
+        "    chosen = np.array([f.talent_row(x.talent) for x in pl.talents])\n"
+        "    naive = follower_count_plan(f, m, budget=b)\n"
+        "    rows.append(dict(merchant=m, seconds=dt, solve_s=pl.seconds, gap=pl.gap,\n"
+        "        objective=pl.objective, method=pl.method, candidates=pl.candidates,\n"
+        "        users=pl.sampled_users, full_seconds=dt_full, full_gap=full.gap,\n"
+        "        full_objective=full.objective,\n"
+        "        reach=unique_target_reach(f, m, chosen),\n"
+        "        follower_reach=unique_target_reach(f, m, naive)))\n"
+        "med = lambda k: float(np.median([r[k] for r in rows]))\n"
+        "out = {'merchants': len(rows), 'rows': rows,\n"
+        "  'median_seconds': med('seconds'), 'median_solve_s': med('solve_s'),\n"
+        "  'max_gap': max(r['gap'] for r in rows),\n"
+        "  'median_full_seconds': med('full_seconds'),\n"
+        "  'max_full_gap': max(r['full_gap'] for r in rows),\n"
+        "  'objective_vs_full': float(np.median([r['objective'] / r['full_objective']\n"
+        "      for r in rows if r['full_objective'] > 0])),\n"
+        "  'reach_vs_followers': sum(r['reach'] for r in rows) /\n"
+        "      max(sum(r['follower_reach'] for r in rows), 1),\n"
+        "  'candidates': med('candidates'), 'users': med('users')}"
+    )
+    return _measured(code)
+
+
+def bench_assign(db: Path, cache: Path) -> dict[str, Any]:
+    """Market-wide assignment: the default method and the stable option."""
+    code = (
+        "from kolmatch.graph.sqlite_store import SQLiteStore\n"
+        "from kolmatch.engine import cached_features\n"
+        "from kolmatch.matching.market import assign_market\n"
+        f"f = cached_features(SQLiteStore({str(db)!r}), {str(cache)!r})\n"
+        "out = {}\n"
+        "for method in ('auto', 'stable'):\n"
+        "    a = assign_market(f, method=method)\n"
+        "    out[method] = dict(method=a.method, build_s=a.build_seconds, solve_s=a.seconds,\n"
+        "        gap=a.gap, objective=a.objective, bound=a.bound, pairs=len(a.pairs),\n"
+        "        candidates=a.candidates, merchants_served=a.merchants_served,\n"
+        "        merchants=len(f.merchant_ids), blocking_pairs=a.blocking_pairs)"
     )
     return _measured(code)
 
@@ -216,6 +291,28 @@ def _md(res: dict[str, Any]) -> str:
             f"{q['feature_build_s']:.1f} (build) | | {q['peak_mib']:,.0f} | warm match "
             f"p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms |"
         )
+    if "plan" in res:
+        q = res["plan"]
+        lines.append(
+            f"| talent matrix ({q['merchants']} merchants) | {q['candidates']:,.0f} candidates x "
+            f"{q['users']:,.0f} users | {q['median_seconds']:.2f} (median) | | "
+            f"{q['peak_mib']:,.0f} | solver {q['median_solve_s']:.2f}s, gap at most "
+            f"{q['max_gap']:.2%}; plain milp {q['median_full_seconds']:.1f}s (gap at most "
+            f"{q['max_full_gap']:.2%}), objective {q['objective_vs_full']:.3f}x plain milp's; "
+            f"unique reach {q['reach_vs_followers']:.2f}x follower count's |"
+        )
+    if "assign" in res:
+        for name, q in res["assign"].items():
+            if not isinstance(q, dict):
+                continue
+            gap = "n/a" if q["gap"] != q["gap"] else f"{q['gap']:.2%}"
+            lines.append(
+                f"| assign ({name}: {q['method']}) | {q['candidates']:,} pairs | "
+                f"{q['build_s'] + q['solve_s']:.1f} | | {res['assign']['peak_mib']:,.0f} | "
+                f"build {q['build_s']:.1f}s, solve {q['solve_s']:.1f}s, gap {gap}, "
+                f"{q['pairs']:,} pairs to {q['merchants_served']:,} of {q['merchants']:,} "
+                f"merchants, {q['blocking_pairs']:,} blocking pairs |"
+            )
     if "neo4j" in res:
         n = res["neo4j"]
         lines.append(
@@ -242,6 +339,8 @@ def main() -> None:
     p.add_argument("--no-neo4j", action="store_true", help="skip the Neo4j steps")
     p.add_argument("--naive-rows", type=int, default=5_000)
     p.add_argument("--queries", type=int, default=200, help="match queries to time")
+    p.add_argument("--plans", type=int, default=5, help="merchants to plan for")
+    p.add_argument("--full-limit", type=float, default=30.0, help="plain milp seconds")
     a = p.parse_args()
     market = a.work / f"market-{a.scale}"
     a.work.mkdir(parents=True, exist_ok=True)
@@ -251,7 +350,13 @@ def main() -> None:
     print("load SQLite ...", flush=True)
     res["sqlite"] = bench_sqlite(market, a.work / f"{a.scale}.db")
     print("features and match latency ...", flush=True)
-    res["match"] = bench_match(a.work / f"{a.scale}.db", a.queries)
+    cache = a.work / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    res["match"] = bench_match(a.work / f"{a.scale}.db", a.queries, cache)
+    print("talent matrix plans ...", flush=True)
+    res["plan"] = bench_plan(a.work / f"{a.scale}.db", cache, a.plans, a.full_limit)
+    print("market assignment ...", flush=True)
+    res["assign"] = bench_assign(a.work / f"{a.scale}.db", cache)
     use_neo4j = not a.no_neo4j and "KOLMATCH_NEO4J_URI" in os.environ
     if use_neo4j:
         print("load Neo4j ...", flush=True)

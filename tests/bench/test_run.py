@@ -36,5 +36,10 @@ def test_tiny_benchmark_writes_its_report(tmp_path: Path) -> None:
     assert res["sqlite"]["peak_mib"] > 10
     assert res["match"]["queries"] == 200
     assert 0 < res["match"]["p50_ms"] <= res["match"]["p99_ms"]
+    plan = res["plan"]
+    assert plan["merchants"] == 5 and plan["max_gap"] <= 0.01
+    assert plan["objective_vs_full"] > 0 and plan["reach_vs_followers"] > 0
+    assert res["assign"]["auto"]["gap"] <= 0.01 and res["assign"]["stable"]["blocking_pairs"] == 0
     md = js.with_suffix(".md").read_text()
     assert md.startswith("# kolmatch benchmark: scale tiny") and "| load SQLite |" in md
+    assert "| talent matrix (5 merchants) |" in md and "| assign (stable:" in md
