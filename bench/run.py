@@ -273,17 +273,19 @@ def _md(res: dict[str, Any]) -> str:
         "| step | rows | seconds | rows/s | peak MiB | notes |",
         "|---|---:|---:|---:|---:|---|",
     ]
-    g = res["generate"]
-    lines.append(
-        f"| generate | {g['rows']:,} | {g['seconds']:.1f} | {g['rows_per_s']:,.0f} | "
-        f"{g['peak_mib']:,.0f} | {g['bytes'] / 2**20:,.0f} MiB of CSV |"
-    )
-    s = res["sqlite"]
-    lines.append(
-        f"| load SQLite | {s['rows']:,} | {s['seconds']:.1f} | {s['rows_per_s']:,.0f} | "
-        f"{s['peak_mib']:,.0f} | re-load {s['reload_seconds']:.1f}s, same counts: "
-        f"{s['reload_same_counts']} |"
-    )
+    if "generate" in res:
+        g = res["generate"]
+        lines.append(
+            f"| generate | {g['rows']:,} | {g['seconds']:.1f} | {g['rows_per_s']:,.0f} | "
+            f"{g['peak_mib']:,.0f} | {g['bytes'] / 2**20:,.0f} MiB of CSV |"
+        )
+    if "sqlite" in res:
+        s = res["sqlite"]
+        lines.append(
+            f"| load SQLite | {s['rows']:,} | {s['seconds']:.1f} | {s['rows_per_s']:,.0f} | "
+            f"{s['peak_mib']:,.0f} | re-load {s['reload_seconds']:.1f}s, same counts: "
+            f"{s['reload_same_counts']} |"
+        )
     if "match" in res:
         q = res["match"]
         lines.append(
@@ -341,14 +343,20 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=200, help="match queries to time")
     p.add_argument("--plans", type=int, default=5, help="merchants to plan for")
     p.add_argument("--full-limit", type=float, default=30.0, help="plain milp seconds")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="skip generate and load: WORK/market-SCALE and WORK/SCALE.db exist from a run",
+    )
     a = p.parse_args()
     market = a.work / f"market-{a.scale}"
     a.work.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {"scale": a.scale, "date": date.today().isoformat(), "machine": machine()}
-    print(f"generate {a.scale} ...", flush=True)
-    res["generate"] = bench_generate(a.scale, market)
-    print("load SQLite ...", flush=True)
-    res["sqlite"] = bench_sqlite(market, a.work / f"{a.scale}.db")
+    if not a.reuse:
+        print(f"generate {a.scale} ...", flush=True)
+        res["generate"] = bench_generate(a.scale, market)
+        print("load SQLite ...", flush=True)
+        res["sqlite"] = bench_sqlite(market, a.work / f"{a.scale}.db")
     print("features and match latency ...", flush=True)
     cache = a.work / "cache"
     cache.mkdir(parents=True, exist_ok=True)

@@ -131,10 +131,18 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     _store_arg(ev)
 
+    sv = sub.add_parser("serve", help="serve the GraphQL API at /graphql")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--keys", type=Path, help="JSON file of API keys (or KOLMATCH_API_KEYS)")
+    _store_arg(sv)
+
     d = sub.add_parser("demo", help="generate a market, load it into the embedded store, summarise")
     d.add_argument("--scale", choices=list(SCALES), default="tiny")
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--dir", type=Path, default=Path(".kolmatch/demo"), help="working folder")
+    d.add_argument("--no-serve", action="store_true", help="stop after the summary")
+    d.add_argument("--port", type=int, default=8000)
     return p
 
 
@@ -437,6 +445,57 @@ def _cmd_demo(a: argparse.Namespace) -> int:
         print(f"  {m.rank}. {m.talent}  score {m.score:+.3f}")
         for e in m.evidence[:3]:
             print(f"       - {e}")
+    if a.no_serve:
+        return EXIT_OK
+    import secrets
+
+    from kolmatch.api.auth import KeyRing, Principal
+
+    internal, own = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    keys = KeyRing({internal: Principal("internal"), own: Principal("merchant", merchant)})
+    print(f"\nserving the API on http://127.0.0.1:{a.port}/graphql (Ctrl-C stops)")
+    print(f"  internal key: {internal}\n  key of merchant {merchant}: {own}")
+    print(
+        f"  curl -s http://127.0.0.1:{a.port}/graphql -H 'Authorization: Bearer {own}' "
+        "-H 'Content-Type: application/json' -d '{\"query\": \"{ merchant(id: "
+        f'\\"{merchant}\\") {{ name matches(first: 3) {{ edges {{ node {{ rank score '
+        "talent { id name tier } } } } } } }\"}'"
+    )
+    _serve(f"sqlite:///{db}", keys, "127.0.0.1", a.port)
+    return EXIT_OK
+
+
+def _serve(store_uri_text: str, keys: object, host: str, port: int) -> None:
+    import uvicorn
+
+    from kolmatch.api.app import create_app
+    from kolmatch.api.auth import KeyRing
+    from kolmatch.api.service import EngineService
+    from kolmatch.graph.open import open_store
+
+    assert isinstance(keys, KeyRing)
+    store = open_store(store_uri_text)
+    try:
+        service = EngineService(store)
+        # uvicorn stops on SIGINT / SIGTERM after in-flight requests finish
+        uvicorn.run(create_app(service, keys), host=host, port=port, log_level="info")
+    finally:
+        store.close()
+
+
+def _cmd_serve(a: argparse.Namespace) -> int:
+    from kolmatch.api.auth import load_keys
+    from kolmatch.graph.open import store_uri
+
+    keys = load_keys(a.keys)
+    if len(keys) == 0:
+        print(
+            "kolmatch: no API keys: pass --keys FILE (JSON {key: principal}) or set "
+            "KOLMATCH_API_KEYS=key=internal,key2=merchant:m1",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    _serve(store_uri(a.store), keys, a.host, a.port)
     return EXIT_OK
 
 
@@ -452,6 +511,7 @@ _COMMANDS = {
     "leads": _cmd_leads,
     "evaluate": _cmd_evaluate,
     "demo": _cmd_demo,
+    "serve": _cmd_serve,
 }
 
 

@@ -45,7 +45,7 @@ def test_unsupported_store_uri(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_demo_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--dir", str(tmp_path)]) == 0
+    assert main(["demo", "--dir", str(tmp_path), "--no-serve"]) == 0
     out = capsys.readouterr().out
     assert "kolmatch demo: the tiny market" in out
     assert "FOLLOWS" in out and "2,000" in out

@@ -1,0 +1,192 @@
+"""The ASGI app: POST /graphql with an API key, GraphiQL in development, /healthz.
+
+One thin endpoint over graphql-core (docs/api.md says why not a framework view): parse with
+a token limit, validate with the standard rules plus the query limits (and without
+introspection in production), execute in a worker thread under a timeout, and answer with
+typed errors. Status codes: 200 for every executed request (errors inside), 400 for a body
+that is not a GraphQL request, 401 without a valid key, 413 for an oversized body, 503 when
+the store is unavailable. Never 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from typing import Any
+
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    execute,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from kolmatch.api.auth import KeyRing, Principal
+from kolmatch.api.errors import format_error
+from kolmatch.api.limits import Limits, limit_rules
+from kolmatch.api.schema import schema
+from kolmatch.api.service import EngineService
+from kolmatch.api.types.common import RequestContext
+from kolmatch.errors import KolmatchError, StoreUnavailable
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("kolmatch.api")
+
+GRAPHIQL = """<!doctype html><html><head><title>kolmatch GraphiQL</title>
+<link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css"/></head>
+<body style="margin:0"><div id="g" style="height:100vh"></div>
+<script src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
+<script src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
+<script src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
+<script>const key = prompt("kolmatch API key");
+ReactDOM.createRoot(document.getElementById("g")).render(React.createElement(GraphiQL, {
+ fetcher: GraphiQL.createFetcher({url: location.pathname,
+   headers: {Authorization: "Bearer " + key}})
+}));</script></body></html>"""
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
+
+
+def create_app(
+    service: EngineService,
+    keys: KeyRing,
+    *,
+    production: bool | None = None,
+    limits: Limits | None = None,
+) -> Starlette:
+    """The API as an ASGI app.
+
+    Parameters
+    ----------
+    service
+        The engine (its store is closed by the caller after the app stops).
+    keys
+        API keys to principals.
+    production
+        Introspection and GraphiQL off; default ``KOLMATCH_ENV == "production"``.
+    limits
+        Query and request limits.
+    """
+    prod = production if production is not None else os.environ.get("KOLMATCH_ENV") == "production"
+    lim = limits or Limits()
+    rules = [*specified_rules, *limit_rules(lim)]
+    if prod:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    gql_schema = schema.graphql_schema
+
+    def run_one(op: Any, principal: Principal) -> tuple[dict[str, Any], bool]:
+        """Execute one operation; returns its JSON and whether the store was unavailable."""
+        if not isinstance(op, dict) or not isinstance(op.get("query"), str):
+            return {
+                "errors": [
+                    {"message": 'expected {"query": "..."}', "extensions": {"code": "BAD_REQUEST"}}
+                ]
+            }, False
+        variables = op.get("variables")
+        name = op.get("operationName")
+        if variables is not None and not isinstance(variables, dict):
+            return {
+                "errors": [
+                    {
+                        "message": "variables must be an object",
+                        "extensions": {"code": "BAD_REQUEST"},
+                    }
+                ]
+            }, False
+        try:
+            doc = parse(op["query"], max_tokens=lim.max_tokens)
+        except GraphQLError as exc:
+            exc.extensions = {"code": "GRAPHQL_PARSE_FAILED"}
+            return {"errors": [format_error(exc)]}, False
+        errors = validate(gql_schema, doc, rules)
+        if errors:
+            return {"errors": [format_error(e) for e in errors[:20]]}, False
+        ctx = RequestContext(principal, service, service.snapshot, lim)
+        result: ExecutionResult = execute(  # type: ignore[assignment]
+            gql_schema,
+            doc,
+            context_value=ctx,
+            variable_values=variables,
+            operation_name=name if isinstance(name, str) else None,
+        )
+        out: dict[str, Any] = {"data": result.data}
+        down = False
+        if result.errors:
+            out["errors"] = [format_error(e) for e in result.errors]
+            down = any(isinstance(e.original_error, StoreUnavailable) for e in result.errors)
+        return out, down
+
+    async def graphql_endpoint(request: Request) -> Response:
+        if request.method == "GET":
+            if prod:
+                return _error(405, "METHOD_NOT_ALLOWED", "POST GraphQL requests to /graphql")
+            return HTMLResponse(GRAPHIQL)
+        auth = request.headers.get("authorization", "")
+        key = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
+        principal = keys.principal(key)
+        if principal is None:
+            return _error(
+                401, "UNAUTHENTICATED", "missing or unknown API key (Authorization: Bearer <key>)"
+            )
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > lim.max_body_bytes:
+            return _error(413, "BODY_TOO_LARGE", f"request body over {lim.max_body_bytes} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > lim.max_body_bytes:
+                return _error(
+                    413, "BODY_TOO_LARGE", f"request body over {lim.max_body_bytes} bytes"
+                )
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "BAD_REQUEST", "the body is not JSON")
+        batch = isinstance(payload, list)
+        ops = payload if batch else [payload]
+        if not ops or len(ops) > lim.max_batch:
+            return _error(400, "BAD_REQUEST", f"send 1 to {lim.max_batch} operations")
+
+        def run_all() -> tuple[list[dict[str, Any]], bool]:
+            outs, down = [], False
+            for op in ops:
+                o, d = run_one(op, principal)
+                outs.append(o)
+                down = down or d
+            return outs, down
+
+        try:
+            outs, down = await asyncio.wait_for(run_in_threadpool(run_all), lim.timeout_s)
+        except TimeoutError:
+            return _error(200, "TIMEOUT", f"the request took over {lim.timeout_s:g}s")
+        except Exception:  # a bug: logged, never a stack trace to the client
+            log.exception("request failed")
+            return _error(200, "INTERNAL", "internal error")
+        return JSONResponse(outs if batch else outs[0], 503 if down else 200)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            info = await run_in_threadpool(service.health)
+        except KolmatchError as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, 503)
+        return JSONResponse({"ok": True, **info})
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )

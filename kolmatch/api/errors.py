@@ -1,0 +1,69 @@
+"""Typed GraphQL errors: every expected failure has a code and a message, never a trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from graphql import GraphQLError
+
+from kolmatch.errors import (
+    BadArgument,
+    InfeasiblePlan,
+    InputError,
+    KolmatchError,
+    StoreError,
+    StoreUnavailable,
+    UnknownId,
+)
+
+__all__ = ["Forbidden", "code_of", "format_error"]
+
+log = logging.getLogger("kolmatch.api")
+
+
+class Forbidden(KolmatchError):
+    """The principal may not see this field or act on this object."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"not allowed: {what}")
+
+
+_CODES: tuple[tuple[type[BaseException], str], ...] = (
+    (Forbidden, "FORBIDDEN"),
+    (UnknownId, "NOT_FOUND"),
+    (BadArgument, "BAD_ARGUMENT"),
+    (InputError, "BAD_INPUT"),
+    (InfeasiblePlan, "INFEASIBLE_PLAN"),
+    (StoreUnavailable, "STORE_UNAVAILABLE"),
+    (StoreError, "STORE_ERROR"),
+)
+
+
+def code_of(exc: BaseException) -> str:
+    """The API error code of a kolmatch exception; INTERNAL for anything unexpected."""
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code
+    return "INTERNAL"
+
+
+def format_error(err: GraphQLError) -> dict[str, Any]:
+    """A GraphQL error as the client sees it: message, locations, path, extensions.code.
+
+    Errors kolmatch raised on purpose keep their message; anything else is a bug, logged
+    with its traceback here and shown to the client only as "internal error".
+    """
+    out: dict[str, Any] = dict(err.formatted)
+    orig = err.original_error
+    if orig is None:
+        code = (err.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
+    elif isinstance(orig, KolmatchError):
+        code = code_of(orig)
+        out["message"] = str(orig)
+    else:
+        log.error("internal error in %s", err.path, exc_info=orig)
+        code = "INTERNAL"
+        out["message"] = "internal error"
+    out["extensions"] = {**(out.get("extensions") or {}), "code": code}
+    return out

@@ -1,0 +1,365 @@
+"""The schema: queries for merchants, agencies and internal tools; validated mutations."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import graphene
+import numpy as np
+
+from kolmatch.api.errors import Forbidden
+from kolmatch.api.types.agency import Agency, TalentConnection
+from kolmatch.api.types.common import RequestContext, connection, context, page_window, sliced
+from kolmatch.api.types.merchant import Match, Merchant, MerchantRef, merchant_ref, to_match
+from kolmatch.api.types.talent import Talent, TalentRef, talent_ref
+from kolmatch.errors import BadArgument, UnknownId
+from kolmatch.graph.model import tier_of
+from kolmatch.matching.market import METHODS, assign_market
+from kolmatch.matching.score import match_merchant
+
+__all__ = ["schema"]
+
+MerchantConnection = connection("Merchant", Merchant)
+
+
+def _internal(ctx: RequestContext, what: str) -> None:
+    if not ctx.principal.internal:
+        raise Forbidden(f"{what} is for internal tools only")
+
+
+class PrincipalType(graphene.ObjectType):
+    class Meta:
+        name = "Principal"
+
+    kind = graphene.String(required=True)
+    id = graphene.ID()
+
+
+class TalentOrder(graphene.Enum):
+    FOLLOWERS_DESC = "followers"
+    CENTRALITY_DESC = "centrality"
+    ID_ASC = "id"
+
+
+class TalentFilter(graphene.InputObjectType):
+    tier = graphene.String()
+    category = graphene.String(description="the talent's content leans to this category")
+    agency = graphene.ID()
+    min_followers = graphene.Float()
+    name_contains = graphene.String()
+
+
+class Campaign(graphene.ObjectType):
+    id = graphene.ID(required=True)
+    start = graphene.String(required=True)
+    end = graphene.String(required=True)
+
+
+class MatchList(graphene.ObjectType):
+    merchant = graphene.ID(required=True)
+    matches = graphene.List(graphene.NonNull(Match), required=True)
+
+
+class AssignmentInput(graphene.InputObjectType):
+    method = graphene.String(default_value="auto", description=", ".join(METHODS))
+    candidates = graphene.Int(default_value=10)
+    campaign = graphene.ID()
+    agency_cap = graphene.Int(default_value=3)
+    time_limit = graphene.Float(default_value=30.0)
+
+
+class AssignedPair(graphene.ObjectType):
+    merchant = graphene.ID(required=True)
+    talent = graphene.ID(required=True)
+    expected_value = graphene.Float(required=True)
+    fee = graphene.Float(required=True)
+
+
+class Assignment(graphene.ObjectType):
+    window = graphene.String(required=True)
+    pairs = graphene.List(graphene.NonNull(AssignedPair), required=True)
+    objective = graphene.Float(required=True)
+    bound = graphene.Float()
+    gap = graphene.Float()
+    method = graphene.String(required=True)
+    merchants_served = graphene.Int(required=True)
+    blocking_pairs = graphene.Int()
+
+
+class Query(graphene.ObjectType):
+    me = graphene.Field(PrincipalType, required=True)
+    talent = graphene.Field(Talent, id=graphene.ID(required=True))
+    merchant = graphene.Field(Merchant, id=graphene.ID(required=True))
+    agency = graphene.Field(Agency, id=graphene.ID(required=True))
+    talents = graphene.Field(
+        TalentConnection,
+        required=True,
+        filter=TalentFilter(),
+        first=graphene.Int(default_value=20),
+        after=graphene.String(),
+        order_by=TalentOrder(default_value="followers"),
+    )
+    merchants = graphene.Field(
+        MerchantConnection,
+        required=True,
+        category=graphene.String(),
+        first=graphene.Int(default_value=20),
+        after=graphene.String(),
+    )
+    campaigns = graphene.List(graphene.NonNull(Campaign), required=True)
+    match_lists = graphene.List(
+        graphene.NonNull(MatchList),
+        required=True,
+        merchant_ids=graphene.List(graphene.NonNull(graphene.ID), required=True),
+        first=graphene.Int(default_value=10),
+    )
+    assignment = graphene.Field(Assignment, input=AssignmentInput())
+
+    @staticmethod
+    def resolve_me(root: Any, info: Any) -> dict[str, Any]:
+        p = context(info).principal
+        return {"kind": p.kind, "id": p.id}
+
+    @staticmethod
+    def resolve_talent(root: Any, info: Any, id: str) -> TalentRef:
+        return talent_ref(context(info), id)
+
+    @staticmethod
+    def resolve_merchant(root: Any, info: Any, id: str) -> MerchantRef:
+        return merchant_ref(context(info), id)
+
+    @staticmethod
+    def resolve_agency(root: Any, info: Any, id: str) -> str:
+        if id not in context(info).snap.agency_names:
+            raise UnknownId("Institution", id)
+        return id
+
+    @staticmethod
+    def resolve_talents(
+        root: Any,
+        info: Any,
+        first: int,
+        order_by: str,
+        after: str | None = None,
+        filter: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        ctx = context(info)
+        offset, size = page_window(first, after, ctx.limits)
+        f = ctx.snap.features
+        keep = np.ones(f.n_talents, dtype=bool)
+        flt = filter or {}
+        followers = np.nan_to_num(f.talent_followers)
+        if flt.get("tier"):
+            keep &= np.array([tier_of(int(x)) == flt["tier"] for x in followers])
+        if flt.get("category"):
+            names = [str(c) for c in f.category_names]
+            if flt["category"] not in names:
+                raise BadArgument("filter.category", f"unknown category; known: {names}")
+            keep &= np.argmax(f.talent_category, axis=1) == names.index(flt["category"])
+        if flt.get("agency"):
+            a = np.nonzero(f.agency_ids == flt["agency"])[0]
+            keep &= f.talent_agency == (a[0] if len(a) else -2)
+        if flt.get("min_followers") is not None:
+            keep &= followers >= flt["min_followers"]
+        if flt.get("name_contains"):
+            needle = flt["name_contains"].lower()
+            names_of = ctx.snap.talent_names
+            keep &= np.array([needle in names_of.get(str(t), "").lower() for t in f.talent_ids])
+        rows = np.nonzero(keep)[0]
+        order = getattr(order_by, "value", order_by)
+        key = {"followers": -followers, "centrality": -f.talent_influence}.get(order)
+        rows = rows[np.lexsort((f.talent_ids[rows], key[rows]))] if key is not None else rows
+        page = [TalentRef(str(f.talent_ids[r]), int(r)) for r in rows[offset : offset + size]]
+        return sliced(page, offset, size, len(rows))
+
+    @staticmethod
+    def resolve_merchants(
+        root: Any, info: Any, first: int, after: str | None = None, category: str | None = None
+    ) -> dict[str, Any]:
+        ctx = context(info)
+        offset, size = page_window(first, after, ctx.limits)
+        f = ctx.snap.features
+        rows = np.arange(len(f.merchant_ids))
+        if category:
+            names = [str(c) for c in f.category_names]
+            if category not in names:
+                raise BadArgument("category", f"unknown category; known: {names}")
+            rows = rows[f.merchant_mix[:, names.index(category)] > 0]
+        page = [MerchantRef(str(f.merchant_ids[r]), int(r)) for r in rows[offset : offset + size]]
+        return sliced(page, offset, size, len(rows))
+
+    @staticmethod
+    def resolve_campaigns(root: Any, info: Any) -> list[dict[str, str]]:
+        f = context(info).snap.features
+        return [
+            {
+                "id": str(c),
+                "start": date.fromordinal(int(s)).isoformat(),
+                "end": date.fromordinal(int(e)).isoformat(),
+            }
+            for c, s, e in zip(f.campaign_ids, f.campaign_start, f.campaign_end, strict=True)
+        ]
+
+    @staticmethod
+    def resolve_match_lists(
+        root: Any, info: Any, merchant_ids: list[str], first: int
+    ) -> list[dict[str, Any]]:
+        ctx = context(info)
+        _internal(ctx, "matchLists")
+        if len(merchant_ids) > ctx.limits.max_page:
+            raise BadArgument("merchantIds", f"at most {ctx.limits.max_page} merchants per request")
+        page_window(first, None, ctx.limits)
+        return [
+            {
+                "merchant": m,
+                "matches": [
+                    to_match(ctx, x) for x in match_merchant(ctx.snap.features, m, top=first)
+                ],
+            }
+            for m in merchant_ids
+        ]
+
+    @staticmethod
+    def resolve_assignment(root: Any, info: Any, input: dict[str, Any] | None = None) -> Any:
+        ctx = context(info)
+        _internal(ctx, "assignment")
+        args = input or {}
+        a = assign_market(
+            ctx.snap.features,
+            method=args.get("method", "auto"),
+            candidates=args.get("candidates", 10),
+            campaign=args.get("campaign"),
+            agency_cap=args.get("agency_cap", 3),
+            time_limit=min(float(args.get("time_limit", 30.0)), ctx.limits.timeout_s),
+        )
+        return {
+            "window": a.window,
+            "pairs": [
+                {"merchant": m, "talent": t, "expected_value": v, "fee": fee}
+                for m, t, v, fee in a.pairs
+            ],
+            "objective": a.objective,
+            "bound": None if a.bound != a.bound else a.bound,
+            "gap": None if a.gap != a.gap else a.gap,
+            "method": a.method,
+            "merchants_served": a.merchants_served,
+            "blocking_pairs": a.blocking_pairs,
+        }
+
+
+class CollaborationInput(graphene.InputObjectType):
+    id = graphene.ID(required=True)
+    talent = graphene.ID(required=True)
+    product = graphene.ID(required=True)
+    gmv = graphene.Float(required=True)
+    orders = graphene.Int(required=True)
+    fee = graphene.Float(required=True)
+    time = graphene.String(required=True)
+    campaign = graphene.ID()
+
+
+class RecordCollaboration(graphene.Mutation):
+    """Record a collaboration's outcome; the merchant selling the product or internal tools."""
+
+    class Arguments:
+        input = CollaborationInput(required=True)
+
+    talent = graphene.Field(Talent, required=True)
+    version = graphene.Int(required=True)
+
+    @staticmethod
+    def mutate(root: Any, info: Any, input: dict[str, Any]) -> RecordCollaboration:
+        ctx = context(info)
+        f = ctx.snap.features
+        if not ctx.principal.internal:
+            seller = None
+            p = np.nonzero(f.product_ids == input["product"])[0]
+            for m in range(len(f.merchant_ids)) if len(p) else ():
+                if p[0] in f.merchant_products[m]:
+                    seller = str(f.merchant_ids[m])
+                    break
+            if seller is None or not ctx.principal.is_merchant(seller):
+                raise Forbidden("recording a collaboration is for the product's merchant")
+        snap = ctx.service.record_collaboration(
+            collab_id=input["id"],
+            talent=input["talent"],
+            product=input["product"],
+            gmv=input["gmv"],
+            orders=input["orders"],
+            fee=input["fee"],
+            time=input["time"],
+            campaign=input.get("campaign"),
+        )
+        ctx.snap = snap
+        return RecordCollaboration(
+            talent=TalentRef(input["talent"], snap.features.talent_row(input["talent"])),
+            version=snap.version,
+        )
+
+
+class ViolationInput(graphene.InputObjectType):
+    id = graphene.ID(required=True)
+    label = graphene.String(required=True, description="Talent, Merchant or Product")
+    target = graphene.ID(required=True)
+    kind = graphene.String(required=True)
+    severity = graphene.String(required=True, description="minor, major or severe")
+    time = graphene.String(required=True)
+
+
+class FlagViolation(graphene.Mutation):
+    """Flag a violation (internal tools): severe or unresolved ones exclude at once."""
+
+    class Arguments:
+        input = ViolationInput(required=True)
+
+    version = graphene.Int(required=True)
+
+    @staticmethod
+    def mutate(root: Any, info: Any, input: dict[str, Any]) -> FlagViolation:
+        ctx = context(info)
+        _internal(ctx, "flagViolation")
+        snap = ctx.service.flag_violation(
+            violation_id=input["id"],
+            label=input["label"],
+            target=input["target"],
+            kind=input["kind"],
+            severity=input["severity"],
+            time=input["time"],
+        )
+        return FlagViolation(version=snap.version)
+
+
+class ResolveViolation(graphene.Mutation):
+    class Arguments:
+        id = graphene.ID(required=True)
+
+    version = graphene.Int(required=True)
+
+    @staticmethod
+    def mutate(root: Any, info: Any, id: str) -> ResolveViolation:
+        ctx = context(info)
+        _internal(ctx, "resolveViolation")
+        ctx.snap = ctx.service.resolve_violation(id)
+        return ResolveViolation(version=ctx.snap.version)
+
+
+class RefreshFeatures(graphene.Mutation):
+    version = graphene.Int(required=True)
+
+    @staticmethod
+    def mutate(root: Any, info: Any) -> RefreshFeatures:
+        ctx = context(info)
+        _internal(ctx, "refreshFeatures")
+        ctx.snap = ctx.service.refresh()
+        return RefreshFeatures(version=ctx.snap.version)
+
+
+class Mutation(graphene.ObjectType):
+    record_collaboration = RecordCollaboration.Field()
+    flag_violation = FlagViolation.Field()
+    resolve_violation = ResolveViolation.Field()
+    refresh_features = RefreshFeatures.Field()
+
+
+schema = graphene.Schema(query=Query, mutation=Mutation)

@@ -1,0 +1,107 @@
+"""What every type module shares: the request context, pagination, connections."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import graphene
+
+from kolmatch.api.auth import Principal
+from kolmatch.api.limits import Limits
+from kolmatch.api.service import EngineService, Snapshot
+from kolmatch.errors import BadArgument
+
+__all__ = [
+    "PageInfo",
+    "RequestContext",
+    "connection",
+    "context",
+    "page_window",
+    "sliced",
+]
+
+
+@dataclass
+class RequestContext:
+    """Per request: who asks, the engine, and the snapshot the request reads.
+
+    A mutation replaces ``snap`` with the snapshot its write produced, so its payload (and
+    any later field of the same request) shows the effect.
+    """
+
+    principal: Principal
+    service: EngineService
+    snap: Snapshot
+    limits: Limits
+
+
+def context(info: Any) -> RequestContext:
+    ctx: RequestContext = info.context
+    return ctx
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def page_window(first: int | None, after: str | None, limits: Limits) -> tuple[int, int]:
+    """(offset, size) of a page from Relay's ``first`` / ``after``.
+
+    Raises
+    ------
+    BadArgument
+        If ``first`` is out of range or ``after`` is not a cursor this server issued.
+    """
+    size = 20 if first is None else first
+    if not 1 <= size <= limits.max_page:
+        raise BadArgument("first", f"must be between 1 and {limits.max_page}, got {size}")
+    offset = 0
+    if after:
+        try:
+            kind, _, n = base64.urlsafe_b64decode(after.encode()).decode().partition(":")
+            if kind != "o":
+                raise ValueError(kind)
+            offset = int(n) + 1
+        except (ValueError, UnicodeDecodeError):
+            raise BadArgument("after", f"not a cursor from this server: {after!r}") from None
+    return offset, size
+
+
+class PageInfo(graphene.ObjectType):
+    has_next_page = graphene.Boolean(required=True)
+    end_cursor = graphene.String()
+
+
+def connection(name: str, node: type[graphene.ObjectType]) -> type[graphene.ObjectType]:
+    """A Relay connection type: ``edges { cursor node }``, ``pageInfo``, ``totalCount``."""
+    edge = type(
+        f"{name}Edge",
+        (graphene.ObjectType,),
+        {"cursor": graphene.String(required=True), "node": graphene.Field(node, required=True)},
+    )
+    return type(
+        f"{name}Connection",
+        (graphene.ObjectType,),
+        {
+            "edges": graphene.List(graphene.NonNull(edge), required=True),
+            "page_info": graphene.Field(PageInfo, required=True),
+            "total_count": graphene.Int(required=True),
+        },
+    )
+
+
+def sliced(items: list[Any], offset: int, size: int, total: int | None = None) -> dict[str, Any]:
+    """A connection's value from the items of one page (``items`` starts at ``offset``)."""
+    total = total if total is not None else offset + len(items)
+    page = items[:size]
+    edges = [{"cursor": _cursor(offset + i), "node": x} for i, x in enumerate(page)]
+    return {
+        "edges": edges,
+        "page_info": {
+            "has_next_page": offset + len(page) < total,
+            "end_cursor": edges[-1]["cursor"] if edges else None,
+        },
+        "total_count": total,
+    }

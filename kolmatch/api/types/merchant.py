@@ -1,0 +1,256 @@
+"""Merchant types: public storefront; matches, plans and customer aggregates for the merchant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import graphene
+import numpy as np
+
+from kolmatch.api.errors import Forbidden
+from kolmatch.api.types.common import RequestContext, connection, context, page_window, sliced
+from kolmatch.api.types.talent import Talent, TalentRef
+from kolmatch.errors import BadArgument
+from kolmatch.matching.availability import availability, planning_window
+from kolmatch.matching.plan import parse_tiers, plan_talent_matrix
+from kolmatch.matching.score import DEFAULT_WEIGHTS, match_merchant
+
+__all__ = ["Match", "Merchant", "MerchantRef", "Plan", "WeightInput", "merchant_ref", "to_match"]
+
+
+@dataclass(frozen=True)
+class MerchantRef:
+    id: str
+    row: int
+
+
+def merchant_ref(ctx: RequestContext, merchant_id: str) -> MerchantRef:
+    """Raises UnknownId if the graph has no such merchant."""
+    return MerchantRef(merchant_id, ctx.snap.features.merchant_row(merchant_id))
+
+
+def _own(info: Any, m: MerchantRef, what: str) -> RequestContext:
+    ctx = context(info)
+    if not ctx.principal.is_merchant(m.id):
+        raise Forbidden(f"{what} of {m.id} are visible to that merchant and internal tools only")
+    return ctx
+
+
+class WeightInput(graphene.InputObjectType):
+    signal = graphene.String(required=True, description=", ".join(DEFAULT_WEIGHTS))
+    weight = graphene.Float(required=True)
+
+
+class SignalValue(graphene.ObjectType):
+    signal = graphene.String(required=True)
+    value = graphene.Float(required=True)
+
+
+class Match(graphene.ObjectType):
+    talent = graphene.Field(Talent, required=True)
+    rank = graphene.Int(required=True)
+    score = graphene.Float(required=True)
+    breakdown = graphene.List(graphene.NonNull(SignalValue), required=True)
+    evidence = graphene.List(graphene.NonNull(graphene.String), required=True)
+
+
+MatchConnection = connection("Match", Match)
+
+
+def to_match(ctx: RequestContext, m: Any) -> dict[str, Any]:
+    return {
+        "talent": TalentRef(m.talent, ctx.snap.features.talent_row(m.talent)),
+        "rank": m.rank,
+        "score": m.score,
+        "breakdown": [{"signal": k, "value": v} for k, v in m.breakdown.items()],
+        "evidence": m.evidence,
+    }
+
+
+class PlannedTalent(graphene.ObjectType):
+    talent = graphene.Field(Talent, required=True)
+    tier = graphene.String(required=True)
+    fee = graphene.Float(required=True, description="the price this merchant would pay")
+    expected_gmv = graphene.Float(required=True)
+    marginal_reach = graphene.Int(required=True)
+
+
+class PairOverlap(graphene.ObjectType):
+    a = graphene.ID(required=True)
+    b = graphene.ID(required=True)
+    shared = graphene.Int(required=True)
+    share_of_smaller = graphene.Float(required=True)
+    jaccard = graphene.Float(required=True)
+
+
+class ReasonCount(graphene.ObjectType):
+    reason = graphene.String(required=True)
+    count = graphene.Int(required=True)
+
+
+class Plan(graphene.ObjectType):
+    window = graphene.String(required=True)
+    budget = graphene.Float(required=True)
+    talents = graphene.List(graphene.NonNull(PlannedTalent), required=True)
+    cost = graphene.Float(required=True)
+    expected_gmv = graphene.Float(required=True)
+    unique_reach = graphene.Int(required=True)
+    target_users = graphene.Int(required=True)
+    objective = graphene.Float(required=True)
+    bound = graphene.Float(required=True)
+    gap = graphene.Float(required=True)
+    method = graphene.String(required=True)
+    seconds = graphene.Float(required=True)
+    left_out = graphene.List(graphene.NonNull(ReasonCount), required=True)
+    overlaps = graphene.List(graphene.NonNull(PairOverlap), required=True)
+
+
+class Product(graphene.ObjectType):
+    id = graphene.ID(required=True)
+    price = graphene.Float(required=True)
+    category = graphene.String()
+
+
+class AudienceSummary(graphene.ObjectType):
+    buyers = graphene.Int(required=True, description="users who bought its products")
+    categories = graphene.List(graphene.NonNull(SignalValue), required=True)
+
+
+class Merchant(graphene.ObjectType):
+    """A store or brand. Matches, plans and customer aggregates are the merchant's own."""
+
+    id = graphene.ID(required=True)
+    name = graphene.String(required=True)
+    categories = graphene.List(graphene.NonNull(graphene.String), required=True)
+    products = graphene.List(
+        graphene.NonNull(Product), required=True, first=graphene.Int(default_value=20)
+    )
+    audience_summary = graphene.Field(AudienceSummary)
+    matches = graphene.Field(
+        MatchConnection,
+        first=graphene.Int(default_value=20),
+        after=graphene.String(),
+        weights=graphene.List(graphene.NonNull(WeightInput)),
+        campaign=graphene.ID(),
+    )
+    plan = graphene.Field(
+        Plan,
+        budget=graphene.Float(required=True),
+        tiers=graphene.String(description="e.g. top=1,mid=2..5,micro=30%"),
+        campaign=graphene.ID(),
+        seed=graphene.Int(default_value=0),
+    )
+
+    @staticmethod
+    def resolve_id(m: MerchantRef, info: Any) -> str:
+        return m.id
+
+    @staticmethod
+    def resolve_name(m: MerchantRef, info: Any) -> str:
+        return context(info).snap.merchant_names.get(m.id, m.id)
+
+    @staticmethod
+    def resolve_categories(m: MerchantRef, info: Any) -> list[str]:
+        f = context(info).snap.features
+        mix = f.merchant_mix[m.row]
+        return [str(f.category_names[c]) for c in np.argsort(-mix, kind="stable") if mix[c] > 0]
+
+    @staticmethod
+    def resolve_products(m: MerchantRef, info: Any, first: int) -> list[dict[str, Any]]:
+        ctx = context(info)
+        if not 1 <= first <= ctx.limits.max_page:
+            raise BadArgument("first", f"must be between 1 and {ctx.limits.max_page}")
+        f = ctx.snap.features
+        return [
+            {
+                "id": str(f.product_ids[p]),
+                "price": float(f.product_price[p]),
+                "category": str(f.category_names[f.product_category[p]])
+                if f.product_category[p] >= 0
+                else None,
+            }
+            for p in f.merchant_products[m.row][:first]
+        ]
+
+    @staticmethod
+    def resolve_audience_summary(m: MerchantRef, info: Any) -> dict[str, Any]:
+        ctx = _own(info, m, "customer aggregates")
+        f = ctx.snap.features
+        buyers = f.merchant_buyers[m.row].indices
+        spend = np.asarray(f.user_bought[buyers].sum(axis=0)).ravel()
+        total = spend.sum()
+        order = np.argsort(-spend, kind="stable")[:5]
+        return {
+            "buyers": len(buyers),
+            "categories": [
+                {"signal": str(f.category_names[c]), "value": round(float(spend[c] / total), 4)}
+                for c in order
+                if total > 0 and spend[c] > 0
+            ],
+        }
+
+    @staticmethod
+    def resolve_matches(
+        m: MerchantRef,
+        info: Any,
+        first: int,
+        after: str | None = None,
+        weights: list[dict[str, Any]] | None = None,
+        campaign: str | None = None,
+    ) -> dict[str, Any]:
+        ctx = _own(info, m, "matches")
+        offset, size = page_window(first, after, ctx.limits)
+        w = {x["signal"]: x["weight"] for x in weights or []}
+        unknown = sorted(set(w) - set(DEFAULT_WEIGHTS))
+        if unknown:
+            raise BadArgument(
+                "weights", f"unknown signals {unknown}; known: {sorted(DEFAULT_WEIGHTS)}"
+            )
+        f = ctx.snap.features
+        ranked = match_merchant(f, m.id, top=offset + size, weights=w or None, campaign=campaign)
+        eligible = f.talent_risk < 1.0
+        if campaign is not None:
+            eligible &= availability(f, m.row, planning_window(f, campaign, m.row)).available
+        items = [to_match(ctx, x) for x in ranked[offset : offset + size]]
+        return sliced(items, offset, size, int(eligible.sum()))
+
+    @staticmethod
+    def resolve_plan(
+        m: MerchantRef,
+        info: Any,
+        budget: float,
+        tiers: str | None = None,
+        campaign: str | None = None,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        ctx = _own(info, m, "plans")
+        f = ctx.snap.features
+        p = plan_talent_matrix(
+            f, m.id, budget=budget, tiers=parse_tiers(tiers), campaign=campaign, seed=seed
+        )
+        return {
+            "window": p.window,
+            "budget": p.budget,
+            "talents": [
+                {
+                    "talent": TalentRef(t.talent, f.talent_row(t.talent)),
+                    "tier": t.tier,
+                    "fee": t.fee,
+                    "expected_gmv": t.expected_gmv,
+                    "marginal_reach": t.marginal_reach,
+                }
+                for t in p.talents
+            ],
+            "cost": p.cost,
+            "expected_gmv": p.expected_gmv,
+            "unique_reach": p.unique_reach,
+            "target_users": p.target_users,
+            "objective": p.objective,
+            "bound": p.bound,
+            "gap": p.gap,
+            "method": p.method,
+            "seconds": p.seconds,
+            "left_out": [{"reason": k, "count": v} for k, v in p.left_out.items()],
+            "overlaps": [o.__dict__ for o in p.overlaps],
+        }
