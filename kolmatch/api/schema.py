@@ -62,11 +62,11 @@ class MatchList(graphene.ObjectType):
 
 
 class AssignmentInput(graphene.InputObjectType):
-    method = graphene.String(default_value="auto", description=", ".join(METHODS))
-    candidates = graphene.Int(default_value=10)
+    method = graphene.String(required=True, default_value="auto", description=", ".join(METHODS))
+    candidates = graphene.Int(required=True, default_value=10)
     campaign = graphene.ID()
-    agency_cap = graphene.Int(default_value=3)
-    time_limit = graphene.Float(default_value=30.0)
+    agency_cap = graphene.Int(required=True, default_value=3)
+    time_limit = graphene.Float(required=True, default_value=30.0)
 
 
 class AssignedPair(graphene.ObjectType):
@@ -96,15 +96,15 @@ class Query(graphene.ObjectType):
         TalentConnection,
         required=True,
         filter=TalentFilter(),
-        first=graphene.Int(default_value=20),
+        first=graphene.Int(required=True, default_value=20),
         after=graphene.String(),
-        order_by=TalentOrder(default_value="followers"),
+        order_by=TalentOrder(required=True, default_value="followers"),
     )
     merchants = graphene.Field(
         MerchantConnection,
         required=True,
         category=graphene.String(),
-        first=graphene.Int(default_value=20),
+        first=graphene.Int(required=True, default_value=20),
         after=graphene.String(),
     )
     campaigns = graphene.List(graphene.NonNull(Campaign), required=True)
@@ -112,7 +112,7 @@ class Query(graphene.ObjectType):
         graphene.NonNull(MatchList),
         required=True,
         merchant_ids=graphene.List(graphene.NonNull(graphene.ID), required=True),
-        first=graphene.Int(default_value=10),
+        first=graphene.Int(required=True, default_value=10),
     )
     assignment = graphene.Field(Assignment, input=AssignmentInput())
 

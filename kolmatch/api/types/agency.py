@@ -53,15 +53,15 @@ class Agency(graphene.ObjectType):
     roster = graphene.Field(
         TalentConnection,
         required=True,
-        first=graphene.Int(default_value=20),
+        first=graphene.Int(required=True, default_value=20),
         after=graphene.String(),
     )
     roster_reach = graphene.Int(description="distinct users engaged with any roster talent")
     roster_overlap = graphene.List(
-        graphene.NonNull(RosterPair), first=graphene.Int(default_value=10)
+        graphene.NonNull(RosterPair), first=graphene.Int(required=True, default_value=10)
     )
     category_gaps = graphene.List(
-        graphene.NonNull(CategoryGap), first=graphene.Int(default_value=3)
+        graphene.NonNull(CategoryGap), first=graphene.Int(required=True, default_value=3)
     )
     communities = graphene.List(
         graphene.NonNull(graphene.List(graphene.NonNull(graphene.ID))),

@@ -124,12 +124,14 @@ class Merchant(graphene.ObjectType):
     name = graphene.String(required=True)
     categories = graphene.List(graphene.NonNull(graphene.String), required=True)
     products = graphene.List(
-        graphene.NonNull(Product), required=True, first=graphene.Int(default_value=20)
+        graphene.NonNull(Product),
+        required=True,
+        first=graphene.Int(required=True, default_value=20),
     )
     audience_summary = graphene.Field(AudienceSummary)
     matches = graphene.Field(
         MatchConnection,
-        first=graphene.Int(default_value=20),
+        first=graphene.Int(required=True, default_value=20),
         after=graphene.String(),
         weights=graphene.List(graphene.NonNull(WeightInput)),
         campaign=graphene.ID(),
@@ -139,7 +141,7 @@ class Merchant(graphene.ObjectType):
         budget=graphene.Float(required=True),
         tiers=graphene.String(description="e.g. top=1,mid=2..5,micro=30%"),
         campaign=graphene.ID(),
-        seed=graphene.Int(default_value=0),
+        seed=graphene.Int(required=True, default_value=0),
     )
 
     @staticmethod

@@ -124,16 +124,24 @@ class Talent(graphene.ObjectType):
         ids=graphene.List(graphene.NonNull(graphene.ID), required=True),
     )
     similar = graphene.List(
-        graphene.NonNull(lambda: SimilarTalent), required=True, first=graphene.Int(default_value=10)
+        graphene.NonNull(lambda: SimilarTalent),
+        required=True,
+        first=graphene.Int(required=True, default_value=10),
     )
     history = graphene.List(
-        graphene.NonNull(CollaborationType), required=True, first=graphene.Int(default_value=20)
+        graphene.NonNull(CollaborationType),
+        required=True,
+        first=graphene.Int(required=True, default_value=20),
     )
     collaborators = graphene.List(
-        graphene.NonNull(graphene.ID), required=True, first=graphene.Int(default_value=20)
+        graphene.NonNull(graphene.ID),
+        required=True,
+        first=graphene.Int(required=True, default_value=20),
     )
     recommended_merchants = graphene.List(
-        graphene.NonNull(MerchantLeadType), required=True, first=graphene.Int(default_value=10)
+        graphene.NonNull(MerchantLeadType),
+        required=True,
+        first=graphene.Int(required=True, default_value=10),
     )
 
     @staticmethod
