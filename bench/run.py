@@ -184,6 +184,148 @@ def bench_assign(db: Path, cache: Path) -> dict[str, Any]:
     return _measured(code)
 
 
+API_LOAD = """
+import asyncio, json, os, random, statistics, sys, time
+import httpx
+
+url, key = sys.argv[1], sys.argv[2]
+seconds, clients, think = float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+merchants = json.loads(sys.argv[6])
+Q = ('query($m: ID!) { merchant(id: $m) { matches(first: 20) { edges { node { rank score '
+     'talent { id name tier } } } } } }')
+
+async def client(i, lat, errors, stop):
+    rnd = random.Random(i)
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": "Bearer " + key}) as c:
+        while time.perf_counter() < stop:
+            m = rnd.choice(merchants)
+            t = time.perf_counter()
+            try:
+                r = await c.post(url, json={"query": Q, "variables": {"m": m}})
+                ok = r.status_code == 200 and "errors" not in r.json()
+            except httpx.HTTPError:
+                ok = False
+            lat.append((time.perf_counter() - t) * 1000)
+            errors[0] += not ok
+            if think:
+                await asyncio.sleep(rnd.expovariate(1 / think))
+
+async def main():
+    lat, errors = [], [0]
+    stop = time.perf_counter() + seconds
+    await asyncio.gather(*(client(i, lat, errors, stop) for i in range(clients)))
+    lat.sort()
+    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+    print(json.dumps({"requests": len(lat), "errors": errors[0], "rps": len(lat) / seconds,
+                      "p50_ms": q(0.5), "p95_ms": q(0.95), "p99_ms": q(0.99)}))
+
+asyncio.run(main())
+"""
+
+
+def _tree_peak_mib(pid: int) -> float:
+    """Peak resident memory of a process and all its descendants (uvicorn's workers), summed."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {pid}, True
+    while grew:
+        kids = {c for c, pp in parent.items() if pp in tree} - tree
+        tree |= kids
+        grew = bool(kids)
+    total = 0.0
+    for p in tree:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        hwm = [ln for ln in status.splitlines() if ln.startswith("VmHWM")]
+        total += int(hwm[0].split()[1]) / 1024 if hwm else 0.0
+    return total
+
+
+def _merchant_ids(db: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        return [r[0] for r in con.execute("SELECT id FROM n_merchant ORDER BY id")]
+
+
+def bench_api(db: Path, cache: Path, clients: int, seconds: float, workers: int) -> dict[str, Any]:
+    """Concurrent clients against ``kolmatch serve`` over HTTP (loopback), two ways.
+
+    ``paced``: each client asks for a merchant's top-20 matches, then waits an exponential
+    think time of 1 s on average (an open load of about ``clients`` requests per second).
+    ``saturated``: the same clients with no think time (closed loop): the server's throughput,
+    where latency is mostly queueing. Also the server's peak resident memory.
+    """
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "KOLMATCH_API_KEYS": "bench-key=internal",
+        "KOLMATCH_CACHE": str(cache),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kolmatch.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--store",
+            f"sqlite:///{db}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("kolmatch serve did not start") from None
+                time.sleep(1)
+        merchants = json.dumps(_merchant_ids(db))
+        out: dict[str, Any] = {"clients": clients, "seconds": seconds, "workers": workers}
+        for name, think in (("paced", 1.0), ("saturated", 0.0)):
+            got = _run(
+                [
+                    sys.executable,
+                    "-c",
+                    API_LOAD,
+                    f"http://127.0.0.1:{port}/graphql",
+                    "bench-key",
+                    str(seconds),
+                    str(clients),
+                    str(think),
+                    merchants,
+                ]
+            )
+            out[name] = json.loads(got.strip().splitlines()[-1])
+        out["server_peak_mib"] = _tree_peak_mib(server.pid)
+        return out
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 NEO4J_OPEN = (
     "import os\n"
     "from kolmatch.graph.neo4j_store import Neo4jStore\n"
@@ -315,6 +457,17 @@ def _md(res: dict[str, Any]) -> str:
                 f"{q['pairs']:,} pairs to {q['merchants_served']:,} of {q['merchants']:,} "
                 f"merchants, {q['blocking_pairs']:,} blocking pairs |"
             )
+    if "api" in res:
+        q = res["api"]
+        for name in ("paced", "saturated"):
+            r = q[name]
+            lines.append(
+                f"| API {name}: {q['clients']} clients, {q['workers']} workers, "
+                f"{q['seconds']:.0f}s | "
+                f"{r['requests']:,} requests | | {r['rps']:,.0f} req/s | "
+                f"{q['server_peak_mib']:,.0f} (server) | match lists p50 {r['p50_ms']:.0f} ms, "
+                f"p95 {r['p95_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, {r['errors']} errors |"
+            )
     if "neo4j" in res:
         n = res["neo4j"]
         lines.append(
@@ -343,6 +496,9 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=200, help="match queries to time")
     p.add_argument("--plans", type=int, default=5, help="merchants to plan for")
     p.add_argument("--full-limit", type=float, default=30.0, help="plain milp seconds")
+    p.add_argument("--clients", type=int, default=50, help="concurrent API clients")
+    p.add_argument("--api-seconds", type=float, default=20.0, help="seconds per API load run")
+    p.add_argument("--api-workers", type=int, default=os.cpu_count() or 1, help="server processes")
     p.add_argument(
         "--reuse",
         action="store_true",
@@ -365,6 +521,8 @@ def main() -> None:
     res["plan"] = bench_plan(a.work / f"{a.scale}.db", cache, a.plans, a.full_limit)
     print("market assignment ...", flush=True)
     res["assign"] = bench_assign(a.work / f"{a.scale}.db", cache)
+    print("API under concurrent clients ...", flush=True)
+    res["api"] = bench_api(a.work / f"{a.scale}.db", cache, a.clients, a.api_seconds, a.api_workers)
     use_neo4j = not a.no_neo4j and "KOLMATCH_NEO4J_URI" in os.environ
     if use_neo4j:
         print("load Neo4j ...", flush=True)

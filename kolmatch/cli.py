@@ -135,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--keys", type=Path, help="JSON file of API keys (or KOLMATCH_API_KEYS)")
+    sv.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="server processes (each loads the features)",
+    )
     _store_arg(sv)
 
     d = sub.add_parser("demo", help="generate a market, load it into the embedded store, summarise")
@@ -465,8 +471,22 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _serve(store_uri_text: str, keys: object, host: str, port: int) -> None:
+def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int = 1) -> None:
+    import os
+
     import uvicorn
+
+    if workers > 1:  # each process builds its own app from the environment
+        os.environ["KOLMATCH_STORE"] = store_uri_text
+        uvicorn.run(
+            "kolmatch.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+        return
 
     from kolmatch.api.app import create_app
     from kolmatch.api.auth import KeyRing
@@ -484,6 +504,8 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int) -> None:
 
 
 def _cmd_serve(a: argparse.Namespace) -> int:
+    import os
+
     from kolmatch.api.auth import load_keys
     from kolmatch.graph.open import store_uri
 
@@ -495,7 +517,9 @@ def _cmd_serve(a: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    _serve(store_uri(a.store), keys, a.host, a.port)
+    if a.keys:
+        os.environ["KOLMATCH_API_KEYS_FILE"] = str(a.keys)
+    _serve(store_uri(a.store), keys, a.host, a.port, a.workers)
     return EXIT_OK
 
 

@@ -39,7 +39,7 @@ from kolmatch.api.service import EngineService
 from kolmatch.api.types.common import RequestContext
 from kolmatch.errors import KolmatchError, StoreUnavailable
 
-__all__ = ["create_app"]
+__all__ = ["app_from_env", "create_app"]
 
 log = logging.getLogger("kolmatch.api")
 
@@ -190,3 +190,18 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
+
+
+def app_from_env() -> Starlette:
+    """The app of one server process: store from ``KOLMATCH_STORE``, keys from the environment.
+
+    Used by ``kolmatch serve --workers N``, where every process builds its own.
+    """
+    import atexit
+
+    from kolmatch.api.auth import load_keys
+    from kolmatch.graph.open import open_store, store_uri
+
+    store = open_store(store_uri(None))
+    atexit.register(store.close)
+    return create_app(EngineService(store), load_keys())

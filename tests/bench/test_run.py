@@ -22,6 +22,10 @@ def test_tiny_benchmark_writes_its_report(tmp_path: Path) -> None:
             str(tmp_path / "work"),
             "--results",
             str(tmp_path / "results"),
+            "--api-seconds",
+            "2",
+            "--clients",
+            "4",
         ],
         check=True,
         capture_output=True,
@@ -40,6 +44,9 @@ def test_tiny_benchmark_writes_its_report(tmp_path: Path) -> None:
     assert plan["merchants"] == 5 and plan["max_gap"] <= 0.01
     assert plan["objective_vs_full"] > 0 and plan["reach_vs_followers"] > 0
     assert res["assign"]["auto"]["gap"] <= 0.01 and res["assign"]["stable"]["blocking_pairs"] == 0
+    api = res["api"]
+    assert api["paced"]["requests"] > 0 and api["paced"]["errors"] == 0
+    assert api["saturated"]["p50_ms"] <= api["saturated"]["p99_ms"]
     md = js.with_suffix(".md").read_text()
     assert md.startswith("# kolmatch benchmark: scale tiny") and "| load SQLite |" in md
     assert "| talent matrix (5 merchants) |" in md and "| assign (stable:" in md
