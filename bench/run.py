@@ -112,6 +112,44 @@ def bench_match(db: Path, queries: int, cache: Path) -> dict[str, Any]:
     return _measured(code)
 
 
+def bench_centrality(db: Path) -> dict[str, Any]:
+    """PageRank on the user-talent follow graph: kolmatch's scipy power iteration against
+    networkx's own ``pagerank`` and igraph's (PRPACK), same graph, same damping; times and
+    the largest difference in values."""
+    code = (
+        "import time, numpy as np, scipy.sparse as sp, networkx as nx, igraph as ig\n"
+        "from kolmatch.graph.sqlite_store import SQLiteStore\n"
+        "from kolmatch.graph.projection import edge_list, node_table\n"
+        "from kolmatch.matching.centrality import bipartite_pagerank\n"
+        f"s = SQLiteStore({str(db)!r})\n"
+        "u, t = node_table(s, 'User', ()), node_table(s, 'Talent', ())\n"
+        "e = edge_list(s, 'FOLLOWS', u, t, ())\n"
+        "U, T = len(u), len(t)\n"
+        "m = sp.csr_matrix((np.ones(len(e)), (e.src, e.dst)), shape=(U, T))\n"
+        "m.data[:] = 1.0\n"
+        "t0 = time.perf_counter(); xu, xt = bipartite_pagerank(m)\n"
+        "ours = np.concatenate([xu, xt]); t_ours = time.perf_counter() - t0\n"
+        "c = m.tocoo(); src, dst = c.row, c.col + U\n"
+        "t0 = time.perf_counter(); g = nx.Graph(); g.add_nodes_from(range(U + T))\n"
+        "g.add_edges_from(zip(src.tolist(), dst.tolist()))\n"
+        "t_nx_build = time.perf_counter() - t0\n"
+        "t0 = time.perf_counter(); pr = nx.pagerank(g, alpha=0.85, tol=1e-6)\n"
+        "t_nx = time.perf_counter() - t0\n"
+        "theirs = np.array([pr[i] for i in range(U + T)])\n"
+        "del g, pr\n"
+        "t0 = time.perf_counter(); h = ig.Graph(n=U + T, edges=np.stack([src, dst], 1).tolist())\n"
+        "t_ig_build = time.perf_counter() - t0\n"
+        "t0 = time.perf_counter(); ip = np.array(h.pagerank(damping=0.85))\n"
+        "t_ig = time.perf_counter() - t0\n"
+        "out = {'nodes': U + T, 'edges': len(e), 'kolmatch_s': t_ours,\n"
+        "  'networkx_s': t_nx, 'networkx_build_s': t_nx_build,\n"
+        "  'igraph_s': t_ig, 'igraph_build_s': t_ig_build,\n"
+        "  'max_diff_networkx': float(np.abs(ours - theirs).max()),\n"
+        "  'max_diff_igraph': float(np.abs(ours - ip).max())}"
+    )
+    return _measured(code)
+
+
 def bench_plan(db: Path, cache: Path, merchants: int, full_limit: float) -> dict[str, Any]:
     """Talent matrix: kolmatch's solver against plain milp and against follower count.
 
@@ -435,6 +473,16 @@ def _md(res: dict[str, Any]) -> str:
             f"{q['feature_build_s']:.1f} (build) | | {q['peak_mib']:,.0f} | warm match "
             f"p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms |"
         )
+    if "centrality" in res:
+        c = res["centrality"]
+        lines.append(
+            f"| PageRank, follow graph | {c['edges']:,} edges | {c['kolmatch_s']:.2f} | | "
+            f"{c['peak_mib']:,.0f} | networkx {c['networkx_s']:.2f}s "
+            f"(+{c['networkx_build_s']:.1f}s to build its graph, "
+            f"{c['networkx_s'] / c['kolmatch_s']:.1f}x), igraph "
+            f"{c['igraph_s']:.2f}s (+{c['igraph_build_s']:.1f}s); largest difference "
+            f"{c['max_diff_networkx']:.1e} vs networkx, {c['max_diff_igraph']:.1e} vs igraph |"
+        )
     if "plan" in res:
         q = res["plan"]
         lines.append(
@@ -517,6 +565,8 @@ def main() -> None:
     cache = a.work / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     res["match"] = bench_match(a.work / f"{a.scale}.db", a.queries, cache)
+    print("centrality ...", flush=True)
+    res["centrality"] = bench_centrality(a.work / f"{a.scale}.db")
     print("talent matrix plans ...", flush=True)
     res["plan"] = bench_plan(a.work / f"{a.scale}.db", cache, a.plans, a.full_limit)
     print("market assignment ...", flush=True)

@@ -44,6 +44,8 @@ def test_tiny_benchmark_writes_its_report(tmp_path: Path) -> None:
     assert plan["merchants"] == 5 and plan["max_gap"] <= 0.01
     assert plan["objective_vs_full"] > 0 and plan["reach_vs_followers"] > 0
     assert res["assign"]["auto"]["gap"] <= 0.01 and res["assign"]["stable"]["blocking_pairs"] == 0
+    c = res["centrality"]
+    assert c["edges"] > 0 and c["max_diff_networkx"] < 1e-4 and c["max_diff_igraph"] < 1e-3
     api = res["api"]
     assert api["paced"]["requests"] > 0 and api["paced"]["errors"] == 0
     assert api["saturated"]["p50_ms"] <= api["saturated"]["p99_ms"]
