@@ -10,7 +10,14 @@ import numpy as np
 
 from kolmatch.api.errors import Forbidden
 from kolmatch.api.types.agency import Agency, TalentConnection
-from kolmatch.api.types.common import RequestContext, connection, context, page_window, sliced
+from kolmatch.api.types.common import (
+    RequestContext,
+    connection,
+    context,
+    page_size,
+    page_window,
+    sliced,
+)
 from kolmatch.api.types.merchant import Match, Merchant, MerchantRef, merchant_ref, to_match
 from kolmatch.api.types.talent import Talent, TalentRef, talent_ref
 from kolmatch.errors import BadArgument, UnknownId
@@ -209,7 +216,7 @@ class Query(graphene.ObjectType):
         _internal(ctx, "matchLists")
         if len(merchant_ids) > ctx.limits.max_page:
             raise BadArgument("merchantIds", f"at most {ctx.limits.max_page} merchants per request")
-        page_window(first, None, ctx.limits)
+        page_size(first, ctx.limits)
         return [
             {
                 "merchant": m,

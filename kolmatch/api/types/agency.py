@@ -10,7 +10,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from kolmatch.api.errors import Forbidden
-from kolmatch.api.types.common import RequestContext, connection, context, page_window, sliced
+from kolmatch.api.types.common import (
+    RequestContext,
+    connection,
+    context,
+    page_size,
+    page_window,
+    sliced,
+)
 from kolmatch.api.types.talent import Talent, TalentRef
 
 __all__ = ["Agency", "TalentConnection", "roster_rows"]
@@ -99,7 +106,7 @@ class Agency(graphene.ObjectType):
         rows = roster_rows(ctx, a)
         pairs = _pairs(ctx, rows)
         pairs.sort(key=lambda p: (-p["jaccard"], p["a"], p["b"]))
-        return pairs[: max(1, min(first, ctx.limits.max_page))]
+        return pairs[: page_size(first, ctx.limits)]
 
     @staticmethod
     def resolve_category_gaps(a: str, info: Any, first: int) -> list[dict[str, Any]]:
@@ -110,7 +117,7 @@ class Agency(graphene.ObjectType):
         demand = demand / max(demand.sum(), 1e-12)
         supply = f.talent_category[rows].sum(axis=0) if len(rows) else np.zeros_like(demand)
         supply = supply / max(supply.sum(), 1e-12)
-        order = np.argsort(-(demand - supply), kind="stable")[: max(1, min(first, 20))]
+        order = np.argsort(-(demand - supply), kind="stable")[: page_size(first, ctx.limits)]
         return [
             {
                 "category": str(f.category_names[c]),

@@ -18,6 +18,7 @@ __all__ = [
     "RequestContext",
     "connection",
     "context",
+    "page_size",
     "page_window",
     "sliced",
 ]
@@ -46,7 +47,20 @@ def _cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
 
 
-def page_window(first: int | None, after: str | None, limits: Limits) -> tuple[int, int]:
+def page_size(first: int, limits: Limits) -> int:
+    """``first`` itself, checked against the maximum page size.
+
+    Raises
+    ------
+    BadArgument
+        If ``first`` is below 1 or above the maximum page.
+    """
+    if not 1 <= first <= limits.max_page:
+        raise BadArgument("first", f"must be between 1 and {limits.max_page}, got {first}")
+    return first
+
+
+def page_window(first: int, after: str | None, limits: Limits) -> tuple[int, int]:
     """(offset, size) of a page from Relay's ``first`` / ``after``.
 
     Raises
@@ -54,9 +68,7 @@ def page_window(first: int | None, after: str | None, limits: Limits) -> tuple[i
     BadArgument
         If ``first`` is out of range or ``after`` is not a cursor this server issued.
     """
-    size = 20 if first is None else first
-    if not 1 <= size <= limits.max_page:
-        raise BadArgument("first", f"must be between 1 and {limits.max_page}, got {size}")
+    size = page_size(first, limits)
     offset = 0
     if after:
         try:

@@ -9,7 +9,14 @@ import graphene
 import numpy as np
 
 from kolmatch.api.errors import Forbidden
-from kolmatch.api.types.common import RequestContext, connection, context, page_window, sliced
+from kolmatch.api.types.common import (
+    RequestContext,
+    connection,
+    context,
+    page_size,
+    page_window,
+    sliced,
+)
 from kolmatch.api.types.talent import Talent, TalentRef
 from kolmatch.errors import BadArgument
 from kolmatch.matching.availability import availability, planning_window
@@ -161,8 +168,7 @@ class Merchant(graphene.ObjectType):
     @staticmethod
     def resolve_products(m: MerchantRef, info: Any, first: int) -> list[dict[str, Any]]:
         ctx = context(info)
-        if not 1 <= first <= ctx.limits.max_page:
-            raise BadArgument("first", f"must be between 1 and {ctx.limits.max_page}")
+        page_size(first, ctx.limits)
         f = ctx.snap.features
         return [
             {

@@ -10,7 +10,7 @@ import graphene
 import numpy as np
 
 from kolmatch.api.errors import Forbidden
-from kolmatch.api.types.common import RequestContext, context
+from kolmatch.api.types.common import RequestContext, context, page_size
 from kolmatch.errors import BadArgument
 from kolmatch.graph.model import AGE_BANDS, GENDERS, tier_of
 from kolmatch.matching.audience import overlap, similar_talents
@@ -260,7 +260,7 @@ class Talent(graphene.ObjectType):
     @staticmethod
     def resolve_similar(t: TalentRef, info: Any, first: int) -> list[dict[str, Any]]:
         ctx = context(info)
-        _check_first(first, ctx)
+        page_size(first, ctx.limits)
         rows, sims = similar_talents(ctx.snap.features.engaged, t.row, top=first)
         ids = ctx.snap.features.talent_ids
         return [
@@ -271,7 +271,7 @@ class Talent(graphene.ObjectType):
     @staticmethod
     def resolve_history(t: TalentRef, info: Any, first: int) -> list[Any]:
         ctx = context(info)
-        _check_first(first, ctx)
+        page_size(first, ctx.limits)
         p = ctx.principal
         items = ctx.snap.history.get(t.id, [])
         if not may_see_private(ctx, t.id):
@@ -294,7 +294,7 @@ class Talent(graphene.ObjectType):
     @staticmethod
     def resolve_collaborators(t: TalentRef, info: Any, first: int) -> list[str]:
         ctx = _private(info, t, "the collaborators")
-        _check_first(first, ctx)
+        page_size(first, ctx.limits)
         merchants = {c.merchant for c in ctx.snap.history.get(t.id, []) if c.merchant}
         others: dict[str, int] = {}
         for tid, items in ctx.snap.history.items():
@@ -307,7 +307,7 @@ class Talent(graphene.ObjectType):
     @staticmethod
     def resolve_recommended_merchants(t: TalentRef, info: Any, first: int) -> list[Any]:
         ctx = _private(info, t, "merchant recommendations")
-        _check_first(first, ctx)
+        page_size(first, ctx.limits)
         return [
             {
                 "merchant": x.merchant,
@@ -323,11 +323,6 @@ class Talent(graphene.ObjectType):
 class SimilarTalent(graphene.ObjectType):
     talent = graphene.Field(Talent, required=True)
     similarity = graphene.Float(required=True)
-
-
-def _check_first(first: int, ctx: RequestContext) -> None:
-    if not 1 <= first <= ctx.limits.max_page:
-        raise BadArgument("first", f"must be between 1 and {ctx.limits.max_page}, got {first}")
 
 
 def _agency_type() -> type[graphene.ObjectType]:
