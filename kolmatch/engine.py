@@ -6,20 +6,25 @@ import hashlib
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from kolmatch.graph.store import GraphStore
 from kolmatch.matching.features import MarketFeatures, build_features
+from kolmatch.matching.score import MerchantRankings, rank_merchants
 
-__all__ = ["CACHE_FORMAT", "cached_features"]
+__all__ = ["CACHE_FORMAT", "cached_features", "cached_rankings"]
+
+T = TypeVar("T")
 
 #: Bumped whenever MarketFeatures or its computation changes: old cache files are ignored.
 CACHE_FORMAT = 5
 
 
-def _cache_path(store: GraphStore, cache_dir: Path) -> Path:
+def _cache_path(store: GraphStore, cache_dir: Path, kind: str) -> Path:
     key = hashlib.sha256(f"{CACHE_FORMAT}|{store.uri}|{store.version()}".encode()).hexdigest()
-    return cache_dir / f"features-{key[:24]}.pkl"
+    return cache_dir / f"{kind}-{key[:24]}.pkl"
 
 
 def cached_features(store: GraphStore, cache_dir: str | Path | None = None) -> MarketFeatures:
@@ -36,25 +41,48 @@ def cached_features(store: GraphStore, cache_dir: str | Path | None = None) -> M
     cache_dir
         Where cache files live; default ``KOLMATCH_CACHE`` or ``./.kolmatch/cache``.
     """
+    return _cached(store, cache_dir, "features", MarketFeatures, lambda: build_features(store))
+
+
+def cached_rankings(
+    store: GraphStore, f: MarketFeatures, cache_dir: str | Path | None = None
+) -> MerchantRankings:
+    """Every merchant's default ranking (:func:`rank_merchants`), cached like the features.
+
+    Parameters
+    ----------
+    store
+        The store ``f`` was built from (its URI and version key the cache).
+    f
+        Its market features.
+    cache_dir
+        As :func:`cached_features`.
+    """
+    return _cached(store, cache_dir, "rankings", MerchantRankings, lambda: rank_merchants(f))
+
+
+def _cached(
+    store: GraphStore, cache_dir: str | Path | None, kind: str, cls: type[T], build: Callable[[], T]
+) -> T:
     d = Path(cache_dir or os.environ.get("KOLMATCH_CACHE") or ".kolmatch/cache")
-    path = _cache_path(store, d)
+    path = _cache_path(store, d, kind)
     if path.exists():
         try:
             with path.open("rb") as fh:
                 # only kolmatch writes this folder (the user's own); never point it at shared space
-                f = pickle.load(fh)
-            if isinstance(f, MarketFeatures):
-                return f
+                value = pickle.load(fh)
+            if isinstance(value, cls):
+                return value
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
             pass  # unreadable: rebuild below
-    f = build_features(store)
+    value = build()
     try:
         d.mkdir(parents=True, exist_ok=True)
-        for old in d.glob("features-*.pkl"):
+        for old in d.glob(f"{kind}-*.pkl"):
             old.unlink(missing_ok=True)
         with tempfile.NamedTemporaryFile(dir=d, delete=False, suffix=".tmp") as tmp:
-            pickle.dump(f, tmp, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(value, tmp, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp.name, path)
     except OSError:
         pass  # a read-only cache folder costs speed, not correctness
-    return f
+    return value

@@ -221,7 +221,10 @@ class Query(graphene.ObjectType):
             {
                 "merchant": m,
                 "matches": [
-                    to_match(ctx, x) for x in match_merchant(ctx.snap.features, m, top=first)
+                    to_match(ctx, x)
+                    for x in match_merchant(
+                        ctx.snap.features, m, top=first, rankings=ctx.snap.rankings
+                    )
                 ],
             }
             for m in merchant_ids

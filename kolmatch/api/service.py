@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from kolmatch.engine import cached_features
+from kolmatch.engine import cached_features, cached_rankings
 from kolmatch.errors import BadArgument, UnknownId
 from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
 from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.score import MerchantRankings
 
 __all__ = ["Collaboration", "EngineService", "Snapshot"]
 
@@ -47,6 +48,7 @@ class Snapshot:
 
     version: int
     features: MarketFeatures
+    rankings: MerchantRankings  # every merchant's default ranking: match lists are lookups
     talent_names: dict[str, str]
     talent_region: dict[str, str | None]
     merchant_names: dict[str, str]
@@ -106,6 +108,7 @@ class EngineService:
         store = self._store
         version = store.version()
         f = cached_features(store, self._cache_dir)
+        rankings = cached_rankings(store, f, self._cache_dir)
         talents = node_table(store, "Talent", ("name", "region"))
         merchants = node_table(store, "Merchant", ("name",))
         agencies = node_table(store, "Institution", ("name",))
@@ -147,6 +150,7 @@ class EngineService:
         return Snapshot(
             version=version,
             features=f,
+            rankings=rankings,
             talent_names=_names(talents.ids, talents.columns["name"]),
             talent_region={
                 str(i): (r or None)

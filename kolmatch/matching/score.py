@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -14,11 +15,14 @@ from kolmatch.matching.features import MarketFeatures, price_fit
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "SIGNALS",
     "Match",
+    "MerchantRankings",
     "MerchantSignals",
     "expected_orders",
     "match_merchant",
     "merchant_signals",
+    "rank_merchants",
 ]
 
 F64 = NDArray[np.float64]
@@ -183,18 +187,18 @@ def _yuan(x: float) -> str:
     return f"¥{x:.0f}"
 
 
-def _evidence(f: MarketFeatures, s: MerchantSignals, t: int) -> list[str]:
-    mix = f.merchant_mix[s.merchant]
+def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]) -> list[str]:
+    mix = f.merchant_mix[merchant]
     top = int(np.argmax(mix))
     cat = str(f.category_names[top])
     out = [
-        f"{s.audience_fit[t]:.0%} of this talent's engaged audience's interest is in the "
+        f"{sig['audience_fit']:.0%} of this talent's engaged audience's interest is in the "
         f"merchant's categories ({f.talent_audience[t, top]:.0%} in {cat}) across "
         f"{int(f.talent_audience_size[t]):,} engaged users",
-        f"{int(s.hidden_need_reach[t]):,} engaged users lean to {cat} but have not bought there "
+        f"{int(sig['hidden_need_reach']):,} engaged users lean to {cat} but have not bought there "
         f"yet (new consumers for this merchant)",
     ]
-    g, a = f.merchant_target_gender[s.merchant], f.merchant_target_age[s.merchant]
+    g, a = f.merchant_target_gender[merchant], f.merchant_target_age[merchant]
     if g >= 0 or a >= 0:
         who = " ".join(
             x
@@ -205,7 +209,8 @@ def _evidence(f: MarketFeatures, s: MerchantSignals, t: int) -> list[str]:
             if x
         )
         out.append(
-            f"{s.target_fit[t]:.0%} of the engaged audience are {who}, the merchant's stated target"
+            f"{sig['target_fit']:.0%} of the engaged audience are {who}, "
+            "the merchant's stated target"
         )
     n = f.talent_track_n[t]
     if n.sum() > 0:
@@ -228,20 +233,95 @@ def _evidence(f: MarketFeatures, s: MerchantSignals, t: int) -> list[str]:
     else:
         out.append("no past collaborations on record (track record is the category mean)")
     out.append(
-        f"expected GMV {_yuan(s.expected_gmv[t])} per collaboration"
+        f"expected GMV {_yuan(sig['expected_gmv'])} per collaboration"
         + (
-            f" for a fee of {_yuan(f.talent_fee[t])} (ROI {s.roi[t]:.1f}x)"
+            f" for a fee of {_yuan(f.talent_fee[t])} (ROI {sig['roi']:.1f}x)"
             if np.isfinite(f.talent_fee[t])
             else ""
         )
     )
-    if s.audience_quality[t] < 0.4:
+    if sig["audience_quality"] < 0.4:
         out.append(
-            f"only {s.audience_quality[t]:.0%} of followers ever engage (inflated audience?)"
+            f"only {sig['audience_quality']:.0%} of followers ever engage (inflated audience?)"
         )
     notes = f.talent_risk_notes[t]
     out.append("; ".join(notes) if notes else "no violations")
     return out
+
+
+def _matches(
+    f: MarketFeatures,
+    merchant: int,
+    rows: NDArray[np.int64],
+    scores: F64,
+    signals: list[dict[str, float]],
+    extra: list[list[str]] | None = None,
+) -> list[Match]:
+    """Match objects for ranked talent rows: one construction for both ranking paths."""
+    return [
+        Match(
+            talent=str(f.talent_ids[t]),
+            rank=r + 1,
+            score=round(float(scores[r]), 4),
+            breakdown={k: round(float(v), 4) for k, v in signals[r].items()},
+            evidence=_evidence(f, merchant, int(t), signals[r]) + (extra[r] if extra else []),
+        )
+        for r, t in enumerate(rows)
+    ]
+
+
+@dataclass(frozen=True)
+class MerchantRankings:
+    """Every merchant's default-weight ranking, computed once per graph version.
+
+    A match list with default weights and no campaign is then a lookup plus the evidence of
+    its page; :func:`match_merchant` returns exactly the same matches either way (tested).
+    """
+
+    depth: int
+    rows: NDArray[np.int64]  # (M, depth) talent rows, best first; -1 past the eligible ones
+    scores: F64  # (M, depth)
+    signals: F64  # (M, depth, len(SIGNALS)) unrounded signal values
+    eligible: NDArray[np.int64]  # (M,) talents with a finite score
+
+
+#: Signal names in the order of :attr:`MerchantRankings.signals`' last axis.
+SIGNALS = tuple(DEFAULT_WEIGHTS)
+
+
+def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
+    """Each merchant's top ``depth`` talents by the default score (threads over merchants).
+
+    Parameters
+    ----------
+    f
+        Market features.
+    depth
+        How many talents to keep per merchant.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    M, K = len(f.merchant_ids), len(SIGNALS)
+    rows = np.full((M, depth), -1, dtype=np.int64)
+    scores = np.full((M, depth), -np.inf)
+    signals = np.zeros((M, depth, K))
+    eligible = np.zeros(M, dtype=np.int64)
+
+    def one(m: int) -> None:
+        s = merchant_signals(f, m)
+        score = combine(s)
+        order = np.lexsort((f.talent_ids, -score))
+        order = order[np.isfinite(score[order])]
+        eligible[m] = len(order)
+        order = order[:depth]
+        rows[m, : len(order)] = order
+        scores[m, : len(order)] = score[order]
+        sig = s.as_dict()
+        signals[m, : len(order)] = np.stack([sig[k][order] for k in SIGNALS], axis=1)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(one, range(M), chunksize=16))
+    return MerchantRankings(depth, rows, scores, signals, eligible)
 
 
 def match_merchant(
@@ -251,6 +331,7 @@ def match_merchant(
     top: int = 20,
     weights: Mapping[str, float] | None = None,
     campaign: str | None = None,
+    rankings: MerchantRankings | None = None,
 ) -> list[Match]:
     """Rank talents for one merchant, or for one of its campaigns.
 
@@ -268,6 +349,9 @@ def match_merchant(
         A campaign the merchant joined: talents with no free slot in its window, or booked
         by one of the merchant's competitors there, are left out, and each match says how
         many slots it has free.
+    rankings
+        Precomputed default rankings (:func:`rank_merchants`): used when no weights or
+        campaign are given and ``top`` is within their depth; the result is the same.
 
     Raises
     ------
@@ -281,6 +365,10 @@ def match_merchant(
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
     i = f.merchant_row(merchant_id)
+    if rankings is not None and not weights and campaign is None and top <= rankings.depth:
+        n = min(top, int(rankings.eligible[i]))
+        sig = [dict(zip(SIGNALS, rankings.signals[i, r].tolist(), strict=True)) for r in range(n)]
+        return _matches(f, i, rankings.rows[i, :n], rankings.scores[i, :n], sig)
     s = merchant_signals(f, i)
     score = combine(s, weights)
     av = None
@@ -289,22 +377,14 @@ def match_merchant(
         score = np.where(av.available, score, -np.inf)
     order = np.lexsort((f.talent_ids, -score))  # ties broken by id: stable output
     order = order[np.isfinite(score[order])][:top]
-    sig = s.as_dict()
-    return [
-        Match(
-            talent=str(f.talent_ids[t]),
-            rank=r + 1,
-            score=round(float(score[t]), 4),
-            breakdown={k: round(float(v[t]), 4) for k, v in sig.items()},
-            evidence=_evidence(f, s, int(t))
-            + (
-                [
-                    f"{av.free_slots[t]} of {av.free_slots[t] + av.booked[t]} slots free in "
-                    f"{av.window}"
-                ]
-                if av is not None
-                else []
-            ),
-        )
-        for r, t in enumerate(order)
-    ]
+    values = s.as_dict()
+    sig = [{k: float(v[t]) for k, v in values.items()} for t in order]
+    extra = (
+        [
+            [f"{av.free_slots[t]} of {av.free_slots[t] + av.booked[t]} slots free in {av.window}"]
+            for t in order
+        ]
+        if av is not None
+        else None
+    )
+    return _matches(f, i, order, score[order], sig, extra)

@@ -101,3 +101,20 @@ def test_campaign_match_leaves_out_the_unavailable(s_features: MarketFeatures) -
             assert len(plain) > len(ranked)
             return
     pytest.fail("the s market should have a campaign with a competitor booking")
+
+
+def test_precomputed_rankings_give_exactly_the_same_matches(s_features: MarketFeatures) -> None:
+    from kolmatch.matching.score import rank_merchants
+
+    f = s_features
+    rankings = rank_merchants(f, depth=40)
+    assert rankings.eligible.tolist() == [int((f.talent_risk < 1.0).sum())] * len(f.merchant_ids)
+    for m in ["m0", "m17", "m123", "m299"]:
+        for top in (1, 20, 40):
+            assert match_merchant(f, m, top=top, rankings=rankings) == match_merchant(f, m, top=top)
+    # beyond the depth, or with weights, the full computation is used
+    assert len(match_merchant(f, "m0", top=41, rankings=rankings)) == 41
+    w = {"influence": 1.0}
+    assert match_merchant(f, "m0", weights=w, rankings=rankings) == match_merchant(
+        f, "m0", weights=w
+    )

@@ -216,7 +216,14 @@ class Merchant(graphene.ObjectType):
                 "weights", f"unknown signals {unknown}; known: {sorted(DEFAULT_WEIGHTS)}"
             )
         f = ctx.snap.features
-        ranked = match_merchant(f, m.id, top=offset + size, weights=w or None, campaign=campaign)
+        ranked = match_merchant(
+            f,
+            m.id,
+            top=offset + size,
+            weights=w or None,
+            campaign=campaign,
+            rankings=ctx.snap.rankings,
+        )
         eligible = f.talent_risk < 1.0
         if campaign is not None:
             eligible &= availability(f, m.row, planning_window(f, campaign, m.row)).available
