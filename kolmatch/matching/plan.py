@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from kolmatch.errors import BadArgument, InfeasiblePlan
 from kolmatch.graph.model import tier_of
+from kolmatch.matching.audience import pair_overlaps as audience_pair_overlaps
 from kolmatch.matching.availability import availability, planning_window
 from kolmatch.matching.coverage import CoverageProblem, solve_coverage
 from kolmatch.matching.features import MarketFeatures
@@ -350,24 +351,16 @@ def _ordered_by_marginal_reach(
 
 def pair_overlaps(f: MarketFeatures, picked: I64) -> list[PairOverlap]:
     """Engaged-audience overlap of every pair of chosen talents that share any user."""
-    e = sp.csr_matrix(f.engaged[np.sort(picked)])
-    ids = f.talent_ids[np.sort(picked)]
-    size = np.diff(e.indptr)
-    inter = (e @ e.T).toarray()
-    out = []
-    for a in range(len(ids)):
-        for b in range(a + 1, len(ids)):
-            s = int(inter[a, b])
-            if s:
-                out.append(
-                    PairOverlap(
-                        str(ids[a]),
-                        str(ids[b]),
-                        s,
-                        round(s / min(size[a], size[b]), 4),
-                        round(s / (size[a] + size[b] - s), 4),
-                    )
-                )
+    out = [
+        PairOverlap(
+            str(f.talent_ids[a]),
+            str(f.talent_ids[b]),
+            o.shared,
+            round(o.share_of_smaller, 4),
+            round(o.jaccard, 4),
+        )
+        for a, b, o in audience_pair_overlaps(f.engaged, np.sort(picked))
+    ]
     out.sort(key=lambda o: (-o.share_of_smaller, o.a, o.b))
     return out
 

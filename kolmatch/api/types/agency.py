@@ -7,10 +7,10 @@ from typing import Any
 import graphene
 import networkx as nx
 import numpy as np
-import scipy.sparse as sp
 
 from kolmatch.api.errors import Forbidden
 from kolmatch.api.types.common import (
+    PairOverlap,
     RequestContext,
     connection,
     context,
@@ -19,6 +19,7 @@ from kolmatch.api.types.common import (
     sliced,
 )
 from kolmatch.api.types.talent import Talent, TalentRef
+from kolmatch.matching.audience import pair_overlaps
 
 __all__ = ["Agency", "TalentConnection", "roster_rows"]
 
@@ -37,13 +38,6 @@ def _own(info: Any, agency_id: str, what: str) -> RequestContext:
     if not ctx.principal.is_agency(agency_id):
         raise Forbidden(f"{what} of {agency_id} are visible to that agency and internal tools only")
     return ctx
-
-
-class RosterPair(graphene.ObjectType):
-    a = graphene.ID(required=True)
-    b = graphene.ID(required=True)
-    shared = graphene.Int(required=True)
-    jaccard = graphene.Float(required=True)
 
 
 class CategoryGap(graphene.ObjectType):
@@ -65,7 +59,7 @@ class Agency(graphene.ObjectType):
     )
     roster_reach = graphene.Int(description="distinct users engaged with any roster talent")
     roster_overlap = graphene.List(
-        graphene.NonNull(RosterPair), first=graphene.Int(required=True, default_value=10)
+        graphene.NonNull(PairOverlap), first=graphene.Int(required=True, default_value=10)
     )
     category_gaps = graphene.List(
         graphene.NonNull(CategoryGap), first=graphene.Int(required=True, default_value=3)
@@ -140,21 +134,14 @@ class Agency(graphene.ObjectType):
 
 
 def _pairs(ctx: RequestContext, rows: np.ndarray) -> list[dict[str, Any]]:
-    if len(rows) < 2:
-        return []
-    f = ctx.snap.features
-    e = sp.csr_matrix(f.engaged[rows])
-    size = np.diff(e.indptr)
-    inter = sp.triu(e @ e.T, k=1).tocoo()
-    out = []
-    for i, j, s in zip(inter.row, inter.col, inter.data, strict=True):
-        union = size[i] + size[j] - s
-        out.append(
-            {
-                "a": str(f.talent_ids[rows[i]]),
-                "b": str(f.talent_ids[rows[j]]),
-                "shared": int(s),
-                "jaccard": round(float(s / union), 4) if union else 0.0,
-            }
-        )
-    return out
+    ids = ctx.snap.features.talent_ids
+    return [
+        {
+            "a": str(ids[a]),
+            "b": str(ids[b]),
+            "shared": o.shared,
+            "share_of_smaller": round(o.share_of_smaller, 4),
+            "jaccard": round(o.jaccard, 4),
+        }
+        for a, b, o in pair_overlaps(ctx.snap.features.engaged, rows)
+    ]

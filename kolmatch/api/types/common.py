@@ -15,6 +15,7 @@ from kolmatch.errors import BadArgument
 
 __all__ = [
     "PageInfo",
+    "PairOverlap",
     "RequestContext",
     "connection",
     "context",
@@ -79,6 +80,16 @@ def page_window(first: int, after: str | None, limits: Limits) -> tuple[int, int
         except (ValueError, UnicodeDecodeError):
             raise BadArgument("after", f"not a cursor from this server: {after!r}") from None
     return offset, size
+
+
+class PairOverlap(graphene.ObjectType):
+    """Engaged-audience overlap of two talents."""
+
+    a = graphene.ID(required=True)
+    b = graphene.ID(required=True)
+    shared = graphene.Int(required=True)
+    share_of_smaller = graphene.Float(required=True)
+    jaccard = graphene.Float(required=True)
 
 
 class PageInfo(graphene.ObjectType):

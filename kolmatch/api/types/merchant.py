@@ -10,6 +10,7 @@ import numpy as np
 
 from kolmatch.api.errors import Forbidden
 from kolmatch.api.types.common import (
+    PairOverlap,
     RequestContext,
     connection,
     context,
@@ -81,14 +82,6 @@ class PlannedTalent(graphene.ObjectType):
     fee = graphene.Float(required=True, description="the price this merchant would pay")
     expected_gmv = graphene.Float(required=True)
     marginal_reach = graphene.Int(required=True)
-
-
-class PairOverlap(graphene.ObjectType):
-    a = graphene.ID(required=True)
-    b = graphene.ID(required=True)
-    shared = graphene.Int(required=True)
-    share_of_smaller = graphene.Float(required=True)
-    jaccard = graphene.Float(required=True)
 
 
 class ReasonCount(graphene.ObjectType):
