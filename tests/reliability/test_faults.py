@@ -1,0 +1,123 @@
+"""Faults survived: a killed load leaves nothing half-written; a failed refresh keeps serving."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kolmatch.api.app import create_app
+from kolmatch.api.auth import KeyRing, Principal
+from kolmatch.api.service import EngineService
+from kolmatch.errors import StoreUnavailable
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.loaders.load import load_folder
+from tests.api.conftest import serve
+
+
+def test_a_load_killed_part_way_leaves_nothing_and_reruns_clean(
+    s_market: Path, tmp_path: Path
+) -> None:
+    clean = SQLiteStore(tmp_path / "clean.db")
+    load_folder(s_market, clean)
+    expected = clean.counts()
+    clean.close()
+
+    db = tmp_path / "killed.db"
+    empty = SQLiteStore(db)
+    empty.ensure_schema()
+    before = empty.counts()
+    empty.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kolmatch.cli", "load", str(s_market), "--store", f"sqlite:///{db}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    journal = Path(f"{db}-journal")
+    deadline = time.monotonic() + 60
+    while not (journal.exists() and journal.stat().st_size > 0):
+        assert proc.poll() is None, "the load finished before it could be killed"
+        assert time.monotonic() < deadline, "the load never started writing"
+        time.sleep(0.05)
+    time.sleep(1.0)  # well inside the transaction: users, follows and engagement are large
+    assert proc.poll() is None, "the load finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+
+    with sqlite3.connect(db) as con:  # the next open rolls the hot journal back
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    store = SQLiteStore(db)
+    assert store.counts() == before, "a killed load left rows behind"
+    load_folder(s_market, store)
+    assert store.counts() == expected
+    store.close()
+
+
+class FlakyStore:
+    """The real store, which can be made to fail as a stopped server would."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if callable(attr):
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                if self.down:
+                    raise StoreUnavailable("the store is down (test)")
+                return attr(*args, **kwargs)
+
+            return call
+        return attr
+
+
+def test_a_failed_refresh_keeps_the_previous_snapshot_serving(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    raw = SQLiteStore(tmp_path / "tiny.db")
+    load_folder(tiny_market, raw)
+    store = FlakyStore(raw)
+    service = EngineService(store, tmp_path / "cache")  # type: ignore[arg-type]
+    url, server, thread = serve(create_app(service, KeyRing({"k": Principal("internal")})))
+    auth = {"Authorization": "Bearer k"}
+    query = {"query": '{ merchant(id: "m1") { matches(first: 3) { totalCount } } }'}
+    try:
+        first = httpx.post(f"{url}/graphql", json=query, headers=auth).json()
+        snap = service.snapshot
+        store.down = True
+        with pytest.raises(StoreUnavailable):
+            service.refresh()
+        assert service.snapshot is snap
+        # health says the store is down; queries keep answering from the snapshot
+        assert httpx.get(f"{url}/healthz").status_code == 503
+        assert httpx.post(f"{url}/graphql", json=query, headers=auth).json() == first
+        # a write needs the store: a typed error and HTTP 503, the server stays up
+        r = httpx.post(
+            f"{url}/graphql",
+            json={"query": 'mutation { resolveViolation(id: "x0") { version } }'},
+            headers=auth,
+        )
+        assert r.status_code == 503
+        assert r.json()["errors"][0]["extensions"]["code"] == "STORE_UNAVAILABLE"
+        store.down = False  # back: no restart needed
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        r = httpx.post(
+            f"{url}/graphql",
+            json={"query": 'mutation { resolveViolation(id: "x0") { version } }'},
+            headers=auth,
+        )
+        assert r.status_code == 200 and r.json()["data"]["resolveViolation"]["version"] > 0
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        raw.close()
