@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
 
 from kolmatch.errors import BadArgument, InfeasiblePlan
-from kolmatch.matching.availability import Window, planning_window
+from kolmatch.matching.availability import Window, availability, planning_window
 from kolmatch.matching.features import MarketFeatures, price_fit
 from kolmatch.matching.score import expected_orders
 
@@ -274,9 +274,8 @@ def build_assignment(
         raise BadArgument("--agency-cap", f"must be at least 1, got {agency_cap}")
     window = planning_window(f, campaign)
     T, M = f.n_talents, len(f.merchant_ids)
+    capacity = availability(f, None, window).free_slots
     overlaps = (f.booking_start <= window.end) & (f.booking_end >= window.start)
-    booked = np.bincount(f.booking_talent[overlaps], minlength=T)
-    capacity = np.maximum(np.nan_to_num(f.talent_capacity, nan=1.0).astype(np.int64) - booked, 0)
     # who is booked by whom in the window: (talent, merchant) pairs
     booked_by = sp.csr_matrix(
         (np.ones(int(overlaps.sum())), (f.booking_talent[overlaps], f.booking_merchant[overlaps])),
