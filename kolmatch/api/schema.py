@@ -281,14 +281,8 @@ class RecordCollaboration(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any, input: dict[str, Any]) -> RecordCollaboration:
         ctx = context(info)
-        f = ctx.snap.features
         if not ctx.principal.internal:
-            seller = None
-            p = np.nonzero(f.product_ids == input["product"])[0]
-            for m in range(len(f.merchant_ids)) if len(p) else ():
-                if p[0] in f.merchant_products[m]:
-                    seller = str(f.merchant_ids[m])
-                    break
+            seller = ctx.snap.product_merchant.get(input["product"])
             if seller is None or not ctx.principal.is_merchant(seller):
                 raise Forbidden("recording a collaboration is for the product's merchant")
         snap = ctx.service.record_collaboration(

@@ -55,7 +55,7 @@ class Snapshot:
     agency_names: dict[str, str]
     agency_roster: dict[str, list[str]]
     history: dict[str, list[Collaboration]]  # by talent, newest first
-    product_ids: set[str]
+    product_merchant: dict[str, str | None]  # every product and the merchant selling it
     violation_ids: set[str]
 
 
@@ -160,7 +160,10 @@ class EngineService:
             agency_names=_names(agencies.ids, agencies.columns["name"]),
             agency_roster=roster,
             history=history,
-            product_ids={str(x) for x in products.ids},
+            product_merchant={
+                str(x): str(merchants.ids[owner[i]]) if owner[i] >= 0 else None
+                for i, x in enumerate(products.ids)
+            },
             violation_ids={str(x) for x in violations.ids},
         )
 
@@ -188,7 +191,7 @@ class EngineService:
         """
         snap = self._snapshot
         snap.features.talent_row(talent)
-        if product not in snap.product_ids:
+        if product not in snap.product_merchant:
             raise UnknownId("Product", product)
         for name, v in (("gmv", gmv), ("orders", orders), ("fee", fee)):
             if not np.isfinite(v) or v < 0:
