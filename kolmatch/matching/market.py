@@ -168,7 +168,7 @@ def _to_ids(
     ]
     count = np.bincount(p.pair_merchant[idx], minlength=len(f.merchant_ids))
     mins = np.nan_to_num(f.merchant_min_talents, nan=0.0)
-    below = [str(f.merchant_ids[m]) for m in np.nonzero((count < mins) & (count >= 0))[0]]
+    below = [str(f.merchant_ids[m]) for m in np.nonzero(count < mins)[0]]
     return MarketAssignment(
         window=str(window),
         pairs=pairs,
