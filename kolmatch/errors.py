@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BadArgument",
+    "IncompleteLoad",
     "InfeasiblePlan",
     "InputError",
     "InputProblem",
@@ -92,6 +93,30 @@ class StoreError(KolmatchError):
 
 class StoreUnavailable(StoreError):
     """The graph store cannot be reached (a server down, a file not writable)."""
+
+
+class IncompleteLoad(StoreError):
+    """The store holds a load that has not completed (killed, or still running).
+
+    Neo4j loads are many transactions; until the last one commits, kolmatch
+    refuses to read the graph rather than serve a half-loaded market.
+
+    Parameters
+    ----------
+    uri
+        The store's URI.
+    loads
+        Each unfinished load's key (its folder and a digest of its files).
+    """
+
+    def __init__(self, uri: str, loads: list[str]) -> None:
+        self.uri = uri
+        self.loads = list(loads)
+        listed = "; ".join(self.loads)
+        super().__init__(
+            f"{uri} holds an unfinished load ({listed}): it was killed or is still running, "
+            "so kolmatch reads nothing from it; run the same load again to complete it"
+        )
 
 
 class InfeasiblePlan(KolmatchError):

@@ -37,7 +37,7 @@ from kolmatch.api.limits import Limits, limit_rules
 from kolmatch.api.schema import schema
 from kolmatch.api.service import EngineService
 from kolmatch.api.types.common import RequestContext
-from kolmatch.errors import KolmatchError, StoreUnavailable
+from kolmatch.errors import IncompleteLoad, KolmatchError, StoreUnavailable
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -126,7 +126,10 @@ def create_app(
         down = False
         if result.errors:
             out["errors"] = [format_error(e) for e in result.errors]
-            down = any(isinstance(e.original_error, StoreUnavailable) for e in result.errors)
+            down = any(
+                isinstance(e.original_error, (StoreUnavailable, IncompleteLoad))
+                for e in result.errors
+            )
         return out, down
 
     async def graphql_endpoint(request: Request) -> Response:

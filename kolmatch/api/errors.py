@@ -9,6 +9,7 @@ from graphql import GraphQLError
 
 from kolmatch.errors import (
     BadArgument,
+    IncompleteLoad,
     InfeasiblePlan,
     InputError,
     KolmatchError,
@@ -36,6 +37,7 @@ _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (InputError, "BAD_INPUT"),
     (InfeasiblePlan, "INFEASIBLE_PLAN"),
     (StoreUnavailable, "STORE_UNAVAILABLE"),
+    (IncompleteLoad, "INCOMPLETE_LOAD"),
     (StoreError, "STORE_ERROR"),
 )
 

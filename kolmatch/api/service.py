@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kolmatch.engine import cached_features, cached_rankings
-from kolmatch.errors import BadArgument, UnknownId
+from kolmatch.errors import BadArgument, IncompleteLoad, UnknownId
 from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
 from kolmatch.matching.features import MarketFeatures
@@ -97,12 +97,18 @@ class EngineService:
         return snap
 
     def health(self) -> dict[str, Any]:
-        """Ask the store for its version: raises StoreUnavailable if it cannot answer."""
-        return {
-            "store": self._store.uri,
-            "version": self._store.version(),
-            "serving_version": self._snapshot.version,
-        }
+        """Ask the store for its version: raises StoreUnavailable if it cannot answer.
+
+        A store holding an unfinished load is healthy (the snapshot before it
+        keeps serving); the answer says so under ``incomplete_load``.
+        """
+        out: dict[str, Any] = {"store": self._store.uri, "serving_version": self._snapshot.version}
+        try:
+            out["version"] = self._store.version()
+        except IncompleteLoad as exc:
+            out["version"] = None
+            out["incomplete_load"] = str(exc)
+        return out
 
     def _build(self) -> Snapshot:
         store = self._store
@@ -259,6 +265,7 @@ class EngineService:
 
     def _write(self, batches: list[NodeBatch | RelBatch]) -> Snapshot:
         with self._write_lock:
+            self._store.version()  # IncompleteLoad: refuse now rather than write unseen
             self._store.write(batches)
             return self.refresh()
 

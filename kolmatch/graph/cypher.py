@@ -14,6 +14,7 @@ from kolmatch.graph.model import NODES, RELATIONSHIPS, node_spec, rel_spec
 __all__ = [
     "BUMP_VERSION",
     "DELETE_ALL",
+    "MARK_PENDING",
     "READ_VERSION",
     "constraint_statements",
     "count_nodes",
@@ -45,9 +46,21 @@ def _props(allowed: Sequence[str], wanted: Sequence[str]) -> list[str]:
 DELETE_ALL = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
 
 
-#: The graph's version, raised by every write (a node outside the domain model's labels).
-BUMP_VERSION = "MERGE (v:KolmatchMeta {id: 'graph'}) SET v.version = coalesce(v.version, 0) + 1"
-READ_VERSION = "MATCH (v:KolmatchMeta {id: 'graph'}) RETURN v.version AS version"
+#: The graph's version and its unfinished loads live on one node outside the domain model.
+#: A load of many transactions first adds its ``$key`` to ``pending`` ...
+MARK_PENDING = (
+    "MERGE (v:KolmatchMeta {id: 'graph'}) "
+    "SET v.pending = [x IN coalesce(v.pending, []) WHERE x <> $key] + [$key]"
+)
+#: ... and its last transaction raises the version and removes the key (``$key`` may be '').
+BUMP_VERSION = (
+    "MERGE (v:KolmatchMeta {id: 'graph'}) SET v.version = coalesce(v.version, 0) + 1, "
+    "v.pending = [x IN coalesce(v.pending, []) WHERE x <> $key]"
+)
+READ_VERSION = (
+    "MATCH (v:KolmatchMeta {id: 'graph'}) "
+    "RETURN v.version AS version, coalesce(v.pending, []) AS pending"
+)
 
 
 def constraint_statements() -> list[str]:

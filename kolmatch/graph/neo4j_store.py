@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from queue import Empty, Queue
 from typing import Any, TypeVar
@@ -12,14 +14,17 @@ from typing import Any, TypeVar
 import neo4j
 from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, SessionExpired
 
-from kolmatch.errors import StoreError, StoreUnavailable
+from kolmatch.errors import IncompleteLoad, StoreError, StoreUnavailable
 from kolmatch.graph import cypher
 from kolmatch.graph.model import NODES, RELATIONSHIPS, FieldType, node_spec, rel_spec
 from kolmatch.graph.store import EdgeRows, NodeBatch, NodeRows, WriteBatch
 
-__all__ = ["Neo4jStore"]
+__all__ = ["ATOMIC_MAX_BATCHES", "ATOMIC_MAX_ROWS", "Neo4jStore"]
 
 _READ_CHUNK = 200_000
+#: Writes up to this size run as one transaction (the API's mutations are a few rows).
+ATOMIC_MAX_BATCHES = 8
+ATOMIC_MAX_ROWS = 10_000
 T = TypeVar("T")
 
 
@@ -101,13 +106,54 @@ class Neo4jStore:
             out.update(r["id"] for r in self._query(q, ids=list(ids[i : i + 10_000])))
         return out
 
-    def write(self, batches: Iterable[WriteBatch]) -> None:
-        """Send the batches one transaction each, in order.
+    def write(self, batches: Iterable[WriteBatch], *, key: str = "") -> None:
+        """Send the batches, one transaction each, in order; small writes in one transaction.
 
-        A producer thread reads and shapes the next batches (bounded queue of
-        two) while the server runs the current one: the client's parsing overlaps
-        the server's work, and transactions still run one at a time.
+        A write of at most :data:`ATOMIC_MAX_BATCHES` batches and
+        :data:`ATOMIC_MAX_ROWS` rows (the API's mutations) runs as a single
+        transaction with the version bump: all of it or nothing. A larger one (a
+        load) first records ``key`` among the graph's unfinished loads; its last
+        transaction raises the version and removes the key. Until then
+        :meth:`version` raises :class:`~kolmatch.errors.IncompleteLoad`, so a
+        load killed part-way is never read; running it again with the same key
+        completes it (the batches are idempotent MERGEs).
+
+        While the batches run, a producer thread reads and shapes the next ones
+        (bounded queue of two): the client's parsing overlaps the server's work,
+        and transactions still run one at a time.
+
+        Parameters
+        ----------
+        batches
+            Node batches before relationship batches.
+        key
+            Names the load among unfinished ones (``load_folder`` passes the
+            folder and a digest of its files); a random one if empty.
         """
+        it = iter(batches)
+        head: list[WriteBatch] = []
+        rows = 0
+        small = True
+        for b in it:
+            head.append(b)
+            rows += len(b.rows)
+            if len(head) > ATOMIC_MAX_BATCHES or rows > ATOMIC_MAX_ROWS:
+                small = False
+                break
+        if small:
+            self._guard(lambda: self._session_write(_all_in_one([_shape(b) for b in head])))
+            return
+        key = key or f"write {uuid.uuid4().hex[:12]}"
+        self._guard(
+            lambda: self._session_write(lambda tx: tx.run(cypher.MARK_PENDING, key=key).consume())
+        )
+        self._write_batches(itertools.chain(head, it), key)
+
+    def _session_write(self, fn: Callable[[neo4j.ManagedTransaction], object]) -> None:
+        with self._driver.session(database=self.database) as session:
+            session.execute_write(fn)
+
+    def _write_batches(self, batches: Iterable[WriteBatch], key: str) -> None:
         queue: Queue[tuple[str, list[dict[str, Any]]] | BaseException | None] = Queue(maxsize=2)
         stop = threading.Event()
 
@@ -130,7 +176,7 @@ class Neo4jStore:
                     if isinstance(item, BaseException):
                         raise item
                     session.execute_write(run, *item)
-                session.execute_write(lambda tx: tx.run(cypher.BUMP_VERSION).consume())
+                session.execute_write(lambda tx: tx.run(cypher.BUMP_VERSION, key=key).consume())
 
         producer = threading.Thread(target=produce, name="kolmatch-neo4j-batches", daemon=True)
         producer.start()
@@ -144,8 +190,21 @@ class Neo4jStore:
             producer.join()
 
     def version(self) -> int:
+        """The graph's version.
+
+        Raises
+        ------
+        IncompleteLoad
+            If a load of many transactions has started and not finished.
+        StoreUnavailable
+            If the server cannot be reached.
+        """
         recs = self._query(cypher.READ_VERSION)
-        return int(recs[0]["version"]) if recs else 0
+        if not recs:
+            return 0
+        if recs[0]["pending"]:
+            raise IncompleteLoad(self.uri, list(recs[0]["pending"]))
+        return int(recs[0]["version"])
 
     def counts(self) -> dict[str, int]:
         out = {n.label: self._query(cypher.count_nodes(n.label))[0]["n"] for n in NODES}
@@ -201,6 +260,19 @@ class Neo4jStore:
 
     def close(self) -> None:
         self._driver.close()
+
+
+def _all_in_one(
+    shaped: list[tuple[str, list[dict[str, Any]]]],
+) -> Callable[[neo4j.ManagedTransaction], None]:
+    """A transaction function running every batch and the version bump: one commit."""
+
+    def run(tx: neo4j.ManagedTransaction) -> None:
+        for query, rows in shaped:
+            tx.run(query, rows=rows).consume()
+        tx.run(cypher.BUMP_VERSION, key="").consume()
+
+    return run
 
 
 def _shape(b: WriteBatch) -> tuple[str, list[dict[str, Any]]]:

@@ -62,16 +62,22 @@ class GraphStore(Protocol):
     def missing_ids(self, label: str, ids: Sequence[str]) -> set[str]:
         """Return those of ``ids`` that no node of ``label`` has."""
 
-    def write(self, batches: Iterable[WriteBatch]) -> None:
+    def write(self, batches: Iterable[WriteBatch], *, key: str = "") -> None:
         """Upsert the batches: nodes by id, relationships by (source, target, key).
 
         The caller sends node batches before relationship batches. The write is
         atomic where the store allows it (SQLite: one transaction) and
         idempotent everywhere, so a failed write can be run again to completion.
+        Where it is not atomic (a Neo4j load), ``key`` names the write among the
+        unfinished ones, and :meth:`version` raises ``IncompleteLoad`` until a
+        write with the same key completes.
         """
 
     def version(self) -> int:
-        """A number every successful write increases: caches of derived data key on it."""
+        """A number every successful write increases: caches of derived data key on it.
+
+        Raises ``IncompleteLoad`` while an unfinished write is recorded.
+        """
 
     def counts(self) -> dict[str, int]:
         """Number of nodes per label and relationships per type (zeros included)."""

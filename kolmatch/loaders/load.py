@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,15 @@ from kolmatch.graph.model import NODE_BY_FILE, NODES, REL_BY_FILE, RELATIONSHIPS
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch, WriteBatch
 from kolmatch.loaders.reader import ProblemLog, Row, read_rows
 
-__all__ = ["BATCH_ROWS", "ImportFile", "LoadReport", "discover", "load_folder", "validate_folder"]
+__all__ = [
+    "BATCH_ROWS",
+    "ImportFile",
+    "LoadReport",
+    "discover",
+    "load_folder",
+    "load_key",
+    "validate_folder",
+]
 
 #: Rows per write batch (one executemany / one UNWIND).
 BATCH_ROWS = 10_000
@@ -296,5 +305,16 @@ def load_folder(folder: str | Path, store: GraphStore, *, progress: bool = False
         store.write(checked())
         return v.report
     report = validate_folder(folder, store)
-    store.write(_Validation(folder, store).batches(step))
+    v = _Validation(folder, store)
+    store.write(v.batches(step), key=load_key(folder, [f.path for f in v.files]))
     return report
+
+
+def load_key(folder: Path, files: list[Path]) -> str:
+    """Names a load among unfinished ones: the folder and a digest of its files' names, sizes
+    and modification times, so the same load run again (and only it) completes it."""
+    h = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return f"{folder.resolve()} ({h.hexdigest()[:12]})"

@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from kolmatch.errors import IncompleteLoad
 from kolmatch.graph.model import NODES, RELATIONSHIPS
 from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.sqlite_store import SQLiteStore
-from kolmatch.graph.store import GraphStore
+from kolmatch.graph.store import GraphStore, NodeBatch
 from kolmatch.loaders.load import (
     _Validation,  # the write path's batches, to cut a load short
     load_folder,
+    load_key,
 )
 
 pytestmark = pytest.mark.neo4j
@@ -48,13 +50,29 @@ def test_failed_then_resumed_load_has_no_duplicates(
 ) -> None:
     # a load that dies after some batches (as a killed process would)
     v = _Validation(tiny_market, neo4j_store)
+    key = load_key(tiny_market, [f.path for f in v.files])
     with pytest.raises(RuntimeError):
-        neo4j_store.write(itertools.chain(itertools.islice(v.batches(), 5), _boom()))
+        neo4j_store.write(itertools.chain(itertools.islice(v.batches(), 12), _boom()), key=key)
     partial = neo4j_store.counts()
     assert sum(partial.values()) > 0
-    load_folder(tiny_market, neo4j_store)
+    with pytest.raises(IncompleteLoad, match="tiny"):  # written, but never read
+        neo4j_store.version()
+    load_folder(tiny_market, neo4j_store)  # the same load again completes it
     load_folder(tiny_market, sqlite_store)
     assert neo4j_store.counts() == sqlite_store.counts()
+    assert neo4j_store.version() >= 1
+
+
+def test_a_small_write_is_one_transaction(tiny_market: Path, neo4j_store: Any) -> None:
+    load_folder(tiny_market, neo4j_store)
+    before, version = neo4j_store.counts(), neo4j_store.version()
+    rows = [{"id": f"new-{i}", "name": "x"} for i in range(3)]
+    with pytest.raises(RuntimeError):
+        neo4j_store.write(itertools.chain([NodeBatch("Institution", rows)], _boom()))
+    assert neo4j_store.counts() == before and neo4j_store.version() == version
+    neo4j_store.write([NodeBatch("Institution", rows)])
+    assert neo4j_store.counts()["Institution"] == before["Institution"] + 3
+    assert neo4j_store.version() == version + 1
 
 
 def _boom():  # type: ignore[no-untyped-def]

@@ -17,10 +17,59 @@ import pytest
 from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.api.service import EngineService
-from kolmatch.errors import StoreUnavailable
+from kolmatch.errors import IncompleteLoad, StoreUnavailable
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
+from kolmatch.loaders.synthetic import MarketScale, generate_market
 from tests.api.conftest import serve
+
+
+@pytest.fixture(scope="module")
+def small_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Between tiny and s: a Neo4j load long enough (~20 s) to be killed in the middle."""
+    out = tmp_path_factory.mktemp("markets") / "small"
+    generate_market(MarketScale(10_000, 400, 60), 3, out)
+    return out
+
+
+@pytest.mark.neo4j
+def test_a_neo4j_load_killed_part_way_is_never_read_and_reruns_clean(
+    small_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
+    load_folder(small_market, sqlite_store)
+    expected = sqlite_store.counts()
+    cmd = [sys.executable, "-m", "kolmatch.cli", "load", str(small_market)]
+    cmd += ["--store", neo4j_store.uri]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while neo4j_store.counts()["FOLLOWS"] == 0:  # nodes done, relationships under way
+        assert proc.poll() is None, "the load finished before it could be killed"
+        assert time.monotonic() < deadline, "the load never started writing"
+        time.sleep(0.2)
+    assert proc.poll() is None, "the load finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    partial = neo4j_store.counts()
+    assert 0 < sum(partial.values()) < sum(expected.values())
+
+    # committed batches are in the database, but kolmatch refuses to read any of it
+    with pytest.raises(IncompleteLoad, match=str(small_market.name)):
+        neo4j_store.version()
+    with pytest.raises(IncompleteLoad):
+        EngineService(neo4j_store, tmp_path / "cache")
+    r = subprocess.run(
+        [sys.executable, "-m", "kolmatch.cli", "match", "m0", "--store", neo4j_store.uri],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0 and "unfinished load" in r.stderr and "Traceback" not in r.stderr
+
+    # the same load again completes it: a clean load's counts, no duplicates, readable
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert neo4j_store.counts() == expected
+    assert neo4j_store.version() >= 1
+    EngineService(neo4j_store, tmp_path / "cache")
 
 
 def test_a_load_killed_part_way_leaves_nothing_and_reruns_clean(
