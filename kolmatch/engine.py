@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import tempfile
@@ -17,6 +18,7 @@ from kolmatch.matching.score import MerchantRankings, rank_merchants
 __all__ = ["CACHE_FORMAT", "cached_features", "cached_rankings"]
 
 T = TypeVar("T")
+log = logging.getLogger("kolmatch.engine")
 
 #: Bumped whenever MarketFeatures or its computation changes: old cache files are ignored.
 CACHE_FORMAT = 5
@@ -76,13 +78,18 @@ def _cached(
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
             pass  # unreadable: rebuild below
     value = build()
+    tmp: str | None = None
     try:
         d.mkdir(parents=True, exist_ok=True)
         for old in d.glob(f"{kind}-*.pkl"):
             old.unlink(missing_ok=True)
-        with tempfile.NamedTemporaryFile(dir=d, delete=False, suffix=".tmp") as tmp:
-            pickle.dump(value, tmp, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp.name, path)
-    except OSError:
-        pass  # a read-only cache folder costs speed, not correctness
+        with tempfile.NamedTemporaryFile(dir=d, delete=False, suffix=".tmp") as out:
+            tmp = out.name
+            pickle.dump(value, out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError as exc:
+        # a read-only or full cache folder costs speed, not correctness: say so, leave no debris
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        log.warning("kolmatch: cannot write the %s cache in %s (%s); not cached", kind, d, exc)
     return value

@@ -78,6 +78,10 @@ class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.uri = f"sqlite:///{self.path}"
+        if not self.path.parent.is_dir():
+            raise StoreUnavailable(
+                f"cannot open SQLite store {self.path}: folder {self.path.parent} does not exist"
+            )
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             # A rollback journal, not WAL: loads are single transactions of up to gigabytes,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kolmatch.errors import StoreError
+from kolmatch.errors import StoreError, StoreUnavailable
 from kolmatch.graph.projection import edge_list, node_table, to_csr
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import NodeBatch, RelBatch
@@ -108,3 +108,8 @@ def test_target_indexes_survive_a_large_load_and_a_rollback(
         "EXPLAIN QUERY PLAN SELECT src FROM r_follows WHERE dst = 5"
     ).fetchall()
     assert "r_follows_dst" in str(plan)
+
+
+def test_a_store_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable, match=r"folder .*nowhere does not exist"):
+        SQLiteStore(tmp_path / "nowhere" / "graph.db")
