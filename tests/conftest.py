@@ -94,3 +94,26 @@ def neo4j_store(neo4j_store_session: Any) -> Any:
     neo4j_store_session.clear()
     neo4j_store_session.ensure_schema()
     return neo4j_store_session
+
+
+@pytest.fixture
+def ledger(request: pytest.FixtureRequest) -> Any:
+    """Record what a reliability test tries (tests/reliability/ledger.py)."""
+    from tests.reliability.ledger import TestLedger
+
+    return TestLedger(request.node.nodeid)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    from tests.reliability.ledger import LEDGER
+
+    if report.when == "call" or report.outcome != "passed":
+        prev = LEDGER.outcomes.get(report.nodeid)
+        if prev != "failed":  # a failed setup or teardown outranks a passed call
+            LEDGER.outcomes[report.nodeid] = report.outcome
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.reliability.ledger import LEDGER
+
+    LEDGER.write(Path(session.config.rootpath))

@@ -278,12 +278,11 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
         except StopIteration:
             return
         except csv.Error as exc:
-            log.add(
-                name,
-                reader.line_num,
-                "",
-                f"malformed CSV (file truncated or a quote left open?): {exc}",
-            )
+            if "field larger than field limit" in str(exc):
+                why = f"a value longer than {MAX_FIELD_CHARS} characters (or a quote left open)"
+            else:
+                why = f"malformed CSV (file truncated or a quote left open?): {exc}"
+            log.add(name, reader.line_num, "", why)
             return
         line = reader.line_num
         if not values:
