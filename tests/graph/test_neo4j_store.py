@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kolmatch.errors import IncompleteLoad
 from kolmatch.graph.model import NODES, RELATIONSHIPS
@@ -19,6 +24,7 @@ from kolmatch.loaders.load import (
     load_folder,
     load_key,
 )
+from tests.loaders.test_reader_properties import NASTY
 
 pytestmark = pytest.mark.neo4j
 
@@ -126,3 +132,53 @@ def test_cypher_in_ids_is_plain_data(neo4j_store: Any, tmp_path: Path) -> None:
     (d / "category.csv").write_text(f'id,name\n"{evil}",Evil\nc2,Fine\n')
     load_folder(d, neo4j_store)
     assert sorted(neo4j_store.node_rows("Category", ("name",)).ids) == sorted([evil, "c2"])
+
+
+@given(
+    ids=st.lists(
+        st.one_of(
+            st.text(min_size=1, max_size=20).map(lambda t: f"id{t}x"),
+            st.sampled_from(NASTY).map(lambda t: f"id{t}x"),
+        ),
+        min_size=1,
+        max_size=5,
+        unique=True,
+    )
+)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_any_text_in_ids_round_trips_through_neo4j(
+    ids: list[str], neo4j_store: Any, ledger: Any
+) -> None:
+    """Ids full of quotes, backticks, Cypher and NULs are stored and returned as plain data."""
+    ledger.case(
+        "Bad input: import files", "ids with quotes, backticks, Cypher fragments, into Neo4j"
+    ).tried()
+    neo4j_store.clear()
+    with tempfile.TemporaryDirectory() as d:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        w.writerow(["id", "name"])
+        w.writerows([i, f"name of {i}"] for i in ids)
+        (Path(d) / "talent.csv").write_text(buf.getvalue())
+        (Path(d) / "institution.csv").write_text(buf.getvalue())
+        rels = io.StringIO()
+        csv.writer(rels, lineterminator="\n", quoting=csv.QUOTE_ALL).writerows(
+            [["src", "dst"], *([i, ids[0]] for i in ids)]
+        )
+        (Path(d) / "signed_with.csv").write_text(rels.getvalue())
+        load_folder(d, neo4j_store)
+    rows = neo4j_store.node_rows("Talent", ("name",))
+    assert dict(zip(rows.ids, rows.columns["name"], strict=True)) == {
+        i: f"name of {i}" for i in ids
+    }
+    assert sorted(neo4j_store.node_rows("Institution", ()).ids) == sorted(ids)
+    pairs = {
+        (s, t)
+        for chunk in neo4j_store.edge_rows("SIGNED_WITH", "Talent", ())
+        for s, t in zip(chunk.src, chunk.dst, strict=True)
+    }
+    assert pairs == {(i, ids[0]) for i in ids}
