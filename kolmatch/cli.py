@@ -24,6 +24,8 @@ from kolmatch.errors import (
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+#: Neo4j retry window of `kolmatch serve` (see Neo4jStore's retry_seconds).
+API_NEO4J_RETRY_SECONDS = 3.0
 
 
 def _positive_int(text: str) -> int:
@@ -476,6 +478,9 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
 
     import uvicorn
 
+    # An API answers within its request budget: a short driver retry turns an outage into a
+    # prompt STORE_UNAVAILABLE rather than requests hanging on retries (unless the user chose).
+    os.environ.setdefault("KOLMATCH_NEO4J_RETRY_SECONDS", str(API_NEO4J_RETRY_SECONDS))
     if workers > 1:  # each process builds its own app from the environment
         os.environ["KOLMATCH_STORE"] = store_uri_text
         uvicorn.run(

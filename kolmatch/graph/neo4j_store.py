@@ -19,9 +19,11 @@ from kolmatch.graph import cypher
 from kolmatch.graph.model import NODES, RELATIONSHIPS, FieldType, node_spec, rel_spec
 from kolmatch.graph.store import EdgeRows, NodeBatch, NodeRows, WriteBatch
 
-__all__ = ["ATOMIC_MAX_BATCHES", "ATOMIC_MAX_ROWS", "Neo4jStore"]
+__all__ = ["ATOMIC_MAX_BATCHES", "ATOMIC_MAX_ROWS", "DEFAULT_RETRY_SECONDS", "Neo4jStore"]
 
 _READ_CHUNK = 200_000
+#: Default time the driver keeps retrying a transiently failed transaction.
+DEFAULT_RETRY_SECONDS = 15.0
 #: Writes up to this size run as one transaction (the API's mutations are a few rows).
 ATOMIC_MAX_BATCHES = 8
 ATOMIC_MAX_ROWS = 10_000
@@ -45,31 +47,59 @@ class Neo4jStore:
         (user, password).
     database
         The database every query names.
+    retry_seconds
+        How long the driver retries a transaction that failed transiently (a
+        server restarting, a leader changing) before the error reaches the
+        caller as :class:`~kolmatch.errors.StoreUnavailable`; also bounds the
+        connection timeout. Loads want patience; an API answering within its
+        request budget wants a short one (``kolmatch serve`` uses 3 s).
     """
 
     #: Loads are batched transactions, not one: the loader validates first.
     atomic_writes = False
 
-    def __init__(self, uri: str, auth: tuple[str, str], database: str = "neo4j") -> None:
+    def __init__(
+        self,
+        uri: str,
+        auth: tuple[str, str],
+        database: str = "neo4j",
+        *,
+        retry_seconds: float = DEFAULT_RETRY_SECONDS,
+    ) -> None:
         self.uri = uri
         self.database = database
         try:
             self._driver = neo4j.GraphDatabase.driver(
-                uri, auth=auth, notifications_min_severity="OFF"
+                uri,
+                auth=auth,
+                notifications_min_severity="OFF",
+                max_transaction_retry_time=retry_seconds,
+                connection_timeout=min(30.0, max(1.0, retry_seconds)),
             )
         except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
             raise StoreError(f"bad Neo4j URI {uri!r}: {exc}") from exc
 
     @classmethod
     def from_env(cls, uri: str) -> Neo4jStore:
-        """Open with ``NEO4J_USER``, ``NEO4J_PASSWORD``, ``NEO4J_DATABASE`` from the environment."""
+        """Open with ``NEO4J_USER``, ``NEO4J_PASSWORD``, ``NEO4J_DATABASE`` and
+        ``KOLMATCH_NEO4J_RETRY_SECONDS`` from the environment."""
         password = os.environ.get("NEO4J_PASSWORD")
         if password is None:
             raise StoreError("NEO4J_PASSWORD is not set (and NEO4J_USER, default 'neo4j')")
+        text = os.environ.get("KOLMATCH_NEO4J_RETRY_SECONDS", str(DEFAULT_RETRY_SECONDS))
+        try:
+            retry = float(text)
+        except ValueError:
+            retry = -1.0
+        if not 0 <= retry <= 3600:
+            raise StoreError(
+                f"KOLMATCH_NEO4J_RETRY_SECONDS: expected seconds between 0 and 3600, got {text!r}"
+            )
         return cls(
             uri,
             (os.environ.get("NEO4J_USER", "neo4j"), password),
             os.environ.get("NEO4J_DATABASE", "neo4j"),
+            retry_seconds=retry,
         )
 
     def _guard(self, fn: Callable[[], T]) -> T:
