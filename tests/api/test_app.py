@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,8 @@ MATCHES = """query($m: ID!, $after: String) { merchant(id: $m) {
       talent { id name tier centrality audience { size categories { value share } } } } } } } }"""
 
 
-def test_no_key_or_a_wrong_key_gets_401_and_no_data(api: Api) -> None:
+def test_no_key_or_a_wrong_key_gets_401_and_no_data(api: Api, ledger: Any) -> None:
+    ledger.case("Access boundaries", "no API key, or a wrong one: 401 and no data").tried(2)
     r = api.post("{ me { kind } }", who=None)
     assert r.status_code == 401 and r.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     r = httpx.post(
@@ -69,7 +71,10 @@ def test_merchant_journey(api: Api) -> None:
         ),
     ],
 )
-def test_a_merchant_cannot_cross_its_boundary(api: Api, query: str, path: list[str]) -> None:
+def test_a_merchant_cannot_cross_its_boundary(
+    api: Api, query: str, path: list[str], ledger: Any
+) -> None:
+    ledger.case("Access boundaries", "a merchant asking for another's data (named cases)").tried()
     r = api.post(query, "m0")
     assert r.status_code == 200
     body = r.json()
@@ -232,7 +237,13 @@ def test_mutations_take_effect_in_the_next_query(api: Api) -> None:
         ("{ " + "me { kind } " * 1000 + "}", "GRAPHQL_PARSE_FAILED", "tokens"),
     ],
 )
-def test_bad_queries_get_typed_errors_never_500(api: Api, query: str, code: str, says: str) -> None:
+def test_bad_queries_get_typed_errors_never_500(
+    api: Api, query: str, code: str, says: str, ledger: Any
+) -> None:
+    ledger.case(
+        "Bad input: GraphQL requests",
+        "syntax errors, unknown fields, limits (depth, aliases, cost, tokens, page), cycles",
+    ).tried()
     r = api.post(query)
     assert r.status_code == 200
     errs = r.json()["errors"]
@@ -241,7 +252,11 @@ def test_bad_queries_get_typed_errors_never_500(api: Api, query: str, code: str,
     assert "Traceback" not in r.text
 
 
-def test_malformed_requests(api: Api) -> None:
+def test_malformed_requests(api: Api, ledger: Any) -> None:
+    ledger.case(
+        "Bad input: GraphQL requests",
+        "malformed HTTP bodies: not JSON, oversized, no query, big batch",
+    ).tried(5)
     h = {"Authorization": "Bearer k-internal"}
     r = httpx.post(f"{api.url}/graphql", content=b"{not json", headers=h)
     assert r.status_code == 400 and r.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

@@ -43,13 +43,17 @@ FIELDS = [f for f in schema.graphql_schema.query_type.fields if f != "assignment
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(q=queries(SDL, custom_scalars=SCALARS, fields=FIELDS))
-def test_generated_queries(api: Api, q: str) -> None:
+def test_generated_queries(api: Api, q: str, ledger: Any) -> None:
+    ledger.case(
+        "Bad input: GraphQL requests", "generated valid queries over the whole schema (no 5xx)"
+    ).tried()
     _check(api.post(q, "internal"))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(q=queries(SDL, mode=Mode.NEGATIVE))
-def test_generated_invalid_queries(api: Api, q: str) -> None:
+def test_generated_invalid_queries(api: Api, q: str, ledger: Any) -> None:
+    ledger.case("Bad input: GraphQL requests", "generated invalid queries (no 5xx)").tried()
     _check(api.post(q, "m0"))
 
 
@@ -68,7 +72,8 @@ def tiny_api(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory) -> Any
 
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(q=mutations(SDL, custom_scalars=SCALARS))
-def test_generated_mutations(tiny_api: str, q: str) -> None:
+def test_generated_mutations(tiny_api: str, q: str, ledger: Any) -> None:
+    ledger.case("Bad input: GraphQL requests", "generated mutations (no 5xx)").tried()
     r = httpx.post(
         f"{tiny_api}/graphql", json={"query": q}, headers={"Authorization": "Bearer k"}, timeout=120
     )

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = ["LEDGER", "Case", "Ledger"]
@@ -64,7 +66,14 @@ class Ledger:
             c.outcome = self.outcomes.get(c.test, "not run")
         path = Path(os.environ.get("KOLMATCH_RELIABILITY_JSON") or root / "build/reliability.json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps([asdict(c) for c in self.cases], indent=1) + "\n")
+        run = {
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "ci": os.environ.get("CI", "").lower() == "true",
+            "cases": [asdict(c) for c in self.cases],
+        }
+        path.write_text(json.dumps(run, indent=1) + "\n")
         return path
 
 

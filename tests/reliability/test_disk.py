@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,8 +74,11 @@ def _intact(db: Path, expected: dict[str, object]) -> None:
 
 
 def test_a_load_into_a_read_only_store_fails_clearly_and_changes_nothing(
-    loaded: Path, s_market: Path, tmp_path: Path
+    loaded: Path, s_market: Path, tmp_path: Path, ledger: Any
 ) -> None:
+    case = ledger.case(
+        "Faults", "store folder read-only (EROFS) during a load; reads with a read-only cache"
+    )
     store = SQLiteStore(loaded / "graph.db")
     before = snapshot(store)
     store.close()
@@ -87,6 +91,7 @@ def test_a_load_into_a_read_only_store_fails_clearly_and_changes_nothing(
     assert f"{loaded}/graph.db" in r.stderr and "readonly" in r.stderr.replace("-", "")
     assert "Traceback" not in r.stderr
     _intact(loaded / "graph.db", before)
+    case.tried()
 
     # reading still works from the read-only store and a read-only cache folder (not cached)
     cache = tmp_path / "cache"
@@ -102,11 +107,13 @@ def test_a_load_into_a_read_only_store_fails_clearly_and_changes_nothing(
     assert len(r.stdout.strip().splitlines()) >= 3
     assert "cannot write the features cache" in r.stderr and "Read-only file system" in r.stderr
     assert list(cache.iterdir()) == []
+    case.tried()
 
 
 def test_a_load_that_fills_the_disk_fails_clearly_and_changes_nothing(
-    loaded: Path, s_market: Path, tmp_path: Path
+    loaded: Path, s_market: Path, tmp_path: Path, ledger: Any
 ) -> None:
+    case = ledger.case("Faults", "disk full (ENOSPC) in the middle of a load")
     store = SQLiteStore(loaded / "graph.db")
     before = snapshot(store)
     store.close()
@@ -125,9 +132,13 @@ def test_a_load_that_fills_the_disk_fails_clearly_and_changes_nothing(
     assert "Traceback" not in r.stderr
     assert sorted(p.name for p in after.iterdir()) == ["graph.db"], "debris left behind"
     _intact(after / "graph.db", before)
+    case.tried()
 
 
-def test_a_full_cache_disk_costs_speed_not_answers(loaded: Path, tmp_path: Path) -> None:
+def test_a_full_cache_disk_costs_speed_not_answers(
+    loaded: Path, tmp_path: Path, ledger: Any
+) -> None:
+    case = ledger.case("Faults", "feature cache folder full")
     ok = subprocess.run(
         [
             *shlex.split(KOLMATCH),
@@ -155,3 +166,4 @@ def test_a_full_cache_disk_costs_speed_not_answers(loaded: Path, tmp_path: Path)
     assert "No space left on device" in r.stderr
     assert r.stdout.startswith(ok.stdout), "a different answer without the cache"
     assert r.stdout[len(ok.stdout) :].strip() == "", "a half-written cache file was left"
+    case.tried()

@@ -34,8 +34,9 @@ def small_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.neo4j
 def test_a_neo4j_load_killed_part_way_is_never_read_and_reruns_clean(
-    small_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore, tmp_path: Path
+    small_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore, tmp_path: Path, ledger: Any
 ) -> None:
+    case = ledger.case("Faults", "Neo4j load killed with SIGKILL while writing relationships")
     load_folder(small_market, sqlite_store)
     expected = sqlite_store.counts()
     cmd = [sys.executable, "-m", "kolmatch.cli", "load", str(small_market)]
@@ -51,6 +52,10 @@ def test_a_neo4j_load_killed_part_way_is_never_read_and_reruns_clean(
     assert proc.wait() == -signal.SIGKILL
     partial = neo4j_store.counts()
     assert 0 < sum(partial.values()) < sum(expected.values())
+    case.note(
+        f"killed with {sum(partial.values()):,} of {sum(expected.values()):,} rows committed; "
+        "kolmatch refused to read them (IncompleteLoad) until the re-run completed"
+    )
 
     # committed batches are in the database, but kolmatch refuses to read any of it
     with pytest.raises(IncompleteLoad, match=str(small_market.name)):
@@ -70,11 +75,13 @@ def test_a_neo4j_load_killed_part_way_is_never_read_and_reruns_clean(
     assert neo4j_store.counts() == expected
     assert neo4j_store.version() >= 1
     EngineService(neo4j_store, tmp_path / "cache")
+    case.tried()
 
 
 def test_a_load_killed_part_way_leaves_nothing_and_reruns_clean(
-    s_market: Path, tmp_path: Path
+    s_market: Path, tmp_path: Path, ledger: Any
 ) -> None:
+    case = ledger.case("Faults", "SQLite load killed with SIGKILL inside its transaction")
     clean = SQLiteStore(tmp_path / "clean.db")
     load_folder(s_market, clean)
     expected = clean.counts()
@@ -108,6 +115,7 @@ def test_a_load_killed_part_way_leaves_nothing_and_reruns_clean(
     load_folder(s_market, store)
     assert store.counts() == expected
     store.close()
+    case.tried()
 
 
 class FlakyStore:
@@ -131,8 +139,9 @@ class FlakyStore:
 
 
 def test_a_failed_refresh_keeps_the_previous_snapshot_serving(
-    tiny_market: Path, tmp_path: Path
+    tiny_market: Path, tmp_path: Path, ledger: Any
 ) -> None:
+    case = ledger.case("Faults", "store failing under the API: refresh fails, writes refused")
     raw = SQLiteStore(tmp_path / "tiny.db")
     load_folder(tiny_market, raw)
     store = FlakyStore(raw)
@@ -166,6 +175,7 @@ def test_a_failed_refresh_keeps_the_previous_snapshot_serving(
             headers=auth,
         )
         assert r.status_code == 200 and r.json()["data"]["resolveViolation"]["version"] > 0
+        case.tried()
     finally:
         server.should_exit = True
         thread.join(timeout=10)
