@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SCALE ?= s
 
-.PHONY: install demo test lint bench neo4j-start neo4j-stop clean
+.PHONY: install demo test lint bench reliability-report neo4j-start neo4j-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: install
 	$(BIN)/ruff check kolmatch tests bench
 	$(BIN)/ruff format --check kolmatch tests bench
 	$(BIN)/mypy
+
+# docs/reliability.md's tables from the last test run's ledger (build/reliability.json)
+reliability-report: install
+	$(BIN)/python -m tests.reliability.report build/reliability.json docs/reliability.md
 
 bench: install
 	scripts/with-neo4j $(BIN)/python bench/run.py --scale $(SCALE)

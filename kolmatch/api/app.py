@@ -14,11 +14,13 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from typing import Any
 
 from graphql import (
     ExecutionResult,
     GraphQLError,
+    OperationDefinitionNode,
     execute,
     parse,
     specified_rules,
@@ -87,8 +89,12 @@ def create_app(
         rules.append(NoSchemaIntrospectionCustomRule)
     gql_schema = schema.graphql_schema
 
-    def run_one(op: Any, principal: Principal) -> tuple[dict[str, Any], bool]:
-        """Execute one operation; returns its JSON and whether the store was unavailable."""
+    def run_one(op: Any, principal: Principal, run: _Run) -> tuple[dict[str, Any], bool]:
+        """Execute one operation; returns its JSON and whether the store was unavailable.
+
+        Nothing starts executing once the request has timed out; what did start is
+        recorded in ``run`` for the timeout's message.
+        """
         if not isinstance(op, dict) or not isinstance(op.get("query"), str):
             return {
                 "errors": [
@@ -114,6 +120,11 @@ def create_app(
         errors = validate(gql_schema, doc, rules)
         if errors:
             return {"errors": [format_error(e) for e in errors[:20]]}, False
+        kinds = {
+            d.operation.value for d in doc.definitions if isinstance(d, OperationDefinitionNode)
+        }
+        if not run.start(kinds):
+            return {"errors": [{"message": "timed out", "extensions": {"code": "TIMEOUT"}}]}, False
         ctx = RequestContext(principal, service, service.snapshot, lim)
         result: ExecutionResult = execute(  # type: ignore[assignment]
             gql_schema,
@@ -163,10 +174,12 @@ def create_app(
         if not ops or len(ops) > lim.max_batch:
             return _error(400, "BAD_REQUEST", f"send 1 to {lim.max_batch} operations")
 
+        run = _Run()
+
         def run_all() -> tuple[list[dict[str, Any]], bool]:
             outs, down = [], False
             for op in ops:
-                o, d = run_one(op, principal)
+                o, d = run_one(op, principal, run)
                 outs.append(o)
                 down = down or d
             return outs, down
@@ -174,7 +187,12 @@ def create_app(
         try:
             outs, down = await asyncio.wait_for(run_in_threadpool(run_all), lim.timeout_s)
         except TimeoutError:
-            return _error(200, "TIMEOUT", f"the request took over {lim.timeout_s:g}s")
+            msg = f"the request took over {lim.timeout_s:g}s"
+            if "mutation" in run.stop():  # a started write is not cancelled: say so
+                msg += (
+                    "; its mutation was not cancelled and may still complete: check before retrying"
+                )
+            return _error(200, "TIMEOUT", msg)
         except Exception:  # a bug: logged, never a stack trace to the client
             log.exception("request failed")
             return _error(200, "INTERNAL", "internal error")
@@ -193,6 +211,29 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
+
+
+class _Run:
+    """One request's execution as seen by its timeout: once stopped, nothing more starts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._started: set[str] = set()
+
+    def start(self, kinds: set[str]) -> bool:
+        """Record operations about to execute; False if the request has already timed out."""
+        with self._lock:
+            if self._stopped:
+                return False
+            self._started |= kinds
+            return True
+
+    def stop(self) -> set[str]:
+        """Time the request out; the kinds of operation that had started."""
+        with self._lock:
+            self._stopped = True
+            return set(self._started)
 
 
 def app_from_env() -> Starlette:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,6 +12,10 @@ import pytest
 
 from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
+from kolmatch.api.limits import Limits
+from kolmatch.api.service import EngineService
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.loaders.load import load_folder
 from tests.api.conftest import Api, serve
 
 MATCHES = """query($m: ID!, $after: String) { merchant(id: $m) {
@@ -303,3 +309,52 @@ def test_production_turns_off_introspection_and_graphiql(api: Api) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class SlowWrites:
+    """The real store, with writes that take a second (a store under load)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if name != "write":
+            return attr
+
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(1.0)
+            return attr(*args, **kwargs)
+
+        return slow
+
+
+def test_a_timed_out_mutation_says_it_may_still_complete_and_does(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    raw = SQLiteStore(tmp_path / "tiny.db")
+    load_folder(tiny_market, raw)
+    service = EngineService(SlowWrites(raw), tmp_path / "cache")  # type: ignore[arg-type]
+    app = create_app(service, KeyRing({"k": Principal("internal")}), limits=Limits(timeout_s=0.3))
+    url, server, thread = serve(app)
+    h = {"Authorization": "Bearer k"}
+    vid = sorted(service.snapshot.violation_ids)[0]
+    version = raw.version()
+    try:
+        m = httpx.post(
+            f"{url}/graphql",
+            json={"query": f'mutation {{ resolveViolation(id: "{vid}") {{ version }} }}'},
+            headers=h,
+        ).json()
+        assert m["errors"][0]["extensions"]["code"] == "TIMEOUT"
+        assert "may still complete" in m["errors"][0]["message"]
+        deadline = time.monotonic() + 30
+        while raw.version() == version:  # it does complete: nothing is lost
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        q = httpx.post(f"{url}/graphql", json={"query": "{ me { kind } }"}, headers=h).json()
+        assert q == {"data": {"me": {"kind": "internal"}}}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        raw.close()

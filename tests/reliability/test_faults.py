@@ -124,6 +124,7 @@ class FlakyStore:
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
         self.down = False
+        self.unfinished_load = False  # as Neo4j reports a load killed part-way
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._store, name)
@@ -132,6 +133,8 @@ class FlakyStore:
             def call(*args: Any, **kwargs: Any) -> Any:
                 if self.down:
                     raise StoreUnavailable("the store is down (test)")
+                if self.unfinished_load and name == "version":
+                    raise IncompleteLoad(self._store.uri, ["/markets/s (0123abcd)"])
                 return attr(*args, **kwargs)
 
             return call
@@ -176,6 +179,25 @@ def test_a_failed_refresh_keeps_the_previous_snapshot_serving(
         )
         assert r.status_code == 200 and r.json()["data"]["resolveViolation"]["version"] > 0
         case.tried()
+
+        # an unfinished load: still healthy and serving the last snapshot; writes refused
+        before = httpx.post(f"{url}/graphql", json=query, headers=auth).json()
+        store.unfinished_load = True
+        served = service.snapshot
+        h = httpx.get(f"{url}/healthz")
+        assert h.status_code == 200 and "unfinished load" in h.json()["incomplete_load"]
+        r = httpx.post(
+            f"{url}/graphql",
+            json={"query": 'mutation { resolveViolation(id: "x0") { version } }'},
+            headers=auth,
+        )
+        assert r.status_code == 503
+        assert r.json()["errors"][0]["extensions"]["code"] == "INCOMPLETE_LOAD"
+        assert httpx.post(f"{url}/graphql", json=query, headers=auth).json() == before
+        assert service.snapshot is served and raw.version() == served.version  # nothing written
+        ledger.case(
+            "Faults", "a Neo4j load unfinished under the API: serving, writes refused"
+        ).tried()
     finally:
         server.should_exit = True
         thread.join(timeout=10)

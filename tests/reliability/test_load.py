@@ -27,6 +27,7 @@ import pytest
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
 
+pytestmark = pytest.mark.slow
 KOLMATCH = [sys.executable, "-m", "kolmatch.cli"]
 SOAK_SECONDS = float(os.environ.get("KOLMATCH_SOAK_SECONDS", "120"))
 SOAK_CLIENTS = 16

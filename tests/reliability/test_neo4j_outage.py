@@ -20,13 +20,14 @@ import pytest
 
 from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
+from kolmatch.api.limits import Limits
 from kolmatch.api.service import EngineService
 from kolmatch.cli import API_NEO4J_RETRY_SECONDS
 from kolmatch.graph.neo4j_store import Neo4jStore
 from kolmatch.loaders.load import load_folder
 from tests.api.conftest import serve
 
-pytestmark = pytest.mark.neo4j
+pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "neo4j"
 
 
@@ -85,7 +86,10 @@ def test_neo4j_stopped_under_the_api_then_back(
     )
     load_folder(tiny_market, store)
     service = EngineService(store, tmp_path / "cache")
-    url, uv, thread = serve(create_app(service, KeyRing({"k": Principal("internal")})))
+    # a write refreshes the snapshot: right after Neo4j restarts (cold plans and caches) that
+    # has taken over the default 10 s request budget, so this test allows a minute
+    app = create_app(service, KeyRing({"k": Principal("internal")}), limits=Limits(timeout_s=60))
+    url, uv, thread = serve(app)
     client = httpx.Client(timeout=60, headers={"Authorization": "Bearer k"})
     read = {"query": '{ merchant(id: "m1") { matches(first: 3) { edges { node { rank } } } } }'}
 
@@ -124,9 +128,14 @@ def test_neo4j_stopped_under_the_api_then_back(
         while client.get(f"{url}/healthz").status_code != 200:
             assert time.monotonic() < deadline, "the API did not see Neo4j come back"
             time.sleep(0.5)
+        t1 = time.monotonic()
         r = resolve(vid)
-        assert r.status_code == 200, r.text
-        assert r.json()["data"]["resolveViolation"]["version"] > service.snapshot.version - 1
+        assert r.status_code == 200 and "errors" not in r.json(), (time.monotonic() - t1, r.text)
+        assert r.json()["data"]["resolveViolation"]["version"] == service.snapshot.version
+        case.note(
+            "first write after the restart (with its snapshot rebuild): "
+            f"{time.monotonic() - t1:.1f} s"
+        )
         assert client.post(f"{url}/graphql", json=read).json()["data"] is not None
         case.tried()
     finally:
