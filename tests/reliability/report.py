@@ -34,7 +34,7 @@ def render(run: dict[str, Any]) -> str:
         f"{run['cores']} cores, Python {run['python']}).",
         "",
     ]
-    cases = run["cases"]
+    cases = _merged(run["cases"])
     names = SECTIONS + sorted({c["section"] for c in cases} - set(SECTIONS))
     for section in names:
         rows = [c for c in cases if c["section"] == section]
@@ -47,8 +47,7 @@ def render(run: dict[str, Any]) -> str:
             "|---|---:|---|---|---|",
         ]
         for c in rows:
-            test = c["test"].split("::")
-            where = f"`{test[0]}::{test[1].split('[')[0]}`" if len(test) > 1 else f"`{c['test']}`"
+            where = f"`{c['test']}`"
             tried = f"{c['count']:,}" if c["count"] else "—"
             details = "; ".join(c["details"]).replace("|", "/") or ""
             what = c["what"].replace("|", "/")
@@ -57,6 +56,20 @@ def render(run: dict[str, Any]) -> str:
         failed = [c for c in rows if c["outcome"] not in ("passed",)]
         out += ["", f"{total:,} cases tried; {len(failed)} not passed.", ""]
     return "\n".join(out)
+
+
+def _merged(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per case and test function: a parametrized test's cases are summed."""
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for c in cases:
+        test = c["test"].split("[")[0]
+        key = (c["section"], c["what"], test)
+        row = out.setdefault(key, {**c, "test": test, "count": 0, "details": []})
+        row["count"] += c["count"]
+        if row["outcome"] == "passed" and c["outcome"] != "passed":
+            row["outcome"] = c["outcome"]
+        row["details"] += [d for d in c["details"] if d not in row["details"]]
+    return list(out.values())
 
 
 def main(argv: list[str]) -> int:

@@ -22,6 +22,14 @@ RUN = {
             "details": ["took 1 s"],
         },
         {
+            "section": "Faults",
+            "what": "a | kill",
+            "test": "tests/x.py::test_a[q]",
+            "count": 2,
+            "outcome": "passed",
+            "details": ["took 1 s", "again"],
+        },
+        {
             "section": "Load",
             "what": "soak",
             "test": "tests/y.py::test_b",
@@ -40,7 +48,7 @@ def test_the_report_keeps_the_prose_and_regenerates_the_tables(tmp_path: Path) -
     assert main([str(src), str(doc)]) == 0
     text = doc.read_text()
     assert text.startswith("# Reliability\n\nProse.\n\n" + MARKER) and "old tables" not in text
-    assert "| a / kill | 3 | passed | took 1 s | `tests/x.py::test_a` |" in text
+    assert "| a / kill | 5 | passed | took 1 s; again | `tests/x.py::test_a` |" in text
     assert "| soak | 1,200 | failed |  | `tests/y.py::test_b` |" in text
     assert "1,200 cases tried; 1 not passed." in text
     assert "CI; 2 cores" in text
