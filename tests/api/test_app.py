@@ -358,3 +358,29 @@ def test_a_timed_out_mutation_says_it_may_still_complete_and_does(
         server.should_exit = True
         thread.join(timeout=10)
         raw.close()
+
+
+def test_a_query_text_is_parsed_and_validated_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kolmatch.api.app as app_module
+
+    calls: list[str] = []
+    real = app_module.validate
+
+    def counting(schema: Any, doc: Any, rules: Any) -> Any:
+        calls.append("validate")
+        return real(schema, doc, rules)
+
+    monkeypatch.setattr(app_module, "validate", counting)
+    q = "query($m: ID!) { merchant(id: $m) { name matches(first: 2) { totalCount } } }"
+    for m in ("m0", "m0", "m0"):
+        assert api.data(q, "m0", variables={"m": m})["merchant"]["name"]
+    assert len(calls) == 1
+    timing = api.post(q, "m0", variables={"m": "m0"}).headers["server-timing"]
+    assert timing.startswith("app;dur=") and float(timing.split("dur=")[1]) > 0
+    # the cached document is still checked against each principal and each variable
+    errs = api.errors(q, "m0", variables={"m": "m1"})
+    assert errs[0]["extensions"]["code"] == "FORBIDDEN" and len(calls) == 1
+    for _ in range(2):  # invalid documents are not kept: refused every time
+        assert api.errors("{ nothing }")[0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
