@@ -337,6 +337,8 @@ def bench_api(db: Path, cache: Path, clients: int, seconds: float, workers: int)
             "serve",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
             "--store",
             f"sqlite:///{db}",
         ],
@@ -570,6 +572,13 @@ def main() -> None:
     p.add_argument("--api-seconds", type=float, default=20.0, help="seconds per API load run")
     p.add_argument("--api-workers", type=int, default=os.cpu_count() or 1, help="server processes")
     p.add_argument(
+        "--only",
+        choices=["match", "centrality", "plan", "assign", "api"],
+        action="append",
+        help="measure only this step (repeatable) and update today's report of this scale "
+        "in place (implies --reuse)",
+    )
+    p.add_argument(
         "--reuse",
         action="store_true",
         help="skip generate and load: WORK/market-SCALE and WORK/SCALE.db exist from a run",
@@ -578,31 +587,52 @@ def main() -> None:
     market = a.work / f"market-{a.scale}"
     a.work.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {"scale": a.scale, "date": date.today().isoformat(), "machine": machine()}
+    stem = a.results / f"{res['date']}-{a.scale}"
+    if a.only:
+        if stem.with_suffix(".json").exists():
+            res = {**json.loads(stem.with_suffix(".json").read_text()), "machine": machine()}
+        _run_steps(a, res, set(a.only))
+        _write(res, stem)
+        return
     if not a.reuse:
         print(f"generate {a.scale} ...", flush=True)
         res["generate"] = bench_generate(a.scale, market)
         print("load SQLite ...", flush=True)
         res["sqlite"] = bench_sqlite(market, a.work / f"{a.scale}.db")
-    print("features and match latency ...", flush=True)
-    cache = a.work / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    res["match"] = bench_match(a.work / f"{a.scale}.db", a.queries, cache)
-    print("centrality ...", flush=True)
-    res["centrality"] = bench_centrality(a.work / f"{a.scale}.db")
-    print("talent matrix plans ...", flush=True)
-    res["plan"] = bench_plan(a.work / f"{a.scale}.db", cache, a.plans, a.full_limit)
-    print("market assignment ...", flush=True)
-    res["assign"] = bench_assign(a.work / f"{a.scale}.db", cache)
-    print("API under concurrent clients ...", flush=True)
-    res["api"] = bench_api(a.work / f"{a.scale}.db", cache, a.clients, a.api_seconds, a.api_workers)
+    _run_steps(a, res, {"match", "centrality", "plan", "assign", "api"})
     use_neo4j = not a.no_neo4j and "KOLMATCH_NEO4J_URI" in os.environ
     if use_neo4j:
         print("load Neo4j ...", flush=True)
         res["neo4j"] = bench_neo4j(market)
         print("naive vs batched ...", flush=True)
         res["naive"] = bench_naive(market, a.naive_rows)
-    a.results.mkdir(parents=True, exist_ok=True)
-    stem = a.results / f"{res['date']}-{a.scale}"
+    _write(res, stem)
+
+
+def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> None:
+    """The steps that read a loaded store, in order; each result goes into ``res``."""
+    db = a.work / f"{a.scale}.db"
+    cache = a.work / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    if "match" in steps:
+        print("features and match latency ...", flush=True)
+        res["match"] = bench_match(db, a.queries, cache)
+    if "centrality" in steps:
+        print("centrality ...", flush=True)
+        res["centrality"] = bench_centrality(db)
+    if "plan" in steps:
+        print("talent matrix plans ...", flush=True)
+        res["plan"] = bench_plan(db, cache, a.plans, a.full_limit)
+    if "assign" in steps:
+        print("market assignment ...", flush=True)
+        res["assign"] = bench_assign(db, cache)
+    if "api" in steps:
+        print("API under concurrent clients ...", flush=True)
+        res["api"] = bench_api(db, cache, a.clients, a.api_seconds, a.api_workers)
+
+
+def _write(res: dict[str, Any], stem: Path) -> None:
+    stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     stem.with_suffix(".md").write_text(_md(res))
     print(_md(res))
