@@ -152,6 +152,11 @@ def test_a_failed_refresh_keeps_the_previous_snapshot_serving(
     url, server, thread = serve(create_app(service, KeyRing({"k": Principal("internal")})))
     auth = {"Authorization": "Bearer k"}
     query = {"query": '{ merchant(id: "m1") { matches(first: 3) { totalCount } } }'}
+
+    def resolve() -> httpx.Response:  # a write: needs the store
+        mutation = 'mutation { resolveViolation(id: "x0") { version } }'
+        return httpx.post(f"{url}/graphql", json={"query": mutation}, headers=auth)
+
     try:
         first = httpx.post(f"{url}/graphql", json=query, headers=auth).json()
         snap = service.snapshot
@@ -163,20 +168,12 @@ def test_a_failed_refresh_keeps_the_previous_snapshot_serving(
         assert httpx.get(f"{url}/healthz").status_code == 503
         assert httpx.post(f"{url}/graphql", json=query, headers=auth).json() == first
         # a write needs the store: a typed error and HTTP 503, the server stays up
-        r = httpx.post(
-            f"{url}/graphql",
-            json={"query": 'mutation { resolveViolation(id: "x0") { version } }'},
-            headers=auth,
-        )
+        r = resolve()
         assert r.status_code == 503
         assert r.json()["errors"][0]["extensions"]["code"] == "STORE_UNAVAILABLE"
         store.down = False  # back: no restart needed
         assert httpx.get(f"{url}/healthz").status_code == 200
-        r = httpx.post(
-            f"{url}/graphql",
-            json={"query": 'mutation { resolveViolation(id: "x0") { version } }'},
-            headers=auth,
-        )
+        r = resolve()
         assert r.status_code == 200 and r.json()["data"]["resolveViolation"]["version"] > 0
         case.tried()
 
@@ -186,11 +183,7 @@ def test_a_failed_refresh_keeps_the_previous_snapshot_serving(
         served = service.snapshot
         h = httpx.get(f"{url}/healthz")
         assert h.status_code == 200 and "unfinished load" in h.json()["incomplete_load"]
-        r = httpx.post(
-            f"{url}/graphql",
-            json={"query": 'mutation { resolveViolation(id: "x0") { version } }'},
-            headers=auth,
-        )
+        r = resolve()
         assert r.status_code == 503
         assert r.json()["errors"][0]["extensions"]["code"] == "INCOMPLETE_LOAD"
         assert httpx.post(f"{url}/graphql", json=query, headers=auth).json() == before

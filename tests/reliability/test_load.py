@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ import pytest
 
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
+from tests.api.conftest import free_port
 
 pytestmark = pytest.mark.slow
 KOLMATCH = [sys.executable, "-m", "kolmatch.cli"]
@@ -65,9 +65,7 @@ def served(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     keys.update({m: f"soak-{m}-9e8d7c" for m in merchants})
     principals = {"internal": "internal", "agency": f"agency:{agency}"}
     principals.update({m: f"merchant:{m}" for m in merchants})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "KOLMATCH_API_KEYS": ",".join(f"{keys[n]}={principals[n]}" for n in keys),

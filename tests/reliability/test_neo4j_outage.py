@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from kolmatch.api.service import EngineService
 from kolmatch.cli import API_NEO4J_RETRY_SECONDS
 from kolmatch.graph.neo4j_store import Neo4jStore
 from kolmatch.loaders.load import load_folder
-from tests.api.conftest import serve
+from tests.api.conftest import free_port, serve
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "neo4j"
@@ -35,9 +34,7 @@ class Server:
     """A Neo4j server under a folder of its own, started and stopped by scripts/neo4j."""
 
     def __init__(self, run_dir: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.env = {
             **os.environ,
             "NEO4J_RUN_DIR": str(run_dir),
