@@ -416,11 +416,9 @@ def bench_naive(folder: Path, n: int) -> dict[str, Any]:
     Path("/tmp/kolmatch-naive.json").write_text(json.dumps(rows))
     code = (
         NEO4J_OPEN + "import json, time\n"
-        "from kolmatch.graph import cypher\n"
         "rows = json.load(open('/tmp/kolmatch-naive.json'))\n"
         "drop = 'UNWIND $rows AS row MATCH (:User {id: row.src})-[r:FOLLOWS]->"
         "(:Talent {id: row.dst}) DELETE r'\n"
-        "q = cypher.upsert_rels('FOLLOWS', 'User')\n"
         "single = ('MATCH (s:User {id: $src}) MATCH (d:Talent {id: $dst}) '\n"
         "          'MERGE (s)-[r:FOLLOWS]->(d) SET r.since = coalesce($since, r.since)')\n"
         "d = s._driver\n"

@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
 
     ld = sub.add_parser("load", help="validate a folder of import files and load it")
     ld.add_argument("folder", type=Path)
+    ld.add_argument(
+        "--replace-unfinished",
+        action="store_true",
+        help="Neo4j: start although another load is unfinished, forgetting it (it is dead and "
+        "will not be run again; what it wrote stays and this load merges over it)",
+    )
     _store_arg(ld)
 
     st = sub.add_parser("stats", help="nodes per label and relationships per type")
@@ -179,7 +185,9 @@ def _cmd_load(a: argparse.Namespace) -> int:
     store = open_store(store_uri(a.store))
     try:
         t0 = time.perf_counter()
-        report = load_folder(a.folder, store, progress=True)
+        report = load_folder(
+            a.folder, store, progress=True, replace_unfinished=a.replace_unfinished
+        )
         dt = time.perf_counter() - t0
         print(
             f"loaded {report.total:,} rows from {len(report.rows)} files into {store.uri} "

@@ -7,7 +7,10 @@ import itertools
 import os
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from queue import Empty, Queue
 from typing import Any, TypeVar
 
@@ -19,11 +22,20 @@ from kolmatch.graph import cypher
 from kolmatch.graph.model import NODES, RELATIONSHIPS, FieldType, node_spec, rel_spec
 from kolmatch.graph.store import EdgeRows, NodeBatch, NodeRows, WriteBatch
 
-__all__ = ["ATOMIC_MAX_BATCHES", "ATOMIC_MAX_ROWS", "DEFAULT_RETRY_SECONDS", "Neo4jStore"]
+__all__ = [
+    "ATOMIC_MAX_BATCHES",
+    "ATOMIC_MAX_ROWS",
+    "DEFAULT_RETRY_SECONDS",
+    "DEFAULT_WRITERS",
+    "Neo4jStore",
+    "rel_params",
+]
 
 _READ_CHUNK = 200_000
 #: Default time the driver keeps retrying a transiently failed transaction.
 DEFAULT_RETRY_SECONDS = 15.0
+#: Sessions writing a load's CREATE batches at once.
+DEFAULT_WRITERS = 2
 #: Writes up to this size run as one transaction (the API's mutations are a few rows).
 ATOMIC_MAX_BATCHES = 8
 ATOMIC_MAX_ROWS = 10_000
@@ -33,11 +45,12 @@ T = TypeVar("T")
 class Neo4jStore:
     """A graph in Neo4j, reached through one driver for the process.
 
-    Writes are batched ``UNWIND ... MERGE`` statements in managed transactions
-    (retried by the driver on transient errors, so each is idempotent); nodes
-    go before relationships and relationship batches run one after another to
-    avoid lock contention. A write that fails part-way leaves complete batches
-    behind and can be run again to completion with no duplicates.
+    Writes are batched ``UNWIND`` statements in managed transactions (retried
+    by the driver on transient errors); nodes go before relationships. A load
+    CREATEs what the graph did not hold yet, on several sessions at once, and
+    MERGEs the rest one batch at a time; each batch commits with a record of
+    itself, so a load that fails part-way can be run again to completion with
+    no duplicates (see :meth:`write`).
 
     Parameters
     ----------
@@ -53,6 +66,10 @@ class Neo4jStore:
         caller as :class:`~kolmatch.errors.StoreUnavailable`; also bounds the
         connection timeout. Loads want patience; an API answering within its
         request budget wants a short one (``kolmatch serve`` uses 3 s).
+    writers
+        Sessions that write a load's CREATE batches side by side (MERGE
+        batches always go one at a time). Two measured best on a 2-core machine
+        running both kolmatch and the server.
     """
 
     #: Loads are batched transactions, not one: the loader validates first.
@@ -65,9 +82,13 @@ class Neo4jStore:
         database: str = "neo4j",
         *,
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
+        writers: int = DEFAULT_WRITERS,
     ) -> None:
+        if writers < 1:
+            raise StoreError(f"writers: expected at least 1, got {writers}")
         self.uri = uri
         self.database = database
+        self.writers = writers
         try:
             self._driver = neo4j.GraphDatabase.driver(
                 uri,
@@ -136,29 +157,52 @@ class Neo4jStore:
             out.update(r["id"] for r in self._query(q, ids=list(ids[i : i + 10_000])))
         return out
 
-    def write(self, batches: Iterable[WriteBatch], *, key: str = "") -> None:
-        """Send the batches, one transaction each, in order; small writes in one transaction.
+    def write(
+        self,
+        batches: Iterable[WriteBatch],
+        *,
+        key: str = "",
+        replace_unfinished: bool = False,
+    ) -> None:
+        """Send the batches in order; small writes in one transaction, loads in many.
 
         A write of at most :data:`ATOMIC_MAX_BATCHES` batches and
         :data:`ATOMIC_MAX_ROWS` rows (the API's mutations) runs as a single
-        transaction with the version bump: all of it or nothing. A larger one (a
-        load) first records ``key`` among the graph's unfinished loads; its last
-        transaction raises the version and removes the key. Until then
-        :meth:`version` raises :class:`~kolmatch.errors.IncompleteLoad`, so a
-        load killed part-way is never read; running it again with the same key
-        completes it (the batches are idempotent MERGEs).
+        transaction with the version bump: all of it or nothing.
 
-        While the batches run, a producer thread reads and shapes the next ones
-        (bounded queue of two): the client's parsing overlaps the server's work,
-        and transactions still run one at a time.
+        A larger one (a load) first records ``key`` among the graph's unfinished
+        loads, with a plan: the labels and relationship types that hold nothing
+        yet are written with CREATE, the others with MERGE. Each batch commits
+        with a record of its index, so running the same load again skips what
+        committed and completes the rest with no duplicates, CREATE or not. The
+        last transaction raises the version and removes the key; until then
+        :meth:`version` raises :class:`~kolmatch.errors.IncompleteLoad`.
+
+        CREATE batches run on ``writers`` sessions side by side (all node
+        batches commit before the first relationship batch starts); MERGE
+        batches run one at a time, since concurrent MERGEs deadlock on shared
+        nodes. A producer thread reads and shapes the next batches meanwhile.
 
         Parameters
         ----------
         batches
-            Node batches before relationship batches.
+            Node batches before relationship batches; the same load must yield
+            the same batches in the same order (``load_folder`` does).
         key
             Names the load among unfinished ones (``load_folder`` passes the
             folder and a digest of its files); a random one if empty.
+        replace_unfinished
+            Start even though another load is unfinished, forgetting it (what
+            it committed stays; this load merges over it). Without it such a
+            write is refused: two loads at once could double what both CREATE.
+
+        Raises
+        ------
+        StoreError
+            If another load is unfinished (and ``replace_unfinished`` is off),
+            or the server rejects a batch.
+        StoreUnavailable
+            If the server cannot be reached.
         """
         it = iter(batches)
         head: list[WriteBatch] = []
@@ -171,42 +215,128 @@ class Neo4jStore:
                 small = False
                 break
         if small:
-            self._guard(lambda: self._session_write(_all_in_one([_shape(b) for b in head])))
+            self._guard(
+                lambda: self._session_write(_all_in_one([_shape(b, create=False) for b in head]))
+            )
             return
         key = key or f"write {uuid.uuid4().hex[:12]}"
-        self._guard(
-            lambda: self._session_write(lambda tx: tx.run(cypher.MARK_PENDING, key=key).consume())
-        )
-        self._write_batches(itertools.chain(head, it), key)
+        plan = self._guard(lambda: self._begin_load(key, replace_unfinished))
+        self._write_batches(itertools.chain(head, it), key, plan)
 
-    def _session_write(self, fn: Callable[[neo4j.ManagedTransaction], object]) -> None:
+    def _session_write(self, fn: Callable[[neo4j.ManagedTransaction], T]) -> T:
         with self._driver.session(database=self.database) as session:
-            session.execute_write(fn)
+            return session.execute_write(fn)
 
-    def _write_batches(self, batches: Iterable[WriteBatch], key: str) -> None:
-        queue: Queue[tuple[str, list[dict[str, Any]]] | BaseException | None] = Queue(maxsize=2)
+    def _begin_load(self, key: str, replace_unfinished: bool) -> _Plan:
+        """Record the load as unfinished, or read back its plan and progress if it is."""
+
+        def begin(tx: neo4j.ManagedTransaction) -> _Plan:
+            # LOCK_META write-locks the metadata node first: loads begin one at a time
+            pending = list(tx.run(cypher.LOCK_META).single(strict=True)["pending"])
+            others = [k for k in pending if k != key]
+            if others and not replace_unfinished:
+                raise _Refused(others)
+            if key in pending:
+                create: set[str] = set()
+                done: set[int] = set()
+                for rec in tx.run(cypher.LOAD_PROGRESS, key=key):
+                    create.update(rec["create"] or ())
+                    done.update(rec["done"] or ())
+                tx.run(cypher.MARK_PENDING, key=key, drop=others).consume()
+                tx.run(cypher.DROP_LOADS, keys=others).consume()
+                return _Plan(frozenset(create), frozenset(done))
+            empty = [
+                n.label
+                for n in NODES
+                if tx.run(cypher.count_nodes(n.label)).single(strict=True)["n"] == 0
+            ] + [
+                r.type
+                for r in RELATIONSHIPS
+                if tx.run(cypher.count_rels(r.type)).single(strict=True)["n"] == 0
+            ]
+            tx.run(cypher.DROP_LOADS, keys=[*others, key]).consume()
+            tx.run(cypher.SAVE_PLAN, key=key, create=empty).consume()
+            tx.run(cypher.MARK_PENDING, key=key, drop=others).consume()
+            return _Plan(frozenset(empty), frozenset())
+
+        try:
+            return self._session_write(begin)
+        except _Refused as exc:
+            listed = "; ".join(exc.loads)
+            raise StoreError(
+                f"Neo4j at {self.uri} holds another unfinished load ({listed}): run that load "
+                "again to complete it, or start this one with --replace-unfinished "
+                "(replace_unfinished=True) if it is dead and will not be run again"
+            ) from None
+
+    def _write_batches(self, batches: Iterable[WriteBatch], key: str, plan: _Plan) -> None:
+        queue: Queue[_Shaped | BaseException | None] = Queue(maxsize=2 * self.writers)
         stop = threading.Event()
 
         def produce() -> None:
             try:
-                for b in batches:
+                for i, b in enumerate(batches):
                     if stop.is_set():
                         return
-                    queue.put(_shape(b))
+                    if i in plan.done:  # committed by an earlier run of this load
+                        continue
+                    create = (b.label if isinstance(b, NodeBatch) else b.rel_type) in plan.create
+                    query, params = _shape(b, create=create)
+                    phase = ("node" if isinstance(b, NodeBatch) else "rel", create)
+                    queue.put(_Shaped(i, phase, query, params))
                 queue.put(None)
             except BaseException as exc:  # handed to the sending thread to raise
                 queue.put(exc)
 
-        def run(tx: neo4j.ManagedTransaction, query: str, rows: list[dict[str, Any]]) -> None:
-            tx.run(query, rows=rows).consume()
+        local = threading.local()
+        sessions: list[neo4j.Session] = []
+        lanes = itertools.count()
+        lock = threading.Lock()
+
+        def send(item: _Shaped) -> None:
+            if not hasattr(local, "session"):
+                with lock:
+                    local.session = self._driver.session(database=self.database)
+                    local.lane = next(lanes)
+                    sessions.append(local.session)
+
+            def run(tx: neo4j.ManagedTransaction) -> None:
+                tx.run(item.query, item.params).consume()
+                tx.run(cypher.BATCH_DONE, key=key, lane=local.lane, batch=item.index).consume()
+
+            local.session.execute_write(run)
 
         def go() -> None:
-            with self._driver.session(database=self.database) as session:
-                while (item := queue.get()) is not None:
-                    if isinstance(item, BaseException):
-                        raise item
-                    session.execute_write(run, *item)
-                session.execute_write(lambda tx: tx.run(cypher.BUMP_VERSION, key=key).consume())
+            inflight: deque[Future[None]] = deque()
+            last: tuple[str, bool] | None = None
+            with ThreadPoolExecutor(self.writers, thread_name_prefix="kolmatch-neo4j") as pool:
+                try:
+                    while (item := queue.get()) is not None:
+                        if isinstance(item, BaseException):
+                            raise item
+                        # CREATE batches of one phase overlap; a MERGE batch, and the first
+                        # batch of a new phase, wait for everything before them to commit
+                        parallel = item.phase[1]
+                        while inflight and (
+                            not parallel or item.phase != last or len(inflight) >= self.writers
+                        ):
+                            inflight.popleft().result()
+                        inflight.append(pool.submit(send, item))
+                        last = item.phase
+                    while inflight:
+                        inflight.popleft().result()
+                finally:
+                    for f in inflight:
+                        f.cancel()
+                    wait(inflight)
+                    for s in sessions:
+                        s.close()
+
+            def finish(tx: neo4j.ManagedTransaction) -> None:
+                tx.run(cypher.BUMP_VERSION, key=key).consume()
+                tx.run(cypher.DROP_LOADS, keys=[key]).consume()
+
+            self._session_write(finish)
 
         producer = threading.Thread(target=produce, name="kolmatch-neo4j-batches", daemon=True)
         producer.start()
@@ -292,28 +422,69 @@ class Neo4jStore:
         self._driver.close()
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """An unfinished load's plan: what it CREATEs, and the batches that committed."""
+
+    create: frozenset[str]
+    done: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _Shaped:
+    index: int
+    phase: tuple[str, bool]  # (node or rel, CREATE)
+    query: str
+    params: dict[str, Any]
+
+
+class _Refused(Exception):
+    def __init__(self, loads: list[str]) -> None:
+        self.loads = loads
+
+
 def _all_in_one(
-    shaped: list[tuple[str, list[dict[str, Any]]]],
+    shaped: list[tuple[str, dict[str, Any]]],
 ) -> Callable[[neo4j.ManagedTransaction], None]:
     """A transaction function running every batch and the version bump: one commit."""
 
     def run(tx: neo4j.ManagedTransaction) -> None:
-        for query, rows in shaped:
-            tx.run(query, rows=rows).consume()
+        for query, params in shaped:
+            tx.run(query, params).consume()
         tx.run(cypher.BUMP_VERSION, key="").consume()
 
     return run
 
 
-def _shape(b: WriteBatch) -> tuple[str, list[dict[str, Any]]]:
-    """The query and parameter rows of one batch (every property present, None where empty)."""
+def _shape(b: WriteBatch, *, create: bool) -> tuple[str, dict[str, Any]]:
+    """The query and parameters of one batch (every property present, None where empty)."""
     if isinstance(b, NodeBatch):
         cols = ("id", *node_spec(b.label).field_names)
-        query = cypher.upsert_nodes(b.label)
-    else:
-        cols = ("src", "dst", *rel_spec(b.rel_type).field_names)
-        query = cypher.upsert_rels(b.rel_type, b.src_label)
-    return query, [{c: r.get(c) for c in cols} for r in b.rows]
+        query = (cypher.create_nodes if create else cypher.upsert_nodes)(b.label)
+        return query, {"rows": [{c: r.get(c) for c in cols} for r in b.rows]}
+    query = (cypher.create_rels if create else cypher.upsert_rels)(b.rel_type, b.src_label)
+    return query, rel_params(b.rows, rel_spec(b.rel_type).field_names)
+
+
+def rel_params(rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> dict[str, Any]:
+    """Relationship rows as the parameters of :func:`cypher.upsert_rels` / ``create_rels``.
+
+    ``dst`` lists the distinct target ids; ``groups`` holds one
+    ``[source id, [[target index, *fields], ...]]`` per run of consecutive rows
+    with the same source (import files list a user's rows together, so a
+    source is looked up once per run rather than once per row).
+    """
+    index: dict[str, int] = {}
+    groups: list[list[Any]] = []
+    src: object = None
+    run: list[list[Any]] = []
+    for r in rows:
+        if r["src"] != src or not groups:
+            src = r["src"]
+            run = []
+            groups.append([src, run])
+        run.append([index.setdefault(r["dst"], len(index)), *(r.get(f) for f in fields)])
+    return {"dst": list(index), "groups": groups}
 
 
 def _plain(v: Any, as_int_bool: bool) -> Any:

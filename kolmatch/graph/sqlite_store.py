@@ -123,8 +123,11 @@ class SQLiteStore:
             missing.update(x for x in chunk if x not in found)
         return missing
 
-    def write(self, batches: Iterable[WriteBatch], *, key: str = "") -> None:
-        """Upsert the batches in one transaction (``key`` is not needed: nothing is partial).
+    def write(
+        self, batches: Iterable[WriteBatch], *, key: str = "", replace_unfinished: bool = False
+    ) -> None:
+        """Upsert the batches in one transaction (``key`` and ``replace_unfinished`` are not
+        needed: nothing is ever partial).
 
         A relationship type that gets more than one batch has its target index
         dropped and rebuilt (by one sort) before COMMIT, inside the transaction:

@@ -62,7 +62,9 @@ class GraphStore(Protocol):
     def missing_ids(self, label: str, ids: Sequence[str]) -> set[str]:
         """Return those of ``ids`` that no node of ``label`` has."""
 
-    def write(self, batches: Iterable[WriteBatch], *, key: str = "") -> None:
+    def write(
+        self, batches: Iterable[WriteBatch], *, key: str = "", replace_unfinished: bool = False
+    ) -> None:
         """Upsert the batches: nodes by id, relationships by (source, target, key).
 
         The caller sends node batches before relationship batches. The write is
@@ -70,7 +72,8 @@ class GraphStore(Protocol):
         idempotent everywhere, so a failed write can be run again to completion.
         Where it is not atomic (a Neo4j load), ``key`` names the write among the
         unfinished ones, and :meth:`version` raises ``IncompleteLoad`` until a
-        write with the same key completes.
+        write with the same key completes; a different load is refused while
+        one is unfinished unless ``replace_unfinished`` says to forget it.
         """
 
     def version(self) -> int:

@@ -264,7 +264,13 @@ def _progress(desc: str) -> Callable[[int], None]:
     return lambda n: bar.update(n)
 
 
-def load_folder(folder: str | Path, store: GraphStore, *, progress: bool = False) -> LoadReport:
+def load_folder(
+    folder: str | Path,
+    store: GraphStore,
+    *,
+    progress: bool = False,
+    replace_unfinished: bool = False,
+) -> LoadReport:
     """Validate ``folder`` completely and upsert it into ``store``: all of it or nothing.
 
     On a transactional store (SQLite) validation and writing are one pass in one
@@ -281,6 +287,9 @@ def load_folder(folder: str | Path, store: GraphStore, *, progress: bool = False
         Where to write.
     progress
         Show a progress bar on a terminal.
+    replace_unfinished
+        Neo4j: start even though another load is unfinished, forgetting it (see
+        :meth:`kolmatch.graph.neo4j_store.Neo4jStore.write`).
 
     Returns
     -------
@@ -306,7 +315,11 @@ def load_folder(folder: str | Path, store: GraphStore, *, progress: bool = False
         return v.report
     report = validate_folder(folder, store)
     v = _Validation(folder, store)
-    store.write(v.batches(step), key=load_key(folder, [f.path for f in v.files]))
+    store.write(
+        v.batches(step),
+        key=load_key(folder, [f.path for f in v.files]),
+        replace_unfinished=replace_unfinished,
+    )
     return report
 
 

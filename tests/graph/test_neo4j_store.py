@@ -14,11 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kolmatch.errors import IncompleteLoad
+from kolmatch.errors import IncompleteLoad, StoreError
 from kolmatch.graph.model import NODES, RELATIONSHIPS
+from kolmatch.graph.neo4j_store import rel_params
 from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.sqlite_store import SQLiteStore
-from kolmatch.graph.store import GraphStore, NodeBatch
+from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
+from kolmatch.loaders import load as loaders_load
 from kolmatch.loaders.load import (
     _Validation,  # the write path's batches, to cut a load short
     load_folder,
@@ -67,6 +69,73 @@ def test_failed_then_resumed_load_has_no_duplicates(
     load_folder(tiny_market, sqlite_store)
     assert neo4j_store.counts() == sqlite_store.counts()
     assert neo4j_store.version() >= 1
+
+
+def test_a_load_killed_mid_create_resumes_without_doubling(
+    tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore, monkeypatch: Any
+) -> None:
+    """Into an empty graph a load CREATEs on two sessions at once; killed after some of its
+    relationship batches, run again it skips what committed and doubles nothing."""
+    monkeypatch.setattr(loaders_load, "BATCH_ROWS", 40)  # many batches even at tiny
+    v = _Validation(tiny_market, neo4j_store)
+    batches = list(v.batches())
+    first_rel = next(i for i, b in enumerate(batches) if isinstance(b, RelBatch))
+    cut = first_rel + (len(batches) - first_rel) // 2
+    key = load_key(tiny_market, [f.path for f in v.files])
+    assert neo4j_store.writers == 2
+    with pytest.raises(RuntimeError):
+        neo4j_store.write(itertools.chain(batches[:cut], _boom()), key=key)
+    plan = neo4j_store._query("MATCH (p:KolmatchLoad {lane: -1}) RETURN p.create AS c")
+    assert {n.label for n in NODES} | {r.type for r in RELATIONSHIPS} == set(plan[0]["c"])
+    done = {
+        i for r in neo4j_store._query("MATCH (p:KolmatchLoad) RETURN p.done AS d") for i in r["d"]
+    }
+    # what committed is recorded (a batch still queued when the load died may not have run)
+    assert set(range(cut - 2 * neo4j_store.writers)) <= done <= set(range(cut))
+    partial = neo4j_store.counts()
+    assert sum(v for k, v in partial.items() if k.isupper()) > 0
+
+    load_folder(tiny_market, neo4j_store)  # the same load: CREATEs only what is left
+    load_folder(tiny_market, sqlite_store)
+    assert neo4j_store.counts() == sqlite_store.counts()
+    _assert_same_projections(sqlite_store, neo4j_store)
+    assert neo4j_store._query("MATCH (p:KolmatchLoad) RETURN count(p) AS n")[0]["n"] == 0
+
+
+def test_another_load_waits_for_an_unfinished_one(
+    tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(loaders_load, "BATCH_ROWS", 40)
+    v = _Validation(tiny_market, neo4j_store)
+    with pytest.raises(RuntimeError):
+        neo4j_store.write(itertools.chain(itertools.islice(v.batches(), 30), _boom()), key="dead")
+    before = neo4j_store.counts()
+    with pytest.raises(StoreError, match=r"another unfinished load \(dead\).*replace-unfinished"):
+        load_folder(tiny_market, neo4j_store)
+    assert neo4j_store.counts() == before  # refused before writing anything
+
+    load_folder(tiny_market, neo4j_store, replace_unfinished=True)  # merges over what 'dead' left
+    load_folder(tiny_market, sqlite_store)
+    assert neo4j_store.counts() == sqlite_store.counts()
+    assert neo4j_store.version() >= 1  # 'dead' is forgotten: the graph reads again
+    _assert_same_projections(sqlite_store, neo4j_store)
+
+
+def test_rel_params_look_each_endpoint_up_once() -> None:
+    rows = [
+        {"src": "u1", "dst": "t1", "since": "2026-01-01"},
+        {"src": "u1", "dst": "t2", "since": None},
+        {"src": "u2", "dst": "t1", "since": "2026-02-01"},
+        {"src": "u1", "dst": "t3", "since": None},  # a source seen again later: a new run
+    ]
+    assert rel_params(rows, ("since",)) == {
+        "dst": ["t1", "t2", "t3"],
+        "groups": [
+            ["u1", [[0, "2026-01-01"], [1, None]]],
+            ["u2", [[0, "2026-02-01"]]],
+            ["u1", [[2, None]]],
+        ],
+    }
 
 
 def test_a_small_write_is_one_transaction(tiny_market: Path, neo4j_store: Any) -> None:
