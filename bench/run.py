@@ -5,7 +5,8 @@ Each heavy step runs in its own process so its wall time and peak memory
 ``bench/results/<date>-<scale>.md`` and ``.json`` with the machine's facts.
 Benchmarks report; they never fail on a number.
 
-Usage: ``make bench SCALE=s`` (starts Neo4j), or ``python bench/run.py --scale tiny --no-neo4j``.
+Usage: ``make bench SCALE=s`` (every step, then Neo4j started for its own step), or
+``python bench/run.py --scale tiny --no-neo4j``.
 """
 
 from __future__ import annotations
@@ -390,21 +391,49 @@ NEO4J_OPEN = (
 )
 
 
-def bench_neo4j(folder: Path) -> dict[str, Any]:
+def bench_neo4j(folder: Path, reload: bool) -> dict[str, Any]:
+    """Load the market into an emptied Neo4j, timing its phases; optionally load it again.
+
+    Phases: validation (the whole folder, before anything is written), node
+    batches, relationship batches. The relationship phase starts when the
+    writer takes the first relationship batch (its producer reads a few
+    batches ahead, so the split is within a few batches); "sustained" is the
+    relationships written over that phase.
+    """
     _measured(NEO4J_OPEN + "s.clear()\nout = {}")
     code = (
-        NEO4J_OPEN + "from kolmatch.loaders.load import load_folder\n"
-        f"rep = load_folder({str(folder)!r}, s)\n"
+        NEO4J_OPEN + "import time\nfrom pathlib import Path\n"
+        "from kolmatch.graph.store import RelBatch\n"
+        "from kolmatch.loaders.load import _Validation, load_key, validate_folder\n"
+        "t0 = time.perf_counter()\n"
+        "s.ensure_schema()\n"
+        f"folder = {str(folder)!r}\n"
+        "rep = validate_folder(folder, s)\n"
+        "t1 = time.perf_counter()\n"
+        "v = _Validation(Path(folder), s)\n"
+        "mark = {}\n"
+        "def timed():\n"
+        "    for b in v.batches(None):\n"
+        "        if isinstance(b, RelBatch) and 'rel' not in mark:\n"
+        "            mark['rel'] = time.perf_counter()\n"
+        "        yield b\n"
+        "s.write(timed(), key=load_key(Path(folder), [f.path for f in v.files]))\n"
+        "t3 = time.perf_counter()\n"
         "c = s.counts()\n"
-        "out = {'rows': rep.total, 'relationships': sum(v for k, v in c.items() if k.isupper()),"
-        " 'counts': c}"
+        "rels = sum(v for k, v in c.items() if k.isupper())\n"
+        "t2 = mark.get('rel', t3)\n"
+        "out = {'rows': rep.total, 'relationships': rels, 'nodes': rep.total - rels,"
+        " 'counts': c, 'validate_seconds': t1 - t0, 'node_seconds': t2 - t1,"
+        " 'rel_seconds': t3 - t2, 'rel_per_s_sustained': rels / (t3 - t2),"
+        " 'node_per_s': (rep.total - rels) / (t2 - t1), 'version': s.version()}"
     )
     first = _measured(code)
-    again = _measured(code)
     first["rows_per_s"] = first["rows"] / first["seconds"]
     first["relationships_per_s"] = first["relationships"] / first["seconds"]
-    first["reload_seconds"] = again["seconds"]
-    first["reload_same_counts"] = again["counts"] == first["counts"]
+    if reload:  # everything MERGEs now, one batch at a time
+        again = _measured(code)
+        first["reload_seconds"] = again["seconds"]
+        first["reload_same_counts"] = again["counts"] == first["counts"]
     return first
 
 
@@ -540,11 +569,23 @@ def _md(res: dict[str, Any]) -> str:
             )
     if "neo4j" in res:
         n = res["neo4j"]
+        again = (
+            f"; re-load (all MERGE) {n['reload_seconds']:.1f}s, same counts: "
+            f"{n['reload_same_counts']}"
+            if "reload_seconds" in n
+            else "; re-load not run at this scale"
+        )
+        phases = (
+            f"validate {n['validate_seconds']:.0f}s, nodes {n['node_seconds']:.0f}s "
+            f"({n['node_per_s']:,.0f}/s), relationships {n['rel_seconds']:.0f}s "
+            f"({n['rel_per_s_sustained']:,.0f}/s sustained); "
+            if "validate_seconds" in n
+            else ""
+        )
         lines.append(
             f"| load Neo4j (batched) | {n['rows']:,} | {n['seconds']:.1f} | "
-            f"{n['rows_per_s']:,.0f} | {n['peak_mib']:,.0f} | "
-            f"{n['relationships_per_s']:,.0f} relationships/s; re-load "
-            f"{n['reload_seconds']:.1f}s, same counts: {n['reload_same_counts']} |"
+            f"{n['rows_per_s']:,.0f} | {n['peak_mib']:,.0f} | {phases}"
+            f"{n['relationships_per_s']:,.0f} relationships/s overall{again} |"
         )
     if "naive" in res:
         v = res["naive"]
@@ -571,7 +612,7 @@ def main() -> None:
     p.add_argument("--api-workers", type=int, default=os.cpu_count() or 1, help="server processes")
     p.add_argument(
         "--only",
-        choices=["match", "centrality", "plan", "assign", "api"],
+        choices=["match", "centrality", "plan", "assign", "api", "neo4j"],
         action="append",
         help="measure only this step (repeatable) and update today's report of this scale "
         "in place (implies --reuse)",
@@ -598,12 +639,8 @@ def main() -> None:
         print("load SQLite ...", flush=True)
         res["sqlite"] = bench_sqlite(market, a.work / f"{a.scale}.db")
     _run_steps(a, res, {"match", "centrality", "plan", "assign", "api"})
-    use_neo4j = not a.no_neo4j and "KOLMATCH_NEO4J_URI" in os.environ
-    if use_neo4j:
-        print("load Neo4j ...", flush=True)
-        res["neo4j"] = bench_neo4j(market)
-        print("naive vs batched ...", flush=True)
-        res["naive"] = bench_naive(market, a.naive_rows)
+    if not a.no_neo4j:
+        _run_steps(a, res, {"neo4j"})
     _write(res, stem)
 
 
@@ -627,6 +664,15 @@ def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> N
     if "api" in steps:
         print("API under concurrent clients ...", flush=True)
         res["api"] = bench_api(db, cache, a.clients, a.api_seconds, a.api_workers)
+    if "neo4j" in steps:
+        if "KOLMATCH_NEO4J_URI" not in os.environ:
+            print("neo4j: skipped (no server: run through `make bench`)", flush=True)
+            return
+        market = a.work / f"market-{a.scale}"
+        print("load Neo4j ...", flush=True)
+        res["neo4j"] = bench_neo4j(market, reload=a.scale in ("tiny", "s"))
+        print("naive vs batched ...", flush=True)
+        res["naive"] = bench_naive(market, a.naive_rows)
 
 
 def _write(res: dict[str, Any], stem: Path) -> None:

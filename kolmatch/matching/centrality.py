@@ -15,13 +15,17 @@ def pagerank(
     alpha: float = 0.85,
     personalization: NDArray[np.float64] | None = None,
     tol: float = 1.0e-6,
-    max_iter: int = 100,
+    max_iter: int = 200,
 ) -> NDArray[np.float64]:
     """PageRank of a weighted directed graph given as a sparse adjacency matrix.
 
     Same definition as :func:`networkx.pagerank`: edge weights are normalised
-    per source row, dangling nodes jump by the personalisation vector, and
-    iteration stops when the L1 change is below ``n * tol``.
+    per source row and dangling nodes jump by the personalisation vector. One
+    difference, on purpose: iteration stops when the L1 change of the score
+    vector (which sums to 1) is below ``tol``, whatever the graph's size.
+    networkx stops at ``n * tol``, which for a million nodes is a change of 1:
+    on the m market's follow graph that stopped after a few iterations, 6.8e-3
+    from the exact (PRPACK) answer.
 
     Parameters
     ----------
@@ -31,8 +35,12 @@ def pagerank(
         Damping factor.
     personalization
         Restart distribution (normalised here); uniform if None.
-    tol, max_iter
-        As networkx.
+    tol
+        Stop when the L1 change of one iteration is below this (the L1 error is
+        then below ``tol * alpha / (1 - alpha)``).
+    max_iter
+        Iterations at most (the error shrinks by ``alpha`` per iteration: 1e-6
+        from a uniform start takes under 90).
 
     Returns
     -------
@@ -60,7 +68,7 @@ def pagerank(
     for _ in range(max_iter):
         prev = x
         x = alpha * (mt @ prev + prev[dangling].sum() * p) + (1 - alpha) * p
-        if np.abs(x - prev).sum() < n * tol:
+        if np.abs(x - prev).sum() < tol:
             return x  # type: ignore[no-any-return]
     return x
 
