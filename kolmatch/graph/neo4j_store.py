@@ -414,7 +414,8 @@ class Neo4jStore:
         def go() -> None:
             with self._driver.session(database=self.database) as session:
                 # CALL ... IN TRANSACTIONS needs an auto-commit transaction
-                session.run(cypher.DELETE_ALL).consume()
+                for stmt in cypher.DELETE_ALL:
+                    session.run(stmt).consume()
 
         self._guard(go)
 
