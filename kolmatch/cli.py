@@ -78,6 +78,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     _store_arg(ld)
 
+    imf = sub.add_parser(
+        "import-files",
+        help="validate a folder and write it as input of Neo4j's offline importer "
+        "(a first load into an empty database; scripts/neo4j import runs it)",
+    )
+    imf.add_argument("folder", type=Path)
+    imf.add_argument("out", type=Path, help="folder for the importer's CSVs and import.args")
+
+    sc = sub.add_parser(
+        "schema", help="create the store's constraints and indexes (after an offline import)"
+    )
+    _store_arg(sc)
+
     st = sub.add_parser("stats", help="nodes per label and relationships per type")
     _store_arg(st)
     st.add_argument("--json", action="store_true")
@@ -194,6 +207,34 @@ def _cmd_load(a: argparse.Namespace) -> int:
             f"in {dt:.1f}s"
         )
         _print_counts(store.counts())
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _cmd_import_files(a: argparse.Namespace) -> int:
+    import uuid
+
+    from kolmatch.loaders.neo4j_import import ARGS_FILE, write_import_files
+
+    t0 = time.perf_counter()
+    r = write_import_files(a.folder, a.out, uid=uuid.uuid4().hex, progress=True)
+    print(
+        f"wrote {r.report.total:,} valid rows from {len(r.report.rows)} files as importer input "
+        f"in {r.folder} in {time.perf_counter() - t0:.1f}s; arguments in {r.folder / ARGS_FILE}"
+    )
+    _print_counts({**r.nodes, **r.relationships})
+    return EXIT_OK
+
+
+def _cmd_schema(a: argparse.Namespace) -> int:
+    from kolmatch.graph.open import open_store, store_uri
+
+    store = open_store(store_uri(a.store))
+    try:
+        t0 = time.perf_counter()
+        store.ensure_schema()
+        print(f"constraints and indexes of {store.uri} online in {time.perf_counter() - t0:.1f}s")
     finally:
         store.close()
     return EXIT_OK
@@ -539,6 +580,8 @@ def _cmd_serve(a: argparse.Namespace) -> int:
 _COMMANDS = {
     "generate": _cmd_generate,
     "load": _cmd_load,
+    "import-files": _cmd_import_files,
+    "schema": _cmd_schema,
     "stats": _cmd_stats,
     "match": _cmd_match,
     "plan": _cmd_plan,

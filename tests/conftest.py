@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from kolmatch.graph.model import NODES
+from kolmatch.graph.model import NODES, RELATIONSHIPS
+from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import GraphStore
 from kolmatch.loaders.synthetic import generate_market
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+NEO4J_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "neo4j"
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +52,31 @@ def snapshot(store: GraphStore) -> dict[str, Any]:
         rows = store.node_rows(n.label, n.field_names)
         out[n.label] = sorted(zip(rows.ids, *rows.columns.values(), strict=True), key=str)
     return out
+
+
+def _assert_same_columns(a: dict[str, Any], b: dict[str, Any], what: str) -> None:
+    assert a.keys() == b.keys(), what
+    for f, ca in a.items():
+        if ca.dtype == object:
+            assert list(ca) == list(b[f]), (what, f)
+        else:
+            np.testing.assert_array_equal(ca, b[f], err_msg=f"{what}.{f}")
+
+
+def assert_same_projections(a: GraphStore, b: GraphStore) -> None:
+    """Same ids, edge sets and property columns in every projection of the two stores."""
+    tables = {}
+    for n in NODES:
+        ta, tb = node_table(a, n.label), node_table(b, n.label)
+        assert np.array_equal(ta.ids, tb.ids), n.label
+        _assert_same_columns(ta.columns, tb.columns, n.label)
+        tables[n.label] = (ta, tb)
+    for r in RELATIONSHIPS:
+        for src in r.src:
+            ea = edge_list(a, r.type, tables[src][0], tables[r.dst][0])
+            eb = edge_list(b, r.type, tables[src][1], tables[r.dst][1])
+            assert np.array_equal(ea.src, eb.src) and np.array_equal(ea.dst, eb.dst), r.type
+            _assert_same_columns(ea.columns, eb.columns, r.type)
 
 
 def _neo4j_settings() -> tuple[str, str, str] | None:
@@ -104,6 +135,16 @@ def ledger(request: pytest.FixtureRequest) -> Any:
     return TestLedger(request.node.nodeid)
 
 
+_NEO4J_FIXTURES = {"neo4j_store", "neo4j_store_session", "own_neo4j"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses a Neo4j server is marked ``neo4j`` (select with ``-m neo4j``)."""
+    for item in items:
+        if _NEO4J_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.neo4j)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     from tests.reliability.ledger import LEDGER
 
@@ -117,3 +158,58 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from tests.reliability.ledger import LEDGER
 
     LEDGER.write(Path(session.config.rootpath))
+
+
+class Neo4jServer:
+    """A Neo4j server under a folder of its own, driven by scripts/neo4j (NEO4J_RUN_DIR and a
+    free port), for tests that stop it or replace its database."""
+
+    def __init__(self, run_dir: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.env = {
+            **os.environ,
+            "NEO4J_RUN_DIR": str(run_dir),
+            "NEO4J_BOLT_PORT": str(self.port),
+            "NEO4J_HEAP": "512m",
+            "NEO4J_PAGECACHE": "256m",
+            "NEO4J_IMPORT_HEAP": "512m",
+            "NEO4J_IMPORT_MEMORY": "512m",
+        }
+        self.run_dir = run_dir
+        self.uri = f"bolt://127.0.0.1:{self.port}"
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """scripts/neo4j with these arguments; its exit code and output are the caller's."""
+        return subprocess.run(
+            [str(NEO4J_SCRIPT), *args], env=self.env, capture_output=True, text=True
+        )
+
+    def _do(self, what: str) -> None:
+        r = self.run(what)
+        assert r.returncode == 0, r.stderr
+
+    def start(self) -> None:
+        self._do("start")
+
+    def stop(self) -> None:
+        self._do("stop")
+
+    @property
+    def password(self) -> str:
+        return (self.run_dir / "password").read_text().strip()
+
+
+@pytest.fixture
+def own_neo4j(tmp_path: Path) -> Iterator[Neo4jServer]:
+    """A second, independent Neo4j server, started for the test and stopped after it."""
+    if shutil.which("java") is None or shutil.which("mvn") is None:
+        msg = "this test starts a Neo4j server of its own: it needs Java 17+ and Maven"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    s = Neo4jServer(tmp_path / "neo4j")
+    s.start()
+    yield s
+    s.stop()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -16,11 +17,14 @@ from kolmatch.loaders.reader import ProblemLog, Row, read_rows
 
 __all__ = [
     "BATCH_ROWS",
+    "IdLookup",
     "ImportFile",
     "LoadReport",
+    "Validation",
     "discover",
     "load_folder",
     "load_key",
+    "progress_bar",
     "validate_folder",
 ]
 
@@ -107,17 +111,23 @@ class _Batcher:
         return RelBatch(spec.type, src_label, rows)
 
 
-class _Validation:
+class IdLookup(Protocol):
+    """What validation asks of the graph a folder goes into (a GraphStore has it)."""
+
+    def missing_ids(self, label: str, ids: Sequence[str]) -> set[str]: ...
+
+
+class Validation:
     """One pass over the files: checks every row and yields the valid ones in batches.
 
     Checks: file names, headers, value types, duplicate node ids within the
     folder, duplicate relationship keys within a file, and that every
-    relationship's endpoints are in the folder or already in the store.
-    Problems go to ``log``; the caller must not keep what was yielded if
-    ``log`` is not empty at the end.
+    relationship's endpoints are in the folder or already in ``store`` (the
+    graph the folder goes into). Problems go to ``log``; the caller must not
+    keep what was yielded if ``log`` is not empty at the end.
     """
 
-    def __init__(self, folder: Path, store: GraphStore) -> None:
+    def __init__(self, folder: Path, store: IdLookup) -> None:
         self.store = store
         self.log = ProblemLog()
         self.files = discover(folder, self.log)
@@ -250,14 +260,15 @@ def validate_folder(folder: str | Path, store: GraphStore) -> LoadReport:
     InputError
         With every problem found (capped per file), each naming file, line and field.
     """
-    v = _Validation(Path(folder), store)
+    v = Validation(Path(folder), store)
     for _ in v.batches():
         pass
     _raise_if(v.log)
     return v.report
 
 
-def _progress(desc: str) -> Callable[[int], None]:
+def progress_bar(desc: str) -> Callable[[int], None]:
+    """A callback that advances a progress bar (shown on a terminal only) by rows."""
     from tqdm import tqdm
 
     bar = tqdm(desc=desc, unit="row", unit_scale=True, leave=False, disable=None)
@@ -303,9 +314,9 @@ def load_folder(
     """
     folder = Path(folder)
     store.ensure_schema()
-    step = _progress("load") if progress else None
+    step = progress_bar("load") if progress else None
     if getattr(store, "atomic_writes", False):
-        v = _Validation(folder, store)
+        v = Validation(folder, store)
 
         def checked() -> Iterator[WriteBatch]:
             yield from v.batches(step)
@@ -314,7 +325,7 @@ def load_folder(
         store.write(checked())
         return v.report
     report = validate_folder(folder, store)
-    v = _Validation(folder, store)
+    v = Validation(folder, store)
     store.write(
         v.batches(step),
         key=load_key(folder, [f.path for f in v.files]),

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,18 +16,16 @@ from hypothesis import strategies as st
 from kolmatch.errors import IncompleteLoad, StoreError
 from kolmatch.graph.model import NODES, RELATIONSHIPS
 from kolmatch.graph.neo4j_store import rel_params
-from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.sqlite_store import SQLiteStore
-from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
+from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders import load as loaders_load
 from kolmatch.loaders.load import (
-    _Validation,  # the write path's batches, to cut a load short
+    Validation,  # the write path's batches, to cut a load short
     load_folder,
     load_key,
 )
+from tests.conftest import assert_same_projections
 from tests.loaders.test_reader_properties import NASTY
-
-pytestmark = pytest.mark.neo4j
 
 
 def test_schema_has_a_uniqueness_constraint_per_label(neo4j_store: Any) -> None:
@@ -57,7 +54,7 @@ def test_failed_then_resumed_load_has_no_duplicates(
     tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore
 ) -> None:
     # a load that dies after some batches (as a killed process would)
-    v = _Validation(tiny_market, neo4j_store)
+    v = Validation(tiny_market, neo4j_store)
     key = load_key(tiny_market, [f.path for f in v.files])
     with pytest.raises(RuntimeError):
         neo4j_store.write(itertools.chain(itertools.islice(v.batches(), 12), _boom()), key=key)
@@ -77,7 +74,7 @@ def test_a_load_killed_mid_create_resumes_without_doubling(
     """Into an empty graph a load CREATEs on two sessions at once; killed after some of its
     relationship batches, run again it skips what committed and doubles nothing."""
     monkeypatch.setattr(loaders_load, "BATCH_ROWS", 40)  # many batches even at tiny
-    v = _Validation(tiny_market, neo4j_store)
+    v = Validation(tiny_market, neo4j_store)
     batches = list(v.batches())
     first_rel = next(i for i, b in enumerate(batches) if isinstance(b, RelBatch))
     cut = first_rel + (len(batches) - first_rel) // 2
@@ -98,7 +95,7 @@ def test_a_load_killed_mid_create_resumes_without_doubling(
     load_folder(tiny_market, neo4j_store)  # the same load: CREATEs only what is left
     load_folder(tiny_market, sqlite_store)
     assert neo4j_store.counts() == sqlite_store.counts()
-    _assert_same_projections(sqlite_store, neo4j_store)
+    assert_same_projections(sqlite_store, neo4j_store)
     assert neo4j_store._query("MATCH (p:KolmatchLoad) RETURN count(p) AS n")[0]["n"] == 0
 
 
@@ -106,7 +103,7 @@ def test_another_load_waits_for_an_unfinished_one(
     tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(loaders_load, "BATCH_ROWS", 40)
-    v = _Validation(tiny_market, neo4j_store)
+    v = Validation(tiny_market, neo4j_store)
     with pytest.raises(RuntimeError):
         neo4j_store.write(itertools.chain(itertools.islice(v.batches(), 30), _boom()), key="dead")
     before = neo4j_store.counts()
@@ -118,7 +115,7 @@ def test_another_load_waits_for_an_unfinished_one(
     load_folder(tiny_market, sqlite_store)
     assert neo4j_store.counts() == sqlite_store.counts()
     assert neo4j_store.version() >= 1  # 'dead' is forgotten: the graph reads again
-    _assert_same_projections(sqlite_store, neo4j_store)
+    assert_same_projections(sqlite_store, neo4j_store)
 
 
 def test_rel_params_look_each_endpoint_up_once() -> None:
@@ -155,34 +152,10 @@ def _boom():  # type: ignore[no-untyped-def]
     yield
 
 
-def _assert_same_columns(a: dict[str, Any], b: dict[str, Any], what: str) -> None:
-    assert a.keys() == b.keys(), what
-    for f, ca in a.items():
-        if ca.dtype == object:
-            assert list(ca) == list(b[f]), (what, f)
-        else:
-            np.testing.assert_array_equal(ca, b[f], err_msg=f"{what}.{f}")
-
-
-def _assert_same_projections(a: GraphStore, b: GraphStore) -> None:
-    tables = {}
-    for n in NODES:
-        ta, tb = node_table(a, n.label), node_table(b, n.label)
-        assert np.array_equal(ta.ids, tb.ids), n.label
-        _assert_same_columns(ta.columns, tb.columns, n.label)
-        tables[n.label] = (ta, tb)
-    for r in RELATIONSHIPS:
-        for src in r.src:
-            ea = edge_list(a, r.type, tables[src][0], tables[r.dst][0])
-            eb = edge_list(b, r.type, tables[src][1], tables[r.dst][1])
-            assert np.array_equal(ea.src, eb.src) and np.array_equal(ea.dst, eb.dst), r.type
-            _assert_same_columns(ea.columns, eb.columns, r.type)
-
-
 def test_parity_tiny(tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore) -> None:
     load_folder(tiny_market, neo4j_store)
     load_folder(tiny_market, sqlite_store)
-    _assert_same_projections(sqlite_store, neo4j_store)
+    assert_same_projections(sqlite_store, neo4j_store)
 
 
 @pytest.mark.slow
@@ -191,7 +164,7 @@ def test_parity_s_market(s_market: Path, neo4j_store: Any, sqlite_store: SQLiteS
     load_folder(s_market, sqlite_store)
     assert neo4j_store.counts() == sqlite_store.counts()
     assert sqlite_store.counts()["FOLLOWS"] > 300_000
-    _assert_same_projections(sqlite_store, neo4j_store)
+    assert_same_projections(sqlite_store, neo4j_store)
 
 
 def test_cypher_in_ids_is_plain_data(neo4j_store: Any, tmp_path: Path) -> None:

@@ -1,16 +1,12 @@
 """Neo4j stopped while the API serves, then started again: clear errors, no restart needed.
 
-A second Neo4j server of its own (scripts/neo4j with NEO4J_RUN_DIR and a free
-port) so that stopping it leaves the session's server to the other tests.
+A second Neo4j server of its own (the ``own_neo4j`` fixture) so that stopping
+it leaves the session's server to the other tests.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,58 +20,17 @@ from kolmatch.api.service import EngineService
 from kolmatch.cli import API_NEO4J_RETRY_SECONDS
 from kolmatch.graph.neo4j_store import Neo4jStore
 from kolmatch.loaders.load import load_folder
-from tests.api.conftest import free_port, serve
+from tests.api.conftest import serve
+from tests.conftest import Neo4jServer
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "neo4j"
-
-
-class Server:
-    """A Neo4j server under a folder of its own, started and stopped by scripts/neo4j."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "NEO4J_RUN_DIR": str(run_dir),
-            "NEO4J_BOLT_PORT": str(self.port),
-            "NEO4J_HEAP": "512m",
-            "NEO4J_PAGECACHE": "256m",
-        }
-        self.run_dir = run_dir
-
-    def _do(self, what: str) -> None:
-        r = subprocess.run([str(SCRIPT), what], env=self.env, capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-
-    def start(self) -> None:
-        self._do("start")
-
-    def stop(self) -> None:
-        self._do("stop")
-
-    @property
-    def password(self) -> str:
-        return (self.run_dir / "password").read_text().strip()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    if shutil.which("java") is None or shutil.which("mvn") is None:
-        msg = "the Neo4j outage test starts its own server: it needs Java 17+ and Maven"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    s = Server(tmp_path / "neo4j")
-    s.start()
-    yield s
-    s.stop()
 
 
 def test_neo4j_stopped_under_the_api_then_back(
-    server: Server, tiny_market: Path, tmp_path: Path, ledger: Any
+    own_neo4j: Neo4jServer, tiny_market: Path, tmp_path: Path, ledger: Any
 ) -> None:
     case = ledger.case("Faults", "Neo4j stopped (SIGTERM) while the API serves, then started again")
+    server = own_neo4j
     store = Neo4jStore(
         f"bolt://127.0.0.1:{server.port}",
         ("neo4j", server.password),

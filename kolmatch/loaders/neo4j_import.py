@@ -1,0 +1,225 @@
+"""Validated import files as the CSV input of Neo4j's offline importer (a first load, fast).
+
+``neo4j-admin database import full`` writes a whole database at once, without
+transactions: on this project's 2-core machine it loads the m market's
+relationships several times faster than the transactional load can. It only
+fills an empty (or replaced) database with the server stopped, so it is the
+first load of a local server (``scripts/neo4j import FOLDER``); every later
+load goes through :func:`kolmatch.loaders.load.load_folder`.
+
+The folder is validated exactly as :func:`~kolmatch.loaders.load.load_folder`
+validates it (same checks, same messages), except that every relationship
+endpoint must be in the folder itself: the database it fills holds nothing.
+What is written is the validated, typed rows, so the imported graph holds the
+same values as a transactional load of the same folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from kolmatch.errors import InputError, StoreError
+from kolmatch.graph.model import FieldType, NodeSpec, RelSpec, node_spec, rel_spec
+from kolmatch.graph.store import NodeBatch
+from kolmatch.loaders.load import LoadReport, Validation, progress_bar
+
+__all__ = ["ARGS_FILE", "ImportFiles", "write_import_files"]
+
+#: The importer's arguments, one per line, in the output folder (``scripts/neo4j import`` reads it).
+ARGS_FILE = "import.args"
+#: Version of the imported graph; caches key on the store URI, this and the graph's ``uid``.
+_IMPORTED_VERSION = 1
+
+# The import tool's header types for the model's field types (dates stay ISO text, as in SQLite).
+_HEADER_TYPE = {
+    FieldType.STR: "string",
+    FieldType.INT: "long",
+    FieldType.FLOAT: "double",
+    FieldType.BOOL: "boolean",
+    FieldType.DATE: "string",
+}
+
+
+@dataclass
+class ImportFiles:
+    """What :func:`write_import_files` wrote: the importer's arguments and rows per input file."""
+
+    folder: Path
+    args: list[str]
+    report: LoadReport
+    nodes: dict[str, int] = field(default_factory=dict)
+    relationships: dict[str, int] = field(default_factory=dict)
+
+
+class _NothingStored:
+    """The empty graph an offline import fills: every id is missing from it."""
+
+    def missing_ids(self, label: str, ids: Sequence[str]) -> set[str]:
+        return set(ids)
+
+
+class _Out:
+    """One output CSV: a typed header, then a row per node or relationship."""
+
+    def __init__(
+        self,
+        path: Path,
+        lead: tuple[str, ...],
+        header: list[str],
+        fields: Sequence[tuple[str, FieldType]],
+    ) -> None:
+        self.path = path
+        self.lead = lead  # the row's id columns: ("id",) or ("src", "dst")
+        self.fh: IO[str] = path.open("w", encoding="utf-8", newline="")
+        self.writer = csv.writer(self.fh, lineterminator="\n")
+        self.writer.writerow(header)
+        self.fields = fields
+        self.rows = 0
+        self.multiline = False
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        out = []
+        for r in rows:
+            line = [r[k] for k in self.lead]
+            if any("\n" in k or "\r" in k for k in line):
+                self.multiline = True
+            for name, ftype in self.fields:
+                v = r.get(name)
+                if v is None:
+                    line.append("")  # unquoted empty: no property, as in a transactional load
+                elif ftype is FieldType.BOOL:
+                    line.append("true" if v else "false")
+                elif ftype is FieldType.FLOAT:
+                    line.append(repr(float(v)))  # shortest text that reads back to the same double
+                else:
+                    s = str(v)
+                    if "\n" in s or "\r" in s:
+                        self.multiline = True
+                    line.append(s)
+            out.append(line)
+        self.writer.writerows(out)
+        self.rows += len(rows)
+
+
+def _node_out(folder: Path, spec: NodeSpec) -> _Out:
+    header = [f"id:ID({spec.label})"] + [f"{f.name}:{_HEADER_TYPE[f.type]}" for f in spec.fields]
+    return _Out(
+        folder / f"nodes-{spec.label}.csv",
+        ("id",),
+        header,
+        [(f.name, f.type) for f in spec.fields],
+    )
+
+
+def _rel_out(folder: Path, spec: RelSpec, src_label: str) -> _Out:
+    header = [f":START_ID({src_label})", f":END_ID({spec.dst})"] + [
+        f"{f.name}:{_HEADER_TYPE[f.type]}" for f in spec.fields
+    ]
+    return _Out(
+        folder / f"rels-{spec.type}-{src_label}.csv",
+        ("src", "dst"),
+        header,
+        [(f.name, f.type) for f in spec.fields],
+    )
+
+
+def write_import_files(
+    source: str | Path, out: str | Path, *, uid: str, progress: bool = False
+) -> ImportFiles:
+    """Validate the import folder ``source`` and write it as Neo4j importer input in ``out``.
+
+    ``out`` receives one CSV per label (``nodes-Label.csv``, ids in the label's
+    own ID space) and per relationship type and source label
+    (``rels-TYPE-Source.csv``), a ``KolmatchMeta`` node holding the graph's
+    version and ``uid``, and :data:`ARGS_FILE`: the ``--nodes`` /
+    ``--relationships`` arguments of ``neo4j-admin database import full``, one
+    per line. Files are written under a temporary name and renamed into place
+    only when the whole folder is valid.
+
+    Parameters
+    ----------
+    source
+        A folder of import files (``docs/data-format.md``).
+    out
+        The output folder: must not exist, be empty, or hold an earlier output
+        of this function (which is replaced).
+    uid
+        The imported graph's identity (the feature cache keys on it).
+    progress
+        Show a progress bar on a terminal.
+
+    Returns
+    -------
+    ImportFiles
+        The importer's arguments and the rows written per label and type.
+
+    Raises
+    ------
+    InputError
+        If any file has a problem (each names file, line and field); ``out`` is
+        left as it was.
+    StoreError
+        If ``out`` is a folder of something else.
+    """
+    source, out = Path(source), Path(out).resolve()
+    if out.exists() and any(out.iterdir()) and not (out / ARGS_FILE).is_file():
+        raise StoreError(
+            f"{out}: not empty and not an earlier output of import-files; name a new folder"
+        )
+    if "\n" in str(out):
+        raise StoreError(f"{out!r}: a folder name with a line break cannot go in {ARGS_FILE}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    outs: dict[tuple[str, str], _Out] = {}
+    try:
+        v = Validation(source, _NothingStored())
+        step = progress_bar("import-files") if progress else None
+        for b in v.batches(step):
+            if isinstance(b, NodeBatch):
+                key = (b.label, "")
+                if key not in outs:
+                    outs[key] = _node_out(tmp, node_spec(b.label))
+                outs[key].write(b.rows)
+            else:
+                key = (b.rel_type, b.src_label)
+                if key not in outs:
+                    outs[key] = _rel_out(tmp, rel_spec(b.rel_type), b.src_label)
+                outs[key].write(b.rows)
+        if v.log:
+            raise InputError(v.log.problems, v.log.truncated)
+        for o in outs.values():
+            o.fh.close()
+        meta = tmp / "meta-KolmatchMeta.csv"
+        meta.write_text(
+            f"id:ID(KolmatchMeta),version:long,uid:string\ngraph,{_IMPORTED_VERSION},{uid}\n",
+            encoding="utf-8",
+        )
+        result = ImportFiles(out, [], v.report)
+        args = [f"--nodes=KolmatchMeta={out / meta.name}"]
+        for (name, src), o in outs.items():
+            final = out / o.path.name
+            if src:
+                args.append(f"--relationships={name}={final}")
+                result.relationships[name] = result.relationships.get(name, 0) + o.rows
+            else:
+                args.append(f"--nodes={name}={final}")
+                result.nodes[name] = o.rows
+        if any(o.multiline for o in outs.values()):
+            args.append("--multiline-fields=true")  # slower; only when a value holds a line break
+        result.args = args
+        (tmp / ARGS_FILE).write_text("".join(a + "\n" for a in args), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        return result
+    finally:
+        for o in outs.values():
+            o.fh.close()
+        shutil.rmtree(tmp, ignore_errors=True)
