@@ -25,14 +25,16 @@ CACHE_FORMAT = 6
 
 
 def _cache_path(store: GraphStore, cache_dir: Path, kind: str) -> Path:
-    key = hashlib.sha256(f"{CACHE_FORMAT}|{store.uri}|{store.version()}".encode()).hexdigest()
+    ident = f"{CACHE_FORMAT}|{store.uri}|{store.graph_id()}|{store.version()}"
+    key = hashlib.sha256(ident.encode()).hexdigest()
     return cache_dir / f"{kind}-{key[:24]}.pkl"
 
 
 def cached_features(store: GraphStore, cache_dir: str | Path | None = None) -> MarketFeatures:
     """The store's market features, from the cache if the graph has not changed since.
 
-    The cache file is keyed by the store URI, its :meth:`~GraphStore.version` (raised by
+    The cache file is keyed by the store URI, its :meth:`~GraphStore.graph_id` (new when a
+    graph is deleted and written anew), its :meth:`~GraphStore.version` (raised by
     every write) and :data:`CACHE_FORMAT`; it is written atomically (temporary file, then
     rename), so a crash never leaves a half-written cache behind.
 

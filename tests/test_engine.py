@@ -56,3 +56,31 @@ def test_rejected_load_keeps_the_version(
     with pytest.raises(Exception, match="expected a whole number"):
         load_folder(tmp_path / "bad", sqlite_store)
     assert sqlite_store.version() == v
+
+
+def test_a_graph_written_anew_at_the_same_uri_is_not_served_from_the_cache(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Same URI, same version number, another graph: the cache must not answer for it."""
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    store = SQLiteStore(path)
+    assert store.graph_id() == ""
+    load_folder(tiny_market, store)
+    first_id = store.graph_id()
+    assert len(first_id) == 32 and store.version() == 1
+    assert len(engine.cached_features(store, cache).talent_ids) == 100
+    load_folder(tiny_market, store)
+    assert store.graph_id() == first_id  # later writes keep the graph's id
+    store.close()
+    path.unlink()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("talent", "merchant", "user", "category"):
+        lines = (tiny_market / f"{name}.csv").read_text().splitlines()
+        (other / f"{name}.csv").write_text("\n".join(lines[:11]) + "\n")  # header + 10 rows
+    store = SQLiteStore(path)
+    load_folder(other, store)
+    assert store.version() == 1 and store.graph_id() not in ("", first_id)
+    assert len(engine.cached_features(store, cache).talent_ids) == 10
+    store.close()

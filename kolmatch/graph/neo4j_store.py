@@ -366,6 +366,10 @@ class Neo4jStore:
             raise IncompleteLoad(self.uri, list(recs[0]["pending"]))
         return int(recs[0]["version"])
 
+    def graph_id(self) -> str:
+        recs = self._query(cypher.READ_VERSION)
+        return str(recs[0]["uid"] or "") if recs else ""
+
     def counts(self) -> dict[str, int]:
         out = {n.label: self._query(cypher.count_nodes(n.label))[0]["n"] for n in NODES}
         out.update({r.type: self._query(cypher.count_rels(r.type))[0]["n"] for r in RELATIONSHIPS})

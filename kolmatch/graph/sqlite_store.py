@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -102,6 +103,7 @@ class SQLiteStore:
             for r in RELATIONSHIPS:
                 for ddl in _rel_ddl(r):
                     self._db.execute(ddl)
+            self._db.execute("CREATE TABLE IF NOT EXISTS kolmatch_graph (uid TEXT NOT NULL)")
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
@@ -151,6 +153,11 @@ class SQLiteStore:
                 self._db.execute(_rel_ddl(rel_spec(rel_type))[1])
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             self._db.execute(f"PRAGMA user_version = {int(version) + 1}")  # in the transaction
+            self._db.execute(
+                "INSERT INTO kolmatch_graph (uid) SELECT ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM kolmatch_graph)",
+                (uuid.uuid4().hex,),
+            )
             self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             self._rollback()
@@ -195,6 +202,13 @@ class SQLiteStore:
 
     def version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def graph_id(self) -> str:
+        try:
+            row = self._db.execute("SELECT uid FROM kolmatch_graph").fetchone()
+        except sqlite3.OperationalError:  # no schema yet: nothing was ever written
+            return ""
+        return str(row[0]) if row else ""
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

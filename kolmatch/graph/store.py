@@ -82,6 +82,13 @@ class GraphStore(Protocol):
         Raises ``IncompleteLoad`` while an unfinished write is recorded.
         """
 
+    def graph_id(self) -> str:
+        """Names this graph: a random id made when the graph is first written ('' before).
+
+        A graph deleted and written anew at the same URI gets a new one, so caches
+        keyed on (URI, graph id, version) never serve the old graph's data.
+        """
+
     def counts(self) -> dict[str, int]:
         """Number of nodes per label and relationships per type (zeros included)."""
 

@@ -211,7 +211,13 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     w = _rows_normalised(engaged)[:, np.nonzero(has_p)[0]]
     wsum = np.asarray(w.sum(axis=1)).ravel()
     talent_price = np.divide(w @ user_logp[has_p], wsum, out=np.full(T, np.nan), where=wsum > 0)
-    talent_price = np.where(np.isnan(talent_price), np.nanmean(user_logp), talent_price)
+    # a talent none of whose audience bought anything takes the market's mean; a market with no
+    # purchase at all, the mean listed price (no data, no preference)
+    if has_p.any():
+        fill = float(user_logp[has_p].mean())
+    else:
+        fill = float(log_price.mean()) if log_price.size else 0.0
+    talent_price = np.where(np.isnan(talent_price), fill, talent_price)
 
     follows = to_csr(edge_list(store, "FOLLOWS", users, talents, ()), (U, T))
     followers_graph = np.asarray(follows.sum(axis=0)).ravel()
