@@ -392,40 +392,23 @@ NEO4J_OPEN = (
 
 
 def bench_neo4j(folder: Path, reload: bool) -> dict[str, Any]:
-    """Load the market into an emptied Neo4j, timing its phases; optionally load it again.
+    """Load the market into an emptied Neo4j with ``load_folder``, timing its phases; optionally
+    load it again.
 
-    Phases: validation (the whole folder, before anything is written), node
-    batches, relationship batches. The relationship phase starts when the
-    writer takes the first relationship batch (its producer reads a few
-    batches ahead, so the split is within a few batches); "sustained" is the
-    relationships written over that phase.
+    Phases (``LoadReport.seconds``): validation (the whole folder, before anything is written),
+    node batches, relationship batches; "sustained" is the relationships written over the last.
     """
     _measured(NEO4J_OPEN + "s.clear()\nout = {}")
     code = (
-        NEO4J_OPEN + "import time\nfrom pathlib import Path\n"
-        "from kolmatch.graph.store import RelBatch\n"
-        "from kolmatch.loaders.load import Validation, load_key, validate_folder\n"
-        "t0 = time.perf_counter()\n"
-        "s.ensure_schema()\n"
-        f"folder = {str(folder)!r}\n"
-        "rep = validate_folder(folder, s)\n"
-        "t1 = time.perf_counter()\n"
-        "v = Validation(Path(folder), s)\n"
-        "mark = {}\n"
-        "def timed():\n"
-        "    for b in v.batches(None):\n"
-        "        if isinstance(b, RelBatch) and 'rel' not in mark:\n"
-        "            mark['rel'] = time.perf_counter()\n"
-        "        yield b\n"
-        "s.write(timed(), key=load_key(Path(folder), [f.path for f in v.files]))\n"
-        "t3 = time.perf_counter()\n"
+        NEO4J_OPEN + "from kolmatch.loaders.load import load_folder\n"
+        f"rep = load_folder({str(folder)!r}, s)\n"
         "c = s.counts()\n"
         "rels = sum(v for k, v in c.items() if k.isupper())\n"
-        "t2 = mark.get('rel', t3)\n"
+        "t = rep.seconds\n"
         "out = {'rows': rep.total, 'relationships': rels, 'nodes': rep.total - rels,"
-        " 'counts': c, 'validate_seconds': t1 - t0, 'node_seconds': t2 - t1,"
-        " 'rel_seconds': t3 - t2, 'rel_per_s_sustained': rels / (t3 - t2),"
-        " 'node_per_s': (rep.total - rels) / (t2 - t1), 'version': s.version()}"
+        " 'counts': c, 'validate_seconds': t['validate'], 'node_seconds': t['nodes'],"
+        " 'rel_seconds': t['relationships'], 'rel_per_s_sustained': rels / t['relationships'],"
+        " 'node_per_s': (rep.total - rels) / t['nodes'], 'version': s.version()}"
     )
     first = _measured(code)
     first["rows_per_s"] = first["rows"] / first["seconds"]

@@ -70,20 +70,20 @@ MARK_PENDING = (
     "SET v.pending = [x IN coalesce(v.pending, []) WHERE x <> $key AND NOT x IN $drop] + [$key]"
 )
 #: ... and its last transaction raises the version and removes the key (``$key`` may be '').
+#: The node also names the graph (``uid``, made by its first write; see GraphStore.graph_id).
 BUMP_VERSION = (
     "MERGE (v:KolmatchMeta {id: 'graph'}) SET v.version = coalesce(v.version, 0) + 1, "
-    "v.pending = [x IN coalesce(v.pending, []) WHERE x <> $key]"
+    "v.pending = [x IN coalesce(v.pending, []) WHERE x <> $key], "
+    "v.uid = coalesce(v.uid, randomUUID())"
 )
 READ_VERSION = (
     "MATCH (v:KolmatchMeta {id: 'graph'}) "
-    "RETURN v.version AS version, coalesce(v.pending, []) AS pending"
+    "RETURN v.version AS version, coalesce(v.pending, []) AS pending, v.uid AS uid"
 )
 #: An unfinished load's plan (lane -1: the labels and types it CREATEs rather than MERGEs) and
 #: progress (one node per writer lane: the indexes of its committed batches).
 SAVE_PLAN = "CREATE (:KolmatchLoad {key: $key, lane: -1, create: $create, done: []})"
-LOAD_PROGRESS = (
-    "MATCH (p:KolmatchLoad {key: $key}) RETURN p.lane AS lane, p.create AS create, p.done AS done"
-)
+LOAD_PROGRESS = "MATCH (p:KolmatchLoad {key: $key}) RETURN p.create AS create, p.done AS done"
 #: Run in each batch's own transaction: the batch and its record commit together.
 BATCH_DONE = (
     "MERGE (p:KolmatchLoad {key: $key, lane: $lane}) SET p.done = coalesce(p.done, []) + [$batch]"
@@ -110,11 +110,11 @@ def constraint_statements() -> list[str]:
     return out
 
 
-def _set_clause(var: str, props: Sequence[str]) -> str:
-    # One SET per property rather than `SET n += row.props`: a map write makes the planner add
-    # an Eager operator (all rows materialised before any write); coalesce keeps stored values
-    # for the properties a row leaves empty.
-    sets = ", ".join(f"{var}.{p} = coalesce(row.{p}, {var}.{p})" for p in props)
+def _set_clause(var: str, values: Sequence[tuple[str, str]]) -> str:
+    # One SET per (property, value expression) rather than `SET n += row.props`: a map write
+    # makes the planner add an Eager operator (all rows materialised before any write);
+    # coalesce keeps stored values for the properties a row leaves empty.
+    sets = ", ".join(f"{var}.{p} = coalesce({value}, {var}.{p})" for p, value in values)
     return f" SET {sets}" if sets else ""
 
 
@@ -126,7 +126,7 @@ def upsert_nodes(label: str) -> str:
     """
     spec = node_spec(label)
     return f"UNWIND $rows AS row MERGE (n:{_label(label)} {{id: row.id}})" + _set_clause(
-        "n", spec.field_names
+        "n", [(p, f"row.{p}") for p in spec.field_names]
     )
 
 
@@ -168,11 +168,10 @@ def upsert_rels(rel_type: str, src_label: str) -> str:
     spec = rel_spec(rel_type)
     at = {f: i + 1 for i, f in enumerate(spec.field_names)}
     key = f" {{{spec.key}: e[{at[spec.key]}]}}" if spec.key else ""
-    sets = ", ".join(f"r.{p} = coalesce(e[{i}], r.{p})" for p, i in at.items() if p != spec.key)
     return (
         _grouped_endpoints(rel_type, src_label)
         + f"MERGE (s)-[r:{_rel(rel_type)}{key}]->(d)"
-        + (f" SET {sets}" if sets else "")
+        + _set_clause("r", [(p, f"e[{i}]") for p, i in at.items() if p != spec.key])
     )
 
 

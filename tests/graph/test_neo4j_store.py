@@ -39,15 +39,24 @@ def test_schema_has_a_uniqueness_constraint_per_label(neo4j_store: Any) -> None:
 def test_tiny_load_counts_and_idempotent_reload(
     tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore
 ) -> None:
-    load_folder(tiny_market, neo4j_store)
+    report = load_folder(tiny_market, neo4j_store)
     load_folder(tiny_market, sqlite_store)
+    # the phases follow each other: validation, then node batches, then relationship batches
+    assert list(report.seconds) == ["validate", "nodes", "relationships"]
+    assert all(t > 0 for t in report.seconds.values())
     first = neo4j_store.counts()
     assert first == sqlite_store.counts()
-    version = neo4j_store.version()
-    assert version >= 1
+    version, graph_id = neo4j_store.version(), neo4j_store.graph_id()
+    assert version >= 1 and len(graph_id) == 36  # randomUUID()
     load_folder(tiny_market, neo4j_store)
     assert neo4j_store.counts() == first
     assert neo4j_store.version() == version + 1
+    assert neo4j_store.graph_id() == graph_id
+    # deleted and written anew: a new graph, whatever its version number
+    neo4j_store.clear()
+    assert neo4j_store.graph_id() == ""
+    load_folder(tiny_market, neo4j_store)
+    assert neo4j_store.graph_id() not in ("", graph_id)
 
 
 def test_failed_then_resumed_load_has_no_duplicates(

@@ -26,6 +26,7 @@ def test_counts_match_the_files(tiny_market: Path, sqlite_store: SQLiteStore) ->
     assert counts["PURCHASED"] == _rows(tiny_market, "purchased")
     assert counts["HAS_VIOLATION"] == _rows(tiny_market, "has_violation")
     assert report.total == sum(_rows(tiny_market, p.stem) for p in tiny_market.glob("*.csv"))
+    assert list(report.seconds) == ["write"] and report.seconds["write"] > 0
 
 
 def test_loading_twice_is_idempotent(tiny_market: Path, sqlite_store: SQLiteStore) -> None:

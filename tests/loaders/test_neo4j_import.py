@@ -125,7 +125,7 @@ def test_offline_import_equals_a_transactional_load(
     store = Neo4jStore(own_neo4j.uri, ("neo4j", own_neo4j.password))
     try:
         load_folder(tiny_market, sqlite_store)
-        assert store.version() == 1
+        assert store.version() == 1 and len(store.graph_id()) == 32
         assert_same_projections(sqlite_store, store)
         names = {
             rec["name"]
