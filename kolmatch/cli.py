@@ -551,10 +551,15 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
     store = open_store(store_uri_text)
     try:
         service = EngineService(store)
-        # uvicorn stops on SIGINT / SIGTERM after in-flight requests finish
+    except BaseException:
+        store.close()
+        raise
+    try:
+        # uvicorn stops on SIGINT / SIGTERM after in-flight requests finish; a mutation that
+        # outlived its request may still be writing: close() waits for it
         uvicorn.run(create_app(service, keys), host=host, port=port, log_level="info")
     finally:
-        store.close()
+        service.close()
 
 
 def _cmd_serve(a: argparse.Namespace) -> int:

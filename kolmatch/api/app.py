@@ -292,5 +292,10 @@ def app_from_env() -> Starlette:
     from kolmatch.graph.open import open_store, store_uri
 
     store = open_store(store_uri(None))
-    atexit.register(store.close)
-    return create_app(EngineService(store), load_keys())
+    try:
+        service = EngineService(store)
+    except BaseException:
+        store.close()
+        raise
+    atexit.register(service.close)  # after any write still running
+    return create_app(service, load_keys())

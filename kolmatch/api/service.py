@@ -73,7 +73,8 @@ class EngineService:
     def __init__(self, store: GraphStore, cache_dir: str | Path | None = None) -> None:
         self._store = store
         self._cache_dir = cache_dir
-        self._write_lock = threading.Lock()
+        # held by every write and refresh; close() waits on it (re-entrant: a write refreshes)
+        self._write_lock = threading.RLock()
         self._snapshot = self._build()
 
     @property
@@ -92,9 +93,27 @@ class EngineService:
         StoreError
             If the store cannot be read (the previous snapshot is still served).
         """
-        snap = self._build()
-        self._snapshot = snap
-        return snap
+        with self._write_lock:
+            snap = self._build()
+            self._snapshot = snap
+            return snap
+
+    def close(self, timeout: float = 60.0) -> bool:
+        """Close the store once no write or refresh is running (waiting up to ``timeout`` s).
+
+        A mutation that outlived its request budget keeps running in a worker
+        thread; closing the store under it would break it half-way (SQLite's
+        connection is not safe to close mid-statement). Returns False if one was
+        still running after ``timeout`` (the store is closed anyway: the
+        process is ending).
+        """
+        done = self._write_lock.acquire(timeout=timeout)
+        try:
+            self._store.close()
+        finally:
+            if done:
+                self._write_lock.release()
+        return done
 
     def health(self) -> dict[str, Any]:
         """Ask the store for its version: raises StoreUnavailable if it cannot answer.

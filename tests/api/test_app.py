@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -360,6 +361,39 @@ def test_a_timed_out_mutation_says_it_may_still_complete_and_does(
         server.should_exit = True
         thread.join(timeout=10)
         raw.close()
+
+
+def test_closing_the_service_waits_for_a_write_still_running(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Shutdown during a mutation that outlived its request: the write and its refresh finish
+    before the store closes (closing SQLite under them could crash the process)."""
+    raw = SQLiteStore(tmp_path / "tiny.db")
+    load_folder(tiny_market, raw)
+    service = EngineService(SlowWrites(raw), tmp_path / "cache")  # type: ignore[arg-type]
+    vid = sorted(service.snapshot.violation_ids)[0]
+    version = raw.version()
+    outcome: list[Any] = []
+
+    def mutate() -> None:
+        try:
+            outcome.append(service.resolve_violation(vid).version)
+        except BaseException as exc:  # reported below
+            outcome.append(exc)
+
+    t = threading.Thread(target=mutate)
+    t.start()
+    time.sleep(0.2)  # the write is sleeping in SlowWrites: running, not finished
+    assert service.close(timeout=30) is True
+    t.join(timeout=30)
+    assert outcome == [version + 1]
+    again = SQLiteStore(tmp_path / "tiny.db")
+    try:
+        assert again.version() == version + 1
+        rows = again.node_rows("Violation", ("resolved",))
+        assert rows.columns["resolved"][rows.ids.index(vid)] == 1
+    finally:
+        again.close()
 
 
 def test_a_query_text_is_parsed_and_validated_once(
