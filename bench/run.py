@@ -16,6 +16,8 @@ import csv
 import json
 import os
 import platform
+import re
+import socket
 import subprocess
 import sys
 from datetime import date
@@ -318,7 +320,6 @@ def bench_api(db: Path, cache: Path, clients: int, seconds: float, workers: int)
     ``saturated``: the same clients with no think time (closed loop): the server's throughput,
     where latency is mostly queueing. Also the server's peak resident memory.
     """
-    import socket
     import time
     import urllib.request
 
@@ -418,6 +419,72 @@ def bench_neo4j(folder: Path, reload: bool) -> dict[str, Any]:
         first["reload_seconds"] = again["seconds"]
         first["reload_same_counts"] = again["counts"] == first["counts"]
     return first
+
+
+def bench_neo4j_import(folder: Path, run_dir: Path) -> dict[str, Any]:
+    """First load with the offline importer (``scripts/neo4j import``) into a server of its own.
+
+    The server lives in ``run_dir`` on a free port (the benchmark's other Neo4j step is left
+    alone); its database is replaced. Times come from the script's own ``timings:`` line and
+    the importer's log; "sustained" is the relationships over the importer's run.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "NEO4J_RUN_DIR": str(run_dir),
+        "NEO4J_BOLT_PORT": str(port),
+        "NEO4J_IMPORT_MEMORY": os.environ.get("NEO4J_IMPORT_MEMORY", "4g"),
+    }
+    script = str(ROOT / "scripts" / "neo4j")
+    try:
+        out = subprocess.run(
+            [script, "import", str(folder), "--replace"], env=env, capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"scripts/neo4j import failed:\n{out.stderr[-3000:]}")
+        password = (run_dir / "password").read_text().strip()
+        counts = json.loads(
+            _run(
+                [sys.executable, "-m", "kolmatch.cli", "stats", "--json"],
+                env={
+                    **env,
+                    "KOLMATCH_STORE": f"bolt://127.0.0.1:{port}",
+                    "NEO4J_PASSWORD": password,
+                },
+            )
+        )
+    finally:
+        subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
+    times = re.search(
+        r"import-files and stop ([\d.]+)s, importer ([\d.]+)s, start ([\d.]+)s, "
+        r"schema ([\d.]+)s, total ([\d.]+)s",
+        out.stderr,
+    )
+    assert times is not None, out.stderr
+    files_s, importer_s, start_s, schema_s, total_s = map(float, times.groups())
+    log = (run_dir / "logs" / "import.log").read_text()
+    done = re.search(r"IMPORT DONE in (?:(\d+)m )?(\d+)s (\d+)ms", log)
+    own = (
+        (int(done.group(1) or 0) * 60 + int(done.group(2)) + int(done.group(3)) / 1000)
+        if done
+        else None
+    )
+    rels = sum(v for k, v in counts.items() if k.isupper())
+    return {
+        "rows": sum(counts.values()),
+        "relationships": rels,
+        "counts": counts,
+        "files_and_stop_seconds": files_s,
+        "importer_seconds": importer_s,
+        "importer_own_seconds": own,
+        "start_seconds": start_s,
+        "schema_seconds": schema_s,
+        "total_seconds": total_s,
+        "rel_per_s_sustained": rels / importer_s,
+        "relationships_per_s": rels / total_s,
+    }
 
 
 def bench_naive(folder: Path, n: int) -> dict[str, Any]:
@@ -570,6 +637,22 @@ def _md(res: dict[str, Any]) -> str:
             f"{n['rows_per_s']:,.0f} | {n['peak_mib']:,.0f} | {phases}"
             f"{n['relationships_per_s']:,.0f} relationships/s overall{again} |"
         )
+    if "neo4j_import" in res:
+        n = res["neo4j_import"]
+        own = (
+            f" (its own report: {n['importer_own_seconds']:.0f}s)"
+            if n.get("importer_own_seconds")
+            else ""
+        )
+        lines.append(
+            f"| first load into Neo4j, offline importer (scripts/neo4j import) | {n['rows']:,} | "
+            f"{n['total_seconds']:.1f} | {n['rows'] / n['total_seconds']:,.0f} | | "
+            f"validate and write importer CSVs (and stop) {n['files_and_stop_seconds']:.0f}s, "
+            f"importer {n['importer_seconds']:.0f}s{own} "
+            f"({n['rel_per_s_sustained']:,.0f} relationships/s sustained), start "
+            f"{n['start_seconds']:.0f}s, constraints {n['schema_seconds']:.0f}s; "
+            f"{n['relationships_per_s']:,.0f} relationships/s overall |"
+        )
     if "naive" in res:
         v = res["naive"]
         lines.append(
@@ -595,7 +678,7 @@ def main() -> None:
     p.add_argument("--api-workers", type=int, default=os.cpu_count() or 1, help="server processes")
     p.add_argument(
         "--only",
-        choices=["match", "centrality", "plan", "assign", "api", "neo4j"],
+        choices=["match", "centrality", "plan", "assign", "api", "neo4j", "neo4j-import"],
         action="append",
         help="measure only this step (repeatable) and update today's report of this scale "
         "in place (implies --reuse)",
@@ -656,6 +739,10 @@ def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> N
         res["neo4j"] = bench_neo4j(market, reload=a.scale in ("tiny", "s"))
         print("naive vs batched ...", flush=True)
         res["naive"] = bench_naive(market, a.naive_rows)
+    if "neo4j-import" in steps:
+        print("first load with Neo4j's offline importer ...", flush=True)
+        market = a.work / f"market-{a.scale}"
+        res["neo4j_import"] = bench_neo4j_import(market, a.work / "neo4j-import")
 
 
 def _write(res: dict[str, Any], stem: Path) -> None:

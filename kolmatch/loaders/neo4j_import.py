@@ -17,6 +17,7 @@ same values as a transactional load of the same folder.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
 import tempfile
@@ -76,35 +77,28 @@ class _Out:
         fields: Sequence[tuple[str, FieldType]],
     ) -> None:
         self.path = path
-        self.lead = lead  # the row's id columns: ("id",) or ("src", "dst")
+        # the row's id columns (("id",) or ("src", "dst")), then its properties
+        self.columns = [*lead, *(name for name, _ in fields)]
+        self.bools = [len(lead) + i for i, (_, t) in enumerate(fields) if t is FieldType.BOOL]
         self.fh: IO[str] = path.open("w", encoding="utf-8", newline="")
-        self.writer = csv.writer(self.fh, lineterminator="\n")
-        self.writer.writerow(header)
-        self.fields = fields
+        csv.writer(self.fh, lineterminator="\n").writerow(header)
         self.rows = 0
         self.multiline = False
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        out = []
-        for r in rows:
-            line = [r[k] for k in self.lead]
-            if any("\n" in k or "\r" in k for k in line):
-                self.multiline = True
-            for name, ftype in self.fields:
-                v = r.get(name)
-                if v is None:
-                    line.append("")  # unquoted empty: no property, as in a transactional load
-                elif ftype is FieldType.BOOL:
-                    line.append("true" if v else "false")
-                elif ftype is FieldType.FLOAT:
-                    line.append(repr(float(v)))  # shortest text that reads back to the same double
-                else:
-                    s = str(v)
-                    if "\n" in s or "\r" in s:
-                        self.multiline = True
-                    line.append(s)
-            out.append(line)
-        self.writer.writerows(out)
+        # csv writes None as an unquoted empty field (the importer sets no property, as a
+        # transactional load does), ints as digits and floats as their shortest round-trip text
+        lines = [[r.get(c) for c in self.columns] for r in rows]
+        for i in self.bools:
+            for line in lines:
+                if line[i] is not None:
+                    line[i] = "true" if line[i] else "false"
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(lines)
+        text = buf.getvalue()
+        if "\r" in text or text.count("\n") != len(lines):  # a value holds a line break
+            self.multiline = True
+        self.fh.write(text)
         self.rows += len(rows)
 
 
