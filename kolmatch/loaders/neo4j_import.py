@@ -29,7 +29,7 @@ from typing import IO, Any
 from kolmatch.errors import InputError, StoreError
 from kolmatch.graph.model import FieldType, NodeSpec, RelSpec, node_spec, rel_spec
 from kolmatch.graph.store import NodeBatch
-from kolmatch.loaders.load import LoadReport, Validation, progress_bar
+from kolmatch.loaders.load import LoadReport, Validation, paused_gc, progress_bar
 
 __all__ = ["ARGS_FILE", "ImportFiles", "write_import_files"]
 
@@ -175,16 +175,16 @@ def write_import_files(
     try:
         v = Validation(source, _NothingStored())
         step = progress_bar("import-files") if progress else None
-        for b in v.batches(step):
-            if isinstance(b, NodeBatch):
-                key = (b.label, "")
-                if key not in outs:
-                    outs[key] = _node_out(tmp, node_spec(b.label))
-                outs[key].write(b.rows)
-            else:
-                key = (b.rel_type, b.src_label)
-                if key not in outs:
-                    outs[key] = _rel_out(tmp, rel_spec(b.rel_type), b.src_label)
+        with paused_gc():
+            for b in v.batches(step):
+                if isinstance(b, NodeBatch):
+                    key = (b.label, "")
+                    if key not in outs:
+                        outs[key] = _node_out(tmp, node_spec(b.label))
+                else:
+                    key = (b.rel_type, b.src_label)
+                    if key not in outs:
+                        outs[key] = _rel_out(tmp, rel_spec(b.rel_type), b.src_label)
                 outs[key].write(b.rows)
         if v.log:
             raise InputError(v.log.problems, v.log.truncated)

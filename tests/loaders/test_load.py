@@ -76,3 +76,19 @@ def test_failure_inside_the_write_rolls_back(
     with pytest.raises(InputError):
         load_folder(d, sqlite_store)
     assert set(sqlite_store.counts().values()) == {0}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_paused_gc_restores_the_collector_as_it_was(enabled: bool) -> None:
+    import gc
+
+    from kolmatch.loaders.load import paused_gc
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.raises(RuntimeError), paused_gc():
+            assert not gc.isenabled()
+            raise RuntimeError("a failed pass")
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
