@@ -120,10 +120,18 @@ def test_an_output_folder_of_something_else_is_refused(tiny_market: Path, tmp_pa
 def test_offline_import_equals_a_transactional_load(
     own_neo4j: Neo4jServer, tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path
 ) -> None:
-    r = own_neo4j.run("import", str(tiny_market))
-    assert r.returncode == 0, r.stderr
     store = Neo4jStore(own_neo4j.uri, ("neo4j", own_neo4j.password))
     try:
+        # any node counts, not only kolmatch's: the import would replace the whole database
+        store._driver.execute_query("CREATE (:Foreign {note: 'not ours'})")
+        r = own_neo4j.run("import", str(tiny_market))
+        assert r.returncode == 2 and "holds 1 node(s)" in r.stderr, r.stderr
+        q = "MATCH (n:Foreign) RETURN n.note AS note"
+        assert [x["note"] for x in store._driver.execute_query(q).records] == ["not ours"]
+        store._driver.execute_query("MATCH (n:Foreign) DELETE n")
+
+        r = own_neo4j.run("import", str(tiny_market))
+        assert r.returncode == 0, r.stderr
         load_folder(tiny_market, sqlite_store)
         assert store.version() == 1 and len(store.graph_id()) == 32
         assert_same_projections(sqlite_store, store)
