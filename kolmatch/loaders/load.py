@@ -261,7 +261,9 @@ def paused_gc() -> Iterator[None]:
     the id indexes of millions of nodes; each full collection walks all of
     them. Rows hold no cycles (reference counting frees them), so pausing
     costs no memory: on the m market (20.5M rows) it cut writing the offline
-    importer's input from ~430 s to ~290 s.
+    importer's input from ~430 s to ~290 s. Not used around a store's writes
+    (a driver's own objects may form cycles), nor where it was not measured to
+    help: the SQLite load of m, which its writes dominate.
     """
     was = gc.isenabled()
     gc.disable()
@@ -343,11 +345,7 @@ def load_folder(
     InputError
         If any file has a problem; the store is unchanged.
     """
-    with paused_gc():
-        return _load(Path(folder), store, progress, replace_unfinished)
-
-
-def _load(folder: Path, store: GraphStore, progress: bool, replace_unfinished: bool) -> LoadReport:
+    folder = Path(folder)
     store.ensure_schema()
     step = progress_bar("load") if progress else None
     t0 = time.perf_counter()
