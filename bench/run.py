@@ -54,6 +54,13 @@ def _measured(code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def _free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _rows(folder: Path) -> dict[str, int]:
     return {p.stem: sum(1 for _ in p.open("rb")) - 1 for p in sorted(folder.glob("*.csv"))}
 
@@ -323,9 +330,7 @@ def bench_api(db: Path, cache: Path, clients: int, seconds: float, workers: int)
     import time
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     env = {
         **os.environ,
         "KOLMATCH_API_KEYS": "bench-key=internal",
@@ -428,9 +433,7 @@ def bench_neo4j_import(folder: Path, run_dir: Path) -> dict[str, Any]:
     alone); its database is replaced. Times come from the script's own ``timings:`` line and
     the importer's log; "sustained" is the relationships over the importer's run.
     """
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     env = {
         **os.environ,
         "NEO4J_RUN_DIR": str(run_dir),

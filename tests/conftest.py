@@ -160,14 +160,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     LEDGER.write(Path(session.config.rootpath))
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class Neo4jServer:
     """A Neo4j server under a folder of its own, driven by scripts/neo4j (NEO4J_RUN_DIR and a
     free port), for tests that stop it or replace its database."""
 
     def __init__(self, run_dir: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.env = {
             **os.environ,
             "NEO4J_RUN_DIR": str(run_dir),

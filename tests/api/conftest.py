@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from kolmatch.api.limits import Limits
 from kolmatch.api.service import EngineService
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
+from tests.conftest import free_port
 
 
 class CountingStore:
@@ -67,13 +67,6 @@ class Api:
         r = self.post(query, who, **body)
         assert r.status_code in (200, 503), r.text
         return r.json()["errors"]  # type: ignore[no-any-return]
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:

@@ -25,7 +25,7 @@ import pytest
 
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
-from tests.api.conftest import free_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 KOLMATCH = [sys.executable, "-m", "kolmatch.cli"]
