@@ -10,14 +10,16 @@ so that an evaluation can ask how well graph signals recover them.
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from kolmatch.errors import InputError, InputProblem
 
-__all__ = ["parse_count", "twitch_follows_market"]
+__all__ = ["TwitchAudience", "parse_count", "twitch_audience", "twitch_follows_market"]
 
 #: The data set carries no dates; content gets the date of the source snapshot.
 SNAPSHOT_DATE = "2021-01-01"
@@ -42,6 +44,28 @@ def _write(path: Path, header: list[str], rows: list[list[object]]) -> None:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(header)
         w.writerows(rows)
+
+
+def _appdata(src: Path) -> list[tuple[dict[str, str], int]]:
+    """``appdata.csv``'s rows with their parsed follower counts; every bad count is named."""
+    rows: list[tuple[dict[str, str], int]] = []
+    problems: list[InputProblem] = []
+    with (src / "appdata.csv").open(encoding="utf-8") as fh:
+        for line, r in enumerate(csv.DictReader(fh), start=2):
+            try:
+                rows.append((r, parse_count(r["total_followers"])))
+            except ValueError:
+                problems.append(
+                    InputProblem(
+                        "appdata.csv",
+                        line,
+                        "total_followers",
+                        f"not a follower count: {r['total_followers']!r}",
+                    )
+                )
+    if problems:
+        raise InputError(problems)
+    return rows
 
 
 def twitch_follows_market(
@@ -83,28 +107,12 @@ def twitch_follows_market(
     talents: list[list[object]] = []
     games: dict[str, None] = {}
     channels: list[tuple[str, str]] = []
-    problems: list[InputProblem] = []
-    with (src / "appdata.csv").open(encoding="utf-8") as fh:
-        for line, r in enumerate(csv.DictReader(fh), start=2):
-            try:
-                followers = parse_count(r["total_followers"])
-            except ValueError:
-                problems.append(
-                    InputProblem(
-                        "appdata.csv",
-                        line,
-                        "total_followers",
-                        f"not a follower count: {r['total_followers']!r}",
-                    )
-                )
-                continue
-            talents.append([r["name"], r["name"], followers])
-            for g in (r["game1"], r["game2"]):
-                if g and (r["name"], g) not in channels:
-                    games[g] = None
-                    channels.append((r["name"], g))
-    if problems:
-        raise InputError(problems)
+    for r, followers in _appdata(src):
+        talents.append([r["name"], r["name"], followers])
+        for g in (r["game1"], r["game2"]):
+            if g and (r["name"], g) not in channels:
+                games[g] = None
+                channels.append((r["name"], g))
 
     by_user: dict[str, list[str]] = defaultdict(list)
     with (src / "follows.csv").open(encoding="utf-8") as fh:
@@ -135,3 +143,67 @@ def twitch_follows_market(
     _write(out / "follows.csv", ["src", "dst"], train)
     _write(held / "follows.csv", ["src", "dst"], test)
     return held
+
+
+@dataclass(frozen=True)
+class TwitchAudience:
+    """Real follows as a (streamers x viewers) audience, with each streamer's main game."""
+
+    streamers: list[str]
+    audience: sp.csr_matrix  # (streamers, viewers), 1 where the viewer follows the streamer
+    category: np.ndarray  # (streamers,) index into category_names
+    category_names: list[str]
+    followers: dict[str, int]  # platform-reported follower count per streamer
+
+
+def twitch_audience(src: str | Path, *, categories: int = 20) -> TwitchAudience:
+    """Read the twitch-follows data as an audience matrix with a main category per streamer.
+
+    A streamer's category is its main game (``game1``); the ``categories - 1`` games most
+    streamers have as main game keep their own category and every other game falls in one
+    "other" category, so that the real graph is measured at the synthetic market's
+    granularity (20 categories). Streamers without an ``appdata.csv`` row are left out.
+
+    Parameters
+    ----------
+    src
+        The ``twitch-follows`` folder (``follows.csv``, ``appdata.csv``).
+    categories
+        How many categories, the "other" one included (at least 2).
+
+    Raises
+    ------
+    InputError
+        If a source file is missing or a follower count cannot be read.
+    ValueError
+        If ``categories`` is below 2.
+    """
+    if categories < 2:
+        raise ValueError(f"categories must be at least 2, got {categories}")
+    src = Path(src)
+    for name in ("follows.csv", "appdata.csv"):
+        if not (src / name).is_file():
+            raise InputError([InputProblem(str(src / name), 0, "", "file not found")])
+    rows = _appdata(src)
+    game = {r["name"]: r["game1"] for r, _ in rows}
+    followers = {r["name"]: n for r, n in rows}
+    with (src / "follows.csv").open(encoding="utf-8") as fh:
+        pairs = [(r["user_id"], r["streamer"]) for r in csv.DictReader(fh) if r["streamer"] in game]
+    streamers = sorted({s for _, s in pairs})
+    viewers = sorted({u for u, _ in pairs})
+    s_row = {s: i for i, s in enumerate(streamers)}
+    v_col = {v: i for i, v in enumerate(viewers)}
+    common = [g for g, _ in Counter(game[s] for s in streamers).most_common(categories - 1)]
+    names = [*common, "other"]
+    cat_of = {g: i for i, g in enumerate(common)}
+    aud = sp.csr_matrix(
+        (
+            np.ones(len(pairs)),
+            ([s_row[s] for _, s in pairs], [v_col[u] for u, _ in pairs]),
+        ),
+        shape=(len(streamers), len(viewers)),
+    )
+    aud.sum_duplicates()
+    aud.data[:] = 1.0
+    category = np.array([cat_of.get(game[s], len(common)) for s in streamers], dtype=np.int64)
+    return TwitchAudience(streamers, aud, category, names, followers)
