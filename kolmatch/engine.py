@@ -21,7 +21,7 @@ T = TypeVar("T")
 log = logging.getLogger("kolmatch.engine")
 
 #: Bumped whenever MarketFeatures or its computation changes: old cache files are ignored.
-CACHE_FORMAT = 6
+CACHE_FORMAT = 7
 
 
 def _cache_path(store: GraphStore, cache_dir: Path, kind: str) -> Path:

@@ -193,7 +193,7 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
         content_cat + sp.diags(no_cat.astype(float)) @ (content_talent @ talent_cat)
     )
 
-    purchased = edge_list(store, "PURCHASED", users, products, ("amount", "time"))
+    purchased = edge_list(store, "PURCHASED", users, products, ("amount", "time", "talent"))
     spend = to_csr(purchased, (U, P), "amount")
     user_bought = sp.csr_matrix(spend @ pcat)
     user_interest = _rows_normalised(
@@ -204,11 +204,15 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     engaged_users = engaged.astype(bool).astype(np.float64)
     audience_size = np.diff(engaged.indptr).astype(np.float64)
     talent_audience = _leave_one_out_audience(engaged_users, talent_cat, user_bought)
-    paid = np.asarray(spend.sum(axis=1)).ravel()
-    spent_logp = np.asarray((spend @ sp.diags(log_price)).sum(axis=1)).ravel()
-    user_logp = np.divide(spent_logp, paid, out=np.full(U, np.nan), where=paid > 0)
+    # a user's price level: the mean log price over its orders (one order, one vote: weighting
+    # by amount would lean every buyer toward its dearest purchases)
+    n_orders = np.bincount(purchased.src, minlength=U).astype(np.float64)
+    order_logp = np.bincount(purchased.src, weights=log_price[purchased.dst], minlength=U)
+    user_logp = np.divide(order_logp, n_orders, out=np.full(U, np.nan), where=n_orders > 0)
     has_p = ~np.isnan(user_logp)
-    w = _rows_normalised(engaged)[:, np.nonzero(has_p)[0]]
+    # a talent's: the plain mean over its engaged users who bought (weighting by engagement
+    # strength would lean it to its keenest fans, whose price level follows its own category)
+    w = engaged_users[:, np.nonzero(has_p)[0]]
     wsum = np.asarray(w.sum(axis=1)).ravel()
     talent_price = np.divide(w @ user_logp[has_p], wsum, out=np.full(T, np.nan), where=wsum > 0)
     # a talent none of whose audience bought anything takes the market's mean; a market with no
@@ -259,7 +263,22 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     np.add.at(exp_orders, src[ok], gmv_rate * reach_base[ok])
     np.add.at(obs_orders, src[ok], orders[ok])
     # shrunk toward 1: a prior worth SKILL_PRIOR_ORDERS expected orders (tuned on the s market)
-    skill = (obs_orders + SKILL_PRIOR_ORDERS) / (exp_orders + SKILL_PRIOR_ORDERS)
+    collab_skill = (obs_orders + SKILL_PRIOR_ORDERS) / (exp_orders + SKILL_PRIOR_ORDERS)
+    attributed = talents.indices_of(
+        [t if isinstance(t, str) else "" for t in purchased.columns["talent"]]
+    )
+    content_skill = _content_skill(
+        attributed,
+        engaged_e,
+        published,
+        features_e,
+        product_cat,
+        log_price,
+        user_interest,
+        np.where(np.isnan(user_logp), fill, user_logp),
+        (T, K),
+    )
+    skill = np.sqrt(collab_skill * content_skill)
 
     # merchants: what they sell and to whom
     merchant_products = [sells.dst[sells.src == m] for m in range(M)] if M else []
@@ -430,8 +449,70 @@ def _leave_one_out_audience(
 #: and it has bought nothing there yet.
 HIDDEN_NEED_INTEREST = 0.25
 
+
+def _content_skill(
+    attributed: I64,
+    engaged: EdgeList,
+    published: EdgeList,
+    features: EdgeList,
+    product_cat: I64,
+    log_price: F64,
+    user_interest: sp.csr_matrix,
+    user_logp: F64,
+    shape: tuple[int, int],
+) -> F64:
+    """Conversion skill from the sales a talent's content made: observed / expected, shrunk to 1.
+
+    Every engagement with content that features a product is a chance to sell it; its expected
+    sales grow with the user's interest in the product's category and the price fit. Observed:
+    purchases attributed to the talent. The market rate calibrates expected to observed overall;
+    a prior worth :data:`CONTENT_SKILL_PRIOR` sales pulls a talent with few toward 1.
+
+    Parameters
+    ----------
+    attributed
+        (orders,) talent row each purchase is attributed to, -1 for none.
+    engaged, published, features
+        ENGAGED_WITH (user -> content), PUBLISHED (talent -> content), FEATURES (content ->
+        product) edges, as rows.
+    product_cat, log_price
+        (products,) category row (-1 for none) and log price.
+    user_interest
+        (users, categories) observed interest, rows sum to 1.
+    user_logp
+        (users,) price level; no NaN.
+    shape
+        (talents, contents).
+    """
+    n_talents, n_contents = shape
+    observed = np.bincount(attributed[attributed >= 0], minlength=n_talents).astype(np.float64)
+    content_talent = np.full(n_contents, -1, dtype=np.int64)
+    content_talent[published.dst] = published.src
+    # join engagements with the products their content features (a content may feature several:
+    # each gets an equal share of the engagement)
+    order = np.argsort(features.src, kind="stable")
+    f_src, f_dst = features.src[order], features.dst[order]
+    start = np.searchsorted(f_src, engaged.dst, side="left")
+    count = np.searchsorted(f_src, engaged.dst, side="right") - start
+    rows = np.repeat(np.arange(len(engaged)), count)
+    offset = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
+    product = f_dst[np.repeat(start, count) + offset]
+    user = engaged.src[rows]
+    talent = content_talent[engaged.dst[rows]]
+    cat = product_cat[product]
+    ok = (talent >= 0) & (cat >= 0)
+    interest = np.asarray(user_interest[user[ok], cat[ok]]).ravel()
+    chance = interest * price_fit(user_logp[user[ok]], log_price[product[ok]]) / count[rows[ok]]
+    expected = np.bincount(talent[ok], weights=chance, minlength=n_talents)
+    total = expected.sum()
+    rate = observed.sum() / total if total > 0 else 0.0
+    return (observed + CONTENT_SKILL_PRIOR) / (rate * expected + CONTENT_SKILL_PRIOR)
+
+
 #: Strength of the prior that pulls a talent's estimated skill toward the market's 1.0.
 SKILL_PRIOR_ORDERS = 30.0
+#: The same for the skill measured on the sales a talent's content made (in sales).
+CONTENT_SKILL_PRIOR = 10.0
 
 #: Width of the price fit in log price (a default; callers of scoring may override).
 PRICE_SD = 0.6
