@@ -454,6 +454,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     for name, v in ev.capture.items():
         print(f"  {name:<20} {v:6.1%}")
     print(f"  engine / follower-count GMV: {ev.vs_followers:.2f}x")
+    print(f"  oracle-best / follower-count GMV: {ev.oracle_vs_followers:.2f}x (the most reachable)")
     print(f"  hidden-need AUC (observed lean vs latent interest): {ev.hidden_need_auc:.3f}")
     return EXIT_OK
 

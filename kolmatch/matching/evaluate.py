@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +76,7 @@ class Evaluation:
     k: int
     capture: dict[str, float]  # ranker -> mean capture ratio
     vs_followers: float  # engine GMV / follower-count baseline GMV (ratio of sums)
+    oracle_vs_followers: float  # the oracle-best top-k's GMV / the baseline's: the most reachable
     hidden_need_auc: float
 
 
@@ -105,7 +106,13 @@ def _auc(score: F64, label: NDArray[np.bool_]) -> float:
 
 
 def evaluate(
-    f: MarketFeatures, truth: Truth, *, k: int = 20, merchants: int = 100, seed: int = 0
+    f: MarketFeatures,
+    truth: Truth,
+    *,
+    k: int = 20,
+    merchants: int = 100,
+    seed: int = 0,
+    weights: Mapping[str, float] | None = None,
 ) -> Evaluation:
     """Compare the engine's top-k with the oracle's and with the anchor tools' baselines.
 
@@ -121,6 +128,8 @@ def evaluate(
         How many merchants to sample (all if fewer).
     seed
         Sampling seed.
+    weights
+        Overrides of the engine's signal weights (:data:`kolmatch.matching.score.DEFAULT_WEIGHTS`).
     """
     rng = np.random.default_rng(seed)
     mi = _index(f.merchant_ids, "m")
@@ -129,6 +138,7 @@ def evaluate(
     names = ["engine", "followers", "engagement_rate", "category+followers"]
     capture: dict[str, list[float]] = {n: [] for n in names}
     sums = {n: 0.0 for n in names}
+    best_sum = 0.0
     aucs: list[float] = []
     for m in sample:
         oracle = oracle_gmv(truth, int(mi[m]))
@@ -137,7 +147,10 @@ def evaluate(
         best = oracle[_top(oracle, eligible, k)].sum()
         if best <= 0:
             continue
-        rankings = {"engine": combine(sig)} | {n: fn() for n, fn in _baselines(f, int(m)).items()}
+        best_sum += best
+        rankings = {"engine": combine(sig, weights)} | {
+            n: fn() for n, fn in _baselines(f, int(m)).items()
+        }
         for n, score in rankings.items():
             got = oracle[_top(score, eligible, k)].sum()
             capture[n].append(got / best)
@@ -153,6 +166,7 @@ def evaluate(
         k=k,
         capture={n: float(np.mean(v)) for n, v in capture.items()},
         vs_followers=sums["engine"] / sums["followers"] if sums["followers"] else float("inf"),
+        oracle_vs_followers=best_sum / sums["followers"] if sums["followers"] else float("inf"),
         hidden_need_auc=float(np.nanmean(aucs)),
     )
 
