@@ -548,6 +548,15 @@ def _md(res: dict[str, Any]) -> str:
         f"{m['cores']} cores, {m['memory_mib'] // 1024} GiB, Python {m['python']}, "
         + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
         "",
+    ]
+    if res.get("models"):
+        steps = ", ".join(f"{k} {v}" for k, v in sorted(res["models"].items()))
+        lines += [
+            f"Generative model of the market each step ran on: {steps}; any step not listed ran "
+            "on model 1 (before the version was recorded).",
+            "",
+        ]
+    lines += [
         "| step | rows | seconds | rows/s | peak MiB | notes |",
         "|---|---:|---:|---:|---:|---|",
     ]
@@ -707,14 +716,28 @@ def main() -> None:
         res["generate"] = bench_generate(a.scale, market)
         print("load SQLite ...", flush=True)
         res["sqlite"] = bench_sqlite(market, a.work / f"{a.scale}.db")
+        res.setdefault("models", {}).update(
+            dict.fromkeys(("generate", "sqlite"), _market_model(market))
+        )
     _run_steps(a, res, {"match", "centrality", "plan", "assign", "api"})
     if not a.no_neo4j:
         _run_steps(a, res, {"neo4j"})
     _write(res, stem)
 
 
+def _market_model(market: Path) -> int | None:
+    """The generative model version of a generated market (truth.json), 1 before it was kept."""
+    meta = market.with_name(market.name + "-truth") / "truth.json"
+    if not meta.is_file():
+        return None
+    return int(json.loads(meta.read_text()).get("model_version", 1))
+
+
 def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> None:
     """The steps that read a loaded store, in order; each result goes into ``res``."""
+    model = _market_model(a.work / f"market-{a.scale}")
+    if model is not None:
+        res.setdefault("models", {}).update(dict.fromkeys(steps, model))
     db = a.work / f"{a.scale}.db"
     cache = a.work / "cache"
     cache.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kolmatch.loaders.synthetic import MODEL_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,6 +40,8 @@ def test_tiny_benchmark_writes_its_report(tmp_path: Path) -> None:
     assert res["sqlite"]["rows"] == res["generate"]["rows"]
     assert res["sqlite"]["reload_same_counts"] is True
     assert res["sqlite"]["peak_mib"] > 10
+    assert set(res["models"]) >= {"generate", "sqlite", "match", "assign"}
+    assert set(res["models"].values()) == {MODEL_VERSION}
     assert res["match"]["queries"] == 200
     assert 0 < res["match"]["p50_ms"] <= res["match"]["p99_ms"]
     plan = res["plan"]
