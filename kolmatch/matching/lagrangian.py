@@ -139,6 +139,34 @@ def _repair(p: AssignmentProblem, x: Mask, order: I64) -> Mask:
     return x
 
 
+def _improve(p: AssignmentProblem, blocks: _Blocks, y: Mask, order: I64, rounds: int = 10) -> Mask:
+    """Let every merchant re-choose its best subset among what a feasible ``y`` leaves it.
+
+    A merchant may keep its own pairs and take any talent with a free slot whose pair clashes
+    with nobody else's choice; each solves its subset problem exactly (budget, most talents,
+    agency caps), and the repair settles talents two merchants took at once. Kept while the
+    total value rises.
+    """
+    best, best_val = y, float(p.value[y].sum())
+    for _ in range(rounds):
+        free = np.bincount(p.pair_talent[best], minlength=len(p.talent_capacity))
+        free = free < p.talent_capacity
+        open_ = best | free[p.pair_talent]
+        if len(p.conflicts):
+            a, b = p.conflicts[:, 0], p.conflicts[:, 1]
+            other = p.pair_merchant[a] != p.pair_merchant[b]
+            open_[a[other & best[b]]] = False
+            open_[b[other & best[a]]] = False
+            open_ |= best
+        _, pick = blocks.best(np.where(open_, p.value, -1e18))
+        z = _repair(p, blocks.chosen(pick, p.n_pairs) & open_, order)
+        val = float(p.value[z].sum())
+        if val <= best_val * (1 + 1e-12):
+            break
+        best, best_val = z, val
+    return best
+
+
 def solve_assignment_lagrangian(
     p: AssignmentProblem,
     *,
@@ -207,7 +235,7 @@ def solve_assignment_lagrangian(
             if stall >= 25:
                 theta, stall = max(theta / 2, 0.005), 0
         if it % repair_every == 0 or it == iterations - 1:
-            y = _repair(p, x, order)
+            y = _improve(p, blocks, _repair(p, x, order), order)
             obj = float(p.value[y].sum())
             if obj > best:
                 best, best_x = obj, y
