@@ -149,9 +149,8 @@ def _improve(p: AssignmentProblem, blocks: _Blocks, y: Mask, order: I64, rounds:
     """
     best, best_val = y, float(p.value[y].sum())
     for _ in range(rounds):
-        free = np.bincount(p.pair_talent[best], minlength=len(p.talent_capacity))
-        free = free < p.talent_capacity
-        open_ = best | free[p.pair_talent]
+        used = np.bincount(p.pair_talent[best], minlength=len(p.talent_capacity))
+        open_ = best | (used < p.talent_capacity)[p.pair_talent]
         if len(p.conflicts):
             a, b = p.conflicts[:, 0], p.conflicts[:, 1]
             other = p.pair_merchant[a] != p.pair_merchant[b]
