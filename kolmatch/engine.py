@@ -25,7 +25,8 @@ CACHE_FORMAT = 7
 
 
 def _cache_path(store: GraphStore, cache_dir: Path, kind: str) -> Path:
-    ident = f"{CACHE_FORMAT}|{store.uri}|{store.graph_id()}|{store.version()}"
+    graph_id, version = store.identity()
+    ident = f"{CACHE_FORMAT}|{store.uri}|{graph_id}|{version}"
     key = hashlib.sha256(ident.encode()).hexdigest()
     return cache_dir / f"{kind}-{key[:24]}.pkl"
 

@@ -64,10 +64,11 @@ def test_a_graph_written_anew_at_the_same_uri_is_not_served_from_the_cache(
     """Same URI, same version number, another graph: the cache must not answer for it."""
     path, cache = tmp_path / "g.db", tmp_path / "cache"
     store = SQLiteStore(path)
-    assert store.graph_id() == ""
+    assert store.graph_id() == "" and store.identity() == ("", 0)
     load_folder(tiny_market, store)
     first_id = store.graph_id()
     assert len(first_id) == 32 and store.version() == 1
+    assert store.identity() == (first_id, 1)
     assert len(engine.cached_features(store, cache).talent_ids) == 100
     load_folder(tiny_market, store)
     assert store.graph_id() == first_id  # later writes keep the graph's id

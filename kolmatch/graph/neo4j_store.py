@@ -359,16 +359,28 @@ class Neo4jStore:
         StoreUnavailable
             If the server cannot be reached.
         """
-        recs = self._query(cypher.READ_VERSION)
-        if not recs:
-            return 0
-        if recs[0]["pending"]:
-            raise IncompleteLoad(self.uri, list(recs[0]["pending"]))
-        return int(recs[0]["version"])
+        return self.identity()[1]
 
     def graph_id(self) -> str:
         recs = self._query(cypher.READ_VERSION)
         return str(recs[0]["uid"] or "") if recs else ""
+
+    def identity(self) -> tuple[str, int]:
+        """The graph's id and version, read in one query (one round trip, one snapshot).
+
+        Raises
+        ------
+        IncompleteLoad
+            If a load of many transactions has started and not finished.
+        StoreUnavailable
+            If the server cannot be reached.
+        """
+        recs = self._query(cypher.READ_VERSION)
+        if not recs:
+            return "", 0
+        if recs[0]["pending"]:
+            raise IncompleteLoad(self.uri, list(recs[0]["pending"]))
+        return str(recs[0]["uid"] or ""), int(recs[0]["version"])
 
     def counts(self) -> dict[str, int]:
         out = {n.label: self._query(cypher.count_nodes(n.label))[0]["n"] for n in NODES}

@@ -210,6 +210,15 @@ class SQLiteStore:
             return ""
         return str(row[0]) if row else ""
 
+    def identity(self) -> tuple[str, int]:
+        try:  # one statement: the id and the version of the same snapshot
+            row = self._db.execute(
+                "SELECT (SELECT uid FROM kolmatch_graph), user_version FROM pragma_user_version"
+            ).fetchone()
+        except sqlite3.OperationalError:  # no schema yet: nothing was ever written
+            return "", self.version()
+        return str(row[0] or ""), int(row[1])
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         try:

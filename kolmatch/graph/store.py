@@ -89,6 +89,9 @@ class GraphStore(Protocol):
         keyed on (URI, graph id, version) never serve the old graph's data.
         """
 
+    def identity(self) -> tuple[str, int]:
+        """``(graph_id(), version())`` read together: one round trip, one consistent pair."""
+
     def counts(self) -> dict[str, int]:
         """Number of nodes per label and relationships per type (zeros included)."""
 

@@ -52,9 +52,10 @@ def test_tiny_load_counts_and_idempotent_reload(
     assert neo4j_store.counts() == first
     assert neo4j_store.version() == version + 1
     assert neo4j_store.graph_id() == graph_id
+    assert neo4j_store.identity() == (graph_id, version + 1)
     # deleted and written anew: a new graph, whatever its version number
     neo4j_store.clear()
-    assert neo4j_store.graph_id() == ""
+    assert neo4j_store.graph_id() == "" and neo4j_store.identity() == ("", 0)
     load_folder(tiny_market, neo4j_store)
     assert neo4j_store.graph_id() not in ("", graph_id)
 
