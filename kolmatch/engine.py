@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kolmatch.graph.store import GraphStore
-from kolmatch.matching.features import MarketFeatures, build_features
+from kolmatch.matching.features import MarketFeatures, build_features, refresh_risk
 from kolmatch.matching.score import MerchantRankings, rank_merchants
 
 __all__ = ["CACHE_FORMAT", "cached_features", "cached_rankings"]
@@ -31,7 +31,12 @@ def _cache_path(store: GraphStore, cache_dir: Path, kind: str) -> Path:
     return cache_dir / f"{kind}-{key[:24]}.pkl"
 
 
-def cached_features(store: GraphStore, cache_dir: str | Path | None = None) -> MarketFeatures:
+def cached_features(
+    store: GraphStore,
+    cache_dir: str | Path | None = None,
+    *,
+    risk_update_of: MarketFeatures | None = None,
+) -> MarketFeatures:
     """The store's market features, from the cache if the graph has not changed since.
 
     The cache file is keyed by the store URI, its :meth:`~GraphStore.graph_id` (new when a
@@ -45,7 +50,16 @@ def cached_features(store: GraphStore, cache_dir: str | Path | None = None) -> M
         Any GraphStore.
     cache_dir
         Where cache files live; default ``KOLMATCH_CACHE`` or ``./.kolmatch/cache``.
+    risk_update_of
+        Features of an earlier version of this graph such that every write since touched
+        only violations: a cache miss then re-reads compliance alone
+        (:func:`~kolmatch.matching.features.refresh_risk`) instead of the whole graph.
     """
+    if risk_update_of is not None:
+        prev = risk_update_of
+        return _cached(
+            store, cache_dir, "features", MarketFeatures, lambda: refresh_risk(store, prev)
+        )
     return _cached(store, cache_dir, "features", MarketFeatures, lambda: build_features(store))
 
 

@@ -5,20 +5,20 @@ Everything here is observable data; the synthetic market's latent truth is never
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from kolmatch.errors import UnknownId
+from kolmatch.errors import StoreError, UnknownId
 from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.graph.projection import EdgeList, NodeTable, edge_list, node_table, to_csr
 from kolmatch.graph.store import GraphStore
 from kolmatch.matching.centrality import bipartite_pagerank
 
-__all__ = ["MarketFeatures", "build_features", "price_fit"]
+__all__ = ["MarketFeatures", "build_features", "price_fit", "refresh_risk"]
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -533,6 +533,41 @@ def price_fit(talent_logp: F64, logp: F64) -> F64:
 def _expected_orders_base(audience: F64, interest: F64, talent_logp: F64, logp: F64) -> F64:
     """Audience x interest x price fit: expected orders before the market rate and skill."""
     return audience * interest * price_fit(talent_logp, logp)
+
+
+def refresh_risk(store: GraphStore, f: MarketFeatures) -> MarketFeatures:
+    """``f`` with compliance re-read from the store: all a flagged or resolved violation changes.
+
+    Violations enter the features only through risk (talents', merchants', and what spills over
+    from promoted products and merchants), so after writes that touched nothing but violations
+    this equals :func:`build_features` and costs a read of the small tables, not of the
+    engagement graph. The caller vouches that nothing else changed; a different set of talents,
+    merchants or products is refused.
+
+    Raises
+    ------
+    StoreError
+        If the store's talents, merchants or products are not the ones ``f`` was built from.
+    """
+    talents = node_table(store, "Talent", ())
+    merchants = node_table(store, "Merchant", ())
+    products = node_table(store, "Product", ())
+    for what, table, ids in (
+        ("talents", talents, f.talent_ids),
+        ("merchants", merchants, f.merchant_ids),
+        ("products", products, f.product_ids),
+    ):
+        if not np.array_equal(table.ids, ids):
+            raise StoreError(f"the store's {what} changed since these features were built")
+    violations = node_table(store, "Violation", ("severity", "resolved", "time"))
+    promoted = edge_list(store, "PROMOTED", talents, products, ())
+    sells = edge_list(store, "SELLS", merchants, products, ())
+    merch_of_product = np.full(len(products), -1, dtype=np.int64)
+    merch_of_product[sells.dst] = sells.src
+    t_risk, t_notes, m_risk = _risk(
+        store, talents, merchants, products, violations, promoted, merch_of_product, f.today
+    )
+    return replace(f, talent_risk=t_risk, talent_risk_notes=t_notes, merchant_risk=m_risk)
 
 
 def _risk(

@@ -1,0 +1,127 @@
+"""The engine service: a violation's refresh re-reads compliance only, and equals a full one."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from kolmatch import engine
+from kolmatch.api.service import EngineService
+from kolmatch.errors import StoreError
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.loaders.load import load_folder
+from kolmatch.matching.features import MarketFeatures, build_features, refresh_risk
+from kolmatch.matching.score import match_merchant, rank_merchants
+
+
+def _assert_same(a: Any, b: Any) -> None:
+    """Two MarketFeatures (or MerchantRankings) hold equal values in every field."""
+    for field in dataclasses.fields(a):
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if isinstance(x, sp.spmatrix | sp.sparray):
+            assert x.shape == y.shape and (x != y).nnz == 0, field.name
+        elif isinstance(x, np.ndarray):
+            if x.dtype.kind in "fc":
+                assert np.array_equal(x, y, equal_nan=True), field.name
+            else:
+                assert np.array_equal(x, y), field.name
+        elif field.name == "merchant_products":
+            assert len(x) == len(y) and all(np.array_equal(p, q) for p, q in zip(x, y, strict=True))
+        else:
+            assert x == y, field.name
+
+
+@pytest.fixture
+def service(tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    store = SQLiteStore(tmp_path / "g.db")
+    load_folder(tiny_market, store)
+    calls: list[int] = []
+
+    def counted(s: Any) -> MarketFeatures:
+        calls.append(1)
+        return build_features(s)
+
+    monkeypatch.setattr(engine, "build_features", counted)
+    svc = EngineService(store, tmp_path / "cache")
+    svc.full_builds = calls  # type: ignore[attr-defined]
+    yield svc
+    svc.close()
+
+
+def _top_talent(svc: EngineService) -> str:
+    """The talent at the top of the first merchant's list."""
+    f = svc.snapshot.features
+    return match_merchant(f, str(f.merchant_ids[0]), top=1)[0].talent
+
+
+def test_flag_and_resolve_refresh_compliance_only_and_equal_a_full_build(service: Any) -> None:
+    assert len(service.full_builds) == 1  # the first snapshot
+    talent = _top_talent(service)
+    t = service.snapshot.features.talent_row(talent)
+    snap = service.flag_violation(
+        violation_id="x-1",
+        label="Talent",
+        target=talent,
+        kind="fake reviews",
+        severity="minor",
+        time="2026-06-01",
+    )
+    assert len(service.full_builds) == 1  # no second read of the whole graph
+    assert snap.features.talent_risk[t] == 1.0  # unresolved: excluded
+    assert "x-1" in snap.violation_ids
+    full = build_features(service.store)
+    _assert_same(snap.features, full)
+    _assert_same(snap.rankings, rank_merchants(full))
+
+    snap = service.resolve_violation("x-1")
+    assert len(service.full_builds) == 1
+    assert 0.0 < snap.features.talent_risk[t] < 1.0  # minor and resolved: a fading penalty
+    full = build_features(service.store)
+    _assert_same(snap.features, full)
+    _assert_same(snap.rankings, rank_merchants(full))
+
+
+def test_other_writes_read_the_whole_graph(service: Any) -> None:
+    talent = _top_talent(service)
+    product = next(p for p, m in service.snapshot.product_merchant.items() if m)
+    service.record_collaboration(
+        collab_id="k-new",
+        talent=talent,
+        product=product,
+        gmv=1000.0,
+        orders=10,
+        fee=100.0,
+        time="2026-06-02",
+    )
+    assert len(service.full_builds) == 2
+    # a write the service did not make, then a violation through it: the snapshot is no longer
+    # one write behind, so compliance alone would miss that write; the whole graph is read
+    store = service.store
+    store.write([])  # any write raises the version
+    service.flag_violation(
+        violation_id="x-2",
+        label="Talent",
+        target=talent,
+        kind="fake reviews",
+        severity="minor",
+        time="2026-06-01",
+    )
+    assert len(service.full_builds) == 3
+    _assert_same(service.snapshot.features, build_features(store))
+
+
+def test_refresh_risk_refuses_features_of_other_talents(
+    service: Any, tiny_market: Path, tmp_path: Path
+) -> None:
+    other = SQLiteStore(tmp_path / "other.db")
+    load_folder(tiny_market, other)
+    f = service.snapshot.features
+    shrunk = dataclasses.replace(f, talent_ids=f.talent_ids[:-1])
+    with pytest.raises(StoreError, match="talents changed"):
+        refresh_risk(other, shrunk)
+    other.close()
