@@ -24,8 +24,8 @@ log = logging.getLogger("kolmatch.engine")
 CACHE_FORMAT = 7
 
 
-def _cache_path(store: GraphStore, cache_dir: Path, kind: str) -> Path:
-    graph_id, version = store.identity()
+def _cache_path(store: GraphStore, cache_dir: Path, kind: str, identity: tuple[str, int]) -> Path:
+    graph_id, version = identity
     ident = f"{CACHE_FORMAT}|{store.uri}|{graph_id}|{version}"
     key = hashlib.sha256(ident.encode()).hexdigest()
     return cache_dir / f"{kind}-{key[:24]}.pkl"
@@ -35,7 +35,7 @@ def cached_features(
     store: GraphStore,
     cache_dir: str | Path | None = None,
     *,
-    risk_update_of: MarketFeatures | None = None,
+    risk_update_of: tuple[MarketFeatures, int] | None = None,
 ) -> MarketFeatures:
     """The store's market features, from the cache if the graph has not changed since.
 
@@ -51,16 +51,29 @@ def cached_features(
     cache_dir
         Where cache files live; default ``KOLMATCH_CACHE`` or ``./.kolmatch/cache``.
     risk_update_of
-        Features of an earlier version of this graph such that every write since touched
-        only violations: a cache miss then re-reads compliance alone
-        (:func:`~kolmatch.matching.features.refresh_risk`) instead of the whole graph.
+        ``(features, v)``: this graph's features at version ``v``, where the one write after
+        ``v`` touched only violations. If the graph is at ``v + 1`` and stays there while it is
+        read, a cache miss re-reads compliance alone
+        (:func:`~kolmatch.matching.features.refresh_risk`); otherwise (another write came in)
+        the whole graph is read.
     """
-    if risk_update_of is not None:
-        prev = risk_update_of
-        return _cached(
-            store, cache_dir, "features", MarketFeatures, lambda: refresh_risk(store, prev)
-        )
-    return _cached(store, cache_dir, "features", MarketFeatures, lambda: build_features(store))
+    ident = store.identity()
+    if risk_update_of is not None and ident[1] == risk_update_of[1] + 1:
+        prev = risk_update_of[0]
+
+        def update() -> MarketFeatures:
+            f = refresh_risk(store, prev)
+            if store.identity() != ident:  # written meanwhile: f may mix two versions
+                raise _Moved
+            return f
+
+        try:
+            return _cached(store, cache_dir, "features", MarketFeatures, update, ident)
+        except _Moved:
+            ident = store.identity()
+    return _cached(
+        store, cache_dir, "features", MarketFeatures, lambda: build_features(store), ident
+    )
 
 
 def cached_rankings(
@@ -80,11 +93,20 @@ def cached_rankings(
     return _cached(store, cache_dir, "rankings", MerchantRankings, lambda: rank_merchants(f))
 
 
+class _Moved(Exception):
+    """The graph changed while data derived from it were computed."""
+
+
 def _cached(
-    store: GraphStore, cache_dir: str | Path | None, kind: str, cls: type[T], build: Callable[[], T]
+    store: GraphStore,
+    cache_dir: str | Path | None,
+    kind: str,
+    cls: type[T],
+    build: Callable[[], T],
+    ident: tuple[str, int] | None = None,
 ) -> T:
     d = Path(cache_dir or os.environ.get("KOLMATCH_CACHE") or ".kolmatch/cache")
-    path = _cache_path(store, d, kind)
+    path = _cache_path(store, d, kind, ident or store.identity())
     if path.exists():
         try:
             with path.open("rb") as fh:

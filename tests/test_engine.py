@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import kolmatch.engine as engine
 from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
 
 
@@ -85,3 +87,62 @@ def test_a_graph_written_anew_at_the_same_uri_is_not_served_from_the_cache(
     assert store.version() == 1 and store.graph_id() not in ("", first_id)
     assert len(engine.cached_features(store, cache).talent_ids) == 10
     store.close()
+
+
+class _WritesWhileRead:
+    """The store, plus one write by someone else as soon as violations are read."""
+
+    def __init__(self, store: SQLiteStore, then: list[NodeBatch]) -> None:
+        self._store, self._then = store, then
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def node_rows(self, label: str, fields: Any) -> Any:
+        rows = self._store.node_rows(label, fields)
+        if label == "Violation" and self._then:
+            self._store.write([self._then.pop()])
+        return rows
+
+
+def test_a_compliance_update_falls_back_when_the_graph_moves(
+    tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_folder(tiny_market, sqlite_store)
+    cache = tmp_path / "cache"
+    before = engine.cached_features(sqlite_store, cache)
+    v = sqlite_store.version()
+    talent = str(before.talent_ids[0])
+    flag = NodeBatch("Violation", [{"id": "x-1", "severity": "minor", "resolved": False}])
+    sqlite_store.write([flag, RelBatch("HAS_VIOLATION", "Talent", [{"src": talent, "dst": "x-1"}])])
+    builds: list[int] = []
+    real = engine.build_features
+    monkeypatch.setattr(engine, "build_features", lambda s: builds.append(1) or real(s))
+
+    # nobody else wrote: compliance alone is re-read, and equals a full build
+    updated = engine.cached_features(sqlite_store, cache, risk_update_of=(before, v))
+    assert builds == [] and updated.talent_risk[0] == 1.0
+    np.testing.assert_array_equal(updated.talent_risk, real(sqlite_store).talent_risk)
+
+    # two writes past the features: the whole graph is read
+    sqlite_store.write([NodeBatch("Violation", [{"id": "x-1", "resolved": True}])])
+    engine.cached_features(sqlite_store, cache, risk_update_of=(updated, v + 1))
+    assert builds == []  # v + 2 == (v + 1) + 1: still one write past
+    engine.cached_features(sqlite_store, tmp_path / "c2", risk_update_of=(before, v))
+    assert builds == [1]
+
+    # a write lands while compliance is read: what was read is dropped; the whole graph is
+    # read at the version it reached, and cached under that one
+    resolved = engine.cached_features(sqlite_store, cache)
+    w = sqlite_store.version()
+    sqlite_store.write([NodeBatch("Violation", [{"id": "x-1", "resolved": False}])])
+    other = NodeBatch("Category", [{"id": "cat-new", "name": "New"}])
+    moving = _WritesWhileRead(sqlite_store, [other])
+    fresh = tmp_path / "c3"
+    got = engine.cached_features(moving, fresh, risk_update_of=(resolved, w))  # type: ignore[arg-type]
+    assert builds == [1, 1] and sqlite_store.version() == w + 2
+    assert "New" in list(got.category_names) and got.talent_risk[0] == 1.0
+    assert engine.cached_features(sqlite_store, fresh).category_names.tolist() == (
+        got.category_names.tolist()
+    )
+    assert builds == [1, 1]  # served from the cache at w + 2

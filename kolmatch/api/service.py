@@ -93,9 +93,9 @@ class EngineService:
         violations_only_since
             The graph version before a write that touched only violations. If the serving
             snapshot is of that version and the graph is exactly one write past it (nobody else
-            wrote in between), the features keep everything but compliance, which is re-read
-            (:func:`~kolmatch.matching.features.refresh_risk`): at m, ~40 s instead of ~4 min.
-            Otherwise the whole graph is read.
+            wrote in between, nor while it is read), the features keep everything but
+            compliance, which is re-read (:func:`kolmatch.engine.cached_features`): at m, ~40 s
+            instead of ~4 min. Otherwise the whole graph is read.
 
         Raises
         ------
@@ -103,10 +103,9 @@ class EngineService:
             If the store cannot be read (the previous snapshot is still served).
         """
         with self._write_lock:
-            prev = self._snapshot
-            since = violations_only_since
-            reuse = since is not None and prev.version == since
-            snap = self._build(prev.features if reuse else None, expect=since)
+            prev, since = self._snapshot, violations_only_since
+            reuse = (prev.features, since) if since is not None and prev.version == since else None
+            snap = self._build(reuse)
             self._snapshot = snap
             return snap
 
@@ -141,13 +140,9 @@ class EngineService:
             out["incomplete_load"] = str(exc)
         return out
 
-    def _build(
-        self, risk_update_of: MarketFeatures | None = None, expect: int | None = None
-    ) -> Snapshot:
+    def _build(self, risk_update_of: tuple[MarketFeatures, int] | None = None) -> Snapshot:
         store = self._store
         version = store.version()
-        if expect is None or version != expect + 1:
-            risk_update_of = None  # another write came in between: read the whole graph
         f = cached_features(store, self._cache_dir, risk_update_of=risk_update_of)
         rankings = cached_rankings(store, f, self._cache_dir)
         talents = node_table(store, "Talent", ("name", "region"))
