@@ -46,6 +46,13 @@ def _write(path: Path, header: list[str], rows: list[list[object]]) -> None:
         w.writerows(rows)
 
 
+def _require_sources(src: Path) -> None:
+    """Both source files are there, or an InputError names the missing one."""
+    for name in ("follows.csv", "appdata.csv"):
+        if not (src / name).is_file():
+            raise InputError([InputProblem(str(src / name), 0, "", "file not found")])
+
+
 def _appdata(src: Path) -> list[tuple[dict[str, str], int]]:
     """``appdata.csv``'s rows with their parsed follower counts; every bad count is named."""
     rows: list[tuple[dict[str, str], int]] = []
@@ -97,9 +104,7 @@ def twitch_follows_market(
         If a source file is missing or a follower count cannot be read.
     """
     src, out = Path(src), Path(out)
-    for name in ("follows.csv", "appdata.csv"):
-        if not (src / name).is_file():
-            raise InputError([InputProblem(str(src / name), 0, "", "file not found")])
+    _require_sources(src)
     out.mkdir(parents=True, exist_ok=True)
     held = out.with_name(out.name + "-holdout")
     held.mkdir(parents=True, exist_ok=True)
@@ -181,9 +186,7 @@ def twitch_audience(src: str | Path, *, categories: int = 20) -> TwitchAudience:
     if categories < 2:
         raise ValueError(f"categories must be at least 2, got {categories}")
     src = Path(src)
-    for name in ("follows.csv", "appdata.csv"):
-        if not (src / name).is_file():
-            raise InputError([InputProblem(str(src / name), 0, "", "file not found")])
+    _require_sources(src)
     rows = _appdata(src)
     game = {r["name"]: r["game1"] for r, _ in rows}
     followers = {r["name"]: n for r, n in rows}

@@ -243,9 +243,8 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     cat_mean = np.divide(g_tc.sum(axis=0), n_tc.sum(axis=0), out=np.zeros(C), where=n_tc.sum(0) > 0)
     prior = 2.0
     track = (g_tc + prior * cat_mean) / (n_tc + prior)
-    merch_of_product = np.full(P, -1, dtype=np.int64)
     sells = edge_list(store, "SELLS", merchants, products)
-    merch_of_product[sells.dst] = sells.src
+    merch_of_product = _merchant_of_product(sells, P)
     tm = np.zeros((T, C))
     if len(src):
         pairs = np.unique(np.stack([src[ok], pc[ok], merch_of_product[dst[ok]]]), axis=1)
@@ -535,6 +534,13 @@ def _expected_orders_base(audience: F64, interest: F64, talent_logp: F64, logp: 
     return audience * interest * price_fit(talent_logp, logp)
 
 
+def _merchant_of_product(sells: EdgeList, n_products: int) -> I64:
+    """Row of the merchant selling each product, -1 where none does."""
+    out = np.full(n_products, -1, dtype=np.int64)
+    out[sells.dst] = sells.src
+    return out
+
+
 def refresh_risk(store: GraphStore, f: MarketFeatures) -> MarketFeatures:
     """``f`` with compliance re-read from the store: all a flagged or resolved violation changes.
 
@@ -561,9 +567,9 @@ def refresh_risk(store: GraphStore, f: MarketFeatures) -> MarketFeatures:
             raise StoreError(f"the store's {what} changed since these features were built")
     violations = node_table(store, "Violation", ("severity", "resolved", "time"))
     promoted = edge_list(store, "PROMOTED", talents, products, ())
-    sells = edge_list(store, "SELLS", merchants, products, ())
-    merch_of_product = np.full(len(products), -1, dtype=np.int64)
-    merch_of_product[sells.dst] = sells.src
+    merch_of_product = _merchant_of_product(
+        edge_list(store, "SELLS", merchants, products, ()), len(products)
+    )
     t_risk, t_notes, m_risk = _risk(
         store, talents, merchants, products, violations, promoted, merch_of_product, f.today
     )
