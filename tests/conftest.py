@@ -20,6 +20,11 @@ from kolmatch.graph.store import GraphStore
 from kolmatch.loaders.synthetic import generate_market
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: Tests of the real Twitch follows skip, saying why, where ../shared is not beside the clone.
+NEEDS_TWITCH = pytest.mark.skipif(
+    not (SHARED_DATA / "twitch-follows").is_dir(),
+    reason="../shared/data/twitch-follows is not beside this clone",
+)
 NEO4J_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "neo4j"
 
 

@@ -350,15 +350,7 @@ class Neo4jStore:
             producer.join()
 
     def version(self) -> int:
-        """The graph's version.
-
-        Raises
-        ------
-        IncompleteLoad
-            If a load of many transactions has started and not finished.
-        StoreUnavailable
-            If the server cannot be reached.
-        """
+        """The graph's version: :meth:`identity`'s second half (it raises as that does)."""
         return self.identity()[1]
 
     def graph_id(self) -> str:

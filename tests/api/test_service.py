@@ -59,18 +59,23 @@ def _top_talent(svc: EngineService) -> str:
     return match_merchant(f, str(f.merchant_ids[0]), top=1)[0].talent
 
 
-def test_flag_and_resolve_refresh_compliance_only_and_equal_a_full_build(service: Any) -> None:
-    assert len(service.full_builds) == 1  # the first snapshot
-    talent = _top_talent(service)
-    t = service.snapshot.features.talent_row(talent)
-    snap = service.flag_violation(
-        violation_id="x-1",
+def _flag_minor(svc: EngineService, violation_id: str, talent: str) -> Any:
+    """Flag an unresolved minor violation against ``talent``; the new snapshot."""
+    return svc.flag_violation(
+        violation_id=violation_id,
         label="Talent",
         target=talent,
         kind="fake reviews",
         severity="minor",
         time="2026-06-01",
     )
+
+
+def test_flag_and_resolve_refresh_compliance_only_and_equal_a_full_build(service: Any) -> None:
+    assert len(service.full_builds) == 1  # the first snapshot
+    talent = _top_talent(service)
+    t = service.snapshot.features.talent_row(talent)
+    snap = _flag_minor(service, "x-1", talent)
     assert len(service.full_builds) == 1  # no second read of the whole graph
     assert snap.features.talent_risk[t] == 1.0  # unresolved: excluded
     assert "x-1" in snap.violation_ids
@@ -103,14 +108,7 @@ def test_other_writes_read_the_whole_graph(service: Any) -> None:
     # one write behind, so compliance alone would miss that write; the whole graph is read
     store = service.store
     store.write([])  # any write raises the version
-    service.flag_violation(
-        violation_id="x-2",
-        label="Talent",
-        target=talent,
-        kind="fake reviews",
-        severity="minor",
-        time="2026-06-01",
-    )
+    _flag_minor(service, "x-2", talent)
     assert len(service.full_builds) == 3
     _assert_same(service.snapshot.features, build_features(store))
 

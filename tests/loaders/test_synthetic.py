@@ -15,7 +15,7 @@ from bench.homophily import market_audience
 from bench.homophily import run as compare_homophily
 from kolmatch.loaders.synthetic import GMV_MODEL, MODEL_VERSION, generate_market, oracle_orders
 from kolmatch.matching.audience import category_homophily
-from tests.conftest import SHARED_DATA
+from tests.conftest import NEEDS_TWITCH, SHARED_DATA
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -103,10 +103,7 @@ def test_audiences_gather_by_category(s_market: Path) -> None:
     assert h.median > 6.0
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "twitch-follows").is_dir(),
-    reason="../shared/data/twitch-follows is not beside this clone",
-)
+@NEEDS_TWITCH
 def test_audience_homophily_is_as_strong_as_on_real_follows(s_market: Path) -> None:
     r = compare_homophily(SHARED_DATA / "twitch-follows", s_market)
     assert 8.0 < r.real.median < 10.0  # the real graph, measured: 8.97x

@@ -16,7 +16,7 @@ from kolmatch.matching.audience import (
     recommend_by_lookalikes,
     similar_talents,
 )
-from tests.conftest import SHARED_DATA
+from tests.conftest import NEEDS_TWITCH, SHARED_DATA
 
 M = sp.csr_matrix(
     [
@@ -46,10 +46,7 @@ def test_lookalike_recommendation_leaves_out_what_is_liked() -> None:
     assert rows.tolist() == [3, 0]
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "twitch-follows").is_dir(),
-    reason="../shared/data/twitch-follows is not beside this clone",
-)
+@NEEDS_TWITCH
 def test_lookalikes_recover_real_held_out_follows_better_than_popularity(tmp_path: Path) -> None:
     r = real_twitch.run(SHARED_DATA / "twitch-follows", tmp_path, k=10)
     assert r.users == 3000
@@ -116,10 +113,7 @@ def test_category_homophily_names_a_shape_mismatch() -> None:
         category_homophily(M, np.array([0, 1]))
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "twitch-follows").is_dir(),
-    reason="../shared/data/twitch-follows is not beside this clone",
-)
+@NEEDS_TWITCH
 def test_real_audiences_gather_by_main_game() -> None:
     tw = twitch_audience(SHARED_DATA / "twitch-follows", categories=20)
     assert tw.audience.shape == (1904, 10985) and tw.audience.nnz == 222131
