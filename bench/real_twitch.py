@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kolmatch.evaluation.holdout import HoldoutRecovery, holdout_recovery
 from kolmatch.graph.projection import edge_list, node_table, to_csr
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
 from kolmatch.loaders.twitch import twitch_follows_market
-from kolmatch.matching.evaluate import HoldoutRecovery, holdout_recovery
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "twitch-follows"
 

@@ -437,7 +437,7 @@ def _cmd_leads(a: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
-    from kolmatch.matching.evaluate import evaluate, load_truth
+    from kolmatch.evaluation.synthetic import evaluate, load_truth
 
     f = _features(a.store)
     if not (a.truth / "talents.npz").exists():
@@ -486,12 +486,12 @@ def _cmd_demo(a: argparse.Namespace) -> int:
         f"  loaded {nodes:,} nodes and {rels:,} relationships into sqlite:///{db} in {t2 - t1:.1f}s"
     )
     _print_counts(counts)
-    from kolmatch.matching.features import build_features
+    from kolmatch.engine.cache import features_of
     from kolmatch.matching.score import match_merchant
 
     store = SQLiteStore(db)
     try:
-        f = build_features(store)
+        f = features_of(store)
     finally:
         store.close()
     merchant = str(f.merchant_ids[0])
@@ -545,7 +545,7 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
 
     from kolmatch.api.app import create_app
     from kolmatch.api.auth import KeyRing
-    from kolmatch.api.service import EngineService
+    from kolmatch.engine.service import EngineService
     from kolmatch.graph.open import open_store
 
     assert isinstance(keys, KeyRing)

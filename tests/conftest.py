@@ -13,11 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from kolmatch.engine.cache import features_of
 from kolmatch.graph.model import NODES, RELATIONSHIPS
 from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import GraphStore
+from kolmatch.loaders.load import load_folder
 from kolmatch.loaders.synthetic import generate_market
+from kolmatch.matching.features import MarketFeatures
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 #: Tests of the real Twitch follows skip, saying why, where ../shared is not beside the clone.
@@ -40,6 +43,26 @@ def s_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("markets") / "s"
     generate_market("s", 5, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory) -> MarketFeatures:
+    """The tiny market's features, shared by the matching and evaluation tests."""
+    store = SQLiteStore(tmp_path_factory.mktemp("db") / "tiny.db")
+    load_folder(tiny_market, store)
+    f = features_of(store)
+    store.close()
+    return f
+
+
+@pytest.fixture(scope="session")
+def s_features(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> MarketFeatures:
+    """The s market's features (seed 5)."""
+    store = SQLiteStore(tmp_path_factory.mktemp("db") / "s.db")
+    load_folder(s_market, store)
+    f = features_of(store)
+    store.close()
+    return f
 
 
 @pytest.fixture

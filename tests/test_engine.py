@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import kolmatch.engine as engine
+from kolmatch.engine import cache as engine
+from kolmatch.graph.market import read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
@@ -120,15 +121,15 @@ def test_a_compliance_update_falls_back_when_the_graph_moves(
     monkeypatch.setattr(engine, "build_features", lambda s: builds.append(1) or real(s))
 
     # nobody else wrote: compliance alone is re-read, and equals a full build
-    updated = engine.cached_features(sqlite_store, cache, risk_update_of=(before, v))
+    updated = engine.load_features(sqlite_store, cache, risk_update_of=(before, v))[0]
     assert builds == [] and updated.talent_risk[0] == 1.0
-    np.testing.assert_array_equal(updated.talent_risk, real(sqlite_store).talent_risk)
+    np.testing.assert_array_equal(updated.talent_risk, real(read_market(sqlite_store)).talent_risk)
 
     # two writes past the features: the whole graph is read
     sqlite_store.write([NodeBatch("Violation", [{"id": "x-1", "resolved": True}])])
-    engine.cached_features(sqlite_store, cache, risk_update_of=(updated, v + 1))
+    engine.load_features(sqlite_store, cache, risk_update_of=(updated, v + 1))[0]
     assert builds == []  # v + 2 == (v + 1) + 1: still one write past
-    engine.cached_features(sqlite_store, tmp_path / "c2", risk_update_of=(before, v))
+    engine.load_features(sqlite_store, tmp_path / "c2", risk_update_of=(before, v))[0]
     assert builds == [1]
 
     # a write lands while compliance is read: what was read is dropped; the whole graph is
@@ -139,7 +140,7 @@ def test_a_compliance_update_falls_back_when_the_graph_moves(
     other = NodeBatch("Category", [{"id": "cat-new", "name": "New"}])
     moving = _WritesWhileRead(sqlite_store, [other])
     fresh = tmp_path / "c3"
-    got = engine.cached_features(moving, fresh, risk_update_of=(resolved, w))  # type: ignore[arg-type]
+    got = engine.load_features(moving, fresh, risk_update_of=(resolved, w))[0]  # type: ignore[arg-type]
     assert builds == [1, 1] and sqlite_store.version() == w + 2
     assert "New" in list(got.category_names) and got.talent_risk[0] == 1.0
     assert engine.cached_features(sqlite_store, fresh).category_names.tolist() == (

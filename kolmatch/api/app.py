@@ -40,8 +40,8 @@ from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.api.errors import format_error
 from kolmatch.api.limits import Limits, limit_rules
 from kolmatch.api.schema import schema
-from kolmatch.api.service import EngineService
 from kolmatch.api.types.common import RequestContext
+from kolmatch.engine.service import EngineService
 from kolmatch.errors import IncompleteLoad, KolmatchError, StoreUnavailable
 
 __all__ = ["app_from_env", "create_app"]

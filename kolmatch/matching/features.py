@@ -13,9 +13,9 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from kolmatch.errors import StoreError, UnknownId
+from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.model import AGE_BANDS, GENDERS
-from kolmatch.graph.projection import EdgeList, NodeTable, edge_list, node_table, to_csr
-from kolmatch.graph.store import GraphStore
+from kolmatch.graph.projection import EdgeList, to_csr
 from kolmatch.matching.centrality import bipartite_pagerank
 
 __all__ = ["MarketFeatures", "build_features", "price_fit", "refresh_risk"]
@@ -127,30 +127,22 @@ def _rows_normalised(m: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(inv) @ m)
 
 
-def build_features(store: GraphStore, *, today: date | None = None) -> MarketFeatures:
-    """Read the graph once and compute every signal's inputs.
+def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatures:
+    """Compute every signal's inputs from the market graph: a pure function of its arrays.
 
     Parameters
     ----------
-    store
-        Any GraphStore.
+    g
+        The market read from the store (:func:`kolmatch.graph.market.read_market` with
+        :data:`~kolmatch.graph.market.FEATURES_READ` or more).
     today
         The reference date for recency; default the latest date seen in engagement.
     """
-    users = node_table(store, "User", ("gender", "age_band"))
-    talents = node_table(store, "Talent")
-    merchants = node_table(
-        store,
-        "Merchant",
-        ("name", "target_gender", "target_age_band", "budget", "min_talents", "max_talents"),
-    )
-    products = node_table(store, "Product", ("price", "commission_rate"))
-    categories = node_table(store, "Category", ("name",))
-    contents = node_table(store, "Content", ())
-    violations = node_table(store, "Violation", ("severity", "resolved", "time"))
+    users, talents, merchants = g.node("User"), g.node("Talent"), g.node("Merchant")
+    products, categories, contents = g.node("Product"), g.node("Category"), g.node("Content")
     U, T, M, P, C, K = (len(x) for x in (users, talents, merchants, products, categories, contents))
 
-    in_cat = edge_list(store, "IN_CATEGORY", products, categories)
+    in_cat = g.edge("IN_CATEGORY", products.label)
     product_cat = np.full(P, -1, dtype=np.int64)
     product_cat[in_cat.src] = in_cat.dst
     has_cat = product_cat >= 0
@@ -160,7 +152,7 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     price = products.columns["price"]
     log_price = np.log(np.maximum(np.nan_to_num(price, nan=1.0), 0.01))
 
-    engaged_e = edge_list(store, "ENGAGED_WITH", users, contents)
+    engaged_e = g.edge("ENGAGED_WITH", users.label)
     last = engaged_e.columns["last"]
     ref = today or (
         date.fromisoformat(max(d for d in last if d)[:10]) if len(last) else date.today()
@@ -174,13 +166,13 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     ) * _recency(last, ref, 180.0)
     uc = to_csr(EdgeList("", "", engaged_e.src, engaged_e.dst, {"w": strength}), (U, K), "w")
 
-    published = edge_list(store, "PUBLISHED", talents, contents)
+    published = g.edge("PUBLISHED", talents.label)
     content_talent = sp.csr_matrix(
         (np.ones(len(published)), (published.dst, published.src)), shape=(K, T)
     )
-    features_e = edge_list(store, "FEATURES", contents, products)
+    features_e = g.edge("FEATURES", contents.label)
     content_product = to_csr(features_e, (K, P))
-    promoted = edge_list(store, "PROMOTED", talents, products)
+    promoted = g.edge("PROMOTED", talents.label)
 
     # a talent's categories: what its content features and what it has promoted
     talent_cat = _rows_normalised(
@@ -193,7 +185,7 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
         content_cat + sp.diags(no_cat.astype(float)) @ (content_talent @ talent_cat)
     )
 
-    purchased = edge_list(store, "PURCHASED", users, products, ("amount", "time", "talent"))
+    purchased = g.edge("PURCHASED", users.label)
     spend = to_csr(purchased, (U, P), "amount")
     user_bought = sp.csr_matrix(spend @ pcat)
     user_interest = _rows_normalised(
@@ -223,7 +215,7 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
         fill = float(log_price.mean()) if log_price.size else 0.0
     talent_price = np.where(np.isnan(talent_price), fill, talent_price)
 
-    follows = to_csr(edge_list(store, "FOLLOWS", users, talents, ()), (U, T))
+    follows = to_csr(g.edge("FOLLOWS", users.label), (U, T))
     followers_graph = np.asarray(follows.sum(axis=0)).ravel()
     engaged_bin = engaged.T.tocsr().astype(bool).astype(np.float64)  # (U, T)
     active = np.asarray(follows.multiply(engaged_bin).sum(axis=0)).ravel()
@@ -243,7 +235,7 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     cat_mean = np.divide(g_tc.sum(axis=0), n_tc.sum(axis=0), out=np.zeros(C), where=n_tc.sum(0) > 0)
     prior = 2.0
     track = (g_tc + prior * cat_mean) / (n_tc + prior)
-    sells = edge_list(store, "SELLS", merchants, products)
+    sells = g.edge("SELLS", merchants.label)
     merch_of_product = _merchant_of_product(sells, P)
     tm = np.zeros((T, C))
     if len(src):
@@ -295,14 +287,12 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
     gender_mix = _demographic_mix(engaged_users, users.columns["gender"], GENDERS)
     age_mix = _demographic_mix(engaged_users, users.columns["age_band"], AGE_BANDS)
 
-    t_risk, t_notes, m_risk = _risk(
-        store, talents, merchants, products, violations, promoted, merch_of_product, ref
-    )
-    agencies = node_table(store, "Institution", ())
-    signed = edge_list(store, "SIGNED_WITH", talents, agencies, ())
+    t_risk, t_notes, m_risk = _risk(g, merch_of_product, ref)
+    agencies = g.node("Institution")
+    signed = g.edge("SIGNED_WITH", talents.label)
     talent_agency = np.full(T, -1, dtype=np.int64)
     talent_agency[signed.src] = signed.dst
-    competes = edge_list(store, "COMPETES_WITH", merchants, merchants, ())
+    competes = g.edge("COMPETES_WITH", merchants.label)
     ones = np.ones(2 * len(competes))
     competitors = sp.csr_matrix(
         (
@@ -315,9 +305,9 @@ def build_features(store: GraphStore, *, today: date | None = None) -> MarketFea
         shape=(M, M),
     )
     competitors.data[:] = 1.0  # a pair listed both ways counts once
-    booked = edge_list(store, "BOOKED", talents, merchants, ("start", "end"))
-    campaigns = node_table(store, "Campaign", ("start", "end"))
-    joined = edge_list(store, "JOINED", merchants, campaigns, ())
+    booked = g.edge("BOOKED", talents.label)
+    campaigns = g.node("Campaign")
+    joined = g.edge("JOINED", merchants.label)
     commission = products.columns["commission_rate"]
     m_comm = np.zeros(M)
     m_n = np.zeros(M)
@@ -541,56 +531,40 @@ def _merchant_of_product(sells: EdgeList, n_products: int) -> I64:
     return out
 
 
-def refresh_risk(store: GraphStore, f: MarketFeatures) -> MarketFeatures:
-    """``f`` with compliance re-read from the store: all a flagged or resolved violation changes.
+def refresh_risk(g: MarketGraph, f: MarketFeatures) -> MarketFeatures:
+    """``f`` with compliance recomputed from ``g``: all a flagged or resolved violation changes.
 
     Violations enter the features only through risk (talents', merchants', and what spills over
     from promoted products and merchants), so after writes that touched nothing but violations
-    this equals :func:`build_features` and costs a read of the small tables, not of the
-    engagement graph. The caller vouches that nothing else changed; a different set of talents,
-    merchants or products is refused.
+    this equals :func:`build_features` and needs only the small tables of
+    :data:`~kolmatch.graph.market.COMPLIANCE_READ`, not the engagement graph. The caller vouches
+    that nothing else changed; a different set of talents, merchants or products is refused.
 
     Raises
     ------
     StoreError
-        If the store's talents, merchants or products are not the ones ``f`` was built from.
+        If ``g``'s talents, merchants or products are not the ones ``f`` was built from.
     """
-    talents = node_table(store, "Talent", ())
-    merchants = node_table(store, "Merchant", ())
-    products = node_table(store, "Product", ())
-    for what, table, ids in (
-        ("talents", talents, f.talent_ids),
-        ("merchants", merchants, f.merchant_ids),
-        ("products", products, f.product_ids),
+    for what, label, ids in (
+        ("talents", "Talent", f.talent_ids),
+        ("merchants", "Merchant", f.merchant_ids),
+        ("products", "Product", f.product_ids),
     ):
-        if not np.array_equal(table.ids, ids):
+        if not np.array_equal(g.node(label).ids, ids):
             raise StoreError(f"the store's {what} changed since these features were built")
-    violations = node_table(store, "Violation", ("severity", "resolved", "time"))
-    promoted = edge_list(store, "PROMOTED", talents, products, ())
-    merch_of_product = _merchant_of_product(
-        edge_list(store, "SELLS", merchants, products, ()), len(products)
-    )
-    t_risk, t_notes, m_risk = _risk(
-        store, talents, merchants, products, violations, promoted, merch_of_product, f.today
-    )
+    merch_of_product = _merchant_of_product(g.edge("SELLS", "Merchant"), len(f.product_ids))
+    t_risk, t_notes, m_risk = _risk(g, merch_of_product, f.today)
     return replace(f, talent_risk=t_risk, talent_risk_notes=t_notes, merchant_risk=m_risk)
 
 
-def _risk(
-    store: GraphStore,
-    talents: NodeTable,
-    merchants: NodeTable,
-    products: NodeTable,
-    violations: NodeTable,
-    promoted: EdgeList,
-    merch_of_product: I64,
-    today: date,
-) -> tuple[F64, list[list[str]], F64]:
+def _risk(g: MarketGraph, merch_of_product: I64, today: date) -> tuple[F64, list[list[str]], F64]:
     """Compliance: severe or unresolved violations exclude (1.0); minor, old ones penalise.
 
     Risk also propagates: a talent who promoted products or merchants with
     violations carries a share of theirs.
     """
+    violations, promoted = g.node("Violation"), g.edge("PROMOTED", "Talent")
+    talents, merchants, products = g.node("Talent"), g.node("Merchant"), g.node("Product")
     sev = np.array([SEVERITY.get(s or "", 1.0) for s in violations.columns["severity"]])
     resolved = np.nan_to_num(violations.columns["resolved"]) > 0
     age = np.array(
@@ -602,7 +576,7 @@ def _risk(
     )
     out: dict[str, F64] = {}
     for label, table in (("Talent", talents), ("Merchant", merchants), ("Product", products)):
-        e = edge_list(store, "HAS_VIOLATION", table, violations)
+        e = g.edge("HAS_VIOLATION", label)
         r = np.zeros(len(table))
         np.add.at(r, e.src, weight[e.dst])
         out[label] = np.minimum(r, 1.0)

@@ -14,7 +14,7 @@ import pytest
 from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.api.limits import Limits
-from kolmatch.api.service import EngineService
+from kolmatch.engine.service import EngineService
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
 from tests.api.conftest import Api, serve

@@ -18,7 +18,7 @@ from hypothesis_graphql import Mode, mutations, nodes, queries
 from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.api.schema import schema
-from kolmatch.api.service import EngineService
+from kolmatch.engine.service import EngineService
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
 from tests.api.conftest import Api, serve

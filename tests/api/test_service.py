@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from kolmatch import engine
-from kolmatch.api.service import EngineService
+from kolmatch.engine import cache as engine
+from kolmatch.engine.service import EngineService
 from kolmatch.errors import StoreError
+from kolmatch.graph.market import COMPLIANCE_READ, read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import MarketFeatures, build_features, refresh_risk
@@ -53,6 +54,11 @@ def service(tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     svc.close()
 
 
+def _full(store: Any) -> MarketFeatures:
+    """Features from a full read, not through the (patched, counted) engine."""
+    return build_features(read_market(store))
+
+
 def _top_talent(svc: EngineService) -> str:
     """The talent at the top of the first merchant's list."""
     f = svc.snapshot.features
@@ -79,14 +85,14 @@ def test_flag_and_resolve_refresh_compliance_only_and_equal_a_full_build(service
     assert len(service.full_builds) == 1  # no second read of the whole graph
     assert snap.features.talent_risk[t] == 1.0  # unresolved: excluded
     assert "x-1" in snap.violation_ids
-    full = build_features(service.store)
+    full = _full(service.store)
     _assert_same(snap.features, full)
     _assert_same(snap.rankings, rank_merchants(full))
 
     snap = service.resolve_violation("x-1")
     assert len(service.full_builds) == 1
     assert 0.0 < snap.features.talent_risk[t] < 1.0  # minor and resolved: a fading penalty
-    full = build_features(service.store)
+    full = _full(service.store)
     _assert_same(snap.features, full)
     _assert_same(snap.rankings, rank_merchants(full))
 
@@ -110,7 +116,7 @@ def test_other_writes_read_the_whole_graph(service: Any) -> None:
     store.write([])  # any write raises the version
     _flag_minor(service, "x-2", talent)
     assert len(service.full_builds) == 3
-    _assert_same(service.snapshot.features, build_features(store))
+    _assert_same(service.snapshot.features, _full(store))
 
 
 def test_refresh_risk_refuses_features_of_other_talents(
@@ -121,5 +127,5 @@ def test_refresh_risk_refuses_features_of_other_talents(
     f = service.snapshot.features
     shrunk = dataclasses.replace(f, talent_ids=f.talent_ids[:-1])
     with pytest.raises(StoreError, match="talents changed"):
-        refresh_risk(other, shrunk)
+        refresh_risk(read_market(other, COMPLIANCE_READ), shrunk)
     other.close()

@@ -92,7 +92,7 @@ def test_skill_tracks_the_latent_skill_better_than_collaborations_alone(
     s_features: MarketFeatures, s_market: Path
 ) -> None:
     # the latent skill is for scoring only; this checks the estimate against it
-    from kolmatch.matching.evaluate import load_truth
+    from kolmatch.evaluation.synthetic import load_truth
 
     truth = load_truth(s_market.with_name(s_market.name + "-truth"), s_features)
     corr = np.corrcoef(np.log(s_features.talent_skill), np.log(truth.skill))[0, 1]

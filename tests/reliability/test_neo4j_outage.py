@@ -16,8 +16,8 @@ import pytest
 from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.api.limits import Limits
-from kolmatch.api.service import EngineService
 from kolmatch.cli import API_NEO4J_RETRY_SECONDS
+from kolmatch.engine.service import EngineService
 from kolmatch.graph.neo4j_store import Neo4jStore
 from kolmatch.loaders.load import load_folder
 from tests.api.conftest import serve

@@ -10,7 +10,7 @@ import graphene
 
 from kolmatch.api.auth import Principal
 from kolmatch.api.limits import Limits
-from kolmatch.api.service import EngineService, Snapshot
+from kolmatch.engine.service import EngineService, Snapshot
 from kolmatch.errors import BadArgument
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The engine behind the API: one snapshot of market features, read by every request.
+"""The engine: one snapshot of market features and catalogue, read by every request.
 
 Queries never touch the store: they read an immutable :class:`Snapshot` (features plus the
 names and collaboration history the schema shows), swapped atomically when the graph
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from kolmatch.engine import cached_features, cached_rankings
+from kolmatch.engine.cache import cached_rankings, load_features
 from kolmatch.errors import BadArgument, IncompleteLoad, UnknownId
-from kolmatch.graph.projection import edge_list, node_table
+from kolmatch.graph.market import CATALOG_READ
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import MerchantRankings
@@ -67,7 +67,7 @@ class EngineService:
     store
         The graph store (injected; closed by the caller).
     cache_dir
-        Where feature caches live (:func:`kolmatch.engine.cached_features`).
+        Where feature caches live (:func:`kolmatch.engine.cache.load_features`).
     """
 
     def __init__(self, store: GraphStore, cache_dir: str | Path | None = None) -> None:
@@ -94,7 +94,7 @@ class EngineService:
             The graph version before a write that touched only violations. If the serving
             snapshot is of that version and the graph is exactly one write past it (nobody else
             wrote in between, nor while it is read), the features keep everything but
-            compliance, which is re-read (:func:`kolmatch.engine.cached_features`): at m, ~40 s
+            compliance, which is re-read (:func:`kolmatch.engine.cache.load_features`): at m, ~40 s
             instead of ~4 min. Otherwise the whole graph is read.
 
         Raises
@@ -142,28 +142,22 @@ class EngineService:
 
     def _build(self, risk_update_of: tuple[MarketFeatures, int] | None = None) -> Snapshot:
         store = self._store
-        version = store.version()
-        f = cached_features(store, self._cache_dir, risk_update_of=risk_update_of)
-        rankings = cached_rankings(store, f, self._cache_dir)
-        talents = node_table(store, "Talent", ("name", "region"))
-        merchants = node_table(store, "Merchant", ("name",))
-        agencies = node_table(store, "Institution", ("name",))
-        products = node_table(store, "Product", ())
-        violations = node_table(store, "Violation", ())
-        signed = edge_list(store, "SIGNED_WITH", talents, agencies, ())
+        # the features and everything the schema shows come from one read of one graph version
+        f, g = load_features(
+            store, self._cache_dir, also=CATALOG_READ, risk_update_of=risk_update_of
+        )
+        version = g.identity[1]
+        rankings = cached_rankings(store.uri, g.identity, f, self._cache_dir)
+        talents, merchants = g.node("Talent"), g.node("Merchant")
+        agencies, products = g.node("Institution"), g.node("Product")
+        violations, signed = g.node("Violation"), g.edge("SIGNED_WITH", "Talent")
         roster: dict[str, list[str]] = {str(a): [] for a in agencies.ids}
         for t, a in zip(signed.src, signed.dst, strict=True):
             roster[str(agencies.ids[a])].append(str(talents.ids[t]))
-        sells = edge_list(store, "SELLS", merchants, products, ())
+        sells = g.edge("SELLS", "Merchant")
         owner = np.full(len(products), -1, dtype=np.int64)
         owner[sells.dst] = sells.src
-        promoted = edge_list(
-            store,
-            "PROMOTED",
-            talents,
-            products,
-            ("collab_id", "gmv", "orders", "fee", "time", "campaign"),
-        )
+        promoted = g.edge("PROMOTED", "Talent")
         history: dict[str, list[Collaboration]] = {}
         c = promoted.columns
         for i, (t, p) in enumerate(zip(promoted.src, promoted.dst, strict=True)):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kolmatch.matching.evaluate import evaluate, load_truth
+from kolmatch.evaluation.synthetic import evaluate, load_truth
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import DEFAULT_WEIGHTS
 

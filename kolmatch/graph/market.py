@@ -1,0 +1,227 @@
+"""The market graph: the one read of a store that features, compliance and the API all work on.
+
+A :class:`MarketGraph` holds, for one consistent graph version, the node tables and edge lists
+a :class:`ReadSpec` asks for (id-ordered arrays, :mod:`kolmatch.graph.projection`). Nothing
+above this module reads a store: features are pure functions of a market graph, and the engine
+decides what to read (:data:`FULL_READ` on a cache miss, the small :data:`CATALOG_READ` and
+:data:`COMPLIANCE_READ` otherwise).
+
+Edges are read in the chunks the store yields (``GraphStore.edge_rows``) and mapped to rows as
+they come, so a later streaming read (the scale issue) changes this module alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from kolmatch.errors import StoreError
+from kolmatch.graph.model import node_spec, rel_spec
+from kolmatch.graph.projection import EdgeList, NodeTable, edge_list, node_table
+from kolmatch.graph.store import GraphStore
+
+__all__ = [
+    "CATALOG_READ",
+    "COMPLIANCE_READ",
+    "FULL_READ",
+    "MarketGraph",
+    "ReadSpec",
+    "read_market",
+]
+
+#: Fields to read: a tuple of names, or None for every field of the label or type.
+Fields = tuple[str, ...] | None
+EdgeKey = tuple[str, str]  # (relationship type, source label)
+
+
+def _merge(a: Fields, b: Fields) -> Fields:
+    if a is None or b is None:
+        return None
+    return tuple(dict.fromkeys((*a, *b)))
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """Which node labels and relationship types to read, with which properties.
+
+    Specs combine with ``|`` (labels and types united, fields united).
+
+    Examples
+    --------
+    >>> a = ReadSpec({"Talent": ("name",)}, {})
+    >>> b = ReadSpec({"Talent": ("region",), "Product": ()}, {("SELLS", "Merchant"): ()})
+    >>> c = a | b
+    >>> c.nodes["Talent"], sorted(c.nodes), sorted(c.edges)
+    (('name', 'region'), ['Merchant', 'Product', 'Talent'], [('SELLS', 'Merchant')])
+    """
+
+    nodes: Mapping[str, Fields]
+    edges: Mapping[EdgeKey, Fields] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # every edge needs both endpoint tables to map ids to rows: read their ids at least
+        nodes = dict(self.nodes)
+        for rel, src in self.edges:
+            for label in (src, rel_spec(rel).dst):
+                nodes.setdefault(label, ())
+        object.__setattr__(self, "nodes", nodes)
+
+    def __or__(self, other: ReadSpec) -> ReadSpec:
+        nodes = dict(self.nodes)
+        for label, fields in other.nodes.items():
+            nodes[label] = _merge(nodes[label], fields) if label in nodes else fields
+        edges = dict(self.edges)
+        for key, fields in other.edges.items():
+            edges[key] = _merge(edges[key], fields) if key in edges else fields
+        return ReadSpec(nodes, edges)
+
+
+@dataclass(frozen=True)
+class MarketGraph:
+    """Node tables and edge lists of one graph version, as one :class:`ReadSpec` asked.
+
+    ``identity`` is the store's ``(graph id, version)`` the whole read saw.
+    """
+
+    identity: tuple[str, int]
+    nodes: Mapping[str, NodeTable]
+    edges: Mapping[EdgeKey, EdgeList]
+
+    def node(self, label: str) -> NodeTable:
+        """The table of ``label``; :class:`StoreError` if the read did not include it."""
+        try:
+            return self.nodes[label]
+        except KeyError:
+            raise StoreError(f"the market graph was read without {label} nodes") from None
+
+    def edge(self, rel_type: str, src_label: str) -> EdgeList:
+        """The edges of ``rel_type`` from ``src_label``; :class:`StoreError` if not read."""
+        try:
+            return self.edges[(rel_type, src_label)]
+        except KeyError:
+            raise StoreError(
+                f"the market graph was read without {rel_type} from {src_label}"
+            ) from None
+
+    def has(self, spec: ReadSpec) -> bool:
+        """Whether this graph holds every label and type of ``spec`` (fields not checked)."""
+        return set(spec.nodes) <= set(self.nodes) and set(spec.edges) <= set(self.edges)
+
+
+def _spec(nodes: Mapping[str, Fields], edges: Iterable[tuple[str, str, Fields]]) -> ReadSpec:
+    return ReadSpec(dict(nodes), {(r, s): f for r, s, f in edges})
+
+
+#: What the feature build reads: the whole market.
+FEATURES_READ = _spec(
+    {
+        "User": ("gender", "age_band"),
+        "Talent": None,
+        "Merchant": (
+            "name",
+            "target_gender",
+            "target_age_band",
+            "budget",
+            "min_talents",
+            "max_talents",
+        ),
+        "Product": ("price", "commission_rate"),
+        "Category": ("name",),
+        "Content": (),
+        "Violation": ("severity", "resolved", "time"),
+        "Institution": (),
+        "Campaign": ("start", "end"),
+    },
+    [
+        ("IN_CATEGORY", "Product", None),
+        ("ENGAGED_WITH", "User", None),
+        ("PUBLISHED", "Talent", None),
+        ("FEATURES", "Content", None),
+        ("PROMOTED", "Talent", None),
+        ("PURCHASED", "User", ("amount", "time", "talent")),
+        ("FOLLOWS", "User", ()),
+        ("SELLS", "Merchant", None),
+        ("HAS_VIOLATION", "Talent", ()),
+        ("HAS_VIOLATION", "Merchant", ()),
+        ("HAS_VIOLATION", "Product", ()),
+        ("SIGNED_WITH", "Talent", ()),
+        ("COMPETES_WITH", "Merchant", ()),
+        ("BOOKED", "Talent", ("start", "end")),
+        ("JOINED", "Merchant", ()),
+    ],
+)
+
+#: What compliance (risk) reads: violations, whom they are against, and what talents promoted.
+COMPLIANCE_READ = _spec(
+    {"Violation": ("severity", "resolved", "time")},
+    [
+        ("HAS_VIOLATION", "Talent", ()),
+        ("HAS_VIOLATION", "Merchant", ()),
+        ("HAS_VIOLATION", "Product", ()),
+        ("PROMOTED", "Talent", ()),
+        ("SELLS", "Merchant", ()),
+    ],
+)
+
+#: What the API shows besides features: names, rosters, sellers and collaboration history.
+CATALOG_READ = _spec(
+    {
+        "Talent": ("name", "region"),
+        "Merchant": ("name",),
+        "Institution": ("name",),
+        "Product": (),
+        "Violation": (),
+    },
+    [
+        ("SIGNED_WITH", "Talent", ()),
+        ("SELLS", "Merchant", ()),
+        ("PROMOTED", "Talent", ("collab_id", "gmv", "orders", "fee", "time", "campaign")),
+    ],
+)
+
+#: Everything any part of kolmatch reads: one pass serves features and the API alike.
+FULL_READ = FEATURES_READ | CATALOG_READ | COMPLIANCE_READ
+
+#: How often a read is retried when a write lands while it runs.
+READ_ATTEMPTS = 3
+
+
+def read_market(store: GraphStore, spec: ReadSpec = FULL_READ) -> MarketGraph:
+    """Read what ``spec`` asks for from ``store``, all of it from one graph version.
+
+    The store's identity is read before and after; if a write landed in between, the read is
+    done again (up to :data:`READ_ATTEMPTS` times), so a market graph never mixes two versions.
+
+    Parameters
+    ----------
+    store
+        Any :class:`~kolmatch.graph.store.GraphStore`.
+    spec
+        What to read; default everything (:data:`FULL_READ`).
+
+    Returns
+    -------
+    MarketGraph
+
+    Raises
+    ------
+    StoreError
+        If the graph changed during every attempt.
+    IncompleteLoad
+        If an unfinished load is recorded (from the store's ``identity``).
+    """
+    for _ in range(READ_ATTEMPTS):
+        before = store.identity()
+        nodes = {
+            label: node_table(store, label, node_spec(label).field_names if f is None else f)
+            for label, f in spec.nodes.items()
+        }
+        edges = {
+            (rel, src): edge_list(store, rel, nodes[src], nodes[rel_spec(rel).dst], f)
+            for (rel, src), f in spec.edges.items()
+        }
+        if store.identity() == before:
+            return MarketGraph(before, nodes, edges)
+    raise StoreError(
+        f"{store.uri}: the graph changed during each of {READ_ATTEMPTS} reads; try again later"
+    )

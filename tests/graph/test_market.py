@@ -1,0 +1,125 @@
+"""The market graph: one consistent read of a store, the same on every store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kolmatch.errors import StoreError
+from kolmatch.graph.market import (
+    CATALOG_READ,
+    COMPLIANCE_READ,
+    FULL_READ,
+    READ_ATTEMPTS,
+    ReadSpec,
+    read_market,
+)
+from kolmatch.graph.model import NODES
+from kolmatch.graph.projection import edge_list, node_table
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import NodeBatch
+from kolmatch.loaders.load import load_folder
+from kolmatch.matching.features import build_features
+
+
+def test_specs_add_their_endpoints_and_unite_fields() -> None:
+    spec = ReadSpec({}, {("PROMOTED", "Talent"): ("gmv",)})
+    assert spec.nodes == {"Talent": (), "Product": ()}  # ids to map both ends
+    both = spec | ReadSpec({"Talent": None}, {("PROMOTED", "Talent"): ("fee", "gmv")})
+    assert both.nodes["Talent"] is None  # None (every field) wins
+    assert both.edges[("PROMOTED", "Talent")] == ("gmv", "fee")
+    assert set(COMPLIANCE_READ.edges) <= set(FULL_READ.edges)
+    assert set(CATALOG_READ.nodes) <= set(FULL_READ.nodes)
+
+
+def test_read_equals_the_projections_and_names_what_it_lacks(
+    tiny_market: Path, sqlite_store: SQLiteStore
+) -> None:
+    load_folder(tiny_market, sqlite_store)
+    g = read_market(sqlite_store)
+    assert g.identity == sqlite_store.identity()
+    for label in ("Talent", "User", "Product"):
+        t = node_table(sqlite_store, label)
+        assert np.array_equal(g.node(label).ids, t.ids)
+    e = edge_list(sqlite_store, "FOLLOWS", g.node("User"), g.node("Talent"), ())
+    assert np.array_equal(g.edge("FOLLOWS", "User").src, e.src)
+    assert np.array_equal(g.edge("FOLLOWS", "User").dst, e.dst)
+    small = read_market(sqlite_store, COMPLIANCE_READ)
+    assert small.has(COMPLIANCE_READ) and not small.has(FULL_READ)
+    with pytest.raises(StoreError, match="without ENGAGED_WITH from User"):
+        small.edge("ENGAGED_WITH", "User")
+    with pytest.raises(StoreError, match="without Content nodes"):
+        small.node("Content")
+
+
+class _WritesDuringRead:
+    """The store, plus a write by someone else during each of the first ``n`` reads."""
+
+    def __init__(self, store: SQLiteStore, n: int) -> None:
+        self._store, self.left = store, n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def node_rows(self, label: str, fields: Any) -> Any:
+        rows = self._store.node_rows(label, fields)
+        if label == "Talent" and self.left:
+            self.left -= 1
+            self._store.write([NodeBatch("Category", [{"id": f"c-{self.left}", "name": "x"}])])
+        return rows
+
+
+def test_a_read_that_a_write_overtakes_is_read_again(
+    tiny_market: Path, sqlite_store: SQLiteStore
+) -> None:
+    load_folder(tiny_market, sqlite_store)
+    v = sqlite_store.version()
+    moving = _WritesDuringRead(sqlite_store, READ_ATTEMPTS - 1)
+    g = read_market(moving, CATALOG_READ | ReadSpec({"Category": ("name",)}))  # type: ignore[arg-type]
+    # the last attempt saw no write: its graph is the final version, every table included
+    assert g.identity[1] == v + READ_ATTEMPTS - 1
+    assert "c-0" in g.node("Category").ids.tolist()
+    always = _WritesDuringRead(sqlite_store, READ_ATTEMPTS)
+    with pytest.raises(StoreError, match="changed during each of 3 reads"):
+        read_market(always, CATALOG_READ)  # type: ignore[arg-type]
+
+
+def _assert_same_graph(a: Any, b: Any) -> None:
+    assert set(a.nodes) == set(b.nodes) and set(a.edges) == set(b.edges)
+    for label in a.nodes:
+        assert np.array_equal(a.node(label).ids, b.node(label).ids), label
+    for key in a.edges:
+        ea, eb = a.edges[key], b.edges[key]
+        assert np.array_equal(ea.src, eb.src) and np.array_equal(ea.dst, eb.dst), key
+        for col, va in ea.columns.items():
+            vb = eb.columns[col]
+            if va.dtype == object:
+                assert list(va) == list(vb), (key, col)
+            else:
+                np.testing.assert_array_equal(va, vb, err_msg=f"{key}.{col}")
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def test_every_store_gives_the_same_market_graph_and_features(
+    store_kind: str, tiny_market: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The GraphStore contract, through the one read: SQLite and Neo4j hold the same market."""
+    reference = SQLiteStore(tmp_path / "ref.db")
+    load_folder(tiny_market, reference)
+    if store_kind == "neo4j":
+        store = request.getfixturevalue("neo4j_store")
+    else:
+        store = SQLiteStore(tmp_path / "other.db")
+    load_folder(tiny_market, store)
+    a, b = read_market(reference), read_market(store)
+    _assert_same_graph(a, b)
+    fa, fb = build_features(a), build_features(b)
+    np.testing.assert_allclose(fa.talent_audience, fb.talent_audience, rtol=1e-12)
+    np.testing.assert_allclose(fa.talent_skill, fb.talent_skill, rtol=1e-12)
+    assert len(NODES) >= len(a.nodes)
+    reference.close()
+    if store_kind == "sqlite":
+        store.close()
