@@ -127,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     asg.add_argument("--json", action="store_true")
     _store_arg(asg)
 
-    si = sub.add_parser("similar", help="talents whose engaged audiences look like this one's")
+    si = sub.add_parser(
+        "similar", help="talents whose audiences (followers and engaged users) look like this one's"
+    )
     si.add_argument("talent")
     si.add_argument("--top", type=_positive_int, default=10)
     si.add_argument("--json", action="store_true")
@@ -393,7 +395,7 @@ def _cmd_similar(a: argparse.Namespace) -> int:
     from kolmatch.matching.audience import similar_talents
 
     f = _features(a.store)
-    rows, sims = similar_talents(f.engaged, f.talent_row(a.talent), top=a.top)
+    rows, sims = similar_talents(f.audience, f.talent_row(a.talent), top=a.top)
     out = [
         {"talent": str(f.talent_ids[r]), "similarity": round(float(s), 4)}
         for r, s in zip(rows, sims, strict=True)
@@ -410,7 +412,7 @@ def _cmd_overlap(a: argparse.Namespace) -> int:
     from kolmatch.matching.audience import overlap
 
     f = _features(a.store)
-    o = overlap(f.engaged, f.talent_row(a.talent_a), f.talent_row(a.talent_b))
+    o = overlap(f.audience, f.talent_row(a.talent_a), f.talent_row(a.talent_b))
     if a.json:
         print(json.dumps({"a": a.talent_a, "b": a.talent_b, **o.__dict__}, indent=2))
     else:

@@ -9,8 +9,10 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 __all__ = [
+    "FOLLOW_WEIGHT",
     "Homophily",
     "Overlap",
+    "audience_weights",
     "category_homophily",
     "overlap",
     "pair_overlaps",
@@ -19,6 +21,33 @@ __all__ = [
 ]
 
 F64 = NDArray[np.float64]
+
+#: What a bare follow weighs in an audience, against 1 for a user who engaged with the talent's
+#: content (docs/scoring.md): a follow is a standing interest, an engagement a shown one.
+FOLLOW_WEIGHT = 0.5
+
+
+def audience_weights(engaged: sp.csr_matrix, follows: sp.csr_matrix) -> sp.csr_matrix:
+    """(users x talents) audience weights: 1 if the user engaged, else FOLLOW_WEIGHT if it follows.
+
+    Parameters
+    ----------
+    engaged
+        (talents x users) engagement strength (any positive value counts as engaged).
+    follows
+        (users x talents) 1 where the user follows the talent.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> e = sp.csr_matrix([[2.0, 0.0], [0.0, 0.0]])  # talent 0 engaged user 0
+    >>> f = sp.csr_matrix([[1.0, 1.0], [1.0, 0.0]])  # user 0 follows both, user 1 talent 0
+    >>> audience_weights(e, f).toarray().tolist()
+    [[1.0, 0.5], [0.5, 0.0]]
+    """
+    e = sp.csr_matrix(engaged.T > 0, dtype=np.float64)
+    fo = sp.csr_matrix(follows > 0, dtype=np.float64)
+    return sp.csr_matrix(e.maximum(FOLLOW_WEIGHT * fo))
 
 
 @dataclass(frozen=True)

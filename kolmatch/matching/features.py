@@ -16,7 +16,14 @@ from kolmatch.errors import StoreError, UnknownId
 from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.graph.projection import EdgeList, to_csr
+from kolmatch.matching.audience import FOLLOW_WEIGHT, audience_weights
+from kolmatch.matching.categories import (
+    primary_category,
+    product_category_weights,
+    talent_categories,
+)
 from kolmatch.matching.centrality import bipartite_pagerank
+from kolmatch.matching.personalised import category_ppr_tails
 
 __all__ = ["MarketFeatures", "build_features", "price_fit", "refresh_risk"]
 
@@ -40,12 +47,13 @@ class MarketFeatures:
     talent_fee: F64  # (T,) yuan per collaboration, NaN if unknown
     talent_followers: F64  # (T,) platform-reported followers
     talent_capacity: F64  # (T,)
-    talent_audience: F64  # (T, C) interest mix of the talent's engaged audience
-    talent_audience_size: F64  # (T,) distinct engaged users in the graph
-    talent_active_share: F64  # (T,) share of followers that ever engaged with the talent
+    talent_audience: F64  # (T, C) interest mix of the talent's audience (leave-one-out)
+    talent_audience_size: F64  # (T,) audience size: engaged users + FOLLOW_WEIGHT x other followers
+    talent_audience_engaged: F64  # (T,) engaged users alone
+    talent_active_share: F64  # (T,) share of followers that ever engaged (1 if not measured)
     talent_price_level: F64  # (T,) mean log price its audience pays
-    talent_gender: F64  # (T, len(GENDERS)) gender mix of the engaged audience (known genders)
-    talent_age: F64  # (T, len(AGE_BANDS)) age-band mix of the engaged audience
+    talent_gender: F64  # (T, len(GENDERS)) gender mix of the audience (known genders)
+    talent_age: F64  # (T, len(AGE_BANDS)) age-band mix of the audience
     merchant_target_gender: NDArray[np.int64]  # (M,) index into GENDERS, -1 if none stated
     merchant_target_age: NDArray[np.int64]  # (M,) index into AGE_BANDS, -1 if none stated
     talent_influence: F64  # (T,) PageRank on the user-talent follow graph, x T
@@ -54,18 +62,24 @@ class MarketFeatures:
     talent_track_gmv: F64  # (T, C) total GMV
     talent_track_merchants: F64  # (T, C) distinct merchants worked with
     talent_skill: F64  # (T,) observed orders / expected orders, shrunk to 1
-    talent_hidden_need: F64  # (T, C) engaged users leaning to c who bought nothing in c
+    talent_hidden_need: F64  # (T, C) audience members leaning to c who bought nothing in c
     talent_risk: F64  # (T,) penalty in [0, 1]; 1 means excluded
     talent_risk_notes: list[list[str]]
     merchant_mix: F64  # (M, C) category mix of what the merchant sells (by sales, + catalogue)
     merchant_products: list[I64]
     merchant_risk: F64  # (M,)
-    user_interest: sp.csr_matrix  # (U, C) observed interest (engagement + purchases), rows sum 1
+    user_interest: sp.csr_matrix  # (U, C) observed interest (engagement, follows, purchases)
     user_bought: sp.csr_matrix  # (U, C) spend per category
-    engaged: sp.csr_matrix  # (T, U) 1 where user u engaged with talent t's content
+    audience: sp.csr_matrix  # (T, U) 1 where user u follows or engaged with talent t
+    audience_by_user: sp.csr_matrix  # (U, T) audience weights: engaged 1, bare follow FOLLOW_WEIGHT
+    category_ppr_tail: F64  # (C, T) personalised PageRank from each category's buyers, tail
+    engagement_observed: bool  # the market holds engagement data (else quality is not measured)
+    follows_observed: bool  # the market holds follows
     talent_engagement_rate: F64  # (T,) engagement weight per follower in the graph
-    talent_category: F64  # (T, C) what the talent's content features and it has promoted
-    product_category: I64  # (P,)
+    talent_category: F64  # (T, C) what its content features and it promoted, else its audience
+    talent_category_source: NDArray[np.int8]  # (T,) 1 content/promotions, 2 audience, 0 none
+    product_category: I64  # (P,) primary category (first by id among equals), -1 if none
+    product_categories: F64  # (P, C) category weights: 1/k for each of k categories
     product_price: F64  # (P,)
     gmv_rate: float  # K-hat: observed orders per unit of expected orders, market-wide
     users: int
@@ -142,13 +156,8 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
     products, categories, contents = g.node("Product"), g.node("Category"), g.node("Content")
     U, T, M, P, C, K = (len(x) for x in (users, talents, merchants, products, categories, contents))
 
-    in_cat = g.edge("IN_CATEGORY", products.label)
-    product_cat = np.full(P, -1, dtype=np.int64)
-    product_cat[in_cat.src] = in_cat.dst
-    has_cat = product_cat >= 0
-    pcat = sp.csr_matrix(
-        (np.ones(int(has_cat.sum())), (np.nonzero(has_cat)[0], product_cat[has_cat])), shape=(P, C)
-    )
+    pcat = product_category_weights(g.edge("IN_CATEGORY", products.label), P, C)
+    product_cat = primary_category(pcat)
     price = products.columns["price"]
     log_price = np.log(np.maximum(np.nan_to_num(price, nan=1.0), 0.01))
 
@@ -188,14 +197,24 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
     purchased = g.edge("PURCHASED", users.label)
     spend = to_csr(purchased, (U, P), "amount")
     user_bought = sp.csr_matrix(spend @ pcat)
+    follows = to_csr(g.edge("FOLLOWS", users.label), (U, T))
+    follows.data[:] = 1.0
+    # a user's interest: what it engages with, whom it follows (at FOLLOW_WEIGHT), what it buys
     user_interest = _rows_normalised(
-        _rows_normalised(sp.csr_matrix(uc @ content_cat)) + 0.5 * _rows_normalised(user_bought)
+        _rows_normalised(
+            sp.csr_matrix(uc @ content_cat)
+            + FOLLOW_WEIGHT * _rows_normalised(sp.csr_matrix(follows @ talent_cat))
+        )
+        + 0.5 * _rows_normalised(user_bought)
     )
 
-    engaged = sp.csr_matrix((uc @ content_talent).T)  # (T, U)
-    engaged_users = engaged.astype(bool).astype(np.float64)
-    audience_size = np.diff(engaged.indptr).astype(np.float64)
-    talent_audience = _leave_one_out_audience(engaged_users, talent_cat, user_bought)
+    engaged = sp.csr_matrix((uc @ content_talent).T)  # (T, U) engagement strength
+    by_user = audience_weights(engaged, follows)  # (U, T)
+    audience_users = sp.csr_matrix(by_user.T.astype(bool).astype(np.float64))  # (T, U)
+    audience_size = np.asarray(by_user.sum(axis=0)).ravel()
+    talent_audience = _leave_one_out_audience(audience_users, talent_cat, user_bought)
+    # a talent with no category of its own (no content, no promotion) takes its audience's
+    talent_category, category_source = talent_categories(talent_cat, talent_audience)
     # a user's price level: the mean log price over its orders (one order, one vote: weighting
     # by amount would lean every buyer toward its dearest purchases)
     n_orders = np.bincount(purchased.src, minlength=U).astype(np.float64)
@@ -204,7 +223,7 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
     has_p = ~np.isnan(user_logp)
     # a talent's: the plain mean over its engaged users who bought (weighting by engagement
     # strength would lean it to its keenest fans, whose price level follows its own category)
-    w = engaged_users[:, np.nonzero(has_p)[0]]
+    w = audience_users[:, np.nonzero(has_p)[0]]
     wsum = np.asarray(w.sum(axis=1)).ravel()
     talent_price = np.divide(w @ user_logp[has_p], wsum, out=np.full(T, np.nan), where=wsum > 0)
     # a talent none of whose audience bought anything takes the market's mean; a market with no
@@ -215,11 +234,14 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         fill = float(log_price.mean()) if log_price.size else 0.0
     talent_price = np.where(np.isnan(talent_price), fill, talent_price)
 
-    follows = to_csr(g.edge("FOLLOWS", users.label), (U, T))
     followers_graph = np.asarray(follows.sum(axis=0)).ravel()
     engaged_bin = engaged.T.tocsr().astype(bool).astype(np.float64)  # (U, T)
     active = np.asarray(follows.multiply(engaged_bin).sum(axis=0)).ravel()
-    active_share = np.divide(active, followers_graph, out=np.ones(T), where=followers_graph > 0)
+    # only where engagement is recorded at all can a follower be seen not to engage
+    observed = engaged.nnz > 0
+    active_share = np.divide(
+        active, followers_graph, out=np.ones(T), where=(followers_graph > 0) & observed
+    )
     _, influence = bipartite_pagerank(follows)
 
     # track record and skill: observed orders against what audience x interest x price predicts
@@ -274,18 +296,18 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
     # merchants: what they sell and to whom
     merchant_products = [sells.dst[sells.src == m] for m in range(M)] if M else []
     sales = np.asarray(spend.sum(axis=0)).ravel()
-    mix = np.zeros((M, C))
-    np.add.at(mix, (sells.src, np.maximum(product_cat[sells.dst], 0)), sales[sells.dst] + 1.0)
+    sold = sp.csr_matrix((sales[sells.dst] + 1.0, (sells.src, sells.dst)), shape=(M, P))
+    mix = np.asarray((sold @ pcat).todense()).reshape(M, C)
     mix = mix / np.maximum(mix.sum(axis=1, keepdims=True), 1e-12)
 
     # hidden needs per category: users whose interest leans to c (share >= threshold) and
     # who have bought nothing in c -- new consumers for any merchant selling in c
     lean = user_interest.toarray() >= HIDDEN_NEED_INTEREST if U else np.zeros((0, C), bool)
     never_bought = user_bought.toarray() <= 0 if U else np.zeros((0, C), bool)
-    hidden_need = np.asarray(engaged_users @ (lean & never_bought).astype(np.float64))
+    hidden_need = np.asarray(audience_users @ (lean & never_bought).astype(np.float64))
 
-    gender_mix = _demographic_mix(engaged_users, users.columns["gender"], GENDERS)
-    age_mix = _demographic_mix(engaged_users, users.columns["age_band"], AGE_BANDS)
+    gender_mix = _demographic_mix(audience_users, users.columns["gender"], GENDERS)
+    age_mix = _demographic_mix(audience_users, users.columns["age_band"], AGE_BANDS)
 
     t_risk, t_notes, m_risk = _risk(g, merch_of_product, ref)
     agencies = g.node("Institution")
@@ -328,6 +350,7 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         talent_capacity=talents.columns["capacity"],
         talent_audience=talent_audience,
         talent_audience_size=audience_size,
+        talent_audience_engaged=np.asarray((engaged > 0).sum(axis=1), dtype=np.float64).ravel(),
         talent_active_share=active_share,
         talent_price_level=talent_price,
         talent_influence=influence * T,
@@ -348,15 +371,21 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         merchant_risk=m_risk,
         user_interest=user_interest,
         user_bought=user_bought,
-        engaged=engaged_users,
+        audience=audience_users,
+        audience_by_user=by_user,
+        category_ppr_tail=category_ppr_tails(by_user, sp.csr_matrix(user_bought > 0)),
+        engagement_observed=observed,
+        follows_observed=follows.nnz > 0,
         talent_engagement_rate=np.divide(
             np.asarray(engaged.sum(axis=1)).ravel(),
             followers_graph,
             out=np.zeros(T),
             where=followers_graph > 0,
         ),
-        talent_category=np.asarray(talent_cat.todense()),
+        talent_category=talent_category,
+        talent_category_source=category_source,
         product_category=product_cat,
+        product_categories=np.asarray(pcat.todense()).reshape(P, C),
         product_price=np.nan_to_num(price),
         gmv_rate=gmv_rate,
         users=U,

@@ -271,7 +271,7 @@ def plan_talent_matrix(
     )
     scale = len(target) / max(len(sample), 1)
     users, w = target[sample], weight[sample]
-    reach = sp.csr_matrix(f.engaged[cand][:, users])
+    reach = sp.csr_matrix(f.audience[cand][:, users])
     reach.data[:] = 1.0
     gmv = sig.expected_gmv[cand] * (1.0 - sig.risk[cand])
     weighted = float((reach @ w).sum()) * scale
@@ -359,7 +359,7 @@ def pair_overlaps(f: MarketFeatures, picked: I64) -> list[PairOverlap]:
             round(o.share_of_smaller, 4),
             round(o.jaccard, 4),
         )
-        for a, b, o in audience_pair_overlaps(f.engaged, np.sort(picked))
+        for a, b, o in audience_pair_overlaps(f.audience, np.sort(picked))
     ]
     out.sort(key=lambda o: (-o.share_of_smaller, o.a, o.b))
     return out
@@ -392,5 +392,5 @@ def unique_target_reach(f: MarketFeatures, merchant_id: str, talents: I64) -> in
     target, _ = _target_users(f, f.merchant_row(merchant_id))
     if len(talents) == 0:
         return 0
-    reached = np.asarray(f.engaged[talents].sum(axis=0)).ravel() > 0
+    reached = np.asarray(f.audience[talents].sum(axis=0)).ravel() > 0
     return int(reached[target].sum())

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.matching.availability import availability, planning_window
 from kolmatch.matching.features import MarketFeatures, price_fit
+from kolmatch.matching.personalised import customer_ppr
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -23,6 +24,7 @@ __all__ = [
     "match_merchant",
     "merchant_signals",
     "rank_merchants",
+    "ranking_order",
 ]
 
 F64 = NDArray[np.float64]
@@ -33,6 +35,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "audience_fit": 0.05,
     "target_fit": 0.05,
     "hidden_need_reach": 0.05,
+    "customer_reach": 0.0,
+    "customer_affinity": 0.0,
     "influence": 0.0,
     "track_record": 0.05,
     "roi": 0.05,
@@ -51,6 +55,8 @@ class MerchantSignals:
     price_fit: F64
     expected_gmv: F64
     hidden_need_reach: F64
+    customer_reach: F64
+    customer_affinity: F64
     track_record: F64
     roi: F64
     influence: F64
@@ -64,6 +70,8 @@ class MerchantSignals:
             "audience_fit": self.audience_fit,
             "target_fit": self.target_fit,
             "hidden_need_reach": self.hidden_need_reach,
+            "customer_reach": self.customer_reach,
+            "customer_affinity": self.customer_affinity,
             "influence": self.influence,
             "track_record": self.track_record,
             "roi": self.roi,
@@ -88,14 +96,14 @@ def expected_orders(
 ) -> tuple[F64, F64]:
     """Expected orders of one collaboration for each (talent, product), and the price fit.
 
-    orders = market rate x skill x engaged audience x audience interest in the product's
-    category x price fit (docs/scoring.md).
+    orders = market rate x skill x audience (engaged + FOLLOW_WEIGHT x other followers) x
+    audience interest in the product's categories x price fit (docs/scoring.md).
     """
-    cats = f.product_category[products]
     logp = np.log(np.maximum(f.product_price[products], 0.01))
     tp = f.talent_price_level[talents]
     pf = price_fit(tp[:, None], logp[None, :])
-    interest = f.talent_audience[talents][:, np.maximum(cats, 0)] * (cats >= 0)
+    # a product in several categories: its audience's interest in each, by the product's weights
+    interest = f.talent_audience[talents] @ f.product_categories[products].T
     size = f.talent_audience_size[talents]
     orders = f.gmv_rate * f.talent_skill[talents][:, None] * size[:, None] * interest * pf
     return orders, pf
@@ -105,7 +113,7 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     """Compute every talent's signals for merchant row ``m``.
 
     Expected GMV follows the model the features calibrate: for each of the
-    merchant's products, orders = market rate x talent skill x engaged audience
+    merchant's products, orders = market rate x talent skill x audience size
     x audience interest in the product's category x price fit; GMV = orders x
     price, averaged over the merchant's products.
     """
@@ -119,15 +127,21 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     else:
         gmv = np.zeros(f.n_talents)
         price_fit = np.zeros(f.n_talents)
-    # hidden needs: the talent's engaged users leaning to the merchant's categories who have
+    # hidden needs: the talent's audience members leaning to the merchant's categories who have
     # bought nothing there (so not the merchant's customers either), weighted by its mix
     reach = f.talent_hidden_need @ mix
-    # the merchant's stated target: share of the engaged audience of that gender and age band
+    # the merchant's stated target: share of the audience of that gender and age band
     target = np.ones(f.n_talents)
     if f.merchant_target_gender[m] >= 0:
         target = target * f.talent_gender[:, f.merchant_target_gender[m]]
     if f.merchant_target_age[m] >= 0:
         target = target * f.talent_age[:, f.merchant_target_age[m]]
+    # the merchant's own customers: how many are in each audience, and the personalised
+    # PageRank from them (own customers' first step, category buyers' longer walks)
+    customers = f.merchant_buyers[m].indices
+    in_audience = f.audience_by_user[customers]
+    customer_reach = np.bincount(in_audience.indices, minlength=f.n_talents).astype(np.float64)
+    affinity = customer_ppr(f.audience_by_user, customers, mix, f.category_ppr_tail)
     track = f.talent_track @ mix
     fee = f.talent_fee
     roi = np.divide(gmv, fee, out=np.zeros_like(gmv), where=np.nan_to_num(fee) > 0)
@@ -139,6 +153,8 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
         price_fit=price_fit,
         expected_gmv=gmv,
         hidden_need_reach=reach,
+        customer_reach=customer_reach,
+        customer_affinity=affinity * f.n_talents,
         track_record=track,
         roi=roi,
         influence=f.talent_influence,
@@ -170,6 +186,8 @@ def combine(signals: MerchantSignals, weights: Mapping[str, float] | None = None
         + w["audience_fit"] * _z(s.audience_fit)
         + w["target_fit"] * _z(s.target_fit)
         + w["hidden_need_reach"] * _z(np.log1p(s.hidden_need_reach))
+        + w["customer_reach"] * _z(np.log1p(s.customer_reach))
+        + w["customer_affinity"] * _z(np.log1p(s.customer_affinity))
         + w["influence"] * _z(np.log(np.maximum(s.influence, 1e-12)))
         + w["track_record"] * _z(np.log1p(s.track_record))
         + w["roi"] * _z(np.log1p(s.roi))
@@ -190,14 +208,40 @@ def _yuan(x: float) -> str:
 def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]) -> list[str]:
     mix = f.merchant_mix[merchant]
     top = int(np.argmax(mix))
-    cat = str(f.category_names[top])
-    out = [
-        f"{sig['audience_fit']:.0%} of this talent's engaged audience's interest is in the "
-        f"merchant's categories ({f.talent_audience[t, top]:.0%} in {cat}) across "
-        f"{int(f.talent_audience_size[t]):,} engaged users",
-        f"{int(sig['hidden_need_reach']):,} engaged users lean to {cat} but have not bought there "
-        f"yet (new consumers for this merchant)",
-    ]
+    cat = str(f.category_names[top]) if len(f.category_names) else "its categories"
+    size, eng = f.talent_audience_size[t], int(f.talent_audience_engaged[t])
+    who = (
+        f"{int(f.audience[t].nnz):,} followers and engaged users ({eng:,} engaged)"
+        if f.follows_observed
+        else f"{eng:,} engaged users"
+    )
+    out: list[str] = []
+    if size > 0:
+        # the share of interest in the merchant's categories: a part of the whole, never above it
+        share = float(f.talent_audience[t][mix > 0].sum())
+        out.append(
+            f"{share:.0%} of this talent's audience's interest is in the merchant's categories "
+            f"({f.talent_audience[t, top]:.0%} in {cat}) across {who}"
+        )
+        out.append(
+            f"{int(sig['hidden_need_reach']):,} audience members lean to {cat} but have not "
+            "bought there yet (new consumers for this merchant)"
+        )
+    else:
+        out.append("no followers or engaged users in the graph: audience signals are neutral")
+    n_customers = int(f.merchant_buyers[merchant].nnz)
+    if n_customers:
+        out.append(
+            f"{int(sig['customer_reach']):,} of this merchant's {n_customers:,} customers follow "
+            "or engage with this talent"
+        )
+    elif f.users:
+        out.append(
+            "no customers of this merchant on record: closeness is measured from buyers in "
+            "its categories"
+        )
+    if f.talent_category_source[t] == 2:
+        out.append("categories read from its audience (no content or promotions on record)")
     g, a = f.merchant_target_gender[merchant], f.merchant_target_age[merchant]
     if g >= 0 or a >= 0:
         who = " ".join(
@@ -209,8 +253,7 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
             if x
         )
         out.append(
-            f"{sig['target_fit']:.0%} of the engaged audience are {who}, "
-            "the merchant's stated target"
+            f"{sig['target_fit']:.0%} of the audience are {who}, the merchant's stated target"
         )
     n = f.talent_track_n[t]
     if n.sum() > 0:
@@ -232,6 +275,10 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
             )
     else:
         out.append("no past collaborations on record (track record is the category mean)")
+    if f.gmv_rate <= 0:
+        out.append(
+            "no collaboration outcomes on record in this market: expected GMV is not estimated"
+        )
     out.append(
         f"expected GMV {_yuan(sig['expected_gmv'])} per collaboration"
         + (
@@ -240,7 +287,9 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
             else ""
         )
     )
-    if sig["audience_quality"] < 0.4:
+    if not f.engagement_observed:
+        out.append("no engagement recorded in this market: audience quality is not measured")
+    elif sig["audience_quality"] < 0.4:
         out.append(
             f"only {sig['audience_quality']:.0%} of followers ever engage (inflated audience?)"
         )
@@ -258,16 +307,33 @@ def _matches(
     extra: list[list[str]] | None = None,
 ) -> list[Match]:
     """Match objects for ranked talent rows: one construction for both ranking paths."""
+    ties = [int((scores == scores[r]).sum()) - 1 for r in range(len(rows))]
     return [
         Match(
             talent=str(f.talent_ids[t]),
             rank=r + 1,
             score=round(float(scores[r]), 4),
             breakdown={k: round(float(v), 4) for k, v in signals[r].items()},
-            evidence=_evidence(f, merchant, int(t), signals[r]) + (extra[r] if extra else []),
+            evidence=_evidence(f, merchant, int(t), signals[r])
+            + (extra[r] if extra else [])
+            + (
+                [
+                    f"tied on score with {ties[r]} other{'s' if ties[r] > 1 else ''} in this list: "
+                    "ordered by follower count"
+                ]
+                if ties[r]
+                else []
+            ),
         )
         for r, t in enumerate(rows)
     ]
+
+
+def ranking_order(f: MarketFeatures, score: F64) -> NDArray[np.int64]:
+    """Talent rows by score, best first; equal scores by follower count, then id; finite only."""
+    followers = np.nan_to_num(f.talent_followers, nan=0.0)
+    order = np.lexsort((f.talent_ids, -followers, -score))
+    return order[np.isfinite(score[order])]
 
 
 @dataclass(frozen=True)
@@ -310,8 +376,7 @@ def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
     def one(m: int) -> None:
         s = merchant_signals(f, m)
         score = combine(s)
-        order = np.lexsort((f.talent_ids, -score))
-        order = order[np.isfinite(score[order])]
+        order = ranking_order(f, score)
         eligible[m] = len(order)
         order = order[:depth]
         rows[m, : len(order)] = order
@@ -375,8 +440,7 @@ def match_merchant(
     if campaign is not None:
         av = availability(f, i, planning_window(f, campaign, i))
         score = np.where(av.available, score, -np.inf)
-    order = np.lexsort((f.talent_ids, -score))  # ties broken by id: stable output
-    order = order[np.isfinite(score[order])][:top]
+    order = ranking_order(f, score)[:top]
     values = s.as_dict()
     sig = [{k: float(v[t]) for k, v in values.items()} for t in order]
     extra = (

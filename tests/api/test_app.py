@@ -44,7 +44,7 @@ def test_merchant_journey(api: Api) -> None:
     assert [e["node"]["rank"] for e in page["edges"]] == [1, 2, 3, 4, 5]
     assert page["pageInfo"]["hasNextPage"] and page["totalCount"] > 5
     top = page["edges"][0]["node"]
-    assert any("engaged audience" in e for e in top["evidence"])
+    assert any("audience's interest" in e for e in top["evidence"])
     nxt = api.data(MATCHES, "m0", variables={"m": "m0", "after": page["pageInfo"]["endCursor"]})
     assert [e["node"]["rank"] for e in nxt["merchant"]["matches"]["edges"]] == [6, 7, 8, 9, 10]
     plan = api.data(

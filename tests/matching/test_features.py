@@ -19,12 +19,12 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_price_level_is_the_plain_mean_over_engaged_buyers(
+def test_price_level_is_the_plain_mean_over_the_audience_s_buyers(
     tiny_market: Path, tiny_features: MarketFeatures
 ) -> None:
     # written out from the files: a user's level is the mean log price of its orders (each
-    # order one vote, whatever it cost); a talent's the plain mean over its engaged users who
-    # bought anything; a talent with none takes the mean over all buyers
+    # order one vote, whatever it cost); a talent's the plain mean over its audience (followers
+    # and engaged users) who bought anything; a talent with none takes the mean over all buyers
     price = {r["id"]: float(r["price"]) for r in _rows(tiny_market / "product.csv")}
     orders: dict[str, list[float]] = defaultdict(list)
     for r in _rows(tiny_market / "purchased.csv"):
@@ -34,6 +34,8 @@ def test_price_level_is_the_plain_mean_over_engaged_buyers(
     engaged: dict[str, set[str]] = defaultdict(set)
     for r in _rows(tiny_market / "engaged_with.csv"):
         engaged[owner[r["dst"]]].add(r["src"])
+    for r in _rows(tiny_market / "follows.csv"):
+        engaged[r["dst"]].add(r["src"])
     fill = float(np.mean(list(user_level.values())))
     f = tiny_features
     want = []

@@ -92,7 +92,7 @@ class Agency(graphene.ObjectType):
         rows = roster_rows(ctx, a)
         if len(rows) == 0:
             return 0
-        return int((np.asarray(ctx.snap.features.engaged[rows].sum(axis=0)).ravel() > 0).sum())
+        return int((np.asarray(ctx.snap.features.audience[rows].sum(axis=0)).ravel() > 0).sum())
 
     @staticmethod
     def resolve_roster_overlap(a: str, info: Any, first: int) -> list[dict[str, Any]]:
@@ -143,5 +143,5 @@ def _pairs(ctx: RequestContext, rows: np.ndarray) -> list[dict[str, Any]]:
             "share_of_smaller": round(o.share_of_smaller, 4),
             "jaccard": round(o.jaccard, 4),
         }
-        for a, b, o in pair_overlaps(ctx.snap.features.engaged, rows)
+        for a, b, o in pair_overlaps(ctx.snap.features.audience, rows)
     ]

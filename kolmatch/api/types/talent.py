@@ -246,7 +246,7 @@ class Talent(graphene.ObjectType):
         f = ctx.snap.features
         out = []
         for other in ids:
-            o = overlap(f.engaged, t.row, f.talent_row(other))
+            o = overlap(f.audience, t.row, f.talent_row(other))
             out.append(
                 {
                     "other": other,
@@ -261,7 +261,7 @@ class Talent(graphene.ObjectType):
     def resolve_similar(t: TalentRef, info: Any, first: int) -> list[dict[str, Any]]:
         ctx = context(info)
         page_size(first, ctx.limits)
-        rows, sims = similar_talents(ctx.snap.features.engaged, t.row, top=first)
+        rows, sims = similar_talents(ctx.snap.features.audience, t.row, top=first)
         ids = ctx.snap.features.talent_ids
         return [
             {"talent": TalentRef(str(ids[r]), int(r)), "similarity": round(float(s), 4)}
