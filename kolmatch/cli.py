@@ -208,6 +208,8 @@ def _cmd_load(a: argparse.Namespace) -> int:
             f"loaded {report.total:,} rows from {len(report.rows)} files into {store.uri} "
             f"in {dt:.1f}s"
         )
+        for note in report.notes:
+            print(f"note: {note}")
         _print_counts(store.counts())
     finally:
         store.close()

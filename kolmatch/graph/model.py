@@ -244,9 +244,9 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         "Product",
         (
             Field("collab_id", S, True, "collaboration id, unique per collaboration"),
-            Field("gmv", F, True, "gross merchandise value in yuan"),
-            Field("orders", INT, True, "orders"),
-            Field("fee", F, True, "fee paid in yuan"),
+            Field("gmv", F, doc="gross merchandise value in yuan (empty: not known)"),
+            Field("orders", INT, doc="orders (empty: not known)"),
+            Field("fee", F, doc="fee paid in yuan (empty: not known)"),
             Field("time", D, True, "collaboration date"),
             Field("campaign", S, doc="id of the campaign it ran in"),
         ),

@@ -6,6 +6,7 @@ import contextlib
 import gc
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ class LoadReport:
 
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the load did with unusual data
 
     @property
     def total(self) -> int:
@@ -157,13 +159,22 @@ class Validation:
     def _file_batches(self, f: ImportFile, batcher: _Batcher) -> Iterator[WriteBatch]:
         rows = self._nodes(f) if isinstance(f.spec, NodeSpec) else self._rels(f)
         n = 0
+        per_product: Counter[str] = Counter()
         for src_label, row in rows:
             n += 1
+            if f.spec.file == "in_category":
+                per_product[row["src"]] += 1
             batch = batcher.add(f.spec, src_label, row)
             if batch is not None:
                 yield batch
         yield from batcher.flush(f.spec)
         self.report.rows[f.path.name] = n
+        several = sum(1 for k in per_product.values() if k > 1)
+        if several:
+            self.report.notes.append(
+                f"{f.path.name}: {several:,} product{'s are' if several > 1 else ' is'} in several "
+                "categories; each weighs 1/k in each of its k categories (docs/scoring.md)"
+            )
 
     def _nodes(self, f: ImportFile) -> Iterator[tuple[str, Row]]:
         spec = f.spec

@@ -73,6 +73,7 @@ class MarketFeatures:
     audience: sp.csr_matrix  # (T, U) 1 where user u follows or engaged with talent t
     audience_by_user: sp.csr_matrix  # (U, T) audience weights: engaged 1, bare follow FOLLOW_WEIGHT
     category_ppr_tail: F64  # (C, T) personalised PageRank from each category's buyers, tail
+    promotions: sp.csr_matrix  # (P, T) past collaborations per (product, talent)
     engagement_observed: bool  # the market holds engagement data (else quality is not measured)
     follows_observed: bool  # the market holds follows
     talent_engagement_rate: F64  # (T,) engagement weight per follower in the graph
@@ -246,17 +247,22 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
 
     # track record and skill: observed orders against what audience x interest x price predicts
     src, dst = promoted.src, promoted.dst
+    # a collaboration whose outcome is not known (no GMV, e.g. a sponsored post) counts as
+    # experience (n_tc) but not in the GMV means
+    known = ~np.isnan(promoted.columns["gmv"])
     gmv = np.nan_to_num(promoted.columns["gmv"])
     orders = np.nan_to_num(promoted.columns["orders"])
     pc = product_cat[dst]
     ok = pc >= 0
     n_tc = np.zeros((T, C))
     g_tc = np.zeros((T, C))
+    k_tc = np.zeros((T, C))
     np.add.at(n_tc, (src[ok], pc[ok]), 1.0)
+    np.add.at(k_tc, (src[ok & known], pc[ok & known]), 1.0)
     np.add.at(g_tc, (src[ok], pc[ok]), gmv[ok])
-    cat_mean = np.divide(g_tc.sum(axis=0), n_tc.sum(axis=0), out=np.zeros(C), where=n_tc.sum(0) > 0)
+    cat_mean = np.divide(g_tc.sum(axis=0), k_tc.sum(axis=0), out=np.zeros(C), where=k_tc.sum(0) > 0)
     prior = 2.0
-    track = (g_tc + prior * cat_mean) / (n_tc + prior)
+    track = (g_tc + prior * cat_mean) / (k_tc + prior)
     sells = g.edge("SELLS", merchants.label)
     merch_of_product = _merchant_of_product(sells, P)
     tm = np.zeros((T, C))
@@ -269,12 +275,13 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         talent_price[src],
         log_price[dst],
     )
-    total_base = reach_base[ok].sum()
-    gmv_rate = float(orders[ok].sum() / total_base) if total_base > 0 else 0.0
+    cal = ok & ~np.isnan(promoted.columns["orders"])  # outcomes known: calibrate on these
+    total_base = reach_base[cal].sum()
+    gmv_rate = float(orders[cal].sum() / total_base) if total_base > 0 else 0.0
     exp_orders = np.zeros(T)
     obs_orders = np.zeros(T)
-    np.add.at(exp_orders, src[ok], gmv_rate * reach_base[ok])
-    np.add.at(obs_orders, src[ok], orders[ok])
+    np.add.at(exp_orders, src[cal], gmv_rate * reach_base[cal])
+    np.add.at(obs_orders, src[cal], orders[cal])
     # shrunk toward 1: a prior worth SKILL_PRIOR_ORDERS expected orders (tuned on the s market)
     collab_skill = (obs_orders + SKILL_PRIOR_ORDERS) / (exp_orders + SKILL_PRIOR_ORDERS)
     attributed = talents.indices_of(
@@ -374,6 +381,7 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         audience=audience_users,
         audience_by_user=by_user,
         category_ppr_tail=category_ppr_tails(by_user, sp.csr_matrix(user_bought > 0)),
+        promotions=sp.csr_matrix(to_csr(promoted, (T, P)).T),
         engagement_observed=observed,
         follows_observed=follows.nnz > 0,
         talent_engagement_rate=np.divide(

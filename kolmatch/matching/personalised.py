@@ -76,7 +76,8 @@ def bipartite_ppr(
     """
     w = sp.csr_matrix(edges, dtype=np.float64)
     one_d = seeds.ndim == 1
-    s = np.asarray(seeds, dtype=np.float64).reshape(w.shape[0], -1)
+    s = np.asarray(seeds, dtype=np.float64)
+    s = s[:, None] if one_d else s
     total = s.sum(axis=0)
     p = np.divide(s, total, out=np.zeros_like(s), where=total > 0)
     deg_r, deg_c = _degrees(w)

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.matching.availability import availability, planning_window
 from kolmatch.matching.features import MarketFeatures, price_fit
-from kolmatch.matching.personalised import customer_ppr
+from kolmatch.matching.personalised import bipartite_ppr, customer_ppr
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -32,12 +32,15 @@ F64 = NDArray[np.float64]
 #: Default weights of the standardised signals (docs/scoring.md); callers may override any.
 DEFAULT_WEIGHTS: dict[str, float] = {
     "expected_gmv": 1.0,
-    "audience_fit": 0.05,
+    "audience_fit": 0.005,
+    "category_fit": 0.002,
     "target_fit": 0.05,
-    "hidden_need_reach": 0.05,
-    "customer_reach": 0.0,
-    "customer_affinity": 0.0,
-    "influence": 0.0,
+    "hidden_need_reach": 0.005,
+    "customer_reach": 0.05,
+    "customer_affinity": 0.05,
+    "partner_affinity": 0.005,
+    "reach": 0.001,
+    "influence": 0.05,
     "track_record": 0.05,
     "roi": 0.05,
     "audience_quality": 0.1,
@@ -51,12 +54,15 @@ class MerchantSignals:
 
     merchant: int
     audience_fit: F64
+    category_fit: F64
     target_fit: F64
     price_fit: F64
     expected_gmv: F64
     hidden_need_reach: F64
     customer_reach: F64
     customer_affinity: F64
+    partner_affinity: F64
+    reach: F64
     track_record: F64
     roi: F64
     influence: F64
@@ -68,10 +74,13 @@ class MerchantSignals:
         return {
             "expected_gmv": self.expected_gmv,
             "audience_fit": self.audience_fit,
+            "category_fit": self.category_fit,
             "target_fit": self.target_fit,
             "hidden_need_reach": self.hidden_need_reach,
             "customer_reach": self.customer_reach,
             "customer_affinity": self.customer_affinity,
+            "partner_affinity": self.partner_affinity,
+            "reach": self.reach,
             "influence": self.influence,
             "track_record": self.track_record,
             "roi": self.roi,
@@ -142,6 +151,11 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     in_audience = f.audience_by_user[customers]
     customer_reach = np.bincount(in_audience.indices, minlength=f.n_talents).astype(np.float64)
     affinity = customer_ppr(f.audience_by_user, customers, mix, f.category_ppr_tail)
+    # talents close to those who promoted the merchant's products (a walk over past
+    # collaborations: the merchant's side of the graph, there even without users)
+    seed = np.zeros(len(f.product_ids))
+    seed[prods] = 1.0
+    _, partners = bipartite_ppr(f.promotions, seed, tol=1e-8)
     track = f.talent_track @ mix
     fee = f.talent_fee
     roi = np.divide(gmv, fee, out=np.zeros_like(gmv), where=np.nan_to_num(fee) > 0)
@@ -149,12 +163,15 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     return MerchantSignals(
         merchant=m,
         audience_fit=fit,
+        category_fit=f.talent_category @ mix,
         target_fit=target,
         price_fit=price_fit,
         expected_gmv=gmv,
         hidden_need_reach=reach,
         customer_reach=customer_reach,
         customer_affinity=affinity * f.n_talents,
+        partner_affinity=partners * f.n_talents,
+        reach=np.nan_to_num(f.talent_followers, nan=0.0),
         track_record=track,
         roi=roi,
         influence=f.talent_influence,
@@ -184,10 +201,13 @@ def combine(signals: MerchantSignals, weights: Mapping[str, float] | None = None
     score = (
         w["expected_gmv"] * _z(np.log1p(s.expected_gmv))
         + w["audience_fit"] * _z(s.audience_fit)
+        + w["category_fit"] * _z(s.category_fit)
         + w["target_fit"] * _z(s.target_fit)
         + w["hidden_need_reach"] * _z(np.log1p(s.hidden_need_reach))
         + w["customer_reach"] * _z(np.log1p(s.customer_reach))
         + w["customer_affinity"] * _z(np.log1p(s.customer_affinity))
+        + w["partner_affinity"] * _z(np.log1p(s.partner_affinity))
+        + w["reach"] * _z(np.log1p(s.reach))
         + w["influence"] * _z(np.log(np.maximum(s.influence, 1e-12)))
         + w["track_record"] * _z(np.log1p(s.track_record))
         + w["roi"] * _z(np.log1p(s.roi))

@@ -92,3 +92,18 @@ def test_paused_gc_restores_the_collector_as_it_was(enabled: bool) -> None:
         assert gc.isenabled() is enabled
     finally:
         gc.enable()
+
+
+def test_the_report_says_what_it_did_with_several_categories(
+    tmp_path: Path, sqlite_store: SQLiteStore
+) -> None:
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "category.csv").write_text("id,name\nc1,Beauty\nc2,Food\n")
+    (d / "product.csv").write_text("id,name,price\np1,Tea,10\np2,Soap,5\n")
+    (d / "in_category.csv").write_text("src,dst\np1,c1\np1,c2\np2,c1\n")
+    report = load_folder(d, sqlite_store)
+    assert report.notes == [
+        "in_category.csv: 1 product is in several categories; each weighs 1/k in each of its "
+        "k categories (docs/scoring.md)"
+    ]
