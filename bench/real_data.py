@@ -13,38 +13,10 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from kolmatch.evaluation.real import DATASETS, SPLITS, evaluate_real
+from kolmatch.evaluation.real import DATASETS, SPLITS, evaluate_real, results_table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _cell(v: list[float]) -> str:
-    return f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
-
-
-def table(results: dict[str, Any]) -> str:
-    """The results as a markdown table: data set x ranker x NDCG@20 / recall@50."""
-    lines = [
-        "| data set | merchants | ranker | NDCG@20 [95% CI] | recall@50 [95% CI] |",
-        "|---|---:|---|---|---|",
-    ]
-    for name, r in results.items():
-        for ranker, m in r["rankers"].items():
-            lines.append(
-                f"| {name} | {r['merchants']} | {ranker} | {_cell(m['ndcg20'])} "
-                f"| {_cell(m['recall50'])} |"
-            )
-    lines.append("")
-    for name, r in results.items():
-        e = r["engine"]
-        lines.append(
-            f"- {name}: {r['seconds']['total']:.1f} s ({r['seconds']}); engine constant rankings "
-            f"{e['constant_rankings']}/{r['merchants']}, signals constant over talents: "
-            f"{', '.join(e['constant_signals']) or 'none'}"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -71,7 +43,7 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(f"real data, split {a.split}, seed {a.seed} ({time.perf_counter() - t0:.1f} s)\n")
-    print(table(results))
+    print(results_table(results))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from kolmatch.evaluation.real import DATASETS as REAL_DATASETS
     from kolmatch.loaders.synthetic import SCALES
 
     p = argparse.ArgumentParser(prog="kolmatch", description=__doc__)
@@ -153,6 +154,24 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--top", type=_positive_int, default=20)
     ev.add_argument("--json", action="store_true")
     _store_arg(ev)
+
+    er = sub.add_parser(
+        "evaluate-real",
+        help="held-out real data (Twitch): the engine against the rankings a user would try",
+    )
+    er.add_argument("--data", type=Path, required=True, help="the folder holding the data sets")
+    er.add_argument("--datasets", nargs="+", choices=REAL_DATASETS, default=list(REAL_DATASETS))
+    er.add_argument("--split", choices=("test", "validation"), default="test")
+    er.add_argument("--seed", type=int, default=0)
+    er.add_argument("--work", type=Path, help="keep the converted folders and stores here")
+    er.add_argument("--json", action="store_true")
+
+    ir = sub.add_parser(
+        "import-real", help="write a public data set (Twitch) as an import folder to load"
+    )
+    ir.add_argument("dataset", choices=REAL_DATASETS)
+    ir.add_argument("src", type=Path, help="the data set's folder of raw files")
+    ir.add_argument("out", type=Path, help="import folder to write (must not exist)")
 
     sv = sub.add_parser("serve", help="serve the GraphQL API at /graphql")
     sv.add_argument("--host", default="127.0.0.1")
@@ -313,12 +332,16 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         f"talent matrix for {plan.merchant} in {plan.window}: {len(plan.talents)} talents, "
         f"¥{plan.cost:,.0f} of ¥{plan.budget:,.0f}"
     )
-    print(f"  {'talent':<10} {'tier':<6} {'fee':>10} {'exp. GMV':>11} {'new reach':>10}")
+    print(f"  optimised: {plan.objective_kind} = {plan.objective_note}")
+    print(f"  {'talent':<10} {'tier':<6} {'fee':>11} {'exp. GMV':>11} {'new reach':>10}")
     for t in plan.talents:
+        mark = "*" if t.fee_estimated else " "
         print(
-            f"  {t.talent:<10} {t.tier:<6} {t.fee:>10,.0f} {t.expected_gmv:>11,.0f} "
+            f"  {t.talent:<10} {t.tier:<6} {t.fee:>10,.0f}{mark} {t.expected_gmv:>11,.0f} "
             f"{t.marginal_reach:>10,}"
         )
+    if plan.estimated_fees:
+        print(f"  * {plan.estimated_fees:,} estimated fees (none on record): {plan.fee_note}")
     print(
         f"  unique target reach {plan.unique_reach:,} of {plan.target_users:,} target users; "
         f"expected GMV ¥{plan.expected_gmv:,.0f}"
@@ -328,6 +351,8 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         f"{plan.gap:.2%} ({plan.method}, {plan.seconds:.2f}s, {plan.candidates:,} candidates, "
         f"{plan.sampled_users:,} sampled users)"
     )
+    if plan.ties:
+        print(f"  ties: {plan.ties:,} decided among equals by {plan.tie_break}")
     if plan.left_out:
         print("  left out: " + ", ".join(f"{v:,} {k}" for k, v in plan.left_out.items()))
     for o in plan.overlaps[:5]:
@@ -419,7 +444,8 @@ def _cmd_overlap(a: argparse.Namespace) -> int:
         print(json.dumps({"a": a.talent_a, "b": a.talent_b, **o.__dict__}, indent=2))
     else:
         print(
-            f"{a.talent_a} and {a.talent_b} share {o.shared:,} engaged users: "
+            f"{a.talent_a} and {a.talent_b} share {o.shared:,} audience members (followers or "
+            f"engaged users): "
             f"{o.share_of_smaller:.1%} of the smaller audience, Jaccard {o.jaccard:.3f}"
         )
     return EXIT_OK
@@ -460,6 +486,41 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     print(f"  engine / follower-count GMV: {ev.vs_followers:.2f}x")
     print(f"  oracle-best / follower-count GMV: {ev.oracle_vs_followers:.2f}x (the most reachable)")
     print(f"  hidden-need AUC (observed lean vs latent interest): {ev.hidden_need_auc:.3f}")
+    return EXIT_OK
+
+
+def _cmd_evaluate_real(a: argparse.Namespace) -> int:
+    import tempfile
+
+    from kolmatch.evaluation.real import evaluate_real, results_table
+
+    if not a.data.is_dir():
+        print(f"kolmatch: --data {a.data}: not a folder", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with tempfile.TemporaryDirectory() as tmp:
+        results = evaluate_real(
+            a.data, a.work or Path(tmp), datasets=a.datasets, seed=a.seed, split=a.split
+        )
+    if a.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"real data held out (split {a.split}, seed {a.seed}): NDCG@20 and recall@50")
+        print(results_table(results))
+    return EXIT_OK
+
+
+def _cmd_import_real(a: argparse.Namespace) -> int:
+    from kolmatch.evaluation.real import CONVERTERS
+
+    if a.out.exists():
+        print(f"kolmatch: {a.out} exists; name a new folder", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    task = CONVERTERS[a.dataset](a.src, a.out, split="all")
+    print(
+        f"wrote {a.dataset} to {a.out}: {len(task.talent_ids):,} talents, "
+        f"{task.follows.shape[0]:,} users, {task.follows.nnz:,} follows"
+    )
+    print(f"load it with: kolmatch load {a.out}")
     return EXIT_OK
 
 
@@ -600,6 +661,8 @@ _COMMANDS = {
     "overlap": _cmd_overlap,
     "leads": _cmd_leads,
     "evaluate": _cmd_evaluate,
+    "evaluate-real": _cmd_evaluate_real,
+    "import-real": _cmd_import_real,
     "demo": _cmd_demo,
     "serve": _cmd_serve,
 }

@@ -51,6 +51,7 @@ __all__ = [
     "item_knn",
     "ndcg_at",
     "recall_at",
+    "results_table",
     "top_k",
     "tune_knn",
 ]
@@ -413,7 +414,8 @@ def _count(text: str) -> int:
 
 
 def _check_split(split: str) -> None:
-    if split not in SPLITS:
+    # "all" writes every row (a market to try, nothing held out); converters accept it
+    if split not in (*SPLITS, "all"):
         raise BadArgument("split", f"must be one of {', '.join(SPLITS)}, got {split!r}")
 
 
@@ -430,7 +432,7 @@ def _holdout(
     for key in sorted(groups):
         items = sorted(set(groups[key]))
         n = len(items)
-        k = max(1, round(share * n)) if n >= min_size else 0
+        k = max(1, round(share * n)) if n >= min_size and share > 0 else 0
         out = set(rng.choice(n, size=k, replace=False).tolist()) if k else set()
         train[key] = [x for i, x in enumerate(items) if i not in out]
         if out:
@@ -492,7 +494,8 @@ def convert_twitch_follows(
     out
         Import folder to write (its CSV files are replaced); None to write nothing.
     split
-        ``test`` or ``validation`` (held out again from the test split's training side).
+        ``test``, ``validation`` (held out again from the test split's training side) or
+        ``all`` (nothing held out: the whole data as a market to try).
     seed
         Which follows are held out.
     min_customers
@@ -538,7 +541,7 @@ def convert_twitch_follows(
             by_user[r["user_id"]].add(r["streamer"])
     _raise_if(log)
 
-    train, held = _holdout(by_user, FOLLOW_HOLDOUT, seed, 3)
+    train, held = _holdout(by_user, 0.0 if split == "all" else FOLLOW_HOLDOUT, seed, 3)
     if split == "validation":
         train, held = _holdout(train, FOLLOW_HOLDOUT, seed + 1, 3)
     talents = sorted(followers)
@@ -698,7 +701,7 @@ def convert_twitch_it(
     by_merchant: dict[str, set[str]] = defaultdict(set)
     for t, p in rows:
         by_merchant[merchant_of[p]].add(t)
-    train, held = _holdout(by_merchant, LINK_HOLDOUT, seed, min_links)
+    train, held = _holdout(by_merchant, 0.0 if split == "all" else LINK_HOLDOUT, seed, min_links)
     if split == "validation":
         train, held = _holdout(train, LINK_HOLDOUT, seed + 1, min_links)
     linked = {(m, t) for m, ts in train.items() for t in ts}
@@ -857,7 +860,7 @@ def convert_musae(
     pos = {n: i for i, n in enumerate(nodes)}
     N = len(nodes)
     edges = np.array([(pos[a], pos[b]) for a, b in sorted(pairs)], dtype=np.int64).reshape(-1, 2)
-    train_e, held_e = _split_edges(edges, EDGE_HOLDOUT, seed)
+    train_e, held_e = _split_edges(edges, 0.0 if split == "all" else EDGE_HOLDOUT, seed)
     if split == "validation":
         train_e, held_e = _split_edges(train_e, EDGE_HOLDOUT, seed + 1)
     adj, held = _symmetric(train_e, N), _symmetric(held_e, N)
@@ -1106,7 +1109,8 @@ def evaluate_real(
     InputError
         If a source file is missing or unreadable.
     """
-    _check_split(split)
+    if split not in SPLITS:
+        raise BadArgument("split", f"must be one of {', '.join(SPLITS)}, got {split!r}")
     unknown = [d for d in datasets if d not in CONVERTERS]
     if unknown:
         raise BadArgument("datasets", f"unknown {unknown}; known: {', '.join(DATASETS)}")
@@ -1155,3 +1159,30 @@ def evaluate_real(
             },
         }
     return results
+
+
+def _cell(v: list[float]) -> str:
+    return f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
+
+
+def results_table(results: Mapping[str, Any]) -> str:
+    """:func:`evaluate_real`'s results as a markdown table: data set x ranker x metric."""
+    lines = [
+        "| data set | merchants | ranker | NDCG@20 [95% CI] | recall@50 [95% CI] |",
+        "|---|---:|---|---|---|",
+    ]
+    for name, r in results.items():
+        for ranker, m in r["rankers"].items():
+            lines.append(
+                f"| {name} | {r['merchants']} | {ranker} | {_cell(m['ndcg20'])} "
+                f"| {_cell(m['recall50'])} |"
+            )
+    lines.append("")
+    for name, r in results.items():
+        e = r["engine"]
+        lines.append(
+            f"- {name}: {r['seconds']['total']:.1f} s ({r['seconds']}); engine constant rankings "
+            f"{e['constant_rankings']}/{r['merchants']}, signals constant over talents: "
+            f"{', '.join(e['constant_signals']) or 'none'}"
+        )
+    return "\n".join(lines)

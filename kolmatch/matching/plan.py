@@ -1,8 +1,10 @@
 """The talent matrix for one merchant: a portfolio of talents under a budget and a tier mix.
 
 Builds a :class:`~kolmatch.matching.coverage.CoverageProblem` from market features (who is
-free, who is allowed, who reaches which target users) and solves it; docs/optimisation.md
-describes the model.
+free, who is allowed, who reaches which target users) and solves it. With collaboration
+outcomes to learn from it maximises expected GMV plus target reach; without them (no GMV
+anywhere, e.g. follows and purchases only) the unique reach of the merchant's target audience.
+docs/optimisation.md describes both.
 """
 
 from __future__ import annotations
@@ -20,21 +22,27 @@ from kolmatch.matching.audience import pair_overlaps as audience_pair_overlaps
 from kolmatch.matching.availability import availability, planning_window
 from kolmatch.matching.coverage import CoverageProblem, solve_coverage
 from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.fees import talent_fees
+from kolmatch.matching.personalised import customer_ppr
 from kolmatch.matching.score import combine, merchant_signals
 
 __all__ = [
     "FIELD_DISCOUNT",
+    "OBJECTIVE_KINDS",
     "TARGET_INTEREST",
     "TIERS",
+    "TIE_BREAK",
     "PairOverlap",
     "PlannedTalent",
     "TalentMatrixPlan",
+    "TargetAudience",
     "TierRule",
     "follower_count_plan",
     "pair_overlaps",
     "parse_tiers",
     "plan_talent_matrix",
     "talent_tiers",
+    "target_audience",
     "unique_target_reach",
 ]
 
@@ -48,6 +56,11 @@ TARGET_INTEREST = 0.25
 #: What a target user the merchant already reaches (one of its buyers) is worth, relative to
 #: a new one: the Field (its own live room) reaches them already.
 FIELD_DISCOUNT = 0.25
+#: What a plan maximises: expected GMV plus weighted target reach where the market holds
+#: collaboration outcomes, else the unique reach of the merchant's target audience.
+OBJECTIVE_KINDS = ("gmv", "target_reach")
+#: How candidates of equal value (and listed talents of equal new reach) are ordered.
+TIE_BREAK = "more platform followers first, then talent id"
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,7 @@ class PlannedTalent:
     talent: str
     tier: str
     fee: float
+    fee_estimated: bool  # no fee on record: ``fee`` is the estimate (kolmatch.matching.fees)
     expected_gmv: float
     marginal_reach: int  # target users it adds to those already reached by the ones above
     audience: int  # engaged users in the graph
@@ -94,7 +108,7 @@ class TalentMatrixPlan:
     expected_gmv: float
     unique_reach: int  # estimated target users reached at least once (sample x scale)
     target_users: int  # the merchant's target users in the graph
-    reach_value: float  # yuan per weighted unique target user in the objective
+    reach_value: float  # yuan per weighted unique target user (target_reach: 1, users counted)
     objective: float
     bound: float
     gap: float
@@ -102,6 +116,12 @@ class TalentMatrixPlan:
     seconds: float
     candidates: int
     sampled_users: int
+    objective_kind: str  # one of OBJECTIVE_KINDS
+    objective_note: str  # one line: what the objective counts and why this kind
+    estimated_fees: int  # chosen talents whose fee is an estimate
+    fee_note: str  # how estimated fees were made ("" when every candidate's fee is on record)
+    ties: int  # choices and listing places decided by TIE_BREAK among equals
+    tie_break: str
     left_out: dict[str, int] = field(default_factory=dict)  # talents not considered, by reason
     overlaps: list[PairOverlap] = field(default_factory=list)
 
@@ -170,6 +190,92 @@ def _target_users(f: MarketFeatures, m: int) -> tuple[I64, F64]:
     return target.astype(np.int64), weight
 
 
+@dataclass(frozen=True)
+class TargetAudience:
+    """A merchant's target audience for plans without GMV history, and what each rule added."""
+
+    users: I64  # user rows, ascending
+    customers: int
+    category_buyers: int  # bought in the merchant's categories, not from it
+    interested: int  # lean to its categories (TARGET_INTEREST), beyond the above
+    lookalikes: int  # as close to its customers by personalised PageRank, beyond the above
+
+    def describe(self) -> str:
+        return (
+            f"{self.customers:,} customers, {self.category_buyers:,} more category buyers, "
+            f"{self.interested:,} interested users, {self.lookalikes:,} PageRank lookalikes"
+        )
+
+
+def target_audience(f: MarketFeatures, m: int) -> TargetAudience:
+    """The merchant's customers and the users like them: what a plan without GMV history reaches.
+
+    Each rule adds the users not already in:
+
+    1. **customers**: users who bought one of the merchant's products;
+    2. **category buyers**: users who bought in the merchant's categories;
+    3. **interested**: users with at least :data:`TARGET_INTEREST` of their observed interest
+       in the merchant's categories;
+    4. **PageRank lookalikes**: users at least as close to the customers as the median
+       customer is. Closeness is the personalised PageRank from the customers
+       (:func:`~kolmatch.matching.personalised.customer_ppr`) walked one step on from the
+       talents to their audiences: the sum, over the talents whose audience the user is in,
+       of its audience weight x the talent's score / the talent's total audience weight. The
+       median is over the customers in any audience (the category buyers' when the merchant
+       has none); a user with closeness 0 is never a lookalike.
+
+    Every target user counts once, customers included: a plan without GMV history is paid for
+    reaching the people who buy, and people like them.
+
+    Parameters
+    ----------
+    f
+        Market features.
+    m
+        Merchant row.
+    """
+    cats = (f.merchant_mix[m] > 0).astype(np.float64)
+    customer = np.zeros(f.users, dtype=bool)
+    customers = f.merchant_buyers[m].indices.astype(np.int64)
+    customer[customers] = True
+    category = (np.asarray(f.user_bought @ cats).ravel() > 0) & ~customer
+    interested = (np.asarray(f.user_interest @ cats).ravel() >= TARGET_INTEREST) & ~(
+        customer | category
+    )
+    w = f.audience_by_user
+    ppr = customer_ppr(w, customers, f.merchant_mix[m], f.category_ppr_tail)
+    talent_weight = np.asarray(w.sum(axis=0)).ravel()
+    per_weight = np.divide(ppr, talent_weight, out=np.zeros_like(ppr), where=talent_weight > 0)
+    closeness = np.asarray(w @ per_weight).ravel()
+    in_audience = np.diff(w.indptr) > 0
+    seeds = customer & in_audience
+    if not seeds.any():
+        seeds = category & in_audience
+    lookalike = np.zeros(f.users, dtype=bool)
+    if seeds.any():
+        bar = float(np.median(closeness[seeds]))
+        lookalike = (closeness >= bar) & (closeness > 0) & ~(customer | category | interested)
+    users = np.nonzero(customer | category | interested | lookalike)[0].astype(np.int64)
+    return TargetAudience(
+        users,
+        int(customer.sum()),
+        int(category.sum()),
+        int(interested.sum()),
+        int(lookalike.sum()),
+    )
+
+
+def _tie_order(f: MarketFeatures, rows: I64, *keys: F64) -> I64:
+    """The order of talent ``rows`` by ``keys`` (descending, first key first), then TIE_BREAK."""
+    followers = np.nan_to_num(f.talent_followers[rows], nan=0.0)
+    return np.lexsort((f.talent_ids[rows], -followers, *(-k for k in reversed(keys))))
+
+
+def _by_followers(f: MarketFeatures, rows: I64, *keys: F64) -> I64:
+    """Talent ``rows`` sorted by ``keys`` (descending, first key first), then TIE_BREAK."""
+    return rows[_tie_order(f, rows, *keys)]
+
+
 def plan_talent_matrix(
     f: MarketFeatures,
     merchant_id: str,
@@ -183,8 +289,21 @@ def plan_talent_matrix(
     reach_value: float | None = None,
     time_limit: float = 10.0,
     method: str = "restricted",
+    estimate_fees: bool = True,
 ) -> TalentMatrixPlan:
     """Choose the talents that together bring the most unique target reach and expected GMV.
+
+    What is maximised depends on the market (``objective_kind``, docs/optimisation.md):
+
+    - ``gmv``, where some candidate has expected GMV for the merchant (the market holds
+      collaboration outcomes): expected GMV x (1 - risk) of the chosen talents plus
+      ``reach_value`` x the weighted unique target users they reach;
+    - ``target_reach``, where none has (``gmv_rate`` is 0, or the merchant sells nothing the
+      model can price): the unique users of the merchant's :func:`target_audience` the chosen
+      talents reach, per yuan under the budget.
+
+    Candidates of equal value, and listed talents of equal new reach, are ordered by
+    :data:`TIE_BREAK`; the plan counts how many choices that decided (``ties``).
 
     Parameters
     ----------
@@ -199,18 +318,23 @@ def plan_talent_matrix(
     campaign
         A campaign id the merchant joined: plan for its window; default the coming period.
     candidates
-        At most this many talents are considered: the best by the match score.
+        At most this many talents are considered: the best by the match score (by target
+        reach, and reach per yuan, for ``target_reach``).
     sample_users
         At most this many target users are sampled (seeded) to count reach on.
     seed
         Seed of the user sample: the same inputs and seed give the same plan.
     reach_value
-        Yuan per weighted unique target user; default the candidates' expected GMV per
-        weighted target user they reach, so reach and GMV weigh alike.
+        ``gmv`` only: yuan per weighted unique target user; default the candidates' expected
+        GMV per weighted target user they reach, so reach and GMV weigh alike.
     time_limit
         Seconds the MILP may take.
     method
         Solver method (:func:`kolmatch.matching.coverage.solve_coverage`).
+    estimate_fees
+        Plan talents with no fee on record at an estimated fee
+        (:func:`kolmatch.matching.fees.talent_fees`), flagged as such; if False they are
+        left out.
 
     Raises
     ------
@@ -219,8 +343,9 @@ def plan_talent_matrix(
     BadArgument
         If the budget or sizes are not positive, or the merchant did not join the campaign.
     InfeasiblePlan
-        If no talent is eligible, none is affordable, or the tier mix cannot be met; the
-        message says which and why.
+        If no talent is eligible, none is affordable, the tier mix cannot be met, or (for
+        ``target_reach``) no candidate reaches any target user; the message says which and
+        why.
     """
     if not np.isfinite(budget) or budget <= 0:
         raise BadArgument("--budget", f"must be a positive amount of yuan, got {budget}")
@@ -232,7 +357,9 @@ def plan_talent_matrix(
     window = planning_window(f, campaign, m)
     av = availability(f, m, window)
     sig = merchant_signals(f, m)
-    fee = f.talent_fee
+    fees = talent_fees(f.talent_fee, f.talent_followers, f.talent_audience_size)
+    fee = fees.fee if estimate_fees else f.talent_fee
+    estimated = fees.estimated if estimate_fees else np.zeros(f.n_talents, dtype=bool)
     reasons = {
         "compliance": sig.excluded,
         "no free slot": ~sig.excluded & (av.free_slots <= 0),
@@ -251,19 +378,14 @@ def plan_talent_matrix(
         raise InfeasiblePlan(f"no talent can be planned for {merchant_id} in {window}: {why}{hint}")
     eligible &= ~over
     tier = talent_tiers(f)
-    score = combine(sig)
-    pool = np.nonzero(eligible)[0]
-    pool = pool[np.lexsort((f.talent_ids[pool], -score[pool]))]
-    chosen_pool = [pool[:candidates]]
-    for j, name in enumerate(TIERS):  # keep each constrained tier represented
-        if tiers.get(name, TierRule()).min_count:
-            chosen_pool.append(pool[tier[pool] == j][: max(candidates // 10, 50)])
-    cand = np.unique(np.concatenate(chosen_pool)).astype(np.int64)
-    if len(pool) > len(cand):
-        left_out["below the candidate cut"] = len(pool) - len(cand)
-
-    target, weight = _target_users(f, m)
+    gmv_all = sig.expected_gmv * (1.0 - sig.risk)
+    kind = "gmv" if f.gmv_rate > 0 and (gmv_all[eligible] > 0).any() else "target_reach"
     rng = np.random.default_rng(seed)
+    if kind == "gmv":
+        target, weight = _target_users(f, m)
+    else:
+        audience = target_audience(f, m)
+        target, weight = audience.users, np.ones(len(audience.users))
     sample = (
         np.sort(rng.choice(len(target), sample_users, replace=False))
         if len(target) > sample_users
@@ -271,11 +393,51 @@ def plan_talent_matrix(
     )
     scale = len(target) / max(len(sample), 1)
     users, w = target[sample], weight[sample]
+
+    pool = np.nonzero(eligible)[0].astype(np.int64)
+    if kind == "gmv":
+        pool = _by_followers(f, pool, combine(sig)[pool])
+        chosen_pool = [pool[:candidates]]
+    else:  # half the best by reach, half by reach per yuan: a budget buys either
+        alone = np.diff(f.audience[pool][:, users].indptr).astype(np.float64)
+        by_reach = _by_followers(f, pool, alone)
+        by_ratio = _by_followers(f, pool, alone / fee[pool])
+        half = max(candidates // 2, 1)
+        chosen_pool = [by_reach[:half], by_ratio[: candidates - half]]
+        pool = by_reach
+    for j, name in enumerate(TIERS):  # keep each constrained tier represented
+        if tiers.get(name, TierRule()).min_count:
+            chosen_pool.append(pool[tier[pool] == j][: max(candidates // 10, 50)])
+    # the solver breaks ties by candidate order: make that order TIE_BREAK, not id order
+    cand = _by_followers(f, np.unique(np.concatenate(chosen_pool)).astype(np.int64))
+    if len(pool) > len(cand):
+        left_out["below the candidate cut"] = len(pool) - len(cand)
+
     reach = sp.csr_matrix(f.audience[cand][:, users])
     reach.data[:] = 1.0
-    gmv = sig.expected_gmv[cand] * (1.0 - sig.risk[cand])
-    weighted = float((reach @ w).sum()) * scale
-    lam = reach_value if reach_value is not None else (gmv.sum() / weighted if weighted else 0.0)
+    if kind == "gmv":
+        gmv = gmv_all[cand]
+        weighted = float((reach @ w).sum()) * scale
+        lam = (
+            reach_value if reach_value is not None else (gmv.sum() / weighted if weighted else 0.0)
+        )
+        note = (
+            f"expected GMV x (1 - risk) + ¥{lam:,.2f} per weighted unique target user "
+            f"(collaboration outcomes in the market: gmv_rate {f.gmv_rate:.3g})"
+        )
+    else:
+        gmv, lam = np.zeros(len(cand)), 1.0
+        why = (
+            "no collaboration GMV in the market to learn from (gmv_rate 0)"
+            if f.gmv_rate <= 0
+            else "no candidate has expected GMV for this merchant's products"
+        )
+        note = f"unique target users reached ({audience.describe()}): {why}"
+        if reach.nnz == 0:
+            raise InfeasiblePlan(
+                f"nothing to plan for {merchant_id} in {window}: {why}, and no candidate "
+                f"reaches any of its {len(target):,} target users ({audience.describe()})"
+            )
     rules = [tiers.get(t, TierRule()) for t in TIERS]
     problem = CoverageProblem(
         value=gmv,
@@ -297,16 +459,19 @@ def plan_talent_matrix(
         sol = solve_coverage(problem, method=method, time_limit=time_limit)
     except InfeasiblePlan as exc:
         raise InfeasiblePlan(f"no plan for {merchant_id} in {window}: {exc}") from exc
-    picked = cand[sol.chosen]
-    talents = _ordered_by_marginal_reach(f, picked, reach[sol.chosen], scale, gmv[sol.chosen])
-    covered = np.asarray(reach[sol.chosen].sum(axis=0)).ravel() > 0
+    chosen = _drop_idle(problem, sol.chosen)
+    picked = cand[chosen]
+    talents, listing_ties = _ordered_by_marginal_reach(
+        f, picked, reach[chosen], scale, gmv[chosen], fee, estimated
+    )
+    covered = np.asarray(reach[chosen].sum(axis=0)).ravel() > 0
     return TalentMatrixPlan(
         merchant=merchant_id,
         window=str(window),
         budget=float(budget),
         talents=talents,
         cost=float(fee[picked].sum()),
-        expected_gmv=float(gmv[sol.chosen].sum()),
+        expected_gmv=float(gmv[chosen].sum()),
         unique_reach=round(float(covered.sum()) * scale),
         target_users=len(target),
         reach_value=float(lam),
@@ -317,22 +482,78 @@ def plan_talent_matrix(
         seconds=sol.seconds,
         candidates=len(cand),
         sampled_users=len(sample),
+        objective_kind=kind,
+        objective_note=note,
+        estimated_fees=int(estimated[picked].sum()),
+        fee_note=fees.rule if estimate_fees and estimated[cand].any() else "",
+        ties=_tied_choices(problem, chosen) + listing_ties,
+        tie_break=TIE_BREAK,
         left_out=left_out,
         overlaps=pair_overlaps(f, picked),
     )
 
 
+def _drop_idle(p: CoverageProblem, chosen: I64) -> I64:
+    """Drop chosen candidates that add nothing: no value of their own, every user they reach
+    reached by another chosen one. The objective is unchanged and no fee is paid for nothing
+    (a greedy fill takes such candidates while the budget lasts). The dearest goes first;
+    tier minimums are kept.
+    """
+    keep = np.zeros(p.n, dtype=bool)
+    keep[chosen] = True
+    count = np.asarray(p.reach.T @ keep.astype(np.float64)).ravel()
+    in_tier = np.bincount(p.tier[keep], minlength=len(p.tier_min))
+    indptr, indices = p.reach.indptr, p.reach.indices
+    for i in sorted(chosen.tolist(), key=lambda i: -float(p.cost[i])):
+        users = indices[indptr[i] : indptr[i + 1]]
+        worth = users[p.user_value[users] > 0]
+        idle = p.value[i] <= 0 and bool((count[worth] >= 2).all())
+        if idle and in_tier[p.tier[i]] > p.tier_min[p.tier[i]]:
+            keep[i] = False
+            count[users] -= 1
+            in_tier[p.tier[i]] -= 1
+    return np.nonzero(keep)[0].astype(np.int64)
+
+
+def _tied_choices(p: CoverageProblem, chosen: I64) -> int:
+    """Chosen candidates that an unchosen one equals in fee, tier and value on its own.
+
+    Swapping two such candidates can change the objective only through overlap, so which one
+    the solver took is decided by candidate order, i.e. by TIE_BREAK.
+    """
+    alone = p.value + np.asarray(p.reach @ p.user_value).ravel()
+    taken = np.zeros(p.n, dtype=bool)
+    taken[chosen] = True
+    key = np.round(np.stack([p.cost, alone, p.tier.astype(np.float64)], axis=1), 9)
+    _, group = np.unique(key, axis=0, return_inverse=True)
+    group = group.ravel()
+    left = np.zeros(int(group.max()) + 1 if p.n else 0, dtype=bool)
+    left[group[~taken]] = True
+    return int((taken & left[group]).sum())
+
+
 def _ordered_by_marginal_reach(
-    f: MarketFeatures, picked: I64, reach: sp.csr_matrix, scale: float, gmv: F64
-) -> list[PlannedTalent]:
-    """List the chosen talents greedily by the new target users each adds to those above."""
+    f: MarketFeatures,
+    picked: I64,
+    reach: sp.csr_matrix,
+    scale: float,
+    gmv: F64,
+    fee: F64,
+    estimated: NDArray[np.bool_],
+) -> tuple[list[PlannedTalent], int]:
+    """List the chosen talents greedily by the new target users each adds to those above.
+
+    Equal new reach is ordered by TIE_BREAK; returns the list and how many places that decided.
+    """
     covered = np.zeros(reach.shape[1], dtype=bool)
-    left = list(range(len(picked)))
+    left = [int(i) for i in _tie_order(f, picked)]
     out: list[PlannedTalent] = []
+    ties = 0
     tiers = talent_tiers(f)
     while left:
         gains = [int((~covered[reach[i].indices]).sum()) for i in left]
-        k = int(np.argmax(gains))
+        k = int(np.argmax(gains))  # the first of equals: `left` is in TIE_BREAK order
+        ties += int(gains.count(gains[k]) > 1)
         i = left.pop(k)
         covered[reach[i].indices] = True
         t = int(picked[i])
@@ -340,13 +561,14 @@ def _ordered_by_marginal_reach(
             PlannedTalent(
                 talent=str(f.talent_ids[t]),
                 tier=TIERS[tiers[t]],
-                fee=float(f.talent_fee[t]),
+                fee=float(fee[t]),
+                fee_estimated=bool(estimated[t]),
                 expected_gmv=round(float(gmv[i]), 2),
                 marginal_reach=round(gains[k] * scale),
                 audience=int(f.talent_audience_size[t]),
             )
         )
-    return out
+    return out, ties
 
 
 def pair_overlaps(f: MarketFeatures, picked: I64) -> list[PairOverlap]:

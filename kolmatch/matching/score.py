@@ -230,11 +230,12 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
     top = int(np.argmax(mix))
     cat = str(f.category_names[top]) if len(f.category_names) else "its categories"
     size, eng = f.talent_audience_size[t], int(f.talent_audience_engaged[t])
-    who = (
-        f"{int(f.audience[t].nnz):,} followers and engaged users ({eng:,} engaged)"
-        if f.follows_observed
-        else f"{eng:,} engaged users"
-    )
+    if not f.follows_observed:
+        who = f"{eng:,} engaged users"
+    elif f.engagement_observed:
+        who = f"{int(f.audience[t].nnz):,} followers and engaged users ({eng:,} engaged)"
+    else:
+        who = f"{int(f.audience[t].nnz):,} followers"
     out: list[str] = []
     if size > 0:
         # the share of interest in the merchant's categories: a part of the whole, never above it
@@ -255,10 +256,25 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
             f"{int(sig['customer_reach']):,} of this merchant's {n_customers:,} customers follow "
             "or engage with this talent"
         )
+    if sig["customer_affinity"] > 0:
+        out.append(
+            f"closeness to this merchant's customers and people like them (personalised "
+            f"PageRank): {sig['customer_affinity']:.1f}x the average talent's"
+        )
     elif f.users:
         out.append(
             "no customers of this merchant on record: closeness is measured from buyers in "
             "its categories"
+        )
+    if f.talent_category_source[t] == 1:
+        out.append(
+            f"{float(f.talent_category[t][mix > 0].sum()):.0%} of its content and collaborations "
+            "are in the merchant's categories"
+        )
+    if sig["partner_affinity"] > 0:
+        out.append(
+            "closeness to the talents who promoted this merchant's products (PageRank over past "
+            f"collaborations): {sig['partner_affinity']:.1f}x the average talent's"
         )
     if f.talent_category_source[t] == 2:
         out.append("categories read from its audience (no content or promotions on record)")
@@ -283,11 +299,13 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
             int(n[mask].sum()),
             int(f.talent_track_merchants[t][mask].sum()),
         )
-        if k:
-            out.append(
-                f"{_yuan(g)} GMV in the merchant's categories over {k} collaboration"
-                f"{'s' if k > 1 else ''} with {nm} merchant{'s' if nm > 1 else ''}"
-            )
+        collabs = (
+            f"{k} collaboration{'s' if k > 1 else ''} with {nm} merchant{'s' if nm > 1 else ''}"
+        )
+        if k and f.gmv_rate <= 0:
+            out.append(f"{collabs} in the merchant's categories (outcomes not recorded)")
+        elif k:
+            out.append(f"{_yuan(g)} GMV in the merchant's categories over {collabs}")
         else:
             out.append(
                 f"{int(n.sum())} past collaboration{'s' if n.sum() > 1 else ''}, none in "
@@ -299,15 +317,16 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
         out.append(
             "no collaboration outcomes on record in this market: expected GMV is not estimated"
         )
-    out.append(
-        f"expected GMV {_yuan(sig['expected_gmv'])} per collaboration"
-        + (
-            f" for a fee of {_yuan(f.talent_fee[t])} (ROI {sig['roi']:.1f}x)"
-            if np.isfinite(f.talent_fee[t])
-            else ""
+    else:
+        out.append(
+            f"expected GMV {_yuan(sig['expected_gmv'])} per collaboration"
+            + (
+                f" for a fee of {_yuan(f.talent_fee[t])} (ROI {sig['roi']:.1f}x)"
+                if np.isfinite(f.talent_fee[t])
+                else ""
+            )
         )
-    )
-    if not f.engagement_observed:
+    if not f.engagement_observed and size > 0:
         out.append("no engagement recorded in this market: audience quality is not measured")
     elif sig["audience_quality"] < 0.4:
         out.append(

@@ -70,6 +70,7 @@ def plan_violations(
     tiers: Mapping[str, tuple[int, int | None, float | None]] | None = None,
     campaign: str | None = None,
     planning_days: int = 30,
+    fees: Mapping[str, float] | None = None,
 ) -> list[str]:
     """Every constraint a talent-matrix plan breaks, in words; empty if it breaks none.
 
@@ -89,6 +90,9 @@ def plan_violations(
         The campaign whose window the plan is for, or None for the coming period.
     planning_days
         Length of the default window.
+    fees
+        The fee the plan priced each talent at where none is on record (an estimate); a
+        chosen talent with neither is a violation.
     """
     ids = list(talents)
     out: list[str] = []
@@ -110,6 +114,11 @@ def plan_violations(
         t = rows[tid]
         out += _talent_problems(f, t, m, booked, booked_by, rivals)
         fee = float(f.talent_fee[t])
+        if not np.isfinite(fee) or fee <= 0:
+            fee = float((fees or {}).get(tid, np.nan))
+            if not np.isfinite(fee) or fee <= 0:
+                out.append(f"{tid} has no fee on record and the plan gives none")
+                fee = 0.0
         spent += fee
         tier = tier_of(int(np.nan_to_num(f.talent_followers[t])))
         count[tier] += 1

@@ -18,6 +18,7 @@ from kolmatch.engine.service import EngineService
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
 from tests.api.conftest import Api, serve
+from tests.matching.test_plan import write_follow_market
 
 MATCHES = """query($m: ID!, $after: String) { merchant(id: $m) {
   name categories matches(first: 5, after: $after) {
@@ -49,11 +50,13 @@ def test_merchant_journey(api: Api) -> None:
     assert [e["node"]["rank"] for e in nxt["merchant"]["matches"]["edges"]] == [6, 7, 8, 9, 10]
     plan = api.data(
         '{ merchant(id: "m0") { plan(budget: 200000, tiers: "mid=1..3") { cost gap method '
-        "talents { tier fee marginalReach talent { id } } uniqueReach overlaps { a b } } "
-        "audienceSummary { buyers categories { signal value } } } }",
+        "objectiveKind estimatedFees talents { tier fee feeEstimated marginalReach talent { id } } "
+        "uniqueReach overlaps { a b } } audienceSummary { buyers categories { signal value } } } }",
         "m0",
     )["merchant"]
     assert plan["plan"]["cost"] <= 200000 and plan["plan"]["gap"] <= 0.01
+    assert plan["plan"]["objectiveKind"] == "gmv" and plan["plan"]["estimatedFees"] == 0
+    assert not any(t["feeEstimated"] for t in plan["plan"]["talents"])
     assert 1 <= [t["tier"] for t in plan["plan"]["talents"]].count("mid") <= 3
     assert plan["audienceSummary"]["buyers"] > 0
 
@@ -420,3 +423,32 @@ def test_a_query_text_is_parsed_and_validated_once(
     assert errs[0]["extensions"]["code"] == "FORBIDDEN" and len(calls) == 1
     for _ in range(2):  # invalid documents are not kept: refused every time
         assert api.errors("{ nothing }")[0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+def test_a_plan_without_history_says_it_optimised_reach_and_flags_estimated_fees(
+    tmp_path: Path,
+) -> None:
+    raw = SQLiteStore(tmp_path / "follows.db")
+    load_folder(write_follow_market(tmp_path / "follows"), raw)
+    service = EngineService(raw, tmp_path / "cache")
+    app = create_app(service, KeyRing({"k": Principal("internal")}), production=False)
+    url, server, thread = serve(app)
+    query = (
+        '{ merchant(id: "m-beauty") { plan(budget: 25000) { objectiveKind objectiveNote '
+        "objective gap estimatedFees feeNote ties tieBreak talents { fee feeEstimated "
+        "talent { id } } } } }"
+    )
+    try:
+        r = httpx.post(
+            f"{url}/graphql", json={"query": query}, headers={"Authorization": "Bearer k"}
+        ).json()
+        plan = r["data"]["merchant"]["plan"]
+        assert plan["objectiveKind"] == "target_reach" and "gmv_rate 0" in plan["objectiveNote"]
+        assert plan["objective"] > 0 and plan["gap"] <= 0.01
+        flags = {t["talent"]["id"]: t["feeEstimated"] for t in plan["talents"]}
+        assert flags["t3"] and sum(flags.values()) == plan["estimatedFees"] == 1
+        assert "per platform follower" in plan["feeNote"] and plan["ties"] >= 1
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        service.close()

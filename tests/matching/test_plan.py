@@ -1,20 +1,33 @@
-"""Talent matrix plans on a generated market: valid by an independent check, explained, stable."""
+"""Talent matrix plans: valid by an independent check, explained, stable; GMV or target reach."""
 
 from __future__ import annotations
+
+import csv
+import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from kolmatch.cli import main
+from kolmatch.engine.cache import features_of
 from kolmatch.errors import BadArgument, InfeasiblePlan, UnknownId
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.loaders.load import load_folder
 from kolmatch.matching.availability import availability, planning_window
 from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.fees import DEFAULT_FEE_PER_FOLLOWER, talent_fees
 from kolmatch.matching.plan import (
+    TIE_BREAK,
     TIERS,
     TierRule,
+    _target_users,
     follower_count_plan,
     parse_tiers,
     plan_talent_matrix,
     talent_tiers,
+    target_audience,
     unique_target_reach,
 )
 from kolmatch.matching.validate import plan_violations
@@ -156,3 +169,209 @@ def test_the_validator_catches_what_a_plan_must_not_do(s_features: MarketFeature
     assert "a talent is chosen twice" in text
     assert f"{excluded} is excluded for compliance" in text
     assert "exceed the budget 1,000" in text
+
+
+# -- planning with no history: a market of follows and purchases, written here by hand -------
+
+
+def _write(folder: Path, name: str, header: list[str], rows: list[list[object]]) -> None:
+    with (folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+#: id: (followers, fee or None, users u<k> in its audience). Ids run against the answer: in id
+#: order t0 (games, over the budget) and t1 (games) come first.
+FOLLOW_TALENTS: dict[str, tuple[int, float | None, range]] = {
+    "t0": (3_000_000, 30_000.0, range(30, 60)),  # games star
+    "t1": (400_000, 8_000.0, range(30, 45)),  # games
+    "t2": (200_000, 10_000.0, range(0, 15)),  # beauty: all ten customers, five more
+    "t3": (150_000, None, range(5, 20)),  # beauty, no fee on record
+    "t4": (50_000, 5_000.0, range(20, 25)),  # beauty twins: same audience and fee ...
+    "t5": (90_000, 5_000.0, range(20, 25)),  # ... more followers
+}
+
+
+def write_follow_market(folder: Path, *, fees: bool = True, history: bool = False) -> Path:
+    """Sixty users, six talents (:data:`FOLLOW_TALENTS`), merchants m-beauty (customers
+    u00..u09), m-cream (beauty too: u15..u24 bought there) and m-games (u30..u49); follows
+    and purchases only, plus past collaborations with outcomes if ``history``."""
+    folder.mkdir(parents=True)
+    _write(folder, "user", ["id"], [[f"u{u:02d}"] for u in range(60)])
+    _write(
+        folder,
+        "talent",
+        ["id", "name", "followers", "fee"],
+        [
+            [t, t.upper(), n, fee if fees and fee else ""]
+            for t, (n, fee, _) in FOLLOW_TALENTS.items()
+        ],
+    )
+    _write(
+        folder,
+        "follows",
+        ["src", "dst"],
+        [[f"u{u:02d}", t] for t, (_, _, us) in FOLLOW_TALENTS.items() for u in us],
+    )
+    _write(folder, "category", ["id", "name"], [["beauty", "Beauty"], ["games", "Games"]])
+    products = {"p-lip": "beauty", "p-cream": "beauty", "p-game": "games"}
+    _write(folder, "product", ["id", "name", "price"], [[p, p, 100.0] for p in products])
+    _write(folder, "in_category", ["src", "dst"], [[p, c] for p, c in products.items()])
+    _write(folder, "merchant", ["id", "name"], [[m, m] for m in ("m-beauty", "m-cream", "m-games")])
+    _write(
+        folder,
+        "sells",
+        ["src", "dst"],
+        [["m-beauty", "p-lip"], ["m-cream", "p-cream"], ["m-games", "p-game"]],
+    )
+    buys = [(u, "p-lip") for u in range(10)] + [(u, "p-cream") for u in range(15, 25)]
+    buys += [(u, "p-game") for u in range(30, 50)]
+    _write(
+        folder,
+        "purchased",
+        ["src", "dst", "order_id", "amount", "time"],
+        [[f"u{u:02d}", p, f"o{k}", 100.0, "2025-03-01"] for k, (u, p) in enumerate(buys)],
+    )
+    if history:
+        _write(
+            folder,
+            "promoted",
+            ["src", "dst", "collab_id", "gmv", "orders", "fee", "time"],
+            [
+                ["t2", "p-lip", "k1", 3_000.0, 30, 10_000.0, "2025-02-01"],
+                ["t3", "p-cream", "k2", 1_000.0, 10, 7_000.0, "2025-02-01"],
+                ["t0", "p-game", "k3", 9_000.0, 90, 30_000.0, "2025-02-01"],
+            ],
+        )
+    return folder
+
+
+def _load(folder: Path) -> MarketFeatures:
+    store = SQLiteStore(folder.with_suffix(".db"))
+    try:
+        load_folder(folder, store)
+        return features_of(store)
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def follow_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_follow_market(tmp_path_factory.mktemp("plan") / "follows")
+
+
+@pytest.fixture(scope="module")
+def follow_features(follow_market: Path) -> MarketFeatures:
+    return _load(follow_market)
+
+
+def _best_reach(f: MarketFeatures, merchant: str, budget: float, fees: np.ndarray) -> int:
+    """Brute force: the most target users any affordable set of talents reaches."""
+    target = target_audience(f, f.merchant_row(merchant)).users
+    best = 0
+    for k in range(1, f.n_talents + 1):
+        for ts in itertools.combinations(range(f.n_talents), k):
+            if fees[list(ts)].sum() <= budget:
+                reached = np.asarray(f.audience[list(ts)].sum(axis=0)).ravel() > 0
+                best = max(best, int(reached[target].sum()))
+    return best
+
+
+def test_no_history_plans_optimise_target_reach(follow_features: MarketFeatures) -> None:
+    f = follow_features
+    assert f.gmv_rate == 0.0
+    plan = plan_talent_matrix(f, "m-beauty", budget=25_000)
+    ids = [t.talent for t in plan.talents]
+    assert plan.objective_kind == "target_reach" and "gmv_rate 0" in plan.objective_note
+    assert plan.objective > 0 and plan.gap <= 0.01 and plan.bound >= plan.objective
+    # the talents that reach the beauty customers, not the games talents id order offers first
+    assert "t2" in ids and not {"t0", "t1"} & set(ids)
+    chosen = _rows(f, ids)
+    reached = np.asarray(f.audience[chosen].sum(axis=0)).ravel() > 0
+    assert reached[f.merchant_buyers[f.merchant_row("m-beauty")].indices].all()
+    fees = talent_fees(f.talent_fee, f.talent_followers, f.talent_audience_size).fee
+    assert plan.objective == pytest.approx(_best_reach(f, "m-beauty", 25_000, fees))
+    assert plan.unique_reach == plan.objective and plan.target_users == len(
+        target_audience(f, f.merchant_row("m-beauty")).users
+    )
+    fee_of = {t.talent: t.fee for t in plan.talents}
+    assert plan_violations(f, "m-beauty", ids, budget=25_000, fees=fee_of) == []
+
+
+def test_the_target_audience_is_customers_and_lookalikes(follow_features: MarketFeatures) -> None:
+    f = follow_features
+    aud = target_audience(f, f.merchant_row("m-beauty"))
+    users = {str(f.user_ids[u]) for u in aud.users}
+    assert {f"u{u:02d}" for u in range(25)} <= users  # customers, beauty buyers elsewhere ...
+    assert not {f"u{u:02d}" for u in range(30, 60)} & users  # ... never the games audience
+    assert (aud.customers, aud.category_buyers) == (10, 10)
+    assert aud.customers + aud.category_buyers + aud.interested + aud.lookalikes == len(aud.users)
+
+
+def test_ties_go_to_more_followers_and_are_counted(follow_features: MarketFeatures) -> None:
+    # t4 and t5 reach the same users for the same fee; t5 has more followers (and the later id)
+    plan = plan_talent_matrix(follow_features, "m-beauty", budget=25_000)
+    ids = [t.talent for t in plan.talents]
+    assert "t5" in ids and "t4" not in ids
+    assert plan.ties >= 1 and plan.tie_break == TIE_BREAK
+
+
+def test_missing_fees_are_estimated_and_flagged(follow_features: MarketFeatures) -> None:
+    f = follow_features
+    plan = plan_talent_matrix(f, "m-beauty", budget=25_000)
+    by_id = {t.talent: t for t in plan.talents}
+    # median fee per follower of t0, t1, t2, t4, t5: 0.05 (t2); t3 has 150,000 followers
+    assert by_id["t3"].fee_estimated and by_id["t3"].fee == pytest.approx(7_500)
+    assert not any(t.fee_estimated for t in plan.talents if t.talent != "t3")
+    assert plan.estimated_fees == 1 and "median fee per follower" in plan.fee_note
+    assert plan.cost == pytest.approx(sum(t.fee for t in plan.talents))
+    without = plan_talent_matrix(f, "m-beauty", budget=25_000, estimate_fees=False)
+    assert without.left_out["no fee on record"] == 1 and without.estimated_fees == 0
+    assert "t3" not in [t.talent for t in without.talents]
+
+
+def test_a_market_without_any_fee_is_priced_per_follower(tmp_path: Path) -> None:
+    f = _load(write_follow_market(tmp_path / "nofees", fees=False))
+    plan = plan_talent_matrix(f, "m-beauty", budget=25_000)
+    assert plan.talents and plan.estimated_fees == len(plan.talents)
+    for t in plan.talents:
+        followers = FOLLOW_TALENTS[t.talent][0]
+        assert t.fee_estimated and t.fee == pytest.approx(DEFAULT_FEE_PER_FOLLOWER * followers)
+    assert "DEFAULT_FEE_PER_FOLLOWER" in plan.fee_note
+    assert plan.objective_kind == "target_reach" and plan.objective > 0
+
+
+def test_with_history_the_plan_still_optimises_gmv(tmp_path: Path) -> None:
+    f = _load(write_follow_market(tmp_path / "history", history=True))
+    assert f.gmv_rate > 0
+    plan = plan_talent_matrix(f, "m-beauty", budget=25_000)
+    assert plan.objective_kind == "gmv" and plan.expected_gmv > 0 and plan.reach_value > 0
+    # today's objective: expected GMV + reach_value x the weighted target users reached
+    target, weight = _target_users(f, f.merchant_row("m-beauty"))
+    reached = np.asarray(f.audience[_rows(f, [t.talent for t in plan.talents])].sum(0)).ravel()
+    reach = float(weight[reached[target] > 0].sum())
+    assert plan.objective == pytest.approx(plan.expected_gmv + plan.reach_value * reach)
+    assert plan.gap <= 0.01
+
+
+def test_s_market_plans_say_they_optimise_gmv(s_features: MarketFeatures) -> None:
+    plan = plan_talent_matrix(s_features, "m0", budget=200_000)
+    assert plan.objective_kind == "gmv" and plan.estimated_fees == 0 and plan.fee_note == ""
+    assert not any(t.fee_estimated for t in plan.talents)
+
+
+def test_cli_says_what_was_optimised_and_marks_estimates(
+    follow_market: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["load", str(follow_market), "--store", store]) == 0
+    capsys.readouterr()
+    assert main(["plan", "m-beauty", "--budget", "25000", "--store", store]) == 0
+    text = capsys.readouterr().out
+    assert "optimised: target_reach = unique target users reached" in text
+    assert "t3" in text and "7,500*" in text and "* 1 estimated fees" in text
+    assert main(["plan", "m-beauty", "--budget", "25000", "--json", "--store", store]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["objective_kind"] == "target_reach" and got["estimated_fees"] == 1
+    assert {t["talent"]: t["fee_estimated"] for t in got["talents"]}["t3"] is True

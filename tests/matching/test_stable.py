@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kolmatch.errors import BadArgument
-from kolmatch.matching.stable import TwoSidedMarket, blocking_pairs, deferred_acceptance
+from kolmatch.matching.stable import (
+    TwoSidedMarket,
+    _Chooser,
+    blocking_pairs,
+    deferred_acceptance,
+)
 
 
 def _market(seed: int, *, limits: bool) -> TwoSidedMarket:
@@ -64,14 +69,57 @@ def test_quota_only_matching_is_stable(seed: int, proposing: str) -> None:
     assert (np.bincount(mk.pair_talent[x], minlength=5) <= mk.talent_quota).all()
 
 
+def _a_stable_matching_exists(mk: TwoSidedMarket) -> bool:
+    """Brute force: is any set of pairs, each side holding exactly what it would choose of it,
+    blocked by no pair? (With budgets and competitors one need not exist.)"""
+    ch = _Chooser(mk)
+    for bits in range(1 << mk.n):
+        x = np.array([(bits >> i) & 1 for i in range(mk.n)], dtype=bool)
+        held = np.nonzero(x)[0].tolist()
+        if (
+            all(
+                sorted(ch.merchant_choice(m, mine)) == mine
+                for m in range(len(mk.merchant_quota))
+                if (mine := [i for i in held if mk.pair_merchant[i] == m])
+            )
+            and all(
+                sorted(ch.talent_choice(t, theirs)) == theirs
+                for t in range(len(mk.talent_quota))
+                if (theirs := [i for i in held if mk.pair_talent[i] == t])
+            )
+            and blocking_pairs(mk, x) == 0
+        ):
+            return True
+    return False
+
+
+def test_with_budgets_blocked_answers_are_rare() -> None:
+    # without substitutable choices deferred acceptance plus the path to stability may end
+    # blocked: measured in 7 of 6,000 runs (seeds 0..2999, both sides), 6 of them markets with
+    # no stable matching at all and 1 (seed 1140, merchants proposing) where one existed
+    blocked = sum(
+        blocking_pairs(mk, deferred_acceptance(mk, proposing=side)) > 0
+        for seed in range(400)
+        for mk in [_market(seed, limits=True)]
+        for side in ("merchants", "talents")
+    )
+    assert blocked <= 4  # 1% of 800
+
+
+def test_with_budgets_a_market_may_have_no_stable_matching() -> None:
+    # found by hypothesis: with budgets and a competitor pair the choices are not substitutable
+    # and no set of pairs is stable; the matching then keeps its limits and says it blocks
+    mk = _market(25949, limits=True)
+    assert mk.n == 13 and not _a_stable_matching_exists(mk)
+    assert blocking_pairs(mk, deferred_acceptance(mk)) == 1
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 100_000), st.sampled_from(["merchants", "talents"]))
-def test_matching_with_budgets_and_competitors_is_stable_and_within_limits(
-    seed: int, proposing: str
-) -> None:
+def test_matching_with_budgets_and_competitors_keeps_every_limit(seed: int, proposing: str) -> None:
     mk = _market(seed, limits=True)
     x = deferred_acceptance(mk, proposing=proposing)
-    assert blocking_pairs(mk, x) == 0
+    # stability is not guaranteed here (see the tests below); the limits always are
     assert mk.cost is not None and mk.merchant_budget is not None
     spend = np.bincount(mk.pair_merchant[x], weights=mk.cost[x], minlength=4)
     assert (spend <= mk.merchant_budget + 1e-9).all()

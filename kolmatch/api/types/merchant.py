@@ -80,6 +80,9 @@ class PlannedTalent(graphene.ObjectType):
     talent = graphene.Field(Talent, required=True)
     tier = graphene.String(required=True)
     fee = graphene.Float(required=True, description="the price this merchant would pay")
+    fee_estimated = graphene.Boolean(
+        required=True, description="no fee is on record: `fee` is an estimate (Plan.feeNote)"
+    )
     expected_gmv = graphene.Float(required=True)
     marginal_reach = graphene.Int(required=True)
 
@@ -102,6 +105,18 @@ class Plan(graphene.ObjectType):
     gap = graphene.Float(required=True)
     method = graphene.String(required=True)
     seconds = graphene.Float(required=True)
+    objective_kind = graphene.String(
+        required=True,
+        description="what was maximised: gmv (expected GMV + target reach) or target_reach "
+        "(unique target users, where the market has no collaboration GMV to learn from)",
+    )
+    objective_note = graphene.String(required=True, description="one line: what and why")
+    estimated_fees = graphene.Int(
+        required=True, description="planned talents with an estimated fee"
+    )
+    fee_note = graphene.String(required=True, description="how fees were estimated, if any were")
+    ties = graphene.Int(required=True, description="choices decided among equals by tieBreak")
+    tie_break = graphene.String(required=True)
     left_out = graphene.List(graphene.NonNull(ReasonCount), required=True)
     overlaps = graphene.List(graphene.NonNull(PairOverlap), required=True)
 
@@ -245,6 +260,7 @@ class Merchant(graphene.ObjectType):
                     "talent": TalentRef(t.talent, f.talent_row(t.talent)),
                     "tier": t.tier,
                     "fee": t.fee,
+                    "fee_estimated": t.fee_estimated,
                     "expected_gmv": t.expected_gmv,
                     "marginal_reach": t.marginal_reach,
                 }
@@ -259,6 +275,12 @@ class Merchant(graphene.ObjectType):
             "gap": p.gap,
             "method": p.method,
             "seconds": p.seconds,
+            "objective_kind": p.objective_kind,
+            "objective_note": p.objective_note,
+            "estimated_fees": p.estimated_fees,
+            "fee_note": p.fee_note,
+            "ties": p.ties,
+            "tie_break": p.tie_break,
             "left_out": [{"reason": k, "count": v} for k, v in p.left_out.items()],
             "overlaps": [o.__dict__ for o in p.overlaps],
         }

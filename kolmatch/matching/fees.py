@@ -1,0 +1,106 @@
+"""Talent fees for planning: the fee on record, else an estimate from the market's own quotes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["DEFAULT_FEE_PER_FOLLOWER", "MIN_ESTIMATED_FEE", "TalentFees", "talent_fees"]
+
+F64 = NDArray[np.float64]
+
+#: Yuan per platform follower when the market records no fee at all (e.g. public Twitch
+#: follows). It is the generated market's own fee model (``fee = 0.1 x followers``,
+#: kolmatch/loaders/synthetic.py), so such a market is priced like the generated ones and a
+#: plan can be built at all; it is an order of magnitude, not a quote: load ``fee`` in
+#: talent.csv for real prices.
+DEFAULT_FEE_PER_FOLLOWER = 0.1
+#: No estimate is below this when the market records no fee (the generated market's floor);
+#: with fees on record, the floor is the cheapest of them.
+MIN_ESTIMATED_FEE = 500.0
+
+
+@dataclass(frozen=True)
+class TalentFees:
+    """Each talent's fee for planning and whether it is an estimate.
+
+    Attributes
+    ----------
+    fee
+        (T,) yuan per collaboration: the fee on record, else the estimate.
+    estimated
+        (T,) True where ``fee`` is an estimate.
+    per_follower
+        Yuan per platform follower the estimates use.
+    rule
+        One line saying how the estimates were made ("" when none was needed).
+    """
+
+    fee: F64
+    estimated: NDArray[np.bool_]
+    per_follower: float
+    rule: str
+
+
+def talent_fees(fee: F64, followers: F64, audience_size: F64) -> TalentFees:
+    """The fee on record where there is one (finite, > 0), else an estimate by audience size.
+
+    The estimate is ``per_follower x size``, no less than a floor, where:
+
+    - ``size`` is the talent's platform follower count, or where none is on record its
+      audience in the graph times the market's median followers per graph audience member
+      (1 if no talent has both);
+    - ``per_follower`` is the median fee per follower of the talents with both a fee and a
+      follower count on record, or :data:`DEFAULT_FEE_PER_FOLLOWER` if there are none;
+    - the floor is the cheapest fee on record, or :data:`MIN_ESTIMATED_FEE`.
+
+    Parameters
+    ----------
+    fee
+        (T,) fees on record, NaN (or <= 0) where unknown.
+    followers
+        (T,) platform-reported followers, NaN where unknown.
+    audience_size
+        (T,) audience in the graph (``MarketFeatures.talent_audience_size``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fees = talent_fees(
+    ...     np.array([1_000.0, np.nan, 3_000.0]),
+    ...     np.array([10_000.0, 50_000.0, 20_000.0]),
+    ...     np.array([10.0, 50.0, 20.0]),
+    ... )
+    >>> fees.fee.tolist(), fees.estimated.tolist(), fees.per_follower
+    ([1000.0, 6250.0, 3000.0], [False, True, False], 0.125)
+    >>> talent_fees(np.full(2, np.nan), np.array([1e6, 0.0]), np.zeros(2)).fee.tolist()
+    [100000.0, 500.0]
+    """
+    fee = np.asarray(fee, dtype=np.float64)
+    followers = np.nan_to_num(np.asarray(followers, dtype=np.float64), nan=0.0)
+    audience = np.nan_to_num(np.asarray(audience_size, dtype=np.float64), nan=0.0)
+    known = np.isfinite(fee) & (np.nan_to_num(fee) > 0)
+    if known.all():
+        return TalentFees(fee.copy(), np.zeros(len(fee), dtype=bool), float("nan"), "")
+    both = (followers > 0) & (audience > 0)
+    per_member = float(np.median(followers[both] / audience[both])) if both.any() else 1.0
+    size = np.where(followers > 0, followers, audience * per_member)
+    quoted = known & (size > 0)
+    if quoted.any():
+        rate = float(np.median(fee[quoted] / size[quoted]))
+        floor = float(fee[known].min())
+        rule = (
+            f"¥{rate:.4g} per platform follower: the median fee per follower of the "
+            f"{int(quoted.sum()):,} talents with a fee on record (at least ¥{floor:,.0f}, "
+            "the cheapest fee on record)"
+        )
+    else:
+        rate, floor = DEFAULT_FEE_PER_FOLLOWER, MIN_ESTIMATED_FEE
+        rule = (
+            f"¥{rate:g} per platform follower (DEFAULT_FEE_PER_FOLLOWER, the generated "
+            f"market's fee model; at least ¥{floor:,.0f}): no fee is on record in this market"
+        )
+    estimate = np.maximum(rate * size, floor)
+    return TalentFees(np.where(known, fee, estimate), ~known, rate, rule)
