@@ -357,7 +357,7 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         print("  left out: " + ", ".join(f"{v:,} {k}" for k, v in plan.left_out.items()))
     for o in plan.overlaps[:5]:
         print(
-            f"  overlap {o.a}-{o.b}: {o.shared:,} shared engaged users "
+            f"  overlap {o.a}-{o.b}: {o.shared:,} shared audience members "
             f"({o.share_of_smaller:.0%} of the smaller audience)"
         )
     return EXIT_OK
@@ -459,9 +459,15 @@ def _cmd_leads(a: argparse.Namespace) -> int:
         print(json.dumps({"talents": a.talents, "leads": [x.__dict__ for x in leads]}, indent=2))
     else:
         for x in leads:
+            gmv = (
+                f"expected GMV ¥{x.expected_gmv:,.0f} per collaboration"
+                + (f", ROI {x.roi:.1f}x" if x.roi is not None else "")
+                if x.expected_gmv > 0
+                else "expected GMV not estimated"
+            )
             print(
-                f"{x.rank:>3}. {x.merchant:<10} expected GMV ¥{x.expected_gmv:,.0f} per "
-                f"collaboration; lead with {x.best_product}; ROI {x.roi:.1f}x"
+                f"{x.rank:>3}. {x.merchant:<10} {gmv}; reaches {x.customers_reached:,} of its "
+                f"{x.customers:,} customers; lead with {x.best_product}"
             )
     return EXIT_OK
 

@@ -200,14 +200,7 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
     user_bought = sp.csr_matrix(spend @ pcat)
     follows = to_csr(g.edge("FOLLOWS", users.label), (U, T))
     follows.data[:] = 1.0
-    # a user's interest: what it engages with, whom it follows (at FOLLOW_WEIGHT), what it buys
-    user_interest = _rows_normalised(
-        _rows_normalised(
-            sp.csr_matrix(uc @ content_cat)
-            + FOLLOW_WEIGHT * _rows_normalised(sp.csr_matrix(follows @ talent_cat))
-        )
-        + 0.5 * _rows_normalised(user_bought)
-    )
+    user_interest = _user_interest(uc @ content_cat, follows @ talent_cat, user_bought)
 
     engaged = sp.csr_matrix((uc @ content_talent).T)  # (T, U) engagement strength
     by_user = audience_weights(engaged, follows)  # (U, T)
@@ -216,6 +209,12 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
     talent_audience = _leave_one_out_audience(audience_users, talent_cat, user_bought)
     # a talent with no category of its own (no content, no promotion) takes its audience's
     talent_category, category_source = talent_categories(talent_cat, talent_audience)
+    if (category_source == 2).any():
+        # whom a user follows says what it is into, through the followed talents' categories,
+        # also those read from their audiences (else a follows-only market has no leaning user)
+        user_interest = _user_interest(
+            uc @ content_cat, follows @ sp.csr_matrix(talent_category), user_bought
+        )
     # a user's price level: the mean log price over its orders (one order, one vote: weighting
     # by amount would lean every buyer toward its dearest purchases)
     n_orders = np.bincount(purchased.src, minlength=U).astype(np.float64)
@@ -417,6 +416,19 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         merchant_campaigns=sp.csr_matrix(
             (np.ones(len(joined)), (joined.src, joined.dst)), shape=(M, len(campaigns))
         ),
+    )
+
+
+def _user_interest(
+    engaged: sp.spmatrix, followed: sp.spmatrix, bought: sp.csr_matrix
+) -> sp.csr_matrix:
+    """A user's interest mix: what it engages with, whom it follows (at FOLLOW_WEIGHT) and, at
+    half weight, what it buys; each part a (users x categories) matrix, rows normalised."""
+    return _rows_normalised(
+        _rows_normalised(
+            sp.csr_matrix(engaged) + FOLLOW_WEIGHT * _rows_normalised(sp.csr_matrix(followed))
+        )
+        + 0.5 * _rows_normalised(bought)
     )
 
 

@@ -82,7 +82,7 @@ class PlannedTalent:
     fee_estimated: bool  # no fee on record: ``fee`` is the estimate (kolmatch.matching.fees)
     expected_gmv: float
     marginal_reach: int  # target users it adds to those already reached by the ones above
-    audience: int  # engaged users in the graph
+    audience: int  # audience members in the graph (followers and engaged users, each once)
 
 
 @dataclass(frozen=True)
@@ -565,7 +565,7 @@ def _ordered_by_marginal_reach(
                 fee_estimated=bool(estimated[t]),
                 expected_gmv=round(float(gmv[i]), 2),
                 marginal_reach=round(gains[k] * scale),
-                audience=int(f.talent_audience_size[t]),
+                audience=int(f.audience[t].nnz),
             )
         )
     return out, ties

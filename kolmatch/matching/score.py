@@ -244,9 +244,11 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
             f"{share:.0%} of this talent's audience's interest is in the merchant's categories "
             f"({f.talent_audience[t, top]:.0%} in {cat}) across {who}"
         )
+        lean = int(sig["hidden_need_reach"])
         out.append(
-            f"{int(sig['hidden_need_reach']):,} audience members lean to {cat} but have not "
-            "bought there yet (new consumers for this merchant)"
+            f"{lean:,} audience member{' leans' if lean == 1 else 's lean'} to {cat} but "
+            f"{'has' if lean == 1 else 'have'} not bought there yet (new consumers for this "
+            "merchant)"
         )
     else:
         out.append("no followers or engaged users in the graph: audience signals are neutral")
@@ -312,7 +314,11 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
                 "the merchant's categories"
             )
     else:
-        out.append("no past collaborations on record (track record is the category mean)")
+        out.append(
+            "no past collaborations on record (track record is the category mean)"
+            if f.talent_track_n.any()
+            else "no collaborations on record in this market: track record is not measured"
+        )
     if f.gmv_rate <= 0:
         out.append(
             "no collaboration outcomes on record in this market: expected GMV is not estimated"

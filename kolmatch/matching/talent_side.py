@@ -21,7 +21,9 @@ class MerchantLead:
     expected_gmv: float  # per collaboration, mean over the merchant's products
     best_product: str
     best_product_gmv: float
-    roi: float  # expected GMV / the talent's fee
+    roi: float | None  # expected GMV / the talents' fees; None where no fee is on record
+    customers_reached: int  # the merchant's customers in the talents' (united) audience
+    customers: int  # the merchant's customers
 
 
 def recommend_merchants(
@@ -29,8 +31,11 @@ def recommend_merchants(
 ) -> list[MerchantLead]:
     """Merchants ranked by the expected GMV a talent (or a roster, summed) would bring them.
 
-    Uses the same expected-orders model as merchant-side matching, so both sides agree.
-    Merchants excluded for compliance (risk 1) are left out; so are talents excluded.
+    Uses the same expected-orders model as merchant-side matching, so both sides agree. Where
+    the market has no collaboration outcomes to estimate GMV from, and among equal GMV, the
+    merchants whose customers the talents reach most come first (then by id). A talent named
+    twice counts once. Merchants excluded for compliance (risk 1) are left out; so are talents
+    excluded.
 
     Parameters
     ----------
@@ -53,7 +58,7 @@ def recommend_merchants(
     if not talent_ids:
         raise ValueError("talent_ids is empty")
     rows = []
-    for t in talent_ids:
+    for t in dict.fromkeys(talent_ids):  # a roster is a set: the same talent once
         i = f.talent_row(t)
         if f.talent_risk[i] < 1.0:
             rows.append(i)
@@ -63,14 +68,20 @@ def recommend_merchants(
     all_products = np.arange(len(f.product_price))
     orders, _ = expected_orders(f, idx, all_products)
     gmv_p = (orders * f.product_price[None, :]).sum(axis=0)  # roster total per product
-    fee = float(np.nansum(f.talent_fee[idx]))
+    fees = f.talent_fee[idx]
+    fee = float(np.nansum(fees)) if np.isfinite(fees).all() else 0.0
+    # the merchants' customers among the talents' audience members (each user once)
+    members = np.zeros(f.users, dtype=bool)
+    members[np.unique(f.audience[idx].indices)] = True
     leads = []
     for m, prods in enumerate(f.merchant_products):
         if len(prods) == 0 or f.merchant_risk[m] >= 1.0:
             continue
         best = int(prods[np.argmax(gmv_p[prods])])
-        leads.append((float(gmv_p[prods].mean()), m, best))
-    leads.sort(key=lambda x: (-x[0], x[1]))
+        buyers = f.merchant_buyers[m].indices
+        reached = int(members[buyers].sum())
+        leads.append((float(gmv_p[prods].mean()), reached, len(buyers), m, best))
+    leads.sort(key=lambda x: (-x[0], -x[1], str(f.merchant_ids[x[3]])))
     return [
         MerchantLead(
             merchant=str(f.merchant_ids[m]),
@@ -78,7 +89,9 @@ def recommend_merchants(
             expected_gmv=round(g, 2),
             best_product=str(f.product_ids[best]),
             best_product_gmv=round(float(gmv_p[best]), 2),
-            roi=round(g / fee, 3) if fee > 0 else float("inf"),
+            roi=round(g / fee, 3) if fee > 0 and f.gmv_rate > 0 else None,
+            customers_reached=reached,
+            customers=n,
         )
-        for r, (g, m, best) in enumerate(leads[:top])
+        for r, (g, reached, n, m, best) in enumerate(leads[:top])
     ]

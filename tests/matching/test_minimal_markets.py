@@ -149,3 +149,15 @@ def test_a_market_without_users_ranks_by_category_and_followers_and_says_so(
     text = " | ".join(top[0].evidence)
     assert "no followers or engaged users in the graph" in text
     assert "expected GMV is not estimated" in text
+
+
+def test_leads_without_gmv_go_where_the_talent_reaches_customers(tmp_path: Path) -> None:
+    from kolmatch.matching.talent_side import recommend_merchants
+
+    f = _features(tmp_path, users=True, follows=True, engagement=False)
+    leads = recommend_merchants(f, ["tg1"], top=3)
+    assert leads[0].merchant == "m-games"  # its own audience's merchant, not alphabetical
+    assert leads[0].customers_reached > leads[1].customers_reached
+    assert all(x.roi is None for x in leads)  # no fee, no GMV: not infinite
+    twice = recommend_merchants(f, ["tg1", "tg1"], top=3)
+    assert [x.customers_reached for x in twice] == [x.customers_reached for x in leads]

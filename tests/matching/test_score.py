@@ -35,7 +35,7 @@ def test_evidence_is_concrete(tiny_features: MarketFeatures) -> None:
     text = " | ".join(first.evidence)
     assert "% of this talent's audience's interest is in the merchant's categories" in text
     assert "followers and engaged users" in text
-    assert "audience members lean to" in text and "expected GMV ¥" in text
+    assert "not bought there yet" in text and "expected GMV ¥" in text
     assert "of this merchant's" in text and "customers follow or engage with this talent" in text
     assert first.evidence[-1] == "no violations" or "violation" in first.evidence[-1]
 

@@ -55,7 +55,9 @@ class Share(graphene.ObjectType):
 
 
 class AudienceProfile(graphene.ObjectType):
-    size = graphene.Int(required=True, description="distinct engaged users in the graph")
+    size = graphene.Int(
+        required=True, description="audience members in the graph: followers and engaged users"
+    )
     active_share = graphene.Float(required=True, description="followers that ever engaged")
     categories = graphene.List(graphene.NonNull(Share), required=True)
     genders = graphene.List(graphene.NonNull(Share), required=True)
@@ -97,7 +99,10 @@ class MerchantLeadType(graphene.ObjectType):
     rank = graphene.Int(required=True)
     expected_gmv = graphene.Float(required=True)
     best_product = graphene.ID(required=True)
-    roi = graphene.Float(required=True)
+    roi = graphene.Float(description="expected GMV per yuan of fee; null where not estimable")
+    customers_reached = graphene.Int(
+        required=True, description="the merchant's customers in the talent's audience"
+    )
 
 
 class Talent(graphene.ObjectType):
@@ -175,7 +180,7 @@ class Talent(graphene.ObjectType):
         cats = f.talent_audience[t.row]
         order = np.argsort(-cats, kind="stable")[:5]
         return {
-            "size": int(f.talent_audience_size[t.row]),
+            "size": int(f.audience[t.row].nnz),
             "active_share": round(float(f.talent_active_share[t.row]), 4),
             "categories": [
                 {"value": str(f.category_names[c]), "share": round(float(cats[c]), 4)}
@@ -314,7 +319,8 @@ class Talent(graphene.ObjectType):
                 "rank": x.rank,
                 "expected_gmv": round(x.expected_gmv, 2),
                 "best_product": x.best_product,
-                "roi": round(x.roi, 4),
+                "roi": None if x.roi is None else round(x.roi, 4),
+                "customers_reached": x.customers_reached,
             }
             for x in recommend_merchants(ctx.snap.features, [t.id], top=first)
         ]
