@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
         "schema", help="create the store's constraints and indexes (after an offline import)"
     )
     _store_arg(sc)
+    mg = sub.add_parser(
+        "migrate", help="bring a store written by an older kolmatch to this one's store format"
+    )
+    _store_arg(mg)
 
     st = sub.add_parser("stats", help="nodes per label and relationships per type")
     _store_arg(st)
@@ -260,6 +264,21 @@ def _cmd_schema(a: argparse.Namespace) -> int:
         print(f"constraints and indexes of {store.uri} online in {time.perf_counter() - t0:.1f}s")
     finally:
         store.close()
+    return EXIT_OK
+
+
+def _cmd_migrate(a: argparse.Namespace) -> int:
+    from kolmatch.graph.open import open_store, store_uri
+    from kolmatch.graph.store import STORE_FORMAT
+
+    store = open_store(store_uri(a.store))
+    try:
+        before = getattr(store, "format", lambda: None)()
+        store.ensure_schema()
+    finally:
+        store.close()
+    was = f"store format {before}" if before is not None else "no kolmatch graph"
+    print(f"{store.uri}: {was} -> store format {STORE_FORMAT}")
     return EXIT_OK
 
 
@@ -659,6 +678,7 @@ _COMMANDS = {
     "load": _cmd_load,
     "import-files": _cmd_import_files,
     "schema": _cmd_schema,
+    "migrate": _cmd_migrate,
     "stats": _cmd_stats,
     "match": _cmd_match,
     "plan": _cmd_plan,

@@ -34,7 +34,7 @@ def test_cache_hit_until_a_write(
     assert sqlite_store.version() == v + 1
     engine.cached_features(sqlite_store, cache)
     assert len(builds) == 2
-    assert len(list(cache.glob("features-*.pkl"))) == 1
+    assert len(list(cache.glob("features-*.npz"))) == 1
 
 
 def test_a_corrupt_cache_file_is_rebuilt(
@@ -43,7 +43,7 @@ def test_a_corrupt_cache_file_is_rebuilt(
     load_folder(tiny_market, sqlite_store)
     cache = tmp_path / "cache"
     engine.cached_features(sqlite_store, cache)
-    (f,) = cache.glob("features-*.pkl")
+    (f,) = cache.glob("features-*.npz")
     f.write_bytes(b"garbage")
     again = engine.cached_features(sqlite_store, cache)
     assert len(again.talent_ids) == 100
@@ -147,3 +147,45 @@ def test_a_compliance_update_falls_back_when_the_graph_moves(
         got.category_names.tolist()
     )
     assert builds == [1, 1]  # served from the cache at w + 2
+
+
+class _Planted:
+    """Pickled, this runs code when loaded: what a hostile cache file would do."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))  # type: ignore[attr-defined]
+
+
+def test_a_cache_file_is_data_only_and_never_runs_code(
+    tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
+    import pickle
+
+    load_folder(tiny_market, sqlite_store)
+    cache = tmp_path / "cache"
+    first = engine.cached_features(sqlite_store, cache)
+    (entry,) = cache.glob("features-*.npz")
+    marker = tmp_path / "ran"
+    planted = _Planted()
+    planted.marker = str(marker)  # type: ignore[attr-defined]
+    entry.write_bytes(pickle.dumps(planted))  # someone swaps the entry for a pickle
+    again = engine.cached_features(sqlite_store, cache)
+    assert not marker.exists()  # read as data: refused, rebuilt
+    np.testing.assert_array_equal(again.talent_audience, first.talent_audience)
+    # every field survives the round trip, sparse matrices, lists and dates included
+    from kolmatch.engine.arrays import read_arrays
+
+    (entry,) = cache.glob("features-*.npz")
+    back = read_arrays(entry, type(first), version=engine.CACHE_FORMAT)
+    for name in first.__dataclass_fields__:
+        a, b = getattr(first, name), getattr(back, name)
+        if hasattr(a, "toarray"):
+            np.testing.assert_array_equal(a.toarray(), b.toarray())
+        elif isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        elif isinstance(a, list) and a and isinstance(a[0], np.ndarray):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        else:
+            assert a == b, name

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.graph.market import COMPLIANCE_READ, FULL_READ, MarketGraph, ReadSpec, read_market
 from kolmatch.graph.store import GraphStore
 from kolmatch.matching.features import MarketFeatures, build_features, refresh_risk
@@ -36,7 +36,7 @@ Identity = tuple[str, int]  # (graph id, version): what a cache entry is keyed o
 log = logging.getLogger("kolmatch.engine")
 
 #: Bumped whenever MarketFeatures or its computation changes: old cache files are ignored.
-CACHE_FORMAT = 11
+CACHE_FORMAT = 13
 
 
 def _cache_dir(cache_dir: str | Path | None) -> Path:
@@ -47,7 +47,7 @@ def _cache_path(uri: str, cache_dir: Path, kind: str, identity: Identity) -> Pat
     graph_id, version = identity
     ident = f"{CACHE_FORMAT}|{uri}|{graph_id}|{version}"
     key = hashlib.sha256(ident.encode()).hexdigest()
-    return cache_dir / f"{kind}-{key[:24]}.pkl"
+    return cache_dir / f"{kind}-{key[:24]}.npz"
 
 
 def load_features(
@@ -171,12 +171,11 @@ def _load(path: Path, cls: type[T]) -> T | None:
     if not path.exists():
         return None
     try:
-        with path.open("rb") as fh:
-            # only kolmatch writes this folder (the user's own); never point it at shared space
-            value = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
-        return None  # unreadable: rebuilt by the caller
-    return value if isinstance(value, cls) else None
+        # data only (numpy arrays, JSON): a cache file never runs code, whoever wrote it
+        return read_arrays(path, cls, version=CACHE_FORMAT)
+    except UnreadableArrays as exc:
+        log.info("kolmatch: rebuilding %s (%s)", path.name, exc)
+        return None  # unreadable, or of another format: rebuilt by the caller
 
 
 def _store(path: Path, kind: str, value: object) -> None:
@@ -184,11 +183,11 @@ def _store(path: Path, kind: str, value: object) -> None:
     tmp: str | None = None
     try:
         d.mkdir(parents=True, exist_ok=True)
-        for old in d.glob(f"{kind}-*.pkl"):
-            old.unlink(missing_ok=True)
+        for old in [*d.glob(f"{kind}-*.npz"), *d.glob(f"{kind}-*.pkl")]:
+            old.unlink(missing_ok=True)  # one entry per kind; pickles of older versions go too
         with tempfile.NamedTemporaryFile(dir=d, delete=False, suffix=".tmp") as out:
             tmp = out.name
-            pickle.dump(value, out, protocol=pickle.HIGHEST_PROTOCOL)
+        write_arrays(Path(tmp), value, version=CACHE_FORMAT)
         os.replace(tmp, path)
     except OSError as exc:
         # a read-only or full cache folder costs speed, not correctness: say so, leave no debris

@@ -70,11 +70,13 @@ MARK_PENDING = (
     "SET v.pending = [x IN coalesce(v.pending, []) WHERE x <> $key AND NOT x IN $drop] + [$key]"
 )
 #: ... and its last transaction raises the version and removes the key (``$key`` may be '').
-#: The node also names the graph (``uid``, made by its first write; see GraphStore.graph_id).
+#: The node also names the graph (``uid``, made by its first write; see GraphStore.graph_id)
+#: and records the store format of the kolmatch that wrote it (``$format``; Neo4j is
+#: schemaless, so a property the model gained reads as null in an older graph: no migration).
 BUMP_VERSION = (
     "MERGE (v:KolmatchMeta {id: 'graph'}) SET v.version = coalesce(v.version, 0) + 1, "
     "v.pending = [x IN coalesce(v.pending, []) WHERE x <> $key], "
-    "v.uid = coalesce(v.uid, randomUUID())"
+    "v.uid = coalesce(v.uid, randomUUID()), v.format = $format"
 )
 READ_VERSION = (
     "MATCH (v:KolmatchMeta {id: 'graph'}) "

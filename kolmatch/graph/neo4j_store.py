@@ -20,7 +20,7 @@ from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, SessionE
 from kolmatch.errors import IncompleteLoad, StoreError, StoreUnavailable
 from kolmatch.graph import cypher
 from kolmatch.graph.model import NODES, RELATIONSHIPS, FieldType, node_spec, rel_spec
-from kolmatch.graph.store import EdgeRows, NodeBatch, NodeRows, WriteBatch
+from kolmatch.graph.store import STORE_FORMAT, EdgeRows, NodeBatch, NodeRows, WriteBatch
 
 __all__ = [
     "ATOMIC_MAX_BATCHES",
@@ -333,7 +333,7 @@ class Neo4jStore:
                         s.close()
 
             def finish(tx: neo4j.ManagedTransaction) -> None:
-                tx.run(cypher.BUMP_VERSION, key=key).consume()
+                tx.run(cypher.BUMP_VERSION, key=key, format=STORE_FORMAT).consume()
                 tx.run(cypher.DROP_LOADS, keys=[key]).consume()
 
             self._session_write(finish)
@@ -460,7 +460,7 @@ def _all_in_one(
     def run(tx: neo4j.ManagedTransaction) -> None:
         for query, params in shaped:
             tx.run(query, params).consume()
-        tx.run(cypher.BUMP_VERSION, key="").consume()
+        tx.run(cypher.BUMP_VERSION, key="", format=STORE_FORMAT).consume()
 
     return run
 

@@ -6,6 +6,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from kolmatch.errors import StoreError, StoreUnavailable
 from kolmatch.graph.model import (
@@ -17,7 +18,14 @@ from kolmatch.graph.model import (
     node_spec,
     rel_spec,
 )
-from kolmatch.graph.store import EdgeRows, NodeBatch, NodeRows, RelBatch, WriteBatch
+from kolmatch.graph.store import (
+    STORE_FORMAT,
+    EdgeRows,
+    NodeBatch,
+    NodeRows,
+    RelBatch,
+    WriteBatch,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -96,18 +104,73 @@ class SQLiteStore:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
 
     def ensure_schema(self) -> None:
+        """Create the tables, migrate an older format (columns the model added since), and
+        record :data:`STORE_FORMAT`; one transaction.
+
+        Raises
+        ------
+        StoreError
+            If the store was written by a newer kolmatch.
+        """
+        found = self.format()
+        if found is not None and found > STORE_FORMAT:
+            raise StoreError(self._newer(found))
         try:
             self._db.execute("BEGIN")
             for n in NODES:
                 self._db.execute(_node_ddl(n))
+                self._add_missing_columns(_ntab(n.label), n.fields)
             for r in RELATIONSHIPS:
                 for ddl in _rel_ddl(r):
                     self._db.execute(ddl)
+                self._add_missing_columns(_rtab(r.type), r.fields)
             self._db.execute("CREATE TABLE IF NOT EXISTS kolmatch_graph (uid TEXT NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS kolmatch_format (format INTEGER)")
+            self._db.execute("DELETE FROM kolmatch_format")
+            self._db.execute("INSERT INTO kolmatch_format (format) VALUES (?)", (STORE_FORMAT,))
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
             raise StoreUnavailable(f"cannot create schema in {self.path}: {exc}") from exc
+        self._readable = True
+
+    def _add_missing_columns(self, table: str, fields: Sequence[Any]) -> None:
+        have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+        for f in fields:
+            if f.name not in have:  # a field the model gained since this store was written
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {f.name} {_SQL_TYPE[f.type]}")
+
+    def format(self) -> int | None:
+        """The store format recorded in the file; 1 for kolmatch tables with no record (written
+        before formats were recorded); None for a file holding no kolmatch graph."""
+        try:
+            row = self._db.execute("SELECT format FROM kolmatch_format").fetchone()
+            return int(row[0]) if row else 1
+        except sqlite3.OperationalError:
+            pass
+        tables = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'n_talent'"
+        ).fetchone()
+        return 1 if tables else None
+
+    def _newer(self, found: int) -> str:
+        return (
+            f"SQLite store {self.path} was written by a newer kolmatch (store format {found}; "
+            f"this one reads {STORE_FORMAT}): upgrade kolmatch"
+        )
+
+    def _check_readable(self) -> None:
+        if getattr(self, "_readable", False):
+            return
+        found = self.format()
+        if found is not None and found < STORE_FORMAT:
+            raise StoreError(
+                f"SQLite store {self.path} was written by an older kolmatch (store format "
+                f"{found}; this one reads {STORE_FORMAT}); run: kolmatch migrate --store {self.uri}"
+            )
+        if found is not None and found > STORE_FORMAT:
+            raise StoreError(self._newer(found))
+        self._readable = found is not None
 
     def _rollback(self) -> None:
         if self._db.in_transaction:
@@ -235,6 +298,7 @@ class SQLiteStore:
         return out
 
     def node_rows(self, label: str, fields: Sequence[str]) -> NodeRows:
+        self._check_readable()
         spec = node_spec(label)
         bad = [f for f in fields if f not in spec.field_names]
         if bad:
@@ -246,6 +310,7 @@ class SQLiteStore:
         )
 
     def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
+        self._check_readable()
         spec = rel_spec(rel_type)
         bad = [f for f in fields if f not in spec.field_names]
         if bad or src_label not in spec.src:

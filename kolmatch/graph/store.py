@@ -6,7 +6,22 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["EdgeRows", "GraphStore", "NodeBatch", "NodeRows", "RelBatch", "WriteBatch"]
+__all__ = [
+    "STORE_FORMAT",
+    "EdgeRows",
+    "GraphStore",
+    "NodeBatch",
+    "NodeRows",
+    "RelBatch",
+    "WriteBatch",
+]
+
+#: The layout of a store's data, recorded in every store kolmatch writes. Raised when the
+#: domain model changes in a way an older store lacks (2: PROMOTED outcomes optional, Talent
+#: ``list_price``; a store with no record is of format 1). A store of an older format is
+#: migrated by ``kolmatch migrate`` (or by the next ``kolmatch load``); reads refuse it with
+#: a message saying so. A store of a newer format is refused: upgrade kolmatch.
+STORE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,8 @@ class GraphStore(Protocol):
     uri: str
 
     def ensure_schema(self) -> None:
-        """Create tables / constraints and indexes if they do not exist."""
+        """Create tables / constraints and indexes if they do not exist, migrate an older
+        format (:data:`STORE_FORMAT`) and record the current one."""
 
     def missing_ids(self, label: str, ids: Sequence[str]) -> set[str]:
         """Return those of ``ids`` that no node of ``label`` has."""

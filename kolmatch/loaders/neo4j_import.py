@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from kolmatch.errors import InputError, StoreError
 from kolmatch.graph.model import FieldType, NodeSpec, RelSpec, node_spec, rel_spec
-from kolmatch.graph.store import NodeBatch
+from kolmatch.graph.store import STORE_FORMAT, NodeBatch
 from kolmatch.loaders.load import LoadReport, Validation, paused_gc, progress_bar
 
 __all__ = ["ARGS_FILE", "ImportFiles", "write_import_files"]
@@ -192,7 +192,8 @@ def write_import_files(
             o.fh.close()
         meta = tmp / "meta-KolmatchMeta.csv"
         meta.write_text(
-            f"id:ID(KolmatchMeta),version:long,uid:string\ngraph,{_IMPORTED_VERSION},{uid}\n",
+            "id:ID(KolmatchMeta),version:long,uid:string,format:long\n"
+            f"graph,{_IMPORTED_VERSION},{uid},{STORE_FORMAT}\n",
             encoding="utf-8",
         )
         result = ImportFiles(out, [], v.report)
