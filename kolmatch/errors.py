@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 __all__ = [
     "BadArgument",
+    "Conflict",
     "IncompleteLoad",
     "InfeasiblePlan",
     "InputError",
     "InputProblem",
     "KolmatchError",
+    "NotEligible",
     "StoreError",
     "StoreUnavailable",
     "UnknownId",
@@ -85,6 +87,54 @@ class BadArgument(KolmatchError):
         self.argument = argument
         self.reason = reason
         super().__init__(f"argument {argument}: {reason}")
+
+
+class Conflict(KolmatchError):
+    """A write names an id that is already recorded with different values; nothing was written.
+
+    Parameters
+    ----------
+    what
+        The kind of record (``collaboration``).
+    key
+        Its id as the caller sent it.
+    fields
+        The fields whose values differ from the recorded ones (names only, never values).
+    owner
+        Whose record holds the id (a merchant id), so that a caller's layer can decide how
+        much of the conflict its principal may be told.
+    """
+
+    def __init__(self, what: str, key: str, fields: list[str], owner: str | None = None) -> None:
+        self.what = what
+        self.key = key
+        self.fields = list(fields)
+        self.owner = owner
+        differ = f" with different {', '.join(self.fields)}" if self.fields else ""
+        super().__init__(
+            f"{what} {key!r} is already recorded{differ}; a recorded {what} is not "
+            "overwritten: send the same values again (a no-op) or use a new id"
+        )
+
+
+class NotEligible(KolmatchError):
+    """A talent or merchant is excluded for compliance: nothing is matched, planned or led for it.
+
+    Parameters
+    ----------
+    label
+        ``Merchant`` or ``Talent``.
+    node_id
+        Its id.
+    reason
+        Why (the violations on record), from :mod:`kolmatch.matching.eligibility`.
+    """
+
+    def __init__(self, label: str, node_id: str, reason: str) -> None:
+        self.label = label
+        self.node_id = node_id
+        self.reason = reason
+        super().__init__(f"{label.lower()} {node_id} is not eligible: {reason}")
 
 
 class StoreError(KolmatchError):

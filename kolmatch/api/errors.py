@@ -9,16 +9,18 @@ from graphql import GraphQLError
 
 from kolmatch.errors import (
     BadArgument,
+    Conflict,
     IncompleteLoad,
     InfeasiblePlan,
     InputError,
     KolmatchError,
+    NotEligible,
     StoreError,
     StoreUnavailable,
     UnknownId,
 )
 
-__all__ = ["Forbidden", "code_of", "format_error"]
+__all__ = ["Forbidden", "RateLimited", "code_of", "format_error"]
 
 log = logging.getLogger("kolmatch.api")
 
@@ -30,12 +32,26 @@ class Forbidden(KolmatchError):
         super().__init__(f"not allowed: {what}")
 
 
+class RateLimited(KolmatchError):
+    """The API key has used its request budget; ``retry_after`` is in whole seconds (HTTP 429)."""
+
+    def __init__(self, retry_after: int, rate: float, burst: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            f"rate limit: {rate:g} operations per second per API key, bursts of {burst}; "
+            f"retry after {retry_after} s"
+        )
+
+
 _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (Forbidden, "FORBIDDEN"),
     (UnknownId, "NOT_FOUND"),
     (BadArgument, "BAD_ARGUMENT"),
+    (Conflict, "CONFLICT"),
+    (RateLimited, "RATE_LIMITED"),
     (InputError, "BAD_INPUT"),
     (InfeasiblePlan, "INFEASIBLE_PLAN"),
+    (NotEligible, "NOT_ELIGIBLE"),
     (StoreUnavailable, "STORE_UNAVAILABLE"),
     (IncompleteLoad, "INCOMPLETE_LOAD"),
     (StoreError, "STORE_ERROR"),

@@ -128,7 +128,7 @@ FEATURES_READ = _spec(
         "Product": ("price", "commission_rate"),
         "Category": ("name",),
         "Content": (),
-        "Violation": ("severity", "resolved", "time"),
+        "Violation": ("kind", "severity", "resolved", "time"),
         "Institution": (),
         "Campaign": ("start", "end"),
     },
@@ -151,15 +151,17 @@ FEATURES_READ = _spec(
     ],
 )
 
-#: What compliance (risk) reads: violations, whom they are against, and what talents promoted.
+#: What compliance (risk) reads: violations, whom they are against, what talents promoted and
+#: whom they are signed with (an agency's roster shares its risk).
 COMPLIANCE_READ = _spec(
-    {"Violation": ("severity", "resolved", "time")},
+    {"Violation": ("kind", "severity", "resolved", "time")},
     [
         ("HAS_VIOLATION", "Talent", ()),
         ("HAS_VIOLATION", "Merchant", ()),
         ("HAS_VIOLATION", "Product", ()),
         ("PROMOTED", "Talent", ()),
         ("SELLS", "Merchant", ()),
+        ("SIGNED_WITH", "Talent", ()),
     ],
 )
 

@@ -122,17 +122,46 @@ def overlap(audience: sp.spmatrix | sp.sparray, a: int, b: int) -> Overlap:
 
 
 def similar_talents(
-    audience: sp.spmatrix | sp.sparray, t: int, top: int = 10
+    audience: sp.spmatrix | sp.sparray,
+    t: int,
+    top: int = 10,
+    *,
+    eligible: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.int64], F64]:
     """Talents whose audiences look most like talent ``t``'s (cosine of audience vectors).
 
     Returns the rows (``t`` itself left out) and their similarities, best first; ties by row.
+
+    Parameters
+    ----------
+    audience
+        (T, U) who is in each talent's audience (any nonzero counts).
+    t
+        The talent's row.
+    top
+        How many talents.
+    eligible
+        (T,) talents that may be suggested, the others left out (compliance:
+        :func:`~kolmatch.matching.eligibility.talent_eligibility`). Default: all.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> m = sp.csr_matrix([[1, 1, 0], [1, 1, 0], [1, 0, 1]])
+    >>> similar_talents(m, 0)[0].tolist()
+    [1, 2]
+    >>> similar_talents(m, 0, eligible=np.array([True, False, True]))[0].tolist()
+    [2]
     """
     m = _binary(audience)
     norms = np.sqrt(np.asarray(m.sum(axis=1)).ravel())
     dots = np.asarray((m @ m[t].T).todense()).ravel()
     sim = np.divide(dots, norms * norms[t], out=np.zeros_like(dots), where=norms > 0)
     sim[t] = -1.0
+    if eligible is not None:
+        if eligible.shape != sim.shape:
+            raise ValueError(f"eligible has shape {eligible.shape}, expected {sim.shape}")
+        sim[~eligible] = -1.0
     order = np.lexsort((np.arange(len(sim)), -sim))[:top]
     order = order[sim[order] > 0]
     return order, sim[order]

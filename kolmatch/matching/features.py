@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +24,15 @@ from kolmatch.matching.categories import (
     talent_categories,
 )
 from kolmatch.matching.centrality import bipartite_pagerank
+from kolmatch.matching.eligibility import (
+    AGENCY_PENALTY,
+    agency_flagged,
+    agency_note,
+    agency_violation_share,
+    excludes,
+    fake_engagement_factor,
+    is_fake_engagement,
+)
 from kolmatch.matching.personalised import category_ppr_tails
 
 __all__ = ["MarketFeatures", "build_features", "price_fit", "refresh_risk"]
@@ -45,12 +55,15 @@ class MarketFeatures:
     merchant_ids: NDArray[np.str_]
     category_names: NDArray[np.object_]
     talent_fee: F64  # (T,) yuan per collaboration, NaN if unknown
+    talent_list_price: F64  # (T,) the public quote per collaboration, NaN if none
     talent_followers: F64  # (T,) platform-reported followers
     talent_capacity: F64  # (T,)
     talent_audience: F64  # (T, C) interest mix of the talent's audience (leave-one-out)
     talent_audience_size: F64  # (T,) audience size: engaged users + FOLLOW_WEIGHT x other followers
     talent_audience_engaged: F64  # (T,) engaged users alone
-    talent_active_share: F64  # (T,) share of followers that ever engaged (1 if not measured)
+    talent_active_share: F64  # (T,) share of followers that ever engaged (1 if not measured),
+    # lowered by fake-engagement violations (docs/scoring.md, "Compliance")
+    talent_active_share_measured: F64  # (T,) the same as measured, before violations
     talent_price_level: F64  # (T,) mean log price its audience pays
     talent_gender: F64  # (T, len(GENDERS)) gender mix of the audience (known genders)
     talent_age: F64  # (T, len(AGE_BANDS)) age-band mix of the audience
@@ -68,6 +81,9 @@ class MarketFeatures:
     merchant_mix: F64  # (M, C) category mix of what the merchant sells (by sales, + catalogue)
     merchant_products: list[I64]
     merchant_risk: F64  # (M,)
+    merchant_risk_notes: list[list[str]]
+    product_risk: F64  # (P,) own violations only; 1 means excluded
+    product_risk_notes: list[list[str]]
     user_interest: sp.csr_matrix  # (U, C) observed interest (engagement, follows, purchases)
     user_bought: sp.csr_matrix  # (U, C) spend per category
     audience: sp.csr_matrix  # (T, U) 1 where user u follows or engaged with talent t
@@ -315,7 +331,7 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
     gender_mix = _demographic_mix(audience_users, users.columns["gender"], GENDERS)
     age_mix = _demographic_mix(audience_users, users.columns["age_band"], AGE_BANDS)
 
-    t_risk, t_notes, m_risk = _risk(g, merch_of_product, ref)
+    risk = _risk(g, merch_of_product, ref)
     agencies = g.node("Institution")
     signed = g.edge("SIGNED_WITH", talents.label)
     talent_agency = np.full(T, -1, dtype=np.int64)
@@ -352,12 +368,14 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         merchant_ids=merchants.ids,
         category_names=categories.columns["name"],
         talent_fee=talents.columns["fee"],
+        talent_list_price=talents.columns["list_price"],
         talent_followers=talents.columns["followers"],
         talent_capacity=talents.columns["capacity"],
         talent_audience=talent_audience,
         talent_audience_size=audience_size,
         talent_audience_engaged=np.asarray((engaged > 0).sum(axis=1), dtype=np.float64).ravel(),
-        talent_active_share=active_share,
+        talent_active_share=active_share * risk.active_share_factor,
+        talent_active_share_measured=active_share,
         talent_price_level=talent_price,
         talent_influence=influence * T,
         talent_track=track,
@@ -370,11 +388,14 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         talent_age=age_mix,
         merchant_target_gender=_choice_index(merchants.columns["target_gender"], GENDERS),
         merchant_target_age=_choice_index(merchants.columns["target_age_band"], AGE_BANDS),
-        talent_risk=t_risk,
-        talent_risk_notes=t_notes,
+        talent_risk=risk.talent,
+        talent_risk_notes=risk.talent_notes,
         merchant_mix=mix,
         merchant_products=merchant_products,
-        merchant_risk=m_risk,
+        merchant_risk=risk.merchant,
+        merchant_risk_notes=risk.merchant_notes,
+        product_risk=risk.product,
+        product_risk_notes=risk.product_notes,
         user_interest=user_interest,
         user_bought=user_bought,
         audience=audience_users,
@@ -583,65 +604,100 @@ def _merchant_of_product(sells: EdgeList, n_products: int) -> I64:
 def refresh_risk(g: MarketGraph, f: MarketFeatures) -> MarketFeatures:
     """``f`` with compliance recomputed from ``g``: all a flagged or resolved violation changes.
 
-    Violations enter the features only through risk (talents', merchants', and what spills over
-    from promoted products and merchants), so after writes that touched nothing but violations
-    this equals :func:`build_features` and needs only the small tables of
+    Violations enter the features only through risk (talents', merchants', products', and what
+    spills over from promoted products and merchants and from an agency's roster) and through
+    the active share fake-engagement violations lower, so after writes that touched nothing but
+    violations this equals :func:`build_features` and needs only the small tables of
     :data:`~kolmatch.graph.market.COMPLIANCE_READ`, not the engagement graph. The caller vouches
-    that nothing else changed; a different set of talents, merchants or products is refused.
+    that nothing else changed; a different set of talents, merchants, products or agencies is
+    refused.
 
     Raises
     ------
     StoreError
-        If ``g``'s talents, merchants or products are not the ones ``f`` was built from.
+        If ``g``'s talents, merchants, products or agencies are not the ones ``f`` was built from.
     """
     for what, label, ids in (
         ("talents", "Talent", f.talent_ids),
         ("merchants", "Merchant", f.merchant_ids),
         ("products", "Product", f.product_ids),
+        ("agencies", "Institution", f.agency_ids),
     ):
         if not np.array_equal(g.node(label).ids, ids):
             raise StoreError(f"the store's {what} changed since these features were built")
     merch_of_product = _merchant_of_product(g.edge("SELLS", "Merchant"), len(f.product_ids))
-    t_risk, t_notes, m_risk = _risk(g, merch_of_product, f.today)
-    return replace(f, talent_risk=t_risk, talent_risk_notes=t_notes, merchant_risk=m_risk)
+    risk = _risk(g, merch_of_product, f.today)
+    return replace(
+        f,
+        talent_risk=risk.talent,
+        talent_risk_notes=risk.talent_notes,
+        merchant_risk=risk.merchant,
+        merchant_risk_notes=risk.merchant_notes,
+        product_risk=risk.product,
+        product_risk_notes=risk.product_notes,
+        talent_active_share=f.talent_active_share_measured * risk.active_share_factor,
+    )
 
 
-def _risk(g: MarketGraph, merch_of_product: I64, today: date) -> tuple[F64, list[list[str]], F64]:
+class _Risk(NamedTuple):
+    """What violations put into the features (:func:`_risk`)."""
+
+    talent: F64
+    talent_notes: list[list[str]]
+    merchant: F64
+    merchant_notes: list[list[str]]
+    product: F64
+    product_notes: list[list[str]]
+    active_share_factor: F64  # (T,) on the measured active share
+
+
+def _risk(g: MarketGraph, merch_of_product: I64, today: date) -> _Risk:
     """Compliance: severe or unresolved violations exclude (1.0); minor, old ones penalise.
 
-    Risk also propagates: a talent who promoted products or merchants with
-    violations carries a share of theirs.
+    Risk also propagates: a talent who promoted products or merchants with violations carries
+    a share of theirs (a product nobody sells, no merchant's), and the talents of an agency
+    whose roster keeps violating carry a share of its (:mod:`kolmatch.matching.eligibility`).
+    Fake-engagement violations also lower the talent's active share (audience quality).
     """
     violations, promoted = g.node("Violation"), g.edge("PROMOTED", "Talent")
     talents, merchants, products = g.node("Talent"), g.node("Merchant"), g.node("Product")
+    agencies, signed = g.node("Institution"), g.edge("SIGNED_WITH", "Talent")
     sev = np.array([SEVERITY.get(s or "", 1.0) for s in violations.columns["severity"]])
     resolved = np.nan_to_num(violations.columns["resolved"]) > 0
+    kind = violations.columns["kind"]
     age = np.array(
         [(today - date.fromisoformat(t[:10])).days if t else 0 for t in violations.columns["time"]]
     )
     # a violation's weight: excluded (1) if severe or unresolved, else fading with age
     weight = np.where(
-        (sev >= 3) | ~resolved, 1.0, 0.15 * sev * np.power(0.5, np.maximum(age, 0) / 365)
+        excludes(violations.columns["severity"], resolved),
+        1.0,
+        0.15 * sev * np.power(0.5, np.maximum(age, 0) / 365),
     )
     out: dict[str, F64] = {}
+    notes: dict[str, list[list[str]]] = {}
     for label, table in (("Talent", talents), ("Merchant", merchants), ("Product", products)):
         e = g.edge("HAS_VIOLATION", label)
         r = np.zeros(len(table))
         np.add.at(r, e.src, weight[e.dst])
         out[label] = np.minimum(r, 1.0)
-        if label == "Talent":
-            notes: list[list[str]] = [[] for _ in range(len(table))]
-            for s, d in zip(e.src, e.dst, strict=True):
-                state = "resolved" if resolved[d] else "unresolved"
-                notes[s].append(
-                    f"{violations.columns['severity'][d]} {state} violation "
-                    f"{violations.ids[d]} ({violations.columns['time'][d]})"
-                )
+        notes[label] = [[] for _ in range(len(table))]
+        for s, d in zip(e.src, e.dst, strict=True):
+            state = "resolved" if resolved[d] else "unresolved"
+            what = f" {kind[d]}" if kind[d] else ""
+            notes[label][s].append(
+                f"{violations.columns['severity'][d]} {state}{what} violation "
+                f"{violations.ids[d]} ({violations.columns['time'][d]})"
+            )
+    own = out["Talent"]
+    t_notes = notes["Talent"]
+    penalty = np.zeros(len(talents))
     # propagation: the mean risk of what the talent promoted, at a quarter weight
     if len(promoted):
+        seller = merch_of_product[promoted.dst]
         pr = np.maximum(
             out["Product"][promoted.dst],
-            out["Merchant"][np.maximum(merch_of_product[promoted.dst], 0)],
+            np.where(seller >= 0, out["Merchant"][np.maximum(seller, 0)], 0.0),
         )
         acc = np.zeros(len(talents))
         cnt = np.zeros(len(talents))
@@ -649,8 +705,36 @@ def _risk(g: MarketGraph, merch_of_product: I64, today: date) -> tuple[F64, list
         np.add.at(cnt, promoted.src, 1.0)
         spill = 0.25 * np.divide(acc, cnt, out=np.zeros_like(acc), where=cnt > 0)
         for t in np.nonzero(spill > 0)[0]:
-            notes[t].append(f"promoted flagged products or merchants (risk {spill[t]:.2f})")
-        talent = np.where(out["Talent"] >= 1.0, 1.0, np.minimum(out["Talent"] + spill, 0.99))
-    else:
-        talent = out["Talent"]
-    return talent, notes, out["Merchant"]
+            t_notes[t].append(f"promoted flagged products or merchants (risk {spill[t]:.2f})")
+        penalty += spill
+    # an agency whose roster keeps violating: its talents share its excluded share
+    agency = np.full(len(talents), -1, dtype=np.int64)
+    agency[signed.src] = signed.dst
+    share, bad, roster = agency_violation_share(own >= 1.0, agency, len(agencies))
+    flagged = agency_flagged(share, bad)
+    of_flagged = np.zeros(len(talents), dtype=bool)
+    of_flagged[agency >= 0] = flagged[agency[agency >= 0]]
+    for t in np.nonzero(of_flagged)[0]:
+        a = int(agency[t])
+        penalty[t] += AGENCY_PENALTY * share[a]
+        t_notes[t].append(agency_note(str(agencies.ids[a]), int(bad[a]), int(roster[a])))
+    talent = np.where(own >= 1.0, 1.0, np.minimum(own + penalty, 0.99))
+    # fake engagement: the measured active audience overstates the real one
+    e = g.edge("HAS_VIOLATION", "Talent")
+    fake = is_fake_engagement(kind)
+    factor = fake_engagement_factor(
+        e.src, fake[e.dst], resolved[e.dst], age[e.dst].astype(np.float64), len(talents)
+    )
+    for t in np.nonzero(factor < 1.0)[0]:
+        t_notes[t].append(
+            f"fake-engagement violations: audience quality counted at {factor[t]:.0%}"
+        )
+    return _Risk(
+        talent,
+        t_notes,
+        out["Merchant"],
+        notes["Merchant"],
+        out["Product"],
+        notes["Product"],
+        factor,
+    )

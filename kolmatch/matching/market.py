@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from kolmatch.errors import BadArgument
 from kolmatch.matching.assign import (
@@ -16,6 +17,7 @@ from kolmatch.matching.assign import (
     solve_assignment,
 )
 from kolmatch.matching.availability import Window
+from kolmatch.matching.eligibility import merchant_eligibility
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.lagrangian import MAX_CANDIDATES, solve_assignment_lagrangian
 from kolmatch.matching.stable import (
@@ -49,9 +51,10 @@ class MarketAssignment:
     build_seconds: float  # candidate generation time
     candidates: int  # candidate pairs
     merchants_served: int
-    merchants_below_minimum: list[str]
+    merchants_below_minimum: list[str]  # of those taking part (eligible, in the campaign)
     minimums_relaxed: bool
-    left_out_merchants: dict[str, int]  # merchants with no candidates, by reason
+    left_out_merchants: dict[str, int]  # merchants with no candidates, by reason (compliance,
+    # not in the campaign, no eligible products, ...: build_assignment)
     blocking_pairs: int | None = None  # for the stable option and on request
 
 
@@ -75,7 +78,9 @@ def assign_market(
     candidates
         Candidate talents per merchant (the sparse candidate set).
     campaign
-        Assign for this campaign's window; default the coming period.
+        Assign for this campaign's window, among the merchants that joined it (the others
+        are counted in ``left_out_merchants`` as ``not in the campaign``, as ``match`` and
+        ``plan`` refuse them); default the coming period, every merchant.
     agency_cap
         Most talents of one agency per merchant (None: no limit).
     method
@@ -86,7 +91,9 @@ def assign_market(
         ``lagrangian``. ``stable``: deferred acceptance over the same candidates, each side choosing
         greedily within its limits (merchants: budget and most talents; talents: free
         slots, never two competitors); minimums and the agency cap are not part of the
-        stable model (docs/optimisation.md).
+        stable model (docs/optimisation.md). Every method assigns only eligible merchants,
+        talents and products (:mod:`kolmatch.matching.eligibility`): they share the
+        candidates of :func:`~kolmatch.matching.assign.build_assignment`.
     proposing
         For ``stable``: ``merchants`` or ``talents`` propose.
     time_limit, rel_gap
@@ -129,7 +136,14 @@ def assign_market(
     else:
         sol = solve_assignment_lagrangian(p, time_limit=time_limit)
     solved = time.perf_counter() - t0 - built
-    return _to_ids(f, p, sol, window, built, solved, left_out, blocking_pairs(mk, sol.chosen))
+    # merchants outside the campaign or excluded for compliance take no part: none of them is
+    # "below its minimum"
+    taking_part = merchant_eligibility(f).ok
+    if campaign is not None:
+        taking_part &= f.merchant_campaigns[:, f.campaign_row(campaign)].toarray().ravel() > 0
+    return _to_ids(
+        f, p, sol, window, built, solved, left_out, taking_part, blocking_pairs(mk, sol.chosen)
+    )
 
 
 def _two_sided(f: MarketFeatures, p: AssignmentProblem) -> TwoSidedMarket:
@@ -154,6 +168,7 @@ def _to_ids(
     built: float,
     solved: float,
     left_out: dict[str, int],
+    taking_part: NDArray[np.bool_],
     blocking: int | None = None,
 ) -> MarketAssignment:
     idx = np.nonzero(sol.chosen)[0]
@@ -168,7 +183,7 @@ def _to_ids(
     ]
     count = np.bincount(p.pair_merchant[idx], minlength=len(f.merchant_ids))
     mins = np.nan_to_num(f.merchant_min_talents, nan=0.0)
-    below = [str(f.merchant_ids[m]) for m in np.nonzero(count < mins)[0]]
+    below = [str(f.merchant_ids[m]) for m in np.nonzero(taking_part & (count < mins))[0]]
     return MarketAssignment(
         window=str(window),
         pairs=pairs,

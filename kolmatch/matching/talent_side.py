@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kolmatch.errors import NotEligible
+from kolmatch.matching.eligibility import (
+    merchant_eligibility,
+    product_eligibility,
+    talent_eligibility,
+)
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import expected_orders
 
@@ -18,8 +24,8 @@ class MerchantLead:
 
     merchant: str
     rank: int
-    expected_gmv: float  # per collaboration, mean over the merchant's products
-    best_product: str
+    expected_gmv: float  # per collaboration, mean over the merchant's eligible products
+    best_product: str  # an eligible product (docs/scoring.md, "Compliance")
     best_product_gmv: float
     roi: float | None  # expected GMV / the talents' fees; None where no fee is on record
     customers_reached: int  # the merchant's customers in the talents' (united) audience
@@ -34,8 +40,12 @@ def recommend_merchants(
     Uses the same expected-orders model as merchant-side matching, so both sides agree. Where
     the market has no collaboration outcomes to estimate GMV from, and among equal GMV, the
     merchants whose customers the talents reach most come first (then by id). A talent named
-    twice counts once. Merchants excluded for compliance (risk 1) are left out; so are talents
-    excluded.
+    twice counts once.
+
+    Compliance (:mod:`kolmatch.matching.eligibility`): merchants excluded are left out; so are
+    products that are not eligible (the lead product and the mean GMV are over the eligible
+    ones, and a merchant none of whose products is eligible is left out). Talents of a roster
+    who are excluded are left out of it; if every talent named is, :class:`NotEligible`.
 
     Parameters
     ----------
@@ -50,6 +60,8 @@ def recommend_merchants(
     ------
     UnknownId
         If a talent is not in the graph.
+    NotEligible
+        If every talent named is excluded for compliance (the first one's reason).
     ValueError
         If ``top`` is not positive or the list is empty.
     """
@@ -57,13 +69,13 @@ def recommend_merchants(
         raise ValueError(f"top must be at least 1, got {top}")
     if not talent_ids:
         raise ValueError("talent_ids is empty")
-    rows = []
-    for t in dict.fromkeys(talent_ids):  # a roster is a set: the same talent once
-        i = f.talent_row(t)
-        if f.talent_risk[i] < 1.0:
-            rows.append(i)
+    named = [f.talent_row(t) for t in dict.fromkeys(talent_ids)]  # a roster: each talent once
+    talents = talent_eligibility(f)
+    rows = [i for i in named if talents.ok[i]]
     if not rows:
-        return []
+        others = len(named) - 1
+        also = f"; so are the other {others} talents named" if others else ""
+        raise NotEligible("Talent", str(f.talent_ids[named[0]]), talents.reason(named[0]) + also)
     idx = np.array(rows)
     all_products = np.arange(len(f.product_price))
     orders, _ = expected_orders(f, idx, all_products)
@@ -73,9 +85,12 @@ def recommend_merchants(
     # the merchants' customers among the talents' audience members (each user once)
     members = np.zeros(f.users, dtype=bool)
     members[np.unique(f.audience[idx].indices)] = True
+    merchant_ok = merchant_eligibility(f).ok
+    product_ok = product_eligibility(f).ok
     leads = []
-    for m, prods in enumerate(f.merchant_products):
-        if len(prods) == 0 or f.merchant_risk[m] >= 1.0:
+    for m, catalogue in enumerate(f.merchant_products):
+        prods = catalogue[product_ok[catalogue]]
+        if len(prods) == 0 or not merchant_ok[m]:
             continue
         best = int(prods[np.argmax(gmv_p[prods])])
         buyers = f.merchant_buyers[m].indices

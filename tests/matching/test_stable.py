@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kolmatch.errors import BadArgument
+from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.market import assign_market
 from kolmatch.matching.stable import (
     TwoSidedMarket,
     _Chooser,
@@ -171,3 +174,22 @@ def test_a_value_optimal_matching_can_be_unstable() -> None:
 def test_unknown_side() -> None:
     with pytest.raises(BadArgument, match="--proposing"):
         deferred_acceptance(_market(1, limits=False), proposing="agencies")
+
+
+@pytest.mark.parametrize("proposing", ["merchants", "talents"])
+def test_the_stable_option_keeps_to_eligible_campaign_merchants(
+    tiny_features: MarketFeatures, proposing: str
+) -> None:
+    f = tiny_features
+    g = int(np.argmax(np.asarray(f.merchant_campaigns.sum(axis=0)).ravel()))
+    joined = f.merchant_campaigns[:, g].toarray().ravel() > 0
+    first = int(np.nonzero(joined)[0][0])
+    risk = f.merchant_risk.copy()
+    risk[first] = 1.0  # one of the campaign's merchants is excluded for compliance
+    h = replace(f, merchant_risk=risk)
+    a = assign_market(
+        h, candidates=5, campaign=str(f.campaign_ids[g]), method="stable", proposing=proposing
+    )
+    served = {h.merchant_row(m) for m, _, _, _ in a.pairs}
+    assert served and all(joined[m] for m in served) and first not in served
+    assert a.blocking_pairs == 0
