@@ -1,7 +1,14 @@
-"""Query limits checked before execution: depth, aliases, and the cost of list fields."""
+"""Request limits: depth, aliases and the cost of list fields (checked before execution), and
+per-key rate limits (token buckets, HTTP 429)."""
 
 from __future__ import annotations
 
+import hashlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +24,10 @@ from graphql import (
     ValidationRule,
 )
 
-__all__ = ["Limits", "limit_rules"]
+from kolmatch.api.errors import RateLimited
+from kolmatch.errors import BadArgument
+
+__all__ = ["Limits", "RateLimiter", "limit_rules"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,116 @@ class Limits:
     max_body_bytes: int = 64 * 1024
     max_batch: int = 10
     timeout_s: float = 10.0
+    #: operations per second and burst per API key of a merchant or an agency (0: no limit)
+    rate_per_s: float = 20.0
+    burst: int = 100
+    #: the same for internal keys: tools that read many merchants at once
+    internal_rate_per_s: float = 200.0
+    internal_burst: int = 400
+
+    def __post_init__(self) -> None:
+        for name, rate, burst in (
+            ("KOLMATCH_RATE", self.rate_per_s, self.burst),
+            ("KOLMATCH_INTERNAL_RATE", self.internal_rate_per_s, self.internal_burst),
+        ):
+            if not math.isfinite(rate) or rate < 0:
+                raise BadArgument(f"{name}_PER_S", f"must be a finite rate >= 0, got {rate}")
+            if rate > 0 and burst < self.max_batch:
+                # a full batch must fit in the bucket, or it could never be served
+                raise BadArgument(
+                    f"{name}_BURST",
+                    f"must be at least the batch size {self.max_batch}, got {burst}",
+                )
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Limits:
+        """Defaults, with the rate limits from the environment where set.
+
+        ``KOLMATCH_RATE_PER_S`` and ``KOLMATCH_RATE_BURST`` (merchant and agency keys),
+        ``KOLMATCH_INTERNAL_RATE_PER_S`` and ``KOLMATCH_INTERNAL_RATE_BURST`` (internal keys);
+        a rate of 0 turns that limit off.
+
+        Raises
+        ------
+        BadArgument
+            If a value is not a number (naming the variable) or is out of range.
+
+        Examples
+        --------
+        >>> Limits.from_env({"KOLMATCH_RATE_PER_S": "5", "KOLMATCH_RATE_BURST": "20"}).rate_per_s
+        5.0
+        """
+        env = os.environ if environ is None else environ
+        kw: dict[str, Any] = {}
+        for var, field, kind in (
+            ("KOLMATCH_RATE_PER_S", "rate_per_s", float),
+            ("KOLMATCH_RATE_BURST", "burst", int),
+            ("KOLMATCH_INTERNAL_RATE_PER_S", "internal_rate_per_s", float),
+            ("KOLMATCH_INTERNAL_RATE_BURST", "internal_burst", int),
+        ):
+            text = env.get(var)
+            if text is None or not text.strip():
+                continue
+            try:
+                kw[field] = kind(text)
+            except ValueError:
+                raise BadArgument(var, f"expected a number, got {text!r}") from None
+        return cls(**kw)
+
+
+class RateLimiter:
+    """A token bucket per API key: ``rate`` operations a second, up to ``burst`` at once.
+
+    Buckets are keyed by a digest of the key (the key itself is not kept), and exist only
+    for keys that authenticated, so their number is bounded by the configured keys. They
+    live in the server process: with ``--workers N`` each process has its own.
+
+    Examples
+    --------
+    >>> now = [0.0]
+    >>> rl = RateLimiter(Limits(rate_per_s=1, burst=10), clock=lambda: now[0])
+    >>> rl.take("k", internal=False, n=10)
+    >>> try:
+    ...     rl.take("k", internal=False)
+    ... except RateLimited as exc:
+    ...     print(exc.retry_after)
+    1
+    >>> now[0] = 1.0
+    >>> rl.take("k", internal=False)
+    """
+
+    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[bytes, tuple[float, float]] = {}  # digest -> (tokens, when)
+
+    def take(self, key: str, *, internal: bool, n: int = 1) -> None:
+        """Spend ``n`` operations of ``key``'s budget.
+
+        Raises
+        ------
+        RateLimited
+            If the bucket holds fewer than ``n``; nothing is spent, and ``retry_after`` says
+            in how many whole seconds it will hold ``n``.
+        """
+        lim = self._limits
+        rate, burst = (
+            (lim.internal_rate_per_s, lim.internal_burst)
+            if internal
+            else (lim.rate_per_s, lim.burst)
+        )
+        if rate <= 0:
+            return
+        digest = hashlib.sha256(key.encode()).digest()
+        with self._lock:
+            now = self._clock()
+            tokens, when = self._buckets.get(digest, (float(burst), now))
+            tokens = min(float(burst), tokens + (now - when) * rate)
+            if tokens < n:
+                self._buckets[digest] = (tokens, now)
+                raise RateLimited(max(1, math.ceil((n - tokens) / rate)), rate, burst)
+            self._buckets[digest] = (tokens - n, now)
 
 
 def _first(field: FieldNode, max_page: int) -> int:

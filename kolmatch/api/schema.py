@@ -20,7 +20,7 @@ from kolmatch.api.types.common import (
 )
 from kolmatch.api.types.merchant import Match, Merchant, MerchantRef, merchant_ref, to_match
 from kolmatch.api.types.talent import Talent, TalentRef, talent_ref
-from kolmatch.errors import BadArgument, UnknownId
+from kolmatch.errors import BadArgument, Conflict, KolmatchError, UnknownId
 from kolmatch.graph.model import tier_of
 from kolmatch.matching.market import METHODS, assign_market
 from kolmatch.matching.score import match_merchant
@@ -33,6 +33,20 @@ MerchantConnection = connection("Merchant", Merchant)
 def _internal(ctx: RequestContext, what: str) -> None:
     if not ctx.principal.internal:
         raise Forbidden(f"{what} is for internal tools only")
+
+
+def _actor(ctx: RequestContext) -> str:
+    """Who writes, as the audit log records it: the principal's role and id, never its key."""
+    return str(ctx.principal)
+
+
+def _internal_write(ctx: RequestContext, action: str, target: str | None, sent: Any) -> None:
+    """Refuse (and audit) a mutation for internal tools asked by anyone else."""
+    if not ctx.principal.internal:
+        exc = Forbidden(f"{action} is for internal tools only")
+        entry = {"actor": _actor(ctx), "action": action, "target": target, "input": sent}
+        ctx.service.record_refusal(entry, exc)
+        raise exc
 
 
 class PrincipalType(graphene.ObjectType):
@@ -64,6 +78,8 @@ class Campaign(graphene.ObjectType):
 
 
 class MatchList(graphene.ObjectType):
+    """One merchant's list in ``matchLists``; null (with an error at its index) if refused."""
+
     merchant = graphene.ID(required=True)
     matches = graphene.List(graphene.NonNull(Match), required=True)
 
@@ -116,8 +132,9 @@ class Query(graphene.ObjectType):
     )
     campaigns = graphene.List(graphene.NonNull(Campaign), required=True)
     match_lists = graphene.List(
-        graphene.NonNull(MatchList),
-        required=True,
+        MatchList,
+        description="one list per id, in order; an id that fails (unknown, not eligible) is "
+        "null at its index with its own error, and the other lists are answered",
         merchant_ids=graphene.List(graphene.NonNull(graphene.ID), required=True),
         first=graphene.Int(required=True, default_value=10),
     )
@@ -211,24 +228,22 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_match_lists(
         root: Any, info: Any, merchant_ids: list[str], first: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[str, Any] | KolmatchError]:
         ctx = context(info)
         _internal(ctx, "matchLists")
         if len(merchant_ids) > ctx.limits.max_page:
             raise BadArgument("merchantIds", f"at most {ctx.limits.max_page} merchants per request")
         page_size(first, ctx.limits)
-        return [
-            {
-                "merchant": m,
-                "matches": [
-                    to_match(ctx, x)
-                    for x in match_merchant(
-                        ctx.snap.features, m, top=first, rankings=ctx.snap.rankings
-                    )
-                ],
-            }
-            for m in merchant_ids
-        ]
+        out: list[dict[str, Any] | KolmatchError] = []
+        for m in merchant_ids:
+            try:
+                ranked = match_merchant(ctx.snap.features, m, top=first, rankings=ctx.snap.rankings)
+                out.append({"merchant": m, "matches": [to_match(ctx, x) for x in ranked]})
+            except KolmatchError as exc:
+                # graphql-core raises an item that is an exception at that item's path: the
+                # error names the id, the other merchants' lists are answered
+                out.append(exc)
+        return out
 
     @staticmethod
     def resolve_assignment(root: Any, info: Any, input: dict[str, Any] | None = None) -> Any:
@@ -281,20 +296,36 @@ class RecordCollaboration(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any, input: dict[str, Any]) -> RecordCollaboration:
         ctx = context(info)
-        if not ctx.principal.internal:
+        p = ctx.principal
+        if not p.internal:
             seller = ctx.snap.product_merchant.get(input["product"])
-            if seller is None or not ctx.principal.is_merchant(seller):
-                raise Forbidden("recording a collaboration is for the product's merchant")
-        snap = ctx.service.record_collaboration(
-            collab_id=input["id"],
-            talent=input["talent"],
-            product=input["product"],
-            gmv=input["gmv"],
-            orders=input["orders"],
-            fee=input["fee"],
-            time=input["time"],
-            campaign=input.get("campaign"),
-        )
+            if seller is None or not p.is_merchant(seller):
+                exc = Forbidden("recording a collaboration is for the product's merchant")
+                entry = {
+                    "actor": _actor(ctx),
+                    "action": "recordCollaboration",
+                    "target": input["id"],
+                    "input": dict(input),
+                }
+                ctx.service.record_refusal(entry, exc)
+                raise exc
+        try:
+            snap = ctx.service.record_collaboration(
+                collab_id=input["id"],
+                talent=input["talent"],
+                product=input["product"],
+                gmv=input["gmv"],
+                orders=input["orders"],
+                fee=input["fee"],
+                time=input["time"],
+                campaign=input.get("campaign"),
+                actor=_actor(ctx),
+            )
+        except Conflict as exc:
+            if p.internal or (exc.owner is not None and p.is_merchant(exc.owner)):
+                raise
+            # another merchant's collaboration holds the id: say it is taken, nothing of it
+            raise Conflict(exc.what, exc.key, []) from None
         ctx.snap = snap
         return RecordCollaboration(
             talent=TalentRef(input["talent"], snap.features.talent_row(input["talent"])),
@@ -322,7 +353,7 @@ class FlagViolation(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any, input: dict[str, Any]) -> FlagViolation:
         ctx = context(info)
-        _internal(ctx, "flagViolation")
+        _internal_write(ctx, "flagViolation", input["id"], dict(input))
         snap = ctx.service.flag_violation(
             violation_id=input["id"],
             label=input["label"],
@@ -330,6 +361,7 @@ class FlagViolation(graphene.Mutation):
             kind=input["kind"],
             severity=input["severity"],
             time=input["time"],
+            actor=_actor(ctx),
         )
         return FlagViolation(version=snap.version)
 
@@ -343,8 +375,8 @@ class ResolveViolation(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any, id: str) -> ResolveViolation:
         ctx = context(info)
-        _internal(ctx, "resolveViolation")
-        ctx.snap = ctx.service.resolve_violation(id)
+        _internal_write(ctx, "resolveViolation", id, {"id": id})
+        ctx.snap = ctx.service.resolve_violation(id, actor=_actor(ctx))
         return ResolveViolation(version=ctx.snap.version)
 
 
@@ -354,8 +386,8 @@ class RefreshFeatures(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any) -> RefreshFeatures:
         ctx = context(info)
-        _internal(ctx, "refreshFeatures")
-        ctx.snap = ctx.service.refresh()
+        _internal_write(ctx, "refreshFeatures", None, {})
+        ctx.snap = ctx.service.refresh(actor=_actor(ctx))
         return RefreshFeatures(version=ctx.snap.version)
 
 

@@ -103,7 +103,9 @@ def api(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
         f"agency:{other}": "k-agency2",
     }
     ring = KeyRing({k: Principal.parse(p) for p, k in keys.items()})
-    app = create_app(service, ring, production=False, limits=Limits(timeout_s=60))
+    # no rate limit here: the sweeps send thousands of requests a key (tests/api/test_limits.py)
+    limits = Limits(timeout_s=60, rate_per_s=0, internal_rate_per_s=0)
+    app = create_app(service, ring, production=False, limits=limits)
     url, server, thread = serve(app)
     by_name = {
         "internal": "k-internal",

@@ -4,7 +4,9 @@ For each private field and each way of reaching it (directly, under an alias,
 in a named or inline fragment, through variables, as the second request of a
 batch, and nested under lists and other objects), the sweep queries as each
 kind of principal and walks the whole answer: a private value appears only on
-an object the principal owns, and every refusal is a FORBIDDEN error.
+an object the principal owns, every refusal is a FORBIDDEN error at the refused
+field's path, and the refusal nulls that field alone: the object is there with
+its sibling fields (``id``, ``name``) answered.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ PRIVATE = {
         "capacity": "capacity",
         "bookings": "bookings { merchant }",
         "recommendedMerchants": "recommendedMerchants(first: 2) { merchant }",
+        "collaborators": "collaborators(first: 2)",
     },
     "Merchant": {
         "matches": "matches(first: 2) { totalCount }",
@@ -43,11 +46,11 @@ PRIVATE = {
 }
 #: ways to reach an object of each type; {x} is the object's id, {own} the principal's own
 #: merchant / a talent of its roster, {f} the field selection.
-OBJ = "{{ __typename id {f} }}"  # every reached object says its type and id
+OBJ = "{{ __typename id name {f} }}"  # every reached object says its type, id and name
 PATHS = {
     "Talent": {
         "direct": '{{ talent(id: "{x}") ' + OBJ + " }}",
-        "alias": '{{ t: talent(id: "{x}") {{ __typename id secret: {f} }} }}',
+        "alias": '{{ t: talent(id: "{x}") {{ __typename id name secret: {f} }} }}',
         "fragment": "fragment F on Talent " + OBJ + ' {{ talent(id: "{x}") {{ ...F }} }}',
         "inline fragment": '{{ talent(id: "{x}") {{ ... on Talent ' + OBJ + " }} }}",
         "variables": "query($x: ID!) {{ talent(id: $x) " + OBJ + " }}",
@@ -64,7 +67,7 @@ PATHS = {
     },
     "Merchant": {
         "direct": '{{ merchant(id: "{x}") ' + OBJ + " }}",
-        "alias": '{{ m: merchant(id: "{x}") {{ __typename id secret: {f} }} }}',
+        "alias": '{{ m: merchant(id: "{x}") {{ __typename id name secret: {f} }} }}',
         "fragment": "fragment F on Merchant " + OBJ + ' {{ merchant(id: "{x}") {{ ...F }} }}',
         "inline fragment": '{{ merchant(id: "{x}") {{ ... on Merchant ' + OBJ + " }} }}",
         "variables": "query($x: ID!) {{ merchant(id: $x) " + OBJ + " }}",
@@ -72,7 +75,7 @@ PATHS = {
     },
     "Agency": {
         "direct": '{{ agency(id: "{x}") ' + OBJ + " }}",
-        "alias": '{{ a: agency(id: "{x}") {{ __typename id secret: {f} }} }}',
+        "alias": '{{ a: agency(id: "{x}") {{ __typename id name secret: {f} }} }}',
         "fragment": "fragment F on Agency " + OBJ + ' {{ agency(id: "{x}") {{ ...F }} }}',
         "inline fragment": '{{ agency(id: "{x}") {{ ... on Agency ' + OBJ + " }} }}",
         "variables": "query($x: ID!) {{ agency(id: $x) " + OBJ + " }}",
@@ -170,13 +173,17 @@ def test_no_private_field_leaks_through_any_path(api: Api, ledger: Any) -> None:
         if bad_codes:
             problems.append(f"{who} {query}: unexpected errors {bad_codes}")
         forbidden_paths = {tuple(e["path"]) for e in errors}
+        reached = 0
         for path, obj in _objects(out.get("data")):
             if obj["__typename"] != kind:
                 continue
             key = "secret" if pname == "alias" else fname
             if key not in obj:
                 continue
+            reached += 1
             owned = _owns(api, who, kind, obj["id"])
+            if obj["id"] is None or obj["name"] is None:
+                problems.append(f"{who}: {kind} {fname} via {pname}: siblings not answered {obj}")
             if obj[key] is not None and not owned:
                 leaks += 1
                 problems.append(f"LEAK {who} saw {kind} {obj['id']}.{fname} via {pname}")
@@ -186,6 +193,14 @@ def test_no_private_field_leaks_through_any_path(api: Api, ledger: Any) -> None:
                     problems.append(f"{who}: {kind} {obj['id']}.{fname} via {pname}: no FORBIDDEN")
             elif obj[key] is None and fname not in ("bookings", "capacity", "commissionRate"):
                 problems.append(f"{who} was refused its own {kind} {obj['id']}.{fname} via {pname}")
+        unsigned = pname == "another agency's roster" and not any(
+            x in r for r in api.service.snapshot.agency_roster.values()
+        )
+        if not reached and not unsigned:  # an unsigned talent has no agency, no roster
+            # a refusal that nulled its parent would hide the object from the walk above
+            problems.append(
+                f"{who}: {kind}.{fname} via {pname}: no {kind} answered: {str(out)[:300]}"
+            )
     client.close()
     for what, ways in paths.items():
         ledger.case(SECTION, what).note(f"{len(ways)} paths: {', '.join(sorted(ways))}")
