@@ -109,7 +109,15 @@ NODES: tuple[NodeSpec, ...] = (
             Field(
                 "followers", INT, doc="follower count the platform reports (may include inactive)"
             ),
-            Field("fee", F, doc="fee in yuan for one collaboration"),
+            Field(
+                "fee", F, doc="negotiated fee in yuan for one collaboration (private: docs/api.md)"
+            ),
+            Field(
+                "list_price",
+                F,
+                doc="the talent's public quote in yuan for one collaboration (its rate card); "
+                "shown to merchants in match lists and plans",
+            ),
             Field("commission_rate", F, doc="share of GMV the talent takes, 0..1"),
             Field("capacity", INT, doc="collaboration slots per period"),
             Field("region", S, doc="home region"),

@@ -136,6 +136,9 @@ DAYS = 546  # to 2026-06-30: the market's history window
 DATES = [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
 #: Expected competitors per merchant among merchants of its main category.
 COMPETITORS_PER_MERCHANT = 4.0
+#: A talent's list price (public quote) is its negotiated fee / a discount drawn per talent,
+#: uniform in this range: merchants pay 60-90% of the quote (docs/data-format.md).
+LIST_PRICE_DISCOUNT = (0.6, 0.9)
 GENDERS = np.array(["f", "m", "u"])
 AGE_BANDS = np.array(["18-23", "24-30", "31-40", "41-50", "50+"])
 AGE_LOG_PRICE_SHIFT = np.array([-0.4, -0.1, 0.15, 0.25, 0.1])
@@ -600,13 +603,17 @@ class _Market:
         capacity = rng.integers(2, 9, T)
         regions = np.array(["East", "North", "South", "West", "Central"])
         region = regions[rng.integers(0, 5, T)]
+        # the public quote (rate card) is above what merchants end up paying: fee / discount,
+        # the discount drawn per talent from its own stream, so nothing else the seed draws moves
+        self.talent_discount = self.rng(7, 1).uniform(*LIST_PRICE_DISCOUNT, T)
+        list_price = np.round(fee / self.talent_discount, -1)
         w = self.w
-        w.header("talent", "id,name,followers,fee,commission_rate,capacity,region")
+        w.header("talent", "id,name,followers,fee,list_price,commission_rate,capacity,region")
         w.rows(
             "talent",
             (
-                f"t{t},Talent {t},{followers[t]},{fee[t]:.0f},{commission[t]:.2f},"
-                f"{capacity[t]},{region[t]}"
+                f"t{t},Talent {t},{followers[t]},{fee[t]:.0f},{list_price[t]:.0f},"
+                f"{commission[t]:.2f},{capacity[t]},{region[t]}"
                 for t in range(T)
             ),
         )

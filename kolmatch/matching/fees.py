@@ -1,4 +1,10 @@
-"""Talent fees for planning: the fee on record, else an estimate from the market's own quotes."""
+"""Talent prices: the list price merchants see (else an estimate from the market's own quotes).
+
+A talent's negotiated ``fee`` is private (docs/api.md, "Policy"); what a merchant sees, in match
+lists, affordability and plans, is its public ``list_price``, or where it quotes none an
+estimate from the other list prices per follower (:func:`merchant_prices`). Estimates never
+use negotiated fees: the median fee per follower is one talent's own ratio.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DEFAULT_FEE_PER_FOLLOWER", "MIN_ESTIMATED_FEE", "TalentFees", "talent_fees"]
+from kolmatch.matching.features import MarketFeatures
+
+__all__ = [
+    "DEFAULT_FEE_PER_FOLLOWER",
+    "MIN_ESTIMATED_FEE",
+    "TalentFees",
+    "merchant_prices",
+    "talent_fees",
+]
 
 F64 = NDArray[np.float64]
 
@@ -44,7 +58,7 @@ class TalentFees:
     rule: str
 
 
-def talent_fees(fee: F64, followers: F64, audience_size: F64) -> TalentFees:
+def talent_fees(fee: F64, followers: F64, audience_size: F64, *, quote: str = "fee") -> TalentFees:
     """The fee on record where there is one (finite, > 0), else an estimate by audience size.
 
     The estimate is ``per_follower x size``, no less than a floor, where:
@@ -64,6 +78,8 @@ def talent_fees(fee: F64, followers: F64, audience_size: F64) -> TalentFees:
         (T,) platform-reported followers, NaN where unknown.
     audience_size
         (T,) audience in the graph (``MarketFeatures.talent_audience_size``).
+    quote
+        What ``fee`` holds, for the rule's wording ("fee", "list price").
 
     Examples
     --------
@@ -92,15 +108,34 @@ def talent_fees(fee: F64, followers: F64, audience_size: F64) -> TalentFees:
         rate = float(np.median(fee[quoted] / size[quoted]))
         floor = float(fee[known].min())
         rule = (
-            f"¥{rate:.4g} per platform follower: the median fee per follower of the "
-            f"{int(quoted.sum()):,} talents with a fee on record (at least ¥{floor:,.0f}, "
-            "the cheapest fee on record)"
+            f"¥{rate:.4g} per platform follower: the median {quote} per follower of the "
+            f"{int(quoted.sum()):,} talents with a {quote} on record (at least ¥{floor:,.0f}, "
+            f"the cheapest {quote} on record)"
         )
     else:
         rate, floor = DEFAULT_FEE_PER_FOLLOWER, MIN_ESTIMATED_FEE
         rule = (
             f"¥{rate:g} per platform follower (DEFAULT_FEE_PER_FOLLOWER, the generated "
-            f"market's fee model; at least ¥{floor:,.0f}): no fee is on record in this market"
+            f"market's fee model; at least ¥{floor:,.0f}): no {quote} is on record in this "
+            "market"
         )
     estimate = np.maximum(rate * size, floor)
     return TalentFees(np.where(known, fee, estimate), ~known, rate, rule)
+
+
+def merchant_prices(f: MarketFeatures) -> TalentFees:
+    """What merchants see a talent cost: its list price, else an estimate from list prices.
+
+    :func:`talent_fees` over ``list_price``: where a talent quotes none, the median list price
+    per follower of those that do (:data:`DEFAULT_FEE_PER_FOLLOWER` if none does), marked
+    ``estimated``. Negotiated fees never enter: match lists, affordability and plans built on
+    these prices reveal nothing private (docs/api.md, "Policy").
+
+    Parameters
+    ----------
+    f
+        Market features.
+    """
+    return talent_fees(
+        f.talent_list_price, f.talent_followers, f.talent_audience_size, quote="list price"
+    )

@@ -21,7 +21,14 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-__all__ = ["PPR_ALPHA", "bipartite_ppr", "category_ppr_tails", "customer_ppr", "first_step"]
+__all__ = [
+    "PPR_ALPHA",
+    "bipartite_ppr",
+    "category_ppr_tails",
+    "customer_ppr",
+    "first_step",
+    "partner_walk",
+]
 
 F64 = NDArray[np.float64]
 
@@ -190,3 +197,41 @@ def customer_ppr(
     """
     head = first_step(by_user, customers, alpha=alpha)
     return head + np.asarray(category_mix @ tails, dtype=np.float64)
+
+
+def partner_walk(promotions: sp.csr_matrix, products: NDArray[np.int64], *, alpha: float) -> F64:
+    """A walk over past collaborations from ``products``: its talents' share after 1 and 3 steps.
+
+    The walk of :func:`bipartite_ppr` on the (products x talents) collaboration graph, seeded
+    uniformly on ``products``, truncated at three steps: product -> talent (who promoted it),
+    then talent -> product -> talent (who promoted what they promoted). Sparse vectors all the
+    way, so a merchant costs the collaborations it touches, not a pass over the market (at m
+    the converged solve cost ~200 ms a merchant). What is left out, walks of five or more
+    steps, weighs ``alpha^5 / (1 + alpha)`` of the walk at most (2% at 0.5).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> promo = sp.csr_matrix(np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+    >>> [round(float(x), 4) for x in partner_walk(promo, np.array([0]), alpha=0.5)]
+    [0.2969, 0.0156, 0.0]
+    """
+    n_p, n_t = promotions.shape
+    if len(products) == 0 or promotions.nnz == 0:
+        return np.zeros(n_t)
+    by_product = sp.csr_matrix(promotions, dtype=np.float64)
+    deg_p = np.asarray(by_product.sum(axis=1)).ravel()
+    by_talent = sp.csr_matrix(by_product.T)
+    deg_t = np.asarray(by_talent.sum(axis=1)).ravel()
+    seed = np.zeros(n_p)
+    seed[products] = 1.0 / len(products)
+    x = sp.csr_matrix(seed)  # (1, P), sparse: only the walk's support is touched
+
+    def step(v: sp.csr_matrix, m: sp.csr_matrix, deg: F64) -> sp.csr_matrix:
+        scaled = v.multiply(np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0))
+        return sp.csr_matrix(sp.csr_matrix(scaled) @ m)
+
+    t1 = step(x, by_product, deg_p)  # (1, T)
+    t3 = step(step(t1, by_talent, deg_t), by_product, deg_p)
+    out = (1 - alpha) * alpha * t1 + (1 - alpha) * alpha**3 * t3
+    return np.asarray(out.todense()).ravel()

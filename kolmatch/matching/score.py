@@ -1,4 +1,8 @@
-"""Score every talent for one merchant: signals as arrays, one weighted score, concrete evidence."""
+"""Score every talent for one merchant: signals as arrays, one weighted score, concrete evidence.
+
+Match lists are written for the merchant (kolmatch/policy.py): every signal, breakdown number and
+evidence line comes from values the merchant may see, so the same list is safe for every reader.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,34 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from kolmatch.errors import BadArgument
 from kolmatch.graph.model import AGE_BANDS, GENDERS
-from kolmatch.matching.availability import availability, planning_window
+from kolmatch.matching.availability import Availability, availability, planning_window
+from kolmatch.matching.eligibility import require_merchant
 from kolmatch.matching.features import MarketFeatures, price_fit
-from kolmatch.matching.personalised import bipartite_ppr, customer_ppr
+from kolmatch.matching.fees import merchant_prices
+from kolmatch.matching.personalised import PPR_ALPHA, customer_ppr, partner_walk
+from kolmatch.policy import (
+    MIN_DEMOGRAPHIC_AUDIENCE,
+    demographics_visible,
+    percentile,
+    percentile_band,
+)
 
 __all__ = [
     "DEFAULT_WEIGHTS",
     "SIGNALS",
+    "WHY_REASONS",
     "Match",
     "MerchantRankings",
     "MerchantSignals",
+    "WhyNot",
     "expected_orders",
     "match_merchant",
     "merchant_signals",
     "rank_merchants",
     "ranking_order",
+    "why_not",
 ]
 
 F64 = NDArray[np.float64]
@@ -69,6 +85,10 @@ class MerchantSignals:
     audience_quality: F64
     risk: F64
     excluded: NDArray[np.bool_]
+    price: F64  # (T,) what the merchant sees a talent cost: list price, else an estimate
+    price_estimated: NDArray[np.bool_]  # (T,) no list price quoted: ``price`` is an estimate
+    commission: float  # the commission the merchant's products offer, 0..1 (0 if none recorded)
+    demographics: NDArray[np.bool_]  # (T,) audience large enough to show demographics
 
     def as_dict(self) -> dict[str, F64]:
         return {
@@ -91,13 +111,21 @@ class MerchantSignals:
 
 @dataclass(frozen=True)
 class Match:
-    """One ranked talent with its score, signal breakdown and evidence."""
+    """One ranked talent with its score, signal breakdown, price and evidence.
+
+    ``price`` is the talent's list price (``price_estimated``: an estimate, none is quoted);
+    ``affordable`` says whether it is within the budget the list was made for (None: no
+    budget stated).
+    """
 
     talent: str
     rank: int
     score: float
     breakdown: dict[str, float]
     evidence: list[str] = field(default_factory=list)
+    price: float = float("nan")
+    price_estimated: bool = False
+    affordable: bool | None = None
 
 
 def expected_orders(
@@ -153,12 +181,20 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     affinity = customer_ppr(f.audience_by_user, customers, mix, f.category_ppr_tail)
     # talents close to those who promoted the merchant's products (a walk over past
     # collaborations: the merchant's side of the graph, there even without users)
-    seed = np.zeros(len(f.product_ids))
-    seed[prods] = 1.0
-    _, partners = bipartite_ppr(f.promotions, seed, tol=1e-8)
-    track = f.talent_track @ mix
-    fee = f.talent_fee
-    roi = np.divide(gmv, fee, out=np.zeros_like(gmv), where=np.nan_to_num(fee) > 0)
+    partners = partner_walk(f.promotions, prods, alpha=PPR_ALPHA)
+    # track record: shrunk mean GMV per collaboration in the merchant's categories, shown and
+    # scored as a percentile among talents: its yuan would reveal other merchants' GMV
+    track = percentile(f.talent_track @ mix)
+    # ROI on what the merchant sees and pays: the list price (else its estimate) plus the
+    # commission its own products offer on the expected GMV, never the private fee or terms
+    prices = merchant_prices(f)
+    commission = float(np.clip(np.nan_to_num(f.merchant_commission[m]), 0.0, 1.0))
+    cost = prices.fee + commission * gmv
+    roi = np.divide(gmv, cost, out=np.zeros_like(gmv), where=np.nan_to_num(cost) > 0)
+    # demographics of small audiences are not shown, nor scored: the market's mean instead
+    shown = np.array([demographics_visible(n) for n in np.diff(f.audience.indptr)], dtype=bool)
+    if not shown.all():
+        target = np.where(shown, target, float(target[shown].mean()) if shown.any() else 1.0)
     risk = f.talent_risk
     return MerchantSignals(
         merchant=m,
@@ -178,6 +214,10 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
         audience_quality=f.talent_active_share,
         risk=risk,
         excluded=risk >= 1.0,
+        price=prices.fee,
+        price_estimated=prices.estimated,
+        commission=commission,
+        demographics=shown,
     )
 
 
@@ -209,7 +249,7 @@ def combine(signals: MerchantSignals, weights: Mapping[str, float] | None = None
         + w["partner_affinity"] * _z(np.log1p(s.partner_affinity))
         + w["reach"] * _z(np.log1p(s.reach))
         + w["influence"] * _z(np.log(np.maximum(s.influence, 1e-12)))
-        + w["track_record"] * _z(np.log1p(s.track_record))
+        + w["track_record"] * _z(s.track_record)
         + w["roi"] * _z(np.log1p(s.roi))
         + w["audience_quality"] * _z(s.audience_quality)
         - w["risk"] * s.risk
@@ -225,7 +265,34 @@ def _yuan(x: float) -> str:
     return f"¥{x:.0f}"
 
 
-def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]) -> list[str]:
+@dataclass(frozen=True)
+class _Prices:
+    """What one list shows about money: each talent's price and the budget it is held to."""
+
+    price: F64
+    estimated: NDArray[np.bool_]
+    commission: float
+    budget: float  # NaN: none stated
+    demographics: NDArray[np.bool_]
+
+
+def _prices(f: MarketFeatures, merchant: int, budget: float | None) -> _Prices:
+    p = merchant_prices(f)
+    b = float(f.merchant_budget[merchant]) if budget is None else float(budget)
+    shown = np.array([demographics_visible(n) for n in np.diff(f.audience.indptr)], dtype=bool)
+    return _Prices(
+        p.fee,
+        p.estimated,
+        float(np.clip(np.nan_to_num(f.merchant_commission[merchant]), 0.0, 1.0)),
+        b if np.isfinite(b) and b > 0 else float("nan"),
+        shown,
+    )
+
+
+def _evidence(
+    f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float], money: _Prices
+) -> list[str]:
+    """What a match rests on, in the merchant's words and from what it may see (policy.py)."""
     mix = f.merchant_mix[merchant]
     top = int(np.argmax(mix))
     cat = str(f.category_names[top]) if len(f.category_names) else "its categories"
@@ -281,33 +348,42 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
     if f.talent_category_source[t] == 2:
         out.append("categories read from its audience (no content or promotions on record)")
     g, a = f.merchant_target_gender[merchant], f.merchant_target_age[merchant]
-    if g >= 0 or a >= 0:
-        who = " ".join(
-            x
-            for x in (
-                {"f": "women", "m": "men", "u": "of unstated gender"}[GENDERS[g]] if g >= 0 else "",
-                f"aged {AGE_BANDS[a]}" if a >= 0 else "",
+    if (g >= 0 or a >= 0) and size > 0:
+        if money.demographics[t]:
+            who = " ".join(
+                x
+                for x in (
+                    {"f": "women", "m": "men", "u": "of unstated gender"}[GENDERS[g]]
+                    if g >= 0
+                    else "",
+                    f"aged {AGE_BANDS[a]}" if a >= 0 else "",
+                )
+                if x
             )
-            if x
-        )
-        out.append(
-            f"{sig['target_fit']:.0%} of the audience are {who}, the merchant's stated target"
-        )
+            out.append(
+                f"{sig['target_fit']:.0%} of the audience are {who}, the merchant's stated target"
+            )
+        else:
+            out.append(
+                f"audience below {MIN_DEMOGRAPHIC_AUDIENCE} members: its demographics are not "
+                "shown (target fit counts as the market's mean)"
+            )
     n = f.talent_track_n[t]
     if n.sum() > 0:
         mask = mix > 0
-        g, k, nm = (
-            f.talent_track_gmv[t][mask].sum(),
-            int(n[mask].sum()),
-            int(f.talent_track_merchants[t][mask].sum()),
-        )
+        k, nm = int(n[mask].sum()), int(f.talent_track_merchants[t][mask].sum())
         collabs = (
             f"{k} collaboration{'s' if k > 1 else ''} with {nm} merchant{'s' if nm > 1 else ''}"
         )
         if k and f.gmv_rate <= 0:
             out.append(f"{collabs} in the merchant's categories (outcomes not recorded)")
         elif k:
-            out.append(f"{_yuan(g)} GMV in the merchant's categories over {collabs}")
+            # a percentile, not yuan: other merchants' GMV is theirs (policy.py)
+            p = sig["track_record"]
+            out.append(
+                f"{collabs} in the merchant's categories; GMV per collaboration in the "
+                f"{percentile_band(p)} of talents (percentile {p:.0f})"
+            )
         else:
             out.append(
                 f"{int(n.sum())} past collaboration{'s' if n.sum() > 1 else ''}, none in "
@@ -319,19 +395,24 @@ def _evidence(f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float]
             if f.talent_track_n.any()
             else "no collaborations on record in this market: track record is not measured"
         )
+    price = float(money.price[t])
+    quoted = (
+        f"an estimated price of {_yuan(price)} (no list price quoted)"
+        if money.estimated[t]
+        else f"a list price of {_yuan(price)}"
+    )
     if f.gmv_rate <= 0:
         out.append(
-            "no collaboration outcomes on record in this market: expected GMV is not estimated"
+            "no collaboration outcomes on record in this market: expected GMV is not estimated; "
+            f"{quoted}"
         )
     else:
         out.append(
-            f"expected GMV {_yuan(sig['expected_gmv'])} per collaboration"
-            + (
-                f" for a fee of {_yuan(f.talent_fee[t])} (ROI {sig['roi']:.1f}x)"
-                if np.isfinite(f.talent_fee[t])
-                else ""
-            )
+            f"expected GMV {_yuan(sig['expected_gmv'])} per collaboration for {quoted} plus "
+            f"{money.commission:.0%} commission (ROI {sig['roi']:.1f}x net of commission)"
         )
+    if np.isfinite(money.budget) and price > money.budget:
+        out.append(f"its price is above the budget of {_yuan(money.budget)}")
     if not f.engagement_observed and size > 0:
         out.append("no engagement recorded in this market: audience quality is not measured")
     elif sig["audience_quality"] < 0.4:
@@ -349,6 +430,7 @@ def _matches(
     rows: NDArray[np.int64],
     scores: F64,
     signals: list[dict[str, float]],
+    money: _Prices,
     extra: list[list[str]] | None = None,
 ) -> list[Match]:
     """Match objects for ranked talent rows: one construction for both ranking paths."""
@@ -359,7 +441,7 @@ def _matches(
             rank=r + 1,
             score=round(float(scores[r]), 4),
             breakdown={k: round(float(v), 4) for k, v in signals[r].items()},
-            evidence=_evidence(f, merchant, int(t), signals[r])
+            evidence=_evidence(f, merchant, int(t), signals[r], money)
             + (extra[r] if extra else [])
             + (
                 [
@@ -369,6 +451,11 @@ def _matches(
                 if ties[r]
                 else []
             ),
+            price=round(float(money.price[t]), 2),
+            price_estimated=bool(money.estimated[t]),
+            affordable=None
+            if not np.isfinite(money.budget)
+            else bool(money.price[t] <= money.budget),
         )
         for r, t in enumerate(rows)
     ]
@@ -434,6 +521,41 @@ def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
     return MerchantRankings(depth, rows, scores, signals, eligible)
 
 
+def _check_budget(budget: float | None) -> None:
+    if budget is not None and (not np.isfinite(budget) or budget <= 0):
+        raise BadArgument("budget", f"must be a positive amount of yuan, got {budget}")
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """One merchant's full ranking under the list's arguments, before the top cut."""
+
+    signals: MerchantSignals
+    score: F64  # -inf where left out (compliance, availability, budget)
+    order: NDArray[np.int64]  # eligible rows, best first
+    av: Availability | None
+    money: _Prices
+
+
+def _rank(
+    f: MarketFeatures,
+    i: int,
+    weights: Mapping[str, float] | None,
+    campaign: str | None,
+    budget: float | None,
+) -> _Ranked:
+    s = merchant_signals(f, i)
+    score = combine(s, weights)
+    av = None
+    if campaign is not None:
+        av = availability(f, i, planning_window(f, campaign, i))
+        score = np.where(av.available, score, -np.inf)
+    money = _prices(f, i, budget)
+    if budget is not None:
+        score = np.where(money.price <= budget, score, -np.inf)
+    return _Ranked(s, score, ranking_order(f, score), av, money)
+
+
 def match_merchant(
     f: MarketFeatures,
     merchant_id: str,
@@ -441,9 +563,14 @@ def match_merchant(
     top: int = 20,
     weights: Mapping[str, float] | None = None,
     campaign: str | None = None,
+    budget: float | None = None,
     rankings: MerchantRankings | None = None,
 ) -> list[Match]:
     """Rank talents for one merchant, or for one of its campaigns.
+
+    Every number and line of a match is one the merchant may see (kolmatch/policy.py): the
+    price is the talent's list price (or its estimate), ROI is net of the merchant's own
+    commission, the track record is a percentile.
 
     Parameters
     ----------
@@ -456,44 +583,172 @@ def match_merchant(
     weights
         Overrides of :data:`DEFAULT_WEIGHTS`.
     campaign
-        A campaign the merchant joined: talents with no free slot in its window, or booked
-        by one of the merchant's competitors there, are left out, and each match says how
-        many slots it has free.
+        A campaign the merchant joined: talents not available in its window (no free slot,
+        or exclusive to one of the merchant's competitors there) are left out; each match
+        says it is available (not how many slots, nor who booked the others).
+    budget
+        Yuan for one talent's price: talents priced above it are left out. Default: none are
+        left out, and each match is marked ``affordable`` against the merchant's own budget
+        (None where it states none).
     rankings
-        Precomputed default rankings (:func:`rank_merchants`): used when no weights or
-        campaign are given and ``top`` is within their depth; the result is the same.
+        Precomputed default rankings (:func:`rank_merchants`): used when no weights, campaign
+        or budget are given and ``top`` is within their depth; the result is the same.
 
     Raises
     ------
     UnknownId
         If the merchant or the campaign is not in the graph.
     BadArgument
-        If the merchant has not joined the campaign.
+        If the merchant has not joined the campaign, or the budget is not a positive amount.
+    ValueError
+        If ``top`` is not positive or a weight names no signal.
+    """
+    require_merchant(f, merchant_id)  # excluded for compliance: NotEligible, not a list
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    _check_budget(budget)
+    i = f.merchant_row(merchant_id)
+    if (
+        rankings is not None
+        and not weights
+        and campaign is None
+        and budget is None
+        and top <= rankings.depth
+    ):
+        n = min(top, int(rankings.eligible[i]))
+        sig = [dict(zip(SIGNALS, rankings.signals[i, r].tolist(), strict=True)) for r in range(n)]
+        money = _prices(f, i, None)
+        return _matches(f, i, rankings.rows[i, :n], rankings.scores[i, :n], sig, money)
+    ranked = _rank(f, i, weights, campaign, budget)
+    order = ranked.order[:top]
+    values = ranked.signals.as_dict()
+    sig = [{k: float(v[t]) for k, v in values.items()} for t in order]
+    av = ranked.av
+    extra = (
+        [
+            [f"available in {av.window.name}: a slot is free and no competitor holds it"]
+            for _ in order
+        ]
+        if av is not None
+        else None
+    )
+    return _matches(f, i, order, ranked.score[order], sig, ranked.money, extra)
+
+
+#: Why a talent is or is not in a merchant's list, in the order they are checked.
+WHY_REASONS = ("compliance", "booked", "unaffordable", "below the cut", "listed")
+
+
+@dataclass(frozen=True)
+class WhyNot:
+    """Why a talent is (or is not) in a merchant's list, with the figure.
+
+    ``reason`` is one of :data:`WHY_REASONS`; ``rank`` and ``score`` are the talent's place in
+    the full ranking (None where it is left out before ranking), ``cut_rank`` and
+    ``cut_score`` those of the list's last entry.
+    """
+
+    merchant: str
+    talent: str
+    reason: str
+    detail: str
+    rank: int | None
+    score: float | None
+    cut_rank: int | None
+    cut_score: float | None
+    eligible: int  # talents in the full ranking
+    price: float
+    price_estimated: bool
+
+
+def why_not(
+    f: MarketFeatures,
+    merchant_id: str,
+    talent_id: str,
+    *,
+    top: int = 20,
+    weights: Mapping[str, float] | None = None,
+    campaign: str | None = None,
+    budget: float | None = None,
+) -> WhyNot:
+    """Why talent ``talent_id`` is or is not in the merchant's list of ``top``.
+
+    The same ranking as :func:`match_merchant` with the same arguments; the first reason that
+    applies: excluded for compliance (its public flags), not available in the campaign's
+    window ("booked"), priced above ``budget`` ("unaffordable"), ranked below the list's last
+    entry ("below the cut", with both ranks and scores), else "listed".
+
+    Parameters
+    ----------
+    f, merchant_id, top, weights, campaign, budget
+        As :func:`match_merchant`.
+    talent_id
+        The talent asked about.
+
+    Raises
+    ------
+    UnknownId
+        If the merchant, talent or campaign is not in the graph.
+    NotEligible
+        If the merchant is excluded for compliance.
+    BadArgument
+        As :func:`match_merchant`.
     ValueError
         If ``top`` is not positive or a weight names no signal.
     """
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
+    _check_budget(budget)
+    require_merchant(f, merchant_id)  # a merchant excluded for compliance has no list
     i = f.merchant_row(merchant_id)
-    if rankings is not None and not weights and campaign is None and top <= rankings.depth:
-        n = min(top, int(rankings.eligible[i]))
-        sig = [dict(zip(SIGNALS, rankings.signals[i, r].tolist(), strict=True)) for r in range(n)]
-        return _matches(f, i, rankings.rows[i, :n], rankings.scores[i, :n], sig)
-    s = merchant_signals(f, i)
-    score = combine(s, weights)
-    av = None
-    if campaign is not None:
-        av = availability(f, i, planning_window(f, campaign, i))
-        score = np.where(av.available, score, -np.inf)
-    order = ranking_order(f, score)[:top]
-    values = s.as_dict()
-    sig = [{k: float(v[t]) for k, v in values.items()} for t in order]
-    extra = (
-        [
-            [f"{av.free_slots[t]} of {av.free_slots[t] + av.booked[t]} slots free in {av.window}"]
-            for t in order
-        ]
-        if av is not None
-        else None
+    t = f.talent_row(talent_id)
+    r = _rank(f, i, weights, campaign, budget)
+    price, est = float(r.money.price[t]), bool(r.money.estimated[t])
+    listed = r.order[:top]
+    cut_rank = len(listed) if len(listed) else None
+    cut_score = round(float(r.score[listed[-1]]), 4) if len(listed) else None
+
+    def answer(reason: str, detail: str, rank: int | None = None) -> WhyNot:
+        return WhyNot(
+            merchant_id,
+            talent_id,
+            reason,
+            detail,
+            rank,
+            None if rank is None else round(float(r.score[t]), 4),
+            cut_rank,
+            cut_score,
+            len(r.order),
+            round(price, 2),
+            est,
+        )
+
+    if r.signals.excluded[t]:
+        notes = "; ".join(f.talent_risk_notes[t]) or "severe or unresolved violations"
+        return answer("compliance", f"{talent_id} is excluded for compliance: {notes}")
+    if r.av is not None and not r.av.available[t]:
+        return answer(
+            "booked",
+            f"{talent_id} is not available in {r.av.window.name}: no free slot, or held "
+            "exclusively for another merchant",
+        )
+    quoted = f"{'estimated price' if est else 'list price'} {_yuan(price)}"
+    if budget is not None and price > budget:
+        return answer(
+            "unaffordable", f"{talent_id}'s {quoted} is above the budget of {_yuan(budget)}"
+        )
+    rank = int(np.nonzero(r.order == t)[0][0]) + 1
+    mine = f"ranked {rank:,} of {len(r.order):,} with score {float(r.score[t]):+.3f}"
+    if rank > top:
+        return answer(
+            "below the cut",
+            f"{talent_id} is {mine}; the list of {top} ends at rank {cut_rank} with score "
+            f"{cut_score:+.3f}",
+            rank,
+        )
+    over = (
+        f"; its {quoted} is above the merchant's budget of {_yuan(r.money.budget)}"
+        if np.isfinite(r.money.budget) and price > r.money.budget
+        else ""
     )
-    return _matches(f, i, order, score[order], sig, extra)
+    return answer("listed", f"{talent_id} is in the list: {mine}{over}", rank)

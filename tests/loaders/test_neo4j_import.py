@@ -13,6 +13,7 @@ from kolmatch.errors import InputError, StoreError
 from kolmatch.graph.model import NODES
 from kolmatch.graph.neo4j_store import Neo4jStore
 from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import STORE_FORMAT
 from kolmatch.loaders.load import load_folder, validate_folder
 from kolmatch.loaders.neo4j_import import ARGS_FILE, write_import_files
 from tests.conftest import Neo4jServer, assert_same_projections, snapshot
@@ -50,7 +51,7 @@ def test_every_valid_row_is_written_once_with_typed_headers(
     assert args == r.args
     assert sum(a.startswith("--relationships=HAS_VIOLATION=") for a in args) == 3
     assert args[0] == f"--nodes=KolmatchMeta={out / 'meta-KolmatchMeta.csv'}"
-    assert _read(out / "meta-KolmatchMeta.csv")[1] == ["graph", "1", "u1"]
+    assert _read(out / "meta-KolmatchMeta.csv")[1] == ["graph", "1", "u1", str(STORE_FORMAT)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial folder
 
 

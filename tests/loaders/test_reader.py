@@ -54,7 +54,7 @@ def test_missing_required_column(folder: Path, loaded: SQLiteStore) -> None:
 
 
 def test_wrong_type_names_line_and_field(folder: Path, loaded: SQLiteStore) -> None:
-    _replace_line(folder / "talent.csv", 3, "t1,Talent 1,lots,1000,0.2,3,East")
+    _replace_line(folder / "talent.csv", 3, "t1,Talent 1,lots,1000,1200,0.2,3,East")
     _replace_line(folder / "product.csv", 5, "p3,Thing,cheap,0.1")
     err = _fails(folder, loaded)
     msgs = [str(p) for p in err.problems]

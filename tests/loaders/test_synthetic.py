@@ -111,3 +111,18 @@ def test_audience_homophily_is_as_strong_as_on_real_follows(s_market: Path) -> N
     # what follower count alone catches of audience x interest: real 62%, generated ~77%
     assert r.real_follower_capture < 0.7
     assert r.market_follower_capture < 0.85
+
+
+def test_list_price_is_a_quote_above_the_negotiated_fee(tiny_market: Path) -> None:
+    from kolmatch.loaders.synthetic import LIST_PRICE_DISCOUNT
+
+    with (tiny_market / "talent.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    fee = np.array([float(r["fee"]) for r in rows])
+    quote = np.array([float(r["list_price"]) for r in rows])
+    assert (quote > fee).all()
+    lo, hi = LIST_PRICE_DISCOUNT
+    discount = fee / quote  # quotes are rounded to 10 yuan
+    assert (discount > lo - 0.01).all() and (discount < hi + 0.01).all()
+    # drawn per talent: no single discount a merchant could divide every quote by
+    assert np.ptp(discount) > 0.2

@@ -10,6 +10,7 @@ import pytest
 from kolmatch.errors import UnknownId
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import DEFAULT_WEIGHTS, combine, match_merchant, merchant_signals
+from kolmatch.policy import MIN_DEMOGRAPHIC_AUDIENCE
 
 
 def test_ranks_are_ordered_and_stable(tiny_features: MarketFeatures) -> None:
@@ -77,7 +78,12 @@ def test_stated_target_is_the_audience_share_of_that_gender_and_age(
     m = int(both[0])
     s = merchant_signals(f, m)
     g, a = f.merchant_target_gender[m], f.merchant_target_age[m]
-    np.testing.assert_allclose(s.target_fit, f.talent_gender[:, g] * f.talent_age[:, a])
+    share = f.talent_gender[:, g] * f.talent_age[:, a]
+    # demographics of audiences below the policy's minimum are neither shown nor scored
+    big = np.diff(f.audience.indptr) >= MIN_DEMOGRAPHIC_AUDIENCE
+    assert big.any() and not big.all()
+    np.testing.assert_allclose(s.target_fit[big], share[big])
+    np.testing.assert_allclose(s.target_fit[~big], share[big].mean())
     assert np.allclose(f.talent_gender.sum(axis=1)[f.talent_audience_size > 0], 1.0)
     assert (merchant_signals(f, int(none[0])).target_fit == 1.0).all()
     (first,) = match_merchant(f, str(f.merchant_ids[m]), top=1)
@@ -98,7 +104,9 @@ def test_campaign_match_leaves_out_the_unavailable(s_features: MarketFeatures) -
             rows = [f.talent_row(x.talent) for x in ranked]
             assert av.available[rows].all()
             assert len(rows) == int((av.available & (f.talent_risk < 1.0)).sum())
-            assert f"slots free in campaign {cid}" in ranked[0].evidence[-1]
+            # available, yes or no: how many slots, and who booked them, are private
+            assert ranked[0].evidence[-1].startswith(f"available in campaign {cid}")
+            assert not any("slots free" in e for x in ranked for e in x.evidence)
             plain = match_merchant(f, mid, top=f.n_talents)
             assert len(plain) > len(ranked)
             return
@@ -120,3 +128,75 @@ def test_precomputed_rankings_give_exactly_the_same_matches(s_features: MarketFe
     assert match_merchant(f, "m0", weights=w, rankings=rankings) == match_merchant(
         f, "m0", weights=w
     )
+
+
+def test_roi_is_net_of_commission_on_the_list_price(tiny_features: MarketFeatures) -> None:
+    from kolmatch.matching.fees import merchant_prices
+
+    f = tiny_features
+    m = 4
+    s = merchant_signals(f, m)
+    prices = merchant_prices(f)
+    assert np.isfinite(f.talent_list_price).all() and not prices.estimated.any()
+    np.testing.assert_array_equal(s.price, f.talent_list_price)
+    c = f.merchant_commission[m]
+    assert 0 < c < 1 and s.commission == pytest.approx(c)
+    np.testing.assert_allclose(s.roi, s.expected_gmv / (s.price + c * s.expected_gmv))
+    (first,) = match_merchant(f, str(f.merchant_ids[m]), top=1)
+    text = " | ".join(first.evidence)
+    assert f"plus {c:.0%} commission (ROI" in text and "net of commission" in text
+    # the negotiated fee appears nowhere, nor is it the ratio of GMV to ROI
+    t = f.talent_row(first.talent)
+    assert first.price == pytest.approx(f.talent_list_price[t])
+    assert "fee" not in text
+    ratio = first.breakdown["expected_gmv"] / first.breakdown["roi"]
+    assert abs(ratio / f.talent_fee[t] - 1) > 0.05
+
+
+def test_track_record_is_a_percentile_not_yuan(tiny_features: MarketFeatures) -> None:
+    f = tiny_features
+    s = merchant_signals(f, 0)
+    assert s.track_record.min() >= 0 and s.track_record.max() <= 100
+    ranked = match_merchant(f, "m0", top=f.n_talents)
+    lines = [e for x in ranked for e in x.evidence if "in the merchant's categories;" in e]
+    assert lines and all("GMV per collaboration in the" in e and "¥" not in e for e in lines)
+
+
+def test_budget_leaves_out_and_marks_the_unaffordable(tiny_features: MarketFeatures) -> None:
+    from kolmatch.errors import BadArgument
+
+    f = tiny_features
+    m = int(np.nanargmax(f.merchant_budget))
+    mid, own = str(f.merchant_ids[m]), float(f.merchant_budget[m])
+    marked = match_merchant(f, mid, top=f.n_talents)
+    assert {x.affordable for x in marked} == {True, False}
+    assert all(x.affordable == (x.price <= own) for x in marked)
+    assert any("above the budget" in e for x in marked if not x.affordable for e in x.evidence)
+    budget = float(np.median([x.price for x in marked]))
+    within = match_merchant(f, mid, top=f.n_talents, budget=budget)
+    assert within and all(x.price <= budget and x.affordable for x in within)
+    assert [x.talent for x in within] == [x.talent for x in marked if x.price <= budget]
+    for bad in (0.0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(BadArgument, match="budget"):
+            match_merchant(f, mid, budget=bad)
+
+
+def test_why_not_names_the_reason_with_the_figure(tiny_features: MarketFeatures) -> None:
+    from kolmatch.matching.score import why_not
+
+    f = tiny_features
+    ranked = match_merchant(f, "m2", top=f.n_talents)
+    listed, below = ranked[3], ranked[30]
+    w = why_not(f, "m2", listed.talent, top=10)
+    assert (w.reason, w.rank, w.score) == ("listed", 4, listed.score)
+    w = why_not(f, "m2", below.talent, top=10)
+    assert (w.reason, w.rank, w.score, w.cut_rank) == ("below the cut", 31, below.score, 10)
+    assert w.cut_score == ranked[9].score and f"ranked 31 of {len(ranked)}" in w.detail
+    bad = str(f.talent_ids[np.nonzero(f.talent_risk >= 1.0)[0][0]])
+    w = why_not(f, "m2", bad)
+    assert w.reason == "compliance" and "violation" in w.detail and w.rank is None
+    dear = max(ranked, key=lambda x: x.price)
+    w = why_not(f, "m2", dear.talent, budget=dear.price / 2)
+    assert w.reason == "unaffordable" and "above the budget" in w.detail
+    with pytest.raises(UnknownId):
+        why_not(f, "m2", "nobody")

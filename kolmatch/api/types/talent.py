@@ -11,10 +11,12 @@ import numpy as np
 
 from kolmatch.api.errors import Forbidden
 from kolmatch.api.types.common import RequestContext, context, page_size
-from kolmatch.errors import BadArgument
+from kolmatch.errors import BadArgument, KolmatchError
 from kolmatch.graph.model import AGE_BANDS, GENDERS, tier_of
 from kolmatch.matching.audience import overlap, similar_talents
+from kolmatch.matching.eligibility import talent_eligibility
 from kolmatch.matching.talent_side import recommend_merchants
+from kolmatch.policy import demographics_visible, sees_private_talent_values
 
 __all__ = ["Talent", "TalentRef", "may_see_private", "talent_ref"]
 
@@ -33,11 +35,9 @@ def talent_ref(ctx: RequestContext, talent_id: str) -> TalentRef:
 
 
 def may_see_private(ctx: RequestContext, talent_id: str) -> bool:
-    """Internal tools, and the agency the talent is signed with."""
+    """Internal tools, and the agency the talent is signed with (kolmatch/policy.py)."""
     p = ctx.principal
-    if p.internal:
-        return True
-    return p.kind == "agency" and talent_id in ctx.snap.agency_roster.get(p.id or "", ())
+    return sees_private_talent_values(p, talent_id, ctx.snap.agency_roster.get(p.id or "", ()))
 
 
 def _private(info: Any, t: TalentRef, what: str) -> RequestContext:
@@ -106,7 +106,11 @@ class MerchantLeadType(graphene.ObjectType):
 
 
 class Talent(graphene.ObjectType):
-    """A talent (KOL, creator, live host). Fees, rates, slots and bookings are private."""
+    """A talent (KOL, creator, live host). Fees, rates, slots and bookings are private.
+
+    Every field that may be refused (FORBIDDEN) is nullable, so that a refusal nulls that
+    field alone and the rest of the talent is answered (docs/api.md).
+    """
 
     id = graphene.ID(required=True)
     name = graphene.String(required=True)
@@ -119,13 +123,15 @@ class Talent(graphene.ObjectType):
     risk = graphene.Float(required=True)
     risk_flags = graphene.List(graphene.NonNull(graphene.String), required=True)
     excluded = graphene.Boolean(required=True, description="severe or unresolved violations")
+    list_price = graphene.Float(description="the talent's public quote (its rate card); null: none")
     fee = graphene.Float()
     commission_rate = graphene.Float()
     capacity = graphene.Int()
     bookings = graphene.List(graphene.NonNull(Booking))
     overlap_with = graphene.List(
-        graphene.NonNull(Overlap),
-        required=True,
+        Overlap,
+        description="one overlap per id, in order; an unknown id is null at its index with "
+        "its own error, and the others are answered",
         ids=graphene.List(graphene.NonNull(graphene.ID), required=True),
     )
     similar = graphene.List(
@@ -140,12 +146,10 @@ class Talent(graphene.ObjectType):
     )
     collaborators = graphene.List(
         graphene.NonNull(graphene.ID),
-        required=True,
         first=graphene.Int(required=True, default_value=20),
     )
     recommended_merchants = graphene.List(
         graphene.NonNull(MerchantLeadType),
-        required=True,
         first=graphene.Int(required=True, default_value=10),
     )
 
@@ -179,6 +183,8 @@ class Talent(graphene.ObjectType):
         f = context(info).snap.features
         cats = f.talent_audience[t.row]
         order = np.argsort(-cats, kind="stable")[:5]
+        # demographics of a small audience name too few people (kolmatch/policy.py)
+        shown = demographics_visible(int(f.audience[t.row].nnz))
         return {
             "size": int(f.audience[t.row].nnz),
             "active_share": round(float(f.talent_active_share[t.row]), 4),
@@ -190,10 +196,12 @@ class Talent(graphene.ObjectType):
             "genders": [
                 {"value": g, "share": round(float(s), 4)}
                 for g, s in zip(GENDERS, f.talent_gender[t.row], strict=True)
+                if shown
             ],
             "age_bands": [
                 {"value": a, "share": round(float(s), 4)}
                 for a, s in zip(AGE_BANDS, f.talent_age[t.row], strict=True)
+                if shown
             ],
         }
 
@@ -214,6 +222,11 @@ class Talent(graphene.ObjectType):
     @staticmethod
     def resolve_excluded(t: TalentRef, info: Any) -> bool:
         return bool(context(info).snap.features.talent_risk[t.row] >= 1.0)
+
+    @staticmethod
+    def resolve_list_price(t: TalentRef, info: Any) -> float | None:
+        x = float(context(info).snap.features.talent_list_price[t.row])
+        return None if np.isnan(x) else x
 
     @staticmethod
     def resolve_fee(t: TalentRef, info: Any) -> float | None:
@@ -244,14 +257,21 @@ class Talent(graphene.ObjectType):
         ]
 
     @staticmethod
-    def resolve_overlap_with(t: TalentRef, info: Any, ids: list[str]) -> list[dict[str, Any]]:
+    def resolve_overlap_with(
+        t: TalentRef, info: Any, ids: list[str]
+    ) -> list[dict[str, Any] | KolmatchError]:
         ctx = context(info)
         if len(ids) > ctx.limits.max_page:
             raise BadArgument("ids", f"at most {ctx.limits.max_page} talents, got {len(ids)}")
         f = ctx.snap.features
-        out = []
+        out: list[dict[str, Any] | KolmatchError] = []
         for other in ids:
-            o = overlap(f.audience, t.row, f.talent_row(other))
+            try:
+                row = f.talent_row(other)
+            except KolmatchError as exc:  # raised by graphql-core at this item's path alone
+                out.append(exc)
+                continue
+            o = overlap(f.audience, t.row, row)
             out.append(
                 {
                     "other": other,
@@ -266,8 +286,11 @@ class Talent(graphene.ObjectType):
     def resolve_similar(t: TalentRef, info: Any, first: int) -> list[dict[str, Any]]:
         ctx = context(info)
         page_size(first, ctx.limits)
-        rows, sims = similar_talents(ctx.snap.features.audience, t.row, top=first)
-        ids = ctx.snap.features.talent_ids
+        f = ctx.snap.features
+        rows, sims = similar_talents(
+            f.audience, t.row, top=first, eligible=talent_eligibility(f).ok
+        )
+        ids = f.talent_ids
         return [
             {"talent": TalentRef(str(ids[r]), int(r)), "similarity": round(float(s), 4)}
             for r, s in zip(rows, sims, strict=True)

@@ -1,0 +1,196 @@
+"""Who sees what: the one written policy (docs/api.md, "Policy") every output path obeys.
+
+The GraphQL resolvers ask :func:`sees_private_talent_values`, :func:`sees_merchant_own` and
+:func:`sees_collaboration`; the evidence writers (kolmatch/matching/score.py) and the command
+line write match lists from :data:`MATCH_LIST_VALUES` only, so a match list is the same
+whoever reads it and says nothing the merchant may not see.
+
+Decisions (the reasons are in docs/api.md):
+
+- a talent's **list price** (its public quote, as on Xingtu) is public; its negotiated
+  ``fee``, its own ``commission_rate``, its ``capacity`` and its **bookings** are private
+  (visible to the agency it is signed with and to internal tools);
+- a collaboration's GMV, orders and fee are visible to the merchant whose product it
+  promoted, the talent's agency and internal tools; everyone else sees a talent's track record
+  only as a **percentile among talents** (:func:`percentile`, :func:`percentile_band`);
+- a match list's ROI is computed from the list price (an estimate where none is quoted, marked
+  so) and the commission the merchant's own products offer, never from private terms;
+- audience demographics (gender, age band, and the share of an audience in a merchant's stated
+  target) are shown only for audiences of at least :data:`MIN_DEMOGRAPHIC_AUDIENCE` members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "MATCH_LIST_VALUES",
+    "MIN_DEMOGRAPHIC_AUDIENCE",
+    "PRIVATE_TALENT_VALUES",
+    "PUBLIC_TALENT_VALUES",
+    "ROLES",
+    "Viewer",
+    "demographics_visible",
+    "percentile",
+    "percentile_band",
+    "sees_collaboration",
+    "sees_merchant_own",
+    "sees_private_talent_values",
+]
+
+F64 = NDArray[np.float64]
+
+#: Who asks: a merchant (its own key), an agency (MCN) or an internal tool.
+ROLES = ("merchant", "agency", "internal")
+
+#: Talent values anyone may see.
+PUBLIC_TALENT_VALUES = (
+    "name",
+    "tier",
+    "followers",
+    "region",
+    "list_price",
+    "centrality",
+    "audience",
+    "agency",
+    "risk",
+    "risk_flags",
+)
+#: Talent values only its agency and internal tools may see.
+PRIVATE_TALENT_VALUES = (
+    "fee",
+    "commission_rate",
+    "capacity",
+    "bookings",
+    "collaborators",
+    "recommended_merchants",
+    "other_merchants_gmv",
+)
+#: What a match list (and "why not") may state, for every reader: it is written for the
+#: merchant, whose view is the narrowest that may ask for one.
+MATCH_LIST_VALUES = (
+    "score (a weighted sum of the signals below, standardised)",
+    "expected GMV per collaboration (the model's estimate)",
+    "list price, or its estimate from list prices per follower (marked estimated)",
+    "ROI = expected GMV / (price + the merchant's products' commission x expected GMV)",
+    "track record as a percentile among talents in the merchant's categories",
+    "counts of past collaborations and of merchants worked with",
+    "audience: size, interest, quality, hidden needs, the merchant's own customers in it",
+    "demographic target fit, for audiences of at least MIN_DEMOGRAPHIC_AUDIENCE members",
+    "availability in a campaign window (yes or no, not slots or who booked them)",
+    "affordability against the merchant's budget (from the price above)",
+    "compliance flags (public)",
+)
+
+#: Fewest audience members (followers and engaged users in the graph) whose demographics are
+#: shown: below it a share names too few people (k-anonymity; 100 is the smallest audience a
+#: platform's audience insights commonly report on).
+MIN_DEMOGRAPHIC_AUDIENCE = 100
+
+
+class Viewer(Protocol):
+    """Who a value is shown to: :class:`kolmatch.api.auth.Principal` is one."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def id(self) -> str | None: ...
+
+
+def sees_private_talent_values(viewer: Viewer, talent_id: str, roster: Collection[str]) -> bool:
+    """Whether the viewer may see a talent's :data:`PRIVATE_TALENT_VALUES`.
+
+    Internal tools, and the agency the talent is signed with (``roster``: its talents).
+
+    Examples
+    --------
+    >>> from kolmatch.api.auth import Principal
+    >>> sees_private_talent_values(Principal("agency", "a1"), "t1", {"t1"})
+    True
+    >>> sees_private_talent_values(Principal("merchant", "m1"), "t1", {"t1"})
+    False
+    """
+    if viewer.kind == "internal":
+        return True
+    return viewer.kind == "agency" and talent_id in roster
+
+
+def sees_merchant_own(viewer: Viewer, merchant_id: str) -> bool:
+    """Whether the viewer may see a merchant's own values: match lists, plans, "why not",
+    customer aggregates. The merchant itself and internal tools.
+
+    Examples
+    --------
+    >>> from kolmatch.api.auth import Principal
+    >>> sees_merchant_own(Principal("merchant", "m1"), "m1"), sees_merchant_own(
+    ...     Principal("merchant", "m2"), "m1"
+    ... )
+    (True, False)
+    """
+    return viewer.kind == "internal" or (viewer.kind == "merchant" and viewer.id == merchant_id)
+
+
+def sees_collaboration(viewer: Viewer, merchant_id: str | None, talent_private: bool) -> bool:
+    """Whether the viewer may see one collaboration's GMV, orders and fee.
+
+    ``talent_private``: the viewer may see the talent's private values
+    (:func:`sees_private_talent_values`). Otherwise only the merchant whose product it promoted.
+    """
+    if talent_private:
+        return True
+    return viewer.kind == "merchant" and merchant_id is not None and viewer.id == merchant_id
+
+
+def demographics_visible(audience_members: int | float) -> bool:
+    """Whether an audience is large enough to show its demographics.
+
+    Examples
+    --------
+    >>> demographics_visible(99), demographics_visible(100)
+    (False, True)
+    """
+    return bool(audience_members >= MIN_DEMOGRAPHIC_AUDIENCE)
+
+
+def percentile(values: F64) -> F64:
+    """Each value's mid-rank percentile among all of them, 0..100 (equal values share one).
+
+    What is shown instead of an amount that would reveal other merchants' GMV: only the
+    order of talents, which a score with one weight set already shows.
+
+    Examples
+    --------
+    >>> percentile(np.array([10.0, 30.0, 20.0, 20.0])).tolist()
+    [12.5, 87.5, 50.0, 50.0]
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if not len(x):
+        return np.zeros(0)
+    s = np.sort(x)
+    lower = np.searchsorted(s, x, side="left")
+    upper = np.searchsorted(s, x, side="right")
+    return 100.0 * (lower + (upper - lower) / 2.0) / len(x)
+
+
+def percentile_band(p: float) -> str:
+    """A percentile in words.
+
+    Examples
+    --------
+    >>> percentile_band(95.0), percentile_band(60.0), percentile_band(10.0)
+    ('top 10%', 'upper half', 'bottom 25%')
+    """
+    if p >= 90:
+        return "top 10%"
+    if p >= 75:
+        return "top 25%"
+    if p >= 50:
+        return "upper half"
+    if p >= 25:
+        return "lower half"
+    return "bottom 25%"

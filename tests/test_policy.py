@@ -1,0 +1,564 @@
+"""The adversarial policy test: what each role sees must not give away what it may not see.
+
+On the s market, served by the real app with a key per role, every output a role can read is
+swept — CLI JSON and text of match / why / plan / similar, GraphQL match lists, "why not",
+plans, talent fields and error messages — and every number in it (breakdowns, prices, scores,
+and the numbers in evidence and messages, each labelled by its line's template) is collected
+per talent. The attacker then tries each visible number and every ratio, product, difference
+and sum of two of them, plus scores under weights that isolate one signal and budgets bisected
+until a talent drops out, against the talent's private values: its negotiated fee, its own
+commission rate, its capacity and bookings, and other merchants' GMV with it.
+
+A *formula* (say "breakdown expected_gmv / breakdown roi") is a leak when it reproduces a
+private value within 1% for at least :data:`LEAK_SHARE` of the talents it can be computed for
+(and :data:`LEAK_MIN` of them): that is a rule an attacker can apply to every talent. One
+number landing within 1% of one fee by chance is not; with thousands of candidate numbers per
+talent such coincidences are certain, which is why a single hit is not the criterion.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kolmatch.api.app import create_app
+from kolmatch.api.auth import KeyRing, Principal
+from kolmatch.api.limits import Limits
+from kolmatch.engine.service import EngineService, Snapshot
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.loaders.load import load_folder
+from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.score import DEFAULT_WEIGHTS
+from tests.api.conftest import Api, serve
+
+#: A formula leaks when it hits (within TOLERANCE) for this share of the talents it covers...
+LEAK_SHARE = 0.2
+#: ... and for at least this many of them (thousands of formulas are tried: a handful of
+#: talents hit by chance is expected, e.g. one booking equal to a count of one).
+LEAK_MIN = 8
+TOLERANCE = 0.01
+
+Visible = dict[str, dict[str, float]]  # talent -> label -> value
+Private = dict[str, dict[str, list[float]]]  # talent -> kind -> values
+
+_NUMBER = re.compile(r"(?<![A-Za-z\d.])(-?\d[\d,]*(?:\.\d+)?)(k|M)?(%|x)?")
+
+
+def numbers_in(text: str) -> tuple[str, list[float]]:
+    """A line's template (numbers replaced by #) and its numbers (¥12k -> 12000, 25% -> 0.25)."""
+    values = []
+    for m in _NUMBER.finditer(text):
+        x = float(m.group(1).replace(",", ""))
+        x *= {"k": 1e3, "M": 1e6, None: 1.0}[m.group(2)]
+        if m.group(3) == "%":
+            x /= 100
+        values.append(x)
+    return _NUMBER.sub("#", text), values
+
+
+def add_text(visible: Visible, talent: str, source: str, text: str) -> None:
+    template, values = numbers_in(text)
+    for i, x in enumerate(values):
+        visible[talent][f"{source}:{template}[{i}]"] = x
+
+
+@dataclass
+class Leak:
+    formula: str
+    kind: str
+    hits: int
+    covered: int
+    example: str
+
+
+@dataclass
+class Attack:
+    """Every formula of one or two visible numbers, scored against the private values."""
+
+    hits: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    covered: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    example: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def run(self, visible: Visible, private: Private) -> list[Leak]:
+        for t, seen in visible.items():
+            secret = private.get(t)
+            if not secret or not seen:
+                continue
+            labels = sorted(seen)
+            v = np.array([seen[k] for k in labels], dtype=np.float64)
+            names, values = [*labels], [*v]
+            i, j = np.triu_indices(len(v), 1)
+            a, b = v[i], v[j]
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                ops = {
+                    "/": (a / b, b / a),
+                    "*": (a * b,),
+                    "-": (a - b, b - a),
+                    "+": (a + b,),
+                }
+            for op, results in ops.items():
+                for k, r in enumerate(results):
+                    left, right = (i, j) if k == 0 else (j, i)
+                    names += [
+                        f"{labels[x]} {op} {labels[y]}" for x, y in zip(left, right, strict=True)
+                    ]
+                    values += list(r)
+            cand = np.array(values)
+            for kind, targets in secret.items():
+                p = np.array([x for x in targets if np.isfinite(x) and x != 0])
+                if not len(p):
+                    continue
+                for n in names:
+                    self.covered[(n, kind)] += 1
+                rel = np.abs(cand[:, None] / p[None, :] - 1.0)
+                hit = np.nonzero((rel < TOLERANCE).any(axis=1) & np.isfinite(cand))[0]
+                for h in hit:
+                    key = (names[h], kind)
+                    self.hits[key] += 1
+                    self.example.setdefault(key, f"{t}: {cand[h]:.6g} vs {kind} {list(p)[:3]}")
+        return [
+            Leak(n, kind, h, self.covered[(n, kind)], self.example[(n, kind)])
+            for (n, kind), h in sorted(self.hits.items(), key=lambda kv: -kv[1])
+            if h >= LEAK_MIN and h >= LEAK_SHARE * self.covered[(n, kind)]
+        ]
+
+
+def find_leaks(visible: Visible, private: Private) -> list[Leak]:
+    """Formulas that reproduce private values far more often than chance.
+
+    Chance is measured: the same attack against the private values shuffled among the talents
+    (a small count such as one booking equals x / x for every talent; that is no leak). A leak
+    hits :data:`LEAK_SHARE` of the talents it covers, at least :data:`LEAK_MIN`, and more than
+    twice as often (plus two) as against the shuffled values.
+    """
+    keys = sorted(private)
+    shuffled = dict(
+        zip(keys, [private[k] for k in np.random.default_rng(0).permutation(keys)], strict=True)
+    )
+    chance = Attack()
+    chance.run(visible, shuffled)
+    return [
+        x
+        for x in Attack().run(visible, private)
+        if x.hits > 2 * chance.hits.get((x.formula, x.kind), 0) + 2
+    ]
+
+
+def assert_no_leak(visible: Visible, private: Private, who: str) -> None:
+    leaks = find_leaks(visible, private)
+    assert not leaks, f"{who} can derive private values:\n" + "\n".join(
+        f"  {x.formula} reproduces {x.kind} within 1% for {x.hits} of {x.covered} talents "
+        f"(e.g. {x.example})"
+        for x in leaks[:10]
+    )
+
+
+# -- what is private, per viewer ---------------------------------------------------------------
+
+
+def private_values(snap: Snapshot, merchant: str | None, roster: set[str]) -> Private:
+    """Each talent's values the viewer may not see (talents of its own roster: none)."""
+    f = snap.features
+    out: Private = {}
+    booked = np.bincount(f.booking_talent, minlength=f.n_talents)
+    mix = f.merchant_mix[f.merchant_row(merchant)] if merchant else None
+    for t, tid in enumerate(f.talent_ids):
+        tid = str(tid)
+        if tid in roster:
+            continue
+        others = [c.gmv for c in snap.history.get(tid, []) if c.merchant != merchant and c.gmv]
+        v: dict[str, list[float]] = {
+            "fee": [float(f.talent_fee[t])],
+            "commission_rate": [float(f.talent_commission[t])],
+            "capacity": [float(f.talent_capacity[t])],
+            "bookings": [float(booked[t])],
+            "others_gmv": [*others, float(sum(others))],
+        }
+        if mix is not None and others:
+            # what the evidence used to quote, and the mean the track record used to show
+            v["others_gmv"] += [
+                float(f.talent_track_gmv[t][mix > 0].sum()),
+                float(f.talent_track[t] @ mix),
+            ]
+        out[tid] = v
+    return out
+
+
+def excluded_talents(f: MarketFeatures) -> set[str]:
+    return {str(x) for x in f.talent_ids[f.talent_risk >= 1.0]}
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def policy_api(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    d = tmp_path_factory.mktemp("policy")
+    store = SQLiteStore(d / "s.db")
+    load_folder(s_market, store)
+    service = EngineService(store, d / "cache")
+    snap = service.snapshot
+    agency = max(snap.agency_roster, key=lambda a: (len(snap.agency_roster[a]), a))
+    keys = {"internal": "p-internal", "m0": "p-m0", "m1": "p-m1", "agency": "p-agency"}
+    principals = {"internal": "internal", "m0": "merchant:m0", "m1": "merchant:m1"}
+    principals["agency"] = f"agency:{agency}"
+    ring = KeyRing({keys[k]: Principal.parse(p) for k, p in principals.items()})
+    # no rate limit: it would slow the attacker down, not stop it
+    limits = Limits(timeout_s=120, rate_per_s=0.0, internal_rate_per_s=0.0)
+    app = create_app(service, ring, production=False, limits=limits)
+    url, server, thread = serve(app)
+    api = Api(url, keys, store, service)  # type: ignore[arg-type]
+    api.agency = agency  # type: ignore[attr-defined]
+    yield api
+    api.client.close()
+    server.should_exit = True
+    thread.join(timeout=10)
+    store.close()
+
+
+def _q(api: Api, query: str, who: str) -> dict[str, Any]:
+    r = api.post(query, who)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+# -- the sweeps ---------------------------------------------------------------------------------
+
+MATCH_FIELDS = (
+    "rank score evidence breakdown { signal value } price priceEstimated affordable talent { id }"
+)
+
+
+def collect_matches(visible: Visible, edges: list[dict[str, Any]], source: str) -> None:
+    for e in edges:
+        node = e.get("node", e)
+        t = node["talent"]["id"]
+        seen = visible[t]
+        seen[f"{source}:score"] = node["score"]
+        seen[f"{source}:rank"] = node["rank"]
+        for key in ("price",):
+            if node.get(key) is not None:
+                seen[f"{source}:{key}"] = node[key]
+        for b in node["breakdown"]:
+            seen[f"{source}:bd {b['signal']}"] = b["value"]
+        for line in node["evidence"]:
+            add_text(visible, t, source, line)
+
+
+def sweep_match_list(api: Api, who: str, merchant: str, visible: Visible) -> list[str]:
+    """Every page of the merchant's list; returns the talents in order."""
+    order: list[str] = []
+    after = ""
+    while True:
+        cursor = f', after: "{after}"' if after else ""
+        q = (
+            f'{{ merchant(id: "{merchant}") {{ matches(first: 100{cursor}) {{ '
+            f"edges {{ node {{ {MATCH_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }} }}"
+        )
+        body = _q(api, q, who)
+        assert "errors" not in body, body["errors"]
+        conn = body["data"]["merchant"]["matches"]
+        collect_matches(visible, conn["edges"], "matches")
+        order += [e["node"]["talent"]["id"] for e in conn["edges"]]
+        if not conn["pageInfo"]["hasNextPage"]:
+            return order
+        after = conn["pageInfo"]["endCursor"]
+
+
+def sweep_talents(api: Api, who: str, visible: Visible) -> None:
+    """Every talent's public fields."""
+    after = ""
+    fields = (
+        "id followers listPrice centrality risk riskFlags audience { size activeShare "
+        "categories { share } genders { share } ageBands { share } }"
+    )
+    while True:
+        cursor = f', after: "{after}"' if after else ""
+        q = (
+            f"{{ talents(first: 100{cursor}) {{ edges {{ node {{ {fields} }} }} "
+            "pageInfo { hasNextPage endCursor } } }"
+        )
+        body = _q(api, q, who)
+        assert "errors" not in body, body["errors"]
+        conn = body["data"]["talents"]
+        for e in conn["edges"]:
+            n = e["node"]
+            seen = visible[n["id"]]
+            for k in ("followers", "listPrice", "centrality", "risk"):
+                if n[k] is not None:
+                    seen[f"talent:{k}"] = n[k]
+            a = n["audience"]
+            seen["talent:audience size"] = a["size"]
+            seen["talent:active share"] = a["activeShare"]
+            for part in ("categories", "genders", "ageBands"):
+                for i, s in enumerate(a[part]):
+                    seen[f"talent:{part}[{i}]"] = s["share"]
+            for line in n["riskFlags"]:
+                add_text(visible, n["id"], "talent", line)
+        if not conn["pageInfo"]["hasNextPage"]:
+            return
+        after = conn["pageInfo"]["endCursor"]
+
+
+def sweep_why_not(
+    api: Api, who: str, merchant: str, talents: list[str], visible: Visible, budget: str = ""
+) -> None:
+    answers: list[dict[str, Any]] = []
+    for start in range(0, len(talents), 15):  # within the API's alias limit
+        aliases = " ".join(
+            f'w{i}: whyNot(talent: "{t}", first: 20{budget}) {{ talent reason detail rank score '
+            "cutRank cutScore eligible price priceEstimated }"
+            for i, t in enumerate(talents[start : start + 15])
+        )
+        body = _q(api, f'{{ merchant(id: "{merchant}") {{ {aliases} }} }}', who)
+        assert "errors" not in body, body["errors"]
+        answers += body["data"]["merchant"].values()
+    for w in answers:
+        seen = visible[w["talent"]]
+        for k in ("rank", "score", "cutRank", "cutScore", "price"):
+            if w[k] is not None:
+                seen[f"why:{k}"] = w[k]
+        add_text(visible, w["talent"], "why", w["detail"])
+
+
+def sweep_plan(api: Api, who: str, merchant: str, budget: float, visible: Visible) -> list[str]:
+    q = (
+        f'{{ merchant(id: "{merchant}") {{ plan(budget: {budget}) {{ talents {{ '
+        "talent { id } tier fee expectedGmv marginalReach } } } }"
+    )
+    body = _q(api, q, who)
+    if "errors" in body:  # an infeasible plan: its message is swept instead
+        for e in body["errors"]:
+            add_text(visible, "_messages", "plan error", e["message"])
+        return []
+    out = []
+    for p in body["data"]["merchant"]["plan"]["talents"]:
+        t = p["talent"]["id"]
+        out.append(t)
+        for k in ("fee", "expectedGmv", "marginalReach"):
+            visible[t][f"plan:{k}"] = p[k]
+    return out
+
+
+def sweep_cli(f: MarketFeatures, monkeypatch: pytest.MonkeyPatch, visible: Visible) -> list[str]:
+    """`kolmatch match` and `why` for m0, JSON and text; returns the listed talents."""
+    from kolmatch import cli
+
+    monkeypatch.setattr(cli, "_features", lambda store: f)
+
+    def run(*argv: str) -> str:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            assert cli.main(list(argv)) == 0
+        return out.getvalue()
+
+    doc = json.loads(run("match", "m0", "--top", str(f.n_talents), "--json"))
+    listed = []
+    for m in doc["matches"]:
+        t = m["talent"]
+        listed.append(t)
+        visible[t]["cli:score"] = m["score"]
+        for k, v in m["breakdown"].items():
+            visible[t][f"cli:bd {k}"] = v
+        if "price" in m:
+            visible[t]["cli:price"] = m["price"]
+        for line in m["evidence"]:
+            add_text(visible, t, "cli", line)
+    current = ""
+    for line in run("match", "m0", "--top", "300").splitlines():
+        head = re.match(r"\s*\d+\.\s+(t\d+)\s+(.*)", line)
+        if head:
+            current = head.group(1)
+            add_text(visible, current, "cli text head", head.group(2))
+        elif current:
+            add_text(visible, current, "cli text", line)
+    if "why" in cli._COMMANDS:
+        for t in listed[::97][:12]:
+            w = json.loads(run("why", "m0", t, "--json"))
+            for k in ("rank", "score", "cut_score", "price"):
+                if w[k] is not None:
+                    visible[t][f"cli why:{k}"] = w[k]
+            add_text(visible, t, "cli why", run("why", "m0", t))
+    return listed
+
+
+# -- the tests ----------------------------------------------------------------------------------
+
+
+def test_the_attack_finds_a_planted_leak() -> None:
+    """The attack itself can fail: a fee written as GMV / ROI is found, noise is not."""
+    rng = np.random.default_rng(0)
+    visible: Visible = defaultdict(dict)
+    private: Private = {}
+    for t in range(200):
+        fee, gmv = float(rng.uniform(1e3, 1e6)), float(rng.uniform(1e3, 1e7))
+        visible[f"t{t}"] = {
+            "gmv": gmv,
+            "roi": gmv / fee,
+            "noise a": float(rng.uniform(0, 1)),
+            "noise b": float(rng.uniform(1e3, 1e6)),
+        }
+        private[f"t{t}"] = {"fee": [fee]}
+    leaks = find_leaks(visible, private)
+    assert [x.formula for x in leaks] == ["gmv / roi"] and leaks[0].hits == 200
+    for seen in visible.values():
+        del seen["roi"]
+    assert not find_leaks(visible, private)
+
+
+def test_cli_outputs_leak_nothing(policy_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    snap = policy_api.service.snapshot
+    visible: Visible = defaultdict(dict)
+    listed = sweep_cli(snap.features, monkeypatch, visible)
+    assert len(listed) > 1_000
+    assert not set(listed) & excluded_talents(snap.features)
+    assert_no_leak(visible, private_values(snap, "m0", set()), "merchant m0 through the CLI")
+
+
+def test_merchant_sees_nothing_private(policy_api: Api) -> None:
+    api, snap = policy_api, policy_api.service.snapshot
+    f = snap.features
+    visible: Visible = defaultdict(dict)
+    listed = sweep_match_list(api, "m0", "m0", visible)
+    assert len(listed) == int((f.talent_risk < 1.0).sum())
+    assert not set(listed) & excluded_talents(f)
+    sweep_talents(api, "m0", visible)
+    sample = listed[::40] + sorted(excluded_talents(f))[:5]
+    sweep_why_not(api, "m0", "m0", sample, visible)
+    planned = sweep_plan(api, "m0", "m0", 1_000_000.0, visible)
+    assert not set(planned) & excluded_talents(f)
+    # private fields asked for: refused, and the messages say no number of them
+    for t in listed[:20]:
+        body = _q(
+            api,
+            f'{{ talent(id: "{t}") {{ fee commissionRate capacity bookings {{ start }} }} }}',
+            "m0",
+        )
+        assert body.get("errors"), body
+        for e in body["errors"]:
+            add_text(visible, t, "error", e["message"])
+    assert_no_leak(visible, private_values(snap, "m0", set()), "merchant m0")
+
+
+def test_weights_isolating_one_signal_reveal_nothing(policy_api: Api) -> None:
+    """Scores under one-hot weights: no pair formula, and no affine map of a private value."""
+    api, snap = policy_api, policy_api.service.snapshot
+    private = private_values(snap, "m0", set())
+    visible: Visible = defaultdict(dict)
+    for signal in DEFAULT_WEIGHTS:
+        w = ", ".join(
+            f'{{signal: "{k}", weight: {1.0 if k == signal else 0.0}}}' for k in DEFAULT_WEIGHTS
+        )
+        q = (
+            f'{{ merchant(id: "m0") {{ matches(first: 100, weights: [{w}]) {{ edges {{ node {{ '
+            "rank score breakdown { signal value } talent { id } } } } } }"
+        )
+        body = _q(api, q, "m0")
+        assert "errors" not in body, body["errors"]
+        edges = body["data"]["merchant"]["matches"]["edges"]
+        talents = [e["node"]["talent"]["id"] for e in edges]
+        scores = np.array([e["node"]["score"] for e in edges])
+        for t, s in zip(talents, scores, strict=True):
+            visible[t][f"iso {signal}:score"] = float(s)
+            for b in next(e for e in edges if e["node"]["talent"]["id"] == t)["node"]["breakdown"]:
+                visible[t][f"bd {b['signal']}"] = b["value"]
+        if np.ptp(scores) == 0:
+            continue
+        # a score affine in log(private) lets two known anchors recover every other talent's
+        for kind in ("fee", "commission_rate", "capacity", "bookings"):
+            p = np.array([private[t][kind][0] for t in talents])
+            ok = np.isfinite(p) & (p > 0)
+            if ok.sum() > 10 and np.ptp(np.log(p[ok])) > 0:
+                for g in (np.log(p[ok]), np.log1p(p[ok]), p[ok]):
+                    r = abs(np.corrcoef(scores[ok], g)[0, 1])
+                    assert r < 0.999, f"isolating {signal} gives scores affine in {kind} (r={r})"
+        gmv = np.array(
+            [
+                private[t]["others_gmv"][-1] if len(private[t]["others_gmv"]) > 2 else np.nan
+                for t in talents
+            ]
+        )
+        ok = np.isfinite(gmv) & (gmv > 0)
+        if ok.sum() > 10:
+            r = abs(np.corrcoef(scores[ok], np.log1p(gmv[ok]))[0, 1])
+            assert r < 0.999, f"isolating {signal} gives scores affine in others' GMV (r={r})"
+    assert_no_leak(visible, private, "merchant m0 with one-hot weights")
+
+
+def test_budget_bisection_finds_only_the_list_price(policy_api: Api) -> None:
+    api, snap = policy_api, policy_api.service.snapshot
+    f = snap.features
+    listed = sweep_match_list(api, "m0", "m0", defaultdict(dict))
+    visible: Visible = defaultdict(dict)
+    for t in listed[:: max(len(listed) // 8, 1)][:8]:
+        lo, hi = 1.0, 1e9  # lo: dropped out; hi: still there
+        for _ in range(40):
+            mid = (lo * hi) ** 0.5
+            body = _q(
+                api,
+                f'{{ merchant(id: "m0") {{ whyNot(talent: "{t}", budget: {mid}) {{ reason }} }} }}',
+                "m0",
+            )
+            reason = body["data"]["merchant"]["whyNot"]["reason"]
+            lo, hi = (mid, hi) if reason == "unaffordable" else (lo, mid)
+            if hi / lo < 1.0005:
+                break
+        visible[t]["bisected budget"] = hi
+        row = f.talent_row(t)
+        assert hi == pytest.approx(f.talent_list_price[row], rel=1e-3)
+    assert_no_leak(visible, private_values(snap, "m0", set()), "merchant m0 bisecting budgets")
+
+
+def test_agency_sees_nothing_private_beyond_its_roster(policy_api: Api) -> None:
+    api, snap = policy_api, policy_api.service.snapshot
+    roster = set(snap.agency_roster[api.agency])  # type: ignore[attr-defined]
+    visible: Visible = defaultdict(dict)
+    sweep_talents(api, "agency", visible)
+    body = _q(api, '{ merchant(id: "m0") { matches(first: 5) { totalCount } } }', "agency")
+    assert body.get("errors") and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    outsiders = sorted(set(visible) - roster)[:20]
+    for t in outsiders:
+        body = _q(api, f'{{ talent(id: "{t}") {{ fee commissionRate capacity }} }}', "agency")
+        for e in body.get("errors", []):
+            add_text(visible, t, "error", e["message"])
+    assert_no_leak(visible, private_values(snap, None, roster), f"agency {api.agency}")  # type: ignore[attr-defined]
+
+
+def test_internal_lists_recommend_no_ineligible_talent(policy_api: Api) -> None:
+    api, snap = policy_api, policy_api.service.snapshot
+    f = snap.features
+    ids = [str(m) for m in f.merchant_ids[:40]]
+    q = (
+        f"{{ matchLists(merchantIds: {json.dumps(ids)}, first: 100) "
+        "{ merchant matches { talent { id } } } }"
+    )
+    body = _q(api, q, "internal")
+    bad = excluded_talents(f)
+    for lst in body["data"]["matchLists"]:
+        if lst is not None:
+            assert not {m["talent"]["id"] for m in lst["matches"]} & bad
+
+
+def test_an_ineligible_merchant_gets_no_list(policy_api: Api) -> None:
+    api, f = policy_api, policy_api.service.snapshot.features
+    bad = [str(m) for m in f.merchant_ids[f.merchant_risk >= 1.0]]
+    assert bad, "the s market should have a merchant excluded for compliance"
+    for q in (
+        f'{{ merchant(id: "{bad[0]}") {{ matches(first: 5) {{ edges {{ node {{ rank }} }} }} }} }}',
+        f'{{ merchant(id: "{bad[0]}") {{ whyNot(talent: "t1") {{ reason }} }} }}',
+        f'{{ merchant(id: "{bad[0]}") {{ plan(budget: 1000000) {{ cost }} }} }}',
+    ):
+        body = _q(api, q, "internal")
+        assert body.get("errors"), body
+        assert all(e["extensions"]["code"] == "NOT_ELIGIBLE" for e in body["errors"]), body
