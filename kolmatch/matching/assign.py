@@ -20,6 +20,12 @@ from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
 
 from kolmatch.errors import BadArgument, InfeasiblePlan
 from kolmatch.matching.availability import Window, availability, planning_window
+from kolmatch.matching.coverage import NODE_LIMIT
+from kolmatch.matching.eligibility import (
+    merchant_eligibility,
+    product_eligibility,
+    talent_eligibility,
+)
 from kolmatch.matching.features import MarketFeatures, price_fit
 from kolmatch.matching.score import expected_orders
 
@@ -107,6 +113,9 @@ class AssignmentSolution:
     method: str
     seconds: float
     minimums_relaxed: bool = False
+    # what cut the solver short: "" (finished), "node limit" (deterministic: the same answer
+    # every run) or "time limit" (the wall-clock safety net: a re-run may differ)
+    stopped: str = ""
 
 
 def _objective(p: AssignmentProblem, chosen: NDArray[np.bool_]) -> float:
@@ -114,7 +123,11 @@ def _objective(p: AssignmentProblem, chosen: NDArray[np.bool_]) -> float:
 
 
 def solve_assignment(
-    p: AssignmentProblem, *, time_limit: float = 50.0, rel_gap: float = 0.005
+    p: AssignmentProblem,
+    *,
+    time_limit: float | None = 50.0,
+    rel_gap: float = 0.005,
+    node_limit: int = NODE_LIMIT,
 ) -> AssignmentSolution:
     """Maximise total value subject to every limit, with HiGHS's certified gap.
 
@@ -122,6 +135,11 @@ def solve_assignment(
     talents, one row per conflicting pair, one per agency group. If the merchants'
     minimums cannot all be met together (slots are contended), they are dropped and the
     solution says so (``minimums_relaxed``), rather than failing the whole market.
+
+    HiGHS's work is limited by ``node_limit`` branch-and-bound nodes, which gives the same
+    answer on every run whatever the machine's load; ``time_limit`` (seconds, None for none)
+    is only a safety net: an answer it cut short says so (``stopped``, and ``method`` reads
+    "milp, cut short by the time limit") and should not be cached as the answer.
 
     Raises
     ------
@@ -168,15 +186,15 @@ def solve_assignment(
     v_unit = float(np.median(p.value[p.value > 0])) if (p.value > 0).any() else 1.0
 
     def run(lower: F64) -> OptimizeResult:
+        options: dict[str, float | int] = {"node_limit": node_limit, "mip_rel_gap": rel_gap}
+        if time_limit is not None:
+            options["time_limit"] = max(time_limit - (time.perf_counter() - t0), 1.0)
         return milp(
             -p.value / v_unit,
             constraints=LinearConstraint(a, lower, np.concatenate(hi)),
             bounds=Bounds(0, 1),
             integrality=np.ones(n),
-            options={
-                "time_limit": max(time_limit - (time.perf_counter() - t0), 1.0),
-                "mip_rel_gap": rel_gap,
-            },
+            options=options,
         )
 
     res = run(lower)
@@ -192,8 +210,12 @@ def solve_assignment(
     dual = res.mip_dual_bound
     bound = max(-float(dual) * v_unit if dual is not None else float("inf"), obj)
     gap = (bound - obj) / obj if obj > 0 else 0.0
+    # scipy reports HiGHS's node limit as status 4 ("solution limit"), its time limit as 1
+    nodes = int(getattr(res, "mip_node_count", 0) or 0)
+    stopped = "time limit" if res.status == 1 else "node limit" if nodes >= node_limit else ""
+    method = "milp, cut short by the time limit" if stopped == "time limit" else "milp"
     return AssignmentSolution(
-        chosen, obj, bound, max(gap, 0.0), "milp", time.perf_counter() - t0, relaxed
+        chosen, obj, bound, max(gap, 0.0), method, time.perf_counter() - t0, relaxed, stopped
     )
 
 
@@ -256,10 +278,15 @@ def build_assignment(
 
     Half are the best by expected value, the rest the best by value per yuan of fee.
 
-    A pair's value is the talent's expected GMV for the merchant discounted by its risk
-    (docs/optimisation.md). Eligible: not excluded for compliance, a known fee within the
-    merchant's budget, a free slot in the window, not booked by a competitor of the
-    merchant there. Merchants excluded for compliance get no talents.
+    A pair's value is the talent's expected GMV for the merchant's eligible products,
+    discounted by its risk (docs/optimisation.md). Eligible talents: not excluded for
+    compliance (:mod:`kolmatch.matching.eligibility`), a known fee within the merchant's
+    budget, a free slot in the window, not booked by a competitor of the merchant there.
+    Merchants get no talents (counted in ``left_out`` by reason) when a campaign is given and
+    they have not joined it (``not in the campaign``), when excluded for compliance
+    (``compliance``), with no products (``no products``), with none eligible (``no eligible
+    products``), or with no eligible talent (``no eligible talent``). Every solver works on
+    these candidates, so the rule holds for every method.
 
     Raises
     ------
@@ -274,6 +301,13 @@ def build_assignment(
         raise BadArgument("--agency-cap", f"must be at least 1, got {agency_cap}")
     window = planning_window(f, campaign)
     T, M = f.n_talents, len(f.merchant_ids)
+    joined = (
+        np.ones(M, dtype=bool)
+        if campaign is None
+        else np.asarray(f.merchant_campaigns[:, f.campaign_row(campaign)].todense()).ravel() > 0
+    )
+    merchant_ok = merchant_eligibility(f).ok
+    product_ok = product_eligibility(f).ok
     capacity = availability(f, None, window).free_slots
     overlaps = (f.booking_start <= window.end) & (f.booking_end >= window.start)
     # who is booked by whom in the window: (talent, merchant) pairs
@@ -284,18 +318,23 @@ def build_assignment(
     blocked_by_rival = sp.csr_matrix(booked_by @ f.competitors)  # (T, M) > 0: out for m
     blocked = blocked_by_rival.T.tocsr()
     fee = np.nan_to_num(f.talent_fee, nan=np.inf)
-    base_ok = (f.talent_risk < 1.0) & np.isfinite(fee) & (fee > 0) & (capacity > 0)
+    base_ok = talent_eligibility(f).ok & np.isfinite(fee) & (fee > 0) & (capacity > 0)
     budgets = np.where(np.isnan(f.merchant_budget), np.inf, f.merchant_budget)
     left_out: dict[str, int] = {}
     k_value = (candidates + 1) // 2
     scale = f.gmv_rate * f.talent_skill * f.talent_audience_size
 
     def candidates_of(m: int) -> tuple[I64, F64] | str:
-        if f.merchant_risk[m] >= 1.0:
+        if not joined[m]:
+            return "not in the campaign"
+        if not merchant_ok[m]:
             return "compliance"
         prods = f.merchant_products[m]
         if len(prods) == 0:
             return "no products"
+        prods = prods[product_ok[prods]]
+        if len(prods) == 0:
+            return "no eligible products"
         ok = base_ok & (fee <= budgets[m])
         ok[blocked[m].indices] = False
         rows = np.nonzero(ok)[0]

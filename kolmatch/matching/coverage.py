@@ -1,8 +1,14 @@
 """Budgeted maximum coverage with a tier mix: a fast greedy bound, then HiGHS via scipy's milp.
 
 The problem: choose candidates ``x`` to maximise ``value @ x + user_value @ covered(x)``, where
-a user counts once however many chosen candidates reach it, subject to a budget on ``cost``
-and per-tier limits (counts and budget shares). Pure functions over arrays; ids never appear.
+a user counts once however many chosen candidates reach it, subject to a budget on ``cost``,
+per-tier limits (counts and budget shares) and at most ``max_chosen`` candidates in all. Pure
+functions over arrays; ids never appear.
+
+Every limit on the solver's work is a count (column-generation rounds, HiGHS branch-and-bound
+nodes), so the same instance gives the same answer on any machine and under any load. A
+wall-clock ``time_limit`` is a safety net only: an answer it cut short says so
+(``CoverageSolution.stopped``) and may differ on a re-run.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from kolmatch.errors import InfeasiblePlan
 
 __all__ = [
+    "NODE_LIMIT",
     "CoverageProblem",
     "CoverageSolution",
     "coverage_objective",
@@ -28,6 +35,11 @@ __all__ = [
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
+
+#: Most HiGHS branch-and-bound nodes per MILP: the deterministic work limit. On the s market's
+#: plans (docs/optimisation.md, "Reproducible") HiGHS closes the gap within it, or stops
+#: within 0.3 points of where 10 s of wall clock would have.
+NODE_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,8 @@ class CoverageProblem:
         (k,) most cost per tier (``inf`` for no limit).
     tier_names
         Names of the tiers for messages (default ``tier 0``, ``tier 1``, ...).
+    max_chosen
+        Most candidates chosen in all (e.g. the merchant's ``max_talents``); None for no limit.
     """
 
     value: F64
@@ -66,6 +80,7 @@ class CoverageProblem:
     tier_max: I64
     tier_budget: F64
     tier_names: tuple[str, ...] = ()
+    max_chosen: int | None = None
 
     def tier_name(self, j: int) -> str:
         return f"tier {self.tier_names[j]}" if j < len(self.tier_names) else f"tier {j}"
@@ -81,6 +96,9 @@ class CoverageSolution:
 
     ``bound`` is an upper bound on the best objective (HiGHS's dual bound, or the LP
     relaxation's when the MILP did not run); ``gap = (bound - objective) / objective``.
+    ``stopped`` says what cut the MILP short: ``""`` (it finished, or did not run), ``"node
+    limit"`` (the deterministic work limit: the same answer on every run) or ``"time limit"``
+    (the wall-clock safety net: a re-run may differ). ``nodes``: HiGHS's branch-and-bound nodes.
     """
 
     chosen: I64
@@ -91,6 +109,8 @@ class CoverageSolution:
     greedy_objective: float
     seconds: float
     reduced_users: int  # user rows left in the MILP after folding and merging
+    stopped: str = ""
+    nodes: int = 0
 
 
 def coverage_objective(p: CoverageProblem, chosen: I64) -> float:
@@ -159,6 +179,13 @@ def _check_feasible(p: CoverageProblem) -> None:
     k = len(p.tier_min)
     if p.n == 0:
         raise InfeasiblePlan("no candidates to choose from")
+    if p.max_chosen is not None and p.max_chosen < 1:
+        raise InfeasiblePlan(f"at most {p.max_chosen} candidates may be chosen")
+    if p.max_chosen is not None and int(p.tier_min.sum()) > p.max_chosen:
+        raise InfeasiblePlan(
+            f"the tier minimums ask for {int(p.tier_min.sum())} candidates, over the most "
+            f"{p.max_chosen} allowed"
+        )
     affordable = p.cost <= p.budget
     if not affordable.any():
         raise InfeasiblePlan(
@@ -192,8 +219,9 @@ def _check_feasible(p: CoverageProblem) -> None:
 def greedy_coverage(p: CoverageProblem) -> I64:
     """A fast feasible plan: lazy greedy by marginal value per unit cost.
 
-    Tier minimums are filled first (best ratio within the tier, keeping enough budget for
-    every tier's cheapest unmet minimum), then any candidate that still fits. Without tier
+    Tier minimums are filled first (best ratio within the tier, keeping enough budget and
+    enough of ``max_chosen`` for every tier's unmet minimum), then any candidate that still
+    fits. Without tier
     minimums the result is compared with the best single candidate and the better returned.
 
     Raises
@@ -236,11 +264,20 @@ def _greedy(p: CoverageProblem, value: F64, shared: sp.csr_matrix, w: F64) -> I6
                     short -= 1
         return total
 
+    most = p.max_chosen if p.max_chosen is not None else p.n
+
+    def slots_left(i: int) -> bool:
+        """Whether taking i leaves enough of ``max_chosen`` for the unmet tier minimums."""
+        short = np.maximum(p.tier_min - count, 0)
+        short[int(p.tier[i])] = max(int(short[int(p.tier[i])]) - 1, 0)
+        return int(count.sum()) + 1 + int(short.sum()) <= most
+
     def fits(i: int) -> bool:
         j = int(p.tier[i])
         c = float(p.cost[i])
         return bool(
-            count[j] < p.tier_max[j]
+            slots_left(i)
+            and count[j] < p.tier_max[j]
             and spent_tier[j] + c <= p.tier_budget[j] + 1e-9
             and spent + c + (reserve(i) if unmet() else 0.0) <= p.budget + 1e-9
         )
@@ -280,12 +317,58 @@ def _greedy(p: CoverageProblem, value: F64, shared: sp.csr_matrix, w: F64) -> I6
     chosen = np.nonzero(taken)[0]
     if not (p.tier_min > 0).any():  # the classic guard: never worse than the best single one
         ok = (p.cost <= p.budget) & (p.tier_max[p.tier] >= 1) & (p.cost <= p.tier_budget[p.tier])
-        if ok.any():
+        if ok.any() and most >= 1:
             single = value + np.asarray(shared @ w).ravel()
             best = int(np.argmax(np.where(ok, single, -np.inf)))
             if single[best] > _reduced_objective(value, shared, w, chosen):
                 chosen = np.array([best])
     return chosen.astype(np.int64)
+
+
+def _complete(p: CoverageProblem, chosen: I64) -> I64:
+    """``chosen`` plus every candidate that still fits and adds value, best per cost first.
+
+    HiGHS stops once within its relative gap, which can leave budget that a cheap candidate
+    with value would use; this adds such candidates (a lazy greedy, ties by candidate order)
+    so no plan leaves money unspent that could still buy value.
+    """
+    k = len(p.tier_min)
+    taken = np.zeros(p.n, dtype=bool)
+    taken[chosen] = True
+    covered = (p.reach.T @ taken.astype(np.float64)) > 0
+    count = np.bincount(p.tier[taken], minlength=k)
+    spent_tier = np.bincount(p.tier[taken], weights=p.cost[taken], minlength=k)
+    spent = float(p.cost[taken].sum())
+    most = p.max_chosen if p.max_chosen is not None else p.n
+    indptr, indices = p.reach.indptr, p.reach.indices
+
+    def gain(i: int) -> float:
+        users = indices[indptr[i] : indptr[i + 1]]
+        return float(p.value[i] + p.user_value[users[~covered[users]]].sum())
+
+    heap = [(-gain(int(i)) / float(p.cost[i]), int(i)) for i in np.nonzero(~taken)[0]]
+    heapq.heapify(heap)
+    while heap and int(count.sum()) < most:
+        _, i = heapq.heappop(heap)
+        j, c = int(p.tier[i]), float(p.cost[i])
+        if (
+            spent + c > p.budget + 1e-9
+            or count[j] >= p.tier_max[j]
+            or spent_tier[j] + c > p.tier_budget[j] + 1e-9
+        ):
+            continue
+        g = gain(i)
+        if g <= 0:
+            continue
+        if heap and -g / c > heap[0][0] + 1e-12:  # stale: push back with its true ratio
+            heapq.heappush(heap, (-g / c, i))
+            continue
+        taken[i] = True
+        covered[indices[indptr[i] : indptr[i + 1]]] = True
+        count[j] += 1
+        spent_tier[j] += c
+        spent += c
+    return np.nonzero(taken)[0].astype(np.int64)
 
 
 def _reduced_objective(value: F64, shared: sp.csr_matrix, w: F64, chosen: I64) -> float:
@@ -305,7 +388,7 @@ class _Model:
     group: I64
     a: sp.csr_matrix
     b: F64
-    tier_rows: list[tuple[str, int, int]]  # (kind, tier, row) for "max", "min", "budget"
+    tier_rows: list[tuple[str, int, int]]  # (kind, tier, row): "max", "min", "budget", "count"
 
 
 def _model(p: CoverageProblem, members: I64) -> _Model:
@@ -332,6 +415,10 @@ def _model(p: CoverageProblem, members: I64) -> _Model:
                 b.append(np.array([bound]))
                 tier_rows.append((kind, j, at))
                 at += 1
+    if p.max_chosen is not None and p.max_chosen < n:  # tier -1: every candidate
+        rows.append(sp.csr_matrix(np.concatenate([np.ones(n), zeros])[None, :]))
+        b.append(np.array([float(p.max_chosen)]))
+        tier_rows.append(("count", -1, at))
     a = sp.vstack(rows, format="csr")
     return _Model(members, value, shared, w, group, a, np.concatenate(b), tier_rows)
 
@@ -362,8 +449,8 @@ def _lp_prices(p: CoverageProblem, m: _Model) -> tuple[float, F64]:
     )
     rc = p.value + p.reach @ mu - lam[g] * p.cost
     for kind, j, row in m.tier_rows:
-        t = p.tier == j
-        if kind == "max":
+        t = p.tier == j if j >= 0 else np.ones(p.n, dtype=bool)
+        if kind in ("max", "count"):
             rc[t] -= lam[row]
         elif kind == "min":
             rc[t] += lam[row]
@@ -396,28 +483,55 @@ def _outside_bound(d: float, rc: F64, cost: F64, budget: float) -> float:
     return d + extra
 
 
-def _milp(m: _Model, time_limit: float, rel_gap: float) -> tuple[I64 | None, float]:
+@dataclass(frozen=True)
+class _MilpResult:
+    chosen: I64 | None
+    dual: float
+    stopped: str  # "", "node limit" or "time limit"
+    nodes: int
+
+
+def _milp(m: _Model, node_limit: int, time_limit: float | None, rel_gap: float) -> _MilpResult:
+    """HiGHS on the model, limited by ``node_limit`` nodes (and ``time_limit`` seconds if set).
+
+    HiGHS's branch and bound is deterministic for a given model and node count (its random
+    seed is fixed at 0), so only the wall-clock limit can make two runs differ.
+    """
     n, g = len(m.members), m.shared.shape[1]
+    options: dict[str, float | int] = {"node_limit": node_limit, "mip_rel_gap": rel_gap}
+    if time_limit is not None:
+        options["time_limit"] = max(time_limit, 0.05)
     res = milp(
         -np.concatenate([m.value, m.w]),
         constraints=LinearConstraint(m.a, -np.inf, m.b),
         bounds=Bounds(0, 1),
         integrality=np.concatenate([np.ones(n), np.zeros(g)]),
-        options={"time_limit": max(time_limit, 0.05), "mip_rel_gap": rel_gap},
+        options=options,
     )
     if res.status == 2:
         raise InfeasiblePlan("no choice satisfies the budget and the tier mix together")
+    nodes = int(getattr(res, "mip_node_count", 0) or 0)
+    # scipy reports HiGHS's node limit as status 4 ("solution limit"), a time limit as 1
+    stopped = (
+        "time limit"
+        if res.status == 1
+        else "node limit"
+        if res.status == 4 and nodes >= node_limit
+        else ""
+    )
     dual = -float(res.mip_dual_bound) if res.mip_dual_bound is not None else float("inf")
     if res.x is None:
-        return None, dual
-    return m.members[np.nonzero(res.x[:n] > 0.5)[0]].astype(np.int64), dual
+        return _MilpResult(None, dual, stopped, nodes)
+    chosen = m.members[np.nonzero(res.x[:n] > 0.5)[0]].astype(np.int64)
+    return _MilpResult(chosen, dual, stopped, nodes)
 
 
 def solve_coverage(
     p: CoverageProblem,
     *,
     method: str = "restricted",
-    time_limit: float = 10.0,
+    node_limit: int = NODE_LIMIT,
+    time_limit: float | None = None,
     rel_gap: float = 0.005,
     target_gap: float = 0.01,
     pool: int = 100,
@@ -434,8 +548,12 @@ def solve_coverage(
     3. reduced-cost fixing: a plan using left-out candidate i is worth at most
        ``LP + rc[i]``; candidates that cannot lift a plan above ``(1 + target_gap)`` times
        the incumbent stay out, the rest join the set;
-    4. ``scipy.optimize.milp`` (HiGHS) on the set; its dual bound covers plans inside it,
-       the fixing covers plans outside it, and the LP bound covers both.
+    4. ``scipy.optimize.milp`` (HiGHS) on the set, for at most ``node_limit`` nodes; its
+       dual bound covers plans inside it, the fixing covers plans outside it, and the LP
+       bound covers both.
+
+    Every step is bounded by a count (rounds, nodes), never by the clock, so the answer is
+    the same on every run; only ``time_limit``, if given, can cut it short (and says so).
 
     The best plan found is returned with its gap to the certified bound. ``full``: plain
     ``milp`` on every candidate, no greedy (the baseline the benchmark compares with).
@@ -447,8 +565,11 @@ def solve_coverage(
         The instance.
     method
         ``restricted``, ``full`` or ``greedy``.
+    node_limit
+        Most HiGHS branch-and-bound nodes (the deterministic work limit).
     time_limit
-        Seconds HiGHS may spend on the MILP.
+        A wall-clock safety net in seconds for HiGHS (None: none). An answer it cut short has
+        ``stopped == "time limit"`` and may differ on a re-run: do not cache it as the answer.
     rel_gap
         HiGHS stops once its relative gap (inside the restricted set) is below this.
     target_gap
@@ -467,15 +588,16 @@ def solve_coverage(
     """
     if method not in ("restricted", "full", "greedy"):
         raise ValueError(f"method must be restricted, full or greedy, got {method!r}")
+    if node_limit < 1:
+        raise ValueError(f"node_limit must be at least 1, got {node_limit}")
     t0 = time.perf_counter()
     _check_feasible(p)
     if method == "full":
         m = _model(p, np.arange(p.n, dtype=np.int64))
-        chosen, dual = _milp(m, time_limit, rel_gap)
-        if chosen is None:
-            chosen = np.zeros(0, dtype=np.int64)
+        res = _milp(m, node_limit, time_limit, rel_gap)
+        chosen = _complete(p, res.chosen if res.chosen is not None else np.zeros(0, np.int64))
         obj = coverage_objective(p, chosen)
-        bound = max(dual, obj)
+        bound = max(res.dual, obj)
         return CoverageSolution(
             chosen,
             obj,
@@ -485,6 +607,8 @@ def solve_coverage(
             float("nan"),
             time.perf_counter() - t0,
             m.shared.shape[1],
+            res.stopped,
+            res.nodes,
         )
     value, shared, w, _ = _reduce(p.value, p.reach, p.user_value)
     greedy = _greedy(p, value, shared, w)
@@ -503,7 +627,7 @@ def solve_coverage(
         m = _model(p, members)
         d, rc = _lp_prices(p, m)
         priced_in = np.nonzero(rc > 1e-9 * max(1.0, obj))[0]
-        if len(priced_in) == 0 or time.perf_counter() - t0 > time_limit:
+        if len(priced_in) == 0:
             break
         priced_in = priced_in[np.argsort(-rc[priced_in], kind="stable")][: max(pool // 2, 1)]
         members = np.union1d(members, priced_in).astype(np.int64)
@@ -522,19 +646,28 @@ def solve_coverage(
         members = np.union1d(members, np.nonzero(relevant)[0]).astype(np.int64)
         m = _model(p, members)
     # 3. HiGHS on the set: its bound covers plans inside it; the fixing covers the rest
-    m_chosen, inside = _milp(m, time_limit - (time.perf_counter() - t0), rel_gap)
-    if m_chosen is not None:
+    left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+    res = _milp(m, node_limit, left, rel_gap)
+    if res.chosen is not None:
+        m_chosen = _complete(p, res.chosen)
         m_obj = coverage_objective(p, m_chosen)
         if m_obj > obj + 1e-9 * max(1.0, abs(obj)):
             chosen, obj, how = m_chosen, m_obj, "milp"
     if not converged:  # left-out candidates priced by the knapsack of their reduced costs
         outside = _outside_bound(d, rc, p.cost, p.budget)
-    bound = min(full_lp, max(inside, outside))
-    return _solution(chosen, obj, max(bound, obj), how, g_obj, t0, m)
+    bound = min(full_lp, max(res.dual, outside))
+    return _solution(chosen, obj, max(bound, obj), how, g_obj, t0, m, res)
 
 
 def _solution(
-    chosen: I64, obj: float, bound: float, how: str, g_obj: float, t0: float, m: _Model
+    chosen: I64,
+    obj: float,
+    bound: float,
+    how: str,
+    g_obj: float,
+    t0: float,
+    m: _Model,
+    res: _MilpResult | None = None,
 ) -> CoverageSolution:
     return CoverageSolution(
         np.sort(chosen),
@@ -545,6 +678,8 @@ def _solution(
         g_obj,
         time.perf_counter() - t0,
         m.shared.shape[1],
+        res.stopped if res is not None else "",
+        res.nodes if res is not None else 0,
     )
 
 

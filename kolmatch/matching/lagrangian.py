@@ -170,7 +170,7 @@ def solve_assignment_lagrangian(
     p: AssignmentProblem,
     *,
     iterations: int = 3000,
-    time_limit: float = 50.0,
+    time_limit: float | None = None,
     target_gap: float = 0.005,
     repair_every: int = 25,
     trace: list[tuple[int, float, float, float, float]] | None = None,
@@ -191,8 +191,12 @@ def solve_assignment_lagrangian(
     ----------
     p
         The problem; at most :data:`MAX_CANDIDATES` pairs per merchant.
-    iterations, time_limit
-        Stop after either.
+    iterations
+        Stop after this many: a count, so the same problem gives the same answer on any
+        machine load.
+    time_limit
+        A safety net in seconds, off by default; an answer it cuts short says so in its
+        ``method`` ("lagrangian, cut short by the time limit").
     target_gap
         Stop once the certified gap is below this.
     repair_every
@@ -220,6 +224,7 @@ def solve_assignment_lagrangian(
     best = float(p.value[best_x].sum())
     bound = np.inf
     theta, stall = 2.0, 0
+    cut_short = False
     for it in range(iterations):
         reduced = p.value - lam[p.pair_talent]
         if len(mu):
@@ -240,7 +245,10 @@ def solve_assignment_lagrangian(
                 best, best_x = obj, y
         if trace is not None:
             trace.append((it, dual, bound, best, theta))
-        if (bound - best) <= target_gap * max(best, 1e-9) or time.perf_counter() - t0 > time_limit:
+        if (bound - best) <= target_gap * max(best, 1e-9):
+            break
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            cut_short = it < iterations - 1
             break
         g_lam = cap - np.bincount(p.pair_talent[x], minlength=T)
         g_mu = 1.0 - x[ca].astype(np.float64) - x[cb] if len(mu) else np.zeros(0)
@@ -265,7 +273,7 @@ def solve_assignment_lagrangian(
         best,
         bound,
         gap,
-        "lagrangian",
+        "lagrangian, cut short by the time limit" if cut_short else "lagrangian",
         time.perf_counter() - t0,
         minimums_relaxed=True,
     )

@@ -91,8 +91,13 @@ def plan_violations(
     planning_days
         Length of the default window.
     fees
-        The fee the plan priced each talent at where none is on record (an estimate); a
-        chosen talent with neither is a violation.
+        The fee the plan priced each talent at where no list price is quoted (an estimate);
+        a chosen talent with neither is a violation.
+
+    Notes
+    -----
+    Plans pay talents' list prices (their public quotes, what a merchant sees), not the
+    private negotiated fees; at most the merchant's ``max_talents`` may be chosen.
     """
     ids = list(talents)
     out: list[str] = []
@@ -113,11 +118,11 @@ def plan_violations(
     for tid in ids:
         t = rows[tid]
         out += _talent_problems(f, t, m, booked, booked_by, rivals)
-        fee = float(f.talent_fee[t])
+        fee = float(f.talent_list_price[t])
         if not np.isfinite(fee) or fee <= 0:
             fee = float((fees or {}).get(tid, np.nan))
             if not np.isfinite(fee) or fee <= 0:
-                out.append(f"{tid} has no fee on record and the plan gives none")
+                out.append(f"{tid} has no list price and the plan gives none")
                 fee = 0.0
         spent += fee
         tier = tier_of(int(np.nan_to_num(f.talent_followers[t])))
@@ -125,6 +130,9 @@ def plan_violations(
         tier_spent[tier] = tier_spent.get(tier, 0.0) + fee
     if spent > budget + 1e-6:
         out.append(f"fees {spent:,.0f} exceed the budget {budget:,.0f}")
+    most = float(f.merchant_max_talents[m])
+    if np.isfinite(most) and len(ids) > most:
+        out.append(f"{len(ids)} talents, over {merchant}'s max_talents {most:.0f}")
     for tier, (lo, hi, share) in (tiers or {}).items():
         if count[tier] < lo or (hi is not None and count[tier] > hi):
             out.append(f"{count[tier]} {tier} talents, asked for {lo}..{hi}")

@@ -185,3 +185,50 @@ def test_stable_option_has_no_blocking_pairs_and_keeps_limits(s_features: Market
 def test_bad_arguments(s_features: MarketFeatures, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(BadArgument, match=message):
         assign_market(s_features, **kwargs)  # type: ignore[arg-type]
+
+
+def _with_refusals(f: MarketFeatures) -> tuple[MarketFeatures, int, int, int]:
+    """``f`` with a merchant and a talent excluded, and another merchant's products all flagged."""
+    t = int(np.argmax(f.talent_risk < 1))
+    bad_m, flagged_m = 0, 1
+    m_risk, t_risk, p_risk = f.merchant_risk.copy(), f.talent_risk.copy(), f.product_risk.copy()
+    m_risk[bad_m] = 1.0
+    t_risk[t] = 1.0
+    p_risk[f.merchant_products[flagged_m]] = 1.0
+    g = replace(f, merchant_risk=m_risk, talent_risk=t_risk, product_risk=p_risk)
+    return g, bad_m, flagged_m, t
+
+
+@pytest.mark.parametrize("method", ["milp", "lagrangian", "stable"])
+def test_every_method_assigns_only_eligible_merchants_talents_and_products(
+    tiny_features: MarketFeatures, method: str
+) -> None:
+    f, bad_m, flagged_m, bad_t = _with_refusals(tiny_features)
+    a = assign_market(f, candidates=5, method=method, time_limit=20)
+    assert a.pairs
+    merchants = {m for m, _, _, _ in a.pairs}
+    talents = {t for _, t, _, _ in a.pairs}
+    assert str(f.merchant_ids[bad_m]) not in merchants
+    assert str(f.merchant_ids[flagged_m]) not in merchants
+    assert str(f.talent_ids[bad_t]) not in talents
+    assert (f.talent_risk[[f.talent_row(t) for t in talents]] < 1).all()
+    assert a.left_out_merchants.get("compliance") == 1
+    assert a.left_out_merchants.get("no eligible products") == 1
+
+
+@pytest.mark.parametrize("method", ["milp", "lagrangian", "stable"])
+def test_a_campaign_assigns_only_the_merchants_that_joined_it(
+    tiny_features: MarketFeatures, method: str
+) -> None:
+    f = tiny_features
+    joined = np.asarray(f.merchant_campaigns.sum(axis=0)).ravel()
+    g = int(np.argmax(joined))
+    cid = str(f.campaign_ids[g])
+    members = set(f.merchant_ids[f.merchant_campaigns[:, g].toarray().ravel() > 0].tolist())
+    assert 0 < len(members) < len(f.merchant_ids)
+    a = assign_market(f, candidates=5, campaign=cid, method=method, time_limit=20)
+    assert a.pairs and {m for m, _, _, _ in a.pairs} <= members
+    assert a.left_out_merchants["not in the campaign"] == len(f.merchant_ids) - len(members)
+    assert set(a.merchants_below_minimum) <= members  # the others take no part
+    p, _, _ = build_assignment(f, candidates=5, campaign=cid)
+    assert set(f.merchant_ids[np.unique(p.pair_merchant)].tolist()) <= members

@@ -1,4 +1,5 @@
-"""The coverage solver: optimal on small instances (brute force), feasible always, deterministic."""
+"""The coverage solver: optimal on small instances (brute force), feasible always, deterministic
+(work limited by counts, not the clock), within a most-chosen count, leaving no value unbought."""
 
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ def _feasible(p: CoverageProblem, chosen: np.ndarray) -> bool:
     if len(set(chosen.tolist())) != len(chosen):
         return False
     if p.cost[chosen].sum() > p.budget + 1e-9:
+        return False
+    if p.max_chosen is not None and len(chosen) > p.max_chosen:
         return False
     for j in range(len(p.tier_min)):
         mine = chosen[p.tier[chosen] == j]
@@ -158,3 +161,85 @@ def test_no_candidates() -> None:
     )
     with pytest.raises(InfeasiblePlan, match="no candidates"):
         solve_coverage(p)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_at_most_max_chosen_and_optimal(seed: int) -> None:
+    base = _instance(200 + seed, n=10, tiers=2)
+    p = CoverageProblem(
+        **{**base.__dict__, "budget": float(base.cost.sum()), "max_chosen": 2 + seed % 3}
+    )
+    sol = solve_coverage(p, rel_gap=0.0)
+    assert _feasible(p, sol.chosen) and len(sol.chosen) <= p.max_chosen
+    assert sol.objective == pytest.approx(_brute_force(p), rel=1e-9)
+    assert _feasible(p, greedy_coverage(p))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 4))
+def test_greedy_keeps_room_for_tier_minimums_within_max_chosen(seed: int, most: int) -> None:
+    base = _instance(seed, n=8, s=30, tiers=2)
+    p = CoverageProblem(
+        **{
+            **base.__dict__,
+            "budget": float(base.cost.sum()),
+            "tier_min": np.array([min(1, most), 0]),
+            "max_chosen": most,
+        }
+    )
+    if (p.tier == 0).sum() < p.tier_min[0]:
+        return
+    g = greedy_coverage(p)
+    assert _feasible(p, g) and len(g) <= most
+
+
+def test_tier_minimums_over_max_chosen_say_why() -> None:
+    p = CoverageProblem(**{**_instance(3).__dict__, "tier_min": np.array([2, 2]), "max_chosen": 3})
+    with pytest.raises(InfeasiblePlan, match="ask for 4 candidates, over the most 3 allowed"):
+        solve_coverage(p)
+
+
+def _hard(
+    seed: int = 1, n: int = 400, s: int = 4_000, density: float = 0.01, share: float = 0.05
+) -> CoverageProblem:
+    """Unit-value coverage, a budget of ``share`` of all costs: HiGHS has to branch."""
+    rng = np.random.default_rng(seed)
+    reach = sp.csr_matrix(rng.random((n, s)) < density)
+    cost = np.round(rng.uniform(1, 10, n), 1)
+    return CoverageProblem(
+        value=np.zeros(n),
+        cost=cost,
+        reach=reach,
+        user_value=np.ones(s),
+        tier=np.zeros(n, dtype=np.int64),
+        budget=float(cost.sum() * share),
+        tier_min=np.zeros(1, dtype=np.int64),
+        tier_max=np.array([n]),
+        tier_budget=np.array([np.inf]),
+    )
+
+
+def test_the_node_limit_is_a_deterministic_stop() -> None:
+    p = _hard(seed=2, n=80, s=200, density=0.1)  # HiGHS needs 3 nodes to prove it optimal
+    a = solve_coverage(p, method="full", node_limit=1, rel_gap=0.0)
+    b = solve_coverage(p, method="full", node_limit=1, rel_gap=0.0)
+    assert a.stopped == "node limit" and a.nodes >= 1
+    assert a.chosen.tolist() == b.chosen.tolist() and a.objective == b.objective
+    assert a.bound >= a.objective and _feasible(p, a.chosen)
+
+
+def test_a_time_limited_answer_says_so() -> None:
+    sol = solve_coverage(_hard(n=1_500, s=20_000), method="full", time_limit=0.05, rel_gap=0.0)
+    assert sol.stopped == "time limit"
+
+
+def test_no_candidate_that_fits_and_adds_value_is_left(s: int = 300) -> None:
+    """A loose MILP gap stops HiGHS early; the answer is completed so no value is left unbought."""
+    p = _hard(seed=4, n=120, s=s)
+    sol = solve_coverage(p, rel_gap=0.5)
+    left = p.budget - p.cost[sol.chosen].sum()
+    covered = (p.reach.T @ np.isin(np.arange(p.n), sol.chosen).astype(float)) > 0
+    for i in np.setdiff1d(np.arange(p.n), sol.chosen):
+        if p.cost[i] <= left:
+            new = p.reach[i].indices[~covered[p.reach[i].indices]]
+            assert p.value[i] + p.user_value[new].sum() <= 0

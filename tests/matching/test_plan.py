@@ -1,14 +1,17 @@
-"""Talent matrix plans: valid by an independent check, explained, stable; GMV or target reach."""
+"""Talent matrix plans: valid by an independent check, explained, stable; GMV or target reach;
+within the merchant's max_talents, above a return floor, saying why budget is left."""
 
 from __future__ import annotations
 
 import csv
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from kolmatch.cli import main
 from kolmatch.engine.cache import features_of
@@ -17,13 +20,17 @@ from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.availability import availability, planning_window
 from kolmatch.matching.features import MarketFeatures
-from kolmatch.matching.fees import DEFAULT_FEE_PER_FOLLOWER, talent_fees
+from kolmatch.matching.fees import DEFAULT_FEE_PER_FOLLOWER, merchant_prices
 from kolmatch.matching.plan import (
+    DEFAULT_MIN_ROI,
     TIE_BREAK,
     TIERS,
     TierRule,
+    _ordered_by_marginal_reach,
     _target_users,
+    _tie_order,
     follower_count_plan,
+    pair_overlaps,
     parse_tiers,
     plan_talent_matrix,
     talent_tiers,
@@ -49,7 +56,12 @@ def test_plans_pass_the_independent_validator(s_features: MarketFeatures, mercha
     ids = [t.talent for t in plan.talents]
     assert ids, "a merchant with a budget should get a plan"
     assert plan_violations(f, merchant, ids, budget=budget) == []
-    assert plan.cost == pytest.approx(sum(f.talent_fee[f.talent_row(t)] for t in ids))
+    # priced at list prices (what the merchant sees), never the private negotiated fees
+    assert plan.cost == pytest.approx(sum(f.talent_list_price[f.talent_row(t)] for t in ids))
+    assert plan.unspent == pytest.approx(budget - plan.cost)
+    assert len(ids) <= f.merchant_max_talents[f.merchant_row(merchant)] == plan.max_talents
+    assert plan.min_roi == DEFAULT_MIN_ROI and all(t.roi >= DEFAULT_MIN_ROI for t in plan.talents)
+    assert plan.reproducible and plan.stopped != "time limit"
     assert plan.gap <= 0.01
     assert plan.bound >= plan.objective
     # marginal reach is listed greedily: never increasing down the list
@@ -77,7 +89,7 @@ def test_plan_beats_follower_count_on_reach(s_features: MarketFeatures) -> None:
     plan_reach, naive_reach = [], []
     for m in ["m1", "m5", "m9", "m20", "m33", "m60"]:
         budget = float(f.merchant_budget[f.merchant_row(m)])
-        plan = plan_talent_matrix(f, m, budget=budget)
+        plan = plan_talent_matrix(f, m, budget=budget, min_roi=0)
         plan_reach.append(unique_target_reach(f, m, _rows(f, [t.talent for t in plan.talents])))
         naive_reach.append(unique_target_reach(f, m, follower_count_plan(f, m, budget=budget)))
     assert sum(plan_reach) >= 1.2 * sum(naive_reach)
@@ -123,7 +135,9 @@ def test_campaign_the_merchant_did_not_join(s_features: MarketFeatures) -> None:
         ({"budget": 10.0}, InfeasiblePlan, "fee over the budget"),
         ({"budget": -5.0}, BadArgument, "argument --budget: must be a positive"),
         ({"budget": 5e4, "tiers": {"top": TierRule(1, 1)}}, InfeasiblePlan, "tier top"),
-        ({"budget": 1e9, "tiers": {"top": TierRule(9_999, 9_999)}}, InfeasiblePlan, "needed"),
+        ({"budget": 1e9, "tiers": {"top": TierRule(9_999, 9_999)}}, InfeasiblePlan, "ask for 9999"),
+        # only five top talents return 1.0x for m2: the message says the floor left them out
+        ({"budget": 1e9, "tiers": {"top": TierRule(6, 6)}}, InfeasiblePlan, "5 cand.*return below"),
         ({"budget": 1e5, "campaign": "cp-nope"}, UnknownId, "unknown Campaign id 'cp-nope'"),
     ],
 )
@@ -181,8 +195,8 @@ def _write(folder: Path, name: str, header: list[str], rows: list[list[object]])
         w.writerows(rows)
 
 
-#: id: (followers, fee or None, users u<k> in its audience). Ids run against the answer: in id
-#: order t0 (games, over the budget) and t1 (games) come first.
+#: id: (followers, list price or None, users u<k> in its audience). Ids run against the answer:
+#: in id order t0 (games, over the budget) and t1 (games) come first.
 FOLLOW_TALENTS: dict[str, tuple[int, float | None, range]] = {
     "t0": (3_000_000, 30_000.0, range(30, 60)),  # games star
     "t1": (400_000, 8_000.0, range(30, 45)),  # games
@@ -196,15 +210,16 @@ FOLLOW_TALENTS: dict[str, tuple[int, float | None, range]] = {
 def write_follow_market(folder: Path, *, fees: bool = True, history: bool = False) -> Path:
     """Sixty users, six talents (:data:`FOLLOW_TALENTS`), merchants m-beauty (customers
     u00..u09), m-cream (beauty too: u15..u24 bought there) and m-games (u30..u49); follows
-    and purchases only, plus past collaborations with outcomes if ``history``."""
+    and purchases only, plus past collaborations with outcomes if ``history``. A talent's
+    list price and negotiated fee are the same here."""
     folder.mkdir(parents=True)
     _write(folder, "user", ["id"], [[f"u{u:02d}"] for u in range(60)])
     _write(
         folder,
         "talent",
-        ["id", "name", "followers", "fee"],
+        ["id", "name", "followers", "fee", "list_price"],
         [
-            [t, t.upper(), n, fee if fees and fee else ""]
+            [t, t.upper(), n, *([fee if fees and fee else ""] * 2)]
             for t, (n, fee, _) in FOLLOW_TALENTS.items()
         ],
     )
@@ -290,7 +305,7 @@ def test_no_history_plans_optimise_target_reach(follow_features: MarketFeatures)
     chosen = _rows(f, ids)
     reached = np.asarray(f.audience[chosen].sum(axis=0)).ravel() > 0
     assert reached[f.merchant_buyers[f.merchant_row("m-beauty")].indices].all()
-    fees = talent_fees(f.talent_fee, f.talent_followers, f.talent_audience_size).fee
+    fees = merchant_prices(f).fee
     assert plan.objective == pytest.approx(_best_reach(f, "m-beauty", 25_000, fees))
     assert plan.unique_reach == plan.objective and plan.target_users == len(
         target_audience(f, f.merchant_row("m-beauty")).users
@@ -321,13 +336,13 @@ def test_missing_fees_are_estimated_and_flagged(follow_features: MarketFeatures)
     f = follow_features
     plan = plan_talent_matrix(f, "m-beauty", budget=25_000)
     by_id = {t.talent: t for t in plan.talents}
-    # median fee per follower of t0, t1, t2, t4, t5: 0.05 (t2); t3 has 150,000 followers
+    # median list price per follower of t0, t1, t2, t4, t5: 0.05 (t2); t3 has 150,000 followers
     assert by_id["t3"].fee_estimated and by_id["t3"].fee == pytest.approx(7_500)
     assert not any(t.fee_estimated for t in plan.talents if t.talent != "t3")
-    assert plan.estimated_fees == 1 and "median fee per follower" in plan.fee_note
+    assert plan.estimated_fees == 1 and "median list price per follower" in plan.fee_note
     assert plan.cost == pytest.approx(sum(t.fee for t in plan.talents))
     without = plan_talent_matrix(f, "m-beauty", budget=25_000, estimate_fees=False)
-    assert without.left_out["no fee on record"] == 1 and without.estimated_fees == 0
+    assert without.left_out["no list price"] == 1 and without.estimated_fees == 0
     assert "t3" not in [t.talent for t in without.talents]
 
 
@@ -345,7 +360,11 @@ def test_a_market_without_any_fee_is_priced_per_follower(tmp_path: Path) -> None
 def test_with_history_the_plan_still_optimises_gmv(tmp_path: Path) -> None:
     f = _load(write_follow_market(tmp_path / "history", history=True))
     assert f.gmv_rate > 0
-    plan = plan_talent_matrix(f, "m-beauty", budget=25_000)
+    # GMV can be estimated, so the default floor applies: no talent here returns its price
+    with pytest.raises(InfeasiblePlan, match=r"returns at least 1\.0x its cost.*the best, t\d"):
+        plan_talent_matrix(f, "m-beauty", budget=25_000)
+    plan = plan_talent_matrix(f, "m-beauty", budget=25_000, min_roi=0)
+    assert plan.min_roi is None and plan.roi is not None
     assert plan.objective_kind == "gmv" and plan.expected_gmv > 0 and plan.reach_value > 0
     # today's objective: expected GMV + reach_value x the weighted target users reached
     target, weight = _target_users(f, f.merchant_row("m-beauty"))
@@ -375,3 +394,227 @@ def test_cli_says_what_was_optimised_and_marks_estimates(
     got = json.loads(capsys.readouterr().out)
     assert got["objective_kind"] == "target_reach" and got["estimated_fees"] == 1
     assert {t["talent"]: t["fee_estimated"] for t in got["talents"]}["t3"] is True
+    assert got["min_roi"] is None and got["roi"] is None and got["reproducible"] is True
+    assert got["unspent"] == 2_500 and got["unspent_note"].startswith("¥2,500 unspent: ")
+    # a return floor on a plan that estimates no return: refused, saying why (exit 2)
+    assert main(["plan", "m-beauty", "--budget", "25000", "--min-roi", "1", "--store", store]) == 2
+    assert "--min-roi" in capsys.readouterr().err
+
+
+def test_cli_plans_state_roi_floor_max_talents_and_unspent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'history.db'}"
+    assert (
+        main(["load", str(write_follow_market(tmp_path / "h", history=True)), "--store", store])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["plan", "m-beauty", "--budget", "25000", "--store", store]) == 2  # infeasible
+    assert "returns at least 1.0x its cost" in capsys.readouterr().err
+    args = ["plan", "m-beauty", "--budget", "100000", "--min-roi", "0", "--store", store]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "ROI" in text and "net of 0% commission" in text and "no floor" in text
+    assert "¥" in text and " unspent: " in text
+    assert main([*args, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["min_roi"] is None and all(t["roi"] is not None for t in got["talents"])
+
+
+# -- money: max_talents, the return floor, ROI net of commission, what is left and why ---------
+
+
+def _no_max_talents(f: MarketFeatures) -> MarketFeatures:
+    return replace(f, merchant_max_talents=np.full(len(f.merchant_ids), np.nan))
+
+
+def _independent_roi(f: MarketFeatures, merchant: str) -> np.ndarray:
+    """Every talent's expected return for the merchant, net of commission, from the signals."""
+    from kolmatch.matching.score import merchant_signals
+
+    m = f.merchant_row(merchant)
+    sig = merchant_signals(f, m)
+    gmv = sig.expected_gmv * (1 - f.talent_risk)
+    rate = float(f.merchant_commission[m])
+    price = merchant_prices(f).fee
+    return np.asarray(gmv / (price + rate * gmv))
+
+
+def test_max_talents_caps_the_plan_and_says_so(s_features: MarketFeatures) -> None:
+    f = s_features
+    most = int(f.merchant_max_talents[f.merchant_row("m2")])
+    plan = plan_talent_matrix(f, "m2", budget=1e8)
+    assert len(plan.talents) == most == plan.max_talents
+    assert plan.unspent == pytest.approx(1e8 - plan.cost)
+    assert plan.unspent_note == f"¥{plan.unspent:,.0f} unspent: max_talents {most} reached"
+    assert list(plan.unspent_reasons) == [f"max_talents {most} reached"]
+    ids = [t.talent for t in plan.talents]
+    assert plan_violations(f, "m2", ids, budget=1e8) == []
+    assert "max_talents" in " ".join(plan_violations(f, "m2", [*ids, "t1", "t2"], budget=1e8))
+
+
+def test_without_max_talents_no_talent_below_the_floor_is_bought(
+    s_features: MarketFeatures,
+) -> None:
+    """The issue's finding: a huge budget bought 151 talents, 120 returning less than their fee.
+    Now every talent returning at least 1.0x that is free is bought, and nothing else."""
+    f = _no_max_talents(s_features)
+    plan = plan_talent_matrix(f, "m2", budget=1e8)
+    assert plan.max_talents is None and plan.min_roi == 1.0
+    roi = _independent_roi(f, "m2")
+    m = f.merchant_row("m2")
+    av = availability(f, m, planning_window(f, None, m))
+    free = (f.talent_risk < 1) & av.available
+    ids = {t.talent for t in plan.talents}
+    assert ids == {str(f.talent_ids[t]) for t in np.nonzero(free & (roi >= 1.0))[0]}
+    for t in plan.talents:
+        assert t.roi == pytest.approx(roi[f.talent_row(t.talent)], abs=1e-4) and t.roi >= 1.0
+    assert plan.unspent_note == (
+        f"¥{plan.unspent:,.0f} unspent: no further talent returns at least 1.0x"
+    )
+    assert plan.left_out["return below 1.0x"] == int((free & (roi < 1.0)).sum())
+
+
+@pytest.mark.parametrize("floor", [1.5, 2.5])
+def test_a_stated_floor_is_met_by_every_talent(s_features: MarketFeatures, floor: float) -> None:
+    f = _no_max_talents(s_features)
+    plan = plan_talent_matrix(f, "m7", budget=2e6, min_roi=floor)
+    assert plan.min_roi == floor and plan.talents
+    assert min(t.roi for t in plan.talents if t.roi is not None) >= floor - 1e-4
+    assert plan.left_out[f"return below {floor}x"] > 0
+
+
+def test_roi_is_net_of_the_merchants_commission(s_features: MarketFeatures) -> None:
+    f = s_features
+    plan = plan_talent_matrix(f, "m7", budget=2e6)
+    rate = float(f.merchant_commission[f.merchant_row("m7")])
+    assert 0 < rate < 1 and plan.commission_rate == pytest.approx(rate)
+    for t in plan.talents:
+        assert t.commission == pytest.approx(rate * t.expected_gmv, abs=0.01)
+        assert t.roi == pytest.approx(t.expected_gmv / (t.fee + t.commission), rel=1e-3)
+    assert plan.commission == pytest.approx(rate * plan.expected_gmv)
+    assert plan.roi == pytest.approx(plan.expected_gmv / (plan.cost + plan.commission))
+
+
+def test_no_floor_buys_what_the_floor_would_not(s_features: MarketFeatures) -> None:
+    plan = plan_talent_matrix(s_features, "m7", budget=5e5, min_roi=0)
+    assert plan.min_roi is None and not any(k.startswith("return below") for k in plan.left_out)
+    assert any(t.roi is not None and t.roi < 1.0 for t in plan.talents)
+
+
+@pytest.mark.parametrize(
+    ("min_roi", "message"),
+    [(-1.0, "must be a return of 0 or more"), (float("nan"), "must be a return of 0 or more")],
+)
+def test_a_bad_floor_is_refused(s_features: MarketFeatures, min_roi: float, message: str) -> None:
+    with pytest.raises(BadArgument, match=f"argument --min-roi: {message}"):
+        plan_talent_matrix(s_features, "m2", budget=1e5, min_roi=min_roi)
+
+
+def test_reach_plans_have_no_floor_and_refuse_one(follow_features: MarketFeatures) -> None:
+    f = follow_features
+    plan = plan_talent_matrix(f, "m-beauty", budget=25_000)
+    assert plan.objective_kind == "target_reach" and plan.min_roi is None and plan.roi is None
+    assert all(t.roi is None and t.commission == 0 for t in plan.talents)
+    assert plan_talent_matrix(f, "m-beauty", budget=25_000, min_roi=0).talents == plan.talents
+    with pytest.raises(BadArgument, match="optimises target reach"):
+        plan_talent_matrix(f, "m-beauty", budget=25_000, min_roi=1.0)
+
+
+def test_unspent_budget_is_explained(follow_features: MarketFeatures) -> None:
+    f = follow_features
+    # t2 + t3 + t5 reach every beauty target user for 22,500; what is left buys nothing new
+    plan = plan_talent_matrix(f, "m-beauty", budget=100_000)
+    assert {t.talent for t in plan.talents} == {"t2", "t3", "t5"}  # t5 over its twin t4
+    assert plan.unspent == 77_500 and plan.unspent_note == (
+        "¥77,500 unspent: no further talent adds expected GMV or a new target user"
+    )
+    assert plan.unspent_reasons == {"add nothing (no expected GMV, no new target user)": 3}
+    small = plan_talent_matrix(f, "m-beauty", budget=25_000)
+    assert small.unspent_note == (
+        "¥2,500 unspent: no further eligible talent costs ¥2,500 or less; the cheapest left "
+        "costs ¥5,000"
+    )
+
+
+# -- the listing order: a lazy greedy equal to the plain (quadratic) one ----------------------
+
+
+def _plain_listing(f: MarketFeatures, picked: np.ndarray, reach: sp.csr_matrix) -> tuple:
+    """The listing as it was: every gain recounted for every talent left at every step."""
+    covered = np.zeros(reach.shape[1], dtype=bool)
+    left = [int(i) for i in _tie_order(f, picked)]
+    out, ties = [], 0
+    while left:
+        gains = [int((~covered[reach[i].indices]).sum()) for i in left]
+        k = int(np.argmax(gains))
+        ties += int(gains.count(gains[k]) > 1)
+        i = left.pop(k)
+        covered[reach[i].indices] = True
+        out.append((str(f.talent_ids[picked[i]]), gains[k]))
+    return out, ties
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_lazy_listing_equals_the_plain_greedy(s_features: MarketFeatures, seed: int) -> None:
+    f = s_features
+    rng = np.random.default_rng(seed)
+    n, users = int(rng.integers(1, 60)), int(rng.integers(1, 40))  # few users: many ties
+    picked = rng.choice(f.n_talents, n, replace=False).astype(np.int64)
+    reach = sp.csr_matrix(rng.random((n, users)) < rng.uniform(0.0, 0.5))
+    fee = np.ones(f.n_talents)
+    listed, ties = _ordered_by_marginal_reach(
+        f, picked, reach, 1.0, np.zeros(n), fee, np.zeros(f.n_talents, dtype=bool), None
+    )
+    assert ([(t.talent, t.marginal_reach) for t in listed], ties) == _plain_listing(
+        f, picked, reach
+    )
+
+
+def test_listing_thousands_of_talents_is_not_quadratic(s_features: MarketFeatures) -> None:
+    import time
+
+    f = s_features
+    rng = np.random.default_rng(0)
+    picked = np.arange(f.n_talents, dtype=np.int64)
+    reach = sp.csr_matrix(rng.random((f.n_talents, 20_000)) < 0.01)
+    t0 = time.perf_counter()
+    listed, _ = _ordered_by_marginal_reach(
+        f,
+        picked,
+        reach,
+        1.0,
+        np.zeros(f.n_talents),
+        np.ones(f.n_talents),
+        np.zeros(f.n_talents, dtype=bool),
+        None,
+    )
+    # the plain greedy took minutes here (issue 18: 10.4 s of 11.3 s at a budget of 1e7)
+    assert len(listed) == f.n_talents and time.perf_counter() - t0 < 10
+    assert [t.marginal_reach for t in listed] == sorted(
+        (t.marginal_reach for t in listed), reverse=True
+    )
+
+
+def test_overlaps_are_every_overlapping_pair_most_first(s_features: MarketFeatures) -> None:
+    from kolmatch.matching.audience import pair_overlaps as every_pair
+
+    f = s_features
+    picked = np.arange(0, 400, 3, dtype=np.int64)
+    want = {
+        (str(f.talent_ids[a]), str(f.talent_ids[b])): o
+        for a, b, o in every_pair(f.audience, picked)
+    }
+    got = pair_overlaps(f, picked)
+    assert len(got) == len(want) > 100
+    for o in got:
+        w = want[(o.a, o.b)]
+        assert o.shared == w.shared
+        assert (o.share_of_smaller, o.jaccard) == pytest.approx(
+            (w.share_of_smaller, w.jaccard), abs=1e-4
+        )
+    assert [(-o.share_of_smaller, o.a, o.b) for o in got] == sorted(
+        (-o.share_of_smaller, o.a, o.b) for o in got
+    )
+    assert pair_overlaps(f, picked, top=100) == got[:100]
