@@ -17,6 +17,7 @@ from kolmatch.errors import (
     InfeasiblePlan,
     InputError,
     KolmatchError,
+    NotEligible,
     StoreUnavailable,
     UnknownId,
 )
@@ -104,8 +105,23 @@ def _parser() -> argparse.ArgumentParser:
     mt.add_argument("merchant")
     mt.add_argument("--top", type=_positive_int, default=20)
     mt.add_argument("--campaign", help="rank for this campaign's window (free slots, exclusivity)")
+    mt.add_argument(
+        "--budget",
+        type=_positive_float,
+        help="yuan: leave out talents priced above it (default: mark those above the "
+        "merchant's own budget)",
+    )
     mt.add_argument("--json", action="store_true")
     _store_arg(mt)
+
+    wy = sub.add_parser("why", help="why a talent is or is not in a merchant's match list")
+    wy.add_argument("merchant")
+    wy.add_argument("talent")
+    wy.add_argument("--top", type=_positive_int, default=20, help="the list's length")
+    wy.add_argument("--campaign", help="as in `kolmatch match`")
+    wy.add_argument("--budget", type=_positive_float, help="as in `kolmatch match`")
+    wy.add_argument("--json", action="store_true")
+    _store_arg(wy)
 
     pl = sub.add_parser("plan", help="choose a talent matrix for a merchant under a budget")
     pl.add_argument("merchant")
@@ -115,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
         help="tier mix, e.g. top=1,mid=2..5,micro=30%% (exact count, range, budget share)",
     )
     pl.add_argument("--campaign", help="plan for this campaign's window")
+    pl.add_argument(
+        "--min-roi",
+        type=float,
+        help="least expected return per talent, net of commission (default 1.0 where GMV can "
+        "be estimated; 0: no floor)",
+    )
     pl.add_argument("--candidates", type=_positive_int, default=5_000)
     pl.add_argument("--sample-users", type=_positive_int, default=50_000)
     pl.add_argument("--seed", type=int, default=0)
@@ -127,7 +149,13 @@ def _parser() -> argparse.ArgumentParser:
     asg.add_argument("--candidates", type=_positive_int, default=10, help="per merchant")
     asg.add_argument("--agency-cap", type=_positive_int, default=3, help="per merchant")
     asg.add_argument("--campaign", help="assign for this campaign's window")
-    asg.add_argument("--time-limit", type=_positive_float, default=50.0, help="solver seconds")
+    asg.add_argument(
+        "--time-limit",
+        type=_positive_float,
+        default=50.0,
+        help="wall-clock safety net in seconds: the MILP's work is limited by a node count "
+        "(the same answer on every run); an answer the clock cuts short says so",
+    )
     asg.add_argument("--out", type=Path, help="write the assignment as JSON to this file")
     asg.add_argument("--json", action="store_true")
     _store_arg(asg)
@@ -312,20 +340,48 @@ def _features(store_arg: str | None):  # type: ignore[no-untyped-def]
 def _cmd_match(a: argparse.Namespace) -> int:
     from kolmatch.matching.score import match_merchant
 
-    matches = match_merchant(_features(a.store), a.merchant, top=a.top, campaign=a.campaign)
+    matches = match_merchant(
+        _features(a.store), a.merchant, top=a.top, campaign=a.campaign, budget=a.budget
+    )
     if a.json:
         print(
             json.dumps(
-                {"merchant": a.merchant, "matches": [m.__dict__ for m in matches]},
+                {
+                    "merchant": a.merchant,
+                    "budget": a.budget,
+                    "matches": [m.__dict__ for m in matches],
+                },
                 ensure_ascii=False,
                 indent=2,
             )
         )
         return EXIT_OK
     for m in matches:
-        print(f"{m.rank:>3}. {m.talent:<12} score {m.score:+.3f}")
+        price = f"¥{m.price:,.0f}{'*' if m.price_estimated else ''}"
+        mark = " (above budget)" if m.affordable is False else ""
+        print(f"{m.rank:>3}. {m.talent:<12} score {m.score:+.3f}  price {price}{mark}")
         for e in m.evidence:
             print(f"       - {e}")
+    if any(m.price_estimated for m in matches):
+        print("  * estimated price: the talent quotes no list price")
+    return EXIT_OK
+
+
+def _cmd_why(a: argparse.Namespace) -> int:
+    from kolmatch.matching.score import why_not
+
+    w = why_not(
+        _features(a.store),
+        a.merchant,
+        a.talent,
+        top=a.top,
+        campaign=a.campaign,
+        budget=a.budget,
+    )
+    if a.json:
+        print(json.dumps(w.__dict__, ensure_ascii=False, indent=2))
+    else:
+        print(f"{w.reason}: {w.detail}")
     return EXIT_OK
 
 
@@ -343,6 +399,7 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         candidates=a.candidates,
         sample_users=a.sample_users,
         seed=a.seed,
+        min_roi=a.min_roi,
     )
     if a.json:
         print(json.dumps(asdict(plan), ensure_ascii=False, indent=2))
@@ -352,12 +409,13 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         f"¥{plan.cost:,.0f} of ¥{plan.budget:,.0f}"
     )
     print(f"  optimised: {plan.objective_kind} = {plan.objective_note}")
-    print(f"  {'talent':<10} {'tier':<6} {'fee':>11} {'exp. GMV':>11} {'new reach':>10}")
+    print(f"  {'talent':<10} {'tier':<6} {'fee':>11} {'exp. GMV':>11} {'ROI':>6} {'new reach':>10}")
     for t in plan.talents:
         mark = "*" if t.fee_estimated else " "
+        roi = f"{t.roi:.2f}x" if t.roi is not None else "-"
         print(
             f"  {t.talent:<10} {t.tier:<6} {t.fee:>10,.0f}{mark} {t.expected_gmv:>11,.0f} "
-            f"{t.marginal_reach:>10,}"
+            f"{roi:>6} {t.marginal_reach:>10,}"
         )
     if plan.estimated_fees:
         print(f"  * {plan.estimated_fees:,} estimated fees (none on record): {plan.fee_note}")
@@ -365,11 +423,24 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         f"  unique target reach {plan.unique_reach:,} of {plan.target_users:,} target users; "
         f"expected GMV ¥{plan.expected_gmv:,.0f}"
     )
+    if plan.roi is not None:
+        floor = f"each talent at least {plan.min_roi:.2f}x" if plan.min_roi else "no floor"
+        print(
+            f"  ROI {plan.roi:.2f}x net of {plan.commission_rate:.0%} commission "
+            f"(¥{plan.commission:,.0f} expected); {floor}"
+        )
+    if plan.max_talents is not None:
+        print(f"  max_talents {plan.max_talents} (the merchant's)")
+    if plan.unspent_note:
+        print(f"  {plan.unspent_note}")
+    stopped = {"node limit": ", at the node limit", "time limit": ", CUT SHORT by the time limit"}
     print(
         f"  objective {plan.objective:,.0f}, certified bound {plan.bound:,.0f}: gap "
-        f"{plan.gap:.2%} ({plan.method}, {plan.seconds:.2f}s, {plan.candidates:,} candidates, "
-        f"{plan.sampled_users:,} sampled users)"
+        f"{plan.gap:.2%} ({plan.method}{stopped.get(plan.stopped, '')}, {plan.seconds:.2f}s, "
+        f"{plan.candidates:,} candidates, {plan.sampled_users:,} sampled users)"
     )
+    if not plan.reproducible:
+        print("  not reproducible: the time limit cut the solver short; a re-run may differ")
     if plan.ties:
         print(f"  ties: {plan.ties:,} decided among equals by {plan.tie_break}")
     if plan.left_out:
@@ -439,9 +510,12 @@ def _cmd_assign(a: argparse.Namespace) -> int:
 
 def _cmd_similar(a: argparse.Namespace) -> int:
     from kolmatch.matching.audience import similar_talents
+    from kolmatch.matching.eligibility import talent_eligibility
 
     f = _features(a.store)
-    rows, sims = similar_talents(f.audience, f.talent_row(a.talent), top=a.top)
+    rows, sims = similar_talents(
+        f.audience, f.talent_row(a.talent), top=a.top, eligible=talent_eligibility(f).ok
+    )
     out = [
         {"talent": str(f.talent_ids[r]), "similarity": round(float(s), 4)}
         for r, s in zip(rows, sims, strict=True)
@@ -645,6 +719,7 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
     except BaseException:
         store.close()
         raise
+    service.follow()  # a load or another server writing to the same store shows here too
     try:
         # uvicorn stops on SIGINT / SIGTERM after in-flight requests finish; a mutation that
         # outlived its request may still be writing: close() waits for it
@@ -681,6 +756,7 @@ _COMMANDS = {
     "migrate": _cmd_migrate,
     "stats": _cmd_stats,
     "match": _cmd_match,
+    "why": _cmd_why,
     "plan": _cmd_plan,
     "assign": _cmd_assign,
     "similar": _cmd_similar,
@@ -705,7 +781,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"kolmatch: {n} problem(s) in the input; nothing was written:\n{exc}", file=sys.stderr
         )
         return EXIT_BAD_INPUT
-    except (UnknownId, BadArgument, InfeasiblePlan) as exc:
+    except (UnknownId, BadArgument, InfeasiblePlan, NotEligible) as exc:
         print(f"kolmatch: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head`: not a failure

@@ -17,7 +17,7 @@ from kolmatch.engine.cache import features_of
 from kolmatch.graph.model import NODES, RELATIONSHIPS
 from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.sqlite_store import SQLiteStore
-from kolmatch.graph.store import GraphStore
+from kolmatch.graph.store import GraphStore, NodeBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.loaders.synthetic import generate_market
 from kolmatch.matching.features import MarketFeatures
@@ -45,24 +45,41 @@ def s_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_features(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory) -> MarketFeatures:
-    """The tiny market's features, shared by the matching and evaluation tests."""
-    store = SQLiteStore(tmp_path_factory.mktemp("db") / "tiny.db")
-    load_folder(tiny_market, store)
+def _loaded_features(market: Path, db: Path) -> MarketFeatures:
+    store = SQLiteStore(db)
+    load_folder(market, store)
     f = features_of(store)
     store.close()
     return f
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory) -> MarketFeatures:
+    """The tiny market's features, shared by the matching and evaluation tests."""
+    return _loaded_features(tiny_market, tmp_path_factory.mktemp("db") / "tiny.db")
 
 
 @pytest.fixture(scope="session")
 def s_features(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> MarketFeatures:
     """The s market's features (seed 5)."""
-    store = SQLiteStore(tmp_path_factory.mktemp("db") / "s.db")
-    load_folder(s_market, store)
-    f = features_of(store)
-    store.close()
-    return f
+    return _loaded_features(s_market, tmp_path_factory.mktemp("db") / "s.db")
+
+
+class WritesWhileRead:
+    """A store, plus a write by someone else each time ``label``'s nodes are read, while
+    ``then`` holds batches (the first one each time): a graph that moves during a read."""
+
+    def __init__(self, store: SQLiteStore, label: str, then: list[NodeBatch]) -> None:
+        self._store, self._label, self.then = store, label, then
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def node_rows(self, label: str, fields: Any) -> Any:
+        rows = self._store.node_rows(label, fields)
+        if label == self._label and self.then:
+            self._store.write([self.then.pop(0)])
+        return rows
 
 
 @pytest.fixture

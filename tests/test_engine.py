@@ -13,6 +13,7 @@ from kolmatch.graph.market import read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
+from tests.conftest import WritesWhileRead
 
 
 def test_cache_hit_until_a_write(
@@ -90,22 +91,6 @@ def test_a_graph_written_anew_at_the_same_uri_is_not_served_from_the_cache(
     store.close()
 
 
-class _WritesWhileRead:
-    """The store, plus one write by someone else as soon as violations are read."""
-
-    def __init__(self, store: SQLiteStore, then: list[NodeBatch]) -> None:
-        self._store, self._then = store, then
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def node_rows(self, label: str, fields: Any) -> Any:
-        rows = self._store.node_rows(label, fields)
-        if label == "Violation" and self._then:
-            self._store.write([self._then.pop()])
-        return rows
-
-
 def test_a_compliance_update_falls_back_when_the_graph_moves(
     tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,7 +123,7 @@ def test_a_compliance_update_falls_back_when_the_graph_moves(
     w = sqlite_store.version()
     sqlite_store.write([NodeBatch("Violation", [{"id": "x-1", "resolved": False}])])
     other = NodeBatch("Category", [{"id": "cat-new", "name": "New"}])
-    moving = _WritesWhileRead(sqlite_store, [other])
+    moving = WritesWhileRead(sqlite_store, "Violation", [other])
     fresh = tmp_path / "c3"
     got = engine.load_features(moving, fresh, risk_update_of=(resolved, w))[0]  # type: ignore[arg-type]
     assert builds == [1, 1] and sqlite_store.version() == w + 2

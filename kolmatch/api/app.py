@@ -4,8 +4,8 @@ One thin endpoint over graphql-core (docs/api.md says why not a framework view):
 a token limit, validate with the standard rules plus the query limits (and without
 introspection in production), execute in a worker thread under a timeout, and answer with
 typed errors. Status codes: 200 for every executed request (errors inside), 400 for a body
-that is not a GraphQL request, 401 without a valid key, 413 for an oversized body, 503 when
-the store is unavailable. Never 500.
+that is not a GraphQL request, 401 without a valid key, 413 for an oversized body, 429 when
+the key's rate limit is spent (with Retry-After), 503 when the store is unavailable. Never 500.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from kolmatch.api.auth import KeyRing, Principal
-from kolmatch.api.errors import format_error
-from kolmatch.api.limits import Limits, limit_rules
+from kolmatch.api.errors import RateLimited, code_of, format_error
+from kolmatch.api.limits import Limits, RateLimiter, limit_rules
 from kolmatch.api.schema import schema
 from kolmatch.api.types.common import RequestContext
 from kolmatch.engine.service import EngineService
@@ -65,6 +65,19 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
 
 
+def _too_many(exc: RateLimited) -> JSONResponse:
+    """HTTP 429: the typed error, with ``Retry-After`` in whole seconds (also in extensions)."""
+    body = {
+        "errors": [
+            {
+                "message": str(exc),
+                "extensions": {"code": code_of(exc), "retryAfter": exc.retry_after},
+            }
+        ]
+    }
+    return JSONResponse(body, 429, headers={"Retry-After": str(exc.retry_after)})
+
+
 def create_app(
     service: EngineService,
     keys: KeyRing,
@@ -83,10 +96,11 @@ def create_app(
     production
         Introspection and GraphiQL off; default ``KOLMATCH_ENV == "production"``.
     limits
-        Query and request limits.
+        Query, request and rate limits; default :meth:`Limits.from_env`.
     """
     prod = production if production is not None else os.environ.get("KOLMATCH_ENV") == "production"
-    lim = limits or Limits()
+    lim = limits or Limits.from_env()
+    rate = RateLimiter(lim)
     rules = [*specified_rules, *limit_rules(lim)]
     if prod:
         rules.append(NoSchemaIntrospectionCustomRule)
@@ -164,10 +178,16 @@ def create_app(
         auth = request.headers.get("authorization", "")
         key = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
         principal = keys.principal(key)
-        if principal is None:
+        if principal is None or key is None:
             return _error(
                 401, "UNAUTHENTICATED", "missing or unknown API key (Authorization: Bearer <key>)"
             )
+        # one operation's worth before reading the body, the rest of a batch once it is read:
+        # a flood is refused before it costs a read, a batch costs what it asks
+        try:
+            rate.take(key, internal=principal.internal)
+        except RateLimited as exc:
+            return _too_many(exc)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > lim.max_body_bytes:
             return _error(413, "BODY_TOO_LARGE", f"request body over {lim.max_body_bytes} bytes")
@@ -186,6 +206,11 @@ def create_app(
         ops = payload if batch else [payload]
         if not ops or len(ops) > lim.max_batch:
             return _error(400, "BAD_REQUEST", f"send 1 to {lim.max_batch} operations")
+        if len(ops) > 1:
+            try:
+                rate.take(key, internal=principal.internal, n=len(ops) - 1)
+            except RateLimited as exc:
+                return _too_many(exc)
 
         run = _Run()
 
@@ -297,5 +322,6 @@ def app_from_env() -> Starlette:
     except BaseException:
         store.close()
         raise
+    service.follow()  # other worker processes write too: serve their versions within ~a poll
     atexit.register(service.close)  # after any write still running
     return create_app(service, load_keys())

@@ -3,13 +3,15 @@
 Queries never touch the store: they read an immutable :class:`Snapshot` (features plus the
 names and collaboration history the schema shows), swapped atomically when the graph
 changes. Mutations write through the store, then refresh; a refresh that fails leaves the
-previous snapshot serving.
+previous snapshot serving. Every write is recorded in the audit log
+(:class:`kolmatch.engine.audit.AuditLog`): who, when, what, the state before and after.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from kolmatch.engine.audit import AuditLog, audit_path
 from kolmatch.engine.cache import cached_rankings, load_features
-from kolmatch.errors import BadArgument, IncompleteLoad, UnknownId
+from kolmatch.errors import BadArgument, Conflict, IncompleteLoad, KolmatchError, UnknownId
 from kolmatch.graph.market import CATALOG_READ
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import MerchantRankings
 
-__all__ = ["Collaboration", "EngineService", "Snapshot"]
+__all__ = ["FOLLOW_POLL_SECONDS", "Collaboration", "EngineService", "Snapshot"]
+
+log = logging.getLogger("kolmatch.engine")
+
+#: How often a serving process asks the store whether another process wrote (:meth:`follow`).
+FOLLOW_POLL_SECONDS = 0.5
+
+#: The fields of a collaboration a caller sends, compared when its id is sent again.
+COLLABORATION_FIELDS = ("talent", "product", "gmv", "orders", "fee", "time", "campaign")
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,7 @@ class Snapshot:
     history: dict[str, list[Collaboration]]  # by talent, newest first
     product_merchant: dict[str, str | None]  # every product and the merchant selling it
     violation_ids: set[str]
+    collaborations: dict[str, Collaboration] = field(default_factory=dict)  # by collab_id
 
 
 class EngineService:
@@ -68,14 +80,26 @@ class EngineService:
         The graph store (injected; closed by the caller).
     cache_dir
         Where feature caches live (:func:`kolmatch.engine.cache.load_features`).
+    audit
+        The audit log of writes; default :func:`kolmatch.engine.audit.audit_path` (the
+        file ``KOLMATCH_AUDIT_LOG``, else ``audit.jsonl`` beside the cache folder).
     """
 
-    def __init__(self, store: GraphStore, cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        store: GraphStore,
+        cache_dir: str | Path | None = None,
+        *,
+        audit: AuditLog | None = None,
+    ) -> None:
         self._store = store
         self._cache_dir = cache_dir
+        self._audit = audit or AuditLog(audit_path(cache_dir))
         # held by every write and refresh; close() waits on it (re-entrant: a write refreshes)
         self._write_lock = threading.RLock()
         self._snapshot = self._build()
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
 
     @property
     def snapshot(self) -> Snapshot:
@@ -85,7 +109,13 @@ class EngineService:
     def store(self) -> GraphStore:
         return self._store
 
-    def refresh(self, *, violations_only_since: int | None = None) -> Snapshot:
+    @property
+    def audit(self) -> AuditLog:
+        return self._audit
+
+    def refresh(
+        self, *, violations_only_since: int | None = None, actor: str | None = None
+    ) -> Snapshot:
         """Rebuild the snapshot from the store; on failure the old one keeps serving.
 
         Parameters
@@ -97,6 +127,10 @@ class EngineService:
             compliance, which is re-read (:func:`kolmatch.engine.cache.load_features`): at m, ~40 s
             instead of ~4 min. Otherwise the whole graph is read.
 
+        actor
+            Who asked for the refresh (``merchant:m3``, ``internal``): given, the refresh is
+            recorded in the audit log with the versions before and after.
+
         Raises
         ------
         StoreError
@@ -105,9 +139,60 @@ class EngineService:
         with self._write_lock:
             prev, since = self._snapshot, violations_only_since
             reuse = (prev.features, since) if since is not None and prev.version == since else None
-            snap = self._build(reuse)
+            entry: dict[str, Any] = {
+                "actor": actor,
+                "action": "refreshFeatures",
+                "target": None,
+                "input": {},
+            }
+            try:
+                snap = self._build(reuse)
+            except KolmatchError as exc:
+                if actor is not None:
+                    self.record_refusal(entry, exc)
+                raise
             self._snapshot = snap
+            if actor is not None:
+                self._audit.append(
+                    {
+                        **entry,
+                        "outcome": "refreshed",
+                        "before": {"version": prev.version},
+                        "after": {"version": snap.version},
+                    }
+                )
             return snap
+
+    def follow(self, poll_seconds: float = FOLLOW_POLL_SECONDS) -> None:
+        """Keep the snapshot at the store's version: poll it and refresh when another writes.
+
+        With several server processes (``kolmatch serve --workers N``) each holds its own
+        snapshot; a write through one raised the store's version, and without this the others
+        served the old graph until restarted (seen for over 50 s: a flagged talent kept ranking
+        first on one worker). A daemon thread asks the store for its version every
+        ``poll_seconds`` (one small query) and, when it moved and no write or refresh of this
+        process is running, refreshes (from the feature cache when another process already
+        built that version). Requests keep reading the previous snapshot meanwhile, so a worker
+        lags a write by the poll interval plus its refresh; :meth:`health` shows both versions.
+        Stopped by :meth:`close`.
+        """
+        if self._follower is not None:
+            return
+
+        def run() -> None:
+            while not self._stop.wait(poll_seconds):
+                if not self._write_lock.acquire(blocking=False):
+                    continue  # a write or refresh of our own is running: it will catch up
+                try:
+                    if self._store.version() != self._snapshot.version:
+                        self.refresh()
+                except KolmatchError as exc:  # store down, unfinished load: keep serving
+                    log.info("kolmatch: following the store: %s", exc)
+                finally:
+                    self._write_lock.release()
+
+        self._follower = threading.Thread(target=run, name="kolmatch-follow", daemon=True)
+        self._follower.start()
 
     def close(self, timeout: float = 60.0) -> bool:
         """Close the store once no write or refresh is running (waiting up to ``timeout`` s).
@@ -118,6 +203,7 @@ class EngineService:
         still running after ``timeout`` (the store is closed anyway: the
         process is ending).
         """
+        self._stop.set()
         done = self._write_lock.acquire(timeout=timeout)
         try:
             self._store.close()
@@ -195,6 +281,7 @@ class EngineService:
                 for i, x in enumerate(products.ids)
             },
             violation_ids={str(x) for x in violations.ids},
+            collaborations={c.collab_id: c for items in history.values() for c in items},
         )
 
     # -- writes ---------------------------------------------------------------------------
@@ -209,8 +296,20 @@ class EngineService:
         fee: float,
         time: str,
         campaign: str | None = None,
+        actor: str = "local",
     ) -> Snapshot:
         """Record a collaboration's outcome (a PROMOTED relationship), then refresh.
+
+        A collaboration id is recorded once: sent again with the same values it is a no-op
+        (the current snapshot, nothing written, version unchanged); with any value different
+        it is refused. Bulk loads keep their idempotent upsert; this is the write path of the
+        API, where a second write with the same id is a mistake, not a correction.
+
+        Parameters
+        ----------
+        actor
+            Who writes (``merchant:m3``, ``internal``; ``local`` for in-process callers), for
+            the audit log.
 
         Raises
         ------
@@ -218,33 +317,80 @@ class EngineService:
             If the talent or product is not in the graph.
         BadArgument
             If an amount is negative or the date is not ISO-8601.
+        Conflict
+            If the id is already recorded with a different value (``fields`` names which).
         """
-        snap = self._snapshot
-        snap.features.talent_row(talent)
-        if product not in snap.product_merchant:
-            raise UnknownId("Product", product)
-        for name, v in (("gmv", gmv), ("orders", orders), ("fee", fee)):
-            if not np.isfinite(v) or v < 0:
-                raise BadArgument(name, f"must be a finite amount >= 0, got {v}")
-        _iso(time)
-        if not collab_id.strip():
-            raise BadArgument("collabId", "must not be empty")
-        row = {
-            "src": talent,
-            "dst": product,
-            "collab_id": collab_id,
-            "gmv": float(gmv),
-            "orders": int(orders),
-            "fee": float(fee),
+        sent: dict[str, Any] = {
+            "talent": talent,
+            "product": product,
+            "gmv": gmv,
+            "orders": orders,
+            "fee": fee,
             "time": time,
-            "campaign": campaign,
+            "campaign": campaign or None,
         }
-        return self._write([RelBatch("PROMOTED", "Talent", [row])])
+        entry = {"actor": actor, "action": "recordCollaboration", "target": collab_id}
+        with self._write_lock:
+            try:
+                if not collab_id.strip():
+                    raise BadArgument("collabId", "must not be empty")
+                snap = self._snapshot
+                snap.features.talent_row(talent)
+                if product not in snap.product_merchant:
+                    raise UnknownId("Product", product)
+                for name, v in (("gmv", gmv), ("orders", orders), ("fee", fee)):
+                    if not np.isfinite(v) or v < 0:
+                        raise BadArgument(name, f"must be a finite amount >= 0, got {v}")
+                _iso(time)
+                if self._store.version() != snap.version:
+                    # another process wrote since our snapshot: check against what it wrote
+                    snap = self.refresh()
+                sent.update(gmv=float(gmv), orders=int(orders), fee=float(fee))
+                after = {"id": collab_id, "merchant": snap.product_merchant[product], **sent}
+                old = snap.collaborations.get(collab_id)
+                if old is not None:
+                    before = _collaboration_record(old)
+                    differ = [k for k in COLLABORATION_FIELDS if not _same(k, before[k], sent[k])]
+                    if differ:
+                        raise Conflict("collaboration", collab_id, differ, owner=old.merchant)
+                    self._audit.append(
+                        {
+                            **entry,
+                            "input": sent,
+                            "outcome": "unchanged",
+                            "before": before,
+                            "after": before,
+                            "version": snap.version,
+                        }
+                    )
+                    return snap
+            except KolmatchError as exc:
+                self.record_refusal({**entry, "input": sent}, exc)
+                raise
+            row = {"src": talent, "dst": product, "collab_id": collab_id, **sent}
+            del row["talent"], row["product"]
+            return self._write(
+                [RelBatch("PROMOTED", "Talent", [row])],
+                audit={**entry, "input": sent, "before": None, "after": after},
+            )
 
     def flag_violation(
-        self, *, violation_id: str, label: str, target: str, kind: str, severity: str, time: str
+        self,
+        *,
+        violation_id: str,
+        label: str,
+        target: str,
+        kind: str,
+        severity: str,
+        time: str,
+        actor: str = "local",
     ) -> Snapshot:
         """Record a violation against a talent, merchant or product, then refresh.
+
+        Parameters
+        ----------
+        actor
+            Who writes, for the audit log (see :meth:`record_collaboration`).
 
         Raises
         ------
@@ -253,16 +399,6 @@ class EngineService:
         BadArgument
             If the label, severity or date is not one the model allows, or the id is taken.
         """
-        snap = self._snapshot
-        if label not in ("Talent", "Merchant", "Product"):
-            raise BadArgument("label", f"must be Talent, Merchant or Product, got {label!r}")
-        if severity not in ("minor", "major", "severe"):
-            raise BadArgument("severity", f"must be minor, major or severe, got {severity!r}")
-        if violation_id in snap.violation_ids:
-            raise BadArgument("id", f"violation {violation_id!r} exists; resolve it instead")
-        if self._store.missing_ids(label, [target]):
-            raise UnknownId(label, target)
-        _iso(time)
         node = {
             "id": violation_id,
             "kind": kind,
@@ -270,34 +406,166 @@ class EngineService:
             "time": time,
             "resolved": False,
         }
-        rel = {"src": target, "dst": violation_id}
-        return self._write(
-            [NodeBatch("Violation", [node]), RelBatch("HAS_VIOLATION", label, [rel])],
-            violations_only=True,
-        )
+        sent = {**node, "label": label, "target": target}
+        entry = {"actor": actor, "action": "flagViolation", "target": violation_id, "input": sent}
+        with self._write_lock:
+            try:
+                snap = self._snapshot
+                if label not in ("Talent", "Merchant", "Product"):
+                    raise BadArgument(
+                        "label", f"must be Talent, Merchant or Product, got {label!r}"
+                    )
+                if severity not in ("minor", "major", "severe"):
+                    raise BadArgument(
+                        "severity", f"must be minor, major or severe, got {severity!r}"
+                    )
+                if violation_id in snap.violation_ids:
+                    raise BadArgument(
+                        "id", f"violation {violation_id!r} exists; resolve it instead"
+                    )
+                if self._store.missing_ids(label, [target]):
+                    raise UnknownId(label, target)
+                _iso(time)
+            except KolmatchError as exc:
+                self.record_refusal(entry, exc)
+                raise
+            rel = {"src": target, "dst": violation_id}
+            return self._write(
+                [NodeBatch("Violation", [node]), RelBatch("HAS_VIOLATION", label, [rel])],
+                violations_only=True,
+                audit={**entry, "before": None, "after": sent},
+            )
 
-    def resolve_violation(self, violation_id: str) -> Snapshot:
+    def resolve_violation(self, violation_id: str, *, actor: str = "local") -> Snapshot:
         """Mark a violation resolved, then refresh.
+
+        Parameters
+        ----------
+        actor
+            Who writes, for the audit log (see :meth:`record_collaboration`).
 
         Raises
         ------
         UnknownId
             If there is no such violation.
         """
-        if violation_id not in self._snapshot.violation_ids:
-            raise UnknownId("Violation", violation_id)
-        return self._write(
-            [NodeBatch("Violation", [{"id": violation_id, "resolved": True}])],
-            violations_only=True,
-        )
+        entry = {
+            "actor": actor,
+            "action": "resolveViolation",
+            "target": violation_id,
+            "input": {"id": violation_id},
+        }
+        with self._write_lock:
+            try:
+                if violation_id not in self._snapshot.violation_ids:
+                    raise UnknownId("Violation", violation_id)
+                before = self._violation(violation_id)
+            except KolmatchError as exc:
+                self.record_refusal(entry, exc)
+                raise
+            return self._write(
+                [NodeBatch("Violation", [{"id": violation_id, "resolved": True}])],
+                violations_only=True,
+                audit={**entry, "before": before, "after": {**before, "resolved": True}},
+            )
+
+    def record_refusal(self, entry: dict[str, Any], exc: BaseException) -> None:
+        """Log a write that was refused (``entry``: actor, action, target, input).
+
+        Best effort: a refusal changes nothing, so a log that cannot be written is reported
+        in the server's log rather than replacing the caller's error.
+        """
+        try:
+            self._audit.append(
+                {
+                    **entry,
+                    "outcome": "refused",
+                    "error": _error_of(exc),
+                    "before": None,
+                    "after": None,
+                }
+            )
+        except KolmatchError as fail:
+            log.warning("refused write not audited: %s", fail)
+
+    def _violation(self, violation_id: str) -> dict[str, Any]:
+        """A violation's recorded state, read from the store (a write reads what it changes)."""
+        fields = ("kind", "severity", "time", "resolved")
+        rows = self._store.node_rows("Violation", fields)
+        i = list(rows.ids).index(violation_id)
+        out: dict[str, Any] = {"id": violation_id}
+        for f in fields:
+            v = rows.columns[f][i]
+            out[f] = v.item() if isinstance(v, np.generic) else v
+        out["resolved"] = bool(out["resolved"])
+        return out
 
     def _write(
-        self, batches: list[NodeBatch | RelBatch], *, violations_only: bool = False
+        self,
+        batches: list[NodeBatch | RelBatch],
+        *,
+        audit: dict[str, Any],
+        violations_only: bool = False,
     ) -> Snapshot:
+        """Write ``batches`` with the audit log's record around it, then refresh.
+
+        The log's ``pending`` entry is on disk before the store is touched; its ending
+        (``written`` with the new version, or ``failed``) follows the store's answer.
+        """
         with self._write_lock:
             before = self._store.version()  # IncompleteLoad: refuse now rather than write unseen
-            self._store.write(batches)
+            ref = self._audit.append({**audit, "outcome": "pending", "version": before})
+            ending = {k: audit[k] for k in ("actor", "action", "target")}
+            try:
+                self._store.write(batches)
+            except BaseException as exc:
+                self._end(ref, {**ending, "outcome": "failed", "error": _error_of(exc)})
+                raise
+            try:
+                version: int | None = self._store.version()
+            except KolmatchError:
+                version = None  # written; the refresh below will say what is wrong
+            self._end(ref, {**ending, "outcome": "written", "version": version})
             return self.refresh(violations_only_since=before if violations_only else None)
+
+    def _end(self, ref: str, entry: dict[str, Any]) -> None:
+        """A write's second entry; a log that fails now is reported, the write stands."""
+        try:
+            self._audit.append({**entry, "id": ref})
+        except KolmatchError as fail:
+            log.error("audit entry %s has no ending (%s): %s", ref, entry["outcome"], fail)
+
+
+def _collaboration_record(c: Collaboration) -> dict[str, Any]:
+    return {
+        "id": c.collab_id,
+        "merchant": c.merchant,
+        "talent": c.talent,
+        "product": c.product,
+        "gmv": c.gmv,
+        "orders": c.orders,
+        "fee": c.fee,
+        "time": c.time,
+        "campaign": c.campaign,
+    }
+
+
+def _same(name: str, recorded: Any, sent: Any) -> bool:
+    """Whether a sent value equals the recorded one (dates compared as dates)."""
+    if name == "time":
+        try:
+            return date.fromisoformat(str(recorded)) == date.fromisoformat(str(sent))
+        except ValueError:
+            return str(recorded) == str(sent)
+    if name in ("gmv", "fee"):
+        return float(recorded) == float(sent)
+    return bool(recorded == sent)
+
+
+def _error_of(exc: BaseException) -> dict[str, str]:
+    """What the audit log says of an error: its class, and its message if kolmatch raised it."""
+    msg = str(exc) if isinstance(exc, KolmatchError) else "internal error"
+    return {"type": type(exc).__name__, "message": msg}
 
 
 def _names(ids: NDArray[np.str_], names: NDArray[np.object_]) -> dict[str, str]:

@@ -129,3 +129,36 @@ def test_refresh_risk_refuses_features_of_other_talents(
     with pytest.raises(StoreError, match="talents changed"):
         refresh_risk(read_market(other, COMPLIANCE_READ), shrunk)
     other.close()
+
+
+def test_a_second_process_s_write_shows_in_a_following_service(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Two servers on one store (``serve --workers 2``): a write through one reaches the other."""
+    import time
+
+    store_a, store_b = SQLiteStore(tmp_path / "g.db"), None
+    load_folder(tiny_market, store_a)
+    store_b = SQLiteStore(tmp_path / "g.db")
+    a = EngineService(store_a, tmp_path / "cache")
+    b = EngineService(store_b, tmp_path / "cache")
+    b.follow(poll_seconds=0.05)
+    talent = _top_talent(a)
+    t = a.snapshot.features.talent_row(talent)
+    written = a.flag_violation(
+        violation_id="x-w",
+        label="Talent",
+        target=talent,
+        kind="counterfeit",
+        severity="severe",
+        time="2026-06-01",
+    )
+    deadline = time.monotonic() + 30
+    while b.snapshot.version != written.version and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b.snapshot.version == written.version
+    assert b.snapshot.features.talent_risk[t] == 1.0  # the other worker excludes it too
+    assert _top_talent(b) != talent
+    assert b.health()["serving_version"] == b.health()["version"]
+    a.close()
+    b.close()

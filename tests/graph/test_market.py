@@ -23,6 +23,7 @@ from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import NodeBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import build_features
+from tests.conftest import WritesWhileRead
 
 
 def test_specs_add_their_endpoints_and_unite_fields() -> None:
@@ -55,21 +56,8 @@ def test_read_equals_the_projections_and_names_what_it_lacks(
         small.node("Content")
 
 
-class _WritesDuringRead:
-    """The store, plus a write by someone else during each of the first ``n`` reads."""
-
-    def __init__(self, store: SQLiteStore, n: int) -> None:
-        self._store, self.left = store, n
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def node_rows(self, label: str, fields: Any) -> Any:
-        rows = self._store.node_rows(label, fields)
-        if label == "Talent" and self.left:
-            self.left -= 1
-            self._store.write([NodeBatch("Category", [{"id": f"c-{self.left}", "name": "x"}])])
-        return rows
+def _categories(n: int) -> list[NodeBatch]:
+    return [NodeBatch("Category", [{"id": f"c-{i}", "name": "x"}]) for i in reversed(range(n))]
 
 
 def test_a_read_that_a_write_overtakes_is_read_again(
@@ -77,12 +65,12 @@ def test_a_read_that_a_write_overtakes_is_read_again(
 ) -> None:
     load_folder(tiny_market, sqlite_store)
     v = sqlite_store.version()
-    moving = _WritesDuringRead(sqlite_store, READ_ATTEMPTS - 1)
+    moving = WritesWhileRead(sqlite_store, "Talent", _categories(READ_ATTEMPTS - 1))
     g = read_market(moving, CATALOG_READ | ReadSpec({"Category": ("name",)}))  # type: ignore[arg-type]
     # the last attempt saw no write: its graph is the final version, every table included
     assert g.identity[1] == v + READ_ATTEMPTS - 1
     assert "c-0" in g.node("Category").ids.tolist()
-    always = _WritesDuringRead(sqlite_store, READ_ATTEMPTS)
+    always = WritesWhileRead(sqlite_store, "Talent", _categories(READ_ATTEMPTS))
     with pytest.raises(StoreError, match="changed during each of 3 reads"):
         read_market(always, CATALOG_READ)  # type: ignore[arg-type]
 

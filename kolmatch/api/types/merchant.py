@@ -21,8 +21,11 @@ from kolmatch.api.types.common import (
 from kolmatch.api.types.talent import Talent, TalentRef
 from kolmatch.errors import BadArgument
 from kolmatch.matching.availability import availability, planning_window
+from kolmatch.matching.eligibility import talent_eligibility
+from kolmatch.matching.fees import merchant_prices
 from kolmatch.matching.plan import parse_tiers, plan_talent_matrix
-from kolmatch.matching.score import DEFAULT_WEIGHTS, match_merchant
+from kolmatch.matching.score import DEFAULT_WEIGHTS, WHY_REASONS, match_merchant, why_not
+from kolmatch.policy import sees_merchant_own
 
 __all__ = ["Match", "Merchant", "MerchantRef", "Plan", "WeightInput", "merchant_ref", "to_match"]
 
@@ -40,9 +43,17 @@ def merchant_ref(ctx: RequestContext, merchant_id: str) -> MerchantRef:
 
 def _own(info: Any, m: MerchantRef, what: str) -> RequestContext:
     ctx = context(info)
-    if not ctx.principal.is_merchant(m.id):
+    if not sees_merchant_own(ctx.principal, m.id):
         raise Forbidden(f"{what} of {m.id} are visible to that merchant and internal tools only")
     return ctx
+
+
+def _weights(weights: list[dict[str, Any]] | None) -> dict[str, float]:
+    w = {x["signal"]: x["weight"] for x in weights or []}
+    unknown = sorted(set(w) - set(DEFAULT_WEIGHTS))
+    if unknown:
+        raise BadArgument("weights", f"unknown signals {unknown}; known: {sorted(DEFAULT_WEIGHTS)}")
+    return w
 
 
 class WeightInput(graphene.InputObjectType):
@@ -61,6 +72,32 @@ class Match(graphene.ObjectType):
     score = graphene.Float(required=True)
     breakdown = graphene.List(graphene.NonNull(SignalValue), required=True)
     evidence = graphene.List(graphene.NonNull(graphene.String), required=True)
+    price = graphene.Float(
+        required=True, description="the talent's list price, or its estimate (priceEstimated)"
+    )
+    price_estimated = graphene.Boolean(
+        required=True, description="no list price is quoted: `price` is an estimate"
+    )
+    affordable = graphene.Boolean(
+        description="price within the list's budget (the merchant's own by default); "
+        "null where none is stated"
+    )
+
+
+class WhyNotType(graphene.ObjectType):
+    class Meta:
+        name = "WhyNot"
+
+    talent = graphene.ID(required=True)
+    reason = graphene.String(required=True, description=", ".join(WHY_REASONS))
+    detail = graphene.String(required=True)
+    rank = graphene.Int(description="its place in the full ranking; null if left out first")
+    score = graphene.Float()
+    cut_rank = graphene.Int(description="the list's last rank")
+    cut_score = graphene.Float(description="the list's last score")
+    eligible = graphene.Int(required=True, description="talents in the full ranking")
+    price = graphene.Float(required=True)
+    price_estimated = graphene.Boolean(required=True)
 
 
 MatchConnection = connection("Match", Match)
@@ -73,18 +110,29 @@ def to_match(ctx: RequestContext, m: Any) -> dict[str, Any]:
         "score": m.score,
         "breakdown": [{"signal": k, "value": v} for k, v in m.breakdown.items()],
         "evidence": m.evidence,
+        "price": m.price,
+        "price_estimated": m.price_estimated,
+        "affordable": m.affordable,
     }
 
 
 class PlannedTalent(graphene.ObjectType):
     talent = graphene.Field(Talent, required=True)
     tier = graphene.String(required=True)
-    fee = graphene.Float(required=True, description="the price this merchant would pay")
+    fee = graphene.Float(
+        required=True, description="the talent's list price: what this merchant would pay"
+    )
     fee_estimated = graphene.Boolean(
-        required=True, description="no fee is on record: `fee` is an estimate (Plan.feeNote)"
+        required=True, description="no list price is quoted: `fee` is an estimate (Plan.feeNote)"
     )
     expected_gmv = graphene.Float(required=True)
     marginal_reach = graphene.Int(required=True)
+    commission = graphene.Float(
+        required=True, description="expected commission: Plan.commissionRate x expectedGmv"
+    )
+    roi = graphene.Float(
+        description="expectedGmv / (fee + commission); null where GMV is not estimated"
+    )
 
 
 class ReasonCount(graphene.ObjectType):
@@ -118,7 +166,43 @@ class Plan(graphene.ObjectType):
     ties = graphene.Int(required=True, description="choices decided among equals by tieBreak")
     tie_break = graphene.String(required=True)
     left_out = graphene.List(graphene.NonNull(ReasonCount), required=True)
-    overlaps = graphene.List(graphene.NonNull(PairOverlap), required=True)
+    overlaps = graphene.List(
+        graphene.NonNull(PairOverlap),
+        required=True,
+        description="the most overlapping pairs of planned talents (at most 100), most first",
+    )
+    overlap_pairs = graphene.Int(
+        required=True, description="pairs of planned talents that share any audience member"
+    )
+    commission_rate = graphene.Float(
+        required=True, description="the commission the merchant's products offer talents, 0..1"
+    )
+    commission = graphene.Float(required=True, description="expected commission in all")
+    roi = graphene.Float(
+        description="expectedGmv / (cost + commission); null where GMV is not estimated"
+    )
+    min_roi = graphene.Float(
+        description="the return floor every planned talent met; null: no floor (a plan "
+        "that optimises target reach estimates no return)"
+    )
+    max_talents = graphene.Int(description="the merchant's most talents; null: unstated")
+    unspent = graphene.Float(required=True, description="budget - cost")
+    unspent_note = graphene.String(
+        required=True, description="how much budget was left and why; empty if none was"
+    )
+    unspent_reasons = graphene.List(
+        graphene.NonNull(ReasonCount),
+        required=True,
+        description="talents whose fee fits the unspent budget, by why none was bought",
+    )
+    stopped = graphene.String(
+        required=True,
+        description="what cut the solver short: empty, `node limit` (the deterministic work "
+        "limit) or `time limit`",
+    )
+    reproducible = graphene.Boolean(
+        required=True, description="the same inputs give this same plan on every run"
+    )
 
 
 class Product(graphene.ObjectType):
@@ -150,6 +234,16 @@ class Merchant(graphene.ObjectType):
         after=graphene.String(),
         weights=graphene.List(graphene.NonNull(WeightInput)),
         campaign=graphene.ID(),
+        budget=graphene.Float(description="leave out talents priced above it"),
+    )
+    why_not = graphene.Field(
+        WhyNotType,
+        talent=graphene.ID(required=True),
+        first=graphene.Int(required=True, default_value=20),
+        weights=graphene.List(graphene.NonNull(WeightInput)),
+        campaign=graphene.ID(),
+        budget=graphene.Float(),
+        description="why a talent is or is not in this merchant's list of `first`",
     )
     plan = graphene.Field(
         Plan,
@@ -157,6 +251,10 @@ class Merchant(graphene.ObjectType):
         tiers=graphene.String(description="e.g. top=1,mid=2..5,micro=30%"),
         campaign=graphene.ID(),
         seed=graphene.Int(required=True, default_value=0),
+        min_roi=graphene.Float(
+            description="least expected return per talent, net of commission (default 1.0 "
+            "where GMV can be estimated; 0: no floor)"
+        ),
     )
 
     @staticmethod
@@ -214,15 +312,11 @@ class Merchant(graphene.ObjectType):
         after: str | None = None,
         weights: list[dict[str, Any]] | None = None,
         campaign: str | None = None,
+        budget: float | None = None,
     ) -> dict[str, Any]:
         ctx = _own(info, m, "matches")
         offset, size = page_window(first, after, ctx.limits)
-        w = {x["signal"]: x["weight"] for x in weights or []}
-        unknown = sorted(set(w) - set(DEFAULT_WEIGHTS))
-        if unknown:
-            raise BadArgument(
-                "weights", f"unknown signals {unknown}; known: {sorted(DEFAULT_WEIGHTS)}"
-            )
+        w = _weights(weights)
         f = ctx.snap.features
         ranked = match_merchant(
             f,
@@ -230,13 +324,39 @@ class Merchant(graphene.ObjectType):
             top=offset + size,
             weights=w or None,
             campaign=campaign,
+            budget=budget,
             rankings=ctx.snap.rankings,
         )
-        eligible = f.talent_risk < 1.0
+        eligible = talent_eligibility(f).ok.copy()
         if campaign is not None:
             eligible &= availability(f, m.row, planning_window(f, campaign, m.row)).available
+        if budget is not None:
+            eligible &= merchant_prices(f).fee <= budget
         items = [to_match(ctx, x) for x in ranked[offset : offset + size]]
         return sliced(items, offset, size, int(eligible.sum()))
+
+    @staticmethod
+    def resolve_why_not(
+        m: MerchantRef,
+        info: Any,
+        talent: str,
+        first: int,
+        weights: list[dict[str, Any]] | None = None,
+        campaign: str | None = None,
+        budget: float | None = None,
+    ) -> dict[str, Any]:
+        ctx = _own(info, m, "why-not answers")
+        page_size(first, ctx.limits)
+        w = why_not(
+            ctx.snap.features,
+            m.id,
+            talent,
+            top=first,
+            weights=_weights(weights) or None,
+            campaign=campaign,
+            budget=budget,
+        )
+        return {k: v for k, v in w.__dict__.items() if k != "merchant"}
 
     @staticmethod
     def resolve_plan(
@@ -246,11 +366,18 @@ class Merchant(graphene.ObjectType):
         tiers: str | None = None,
         campaign: str | None = None,
         seed: int = 0,
+        min_roi: float | None = None,
     ) -> dict[str, Any]:
         ctx = _own(info, m, "plans")
         f = ctx.snap.features
         p = plan_talent_matrix(
-            f, m.id, budget=budget, tiers=parse_tiers(tiers), campaign=campaign, seed=seed
+            f,
+            m.id,
+            budget=budget,
+            tiers=parse_tiers(tiers),
+            campaign=campaign,
+            seed=seed,
+            min_roi=min_roi,
         )
         return {
             "window": p.window,
@@ -263,6 +390,8 @@ class Merchant(graphene.ObjectType):
                     "fee_estimated": t.fee_estimated,
                     "expected_gmv": t.expected_gmv,
                     "marginal_reach": t.marginal_reach,
+                    "commission": t.commission,
+                    "roi": t.roi,
                 }
                 for t in p.talents
             ],
@@ -283,4 +412,15 @@ class Merchant(graphene.ObjectType):
             "tie_break": p.tie_break,
             "left_out": [{"reason": k, "count": v} for k, v in p.left_out.items()],
             "overlaps": [o.__dict__ for o in p.overlaps],
+            "overlap_pairs": p.overlap_pairs,
+            "commission_rate": p.commission_rate,
+            "commission": p.commission,
+            "roi": p.roi,
+            "min_roi": p.min_roi,
+            "max_talents": p.max_talents,
+            "unspent": p.unspent,
+            "unspent_note": p.unspent_note,
+            "unspent_reasons": [{"reason": k, "count": v} for k, v in p.unspent_reasons.items()],
+            "stopped": p.stopped,
+            "reproducible": p.reproducible,
         }
