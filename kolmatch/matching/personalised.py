@@ -35,6 +35,8 @@ F64 = NDArray[np.float64]
 #: Probability of walking on rather than returning to the customers (tuned on the real Twitch
 #: follows' tuning split, docs/scoring.md).
 PPR_ALPHA = 0.5
+#: Categories solved together by :func:`category_ppr_tails` (bounds its memory).
+PPR_CHUNK = 4
 
 
 def _degrees(w: sp.csr_matrix) -> tuple[F64, F64]:
@@ -148,19 +150,20 @@ def category_ppr_tails(
         (C, T): what walks of three or more steps from the category's buyers give each talent.
     """
     deg = np.asarray(by_user.sum(axis=1)).ravel()
-    seeds = np.asarray(category_buyers.todense(), dtype=np.float64) * (deg > 0)[:, None]
-    _, talents = bipartite_ppr(by_user, seeds, alpha=alpha)
-    first = (
-        np.stack(
-            [
-                first_step(by_user, np.nonzero(seeds[:, c])[0], alpha=alpha)
-                for c in range(seeds.shape[1])
-            ]
-        )
-        if seeds.shape[1]
-        else np.zeros((0, by_user.shape[1]))
-    )
-    return np.maximum(talents.T - first, 0.0)
+    live = sp.diags((deg > 0).astype(np.float64))
+    buyers = sp.csc_matrix(live @ sp.csr_matrix(category_buyers, dtype=np.float64))
+    n_c = buyers.shape[1]
+    out = np.zeros((n_c, by_user.shape[1]))
+    # a few categories at a time: each walk's dense (users x walks) iterates are the memory
+    # (1M users x 20 categories x 8 bytes = 160 MB an array at m, several arrays at once)
+    for lo in range(0, n_c, PPR_CHUNK):
+        cols = range(lo, min(lo + PPR_CHUNK, n_c))
+        seeds = np.asarray(buyers[:, cols].todense())
+        _, talents = bipartite_ppr(by_user, seeds, alpha=alpha)
+        for j, c in enumerate(cols):
+            first = first_step(by_user, buyers[:, c].indices, alpha=alpha)
+            out[c] = np.maximum(talents[:, j] - first, 0.0)
+    return out
 
 
 def customer_ppr(
