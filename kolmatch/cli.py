@@ -301,10 +301,14 @@ def _cmd_migrate(a: argparse.Namespace) -> int:
 
     store = open_store(store_uri(a.store))
     try:
-        before = getattr(store, "format", lambda: None)()
+        fmt = getattr(store, "format", None)  # SQLite records one; Neo4j is schemaless
+        before = fmt() if fmt is not None else None
         store.ensure_schema()
     finally:
         store.close()
+    if fmt is None:
+        print(f"{store.uri}: constraints and indexes in place (schemaless: nothing to migrate)")
+        return EXIT_OK
     was = f"store format {before}" if before is not None else "no kolmatch graph"
     print(f"{store.uri}: {was} -> store format {STORE_FORMAT}")
     return EXIT_OK

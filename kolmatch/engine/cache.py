@@ -36,7 +36,7 @@ Identity = tuple[str, int]  # (graph id, version): what a cache entry is keyed o
 log = logging.getLogger("kolmatch.engine")
 
 #: Bumped whenever MarketFeatures or its computation changes: old cache files are ignored.
-CACHE_FORMAT = 14
+CACHE_FORMAT = 15
 
 
 def _cache_dir(cache_dir: str | Path | None) -> Path:

@@ -184,10 +184,14 @@ class EngineService:
                 if not self._write_lock.acquire(blocking=False):
                     continue  # a write or refresh of our own is running: it will catch up
                 try:
+                    if self._stop.is_set():
+                        return  # closed while we waited: the store may be gone
                     if self._store.version() != self._snapshot.version:
                         self.refresh()
                 except KolmatchError as exc:  # store down, unfinished load: keep serving
-                    log.info("kolmatch: following the store: %s", exc)
+                    log.debug("kolmatch: following the store: %s", exc)
+                except Exception:  # a locked SQLite file, a driver error: never stop following
+                    log.warning("kolmatch: following the store failed; will retry", exc_info=True)
                 finally:
                     self._write_lock.release()
 

@@ -107,6 +107,11 @@ def edge_list(
     """
     spec = rel_spec(rel_type)
     fields = spec.field_names if fields is None else fields
+    if spec.key and spec.key not in fields:
+        # the key orders relationships between the same pair: without it two stores may list
+        # two purchases of one user and product in different orders (found by the store
+        # contract test, tests/graph/test_market.py)
+        fields = (*fields, spec.key)
     types = {f.name: f.type for f in spec.fields}
     s_parts: list[NDArray[np.int64]] = []
     d_parts: list[NDArray[np.int64]] = []

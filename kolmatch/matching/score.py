@@ -294,8 +294,8 @@ def _evidence(
 ) -> list[str]:
     """What a match rests on, in the merchant's words and from what it may see (policy.py)."""
     mix = f.merchant_mix[merchant]
-    top = int(np.argmax(mix))
-    cat = str(f.category_names[top]) if len(f.category_names) else "its categories"
+    top = int(np.argmax(mix)) if len(mix) and mix.any() else -1
+    cat = str(f.category_names[top]) if top >= 0 else "its categories"
     size, eng = f.talent_audience_size[t], int(f.talent_audience_engaged[t])
     if not f.follows_observed:
         who = f"{eng:,} engaged users"
@@ -309,7 +309,8 @@ def _evidence(
         share = float(f.talent_audience[t][mix > 0].sum())
         out.append(
             f"{share:.0%} of this talent's audience's interest is in the merchant's categories "
-            f"({f.talent_audience[t, top]:.0%} in {cat}) across {who}"
+            + (f"({f.talent_audience[t, top]:.0%} in {cat}) " if top >= 0 else "")
+            + f"across {who}"
         )
         lean = int(sig["hidden_need_reach"])
         out.append(
@@ -737,7 +738,10 @@ def why_not(
         return answer(
             "unaffordable", f"{talent_id}'s {quoted} is above the budget of {_yuan(budget)}"
         )
-    rank = int(np.nonzero(r.order == t)[0][0]) + 1
+    at = np.nonzero(r.order == t)[0]
+    if len(at) == 0:  # weights so large the score is not finite: it is not ranked at all
+        return answer("below the cut", f"{talent_id}'s score is not finite with these weights")
+    rank = int(at[0]) + 1
     mine = f"ranked {rank:,} of {len(r.order):,} with score {float(r.score[t]):+.3f}"
     if rank > top:
         return answer(

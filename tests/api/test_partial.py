@@ -92,3 +92,15 @@ def test_too_many_ids_null_the_batch_field_not_its_parent(api: Api) -> None:
     body = api.post(f'{{ talent(id: "t1") {{ id overlapWith(ids: [{ids}]) {{ other }} }} }}').json()
     assert body["data"]["talent"] == {"id": "t1", "overlapWith": None}
     assert _errors_at(body) == {("talent", "overlapWith"): "BAD_ARGUMENT"}
+
+
+def test_a_merchant_s_customer_counts_are_not_shown_to_agencies(api: Api) -> None:
+    """Leads say how many of a merchant's customers a talent reaches: internal tools only."""
+    talent = api.service.snapshot.agency_roster[api.agency][0]  # type: ignore[attr-defined]
+    leads = "recommendedMerchants(first: 3) { merchant customersReached }"
+    q = f'{{ talent(id: "{talent}") {{ {leads} }} }}'
+    as_agency = api.data(q, "agency")["talent"]["recommendedMerchants"]
+    as_internal = api.data(q, "internal")["talent"]["recommendedMerchants"]
+    assert as_agency and all(x["customersReached"] is None for x in as_agency)
+    assert [x["merchant"] for x in as_agency] == [x["merchant"] for x in as_internal]
+    assert all(isinstance(x["customersReached"], int) for x in as_internal)

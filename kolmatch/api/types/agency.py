@@ -57,7 +57,9 @@ class Agency(graphene.ObjectType):
         first=graphene.Int(required=True, default_value=20),
         after=graphene.String(),
     )
-    roster_reach = graphene.Int(description="distinct users engaged with any roster talent")
+    roster_reach = graphene.Int(
+        description="distinct audience members (followers or engaged users) of any roster talent"
+    )
     roster_overlap = graphene.List(
         graphene.NonNull(PairOverlap), first=graphene.Int(required=True, default_value=10)
     )

@@ -101,7 +101,8 @@ class MerchantLeadType(graphene.ObjectType):
     best_product = graphene.ID(required=True)
     roi = graphene.Float(description="expected GMV per yuan of fee; null where not estimable")
     customers_reached = graphene.Int(
-        required=True, description="the merchant's customers in the talent's audience"
+        description="the merchant's customers in the talent's audience; internal tools only "
+        "(a merchant's customers are its own: docs/api.md Policy)"
     )
 
 
@@ -343,7 +344,9 @@ class Talent(graphene.ObjectType):
                 "expected_gmv": round(x.expected_gmv, 2),
                 "best_product": x.best_product,
                 "roi": None if x.roi is None else round(x.roi, 4),
-                "customers_reached": x.customers_reached,
+                "customers_reached": (
+                    x.customers_reached if ctx.principal.kind == "internal" else None
+                ),
             }
             for x in recommend_merchants(ctx.snap.features, [t.id], top=first)
         ]
