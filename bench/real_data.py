@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from kolmatch import jsonio
 from kolmatch.evaluation.real import DATASETS, SPLITS, evaluate_real, results_table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -40,7 +41,7 @@ def main() -> None:
             split=a.split,
         )
     if a.json:
-        print(json.dumps(results, indent=2))
+        print(jsonio.dumps(results, indent=2))
         return
     print(f"real data, split {a.split}, seed {a.seed} ({time.perf_counter() - t0:.1f} s)\n")
     print(results_table(results))

@@ -8,12 +8,12 @@ viewer's follows. Prints a table; ``--json`` for machines.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from kolmatch import jsonio
 from kolmatch.evaluation.holdout import HoldoutRecovery, holdout_recovery
 from kolmatch.graph.projection import edge_list, node_table, to_csr
 from kolmatch.graph.sqlite_store import SQLiteStore
@@ -64,7 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         r = run(a.src, Path(tmp), k=a.k)
     if a.json:
-        print(json.dumps(r.__dict__, indent=2))
+        print(jsonio.dumps(r.__dict__, indent=2))
         return
     print(f"held-out Twitch follows, {r.users} viewers, top-{r.k}:")
     print(f"  {'ranker':<34} {'hit rate':>9} {'recall':>8}")

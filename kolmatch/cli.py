@@ -6,12 +6,12 @@ Exit codes: 0 ok, 2 bad input, 1 other failure.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from kolmatch import jsonio
 from kolmatch.errors import (
     BadArgument,
     InfeasiblePlan,
@@ -323,7 +323,7 @@ def _cmd_stats(a: argparse.Namespace) -> int:
     finally:
         store.close()
     if a.json:
-        print(json.dumps(counts, indent=2))
+        print(jsonio.dumps(counts, indent=2))
     else:
         print(f"{store.uri}")
         _print_counts(counts)
@@ -349,7 +349,7 @@ def _cmd_match(a: argparse.Namespace) -> int:
     )
     if a.json:
         print(
-            json.dumps(
+            jsonio.dumps(
                 {
                     "merchant": a.merchant,
                     "budget": a.budget,
@@ -383,7 +383,7 @@ def _cmd_why(a: argparse.Namespace) -> int:
         budget=a.budget,
     )
     if a.json:
-        print(json.dumps(w.__dict__, ensure_ascii=False, indent=2))
+        print(jsonio.dumps(w.__dict__, ensure_ascii=False, indent=2))
     else:
         print(f"{w.reason}: {w.detail}")
     return EXIT_OK
@@ -406,7 +406,7 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         min_roi=a.min_roi,
     )
     if a.json:
-        print(json.dumps(asdict(plan), ensure_ascii=False, indent=2))
+        print(jsonio.dumps(asdict(plan), ensure_ascii=False, indent=2))
         return EXIT_OK
     print(
         f"talent matrix for {plan.merchant} in {plan.window}: {len(plan.talents)} talents, "
@@ -478,7 +478,7 @@ def _cmd_assign(a: argparse.Namespace) -> int:
         {"merchant": m, "talent": t, "expected_value": v, "fee": fee}
         for m, t, v, fee in result.pairs
     ]
-    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    text = jsonio.dumps(doc, ensure_ascii=False, indent=2)
     if a.out:
         # written whole, then renamed: a crash never leaves half a file in its place
         a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -525,7 +525,7 @@ def _cmd_similar(a: argparse.Namespace) -> int:
         for r, s in zip(rows, sims, strict=True)
     ]
     if a.json:
-        print(json.dumps({"talent": a.talent, "similar": out}, indent=2))
+        print(jsonio.dumps({"talent": a.talent, "similar": out}, indent=2))
     else:
         for i, o in enumerate(out, 1):
             print(f"{i:>3}. {o['talent']:<12} audience cosine {o['similarity']:.3f}")
@@ -538,7 +538,7 @@ def _cmd_overlap(a: argparse.Namespace) -> int:
     f = _features(a.store)
     o = overlap(f.audience, f.talent_row(a.talent_a), f.talent_row(a.talent_b))
     if a.json:
-        print(json.dumps({"a": a.talent_a, "b": a.talent_b, **o.__dict__}, indent=2))
+        print(jsonio.dumps({"a": a.talent_a, "b": a.talent_b, **o.__dict__}, indent=2))
     else:
         print(
             f"{a.talent_a} and {a.talent_b} share {o.shared:,} audience members (followers or "
@@ -553,7 +553,7 @@ def _cmd_leads(a: argparse.Namespace) -> int:
 
     leads = recommend_merchants(_features(a.store), a.talents, top=a.top)
     if a.json:
-        print(json.dumps({"talents": a.talents, "leads": [x.__dict__ for x in leads]}, indent=2))
+        print(jsonio.dumps({"talents": a.talents, "leads": [x.__dict__ for x in leads]}, indent=2))
     else:
         for x in leads:
             gmv = (
@@ -581,7 +581,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     ev = evaluate(f, load_truth(a.truth, f), k=a.top, merchants=a.merchants)
     if a.json:
-        print(json.dumps(ev.__dict__, indent=2))
+        print(jsonio.dumps(ev.__dict__, indent=2))
         return EXIT_OK
     print(f"top-{ev.k} lists for {ev.merchants} merchants: share of the oracle-best GMV captured")
     for name, v in ev.capture.items():
@@ -605,7 +605,7 @@ def _cmd_evaluate_real(a: argparse.Namespace) -> int:
             a.data, a.work or Path(tmp), datasets=a.datasets, seed=a.seed, split=a.split
         )
     if a.json:
-        print(json.dumps(results, indent=2))
+        print(jsonio.dumps(results, indent=2))
     else:
         print(f"real data held out (split {a.split}, seed {a.seed}): NDCG@20 and recall@50")
         print(results_table(results))
@@ -700,7 +700,12 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
     # prompt STORE_UNAVAILABLE rather than requests hanging on retries (unless the user chose).
     os.environ.setdefault("KOLMATCH_NEO4J_RETRY_SECONDS", str(API_NEO4J_RETRY_SECONDS))
     if workers > 1:  # each process builds its own app from the environment
+        import tempfile
+
         os.environ["KOLMATCH_STORE"] = store_uri_text
+        # one rate budget per key across the processes (kolmatch/api/limits.py), not one each
+        rates = tempfile.TemporaryDirectory(prefix="kolmatch-rates-")
+        os.environ.setdefault("KOLMATCH_RATE_FILE", os.path.join(rates.name, "buckets.db"))
         uvicorn.run(
             "kolmatch.api.app:app_from_env",
             factory=True,

@@ -36,6 +36,7 @@ from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.api.limits import Limits
 from kolmatch.engine.service import EngineService, Snapshot
 from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import DEFAULT_WEIGHTS
@@ -352,7 +353,10 @@ def sweep_plan(api: Api, who: str, merchant: str, budget: float, visible: Visibl
 
 
 def sweep_cli(f: MarketFeatures, monkeypatch: pytest.MonkeyPatch, visible: Visible) -> list[str]:
-    """`kolmatch match` and `why` for m0, JSON and text; returns the listed talents."""
+    """`kolmatch match`, `why`, `plan` and `similar` for m0, JSON and text.
+
+    Returns every talent they name (listed, planned, similar).
+    """
     from kolmatch import cli
 
     monkeypatch.setattr(cli, "_features", lambda store: f)
@@ -383,8 +387,32 @@ def sweep_cli(f: MarketFeatures, monkeypatch: pytest.MonkeyPatch, visible: Visib
             add_text(visible, current, "cli text head", head.group(2))
         elif current:
             add_text(visible, current, "cli text", line)
+    matched = list(listed)
+    plan = json.loads(run("plan", "m0", "--budget", "1000000", "--json"))
+    for item in plan["talents"]:
+        for k, v in item.items():
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                visible[item["talent"]][f"cli plan:{k}"] = v
+    for k, v in plan.items():  # plan-wide figures: a private value of one planned talent?
+        if isinstance(v, int | float) and not isinstance(v, bool) and len(plan["talents"]) == 1:
+            visible[plan["talents"][0]["talent"]][f"cli plan total:{k}"] = v
+    planned = [p["talent"] for p in plan["talents"]]
+    for line in run("plan", "m0", "--budget", "1000000").splitlines():
+        head = re.match(r"\s*(t\d+)\s+(.*)", line)
+        if head:
+            add_text(visible, head.group(1), "cli plan text", head.group(2))
+    for t in matched[:5]:
+        sim = json.loads(run("similar", t, "--json"))
+        for x in sim["similar"]:
+            visible[x["talent"]][f"cli similar to {t}"] = x["similarity"]
+        listed += [x["talent"] for x in sim["similar"]]
+        for line in run("similar", t).splitlines():
+            head = re.match(r"\s*\d+\.\s+(t\d+)\s+(.*)", line)
+            if head:
+                add_text(visible, head.group(1), f"cli similar text {t}", head.group(2))
+    listed += planned
     if "why" in cli._COMMANDS:
-        for t in listed[::97][:12]:
+        for t in matched[::97][:12]:
             w = json.loads(run("why", "m0", t, "--json"))
             for k in ("rank", "score", "cut_score", "price"):
                 if w[k] is not None:
@@ -562,3 +590,190 @@ def test_an_ineligible_merchant_gets_no_list(policy_api: Api) -> None:
         body = _q(api, q, "internal")
         assert body.get("errors"), body
         assert all(e["extensions"]["code"] == "NOT_ELIGIBLE" for e in body["errors"]), body
+
+
+def _cli(f: MarketFeatures, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from kolmatch import cli
+
+    monkeypatch.setattr(cli, "_features", lambda store: f)
+
+    def run(*argv: str) -> str:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            assert cli.main(list(argv)) == 0
+        return out.getvalue()
+
+    return run
+
+
+def test_leads_and_assignments_recommend_only_eligible(
+    policy_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads` and `assign` (every method, with and without a campaign) through the CLI:
+    no ineligible merchant, talent or product, and a campaign's merchants only."""
+    from kolmatch.matching.eligibility import (
+        merchant_eligibility,
+        product_eligibility,
+        talent_eligibility,
+    )
+
+    snap = policy_api.service.snapshot
+    f = snap.features
+    run = _cli(f, monkeypatch)
+    bad_m = set(merchant_eligibility(f).refused())
+    bad_p = set(product_eligibility(f).refused())
+    bad_t = set(talent_eligibility(f).refused())
+    assert bad_m and bad_p and bad_t, "the s market should exclude some of each"
+    sample = [str(t) for t in f.talent_ids[:: max(f.n_talents // 30, 1)]]
+    led = 0
+    for t in sample:
+        doc = json.loads(run("leads", t, "--top", "50", "--json"))
+        for x in doc["leads"]:
+            led += 1
+            assert x["merchant"] not in bad_m, (t, x)
+            assert x["best_product"] not in bad_p, (t, x)
+            assert snap.product_merchant[x["best_product"]] == x["merchant"], (t, x)
+    assert led > 500
+    campaign = str(f.campaign_ids[0])
+    joined = {
+        str(f.merchant_ids[m])
+        for m in f.merchant_campaigns[:, f.campaign_row(campaign)].nonzero()[0]
+    }
+    for argv in (
+        ("--method", "milp"),
+        ("--method", "lagrangian"),
+        ("--method", "stable"),
+        ("--method", "stable", "--proposing", "talents"),
+        ("--method", "milp", "--campaign", campaign),
+        ("--method", "stable", "--campaign", campaign),
+    ):
+        doc = json.loads(run("assign", *argv, "--json"))
+        pairs = doc["pairs"]
+        assert pairs, argv
+        merchants = {p["merchant"] for p in pairs}
+        assert not merchants & bad_m, argv
+        assert not {p["talent"] for p in pairs} & bad_t, argv
+        if "--campaign" in argv:
+            assert merchants <= joined, (argv, sorted(merchants - joined)[:5])
+
+
+def merchant_private(snap: Snapshot, roster: set[str]) -> Private:
+    """Each merchant's values an agency may not see: its budget, talent cap, customers and
+    its GMV with talents outside the agency's roster."""
+    f = snap.features
+    gmv: dict[str, list[float]] = defaultdict(list)
+    for t, items in snap.history.items():
+        if t in roster:
+            continue
+        for c in items:
+            if c.merchant and c.gmv:
+                gmv[c.merchant].append(c.gmv)
+    customers = np.diff(f.merchant_buyers.indptr)
+    out: Private = {}
+    for m, mid in enumerate(f.merchant_ids):
+        mid = str(mid)
+        out[mid] = {
+            "budget": [float(f.merchant_budget[m])],
+            "max_talents": [float(f.merchant_max_talents[m])],
+            "customers": [float(customers[m])],
+            "others_gmv": [*gmv[mid], float(sum(gmv[mid]))],
+        }
+    return out
+
+
+def test_agency_leads_reveal_nothing_of_merchants(policy_api: Api) -> None:
+    """An agency's leads (recommendedMerchants) for its roster: eligible merchants and
+    products only, and no merchant's budget, customers or other GMV derivable."""
+    api, snap = policy_api, policy_api.service.snapshot
+    f = snap.features
+    roster = sorted(snap.agency_roster[api.agency])  # type: ignore[attr-defined]
+    asked = roster[:: max(len(roster) // 12, 1)][:12]  # a lead list costs ~1 s: a sample
+    visible: Visible = defaultdict(dict)
+    bad = {str(x) for x in f.merchant_ids[f.merchant_risk >= 1.0]}
+    fields = "merchant rank expectedGmv bestProduct roi customersReached"
+    for start in range(0, len(asked), 6):
+        aliases = " ".join(
+            f'r{i}: talent(id: "{t}") {{ id recommendedMerchants(first: 50) {{ {fields} }} }}'
+            for i, t in enumerate(asked[start : start + 6])
+        )
+        body = _q(api, f"{{ {aliases} }}", "agency")
+        for e in body.get("errors", []):  # customersReached: internal tools only
+            code = e["extensions"]["code"]
+            assert code == "FORBIDDEN" or (code == "NOT_ELIGIBLE" and "excluded" in e["message"])
+        for node in (body.get("data") or {}).values():
+            for x in (node or {}).get("recommendedMerchants") or []:
+                assert x["merchant"] not in bad
+                seen = visible[x["merchant"]]
+                for k in ("rank", "expectedGmv", "roi", "customersReached"):
+                    if x.get(k) is not None:
+                        seen[f"lead {node['id']}:{k}"] = x[k]
+    assert len(visible) > 20
+    assert_no_leak(visible, merchant_private(snap, set(roster)), f"agency {api.agency} leads")  # type: ignore[attr-defined]
+
+
+def test_figures_before_and_after_a_write_reveal_nothing(policy_api: Api, tmp_path: Path) -> None:
+    """Merchant m0 reads its list before and after other merchants' collaborations are
+    recorded: no difference or ratio of what it sees gives their GMV or orders."""
+    import sqlite3
+
+    src = policy_api.store
+    copy = tmp_path / "s.db"
+    with sqlite3.connect(src.path) as a, sqlite3.connect(copy) as b:  # type: ignore[attr-defined]
+        a.backup(b)
+    store = SQLiteStore(copy)
+    service = EngineService(store, tmp_path / "cache")
+    keys = {"m0": "w-m0"}
+    ring = KeyRing({"w-m0": Principal.parse("merchant:m0")})
+    limits = Limits(timeout_s=120, rate_per_s=0.0, internal_rate_per_s=0.0)
+    url, server, thread = serve(create_app(service, ring, production=False, limits=limits))
+    api = Api(url, keys, store, service)  # type: ignore[arg-type]
+    try:
+        listed = sweep_match_list(api, "m0", "m0", defaultdict(dict))
+        written = listed[5:300:25][:12]
+        rng = np.random.default_rng(7)
+        # m1's products (another merchant's sales, private to m0), one per written talent
+        products = [p for p, m in service.snapshot.product_merchant.items() if m == "m1"]
+        rows, new = [], {}
+        for i, t in enumerate(written):
+            gmv, orders = float(rng.uniform(2e4, 2e6)), int(rng.integers(20, 4000))
+            rows.append(
+                {
+                    "src": t,
+                    "dst": products[i % len(products)],
+                    "collab_id": f"policy-write-{i}",
+                    "gmv": gmv,
+                    "orders": orders,
+                    "fee": float(rng.uniform(1e3, 1e5)),
+                    "time": "2026-11-20",
+                    "campaign": None,
+                }
+            )
+            new[t] = {"new_gmv": [gmv], "new_orders": [float(orders)]}
+
+        def sweep(label: str) -> Visible:
+            seen: Visible = defaultdict(dict)
+            sweep_match_list(api, "m0", "m0", seen)
+            sweep_why_not(api, "m0", "m0", written, seen)
+            return seen
+
+        before = sweep("before")
+        store.write([RelBatch("PROMOTED", "Talent", rows)])
+        service.refresh()
+        assert service.snapshot.version == store.version()
+        after = sweep("after")
+        visible: Visible = defaultdict(dict)
+        for t in written:
+            for k, v in before[t].items():
+                visible[t][f"before {k}"] = v
+            for k, v in after[t].items():
+                visible[t][f"after {k}"] = v
+            assert after[t] != before[t], f"{t}'s figures did not move: the write is not seen"
+        private = private_values(service.snapshot, "m0", set())
+        for t, v in new.items():
+            private[t].update(v)
+        assert_no_leak(visible, private, "merchant m0 comparing figures around a write")
+    finally:
+        api.client.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        store.close()

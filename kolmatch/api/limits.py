@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +49,9 @@ class Limits:
     #: the same for internal keys: tools that read many merchants at once
     internal_rate_per_s: float = 200.0
     internal_burst: int = 400
+    #: a SQLite file holding the buckets, shared by every server process that names it
+    #: (``kolmatch serve --workers N`` sets one, ``KOLMATCH_RATE_FILE``); None: in memory
+    rate_file: str | None = None
 
     def __post_init__(self) -> None:
         for name, rate, burst in (
@@ -69,7 +73,7 @@ class Limits:
 
         ``KOLMATCH_RATE_PER_S`` and ``KOLMATCH_RATE_BURST`` (merchant and agency keys),
         ``KOLMATCH_INTERNAL_RATE_PER_S`` and ``KOLMATCH_INTERNAL_RATE_BURST`` (internal keys);
-        a rate of 0 turns that limit off.
+        a rate of 0 turns that limit off. ``KOLMATCH_RATE_FILE``: the buckets' shared file.
 
         Raises
         ------
@@ -96,7 +100,8 @@ class Limits:
                 kw[field] = kind(text)
             except ValueError:
                 raise BadArgument(var, f"expected a number, got {text!r}") from None
-        return cls(**kw)
+        shared = env.get("KOLMATCH_RATE_FILE", "").strip()
+        return cls(**kw, rate_file=shared or None)
 
 
 class RateLimiter:
@@ -104,7 +109,10 @@ class RateLimiter:
 
     Buckets are keyed by a digest of the key (the key itself is not kept), and exist only
     for keys that authenticated, so their number is bounded by the configured keys. They
-    live in the server process: with ``--workers N`` each process has its own.
+    live in the server process, or, when :attr:`Limits.rate_file` names a file, in a SQLite
+    table every process naming it shares: with ``kolmatch serve --workers N`` a key gets its
+    rate across all N processes, not N times it (each take is one short write transaction,
+    ~0.1 ms; the clock is the machine's monotonic clock, the same in every process).
 
     Examples
     --------
@@ -125,6 +133,17 @@ class RateLimiter:
         self._clock = clock
         self._lock = threading.Lock()
         self._buckets: dict[bytes, tuple[float, float]] = {}  # digest -> (tokens, when)
+        self._db: sqlite3.Connection | None = None
+        if limits.rate_file:
+            self._db = sqlite3.connect(
+                limits.rate_file, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=OFF")  # a bucket lost in a crash refills
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS bucket"
+                " (digest BLOB PRIMARY KEY, tokens REAL NOT NULL, at REAL NOT NULL)"
+            )
 
     def take(self, key: str, *, internal: bool, n: int = 1) -> None:
         """Spend ``n`` operations of ``key``'s budget.
@@ -145,13 +164,41 @@ class RateLimiter:
             return
         digest = hashlib.sha256(key.encode()).digest()
         with self._lock:
+            if self._db is None:
+                now = self._clock()
+                tokens = _refill(self._buckets.get(digest, (float(burst), now)), now, rate, burst)
+                ok = tokens >= n
+                self._buckets[digest] = (tokens - n if ok else tokens, now)
+            else:
+                ok, tokens = self._take_shared(self._db, digest, rate, burst, n)
+        if not ok:
+            raise RateLimited(max(1, math.ceil((n - tokens) / rate)), rate, burst)
+
+    def _take_shared(
+        self, db: sqlite3.Connection, digest: bytes, rate: float, burst: int, n: int
+    ) -> tuple[bool, float]:
+        """(spent?, tokens before) in the shared table, atomically across processes."""
+        db.execute("BEGIN IMMEDIATE")  # one process at a time between the read and the write
+        try:
             now = self._clock()
-            tokens, when = self._buckets.get(digest, (float(burst), now))
-            tokens = min(float(burst), tokens + (now - when) * rate)
-            if tokens < n:
-                self._buckets[digest] = (tokens, now)
-                raise RateLimited(max(1, math.ceil((n - tokens) / rate)), rate, burst)
-            self._buckets[digest] = (tokens - n, now)
+            row = db.execute("SELECT tokens, at FROM bucket WHERE digest = ?", (digest,)).fetchone()
+            tokens = _refill(row if row else (float(burst), now), now, rate, burst)
+            ok = tokens >= n
+            db.execute(
+                "INSERT OR REPLACE INTO bucket VALUES (?, ?, ?)",
+                (digest, tokens - n if ok else tokens, now),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return ok, tokens
+
+
+def _refill(seen: tuple[float, float], now: float, rate: float, burst: int) -> float:
+    """A bucket's tokens now, from (tokens, when) last seen."""
+    tokens, when = seen
+    return min(float(burst), tokens + max(now - when, 0.0) * rate)
 
 
 def _first(field: FieldNode, max_page: int) -> int:

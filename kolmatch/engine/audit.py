@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kolmatch.errors import StoreUnavailable
+from kolmatch.jsonio import dumps
 
 __all__ = ["AUDIT_FILE", "AuditLog", "audit_path"]
 
@@ -72,7 +73,7 @@ class AuditLog:
             If the log cannot be written or synced (a read-only folder, a full disk).
         """
         record = {"id": entry.get("id") or uuid.uuid4().hex, "time": _now(), **entry}
-        line = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str) + "\n"
+        line = dumps(record, ensure_ascii=False, sort_keys=True, default=str) + "\n"
         with self._lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

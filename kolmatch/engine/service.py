@@ -46,9 +46,9 @@ class Collaboration:
     talent: str
     product: str
     merchant: str | None
-    gmv: float
-    orders: int
-    fee: float
+    gmv: float | None  # None: not known (a sponsored post, a converted dataset)
+    orders: int | None
+    fee: float | None
     time: str
     campaign: str | None
 
@@ -258,9 +258,9 @@ class EngineService:
                     talent=tid,
                     product=str(products.ids[p]),
                     merchant=str(merchants.ids[owner[p]]) if owner[p] >= 0 else None,
-                    gmv=float(np.nan_to_num(c["gmv"][i])),
-                    orders=int(np.nan_to_num(c["orders"][i])),
-                    fee=float(np.nan_to_num(c["fee"][i])),
+                    gmv=_known(c["gmv"][i]),
+                    orders=None if np.isnan(c["orders"][i]) else int(c["orders"][i]),
+                    fee=_known(c["fee"][i]),
                     time=str(c["time"][i]),
                     campaign=c["campaign"][i] or None,
                 )
@@ -338,7 +338,7 @@ class EngineService:
             try:
                 if not collab_id.strip():
                     raise BadArgument("collabId", "must not be empty")
-                snap = self._snapshot
+                snap = self._current()
                 snap.features.talent_row(talent)
                 if product not in snap.product_merchant:
                     raise UnknownId("Product", product)
@@ -346,9 +346,6 @@ class EngineService:
                     if not np.isfinite(v) or v < 0:
                         raise BadArgument(name, f"must be a finite amount >= 0, got {v}")
                 _iso(time)
-                if self._store.version() != snap.version:
-                    # another process wrote since our snapshot: check against what it wrote
-                    snap = self.refresh()
                 sent.update(gmv=float(gmv), orders=int(orders), fee=float(fee))
                 after = {"id": collab_id, "merchant": snap.product_merchant[product], **sent}
                 old = snap.collaborations.get(collab_id)
@@ -414,7 +411,6 @@ class EngineService:
         entry = {"actor": actor, "action": "flagViolation", "target": violation_id, "input": sent}
         with self._write_lock:
             try:
-                snap = self._snapshot
                 if label not in ("Talent", "Merchant", "Product"):
                     raise BadArgument(
                         "label", f"must be Talent, Merchant or Product, got {label!r}"
@@ -423,7 +419,7 @@ class EngineService:
                     raise BadArgument(
                         "severity", f"must be minor, major or severe, got {severity!r}"
                     )
-                if violation_id in snap.violation_ids:
+                if violation_id in self._current().violation_ids:
                     raise BadArgument(
                         "id", f"violation {violation_id!r} exists; resolve it instead"
                     )
@@ -461,7 +457,7 @@ class EngineService:
         }
         with self._write_lock:
             try:
-                if violation_id not in self._snapshot.violation_ids:
+                if violation_id not in self._current().violation_ids:
                     raise UnknownId("Violation", violation_id)
                 before = self._violation(violation_id)
             except KolmatchError as exc:
@@ -472,6 +468,17 @@ class EngineService:
                 violations_only=True,
                 audit={**entry, "before": before, "after": {**before, "resolved": True}},
             )
+
+    def _current(self) -> Snapshot:
+        """The snapshot at the store's version: a write checks against what others wrote.
+
+        The follower thread lags another process's write by up to its poll interval; a write
+        refreshes first so that its checks (an id taken, a violation already resolved) see it.
+        Called under the write lock.
+        """
+        if self._store.version() != self._snapshot.version:
+            return self.refresh()
+        return self._snapshot
 
     def record_refusal(self, entry: dict[str, Any], exc: BaseException) -> None:
         """Log a write that was refused (``entry``: actor, action, target, input).
@@ -517,7 +524,12 @@ class EngineService:
         (``written`` with the new version, or ``failed``) follows the store's answer.
         """
         with self._write_lock:
-            before = self._store.version()  # IncompleteLoad: refuse now rather than write unseen
+            try:
+                # IncompleteLoad: refuse now rather than write unseen
+                before = self._store.version()
+            except KolmatchError as exc:
+                self.record_refusal(audit, exc)
+                raise
             ref = self._audit.append({**audit, "outcome": "pending", "version": before})
             ending = {k: audit[k] for k in ("actor", "action", "target")}
             try:
@@ -554,6 +566,11 @@ def _collaboration_record(c: Collaboration) -> dict[str, Any]:
     }
 
 
+def _known(x: float) -> float | None:
+    """An amount as recorded, None where it is not known (NaN in the graph)."""
+    return None if np.isnan(x) else float(x)
+
+
 def _same(name: str, recorded: Any, sent: Any) -> bool:
     """Whether a sent value equals the recorded one (dates compared as dates)."""
     if name == "time":
@@ -562,7 +579,7 @@ def _same(name: str, recorded: Any, sent: Any) -> bool:
         except ValueError:
             return str(recorded) == str(sent)
     if name in ("gmv", "fee"):
-        return float(recorded) == float(sent)
+        return recorded is not None and float(recorded) == float(sent)
     return bool(recorded == sent)
 
 

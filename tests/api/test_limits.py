@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,9 +28,21 @@ class Clock:
         return self.now
 
 
-def test_a_bucket_allows_its_burst_then_its_rate() -> None:
+@pytest.fixture(params=["memory", "shared file"])
+def limiter(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., RateLimiter]:
+    """RateLimiter in the process, and on a shared SQLite file: the same behaviour."""
+
+    def make(clock: Clock | None = None, **kw: Any) -> RateLimiter:
+        if request.param == "shared file":
+            kw["rate_file"] = str(tmp_path / "buckets.db")
+        return RateLimiter(Limits(**kw), **({"clock": clock} if clock else {}))
+
+    return make
+
+
+def test_a_bucket_allows_its_burst_then_its_rate(limiter: Callable[..., RateLimiter]) -> None:
     clock = Clock()
-    rl = RateLimiter(Limits(rate_per_s=2, burst=10), clock=clock)
+    rl = limiter(clock, rate_per_s=2, burst=10)
     for _ in range(10):
         rl.take("k", internal=False)
     with pytest.raises(RateLimited) as refused:
@@ -44,26 +59,60 @@ def test_a_bucket_allows_its_burst_then_its_rate() -> None:
     assert refused.value.retry_after == 2  # 4 tokens at 2 a second
 
 
-def test_a_refused_take_spends_nothing() -> None:
+def test_a_refused_take_spends_nothing(limiter: Callable[..., RateLimiter]) -> None:
     clock = Clock()
-    rl = RateLimiter(Limits(rate_per_s=1, burst=10), clock=clock)
+    rl = limiter(clock, rate_per_s=1, burst=10)
     rl.take("k", internal=False, n=8)
     with pytest.raises(RateLimited):
         rl.take("k", internal=False, n=5)
     rl.take("k", internal=False, n=2)  # the 2 left are still there
 
 
-def test_keys_have_their_own_buckets_and_internal_keys_their_own_settings() -> None:
+def test_keys_have_their_own_buckets_and_internal_keys_their_own_settings(
+    limiter: Callable[..., RateLimiter],
+) -> None:
     clock = Clock()
-    rl = RateLimiter(
-        Limits(rate_per_s=1, burst=10, internal_rate_per_s=1, internal_burst=30), clock=clock
-    )
+    rl = limiter(clock, rate_per_s=1, burst=10, internal_rate_per_s=1, internal_burst=30)
     rl.take("a", internal=False, n=10)
     rl.take("b", internal=False, n=10)  # another key: untouched by a's spending
     rl.take("i", internal=True, n=30)
     for key, internal in (("a", False), ("b", False), ("i", True)):
         with pytest.raises(RateLimited):
             rl.take(key, internal=internal)
+
+
+def _take_all(rate_file: str, start: Any, out: Any) -> None:
+    """A server process's share: take one token at a time until refused; report how many."""
+    rl = RateLimiter(Limits(rate_per_s=0.001, burst=40, rate_file=rate_file))
+    start.wait()
+    n = 0
+    try:
+        while True:
+            rl.take("k", internal=False)
+            n += 1
+    except RateLimited:
+        out.put(n)
+
+
+def test_processes_sharing_a_rate_file_share_one_budget(tmp_path: Path) -> None:
+    """kolmatch serve --workers N: a key gets its burst across the processes, not N times it."""
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_take_all, args=(str(tmp_path / "b.db"), start, out)) for _ in range(3)
+    ]
+    for p in procs:
+        p.start()
+    start.set()
+    taken = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert sum(taken) == 40, taken  # within the 0.04 tokens refilled meanwhile
+
+
+def test_the_rate_file_comes_from_the_environment() -> None:
+    assert Limits.from_env({"KOLMATCH_RATE_FILE": "/x/b.db"}).rate_file == "/x/b.db"
+    assert Limits.from_env({}).rate_file is None
 
 
 def test_a_rate_of_zero_turns_the_limit_off() -> None:

@@ -17,8 +17,9 @@ from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.engine.audit import AuditLog, audit_path
 from kolmatch.engine.service import EngineService
+from kolmatch.errors import IncompleteLoad
 from kolmatch.graph.sqlite_store import SQLiteStore
-from kolmatch.graph.store import RelBatch
+from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
 from tests.api.conftest import serve
 
@@ -174,6 +175,76 @@ def test_a_write_through_a_stale_snapshot_checks_what_another_process_wrote(w: W
     body = w.post(RECORD, variables={"i": _collab(w, "c-elsewhere")})
     assert body["errors"][0]["extensions"]["code"] == "CONFLICT"
     assert w.service.snapshot.collaborations["c-elsewhere"].gmv == 5.0
+
+
+def test_violation_writes_check_what_another_process_wrote(w: Writable) -> None:
+    """A violation id taken, or resolvable, through another process is seen at once."""
+    node = {"id": "v-else", "kind": "x", "severity": "minor", "time": "2026-06-01"}
+    w.store.write(
+        [
+            NodeBatch("Violation", [{**node, "resolved": False}]),
+            RelBatch("HAS_VIOLATION", "Talent", [{"src": w.talent, "dst": "v-else"}]),
+        ]
+    )  # not through this service: its snapshot does not have it yet
+    flag = (
+        'mutation { flagViolation(input: {id: "v-else", label: "Talent", '
+        f'target: "{w.talent}", kind: "x", severity: "minor", time: "2026-06-01"}}) '
+        "{ version } }"
+    )
+    body = w.post(flag)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_ARGUMENT", body
+    assert "exists" in body["errors"][0]["message"]
+    w.store.write([NodeBatch("Violation", [{**node, "id": "v-else2", "resolved": False}])])
+    body = w.post('mutation { resolveViolation(id: "v-else2") { version } }')
+    assert "errors" not in body, body  # known now, though written elsewhere
+
+
+def test_an_unknown_amount_is_null_not_zero(w: Writable) -> None:
+    row = {
+        "src": w.talent,
+        "dst": w.product,
+        "collab_id": "c-unknown",
+        "gmv": None,
+        "orders": None,
+        "fee": None,
+        "time": "2026-07-01",
+        "campaign": None,
+    }
+    w.store.write([RelBatch("PROMOTED", "Talent", [row])])
+    w.service.refresh()
+    q = f'{{ talent(id: "{w.talent}") {{ history(first: 100) {{ id gmv orders fee }} }} }}'
+    body = w.post(q)
+    item = next(h for h in body["data"]["talent"]["history"] if h["id"] == "c-unknown")
+    assert item == {"id": "c-unknown", "gmv": None, "orders": None, "fee": None}
+    # sending it again with amounts is a conflict, not a silent fill-in
+    body = w.post(RECORD, variables={"i": _collab(w, "c-unknown")})
+    assert body["errors"][0]["extensions"]["code"] == "CONFLICT"
+
+
+def test_a_write_refused_by_an_unfinished_load_is_audited(
+    w: Writable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that cannot say its version (another process's Neo4j load is unfinished:
+    injected here, SQLite's writes are atomic) refuses every write, and the log says so."""
+
+    def unfinished() -> int:
+        raise IncompleteLoad(w.store.uri, ["another process load"])
+
+    monkeypatch.setattr(w.store, "version", unfinished)
+    for mutation, variables in (
+        ('mutation { resolveViolation(id: "nope") { version } }', None),
+        (RECORD, {"i": _collab(w, "c-during-load")}),
+        (
+            'mutation { flagViolation(input: {id: "v-load", label: "Talent", '
+            f'target: "{w.talent}", kind: "x", severity: "minor", time: "2026-06-01"}}) '
+            "{ version } }",
+            None,
+        ),
+    ):
+        body = w.post(mutation, **({"variables": variables} if variables else {}))
+        assert body.get("errors"), body
+    refused = [e for e in w.audit.entries() if e["outcome"] == "refused"]
+    assert {e["target"] for e in refused} == {"nope", "c-during-load", "v-load"}
 
 
 def test_every_write_is_audited_with_who_when_what_before_and_after(

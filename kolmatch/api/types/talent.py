@@ -84,9 +84,9 @@ class CollaborationType(graphene.ObjectType):
     id = graphene.ID(required=True)
     product = graphene.ID(required=True)
     merchant = graphene.ID()
-    gmv = graphene.Float(required=True)
-    orders = graphene.Int(required=True)
-    fee = graphene.Float(required=True)
+    gmv = graphene.Float(description="null: not known (e.g. a sponsored post)")
+    orders = graphene.Int(description="null: not known")
+    fee = graphene.Float(description="null: not known")
     time = graphene.String(required=True)
     campaign = graphene.ID()
 
