@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 __all__ = [
     "BadArgument",
+    "Cancel",
+    "Cancelled",
     "Conflict",
     "IncompleteLoad",
     "InfeasiblePlan",
     "InputError",
     "InputProblem",
     "KolmatchError",
+    "LimitExceeded",
     "NotEligible",
     "StoreError",
     "StoreUnavailable",
     "UnknownId",
+    "check_cancel",
 ]
 
 
@@ -171,3 +177,104 @@ class IncompleteLoad(StoreError):
 
 class InfeasiblePlan(KolmatchError):
     """An optimisation problem has no feasible solution under its constraints."""
+
+
+class LimitExceeded(KolmatchError):
+    """An operation was costed before it started and refused: its cost is over a ceiling.
+
+    Nothing ran. The message names the argument that sized it, the figure and the ceiling.
+
+    Parameters
+    ----------
+    argument
+        The argument's name as the caller wrote it (``--candidates``, ``budget``).
+    figure
+        The operation's cost in ``unit``.
+    ceiling
+        The most allowed.
+    unit
+        What is counted (``candidate pairs``, ``candidate x target-user cells``).
+    hint
+        What would bring it under the ceiling.
+    """
+
+    def __init__(
+        self, argument: str, figure: float, ceiling: float, unit: str, hint: str = ""
+    ) -> None:
+        self.argument = argument
+        self.figure = figure
+        self.ceiling = ceiling
+        self.unit = unit
+        more = f"; {hint}" if hint else ""
+        super().__init__(
+            f"argument {argument}: this would cost {figure:,.0f} {unit}, over the ceiling of "
+            f"{ceiling:,.0f}; nothing was run{more}"
+        )
+
+
+class Cancelled(KolmatchError):
+    """A computation stopped because its request timed out or its job was cancelled."""
+
+
+class Cancel:
+    """A cooperative cancellation token: long loops call :meth:`check` between steps.
+
+    Set by whoever owns the work (a request that timed out, a cancelled job) with
+    :meth:`cancel`, or by its own ``deadline`` (``time.monotonic()`` seconds) passing. Pure
+    functions take it as an optional keyword argument (``cancel=None``: never cancelled), so
+    the CLI and the tests call them unchanged. Thread-safe; a forked process keeps the
+    deadline (the same monotonic clock) but not later calls of :meth:`cancel`.
+
+    Examples
+    --------
+    >>> c = Cancel()
+    >>> c.check()
+    >>> c.cancel("the request timed out")
+    >>> try:
+    ...     c.check()
+    ... except Cancelled as exc:
+    ...     print(exc)
+    cancelled: the request timed out
+    """
+
+    def __init__(self, deadline: float | None = None) -> None:
+        self.deadline = deadline
+        self._event = threading.Event()
+        self._reason = ""
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Ask the work to stop; the first reason given is the one reported."""
+        if not self._event.is_set():
+            self._reason = reason
+            self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`check` would raise."""
+        if self._event.is_set():
+            return True
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    @property
+    def reason(self) -> str:
+        if self._event.is_set():
+            return self._reason
+        return "the deadline passed" if self.cancelled else ""
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` if the work was cancelled or its deadline passed."""
+        if self.cancelled:
+            raise Cancelled(f"cancelled: {self.reason}")
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds`` or until cancelled; whether it was cancelled."""
+        if self.deadline is not None:
+            seconds = min(seconds, max(self.deadline - time.monotonic(), 0.0))
+        self._event.wait(seconds)
+        return self.cancelled
+
+
+def check_cancel(cancel: Cancel | None) -> None:
+    """``cancel.check()`` where a token was given: the one line loops call between steps."""
+    if cancel is not None:
+        cancel.check()

@@ -41,8 +41,9 @@ from kolmatch.api.errors import RateLimited, code_of, format_error
 from kolmatch.api.limits import Limits, RateLimiter, limit_rules
 from kolmatch.api.schema import schema
 from kolmatch.api.types.common import RequestContext
+from kolmatch.engine.jobs import JobBoard, RequestWork, SolverPool, bound_work
 from kolmatch.engine.service import EngineService
-from kolmatch.errors import IncompleteLoad, KolmatchError, StoreUnavailable
+from kolmatch.errors import Cancel, IncompleteLoad, KolmatchError, StoreUnavailable
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -84,6 +85,8 @@ def create_app(
     *,
     production: bool | None = None,
     limits: Limits | None = None,
+    solvers: SolverPool | None = None,
+    jobs: JobBoard | None = None,
 ) -> Starlette:
     """The API as an ASGI app.
 
@@ -97,10 +100,17 @@ def create_app(
         Introspection and GraphiQL off; default ``KOLMATCH_ENV == "production"``.
     limits
         Query, request and rate limits; default :meth:`Limits.from_env`.
+    solvers
+        The processes plans and assignments run in, killed when their request times out or
+        their job is cancelled; default :meth:`SolverPool.from_env` (one at a time).
+    jobs
+        The server's background jobs (``startAssignment``, ``startRefresh``, ``job``).
     """
     prod = production if production is not None else os.environ.get("KOLMATCH_ENV") == "production"
     lim = limits or Limits.from_env()
     rate = RateLimiter(lim)
+    pool = solvers if solvers is not None else SolverPool.from_env()
+    board = jobs if jobs is not None else JobBoard()
     rules = [*specified_rules, *limit_rules(lim)]
     if prod:
         rules.append(NoSchemaIntrospectionCustomRule)
@@ -213,18 +223,25 @@ def create_app(
                 return _too_many(exc)
 
         run = _Run()
+        # set when the request times out: loops stop at their next check, and a solver
+        # process is killed (kolmatch/engine/jobs.py); its deadline also stops a process
+        # that outlives this server
+        cancel = Cancel(deadline=time.monotonic() + lim.timeout_s)
+        work = RequestWork(cancel, pool, board)
 
         def run_all() -> tuple[list[dict[str, Any]], bool]:
             outs, down = [], False
-            for op in ops:
-                o, d = run_one(op, principal, run)
-                outs.append(o)
-                down = down or d
+            with bound_work(work):
+                for op in ops:
+                    o, d = run_one(op, principal, run)
+                    outs.append(o)
+                    down = down or d
             return outs, down
 
         try:
             outs, down = await asyncio.wait_for(run_in_threadpool(run_all), lim.timeout_s)
         except TimeoutError:
+            cancel.cancel("the request timed out")
             msg = f"the request took over {lim.timeout_s:g}s"
             if "mutation" in run.stop():  # a started write is not cancelled: say so
                 msg += (

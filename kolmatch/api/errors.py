@@ -9,11 +9,13 @@ from graphql import GraphQLError
 
 from kolmatch.errors import (
     BadArgument,
+    Cancelled,
     Conflict,
     IncompleteLoad,
     InfeasiblePlan,
     InputError,
     KolmatchError,
+    LimitExceeded,
     NotEligible,
     StoreError,
     StoreUnavailable,
@@ -52,6 +54,8 @@ _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (InputError, "BAD_INPUT"),
     (InfeasiblePlan, "INFEASIBLE_PLAN"),
     (NotEligible, "NOT_ELIGIBLE"),
+    (LimitExceeded, "LIMIT_EXCEEDED"),
+    (Cancelled, "CANCELLED"),
     (StoreUnavailable, "STORE_UNAVAILABLE"),
     (IncompleteLoad, "INCOMPLETE_LOAD"),
     (StoreError, "STORE_ERROR"),

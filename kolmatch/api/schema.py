@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import graphene
 import numpy as np
 
-from kolmatch.api.errors import Forbidden
+from kolmatch.api.errors import Forbidden, code_of
 from kolmatch.api.types.agency import Agency, TalentConnection
 from kolmatch.api.types.common import (
     RequestContext,
@@ -20,9 +20,17 @@ from kolmatch.api.types.common import (
 )
 from kolmatch.api.types.merchant import Match, Merchant, MerchantRef, merchant_ref, to_match
 from kolmatch.api.types.talent import Talent, TalentRef, talent_ref
-from kolmatch.errors import BadArgument, Conflict, KolmatchError, UnknownId
+from kolmatch.engine.jobs import JOB_STATES, Job, request_work
+from kolmatch.errors import BadArgument, Conflict, KolmatchError, LimitExceeded, UnknownId
 from kolmatch.graph.model import tier_of
-from kolmatch.matching.market import METHODS, assign_market
+from kolmatch.matching.market import (
+    JOB_MAX_PAIRS,
+    METHODS,
+    QUERY_MAX_PAIRS,
+    MarketAssignment,
+    assign_market,
+    assignment_pairs,
+)
 from kolmatch.matching.score import match_merchant
 
 __all__ = ["schema"]
@@ -110,6 +118,138 @@ class Assignment(graphene.ObjectType):
     blocking_pairs = graphene.Int()
 
 
+def _assignment_out(a: MarketAssignment) -> dict[str, Any]:
+    return {
+        "window": a.window,
+        "pairs": [
+            {"merchant": m, "talent": t, "expected_value": v, "fee": fee}
+            for m, t, v, fee in a.pairs
+        ],
+        "objective": a.objective,
+        "bound": None if a.bound != a.bound else a.bound,
+        "gap": None if a.gap != a.gap else a.gap,
+        "method": a.method,
+        "merchants_served": a.merchants_served,
+        "blocking_pairs": a.blocking_pairs,
+    }
+
+
+def _assign(
+    ctx: RequestContext, args: dict[str, Any], *, max_pairs: int, time_limit: float
+) -> MarketAssignment:
+    """The market assignment in a solver process, killed if the request times out."""
+    work = request_work()
+    return work.solvers.run(
+        assign_market,
+        ctx.snap.features,
+        method=args.get("method", "auto"),
+        candidates=args.get("candidates", 10),
+        campaign=args.get("campaign"),
+        agency_cap=args.get("agency_cap", 3),
+        time_limit=time_limit,
+        max_pairs=max_pairs,
+        cancel=work.cancel,
+    )
+
+
+JobStatus = graphene.Enum("JobStatus", [(s.upper(), s) for s in JOB_STATES])
+
+
+class JobError(graphene.ObjectType):
+    code = graphene.String(required=True)
+    message = graphene.String(required=True)
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+class JobType(graphene.ObjectType):
+    """A long operation run in the background (docs/api.md, "Bounded work")."""
+
+    class Meta:
+        name = "Job"
+
+    id = graphene.ID(required=True)
+    kind = graphene.String(required=True, description="assignment or refresh")
+    status = graphene.Field(JobStatus, required=True)
+    created = graphene.String(required=True, description="ISO-8601, UTC")
+    started = graphene.String()
+    finished = graphene.String()
+    queued_seconds = graphene.Float(required=True, description="from created to started")
+    running_seconds = graphene.Float(description="from started to finished (or now)")
+    assignment = graphene.Field(
+        lambda: Assignment, description="an assignment job's result, once done"
+    )
+    version = graphene.Int(description="a refresh job's graph version, once done")
+    error = graphene.Field(JobError, description="why a failed job failed")
+    note = graphene.String(required=True)
+
+    @staticmethod
+    def resolve_id(job: Job, info: Any) -> str:
+        return job.id
+
+    @staticmethod
+    def resolve_kind(job: Job, info: Any) -> str:
+        return job.kind
+
+    @staticmethod
+    def resolve_status(job: Job, info: Any) -> str:
+        return job.status
+
+    @staticmethod
+    def resolve_created(job: Job, info: Any) -> str | None:
+        return _iso(job.created)
+
+    @staticmethod
+    def resolve_started(job: Job, info: Any) -> str | None:
+        return _iso(job.started)
+
+    @staticmethod
+    def resolve_finished(job: Job, info: Any) -> str | None:
+        return _iso(job.finished)
+
+    @staticmethod
+    def resolve_queued_seconds(job: Job, info: Any) -> float:
+        end = job.started or job.finished or datetime.now(UTC).timestamp()
+        return round(end - job.created, 3)
+
+    @staticmethod
+    def resolve_running_seconds(job: Job, info: Any) -> float | None:
+        if job.started is None:
+            return None
+        end = job.finished or datetime.now(UTC).timestamp()
+        return round(end - job.started, 3)
+
+    @staticmethod
+    def resolve_assignment(job: Job, info: Any) -> dict[str, Any] | None:
+        if job.kind != "assignment" or job.status != "done":
+            return None
+        return _assignment_out(job.result)
+
+    @staticmethod
+    def resolve_version(job: Job, info: Any) -> int | None:
+        return job.result.version if job.kind == "refresh" and job.status == "done" else None
+
+    @staticmethod
+    def resolve_error(job: Job, info: Any) -> dict[str, str] | None:
+        if job.error is None:
+            return None
+        return {"code": code_of(job.error), "message": str(job.error)}
+
+    @staticmethod
+    def resolve_note(job: Job, info: Any) -> str:
+        return job.note
+
+
+def _job(ctx: RequestContext, job_id: str, *, cancel: bool = False) -> Job:
+    board = request_work().jobs
+    who, internal = _actor(ctx), ctx.principal.internal
+    if cancel:
+        return board.cancel(job_id, who, internal=internal)
+    return board.get(job_id, who, internal=internal)
+
+
 class Query(graphene.ObjectType):
     me = graphene.Field(PrincipalType, required=True)
     talent = graphene.Field(Talent, id=graphene.ID(required=True))
@@ -138,7 +278,18 @@ class Query(graphene.ObjectType):
         merchant_ids=graphene.List(graphene.NonNull(graphene.ID), required=True),
         first=graphene.Int(required=True, default_value=10),
     )
-    assignment = graphene.Field(Assignment, input=AssignmentInput())
+    assignment = graphene.Field(
+        Assignment,
+        input=AssignmentInput(),
+        description=f"internal tools: the market assignment within this request, up to "
+        f"{QUERY_MAX_PAIRS:,} candidate pairs (merchants x candidates); larger ones are "
+        "refused with LIMIT_EXCEEDED: start them as a job (startAssignment)",
+    )
+    job = graphene.Field(
+        JobType,
+        id=graphene.ID(required=True),
+        description="a job this principal started (internal tools: any job)",
+    )
 
     @staticmethod
     def resolve_me(root: Any, info: Any) -> dict[str, Any]:
@@ -250,27 +401,27 @@ class Query(graphene.ObjectType):
         ctx = context(info)
         _internal(ctx, "assignment")
         args = input or {}
-        a = assign_market(
-            ctx.snap.features,
-            method=args.get("method", "auto"),
-            candidates=args.get("candidates", 10),
-            campaign=args.get("campaign"),
-            agency_cap=args.get("agency_cap", 3),
-            time_limit=min(float(args.get("time_limit", 30.0)), ctx.limits.timeout_s),
-        )
-        return {
-            "window": a.window,
-            "pairs": [
-                {"merchant": m, "talent": t, "expected_value": v, "fee": fee}
-                for m, t, v, fee in a.pairs
-            ],
-            "objective": a.objective,
-            "bound": None if a.bound != a.bound else a.bound,
-            "gap": None if a.gap != a.gap else a.gap,
-            "method": a.method,
-            "merchants_served": a.merchants_served,
-            "blocking_pairs": a.blocking_pairs,
-        }
+        try:
+            a = _assign(
+                ctx,
+                args,
+                max_pairs=QUERY_MAX_PAIRS,
+                time_limit=min(float(args.get("time_limit", 30.0)), ctx.limits.timeout_s),
+            )
+        except LimitExceeded as exc:
+            raise LimitExceeded(
+                "input.candidates",
+                exc.figure,
+                exc.ceiling,
+                exc.unit,
+                "fewer candidates, one campaign, or run it as a job: "
+                "mutation { startAssignment(input: ...) { id } }",
+            ) from None
+        return _assignment_out(a)
+
+    @staticmethod
+    def resolve_job(root: Any, info: Any, id: str) -> Job:
+        return _job(context(info), id)
 
 
 class CollaborationInput(graphene.InputObjectType):
@@ -381,14 +532,117 @@ class ResolveViolation(graphene.Mutation):
 
 
 class RefreshFeatures(graphene.Mutation):
+    """A full refresh, waited for: it runs as the refresh job (startRefresh, one at a time)
+    and answers once that is done. At scale, start it and read the job instead."""
+
     version = graphene.Int(required=True)
+    job = graphene.Field(JobType, required=True)
 
     @staticmethod
     def mutate(root: Any, info: Any) -> RefreshFeatures:
         ctx = context(info)
         _internal_write(ctx, "refreshFeatures", None, {})
-        ctx.snap = ctx.service.refresh(actor=_actor(ctx))
-        return RefreshFeatures(version=ctx.snap.version)
+        job = _refresh_job(ctx)
+        cancel = request_work().cancel
+        while job.active:
+            cancel.wait(0.02)
+            cancel.check()  # the request timed out: the refresh completes as its job
+        if job.error is not None:
+            raise job.error
+        if job.status != "done":
+            raise KolmatchError(f"the refresh job {job.id} was {job.status}")
+        ctx.snap = job.result
+        return RefreshFeatures(version=ctx.snap.version, job=job)
+
+
+class StartAssignment(graphene.Mutation):
+    """Start the market assignment as a job (internal tools); returns at once."""
+
+    class Arguments:
+        input = AssignmentInput()
+
+    Output = JobType
+
+    @staticmethod
+    def mutate(root: Any, info: Any, input: dict[str, Any] | None = None) -> Job:
+        ctx = context(info)
+        _internal(ctx, "startAssignment")
+        args = dict(input or {})
+        work = request_work()
+        # costed now, so a refusal is this request's answer rather than a failed job
+        pairs = _pairs(ctx, args)
+        if pairs > JOB_MAX_PAIRS:
+            raise LimitExceeded(
+                "input.candidates",
+                pairs,
+                JOB_MAX_PAIRS,
+                "candidate pairs (merchants x candidates)",
+                "fewer candidates, or one campaign's merchants",
+            )
+        features, time_limit = ctx.snap.features, float(args.get("time_limit", 30.0))
+
+        def run(job: Job) -> MarketAssignment:
+            return work.solvers.run(
+                assign_market,
+                features,
+                method=args.get("method", "auto"),
+                candidates=args.get("candidates", 10),
+                campaign=args.get("campaign"),
+                agency_cap=args.get("agency_cap", 3),
+                time_limit=time_limit,
+                max_pairs=JOB_MAX_PAIRS,
+                cancel=job.cancel,
+                on_start=job.mark_running,
+            )
+
+        return work.jobs.submit("assignment", _actor(ctx), run)
+
+
+def _pairs(ctx: RequestContext, args: dict[str, Any]) -> int:
+    candidates = int(args.get("candidates", 10))
+    if candidates < 1:
+        raise BadArgument("input.candidates", f"must be at least 1, got {candidates}")
+    return assignment_pairs(ctx.snap.features, candidates=candidates, campaign=args.get("campaign"))
+
+
+def _refresh_job(ctx: RequestContext) -> Job:
+    """The refresh job: started, or the one already queued or running (one at a time)."""
+    service, actor = ctx.service, _actor(ctx)
+
+    def run(job: Job) -> Any:
+        job.cancel.check()
+        job.mark_running()
+        return service.refresh(actor=actor)
+
+    return request_work().jobs.submit(
+        "refresh", actor, run, cancellable_while_running=False, same_kind_once=True
+    )
+
+
+class StartRefresh(graphene.Mutation):
+    """Start a full refresh of the features as a job (internal tools); returns at once."""
+
+    Output = JobType
+
+    @staticmethod
+    def mutate(root: Any, info: Any) -> Job:
+        ctx = context(info)
+        _internal_write(ctx, "startRefresh", None, {})
+        return _refresh_job(ctx)
+
+
+class CancelJob(graphene.Mutation):
+    """Cancel a queued or running job: its solver process is killed. A running refresh is
+    not stopped (it swaps the snapshot in the server): the job's note says so."""
+
+    class Arguments:
+        id = graphene.ID(required=True)
+
+    Output = JobType
+
+    @staticmethod
+    def mutate(root: Any, info: Any, id: str) -> Job:
+        return _job(context(info), id, cancel=True)
 
 
 class Mutation(graphene.ObjectType):
@@ -396,6 +650,9 @@ class Mutation(graphene.ObjectType):
     flag_violation = FlagViolation.Field()
     resolve_violation = ResolveViolation.Field()
     refresh_features = RefreshFeatures.Field()
+    start_assignment = StartAssignment.Field()
+    start_refresh = StartRefresh.Field()
+    cancel_job = CancelJob.Field()
 
 
 schema = graphene.Schema(query=Query, mutation=Mutation)

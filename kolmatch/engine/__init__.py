@@ -12,13 +12,18 @@ from kolmatch.engine.cache import (
     features_of,
     load_features,
 )
+from kolmatch.engine.jobs import Job, JobBoard, RequestWork, SolverPool
 from kolmatch.engine.service import Collaboration, EngineService, Snapshot
 
 __all__ = [
     "CACHE_FORMAT",
     "Collaboration",
     "EngineService",
+    "Job",
+    "JobBoard",
+    "RequestWork",
     "Snapshot",
+    "SolverPool",
     "cached_features",
     "cached_rankings",
     "features_of",

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
 
-from kolmatch.errors import BadArgument, InfeasiblePlan
+from kolmatch.errors import BadArgument, Cancel, InfeasiblePlan, check_cancel
 from kolmatch.matching.availability import Window, availability, planning_window
 from kolmatch.matching.coverage import NODE_LIMIT
 from kolmatch.matching.eligibility import (
@@ -128,6 +128,7 @@ def solve_assignment(
     time_limit: float | None = 50.0,
     rel_gap: float = 0.005,
     node_limit: int = NODE_LIMIT,
+    cancel: Cancel | None = None,
 ) -> AssignmentSolution:
     """Maximise total value subject to every limit, with HiGHS's certified gap.
 
@@ -140,6 +141,10 @@ def solve_assignment(
     answer on every run whatever the machine's load; ``time_limit`` (seconds, None for none)
     is only a safety net: an answer it cut short says so (``stopped``, and ``method`` reads
     "milp, cut short by the time limit") and should not be cached as the answer.
+
+    ``cancel`` (:class:`kolmatch.errors.Cancel`) is checked before each HiGHS run; HiGHS
+    itself cannot be interrupted, so callers that must stop it run this in a process they
+    can kill (kolmatch/engine/jobs.py).
 
     Raises
     ------
@@ -197,11 +202,13 @@ def solve_assignment(
             options=options,
         )
 
+    check_cancel(cancel)
     res = run(lower)
     if res.status == 2 or (res.x is None and (p.merchant_min > 0).any()):
         relaxed = True
         lower = lower.copy()
         lower[T : T + M] = -np.inf
+        check_cancel(cancel)
         res = run(lower)
     if res.x is None:
         raise InfeasiblePlan(f"the assignment solver found no solution: {res.message}")
@@ -273,6 +280,7 @@ def build_assignment(
     candidates: int = 10,
     campaign: str | None = None,
     agency_cap: int | None = AGENCY_CAP,
+    cancel: Cancel | None = None,
 ) -> tuple[AssignmentProblem, Window, dict[str, int]]:
     """Each merchant's ``candidates`` best eligible talents, as an :class:`AssignmentProblem`.
 
@@ -286,7 +294,7 @@ def build_assignment(
     they have not joined it (``not in the campaign``), when excluded for compliance
     (``compliance``), with no products (``no products``), with none eligible (``no eligible
     products``), or with no eligible talent (``no eligible talent``). Every solver works on
-    these candidates, so the rule holds for every method.
+    these candidates, so the rule holds for every method. ``cancel`` is checked per merchant.
 
     Raises
     ------
@@ -325,6 +333,7 @@ def build_assignment(
     scale = f.gmv_rate * f.talent_skill * f.talent_audience_size
 
     def candidates_of(m: int) -> tuple[I64, F64] | str:
+        check_cancel(cancel)
         if not joined[m]:
             return "not in the campaign"
         if not merchant_ok[m]:

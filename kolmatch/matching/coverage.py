@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from kolmatch.errors import InfeasiblePlan
+from kolmatch.errors import Cancel, InfeasiblePlan, check_cancel
 
 __all__ = [
     "NODE_LIMIT",
@@ -234,7 +234,9 @@ def greedy_coverage(p: CoverageProblem) -> I64:
     return _greedy(p, value, shared, w)
 
 
-def _greedy(p: CoverageProblem, value: F64, shared: sp.csr_matrix, w: F64) -> I64:
+def _greedy(
+    p: CoverageProblem, value: F64, shared: sp.csr_matrix, w: F64, cancel: Cancel | None = None
+) -> I64:
     k = len(p.tier_min)
     covered = np.zeros(shared.shape[1], dtype=bool)
     taken = np.zeros(p.n, dtype=bool)
@@ -299,6 +301,7 @@ def _greedy(p: CoverageProblem, value: F64, shared: sp.csr_matrix, w: F64) -> I6
         heap = [(-gain(int(i)) / float(p.cost[i]), int(i)) for i in np.nonzero(pool)[0]]
         heapq.heapify(heap)
         while heap:
+            check_cancel(cancel)
             if tier is not None and stop_at is not None and count[tier] >= stop_at:
                 return
             _, i = heapq.heappop(heap)
@@ -325,7 +328,7 @@ def _greedy(p: CoverageProblem, value: F64, shared: sp.csr_matrix, w: F64) -> I6
     return chosen.astype(np.int64)
 
 
-def _complete(p: CoverageProblem, chosen: I64) -> I64:
+def _complete(p: CoverageProblem, chosen: I64, cancel: Cancel | None = None) -> I64:
     """``chosen`` plus every candidate that still fits and adds value, best per cost first.
 
     HiGHS stops once within its relative gap, which can leave budget that a cheap candidate
@@ -349,6 +352,7 @@ def _complete(p: CoverageProblem, chosen: I64) -> I64:
     heap = [(-gain(int(i)) / float(p.cost[i]), int(i)) for i in np.nonzero(~taken)[0]]
     heapq.heapify(heap)
     while heap and int(count.sum()) < most:
+        check_cancel(cancel)
         _, i = heapq.heappop(heap)
         j, c = int(p.tier[i]), float(p.cost[i])
         if (
@@ -536,6 +540,7 @@ def solve_coverage(
     target_gap: float = 0.01,
     pool: int = 100,
     max_rounds: int = 8,
+    cancel: Cancel | None = None,
 ) -> CoverageSolution:
     """Solve a coverage instance and certify how far from optimal the answer can be.
 
@@ -578,11 +583,17 @@ def solve_coverage(
         Size of the first restricted set beyond the greedy's picks.
     max_rounds
         Most column-generation rounds.
+    cancel
+        Checked between the greedy's steps, column-generation rounds and before HiGHS
+        (:class:`kolmatch.errors.Cancel`); HiGHS itself cannot be interrupted, so callers
+        that must stop it run this in a process they can kill (kolmatch/engine/jobs.py).
 
     Raises
     ------
     InfeasiblePlan
         If no choice satisfies the budget and tier mix.
+    Cancelled
+        If ``cancel`` was set.
     ValueError
         If ``method`` is unknown.
     """
@@ -594,8 +605,11 @@ def solve_coverage(
     _check_feasible(p)
     if method == "full":
         m = _model(p, np.arange(p.n, dtype=np.int64))
+        check_cancel(cancel)
         res = _milp(m, node_limit, time_limit, rel_gap)
-        chosen = _complete(p, res.chosen if res.chosen is not None else np.zeros(0, np.int64))
+        chosen = _complete(
+            p, res.chosen if res.chosen is not None else np.zeros(0, np.int64), cancel
+        )
         obj = coverage_objective(p, chosen)
         bound = max(res.dual, obj)
         return CoverageSolution(
@@ -611,7 +625,7 @@ def solve_coverage(
             res.nodes,
         )
     value, shared, w, _ = _reduce(p.value, p.reach, p.user_value)
-    greedy = _greedy(p, value, shared, w)
+    greedy = _greedy(p, value, shared, w, cancel)
     g_obj = coverage_objective(p, greedy)
     standalone = p.value + p.reach @ p.user_value
     ratio = np.where(p.cost <= p.budget, standalone / p.cost, -np.inf)
@@ -624,6 +638,7 @@ def solve_coverage(
     # 1. column generation: grow the set until no left-out candidate has a positive
     #    reduced cost, so the restricted LP is the LP over every candidate
     for _ in range(max_rounds):
+        check_cancel(cancel)
         m = _model(p, members)
         d, rc = _lp_prices(p, m)
         priced_in = np.nonzero(rc > 1e-9 * max(1.0, obj))[0]
@@ -647,9 +662,10 @@ def solve_coverage(
         m = _model(p, members)
     # 3. HiGHS on the set: its bound covers plans inside it; the fixing covers the rest
     left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+    check_cancel(cancel)
     res = _milp(m, node_limit, left, rel_gap)
     if res.chosen is not None:
-        m_chosen = _complete(p, res.chosen)
+        m_chosen = _complete(p, res.chosen, cancel)
         m_obj = coverage_objective(p, m_chosen)
         if m_obj > obj + 1e-9 * max(1.0, abs(obj)):
             chosen, obj, how = m_chosen, m_obj, "milp"

@@ -16,7 +16,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from kolmatch.errors import BadArgument
+from kolmatch.errors import BadArgument, Cancel, check_cancel
 from kolmatch.matching.assign import AssignmentProblem, AssignmentSolution
 
 __all__ = ["MAX_CANDIDATES", "solve_assignment_lagrangian"]
@@ -174,6 +174,7 @@ def solve_assignment_lagrangian(
     target_gap: float = 0.005,
     repair_every: int = 25,
     trace: list[tuple[int, float, float, float, float]] | None = None,
+    cancel: Cancel | None = None,
 ) -> AssignmentSolution:
     """Maximise total value under every limit by Lagrangian relaxation; certify the gap.
 
@@ -203,6 +204,8 @@ def solve_assignment_lagrangian(
         Iterations between repairs.
     trace
         If given, (iteration, dual, bound, best, step scale) is appended per iteration.
+    cancel
+        Checked every iteration (:class:`kolmatch.errors.Cancel`); None: never.
 
     Raises
     ------
@@ -226,6 +229,7 @@ def solve_assignment_lagrangian(
     theta, stall = 2.0, 0
     cut_short = False
     for it in range(iterations):
+        check_cancel(cancel)
         reduced = p.value - lam[p.pair_talent]
         if len(mu):
             reduced = reduced - np.bincount(ca, mu, n) - np.bincount(cb, mu, n)

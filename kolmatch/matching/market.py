@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from kolmatch.errors import BadArgument
+from kolmatch.errors import BadArgument, Cancel, LimitExceeded, check_cancel
 from kolmatch.matching.assign import (
     AGENCY_CAP,
     AssignmentProblem,
@@ -27,7 +27,15 @@ from kolmatch.matching.stable import (
     talent_preferences,
 )
 
-__all__ = ["METHODS", "MILP_MAX_PAIRS", "MarketAssignment", "assign_market"]
+__all__ = [
+    "JOB_MAX_PAIRS",
+    "METHODS",
+    "MILP_MAX_PAIRS",
+    "QUERY_MAX_PAIRS",
+    "MarketAssignment",
+    "assign_market",
+    "assignment_pairs",
+]
 
 #: Solvers of :func:`assign_market`.
 METHODS = ("auto", "milp", "lagrangian", "stable")
@@ -35,6 +43,13 @@ METHODS = ("auto", "milp", "lagrangian", "stable")
 #: problem; above it, the Lagrangian decomposition (HiGHS does not finish presolving the m
 #: market's 49k pairs and 30k clash rows in a minute).
 MILP_MAX_PAIRS = 10_000
+#: The API's ceilings on an assignment's candidate pairs (merchants taking part x
+#: ``candidates``), costed before anything is built (docs/api.md, "Bounded work"). The
+#: ``assignment`` query answers within its request: on the s market (2 cores) 2,940 pairs
+#: took 4.3 s idle and ~8 s beside other requests, so 3,000 is its ceiling; larger problems
+#: run as jobs (``startAssignment``), up to the m market's 50,000 (its 49k pairs, Lagrangian).
+QUERY_MAX_PAIRS = 3_000
+JOB_MAX_PAIRS = 60_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,8 @@ def assign_market(
     proposing: str = "merchants",
     time_limit: float = 50.0,
     rel_gap: float = 0.005,
+    max_pairs: int | None = None,
+    cancel: Cancel | None = None,
 ) -> MarketAssignment:
     """Assign the whole market for one window.
 
@@ -98,11 +115,21 @@ def assign_market(
         For ``stable``: ``merchants`` or ``talents`` propose.
     time_limit, rel_gap
         For ``milp``: HiGHS's limits.
+    max_pairs
+        Refuse, before building anything, a problem of more candidate pairs than this
+        (:func:`assignment_pairs`; the API's :data:`QUERY_MAX_PAIRS`, :data:`JOB_MAX_PAIRS`).
+    cancel
+        Checked per merchant while building, between solver iterations and before HiGHS
+        (:class:`kolmatch.errors.Cancel`); None: never cancelled.
 
     Raises
     ------
     BadArgument
         If an argument is out of range or the method unknown.
+    LimitExceeded
+        If the problem has more candidate pairs than ``max_pairs``.
+    Cancelled
+        If ``cancel`` was set.
     UnknownId
         If the campaign is not in the graph.
     """
@@ -113,15 +140,26 @@ def assign_market(
         raise BadArgument(
             "--candidates", f"the lagrangian method takes at most {MAX_CANDIDATES} per merchant"
         )
+    if max_pairs is not None:
+        pairs = assignment_pairs(f, candidates=candidates, campaign=campaign)
+        if pairs > max_pairs:
+            raise LimitExceeded(
+                "--candidates",
+                pairs,
+                max_pairs,
+                f"candidate pairs ({pairs // max(candidates, 1):,} merchants x {candidates})",
+                "fewer candidates per merchant, or one campaign's merchants",
+            )
     t0 = time.perf_counter()
     p, window, left_out = build_assignment(
-        f, candidates=candidates, campaign=campaign, agency_cap=agency_cap
+        f, candidates=candidates, campaign=campaign, agency_cap=agency_cap, cancel=cancel
     )
     built = time.perf_counter() - t0
     mk = _two_sided(f, p)
+    check_cancel(cancel)
     if method == "stable":
         t1 = time.perf_counter()
-        chosen = deferred_acceptance(mk, proposing=proposing)
+        chosen = deferred_acceptance(mk, proposing=proposing, cancel=cancel)
         obj = float(p.value[chosen].sum())
         sol = AssignmentSolution(
             chosen,
@@ -132,18 +170,35 @@ def assign_market(
             time.perf_counter() - t1,
         )
     elif method == "milp" or (method == "auto" and p.n_pairs <= MILP_MAX_PAIRS):
-        sol = solve_assignment(p, time_limit=time_limit, rel_gap=rel_gap)
+        sol = solve_assignment(p, time_limit=time_limit, rel_gap=rel_gap, cancel=cancel)
     else:
-        sol = solve_assignment_lagrangian(p, time_limit=time_limit)
+        sol = solve_assignment_lagrangian(p, time_limit=time_limit, cancel=cancel)
     solved = time.perf_counter() - t0 - built
     # merchants outside the campaign or excluded for compliance take no part: none of them is
     # "below its minimum"
     taking_part = merchant_eligibility(f).ok
     if campaign is not None:
         taking_part &= f.merchant_campaigns[:, f.campaign_row(campaign)].toarray().ravel() > 0
-    return _to_ids(
-        f, p, sol, window, built, solved, left_out, taking_part, blocking_pairs(mk, sol.chosen)
-    )
+    blocking = blocking_pairs(mk, sol.chosen, cancel=cancel)
+    return _to_ids(f, p, sol, window, built, solved, left_out, taking_part, blocking)
+
+
+def assignment_pairs(f: MarketFeatures, *, candidates: int, campaign: str | None = None) -> int:
+    """The most candidate pairs :func:`assign_market` could build: its cost, known up front.
+
+    Merchants taking part (eligible, and in the campaign if one is given) x ``candidates``;
+    the built problem has at most this many (fewer where a merchant has fewer eligible
+    talents). Reads two arrays: costing it is free.
+
+    Raises
+    ------
+    UnknownId
+        If the campaign is not in the graph.
+    """
+    taking_part = merchant_eligibility(f).ok
+    if campaign is not None:
+        taking_part &= f.merchant_campaigns[:, f.campaign_row(campaign)].toarray().ravel() > 0
+    return int(taking_part.sum()) * max(int(candidates), 0)
 
 
 def _two_sided(f: MarketFeatures, p: AssignmentProblem) -> TwoSidedMarket:

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from kolmatch.errors import BadArgument, InfeasiblePlan
+from kolmatch.errors import BadArgument, Cancel, InfeasiblePlan, LimitExceeded, check_cancel
 from kolmatch.graph.model import tier_of
 from kolmatch.matching.availability import availability, planning_window
 from kolmatch.matching.coverage import NODE_LIMIT, CoverageProblem, solve_coverage
@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_MIN_ROI",
     "FIELD_DISCOUNT",
     "MAX_OVERLAPS",
+    "MAX_REACH_PAIRS",
     "OBJECTIVE_KINDS",
     "TARGET_INTEREST",
     "TIERS",
@@ -72,6 +73,13 @@ MAX_OVERLAPS = 100
 #: The floor on a planned talent's expected return (ROI net of commission) in plans that
 #: optimise GMV: a talent expected to return less than it costs is never bought.
 DEFAULT_MIN_ROI = 1.0
+#: The API's ceiling on a plan's size, costed before any solver runs: the reach pairs
+#: (candidate talent, sampled target user it reaches), the nonzeros of the coverage model
+#: HiGHS presolves. Measured on the s market (2 cores, docs/api.md "Bounded work"): plans
+#: of 25k-105k pairs took 0.6-15 s, the fastest 10 us a pair; at that best rate 1,000,000
+#: pairs takes over the 10 s request timeout, so a plan above it is refused (LIMIT_EXCEEDED)
+#: instead of being started. Below it, the request's timeout stops the work.
+MAX_REACH_PAIRS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -317,6 +325,8 @@ def plan_talent_matrix(
     time_limit: float | None = None,
     method: str = "restricted",
     estimate_fees: bool = True,
+    max_reach: int | None = None,
+    cancel: Cancel | None = None,
 ) -> TalentMatrixPlan:
     """Choose the talents that together bring the most unique target reach and expected GMV.
 
@@ -380,6 +390,13 @@ def plan_talent_matrix(
         Plan talents with no list price at an estimated one
         (:func:`kolmatch.matching.fees.merchant_prices`), flagged as such; if False they are
         left out ("no list price").
+    max_reach
+        Refuse a plan whose coverage model has more reach pairs (candidate, sampled target
+        user it reaches) than this, before any solver runs (:data:`MAX_REACH_PAIRS`, the
+        API's); None: no ceiling.
+    cancel
+        Checked between the steps of every loop (:class:`kolmatch.errors.Cancel`); None:
+        never cancelled.
 
     Raises
     ------
@@ -394,6 +411,10 @@ def plan_talent_matrix(
         If no talent is eligible, none is affordable, none returns ``min_roi``, the tier
         mix cannot be met (within ``max_talents``), or (for ``target_reach``) no candidate
         reaches any target user; the message says which and why.
+    LimitExceeded
+        If the plan has more reach pairs than ``max_reach`` (nothing was solved).
+    Cancelled
+        If ``cancel`` was set.
     """
     require_merchant(f, merchant_id)  # excluded for compliance: NotEligible, not a list
     if not np.isfinite(budget) or budget <= 0:
@@ -493,8 +514,18 @@ def plan_talent_matrix(
     if len(pool) > len(cand):
         left_out["below the candidate cut"] = len(pool) - len(cand)
 
+    check_cancel(cancel)
     reach = sp.csr_matrix(f.audience[cand][:, users])
     reach.data[:] = 1.0
+    if max_reach is not None and reach.nnz > max_reach:
+        raise LimitExceeded(
+            "--candidates",
+            reach.nnz,
+            max_reach,
+            f"reach pairs ({len(cand):,} candidate talents x {len(users):,} sampled target "
+            "users, where one reaches the other)",
+            "fewer candidates or sampled users, or a smaller budget (fewer talents fit it)",
+        )
     if kind == "gmv":
         gmv = gmv_all[cand]
         weighted = float((reach @ w).sum()) * scale
@@ -537,13 +568,16 @@ def plan_talent_matrix(
         max_chosen=most,
     )
     try:
-        sol = solve_coverage(problem, method=method, node_limit=node_limit, time_limit=time_limit)
+        sol = solve_coverage(
+            problem, method=method, node_limit=node_limit, time_limit=time_limit, cancel=cancel
+        )
     except InfeasiblePlan as exc:
         limits = [f"{v:,} {k}" for k, v in left_out.items() if k.startswith("return below")]
         if most is not None:
             limits.append(f"max_talents {most}")
         also = f" (with {', '.join(limits)})" if limits else ""
         raise InfeasiblePlan(f"no plan for {merchant_id} in {window}: {exc}{also}") from exc
+    check_cancel(cancel)
     chosen = _drop_idle(problem, sol.chosen)
     picked = cand[chosen]
     talents, listing_ties = _ordered_by_marginal_reach(
@@ -555,7 +589,9 @@ def plan_talent_matrix(
         fee,
         estimated,
         rate if kind == "gmv" else None,
+        cancel,
     )
+    check_cancel(cancel)
     covered = np.asarray(reach[chosen].sum(axis=0)).ravel() > 0
     cost = float(fee[picked].sum())
     expected = float(gmv[chosen].sum())
@@ -791,6 +827,7 @@ def _ordered_by_marginal_reach(
     fee: F64,
     estimated: NDArray[np.bool_],
     rate: float | None,
+    cancel: Cancel | None = None,
 ) -> tuple[list[PlannedTalent], int]:
     """List the chosen talents greedily by the new target users each adds to those above.
 
@@ -819,6 +856,7 @@ def _ordered_by_marginal_reach(
     audience = np.diff(f.audience.indptr)
     roi = _roi(gmv, fee[picked], rate) if rate is not None else None
     while heap:
+        check_cancel(cancel)
         stale, place, i = heapq.heappop(heap)
         g = gain(i)
         if g != -stale:  # others may now add more: look again later

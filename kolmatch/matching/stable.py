@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from kolmatch.errors import BadArgument
+from kolmatch.errors import BadArgument, Cancel, check_cancel
 from kolmatch.matching.features import MarketFeatures
 
 __all__ = [
@@ -141,7 +141,9 @@ def _grouped(owner: I64, score: F64, tie: I64) -> list[I64]:
     return [order[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
 
 
-def deferred_acceptance(mk: TwoSidedMarket, *, proposing: str = "merchants") -> Mask:
+def deferred_acceptance(
+    mk: TwoSidedMarket, *, proposing: str = "merchants", cancel: Cancel | None = None
+) -> Mask:
     """A stable matching: the proposing side's best, under both sides' limits.
 
     Cumulative-offer deferred acceptance: each proposer offers its choice among the pairs
@@ -158,6 +160,8 @@ def deferred_acceptance(mk: TwoSidedMarket, *, proposing: str = "merchants") -> 
         The pairs, scores and limits.
     proposing
         ``merchants`` or ``talents``.
+    cancel
+        Checked every proposal round (:class:`kolmatch.errors.Cancel`); None: never.
 
     Returns
     -------
@@ -196,6 +200,7 @@ def deferred_acceptance(mk: TwoSidedMarket, *, proposing: str = "merchants") -> 
     held: dict[int, list[int]] = {}
     queue = deque(range(len(own)))
     while queue:
+        check_cancel(cancel)
         p = queue.popleft()
         if p >= len(own) or len(own[p]) == 0:
             continue
@@ -226,11 +231,17 @@ def deferred_acceptance(mk: TwoSidedMarket, *, proposing: str = "merchants") -> 
     for keep in held.values():
         chosen[keep] = True
     if mk.merchant_budget is not None or mk.competitors is not None:
-        chosen = stabilise(mk, chosen)
+        chosen = stabilise(mk, chosen, cancel=cancel)
     return chosen
 
 
-def stabilise(mk: TwoSidedMarket, chosen: Mask, *, max_steps: int | None = None) -> Mask:
+def stabilise(
+    mk: TwoSidedMarket,
+    chosen: Mask,
+    *,
+    max_steps: int | None = None,
+    cancel: Cancel | None = None,
+) -> Mask:
     """Satisfy blocking pairs one at a time until none is left (or ``max_steps`` is spent).
 
     With budgets and competitor exclusivity the two sides' choices are not substitutable,
@@ -257,6 +268,7 @@ def stabilise(mk: TwoSidedMarket, chosen: Mask, *, max_steps: int | None = None)
     steps = 0
     limit = max_steps if max_steps is not None else 20 * mk.n
     while work and steps < limit:
+        check_cancel(cancel)
         i = heapq.heappop(work)
         queued[i] = False
         if x[i]:
@@ -287,7 +299,7 @@ def stabilise(mk: TwoSidedMarket, chosen: Mask, *, max_steps: int | None = None)
     return x
 
 
-def blocking_pairs(mk: TwoSidedMarket, chosen: Mask) -> int:
+def blocking_pairs(mk: TwoSidedMarket, chosen: Mask, *, cancel: Cancel | None = None) -> int:
     """How many unchosen pairs both sides would choose given what they hold (0: stable).
 
     Pair (m, t) blocks when m's choice among its partners plus t includes t, and t's
@@ -312,7 +324,9 @@ def blocking_pairs(mk: TwoSidedMarket, chosen: Mask) -> int:
         m_has.setdefault(int(mk.pair_merchant[i]), []).append(i)
         t_has.setdefault(int(mk.pair_talent[i]), []).append(i)
     count = 0
-    for i in np.nonzero(~chosen)[0].tolist():
+    for k, i in enumerate(np.nonzero(~chosen)[0].tolist()):
+        if k % 256 == 0:
+            check_cancel(cancel)
         m, t = int(mk.pair_merchant[i]), int(mk.pair_talent[i])
         if i in ch.merchant_choice(m, [*m_has.get(m, []), i]) and i in ch.talent_choice(
             t, [*t_has.get(t, []), i]

@@ -19,11 +19,12 @@ from kolmatch.api.types.common import (
     sliced,
 )
 from kolmatch.api.types.talent import Talent, TalentRef
-from kolmatch.errors import BadArgument
+from kolmatch.engine.jobs import request_work
+from kolmatch.errors import BadArgument, LimitExceeded
 from kolmatch.matching.availability import availability, planning_window
 from kolmatch.matching.eligibility import talent_eligibility
 from kolmatch.matching.fees import merchant_prices
-from kolmatch.matching.plan import parse_tiers, plan_talent_matrix
+from kolmatch.matching.plan import MAX_REACH_PAIRS, parse_tiers, plan_talent_matrix
 from kolmatch.matching.score import DEFAULT_WEIGHTS, WHY_REASONS, match_merchant, why_not
 from kolmatch.policy import sees_merchant_own
 
@@ -370,15 +371,30 @@ class Merchant(graphene.ObjectType):
     ) -> dict[str, Any]:
         ctx = _own(info, m, "plans")
         f = ctx.snap.features
-        p = plan_talent_matrix(
-            f,
-            m.id,
-            budget=budget,
-            tiers=parse_tiers(tiers),
-            campaign=campaign,
-            seed=seed,
-            min_roi=min_roi,
-        )
+        work = request_work()
+        try:
+            # HiGHS cannot be interrupted: the plan runs in a process killed at the timeout
+            p = work.solvers.run(
+                plan_talent_matrix,
+                f,
+                m.id,
+                budget=budget,
+                tiers=parse_tiers(tiers),
+                campaign=campaign,
+                seed=seed,
+                min_roi=min_roi,
+                max_reach=MAX_REACH_PAIRS,
+                cancel=work.cancel,
+            )
+        except LimitExceeded as exc:  # in the API's words: budget is what the caller sizes
+            raise LimitExceeded(
+                "budget",
+                exc.figure,
+                exc.ceiling,
+                exc.unit,
+                "the size is mostly the market's (its talents, the merchant's target users); "
+                "a smaller budget leaves out the talents priced above it",
+            ) from None
         return {
             "window": p.window,
             "budget": p.budget,

@@ -1,0 +1,190 @@
+"""Work bounded by its request, over real HTTP: killed solver processes, costing, jobs."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kolmatch.api.app import create_app
+from kolmatch.api.auth import KeyRing, Principal
+from kolmatch.api.limits import Limits
+from kolmatch.engine.jobs import JobBoard, SolverPool
+from tests.api.conftest import Api, serve
+
+TIMEOUT_S = 1.0
+JOB_FIELDS = "id kind status created started finished queuedSeconds runningSeconds note"
+
+
+@dataclass
+class Bounded:
+    url: str
+    pool: SolverPool
+    board: JobBoard
+    client: httpx.Client
+
+    def post(self, query: str, who: str = "internal") -> dict[str, Any]:
+        key = {"internal": "b-internal", "m0": "b-m0"}[who]
+        r = self.client.post(
+            f"{self.url}/graphql",
+            json={"query": query},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def data(self, query: str, who: str = "internal") -> dict[str, Any]:
+        out = self.post(query, who)
+        assert "errors" not in out, out["errors"]
+        return out["data"]  # type: ignore[no-any-return]
+
+    def job(self, job_id: str, fields: str = JOB_FIELDS) -> dict[str, Any]:
+        return self.data(f'{{ job(id: "{job_id}") {{ {fields} }} }}')["job"]  # type: ignore[no-any-return]
+
+    def wait(self, job_id: str, fields: str = JOB_FIELDS, within: float = 60) -> dict[str, Any]:
+        end = time.monotonic() + within
+        while True:
+            j = self.job(job_id, fields)
+            if j["status"] not in ("QUEUED", "RUNNING") or time.monotonic() > end:
+                return j
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def bounded(api: Api) -> Iterator[Bounded]:
+    """The same engine behind a server whose requests time out after 1 s."""
+    ring = KeyRing(
+        {"b-internal": Principal.parse("internal"), "b-m0": Principal.parse("merchant:m0")}
+    )
+    pool, board = SolverPool(1), JobBoard()
+    limits = Limits(timeout_s=TIMEOUT_S, rate_per_s=0, internal_rate_per_s=0)
+    app = create_app(api.service, ring, production=False, limits=limits, solvers=pool, jobs=board)
+    url, server, thread = serve(app)
+    b = Bounded(url, pool, board, httpx.Client(timeout=120))
+    yield b
+    b.client.close()
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (every thread), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _expensive_plan(api: Api) -> str:
+    """A merchant whose plan takes several seconds on the s market (measured ~8 s idle)."""
+    return '{ merchant(id: "m0") { plan(budget: 1e6, minRoi: 0) { cost } } }'
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads CPU times from /proc")
+def test_a_timed_out_plan_leaves_the_server_idle_within_a_second(
+    api: Api, bounded: Bounded
+) -> None:
+    me = os.getpid()
+    t0 = time.monotonic()
+    out = bounded.post(_expensive_plan(api))
+    answered = time.monotonic()
+    assert out["errors"][0]["extensions"]["code"] == "TIMEOUT"
+    assert answered - t0 < TIMEOUT_S + 1.0
+    time.sleep(1.0)
+    # the solver process was killed: nothing of the request computes any more
+    assert bounded.pool.pids == []
+    before = _cpu_seconds(me) + sum(_cpu_seconds(c) for c in _children(me))
+    time.sleep(1.0)
+    after = _cpu_seconds(me) + sum(_cpu_seconds(c) for c in _children(me))
+    # idle: this process (servers, the test's client) used under a tenth of a core
+    assert after - before < 0.1, after - before
+
+
+def test_the_assignment_query_is_costed_before_it_runs(api: Api) -> None:
+    t0 = time.perf_counter()
+    errs = api.errors("{ assignment(input: {candidates: 14}) { objective } }")
+    assert errs[0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+    assert "input.candidates" in errs[0]["message"] and "3,000" in errs[0]["message"]
+    assert "startAssignment" in errs[0]["message"]
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_an_assignment_job_answers_at_once_and_reports_the_assignment(
+    api: Api, bounded: Bounded
+) -> None:
+    q = '(input: {method: "stable", candidates: 5})'
+    sel = "method objective pairs { merchant talent fee } blockingPairs merchantsServed"
+    t0 = time.perf_counter()
+    job = bounded.data(f"mutation {{ startAssignment{q} {{ {JOB_FIELDS} }} }}")["startAssignment"]
+    assert time.perf_counter() - t0 < 0.5
+    assert job["kind"] == "assignment" and job["status"] in ("QUEUED", "RUNNING")
+    done = bounded.wait(job["id"], f"{JOB_FIELDS} assignment {{ {sel} }} error {{ code }}")
+    assert done["status"] == "DONE", done
+    assert done["finished"] and done["runningSeconds"] > 0
+    direct = api.data(f"{{ assignment{q} {{ {sel} }} }}")["assignment"]
+    assert done["assignment"] == direct
+
+
+def test_a_job_is_its_principals_and_internal_tools_only(bounded: Bounded) -> None:
+    out = bounded.post("mutation { startAssignment(input: {candidates: 5}) { id } }", "m0")
+    assert out["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    job = bounded.data(
+        'mutation { startAssignment(input: {method: "stable", candidates: 3}) { id } }'
+    )["startAssignment"]
+    out = bounded.post(f'{{ job(id: "{job["id"]}") {{ status }} }}', "m0")
+    assert out["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert bounded.wait(job["id"])["status"] == "DONE"
+
+
+def test_cancelling_a_running_job_kills_its_process(bounded: Bounded) -> None:
+    # the default (HiGHS) assignment takes seconds on the s market
+    job = bounded.data("mutation { startAssignment { id } }")["startAssignment"]
+    end = time.monotonic() + 30
+    while bounded.job(job["id"])["status"] != "RUNNING" and time.monotonic() < end:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert bounded.pool.pids
+    got = bounded.data(f'mutation {{ cancelJob(id: "{job["id"]}") {{ status }} }}')["cancelJob"]
+    assert got["status"] == "CANCELLED"
+    end = time.monotonic() + 1.0
+    while bounded.pool.pids and time.monotonic() < end:
+        time.sleep(0.02)
+    assert bounded.pool.pids == []
+    assert bounded.job(job["id"], "status assignment { objective }") == {
+        "status": "CANCELLED",
+        "assignment": None,
+    }
+
+
+def test_refresh_runs_as_a_job_and_refresh_features_keeps_its_shape(
+    api: Api, bounded: Bounded
+) -> None:
+    job = bounded.data(f"mutation {{ startRefresh {{ {JOB_FIELDS} }} }}")["startRefresh"]
+    assert job["kind"] == "refresh"
+    done = bounded.wait(job["id"], "status version")
+    assert done == {"status": "DONE", "version": api.service.snapshot.version}
+    out = api.data("mutation { refreshFeatures { version job { kind status } } }")
+    assert out["refreshFeatures"]["version"] == api.service.snapshot.version
+    assert out["refreshFeatures"]["job"] == {"kind": "refresh", "status": "DONE"}
+
+
+def test_an_unknown_job_is_not_found(bounded: Bounded) -> None:
+    out = bounded.post('{ job(id: "job-nope") { status } }')
+    assert out["errors"][0]["extensions"]["code"] == "NOT_FOUND"
