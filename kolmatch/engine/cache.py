@@ -13,13 +13,19 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.graph.market import COMPLIANCE_READ, FULL_READ, MarketGraph, ReadSpec, read_market
 from kolmatch.graph.store import GraphStore
-from kolmatch.matching.features import MarketFeatures, build_features, refresh_risk
+from kolmatch.matching.features import Calibration, MarketFeatures, build_features, refresh_risk
+from kolmatch.matching.incremental import CollaborationWrite, apply_collaboration
 from kolmatch.matching.score import MerchantRankings, rank_merchants
 
 __all__ = [
@@ -36,7 +42,26 @@ Identity = tuple[str, int]  # (graph id, version): what a cache entry is keyed o
 log = logging.getLogger("kolmatch.engine")
 
 #: Bumped whenever MarketFeatures or its computation changes: old cache files are ignored.
-CACHE_FORMAT = 15
+CACHE_FORMAT = 16
+
+#: A full build measures the calibration afresh once the collaborations on record have changed
+#: by more than this share since it was measured (or the talents or categories changed, or a
+#: refresh asks for it); until then every process builds with the one stored calibration, so a
+#: worker that rebuilds and a writer that updated incrementally serve the same features.
+RECALIBRATE_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class _StoredCalibration:
+    """The market's frozen calibration, one per store: what every full build uses."""
+
+    gmv_rate: float
+    cat_mean: NDArray[np.float64]
+    promoted_categories: sp.csr_matrix
+    talent_ids: NDArray[np.str_]
+    category_ids: NDArray[np.object_]
+    promotions: int  # collaborations on record when it was measured
+    version: int
 
 
 def _cache_dir(cache_dir: str | Path | None) -> Path:
@@ -56,6 +81,7 @@ def load_features(
     *,
     also: ReadSpec | None = None,
     risk_update_of: tuple[MarketFeatures, int] | None = None,
+    collaboration_of: tuple[MarketFeatures, int, CollaborationWrite] | None = None,
 ) -> tuple[MarketFeatures, MarketGraph]:
     """The store's market features and a market graph of the same version, in one read.
 
@@ -77,6 +103,20 @@ def load_features(
         ``(features, v)``: this graph's features at version ``v``, where the one write after
         ``v`` touched only violations. If the graph is at ``v + 1`` when read, only compliance
         is read (:func:`~kolmatch.matching.features.refresh_risk`); otherwise the whole graph.
+    collaboration_of
+        ``(features, v, write)``: this graph's features at version ``v``, where the one write
+        after ``v`` recorded the collaboration ``write``. If the graph is at ``v + 1``, the
+        features are updated in place of a build
+        (:func:`~kolmatch.matching.incremental.apply_collaboration`: one talent's rows, under
+        the features' frozen calibration) and only ``also`` is read, unless the write takes
+        the collaborations on record past :data:`RECALIBRATE_SHARE` of change: then a full
+        build measures the calibration afresh.
+
+    A full build uses the store's stored calibration (one per graph, in the cache folder)
+    while the talents and categories are the same and the collaborations on record changed by
+    at most :data:`RECALIBRATE_SHARE`; otherwise it measures one and stores it. The decision
+    depends only on the graph and the stored calibration, so every process serving a version
+    builds the same features, whether it updated them or rebuilt them.
 
     Returns
     -------
@@ -99,11 +139,57 @@ def load_features(
                 f = refresh_risk(g, risk_update_of[0])
                 _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
                 return f, g
+        if collaboration_of is not None and ident[1] == collaboration_of[1] + 1:
+            prev, _, write = collaboration_of
+            g = read_market(store, extra)
+            cal = _load(_calibration_path(store.uri, d, ident[0]), _StoredCalibration)
+            frozen = (
+                cal is not None
+                and cal.gmv_rate == prev.gmv_rate
+                and np.array_equal(cal.cat_mean, prev.category_gmv_mean)
+                and _drift(cal, int(prev.promotions.sum()) + 1) <= RECALIBRATE_SHARE
+            )
+            if frozen and g.identity[1] == collaboration_of[1] + 1:
+                f = apply_collaboration(prev, write)
+                _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
+                return f, g
         break
     g = read_market(store, FULL_READ | extra)
-    f = build_features(g)
+    f = _build_calibrated(store.uri, d, g)
     _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
     return f, g
+
+
+def _calibration_path(uri: str, d: Path, graph_id: str) -> Path:
+    return _cache_path(uri, d, "calibration", (graph_id, 0))
+
+
+def _drift(cal: _StoredCalibration, promotions: int) -> float:
+    """Change in the collaborations on record since ``cal`` was measured, as a share."""
+    return abs(promotions - cal.promotions) / max(cal.promotions, 1)
+
+
+def _build_calibrated(uri: str, d: Path, g: MarketGraph) -> MarketFeatures:
+    """A full build with the store's stored calibration, or a fresh one (then stored)."""
+    path = _calibration_path(uri, d, g.identity[0])
+    promotions = len(g.edge("PROMOTED", "Talent").src)
+    talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(object)
+    cal = _load(path, _StoredCalibration)
+    if (
+        cal is not None
+        and _drift(cal, promotions) <= RECALIBRATE_SHARE
+        and np.array_equal(cal.talent_ids, talents)
+        and np.array_equal(cal.category_ids.astype(str), cats.astype(str))
+    ):
+        frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
+        return build_features(g, calibration=frozen)
+    f = build_features(g)
+    c = f.calibration
+    entry = _StoredCalibration(
+        c.gmv_rate, c.cat_mean, c.promoted_categories, f.talent_ids, cats, promotions, g.identity[1]
+    )
+    _store(path, "calibration", entry)
+    return f
 
 
 def cached_features(store: GraphStore, cache_dir: str | Path | None = None) -> MarketFeatures:

@@ -25,6 +25,7 @@ from kolmatch.errors import BadArgument, Conflict, IncompleteLoad, KolmatchError
 from kolmatch.graph.market import CATALOG_READ
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
 from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.incremental import CollaborationWrite
 from kolmatch.matching.score import MerchantRankings
 
 __all__ = ["FOLLOW_POLL_SECONDS", "Collaboration", "EngineService", "Snapshot"]
@@ -114,7 +115,11 @@ class EngineService:
         return self._audit
 
     def refresh(
-        self, *, violations_only_since: int | None = None, actor: str | None = None
+        self,
+        *,
+        violations_only_since: int | None = None,
+        collaboration_since: tuple[int, CollaborationWrite] | None = None,
+        actor: str | None = None,
     ) -> Snapshot:
         """Rebuild the snapshot from the store; on failure the old one keeps serving.
 
@@ -126,6 +131,12 @@ class EngineService:
             wrote in between, nor while it is read), the features keep everything but
             compliance, which is re-read (:func:`kolmatch.engine.cache.load_features`): at m, ~40 s
             instead of ~4 min. Otherwise the whole graph is read.
+        collaboration_since
+            ``(v, write)``: the graph version before a write that recorded one collaboration.
+            If the serving snapshot is of ``v`` and the graph is exactly one write past it, the
+            features are updated for that talent alone
+            (:func:`kolmatch.matching.incremental.apply_collaboration`, frozen calibration):
+            ~1 ms instead of a full build (:func:`kolmatch.engine.cache.load_features`).
 
         actor
             Who asked for the refresh (``merchant:m3``, ``internal``): given, the refresh is
@@ -139,6 +150,9 @@ class EngineService:
         with self._write_lock:
             prev, since = self._snapshot, violations_only_since
             reuse = (prev.features, since) if since is not None and prev.version == since else None
+            collab = None
+            if collaboration_since is not None and prev.version == collaboration_since[0]:
+                collab = (prev.features, *collaboration_since)
             entry: dict[str, Any] = {
                 "actor": actor,
                 "action": "refreshFeatures",
@@ -146,7 +160,7 @@ class EngineService:
                 "input": {},
             }
             try:
-                snap = self._build(reuse)
+                snap = self._build(reuse, collab)
             except KolmatchError as exc:
                 if actor is not None:
                     self.record_refusal(entry, exc)
@@ -230,11 +244,19 @@ class EngineService:
             out["incomplete_load"] = str(exc)
         return out
 
-    def _build(self, risk_update_of: tuple[MarketFeatures, int] | None = None) -> Snapshot:
+    def _build(
+        self,
+        risk_update_of: tuple[MarketFeatures, int] | None = None,
+        collaboration_of: tuple[MarketFeatures, int, CollaborationWrite] | None = None,
+    ) -> Snapshot:
         store = self._store
         # the features and everything the schema shows come from one read of one graph version
         f, g = load_features(
-            store, self._cache_dir, also=CATALOG_READ, risk_update_of=risk_update_of
+            store,
+            self._cache_dir,
+            also=CATALOG_READ,
+            risk_update_of=risk_update_of,
+            collaboration_of=collaboration_of,
         )
         version = g.identity[1]
         rankings = cached_rankings(store.uri, g.identity, f, self._cache_dir)
@@ -370,9 +392,13 @@ class EngineService:
                 raise
             row = {"src": talent, "dst": product, "collab_id": collab_id, **sent}
             del row["talent"], row["product"]
+            write = CollaborationWrite(
+                talent, product, sent["gmv"], sent["orders"], sent["fee"], time, campaign
+            )
             return self._write(
                 [RelBatch("PROMOTED", "Talent", [row])],
                 audit={**entry, "input": sent, "before": None, "after": after},
+                collaboration=write,
             )
 
     def flag_violation(
@@ -517,6 +543,7 @@ class EngineService:
         *,
         audit: dict[str, Any],
         violations_only: bool = False,
+        collaboration: CollaborationWrite | None = None,
     ) -> Snapshot:
         """Write ``batches`` with the audit log's record around it, then refresh.
 
@@ -542,7 +569,10 @@ class EngineService:
             except KolmatchError:
                 version = None  # written; the refresh below will say what is wrong
             self._end(ref, {**ending, "outcome": "written", "version": version})
-            return self.refresh(violations_only_since=before if violations_only else None)
+            return self.refresh(
+                violations_only_since=before if violations_only else None,
+                collaboration_since=(before, collaboration) if collaboration else None,
+            )
 
     def _end(self, ref: str, entry: dict[str, Any]) -> None:
         """A write's second entry; a log that fails now is reported, the write stands."""

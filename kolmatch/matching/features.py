@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,11 +35,30 @@ from kolmatch.matching.eligibility import (
 )
 from kolmatch.matching.personalised import category_ppr_tails
 
-__all__ = ["MarketFeatures", "build_features", "price_fit", "refresh_risk"]
+__all__ = ["Calibration", "MarketFeatures", "build_features", "price_fit", "refresh_risk"]
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 SEVERITY = {"minor": 1.0, "major": 2.0, "severe": 3.0}
+
+
+@dataclass(frozen=True, eq=False)
+class Calibration:
+    """What a write would otherwise shift across the whole market: frozen between full builds.
+
+    A recorded collaboration moves the market's conversion rate (every talent's expected
+    orders), the category means every track record is shrunk toward, and the talent's category
+    mix, which reaches every user who follows it, hence the interest mixes, the audiences of
+    every talent sharing those users, their hidden needs and their expected orders (on the s
+    market a median 470 of 2,000 talents share an audience user with a given one, 1,030 at the
+    90th percentile). Built with a calibration, the features take these from it instead, so a
+    write changes only the rows it touches (:mod:`kolmatch.matching.incremental`); a full
+    build without one measures them afresh.
+    """
+
+    gmv_rate: float  # K-hat: observed orders per unit of expected orders, market-wide
+    cat_mean: F64  # (C,) mean GMV per collaboration with known GMV: the track-record prior
+    promoted_categories: sp.csr_matrix  # (T, C) promotions x product category weights
 
 
 @dataclass
@@ -119,14 +138,35 @@ class MarketFeatures:
     campaign_start: I64  # (G,) date ordinals
     campaign_end: I64  # (G,)
     merchant_campaigns: sp.csr_matrix  # (M, G) 1 where the merchant joined the campaign
+    # -- frozen calibration (:class:`Calibration`, with ``gmv_rate``) ------------------------
+    category_gmv_mean: F64  # (C,) the prior each talent's track record is shrunk toward
+    talent_promoted_categories: sp.csr_matrix  # (T, C) promotions' part of the category mix
+    # -- what a write updates a talent's rows from (:mod:`kolmatch.matching.incremental`) -----
+    talent_track_known: F64  # (T, C) collaborations with known GMV in each category
+    talent_orders_observed: F64  # (T,) orders of collaborations with known outcome
+    talent_orders_expected: F64  # (T,) expected orders of the same (gmv_rate x reach)
+    talent_content_skill: F64  # (T,) skill measured on the sales its content made
+    talent_risk_own: F64  # (T,) risk of its own violations, at most 1
+    talent_risk_agency: F64  # (T,) penalty from a flagged agency, 0 if none
+    product_merchant: I64  # (P,) row of the merchant selling it, -1 if none
+    product_log_price: F64  # (P,) log price as expected orders use it (1 yuan if unknown)
 
     @property
     def n_talents(self) -> int:
         return len(self.talent_ids)
 
+    @property
+    def calibration(self) -> Calibration:
+        """The market-wide quantities these features were built with (:class:`Calibration`)."""
+        return Calibration(self.gmv_rate, self.category_gmv_mean, self.talent_promoted_categories)
+
     def talent_row(self, talent_id: str) -> int:
         """Row of a talent id; :class:`UnknownId` if the graph has no such talent."""
         return _row(self.talent_ids, "Talent", talent_id)
+
+    def product_row(self, product_id: str) -> int:
+        """Row of a product id; :class:`UnknownId` if the graph has no such product."""
+        return _row(self.product_ids, "Product", product_id)
 
     def merchant_row(self, merchant_id: str) -> int:
         """Row of a merchant id; :class:`UnknownId` if the graph has no such merchant."""
@@ -158,7 +198,9 @@ def _rows_normalised(m: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(inv) @ m)
 
 
-def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatures:
+def build_features(
+    g: MarketGraph, *, today: date | None = None, calibration: Calibration | None = None
+) -> MarketFeatures:
     """Compute every signal's inputs from the market graph: a pure function of its arrays.
 
     Parameters
@@ -168,10 +210,30 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         :data:`~kolmatch.graph.market.FEATURES_READ` or more).
     today
         The reference date for recency; default the latest date seen in engagement.
+    calibration
+        Market-wide quantities to take as given (those of earlier features,
+        :attr:`MarketFeatures.calibration`) rather than measure from ``g``; default measure.
+
+    Returns
+    -------
+    MarketFeatures
+        Carrying the calibration it was built with.
+
+    Raises
+    ------
+    StoreError
+        If ``calibration`` is of a market with other talents or categories.
     """
     users, talents, merchants = g.node("User"), g.node("Talent"), g.node("Merchant")
     products, categories, contents = g.node("Product"), g.node("Category"), g.node("Content")
     U, T, M, P, C, K = (len(x) for x in (users, talents, merchants, products, categories, contents))
+    if calibration is not None and (
+        calibration.promoted_categories.shape != (T, C) or calibration.cat_mean.shape != (C,)
+    ):
+        raise StoreError(
+            f"the calibration is of another market ({calibration.promoted_categories.shape[0]} "
+            f"talents, {len(calibration.cat_mean)} categories; the graph has {T} and {C})"
+        )
 
     pcat = product_category_weights(g.edge("IN_CATEGORY", products.label), P, C)
     product_cat = primary_category(pcat)
@@ -200,9 +262,15 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
     content_product = to_csr(features_e, (K, P))
     promoted = g.edge("PROMOTED", talents.label)
 
-    # a talent's categories: what its content features and what it has promoted
+    # a talent's categories: what its content features and what it has promoted (frozen in a
+    # calibration: through the users who follow it, it reaches most of the market)
+    promoted_cat = (
+        sp.csr_matrix(to_csr(promoted, (T, P)) @ pcat)
+        if calibration is None
+        else calibration.promoted_categories
+    )
     talent_cat = _rows_normalised(
-        sp.csr_matrix(content_talent.T @ content_product @ pcat) + to_csr(promoted, (T, P)) @ pcat
+        sp.csr_matrix(content_talent.T @ content_product @ pcat) + promoted_cat
     )
     # a content item's categories: its products, else its talent's mix
     content_cat = sp.csr_matrix(content_product @ pcat)
@@ -275,9 +343,12 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
     np.add.at(n_tc, (src[ok], pc[ok]), 1.0)
     np.add.at(k_tc, (src[ok & known], pc[ok & known]), 1.0)
     np.add.at(g_tc, (src[ok], pc[ok]), gmv[ok])
-    cat_mean = np.divide(g_tc.sum(axis=0), k_tc.sum(axis=0), out=np.zeros(C), where=k_tc.sum(0) > 0)
-    prior = 2.0
-    track = (g_tc + prior * cat_mean) / (k_tc + prior)
+    cat_mean = (
+        np.divide(g_tc.sum(axis=0), k_tc.sum(axis=0), out=np.zeros(C), where=k_tc.sum(0) > 0)
+        if calibration is None
+        else calibration.cat_mean
+    )
+    track = (g_tc + TRACK_PRIOR * cat_mean) / (k_tc + TRACK_PRIOR)
     sells = g.edge("SELLS", merchants.label)
     merch_of_product = _merchant_of_product(sells, P)
     tm = np.zeros((T, C))
@@ -292,7 +363,10 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
     )
     cal = ok & ~np.isnan(promoted.columns["orders"])  # outcomes known: calibrate on these
     total_base = reach_base[cal].sum()
-    gmv_rate = float(orders[cal].sum() / total_base) if total_base > 0 else 0.0
+    if calibration is not None:
+        gmv_rate = calibration.gmv_rate
+    else:
+        gmv_rate = float(orders[cal].sum() / total_base) if total_base > 0 else 0.0
     exp_orders = np.zeros(T)
     obs_orders = np.zeros(T)
     np.add.at(exp_orders, src[cal], gmv_rate * reach_base[cal])
@@ -374,8 +448,7 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         talent_audience=talent_audience,
         talent_audience_size=audience_size,
         talent_audience_engaged=np.asarray((engaged > 0).sum(axis=1), dtype=np.float64).ravel(),
-        talent_active_share=active_share * risk.active_share_factor,
-        talent_active_share_measured=active_share,
+        **_risk_fields(risk, active_share),
         talent_price_level=talent_price,
         talent_influence=influence * T,
         talent_track=track,
@@ -388,14 +461,8 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         talent_age=age_mix,
         merchant_target_gender=_choice_index(merchants.columns["target_gender"], GENDERS),
         merchant_target_age=_choice_index(merchants.columns["target_age_band"], AGE_BANDS),
-        talent_risk=risk.talent,
-        talent_risk_notes=risk.talent_notes,
         merchant_mix=mix,
         merchant_products=merchant_products,
-        merchant_risk=risk.merchant,
-        merchant_risk_notes=risk.merchant_notes,
-        product_risk=risk.product,
-        product_risk_notes=risk.product_notes,
         user_interest=user_interest,
         user_bought=user_bought,
         audience=audience_users,
@@ -437,6 +504,14 @@ def build_features(g: MarketGraph, *, today: date | None = None) -> MarketFeatur
         merchant_campaigns=sp.csr_matrix(
             (np.ones(len(joined)), (joined.src, joined.dst)), shape=(M, len(campaigns))
         ),
+        category_gmv_mean=cat_mean,
+        talent_promoted_categories=promoted_cat,
+        talent_track_known=k_tc,
+        talent_orders_observed=obs_orders,
+        talent_orders_expected=exp_orders,
+        talent_content_skill=content_skill,
+        product_merchant=merch_of_product,
+        product_log_price=log_price,
     )
 
 
@@ -568,6 +643,8 @@ def _content_skill(
     return (observed + CONTENT_SKILL_PRIOR) / (rate * expected + CONTENT_SKILL_PRIOR)
 
 
+#: Strength of the prior (in collaborations) that pulls a track record to its category's mean.
+TRACK_PRIOR = 2.0
 #: Strength of the prior that pulls a talent's estimated skill toward the market's 1.0.
 SKILL_PRIOR_ORDERS = 30.0
 #: The same for the skill measured on the sales a talent's content made (in sales).
@@ -627,28 +704,68 @@ def refresh_risk(g: MarketGraph, f: MarketFeatures) -> MarketFeatures:
             raise StoreError(f"the store's {what} changed since these features were built")
     merch_of_product = _merchant_of_product(g.edge("SELLS", "Merchant"), len(f.product_ids))
     risk = _risk(g, merch_of_product, f.today)
-    return replace(
-        f,
-        talent_risk=risk.talent,
-        talent_risk_notes=risk.talent_notes,
-        merchant_risk=risk.merchant,
-        merchant_risk_notes=risk.merchant_notes,
-        product_risk=risk.product,
-        product_risk_notes=risk.product_notes,
-        talent_active_share=f.talent_active_share_measured * risk.active_share_factor,
-    )
+    return replace(f, **_risk_fields(risk, f.talent_active_share_measured))
 
 
 class _Risk(NamedTuple):
     """What violations put into the features (:func:`_risk`)."""
 
     talent: F64
+    talent_own: F64  # (T,) of its own violations alone, at most 1
+    talent_agency: F64  # (T,) from a flagged agency
     talent_notes: list[list[str]]
     merchant: F64
     merchant_notes: list[list[str]]
     product: F64
     product_notes: list[list[str]]
     active_share_factor: F64  # (T,) on the measured active share
+
+
+def _risk_fields(risk: _Risk, active_share_measured: F64) -> dict[str, Any]:
+    """The :class:`MarketFeatures` fields compliance sets: one list for the build and refresh."""
+    return {
+        "talent_risk": risk.talent,
+        "talent_risk_own": risk.talent_own,
+        "talent_risk_agency": risk.talent_agency,
+        "talent_risk_notes": risk.talent_notes,
+        "merchant_risk": risk.merchant,
+        "merchant_risk_notes": risk.merchant_notes,
+        "product_risk": risk.product,
+        "product_risk_notes": risk.product_notes,
+        "talent_active_share": active_share_measured * risk.active_share_factor,
+        "talent_active_share_measured": active_share_measured,
+    }
+
+
+#: The start of the note a talent carries for the risk of what it promoted.
+SPILL_NOTE = "promoted flagged products or merchants"
+#: The start of the note a talent carries for fake-engagement violations.
+FAKE_ENGAGEMENT_NOTE = "fake-engagement violations"
+
+
+def spill_risk(product_or_merchant_risk: F64, count: F64) -> float:
+    """A talent's risk from what it promoted: a quarter of the mean over its collaborations.
+
+    Parameters
+    ----------
+    product_or_merchant_risk
+        (n,) for each product it promoted, the larger of the product's and its merchant's risk.
+    count
+        (n,) how many times it promoted each.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spill_risk(np.array([1.0, 0.0]), np.array([1.0, 3.0]))
+    0.0625
+    """
+    n = float(count.sum())
+    return 0.25 * float((product_or_merchant_risk * count).sum()) / n if n > 0 else 0.0
+
+
+def spill_note(spill: float) -> str:
+    """The note of a talent's risk from what it promoted (:func:`spill_risk`)."""
+    return f"{SPILL_NOTE} (risk {spill:.2f})"
 
 
 def _risk(g: MarketGraph, merch_of_product: I64, today: date) -> _Risk:
@@ -705,9 +822,10 @@ def _risk(g: MarketGraph, merch_of_product: I64, today: date) -> _Risk:
         np.add.at(cnt, promoted.src, 1.0)
         spill = 0.25 * np.divide(acc, cnt, out=np.zeros_like(acc), where=cnt > 0)
         for t in np.nonzero(spill > 0)[0]:
-            t_notes[t].append(f"promoted flagged products or merchants (risk {spill[t]:.2f})")
+            t_notes[t].append(spill_note(float(spill[t])))
         penalty += spill
     # an agency whose roster keeps violating: its talents share its excluded share
+    from_agency = np.zeros(len(talents))
     agency = np.full(len(talents), -1, dtype=np.int64)
     agency[signed.src] = signed.dst
     share, bad, roster = agency_violation_share(own >= 1.0, agency, len(agencies))
@@ -716,7 +834,8 @@ def _risk(g: MarketGraph, merch_of_product: I64, today: date) -> _Risk:
     of_flagged[agency >= 0] = flagged[agency[agency >= 0]]
     for t in np.nonzero(of_flagged)[0]:
         a = int(agency[t])
-        penalty[t] += AGENCY_PENALTY * share[a]
+        from_agency[t] = AGENCY_PENALTY * share[a]
+        penalty[t] += from_agency[t]
         t_notes[t].append(agency_note(str(agencies.ids[a]), int(bad[a]), int(roster[a])))
     talent = np.where(own >= 1.0, 1.0, np.minimum(own + penalty, 0.99))
     # fake engagement: the measured active audience overstates the real one
@@ -726,11 +845,11 @@ def _risk(g: MarketGraph, merch_of_product: I64, today: date) -> _Risk:
         e.src, fake[e.dst], resolved[e.dst], age[e.dst].astype(np.float64), len(talents)
     )
     for t in np.nonzero(factor < 1.0)[0]:
-        t_notes[t].append(
-            f"fake-engagement violations: audience quality counted at {factor[t]:.0%}"
-        )
+        t_notes[t].append(f"{FAKE_ENGAGEMENT_NOTE}: audience quality counted at {factor[t]:.0%}")
     return _Risk(
         talent,
+        own,
+        from_agency,
         t_notes,
         out["Merchant"],
         notes["Merchant"],

@@ -11,10 +11,12 @@ import pytest
 import scipy.sparse as sp
 
 from kolmatch.engine import cache as engine
+from kolmatch.engine.cache import RECALIBRATE_SHARE
 from kolmatch.engine.service import EngineService
 from kolmatch.errors import StoreError
 from kolmatch.graph.market import COMPLIANCE_READ, read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import MarketFeatures, build_features, refresh_risk
 from kolmatch.matching.score import match_merchant, rank_merchants
@@ -43,9 +45,9 @@ def service(tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     load_folder(tiny_market, store)
     calls: list[int] = []
 
-    def counted(s: Any) -> MarketFeatures:
+    def counted(s: Any, **kw: Any) -> MarketFeatures:
         calls.append(1)
-        return build_features(s)
+        return build_features(s, **kw)
 
     monkeypatch.setattr(engine, "build_features", counted)
     svc = EngineService(store, tmp_path / "cache")
@@ -97,9 +99,14 @@ def test_flag_and_resolve_refresh_compliance_only_and_equal_a_full_build(service
     _assert_same(snap.rankings, rank_merchants(full))
 
 
-def test_other_writes_read_the_whole_graph(service: Any) -> None:
+def test_other_writes_read_the_whole_graph_and_recalibrate_after_enough_change(
+    service: Any,
+) -> None:
     talent = _top_talent(service)
     product = next(p for p, m in service.snapshot.product_merchant.items() if m)
+    frozen = service.snapshot.features.calibration
+    n = int(service.snapshot.features.promotions.sum())
+    assert 1 / n <= RECALIBRATE_SHARE < 3 / n  # tiny: 113 collaborations
     service.record_collaboration(
         collab_id="k-new",
         talent=talent,
@@ -109,14 +116,85 @@ def test_other_writes_read_the_whole_graph(service: Any) -> None:
         fee=100.0,
         time="2026-06-02",
     )
-    assert len(service.full_builds) == 2
+    assert len(service.full_builds) == 1  # one talent's rows
     # a write the service did not make, then a violation through it: the snapshot is no longer
-    # one write behind, so compliance alone would miss that write; the whole graph is read
+    # one write behind, so compliance alone would miss that write; the whole graph is read,
+    # with the stored calibration (one collaboration of 113 is under RECALIBRATE_SHARE)
     store = service.store
     store.write([])  # any write raises the version
     _flag_minor(service, "x-2", talent)
+    assert len(service.full_builds) == 2
+    _assert_same(service.snapshot.features, build_features(read_market(store), calibration=frozen))
+    assert service.snapshot.features.gmv_rate != _full(store).gmv_rate  # frozen, not measured
+    # two more collaborations written elsewhere: 3 of 113 changed, the calibration is measured
+    rows = [
+        {
+            "src": talent,
+            "dst": product,
+            "collab_id": f"k-else-{i}",
+            "gmv": 5000.0,
+            "orders": 50,
+            "fee": 1.0,
+            "time": "2026-06-03",
+            "campaign": None,
+        }
+        for i in range(2)
+    ]
+    store.write([RelBatch("PROMOTED", "Talent", rows)])
+    service.refresh()
     assert len(service.full_builds) == 3
     _assert_same(service.snapshot.features, _full(store))
+
+
+def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
+    s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#18 step 2 through the engine: a recorded collaboration is applied incrementally
+    (no full build), equals a full build with the frozen calibration, and a second process
+    that rebuilds that version from the store (no cached features) serves the same."""
+    from tests.matching.test_incremental import differences
+
+    store = SQLiteStore(tmp_path / "s.db")
+    load_folder(s_market, store)
+    writer = EngineService(store, tmp_path / "cache")
+    before = writer.snapshot.features
+    talent = _top_talent(writer)
+    product = next(p for p, m in writer.snapshot.product_merchant.items() if m)
+    builds: list[int] = []
+    real = engine.build_features
+
+    def counted(g: Any, **kw: Any) -> MarketFeatures:
+        builds.append(1)
+        return real(g, **kw)
+
+    monkeypatch.setattr(engine, "build_features", counted)
+    snap = writer.record_collaboration(
+        collab_id="k-inc",
+        talent=talent,
+        product=product,
+        gmv=12_345.0,
+        orders=40,
+        fee=900.0,
+        time="2026-06-02",
+    )
+    monkeypatch.undo()
+    assert builds == []  # one talent's rows, not a build
+    f = snap.features
+    t = f.talent_row(talent)
+    assert f.talent_track_n[t].sum() == before.talent_track_n[t].sum() + 1
+    frozen = build_features(read_market(store), calibration=before.calibration)
+    assert differences(f, frozen) == []
+    # another worker: no cached features for this version, so it builds, from the store's
+    # stored calibration, the same features (and so the same rankings)
+    for old in (tmp_path / "cache").glob("features-*.npz"):
+        old.unlink()
+    other_store = SQLiteStore(tmp_path / "s.db")
+    other = EngineService(other_store, tmp_path / "cache")
+    assert other.snapshot.version == snap.version
+    assert differences(other.snapshot.features, f) == []
+    assert other.snapshot.rankings.rows.tolist() == snap.rankings.rows.tolist()
+    other.close()
+    writer.close()
 
 
 def test_refresh_risk_refuses_features_of_other_talents(
