@@ -165,5 +165,7 @@ def test_a_full_cache_disk_costs_speed_not_answers(
     assert r.returncode == 0, r.stderr
     assert "No space left on device" in r.stderr
     assert r.stdout.startswith(ok.stdout), "a different answer without the cache"
-    assert r.stdout[len(ok.stdout) :].strip() == "", "a half-written cache file was left"
+    # what is left fitted whole (the small calibration, written then renamed), nothing half
+    left = r.stdout[len(ok.stdout) :].split()
+    assert all(n.startswith("calibration-") and n.endswith(".npz") for n in left), left
     case.tried()
