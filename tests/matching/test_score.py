@@ -41,6 +41,23 @@ def test_evidence_is_concrete(tiny_features: MarketFeatures) -> None:
     assert first.evidence[-1] == "no violations" or "violation" in first.evidence[-1]
 
 
+def test_the_part_never_exceeds_the_whole(s_features: MarketFeatures) -> None:
+    """#17: evidence said "22% of the interest is in the merchant's categories (25% in Home)"."""
+    import re
+
+    pattern = re.compile(r"(\d+)% of this talent's audience's interest .*? \((\d+)% in ")
+    seen = 0
+    ok = s_features.merchant_risk < 1.0
+    for m in s_features.merchant_ids[ok][:40]:
+        for x in match_merchant(s_features, str(m), top=50):
+            for line in x.evidence:
+                hit = pattern.search(line)
+                if hit:
+                    seen += 1
+                    assert int(hit.group(2)) <= int(hit.group(1)), line
+    assert seen > 1_000
+
+
 def test_weights_change_the_order(tiny_features: MarketFeatures) -> None:
     default = [m.talent for m in match_merchant(tiny_features, "m1", top=20)]
     reach_only = {k: 0.0 for k in DEFAULT_WEIGHTS} | {"hidden_need_reach": 1.0}
