@@ -777,3 +777,78 @@ def test_figures_before_and_after_a_write_reveal_nothing(policy_api: Api, tmp_pa
         server.should_exit = True
         thread.join(timeout=10)
         store.close()
+
+
+def test_every_merchant_and_agency_field_as_each_role(policy_api: Api) -> None:
+    """The merchant directory, other merchants' and agencies' fields and audience overlaps,
+    read as a merchant and as an agency: other merchants' customer aggregates and other
+    agencies' roster analytics are refused, and no merchant's or talent's private value is
+    derivable from what is answered."""
+    api, snap = policy_api, policy_api.service.snapshot
+    f = snap.features
+    agency = api.agency  # type: ignore[attr-defined]
+    other_agency = next(a for a in sorted(snap.agency_roster) if a != agency)
+    for who, own_agency in (("m0", None), ("agency", agency)):
+        by_merchant: Visible = defaultdict(dict)
+        by_talent: Visible = defaultdict(dict)
+        after = ""
+        while True:
+            cursor = f', after: "{after}"' if after else ""
+            body = _q(
+                api,
+                f"{{ merchants(first: 100{cursor}) {{ edges {{ node {{ id categories "
+                "products(first: 20) { id price } audienceSummary { buyers categories "
+                "{ value } } } } pageInfo { hasNextPage endCursor } } }",
+                who,
+            )
+            assert all("path" in e for e in body.get("errors", [])), body["errors"]
+            refused = {e["path"][2] for e in body.get("errors", [])}
+            for e in body.get("errors", []):
+                assert e["extensions"]["code"] == "FORBIDDEN", e
+            for i, edge in enumerate(body["data"]["merchants"]["edges"]):
+                n = edge["node"]
+                if n["id"] != "m0" or who != "m0":
+                    assert n["audienceSummary"] is None and i in refused, (who, n["id"])
+                else:
+                    assert n["audienceSummary"]["buyers"] == len(f.merchant_buyers[0].indices)
+                for k, p in enumerate(n["products"]):
+                    by_merchant[n["id"]][f"product[{k}] price"] = p["price"]
+            page = body["data"]["merchants"]["pageInfo"]
+            if not page["hasNextPage"]:
+                break
+            after = page["endCursor"]
+        analytics = (
+            "rosterReach rosterOverlap(first: 20) { a b shared shareOfSmaller jaccard } "
+            "categoryGaps(first: 5) { demandShare rosterShare } communities"
+        )
+        for a in (own_agency, other_agency):
+            if a is None:
+                continue
+            body = _q(api, f'{{ agency(id: "{a}") {{ id name {analytics} }} }}', who)
+            if a == own_agency:
+                assert "errors" not in body, body
+                for o in body["data"]["agency"]["rosterOverlap"]:
+                    for k in ("shared", "shareOfSmaller", "jaccard"):
+                        by_talent[o["a"]][f"overlap with {o['b']}:{k}"] = o[k]
+            else:
+                codes = {e["extensions"]["code"] for e in body.get("errors", [])}
+                assert codes == {"FORBIDDEN"}, body
+                assert body["data"]["agency"]["name"], "siblings of a refused field answered"
+        talents = [str(t) for t in f.talent_ids[:: max(f.n_talents // 40, 1)]]
+        ids = json.dumps(talents[1:21])
+        body = _q(
+            api,
+            f'{{ talent(id: "{talents[0]}") {{ overlapWith(ids: {ids}) '
+            "{ other shared shareOfSmaller jaccard } } }",
+            who,
+        )
+        for o in body["data"]["talent"]["overlapWith"]:
+            for k in ("shared", "shareOfSmaller", "jaccard"):
+                by_talent[o["other"]][f"overlap with {talents[0]}:{k}"] = o[k]
+        roster = set(snap.agency_roster[agency]) if who == "agency" else set()
+        m_private = merchant_private(snap, roster)
+        if who == "m0":
+            del m_private["m0"]
+        assert_no_leak(by_merchant, m_private, f"{who} reading the merchant directory")
+        merchant = "m0" if who == "m0" else None
+        assert_no_leak(by_talent, private_values(snap, merchant, roster), f"{who} overlaps")
