@@ -706,6 +706,8 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
         # one rate budget per key across the processes (kolmatch/api/limits.py), not one each
         rates = tempfile.TemporaryDirectory(prefix="kolmatch-rates-")
         os.environ.setdefault("KOLMATCH_RATE_FILE", os.path.join(rates.name, "buckets.db"))
+        # and one job board: job(id:) and cancelJob answer in whichever process is asked
+        os.environ.setdefault("KOLMATCH_JOBS_FILE", os.path.join(rates.name, "jobs.db"))
         uvicorn.run(
             "kolmatch.api.app:app_from_env",
             factory=True,

@@ -110,7 +110,7 @@ def create_app(
     lim = limits or Limits.from_env()
     rate = RateLimiter(lim)
     pool = solvers if solvers is not None else SolverPool.from_env()
-    board = jobs if jobs is not None else JobBoard()
+    board = jobs if jobs is not None else JobBoard.from_env()
     rules = [*specified_rules, *limit_rules(lim)]
     if prod:
         rules.append(NoSchemaIntrospectionCustomRule)

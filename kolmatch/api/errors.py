@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from graphql import GraphQLError
@@ -22,7 +24,15 @@ from kolmatch.errors import (
     UnknownId,
 )
 
-__all__ = ["Forbidden", "RateLimited", "code_of", "format_error"]
+__all__ = [
+    "ASSIGNMENT_ARGUMENTS",
+    "PLAN_ARGUMENTS",
+    "Forbidden",
+    "RateLimited",
+    "api_arguments",
+    "code_of",
+    "format_error",
+]
 
 log = logging.getLogger("kolmatch.api")
 
@@ -89,3 +99,34 @@ def format_error(err: GraphQLError) -> dict[str, Any]:
         out["message"] = "internal error"
     out["extensions"] = {**(out.get("extensions") or {}), "code": code}
     return out
+
+
+#: The solvers name their arguments as the command line does; the API's callers wrote these.
+PLAN_ARGUMENTS = {"--budget": "budget", "--tiers": "tiers", "--min-roi": "minRoi"}
+ASSIGNMENT_ARGUMENTS = {
+    "--method": "input.method",
+    "--candidates": "input.candidates",
+    "--agency-cap": "input.agencyCap",
+    "--time-limit": "input.timeLimit",
+}
+
+
+@contextmanager
+def api_arguments(names: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise a :class:`BadArgument` under the name the API's caller used (``names``).
+
+    Examples
+    --------
+    >>> try:
+    ...     with api_arguments(PLAN_ARGUMENTS):
+    ...         raise BadArgument("--min-roi", "must be 0 or more")
+    ... except BadArgument as exc:
+    ...     print(exc)
+    argument minRoi: must be 0 or more
+    """
+    try:
+        yield
+    except BadArgument as exc:
+        if exc.argument not in names:
+            raise
+        raise BadArgument(names[exc.argument], exc.reason) from None

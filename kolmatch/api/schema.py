@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime
 from typing import Any
 
 import graphene
 import numpy as np
 
-from kolmatch.api.errors import Forbidden, code_of
+from kolmatch.api.errors import ASSIGNMENT_ARGUMENTS, Forbidden, api_arguments, code_of
 from kolmatch.api.types.agency import Agency, TalentConnection
 from kolmatch.api.types.common import (
     RequestContext,
@@ -139,17 +140,18 @@ def _assign(
 ) -> MarketAssignment:
     """The market assignment in a solver process, killed if the request times out."""
     work = request_work()
-    return work.solvers.run(
-        assign_market,
-        ctx.snap.features,
-        method=args.get("method", "auto"),
-        candidates=args.get("candidates", 10),
-        campaign=args.get("campaign"),
-        agency_cap=args.get("agency_cap", 3),
-        time_limit=time_limit,
-        max_pairs=max_pairs,
-        cancel=work.cancel,
-    )
+    with api_arguments(ASSIGNMENT_ARGUMENTS):
+        return work.solvers.run(
+            assign_market,
+            ctx.snap.features,
+            method=args.get("method", "auto"),
+            candidates=args.get("candidates", 10),
+            campaign=args.get("campaign"),
+            agency_cap=args.get("agency_cap", 3),
+            time_limit=time_limit,
+            max_pairs=max_pairs,
+            cancel=work.cancel,
+        )
 
 
 JobStatus = graphene.Enum("JobStatus", [(s.upper(), s) for s in JOB_STATES])
@@ -223,13 +225,12 @@ class JobType(graphene.ObjectType):
 
     @staticmethod
     def resolve_assignment(job: Job, info: Any) -> dict[str, Any] | None:
-        if job.kind != "assignment" or job.status != "done":
-            return None
-        return _assignment_out(job.result)
+        done = job.kind == "assignment" and job.status == "done"
+        return job.out if done else None
 
     @staticmethod
     def resolve_version(job: Job, info: Any) -> int | None:
-        return job.result.version if job.kind == "refresh" and job.status == "done" else None
+        return int(job.out["version"]) if job.kind == "refresh" and job.status == "done" else None
 
     @staticmethod
     def resolve_error(job: Job, info: Any) -> dict[str, str] | None:
@@ -307,7 +308,7 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_agency(root: Any, info: Any, id: str) -> str:
         if id not in context(info).snap.agency_names:
-            raise UnknownId("Institution", id)
+            raise UnknownId("Agency", id)
         return id
 
     @staticmethod
@@ -401,6 +402,7 @@ class Query(graphene.ObjectType):
         ctx = context(info)
         _internal(ctx, "assignment")
         args = input or {}
+        _pairs(ctx, args)  # the arguments checked, the size counted: before any work
         try:
             a = _assign(
                 ctx,
@@ -582,6 +584,10 @@ class StartAssignment(graphene.Mutation):
         features, time_limit = ctx.snap.features, float(args.get("time_limit", 30.0))
 
         def run(job: Job) -> MarketAssignment:
+            with api_arguments(ASSIGNMENT_ARGUMENTS):
+                return run_assignment(job)
+
+        def run_assignment(job: Job) -> MarketAssignment:
             return work.solvers.run(
                 assign_market,
                 features,
@@ -595,13 +601,21 @@ class StartAssignment(graphene.Mutation):
                 on_start=job.mark_running,
             )
 
-        return work.jobs.submit("assignment", _actor(ctx), run)
+        return work.jobs.submit("assignment", _actor(ctx), run, present=_assignment_out)
 
 
 def _pairs(ctx: RequestContext, args: dict[str, Any]) -> int:
     candidates = int(args.get("candidates", 10))
     if candidates < 1:
         raise BadArgument("input.candidates", f"must be at least 1, got {candidates}")
+    method, cap = args.get("method", "auto"), int(args.get("agency_cap", 3))
+    if method not in METHODS:
+        raise BadArgument("input.method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+    if cap < 1:
+        raise BadArgument("input.agencyCap", f"must be at least 1, got {cap}")
+    limit = float(args.get("time_limit", 30.0))
+    if not math.isfinite(limit) or limit <= 0:
+        raise BadArgument("input.timeLimit", f"must be a positive number of seconds, got {limit}")
     return assignment_pairs(ctx.snap.features, candidates=candidates, campaign=args.get("campaign"))
 
 
@@ -615,7 +629,12 @@ def _refresh_job(ctx: RequestContext) -> Job:
         return service.refresh(actor=actor)
 
     return request_work().jobs.submit(
-        "refresh", actor, run, cancellable_while_running=False, same_kind_once=True
+        "refresh",
+        actor,
+        run,
+        cancellable_while_running=False,
+        same_kind_once=True,
+        present=lambda snap: {"version": snap.version},
     )
 
 

@@ -15,21 +15,24 @@ the app around each request's execution (:func:`bound_work`).
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
 import secrets
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from kolmatch.errors import BadArgument, Cancel, Cancelled, KolmatchError, LimitExceeded, UnknownId
+from kolmatch.jsonio import dumps
 
 __all__ = [
     "JOB_STATES",
@@ -47,6 +50,8 @@ T = TypeVar("T")
 
 #: What a job can be doing.
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+#: How often a process looks in the shared jobs file for cancels of its jobs (seconds).
+WATCH_S = 0.2
 #: How often a waiting caller looks at its token and its process (seconds): the kill
 #: follows a cancel within about this.
 POLL_S = 0.02
@@ -211,6 +216,32 @@ def _child(
     send.close()
 
 
+def _alive(pid: int | None) -> bool:
+    """Whether a process of this machine is still running (the shared file is local)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _error_from(etype: str, message: str, state: str | None) -> KolmatchError:
+    """A job's error as another process recorded it, as its own kolmatch class."""
+    import importlib
+
+    module, _, name = etype.partition(":")
+    cls: Any = KolmatchError
+    if module.startswith("kolmatch."):
+        found = getattr(importlib.import_module(module), name, None)
+        if isinstance(found, type) and issubclass(found, KolmatchError):
+            cls = found
+    return _rebuilt(cls, message, json.loads(state) if state else {})
+
+
 def _rebuilt(cls: type[KolmatchError], message: str, state: dict[str, Any]) -> KolmatchError:
     """A kolmatch error sent from the child, as itself (its own __init__ takes other args)."""
     exc = cls.__new__(cls)
@@ -236,11 +267,17 @@ class Job:
     #: a running refresh is not stopped: it swaps the snapshot in this process
     cancellable_while_running: bool = True
     note: str = ""
+    #: the result as the API shows it (JSON data: what another server process reads)
+    out: Any = None
+    #: told of every change of state (the board publishes it to its shared file)
+    on_change: Callable[[Job], None] | None = field(default=None, repr=False, compare=False)
 
     def mark_running(self) -> None:
         if self.status == "queued":
             self.status = "running"
             self.started = time.time()
+            if self.on_change is not None:
+                self.on_change(self)
 
     @property
     def active(self) -> bool:
@@ -248,21 +285,53 @@ class Job:
 
 
 class JobBoard:
-    """The jobs of one server process: started, read and cancelled by their principal.
+    """The jobs of the server: started, read and cancelled by their principal.
+
+    A job runs in the process that took its mutation. With ``shared`` (a SQLite file every
+    process of ``kolmatch serve --workers N`` names: ``KOLMATCH_JOBS_FILE``) each job's state
+    and presented result are also written there, so ``job(id:)`` and ``cancelJob`` answer in
+    whichever process a request reaches: a cancel for another process's job is recorded in
+    the file, and that process's watcher (every :data:`WATCH_S`) cancels it. A job whose
+    process is gone reads as failed. Without ``shared`` the board is the process's alone.
 
     Parameters
     ----------
     keep
         Finished jobs kept for reading (the oldest go first).
     per_owner
-        Most queued or running jobs of one principal; one more is refused (LIMIT_EXCEEDED).
+        Most queued or running jobs of one principal (across the processes sharing the
+        file); one more is refused (LIMIT_EXCEEDED).
+    shared
+        The shared file; None: this process only.
     """
 
-    def __init__(self, *, keep: int = 100, per_owner: int = 4) -> None:
+    def __init__(
+        self, *, keep: int = 100, per_owner: int = 4, shared: str | os.PathLike[str] | None = None
+    ) -> None:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._keep = keep
         self._per_owner = per_owner
+        self._db: sqlite3.Connection | None = None
+        if shared is not None:
+            self._db = sqlite3.connect(
+                os.fspath(shared), timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS job (id TEXT PRIMARY KEY, kind TEXT, owner TEXT,"
+                " status TEXT, created REAL, started REAL, finished REAL, out TEXT,"
+                " error_type TEXT, error_message TEXT, error_state TEXT, note TEXT,"
+                " pid INTEGER, cancel_requested INTEGER DEFAULT 0)"
+            )
+            threading.Thread(target=self._watch, name="kolmatch-jobs", daemon=True).start()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> JobBoard:
+        """A board on ``KOLMATCH_JOBS_FILE`` if set (``kolmatch serve --workers N`` sets it)."""
+        env = os.environ if environ is None else environ
+        shared = env.get("KOLMATCH_JOBS_FILE", "").strip()
+        return cls(shared=shared or None)
 
     def submit(
         self,
@@ -272,12 +341,14 @@ class JobBoard:
         *,
         cancellable_while_running: bool = True,
         same_kind_once: bool = False,
+        present: Callable[[Any], Any] | None = None,
     ) -> Job:
         """Start ``work(job)`` in a thread; the job at once, ``queued``.
 
         ``work`` calls ``job.mark_running()`` when it starts computing (after waiting for a
         solver slot) and returns the result. ``same_kind_once``: while a job of this kind
         is queued or running, that job is returned instead of starting another (a refresh).
+        ``present`` turns the result into what the API shows (JSON data), kept as ``job.out``.
 
         Raises
         ------
@@ -290,9 +361,11 @@ class JobBoard:
                     if j.kind == kind and j.active:
                         return j
             mine = sum(1 for j in self._jobs.values() if j.owner == owner and j.active)
+            if self._db is not None:
+                mine = max(mine, self._active_shared(owner))
             if mine >= self._per_owner:
                 raise LimitExceeded(
-                    "jobs",
+                    f"{kind} job",
                     mine + 1,
                     self._per_owner,
                     "queued or running jobs of one API principal",
@@ -304,11 +377,13 @@ class JobBoard:
                 owner=owner,
                 cancel=Cancel(),
                 cancellable_while_running=cancellable_while_running,
+                on_change=self._publish if self._db is not None else None,
             )
             self._jobs[job.id] = job
             self._trim()
+        self._publish(job)
         threading.Thread(
-            target=self._run, args=(job, work), name=f"kolmatch-{job.id}", daemon=True
+            target=self._run, args=(job, work, present), name=f"kolmatch-{job.id}", daemon=True
         ).start()
         return job
 
@@ -323,6 +398,8 @@ class JobBoard:
         """
         with self._lock:
             job = self._jobs.get(job_id)
+        if job is None:
+            job = self._read_shared(job_id)
         if job is None or not (internal or job.owner == owner):
             raise UnknownId("Job", job_id)
         return job
@@ -339,6 +416,26 @@ class JobBoard:
             As :meth:`get`.
         """
         job = self.get(job_id, owner, internal=internal)
+        if not job.active:  # said, not recorded: the job's own note stays what it was
+            return replace(job, note=f"the job was already {job.status}: nothing was cancelled")
+        with self._lock:
+            local = self._jobs.get(job_id) is job
+        if not local:
+            assert self._db is not None  # read from the file: another process runs it
+            self._db.execute(
+                "UPDATE job SET cancel_requested = 1 WHERE id = ? AND status IN"
+                " ('queued', 'running')",
+                (job_id,),
+            )
+            if job.active and (job.status == "queued" or job.kind != "refresh"):
+                job.note = "cancelling: the process running it stops it within a second"
+            elif job.active:
+                job.note = f"a running {job.kind} is not cancelled: it completes"
+            return job
+        self._cancel_local(job)
+        return job
+
+    def _cancel_local(self, job: Job) -> None:
         with self._lock:
             if job.status == "queued" or (
                 job.status == "running" and job.cancellable_while_running
@@ -347,11 +444,14 @@ class JobBoard:
                 job.status, job.finished = "cancelled", time.time()
             elif job.status == "running":
                 job.note = f"a running {job.kind} is not cancelled: it completes"
-        return job
+        self._publish(job)
 
-    def _run(self, job: Job, work: Callable[[Job], Any]) -> None:
+    def _run(
+        self, job: Job, work: Callable[[Job], Any], present: Callable[[Any], Any] | None
+    ) -> None:
         try:
             result = work(job)
+            out = present(result) if present is not None else None
         except Cancelled:
             with self._lock:
                 job.status = "cancelled"
@@ -368,11 +468,113 @@ class JobBoard:
         else:
             with self._lock:
                 if job.status != "cancelled":
-                    job.status, job.result = "done", result
+                    job.status, job.result, job.out = "done", result, out
         finally:
             with self._lock:
                 if job.finished is None:
                     job.finished = time.time()
+            self._publish(job)
+
+    # -- the shared file ----------------------------------------------------------------
+    def _publish(self, job: Job) -> None:
+        """Write the job's state to the shared file (nothing without one)."""
+        if self._db is None:
+            return
+        err = job.error
+        row = (
+            job.id,
+            job.kind,
+            job.owner,
+            job.status,
+            job.created,
+            job.started,
+            job.finished,
+            None if job.out is None else dumps(job.out),
+            None if err is None else f"{type(err).__module__}:{type(err).__qualname__}",
+            None if err is None else str(err),
+            None if err is None else dumps(err.__dict__, default=str),
+            job.note,
+            os.getpid(),
+        )
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO job (id, kind, owner, status, created, started, finished, out,"
+                " error_type, error_message, error_state, note, pid)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " status = excluded.status, started = excluded.started,"
+                " finished = excluded.finished, out = excluded.out,"
+                " error_type = excluded.error_type, error_message = excluded.error_message,"
+                " error_state = excluded.error_state, note = excluded.note",
+                row,
+            )
+
+    def _read_shared(self, job_id: str) -> Job | None:
+        """Another process's job, as the shared file says it is."""
+        if self._db is None:
+            return None
+        with self._lock:
+            r = self._db.execute(
+                "SELECT kind, owner, status, created, started, finished, out, error_type,"
+                " error_message, error_state, note, pid FROM job WHERE id = ?",
+                (job_id,),
+            ).fetchone()
+        if r is None:
+            return None
+        kind, owner, status, created, started, finished, out, etype, emsg, estate, note, pid = r
+        error = _error_from(etype, emsg, estate) if etype else None
+        if status in ("queued", "running") and not _alive(pid):
+            status, note = "failed", f"the server process {pid} running it has ended"
+            error = KolmatchError(note)
+        return Job(
+            id=job_id,
+            kind=kind,
+            owner=owner,
+            cancel=Cancel(),
+            status=status,
+            created=created,
+            started=started,
+            finished=finished,
+            error=error,
+            note=note or "",
+            out=None if out is None else json.loads(out),
+        )
+
+    def _active_shared(self, owner: str) -> int:
+        """``owner``'s queued or running jobs in any live process (the caller holds the lock)."""
+        assert self._db is not None
+        rows = self._db.execute(
+            "SELECT pid FROM job WHERE owner = ? AND status IN ('queued', 'running')",
+            (owner,),
+        ).fetchall()
+        return sum(1 for (pid,) in rows if _alive(pid))
+
+    def _watch(self) -> None:
+        """Cancel this process's jobs that another process was asked to cancel."""
+        assert self._db is not None
+        me = os.getpid()
+        while True:
+            time.sleep(WATCH_S)
+            try:
+                with self._lock:
+                    ids = [
+                        i
+                        for (i,) in self._db.execute(
+                            "SELECT id FROM job WHERE cancel_requested = 1 AND pid = ? AND"
+                            " status IN ('queued', 'running')",
+                            (me,),
+                        ).fetchall()
+                    ]
+                    self._db.execute(
+                        "UPDATE job SET cancel_requested = 0 WHERE pid = ? AND"
+                        " cancel_requested = 1",
+                        (me,),
+                    )
+                for i in ids:
+                    job = self._jobs.get(i)
+                    if job is not None:
+                        self._cancel_local(job)
+            except sqlite3.Error:  # a busy file: the next look will do
+                log.debug("kolmatch: reading the shared jobs file", exc_info=True)
 
     def _trim(self) -> None:
         done = [k for k, j in self._jobs.items() if not j.active]

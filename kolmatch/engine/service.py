@@ -364,6 +364,8 @@ class EngineService:
                 snap.features.talent_row(talent)
                 if product not in snap.product_merchant:
                     raise UnknownId("Product", product)
+                if campaign:
+                    snap.features.campaign_row(campaign)  # UnknownId: never a dangling campaign
                 for name, v in (("gmv", gmv), ("orders", orders), ("fee", fee)):
                     if not np.isfinite(v) or v < 0:
                         raise BadArgument(name, f"must be a finite amount >= 0, got {v}")
@@ -463,7 +465,7 @@ class EngineService:
             )
 
     def resolve_violation(self, violation_id: str, *, actor: str = "local") -> Snapshot:
-        """Mark a violation resolved, then refresh.
+        """Mark a violation resolved, then refresh; one already resolved is left as it is.
 
         Parameters
         ----------
@@ -483,12 +485,24 @@ class EngineService:
         }
         with self._write_lock:
             try:
-                if violation_id not in self._current().violation_ids:
+                snap = self._current()
+                if violation_id not in snap.violation_ids:
                     raise UnknownId("Violation", violation_id)
                 before = self._violation(violation_id)
             except KolmatchError as exc:
                 self.record_refusal(entry, exc)
                 raise
+            if before["resolved"]:  # resolved already: nothing to write, as a repeated record
+                self._audit.append(
+                    {
+                        **entry,
+                        "outcome": "unchanged",
+                        "before": before,
+                        "after": before,
+                        "version": snap.version,
+                    }
+                )
+                return snap
             return self._write(
                 [NodeBatch("Violation", [{"id": violation_id, "resolved": True}])],
                 violations_only=True,

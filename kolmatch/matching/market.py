@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -136,6 +137,8 @@ def assign_market(
 
     if method not in METHODS:
         raise BadArgument("--method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+    if not math.isfinite(time_limit) or time_limit <= 0:
+        raise BadArgument("--time-limit", f"must be a positive number of seconds, got {time_limit}")
     if method == "lagrangian" and candidates > MAX_CANDIDATES:
         raise BadArgument(
             "--candidates", f"the lagrangian method takes at most {MAX_CANDIDATES} per merchant"

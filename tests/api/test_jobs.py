@@ -16,6 +16,7 @@ from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.api.limits import Limits
 from kolmatch.engine.jobs import JobBoard, SolverPool
+from kolmatch.errors import LimitExceeded, UnknownId
 from tests.api.conftest import Api, serve
 
 TIMEOUT_S = 1.0
@@ -124,6 +125,14 @@ def test_the_assignment_query_is_costed_before_it_runs(api: Api) -> None:
     assert "input.candidates" in errs[0]["message"] and "3,000" in errs[0]["message"]
     assert "startAssignment" in errs[0]["message"]
     assert time.perf_counter() - t0 < 1.0
+    for field, value in (("timeLimit", "-1"), ("method", '"nope"'), ("agencyCap", "0")):
+        for q in (
+            f"{{ assignment(input: {{candidates: 2, {field}: {value}}}) {{ objective }} }}",
+            f"mutation {{ startAssignment(input: {{candidates: 2, {field}: {value}}}) {{ id }} }}",
+        ):
+            errs = api.errors(q)
+            assert errs[0]["extensions"]["code"] == "BAD_ARGUMENT", (q, errs)
+            assert errs[0]["message"].startswith(f"argument input.{field}:"), (q, errs)
 
 
 def test_an_assignment_job_answers_at_once_and_reports_the_assignment(
@@ -188,3 +197,127 @@ def test_refresh_runs_as_a_job_and_refresh_features_keeps_its_shape(
 def test_an_unknown_job_is_not_found(bounded: Bounded) -> None:
     out = bounded.post('{ job(id: "job-nope") { status } }')
     assert out["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_boards_sharing_a_file_read_and_cancel_each_others_jobs(tmp_path: Path) -> None:
+    """Two server processes' boards (``--workers 2``): a job started in one is read and
+    cancelled through the other; the per-principal cap counts both; a job whose process
+    ended reads as failed."""
+    a = JobBoard(shared=tmp_path / "jobs.db", per_owner=2)
+    b = JobBoard(shared=tmp_path / "jobs.db", per_owner=2)
+
+    def waits(job: Any) -> str:
+        job.mark_running()
+        while True:
+            job.cancel.wait(0.01)
+            job.cancel.check()
+
+    def quick(job: Any) -> int:
+        job.mark_running()
+        return 41
+
+    done = a.submit("assignment", "merchant:m1", quick, present=lambda r: {"answer": r + 1})
+    running = a.submit("assignment", "internal", waits)
+    deadline = time.monotonic() + 10
+    while b.get(done.id, "merchant:m1", internal=False).status != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    seen = b.get(done.id, "merchant:m1", internal=False)
+    assert seen.out == {"answer": 42} and seen.kind == "assignment"
+    with pytest.raises(UnknownId):
+        b.get(done.id, "merchant:m2", internal=False)  # another principal's: not told
+    a.submit("assignment", "internal", waits)
+    with pytest.raises(LimitExceeded):
+        b.submit("assignment", "internal", waits)  # two running in a: the cap is shared
+    assert b.get(running.id, "internal", internal=True).status == "running"
+    asked = time.monotonic()
+    b.cancel(running.id, "internal", internal=True)
+    while b.get(running.id, "internal", internal=True).status != "cancelled":
+        assert time.monotonic() - asked < 1.0, "the owning board did not cancel within 1 s"
+        time.sleep(0.01)
+    assert running.status == "cancelled" and running.cancel.cancelled
+    # a job recorded by a process that has ended
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "jobs.db") as db:
+        db.execute(
+            "INSERT INTO job (id, kind, owner, status, created, pid) VALUES"
+            " ('job-gone', 'assignment', 'internal', 'running', 0, 999999999)"
+        )
+    gone = b.get("job-gone", "internal", internal=True)
+    assert gone.status == "failed" and "has ended" in gone.note
+
+
+def test_serve_with_two_workers_answers_a_job_in_either(tiny_market: Path, tmp_path: Path) -> None:
+    """A real `kolmatch serve --workers 2`: a job started through one connection is read
+    through 12 fresh connections (the kernel spreads them over both workers) without one
+    NOT_FOUND, and its result is the same each time."""
+    import json
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    from kolmatch.graph.sqlite_store import SQLiteStore
+    from kolmatch.loaders.load import load_folder
+
+    store = SQLiteStore(tmp_path / "g.db")
+    load_folder(tiny_market, store)
+    store.close()
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"k-int": "internal", "k-m0": "merchant:m0"}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = shutil.which("kolmatch", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    env = {**os.environ, "KOLMATCH_CACHE": str(tmp_path / "cache")}
+    env.pop("KOLMATCH_JOBS_FILE", None)
+    proc = subprocess.Popen(
+        [
+            *(exe, "serve", "--workers", "2", "--port", str(port), "--keys", str(keys)),
+            *("--store", f"sqlite:///{tmp_path / 'g.db'}"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def post(query: str, key: str = "k-int") -> dict[str, Any]:
+        # a fresh connection each time: no keep-alive to pin one worker
+        r = httpx.post(
+            f"{url}/graphql", json={"query": query}, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert r.status_code == 200, r.text
+        out: dict[str, Any] = r.json()
+        return out
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.5)
+        started = post("mutation { startAssignment(input: {candidates: 3}) { id status } }")
+        job_id = started["data"]["startAssignment"]["id"]
+        q = f'{{ job(id: "{job_id}") {{ status assignment {{ objective pairs {{ talent }} }} }} }}'
+        answers = []
+        for _ in range(12):
+            body = post(q)
+            assert "errors" not in body, body
+            answers.append(body["data"]["job"])
+            time.sleep(0.25)
+        done = [x["assignment"] for x in answers if x["status"] == "DONE"]
+        assert done and all(x == done[0] for x in done), answers
+        body = post(q, "k-m0")
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)  # and closes its stderr pipe

@@ -33,4 +33,9 @@ def test_a_higher_floor_is_met_and_a_negative_one_refused(api: Api) -> None:
     assert any(r["reason"] == "return below 2.5x" for r in plan["leftOut"])
     errs = api.errors(PLAN, variables={"floor": -1})
     assert errs[0]["extensions"]["code"] == "BAD_ARGUMENT"
-    assert "--min-roi" in errs[0]["message"] or "minRoi" in errs[0]["message"]
+    assert errs[0]["message"].startswith("argument minRoi:"), errs  # the API's name, not a flag
+    for arg, args in (("budget", "budget: 0"), ("tiers", 'budget: 1e6, tiers: "x=3"')):
+        q = f'{{ merchant(id: "m0") {{ plan({args}) {{ cost }} }} }}'
+        errs = api.errors(q)
+        assert errs[0]["extensions"]["code"] == "BAD_ARGUMENT", errs
+        assert errs[0]["message"].startswith(f"argument {arg}:"), errs

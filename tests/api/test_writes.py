@@ -199,6 +199,25 @@ def test_violation_writes_check_what_another_process_wrote(w: Writable) -> None:
     assert "errors" not in body, body  # known now, though written elsewhere
 
 
+def test_resolving_twice_writes_once_and_an_unknown_campaign_is_refused(w: Writable) -> None:
+    flag = (
+        'mutation { flagViolation(input: {id: "v-twice", label: "Talent", '
+        f'target: "{w.talent}", kind: "x", severity: "minor", time: "2026-06-01"}}) '
+        "{ version } }"
+    )
+    assert "errors" not in w.post(flag)
+    resolve = 'mutation { resolveViolation(id: "v-twice") { version } }'
+    first = w.post(resolve)["data"]["resolveViolation"]["version"]
+    again = w.post(resolve)["data"]["resolveViolation"]["version"]
+    assert again == first == w.store.version()  # nothing written the second time
+    outcomes = [e["outcome"] for e in w.audit.entries() if e["target"] == "v-twice"]
+    assert outcomes[-1] == "unchanged"
+    body = w.post(RECORD, variables={"i": _collab(w, "c-campaign", campaign="cpX")})
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert "cpX" in body["errors"][0]["message"]
+    assert "c-campaign" not in w.service.snapshot.collaborations
+
+
 def test_an_unknown_amount_is_null_not_zero(w: Writable) -> None:
     row = {
         "src": w.talent,

@@ -36,7 +36,7 @@ def roster_rows(ctx: RequestContext, agency_id: str) -> np.ndarray:
 def _own(info: Any, agency_id: str, what: str) -> RequestContext:
     ctx = context(info)
     if not ctx.principal.is_agency(agency_id):
-        raise Forbidden(f"{what} of {agency_id} are visible to that agency and internal tools only")
+        raise Forbidden(f"{what} of {agency_id} may be seen by that agency and internal tools only")
     return ctx
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import graphene
 import numpy as np
 
-from kolmatch.api.errors import Forbidden
+from kolmatch.api.errors import PLAN_ARGUMENTS, Forbidden, api_arguments
 from kolmatch.api.types.common import (
     PairOverlap,
     RequestContext,
@@ -45,7 +45,7 @@ def merchant_ref(ctx: RequestContext, merchant_id: str) -> MerchantRef:
 def _own(info: Any, m: MerchantRef, what: str) -> RequestContext:
     ctx = context(info)
     if not sees_merchant_own(ctx.principal, m.id):
-        raise Forbidden(f"{what} of {m.id} are visible to that merchant and internal tools only")
+        raise Forbidden(f"{what} of {m.id} may be seen by that merchant and internal tools only")
     return ctx
 
 
@@ -374,18 +374,19 @@ class Merchant(graphene.ObjectType):
         work = request_work()
         try:
             # HiGHS cannot be interrupted: the plan runs in a process killed at the timeout
-            p = work.solvers.run(
-                plan_talent_matrix,
-                f,
-                m.id,
-                budget=budget,
-                tiers=parse_tiers(tiers),
-                campaign=campaign,
-                seed=seed,
-                min_roi=min_roi,
-                max_reach=MAX_REACH_PAIRS,
-                cancel=work.cancel,
-            )
+            with api_arguments(PLAN_ARGUMENTS):
+                p = work.solvers.run(
+                    plan_talent_matrix,
+                    f,
+                    m.id,
+                    budget=budget,
+                    tiers=parse_tiers(tiers),
+                    campaign=campaign,
+                    seed=seed,
+                    min_roi=min_roi,
+                    max_reach=MAX_REACH_PAIRS,
+                    cancel=work.cancel,
+                )
         except LimitExceeded as exc:  # in the API's words: budget is what the caller sizes
             raise LimitExceeded(
                 "budget",

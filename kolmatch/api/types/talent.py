@@ -43,7 +43,7 @@ def may_see_private(ctx: RequestContext, talent_id: str) -> bool:
 def _private(info: Any, t: TalentRef, what: str) -> RequestContext:
     ctx = context(info)
     if not may_see_private(ctx, t.id):
-        raise Forbidden(f"{what} of {t.id} is visible to its agency and internal tools only")
+        raise Forbidden(f"{what} of {t.id} may be seen by its agency and internal tools only")
     return ctx
 
 
@@ -104,6 +104,23 @@ class MerchantLeadType(graphene.ObjectType):
         description="the merchant's customers in the talent's audience; internal tools only "
         "(a merchant's customers are its own: docs/api.md Policy)"
     )
+    roi_basis = graphene.String(
+        required=True,
+        description="what roi divides by: here the talent's negotiated fee (its agency sees it)",
+    )
+
+    @staticmethod
+    def resolve_customers_reached(lead: dict[str, Any], info: Any) -> int:
+        if context(info).principal.kind != "internal":
+            raise Forbidden(
+                f"how many of {lead['merchant']}'s customers a talent reaches may be seen by "
+                "internal tools only"
+            )
+        return int(lead["customers_reached"])
+
+    @staticmethod
+    def resolve_roi_basis(lead: dict[str, Any], info: Any) -> str:
+        return "negotiated fee"
 
 
 class Talent(graphene.ObjectType):
@@ -344,9 +361,7 @@ class Talent(graphene.ObjectType):
                 "expected_gmv": round(x.expected_gmv, 2),
                 "best_product": x.best_product,
                 "roi": None if x.roi is None else round(x.roi, 4),
-                "customers_reached": (
-                    x.customers_reached if ctx.principal.kind == "internal" else None
-                ),
+                "customers_reached": x.customers_reached,
             }
             for x in recommend_merchants(ctx.snap.features, [t.id], top=first)
         ]
