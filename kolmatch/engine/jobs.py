@@ -69,8 +69,12 @@ class SolverPool:
 
     Examples
     --------
-    >>> pool = SolverPool(1)
-    >>> pool.run(pow, 2, 10, cancel=Cancel())
+    ``fn`` takes the token as its ``cancel`` keyword (the child's, with the same deadline):
+
+    >>> def power(x: int, n: int, *, cancel: Cancel) -> int:
+    ...     cancel.check()
+    ...     return x**n
+    >>> SolverPool(1).run(power, 2, 10, cancel=Cancel())
     1024
     """
 
