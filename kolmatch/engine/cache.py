@@ -35,6 +35,7 @@ __all__ = [
     "cached_rankings",
     "features_of",
     "load_features",
+    "stored_rankings",
 ]
 
 T = TypeVar("T")
@@ -235,6 +236,19 @@ def cached_rankings(
     return _cached(
         uri, identity, cache_dir, "rankings", MerchantRankings, lambda: rank_merchants(f)
     )
+
+
+def stored_rankings(
+    uri: str, identity: Identity, cache_dir: str | Path | None = None
+) -> MerchantRankings | None:
+    """The cached rankings of this graph version, if some process computed them; else None.
+
+    Parameters
+    ----------
+    uri, identity, cache_dir
+        As :func:`cached_rankings`.
+    """
+    return _load(_cache_path(uri, _cache_dir(cache_dir), "rankings", identity), MerchantRankings)
 
 
 def _cached(

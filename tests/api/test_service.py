@@ -89,14 +89,14 @@ def test_flag_and_resolve_refresh_compliance_only_and_equal_a_full_build(service
     assert "x-1" in snap.violation_ids
     full = _full(service.store)
     _assert_same(snap.features, full)
-    _assert_same(snap.rankings, rank_merchants(full))
+    _assert_same(service.wait_ranked().rankings, rank_merchants(full))
 
     snap = service.resolve_violation("x-1")
     assert len(service.full_builds) == 1
     assert 0.0 < snap.features.talent_risk[t] < 1.0  # minor and resolved: a fading penalty
     full = _full(service.store)
     _assert_same(snap.features, full)
-    _assert_same(snap.rankings, rank_merchants(full))
+    _assert_same(service.wait_ranked().rankings, rank_merchants(full))
 
 
 def test_other_writes_read_the_whole_graph_and_recalibrate_after_enough_change(
@@ -192,7 +192,9 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     other = EngineService(other_store, tmp_path / "cache")
     assert other.snapshot.version == snap.version
     assert differences(other.snapshot.features, f) == []
-    assert other.snapshot.rankings.rows.tolist() == snap.rankings.rows.tolist()
+    theirs, ours = other.snapshot.rankings, writer.wait_ranked().rankings
+    assert theirs is not None and ours is not None  # the first snapshot ranks before serving
+    assert theirs.rows.tolist() == ours.rows.tolist()
     other.close()
     writer.close()
 
@@ -240,3 +242,19 @@ def test_a_second_process_s_write_shows_in_a_following_service(
     assert b.health()["serving_version"] == b.health()["version"]
     a.close()
     b.close()
+
+
+def test_a_write_serves_at_once_and_ranks_in_the_background(service: Any) -> None:
+    """The write's snapshot is served before every merchant is ranked: its match lists are
+    computed live, and equal the ranked ones once the background ranking joins."""
+    talent = _top_talent(service)
+    snap = _flag_minor(service, "x-bg", talent)
+    assert snap.rankings is None  # served before any process ranked this version
+    m = str(snap.features.merchant_ids[0])
+    live = match_merchant(snap.features, m, top=30, rankings=snap.rankings)
+    ranked = service.wait_ranked()
+    assert ranked.version == snap.version and ranked.rankings is not None
+    assert service.health()["ranked"] is True
+    looked_up = match_merchant(ranked.features, m, top=30, rankings=ranked.rankings)
+    assert [(x.talent, x.score) for x in live] == [(x.talent, x.score) for x in looked_up]
+    assert talent not in {x.talent for x in live}  # the flag is in force at once
