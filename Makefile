@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SCALE ?= s
+# the demo API's port: make demo PORT=8080
+PORT ?= 8000
 
 .PHONY: install demo test lint bench reliability-report neo4j-start neo4j-stop clean
 
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/kolmatch demo
+	$(BIN)/kolmatch demo --port $(PORT)
 
 test: install
 	scripts/test

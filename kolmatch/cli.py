@@ -1,15 +1,22 @@
 """The command line: parses arguments, calls the packages, prints.
 
-Exit codes: 0 ok, 2 bad input, 1 other failure.
+Exit codes: 0 ok; 2 bad input (an argument, a file or folder given, an id); 1 any other failure
+(a store missing, unreachable or holding no market, a port in use, the disk); 130 interrupted
+(Ctrl-C). A failure ends in one line on stderr, ``kolmatch: what is wrong`` (import files with
+several problems list them one a line), and leaves no half-written file behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kolmatch import jsonio
 from kolmatch.errors import (
@@ -17,14 +24,22 @@ from kolmatch.errors import (
     InfeasiblePlan,
     InputError,
     KolmatchError,
+    LimitExceeded,
     NotEligible,
+    StoreError,
     StoreUnavailable,
     UnknownId,
 )
 
+if TYPE_CHECKING:
+    from kolmatch.graph.store import GraphStore
+    from kolmatch.matching.features import MarketFeatures
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+#: Ctrl-C: 128 + SIGINT, the code shells report for a process that SIGINT ended.
+EXIT_INTERRUPTED = 130
 #: Neo4j retry window of `kolmatch serve` (see Neo4jStore's retry_seconds).
 API_NEO4J_RETRY_SECONDS = 3.0
 
@@ -37,6 +52,36 @@ def _positive_int(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
     return n
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {n}")
+    return n
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= x < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
+    return x
 
 
 def _positive_float(text: str) -> float:
@@ -66,9 +111,12 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="write a synthetic market in the import format")
     g.add_argument("--scale", choices=list(SCALES), default="tiny")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=_non_negative_int, default=0)
     g.add_argument("--out", type=Path, required=True, help="folder for the import files")
     g.add_argument("--truth", type=Path, help="folder for the latent truth (default OUT-truth)")
+    g.add_argument(
+        "--force", action="store_true", help="replace OUT and the truth folder if not empty"
+    )
 
     ld = sub.add_parser("load", help="validate a folder of import files and load it")
     ld.add_argument("folder", type=Path)
@@ -133,13 +181,13 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--campaign", help="plan for this campaign's window")
     pl.add_argument(
         "--min-roi",
-        type=float,
+        type=_non_negative_float,
         help="least expected return per talent, net of commission (default 1.0 where GMV can "
         "be estimated; 0: no floor)",
     )
     pl.add_argument("--candidates", type=_positive_int, default=5_000)
     pl.add_argument("--sample-users", type=_positive_int, default=50_000)
-    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--seed", type=_non_negative_int, default=0)
     pl.add_argument("--json", action="store_true")
     _store_arg(pl)
 
@@ -194,7 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     er.add_argument("--data", type=Path, required=True, help="the folder holding the data sets")
     er.add_argument("--datasets", nargs="+", choices=REAL_DATASETS, default=list(REAL_DATASETS))
     er.add_argument("--split", choices=("test", "validation"), default="test")
-    er.add_argument("--seed", type=int, default=0)
+    er.add_argument("--seed", type=_non_negative_int, default=0)
     er.add_argument("--work", type=Path, help="keep the converted folders and stores here")
     er.add_argument("--json", action="store_true")
 
@@ -207,7 +255,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="serve the GraphQL API at /graphql")
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=_port, default=8000)
     sv.add_argument("--keys", type=Path, help="JSON file of API keys (or KOLMATCH_API_KEYS)")
     sv.add_argument(
         "--workers",
@@ -219,10 +267,10 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="generate a market, load it into the embedded store, summarise")
     d.add_argument("--scale", choices=list(SCALES), default="tiny")
-    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--seed", type=_non_negative_int, default=7)
     d.add_argument("--dir", type=Path, default=Path(".kolmatch/demo"), help="working folder")
     d.add_argument("--no-serve", action="store_true", help="stop after the summary")
-    d.add_argument("--port", type=int, default=8000)
+    d.add_argument("--port", type=_port, default=8000, help="the API's port (make demo PORT=...)")
     return p
 
 
@@ -232,11 +280,108 @@ def _print_counts(counts: dict[str, int]) -> None:
         print(f"  {k:<{width}}  {v:>12,}")
 
 
+#: What matching cannot do without (kolmatch/matching/features.py), and the file that adds it.
+_MATCHING_NEEDS = {"Talent": "talent.csv", "Category": "category.csv"}
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` store URI; None for another kind of store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _open_graph(store_arg: str | None) -> GraphStore:
+    """Open the store a reading command reads; it must exist and hold a kolmatch graph.
+
+    Nothing is created: a SQLite path naming no file is refused before SQLite would make an
+    empty one.
+
+    Raises
+    ------
+    StoreUnavailable
+        If the store file does not exist (or is a folder).
+    StoreError
+        If it holds no kolmatch graph (and as ``open_store``).
+    """
+    from kolmatch.graph.open import DEFAULT_STORE, open_store, store_uri
+
+    uri = store_uri(store_arg)
+    path = _sqlite_path(uri)
+    load_first = f"load a market into it first: kolmatch load DIR --store {uri}"
+    if path is not None and path.is_dir():
+        raise StoreUnavailable(f"{uri}: {path} is a folder; name a file (sqlite:///{path}/k.db)")
+    if path is not None and not path.exists():
+        default = " (the default: --store or KOLMATCH_STORE names another)"
+        raise StoreUnavailable(
+            f"no store at {path}{default if uri == DEFAULT_STORE else ''}; {load_first}"
+        )
+    store = open_store(uri)
+    fmt = getattr(store, "format", None)  # SQLite records one; Neo4j is schemaless
+    if fmt is not None and fmt() is None:
+        store.close()
+        raise StoreError(f"{uri} holds no kolmatch graph; {load_first}")
+    return store
+
+
+def _missing_for_matching(counts: dict[str, int]) -> list[str]:
+    return [label for label in _MATCHING_NEEDS if not counts.get(label)]
+
+
+def _check_matchable(store: GraphStore) -> None:
+    """Refuse, saying what to load, a graph that features cannot be built from (a partial
+    import: talents, products and collaborations but no categories)."""
+    missing = _missing_for_matching(
+        {label: len(store.node_rows(label, []).ids) for label in _MATCHING_NEEDS}
+    )
+    if missing:
+        files = ", ".join(_MATCHING_NEEDS[m] for m in missing)
+        raise StoreError(
+            f"{store.uri} holds no {' and no '.join(missing)} nodes: matching needs talents "
+            f"and categories; load the rest of the market ({files})"
+        )
+
+
+@contextmanager
+def _file_written_whole(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write, renamed to ``path`` when the block ends
+    without an error; removed otherwise (Ctrl-C too), so ``path`` is whole or untouched."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_out_file(path: Path, flag: str) -> None:
+    """Refuse an output file path that cannot be a file, before any work is done."""
+    if path.is_dir():
+        raise BadArgument(flag, f"{path} is a folder; name a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BadArgument(flag, f"{parent} is a file, not a folder")
+            break
+
+
 def _cmd_generate(a: argparse.Namespace) -> int:
     from kolmatch.loaders.synthetic import generate_market
 
+    out = a.out.resolve() if a.out.name in ("", ".", "..") else a.out
+    truth = a.truth or out.with_name(out.name + "-truth")
+    for flag, folder in (("--out", out), ("--truth", truth)):
+        if folder.exists() and not folder.is_dir():
+            raise BadArgument(flag, f"{folder} is a file; name a folder")
+        if not a.force and folder.is_dir() and any(folder.iterdir()):
+            raise BadArgument(
+                flag, f"{folder} is not empty; name a new folder, or pass --force to replace it"
+            )
     t0 = time.perf_counter()
-    truth = generate_market(a.scale, a.seed, a.out, a.truth, progress=True)
+    truth = generate_market(a.scale, a.seed, out, truth, progress=True)
     print(
         f"wrote the {a.scale} market (seed {a.seed}) to {a.out} in "
         f"{time.perf_counter() - t0:.1f}s; latent truth in {truth}"
@@ -248,8 +393,13 @@ def _cmd_load(a: argparse.Namespace) -> int:
     from kolmatch.graph.open import open_store, store_uri
     from kolmatch.loaders.load import load_folder
 
-    store = open_store(store_uri(a.store))
+    uri = store_uri(a.store)
+    path = _sqlite_path(uri)
+    created = path is not None and not path.exists()
+    store = open_store(uri)
+    done = False
     try:
+        before = _node_total(store)
         t0 = time.perf_counter()
         report = load_folder(
             a.folder, store, progress=True, replace_unfinished=a.replace_unfinished
@@ -261,10 +411,39 @@ def _cmd_load(a: argparse.Namespace) -> int:
         )
         for note in report.notes:
             print(f"note: {note}")
-        _print_counts(store.counts())
+        counts = store.counts()
+        done = True
     finally:
         store.close()
+        if created and not done and path is not None:  # a failed first load leaves no file
+            for f in (path, path.with_name(path.name + "-journal")):
+                f.unlink(missing_ok=True)
+    _print_counts(counts)
+    after = sum(v for k, v in counts.items() if not k.isupper())
+    if before:
+        print(
+            f"note: {store.uri} already held {before:,} nodes; this load merged into them by id "
+            f"({after - before:,} new): load each market into its own --store to keep them apart"
+        )
+    missing = _missing_for_matching(counts)
+    if missing:
+        files = ", ".join(_MATCHING_NEEDS[m] for m in missing)
+        print(
+            f"note: the store holds no {' and no '.join(missing)} nodes yet: match, plan, "
+            f"assign and the other reading commands need them ({files})"
+        )
     return EXIT_OK
+
+
+def _node_total(store: GraphStore) -> int:
+    """Nodes the store holds (0 for a store with no kolmatch graph yet)."""
+    try:
+        if store.version() == 0:  # never written: no counting (minutes of COUNT(*) at l)
+            return 0
+        counts = store.counts()
+    except StoreError:
+        return 0
+    return sum(v for k, v in counts.items() if not k.isupper())
 
 
 def _cmd_import_files(a: argparse.Namespace) -> int:
@@ -272,6 +451,8 @@ def _cmd_import_files(a: argparse.Namespace) -> int:
 
     from kolmatch.loaders.neo4j_import import ARGS_FILE, write_import_files
 
+    if a.out.exists() and not a.out.is_dir():
+        raise BadArgument("out", f"{a.out} is a file; name a folder")
     t0 = time.perf_counter()
     r = write_import_files(a.folder, a.out, uid=uuid.uuid4().hex, progress=True)
     print(
@@ -299,7 +480,11 @@ def _cmd_migrate(a: argparse.Namespace) -> int:
     from kolmatch.graph.open import open_store, store_uri
     from kolmatch.graph.store import STORE_FORMAT
 
-    store = open_store(store_uri(a.store))
+    uri = store_uri(a.store)
+    path = _sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise StoreUnavailable(f"no store file at {path}: nothing to migrate")
+    store = open_store(uri)
     try:
         fmt = getattr(store, "format", None)  # SQLite records one; Neo4j is schemaless
         before = fmt() if fmt is not None else None
@@ -315,9 +500,7 @@ def _cmd_migrate(a: argparse.Namespace) -> int:
 
 
 def _cmd_stats(a: argparse.Namespace) -> int:
-    from kolmatch.graph.open import open_store, store_uri
-
-    store = open_store(store_uri(a.store))
+    store = _open_graph(a.store)
     try:
         counts = store.counts()
     finally:
@@ -330,12 +513,13 @@ def _cmd_stats(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _features(store_arg: str | None):  # type: ignore[no-untyped-def]
+def _features(store_arg: str | None) -> MarketFeatures:
     from kolmatch.engine import cached_features
-    from kolmatch.graph.open import open_store, store_uri
 
-    store = open_store(store_uri(store_arg))
+    store = _open_graph(store_arg)
     try:
+        store.version()  # an unfinished load is refused (IncompleteLoad) before any counting
+        _check_matchable(store)
         return cached_features(store)
     finally:
         store.close()
@@ -394,11 +578,12 @@ def _cmd_plan(a: argparse.Namespace) -> int:
 
     from kolmatch.matching.plan import parse_tiers, plan_talent_matrix
 
+    tiers = parse_tiers(a.tiers)  # before the features: a typo fails at once
     plan = plan_talent_matrix(
         _features(a.store),
         a.merchant,
         budget=a.budget,
-        tiers=parse_tiers(a.tiers),
+        tiers=tiers,
         campaign=a.campaign,
         candidates=a.candidates,
         sample_users=a.sample_users,
@@ -458,12 +643,12 @@ def _cmd_plan(a: argparse.Namespace) -> int:
 
 
 def _cmd_assign(a: argparse.Namespace) -> int:
-    import os
-    import tempfile
     from dataclasses import asdict
 
     from kolmatch.matching.market import assign_market
 
+    if a.out is not None:
+        _check_out_file(a.out, "--out")  # before minutes of solving, not after
     result = assign_market(
         _features(a.store),
         candidates=a.candidates,
@@ -481,12 +666,8 @@ def _cmd_assign(a: argparse.Namespace) -> int:
     text = jsonio.dumps(doc, ensure_ascii=False, indent=2)
     if a.out:
         # written whole, then renamed: a crash never leaves half a file in its place
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=a.out.parent, delete=False, suffix=".tmp", encoding="utf-8"
-        ) as tmp:
-            tmp.write(text + "\n")
-        os.replace(tmp.name, a.out)
+        with _file_written_whole(a.out) as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
     if a.json:
         print(text)
         return EXIT_OK
@@ -551,9 +732,10 @@ def _cmd_overlap(a: argparse.Namespace) -> int:
 def _cmd_leads(a: argparse.Namespace) -> int:
     from kolmatch.matching.talent_side import recommend_merchants
 
-    leads = recommend_merchants(_features(a.store), a.talents, top=a.top)
+    talents = list(dict.fromkeys(a.talents))  # a talent named twice counts once
+    leads = recommend_merchants(_features(a.store), talents, top=a.top)
     if a.json:
-        print(jsonio.dumps({"talents": a.talents, "leads": [x.__dict__ for x in leads]}, indent=2))
+        print(jsonio.dumps({"talents": talents, "leads": [x.__dict__ for x in leads]}, indent=2))
     else:
         for x in leads:
             gmv = (
@@ -572,14 +754,16 @@ def _cmd_leads(a: argparse.Namespace) -> int:
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from kolmatch.evaluation.synthetic import evaluate, load_truth
 
-    f = _features(a.store)
-    if not (a.truth / "talents.npz").exists():
-        print(
-            f"kolmatch: --truth {a.truth}: no talents.npz (is it a market's -truth folder?)",
-            file=sys.stderr,
+    if not (a.truth / "talents.npz").is_file():  # before the features, which may take a while
+        raise BadArgument(
+            "--truth", f"{a.truth} has no talents.npz: is it a market's -truth folder?"
         )
-        return EXIT_BAD_INPUT
-    ev = evaluate(f, load_truth(a.truth, f), k=a.top, merchants=a.merchants)
+    f = _features(a.store)
+    try:
+        truth = load_truth(a.truth, f)
+    except BadArgument as exc:  # the library's truth_dir is this command's --truth
+        raise BadArgument("--truth", exc.reason) from None
+    ev = evaluate(f, truth, k=a.top, merchants=a.merchants)
     if a.json:
         print(jsonio.dumps(ev.__dict__, indent=2))
         return EXIT_OK
@@ -598,8 +782,14 @@ def _cmd_evaluate_real(a: argparse.Namespace) -> int:
     from kolmatch.evaluation.real import evaluate_real, results_table
 
     if not a.data.is_dir():
-        print(f"kolmatch: --data {a.data}: not a folder", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise BadArgument("--data", f"{a.data} is not a folder")
+    missing = [d for d in a.datasets if not (a.data / d).is_dir()]
+    if missing:
+        raise BadArgument(
+            "--data", f"{a.data} has no {', '.join(missing)} folder (or name --datasets)"
+        )
+    if a.work is not None and a.work.exists() and not a.work.is_dir():
+        raise BadArgument("--work", f"{a.work} is a file; name a folder")
     with tempfile.TemporaryDirectory() as tmp:
         results = evaluate_real(
             a.data, a.work or Path(tmp), datasets=a.datasets, seed=a.seed, split=a.split
@@ -613,12 +803,19 @@ def _cmd_evaluate_real(a: argparse.Namespace) -> int:
 
 
 def _cmd_import_real(a: argparse.Namespace) -> int:
+    import shutil
+
     from kolmatch.evaluation.real import CONVERTERS
 
     if a.out.exists():
-        print(f"kolmatch: {a.out} exists; name a new folder", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    task = CONVERTERS[a.dataset](a.src, a.out, split="all")
+        raise BadArgument("out", f"{a.out} exists; name a new folder")
+    if not a.src.is_dir():
+        raise BadArgument("src", f"{a.src} is not a folder")
+    try:
+        task = CONVERTERS[a.dataset](a.src, a.out, split="all")
+    except BaseException:  # it did not exist: whatever is there is half a conversion
+        shutil.rmtree(a.out, ignore_errors=True)
+        raise
     print(
         f"wrote {a.dataset} to {a.out}: {len(task.talent_ids):,} talents, "
         f"{task.follows.shape[0]:,} users, {task.follows.nnz:,} follows"
@@ -632,6 +829,10 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     from kolmatch.loaders.load import load_folder
     from kolmatch.loaders.synthetic import generate_market
 
+    if not a.no_serve:
+        _check_port("127.0.0.1", a.port)  # before the work and the keys, not after
+    if a.dir.exists() and not a.dir.is_dir():
+        raise BadArgument("--dir", f"{a.dir} is a file; name a folder")
     market = a.dir / f"market-{a.scale}-{a.seed}"
     db = a.dir / f"demo-{a.scale}-{a.seed}.db"
     a.dir.mkdir(parents=True, exist_ok=True)
@@ -663,9 +864,10 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     finally:
         store.close()
     merchant = str(f.merchant_ids[0])
+    # the command as this one was run (.venv/bin/kolmatch under make): it can be copied
+    prog = sys.argv[0] if Path(sys.argv[0]).name == "kolmatch" else "kolmatch"
     print(
-        f"\ntop 3 talents for merchant {merchant} (kolmatch match {merchant} --store "
-        f"sqlite:///{db}):"
+        f"\ntop 3 talents for merchant {merchant} ({prog} match {merchant} --store sqlite:///{db}):"
     )
     for m in match_merchant(f, merchant, top=3):
         print(f"  {m.rank}. {m.talent}  score {m.score:+.3f}")
@@ -685,7 +887,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
         f"  curl -s http://127.0.0.1:{a.port}/graphql -H 'Authorization: Bearer {own}' "
         "-H 'Content-Type: application/json' -d '{\"query\": \"{ merchant(id: "
         f'\\"{merchant}\\") {{ name matches(first: 3) {{ edges {{ node {{ rank score '
-        "talent { id name tier } } } } } } }\"}'"
+        "talent { id name tier } } } } } }\"}'"
     )
     _serve(f"sqlite:///{db}", keys, "127.0.0.1", a.port)
     return EXIT_OK
@@ -735,8 +937,42 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
         # uvicorn stops on SIGINT / SIGTERM after in-flight requests finish; a mutation that
         # outlived its request may still be writing: close() waits for it
         uvicorn.run(create_app(service, keys), host=host, port=port, log_level="info")
+    except SystemExit as exc:  # uvicorn's own code 3 when it could not start (port taken since)
+        if exc.code in (0, None):
+            raise
+        raise KolmatchError(
+            f"the server on {host}:{port} did not start (see its log above)"
+        ) from None
     finally:
         service.close()
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a host and port a server cannot listen on, before anything is started or shown.
+
+    Raises
+    ------
+    BadArgument
+        If ``host`` does not resolve.
+    KolmatchError
+        If the port is taken (another server) or not ours to bind.
+    """
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise BadArgument("--host", f"cannot resolve {host!r}: {exc}") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            busy = "; another server is there: stop it or choose another --port"
+            raise KolmatchError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                f"{busy if exc.errno == errno.EADDRINUSE else ''}"
+            ) from None
 
 
 def _cmd_serve(a: argparse.Namespace) -> int:
@@ -753,6 +989,8 @@ def _cmd_serve(a: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    _open_graph(a.store).close()  # a missing or empty store fails here, in one line
+    _check_port(a.host, a.port)
     if a.keys:
         os.environ["KOLMATCH_API_KEYS_FILE"] = str(a.keys)
     _serve(store_uri(a.store), keys, a.host, a.port, a.workers)
@@ -781,27 +1019,54 @@ _COMMANDS = {
 }
 
 
+def _say(message: object) -> None:
+    """The one line a failure ends in, on stderr."""
+    print(f"kolmatch: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the kolmatch command line; return the exit code."""
-    args = _parser().parse_args(argv)
+    """Run the kolmatch command line; return the exit code.
+
+    0 ok, 2 bad input, 1 any other failure, 130 interrupted (see the module's docstring).
+    Argument errors exit 2 through :mod:`argparse` (``SystemExit``).
+    """
     try:
+        args = _parser().parse_args(argv)
         return _COMMANDS[args.command](args)
     except InputError as exc:
         n = len(exc.problems) + exc.truncated
-        print(
-            f"kolmatch: {n} problem(s) in the input; nothing was written:\n{exc}", file=sys.stderr
-        )
+        if n == 1 and exc.problems:
+            _say(f"{exc.problems[0]}; nothing was written")
+        else:
+            print(
+                f"kolmatch: {n} problems in the input; nothing was written:\n{exc}",
+                file=sys.stderr,
+            )
         return EXIT_BAD_INPUT
-    except (UnknownId, BadArgument, InfeasiblePlan, NotEligible) as exc:
-        print(f"kolmatch: {exc}", file=sys.stderr)
+    except (UnknownId, BadArgument, InfeasiblePlan, NotEligible, LimitExceeded) as exc:
+        _say(exc)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head`: not a failure
         return EXIT_OK
     except StoreUnavailable as exc:
-        print(f"kolmatch: store unavailable: {exc}", file=sys.stderr)
+        _say(f"store unavailable: {exc}")
         return EXIT_FAILURE
     except KolmatchError as exc:
-        print(f"kolmatch: {exc}", file=sys.stderr)
+        _say(exc)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except OSError as exc:  # a path given or the disk: the message names the file
+        _say(exc)
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("KOLMATCH_DEBUG"):
+            raise
+        _say(
+            f"internal error: {type(exc).__name__}: {exc} (a bug in kolmatch; "
+            "KOLMATCH_DEBUG=1 shows the traceback)"
+        )
         return EXIT_FAILURE
 
 

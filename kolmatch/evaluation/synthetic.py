@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from kolmatch.errors import BadArgument
 from kolmatch.loaders.synthetic import oracle_orders
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import combine, merchant_signals
@@ -16,6 +17,7 @@ from kolmatch.matching.score import combine, merchant_signals
 __all__ = ["Evaluation", "Truth", "evaluate", "load_truth", "oracle_gmv"]
 
 F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,61 @@ def _index(ids: NDArray[np.str_], prefix: str) -> NDArray[np.int64]:
     return np.array([int(str(i)[len(prefix) :]) for i in ids], dtype=np.int64)
 
 
+def _checked_index(ids: NDArray[np.str_], prefix: str, size: int, what: str, d: Path) -> I64:
+    """Rows of ``ids`` (``<prefix><n>``) in a truth of ``size`` of them; BadArgument if any is
+    not a generated id or is out of range."""
+    out = np.empty(len(ids), dtype=np.int64)
+    for j, i in enumerate(ids):
+        text = str(i)
+        n = text[len(prefix) :]
+        if not (text.startswith(prefix) and n.isdigit() and int(n) < size):
+            raise BadArgument(
+                "truth_dir",
+                f"{d} is not this market's truth: the store's {what} id {text!r} is not one of "
+                f"its {size:,} {what}s ({prefix}0..{prefix}{size - 1})",
+            )
+        out[j] = int(n)
+    return out
+
+
 def load_truth(truth_dir: str | Path, f: MarketFeatures) -> Truth:
-    """Read ``<market>-truth`` and reorder it to the features' talent order."""
+    """Read ``<market>-truth`` and reorder it to the features' talent order.
+
+    The truth must be the loaded market's: every talent, user and merchant id in range, and
+    (truths written since the talents' follower counts are kept) the same follower counts as
+    the store's. Another market's truth would otherwise score the engine on garbage.
+
+    Raises
+    ------
+    BadArgument
+        If ``truth_dir`` lacks a truth's files or is another market's truth.
+    """
     d = Path(truth_dir)
+    for name in ("talents.npz", "products.npz", "user_interest.npy"):
+        if not (d / name).is_file():
+            raise BadArgument("truth_dir", f"{d} has no {name}: is it a market's -truth folder?")
     t = np.load(d / "talents.npz")
     p = np.load(d / "products.npz")
-    ti = _index(f.talent_ids, "t")
+    interest = np.load(d / "user_interest.npy", mmap_mode="r")
+    n_merchants = int(p["merchant"].max()) + 1 if len(p["merchant"]) else 0
+    ti = _checked_index(f.talent_ids, "t", len(t["skill"]), "talent", d)
+    ui = _checked_index(f.user_ids, "u", interest.shape[0], "user", d)
+    _checked_index(f.merchant_ids, "m", n_merchants, "merchant", d)
+    if "followers" in t.files:
+        ours = np.nan_to_num(f.talent_followers, nan=-1.0)
+        differ = int((t["followers"][ti] != ours).sum())
+        if differ:
+            raise BadArgument(
+                "truth_dir",
+                f"{d} is not this market's truth: {differ:,} of {len(ti):,} talents' follower "
+                f"counts differ from the store's (another seed or scale?)",
+            )
+    elif len(ti) != len(t["skill"]) or len(ui) != interest.shape[0]:
+        raise BadArgument(
+            "truth_dir",
+            f"{d} is not this market's truth: it has {len(t['skill']):,} talents and "
+            f"{interest.shape[0]:,} users, the store {len(ti):,} and {len(ui):,}",
+        )
     return Truth(
         audience=t["audience"][ti],
         interest=t["interest"][ti],
@@ -50,7 +101,7 @@ def load_truth(truth_dir: str | Path, f: MarketFeatures) -> Truth:
         product_category=p["category"],
         product_price=p["price"],
         product_merchant=p["merchant"],
-        user_interest=np.load(d / "user_interest.npy", mmap_mode="r")[_index(f.user_ids, "u")],
+        user_interest=interest[ui],
     )
 
 

@@ -68,7 +68,8 @@ class LoadReport:
 def discover(folder: Path, log: ProblemLog) -> list[ImportFile]:
     """List the import files of ``folder``: nodes first (model order), then relationships.
 
-    Unknown file names, and two files for the same label, are problems in ``log``.
+    Unknown file names, two files for the same label, and a folder without any import file
+    are problems in ``log``.
     """
     if not folder.is_dir():
         log.add(str(folder), 0, "", "not a folder")
@@ -90,6 +91,14 @@ def discover(folder: Path, log: ProblemLog) -> list[ImportFile]:
             log.add(p.name, 0, "", f"same data as {by_stem[p.stem].name}; keep one of them")
             continue
         by_stem[p.stem] = p
+    if not by_stem and not log:  # loading nothing is a mistaken folder, not a success
+        log.add(
+            str(folder),
+            0,
+            "",
+            "no import files: a folder of files named after labels and relationship types "
+            "(talent.csv, follows.csv, ...; docs/data-format.md)",
+        )
     out = [ImportFile(by_stem[n.file], n) for n in NODES if n.file in by_stem]
     out += [ImportFile(by_stem[r.file], r) for r in RELATIONSHIPS if r.file in by_stem]
     return out

@@ -26,8 +26,11 @@ never read by the matcher.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,6 +38,8 @@ from typing import IO
 
 import numpy as np
 from numpy.typing import NDArray
+
+from kolmatch.errors import BadArgument
 
 __all__ = ["GMV_MODEL", "SCALES", "MarketScale", "generate_market", "oracle_orders"]
 
@@ -220,12 +225,17 @@ def generate_market(
     Users are generated in chunks and written as they are made, so memory stays
     bounded by the number of talents, products and contents, not users.
 
+    Both folders are written whole: the files go to a hidden folder beside each and it is
+    renamed into place once complete, so an error or an interrupt (Ctrl-C) leaves ``out`` and
+    the truth folder as they were. A folder already there is replaced (``kolmatch generate``
+    refuses a non-empty one unless ``--force``).
+
     Parameters
     ----------
     scale
         ``tiny``, ``s``, ``m``, ``l`` or a :class:`MarketScale`.
     seed
-        The same seed writes the same files, byte for byte.
+        The same seed writes the same files, byte for byte; a whole number, 0 or more.
     out
         Folder for the import files (created).
     truth_dir
@@ -237,16 +247,67 @@ def generate_market(
     -------
     Path
         The truth folder.
+
+    Raises
+    ------
+    BadArgument
+        If ``scale`` is unknown, ``seed`` negative or not a whole number, ``out`` or
+        ``truth_dir`` a file, or one folder inside the other; nothing is written.
     """
+    if isinstance(scale, str) and scale not in SCALES:
+        raise BadArgument("scale", f"unknown scale {scale!r}; scales are {', '.join(SCALES)}")
     sc = SCALES[scale] if isinstance(scale, str) else scale
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise BadArgument("seed", f"must be a whole number, 0 or more, got {seed!r}")
     out = Path(out)
+    if out.name in ("", ".", ".."):  # a name is needed for the truth folder and the staging
+        out = out.resolve()
     truth = Path(truth_dir) if truth_dir else out.with_name(out.name + "-truth")
-    out.mkdir(parents=True, exist_ok=True)
-    truth.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        w = _Writer(out, stack)
-        _Market(sc, seed, w, truth, progress).run()
+    for name, folder in (("out", out), ("truth_dir", truth)):
+        if folder.exists() and not folder.is_dir():
+            raise BadArgument(name, f"{folder} is a file, not a folder")
+    a, b = out.resolve(), truth.resolve()
+    if a == b or a.is_relative_to(b) or b.is_relative_to(a):
+        raise BadArgument("truth_dir", f"{truth} and {out} must be separate folders")
+    # the files close (the ExitStack) before either folder is renamed into place
+    with (
+        _written_whole(out) as out_part,
+        _written_whole(truth) as truth_part,
+        ExitStack() as stack,
+    ):
+        _Market(sc, int(seed), _Writer(out_part, stack), truth_part, progress).run()
     return truth
+
+
+@contextmanager
+def _written_whole(folder: Path) -> Iterator[Path]:
+    """A hidden folder beside ``folder`` to write into, renamed to ``folder`` on success.
+
+    On any exception (KeyboardInterrupt too) it is removed, with the parents it created, and
+    ``folder`` is untouched. A ``folder`` already there is renamed aside before the new one
+    takes its name, then deleted: there is always a complete folder or none under the name.
+    """
+    made = [p for p in folder.parents if not p.exists()]  # nearest first
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    part = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:12]}.partial")
+    part.mkdir()
+    try:
+        yield part
+    except BaseException:
+        shutil.rmtree(part, ignore_errors=True)
+        for p in made:
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        raise
+    old = None
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:12]}.old")
+        os.replace(folder, old)
+    os.replace(part, folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class _Market:
@@ -736,6 +797,8 @@ class _Market:
             inflated=self.inflated,
             bot_followers=self.aud_bots * self.ext,
             profile=self.talent_profile,
+            # observable (talent.csv): lets an evaluation check the truth is the loaded market's
+            followers=self.talent_followers,
         )
         np.savez(self.truth / "users.npz", is_bot=self.user_is_bot, log_price=self.user_log_price)
         np.savez(

@@ -222,11 +222,18 @@ def build_features(
     Raises
     ------
     StoreError
-        If ``calibration`` is of a market with other talents or categories.
+        If ``calibration`` is of a market with other talents or categories, or the graph has
+        no talents or no categories (a partial import).
     """
     users, talents, merchants = g.node("User"), g.node("Talent"), g.node("Merchant")
     products, categories, contents = g.node("Product"), g.node("Category"), g.node("Content")
     U, T, M, P, C, K = (len(x) for x in (users, talents, merchants, products, categories, contents))
+    missing = [x.label for x in (talents, categories) if not len(x)]
+    if missing:  # a partial import: say what to load rather than fail deep in the arithmetic
+        raise StoreError(
+            f"the graph holds no {' and no '.join(missing)} nodes: load the rest of the market "
+            "(docs/data-format.md) before matching"
+        )
     if calibration is not None and (
         calibration.promoted_categories.shape != (T, C) or calibration.cat_mean.shape != (C,)
     ):

@@ -190,6 +190,14 @@ def parse_tiers(text: str | None) -> dict[str, TierRule]:
         if name not in TIERS:
             raise BadArgument("--tiers", f"unknown tier {name!r}; tiers are {', '.join(TIERS)}")
         old = rules.get(name, TierRule())
+        given = old.max_budget_share if pct is not None else old.max_count
+        if given is not None:  # top=1,top=2 kept the last: say which was meant instead
+            kind = "a budget share" if pct is not None else "a count"
+            raise BadArgument(
+                "--tiers",
+                f"{name!r} is given {kind} twice (at {part.strip()!r}); give each tier at most "
+                "one count or range and one share",
+            )
         if pct is not None:
             share = float(pct) / 100
             if not 0 < share <= 1:

@@ -6,6 +6,7 @@ evidence line comes from values the merchant may see, so the same list is safe f
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -237,6 +238,10 @@ def combine(signals: MerchantSignals, weights: Mapping[str, float] | None = None
         raise ValueError(
             f"unknown signal weights {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}"
         )
+    # signals are standardised: weights beyond +-1e6 only overflow (NaN scores, empty lists)
+    bad = sorted(k for k, v in w.items() if not (math.isfinite(v) and abs(v) <= MAX_WEIGHT))
+    if bad:
+        raise BadArgument("weights", f"{bad} must be finite numbers within +-{MAX_WEIGHT:g}")
     s = signals
     score = (
         w["expected_gmv"] * _z(np.log1p(s.expected_gmv))
@@ -483,6 +488,9 @@ class MerchantRankings:
     signals: F64  # (M, depth, len(SIGNALS)) unrounded signal values
     eligible: NDArray[np.int64]  # (M,) talents with a finite score
 
+
+#: Largest weight a signal may be given (signals are z-scores: a larger one only overflows).
+MAX_WEIGHT = 1e6
 
 #: Signal names in the order of :attr:`MerchantRankings.signals`' last axis.
 SIGNALS = tuple(DEFAULT_WEIGHTS)

@@ -618,3 +618,12 @@ def test_overlaps_are_every_overlapping_pair_most_first(s_features: MarketFeatur
         (-o.share_of_smaller, o.a, o.b) for o in got
     )
     assert pair_overlaps(f, picked, top=100) == got[:100]
+
+
+def test_a_tier_given_twice_the_same_way_is_refused() -> None:
+    with pytest.raises(BadArgument, match="twice"):
+        parse_tiers("top=1,top=2")
+    with pytest.raises(BadArgument, match="twice"):
+        parse_tiers("micro=10%,micro=20%")
+    both = parse_tiers("top=1,top=30%")  # a count and a share combine
+    assert both["top"].max_count == 1 and both["top"].max_budget_share == 0.3

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from kolmatch.errors import UnknownId
+from kolmatch.errors import BadArgument, UnknownId
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import DEFAULT_WEIGHTS, combine, match_merchant, merchant_signals
 from kolmatch.policy import MIN_DEMOGRAPHIC_AUDIENCE
@@ -217,3 +217,11 @@ def test_why_not_names_the_reason_with_the_figure(tiny_features: MarketFeatures)
     assert w.reason == "unaffordable" and "above the budget" in w.detail
     with pytest.raises(UnknownId):
         why_not(f, "m2", "nobody")
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), 1e308, -2e6])
+def test_a_weight_that_would_overflow_is_refused(
+    tiny_features: MarketFeatures, weight: float
+) -> None:
+    with pytest.raises(BadArgument, match="weights"):
+        match_merchant(tiny_features, "m0", top=5, weights={"reach": weight})
