@@ -9,13 +9,14 @@ caller adds (``also``) when the features are cached.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,6 +25,7 @@ from numpy.typing import NDArray
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.graph.market import COMPLIANCE_READ, FULL_READ, MarketGraph, ReadSpec, read_market
 from kolmatch.graph.store import GraphStore
+from kolmatch.jsonio import dumps
 from kolmatch.matching.features import Calibration, MarketFeatures, build_features, refresh_risk
 from kolmatch.matching.incremental import CollaborationWrite, apply_collaboration
 from kolmatch.matching.score import MerchantRankings, rank_merchants
@@ -33,9 +35,13 @@ __all__ = [
     "Identity",
     "cached_features",
     "cached_rankings",
+    "change_after",
     "features_of",
     "load_features",
+    "record_change",
+    "store_features",
     "stored_rankings",
+    "updated_features",
 ]
 
 T = TypeVar("T")
@@ -159,6 +165,106 @@ def load_features(
     f = _build_calibrated(store.uri, d, g)
     _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
     return f, g
+
+
+def updated_features(
+    store: GraphStore,
+    cache_dir: str | Path | None = None,
+    *,
+    risk_update_of: tuple[MarketFeatures, int] | None = None,
+    collaboration_of: tuple[MarketFeatures, int, CollaborationWrite] | None = None,
+) -> tuple[MarketFeatures, MarketGraph] | None:
+    """The features one write after ``v``, updated from those at ``v``; None if they cannot be.
+
+    The write path of a serving process: nothing is read for a collaboration (the caller
+    vouches that the write made version ``v + 1``), the compliance tables for violations (the
+    graph must be at ``v + 1``), and nothing is written (the caller
+    caches the features in the background: 0.5 GB at m). None when the graph is not exactly one
+    write past ``v`` or the write takes the collaborations past :data:`RECALIBRATE_SHARE`
+    (then :func:`load_features` builds).
+
+    Parameters
+    ----------
+    store, cache_dir
+        As :func:`load_features`.
+    risk_update_of, collaboration_of
+        As :func:`load_features`; one of them.
+    """
+    if collaboration_of is not None:
+        # nothing to read: the caller knows its write made version v + 1 (its own write, or
+        # the change feed's); the graph carries only that identity
+        prev, v, write = collaboration_of
+        g = MarketGraph((store.graph_id(), v + 1), {}, {})
+        cal = _load(
+            _calibration_path(store.uri, _cache_dir(cache_dir), g.identity[0]), _StoredCalibration
+        )
+        if (
+            cal is None
+            or cal.gmv_rate != prev.gmv_rate
+            or not np.array_equal(cal.cat_mean, prev.category_gmv_mean)
+            or _drift(cal, int(prev.promotions.sum()) + 1) > RECALIBRATE_SHARE
+        ):
+            return None
+        return apply_collaboration(prev, write), g
+    if risk_update_of is not None:
+        prev, v = risk_update_of
+        g = read_market(store, COMPLIANCE_READ)
+        if g.identity[1] != v + 1:
+            return None
+        return refresh_risk(g, prev), g
+    return None
+
+
+def store_features(
+    uri: str, identity: Identity, f: MarketFeatures, cache_dir: str | Path | None = None
+) -> None:
+    """Cache features of a graph version (what :func:`load_features` would have written)."""
+    _store(_cache_path(uri, _cache_dir(cache_dir), "features", identity), "features", f)
+
+
+def record_change(
+    uri: str, graph_id: str, cache_dir: str | Path | None, entry: dict[str, object]
+) -> None:
+    """Append one write's description to the graph's change feed (in the cache folder).
+
+    ``entry``: ``before`` (the version it was written on), ``state`` (``pending`` before the
+    store is written, then ``written`` with ``after``, or ``failed``), ``kind``
+    (``collaboration`` with its ``write``, or ``violations``). Other processes serving the
+    store read it (:func:`change_after`) to apply the write as the writer did, instead of
+    rebuilding. Best effort: a feed that cannot be written costs them a rebuild.
+    """
+    path = _feed_path(uri, graph_id, _cache_dir(cache_dir))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(dumps(entry) + "\n")
+    except OSError as exc:
+        log.warning("kolmatch: cannot write the change feed %s (%s)", path, exc)
+
+
+def change_after(
+    uri: str, graph_id: str, cache_dir: str | Path | None, before: int
+) -> dict[str, Any] | None:
+    """The latest state of the write made on version ``before``, if the feed has it."""
+    path = _feed_path(uri, graph_id, _cache_dir(cache_dir))
+    found: dict[str, Any] | None = None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue  # a line being appended
+                if e.get("before") == before:
+                    found = e
+    except OSError:
+        return None
+    return found
+
+
+def _feed_path(uri: str, graph_id: str, d: Path) -> Path:
+    key = hashlib.sha256(f"{uri}|{graph_id}".encode()).hexdigest()
+    return d / f"changes-{key[:24]}.jsonl"
 
 
 def _calibration_path(uri: str, d: Path, graph_id: str) -> Path:

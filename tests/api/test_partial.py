@@ -95,12 +95,20 @@ def test_too_many_ids_null_the_batch_field_not_its_parent(api: Api) -> None:
 
 
 def test_a_merchant_s_customer_counts_are_not_shown_to_agencies(api: Api) -> None:
-    """Leads say how many of a merchant's customers a talent reaches: internal tools only."""
+    """Leads say how many of a merchant's customers a talent reaches: internal tools only,
+    refused with FORBIDDEN like every other field (it was a silent null)."""
     talent = api.service.snapshot.agency_roster[api.agency][0]  # type: ignore[attr-defined]
     leads = "recommendedMerchants(first: 3) { merchant customersReached }"
     q = f'{{ talent(id: "{talent}") {{ {leads} }} }}'
-    as_agency = api.data(q, "agency")["talent"]["recommendedMerchants"]
+    r = api.post(q, "agency").json()
+    as_agency = r["data"]["talent"]["recommendedMerchants"]
     as_internal = api.data(q, "internal")["talent"]["recommendedMerchants"]
+    # refused field by field (FORBIDDEN at each lead's path), the rest of each lead answered
     assert as_agency and all(x["customersReached"] is None for x in as_agency)
+    assert len(r["errors"]) == len(as_agency)
+    assert all(e["extensions"]["code"] == "FORBIDDEN" for e in r["errors"])
+    assert {tuple(e["path"][-2:]) for e in r["errors"]} == {
+        (i, "customersReached") for i in range(len(as_agency))
+    }
     assert [x["merchant"] for x in as_agency] == [x["merchant"] for x in as_internal]
     assert all(isinstance(x["customersReached"], int) for x in as_internal)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,40 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     theirs, ours = other.snapshot.rankings, writer.wait_ranked().rankings
     assert theirs is not None and ours is not None  # the first snapshot ranks before serving
     assert theirs.rows.tolist() == ours.rows.tolist()
+    # the writer's snapshot was updated in memory (no catalog read): the same as a read
+    for name in ("history", "collaborations", "violation_ids", "product_merchant", "version"):
+        assert getattr(other.snapshot, name) == getattr(writer.snapshot, name), name
+
+    # a following worker applies the next write from the change feed: no build, same features
+    other.follow(poll_seconds=0.05)
+    monkeypatch.setattr(engine, "build_features", counted)
+    after = writer.record_collaboration(
+        collab_id="k-inc-2",
+        talent=talent,
+        product=product,
+        gmv=777.0,
+        orders=3,
+        fee=10.0,
+        time="2026-06-03",
+    )
+    writer.flag_violation(
+        violation_id="v-inc",
+        label="Talent",
+        target=talent,
+        kind="fraud",
+        severity="severe",
+        time="2026-06-04",
+    )
+    deadline = time.monotonic() + 60
+    while other.snapshot.version != after.version + 1:
+        assert time.monotonic() < deadline, "the follower did not catch up"
+        time.sleep(0.02)
+    monkeypatch.undo()
+    assert builds == []  # neither the writer nor the follower built
+    assert differences(other.snapshot.features, writer.snapshot.features) == []
+    assert other.snapshot.features.talent_risk[t] >= 1.0  # the severe flag is in force there
+    for name in ("history", "collaborations", "violation_ids"):
+        assert getattr(other.snapshot, name) == getattr(writer.snapshot, name), name
     other.close()
     writer.close()
 
