@@ -352,11 +352,7 @@ def sweep_plan(api: Api, who: str, merchant: str, budget: float, visible: Visibl
     return out
 
 
-def sweep_cli(f: MarketFeatures, monkeypatch: pytest.MonkeyPatch, visible: Visible) -> list[str]:
-    """`kolmatch match`, `why`, `plan` and `similar` for m0, JSON and text.
-
-    Returns every talent they name (listed, planned, similar).
-    """
+def _cli(f: MarketFeatures, monkeypatch: pytest.MonkeyPatch) -> Any:
     from kolmatch import cli
 
     monkeypatch.setattr(cli, "_features", lambda store: f)
@@ -367,6 +363,17 @@ def sweep_cli(f: MarketFeatures, monkeypatch: pytest.MonkeyPatch, visible: Visib
             assert cli.main(list(argv)) == 0
         return out.getvalue()
 
+    return run
+
+
+def sweep_cli(f: MarketFeatures, monkeypatch: pytest.MonkeyPatch, visible: Visible) -> list[str]:
+    """`kolmatch match`, `why`, `plan` and `similar` for m0, JSON and text.
+
+    Returns every talent they name (listed, planned, similar).
+    """
+    from kolmatch import cli
+
+    run = _cli(f, monkeypatch)
     doc = json.loads(run("match", "m0", "--top", str(f.n_talents), "--json"))
     listed = []
     for m in doc["matches"]:
@@ -590,20 +597,6 @@ def test_an_ineligible_merchant_gets_no_list(policy_api: Api) -> None:
         body = _q(api, q, "internal")
         assert body.get("errors"), body
         assert all(e["extensions"]["code"] == "NOT_ELIGIBLE" for e in body["errors"]), body
-
-
-def _cli(f: MarketFeatures, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from kolmatch import cli
-
-    monkeypatch.setattr(cli, "_features", lambda store: f)
-
-    def run(*argv: str) -> str:
-        out = io.StringIO()
-        with redirect_stdout(out):
-            assert cli.main(list(argv)) == 0
-        return out.getvalue()
-
-    return run
 
 
 def test_leads_and_assignments_recommend_only_eligible(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -21,9 +22,17 @@ from kolmatch.api.types.common import (
 )
 from kolmatch.api.types.merchant import Match, Merchant, MerchantRef, merchant_ref, to_match
 from kolmatch.api.types.talent import Talent, TalentRef, talent_ref
-from kolmatch.engine.jobs import JOB_STATES, Job, request_work
-from kolmatch.errors import BadArgument, Conflict, KolmatchError, LimitExceeded, UnknownId
+from kolmatch.engine.jobs import JOB_STATES, Job, RequestWork, request_work
+from kolmatch.errors import (
+    BadArgument,
+    Cancel,
+    Conflict,
+    KolmatchError,
+    LimitExceeded,
+    UnknownId,
+)
 from kolmatch.graph.model import tier_of
+from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.market import (
     JOB_MAX_PAIRS,
     METHODS,
@@ -140,17 +149,31 @@ def _assign(
 ) -> MarketAssignment:
     """The market assignment in a solver process, killed if the request times out."""
     work = request_work()
+    return _solve_assignment(work, ctx.snap.features, args, time_limit, max_pairs, work.cancel)
+
+
+def _solve_assignment(
+    work: RequestWork,
+    features: MarketFeatures,
+    args: dict[str, Any],
+    time_limit: float,
+    max_pairs: int,
+    cancel: Cancel,
+    on_start: Callable[[], None] | None = None,
+) -> MarketAssignment:
+    """:func:`assign_market` on ``args`` in a solver process, errors in the API's names."""
     with api_arguments(ASSIGNMENT_ARGUMENTS):
         return work.solvers.run(
             assign_market,
-            ctx.snap.features,
+            features,
             method=args.get("method", "auto"),
             candidates=args.get("candidates", 10),
             campaign=args.get("campaign"),
             agency_cap=args.get("agency_cap", 3),
             time_limit=time_limit,
             max_pairs=max_pairs,
-            cancel=work.cancel,
+            cancel=cancel,
+            **({"on_start": on_start} if on_start is not None else {}),
         )
 
 
@@ -584,21 +607,8 @@ class StartAssignment(graphene.Mutation):
         features, time_limit = ctx.snap.features, float(args.get("time_limit", 30.0))
 
         def run(job: Job) -> MarketAssignment:
-            with api_arguments(ASSIGNMENT_ARGUMENTS):
-                return run_assignment(job)
-
-        def run_assignment(job: Job) -> MarketAssignment:
-            return work.solvers.run(
-                assign_market,
-                features,
-                method=args.get("method", "auto"),
-                candidates=args.get("candidates", 10),
-                campaign=args.get("campaign"),
-                agency_cap=args.get("agency_cap", 3),
-                time_limit=time_limit,
-                max_pairs=JOB_MAX_PAIRS,
-                cancel=job.cancel,
-                on_start=job.mark_running,
+            return _solve_assignment(
+                work, features, args, time_limit, JOB_MAX_PAIRS, job.cancel, job.mark_running
             )
 
         return work.jobs.submit("assignment", _actor(ctx), run, present=_assignment_out)

@@ -169,15 +169,13 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
         return real(g, **kw)
 
     monkeypatch.setattr(engine, "build_features", counted)
-    snap = writer.record_collaboration(
-        collab_id="k-inc",
-        talent=talent,
-        product=product,
-        gmv=12_345.0,
-        orders=40,
-        fee=900.0,
-        time="2026-06-02",
-    )
+
+    def record(cid: str, gmv: float, orders: int, day: str) -> Any:
+        return writer.record_collaboration(
+            collab_id=cid, talent=talent, product=product, gmv=gmv, orders=orders, fee=9.0, time=day
+        )
+
+    snap = record("k-inc", 12_345.0, 40, "2026-06-02")
     monkeypatch.undo()
     assert builds == []  # one talent's rows, not a build
     f = snap.features
@@ -203,15 +201,7 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     # a following worker applies the next write from the change feed: no build, same features
     other.follow(poll_seconds=0.05)
     monkeypatch.setattr(engine, "build_features", counted)
-    after = writer.record_collaboration(
-        collab_id="k-inc-2",
-        talent=talent,
-        product=product,
-        gmv=777.0,
-        orders=3,
-        fee=10.0,
-        time="2026-06-03",
-    )
+    after = record("k-inc-2", 777.0, 3, "2026-06-03")
     writer.flag_violation(
         violation_id="v-inc",
         label="Talent",
