@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from graphql import (
@@ -33,8 +34,9 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.api.errors import RateLimited, code_of, format_error
@@ -44,22 +46,15 @@ from kolmatch.api.types.common import RequestContext
 from kolmatch.engine.jobs import JobBoard, RequestWork, SolverPool, bound_work
 from kolmatch.engine.service import EngineService
 from kolmatch.errors import Cancel, IncompleteLoad, KolmatchError, StoreUnavailable
+from kolmatch.i18n import negotiate
 
 __all__ = ["app_from_env", "create_app"]
 
 log = logging.getLogger("kolmatch.api")
 
-GRAPHIQL = """<!doctype html><html><head><title>kolmatch GraphiQL</title>
-<link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css"/></head>
-<body style="margin:0"><div id="g" style="height:100vh"></div>
-<script src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
-<script src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
-<script src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
-<script>const key = prompt("kolmatch API key");
-ReactDOM.createRoot(document.getElementById("g")).render(React.createElement(GraphiQL, {
- fetcher: GraphiQL.createFetcher({url: location.pathname,
-   headers: {Authorization: "Bearer " + key}})
-}));</script></body></html>"""
+#: The pages' files, shipped in the package (no CDN: they render with the network cut off):
+#: ``graphiql/`` (vendored GraphiQL, React and their licences) and ``explore/``.
+STATIC = Path(__file__).parent / "static"
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -120,7 +115,7 @@ def create_app(
     # largest page for a variable `first`).
     documents: _Documents = _Documents(DOCUMENT_CACHE_SIZE, DOCUMENT_CACHE_MAX_CHARS)
 
-    def run_one(op: Any, principal: Principal, run: _Run) -> tuple[dict[str, Any], bool]:
+    def run_one(op: Any, principal: Principal, run: _Run, lang: str) -> tuple[dict[str, Any], bool]:
         """Execute one operation; returns its JSON and whether the store was unavailable.
 
         Nothing starts executing once the request has timed out; what did start is
@@ -161,7 +156,7 @@ def create_app(
         doc, kinds = checked
         if not run.start(kinds):
             return {"errors": [{"message": "timed out", "extensions": {"code": "TIMEOUT"}}]}, False
-        ctx = RequestContext(principal, service, service.snapshot, lim)
+        ctx = RequestContext(principal, service, service.snapshot, lim, lang)
         result: ExecutionResult = execute(  # type: ignore[assignment]
             gql_schema,
             doc,
@@ -184,7 +179,7 @@ def create_app(
         if request.method == "GET":
             if prod:
                 return _error(405, "METHOD_NOT_ALLOWED", "POST GraphQL requests to /graphql")
-            return HTMLResponse(GRAPHIQL)
+            return FileResponse(STATIC / "graphiql" / "index.html")
         auth = request.headers.get("authorization", "")
         key = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
         principal = keys.principal(key)
@@ -223,6 +218,7 @@ def create_app(
                 return _too_many(exc)
 
         run = _Run()
+        lang = negotiate(request.headers.get("accept-language"))
         # set when the request times out: loops stop at their next check, and a solver
         # process is killed (kolmatch/engine/jobs.py); its deadline also stops a process
         # that outlives this server
@@ -233,7 +229,7 @@ def create_app(
             outs, down = [], False
             with bound_work(work):
                 for op in ops:
-                    o, d = run_one(op, principal, run)
+                    o, d = run_one(op, principal, run, lang)
                     outs.append(o)
                     down = down or d
             return outs, down
@@ -255,6 +251,10 @@ def create_app(
         timing = {"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.2f}"}
         return JSONResponse(outs if batch else outs[0], 503 if down else 200, headers=timing)
 
+    async def explore(request: Request) -> Response:
+        # the page signs in with a key it sends on each /graphql request, so it is public
+        return FileResponse(STATIC / "explore" / "index.html")
+
     async def healthz(request: Request) -> Response:
         try:
             info = await run_in_threadpool(service.health)
@@ -266,6 +266,8 @@ def create_app(
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/explore", explore, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )
 

@@ -122,3 +122,11 @@ def api(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
     server.should_exit = True
     thread.join(timeout=10)
     raw.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A real headless Chromium with the network cut off (tests/api/browser.py)."""
+    from tests.api.browser import chromium
+
+    yield from chromium()

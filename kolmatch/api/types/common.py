@@ -37,6 +37,8 @@ class RequestContext:
     service: EngineService
     snap: Snapshot
     limits: Limits
+    #: the reader's language, from ``Accept-Language`` (kolmatch/i18n.py): ``en`` or ``zh-CN``
+    lang: str = "en"
 
 
 def context(info: Any) -> RequestContext:
