@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BadArgument",
+    "BookingRefused",
     "Cancel",
     "Cancelled",
     "Conflict",
@@ -121,6 +122,27 @@ class Conflict(KolmatchError):
             f"{what} {key!r} is already recorded{differ}; a recorded {what} is not "
             "overwritten: send the same values again (a no-op) or use a new id"
         )
+
+
+class BookingRefused(Conflict):
+    """Bookings the store refused, all of them: a talent without a free slot in the window, or
+    booked there by a competitor of the merchant. Nothing of the request was written.
+
+    Parameters
+    ----------
+    problems
+        One line per refused booking: its id, the talent and why (a competitor is never named).
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        KolmatchError.__init__(
+            self, "nothing was booked: " + "; ".join(problems) if problems else "nothing was booked"
+        )
+        self.what = "booking"
+        self.key = ""
+        self.fields: list[str] = []
+        self.owner = None
+        self.problems = list(problems)
 
 
 class NotEligible(KolmatchError):

@@ -13,6 +13,8 @@ from kolmatch.graph.model import NODES, RELATIONSHIPS, node_spec, rel_spec
 
 __all__ = [
     "BATCH_DONE",
+    "BOOKINGS_BY_ID",
+    "BOOKINGS_OF_TALENTS",
     "BUMP_VERSION",
     "DELETE_ALL",
     "DROP_LOADS",
@@ -20,7 +22,10 @@ __all__ = [
     "LOCK_META",
     "MARK_PENDING",
     "READ_VERSION",
+    "RELEASE_BOOKINGS",
+    "RIVALS",
     "SAVE_PLAN",
+    "TALENT_CAPACITY",
     "constraint_statements",
     "count_nodes",
     "count_rels",
@@ -91,6 +96,38 @@ BATCH_DONE = (
     "MERGE (p:KolmatchLoad {key: $key, lane: $lane}) SET p.done = coalesce(p.done, []) + [$batch]"
 )
 DROP_LOADS = "MATCH (p:KolmatchLoad) WHERE p.key IN $keys DETACH DELETE p"
+
+
+#: Bookings (kolmatch/graph/booking.py) are checked and written in one transaction that
+#: first takes LOCK_META's write lock: booking transactions run one at a time, so two
+#: clients after a talent's last slot cannot both read it free. Each is a few rows.
+_BOOKING_COLUMNS = (
+    "RETURN r.booking_id AS booking_id, t.id AS talent, m.id AS merchant, "
+    "r.start AS start, r.end AS end, r.campaign AS campaign"
+)
+#: The bookings held under the ids in ``$ids`` (the idempotency check) ...
+BOOKINGS_BY_ID = (
+    "UNWIND $ids AS bid MATCH (t:Talent)-[r:BOOKED {booking_id: bid}]->(m:Merchant) "
+    + _BOOKING_COLUMNS
+)
+#: ... every booking of the talents in ``$ids`` ...
+BOOKINGS_OF_TALENTS = (
+    "UNWIND $ids AS id MATCH (t:Talent {id: id})-[r:BOOKED]->(m:Merchant) " + _BOOKING_COLUMNS
+)
+#: ... the talents' capacities (a missing talent returns no row) ...
+TALENT_CAPACITY = (
+    "UNWIND $ids AS id MATCH (t:Talent {id: id}) RETURN t.id AS id, t.capacity AS capacity"
+)
+#: ... and the competitors of the merchants in ``$ids``, either direction.
+RIVALS = (
+    "UNWIND $ids AS id MATCH (m:Merchant {id: id})-[:COMPETES_WITH]-(o:Merchant) "
+    "RETURN DISTINCT m.id AS merchant, o.id AS rival"
+)
+#: Delete the bookings named in ``$ids`` (only ``$merchant``'s unless it is null).
+RELEASE_BOOKINGS = (
+    "UNWIND $ids AS bid MATCH (:Talent)-[r:BOOKED {booking_id: bid}]->(m:Merchant) "
+    "WHERE $merchant IS NULL OR m.id = $merchant DELETE r RETURN DISTINCT bid"
+)
 
 
 def constraint_statements() -> list[str]:

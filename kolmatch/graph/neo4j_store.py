@@ -17,10 +17,25 @@ from typing import Any, TypeVar
 import neo4j
 from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, SessionExpired
 
-from kolmatch.errors import IncompleteLoad, StoreError, StoreUnavailable
+from kolmatch.errors import (
+    BookingRefused,
+    Conflict,
+    IncompleteLoad,
+    StoreError,
+    StoreUnavailable,
+    UnknownId,
+)
 from kolmatch.graph import cypher
+from kolmatch.graph.booking import Booking, HeldBooking, booking_problems, check_window
 from kolmatch.graph.model import NODES, RELATIONSHIPS, FieldType, node_spec, rel_spec
-from kolmatch.graph.store import STORE_FORMAT, EdgeRows, NodeBatch, NodeRows, WriteBatch
+from kolmatch.graph.store import (
+    STORE_FORMAT,
+    EdgeRows,
+    NodeBatch,
+    NodeRows,
+    RelBatch,
+    WriteBatch,
+)
 
 __all__ = [
     "ATOMIC_MAX_BATCHES",
@@ -222,6 +237,82 @@ class Neo4jStore:
         key = key or f"write {uuid.uuid4().hex[:12]}"
         plan = self._guard(lambda: self._begin_load(key, replace_unfinished))
         self._write_batches(itertools.chain(head, it), key, plan)
+
+    def book(self, bookings: Sequence[Booking]) -> list[str]:
+        """Record ``bookings`` all or nothing, checked in the writing transaction.
+
+        The transaction first write-locks the graph's metadata node (``LOCK_META``), so
+        booking transactions on any number of servers run one at a time: of two clients
+        after a talent's last slot, the second reads the first's booking and is refused.
+        Raises as :meth:`kolmatch.graph.sqlite_store.SQLiteStore.book` does.
+        """
+        for b in bookings:
+            check_window(b)
+        talents = sorted({b.talent for b in bookings})
+        merchants = sorted({b.merchant for b in bookings})
+
+        def run(tx: neo4j.ManagedTransaction) -> list[str]:
+            tx.run(cypher.LOCK_META).consume()
+            cap = {r["id"]: r["capacity"] for r in tx.run(cypher.TALENT_CAPACITY, ids=talents)}
+            for t in talents:
+                if t not in cap:
+                    raise UnknownId("Talent", t)
+            missing = sorted(r["id"] for r in tx.run(cypher.missing_ids("Merchant"), ids=merchants))
+            if missing:
+                raise UnknownId("Merchant", missing[0])
+            ids = [b.booking_id for b in bookings]
+            same = {
+                r["booking_id"]: Booking(*r.values())
+                for r in tx.run(cypher.BOOKINGS_BY_ID, ids=ids)
+            }
+            new = []
+            for b in bookings:
+                old = same.get(b.booking_id)
+                if old is None:
+                    new.append(b)
+                elif old.same_as(b):
+                    raise Conflict("booking", b.booking_id, old.same_as(b), owner=old.merchant)
+            held = [
+                HeldBooking(*r.values()[:5])
+                for r in tx.run(cypher.BOOKINGS_OF_TALENTS, ids=talents)
+            ]
+            rivals: dict[str, set[str]] = {m: set() for m in merchants}
+            for r in tx.run(cypher.RIVALS, ids=merchants):
+                rivals[r["merchant"]].add(r["rival"])
+            problems = booking_problems(new, held, cap, rivals)
+            if problems:
+                raise BookingRefused(problems)
+            if new:
+                rows = [
+                    {
+                        "src": b.talent,
+                        "dst": b.merchant,
+                        "booking_id": b.booking_id,
+                        "start": b.start,
+                        "end": b.end,
+                        "campaign": b.campaign,
+                    }
+                    for b in new
+                ]
+                query, params = _shape(RelBatch("BOOKED", "Talent", rows), create=False)
+                tx.run(query, params).consume()
+                tx.run(cypher.BUMP_VERSION, key="", format=STORE_FORMAT).consume()
+            return [b.booking_id for b in new]
+
+        return self._guard(lambda: self._session_write(run))
+
+    def release(self, booking_ids: Sequence[str], *, merchant: str | None = None) -> list[str]:
+        """Delete the named bookings (``merchant``'s only, if given); returns the ids deleted."""
+        ids = list(dict.fromkeys(booking_ids))
+
+        def run(tx: neo4j.ManagedTransaction) -> list[str]:
+            tx.run(cypher.LOCK_META).consume()
+            gone = {r["bid"] for r in tx.run(cypher.RELEASE_BOOKINGS, ids=ids, merchant=merchant)}
+            if gone:
+                tx.run(cypher.BUMP_VERSION, key="", format=STORE_FORMAT).consume()
+            return [i for i in ids if i in gone]
+
+        return self._guard(lambda: self._session_write(run))
 
     def _session_write(self, fn: Callable[[neo4j.ManagedTransaction], T]) -> T:
         with self._driver.session(database=self.database) as session:

@@ -8,7 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from kolmatch.errors import StoreError, StoreUnavailable
+from kolmatch.errors import BookingRefused, Conflict, StoreError, StoreUnavailable, UnknownId
+from kolmatch.graph.booking import Booking, HeldBooking, booking_problems, check_window
 from kolmatch.graph.model import (
     NODES,
     RELATIONSHIPS,
@@ -28,6 +29,18 @@ from kolmatch.graph.store import (
 )
 
 __all__ = ["SQLiteStore"]
+
+
+def _booked_row(b: Booking) -> dict[str, Any]:
+    return {
+        "src": b.talent,
+        "dst": b.merchant,
+        "booking_id": b.booking_id,
+        "start": b.start,
+        "end": b.end,
+        "campaign": b.campaign,
+    }
+
 
 _SQL_TYPE = {
     FieldType.STR: "TEXT",
@@ -214,13 +227,7 @@ class SQLiteStore:
                 self._write_rels(b)
             for rel_type in dropped:
                 self._db.execute(_rel_ddl(rel_spec(rel_type))[1])
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            self._db.execute(f"PRAGMA user_version = {int(version) + 1}")  # in the transaction
-            self._db.execute(
-                "INSERT INTO kolmatch_graph (uid) SELECT ? "
-                "WHERE NOT EXISTS (SELECT 1 FROM kolmatch_graph)",
-                (uuid.uuid4().hex,),
-            )
+            self._bump_version()
             self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             self._rollback()
@@ -231,6 +238,143 @@ class SQLiteStore:
         except BaseException:
             self._rollback()
             raise
+
+    def _bump_version(self) -> None:
+        """Raise the version (and name the graph on its first write), inside the transaction."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        self._db.execute(f"PRAGMA user_version = {int(version) + 1}")
+        self._db.execute(
+            "INSERT INTO kolmatch_graph (uid) SELECT ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM kolmatch_graph)",
+            (uuid.uuid4().hex,),
+        )
+
+    def book(self, bookings: Sequence[Booking]) -> list[str]:
+        """Record ``bookings`` all or nothing, checked in the writing transaction.
+
+        ``BEGIN IMMEDIATE`` takes SQLite's write lock before the check reads anything, so
+        workers booking the same slot at once are serialised: one succeeds, the others
+        see its booking and are refused.
+
+        Returns
+        -------
+        list of str
+            The ids written (ids already held with the same values are no-ops, not listed).
+
+        Raises
+        ------
+        BookingRefused
+            If any booking finds no free slot or a competitor's booking (nothing written).
+        Conflict
+            If a booking id is held with different values.
+        UnknownId
+            If a talent or merchant is not in the graph.
+        """
+        for b in bookings:
+            check_window(b)
+        talents = sorted({b.talent for b in bookings})
+        merchants = sorted({b.merchant for b in bookings})
+        t, m = _ntab("Talent"), _ntab("Merchant")
+        booked, rivalry = _rtab("BOOKED"), _rtab("COMPETES_WITH")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cap = dict(self._in(f"SELECT id, capacity FROM {t} WHERE id IN", talents))
+                known_m = {r[0] for r in self._in(f"SELECT id FROM {m} WHERE id IN", merchants)}
+                for label, want, have in (
+                    ("Talent", talents, cap),
+                    ("Merchant", merchants, known_m),
+                ):
+                    missing = [x for x in want if x not in have]
+                    if missing:
+                        raise UnknownId(label, missing[0])
+                select = (
+                    f"SELECT r.booking_id, s.id, d.id, r.start, r.end, r.campaign FROM {booked} r "
+                    f"JOIN {t} s ON s.rid = r.src JOIN {m} d ON d.rid = r.dst "
+                )
+                same = {
+                    r[0]: Booking(*r)
+                    for r in self._in(
+                        select + "WHERE r.booking_id IN", [b.booking_id for b in bookings]
+                    )
+                }
+                new = []
+                for b in bookings:
+                    old = same.get(b.booking_id)
+                    if old is None:
+                        new.append(b)
+                    elif old.same_as(b):
+                        raise Conflict("booking", b.booking_id, old.same_as(b), owner=old.merchant)
+                held = [HeldBooking(*r[:5]) for r in self._in(select + "WHERE s.id IN", talents)]
+                rivals: dict[str, set[str]] = {x: set() for x in merchants}
+                for a, b2 in self._in(
+                    f"SELECT a.id, b.id FROM {rivalry} r JOIN {m} a ON a.rid = r.src "
+                    f"JOIN {m} b ON b.rid = r.dst WHERE a.id IN",
+                    merchants,
+                ) + self._in(
+                    f"SELECT b.id, a.id FROM {rivalry} r JOIN {m} a ON a.rid = r.src "
+                    f"JOIN {m} b ON b.rid = r.dst WHERE b.id IN",
+                    merchants,
+                ):
+                    rivals[a].add(b2)
+                problems = booking_problems(new, held, cap, rivals)
+                if problems:
+                    raise BookingRefused(problems)
+                if new:
+                    self._write_rels(RelBatch("BOOKED", "Talent", [_booked_row(b) for b in new]))
+                    self._bump_version()
+            except BaseException:
+                self._rollback()
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._rollback()
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}; nothing was booked") from exc
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"SQLite store {self.path}: {exc}; nothing was booked") from exc
+        return [b.booking_id for b in new]
+
+    def release(self, booking_ids: Sequence[str], *, merchant: str | None = None) -> list[str]:
+        """Delete the named bookings (``merchant``'s only, if given); returns the ids deleted.
+
+        Ids not held (or another merchant's) are left out of the answer, not an error, so
+        a release sent twice is a no-op the second time.
+        """
+        m = _ntab("Merchant")
+        where = f" AND dst = (SELECT rid FROM {m} WHERE id = ?)" if merchant is not None else ""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            gone: list[str] = []
+            try:
+                for bid in dict.fromkeys(booking_ids):
+                    args = (bid, merchant) if merchant is not None else (bid,)
+                    cur = self._db.execute(
+                        f"DELETE FROM {_rtab('BOOKED')} WHERE booking_id = ?{where}", args
+                    )
+                    if cur.rowcount:
+                        gone.append(bid)
+                if gone:
+                    self._bump_version()
+            except BaseException:
+                self._rollback()
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._rollback()
+            raise StoreUnavailable(
+                f"SQLite store {self.path}: {exc}; nothing was released"
+            ) from exc
+        return gone
+
+    def _in(self, sql: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` ending in ``... IN`` over ``values``, in chunks under SQLite's limit."""
+        out: list[tuple[Any, ...]] = []
+        for i in range(0, len(values), 900):
+            chunk = list(values[i : i + 900])
+            marks = ",".join("?" * len(chunk))
+            out += self._db.execute(f"{sql} ({marks})", chunk).fetchall()
+        return out
 
     def _write_nodes(self, b: NodeBatch) -> None:
         spec = node_spec(b.label)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from kolmatch.graph.booking import Booking
 
 __all__ = [
     "STORE_FORMAT",
@@ -116,6 +119,19 @@ class GraphStore(Protocol):
 
     def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         """Every relationship of ``rel_type`` from ``src_label`` nodes, in chunks."""
+
+    def book(self, bookings: Sequence[Booking]) -> list[str]:
+        """Record bookings all or nothing, checked against capacity and competitors' bookings
+        in the transaction that writes them (kolmatch/graph/booking.py has the rule).
+
+        Returns the ids written; a booking already held with the same values is a no-op.
+        Raises ``BookingRefused`` (nothing written), ``Conflict`` (an id held with other
+        values), ``UnknownId`` or ``BadArgument`` (a malformed window).
+        """
+
+    def release(self, booking_ids: Sequence[str], *, merchant: str | None = None) -> list[str]:
+        """Delete the named bookings (only ``merchant``'s, if given) in one transaction and
+        return the ids deleted; an id not held is left out, so a repeat is a no-op."""
 
     def close(self) -> None:
         """Release connections."""

@@ -1,0 +1,190 @@
+"""Bookings that hold, on every store: all or nothing, idempotent, and one winner per last slot."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kolmatch.errors import BadArgument, BookingRefused, Conflict, UnknownId
+from kolmatch.graph.booking import Booking
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
+from tests.conftest import _neo4j_settings
+
+WEEK = ("2027-06-01", "2027-06-07")
+
+
+def _market(store: GraphStore) -> None:
+    """t1: one slot; t2: two; m1 and m2 compete; m3 competes with nobody."""
+    store.write(
+        [
+            NodeBatch(
+                "Talent",
+                [
+                    {"id": "t1", "name": "One", "capacity": 1},
+                    {"id": "t2", "name": "Two", "capacity": 2},
+                    {"id": "t3", "name": "Three"},  # no capacity: one slot
+                ],
+            ),
+            NodeBatch("Merchant", [{"id": m, "name": m.upper()} for m in ("m1", "m2", "m3")]),
+            RelBatch(
+                "COMPETES_WITH", "Merchant", [{"src": "m1", "dst": "m2", "shared_categories": 1}]
+            ),
+        ]
+    )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def store_and_opener(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[GraphStore, Callable[[], Any]]:
+    """A store holding :func:`_market`, and a way to open another client of the same graph."""
+    if request.param == "sqlite":
+        path = tmp_path / "b.db"
+        store: GraphStore = SQLiteStore(path)
+        store.ensure_schema()
+        request.addfinalizer(store.close)
+        opener: Callable[[], Any] = lambda: SQLiteStore(path)  # noqa: E731
+    else:
+        from kolmatch.graph.neo4j_store import Neo4jStore
+
+        store = request.getfixturevalue("neo4j_store")
+        settings = _neo4j_settings()
+        assert settings is not None
+        uri, user, password = settings
+        opener = lambda: Neo4jStore(uri, (user, password))  # noqa: E731
+    _market(store)
+    return store, opener
+
+
+def _held(store: GraphStore) -> dict[str, tuple[str, str, str, str]]:
+    out = {}
+    for chunk in store.edge_rows("BOOKED", "Talent", ["booking_id", "start", "end"]):
+        for s, d, bid, a, b in zip(
+            chunk.src,
+            chunk.dst,
+            *(chunk.columns[f] for f in ("booking_id", "start", "end")),
+            strict=True,
+        ):
+            out[bid] = (s, d, a, b)
+    return out
+
+
+def test_a_whole_plan_books_or_nothing_does(store_and_opener: Any) -> None:
+    store, _ = store_and_opener
+    v0 = store.version()
+    plan = [Booking("p1", "t2", "m1", *WEEK), Booking("p2", "t3", "m1", *WEEK)]
+    assert store.book(plan) == ["p1", "p2"]
+    assert store.version() == v0 + 1
+    assert set(_held(store)) == {"p1", "p2"}
+    # the same plan again: a no-op (its ids are the idempotency keys), version unchanged
+    assert store.book(plan) == []
+    assert store.version() == v0 + 1
+    # a plan one of whose talents is taken books none of them
+    with pytest.raises(BookingRefused) as refused:
+        store.book([Booking("q1", "t2", "m3", *WEEK), Booking("q2", "t3", "m3", *WEEK)])
+    assert refused.value.problems == [
+        "q2: t3 has no free slot in 2027-06-01..2027-06-07 (1 booked of 1)"
+    ]
+    assert set(_held(store)) == {"p1", "p2"}
+    assert store.version() == v0 + 1
+
+
+def test_capacity_counts_overlaps_and_the_request_itself(store_and_opener: Any) -> None:
+    store, _ = store_and_opener
+    # two slots of t2: two bookings in one request fit, a third does not
+    assert store.book(
+        [Booking("a", "t2", "m3", *WEEK), Booking("b", "t2", "m3", "2027-06-07", "2027-06-09")]
+    )
+    with pytest.raises(BookingRefused, match="c: t2 has no free slot"):
+        store.book([Booking("c", "t2", "m3", "2027-06-06", "2027-06-07")])
+    # a window that overlaps neither is free
+    assert store.book([Booking("d", "t2", "m3", "2027-07-01", "2027-07-02")]) == ["d"]
+    # one request taking t1's single slot twice is refused whole
+    with pytest.raises(BookingRefused, match="e2: t1 has no free slot"):
+        store.book([Booking("e1", "t1", "m3", *WEEK), Booking("e2", "t1", "m3", *WEEK)])
+    assert "e1" not in _held(store)
+
+
+def test_a_competitors_booking_excludes_and_is_not_named(store_and_opener: Any) -> None:
+    store, _ = store_and_opener
+    store.book([Booking("x", "t2", "m2", *WEEK)])
+    with pytest.raises(BookingRefused) as refused:
+        store.book([Booking("y", "t2", "m1", "2027-06-03", "2027-06-04")])
+    (line,) = refused.value.problems
+    assert "competitor" in line and "m2" not in line
+    # outside the window, and for a merchant that competes with nobody, t2 is free
+    assert store.book([Booking("z", "t2", "m1", "2027-06-08", "2027-06-09")]) == ["z"]
+    assert store.book([Booking("w", "t2", "m3", *WEEK)]) == ["w"]
+
+
+def test_bad_requests_name_what_is_wrong_and_write_nothing(store_and_opener: Any) -> None:
+    store, _ = store_and_opener
+    store.book([Booking("k", "t2", "m3", *WEEK)])
+    v = store.version()
+    with pytest.raises(Conflict, match="booking 'k' is already recorded with different talent"):
+        store.book([Booking("k", "t3", "m3", *WEEK)])
+    with pytest.raises(UnknownId, match="unknown Talent id 'nobody'"):
+        store.book([Booking("n", "nobody", "m3", *WEEK)])
+    with pytest.raises(UnknownId, match="unknown Merchant id 'm9'"):
+        store.book([Booking("n", "t2", "m9", *WEEK)])
+    with pytest.raises(BadArgument, match="end 2027-06-01 is before start 2027-06-07"):
+        store.book([Booking("n", "t2", "m3", "2027-06-07", "2027-06-01")])
+    with pytest.raises(BadArgument, match="must be days"):
+        store.book([Booking("n", "t2", "m3", "June", "2027-06-01")])
+    assert store.version() == v
+    assert set(_held(store)) == {"k"}
+
+
+def test_release_is_scoped_to_the_merchant_and_idempotent(store_and_opener: Any) -> None:
+    store, _ = store_and_opener
+    store.book([Booking("r1", "t1", "m3", *WEEK), Booking("r2", "t2", "m1", *WEEK)])
+    v = store.version()
+    # another merchant cannot release r1; nothing changes, the version stays
+    assert store.release(["r1"], merchant="m1") == []
+    assert store.version() == v
+    assert store.release(["r1", "r1", "nope"], merchant="m3") == ["r1"]
+    assert store.version() == v + 1
+    assert store.release(["r1"]) == []
+    # the slot is free again
+    assert store.book([Booking("r3", "t1", "m1", *WEEK)]) == ["r3"]
+    assert set(_held(store)) == {"r2", "r3"}
+
+
+def test_concurrent_clients_after_the_last_slot_get_exactly_one_success(
+    store_and_opener: Any,
+) -> None:
+    """Eight clients, each with its own connection (as eight workers would), book t1's one
+    slot at the same moment: one succeeds, seven are refused, one booking is held."""
+    store, opener = store_and_opener
+    n = 8
+    clients = [opener() for _ in range(n)]
+    start = threading.Barrier(n)
+    results: list[str] = [""] * n
+
+    def go(i: int) -> None:
+        start.wait()
+        try:
+            clients[i].book([Booking(f"c{i}", "t1", "m3", *WEEK)])
+            results[i] = "booked"
+        except BookingRefused:
+            results[i] = "refused"
+        except Exception as exc:  # anything else is a failure the assertion shows
+            results[i] = f"{type(exc).__name__}: {exc}"
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for c in clients:
+        c.close()
+    assert sorted(results) == ["booked"] + ["refused"] * (n - 1), results
+    held = _held(store)
+    assert len(held) == 1
+    (bid,) = held
+    assert results[int(bid[1:])] == "booked"
