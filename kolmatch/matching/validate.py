@@ -16,7 +16,7 @@ import numpy as np
 from kolmatch.graph.model import tier_of
 from kolmatch.matching.features import MarketFeatures
 
-__all__ = ["assignment_violations", "plan_violations"]
+__all__ = ["assignment_violations", "plan_violations", "target_plan_violations"]
 
 
 def _window(f: MarketFeatures, campaign: str | None, planning_days: int) -> tuple[int, int]:
@@ -138,6 +138,53 @@ def plan_violations(
             out.append(f"{count[tier]} {tier} talents, asked for {lo}..{hi}")
         if share is not None and tier_spent.get(tier, 0.0) > share * budget + 1e-6:
             out.append(f"{tier} takes {tier_spent[tier]:,.0f}, over {share:.0%} of the budget")
+    return out
+
+
+def target_plan_violations(
+    f: MarketFeatures,
+    merchant: str,
+    talents: Iterable[str],
+    *,
+    target_gmv: float,
+    tiers: Mapping[str, tuple[int, int | None, float | None]] | None = None,
+    campaign: str | None = None,
+    planning_days: int = 30,
+    fees: Mapping[str, float] | None = None,
+) -> list[str]:
+    """Every constraint a plan for a GMV target breaks (:func:`~kolmatch.matching.target.
+    plan_to_target`), in words; empty if it breaks none.
+
+    The plan's talents must be plannable as in :func:`plan_violations` (with no budget),
+    and their expected GMV x (1 - risk) for the merchant, summed here talent by talent from
+    the merchant's signals, must reach ``target_gmv``. A tier's budget share is checked
+    against the plan's own cost.
+    """
+    from kolmatch.matching.score import merchant_signals  # the model's expected GMV
+
+    ids = list(talents)
+    rows = {str(x): i for i, x in enumerate(f.talent_ids)}
+    cost = 0.0
+    for tid in ids:
+        fee = float(f.talent_list_price[rows[tid]])
+        cost += fee if np.isfinite(fee) and fee > 0 else float((fees or {}).get(tid, 0.0))
+    out = plan_violations(
+        f,
+        merchant,
+        ids,
+        budget=cost,
+        tiers=tiers,
+        campaign=campaign,
+        planning_days=planning_days,
+        fees=fees,
+    )
+    sig = merchant_signals(f, list(f.merchant_ids).index(merchant))
+    gmv = 0.0
+    for tid in ids:
+        t = rows[tid]
+        gmv += float(sig.expected_gmv[t]) * (1.0 - float(sig.risk[t]))
+    if gmv < target_gmv * (1 - 1e-9):
+        out.append(f"expected GMV {gmv:,.0f} is below the target {target_gmv:,.0f}")
     return out
 
 
