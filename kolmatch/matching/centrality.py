@@ -74,17 +74,67 @@ def pagerank(
 
 
 def bipartite_pagerank(
-    edges: sp.spmatrix | sp.sparray, *, alpha: float = 0.85
+    edges: sp.spmatrix | sp.sparray,
+    *,
+    alpha: float = 0.85,
+    tol: float = 1.0e-6,
+    max_iter: int = 200,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """PageRank on the undirected bipartite graph of a (rows x cols) edge matrix.
 
-    Returns the scores of the row nodes and of the column nodes (e.g. users and
-    talents of the follow graph); together they sum to 1.
+    The same scores as :func:`pagerank` on the graph's full (rows + cols) adjacency, computed
+    without building it: one sweep updates the row scores from the column scores, then the
+    column scores from the new row scores (Gauss-Seidel on the two halves). Each sweep costs
+    two products with the edge matrix and shrinks the error by about ``alpha**2``, where a
+    power iteration on the full adjacency costs the same per step and shrinks it by
+    ``alpha``: on the m market's follow graph (1.02M nodes, 8.8M edges, 2 cores) 40 sweeps,
+    5.0 s, against 21.7 s for the power iteration and 20.7 s for igraph's PRPACK under the
+    same load, largest difference to PRPACK 1.7e-8 (bench/run.py ``centrality``).
+
+    Parameters
+    ----------
+    edges
+        (rows, cols) weights; an edge's weight counts in both directions.
+    alpha
+        Damping factor.
+    tol
+        Stop when a sweep changes the scores by less than this (L1).
+    max_iter
+        Sweeps at most.
+
+    Returns
+    -------
+    tuple of ndarray
+        The scores of the row nodes and of the column nodes (e.g. users and talents of the
+        follow graph); together they sum to 1.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> rows, cols = bipartite_pagerank(sp.csr_matrix([[1.0, 1.0], [1.0, 0.0]]))
+    >>> [round(float(x), 4) for x in (*rows, *cols)]
+    [0.3246, 0.1754, 0.3246, 0.1754]
     """
     e = sp.csr_matrix(edges, dtype=np.float64)
     r, c = e.shape
-    a = sp.bmat([[None, e], [e.T, None]], format="csr")
-    if a.shape != (r + c, r + c):  # an empty side
-        a = sp.csr_matrix((r + c, r + c))
-    x = pagerank(a, alpha=alpha)
-    return x[:r], x[r:]
+    n = r + c
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    et = e.T.tocsr()
+    deg_r = np.asarray(e.sum(axis=1)).ravel()
+    deg_c = np.asarray(e.sum(axis=0)).ravel()
+    inv_r = np.divide(1.0, deg_r, out=np.zeros(r), where=deg_r != 0)
+    inv_c = np.divide(1.0, deg_c, out=np.zeros(c), where=deg_c != 0)
+    dangling_r, dangling_c = deg_r == 0, deg_c == 0
+    p = 1.0 / n  # the uniform restart; dangling nodes jump by it too
+    xr, xc = np.full(r, p), np.full(c, p)
+    for _ in range(max_iter):
+        pr, pc = xr, xc
+        jump = alpha * (xr[dangling_r].sum() + xc[dangling_c].sum()) + (1 - alpha)
+        xr = alpha * (e @ (xc * inv_c)) + jump * p
+        jump = alpha * (xr[dangling_r].sum() + xc[dangling_c].sum()) + (1 - alpha)
+        xc = alpha * (et @ (xr * inv_r)) + jump * p
+        if np.abs(xr - pr).sum() + np.abs(xc - pc).sum() < tol:
+            break
+    total = xr.sum() + xc.sum()
+    return xr / total, xc / total

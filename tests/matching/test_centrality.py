@@ -67,3 +67,22 @@ def test_bipartite_pagerank_matches_networkx() -> None:
         np.abs(ours - exact).sum()
         < np.abs(np.array([nx_default[i] for i in range(75)]) - exact).sum()
     )
+
+
+def test_bipartite_pagerank_equals_the_power_iteration_on_the_full_graph() -> None:
+    """The two-half sweeps converge to :func:`pagerank` of the (rows + cols) adjacency,
+    dangling nodes on both sides and weighted edges included."""
+    rng = np.random.default_rng(8)
+    e = sp.random(3_000, 400, density=0.01, random_state=rng, format="csr")  # some empty rows
+    e.data[:] = rng.integers(1, 4, size=e.nnz)
+    e = sp.csr_matrix(e.multiply(np.arange(400) >= 5))  # five talents without followers
+    e.eliminate_zeros()
+    assert (np.diff(e.indptr) == 0).any() and (np.diff(e.tocsc().indptr) == 0).any()
+    full = sp.bmat([[None, e], [e.T, None]], format="csr")
+    exact = pagerank(full, tol=1e-14, max_iter=1000)
+    users, talents = bipartite_pagerank(e)
+    ours = np.concatenate([users, talents])
+    assert ours.sum() == pytest.approx(1.0)
+    assert np.abs(ours - exact).sum() < 1e-6
+    tight = np.concatenate(bipartite_pagerank(e, tol=1e-13, max_iter=1000))
+    assert tight == pytest.approx(exact, abs=1e-12)
