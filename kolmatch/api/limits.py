@@ -223,8 +223,18 @@ def limit_rules(limits: Limits) -> list[type[ValidationRule]]:
             for d in node.definitions:
                 if not isinstance(d, OperationDefinitionNode):
                     continue
-                depth, cost, n_alias = _walk(d.selection_set, frags, limits.max_page, 1, set())
+                depth, cost, n_alias, intro = _walk(
+                    d.selection_set, frags, limits.max_page, 1, set()
+                )
                 aliases += n_alias
+                if intro > INTROSPECTION_DEPTH:
+                    self.report_error(
+                        GraphQLError(
+                            f"introspection query is {intro} levels deep; the limit is "
+                            f"{INTROSPECTION_DEPTH}",
+                            extensions={"code": "LIMIT_EXCEEDED"},
+                        )
+                    )
                 if depth > limits.max_depth:
                     self.report_error(
                         GraphQLError(
@@ -251,32 +261,42 @@ def limit_rules(limits: Limits) -> list[type[ValidationRule]]:
     return [QueryLimits]
 
 
+#: Introspection's own roots: their subtrees are held to :data:`INTROSPECTION_DEPTH` rather
+#: than ``max_depth`` (GraphiQL's schema query nests ``ofType`` 15 levels deep). Introspection
+#: is off in production (kolmatch/api/app.py), so this only opens development servers.
+INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
+INTROSPECTION_DEPTH = 16
+
+
 def _walk(
     sel: SelectionSetNode | None,
     frags: dict[str, FragmentDefinitionNode],
     max_page: int,
     mult: int,
     seen: set[str],
-) -> tuple[int, int, int]:
-    """(depth, cost, aliases) of a selection set; fragment cycles are cut (and reported by
-    graphql-core's own NoFragmentCycles rule)."""
+) -> tuple[int, int, int, int]:
+    """(depth, cost, aliases, introspection depth) of a selection set; fragment cycles are
+    cut (and reported by graphql-core's own NoFragmentCycles rule)."""
     if sel is None:
-        return 0, 0, 0
-    depth = cost = aliases = 0
+        return 0, 0, 0, 0
+    depth = cost = aliases = intro = 0
     for s in sel.selections:
         if isinstance(s, FieldNode):
             aliases += s.alias is not None
             m = mult * _first(s, max_page)
-            d, c, a = _walk(s.selection_set, frags, max_page, m, seen)
-            depth = max(depth, 1 + d)
+            d, c, a, i = _walk(s.selection_set, frags, max_page, m, seen)
+            if s.name.value in INTROSPECTION_ROOTS:
+                intro = max(intro, 1 + d, i)
+            else:
+                depth, intro = max(depth, 1 + d), max(intro, i)
             cost += m + c
             aliases += a
         elif isinstance(s, InlineFragmentNode):
-            d, c, a = _walk(s.selection_set, frags, max_page, mult, seen)
-            depth, cost, aliases = max(depth, d), cost + c, aliases + a
+            d, c, a, i = _walk(s.selection_set, frags, max_page, mult, seen)
+            depth, cost, aliases, intro = max(depth, d), cost + c, aliases + a, max(intro, i)
         elif isinstance(s, FragmentSpreadNode) and s.name.value not in seen:
             f = frags.get(s.name.value)
             if f is not None:
-                d, c, a = _walk(f.selection_set, frags, max_page, mult, seen | {s.name.value})
-                depth, cost, aliases = max(depth, d), cost + c, aliases + a
-    return depth, cost, aliases
+                d, c, a, i = _walk(f.selection_set, frags, max_page, mult, seen | {s.name.value})
+                depth, cost, aliases, intro = max(depth, d), cost + c, aliases + a, max(intro, i)
+    return depth, cost, aliases, intro
