@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,53 @@ def test_a_cache_file_is_data_only_and_never_runs_code(
             assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
         else:
             assert a == b, name
+
+
+def _counting_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    builds: list[int] = []
+    real = engine.build_features
+    monkeypatch.setattr(engine, "build_features", lambda *a, **k: builds.append(1) or real(*a, **k))
+    return builds
+
+
+def test_alternating_two_stores_rebuilds_neither_the_second_time(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    stores = [SQLiteStore(tmp_path / f"{name}.db") for name in ("a", "b")]
+    for s in stores:
+        load_folder(tiny_market, s)
+    builds = _counting_builds(monkeypatch)
+    first = [engine.cached_features(s, cache) for s in stores]
+    assert len(builds) == 2
+    again = [engine.cached_features(s, cache) for s in (*stores, *stores)]
+    assert len(builds) == 2  # a, b, a, b, a, b: two builds
+    for before, after in zip(first * 2, again, strict=True):
+        np.testing.assert_array_equal(before.talent_audience, after.talent_audience)
+    assert len(list(cache.glob("features-*.npz"))) == 2
+    assert len(list(cache.glob("calibration-*.npz"))) == 2  # each store keeps its own
+    for s in stores:
+        s.close()
+
+
+def test_the_cache_keeps_the_most_recently_used_stores(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most CACHE_STORES stores' entries: a store not used for longest is dropped."""
+    monkeypatch.setattr(engine, "CACHE_STORES", 2)
+    cache = tmp_path / "cache"
+    a, b, c = (SQLiteStore(tmp_path / f"{name}.db") for name in ("a", "b", "c"))
+    for s in (a, b, c):
+        load_folder(tiny_market, s)
+    builds = _counting_builds(monkeypatch)
+    for s in (a, b, a, c):  # c pushes out the least recently used: b, not a
+        engine.cached_features(s, cache)
+        time.sleep(0.01)  # distinct modification times
+    assert len(builds) == 3
+    assert len(list(cache.glob("features-*.npz"))) == 2
+    engine.cached_features(a, cache)
+    assert len(builds) == 3
+    engine.cached_features(b, cache)
+    assert len(builds) == 4
+    for s in (a, b, c):
+        s.close()

@@ -4,10 +4,14 @@ This is the one place that decides what to read from a store: the whole market
 (:data:`~kolmatch.graph.market.FULL_READ`) when the features must be built, only compliance
 when the one write since the cached version touched violations alone, and nothing but what the
 caller adds (``also``) when the features are cached.
+
+Entries are kept per store (its URI and graph id), the latest version of each, for the
+:data:`CACHE_STORES` stores used last: switching between a few stores rebuilds nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.graph.market import COMPLIANCE_READ, FULL_READ, MarketGraph, ReadSpec, read_market
 from kolmatch.graph.store import GraphStore
@@ -32,6 +37,7 @@ from kolmatch.matching.score import MerchantRankings, rank_merchants
 
 __all__ = [
     "CACHE_FORMAT",
+    "CACHE_STORES",
     "Identity",
     "cached_features",
     "cached_rankings",
@@ -50,6 +56,12 @@ log = logging.getLogger("kolmatch.engine")
 
 #: Bumped whenever MarketFeatures or its computation changes: old cache files are ignored.
 CACHE_FORMAT = 16
+
+#: Stores whose entries are kept, per kind (features, rankings, calibration): the most
+#: recently used; a store's older versions are dropped when a newer one is cached. An entry is
+#: 23 MB of features and 7.5 MB of rankings at s (measured), ~0.5 GB and ~0.1 GB at m, so the
+#: folder holds at most four times that: ~2.5 GB for four m markets.
+CACHE_STORES = 4
 
 #: A full build measures the calibration afresh once the collaborations on record have changed
 #: by more than this share since it was measured (or the talents or categories changed, or a
@@ -76,10 +88,11 @@ def _cache_dir(cache_dir: str | Path | None) -> Path:
 
 
 def _cache_path(uri: str, cache_dir: Path, kind: str, identity: Identity) -> Path:
+    """``<kind>-<format>-<store>-v<version>.npz``, the store named by a digest of its URI and
+    graph id: :func:`_store` replaces a store's entry when a newer version is cached."""
     graph_id, version = identity
-    ident = f"{CACHE_FORMAT}|{uri}|{graph_id}|{version}"
-    key = hashlib.sha256(ident.encode()).hexdigest()
-    return cache_dir / f"{kind}-{key[:24]}.npz"
+    store = hashlib.sha256(f"{uri}|{graph_id}".encode()).hexdigest()
+    return cache_dir / f"{kind}-{CACHE_FORMAT}-{store[:24]}-v{version}.npz"
 
 
 def load_features(
@@ -147,21 +160,19 @@ def load_features(
                 _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
                 return f, g
         if collaboration_of is not None and ident[1] == collaboration_of[1] + 1:
-            prev, _, write = collaboration_of
-            g = read_market(store, extra)
-            cal = _load(_calibration_path(store.uri, d, ident[0]), _StoredCalibration)
-            frozen = (
-                cal is not None
-                and cal.gmv_rate == prev.gmv_rate
-                and np.array_equal(cal.cat_mean, prev.category_gmv_mean)
-                and _drift(cal, int(prev.promotions.sum()) + 1) <= RECALIBRATE_SHARE
+            g = read_market(store, extra)  # the catalog; the update itself reads nothing
+            up = (
+                updated_features(store, d, collaboration_of=collaboration_of)
+                if g.identity[1] == collaboration_of[1] + 1
+                else None
             )
-            if frozen and g.identity[1] == collaboration_of[1] + 1:
-                f = apply_collaboration(prev, write)
+            if up is not None:
+                f = up[0]
                 _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
                 return f, g
         break
-    g = read_market(store, FULL_READ | extra)
+    with progress.task("reading the market"):  # the store's time, which it does not report
+        g = read_market(store, FULL_READ | extra)
     f = _build_calibrated(store.uri, d, g)
     _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
     return f, g
@@ -339,9 +350,13 @@ def cached_rankings(
     cache_dir
         As :func:`load_features`.
     """
-    return _cached(
-        uri, identity, cache_dir, "rankings", MerchantRankings, lambda: rank_merchants(f)
-    )
+
+    def rank() -> MerchantRankings:
+        # rank_merchants counts nothing as it goes: the line shows the time spent
+        with progress.task(f"ranking {len(f.merchant_ids):,} merchants"):
+            return rank_merchants(f)
+
+    return _cached(uri, identity, cache_dir, "rankings", MerchantRankings, rank)
 
 
 def stored_rankings(
@@ -378,10 +393,32 @@ def _load(path: Path, cls: type[T]) -> T | None:
         return None
     try:
         # data only (numpy arrays, JSON): a cache file never runs code, whoever wrote it
-        return read_arrays(path, cls, version=CACHE_FORMAT)
+        value = read_arrays(path, cls, version=CACHE_FORMAT)
     except UnreadableArrays as exc:
         log.info("kolmatch: rebuilding %s (%s)", path.name, exc)
         return None  # unreadable, or of another format: rebuilt by the caller
+    with contextlib.suppress(OSError):
+        os.utime(path)  # used now: the last store to be evicted (_store keeps the recent)
+    return value
+
+
+def _evict(d: Path, kind: str, keep: Path) -> None:
+    """Drop the ``kind`` entries of ``keep``'s store (older versions), those of another format
+    or naming (never read again), and those of all but the :data:`CACHE_STORES` most recently
+    used stores, ``keep``'s counted."""
+    prefix = f"{kind}-{CACHE_FORMAT}-"
+    mine = keep.name.rsplit("-v", 1)[0] + "-v"
+    others: dict[Path, float] = {}
+    for old in [*d.glob(f"{kind}-*.npz"), *d.glob(f"{kind}-*.pkl")]:
+        if old == keep:
+            continue
+        if not old.name.startswith(prefix) or old.suffix != ".npz" or old.name.startswith(mine):
+            old.unlink(missing_ok=True)
+            continue
+        with contextlib.suppress(OSError):
+            others[old] = old.stat().st_mtime
+    for old in sorted(others, key=others.__getitem__, reverse=True)[CACHE_STORES - 1 :]:
+        old.unlink(missing_ok=True)
 
 
 def _store(path: Path, kind: str, value: object) -> None:
@@ -389,8 +426,7 @@ def _store(path: Path, kind: str, value: object) -> None:
     tmp: str | None = None
     try:
         d.mkdir(parents=True, exist_ok=True)
-        for old in [*d.glob(f"{kind}-*.npz"), *d.glob(f"{kind}-*.pkl")]:
-            old.unlink(missing_ok=True)  # one entry per kind; pickles of older versions go too
+        _evict(d, kind, path)  # before writing: the disk is freed before it is taken
         with tempfile.NamedTemporaryFile(dir=d, delete=False, suffix=".tmp") as out:
             tmp = out.name
         write_arrays(Path(tmp), value, version=CACHE_FORMAT)

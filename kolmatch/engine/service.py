@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from kolmatch import progress
 from kolmatch.engine.audit import AuditLog, audit_path
 from kolmatch.engine.cache import (
     Identity,
@@ -116,7 +118,9 @@ class EngineService:
         self._ranking_event = threading.Event()
         self._ranker: threading.Thread | None = None
         self._snapshot_lock = threading.Lock()  # swaps of the served snapshot
-        self._snapshot = self._build(later=False)
+        # the read, the build with its calibration, the ranking: minutes at m on a cold cache
+        with progress.task("starting the engine"):
+            self._snapshot = self._build(later=False)
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         self._feed_waits: dict[int, float] = {}  # version -> when a pending write was seen
@@ -237,7 +241,7 @@ class EngineService:
                 finally:
                     self._write_lock.release()
 
-        self._follower = threading.Thread(target=run, name="kolmatch-follow", daemon=True)
+        self._follower = threading.Thread(target=_quietly(run), name="kolmatch-follow", daemon=True)
         self._follower.start()
 
     def _catch_up(self) -> None:
@@ -345,9 +349,7 @@ class EngineService:
                 campaign=w.campaign or None,
             )
             history = dict(prev.history)
-            history[w.talent] = sorted(
-                [c, *history.get(w.talent, [])], key=lambda x: (x.time, x.collab_id), reverse=True
-            )
+            history[w.talent] = _newest_first([c, *history.get(w.talent, [])])
             snap = replace(
                 prev,
                 version=version,
@@ -405,7 +407,7 @@ class EngineService:
                     if snap.version == version and snap.rankings is None:
                         self._snapshot = replace(snap, rankings=r)
 
-        self._ranker = threading.Thread(target=run, name="kolmatch-rank", daemon=True)
+        self._ranker = threading.Thread(target=_quietly(run), name="kolmatch-rank", daemon=True)
         self._ranker.start()
 
     def wait_ranked(self, timeout: float = 120.0) -> Snapshot:
@@ -497,8 +499,7 @@ class EngineService:
                     campaign=c["campaign"][i] or None,
                 )
             )
-        for items in history.values():
-            items.sort(key=lambda x: (x.time, x.collab_id), reverse=True)
+        history = {t: _newest_first(items) for t, items in history.items()}
         return Snapshot(
             version=version,
             features=f,
@@ -829,6 +830,23 @@ class EngineService:
             self._audit.append({**entry, "id": ref})
         except KolmatchError as fail:
             log.error("audit entry %s has no ending (%s): %s", ref, entry["outcome"], fail)
+
+
+def _quietly(run: Callable[[], None]) -> Callable[[], None]:
+    """``run`` reporting no progress: a background thread's steps would break into the
+    server's log lines, and nobody waits on them at the terminal."""
+
+    def quiet() -> None:
+        with progress.silenced():
+            run()
+
+    return quiet
+
+
+def _newest_first(items: list[Collaboration]) -> list[Collaboration]:
+    """A talent's collaborations as :attr:`Snapshot.history` keeps them: newest first, ties by
+    collaboration id (descending), so a write and a rebuild give the same order."""
+    return sorted(items, key=lambda x: (x.time, x.collab_id), reverse=True)
 
 
 def _collaboration_record(c: Collaboration) -> dict[str, Any]:

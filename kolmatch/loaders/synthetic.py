@@ -28,9 +28,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kolmatch.errors import BadArgument
+from kolmatch.progress import Task, silenced, task
 
 __all__ = ["GMV_MODEL", "SCALES", "MarketScale", "generate_market", "oracle_orders"]
 
@@ -177,12 +180,64 @@ def oracle_orders(
     return GMV_K * audience * interest * skill * fit  # type: ignore[no-any-return]
 
 
+class _Interrupts:
+    """Ctrl-C for a generation: the first one stops it, and none leaves half a folder.
+
+    While :meth:`installed`, SIGINT raises KeyboardInterrupt as Python's own handler does, and
+    also sets :attr:`pending`, which :meth:`check` (called before every block of rows is
+    written) turns into KeyboardInterrupt again: a first Ctrl-C was sometimes lost while the
+    user rows were formatted (tests/test_cli_fuzz.py: the exception raised where C code
+    dropped it, as an interpreter does one raised in a finaliser), and then the generation ran
+    to its end. Once :meth:`defer` is called (the folders are being removed or renamed into
+    place) further SIGINTs are only recorded, so a second Ctrl-C cannot cut the clean-up short
+    and leave a hidden half-written folder; one recorded then is raised when the handler is
+    restored. Inert outside the main thread or under a handler other than Python's default
+    (``SIG_IGN`` in a background job stays ignored).
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.deferred = False
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self.pending = True
+        if not self.deferred:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle SIGINT as above within the block, if Python's default handler is in place."""
+        if (
+            threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
+            yield
+            return
+        signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self.pending:  # pressed while the finished folders were renamed into place
+            raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a Ctrl-C came and was not acted on."""
+        if self.pending and not self.deferred:
+            raise KeyboardInterrupt
+
+    def defer(self) -> None:
+        """From now on a Ctrl-C is recorded, not raised (for the clean-up or the renames)."""
+        self.deferred = True
+
+
 class _Writer:
     """Open CSV files of the import format, written row block by row block."""
 
-    def __init__(self, out: Path, stack: ExitStack) -> None:
+    def __init__(self, out: Path, stack: ExitStack, interrupts: _Interrupts) -> None:
         self.out = out
         self.stack = stack
+        self.interrupts = interrupts
         self.files: dict[str, IO[str]] = {}
 
     def header(self, name: str, columns: str) -> None:
@@ -193,6 +248,7 @@ class _Writer:
         self.files[name] = fh
 
     def rows(self, name: str, lines: list[str] | Iterator[str]) -> None:
+        self.interrupts.check()
         text = "\n".join(lines)
         if text:
             self.files[name].write(text + "\n")
@@ -241,7 +297,8 @@ def generate_market(
     truth_dir
         Folder for the latent truth; default ``<out>-truth``.
     progress
-        Show a progress bar on a terminal.
+        Report progress (:mod:`kolmatch.progress`: users and collaborations of their totals,
+        on a terminal or as ``KOLMATCH_PROGRESS`` says); False reports nothing.
 
     Returns
     -------
@@ -269,23 +326,27 @@ def generate_market(
     a, b = out.resolve(), truth.resolve()
     if a == b or a.is_relative_to(b) or b.is_relative_to(a):
         raise BadArgument("truth_dir", f"{truth} and {out} must be separate folders")
+    interrupts = _Interrupts()
     # the files close (the ExitStack) before either folder is renamed into place
     with (
-        _written_whole(out) as out_part,
-        _written_whole(truth) as truth_part,
+        nullcontext() if progress else silenced(),
+        interrupts.installed(),
+        _written_whole(out, interrupts) as out_part,
+        _written_whole(truth, interrupts) as truth_part,
         ExitStack() as stack,
     ):
-        _Market(sc, int(seed), _Writer(out_part, stack), truth_part, progress).run()
+        _Market(sc, int(seed), _Writer(out_part, stack, interrupts), truth_part).run()
     return truth
 
 
 @contextmanager
-def _written_whole(folder: Path) -> Iterator[Path]:
+def _written_whole(folder: Path, interrupts: _Interrupts) -> Iterator[Path]:
     """A hidden folder beside ``folder`` to write into, renamed to ``folder`` on success.
 
     On any exception (KeyboardInterrupt too) it is removed, with the parents it created, and
     ``folder`` is untouched. A ``folder`` already there is renamed aside before the new one
     takes its name, then deleted: there is always a complete folder or none under the name.
+    From the clean-up or the renames on, Ctrl-C waits for them (``interrupts``).
     """
     made = [p for p in folder.parents if not p.exists()]  # nearest first
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -293,7 +354,9 @@ def _written_whole(folder: Path) -> Iterator[Path]:
     part.mkdir()
     try:
         yield part
+        interrupts.check()  # one a C call swallowed: before anything is published
     except BaseException:
+        interrupts.defer()
         shutil.rmtree(part, ignore_errors=True)
         for p in made:
             try:
@@ -301,6 +364,7 @@ def _written_whole(folder: Path) -> Iterator[Path]:
             except OSError:
                 break
         raise
+    interrupts.defer()
     old = None
     if folder.exists():
         old = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:12]}.old")
@@ -311,8 +375,8 @@ def _written_whole(folder: Path) -> Iterator[Path]:
 
 
 class _Market:
-    def __init__(self, sc: MarketScale, seed: int, w: _Writer, truth: Path, progress: bool) -> None:
-        self.sc, self.seed, self.w, self.truth, self.progress = sc, seed, w, truth, progress
+    def __init__(self, sc: MarketScale, seed: int, w: _Writer, truth: Path) -> None:
+        self.sc, self.seed, self.w, self.truth = sc, seed, w, truth
         self.C = sc.categories
         self.ext = PLATFORM_USERS / sc.users  # one generated user stands for this many
 
@@ -518,17 +582,15 @@ class _Market:
         )
         self.user_is_bot = np.zeros(sc.users, dtype=bool)
         self.user_log_price = np.zeros(sc.users, dtype=np.float32)
-        starts = range(0, sc.users, sc.chunk)
-        from tqdm import tqdm
-
-        for i, lo in enumerate(
-            tqdm(starts, desc="users", unit="chunk", disable=not self.progress or None, leave=False)
-        ):
-            self.user_chunk(i, lo, min(lo + sc.chunk, sc.users))
+        with task("generating users", sc.users, unit="users") as shown:
+            for i, lo in enumerate(range(0, sc.users, sc.chunk)):
+                self.user_chunk(i, lo, min(lo + sc.chunk, sc.users), shown)
         self.interest_mm.flush()
         del self.interest_mm
 
-    def user_chunk(self, i: int, lo: int, hi: int) -> None:
+    def user_chunk(self, i: int, lo: int, hi: int, shown: Task) -> None:
+        """Users ``lo:hi`` and their follows, engagement and purchases; ``shown`` advances a
+        third of the chunk after each part (a chunk is all the users at s)."""
         rng = self.rng(100, i)
         n, C, w = hi - lo, self.C, self.w
         uid = np.arange(lo, hi)
@@ -567,6 +629,7 @@ class _Market:
                 ft[real], weights=theta[fu[real], c], minlength=self.sc.talents
             )
         self.aud_price += np.bincount(ft[real], weights=logp[fu[real]], minlength=self.sc.talents)
+        shown.advance(n / 3)
         # engagement: 70% with followed talents' content, 30% discovery by interest
         m = np.where(bot, 0, 1 + rng.poisson(6.5 * activity))
         eu = np.repeat(np.arange(n), m)
@@ -597,6 +660,7 @@ class _Market:
                 for j in range(E)
             ),
         )
+        shown.advance(n / 3)
         # content-driven purchases: engagement with content that features a product
         prod = self.content_product[ec]
         has = prod >= 0
@@ -633,6 +697,7 @@ class _Market:
                 for j, r in enumerate(rows)
             ),
         )
+        shown.advance(n - 2 * (n / 3))
 
     def interest_talents(
         self, rng: np.random.Generator, theta: FloatArray, rows: IntArray
@@ -683,35 +748,41 @@ class _Market:
         pop = np.log1p(followers.astype(np.float64))
         lines = []
         cid = 0
-        for m in range(M):
-            cats = self.merchant_cats[m]
-            weight = self.talent_profile[:, cats].sum(axis=1) * pop + 0.05 * pop
-            k = min(T, int(rng.integers(1, 12)))
-            chosen = rng.choice(T, size=k, replace=False, p=weight / weight.sum())
-            prods = np.arange(self.prod_start[m], self.prod_start[m] + self.prod_count[m])
-            for t in np.sort(chosen):
-                p = int(rng.choice(prods))
-                c = self.prod_cat[p]
-                exp_orders = oracle_orders(
-                    audience[t : t + 1],
-                    interest[t : t + 1, c],
-                    self.skill[t : t + 1],
-                    logp[t : t + 1],
-                    float(self.prod_price[p]),
-                )[0]
-                orders = int(rng.poisson(exp_orders * np.exp(rng.normal(-0.045, 0.3))))
-                gmv = orders * self.prod_price[p]
-                day = int(rng.integers(0, DAYS))
-                camp = ""
-                mc = self.merchant_campaigns[m]
-                if mc and rng.random() < 0.4:
-                    ci = mc[int(rng.integers(0, len(mc)))]
-                    camp = f"cp{ci}"
-                    day = int(rng.integers(self.camp_start[ci], self.camp_end[ci] + 1))
-                paid = fee[t] * float(np.exp(rng.normal(0, 0.1)))
-                lines.append(f"t{t},p{p},k{cid},{gmv:.2f},{orders},{paid:.0f},{DATES[day]},{camp}")
-                cid += 1
-        w.rows("promoted", lines)
+        with task("generating collaborations", M, unit="merchants") as shown:
+            for m in range(M):
+                if m % 500 == 0:  # ~0.1 s of merchants at l
+                    shown.update(m)
+                    w.interrupts.check()
+                cats = self.merchant_cats[m]
+                weight = self.talent_profile[:, cats].sum(axis=1) * pop + 0.05 * pop
+                k = min(T, int(rng.integers(1, 12)))
+                chosen = rng.choice(T, size=k, replace=False, p=weight / weight.sum())
+                prods = np.arange(self.prod_start[m], self.prod_start[m] + self.prod_count[m])
+                for t in np.sort(chosen):
+                    p = int(rng.choice(prods))
+                    c = self.prod_cat[p]
+                    exp_orders = oracle_orders(
+                        audience[t : t + 1],
+                        interest[t : t + 1, c],
+                        self.skill[t : t + 1],
+                        logp[t : t + 1],
+                        float(self.prod_price[p]),
+                    )[0]
+                    orders = int(rng.poisson(exp_orders * np.exp(rng.normal(-0.045, 0.3))))
+                    gmv = orders * self.prod_price[p]
+                    day = int(rng.integers(0, DAYS))
+                    camp = ""
+                    mc = self.merchant_campaigns[m]
+                    if mc and rng.random() < 0.4:
+                        ci = mc[int(rng.integers(0, len(mc)))]
+                        camp = f"cp{ci}"
+                        day = int(rng.integers(self.camp_start[ci], self.camp_end[ci] + 1))
+                    paid = fee[t] * float(np.exp(rng.normal(0, 0.1)))
+                    lines.append(
+                        f"t{t},p{p},k{cid},{gmv:.2f},{orders},{paid:.0f},{DATES[day]},{camp}"
+                    )
+                    cid += 1
+            w.rows("promoted", lines)
 
     def competition_and_bookings(self) -> None:
         """Competitors share a main category; bookings hold talents' slots in coming windows."""

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
 
+from kolmatch import progress
 from kolmatch.errors import BadArgument, Cancel, InfeasiblePlan, check_cancel
 from kolmatch.matching.availability import Window, availability, planning_window
 from kolmatch.matching.coverage import NODE_LIMIT
@@ -202,14 +203,16 @@ def solve_assignment(
             options=options,
         )
 
-    check_cancel(cancel)
-    res = run(lower)
-    if res.status == 2 or (res.x is None and (p.merchant_min > 0).any()):
-        relaxed = True
-        lower = lower.copy()
-        lower[T : T + M] = -np.inf
+    # HiGHS reports nothing while it runs: the line shows the time spent against the limit
+    with progress.task(f"solving the assignment ({n:,} pairs)", time_limit, timed=True):
         check_cancel(cancel)
         res = run(lower)
+        if res.status == 2 or (res.x is None and (p.merchant_min > 0).any()):
+            relaxed = True
+            lower = lower.copy()
+            lower[T : T + M] = -np.inf
+            check_cancel(cancel)
+            res = run(lower)
     if res.x is None:
         raise InfeasiblePlan(f"the assignment solver found no solution: {res.message}")
     chosen = res.x > 0.5
@@ -401,8 +404,14 @@ def build_assignment(
         pick = np.sort(pick[value[pick] > 0])
         return rows[pick], value[pick]
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        found = list(pool.map(candidates_of, range(M), chunksize=64))
+    with (
+        progress.task("choosing candidates", M, unit="merchants") as shown,
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
+    ):
+        found = []
+        for got in pool.map(candidates_of, range(M), chunksize=64):
+            found.append(got)
+            shown.advance()  # one counter add per merchant (~1 ms of work each)
     pm, pt, pv = [], [], []
     for m, got in enumerate(found):
         if isinstance(got, str):
