@@ -20,15 +20,16 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from kolmatch import progress
 from kolmatch.errors import BadArgument, Cancel, InfeasiblePlan, LimitExceeded, check_cancel
 from kolmatch.graph.model import tier_of
-from kolmatch.matching.availability import availability, planning_window
+from kolmatch.matching.availability import Window, availability, planning_window
 from kolmatch.matching.coverage import NODE_LIMIT, CoverageProblem, solve_coverage
 from kolmatch.matching.eligibility import require_merchant
 from kolmatch.matching.features import MarketFeatures
-from kolmatch.matching.fees import merchant_prices
+from kolmatch.matching.fees import TalentFees, merchant_prices
 from kolmatch.matching.personalised import customer_ppr
-from kolmatch.matching.score import combine, merchant_signals
+from kolmatch.matching.score import MerchantSignals, combine, merchant_signals
 
 __all__ = [
     "DEFAULT_MIN_ROI",
@@ -39,6 +40,7 @@ __all__ = [
     "TARGET_INTEREST",
     "TIERS",
     "TIE_BREAK",
+    "Candidates",
     "PairOverlap",
     "PlannedTalent",
     "TalentMatrixPlan",
@@ -47,6 +49,7 @@ __all__ = [
     "follower_count_plan",
     "pair_overlaps",
     "parse_tiers",
+    "plan_candidates",
     "plan_talent_matrix",
     "talent_tiers",
     "target_audience",
@@ -424,7 +427,6 @@ def plan_talent_matrix(
     Cancelled
         If ``cancel`` was set.
     """
-    require_merchant(f, merchant_id)  # excluded for compliance: NotEligible, not a list
     if not np.isfinite(budget) or budget <= 0:
         raise BadArgument("--budget", f"must be a positive amount of yuan, got {budget}")
     for name, v in (("--candidates", candidates), ("--sample-users", sample_users)):
@@ -437,58 +439,17 @@ def plan_talent_matrix(
     if node_limit < 1:
         raise BadArgument("--node-limit", f"must be at least 1, got {node_limit}")
     tiers = tiers or {}
-    m = f.merchant_row(merchant_id)
-    window = planning_window(f, campaign, m)
-    av = availability(f, m, window)
-    sig = merchant_signals(f, m)
-    prices = merchant_prices(f)
-    fee = prices.fee if estimate_fees else f.talent_list_price
-    estimated = prices.estimated if estimate_fees else np.zeros(f.n_talents, dtype=bool)
-    reasons = {
-        "compliance": sig.excluded,
-        "no free slot": ~sig.excluded & (av.free_slots <= 0),
-        "booked by a competitor": ~sig.excluded & (av.free_slots > 0) & av.competitor_booked,
-        "no list price": ~np.isfinite(fee) | (np.nan_to_num(fee) <= 0),
-    }
-    eligible = ~np.logical_or.reduce(list(reasons.values()))
-    left_out = {k: int(v.sum()) for k, v in reasons.items() if v.any()}
-    over = eligible & (np.nan_to_num(fee) > budget)
-    if over.any():
-        left_out["fee over the budget"] = int(over.sum())
-    if not (eligible & ~over).any():
-        why = ", ".join(f"{v} {k}" for k, v in left_out.items()) or "the graph has no talents"
-        cheapest = np.nanmin(np.where(eligible, fee, np.nan)) if eligible.any() else None
-        hint = f"; the cheapest eligible talent costs ¥{cheapest:,.0f}" if cheapest else ""
-        raise InfeasiblePlan(f"no talent can be planned for {merchant_id} in {window}: {why}{hint}")
-    eligible &= ~over
-    most = _max_talents(f, m)
-    if most is not None and most < 1:
-        raise InfeasiblePlan(f"{merchant_id} takes at most {most} talents (max_talents)")
-    tier = talent_tiers(f)
-    gmv_all = sig.expected_gmv * (1.0 - sig.risk)
-    kind = "gmv" if f.gmv_rate > 0 and (gmv_all[eligible] > 0).any() else "target_reach"
-    rate = float(np.clip(sig.commission, 0.0, 1.0))
-    roi_all = _roi(gmv_all, fee, rate)
-    if kind == "target_reach" and min_roi:
-        raise BadArgument(
-            "--min-roi",
-            f"{merchant_id}'s plan optimises target reach: the market holds no collaboration "
-            "GMV to estimate a talent's return from, so no return floor can be met; leave "
-            "the floor out (or 0)",
-        )
-    floor = (DEFAULT_MIN_ROI if min_roi is None else min_roi) if kind == "gmv" else None
-    floor = floor or None  # 0: no floor
-    below = eligible & (roi_all < floor) if floor is not None else np.zeros(f.n_talents, bool)
-    if below.any():
-        left_out[_below(floor)] = int(below.sum())
-    if not (eligible & ~below).any():
-        best = int(np.argmax(np.where(eligible, roi_all, -np.inf)))
-        raise InfeasiblePlan(
-            f"no talent that could be planned for {merchant_id} in {window} returns at least "
-            f"{_times(floor)} its cost (fee + {rate:.0%} commission on the expected GMV); the "
-            f"best, {f.talent_ids[best]}, returns {roi_all[best]:.2f}x"
-        )
-    eligible &= ~below
+    c = plan_candidates(
+        f,
+        merchant_id,
+        budget=budget,
+        campaign=campaign,
+        min_roi=min_roi,
+        estimate_fees=estimate_fees,
+    )
+    m, window, sig, prices, fee, estimated = c.m, c.window, c.sig, c.prices, c.fee, c.estimated
+    reasons, eligible, left_out, below, most = c.reasons, c.eligible, c.left_out, c.below, c.most
+    tier, gmv_all, kind, rate, floor = c.tier, c.gmv_all, c.kind, c.rate, c.floor
     rng = np.random.default_rng(seed)
     if kind == "gmv":
         target, weight = _target_users(f, m)
@@ -576,9 +537,13 @@ def plan_talent_matrix(
         max_chosen=most,
     )
     try:
-        sol = solve_coverage(
-            problem, method=method, node_limit=node_limit, time_limit=time_limit, cancel=cancel
-        )
+        # a big plan solves for minutes: the solver reports nothing, so the line shows the
+        # time spent (against the time limit when there is one; the node limit bounds it else)
+        what = f"planning ({len(cand):,} candidates x {len(users):,} sampled users)"
+        with progress.task(what, time_limit, timed=True):
+            sol = solve_coverage(
+                problem, method=method, node_limit=node_limit, time_limit=time_limit, cancel=cancel
+            )
     except InfeasiblePlan as exc:
         limits = [f"{v:,} {k}" for k, v in left_out.items() if k.startswith("return below")]
         if most is not None:
@@ -657,6 +622,133 @@ def plan_talent_matrix(
         overlaps=overlaps,
         overlap_pairs=overlap_pairs,
         unspent_reasons=unspent.reasons,
+    )
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Who a plan for one merchant and window may choose, at what price, and who is left out.
+
+    Shared by the budget plan (:func:`plan_talent_matrix`) and the target plan
+    (:func:`kolmatch.matching.target.plan_to_target`), so both apply one eligibility:
+    compliance, free slots net of bookings, competitors' bookings, a price, the return floor.
+    """
+
+    m: int
+    window: Window
+    sig: MerchantSignals
+    prices: TalentFees
+    fee: F64  # what each talent costs the merchant (list price, else its estimate)
+    estimated: NDArray[np.bool_]  # fee is an estimate
+    reasons: dict[str, NDArray[np.bool_]]  # left out before prices and returns, by reason
+    eligible: NDArray[np.bool_]  # may be chosen
+    left_out: dict[str, int]  # talents left out, by reason
+    below: NDArray[np.bool_]  # under the return floor
+    most: int | None  # the merchant's max_talents
+    tier: I64  # each talent's index in TIERS
+    gmv_all: F64  # expected GMV x (1 - risk) for this merchant
+    kind: str  # one of OBJECTIVE_KINDS
+    rate: float  # the merchant's products' commission rate
+    floor: float | None  # the return floor applied (None: none)
+
+
+def plan_candidates(
+    f: MarketFeatures,
+    merchant_id: str,
+    *,
+    budget: float | None,
+    campaign: str | None = None,
+    min_roi: float | None = None,
+    estimate_fees: bool = True,
+) -> Candidates:
+    """The talents a plan for ``merchant_id`` may choose (see :class:`Candidates`).
+
+    Parameters
+    ----------
+    f
+        Market features.
+    merchant_id
+        The merchant (checked: known and eligible).
+    budget
+        Talents priced above it are left out ("fee over the budget"); None: no budget.
+    campaign, min_roi, estimate_fees
+        As for :func:`plan_talent_matrix`.
+
+    Raises
+    ------
+    UnknownId, NotEligible, BadArgument, InfeasiblePlan
+        As :func:`plan_talent_matrix` does, for no eligible talent at all.
+    """
+    require_merchant(f, merchant_id)
+    m = f.merchant_row(merchant_id)
+    window = planning_window(f, campaign, m)
+    av = availability(f, m, window)
+    sig = merchant_signals(f, m)
+    prices = merchant_prices(f)
+    fee = prices.fee if estimate_fees else f.talent_list_price
+    estimated = prices.estimated if estimate_fees else np.zeros(f.n_talents, dtype=bool)
+    reasons = {
+        "compliance": sig.excluded,
+        "no free slot": ~sig.excluded & (av.free_slots <= 0),
+        "booked by a competitor": ~sig.excluded & (av.free_slots > 0) & av.competitor_booked,
+        "no list price": ~np.isfinite(fee) | (np.nan_to_num(fee) <= 0),
+    }
+    eligible = ~np.logical_or.reduce(list(reasons.values()))
+    left_out = {k: int(v.sum()) for k, v in reasons.items() if v.any()}
+    over = eligible & (np.nan_to_num(fee) > (np.inf if budget is None else budget))
+    if over.any():
+        left_out["fee over the budget"] = int(over.sum())
+    if not (eligible & ~over).any():
+        why = ", ".join(f"{v} {k}" for k, v in left_out.items()) or "the graph has no talents"
+        cheapest = np.nanmin(np.where(eligible, fee, np.nan)) if eligible.any() else None
+        hint = f"; the cheapest eligible talent costs ¥{cheapest:,.0f}" if cheapest else ""
+        raise InfeasiblePlan(f"no talent can be planned for {merchant_id} in {window}: {why}{hint}")
+    eligible &= ~over
+    most = _max_talents(f, m)
+    if most is not None and most < 1:
+        raise InfeasiblePlan(f"{merchant_id} takes at most {most} talents (max_talents)")
+    tier = talent_tiers(f)
+    gmv_all = sig.expected_gmv * (1.0 - sig.risk)
+    kind = "gmv" if f.gmv_rate > 0 and (gmv_all[eligible] > 0).any() else "target_reach"
+    rate = float(np.clip(sig.commission, 0.0, 1.0))
+    roi_all = _roi(gmv_all, fee, rate)
+    if kind == "target_reach" and min_roi:
+        raise BadArgument(
+            "--min-roi",
+            f"{merchant_id}'s plan optimises target reach: the market holds no collaboration "
+            "GMV to estimate a talent's return from, so no return floor can be met; leave "
+            "the floor out (or 0)",
+        )
+    floor = (DEFAULT_MIN_ROI if min_roi is None else min_roi) if kind == "gmv" else None
+    floor = floor or None  # 0: no floor
+    below = eligible & (roi_all < floor) if floor is not None else np.zeros(f.n_talents, bool)
+    if below.any():
+        left_out[_below(floor)] = int(below.sum())
+    if not (eligible & ~below).any():
+        best = int(np.argmax(np.where(eligible, roi_all, -np.inf)))
+        raise InfeasiblePlan(
+            f"no talent that could be planned for {merchant_id} in {window} returns at least "
+            f"{_times(floor)} its cost (fee + {rate:.0%} commission on the expected GMV); the "
+            f"best, {f.talent_ids[best]}, returns {roi_all[best]:.2f}x"
+        )
+    eligible &= ~below
+    return Candidates(
+        m,
+        window,
+        sig,
+        prices,
+        fee,
+        estimated,
+        reasons,
+        eligible,
+        left_out,
+        below,
+        most,
+        tier,
+        gmv_all,
+        kind,
+        rate,
+        floor,
     )
 
 
