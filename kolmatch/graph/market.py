@@ -24,6 +24,7 @@ __all__ = [
     "CATALOG_READ",
     "COMPLIANCE_READ",
     "FULL_READ",
+    "GROWTH_READ",
     "MarketGraph",
     "ReadSpec",
     "read_market",
@@ -178,6 +179,16 @@ CATALOG_READ = _spec(
         ("SIGNED_WITH", "Talent", ()),
         ("SELLS", "Merchant", ()),
         ("PROMOTED", "Talent", ("collab_id", "gmv", "orders", "fee", "time", "campaign")),
+    ],
+)
+
+#: What the growth report reads: sales by month (kolmatch/matching/growth.py).
+GROWTH_READ = _spec(
+    {"Merchant": (), "Talent": (), "Product": ()},
+    [
+        ("PURCHASED", "User", ("amount", "time")),
+        ("SELLS", "Merchant", ()),
+        ("PROMOTED", "Talent", ("gmv", "time")),
     ],
 )
 

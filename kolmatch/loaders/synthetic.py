@@ -142,6 +142,57 @@ GMV_MODEL: dict[str, object] = {
 START = date(2025, 1, 1)
 DAYS = 546  # to 2026-06-30: the market's history window
 DATES = [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
+#: The platform's calendar: (name, first day, last day), in date order. The history runs to
+#: 2026-06-30; the campaigns after it are the coming ones plans and bookings are for.
+CALENDAR = (
+    ("Spring Festival Goods 2025", "2025-01-13", "2025-01-26"),
+    ("38 Women's Day 2025", "2025-03-01", "2025-03-08"),
+    ("618 Mid-Year 2025", "2025-05-20", "2025-06-18"),
+    ("Double 11 2025", "2025-10-20", "2025-11-11"),
+    ("Double 12 2025", "2025-12-01", "2025-12-12"),
+    ("Spring Festival Goods 2026", "2026-02-01", "2026-02-14"),
+    ("38 Women's Day 2026", "2026-03-01", "2026-03-08"),
+    ("618 Mid-Year 2026", "2026-05-20", "2026-06-18"),
+    ("Summer Sale 2026", "2026-07-10", "2026-07-20"),
+    ("Back to School 2026", "2026-08-20", "2026-09-05"),
+    ("Mid-Autumn 2026", "2026-09-15", "2026-09-25"),
+    ("Double 11 2026", "2026-10-20", "2026-11-11"),
+    ("Double 12 2026", "2026-12-01", "2026-12-12"),
+)
+#: Yearly growth of the market's activity, and its months (January first) relative to an
+#: average one: the February lull of the Spring Festival, the 618 and Double 11 peaks.
+MARKET_GROWTH = 0.35
+SEASON = (1.0, 0.7, 1.0, 0.95, 1.05, 1.3, 0.9, 0.9, 1.0, 1.05, 1.6, 1.2)
+#: Activity inside a campaign's window, relative to the same day outside one.
+CAMPAIGN_LIFT = 1.5
+
+
+def activity_by_day(
+    camp_start: NDArray[np.int64], camp_end: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """The share of the history's sales and engagement on each of its :data:`DAYS` days.
+
+    Growth (:data:`MARKET_GROWTH` a year), the month's season (:data:`SEASON`) and the lift of
+    campaign windows (:data:`CAMPAIGN_LIFT`): what a growth forecast and the FACT split
+    measure themselves against (kolmatch/matching/growth.py).
+
+    Examples
+    --------
+    >>> p = activity_by_day(np.array([304]), np.array([314]))  # Double 11 2025
+    >>> round(float(p.sum()), 6), bool(p[310] > 1.4 * p[290])
+    (1.0, True)
+    """
+    days = np.arange(DAYS)
+    month = np.array([(START + timedelta(days=int(d))).month - 1 for d in days])
+    level = (1 + MARKET_GROWTH) ** (days / 365.0) * np.array(SEASON)[month]
+    inside = np.zeros(DAYS, dtype=bool)
+    for a, b in zip(camp_start, camp_end, strict=True):
+        inside[max(a, 0) : max(min(b + 1, DAYS), 0)] = True
+    level = level * np.where(inside, CAMPAIGN_LIFT, 1.0)
+    out: NDArray[np.float64] = level / level.sum()
+    return out
+
+
 #: Expected competitors per merchant among merchants of its main category.
 COMPETITORS_PER_MERCHANT = 4.0
 #: A talent's list price (public quote) is its negotiated fee / a discount drawn per talent,
@@ -380,6 +431,10 @@ class _Market:
         self.C = sc.categories
         self.ext = PLATFORM_USERS / sc.users  # one generated user stands for this many
 
+    def days(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
+        """``n`` days of the history, drawn by the market's activity (trend and season)."""
+        return np.minimum(np.searchsorted(self.day_cum, rng.random(n)), DAYS - 1).astype(np.int64)
+
     def rng(self, *stage: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, *stage])
 
@@ -532,31 +587,17 @@ class _Market:
         w.rows("served_by", lines)
 
     def campaigns(self) -> None:
+        """The platform's calendar (:data:`CALENDAR`), past and coming, and who joined what;
+        then the market's activity by day (:func:`activity_by_day`) that sales follow."""
         rng = self.rng(6)
         M = self.sc.merchants
-        names = [
-            "Spring Festival",
-            "38 Goddess Day",
-            "618 Mid-Year",
-            "Summer Sale",
-            "Back to School",
-            "Mid-Autumn",
-            "Double 11",
-            "Double 12",
-            "New Year Goods",
-        ]
-        n = len(names)
-        self.camp_start = np.sort(rng.integers(0, DAYS - 20, n))
-        self.camp_end = self.camp_start + rng.integers(5, 20, n)
+        n = len(CALENDAR)
+        self.camp_start = np.array([(date.fromisoformat(a) - START).days for _, a, _ in CALENDAR])
+        self.camp_end = np.array([(date.fromisoformat(b) - START).days for _, _, b in CALENDAR])
         w = self.w
         w.header("campaign", "id,name,start,end")
-        w.rows(
-            "campaign",
-            (
-                f"cp{i},{names[i]},{DATES[self.camp_start[i]]},{DATES[self.camp_end[i]]}"
-                for i in range(n)
-            ),
-        )
+        w.rows("campaign", (f"cp{i},{name},{a},{b}" for i, (name, a, b) in enumerate(CALENDAR)))
+        self.day_cum = np.cumsum(activity_by_day(self.camp_start, self.camp_end))
         self.merchant_campaigns = [
             sorted(set(rng.integers(0, n, rng.integers(0, 4)).tolist())) for _ in range(M)
         ]
@@ -651,7 +692,7 @@ class _Market:
         comments = rng.binomial(views, np.clip(0.03 * fit, 0, 0.5))
         shares = rng.binomial(views, np.clip(0.02 * fit, 0, 0.5))
         watch = views * rng.uniform(5, 60, E) * np.clip(fit, 0.2, 3)
-        last = rng.integers(0, DAYS, E)
+        last = self.days(rng, E)
         w.rows(
             "engaged_with",
             (
@@ -683,7 +724,7 @@ class _Market:
             cand = self.cat_products[c][_pick(rng, self.cat_prod_cum[c], len(ix))]
             fitp = np.exp(-((np.log(self.prod_price[cand]) - logp[ou[ix]]) ** 2) / 0.72)
             keep = rng.random(len(ix)) < fitp
-            days = rng.integers(0, DAYS, len(ix))
+            days = self.days(rng, len(ix))
             for j, p, d in zip(ou[ix][keep], cand[keep], days[keep], strict=True):
                 rows.append((lo + j, p, self.prod_price[p], d, "", ""))
         rows.sort(key=lambda r: (r[0], r[3], r[1]))
@@ -770,9 +811,10 @@ class _Market:
                     )[0]
                     orders = int(rng.poisson(exp_orders * np.exp(rng.normal(-0.045, 0.3))))
                     gmv = orders * self.prod_price[p]
-                    day = int(rng.integers(0, DAYS))
+                    day = int(self.days(rng, 1)[0])
                     camp = ""
-                    mc = self.merchant_campaigns[m]
+                    # collaborations ran in the campaigns that are over
+                    mc = [c for c in self.merchant_campaigns[m] if self.camp_end[c] < DAYS]
                     if mc and rng.random() < 0.4:
                         ci = mc[int(rng.integers(0, len(mc)))]
                         camp = f"cp{ci}"
@@ -813,7 +855,8 @@ class _Market:
             weight = self.talent_profile[:, main[m]] * pop + 0.05 * pop
             k = min(T, int(rng.integers(1, 5)))
             for t in np.sort(rng.choice(T, size=k, replace=False, p=weight / weight.sum())):
-                mc = self.merchant_campaigns[m]
+                # bookings hold slots in the coming campaigns
+                mc = [c for c in self.merchant_campaigns[m] if self.camp_start[c] >= DAYS]
                 if mc and rng.random() < 0.3:
                     ci = mc[int(rng.integers(0, len(mc)))]
                     start, end, camp = self.camp_start[ci], self.camp_end[ci], f"cp{ci}"

@@ -1,0 +1,391 @@
+"""GMV over time, a forecast of the coming year, and who is on track for the programme's goals.
+
+The platform's programme aims to take 1,000 merchants past ¥15M a year and 10,000 talents past
+¥1.5M (:data:`MERCHANT_GOAL`, :data:`TALENT_GOAL`). From the market graph:
+
+- a merchant's GMV in a month is what users paid for its products that month (``PURCHASED``
+  amounts through ``SELLS``); a talent's is the GMV of its collaborations that month
+  (``PROMOTED.gmv``, booked on the collaboration's day);
+- the forecast of the next months (:func:`seasonal_forecast`) is multiplicative: a level (a
+  steady owner's last :data:`LEVEL_MONTHS` months with the season taken out, a sparse one's
+  last year), a trend (a steady owner's last half-year against the one before; a sparse
+  one's, the market's), clipped to :data:`TREND_LIMITS`, and the market's seasonal index by
+  month of the year, fitted on the market's sales (one owner's months are too few and too
+  noisy to estimate twelve indices from). :func:`last_year` is the naive baseline it is
+  measured against: each month as it was a year before;
+- :func:`backtest` holds out the last months, forecasts them from the rest, and compares both
+  forecasts: the weighted absolute percentage error (WAPE: the sum of absolute errors over
+  the sum of actuals) over owner-months and over owners' held-out totals, and the error of
+  the market's held-out total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kolmatch.graph.market import MarketGraph
+
+__all__ = [
+    "LEVEL_MONTHS",
+    "MERCHANT_GOAL",
+    "TALENT_GOAL",
+    "TREND_LIMITS",
+    "Backtest",
+    "GrowthReport",
+    "MonthlyGmv",
+    "OwnerGrowth",
+    "Pairing",
+    "backtest",
+    "close_gaps",
+    "last_year",
+    "monthly_gmv",
+    "seasonal_forecast",
+    "seasonal_index",
+    "standing",
+    "wape",
+]
+
+F64 = NDArray[np.float64]
+
+#: The programme's goals, yuan of GMV a year.
+MERCHANT_GOAL = 15_000_000.0
+TALENT_GOAL = 1_500_000.0
+#: Months the forecast's level averages (deseasonalised).
+LEVEL_MONTHS = 3
+#: The yearly growth the trend may assume, at least and at most (a young owner's first
+#: months would otherwise project a tenfold year).
+TREND_LIMITS = (0.5, 2.0)
+
+
+@dataclass(frozen=True)
+class MonthlyGmv:
+    """GMV per owner and calendar month: ``values[i, k]`` is owner i's GMV in ``months[k]``."""
+
+    months: list[str]  # "YYYY-MM", consecutive
+    merchant_ids: NDArray[np.str_]
+    merchant: F64  # (M, K)
+    talent_ids: NDArray[np.str_]
+    talent: F64  # (T, K)
+
+
+def _month_index(days: NDArray[np.object_]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Months since year 0 of ISO days (or date-times); and which were readable."""
+    out = np.zeros(len(days), dtype=np.int64)
+    ok = np.zeros(len(days), dtype=bool)
+    for i, d in enumerate(days):
+        if isinstance(d, str) and len(d) >= 7 and d[4] == "-":
+            try:
+                out[i] = int(d[:4]) * 12 + int(d[5:7]) - 1
+                ok[i] = True
+            except ValueError:
+                pass
+    return out, ok
+
+
+def monthly_gmv(g: MarketGraph) -> MonthlyGmv:
+    """Every merchant's and talent's GMV per month, from the first month with any to the last.
+
+    Parameters
+    ----------
+    g
+        A market graph read with ``PURCHASED`` (amount, time), ``SELLS``, and ``PROMOTED``
+        (gmv, time): :data:`kolmatch.graph.market.GROWTH_READ`.
+
+    Returns
+    -------
+    MonthlyGmv
+        Zeros where an owner sold nothing; rows without a readable day or amount are skipped.
+    """
+    merchants, talents = g.node("Merchant"), g.node("Talent")
+    products = g.node("Product")
+    sells = g.edge("SELLS", "Merchant")
+    seller = np.full(len(products), -1, dtype=np.int64)
+    seller[sells.dst] = sells.src
+    bought = g.edge("PURCHASED", "User")
+    promoted = g.edge("PROMOTED", "Talent")
+    bm, bok = _month_index(bought.columns["time"])
+    pm, pok = _month_index(promoted.columns["time"])
+    amount = np.nan_to_num(np.asarray(bought.columns["amount"], dtype=np.float64))
+    gmv = np.nan_to_num(np.asarray(promoted.columns["gmv"], dtype=np.float64))
+    owner = seller[bought.dst]
+    bok &= owner >= 0
+    stamps = np.concatenate([bm[bok], pm[pok]])
+    if len(stamps) == 0:
+        return MonthlyGmv(
+            [],
+            merchants.ids,
+            np.zeros((len(merchants), 0)),
+            talents.ids,
+            np.zeros((len(talents), 0)),
+        )
+    first, last = int(stamps.min()), int(stamps.max())
+    k = last - first + 1
+    m_series = np.zeros((len(merchants), k))
+    np.add.at(m_series, (owner[bok], bm[bok] - first), amount[bok])
+    t_series = np.zeros((len(talents), k))
+    np.add.at(t_series, (promoted.src[pok], pm[pok] - first), gmv[pok])
+    months = [f"{(first + j) // 12:04d}-{(first + j) % 12 + 1:02d}" for j in range(k)]
+    return MonthlyGmv(months, merchants.ids, m_series, talents.ids, t_series)
+
+
+def seasonal_index(total: F64, first_month: int) -> F64:
+    """Twelve multiplicative indices, one per calendar month (January first), averaging 1.
+
+    A least-squares fit of the log of a market-wide monthly series ``total`` (its first value
+    is calendar month ``first_month``, 0 = January) on a straight trend and the twelve months:
+    a calendar month seen once is told apart from the trend by the months seen twice, so 13
+    months suffice (a centred moving average would need 24 for every month). With fewer
+    months, or a month without sales, every index is 1.
+
+    Examples
+    --------
+    >>> months = np.arange(18)
+    >>> total = 100.0 * 1.03**months * (1 + 0.5 * (months % 12 == 10))  # November sells 1.5x
+    >>> idx = seasonal_index(total, 0)
+    >>> round(float(idx[10] / idx[0]), 2), round(float(idx.mean()), 6)
+    (1.5, 1.0)
+    """
+    k = len(total)
+    if k < 13 or (total <= 0).any():
+        return np.ones(12)
+    t = np.arange(k)
+    cal = (first_month + t) % 12
+    x = np.zeros((k, 13))
+    x[:, 0] = t
+    x[t, 1 + cal] = 1.0  # one intercept per calendar month: the trend's slope is shared
+    coef, *_ = np.linalg.lstsq(x, np.log(total), rcond=None)
+    idx = np.exp(coef[1:] - coef[1:].mean())
+    out: F64 = idx / idx.mean()
+    return out
+
+
+def seasonal_forecast(
+    series: F64, first_month: int, horizon: int = 12, *, market: F64 | None = None
+) -> F64:
+    """The next ``horizon`` months of each row of ``series`` (see the module's docstring).
+
+    Parameters
+    ----------
+    series
+        (N, K) monthly GMV; column 0 is calendar month ``first_month`` (0 = January).
+    first_month
+        Calendar month of the first column.
+    horizon
+        Months to forecast.
+    market
+        The market's monthly sales over the same months, the seasonal index is estimated
+        from (default ``series`` summed): talents' collaboration GMV is too few, too heavy
+        -tailed deals to show the season, the market's purchases show it.
+
+    Returns
+    -------
+    ndarray
+        (N, horizon), never negative.
+
+    Examples
+    --------
+    >>> months = np.arange(30)
+    >>> s = (100.0 * 1.02 ** months * (1 + 0.5 * (months % 12 == 10)))[None, :]
+    >>> f = seasonal_forecast(s, 0, 12)
+    >>> bool(f[0, 4] > 1.3 * f[0, 3])  # month 34 is a November
+    True
+    """
+    n, k = series.shape
+    if k == 0:
+        return np.zeros((n, horizon))
+    idx = seasonal_index(series.sum(axis=0) if market is None else market, first_month)
+    season = idx[(first_month + np.arange(k)) % 12]
+    flat = series / season
+    # a steady owner (sales in each of its last LEVEL_MONTHS months) is levelled on them and
+    # trends on its own last half-year; a sparse one (a talent's few collaborations) on its
+    # last year and the market's trend: its own months are mostly zeros, and its own trend
+    # would be noise clipped to TREND_LIMITS
+    short = min(LEVEL_MONTHS, k)
+    long = min(12, k)
+    steady = (series[:, -short:] > 0).all(axis=1)
+    span = np.where(steady, short, long)
+    level = np.where(steady, flat[:, -short:].mean(axis=1), flat[:, -long:].mean(axis=1))
+    if k >= 12:
+        recent, before = flat[:, -6:].sum(axis=1), flat[:, -12:-6].sum(axis=1)
+        own = np.divide(recent, before, out=np.ones(n), where=before > 0) ** 2
+        whole = (flat.sum(axis=0) if market is None else market / season)[-12:]
+        r, b = whole[-6:].sum(), whole[:6].sum()
+        trend = (r / b) ** 2 if b > 0 and r > 0 else 1.0
+        yearly = np.clip(np.where(steady & (before > 0), own, trend), *TREND_LIMITS)
+    else:
+        yearly = np.ones(n)
+    # the level sits mid-window: (span - 1) / 2 months before the last month, h after it
+    ahead = (np.arange(1, horizon + 1)[None, :] + (span[:, None] - 1) / 2.0) / 12.0
+    growth = yearly[:, None] ** ahead
+    future = idx[(first_month + k + np.arange(horizon)) % 12]
+    out: F64 = np.maximum(level[:, None] * growth * future[None, :], 0.0)
+    return out
+
+
+def last_year(series: F64, horizon: int = 12) -> F64:
+    """The naive baseline: each coming month as it was twelve months before (zeros before any
+    history).
+
+    Examples
+    --------
+    >>> last_year(np.arange(14.0)[None, :], 3).tolist()
+    [[2.0, 3.0, 4.0]]
+    """
+    n, k = series.shape
+    out = np.zeros((n, horizon))
+    for h in range(horizon):
+        j = k + h - 12
+        if 0 <= j < k:
+            out[:, h] = series[:, j]
+        elif j >= k:  # beyond a year ahead: a year before that month's forecast
+            out[:, h] = out[:, h - 12]
+    return out
+
+
+def wape(actual: F64, predicted: F64) -> float:
+    """Weighted absolute percentage error: sum |error| / sum actual (NaN for no actual GMV).
+
+    Examples
+    --------
+    >>> wape(np.array([[100.0, 100.0]]), np.array([[90.0, 120.0]]))
+    0.15
+    """
+    total = float(np.abs(actual).sum())
+    return float(np.abs(actual - predicted).sum() / total) if total > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Both forecasts of held-out months against what happened."""
+
+    holdout: list[str]  # the months held out
+    owners: int
+    forecast_wape: float  # over owner-months
+    last_year_wape: float
+    forecast_owner_wape: float  # over owners' held-out totals (what "on track" turns on)
+    last_year_owner_wape: float
+    forecast_total_error: float  # (forecast - actual) / actual of the held-out sum
+    last_year_total_error: float
+
+
+def backtest(
+    series: F64, months: list[str], holdout: int = 6, *, market: F64 | None = None
+) -> Backtest:
+    """Forecast the last ``holdout`` months from the ones before and score both forecasts.
+
+    ``market``: the market's monthly sales for the seasonal index (see
+    :func:`seasonal_forecast`); only its months before the held-out ones are used.
+
+    Raises
+    ------
+    ValueError
+        If fewer than 13 months would remain to learn from (no year to compare with).
+    """
+    k = series.shape[1]
+    if k - holdout < 13:
+        raise ValueError(f"{k} months of history: a backtest of {holdout} needs {holdout + 13}")
+    train, test = series[:, : k - holdout], series[:, k - holdout :]
+    mth = int(months[0][5:7]) - 1
+    ours = seasonal_forecast(
+        train, mth, holdout, market=None if market is None else market[: k - holdout]
+    )
+    naive = last_year(train, holdout)
+    total = float(test.sum())
+
+    def bias(p: F64) -> float:
+        return float((p.sum() - total) / total) if total > 0 else float("nan")
+
+    return Backtest(
+        holdout=months[k - holdout :],
+        owners=int((series.sum(axis=1) > 0).sum()),
+        forecast_wape=wape(test, ours),
+        last_year_wape=wape(test, naive),
+        forecast_owner_wape=wape(test.sum(axis=1), ours.sum(axis=1)),
+        last_year_owner_wape=wape(test.sum(axis=1), naive.sum(axis=1)),
+        forecast_total_error=bias(ours),
+        last_year_total_error=bias(naive),
+    )
+
+
+@dataclass(frozen=True)
+class OwnerGrowth:
+    """One merchant's or talent's standing against its goal."""
+
+    id: str
+    last_12_months: float  # realised GMV of the last twelve months of history
+    forecast_12_months: float  # the forecast of the next twelve
+    goal: float
+    on_track: bool  # forecast at least the goal
+    gap: float  # goal - forecast, at least 0
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """A collaboration that would close part of a merchant's and a talent's gaps."""
+
+    merchant: str
+    talent: str
+    expected_gmv: float  # one collaboration's expected GMV x (1 - risk)
+    gap_closed: float  # of the merchant's gap plus of the talent's gap
+
+
+@dataclass(frozen=True)
+class GrowthReport:
+    """Who is on track for the programme's goals, and which pairings close the most gap."""
+
+    months: list[str]
+    merchants: list[OwnerGrowth]  # sorted: on track first, then by gap
+    talents: list[OwnerGrowth]
+    merchants_on_track: int
+    talents_on_track: int
+    pairings: list[Pairing]
+    backtest_merchants: Backtest | None  # None with under 19 months of history
+    backtest_talents: Backtest | None
+    note: str
+
+
+def standing(
+    ids: NDArray[np.str_], series: F64, months: list[str], goal: float
+) -> list[OwnerGrowth]:
+    """Each owner's last and next twelve months against ``goal``, the closest to it first."""
+    first = int(months[0][5:7]) - 1 if months else 0
+    ahead = seasonal_forecast(series, first, 12).sum(axis=1)
+    past = series[:, -12:].sum(axis=1)
+    out = [
+        OwnerGrowth(str(i), float(p), float(a), goal, bool(a >= goal), float(max(goal - a, 0.0)))
+        for i, p, a in zip(ids, past, ahead, strict=True)
+    ]
+    return sorted(out, key=lambda o: (not o.on_track, o.gap, o.id))
+
+
+def close_gaps(
+    merchants: list[OwnerGrowth],
+    talents: list[OwnerGrowth],
+    candidates: dict[str, list[tuple[str, float]]],
+    top: int = 20,
+) -> list[Pairing]:
+    """The ``top`` pairings that close the most gap: for each merchant off track, its
+    candidate talents (id, expected GMV of one collaboration), valued at what they close of
+    the merchant's gap plus what they close of the talent's (a talent on track closes none).
+
+    Examples
+    --------
+    >>> m = [OwnerGrowth("m1", 0, 0, 100.0, False, 100.0)]
+    >>> t = [OwnerGrowth("t1", 0, 0, 10.0, False, 10.0), OwnerGrowth("t2", 0, 0, 10.0, True, 0)]
+    >>> [(p.talent, p.gap_closed) for p in close_gaps(m, t, {"m1": [("t1", 30.0), ("t2", 50.0)]})]
+    [('t2', 50.0), ('t1', 40.0)]
+    """
+    t_gap = {t.id: t.gap for t in talents}
+    out = []
+    for m in merchants:
+        if m.on_track:
+            continue
+        for tid, gmv in candidates.get(m.id, []):
+            closed = min(gmv, m.gap) + min(gmv, t_gap.get(tid, 0.0))
+            if closed > 0:
+                out.append(Pairing(m.id, tid, float(gmv), float(closed)))
+    out.sort(key=lambda p: (-p.gap_closed, p.merchant, p.talent))
+    return out[:top]
