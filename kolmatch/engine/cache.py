@@ -28,11 +28,22 @@ from numpy.typing import NDArray
 
 from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
-from kolmatch.graph.market import COMPLIANCE_READ, FULL_READ, MarketGraph, ReadSpec, read_market
+from kolmatch.graph.market import (
+    BOOKINGS_READ,
+    COMPLIANCE_READ,
+    FULL_READ,
+    MarketGraph,
+    ReadSpec,
+    read_market,
+)
 from kolmatch.graph.store import GraphStore
 from kolmatch.jsonio import dumps
 from kolmatch.matching.features import Calibration, MarketFeatures, build_features, refresh_risk
-from kolmatch.matching.incremental import CollaborationWrite, apply_collaboration
+from kolmatch.matching.incremental import (
+    CollaborationWrite,
+    apply_bookings,
+    apply_collaboration,
+)
 from kolmatch.matching.score import MerchantRankings, rank_merchants
 
 __all__ = [
@@ -184,6 +195,7 @@ def updated_features(
     *,
     risk_update_of: tuple[MarketFeatures, int] | None = None,
     collaboration_of: tuple[MarketFeatures, int, CollaborationWrite] | None = None,
+    bookings_of: tuple[MarketFeatures, int] | None = None,
 ) -> tuple[MarketFeatures, MarketGraph] | None:
     """The features one write after ``v``, updated from those at ``v``; None if they cannot be.
 
@@ -199,7 +211,10 @@ def updated_features(
     store, cache_dir
         As :func:`load_features`.
     risk_update_of, collaboration_of
-        As :func:`load_features`; one of them.
+        As :func:`load_features`; one of them, or
+    bookings_of
+        ``(features, v)`` before a write that made or released bookings: the booking table is
+        re-read (the graph must be at ``v + 1``).
     """
     if collaboration_of is not None:
         # nothing to read: the caller knows its write made version v + 1 (its own write, or
@@ -223,6 +238,12 @@ def updated_features(
         if g.identity[1] != v + 1:
             return None
         return refresh_risk(g, prev), g
+    if bookings_of is not None:
+        prev, v = bookings_of
+        g = read_market(store, BOOKINGS_READ)
+        if g.identity[1] != v + 1:
+            return None
+        return apply_bookings(prev, g), g
     return None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -33,9 +33,18 @@ from kolmatch.engine.cache import (
     stored_rankings,
     updated_features,
 )
-from kolmatch.errors import BadArgument, Conflict, IncompleteLoad, KolmatchError, UnknownId
+from kolmatch.errors import (
+    BadArgument,
+    Conflict,
+    IncompleteLoad,
+    KolmatchError,
+    NotEligible,
+    UnknownId,
+)
+from kolmatch.graph.booking import Booking, check_window
 from kolmatch.graph.market import CATALOG_READ
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
+from kolmatch.matching.eligibility import require_merchant, talent_eligibility
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.incremental import CollaborationWrite
 from kolmatch.matching.score import MerchantRankings
@@ -142,6 +151,7 @@ class EngineService:
         *,
         violations_only_since: int | None = None,
         collaboration_since: tuple[int, CollaborationWrite, str] | None = None,
+        bookings_since: int | None = None,
         actor: str | None = None,
         persist: bool = True,
     ) -> Snapshot:
@@ -162,7 +172,10 @@ class EngineService:
             features are updated for that talent alone
             (:func:`kolmatch.matching.incremental.apply_collaboration`, frozen calibration):
             ~1 ms instead of a full build (:func:`kolmatch.engine.cache.load_features`).
-
+        bookings_since
+            The graph version before a write that made or released bookings: if the serving
+            snapshot is of it and the graph is one write past it, only the booking table is
+            re-read (:func:`kolmatch.matching.incremental.apply_bookings`).
         actor
             Who asked for the refresh (``merchant:m3``, ``internal``): given, the refresh is
             recorded in the audit log with the versions before and after.
@@ -182,6 +195,11 @@ class EngineService:
             if collaboration_since is not None and prev.version == collaboration_since[0]:
                 v, write, collab_id = collaboration_since
                 collab = (prev.features, v, write)
+            booked = (
+                (prev.features, bookings_since)
+                if bookings_since is not None and prev.version == bookings_since
+                else None
+            )
             entry: dict[str, Any] = {
                 "actor": actor,
                 "action": "refreshFeatures",
@@ -189,7 +207,7 @@ class EngineService:
                 "input": {},
             }
             try:
-                snap = self._updated(reuse, collab, collab_id, persist) or self._build(
+                snap = self._updated(reuse, collab, collab_id, persist, booked) or self._build(
                     reuse, collab
                 )
             except KolmatchError as exc:
@@ -249,8 +267,8 @@ class EngineService:
 
         Other processes' writes since our version, one version each as the feed records
         them, are applied as their writers did: recorded collaborations (one talent's rows
-        each), then at most one violations write, last (compliance is read at the store's
-        version). A write still ``pending`` in the feed is waited for (up to
+        each), then at most one violations or bookings write, last (what it re-reads is read
+        at the store's version). A write still ``pending`` in the feed is waited for (up to
         :data:`FEED_WAIT_SECONDS`, on later polls) rather than rebuilt around; anything else
         (a bulk load, a write the feed does not have) is a rebuild. Called by the follower
         under the write lock.
@@ -275,7 +293,7 @@ class EngineService:
             v == version
             and kinds
             and all(k == "collaboration" for k in kinds[:-1])
-            and kinds[-1] in ("collaboration", "violations")
+            and kinds[-1] in ("collaboration", "violations", "bookings")
         )
         if not applicable:
             self.refresh()
@@ -287,6 +305,8 @@ class EngineService:
             if change["kind"] == "collaboration":
                 write = CollaborationWrite(**change["write"])
                 self.refresh(collaboration_since=(at, write, change["collab_id"]), persist=False)
+            elif change["kind"] == "bookings":
+                self.refresh(bookings_since=at, persist=False)
             else:
                 self.refresh(violations_only_since=at, persist=False)
 
@@ -314,6 +334,7 @@ class EngineService:
         collaboration_of: tuple[MarketFeatures, int, CollaborationWrite] | None,
         collab_id: str,
         persist: bool,
+        bookings_of: tuple[MarketFeatures, int] | None = None,
     ) -> Snapshot | None:
         """The serving snapshot one write later, without reading the catalog; None if not.
 
@@ -330,6 +351,7 @@ class EngineService:
             self._cache_dir,
             risk_update_of=risk_update_of,
             collaboration_of=collaboration_of,
+            bookings_of=bookings_of,
         )
         if out is None:
             return None
@@ -358,6 +380,8 @@ class EngineService:
                 history=history,
                 collaborations={**prev.collaborations, collab_id: c},
             )
+        elif bookings_of is not None:
+            snap = replace(prev, version=version, features=f, rankings=None)
         else:
             snap = replace(
                 prev,
@@ -720,6 +744,78 @@ class EngineService:
                 audit={**entry, "before": before, "after": {**before, "resolved": True}},
             )
 
+    def book(
+        self, bookings: Sequence[Booking], *, actor: str = "local"
+    ) -> tuple[Snapshot, list[str]]:
+        """Book talents' slots for merchants, all or nothing, then refresh.
+
+        Compliance is checked here (an excluded merchant or talent is refused, as plans leave
+        them out); capacity and competitors' bookings are checked by the store in the
+        transaction that writes (:meth:`kolmatch.graph.store.GraphStore.book`), so two
+        workers after the same last slot get one success. A booking id sent again with the
+        same values is a no-op.
+
+        Returns
+        -------
+        (Snapshot, list of str)
+            The snapshot after the write and the ids written (repeats left out).
+
+        Raises
+        ------
+        BadArgument
+            If no booking is given, or a window is malformed.
+        NotEligible
+            If a merchant or talent is excluded for compliance.
+        BookingRefused, Conflict, UnknownId
+            As the store raises them (nothing written).
+        """
+        sent = [asdict(b) for b in bookings]
+        entry = {"actor": actor, "action": "book", "target": None, "input": {"bookings": sent}}
+        written: list[str] = []
+        with self._write_lock:
+            try:
+                if not bookings:
+                    raise BadArgument("bookings", "give at least one booking")
+                f = self._current().features
+                for b in bookings:
+                    if not b.booking_id.strip():
+                        raise BadArgument("bookings", "a booking id must not be empty")
+                    check_window(b)
+                    require_merchant(f, b.merchant)
+                    t = f.talent_row(b.talent)
+                    if f.talent_risk[t] >= 1.0:
+                        reason = talent_eligibility(f).reasons[t]
+                        raise NotEligible("Talent", b.talent, reason)
+            except KolmatchError as exc:
+                self.record_refusal(entry, exc)
+                raise
+            snap = self._write(
+                [],
+                audit={**entry, "before": None, "after": {"bookings": sent}},
+                perform=lambda: written.extend(self._store.book(bookings)),
+            )
+            return snap, written
+
+    def release(
+        self, booking_ids: Sequence[str], *, merchant: str | None = None, actor: str = "local"
+    ) -> tuple[Snapshot, list[str]]:
+        """Release bookings (only ``merchant``'s, if given), then refresh; returns the ids
+        released (ids not held, or another merchant's, are left out: a repeat is a no-op)."""
+        ids = list(dict.fromkeys(booking_ids))
+        entry = {"actor": actor, "action": "release", "target": merchant, "input": {"ids": ids}}
+        gone: list[str] = []
+        with self._write_lock:
+            if not ids:
+                exc = BadArgument("ids", "give at least one booking id")
+                self.record_refusal(entry, exc)
+                raise exc
+            snap = self._write(
+                [],
+                audit={**entry, "before": None, "after": {"released": ids}},
+                perform=lambda: gone.extend(self._store.release(ids, merchant=merchant)),
+            )
+            return snap, gone
+
     def _current(self) -> Snapshot:
         """The snapshot at the store's version: a write checks against what others wrote.
 
@@ -769,11 +865,14 @@ class EngineService:
         audit: dict[str, Any],
         violations_only: bool = False,
         collaboration: CollaborationWrite | None = None,
+        perform: Callable[[], object] | None = None,
     ) -> Snapshot:
         """Write ``batches`` with the audit log's record around it, then refresh.
 
         The log's ``pending`` entry is on disk before the store is touched; its ending
         (``written`` with the new version, or ``failed``) follows the store's answer.
+        ``perform``: a write of its own instead of ``batches`` (bookings, checked in the
+        store's transaction); if it leaves the version as it was, nothing is refreshed.
         """
         with self._write_lock:
             try:
@@ -789,6 +888,8 @@ class EngineService:
             if collaboration is not None:
                 change |= {"kind": "collaboration", "write": asdict(collaboration)}
                 change["collab_id"] = str(audit["target"])
+            elif perform is not None:
+                change["kind"] = "bookings"
             else:
                 change["kind"] = "violations" if violations_only else "other"
             graph_id = self._store.graph_id()
@@ -796,7 +897,10 @@ class EngineService:
                 self._store.uri, graph_id, self._cache_dir, {**change, "state": "pending"}
             )
             try:
-                self._store.write(batches)
+                if perform is not None:
+                    perform()
+                else:
+                    self._store.write(batches)
             except BaseException as exc:
                 self._end(ref, {**ending, "outcome": "failed", "error": _error_of(exc)})
                 record_change(
@@ -814,8 +918,11 @@ class EngineService:
                 self._cache_dir,
                 {**change, "state": "written", "after": version},
             )
+            if version == before:  # nothing was written (a repeat): nothing to refresh
+                return self._snapshot
             alone = version == before + 1  # else another process wrote too: rebuild
             return self.refresh(
+                bookings_since=before if perform is not None and alone else None,
                 violations_only_since=before if violations_only else None,
                 collaboration_since=(
                     (before, collaboration, str(audit["target"]))

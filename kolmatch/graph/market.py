@@ -21,6 +21,7 @@ from kolmatch.graph.projection import EdgeList, NodeTable, edge_list, node_table
 from kolmatch.graph.store import GraphStore
 
 __all__ = [
+    "BOOKINGS_READ",
     "CATALOG_READ",
     "COMPLIANCE_READ",
     "FULL_READ",
@@ -181,6 +182,9 @@ CATALOG_READ = _spec(
         ("PROMOTED", "Talent", ("collab_id", "gmv", "orders", "fee", "time", "campaign")),
     ],
 )
+
+#: What a booking or release changes: who holds which talent's slots when.
+BOOKINGS_READ = _spec({"Talent": (), "Merchant": ()}, [("BOOKED", "Talent", ("start", "end"))])
 
 #: What the growth report reads: sales by month (kolmatch/matching/growth.py).
 GROWTH_READ = _spec(

@@ -7,7 +7,8 @@ and risk and one entry of the promotions: :func:`apply_collaboration` updates th
 result equals a full build of the graph after the write with the same calibration (field by
 field, up to the order floating-point sums are taken in). Violations change compliance alone:
 :func:`apply_violations` re-derives it from the small compliance read. A full build, on a
-schedule or after enough change, measures the calibration afresh.
+schedule or after enough change, measures the calibration afresh. Bookings change who is free
+when, and nothing a score is made of: :func:`apply_bookings` re-reads the booking table.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from kolmatch.errors import BadArgument
+from kolmatch.errors import BadArgument, StoreError
 from kolmatch.graph.market import MarketGraph
 from kolmatch.matching.features import (
     FAKE_ENGAGEMENT_NOTE,
@@ -28,12 +29,13 @@ from kolmatch.matching.features import (
     TRACK_PRIOR,
     MarketFeatures,
     _expected_orders_base,
+    _ordinals,
     refresh_risk,
     spill_note,
     spill_risk,
 )
 
-__all__ = ["CollaborationWrite", "apply_collaboration", "apply_violations"]
+__all__ = ["CollaborationWrite", "apply_bookings", "apply_collaboration", "apply_violations"]
 
 
 @dataclass(frozen=True)
@@ -207,3 +209,36 @@ def apply_violations(f: MarketFeatures, compliance: MarketGraph) -> MarketFeatur
         If the graph's talents, merchants, products or agencies are not ``f``'s.
     """
     return refresh_risk(compliance, f)
+
+
+def apply_bookings(f: MarketFeatures, booked: MarketGraph) -> MarketFeatures:
+    """``f`` after bookings made or released: the booking arrays re-read, nothing else.
+
+    Bookings enter no score, calibration or compliance: only availability (free slots,
+    competitors' bookings), which the planners derive from these arrays. The result equals a
+    full build of the graph after the writes with ``f``'s calibration.
+
+    Parameters
+    ----------
+    f
+        The features before the writes.
+    booked
+        The graph after them, read with at least
+        :data:`~kolmatch.graph.market.BOOKINGS_READ`.
+
+    Raises
+    ------
+    StoreError
+        If the graph's talents or merchants are not ``f``'s.
+    """
+    for label, ids in (("Talent", f.talent_ids), ("Merchant", f.merchant_ids)):
+        if not np.array_equal(booked.node(label).ids, ids):
+            raise StoreError(f"the graph's {label} nodes changed: the features must be rebuilt")
+    e = booked.edge("BOOKED", "Talent")
+    return replace(
+        f,
+        booking_talent=e.src,
+        booking_merchant=e.dst,
+        booking_start=_ordinals(e.columns["start"]),
+        booking_end=_ordinals(e.columns["end"]),
+    )
