@@ -30,6 +30,7 @@ from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.graph.market import (
     BOOKINGS_READ,
+    CAMPAIGNS_READ,
     COMPLIANCE_READ,
     FULL_READ,
     MarketGraph,
@@ -42,6 +43,7 @@ from kolmatch.matching.features import Calibration, MarketFeatures, build_featur
 from kolmatch.matching.incremental import (
     CollaborationWrite,
     apply_bookings,
+    apply_campaigns,
     apply_collaboration,
 )
 from kolmatch.matching.score import MerchantRankings, rank_merchants
@@ -196,6 +198,7 @@ def updated_features(
     risk_update_of: tuple[MarketFeatures, int] | None = None,
     collaboration_of: tuple[MarketFeatures, int, CollaborationWrite] | None = None,
     bookings_of: tuple[MarketFeatures, int] | None = None,
+    campaigns_of: tuple[MarketFeatures, int] | None = None,
 ) -> tuple[MarketFeatures, MarketGraph] | None:
     """The features one write after ``v``, updated from those at ``v``; None if they cannot be.
 
@@ -215,6 +218,8 @@ def updated_features(
     bookings_of
         ``(features, v)`` before a write that made or released bookings: the booking table is
         re-read (the graph must be at ``v + 1``).
+    campaigns_of
+        The same for a write that created or joined campaigns (their tables re-read).
     """
     if collaboration_of is not None:
         # nothing to read: the caller knows its write made version v + 1 (its own write, or
@@ -244,6 +249,12 @@ def updated_features(
         if g.identity[1] != v + 1:
             return None
         return apply_bookings(prev, g), g
+    if campaigns_of is not None:
+        prev, v = campaigns_of
+        g = read_market(store, CAMPAIGNS_READ)
+        if g.identity[1] != v + 1:
+            return None
+        return apply_campaigns(prev, g), g
     return None
 
 

@@ -33,6 +33,7 @@ from kolmatch.engine.cache import (
     stored_rankings,
     updated_features,
 )
+from kolmatch.engine.campaigns import CampaignBrief, briefs_of, checked_brief
 from kolmatch.errors import (
     BadArgument,
     Conflict,
@@ -95,6 +96,7 @@ class Snapshot:
     product_merchant: dict[str, str | None]  # every product and the merchant selling it
     violation_ids: set[str]
     collaborations: dict[str, Collaboration] = field(default_factory=dict)  # by collab_id
+    campaigns: dict[str, CampaignBrief] = field(default_factory=dict)  # by id, in date order
 
 
 class EngineService:
@@ -152,6 +154,7 @@ class EngineService:
         violations_only_since: int | None = None,
         collaboration_since: tuple[int, CollaborationWrite, str] | None = None,
         bookings_since: int | None = None,
+        campaigns_since: int | None = None,
         actor: str | None = None,
         persist: bool = True,
     ) -> Snapshot:
@@ -176,6 +179,9 @@ class EngineService:
             The graph version before a write that made or released bookings: if the serving
             snapshot is of it and the graph is one write past it, only the booking table is
             re-read (:func:`kolmatch.matching.incremental.apply_bookings`).
+        campaigns_since
+            The same for a write that created or joined campaigns (their tables re-read:
+            :func:`kolmatch.matching.incremental.apply_campaigns`).
         actor
             Who asked for the refresh (``merchant:m3``, ``internal``): given, the refresh is
             recorded in the audit log with the versions before and after.
@@ -200,6 +206,11 @@ class EngineService:
                 if bookings_since is not None and prev.version == bookings_since
                 else None
             )
+            camps = (
+                (prev.features, campaigns_since)
+                if campaigns_since is not None and prev.version == campaigns_since
+                else None
+            )
             entry: dict[str, Any] = {
                 "actor": actor,
                 "action": "refreshFeatures",
@@ -207,9 +218,9 @@ class EngineService:
                 "input": {},
             }
             try:
-                snap = self._updated(reuse, collab, collab_id, persist, booked) or self._build(
-                    reuse, collab
-                )
+                snap = self._updated(
+                    reuse, collab, collab_id, persist, booked, camps
+                ) or self._build(reuse, collab)
             except KolmatchError as exc:
                 if actor is not None:
                     self.record_refusal(entry, exc)
@@ -267,11 +278,11 @@ class EngineService:
 
         Other processes' writes since our version, one version each as the feed records
         them, are applied as their writers did: recorded collaborations (one talent's rows
-        each), then at most one violations or bookings write, last (what it re-reads is read
-        at the store's version). A write still ``pending`` in the feed is waited for (up to
-        :data:`FEED_WAIT_SECONDS`, on later polls) rather than rebuilt around; anything else
-        (a bulk load, a write the feed does not have) is a rebuild. Called by the follower
-        under the write lock.
+        each), then at most one violations, bookings or campaigns write, last (what it
+        re-reads is read at the store's version). A write still ``pending`` in the feed is
+        waited for (up to :data:`FEED_WAIT_SECONDS`, on later polls) rather than rebuilt
+        around; anything else (a bulk load, a write the feed does not have) is a rebuild.
+        Called by the follower under the write lock.
         """
         snap = self._snapshot
         version = self._store.version()
@@ -293,7 +304,7 @@ class EngineService:
             v == version
             and kinds
             and all(k == "collaboration" for k in kinds[:-1])
-            and kinds[-1] in ("collaboration", "violations", "bookings")
+            and kinds[-1] in ("collaboration", "violations", "bookings", "campaigns")
         )
         if not applicable:
             self.refresh()
@@ -307,6 +318,8 @@ class EngineService:
                 self.refresh(collaboration_since=(at, write, change["collab_id"]), persist=False)
             elif change["kind"] == "bookings":
                 self.refresh(bookings_since=at, persist=False)
+            elif change["kind"] == "campaigns":
+                self.refresh(campaigns_since=at, persist=False)
             else:
                 self.refresh(violations_only_since=at, persist=False)
 
@@ -335,6 +348,7 @@ class EngineService:
         collab_id: str,
         persist: bool,
         bookings_of: tuple[MarketFeatures, int] | None = None,
+        campaigns_of: tuple[MarketFeatures, int] | None = None,
     ) -> Snapshot | None:
         """The serving snapshot one write later, without reading the catalog; None if not.
 
@@ -352,6 +366,7 @@ class EngineService:
             risk_update_of=risk_update_of,
             collaboration_of=collaboration_of,
             bookings_of=bookings_of,
+            campaigns_of=campaigns_of,
         )
         if out is None:
             return None
@@ -382,6 +397,8 @@ class EngineService:
             )
         elif bookings_of is not None:
             snap = replace(prev, version=version, features=f, rankings=None)
+        elif campaigns_of is not None:
+            snap = replace(prev, version=version, features=f, rankings=None, campaigns=briefs_of(g))
         else:
             snap = replace(
                 prev,
@@ -543,6 +560,7 @@ class EngineService:
             },
             violation_ids={str(x) for x in violations.ids},
             collaborations={c.collab_id: c for items in history.values() for c in items},
+            campaigns=briefs_of(g),
         )
 
     # -- writes ---------------------------------------------------------------------------
@@ -816,6 +834,122 @@ class EngineService:
             )
             return snap, gone
 
+    def create_campaign(
+        self,
+        *,
+        campaign_id: str,
+        name: str,
+        start: str,
+        end: str,
+        goal: str | None = None,
+        kpi_target: float | None = None,
+        budget: float | None = None,
+        categories: Sequence[str] = (),
+        products: Sequence[str] = (),
+        actor: str = "local",
+    ) -> Snapshot:
+        """Create a campaign with its brief (internal tools), then refresh.
+
+        Raises
+        ------
+        BadArgument
+            If a field is malformed, or the id is taken.
+        UnknownId
+            If a category or product is not in the graph.
+        """
+        entry = {"actor": actor, "action": "createCampaign", "target": campaign_id}
+        with self._write_lock:
+            try:
+                row = checked_brief(
+                    campaign_id=campaign_id,
+                    name=name,
+                    start=start,
+                    end=end,
+                    goal=goal,
+                    kpi_target=kpi_target,
+                    budget=budget,
+                )
+                if campaign_id in self._current().campaigns:
+                    raise BadArgument("id", f"campaign {campaign_id!r} exists")
+                for label, ids in (("Category", categories), ("Product", products)):
+                    missing = sorted(self._store.missing_ids(label, list(ids)))
+                    if missing:
+                        raise UnknownId(label, missing[0])
+            except KolmatchError as exc:
+                self.record_refusal({**entry, "input": {"name": name}}, exc)
+                raise
+            sent = {**row, "categories": list(categories), "products": list(products)}
+            batches: list[NodeBatch | RelBatch] = [NodeBatch("Campaign", [row])]
+            if categories:
+                rows = [{"src": campaign_id, "dst": c} for c in dict.fromkeys(categories)]
+                batches.append(RelBatch("COVERS", "Campaign", rows))
+            if products:
+                rows = [{"src": p, "dst": campaign_id} for p in dict.fromkeys(products)]
+                batches.append(RelBatch("IN_CAMPAIGN", "Product", rows))
+            return self._write(
+                batches,
+                audit={**entry, "input": sent, "before": None, "after": sent},
+                campaigns=True,
+            )
+
+    def join_campaign(
+        self,
+        merchant: str,
+        campaign_id: str,
+        *,
+        products: Sequence[str] = (),
+        actor: str = "local",
+    ) -> Snapshot:
+        """A merchant joins a campaign that is not over, putting up some of its products;
+        then refresh. Joining again with nothing new is a no-op.
+
+        Raises
+        ------
+        UnknownId
+            If the merchant, campaign or a product is not in the graph.
+        NotEligible
+            If the merchant is excluded for compliance.
+        BadArgument
+            If the campaign is over, or a product is not the merchant's.
+        """
+        entry = {
+            "actor": actor,
+            "action": "joinCampaign",
+            "target": campaign_id,
+            "input": {"merchant": merchant, "products": list(products)},
+        }
+        with self._write_lock:
+            try:
+                snap = self._current()
+                require_merchant(snap.features, merchant)
+                brief = snap.campaigns.get(campaign_id)
+                if brief is None:
+                    raise UnknownId("Campaign", campaign_id)
+                if brief.status(snap.features.today) == "over":
+                    raise BadArgument(
+                        "campaign", f"campaign {campaign_id} ended on {brief.end[:10]}"
+                    )
+                for p in products:
+                    if p not in snap.product_merchant:
+                        raise UnknownId("Product", p)
+                    if snap.product_merchant[p] != merchant:
+                        raise BadArgument("products", f"{p} is not {merchant}'s product")
+                new = [p for p in dict.fromkeys(products) if p not in brief.products]
+                if merchant in brief.merchants and not new:
+                    return snap
+            except KolmatchError as exc:
+                self.record_refusal(entry, exc)
+                raise
+            batches: list[NodeBatch | RelBatch] = [
+                RelBatch("JOINED", "Merchant", [{"src": merchant, "dst": campaign_id}])
+            ]
+            if new:
+                rows = [{"src": p, "dst": campaign_id} for p in new]
+                batches.append(RelBatch("IN_CAMPAIGN", "Product", rows))
+            return self._write(
+                batches, audit={**entry, "before": None, "after": entry["input"]}, campaigns=True
+            )
+
     def _current(self) -> Snapshot:
         """The snapshot at the store's version: a write checks against what others wrote.
 
@@ -866,6 +1000,7 @@ class EngineService:
         violations_only: bool = False,
         collaboration: CollaborationWrite | None = None,
         perform: Callable[[], object] | None = None,
+        campaigns: bool = False,
     ) -> Snapshot:
         """Write ``batches`` with the audit log's record around it, then refresh.
 
@@ -890,6 +1025,8 @@ class EngineService:
                 change["collab_id"] = str(audit["target"])
             elif perform is not None:
                 change["kind"] = "bookings"
+            elif campaigns:
+                change["kind"] = "campaigns"
             else:
                 change["kind"] = "violations" if violations_only else "other"
             graph_id = self._store.graph_id()
@@ -923,6 +1060,7 @@ class EngineService:
             alone = version == before + 1  # else another process wrote too: rebuild
             return self.refresh(
                 bookings_since=before if perform is not None and alone else None,
+                campaigns_since=before if campaigns and alone else None,
                 violations_only_since=before if violations_only else None,
                 collaboration_since=(
                     (before, collaboration, str(audit["target"]))

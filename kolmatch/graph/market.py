@@ -22,6 +22,7 @@ from kolmatch.graph.store import GraphStore
 
 __all__ = [
     "BOOKINGS_READ",
+    "CAMPAIGNS_READ",
     "CATALOG_READ",
     "COMPLIANCE_READ",
     "FULL_READ",
@@ -167,8 +168,14 @@ COMPLIANCE_READ = _spec(
     ],
 )
 
+#: Campaigns and their briefs: windows, goals, who joined, categories and products.
+CAMPAIGNS_READ = _spec(
+    {"Campaign": None, "Merchant": (), "Category": (), "Product": ()},
+    [("JOINED", "Merchant", ()), ("COVERS", "Campaign", ()), ("IN_CAMPAIGN", "Product", ())],
+)
+
 #: What the API shows besides features: names, rosters, sellers and collaboration history.
-CATALOG_READ = _spec(
+CATALOG_READ = CAMPAIGNS_READ | _spec(
     {
         "Talent": ("name", "region"),
         "Merchant": ("name",),

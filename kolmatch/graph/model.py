@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 __all__ = [
+    "CAMPAIGN_GOALS",
     "NODES",
     "NODE_BY_FILE",
     "RELATIONSHIPS",
@@ -89,6 +90,8 @@ class RelSpec:
 S, INT, F, B, D = FieldType.STR, FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.DATE
 GENDERS = ("f", "m", "u")
 AGE_BANDS = ("18-23", "24-30", "31-40", "41-50", "50+")
+#: What a campaign is run for: GMV, new customers, or reach (awareness).
+CAMPAIGN_GOALS = ("gmv", "new_customers", "reach")
 
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
@@ -178,8 +181,12 @@ NODES: tuple[NodeSpec, ...] = (
             Field("name", S, True, "campaign name"),
             Field("start", D, True, "first day"),
             Field("end", D, True, "last day"),
+            Field("goal", S, doc="what the campaign is run for", choices=CAMPAIGN_GOALS),
+            Field("kpi_target", F, doc="the goal's target: yuan of GMV, or users"),
+            Field("budget", F, doc="the platform's budget for the campaign, in yuan"),
         ),
-        "A marketing event with a time window.",
+        "A marketing event with a time window, and its brief: goal, target, budget (its "
+        "categories and products are COVERS and IN_CAMPAIGN relationships).",
     ),
     NodeSpec(
         "Category",
@@ -293,6 +300,22 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         doc="A merchant uses a service provider.",
     ),
     RelSpec("JOINED", "joined", ("Merchant",), "Campaign", (), doc="A merchant joined a campaign."),
+    RelSpec(
+        "COVERS",
+        "covers",
+        ("Campaign",),
+        "Category",
+        (),
+        doc="A campaign's brief covers a category.",
+    ),
+    RelSpec(
+        "IN_CAMPAIGN",
+        "in_campaign",
+        ("Product",),
+        "Campaign",
+        (),
+        doc="A product is in a campaign's brief.",
+    ),
     RelSpec(
         "IN_CATEGORY",
         "in_category",

@@ -21,10 +21,11 @@ __all__ = [
 
 #: The layout of a store's data, recorded in every store kolmatch writes. Raised when the
 #: domain model changes in a way an older store lacks (2: PROMOTED outcomes optional; 3: Talent
-#: ``list_price``; a store with no record is of format 1). A store of an older format is
+#: ``list_price``; 4: campaign briefs, COVERS and IN_CAMPAIGN; a store with no record is of
+#: format 1). A store of an older format is
 #: migrated by ``kolmatch migrate`` (or by the next ``kolmatch load``); reads refuse it with
 #: a message saying so. A store of a newer format is refused: upgrade kolmatch.
-STORE_FORMAT = 3
+STORE_FORMAT = 4
 
 
 @dataclass(frozen=True)

@@ -595,14 +595,50 @@ class _Market:
         self.camp_start = np.array([(date.fromisoformat(a) - START).days for _, a, _ in CALENDAR])
         self.camp_end = np.array([(date.fromisoformat(b) - START).days for _, _, b in CALENDAR])
         w = self.w
-        w.header("campaign", "id,name,start,end")
-        w.rows("campaign", (f"cp{i},{name},{a},{b}" for i, (name, a, b) in enumerate(CALENDAR)))
+        # briefs: a goal, a target and a budget that grow with the market and the event
+        brief = self.rng(61)
+        goals = [
+            "gmv" if "Double" in nm or "618" in nm else "new_customers" for nm, _, _ in CALENDAR
+        ]
+        scale = M / 200.0  # the s market has 200 merchants
+        targets = [
+            round(float(brief.uniform(2e6, 8e6) * scale), -4)
+            if g == "gmv"
+            else float(round(brief.uniform(2e3, 1e4) * scale))
+            for g in goals
+        ]
+        budgets = [round(float(brief.uniform(2e5, 1e6) * scale), -3) for _ in CALENDAR]
+        w.header("campaign", "id,name,start,end,goal,kpi_target,budget")
+        w.rows(
+            "campaign",
+            (
+                f"cp{i},{name},{a},{b},{goals[i]},{targets[i]:.0f},{budgets[i]:.0f}"
+                for i, (name, a, b) in enumerate(CALENDAR)
+            ),
+        )
+        self.camp_cats = [
+            sorted(set(brief.integers(0, self.C, brief.integers(2, 5)).tolist())) for _ in CALENDAR
+        ]
+        w.header("covers", "src,dst")
+        w.rows(
+            "covers", (f"cp{i},cat{c:02d}" for i, cats in enumerate(self.camp_cats) for c in cats)
+        )
         self.day_cum = np.cumsum(activity_by_day(self.camp_start, self.camp_end))
         self.merchant_campaigns = [
             sorted(set(rng.integers(0, n, rng.integers(0, 4)).tolist())) for _ in range(M)
         ]
         w.header("joined", "src,dst")
         w.rows("joined", (f"m{m},cp{c}" for m in range(M) for c in self.merchant_campaigns[m]))
+        # each joined merchant puts up to three of its products in the brief's categories
+        lines = []
+        for m in range(M):
+            prods = np.arange(self.prod_start[m], self.prod_start[m] + self.prod_count[m])
+            for c in self.merchant_campaigns[m]:
+                fit = prods[np.isin(self.prod_cat[prods], self.camp_cats[c])]
+                for p in fit[:3]:
+                    lines.append(f"p{p},cp{c}")
+        w.header("in_campaign", "src,dst")
+        w.rows("in_campaign", lines)
 
     # -- demand side, streamed in chunks of users --------------------------
     def users(self) -> None:

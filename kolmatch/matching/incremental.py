@@ -35,7 +35,13 @@ from kolmatch.matching.features import (
     spill_risk,
 )
 
-__all__ = ["CollaborationWrite", "apply_bookings", "apply_collaboration", "apply_violations"]
+__all__ = [
+    "CollaborationWrite",
+    "apply_bookings",
+    "apply_campaigns",
+    "apply_collaboration",
+    "apply_violations",
+]
 
 
 @dataclass(frozen=True)
@@ -241,4 +247,38 @@ def apply_bookings(f: MarketFeatures, booked: MarketGraph) -> MarketFeatures:
         booking_merchant=e.dst,
         booking_start=_ordinals(e.columns["start"]),
         booking_end=_ordinals(e.columns["end"]),
+    )
+
+
+def apply_campaigns(f: MarketFeatures, g: MarketGraph) -> MarketFeatures:
+    """``f`` after campaigns created or joined: the campaign arrays re-read, nothing else.
+
+    Campaigns enter the planners' windows and who may be assigned in them, no score; the
+    result equals a full build of the graph after the writes with ``f``'s calibration.
+
+    Parameters
+    ----------
+    f
+        The features before the writes.
+    g
+        The graph after them, read with at least
+        :data:`~kolmatch.graph.market.CAMPAIGNS_READ`.
+
+    Raises
+    ------
+    StoreError
+        If the graph's merchants are not ``f``'s.
+    """
+    if not np.array_equal(g.node("Merchant").ids, f.merchant_ids):
+        raise StoreError("the graph's Merchant nodes changed: the features must be rebuilt")
+    campaigns, joined = g.node("Campaign"), g.edge("JOINED", "Merchant")
+    return replace(
+        f,
+        campaign_ids=campaigns.ids,
+        campaign_start=_ordinals(campaigns.columns["start"]),
+        campaign_end=_ordinals(campaigns.columns["end"]),
+        merchant_campaigns=sp.csr_matrix(
+            (np.ones(len(joined)), (joined.src, joined.dst)),
+            shape=(len(f.merchant_ids), len(campaigns)),
+        ),
     )
