@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import graphene
@@ -12,16 +12,27 @@ import numpy as np
 
 from kolmatch.api.errors import ASSIGNMENT_ARGUMENTS, Forbidden, api_arguments, code_of
 from kolmatch.api.types.agency import Agency, TalentConnection
+from kolmatch.api.types.campaign import (
+    BookTalents,
+    Campaign,
+    CreateCampaign,
+    JoinCampaign,
+    ReleaseBookings,
+)
 from kolmatch.api.types.common import (
     RequestContext,
+    actor_of,
     connection,
     context,
     page_size,
     page_window,
+    require_internal,
     sliced,
+    write_as,
 )
 from kolmatch.api.types.merchant import Match, Merchant, MerchantRef, merchant_ref, to_match
 from kolmatch.api.types.talent import Talent, TalentRef, talent_ref
+from kolmatch.engine.campaigns import CampaignBrief
 from kolmatch.engine.jobs import JOB_STATES, Job, RequestWork, request_work
 from kolmatch.errors import (
     BadArgument,
@@ -48,25 +59,6 @@ __all__ = ["schema"]
 MerchantConnection = connection("Merchant", Merchant)
 
 
-def _internal(ctx: RequestContext, what: str) -> None:
-    if not ctx.principal.internal:
-        raise Forbidden(f"{what} is for internal tools only")
-
-
-def _actor(ctx: RequestContext) -> str:
-    """Who writes, as the audit log records it: the principal's role and id, never its key."""
-    return str(ctx.principal)
-
-
-def _internal_write(ctx: RequestContext, action: str, target: str | None, sent: Any) -> None:
-    """Refuse (and audit) a mutation for internal tools asked by anyone else."""
-    if not ctx.principal.internal:
-        exc = Forbidden(f"{action} is for internal tools only")
-        entry = {"actor": _actor(ctx), "action": action, "target": target, "input": sent}
-        ctx.service.record_refusal(entry, exc)
-        raise exc
-
-
 class PrincipalType(graphene.ObjectType):
     class Meta:
         name = "Principal"
@@ -87,12 +79,6 @@ class TalentFilter(graphene.InputObjectType):
     agency = graphene.ID()
     min_followers = graphene.Float()
     name_contains = graphene.String()
-
-
-class Campaign(graphene.ObjectType):
-    id = graphene.ID(required=True)
-    start = graphene.String(required=True)
-    end = graphene.String(required=True)
 
 
 class MatchList(graphene.ObjectType):
@@ -268,7 +254,7 @@ class JobType(graphene.ObjectType):
 
 def _job(ctx: RequestContext, job_id: str, *, cancel: bool = False) -> Job:
     board = request_work().jobs
-    who, internal = _actor(ctx), ctx.principal.internal
+    who, internal = actor_of(ctx), ctx.principal.internal
     if cancel:
         return board.cancel(job_id, who, internal=internal)
     return board.get(job_id, who, internal=internal)
@@ -389,23 +375,15 @@ class Query(graphene.ObjectType):
         return sliced(page, offset, size, len(rows))
 
     @staticmethod
-    def resolve_campaigns(root: Any, info: Any) -> list[dict[str, str]]:
-        f = context(info).snap.features
-        return [
-            {
-                "id": str(c),
-                "start": date.fromordinal(int(s)).isoformat(),
-                "end": date.fromordinal(int(e)).isoformat(),
-            }
-            for c, s, e in zip(f.campaign_ids, f.campaign_start, f.campaign_end, strict=True)
-        ]
+    def resolve_campaigns(root: Any, info: Any) -> list[CampaignBrief]:
+        return list(context(info).snap.campaigns.values())
 
     @staticmethod
     def resolve_match_lists(
         root: Any, info: Any, merchant_ids: list[str], first: int
     ) -> list[dict[str, Any] | KolmatchError]:
         ctx = context(info)
-        _internal(ctx, "matchLists")
+        require_internal(ctx, "matchLists")
         if len(merchant_ids) > ctx.limits.max_page:
             raise BadArgument("merchantIds", f"at most {ctx.limits.max_page} merchants per request")
         page_size(first, ctx.limits)
@@ -423,7 +401,7 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_assignment(root: Any, info: Any, input: dict[str, Any] | None = None) -> Any:
         ctx = context(info)
-        _internal(ctx, "assignment")
+        require_internal(ctx, "assignment")
         args = input or {}
         _pairs(ctx, args)  # the arguments checked, the size counted: before any work
         try:
@@ -478,7 +456,7 @@ class RecordCollaboration(graphene.Mutation):
             if seller is None or not p.is_merchant(seller):
                 exc = Forbidden("recording a collaboration is for the product's merchant")
                 entry = {
-                    "actor": _actor(ctx),
+                    "actor": actor_of(ctx),
                     "action": "recordCollaboration",
                     "target": input["id"],
                     "input": dict(input),
@@ -495,7 +473,7 @@ class RecordCollaboration(graphene.Mutation):
                 fee=input["fee"],
                 time=input["time"],
                 campaign=input.get("campaign"),
-                actor=_actor(ctx),
+                actor=actor_of(ctx),
             )
         except Conflict as exc:
             if p.internal or (exc.owner is not None and p.is_merchant(exc.owner)):
@@ -529,7 +507,7 @@ class FlagViolation(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any, input: dict[str, Any]) -> FlagViolation:
         ctx = context(info)
-        _internal_write(ctx, "flagViolation", input["id"], dict(input))
+        write_as(ctx, "flagViolation", input["id"], dict(input))
         snap = ctx.service.flag_violation(
             violation_id=input["id"],
             label=input["label"],
@@ -537,7 +515,7 @@ class FlagViolation(graphene.Mutation):
             kind=input["kind"],
             severity=input["severity"],
             time=input["time"],
-            actor=_actor(ctx),
+            actor=actor_of(ctx),
         )
         return FlagViolation(version=snap.version)
 
@@ -551,8 +529,8 @@ class ResolveViolation(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any, id: str) -> ResolveViolation:
         ctx = context(info)
-        _internal_write(ctx, "resolveViolation", id, {"id": id})
-        ctx.snap = ctx.service.resolve_violation(id, actor=_actor(ctx))
+        write_as(ctx, "resolveViolation", id, {"id": id})
+        ctx.snap = ctx.service.resolve_violation(id, actor=actor_of(ctx))
         return ResolveViolation(version=ctx.snap.version)
 
 
@@ -566,7 +544,7 @@ class RefreshFeatures(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any) -> RefreshFeatures:
         ctx = context(info)
-        _internal_write(ctx, "refreshFeatures", None, {})
+        write_as(ctx, "refreshFeatures", None, {})
         job = _refresh_job(ctx)
         cancel = request_work().cancel
         while job.active:
@@ -591,7 +569,7 @@ class StartAssignment(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any, input: dict[str, Any] | None = None) -> Job:
         ctx = context(info)
-        _internal(ctx, "startAssignment")
+        require_internal(ctx, "startAssignment")
         args = dict(input or {})
         work = request_work()
         # costed now, so a refusal is this request's answer rather than a failed job
@@ -611,7 +589,7 @@ class StartAssignment(graphene.Mutation):
                 work, features, args, time_limit, JOB_MAX_PAIRS, job.cancel, job.mark_running
             )
 
-        return work.jobs.submit("assignment", _actor(ctx), run, present=_assignment_out)
+        return work.jobs.submit("assignment", actor_of(ctx), run, present=_assignment_out)
 
 
 def _pairs(ctx: RequestContext, args: dict[str, Any]) -> int:
@@ -631,7 +609,7 @@ def _pairs(ctx: RequestContext, args: dict[str, Any]) -> int:
 
 def _refresh_job(ctx: RequestContext) -> Job:
     """The refresh job: started, or the one already queued or running (one at a time)."""
-    service, actor = ctx.service, _actor(ctx)
+    service, actor = ctx.service, actor_of(ctx)
 
     def run(job: Job) -> Any:
         job.cancel.check()
@@ -656,7 +634,7 @@ class StartRefresh(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any) -> Job:
         ctx = context(info)
-        _internal_write(ctx, "startRefresh", None, {})
+        write_as(ctx, "startRefresh", None, {})
         return _refresh_job(ctx)
 
 
@@ -682,6 +660,10 @@ class Mutation(graphene.ObjectType):
     start_assignment = StartAssignment.Field()
     start_refresh = StartRefresh.Field()
     cancel_job = CancelJob.Field()
+    create_campaign = CreateCampaign.Field()
+    join_campaign = JoinCampaign.Field()
+    book_talents = BookTalents.Field()
+    release_bookings = ReleaseBookings.Field()
 
 
 schema = graphene.Schema(query=Query, mutation=Mutation)

@@ -100,7 +100,8 @@ def booking_problems(
     Returns
     -------
     list of str
-        One line per refused booking; a competitor is never named.
+        One line per refused booking; neither a competitor nor the talent's capacity or
+        bookings are told (they are private to the talent's agency, kolmatch/policy.py).
 
     Examples
     --------
@@ -111,7 +112,7 @@ def booking_problems(
     >>> booking_problems(ask, held, {"t1": 2}, {"m1": {"m2"}})
     ['b1: t1 is booked by a competitor of m1 in 2026-12-05..2026-12-06']
     >>> booking_problems(ask * 2, held, {"t1": 2}, {"m1": set()})
-    ['b1: t1 has no free slot in 2026-12-05..2026-12-06 (2 booked of 2)']
+    ['b1: t1 has no free slot in 2026-12-05..2026-12-06']
     """
     by_talent: dict[str, list[HeldBooking]] = {}
     for h in held:
@@ -132,10 +133,8 @@ def booking_problems(
                 f"{b.booking_id}: {b.talent} is booked by a competitor of {b.merchant} in {window}"
             )
         elif len(taken) >= cap:
-            out.append(
-                f"{b.booking_id}: {b.talent} has no free slot in {window} "
-                f"({len(taken)} booked of {cap})"
-            )
+            # the count of slots and bookings is the talent's private business (policy.py)
+            out.append(f"{b.booking_id}: {b.talent} has no free slot in {window}")
         # a refused booking still counts: the request is refused whole, and its later
         # bookings are told what they would have met
         by_talent.setdefault(b.talent, []).append(

@@ -9,6 +9,7 @@ from typing import Any
 import graphene
 
 from kolmatch.api.auth import Principal
+from kolmatch.api.errors import Forbidden
 from kolmatch.api.limits import Limits
 from kolmatch.engine.service import EngineService, Snapshot
 from kolmatch.errors import BadArgument
@@ -17,11 +18,14 @@ __all__ = [
     "PageInfo",
     "PairOverlap",
     "RequestContext",
+    "actor_of",
     "connection",
     "context",
     "page_size",
     "page_window",
+    "require_internal",
     "sliced",
+    "write_as",
 ]
 
 
@@ -44,6 +48,32 @@ class RequestContext:
 def context(info: Any) -> RequestContext:
     ctx: RequestContext = info.context
     return ctx
+
+
+def actor_of(ctx: RequestContext) -> str:
+    """Who writes, as the audit log records it: the principal's role and id, never its key."""
+    return str(ctx.principal)
+
+
+def require_internal(ctx: RequestContext, what: str) -> None:
+    """:class:`Forbidden` unless the principal is an internal tool."""
+    if not ctx.principal.internal:
+        raise Forbidden(f"{what} is for internal tools only")
+
+
+def write_as(
+    ctx: RequestContext, action: str, target: str | None, sent: Any, *, merchant: str | None = None
+) -> None:
+    """Refuse (and audit) a mutation the principal may not make: internal tools may make any;
+    a merchant only one for itself (``merchant``); without ``merchant``, internal tools only."""
+    p = ctx.principal
+    if p.internal or (merchant is not None and p.is_merchant(merchant)):
+        return
+    who = "internal tools" if merchant is None else f"merchant {merchant} and internal tools"
+    exc = Forbidden(f"{action} is for {who} only")
+    entry = {"actor": actor_of(ctx), "action": action, "target": target, "input": sent}
+    ctx.service.record_refusal(entry, exc)
+    raise exc
 
 
 def _cursor(offset: int) -> str:
