@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,136 @@ def test_assign(tmp_path: Path, loaded_store: str, capsys: pytest.CaptureFixture
     assert json.loads(capsys.readouterr().out)["blocking_pairs"] == 0
     assert main(["assign", "--campaign", "nope", "--store", store]) == 2
     assert "unknown Campaign id 'nope'" in capsys.readouterr().err
+
+
+def _display_width(line: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
+def _match_table(out: str) -> list[str]:
+    """The table of `kolmatch match`: the header line and one row per talent."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("#"))
+    end = next(i for i in range(start + 1, len(lines)) if not re.match(r"\s+\d+\.\s", lines[i]))
+    return lines[start:end]
+
+
+def test_match_in_chinese(loaded_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store = loaded_store
+    capsys.readouterr()
+    assert main(["--lang", "zh-CN", "match", "m2", "--top", "5", "--store", store]) == 0
+    out = capsys.readouterr().out
+    table = _match_table(out)
+    assert table[0].split() == ["#", "达人", "名称", "报价", "预期GMV", "ROI", "得分"]
+    assert len(table) == 6 and table[1].split()[:2] == ["1.", out.split("1. ")[1].split()[0]]
+    # CJK-aware alignment: every line of the table ends at the same terminal column
+    assert len({_display_width(line) for line in table}) == 1, table
+    assert "万" in out and "¥" in out
+    assert "受众的兴趣有" in out and "名顾客中有" in out  # evidence in Chinese
+    assert "得分：各标准化信号的加权和，见 docs/scoring.md；越高越好" in out
+    assert "Talent" in out  # the names the store records
+    assert re.search(r"\n  1\. t\d+  Talent \d+，(头部|腰部|尾部)达人\n", out)  # and the tier
+    # the flag after the command, and JSON: the same keys and numbers, evidence in Chinese
+    assert main(["match", "m2", "--top", "5", "--json", "--store", store, "--lang", "zh-CN"]) == 0
+    zh = json.loads(capsys.readouterr().out)
+    assert main(["match", "m2", "--top", "5", "--json", "--store", store]) == 0
+    en = json.loads(capsys.readouterr().out)
+    for a, b in zip(zh["matches"], en["matches"], strict=True):
+        assert a.keys() == b.keys()
+        assert {k: v for k, v in a.items() if k != "evidence"} == {
+            k: v for k, v in b.items() if k != "evidence"
+        }
+        assert len(a["evidence"]) == len(b["evidence"]) and a["evidence"] != b["evidence"]
+
+
+def test_match_in_english_is_a_table(loaded_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store = loaded_store
+    capsys.readouterr()
+    assert main(["match", "m2", "--top", "1", "--budget", "2e6", "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 talent for merchant m2, priced within ¥2.0M\n")
+    table = _match_table(out)
+    assert table[0].split() == ["#", "talent", "name", "quote", "exp.", "GMV", "ROI", "score"]
+    assert re.match(r"\s+1\.\s+t\d+\s+Talent \d+\s+¥[\d,.]+M?\*?\s+(¥[\d,.]+M?|-)\s", table[1])
+    assert re.search(r"\n  1\. t\d+  Talent \d+, (top|mid|micro) tier\n", out)
+    assert (
+        "score: weighted sum of standardised signals, see docs/scoring.md; higher is better" in out
+    )
+    assert "no violations" in out or "violation" in out
+
+
+def test_language_from_the_environment(
+    loaded_store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capsys.readouterr()
+    monkeypatch.setenv("KOLMATCH_LANG", "zh-CN")
+    assert main(["why", "m2", "t5", "--top", "3", "--store", loaded_store]) == 0
+    assert "排名第" in capsys.readouterr().out
+    assert main(["--lang", "en", "why", "m2", "t5", "--top", "3", "--store", loaded_store]) == 0
+    assert "ranked" in capsys.readouterr().out  # the flag wins
+    monkeypatch.setenv("KOLMATCH_LANG", "klingon")
+    assert main(["stats", "--store", loaded_store]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kolmatch: argument KOLMATCH_LANG: unknown language 'klingon'")
+    assert main(["--lang", "fr", "stats", "--store", loaded_store]) == 2
+    assert "argument --lang: unknown language 'fr'" in capsys.readouterr().err
+
+
+#: A count of one with a plural noun: what the text used to print ("1 talents").
+_ONE_PLURAL = re.compile(
+    r"(?<![\d,.])1 (talents|merchants|pairs|blocking pairs|candidates|candidate pairs|rows|"
+    r"files|nodes|estimated fees|target users|sampled users|customers|shared audience members)\b"
+)
+
+
+def test_counts_agree_with_their_nouns(
+    loaded_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = loaded_store
+    capsys.readouterr()
+    outs = []
+    for argv in (
+        ["match", "m2", "--top", "1"],
+        ["plan", "m1", "--budget", "2e6", "--tiers", "top=1"],
+        ["plan", "m1", "--budget", "2e6"],
+        ["assign"],
+        ["assign", "--method", "stable"],
+        ["overlap", "t1", "t2"],
+        ["leads", "t1", "--top", "3"],
+    ):
+        assert main([*argv, "--store", store]) == 0, argv
+        outs.append(capsys.readouterr().out)
+    # the plan's own notes (unspent_note, written in kolmatch/matching/plan.py) are not the CLI's
+    text = "\n".join(line for out in outs for line in out.splitlines() if "unspent" not in line)
+    assert not _ONE_PLURAL.search(text), _ONE_PLURAL.search(text)
+    assert "1 talent for merchant m2" in text and "1 talent, ¥" in text
+    assert re.search(r"\d+ blocking pairs?\b", text)
+
+
+def test_plan_explains_its_objective(loaded_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["plan", "m1", "--budget", "2e6", "--store", loaded_store]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"objective ¥[\d.,]+[MBT]?, certified bound ¥", out)
+    assert "objective: expected GMV x (1 - risk) of the chosen talents plus" in out
+    assert main(["--lang", "zh-CN", "plan", "m1", "--budget", "2e6", "--store", loaded_store]) == 0
+    out = capsys.readouterr().out
+    assert "目标值：所选达人的预期 GMV" in out and "预算 ¥200.0万" in out
+
+
+def test_schema_print(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema-print"]) == 0
+    sdl = capsys.readouterr().out
+    assert "type Query {" in sdl and "evidence: [String!]!" in sdl
+    out = tmp_path / "api" / "schema.graphql"
+    assert main(["schema-print", "--out", str(out)]) == 0
+    assert f"wrote the GraphQL schema (SDL) to {out}" in capsys.readouterr().out
+    assert out.read_text(encoding="utf-8") == sdl
+    assert main(["schema-print", "--out", str(tmp_path)]) == 2  # a folder
+    assert "argument --out" in capsys.readouterr().err
+    assert main(["schema-print", "--out", str(out / "x.graphql")]) == 2  # a file as folder
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "schema.graphql"
+    ]  # nothing half-written

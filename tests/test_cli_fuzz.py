@@ -38,7 +38,16 @@ EXIT_CODES = {0, 1, 2}
 #: What a half-written file or folder is called while it is written (and must not outlive it).
 STAGING_SUFFIXES = (".tmp", ".partial", ".old", "-journal")
 #: Commands that may create files when they succeed; the others never do.
-WRITERS = {"generate", "load", "import-files", "schema", "assign", "import-real", "demo"}
+WRITERS = {
+    "generate",
+    "load",
+    "import-files",
+    "schema",
+    "assign",
+    "import-real",
+    "demo",
+    "schema-print",
+}
 #: Randomly drawn cases (seeded, so every run tries the same ones).
 RANDOM_CASES = 150
 
@@ -305,6 +314,9 @@ CASES: list[tuple[str, set[int]]] = [
     ("assign --out {work} --store {store}", {2}),
     ("assign --out {file}/x.json --store {store}", {2}),
     ("assign --out {fresh}-{n}/deep/a.json --store {store} --json", {0}),
+    ("schema-print --out {work}", {2}),
+    ("schema-print --out {file}/x.graphql", {2}),
+    ("schema-print --out {fresh}-{n}/s.graphql", {0}),
     ("evaluate --truth {missing} --store {store}", {2}),
     ("evaluate --truth {file} --store {store}", {2}),
     ("evaluate --truth {other_truth} --store {store} --json", {2}),

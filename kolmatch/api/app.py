@@ -1,4 +1,5 @@
-"""The ASGI app: POST /graphql with an API key, GraphiQL in development, /healthz.
+"""The ASGI app: POST /graphql with an API key, GraphiQL in development, /healthz, the
+explorer page (/explore) and the streamed match-list export (/export/matches).
 
 One thin endpoint over graphql-core (docs/api.md says why not a framework view): parse with
 a token limit, validate with the standard rules plus the query limits (and without
@@ -11,12 +12,15 @@ the key's rate limit is spent (with Retry-After), 503 when the store is unavaila
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +38,20 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from kolmatch.api.auth import KeyRing, Principal
-from kolmatch.api.errors import RateLimited, code_of, format_error
+from kolmatch.api.errors import RateLimited, code_of, format_error, localised
 from kolmatch.api.limits import Limits, RateLimiter, limit_rules
 from kolmatch.api.schema import schema
 from kolmatch.api.types.common import RequestContext
 from kolmatch.engine.jobs import JobBoard, RequestWork, SolverPool, bound_work
 from kolmatch.engine.service import EngineService
 from kolmatch.errors import Cancel, IncompleteLoad, KolmatchError, StoreUnavailable
-from kolmatch.i18n import negotiate
+from kolmatch.i18n import DEFAULT_LANG, negotiate
+from kolmatch.matching.score import DEFAULT_WEIGHTS
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -57,16 +62,24 @@ log = logging.getLogger("kolmatch.api")
 STATIC = Path(__file__).parent / "static"
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
+def _error(status: int, code: str, message: str, lang: str = DEFAULT_LANG) -> JSONResponse:
+    """The endpoint's own error answer, its message in the reader's language."""
+    text = localised(code, message, lang)
+    return JSONResponse({"errors": [{"message": text, "extensions": {"code": code}}]}, status)
 
 
-def _too_many(exc: RateLimited) -> JSONResponse:
+def _api_key(request: Request) -> str | None:
+    """The key a request sends: ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    auth = request.headers.get("authorization", "")
+    return auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
+
+
+def _too_many(exc: RateLimited, lang: str = DEFAULT_LANG) -> JSONResponse:
     """HTTP 429: the typed error, with ``Retry-After`` in whole seconds (also in extensions)."""
     body = {
         "errors": [
             {
-                "message": str(exc),
+                "message": localised(code_of(exc), str(exc), lang, exc),
                 "extensions": {"code": code_of(exc), "retryAfter": exc.retry_after},
             }
         ]
@@ -145,10 +158,10 @@ def create_app(
                 doc = parse(text, max_tokens=lim.max_tokens)
             except GraphQLError as exc:
                 exc.extensions = {"code": "GRAPHQL_PARSE_FAILED"}
-                return {"errors": [format_error(exc)]}, False
+                return {"errors": [format_error(exc, lang)]}, False
             errors = validate(gql_schema, doc, rules)
             if errors:
-                return {"errors": [format_error(e) for e in errors[:20]]}, False
+                return {"errors": [format_error(e, lang) for e in errors[:20]]}, False
             kinds = {
                 d.operation.value for d in doc.definitions if isinstance(d, OperationDefinitionNode)
             }
@@ -167,7 +180,7 @@ def create_app(
         out: dict[str, Any] = {"data": result.data}
         down = False
         if result.errors:
-            out["errors"] = [format_error(e) for e in result.errors]
+            out["errors"] = [format_error(e, lang) for e in result.errors]
             down = any(
                 isinstance(e.original_error, (StoreUnavailable, IncompleteLoad))
                 for e in result.errors
@@ -176,49 +189,53 @@ def create_app(
 
     async def graphql_endpoint(request: Request) -> Response:
         t0 = time.perf_counter()
+        lang = negotiate(request.headers.get("accept-language"))
         if request.method == "GET":
             if prod:
-                return _error(405, "METHOD_NOT_ALLOWED", "POST GraphQL requests to /graphql")
+                return _error(405, "METHOD_NOT_ALLOWED", "POST GraphQL requests to /graphql", lang)
             return FileResponse(STATIC / "graphiql" / "index.html")
-        auth = request.headers.get("authorization", "")
-        key = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
+        key = _api_key(request)
         principal = keys.principal(key)
         if principal is None or key is None:
             return _error(
-                401, "UNAUTHENTICATED", "missing or unknown API key (Authorization: Bearer <key>)"
+                401,
+                "UNAUTHENTICATED",
+                "missing or unknown API key (Authorization: Bearer <key>)",
+                lang,
             )
         # one operation's worth before reading the body, the rest of a batch once it is read:
         # a flood is refused before it costs a read, a batch costs what it asks
         try:
             rate.take(key, internal=principal.internal)
         except RateLimited as exc:
-            return _too_many(exc)
+            return _too_many(exc, lang)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > lim.max_body_bytes:
-            return _error(413, "BODY_TOO_LARGE", f"request body over {lim.max_body_bytes} bytes")
+            return _error(
+                413, "BODY_TOO_LARGE", f"request body over {lim.max_body_bytes} bytes", lang
+            )
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > lim.max_body_bytes:
                 return _error(
-                    413, "BODY_TOO_LARGE", f"request body over {lim.max_body_bytes} bytes"
+                    413, "BODY_TOO_LARGE", f"request body over {lim.max_body_bytes} bytes", lang
                 )
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            return _error(400, "BAD_REQUEST", "the body is not JSON")
+            return _error(400, "BAD_REQUEST", "the body is not JSON", lang)
         batch = isinstance(payload, list)
         ops = payload if batch else [payload]
         if not ops or len(ops) > lim.max_batch:
-            return _error(400, "BAD_REQUEST", f"send 1 to {lim.max_batch} operations")
+            return _error(400, "BAD_REQUEST", f"send 1 to {lim.max_batch} operations", lang)
         if len(ops) > 1:
             try:
                 rate.take(key, internal=principal.internal, n=len(ops) - 1)
             except RateLimited as exc:
-                return _too_many(exc)
+                return _too_many(exc, lang)
 
         run = _Run()
-        lang = negotiate(request.headers.get("accept-language"))
         # set when the request times out: loops stop at their next check, and a solver
         # process is killed (kolmatch/engine/jobs.py); its deadline also stops a process
         # that outlives this server
@@ -243,10 +260,10 @@ def create_app(
                 msg += (
                     "; its mutation was not cancelled and may still complete: check before retrying"
                 )
-            return _error(200, "TIMEOUT", msg)
+            return _error(200, "TIMEOUT", msg, lang)
         except Exception:  # a bug: logged, never a stack trace to the client
             log.exception("request failed")
-            return _error(200, "INTERNAL", "internal error")
+            return _error(200, "INTERNAL", "internal error", lang)
         # the server's own time, so load tests can tell it from their clients' queueing
         timing = {"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.2f}"}
         return JSONResponse(outs if batch else outs[0], 503 if down else 200, headers=timing)
@@ -254,6 +271,80 @@ def create_app(
     async def explore(request: Request) -> Response:
         # the page signs in with a key it sends on each /graphql request, so it is public
         return FileResponse(STATIC / "explore" / "index.html")
+
+    async def export_matches(request: Request) -> Response:
+        """GET /export/matches: internal tools' match lists as CSV or JSON lines, streamed.
+
+        Each merchant's list is the ``matchLists`` field itself, executed for that merchant
+        alone (:data:`EXPORT_DOCUMENT`), so compliance, the policy and per-merchant errors are
+        the field's; the rows are written one merchant at a time from one snapshot.
+        """
+        lang = negotiate(request.headers.get("accept-language"))
+        key = _api_key(request)
+        principal = keys.principal(key)
+        if principal is None or key is None:
+            return _error(
+                401,
+                "UNAUTHENTICATED",
+                "missing or unknown API key (Authorization: Bearer <key>)",
+                lang,
+            )
+        try:
+            rate.take(key, internal=principal.internal)
+        except RateLimited as exc:
+            return _too_many(exc, lang)
+        if not principal.internal:
+            return _error(
+                403, "FORBIDDEN", "the match-list export is for internal tools only", lang
+            )
+        snap = service.snapshot
+        try:
+            fmt, merchants, first = _export_arguments(request, snap.features.merchant_ids, lim)
+        except _BadParameter as exc:
+            return _error(400, "BAD_ARGUMENT", str(exc), lang)
+        if len(merchants) > 1:  # one operation per merchant, as a batch of matchLists
+            try:
+                rate.take(key, internal=True, n=len(merchants) - 1)
+            except RateLimited as exc:
+                return _too_many(exc, lang)
+        ctx = RequestContext(principal, service, snap, lim, lang)
+
+        def one(merchant: str) -> str:
+            result: ExecutionResult = execute(  # type: ignore[assignment]
+                gql_schema,
+                EXPORT_DOCUMENT,
+                context_value=ctx,
+                variable_values={"ids": [merchant], "first": first},
+            )
+            item = ((result.data or {}).get("matchLists") or [None])[0]
+            error = None
+            if item is None:  # the field's own error for this merchant (e.g. NOT_ELIGIBLE)
+                first_error = [format_error(e, ctx.lang) for e in result.errors or []][:1]
+                error = {
+                    "code": first_error[0]["extensions"]["code"] if first_error else "INTERNAL",
+                    "message": first_error[0]["message"] if first_error else "internal error",
+                }
+            return _export_chunk(fmt, merchant, item, error)
+
+        async def chunks() -> AsyncIterator[str]:
+            if fmt == "csv":
+                yield _csv_line(EXPORT_COLUMNS)
+            for m in merchants:
+                try:
+                    yield await run_in_threadpool(one, m)
+                except Exception:  # a bug: logged; the stream says so and ends
+                    log.exception("export of %s failed", m)
+                    error = {"code": "INTERNAL", "message": "internal error"}
+                    yield _export_chunk(fmt, m, None, error)
+                    return
+
+        name = f"matches.{fmt}"
+        media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+        return StreamingResponse(
+            chunks(),
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     async def healthz(request: Request) -> Response:
         try:
@@ -267,6 +358,7 @@ def create_app(
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/explore", explore, methods=["GET"]),
+            Route("/export/matches", export_matches, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )
@@ -275,6 +367,132 @@ def create_app(
 #: Valid documents kept parsed and validated, and the longest query text kept.
 DOCUMENT_CACHE_SIZE = 256
 DOCUMENT_CACHE_MAX_CHARS = 4096
+
+#: What /export/matches writes per merchant: the ``matchLists`` field for that merchant alone.
+EXPORT_QUERY = """
+query Export($ids: [ID!]!, $first: Int!) {
+  matchLists(merchantIds: $ids, first: $first) {
+    merchant
+    matches {
+      rank score price priceEstimated affordable evidence
+      breakdown { signal value }
+      talent { id name tier followers listPrice }
+    }
+  }
+}
+"""
+EXPORT_DOCUMENT = parse(EXPORT_QUERY)
+EXPORT_FORMATS = ("csv", "jsonl")
+EXPORT_PARAMETERS = ("format", "merchant", "first")
+#: The CSV's columns: one row per match; a merchant without a list is one row with ``error``.
+EXPORT_COLUMNS = (
+    "merchant",
+    "rank",
+    "talent",
+    "talent_name",
+    "tier",
+    "followers",
+    "list_price",
+    "score",
+    "price",
+    "price_estimated",
+    "affordable",
+    *DEFAULT_WEIGHTS,
+    "evidence",
+    "error",
+)
+#: Evidence lines are joined with this in a CSV cell (JSON lines keep the list).
+EVIDENCE_SEPARATOR = " | "
+
+
+class _BadParameter(ValueError):
+    """A query parameter of /export/matches is wrong; the message starts with its name."""
+
+
+def _export_arguments(
+    request: Request, merchant_ids: Any, limits: Limits
+) -> tuple[str, list[str], int]:
+    """(format, merchant ids, first) from the query string, each checked; raises _BadParameter."""
+    params = request.query_params
+    unknown = sorted(set(params) - set(EXPORT_PARAMETERS))
+    if unknown:
+        raise _BadParameter(
+            f"{unknown[0]}: unknown parameter; known: {', '.join(EXPORT_PARAMETERS)}"
+        )
+    for name in ("format", "first"):
+        if len(params.getlist(name)) > 1:
+            raise _BadParameter(f"{name}: give it once")
+    fmt = params.get("format", "csv")
+    if fmt not in EXPORT_FORMATS:
+        raise _BadParameter(f"format: must be csv or jsonl, got {fmt!r}")
+    raw = params.get("first", "10")
+    try:
+        first = int(raw)
+    except ValueError:
+        raise _BadParameter(f"first: must be an integer, got {raw!r}") from None
+    if not 1 <= first <= limits.max_page:
+        raise _BadParameter(f"first: must be between 1 and {limits.max_page}, got {first}")
+    merchants = params.getlist("merchant")
+    if not merchants:
+        raise _BadParameter("merchant: give at least one (merchant=m0&merchant=m1)")
+    if len(merchants) > limits.max_page:
+        raise _BadParameter(f"merchant: at most {limits.max_page} merchants per export")
+    known = set(map(str, merchant_ids))
+    missing = [m for m in merchants if m not in known]
+    if missing:
+        raise _BadParameter(f"merchant: unknown merchant id {missing[0]!r}")
+    return fmt, merchants, first
+
+
+def _csv_line(values: Any) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(values)
+    return out.getvalue()
+
+
+def _csv_value(x: Any) -> Any:
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    return "" if x is None else x
+
+
+def _export_chunk(
+    fmt: str, merchant: str, item: dict[str, Any] | None, error: dict[str, str] | None
+) -> str:
+    """One merchant's lines: its matches, or one line with the error its list got."""
+    matches = item["matches"] if item is not None else []
+    if fmt == "jsonl":
+        if error is not None:
+            return json.dumps({"merchant": merchant, "error": error}, ensure_ascii=False) + "\n"
+        return "".join(
+            json.dumps({"merchant": merchant, **m}, ensure_ascii=False) + "\n" for m in matches
+        )
+    if error is not None:
+        failed: dict[str, Any] = dict.fromkeys(EXPORT_COLUMNS, "")
+        failed.update(merchant=merchant, error=f"{error['code']}: {error['message']}")
+        return _csv_line(failed.values())
+    lines = []
+    for m in matches:
+        t = m["talent"]
+        signals = {b["signal"]: b["value"] for b in m["breakdown"]}
+        row: dict[str, Any] = {
+            "merchant": merchant,
+            "rank": m["rank"],
+            "talent": t["id"],
+            "talent_name": t["name"],
+            "tier": t["tier"],
+            "followers": t["followers"],
+            "list_price": t["listPrice"],
+            "score": m["score"],
+            "price": m["price"],
+            "price_estimated": m["priceEstimated"],
+            "affordable": m["affordable"],
+            **{s: signals.get(s) for s in DEFAULT_WEIGHTS},
+            "evidence": EVIDENCE_SEPARATOR.join(m["evidence"]),
+            "error": None,
+        }
+        lines.append(_csv_line(_csv_value(row[c]) for c in EXPORT_COLUMNS))
+    return "".join(lines)
 
 
 class _Documents:

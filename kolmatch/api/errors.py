@@ -23,6 +23,7 @@ from kolmatch.errors import (
     StoreUnavailable,
     UnknownId,
 )
+from kolmatch.i18n import DEFAULT_LANG, MESSAGES, message
 
 __all__ = [
     "ASSIGNMENT_ARGUMENTS",
@@ -32,6 +33,7 @@ __all__ = [
     "api_arguments",
     "code_of",
     "format_error",
+    "localised",
 ]
 
 log = logging.getLogger("kolmatch.api")
@@ -41,6 +43,7 @@ class Forbidden(KolmatchError):
     """The principal may not see this field or act on this object."""
 
     def __init__(self, what: str) -> None:
+        self.what = what
         super().__init__(f"not allowed: {what}")
 
 
@@ -80,25 +83,78 @@ def code_of(exc: BaseException) -> str:
     return "INTERNAL"
 
 
-def format_error(err: GraphQLError) -> dict[str, Any]:
+def format_error(err: GraphQLError, lang: str = DEFAULT_LANG) -> dict[str, Any]:
     """A GraphQL error as the client sees it: message, locations, path, extensions.code.
 
-    Errors kolmatch raised on purpose keep their message; anything else is a bug, logged
-    with its traceback here and shown to the client only as "internal error".
+    Errors kolmatch raised on purpose keep their message (in ``lang``: :func:`localised`);
+    anything else is a bug, logged with its traceback here and shown to the client only as
+    "internal error". The code never changes with the language.
     """
     out: dict[str, Any] = dict(err.formatted)
     orig = err.original_error
     if orig is None:
         code = (err.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
+        out["message"] = localised(code, err.message, lang)
     elif isinstance(orig, KolmatchError):
         code = code_of(orig)
-        out["message"] = str(orig)
+        out["message"] = localised(code, str(orig), lang, orig)
     else:
         log.error("internal error in %s", err.path, exc_info=orig)
         code = "INTERNAL"
         out["message"] = "internal error"
     out["extensions"] = {**(out.get("extensions") or {}), "code": code}
     return out
+
+
+def localised(code: str, text: str, lang: str, exc: BaseException | None = None) -> str:
+    """An error's message ``text`` for a reader of ``lang``, its located detail kept.
+
+    English is ``text`` itself. For another language the messages of the common codes
+    (UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, NOT_ELIGIBLE, TIMEOUT, LIMIT_EXCEEDED,
+    BAD_ARGUMENT, RATE_LIMITED) are rendered from the catalogue (kolmatch/i18n.py): from the
+    exception's fields where ``exc`` has them (the argument's name, the id, the figures), else
+    with ``text`` as the detail after a translated head. Other codes keep ``text``.
+
+    Examples
+    --------
+    >>> localised("NOT_FOUND", "unknown Merchant id 'm9'", "zh-CN", UnknownId("Merchant", "m9"))
+    "未找到商家 'm9'"
+    >>> localised("BAD_ARGUMENT", "argument first: must be 1 or more", "zh-CN",
+    ...           BadArgument("first", "must be 1 or more"))
+    '参数 first 有误：must be 1 or more'
+    >>> localised("TIMEOUT", "timed out", "zh-CN"), localised("TIMEOUT", "timed out", "en")
+    ('请求超时：timed out', 'timed out')
+    """
+    if lang == DEFAULT_LANG or f"error.{code}" not in MESSAGES.get(lang, {}):
+        return text
+    if isinstance(exc, Forbidden):
+        return message("error.FORBIDDEN.what", lang, what=exc.what)
+    if isinstance(exc, UnknownId | NotEligible):
+        label = (
+            message(f"label.{exc.label}", lang)
+            if f"label.{exc.label}" in MESSAGES[lang]
+            else exc.label
+        )
+        if isinstance(exc, UnknownId):
+            return message("error.NOT_FOUND.id", lang, label=label, id=repr(exc.node_id))
+        return message(
+            "error.NOT_ELIGIBLE.id", lang, label=label, id=exc.node_id, reason=exc.reason
+        )
+    if isinstance(exc, BadArgument):
+        return message(
+            "error.BAD_ARGUMENT.argument", lang, argument=exc.argument, reason=exc.reason
+        )
+    if isinstance(exc, LimitExceeded):
+        return message(
+            "error.LIMIT_EXCEEDED.cost",
+            lang,
+            argument=exc.argument,
+            figure=f"{exc.figure:,.0f}",
+            unit=exc.unit,
+            ceiling=f"{exc.ceiling:,.0f}",
+            hint=text.partition("nothing was run")[2],  # "; what would bring it under", or ""
+        )
+    return message(f"error.{code}", lang, detail=text)
 
 
 #: The solvers name their arguments as the command line does; the API's callers wrote these.

@@ -30,6 +30,7 @@ from kolmatch.api.types.common import (
     sliced,
     write_as,
 )
+from kolmatch.api.types.growth import GrowthReportType, resolve_growth
 from kolmatch.api.types.merchant import Match, Merchant, MerchantRef, merchant_ref, to_match
 from kolmatch.api.types.talent import Talent, TalentRef, talent_ref
 from kolmatch.engine.campaigns import CampaignBrief
@@ -295,6 +296,13 @@ class Query(graphene.ObjectType):
         f"{QUERY_MAX_PAIRS:,} candidate pairs (merchants x candidates); larger ones are "
         "refused with LIMIT_EXCEEDED: start them as a job (startAssignment)",
     )
+    growth = graphene.Field(
+        GrowthReportType,
+        required=True,
+        first=graphene.Int(required=True, default_value=20),
+        description="internal tools: who is on track for the growth programme's goals",
+        resolver=resolve_growth,
+    )
     job = graphene.Field(
         JobType,
         id=graphene.ID(required=True),
@@ -390,7 +398,9 @@ class Query(graphene.ObjectType):
         out: list[dict[str, Any] | KolmatchError] = []
         for m in merchant_ids:
             try:
-                ranked = match_merchant(ctx.snap.features, m, top=first, rankings=ctx.snap.rankings)
+                ranked = match_merchant(
+                    ctx.snap.features, m, top=first, rankings=ctx.snap.rankings, lang=ctx.lang
+                )
                 out.append({"merchant": m, "matches": [to_match(ctx, x) for x in ranked]})
             except KolmatchError as exc:
                 # graphql-core raises an item that is an exception at that item's path: the

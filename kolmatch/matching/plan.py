@@ -752,6 +752,11 @@ def plan_candidates(
     )
 
 
+def _talents(n: int) -> str:
+    """``1 talent``, ``2 talents`` (the CLI's own words go through kolmatch/i18n.py)."""
+    return f"{n:,} talent" if n == 1 else f"{n:,} talents"
+
+
 def _times(x: float | None) -> str:
     """A return as the issue writes it: ``1.0x``, ``1.25x``."""
     if x is None:
@@ -854,7 +859,7 @@ class _Unspent:
             if below[t]:
                 why = _below(floor)
             elif rule.max_count is not None and count[tier[t]] >= rule.max_count:
-                why = f"tier {name} full ({rule.max_count} talents)"
+                why = f"tier {name} full ({_talents(rule.max_count)})"
             elif rule.max_budget_share and spent[tier[t]] + fee[t] > budget * rule.max_budget_share:
                 why = f"tier {name} at its {rule.max_budget_share:.0%} of the budget"
             elif value[t] <= 0 and not new_users[i]:
@@ -872,10 +877,10 @@ class _Unspent:
             elif only == _ADDS_NOTHING:
                 lead = "no further talent adds expected GMV or a new target user"
             else:
-                lead = f"the {len(rows):,} talents that fit it: {only}"
+                lead = f"the {_talents(len(rows))} that fit it: {only}"
             return cls(left, f"{head}: {lead}", reasons)
         parts = ", ".join(f"{v:,} {k}" for k, v in reasons.items())
-        return cls(left, f"{head}: of the {len(rows):,} talents that fit it, {parts}", reasons)
+        return cls(left, f"{head}: of the {_talents(len(rows))} that fit it, {parts}", reasons)
 
 
 def _drop_idle(p: CoverageProblem, chosen: I64) -> I64:

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from kolmatch.errors import BadArgument
 from kolmatch.graph.model import AGE_BANDS, GENDERS
+from kolmatch.i18n import DEFAULT_LANG, category_name, format_amount, message
 from kolmatch.matching.availability import Availability, availability, planning_window
 from kolmatch.matching.eligibility import require_merchant
 from kolmatch.matching.features import MarketFeatures, price_fit
@@ -262,9 +263,11 @@ def combine(signals: MerchantSignals, weights: Mapping[str, float] | None = None
     return np.where(s.excluded, -np.inf, score)
 
 
-def _yuan(x: float) -> str:
-    if x >= 1e6:
-        return f"¥{x / 1e6:.1f}M"
+def _yuan(x: float, lang: str = "en") -> str:
+    """An amount as evidence shows it: ``¥12k`` / ``¥1.2M`` in English (the form evidence has
+    always had), :func:`~kolmatch.i18n.format_amount` beyond (``¥3.4B``) and in Chinese."""
+    if lang != "en" or x >= 1e6:
+        return format_amount(x, lang)
     if x >= 1e3:
         return f"¥{x / 1e3:.0f}k"
     return f"¥{x:.0f}"
@@ -294,139 +297,136 @@ def _prices(f: MarketFeatures, merchant: int, budget: float | None) -> _Prices:
     )
 
 
+def _plural(n: int, key: str, lang: str) -> str:
+    """``{key}_one`` for 0 or 1, else ``{key}_many`` (as evidence has always counted)."""
+    return message(f"{key}_{'many' if n > 1 else 'one'}", lang, n=n)
+
+
+def _band(p: float) -> str:
+    """The catalogue key of :func:`~kolmatch.policy.percentile_band`'s words for ``p``."""
+    return {
+        "top 10%": "evidence.band.top10",
+        "top 25%": "evidence.band.top25",
+        "upper half": "evidence.band.upper",
+        "lower half": "evidence.band.lower",
+    }.get(percentile_band(p), "evidence.band.bottom25")
+
+
 def _evidence(
-    f: MarketFeatures, merchant: int, t: int, sig: Mapping[str, float], money: _Prices
+    f: MarketFeatures,
+    merchant: int,
+    t: int,
+    sig: Mapping[str, float],
+    money: _Prices,
+    lang: str = DEFAULT_LANG,
 ) -> list[str]:
-    """What a match rests on, in the merchant's words and from what it may see (policy.py)."""
+    """What a match rests on, in the merchant's words and from what it may see (policy.py).
+
+    Each line is a template of :data:`kolmatch.i18n.MESSAGES` in ``lang``.
+    """
+
+    def say(key: str, **values: object) -> str:
+        return message(f"evidence.{key}", lang, **values)
+
     mix = f.merchant_mix[merchant]
     top = int(np.argmax(mix)) if len(mix) and mix.any() else -1
-    cat = str(f.category_names[top]) if top >= 0 else "its categories"
+    cat = category_name(str(f.category_names[top]), lang) if top >= 0 else say("its_categories")
     size, eng = f.talent_audience_size[t], int(f.talent_audience_engaged[t])
+    members = int(f.audience[t].nnz)
     if not f.follows_observed:
-        who = f"{eng:,} engaged users"
+        who = say("who_engaged", engaged=eng)
     elif f.engagement_observed:
-        who = f"{int(f.audience[t].nnz):,} followers and engaged users ({eng:,} engaged)"
+        who = say("who_both", members=members, engaged=eng)
     else:
-        who = f"{int(f.audience[t].nnz):,} followers"
+        who = say("who_followers", members=members)
     out: list[str] = []
     if size > 0:
         # the share of interest in the merchant's categories: a part of the whole, never above it
         share = float(f.talent_audience[t][mix > 0].sum())
-        out.append(
-            f"{share:.0%} of this talent's audience's interest is in the merchant's categories "
-            + (f"({f.talent_audience[t, top]:.0%} in {cat}) " if top >= 0 else "")
-            + f"across {who}"
+        top_part = (
+            say("interest_top", top_share=f.talent_audience[t, top], category=cat)
+            if top >= 0
+            else ""
         )
+        out.append(say("interest", share=share, top=top_part, who=who))
         lean = int(sig["hidden_need_reach"])
-        out.append(
-            f"{lean:,} audience member{' leans' if lean == 1 else 's lean'} to {cat} but "
-            f"{'has' if lean == 1 else 'have'} not bought there yet (new consumers for this "
-            "merchant)"
-        )
+        out.append(say("hidden_one" if lean == 1 else "hidden_many", n=lean, category=cat))
     else:
-        out.append("no followers or engaged users in the graph: audience signals are neutral")
+        out.append(say("no_audience"))
     n_customers = int(f.merchant_buyers[merchant].nnz)
     if n_customers:
-        out.append(
-            f"{int(sig['customer_reach']):,} of this merchant's {n_customers:,} customers follow "
-            "or engage with this talent"
-        )
+        out.append(say("customers", reached=int(sig["customer_reach"]), customers=n_customers))
     if sig["customer_affinity"] > 0:
-        out.append(
-            f"closeness to this merchant's customers and people like them (personalised "
-            f"PageRank): {sig['customer_affinity']:.1f}x the average talent's"
-        )
+        out.append(say("affinity", times=sig["customer_affinity"]))
     elif f.users:
-        out.append(
-            "no customers of this merchant on record: closeness is measured from buyers in "
-            "its categories"
-        )
+        out.append(say("no_customers"))
     if f.talent_category_source[t] == 1:
-        out.append(
-            f"{float(f.talent_category[t][mix > 0].sum()):.0%} of its content and collaborations "
-            "are in the merchant's categories"
-        )
+        out.append(say("content", share=float(f.talent_category[t][mix > 0].sum())))
     if sig["partner_affinity"] > 0:
-        out.append(
-            "closeness to the talents who promoted this merchant's products (PageRank over past "
-            f"collaborations): {sig['partner_affinity']:.1f}x the average talent's"
-        )
+        out.append(say("partners", times=sig["partner_affinity"]))
     if f.talent_category_source[t] == 2:
-        out.append("categories read from its audience (no content or promotions on record)")
+        out.append(say("categories_from_audience"))
     g, a = f.merchant_target_gender[merchant], f.merchant_target_age[merchant]
     if (g >= 0 or a >= 0) and size > 0:
         if money.demographics[t]:
-            who = " ".join(
-                x
-                for x in (
-                    {"f": "women", "m": "men", "u": "of unstated gender"}[GENDERS[g]]
-                    if g >= 0
-                    else "",
-                    f"aged {AGE_BANDS[a]}" if a >= 0 else "",
-                )
-                if x
+            gender = say(f"gender.{GENDERS[g]}") if g >= 0 else ""
+            age = AGE_BANDS[a] if a >= 0 else ""
+            target = (
+                say("target_gender_age", gender=gender, age=age)
+                if g >= 0 and a >= 0
+                else say("target_gender", gender=gender)
+                if g >= 0
+                else say("target_age", age=age)
             )
-            out.append(
-                f"{sig['target_fit']:.0%} of the audience are {who}, the merchant's stated target"
-            )
+            out.append(say("target", share=sig["target_fit"], who=target))
         else:
-            out.append(
-                f"audience below {MIN_DEMOGRAPHIC_AUDIENCE} members: its demographics are not "
-                "shown (target fit counts as the market's mean)"
-            )
+            out.append(say("target_hidden", minimum=MIN_DEMOGRAPHIC_AUDIENCE))
     n = f.talent_track_n[t]
     if n.sum() > 0:
         mask = mix > 0
         k, nm = int(n[mask].sum()), int(f.talent_track_merchants[t][mask].sum())
-        collabs = (
-            f"{k} collaboration{'s' if k > 1 else ''} with {nm} merchant{'s' if nm > 1 else ''}"
+        collabs = say(
+            "collabs_with",
+            collaborations=_plural(k, "evidence.collabs", lang),
+            merchants=_plural(nm, "evidence.merchants", lang),
         )
         if k and f.gmv_rate <= 0:
-            out.append(f"{collabs} in the merchant's categories (outcomes not recorded)")
+            out.append(say("collabs_unmeasured", collabs=collabs))
         elif k:
             # a percentile, not yuan: other merchants' GMV is theirs (policy.py)
             p = sig["track_record"]
             out.append(
-                f"{collabs} in the merchant's categories; GMV per collaboration in the "
-                f"{percentile_band(p)} of talents (percentile {p:.0f})"
+                say("collabs_track", collabs=collabs, band=message(_band(p), lang), percentile=p)
             )
         else:
-            out.append(
-                f"{int(n.sum())} past collaboration{'s' if n.sum() > 1 else ''}, none in "
-                "the merchant's categories"
-            )
+            out.append(_plural(int(n.sum()), "evidence.past", lang))
     else:
-        out.append(
-            "no past collaborations on record (track record is the category mean)"
-            if f.talent_track_n.any()
-            else "no collaborations on record in this market: track record is not measured"
-        )
+        out.append(say("no_track" if f.talent_track_n.any() else "no_collabs_market"))
     price = float(money.price[t])
-    quoted = (
-        f"an estimated price of {_yuan(price)} (no list price quoted)"
-        if money.estimated[t]
-        else f"a list price of {_yuan(price)}"
+    quoted = say(
+        "price_estimated" if money.estimated[t] else "price_list", price=_yuan(price, lang)
     )
     if f.gmv_rate <= 0:
-        out.append(
-            "no collaboration outcomes on record in this market: expected GMV is not estimated; "
-            f"{quoted}"
-        )
+        out.append(say("gmv_unmeasured", quoted=quoted))
     else:
         out.append(
-            f"expected GMV {_yuan(sig['expected_gmv'])} per collaboration for {quoted} plus "
-            f"{money.commission:.0%} commission (ROI {sig['roi']:.1f}x net of commission)"
+            say(
+                "gmv",
+                gmv=_yuan(sig["expected_gmv"], lang),
+                quoted=quoted,
+                commission=money.commission,
+                roi=sig["roi"],
+            )
         )
     if np.isfinite(money.budget) and price > money.budget:
-        out.append(f"its price is above the budget of {_yuan(money.budget)}")
+        out.append(say("over_budget", budget=_yuan(money.budget, lang)))
     if not f.engagement_observed and size > 0:
-        out.append("no engagement recorded in this market: audience quality is not measured")
+        out.append(say("no_engagement"))
     elif sig["audience_quality"] < 0.4:
-        out.append(
-            f"only {sig['audience_quality']:.0%} of followers ever engage (inflated audience?)"
-        )
+        out.append(say("low_quality", share=sig["audience_quality"]))
+    # violation notes are recorded in English (kolmatch/matching/features.py)
     notes = f.talent_risk_notes[t]
-    out.append("; ".join(notes) if notes else "no violations")
+    out.append("; ".join(notes) if notes else say("no_violations"))
     return out
 
 
@@ -438,6 +438,7 @@ def _matches(
     signals: list[dict[str, float]],
     money: _Prices,
     extra: list[list[str]] | None = None,
+    lang: str = DEFAULT_LANG,
 ) -> list[Match]:
     """Match objects for ranked talent rows: one construction for both ranking paths."""
     ties = [int((scores == scores[r]).sum()) - 1 for r in range(len(rows))]
@@ -447,16 +448,9 @@ def _matches(
             rank=r + 1,
             score=round(float(scores[r]), 4),
             breakdown={k: round(float(v), 4) for k, v in signals[r].items()},
-            evidence=_evidence(f, merchant, int(t), signals[r], money)
+            evidence=_evidence(f, merchant, int(t), signals[r], money, lang)
             + (extra[r] if extra else [])
-            + (
-                [
-                    f"tied on score with {ties[r]} other{'s' if ties[r] > 1 else ''} in this list: "
-                    "ordered by follower count"
-                ]
-                if ties[r]
-                else []
-            ),
+            + ([_plural(ties[r], "evidence.tied", lang)] if ties[r] else []),
             price=round(float(money.price[t]), 2),
             price_estimated=bool(money.estimated[t]),
             affordable=None
@@ -574,6 +568,7 @@ def match_merchant(
     campaign: str | None = None,
     budget: float | None = None,
     rankings: MerchantRankings | None = None,
+    lang: str = DEFAULT_LANG,
 ) -> list[Match]:
     """Rank talents for one merchant, or for one of its campaigns.
 
@@ -602,6 +597,9 @@ def match_merchant(
     rankings
         Precomputed default rankings (:func:`rank_merchants`): used when no weights, campaign
         or budget are given and ``top`` is within their depth; the result is the same.
+    lang
+        The evidence's language, one of :data:`kolmatch.i18n.LANGS`; nothing else depends
+        on it.
 
     Raises
     ------
@@ -627,21 +625,18 @@ def match_merchant(
         n = min(top, int(rankings.eligible[i]))
         sig = [dict(zip(SIGNALS, rankings.signals[i, r].tolist(), strict=True)) for r in range(n)]
         money = _prices(f, i, None)
-        return _matches(f, i, rankings.rows[i, :n], rankings.scores[i, :n], sig, money)
+        return _matches(f, i, rankings.rows[i, :n], rankings.scores[i, :n], sig, money, lang=lang)
     ranked = _rank(f, i, weights, campaign, budget)
     order = ranked.order[:top]
     values = ranked.signals.as_dict()
     sig = [{k: float(v[t]) for k, v in values.items()} for t in order]
     av = ranked.av
     extra = (
-        [
-            [f"available in {av.window.name}: a slot is free and no competitor holds it"]
-            for _ in order
-        ]
+        [[message("evidence.available", lang, window=av.window.name)] for _ in order]
         if av is not None
         else None
     )
-    return _matches(f, i, order, ranked.score[order], sig, ranked.money, extra)
+    return _matches(f, i, order, ranked.score[order], sig, ranked.money, extra, lang)
 
 
 #: Why a talent is or is not in a merchant's list, in the order they are checked.
@@ -679,6 +674,7 @@ def why_not(
     weights: Mapping[str, float] | None = None,
     campaign: str | None = None,
     budget: float | None = None,
+    lang: str = DEFAULT_LANG,
 ) -> WhyNot:
     """Why talent ``talent_id`` is or is not in the merchant's list of ``top``.
 
@@ -693,6 +689,9 @@ def why_not(
         As :func:`match_merchant`.
     talent_id
         The talent asked about.
+    lang
+        The language of ``detail``, one of :data:`kolmatch.i18n.LANGS` (``reason`` is a code
+        of :data:`WHY_REASONS` in any language).
 
     Raises
     ------
@@ -732,35 +731,36 @@ def why_not(
             est,
         )
 
+    def say(key: str, **values: object) -> str:
+        return message(f"why.{key}", lang, talent=talent_id, **values)
+
     if r.signals.excluded[t]:
-        notes = "; ".join(f.talent_risk_notes[t]) or "severe or unresolved violations"
-        return answer("compliance", f"{talent_id} is excluded for compliance: {notes}")
+        # violation notes are recorded in English (kolmatch/matching/features.py)
+        notes = "; ".join(f.talent_risk_notes[t]) or message("why.violations", lang)
+        return answer("compliance", say("compliance", notes=notes))
     if r.av is not None and not r.av.available[t]:
-        return answer(
-            "booked",
-            f"{talent_id} is not available in {r.av.window.name}: no free slot, or held "
-            "exclusively for another merchant",
-        )
-    quoted = f"{'estimated price' if est else 'list price'} {_yuan(price)}"
+        return answer("booked", say("booked", window=r.av.window.name))
+    quoted = message(
+        "why.quoted_estimated" if est else "why.quoted_list", lang, price=_yuan(price, lang)
+    )
     if budget is not None and price > budget:
         return answer(
-            "unaffordable", f"{talent_id}'s {quoted} is above the budget of {_yuan(budget)}"
+            "unaffordable", say("unaffordable", quoted=quoted, budget=_yuan(budget, lang))
         )
     at = np.nonzero(r.order == t)[0]
     if len(at) == 0:  # weights so large the score is not finite: it is not ranked at all
-        return answer("below the cut", f"{talent_id}'s score is not finite with these weights")
+        return answer("below the cut", say("not_finite"))
     rank = int(at[0]) + 1
-    mine = f"ranked {rank:,} of {len(r.order):,} with score {float(r.score[t]):+.3f}"
+    mine = message("why.ranked", lang, rank=rank, eligible=len(r.order), score=float(r.score[t]))
     if rank > top:
         return answer(
             "below the cut",
-            f"{talent_id} is {mine}; the list of {top} ends at rank {cut_rank} with score "
-            f"{cut_score:+.3f}",
+            say("below_cut", ranked=mine, top=top, cut_rank=cut_rank, cut_score=cut_score),
             rank,
         )
     over = (
-        f"; its {quoted} is above the merchant's budget of {_yuan(r.money.budget)}"
+        message("why.over_budget", lang, quoted=quoted, budget=_yuan(r.money.budget, lang))
         if np.isfinite(r.money.budget) and price > r.money.budget
         else ""
     )
-    return answer("listed", f"{talent_id} is in the list: {mine}{over}", rank)
+    return answer("listed", say("listed", ranked=mine, over=over), rank)

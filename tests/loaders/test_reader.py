@@ -179,7 +179,7 @@ def test_bad_date_and_bool(folder: Path, loaded: SQLiteStore) -> None:
 
 
 def test_window_ending_before_it_starts(folder: Path, loaded: SQLiteStore) -> None:
-    _replace_line(folder / "campaign.csv", 2, "cp0,Backwards,2025-03-10,2025-03-01")
+    _replace_line(folder / "campaign.csv", 2, "cp0,Backwards,2025-03-10,2025-03-01,gmv,1000,500")
     err = _fails(folder, loaded)
     assert [str(p) for p in err.problems] == [
         "campaign.csv:2: field 'end': end 2025-03-01 is before start 2025-03-10"

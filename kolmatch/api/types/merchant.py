@@ -72,7 +72,12 @@ class Match(graphene.ObjectType):
     rank = graphene.Int(required=True)
     score = graphene.Float(required=True)
     breakdown = graphene.List(graphene.NonNull(SignalValue), required=True)
-    evidence = graphene.List(graphene.NonNull(graphene.String), required=True)
+    evidence = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="what the match rests on, one line each, in the request's language "
+        "(Accept-Language: en or zh-CN)",
+    )
     price = graphene.Float(
         required=True, description="the talent's list price, or its estimate (priceEstimated)"
     )
@@ -91,7 +96,9 @@ class WhyNotType(graphene.ObjectType):
 
     talent = graphene.ID(required=True)
     reason = graphene.String(required=True, description=", ".join(WHY_REASONS))
-    detail = graphene.String(required=True)
+    detail = graphene.String(
+        required=True, description="the reason with its figures, in the request's language"
+    )
     rank = graphene.Int(description="its place in the full ranking; null if left out first")
     score = graphene.Float()
     cut_rank = graphene.Int(description="the list's last rank")
@@ -327,6 +334,7 @@ class Merchant(graphene.ObjectType):
             campaign=campaign,
             budget=budget,
             rankings=ctx.snap.rankings,
+            lang=ctx.lang,
         )
         eligible = talent_eligibility(f).ok.copy()
         if campaign is not None:
@@ -356,6 +364,7 @@ class Merchant(graphene.ObjectType):
             weights=_weights(weights) or None,
             campaign=campaign,
             budget=budget,
+            lang=ctx.lang,
         )
         return {k: v for k, v in w.__dict__.items() if k != "merchant"}
 
