@@ -683,7 +683,7 @@ def test_agency_leads_reveal_nothing_of_merchants(policy_api: Api) -> None:
     asked = roster[:: max(len(roster) // 12, 1)][:12]  # a lead list costs ~1 s: a sample
     visible: Visible = defaultdict(dict)
     bad = {str(x) for x in f.merchant_ids[f.merchant_risk >= 1.0]}
-    fields = "merchant rank expectedGmv bestProduct roi customersReached"
+    fields = "merchant merchantName rank expectedGmv bestProduct roi customersReached"
     for start in range(0, len(asked), 6):
         aliases = " ".join(
             f'r{i}: talent(id: "{t}") {{ id recommendedMerchants(first: 50) {{ {fields} }} }}'
@@ -696,6 +696,8 @@ def test_agency_leads_reveal_nothing_of_merchants(policy_api: Api) -> None:
         for node in (body.get("data") or {}).values():
             for x in (node or {}).get("recommendedMerchants") or []:
                 assert x["merchant"] not in bad
+                # the storefront name, public as Merchant.name (the explorer's pitch lists)
+                assert x["merchantName"] == snap.merchant_names.get(x["merchant"], x["merchant"])
                 seen = visible[x["merchant"]]
                 for k in ("rank", "expectedGmv", "roi", "customersReached"):
                     if x.get(k) is not None:
@@ -812,7 +814,8 @@ def test_every_merchant_and_agency_field_as_each_role(policy_api: Api) -> None:
             after = page["endCursor"]
         analytics = (
             "rosterReach rosterOverlap(first: 20) { a b shared shareOfSmaller jaccard } "
-            "categoryGaps(first: 5) { demandShare rosterShare } communities"
+            "categoryGaps(first: 5) { demandShare rosterShare } communities "
+            "rosterEdges(perTalent: 2) { a b shared shareOfSmaller jaccard }"
         )
         for a in (own_agency, other_agency):
             if a is None:
@@ -823,6 +826,11 @@ def test_every_merchant_and_agency_field_as_each_role(policy_api: Api) -> None:
                 for o in body["data"]["agency"]["rosterOverlap"]:
                     for k in ("shared", "shareOfSmaller", "jaccard"):
                         by_talent[o["a"]][f"overlap with {o['b']}:{k}"] = o[k]
+                # the explorer's network: both ends see the edge, as overlapWith does
+                for o in body["data"]["agency"]["rosterEdges"]:
+                    for x, y in ((o["a"], o["b"]), (o["b"], o["a"])):
+                        for k in ("shared", "shareOfSmaller", "jaccard"):
+                            by_talent[x][f"overlap with {y}:{k}"] = o[k]
             else:
                 codes = {e["extensions"]["code"] for e in body.get("errors", [])}
                 assert codes == {"FORBIDDEN"}, body

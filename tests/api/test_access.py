@@ -40,6 +40,7 @@ PRIVATE = {
     "Agency": {
         "rosterReach": "rosterReach",
         "rosterOverlap": "rosterOverlap(first: 2) { a }",
+        "rosterEdges": "rosterEdges(perTalent: 2) { a }",
         "categoryGaps": "categoryGaps(first: 2) { category }",
         "communities": "communities",
     },

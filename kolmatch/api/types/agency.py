@@ -19,11 +19,16 @@ from kolmatch.api.types.common import (
     sliced,
 )
 from kolmatch.api.types.talent import Talent, TalentRef
+from kolmatch.errors import BadArgument
 from kolmatch.matching.audience import pair_overlaps
+from kolmatch.matching.backbone import strongest_edges
 
 __all__ = ["Agency", "TalentConnection", "roster_rows"]
 
 TalentConnection = connection("Talent", Talent)
+
+#: Most edges per talent in ``rosterEdges``.
+MAX_EDGES_PER_TALENT = 10
 
 
 def roster_rows(ctx: RequestContext, agency_id: str) -> np.ndarray:
@@ -62,6 +67,12 @@ class Agency(graphene.ObjectType):
     )
     roster_overlap = graphene.List(
         graphene.NonNull(PairOverlap), first=graphene.Int(required=True, default_value=10)
+    )
+    roster_edges = graphene.List(
+        graphene.NonNull(PairOverlap),
+        per_talent=graphene.Int(required=True, default_value=2),
+        description="the roster's overlap network drawn from each talent's `perTalent` "
+        "strongest overlaps (by jaccard, 1 to 10), heaviest first",
     )
     category_gaps = graphene.List(
         graphene.NonNull(CategoryGap), first=graphene.Int(required=True, default_value=3)
@@ -103,6 +114,23 @@ class Agency(graphene.ObjectType):
         pairs = _pairs(ctx, rows)
         pairs.sort(key=lambda p: (-p["jaccard"], p["a"], p["b"]))
         return pairs[: page_size(first, ctx.limits)]
+
+    @staticmethod
+    def resolve_roster_edges(a: str, info: Any, per_talent: int) -> list[dict[str, Any]]:
+        ctx = _own(info, a, "roster analytics")
+        if not 1 <= per_talent <= MAX_EDGES_PER_TALENT:
+            raise BadArgument(
+                "perTalent", f"must be between 1 and {MAX_EDGES_PER_TALENT}, got {per_talent}"
+            )
+        pairs = _pairs(ctx, roster_rows(ctx, a))
+        ends = {t: i for i, t in enumerate(sorted({p[k] for p in pairs for k in ("a", "b")}))}
+        keep = strongest_edges(
+            np.array([ends[p["a"]] for p in pairs], dtype=np.int64),
+            np.array([ends[p["b"]] for p in pairs], dtype=np.int64),
+            np.array([p["jaccard"] for p in pairs], dtype=np.float64),
+            per_node=per_talent,
+        )
+        return [pairs[i] for i in keep.tolist()]
 
     @staticmethod
     def resolve_category_gaps(a: str, info: Any, first: int) -> list[dict[str, Any]]:

@@ -96,6 +96,9 @@ class MerchantLeadType(graphene.ObjectType):
         name = "MerchantLead"
 
     merchant = graphene.ID(required=True)
+    merchant_name = graphene.String(
+        required=True, description="the merchant's storefront name (public, as Merchant.name)"
+    )
     rank = graphene.Int(required=True)
     expected_gmv = graphene.Float(required=True)
     best_product = graphene.ID(required=True)
@@ -108,6 +111,11 @@ class MerchantLeadType(graphene.ObjectType):
         required=True,
         description="what roi divides by: here the talent's negotiated fee (its agency sees it)",
     )
+
+    @staticmethod
+    def resolve_merchant_name(lead: dict[str, Any], info: Any) -> str:
+        merchant = str(lead["merchant"])
+        return context(info).snap.merchant_names.get(merchant, merchant)
 
     @staticmethod
     def resolve_customers_reached(lead: dict[str, Any], info: Any) -> int:
