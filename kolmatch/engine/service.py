@@ -43,10 +43,11 @@ from kolmatch.errors import (
     UnknownId,
 )
 from kolmatch.graph.booking import Booking, check_window
-from kolmatch.graph.market import CATALOG_READ
+from kolmatch.graph.market import CATALOG_READ, GROWTH_READ, read_market
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
 from kolmatch.matching.eligibility import require_merchant, talent_eligibility
 from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.growth import GrowthReport, growth_report, monthly_gmv
 from kolmatch.matching.incremental import CollaborationWrite
 from kolmatch.matching.score import MerchantRankings
 
@@ -949,6 +950,13 @@ class EngineService:
             return self._write(
                 batches, audit={**entry, "before": None, "after": entry["input"]}, campaigns=True
             )
+
+    def growth(self, *, merchants: int = 50, top: int = 20) -> GrowthReport:
+        """The growth report (kolmatch/matching/growth.py): sales by month read from the store
+        (``GROWTH_READ``), forecast, standing against the programme's goals, and the pairings
+        that close the most gap, priced by the serving features."""
+        g = read_market(self._store, GROWTH_READ)
+        return growth_report(monthly_gmv(g), self.snapshot.features, merchants=merchants, top=top)
 
     def _current(self) -> Snapshot:
         """The snapshot at the store's version: a write checks against what others wrote.

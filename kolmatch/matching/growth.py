@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kolmatch.graph.market import MarketGraph
+from kolmatch.matching.features import MarketFeatures
 
 __all__ = [
     "LEVEL_MONTHS",
@@ -40,6 +41,7 @@ __all__ = [
     "Pairing",
     "backtest",
     "close_gaps",
+    "growth_report",
     "last_year",
     "monthly_gmv",
     "seasonal_forecast",
@@ -348,11 +350,17 @@ class GrowthReport:
 
 
 def standing(
-    ids: NDArray[np.str_], series: F64, months: list[str], goal: float
+    ids: NDArray[np.str_],
+    series: F64,
+    months: list[str],
+    goal: float,
+    *,
+    market: F64 | None = None,
 ) -> list[OwnerGrowth]:
-    """Each owner's last and next twelve months against ``goal``, the closest to it first."""
+    """Each owner's last and next twelve months against ``goal``, the closest to it first
+    (``market``: as for :func:`seasonal_forecast`)."""
     first = int(months[0][5:7]) - 1 if months else 0
-    ahead = seasonal_forecast(series, first, 12).sum(axis=1)
+    ahead = seasonal_forecast(series, first, 12, market=market).sum(axis=1)
     past = series[:, -12:].sum(axis=1)
     out = [
         OwnerGrowth(str(i), float(p), float(a), goal, bool(a >= goal), float(max(goal - a, 0.0)))
@@ -389,3 +397,66 @@ def close_gaps(
                 out.append(Pairing(m.id, tid, float(gmv), float(closed)))
     out.sort(key=lambda p: (-p.gap_closed, p.merchant, p.talent))
     return out[:top]
+
+
+def growth_report(
+    s: MonthlyGmv,
+    f: MarketFeatures,
+    *,
+    merchants: int = 50,
+    per_merchant: int = 5,
+    top: int = 20,
+    holdout: int = 3,
+) -> GrowthReport:
+    """Who is on track for the programme's goals, and the pairings that close the most gap.
+
+    Parameters
+    ----------
+    s
+        GMV by month (:func:`monthly_gmv`).
+    f
+        Market features (expected GMV of a collaboration, compliance).
+    merchants
+        The merchants off track and closest to the goal whose pairings are looked for.
+    per_merchant
+        Each one's candidate talents: the eligible ones with the most expected GMV for it.
+    top
+        Pairings returned.
+    holdout
+        Months the forecast is backtested on (none with too short a history).
+    """
+    from kolmatch.matching.score import merchant_signals
+
+    market = s.merchant.sum(axis=0)
+    m_rows = standing(s.merchant_ids, s.merchant, s.months, MERCHANT_GOAL, market=market)
+    t_rows = standing(s.talent_ids, s.talent, s.months, TALENT_GOAL, market=market)
+    eligible_m = {str(x) for x in f.merchant_ids[f.merchant_risk < 1.0]}
+    off = [r for r in m_rows if not r.on_track and r.id in eligible_m][:merchants]
+    candidates: dict[str, list[tuple[str, float]]] = {}
+    for r in off:
+        sig = merchant_signals(f, f.merchant_row(r.id))
+        gmv = np.where(sig.excluded, 0.0, sig.expected_gmv * (1.0 - sig.risk))
+        best = np.argsort(-gmv, kind="stable")[:per_merchant]
+        candidates[r.id] = [(str(f.talent_ids[t]), float(gmv[t])) for t in best if gmv[t] > 0]
+
+    def tested(series: F64) -> Backtest | None:
+        try:
+            return backtest(series, s.months, holdout, market=market)
+        except ValueError:
+            return None
+
+    return GrowthReport(
+        months=s.months,
+        merchants=m_rows,
+        talents=t_rows,
+        merchants_on_track=sum(r.on_track for r in m_rows),
+        talents_on_track=sum(r.on_track for r in t_rows),
+        pairings=close_gaps(m_rows, t_rows, candidates, top),
+        backtest_merchants=tested(s.merchant),
+        backtest_talents=tested(s.talent),
+        note=(
+            f"forecast of the next 12 months against ¥{MERCHANT_GOAL:,.0f} (merchants) and "
+            f"¥{TALENT_GOAL:,.0f} (talents) a year; pairings: one collaboration's expected GMV "
+            "closing the merchant's gap and the talent's"
+        ),
+    )

@@ -176,3 +176,29 @@ def _free(svc: EngineService, talents: list[str], start: int, end: int, merchant
     f = svc.snapshot.features
     av = availability(f, f.merchant_row(merchant), Window(start, end, "w"))
     return [t for t in talents if av.available[f.talent_row(t)]]
+
+
+GROWTH = """{ growth(first: 5) { months merchantsOnTrack talentsOnTrack
+  merchants { id last12Months forecast12Months goal onTrack gap }
+  pairings { merchant talent expectedGmv gapClosed }
+  backtestMerchants { holdout forecastWape lastYearWape forecastTotalError } note } }"""
+
+
+def test_the_growth_report_is_for_internal_tools(client: Client) -> None:
+    refused = client.ask("k-a", GROWTH)["errors"][0]
+    assert refused["extensions"]["code"] == "FORBIDDEN"
+    r = client.data("k-int", GROWTH)["growth"]
+    assert r["months"][0] == "2025-01" and len(r["months"]) == 18
+    rows = r["merchants"]
+    assert len(rows) == 5
+    # on track first, then the smallest gap: the order a programme manager works in
+    keys = [(not x["onTrack"], x["gap"]) for x in rows]
+    assert keys == sorted(keys)
+    for x in rows:
+        assert x["gap"] == pytest.approx(max(x["goal"] - x["forecast12Months"], 0.0))
+    assert r["pairings"], "some off-track merchant has a candidate"
+    closed = [p["gapClosed"] for p in r["pairings"]]
+    assert closed == sorted(closed, reverse=True)
+    b = r["backtestMerchants"]
+    assert b["holdout"] == ["2026-04", "2026-05", "2026-06"]
+    assert b["forecastWape"] < b["lastYearWape"]
