@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kolmatch import jsonio
 from kolmatch.errors import (
@@ -31,6 +31,7 @@ from kolmatch.errors import (
     StoreUnavailable,
     UnknownId,
 )
+from kolmatch.graph.model import CAMPAIGN_GOALS
 from kolmatch.i18n import (
     LANG_ENV,
     LANGS,
@@ -171,9 +172,23 @@ def _parser() -> argparse.ArgumentParser:
     wy.add_argument("--json", action="store_true")
     _store_arg(wy)
 
-    pl = sub.add_parser("plan", help="choose a talent matrix for a merchant under a budget")
+    pl = sub.add_parser(
+        "plan",
+        help="choose a talent matrix for a merchant under a budget, or the cheapest one that "
+        "reaches a target",
+    )
     pl.add_argument("merchant")
-    pl.add_argument("--budget", type=_positive_float, required=True, help="yuan for fees")
+    pl.add_argument("--budget", type=_positive_float, help="yuan for fees")
+    pl.add_argument(
+        "--target-gmv",
+        type=_positive_float,
+        help="instead of a budget: the cheapest matrix whose expected GMV reaches this (yuan)",
+    )
+    pl.add_argument(
+        "--target-new-customers",
+        type=_positive_int,
+        help="instead of a budget: the cheapest matrix reaching this many new customers",
+    )
     pl.add_argument(
         "--tiers",
         help="tier mix, e.g. top=1,mid=2..5,micro=30%% (exact count, range, budget share)",
@@ -190,6 +205,47 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--seed", type=_non_negative_int, default=0)
     pl.add_argument("--json", action="store_true")
     _store_arg(pl)
+
+    cp = sub.add_parser("campaign", help="list, create or join campaigns (briefs)")
+    cps = cp.add_subparsers(dest="action", metavar="ACTION", required=True)
+    cl = cps.add_parser("list", help="every campaign with its brief and who joined")
+    cl.add_argument("--json", action="store_true")
+    _store_arg(cl)
+    cc = cps.add_parser("create", help="create a campaign with its brief")
+    cc.add_argument("id")
+    cc.add_argument("--name", required=True)
+    cc.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    cc.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+    cc.add_argument("--goal", choices=CAMPAIGN_GOALS)
+    cc.add_argument("--kpi-target", type=_positive_float, help="yuan of GMV, or users")
+    cc.add_argument("--budget", type=_positive_float, help="the platform's budget, yuan")
+    cc.add_argument("--categories", default="", help="category ids, comma-separated")
+    cc.add_argument("--products", default="", help="product ids, comma-separated")
+    _store_arg(cc)
+    cj = cps.add_parser("join", help="a merchant joins a campaign that is not over")
+    cj.add_argument("campaign")
+    cj.add_argument("--merchant", required=True)
+    cj.add_argument("--products", default="", help="its product ids, comma-separated")
+    _store_arg(cj)
+
+    bk = sub.add_parser("book", help="book talents for a merchant, all or nothing")
+    bk.add_argument("merchant")
+    bk.add_argument("--talents", required=True, help="talent ids, comma-separated")
+    bk.add_argument("--key", required=True, help="idempotency key: a repeat writes nothing")
+    bk.add_argument("--campaign", help="a campaign the merchant joined: its window")
+    bk.add_argument("--start", help="first day, YYYY-MM-DD (without --campaign)")
+    bk.add_argument("--end", help="last day, YYYY-MM-DD (without --campaign)")
+    bk.add_argument("--json", action="store_true")
+    _store_arg(bk)
+    rl = sub.add_parser("release", help="release bookings")
+    rl.add_argument("ids", nargs="+", help="booking ids")
+    rl.add_argument("--merchant", help="only this merchant's")
+    _store_arg(rl)
+
+    gr = sub.add_parser("growth", help="who is on track for the growth programme's goals")
+    gr.add_argument("--top", type=_positive_int, default=10)
+    gr.add_argument("--json", action="store_true")
+    _store_arg(gr)
 
     asg = sub.add_parser("assign", help="assign the whole market's talents for one window")
     asg.add_argument("--method", choices=["auto", "milp", "lagrangian", "stable"], default="auto")
@@ -726,7 +782,24 @@ def _cmd_plan(a: argparse.Namespace) -> int:
 
     from kolmatch.matching.plan import parse_tiers, plan_talent_matrix
 
+    given = [
+        f
+        for f, v in (
+            ("--budget", a.budget),
+            ("--target-gmv", a.target_gmv),
+            ("--target-new-customers", a.target_new_customers),
+        )
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise BadArgument(
+            "--budget",
+            "give exactly one of --budget, --target-gmv and --target-new-customers"
+            + (f" (got {', '.join(given)})" if given else ""),
+        )
     tiers = parse_tiers(a.tiers)  # before the features: a typo fails at once
+    if a.budget is None:
+        return _plan_to_target(a, tiers)
     plan = plan_talent_matrix(
         _features(a.store),
         a.merchant,
@@ -1264,6 +1337,318 @@ def _cmd_schema_print(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _plan_to_target(a: argparse.Namespace, tiers: Any) -> int:
+    """``plan --target-gmv`` / ``--target-new-customers``: the cheapest matrix (certified)."""
+    from dataclasses import asdict
+
+    from kolmatch.matching.target import plan_to_target
+
+    p = plan_to_target(
+        _features(a.store),
+        a.merchant,
+        target_gmv=a.target_gmv,
+        target_new_customers=a.target_new_customers,
+        tiers=tiers,
+        campaign=a.campaign,
+        min_roi=a.min_roi,
+        seed=a.seed,
+    )
+    if a.json:
+        print(jsonio.dumps(asdict(p), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    lang = a.lang
+
+    def yuan(x: float) -> str:
+        return format_amount(x, lang)
+
+    def measure(x: float) -> str:
+        return yuan(x) if p.kind == "gmv" else count(round(x), "customer", lang)
+
+    talents = count(len(p.talents), "talent", lang)
+    print(
+        _text(
+            a,
+            "cli.target.head",
+            merchant=p.merchant,
+            window=p.window,
+            talents=talents,
+            cost=yuan(p.cost),
+        )
+    )
+    what = _text(a, f"cli.target.measure.{p.kind}")
+    print("  " + _text(a, "cli.target.explain", measure=what))
+    columns = ("talent", "tier", "fee", "gmv" if p.kind == "gmv" else "new_customers")
+    rows = [[_text(a, f"cli.col.{c}") for c in columns]]
+    for t in p.talents:
+        rows.append(
+            [
+                t.talent,
+                _text(a, f"cli.tier.{t.tier}"),
+                yuan(t.fee) + ("*" if t.fee_estimated else " "),
+                yuan(t.expected_gmv) if p.kind == "gmv" else f"{t.new_customers:,}",
+            ]
+        )
+    for line in _table(rows, right={2, 3}):
+        print(line)
+    print(
+        "  "
+        + _text(
+            a,
+            "cli.target.reached",
+            achieved=measure(p.achieved),
+            target=measure(p.target),
+            kind=p.kind,
+        )
+    )
+    if not p.reachable:
+        print("  " + _text(a, "cli.target.out_of_reach", most=measure(p.max_reachable or 0.0)))
+    print("  " + _text(a, "cli.target.certified", bound=yuan(p.bound), gap=p.gap))
+    return EXIT_OK
+
+
+def _ids(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+@contextmanager
+def _service(store_arg: str | None) -> Iterator[Any]:
+    """The engine over the store (its feature cache), for the commands that write."""
+    from kolmatch.engine.service import EngineService
+
+    store = _open_graph(store_arg)
+    try:
+        store.version()
+        _check_matchable(store)
+        service = EngineService(store)
+        try:
+            yield service
+        finally:
+            service.close()
+    finally:
+        store.close()
+
+
+def _cmd_campaign(a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    with _service(a.store) as service:
+        if a.action == "create":
+            snap = service.create_campaign(
+                campaign_id=a.id,
+                name=a.name,
+                start=a.start,
+                end=a.end,
+                goal=a.goal,
+                kpi_target=a.kpi_target,
+                budget=a.budget,
+                categories=_ids(a.categories),
+                products=_ids(a.products),
+                actor="cli",
+            )
+            print(
+                _text(
+                    a,
+                    "cli.campaign.created",
+                    id=a.id,
+                    name=a.name,
+                    start=a.start,
+                    end=a.end,
+                    version=snap.version,
+                )
+            )
+            return EXIT_OK
+        if a.action == "join":
+            snap = service.join_campaign(
+                a.merchant, a.campaign, products=_ids(a.products), actor="cli"
+            )
+            print(
+                _text(
+                    a,
+                    "cli.campaign.joined",
+                    merchant=a.merchant,
+                    id=a.campaign,
+                    version=snap.version,
+                )
+            )
+            return EXIT_OK
+        snap = service.snapshot
+        briefs = list(snap.campaigns.values())
+        if a.json:
+            print(
+                jsonio.dumps(
+                    [{**asdict(b), "status": b.status(snap.features.today)} for b in briefs],
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
+            return EXIT_OK
+        print(count(len(briefs), "campaign", a.lang))
+        for b in briefs:
+            target = (
+                "-"
+                if b.kpi_target is None
+                else (
+                    format_amount(b.kpi_target, a.lang)
+                    if b.goal == "gmv"
+                    else f"{b.kpi_target:,.0f}"
+                )
+            )
+            print(
+                "  "
+                + _text(
+                    a,
+                    "cli.campaign.row",
+                    id=b.id,
+                    name=b.name,
+                    start=b.start[:10],
+                    end=b.end[:10],
+                    status=b.status(snap.features.today),
+                    goal=b.goal or "-",
+                    target=target,
+                    merchants=count(len(b.merchants), "merchant", a.lang),
+                )
+            )
+    return EXIT_OK
+
+
+def _cmd_book(a: argparse.Namespace) -> int:
+    from kolmatch.graph.booking import Booking
+
+    talents = _ids(a.talents)
+    if not talents:
+        raise BadArgument("--talents", "give at least one talent id")
+    if len(set(talents)) != len(talents):
+        raise BadArgument("--talents", "a talent is named twice")
+    with _service(a.store) as service:
+        start, end = a.start, a.end
+        if a.campaign is not None:
+            brief = service.snapshot.campaigns.get(a.campaign)
+            if brief is None:
+                raise UnknownId("Campaign", a.campaign)
+            if a.merchant not in brief.merchants:
+                raise BadArgument(
+                    "--campaign", f"merchant {a.merchant} has not joined campaign {a.campaign}"
+                )
+            start, end = brief.start[:10], brief.end[:10]
+        elif start is None or end is None:
+            raise BadArgument("--start", "give --campaign, or --start and --end")
+        ids = [f"{a.key}-{t}" for t in talents]
+        bookings = [
+            Booking(i, t, a.merchant, start, end, a.campaign)
+            for i, t in zip(ids, talents, strict=True)
+        ]
+        snap, written = service.book(bookings, actor="cli")
+    if a.json:
+        print(
+            jsonio.dumps(
+                {
+                    "booking_ids": ids,
+                    "written": written,
+                    "start": start,
+                    "end": end,
+                    "version": snap.version,
+                },
+                indent=2,
+            )
+        )
+    elif written:
+        print(
+            _text(
+                a,
+                "cli.book.done",
+                written=count(len(written), "booking", a.lang),
+                merchant=a.merchant,
+                start=start,
+                end=end,
+                version=snap.version,
+            )
+        )
+    else:
+        print(_text(a, "cli.book.repeat", ids=", ".join(ids)))
+    return EXIT_OK
+
+
+def _cmd_release(a: argparse.Namespace) -> int:
+    with _service(a.store) as service:
+        snap, gone = service.release(a.ids, merchant=a.merchant, actor="cli")
+    print(_text(a, "cli.release.done", released=", ".join(gone) or "-", version=snap.version))
+    return EXIT_OK
+
+
+def _cmd_growth(a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from kolmatch.matching.growth import MERCHANT_GOAL, TALENT_GOAL
+
+    with _service(a.store) as service:
+        r = service.growth(top=a.top)
+    if a.json:
+        out = asdict(r)
+        out["merchants"], out["talents"] = out["merchants"][: a.top], out["talents"][: a.top]
+        print(jsonio.dumps(out, ensure_ascii=False, indent=2))
+        return EXIT_OK
+
+    def yuan(x: float) -> str:
+        return format_amount(x, a.lang)
+
+    print(
+        _text(
+            a,
+            "cli.growth.head",
+            first=r.months[0] if r.months else "-",
+            last=r.months[-1] if r.months else "-",
+            merchants=count(r.merchants_on_track, "merchant", a.lang),
+            mgoal=yuan(MERCHANT_GOAL),
+            talents=count(r.talents_on_track, "talent", a.lang),
+            tgoal=yuan(TALENT_GOAL),
+        )
+    )
+    for who, b in (("merchants", r.backtest_merchants), ("talents", r.backtest_talents)):
+        if b is not None:
+            print(
+                "  "
+                + who
+                + ": "
+                + _text(
+                    a,
+                    "cli.growth.backtest",
+                    months=",".join(b.holdout),
+                    ours=b.forecast_wape,
+                    naive=b.last_year_wape,
+                    bias=b.forecast_total_error,
+                    naive_bias=b.last_year_total_error,
+                )
+            )
+    for who, rows in (("merchants", r.merchants), ("talents", r.talents)):
+        print(_text(a, "cli.growth.owners", who=who))
+        for o in rows[: a.top]:
+            print(
+                "  "
+                + _text(
+                    a,
+                    "cli.growth.owner",
+                    id=o.id,
+                    past=yuan(o.last_12_months),
+                    ahead=yuan(o.forecast_12_months),
+                    gap=yuan(o.gap),
+                )
+            )
+    print(_text(a, "cli.growth.pairings"))
+    for x in r.pairings[: a.top]:
+        print(
+            "  "
+            + _text(
+                a,
+                "cli.growth.pairing",
+                merchant=x.merchant,
+                talent=x.talent,
+                gmv=yuan(x.expected_gmv),
+                closed=yuan(x.gap_closed),
+            )
+        )
+    return EXIT_OK
+
+
 _COMMANDS = {
     "generate": _cmd_generate,
     "load": _cmd_load,
@@ -1284,6 +1669,10 @@ _COMMANDS = {
     "demo": _cmd_demo,
     "serve": _cmd_serve,
     "schema-print": _cmd_schema_print,
+    "campaign": _cmd_campaign,
+    "book": _cmd_book,
+    "release": _cmd_release,
+    "growth": _cmd_growth,
 }
 
 

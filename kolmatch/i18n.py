@@ -296,6 +296,36 @@ _EN: dict[str, str] = {
     "cli.demo.top": "top 3 talents for merchant {merchant} ({command}):",
     "cli.demo.score": "score {score:+.3f}",
     "cli.schema_print": "wrote the GraphQL schema (SDL) to {out}",
+    "cli.target.head": "cheapest matrix for {merchant} in {window}: {talents}, {cost}",
+    "cli.target.reached": "reaches {achieved} of the target {target} ({kind})",
+    "cli.target.out_of_reach": "out of reach: the most any eligible matrix brings is {most}",
+    "cli.target.certified": (
+        "certified: no matrix reaching it costs less than {bound} (gap {gap:.2%})"
+    ),
+    "cli.target.explain": "minimised: the fees of talents whose {measure} meets the target",
+    "cli.target.measure.gmv": "expected GMV x (1 - risk)",
+    "cli.target.measure.new_customers": "new customers reached (sampled, scaled)",
+    "cli.col.new_customers": "new customers",
+    "cli.campaign.row": "{id}  {name}  {start}..{end}  {status}  {goal}  {target}  {merchants}",
+    "cli.campaign.created": (
+        "created campaign {id}: {name}, {start}..{end} (graph version {version})"
+    ),
+    "cli.campaign.joined": "{merchant} joined campaign {id} (graph version {version})",
+    "cli.book.done": "booked {written} for {merchant}, {start}..{end} (graph version {version})",
+    "cli.book.repeat": "already booked: {ids} (nothing written)",
+    "cli.release.done": "released {released} (graph version {version})",
+    "cli.growth.head": (
+        "growth programme, {first}..{last}: {merchants} on track for {mgoal} a "
+        "year, {talents} for {tgoal}"
+    ),
+    "cli.growth.backtest": (
+        "forecast held out on {months}: WAPE {ours:.3f} (last year {naive:.3f}); "
+        "market total {bias:+.1%} (last year {naive_bias:+.1%})"
+    ),
+    "cli.growth.owners": "closest to the goal ({who}):",
+    "cli.growth.owner": "{id}: last 12 months {past}, next 12 forecast {ahead}, gap {gap}",
+    "cli.growth.pairings": "pairings that close the most gap:",
+    "cli.growth.pairing": "{merchant} + {talent}: {gmv} a collaboration, closes {closed}",
 }
 
 _ZH: dict[str, str] = {
@@ -499,7 +529,32 @@ _ZH: dict[str, str] = {
     "cli.demo.loaded": "已将 {nodes}和 {rels}载入 {store}，用时 {seconds:.1f} 秒",
     "cli.demo.top": "商家 {merchant} 的前 3 位达人（{command}）：",
     "cli.demo.score": "得分 {score:+.3f}",
-    "cli.schema_print": "已将 GraphQL schema（SDL）写入 {out}",
+    "cli.schema_print": "已将 GraphQL 模式（SDL）写入 {out}",
+    "cli.target.head": "{merchant} 在 {window} 的最省矩阵：{talents}，花费 {cost}",
+    "cli.target.reached": "达成 {achieved}，目标 {target}（{kind}）",
+    "cli.target.out_of_reach": "目标不可达：合规矩阵最多带来 {most}",
+    "cli.target.certified": "已证明：达成目标的矩阵花费不低于 {bound}（差距 {gap:.2%}）",
+    "cli.target.explain": "最小化：{measure}达到目标的达人费用",
+    "cli.target.measure.gmv": "预期 GMV ×（1 − 风险）",
+    "cli.target.measure.new_customers": "触达的新顾客（抽样后放大）",
+    "cli.col.new_customers": "新顾客",
+    "cli.campaign.row": "{id}  {name}  {start}..{end}  {status}  {goal}  {target}  {merchants}",
+    "cli.campaign.created": "已创建活动 {id}：{name}，{start}..{end}（图版本 {version}）",
+    "cli.campaign.joined": "{merchant} 已加入活动 {id}（图版本 {version}）",
+    "cli.book.done": "已为 {merchant} 预订 {written}，{start}..{end}（图版本 {version}）",
+    "cli.book.repeat": "已预订过：{ids}（未写入）",
+    "cli.release.done": "已释放 {released}（图版本 {version}）",
+    "cli.growth.head": (
+        "增长计划 {first}..{last}：{merchants}有望年销 {mgoal}，{talents}有望年销 {tgoal}"
+    ),
+    "cli.growth.backtest": (
+        "预测留出 {months}：WAPE {ours:.3f}（去年同期法 {naive:.3f}）；"
+        "全市场合计偏差 {bias:+.1%}（去年同期法 {naive_bias:+.1%}）"
+    ),
+    "cli.growth.owners": "最接近目标的（{who}）：",
+    "cli.growth.owner": "{id}：近 12 个月 {past}，未来 12 个月预测 {ahead}，差距 {gap}",
+    "cli.growth.pairings": "最能缩小差距的搭配：",
+    "cli.growth.pairing": "{merchant} + {talent}：单次合作 {gmv}，缩小差距 {closed}",
 }
 
 #: One catalogue per language of :data:`LANGS`: the same keys, the same placeholders.
@@ -531,6 +586,8 @@ NOUNS: dict[str, tuple[str, str]] = {
     "collaboration": ("collaborations", "次合作"),
     "category": ("categories", "个品类"),
     "problem": ("problems", "个问题"),
+    "campaign": ("campaigns", "个活动"),
+    "booking": ("bookings", "个预订"),
 }
 
 #: Chinese names of the categories kolmatch's markets use, by id and by name: the synthetic

@@ -280,3 +280,56 @@ def test_schema_print(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert sorted(p.name for p in out.parent.iterdir()) == [
         "schema.graphql"
     ]  # nothing half-written
+
+
+def test_campaigns_bookings_targets_and_growth(
+    loaded_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#20 at the command line: a brief, a join, the cheapest plan to a target, booked (a
+    retry writes nothing, a full talent refuses cleanly), released, and the growth report."""
+    run = ["--store", loaded_store]
+    assert (
+        main(
+            [
+                "campaign",
+                "create",
+                "cpC",
+                "--name",
+                "Double 11 CLI",
+                "--start",
+                "2026-10-20",
+                "--end",
+                "2026-11-11",
+                "--goal",
+                "gmv",
+                "--kpi-target",
+                "5e6",
+                *run,
+            ]
+        )
+        == 0
+    )
+    assert "created campaign cpC" in capsys.readouterr().out
+    assert main(["campaign", "join", "cpC", "--merchant", "m1", *run]) == 0
+    assert main(["campaign", "list", "--json", *run]) == 0
+    listed = {c["id"]: c for c in json.loads(capsys.readouterr().out.split("\n", 1)[1])}
+    assert listed["cpC"]["merchants"] == ["m1"] and listed["cpC"]["status"] == "upcoming"
+    assert main(["plan", "m1", "--target-gmv", "300000", "--campaign", "cpC", "--json", *run]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["reachable"] and plan["achieved"] >= 300000 and plan["gap"] <= 0.01
+    talents = [t["talent"] for t in plan["talents"]]
+    book = ["book", "m1", "--talents", ",".join(talents), "--campaign", "cpC", "--key", "k1"]
+    assert main([*book, "--json", *run]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["written"] == [f"k1-{t}" for t in talents]
+    assert main([*book, "--json", *run]) == 0  # a retry
+    assert json.loads(capsys.readouterr().out)["written"] == []
+    assert main(["release", f"k1-{talents[0]}", "--merchant", "m2", *run]) == 0
+    assert "released -" in capsys.readouterr().out  # not m2's
+    assert main(["release", f"k1-{talents[0]}", *run]) == 0
+    assert f"released k1-{talents[0]}" in capsys.readouterr().out
+    assert main(["growth", "--top", "3", *run]) == 0
+    out = capsys.readouterr().out
+    assert "growth programme, 2025-01..2026-06" in out and "last year" in out
+    assert main(["--lang", "zh-CN", "growth", "--top", "2", *run]) == 0
+    assert "增长计划" in capsys.readouterr().out

@@ -158,7 +158,14 @@ def localised(code: str, text: str, lang: str, exc: BaseException | None = None)
 
 
 #: The solvers name their arguments as the command line does; the API's callers wrote these.
-PLAN_ARGUMENTS = {"--budget": "budget", "--tiers": "tiers", "--min-roi": "minRoi"}
+PLAN_ARGUMENTS = {
+    "--budget": "budget",
+    "--tiers": "tiers",
+    "--min-roi": "minRoi",
+    "--target-gmv": "targetGmv",
+    "--target-new-customers": "targetNewCustomers",
+    "--campaign": "campaign",
+}
 ASSIGNMENT_ARGUMENTS = {
     "--method": "input.method",
     "--candidates": "input.candidates",

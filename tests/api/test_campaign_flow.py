@@ -202,3 +202,24 @@ def test_the_growth_report_is_for_internal_tools(client: Client) -> None:
     b = r["backtestMerchants"]
     assert b["holdout"] == ["2026-04", "2026-05", "2026-06"]
     assert b["forecastWape"] < b["lastYearWape"]
+
+
+TARGET = """query($m: ID!, $x: Float) { merchant(id: $m) { planToTarget(targetGmv: $x) {
+  kind reachable cost achieved bound gap maxReachable talents { talent { id } fee feeEstimated
+  expectedGmv } } } }"""
+
+
+def test_the_cheapest_plan_for_a_target_over_the_api(client: Client) -> None:
+    from kolmatch.matching.validate import target_plan_violations
+
+    a, b, _ = client.merchants  # type: ignore[attr-defined]
+    p = client.data("k-a", TARGET, m=a, x=2e5)["merchant"]["planToTarget"]
+    assert p["kind"] == "gmv" and p["reachable"]
+    assert p["achieved"] >= 2e5 and p["gap"] <= 0.01 and p["bound"] <= p["cost"] + 1e-6
+    talents = [t["talent"]["id"] for t in p["talents"]]
+    fees = {t["talent"]["id"]: t["fee"] for t in p["talents"] if t["feeEstimated"]}
+    f = client.service.snapshot.features
+    assert target_plan_violations(f, a, talents, target_gmv=2e5, fees=fees) == []
+    assert client.ask("k-a", TARGET, m=b, x=2e5)["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    bad = client.ask("k-a", TARGET, m=a, x=-1.0)["errors"][0]
+    assert bad["extensions"]["code"] == "BAD_ARGUMENT" and "targetGmv" in bad["message"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import graphene
@@ -26,6 +26,7 @@ from kolmatch.matching.eligibility import talent_eligibility
 from kolmatch.matching.fees import merchant_prices
 from kolmatch.matching.plan import MAX_REACH_PAIRS, parse_tiers, plan_talent_matrix
 from kolmatch.matching.score import DEFAULT_WEIGHTS, WHY_REASONS, match_merchant, why_not
+from kolmatch.matching.target import plan_to_target
 from kolmatch.policy import sees_merchant_own
 
 __all__ = ["Match", "Merchant", "MerchantRef", "Plan", "WeightInput", "merchant_ref", "to_match"]
@@ -213,6 +214,34 @@ class Plan(graphene.ObjectType):
     )
 
 
+class TargetPick(graphene.ObjectType):
+    talent = graphene.Field(Talent, required=True)
+    tier = graphene.String(required=True)
+    fee = graphene.Float(required=True, description="list price (or its estimate)")
+    fee_estimated = graphene.Boolean(required=True)
+    expected_gmv = graphene.Float(required=True)
+    new_customers = graphene.Int(required=True)
+
+
+class TargetPlanType(graphene.ObjectType):
+    class Meta:
+        name = "TargetPlan"
+
+    window = graphene.String(required=True)
+    kind = graphene.String(required=True, description="gmv or new_customers")
+    target = graphene.Float(required=True)
+    reachable = graphene.Boolean(required=True)
+    talents = graphene.List(graphene.NonNull(TargetPick), required=True)
+    cost = graphene.Float(required=True)
+    achieved = graphene.Float(required=True)
+    bound = graphene.Float(required=True, description="no matrix reaching it costs less")
+    gap = graphene.Float(required=True)
+    max_reachable = graphene.Float()
+    candidates = graphene.Int(required=True)
+    seconds = graphene.Float(required=True)
+    note = graphene.String(required=True)
+
+
 class Product(graphene.ObjectType):
     id = graphene.ID(required=True)
     price = graphene.Float(required=True)
@@ -252,6 +281,16 @@ class Merchant(graphene.ObjectType):
         campaign=graphene.ID(),
         budget=graphene.Float(),
         description="why a talent is or is not in this merchant's list of `first`",
+    )
+    plan_to_target = graphene.Field(
+        TargetPlanType,
+        target_gmv=graphene.Float(description="yuan of expected GMV to reach"),
+        target_new_customers=graphene.Int(description="new customers to reach"),
+        tiers=graphene.String(description="e.g. top=1,mid=2..5,micro=30%"),
+        campaign=graphene.ID(),
+        min_roi=graphene.Float(),
+        description="the cheapest matrix whose expected GMV (or new customers reached) meets "
+        "a target, certified within 1%; out of reach: the most reachable and its cost",
     )
     plan = graphene.Field(
         Plan,
@@ -367,6 +406,40 @@ class Merchant(graphene.ObjectType):
             lang=ctx.lang,
         )
         return {k: v for k, v in w.__dict__.items() if k != "merchant"}
+
+    @staticmethod
+    def resolve_plan_to_target(
+        m: MerchantRef,
+        info: Any,
+        target_gmv: float | None = None,
+        target_new_customers: int | None = None,
+        tiers: str | None = None,
+        campaign: str | None = None,
+        min_roi: float | None = None,
+    ) -> dict[str, Any]:
+        ctx = _own(info, m, "plans")
+        f = ctx.snap.features
+        work = request_work()
+        with api_arguments(PLAN_ARGUMENTS):
+            p = work.solvers.run(
+                plan_to_target,
+                f,
+                m.id,
+                target_gmv=target_gmv,
+                target_new_customers=target_new_customers,
+                tiers=parse_tiers(tiers),
+                campaign=campaign,
+                min_roi=min_roi,
+                time_limit=ctx.limits.timeout_s,
+                cancel=work.cancel,
+            )
+        return {
+            **{k: v for k, v in asdict(p).items() if k not in ("talents", "left_out")},
+            "talents": [
+                {**asdict(t), "talent": TalentRef(t.talent, f.talent_row(t.talent))}
+                for t in p.talents
+            ],
+        }
 
     @staticmethod
     def resolve_plan(
