@@ -89,6 +89,17 @@ class Attack:
     hits: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     covered: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     example: dict[tuple[str, str], str] = field(default_factory=dict)
+    # per talent: its formulas' values and its private values (for the group's own chance)
+    rows: list[tuple[dict[str, int], Any, dict[str, Any]]] = field(default_factory=list)
+
+    def values_of(self, formula: str, kind: str) -> list[tuple[float, Any]]:
+        """The formula's value and the private ``kind`` values of every talent it covers."""
+        out = []
+        for index, cand, secret in self.rows:
+            i = index.get(formula)
+            if i is not None and kind in secret:
+                out.append((float(cand[i]), secret[kind]))
+        return out
 
     def run(self, visible: Visible, private: Private) -> list[Leak]:
         for t, seen in visible.items():
@@ -115,12 +126,15 @@ class Attack:
                     ]
                     values += list(r)
             cand = np.array(values)
+            kept: dict[str, Any] = {}
+            self.rows.append(({n: k for k, n in enumerate(names)}, cand, kept))
             for kind, targets in secret.items():
                 p = np.array([x for x in targets if np.isfinite(x) and x != 0])
                 if not len(p):
                     continue
                 for n in names:
                     self.covered[(n, kind)] += 1
+                kept[kind] = p
                 rel = np.abs(cand[:, None] / p[None, :] - 1.0)
                 hit = np.nonzero((rel < TOLERANCE).any(axis=1) & np.isfinite(cand))[0]
                 for h in hit:
@@ -137,10 +151,11 @@ class Attack:
 def find_leaks(visible: Visible, private: Private) -> list[Leak]:
     """Formulas that reproduce private values far more often than chance.
 
-    Chance is measured: the same attack against the private values shuffled among the talents
-    (a small count such as one booking equals x / x for every talent; that is no leak). A leak
-    hits :data:`LEAK_SHARE` of the talents it covers, at least :data:`LEAK_MIN`, and more than
-    twice as often (plus two) as against the shuffled values.
+    Chance is measured twice: the same attack against the private values shuffled among the
+    talents (a small count such as one booking equals x / x for every talent; that is no
+    leak), and each formula against the private values dealt at random within the group of
+    talents it covers (:func:`_group_chance`). A leak hits :data:`LEAK_SHARE` of the talents
+    it covers, at least :data:`LEAK_MIN`, and more than twice as often (plus two) as either.
     """
     keys = sorted(private)
     shuffled = dict(
@@ -148,11 +163,27 @@ def find_leaks(visible: Visible, private: Private) -> list[Leak]:
     )
     chance = Attack()
     chance.run(visible, shuffled)
+    attack = Attack()
     return [
         x
-        for x in Attack().run(visible, private)
+        for x in attack.run(visible, private)
         if x.hits > 2 * chance.hits.get((x.formula, x.kind), 0) + 2
+        and x.hits > 2 * _group_chance(attack.values_of(x.formula, x.kind)) + 2
     ]
+
+
+def _group_chance(pairs: list[tuple[float, Any]]) -> float:
+    """Hits expected if the private values were dealt at random among the talents the formula
+    covers: a formula that is the same for a whole group (``1 past collaboration`` + the same
+    line: 2 for every talent with one) matches a private value as often as that value is
+    common in the group, which tells nothing about any one talent."""
+    values = np.array([c for c, _ in pairs])
+    secrets = [s for _, s in pairs]
+    expected = 0.0
+    for s in secrets:  # each talent's private values against every covered talent's formula
+        rel = np.abs(values[:, None] / s[None, :] - 1.0)
+        expected += float(((rel < TOLERANCE).any(axis=1) & np.isfinite(values)).sum())
+    return expected / max(len(pairs), 1)
 
 
 def assert_no_leak(visible: Visible, private: Private, who: str) -> None:
