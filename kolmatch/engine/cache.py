@@ -237,24 +237,17 @@ def updated_features(
         ):
             return None
         return apply_collaboration(prev, write), g
-    if risk_update_of is not None:
-        prev, v = risk_update_of
-        g = read_market(store, COMPLIANCE_READ)
-        if g.identity[1] != v + 1:
-            return None
-        return refresh_risk(g, prev), g
-    if bookings_of is not None:
-        prev, v = bookings_of
-        g = read_market(store, BOOKINGS_READ)
-        if g.identity[1] != v + 1:
-            return None
-        return apply_bookings(prev, g), g
-    if campaigns_of is not None:
-        prev, v = campaigns_of
-        g = read_market(store, CAMPAIGNS_READ)
-        if g.identity[1] != v + 1:
-            return None
-        return apply_campaigns(prev, g), g
+    # a write that changed a few tables: they are re-read, and applied if the graph is exactly
+    # that write past v (else the caller builds)
+    for of, spec, apply in (
+        (risk_update_of, COMPLIANCE_READ, lambda f, g: refresh_risk(g, f)),
+        (bookings_of, BOOKINGS_READ, apply_bookings),
+        (campaigns_of, CAMPAIGNS_READ, apply_campaigns),
+    ):
+        if of is not None:
+            prev, v = of
+            g = read_market(store, spec)
+            return (apply(prev, g), g) if g.identity[1] == v + 1 else None
     return None
 
 

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from kolmatch.errors import BadArgument
+from kolmatch.errors import BadArgument, Conflict
 
-__all__ = ["Booking", "HeldBooking", "booking_problems", "check_window"]
+__all__ = ["Booking", "HeldBooking", "booking_problems", "check_window", "not_yet_held"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,33 @@ def check_window(b: Booking, where: str = "bookings") -> None:
         ) from None
     if end < start:
         raise BadArgument(where, f"{b.booking_id}: end {b.end} is before start {b.start}")
+
+
+def not_yet_held(asked: Sequence[Booking], held: Mapping[str, Booking]) -> list[Booking]:
+    """The bookings of ``asked`` whose ids ``held`` (the store's, by id) does not have yet.
+
+    An id held with the same values is a repeat (left out: the request is idempotent); with
+    other values it is refused.
+
+    Raises
+    ------
+    Conflict
+        Naming the id and the fields that differ (and whose booking holds it).
+
+    Examples
+    --------
+    >>> b = Booking("b1", "t1", "m1", "2026-12-01", "2026-12-07")
+    >>> not_yet_held([b], {}) == [b], not_yet_held([b], {"b1": b})
+    (True, [])
+    """
+    out = []
+    for b in asked:
+        old = held.get(b.booking_id)
+        if old is None:
+            out.append(b)
+        elif old.same_as(b):
+            raise Conflict("booking", b.booking_id, old.same_as(b), owner=old.merchant)
+    return out
 
 
 def booking_problems(

@@ -19,14 +19,19 @@ from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, SessionE
 
 from kolmatch.errors import (
     BookingRefused,
-    Conflict,
     IncompleteLoad,
     StoreError,
     StoreUnavailable,
     UnknownId,
 )
 from kolmatch.graph import cypher
-from kolmatch.graph.booking import Booking, HeldBooking, booking_problems, check_window
+from kolmatch.graph.booking import (
+    Booking,
+    HeldBooking,
+    booking_problems,
+    check_window,
+    not_yet_held,
+)
 from kolmatch.graph.model import NODES, RELATIONSHIPS, FieldType, node_spec, rel_spec
 from kolmatch.graph.store import (
     STORE_FORMAT,
@@ -265,13 +270,7 @@ class Neo4jStore:
                 r["booking_id"]: Booking(*r.values())
                 for r in tx.run(cypher.BOOKINGS_BY_ID, ids=ids)
             }
-            new = []
-            for b in bookings:
-                old = same.get(b.booking_id)
-                if old is None:
-                    new.append(b)
-                elif old.same_as(b):
-                    raise Conflict("booking", b.booking_id, old.same_as(b), owner=old.merchant)
+            new = not_yet_held(bookings, same)
             held = [
                 HeldBooking(*r.values()[:5])
                 for r in tx.run(cypher.BOOKINGS_OF_TALENTS, ids=talents)

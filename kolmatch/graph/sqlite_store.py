@@ -8,8 +8,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from kolmatch.errors import BookingRefused, Conflict, StoreError, StoreUnavailable, UnknownId
-from kolmatch.graph.booking import Booking, HeldBooking, booking_problems, check_window
+from kolmatch.errors import BookingRefused, StoreError, StoreUnavailable, UnknownId
+from kolmatch.graph.booking import (
+    Booking,
+    HeldBooking,
+    booking_problems,
+    check_window,
+    not_yet_held,
+)
 from kolmatch.graph.model import (
     NODES,
     RELATIONSHIPS,
@@ -298,13 +304,7 @@ class SQLiteStore:
                         select + "WHERE r.booking_id IN", [b.booking_id for b in bookings]
                     )
                 }
-                new = []
-                for b in bookings:
-                    old = same.get(b.booking_id)
-                    if old is None:
-                        new.append(b)
-                    elif old.same_as(b):
-                        raise Conflict("booking", b.booking_id, old.same_as(b), owner=old.merchant)
+                new = not_yet_held(bookings, same)
                 held = [HeldBooking(*r[:5]) for r in self._in(select + "WHERE s.id IN", talents)]
                 rivals: dict[str, set[str]] = {x: set() for x in merchants}
                 for a, b2 in self._in(
