@@ -33,6 +33,7 @@ from kolmatch.errors import (
 )
 from kolmatch.graph.model import CAMPAIGN_GOALS
 from kolmatch.i18n import (
+    DEFAULT_LANG,
     LANG_ENV,
     LANGS,
     count,
@@ -1676,6 +1677,16 @@ _COMMANDS = {
 }
 
 
+def _in_language(exc: KolmatchError, lang: str) -> str:
+    """The error's message for a reader of ``lang``: the API's rendering (a translated head,
+    the located detail kept: the flag, the id, the figures; kolmatch/api/errors.py)."""
+    if lang == DEFAULT_LANG:
+        return str(exc)
+    from kolmatch.api.errors import code_of, localised
+
+    return localised(code_of(exc), str(exc), lang, exc)
+
+
 def _say(message: object) -> None:
     """The one line a failure ends in, on stderr."""
     print(f"kolmatch: {' '.join(str(message).split())}", file=sys.stderr)
@@ -1687,9 +1698,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 ok, 2 bad input, 1 any other failure, 130 interrupted (see the module's docstring).
     Argument errors exit 2 through :mod:`argparse` (``SystemExit``).
     """
+    lang = DEFAULT_LANG
     try:
         args = _parser().parse_args(argv)
-        args.lang = resolve_lang(getattr(args, "lang", None), os.environ)
+        args.lang = lang = resolve_lang(getattr(args, "lang", None), os.environ)
         return _COMMANDS[args.command](args)
     except InputError as exc:
         n = len(exc.problems) + exc.truncated
@@ -1702,7 +1714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return EXIT_BAD_INPUT
     except (UnknownId, BadArgument, InfeasiblePlan, NotEligible, LimitExceeded) as exc:
-        _say(exc)
+        _say(_in_language(exc, lang))
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head`: not a failure
         return EXIT_OK
@@ -1710,7 +1722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"store unavailable: {exc}")
         return EXIT_FAILURE
     except KolmatchError as exc:
-        _say(exc)
+        _say(_in_language(exc, lang))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         _say("interrupted")

@@ -333,3 +333,10 @@ def test_campaigns_bookings_targets_and_growth(
     assert "growth programme, 2025-01..2026-06" in out and "last year" in out
     assert main(["--lang", "zh-CN", "growth", "--top", "2", *run]) == 0
     assert "增长计划" in capsys.readouterr().out
+
+
+def test_errors_follow_the_language(loaded_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--lang", "zh-CN", "match", "m999", "--store", loaded_store]) == 2
+    assert capsys.readouterr().err.strip() == "kolmatch: 未找到商家 'm999'"
+    assert main(["match", "m999", "--store", loaded_store]) == 2
+    assert capsys.readouterr().err.strip() == "kolmatch: unknown Merchant id 'm999'"
