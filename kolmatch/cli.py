@@ -1512,60 +1512,46 @@ def _cmd_campaign(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_book(a: argparse.Namespace) -> int:
-    from kolmatch.graph.booking import Booking
+#: The engine's names for a booking request's arguments, as this command's flags.
+BOOKING_FLAGS = {
+    "key": "--key",
+    "talents": "--talents",
+    "campaign": "--campaign",
+    "start": "--start",
+    "end": "--end",
+}
 
-    talents = _ids(a.talents)
-    if not talents:
-        raise BadArgument("--talents", "give at least one talent id")
-    if len(set(talents)) != len(talents):
-        raise BadArgument("--talents", "a talent is named twice")
-    with _service(a.store) as service:
-        start, end = a.start, a.end
-        if a.campaign is not None:
-            brief = service.snapshot.campaigns.get(a.campaign)
-            if brief is None:
-                raise UnknownId("Campaign", a.campaign)
-            if a.merchant not in brief.merchants:
-                raise BadArgument(
-                    "--campaign", f"merchant {a.merchant} has not joined campaign {a.campaign}"
-                )
-            start, end = brief.start[:10], brief.end[:10]
-        elif start is None or end is None:
-            raise BadArgument("--start", "give --campaign, or --start and --end")
-        ids = [f"{a.key}-{t}" for t in talents]
-        bookings = [
-            Booking(i, t, a.merchant, start, end, a.campaign)
-            for i, t in zip(ids, talents, strict=True)
-        ]
-        snap, written = service.book(bookings, actor="cli")
-    if a.json:
-        print(
-            jsonio.dumps(
-                {
-                    "booking_ids": ids,
-                    "written": written,
-                    "start": start,
-                    "end": end,
-                    "version": snap.version,
-                },
-                indent=2,
-            )
+
+def _cmd_book(a: argparse.Namespace) -> int:
+    from kolmatch.api.errors import api_arguments  # renames a BadArgument: not API-specific
+
+    with _service(a.store) as service, api_arguments(BOOKING_FLAGS):
+        done = service.book_talents(
+            a.merchant,
+            _ids(a.talents),
+            a.key,
+            campaign=a.campaign,
+            start=a.start,
+            end=a.end,
+            actor="cli",
         )
-    elif written:
+    if a.json:
+        out = {k: v for k, v in done.__dict__.items() if k != "snapshot"}
+        print(jsonio.dumps({**out, "version": done.snapshot.version}, indent=2))
+    elif done.written:
         print(
             _text(
                 a,
                 "cli.book.done",
-                written=count(len(written), "booking", a.lang),
+                written=count(len(done.written), "booking", a.lang),
                 merchant=a.merchant,
-                start=start,
-                end=end,
-                version=snap.version,
+                start=done.start,
+                end=done.end,
+                version=done.snapshot.version,
             )
         )
     else:
-        print(_text(a, "cli.book.repeat", ids=", ".join(ids)))
+        print(_text(a, "cli.book.repeat", ids=", ".join(done.booking_ids)))
     return EXIT_OK
 
 

@@ -27,6 +27,7 @@ from kolmatch.i18n import DEFAULT_LANG, MESSAGES, message
 
 __all__ = [
     "ASSIGNMENT_ARGUMENTS",
+    "BOOKING_ARGUMENTS",
     "PLAN_ARGUMENTS",
     "Forbidden",
     "RateLimited",
@@ -156,6 +157,9 @@ def localised(code: str, text: str, lang: str, exc: BaseException | None = None)
         )
     return message(f"error.{code}", lang, detail=text)
 
+
+#: A booking request's arguments, as the engine names them and as the API's callers wrote them.
+BOOKING_ARGUMENTS = {"key": "idempotencyKey"}
 
 #: The solvers name their arguments as the command line does; the API's callers wrote these.
 PLAN_ARGUMENTS = {

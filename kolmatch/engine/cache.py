@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
+from kolmatch.errors import StoreError
 from kolmatch.graph.market import (
     BOOKINGS_READ,
     CAMPAIGNS_READ,
@@ -247,7 +248,12 @@ def updated_features(
         if of is not None:
             prev, v = of
             g = read_market(store, spec)
-            return (apply(prev, g), g) if g.identity[1] == v + 1 else None
+            if g.identity[1] != v + 1:
+                return None
+            try:
+                return apply(prev, g), g
+            except StoreError:  # its talents or merchants changed meanwhile: a build
+                return None
     return None
 
 
@@ -281,9 +287,15 @@ def record_change(
 def change_after(
     uri: str, graph_id: str, cache_dir: str | Path | None, before: int
 ) -> dict[str, Any] | None:
-    """The latest state of the write made on version ``before``, if the feed has it."""
+    """The latest state of the write made on version ``before``, if the feed has it.
+
+    Two processes may both write on ``before``; one makes ``before + 1`` and the other
+    fails, finds nothing to write (``noop``) or writes later: the one ``written`` with
+    ``after == before + 1`` is the answer, else the latest state of any of them.
+    """
     path = _feed_path(uri, graph_id, _cache_dir(cache_dir))
     found: dict[str, Any] | None = None
+    made: dict[str, Any] | None = None
     try:
         with open(path, encoding="utf-8") as fh:
             for line in fh:
@@ -293,9 +305,11 @@ def change_after(
                     continue  # a line being appended
                 if e.get("before") == before:
                     found = e
+                    if e.get("state") == "written" and e.get("after") == before + 1:
+                        made = e
     except OSError:
         return None
-    return found
+    return made or found
 
 
 def _feed_path(uri: str, graph_id: str, d: Path) -> Path:

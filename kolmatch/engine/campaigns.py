@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from kolmatch.errors import BadArgument
+from kolmatch.graph.booking import iso_day
 from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.model import CAMPAIGN_GOALS
 
@@ -111,11 +112,8 @@ def checked_brief(
         raise BadArgument("id", "must not be empty")
     if not name.strip():
         raise BadArgument("name", "must not be empty")
-    for arg, day in (("start", start), ("end", end)):
-        try:
-            date.fromisoformat(day)
-        except (TypeError, ValueError):
-            raise BadArgument(arg, f"must be a day (YYYY-MM-DD), got {day!r}") from None
+    iso_day(start, "start")
+    iso_day(end, "end")
     if end < start:
         raise BadArgument("end", f"{end} is before start {start}")
     if goal is not None and goal not in CAMPAIGN_GOALS:

@@ -100,6 +100,17 @@ class Snapshot:
     campaigns: dict[str, CampaignBrief] = field(default_factory=dict)  # by id, in date order
 
 
+@dataclass(frozen=True)
+class TalentsBooked:
+    """What :meth:`EngineService.book_talents` did."""
+
+    snapshot: Snapshot
+    booking_ids: list[str]  # one per talent, in order
+    written: list[str]  # those this request wrote (none for a repeat)
+    start: str
+    end: str
+
+
 class EngineService:
     """Owns the store and the current snapshot; thread-safe.
 
@@ -396,10 +407,13 @@ class EngineService:
                 history=history,
                 collaborations={**prev.collaborations, collab_id: c},
             )
-        elif bookings_of is not None:
-            snap = replace(prev, version=version, features=f, rankings=None)
-        elif campaigns_of is not None:
-            snap = replace(prev, version=version, features=f, rankings=None, campaigns=briefs_of(g))
+        elif bookings_of is not None or campaigns_of is not None:
+            # default rankings read no bookings or campaigns (only a campaign's match list
+            # does, live): they stay, and nothing is re-ranked
+            snap = replace(prev, version=version, features=f)
+            if campaigns_of is not None:
+                snap = replace(snap, campaigns=briefs_of(g))
+            return snap
         else:
             snap = replace(
                 prev,
@@ -796,24 +810,74 @@ class EngineService:
                 if not bookings:
                     raise BadArgument("bookings", "give at least one booking")
                 f = self._current().features
+                talents = talent_eligibility(f)
                 for b in bookings:
                     if not b.booking_id.strip():
                         raise BadArgument("bookings", "a booking id must not be empty")
                     check_window(b)
                     require_merchant(f, b.merchant)
                     t = f.talent_row(b.talent)
-                    if f.talent_risk[t] >= 1.0:
-                        reason = talent_eligibility(f).reasons[t]
-                        raise NotEligible("Talent", b.talent, reason)
+                    if not talents.ok[t]:
+                        raise NotEligible("Talent", b.talent, talents.reasons[t])
             except KolmatchError as exc:
                 self.record_refusal(entry, exc)
                 raise
             snap = self._write(
                 [],
                 audit={**entry, "before": None, "after": {"bookings": sent}},
-                perform=lambda: written.extend(self._store.book(bookings)),
+                perform=lambda: _extended(written, self._store.book(bookings)),
             )
             return snap, written
+
+    def book_talents(
+        self,
+        merchant: str,
+        talents: Sequence[str],
+        key: str,
+        *,
+        campaign: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        actor: str = "local",
+    ) -> TalentsBooked:
+        """Book ``talents`` for ``merchant`` in a campaign's window (one it joined) or from
+        ``start`` to ``end``: the request of the API's ``bookTalents`` and ``kolmatch book``.
+
+        ``key`` names the request: booking ids are ``<merchant>/<key>/<talent>``, so the same
+        request sent again writes nothing, and one merchant's ids never meet another's.
+
+        Raises
+        ------
+        BadArgument
+            Naming ``key``, ``talents``, ``campaign``, ``start`` or ``end``.
+        UnknownId, NotEligible, BookingRefused, Conflict
+            As :meth:`book`.
+        """
+        if not key.strip():
+            raise BadArgument("key", "must not be empty")
+        if not talents:
+            raise BadArgument("talents", "give at least one talent")
+        if len(set(talents)) != len(talents):
+            raise BadArgument("talents", "a talent is named twice")
+        with self._write_lock:
+            if campaign is not None:
+                brief = self._current().campaigns.get(campaign)
+                if brief is None:
+                    raise UnknownId("Campaign", campaign)
+                if merchant not in brief.merchants:
+                    raise BadArgument(
+                        "campaign", f"merchant {merchant} has not joined campaign {campaign}"
+                    )
+                start, end = brief.start[:10], brief.end[:10]
+            elif start is None or end is None:
+                raise BadArgument("start", "give a campaign, or a start and an end day")
+            ids = [f"{merchant}/{key}/{t}" for t in talents]
+            asked = [
+                Booking(i, t, merchant, start, end, campaign)
+                for i, t in zip(ids, talents, strict=True)
+            ]
+            snap, written = self.book(asked, actor=actor)
+        return TalentsBooked(snap, ids, written, start, end)
 
     def release(
         self, booking_ids: Sequence[str], *, merchant: str | None = None, actor: str = "local"
@@ -831,7 +895,7 @@ class EngineService:
             snap = self._write(
                 [],
                 audit={**entry, "before": None, "after": {"released": ids}},
-                perform=lambda: gone.extend(self._store.release(ids, merchant=merchant)),
+                perform=lambda: _extended(gone, self._store.release(ids, merchant=merchant)),
             )
             return snap, gone
 
@@ -870,7 +934,8 @@ class EngineService:
                     kpi_target=kpi_target,
                     budget=budget,
                 )
-                if campaign_id in self._current().campaigns:
+                # the store, not a snapshot, says whether another worker took the id
+                if not self._store.missing_ids("Campaign", [campaign_id]):
                     raise BadArgument("id", f"campaign {campaign_id!r} exists")
                 for label, ids in (("Category", categories), ("Product", products)):
                     missing = sorted(self._store.missing_ids(label, list(ids)))
@@ -955,7 +1020,8 @@ class EngineService:
         """The growth report (kolmatch/matching/growth.py): sales by month read from the store
         (``GROWTH_READ``), forecast, standing against the programme's goals, and the pairings
         that close the most gap, priced by the serving features."""
-        g = read_market(self._store, GROWTH_READ)
+        with self._write_lock:  # the connection is shared: no read inside a write's transaction
+            g = read_market(self._store, GROWTH_READ)
         return growth_report(monthly_gmv(g), self.snapshot.features, merchants=merchants, top=top)
 
     def _current(self) -> Snapshot:
@@ -1007,7 +1073,7 @@ class EngineService:
         audit: dict[str, Any],
         violations_only: bool = False,
         collaboration: CollaborationWrite | None = None,
-        perform: Callable[[], object] | None = None,
+        perform: Callable[[], int] | None = None,
         campaigns: bool = False,
     ) -> Snapshot:
         """Write ``batches`` with the audit log's record around it, then refresh.
@@ -1015,7 +1081,9 @@ class EngineService:
         The log's ``pending`` entry is on disk before the store is touched; its ending
         (``written`` with the new version, or ``failed``) follows the store's answer.
         ``perform``: a write of its own instead of ``batches`` (bookings, checked in the
-        store's transaction); if it leaves the version as it was, nothing is refreshed.
+        store's transaction), returning how many records it wrote. One that wrote none (a
+        repeat) ends as ``unchanged`` in the audit log and ``noop`` in the change feed: a
+        version another process made meanwhile is not taken for its own.
         """
         with self._write_lock:
             try:
@@ -1041,9 +1109,10 @@ class EngineService:
             record_change(
                 self._store.uri, graph_id, self._cache_dir, {**change, "state": "pending"}
             )
+            wrote = True
             try:
                 if perform is not None:
-                    perform()
+                    wrote = perform() > 0
                 else:
                     self._store.write(batches)
             except BaseException as exc:
@@ -1052,6 +1121,12 @@ class EngineService:
                     self._store.uri, graph_id, self._cache_dir, {**change, "state": "failed"}
                 )
                 raise
+            if not wrote:  # a repeat: nothing of ours to refresh to
+                self._end(ref, {**ending, "outcome": "unchanged"})
+                record_change(
+                    self._store.uri, graph_id, self._cache_dir, {**change, "state": "noop"}
+                )
+                return self._snapshot  # another process's write meanwhile: the follower's
             try:
                 version: int | None = self._store.version()
             except KolmatchError:
@@ -1063,8 +1138,6 @@ class EngineService:
                 self._cache_dir,
                 {**change, "state": "written", "after": version},
             )
-            if version == before:  # nothing was written (a repeat): nothing to refresh
-                return self._snapshot
             alone = version == before + 1  # else another process wrote too: rebuild
             return self.refresh(
                 bookings_since=before if perform is not None and alone else None,
@@ -1083,6 +1156,12 @@ class EngineService:
             self._audit.append({**entry, "id": ref})
         except KolmatchError as fail:
             log.error("audit entry %s has no ending (%s): %s", ref, entry["outcome"], fail)
+
+
+def _extended(into: list[str], ids: list[str]) -> int:
+    """Append ``ids`` to ``into``; how many there were (what a write's ``perform`` answers)."""
+    into.extend(ids)
+    return len(ids)
 
 
 def _quietly(run: Callable[[], None]) -> Callable[[], None]:

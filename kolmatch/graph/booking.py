@@ -16,7 +16,15 @@ from datetime import date
 
 from kolmatch.errors import BadArgument, Conflict
 
-__all__ = ["Booking", "HeldBooking", "booking_problems", "check_window", "not_yet_held"]
+__all__ = [
+    "Booking",
+    "HeldBooking",
+    "booking_problems",
+    "check_window",
+    "iso_day",
+    "not_yet_held",
+    "relationship_row",
+]
 
 
 @dataclass(frozen=True)
@@ -53,26 +61,58 @@ class HeldBooking:
     end: str
 
 
-def check_window(b: Booking, where: str = "bookings") -> None:
-    """Raise :class:`BadArgument` unless ``b``'s days are ISO dates with ``start <= end``.
+def iso_day(text: object, where: str) -> str:
+    """``text`` if it is a day written YYYY-MM-DD; :class:`BadArgument` naming ``where`` if not.
+
+    Only that form: the stores compare days as text, and Python also reads ``20261205`` and
+    ``2026-W49-6`` as dates.
+
+    Examples
+    --------
+    >>> iso_day("2026-12-05", "start")
+    '2026-12-05'
+    >>> iso_day("20261205", "start")
+    Traceback (most recent call last):
+    ...
+    kolmatch.errors.BadArgument: argument start: must be a day written YYYY-MM-DD, got '20261205'
+    """
+    try:
+        ok = isinstance(text, str) and date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        ok = False
+    if not ok:
+        raise BadArgument(where, f"must be a day written YYYY-MM-DD, got {text!r}")
+    return str(text)
+
+
+def check_window(b: Booking, start: str = "start", end: str = "end") -> None:
+    """Raise :class:`BadArgument` unless ``b``'s days are YYYY-MM-DD with ``start <= end``
+    (``start`` and ``end``: the arguments' names as the caller wrote them).
 
     Examples
     --------
     >>> check_window(Booking("b1", "t1", "m1", "2026-12-01", "2026-12-07"))
-    >>> check_window(Booking("b1", "t1", "m1", "2026-12-07", "2026-12-01"))
+    >>> check_window(Booking("b1", "t1", "m1", "2026-12-07", "2026-12-01"), "--start", "--end")
     Traceback (most recent call last):
     ...
-    kolmatch.errors.BadArgument: argument bookings: b1: end 2026-12-01 is before start 2026-12-07
+    kolmatch.errors.BadArgument: argument --end: 2026-12-01 is before the start 2026-12-07
     """
-    try:
-        start, end = date.fromisoformat(b.start), date.fromisoformat(b.end)
-    except (TypeError, ValueError):
-        raise BadArgument(
-            where,
-            f"{b.booking_id}: start and end must be days (YYYY-MM-DD), got {b.start!r}, {b.end!r}",
-        ) from None
-    if end < start:
-        raise BadArgument(where, f"{b.booking_id}: end {b.end} is before start {b.start}")
+    iso_day(b.start, start)
+    iso_day(b.end, end)
+    if b.end < b.start:
+        raise BadArgument(end, f"{b.end} is before the start {b.start}")
+
+
+def relationship_row(b: Booking) -> dict[str, object]:
+    """The booking as a ``BOOKED`` relationship row (talent -> merchant) of a store write."""
+    return {
+        "src": b.talent,
+        "dst": b.merchant,
+        "booking_id": b.booking_id,
+        "start": b.start,
+        "end": b.end,
+        "campaign": b.campaign,
+    }
 
 
 def not_yet_held(asked: Sequence[Booking], held: Mapping[str, Booking]) -> list[Booking]:
@@ -127,8 +167,9 @@ def booking_problems(
     Returns
     -------
     list of str
-        One line per refused booking; neither a competitor nor the talent's capacity or
-        bookings are told (they are private to the talent's agency, kolmatch/policy.py).
+        One line per refused booking: "not available" whether the talent is full or held by a
+        competitor (who holds it and how many slots it has are private, kolmatch/policy.py),
+        or the merchant's own booking of it in the window.
 
     Examples
     --------
@@ -137,9 +178,9 @@ def booking_problems(
     >>> booking_problems(ask, held, {"t1": 2}, {"m1": set()})
     []
     >>> booking_problems(ask, held, {"t1": 2}, {"m1": {"m2"}})
-    ['b1: t1 is booked by a competitor of m1 in 2026-12-05..2026-12-06']
-    >>> booking_problems(ask * 2, held, {"t1": 2}, {"m1": set()})
-    ['b1: t1 has no free slot in 2026-12-05..2026-12-06']
+    ['b1: t1 is not available in 2026-12-05..2026-12-06']
+    >>> booking_problems(ask * 2, held, {"t1": 3}, {"m1": set()})
+    ['b1: m1 already holds t1 in 2026-12-05..2026-12-06']
     """
     by_talent: dict[str, list[HeldBooking]] = {}
     for h in held:
@@ -155,13 +196,14 @@ def booking_problems(
         cap = capacity.get(b.talent)
         cap = 1 if cap is None else int(cap)
         window = f"{b.start}..{b.end}"
-        if any(h.merchant in rivals.get(b.merchant, set()) for h in taken):
-            out.append(
-                f"{b.booking_id}: {b.talent} is booked by a competitor of {b.merchant} in {window}"
-            )
-        elif len(taken) >= cap:
-            # the count of slots and bookings is the talent's private business (policy.py)
-            out.append(f"{b.booking_id}: {b.talent} has no free slot in {window}")
+        if any(h.merchant == b.merchant for h in taken):
+            # its own booking (it sees its own): a second slot would only hold a talent away
+            # from others, and repeating it would count the free slots
+            out.append(f"{b.booking_id}: {b.merchant} already holds {b.talent} in {window}")
+        elif len(taken) >= cap or any(h.merchant in rivals.get(b.merchant, set()) for h in taken):
+            # one message for a full talent and a competitor's exclusivity: neither who holds
+            # it nor how many slots it has is the asking merchant's business (policy.py)
+            out.append(f"{b.booking_id}: {b.talent} is not available in {window}")
         # a refused booking still counts: the request is refused whole, and its later
         # bookings are told what they would have met
         by_talent.setdefault(b.talent, []).append(

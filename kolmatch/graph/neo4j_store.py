@@ -31,6 +31,7 @@ from kolmatch.graph.booking import (
     booking_problems,
     check_window,
     not_yet_held,
+    relationship_row,
 )
 from kolmatch.graph.model import NODES, RELATIONSHIPS, FieldType, node_spec, rel_spec
 from kolmatch.graph.store import (
@@ -282,17 +283,7 @@ class Neo4jStore:
             if problems:
                 raise BookingRefused(problems)
             if new:
-                rows = [
-                    {
-                        "src": b.talent,
-                        "dst": b.merchant,
-                        "booking_id": b.booking_id,
-                        "start": b.start,
-                        "end": b.end,
-                        "campaign": b.campaign,
-                    }
-                    for b in new
-                ]
+                rows = [relationship_row(b) for b in new]
                 query, params = _shape(RelBatch("BOOKED", "Talent", rows), create=False)
                 tx.run(query, params).consume()
                 tx.run(cypher.BUMP_VERSION, key="", format=STORE_FORMAT).consume()

@@ -15,6 +15,7 @@ from kolmatch.graph.booking import (
     booking_problems,
     check_window,
     not_yet_held,
+    relationship_row,
 )
 from kolmatch.graph.model import (
     NODES,
@@ -35,17 +36,6 @@ from kolmatch.graph.store import (
 )
 
 __all__ = ["SQLiteStore"]
-
-
-def _booked_row(b: Booking) -> dict[str, Any]:
-    return {
-        "src": b.talent,
-        "dst": b.merchant,
-        "booking_id": b.booking_id,
-        "start": b.start,
-        "end": b.end,
-        "campaign": b.campaign,
-    }
 
 
 _SQL_TYPE = {
@@ -321,7 +311,8 @@ class SQLiteStore:
                 if problems:
                     raise BookingRefused(problems)
                 if new:
-                    self._write_rels(RelBatch("BOOKED", "Talent", [_booked_row(b) for b in new]))
+                    rows = [relationship_row(b) for b in new]
+                    self._write_rels(RelBatch("BOOKED", "Talent", rows))
                     self._bump_version()
             except BaseException:
                 self._rollback()
@@ -365,6 +356,9 @@ class SQLiteStore:
             raise StoreUnavailable(
                 f"SQLite store {self.path}: {exc}; nothing was released"
             ) from exc
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"SQLite store {self.path}: {exc}; nothing was released") from exc
         return gone
 
     def _in(self, sql: str, values: Sequence[str]) -> list[tuple[Any, ...]]:

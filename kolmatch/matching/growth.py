@@ -21,7 +21,8 @@ The platform's programme aims to take 1,000 merchants past ¥15M a year and 10,0
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -399,6 +400,15 @@ def close_gaps(
     return out[:top]
 
 
+def _complete_months(s: MonthlyGmv, today: date) -> MonthlyGmv:
+    """``s`` without the month of ``today`` unless ``today`` ends it: a month still running
+    would read as a drop in both the level and the trend."""
+    running = f"{today.year:04d}-{today.month:02d}"
+    if not s.months or s.months[-1] != running or (today + timedelta(days=1)).day == 1:
+        return s
+    return replace(s, months=s.months[:-1], merchant=s.merchant[:, :-1], talent=s.talent[:, :-1])
+
+
 def growth_report(
     s: MonthlyGmv,
     f: MarketFeatures,
@@ -427,6 +437,7 @@ def growth_report(
     """
     from kolmatch.matching.score import merchant_signals
 
+    s = _complete_months(s, f.today)
     market = s.merchant.sum(axis=0)
     m_rows = standing(s.merchant_ids, s.merchant, s.months, MERCHANT_GOAL, market=market)
     t_rows = standing(s.talent_ids, s.talent, s.months, TALENT_GOAL, market=market)

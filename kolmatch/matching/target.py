@@ -187,8 +187,10 @@ def plan_to_target(
     gap
         The relative gap to certify (default :data:`TARGET_GAP`, 1%).
     time_limit
-        Wall-clock safety net for HiGHS, in seconds (None: none); a plan it cut short has a
-        larger ``gap`` than asked and says so.
+        Wall-clock safety net for all of HiGHS's solves together, in seconds (None: none); a
+        plan it cut short has a larger ``gap`` than asked and says so, and one it stopped
+        before any matrix reached the target is refused (InfeasiblePlan), not called out of
+        reach.
     cancel
         Checked between steps.
 
@@ -282,16 +284,31 @@ def plan_to_target(
 
     fee_obj = np.concatenate([cost, np.zeros(extra)])
     most_obj = -np.asarray(measure_row.todense()).ravel()
+    # one wall-clock budget for every solve, and a solve it cut short is said, not taken for
+    # an answer ("out of reach" is only what the bound proves)
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+
+    def left() -> float | None:
+        return None if deadline is None else max(deadline - time.monotonic(), 0.05)
+
+    def timed_out(what: str) -> InfeasiblePlan:
+        return InfeasiblePlan(
+            f"no {what} for {merchant_id} found within the time limit of {time_limit:g} s: "
+            "a smaller target, fewer candidates or a longer limit"
+        )
+
     check_cancel(cancel)
-    x, bound, status = _solve(
-        fee_obj, n, [*blocks, at_least(target)], gap=gap, time_limit=time_limit
-    )
+    x, bound, status = _solve(fee_obj, n, [*blocks, at_least(target)], gap=gap, time_limit=left())
+    if x is None and status == 1:
+        raise timed_out("matrix reaching the target")
     reachable = x is not None
     max_reachable: float | None = None
     if x is None or kind == "gmv":  # (cheap for GMV: said always; else only when out of reach)
         check_cancel(cancel)
         # the most reachable: maximise the target's measure under tiers and max_talents alone
-        x_most, bound_most, _ = _solve(most_obj, n, blocks, gap=1e-6, time_limit=time_limit)
+        x_most, bound_most, most_status = _solve(most_obj, n, blocks, gap=1e-6, time_limit=left())
+        if x_most is None and most_status == 1:
+            raise timed_out("largest reachable target")
         if x_most is None:
             raise InfeasiblePlan(f"no choice of talents for {merchant_id} meets the tier rules")
         max_found = achieved_of(x_most)
@@ -300,9 +317,9 @@ def plan_to_target(
             check_cancel(cancel)
             level = max_found * (1 - 1e-9)
             x, bound, status = _solve(
-                fee_obj, n, [*blocks, at_least(level)], gap=gap, time_limit=time_limit
+                fee_obj, n, [*blocks, at_least(level)], gap=gap, time_limit=left()
             )
-            if x is None:  # numerically at the edge of reach: the most-reach choice
+            if x is None:  # numerically at the edge of reach, or the clock: the most-reach one
                 x, bound = x_most, float(cost @ x_most[:n])
     chosen = np.nonzero(x[:n] > 0.5)[0]
     picked = cand[chosen]

@@ -13,7 +13,7 @@ import pytest
 
 from kolmatch.engine.cache import features_of
 from kolmatch.engine.service import EngineService
-from kolmatch.errors import BookingRefused, NotEligible
+from kolmatch.errors import BadArgument, BookingRefused, NotEligible, UnknownId
 from kolmatch.graph.booking import Booking
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
@@ -64,35 +64,79 @@ def _same_bookings(a: MarketFeatures, b: MarketFeatures) -> None:
     assert rows(a) == rows(b)
 
 
+def _apart(f: MarketFeatures, n: int) -> list[int]:
+    """``n`` eligible merchants none of which competes with another."""
+    out: list[int] = []
+    for m in np.nonzero(f.merchant_risk < 1.0)[0]:
+        rivals = set(f.competitors[m].indices.tolist()) | {
+            int(x) for x in np.nonzero(f.competitors[:, m].toarray().ravel())[0]
+        }
+        if not rivals & set(out):
+            out.append(int(m))
+        if len(out) == n:
+            return out
+    raise AssertionError(f"fewer than {n} merchants apart")
+
+
 def test_a_booking_holds_the_slot_for_every_planner_at_once(service: EngineService) -> None:
     f = service.snapshot.features
     start, end, w = _window(f)
-    m = _eligible_merchant(f)
-    t, cap = _free_talent(f, m, w)
-    tid, mid = str(f.talent_ids[t]), str(f.merchant_ids[m])
+    t, cap = _free_talent(f, _eligible_merchant(f), w)
+    tid = str(f.talent_ids[t])
+    *holders, other = _apart(f, cap + 1)
     v = service.snapshot.version
-    mine = [Booking(f"bk{i}", tid, mid, start, end) for i in range(1, cap + 1)]
-    snap, written = service.book(mine, actor="merchant:" + mid)  # every slot, all at once
+    # every slot at once, one merchant a slot (a merchant holds a talent once in a window)
+    mine = [
+        Booking(f"bk{i}", tid, str(f.merchant_ids[m]), start, end) for i, m in enumerate(holders)
+    ]
+    snap, written = service.book(mine, actor="internal")
     assert written == [b.booking_id for b in mine] and snap.version == v + 1
-    # planners read capacity net of it: no other merchant can have t in that window
-    for other in range(len(f.merchant_ids)):
-        assert not availability(snap.features, other, w).available[t]
+    # planners read capacity net of it: no merchant can have t in that window
+    for m in range(len(f.merchant_ids)):
+        assert not availability(snap.features, m, w).available[t]
     # the incremental state equals a rebuild from the store
     _same_bookings(snap.features, features_of(service.store))
     # the same booking again: nothing written, nothing refreshed
     snap2, written2 = service.book(mine[:1])
     assert written2 == [] and snap2.version == snap.version
     # the last slot is gone for another merchant: refused, nothing written
-    other = next(i for i in range(len(f.merchant_ids)) if i != m and f.merchant_risk[i] < 1)
-    with pytest.raises(BookingRefused, match=f"{tid} has no free slot"):
+    with pytest.raises(BookingRefused, match=f"{tid} is not available"):
         service.book([Booking("bkx", tid, str(f.merchant_ids[other]), start, end)])
     assert service.snapshot.version == snap.version
-    # released: free again, and again equal to a rebuild
-    assert service.release(["bk1"], merchant=str(f.merchant_ids[other]))[1] == []  # not its own
-    snap3, gone = service.release(["bk1"], merchant=mid)
-    assert gone == ["bk1"] and snap3.version == snap.version + 1
+    # released: free again (not by another merchant), and again equal to a rebuild
+    first = str(f.merchant_ids[holders[0]])
+    assert service.release(["bk0"], merchant=str(f.merchant_ids[other]))[1] == []
+    snap3, gone = service.release(["bk0"], merchant=first)
+    assert gone == ["bk0"] and snap3.version == snap.version + 1
     assert availability(snap3.features, other, w).available[t]
     _same_bookings(snap3.features, features_of(service.store))
+
+
+def test_book_talents_names_its_arguments_and_keys_ids_by_merchant(
+    service: EngineService,
+) -> None:
+    f = service.snapshot.features
+    start, end, w = _window(f)
+    m = str(f.merchant_ids[_eligible_merchant(f)])
+    t, _ = _free_talent(f, _eligible_merchant(f), w)
+    tid = str(f.talent_ids[t])
+    done = service.book_talents(m, [tid], "plan-1", start=start, end=end)
+    assert done.booking_ids == [f"{m}/plan-1/{tid}"] and done.written == done.booking_ids
+    again = service.book_talents(m, [tid], "plan-1", start=start, end=end)
+    assert again.written == [] and again.snapshot.version == done.snapshot.version
+    for kwargs, arg in (
+        ({"talents": [], "key": "k"}, "talents"),
+        ({"talents": [tid, tid], "key": "k"}, "talents"),
+        ({"talents": [tid], "key": " "}, "key"),
+    ):
+        with pytest.raises(BadArgument, match=f"argument {arg}:"):
+            service.book_talents(m, kwargs["talents"], kwargs["key"], start=start, end=end)
+    with pytest.raises(BadArgument, match="argument start:"):
+        service.book_talents(m, [tid], "k2")
+    with pytest.raises(BadArgument, match="argument end:"):
+        service.book_talents(m, [tid], "k2", start=end, end=start)
+    with pytest.raises(UnknownId, match="Campaign"):
+        service.book_talents(m, [tid], "k2", campaign="cp-none")
 
 
 def test_compliance_refuses_excluded_merchants_and_talents(service: EngineService) -> None:
@@ -143,7 +187,7 @@ def test_windows_are_checked_before_anything_is_written(service: EngineService) 
     m = _eligible_merchant(f)
     day = (f.today + timedelta(days=50)).isoformat()
     before = date.fromisoformat(day) - timedelta(days=3)
-    with pytest.raises(Exception, match=r"end .* is before start"):
+    with pytest.raises(Exception, match=r"is before the start"):
         service.book(
             [Booking("w1", str(f.talent_ids[0]), str(f.merchant_ids[m]), day, str(before))]
         )

@@ -120,7 +120,7 @@ def test_a_campaign_from_brief_to_assignment(client: Client) -> None:
         talents = [t["talent"]["id"] for t in plan["talents"]]
         free = _free(svc, talents, start.toordinal(), end.toordinal(), m)
         out = client.data(key, BOOK, t=free, k=f"plan-{m}", c="cp-flow", m=m)["bookTalents"]
-        assert out["written"] == [f"plan-{m}-{t}" for t in free]
+        assert out["written"] == [f"{m}/plan-{m}/{t}" for t in free]
         assert (out["start"], out["end"]) == (brief["start"], brief["end"])
         # the same request again (a retry): nothing written twice
         again = client.data(key, BOOK, t=free, k=f"plan-{m}", c="cp-flow", m=m)["bookTalents"]
@@ -156,6 +156,7 @@ def test_a_campaign_from_brief_to_assignment(client: Client) -> None:
     assert len(wins) == 1 and len(losses) == 1
     assert losses[0]["extensions"]["code"] == "CONFLICT"
     assert "nothing was booked" in losses[0]["message"] and tid in losses[0]["message"]
+    assert "competitor" not in losses[0]["message"]  # who holds it is not told
 
     # the campaign's assignment: its participants only, and only the capacity left
     asg = client.data("k-int", ASSIGN, c="cp-flow")["assignment"]

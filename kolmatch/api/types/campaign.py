@@ -7,11 +7,10 @@ from typing import Any
 
 import graphene
 
-from kolmatch.api.errors import Forbidden
+from kolmatch.api.errors import BOOKING_ARGUMENTS, Forbidden, api_arguments
 from kolmatch.api.types.common import actor_of, context, write_as
 from kolmatch.engine.campaigns import CampaignBrief
-from kolmatch.errors import BadArgument, UnknownId
-from kolmatch.graph.booking import Booking
+from kolmatch.errors import BadArgument
 
 __all__ = ["BookTalents", "Campaign", "CreateCampaign", "JoinCampaign", "ReleaseBookings"]
 
@@ -29,7 +28,11 @@ class Campaign(graphene.ObjectType):
     kpi_target = graphene.Float(description="the goal's target: yuan of GMV, or users")
     budget = graphene.Float(description="the platform's budget for the campaign, in yuan")
     categories = graphene.List(graphene.NonNull(graphene.String), required=True)
-    products = graphene.List(graphene.NonNull(graphene.ID), required=True)
+    products = graphene.List(
+        graphene.NonNull(graphene.ID),
+        required=True,
+        description="the products put up for it: internal tools see all, a merchant its own",
+    )
     joined = graphene.Boolean(description="whether the asking merchant joined (null otherwise)")
     merchants = graphene.List(
         graphene.NonNull(graphene.ID), description="who joined: internal tools only"
@@ -43,6 +46,15 @@ class Campaign(graphene.ObjectType):
     def resolve_joined(b: CampaignBrief, info: Any) -> bool | None:
         p = context(info).principal
         return p.id in b.merchants if p.kind == "merchant" else None
+
+    @staticmethod
+    def resolve_products(b: CampaignBrief, info: Any) -> list[str]:
+        # whose products they are would tell who joined: a merchant sees its own
+        ctx = context(info)
+        if ctx.principal.internal:
+            return b.products
+        owner = ctx.snap.product_merchant
+        return [p for p in b.products if ctx.principal.is_merchant(owner.get(p) or "")]
 
     @staticmethod
     def resolve_merchants(b: CampaignBrief, info: Any) -> list[str]:
@@ -147,7 +159,8 @@ class BookTalents(graphene.Mutation):
 
     Each talent's free slot and competitors' bookings are checked in the store's
     transaction (CONFLICT, naming each talent refused: nothing booked). ``idempotencyKey`` names the
-    request: sent again, nothing is written twice (booking ids are ``<key>-<talent>``).
+    request: sent again, nothing is written twice (booking ids are
+    ``<merchant>/<key>/<talent>``).
     """
 
     class Arguments:
@@ -175,29 +188,22 @@ class BookTalents(graphene.Mutation):
         m = _merchant_of(ctx, merchant_id, "book")
         sent = {"merchant": m, "talents": talents, "campaign": campaign, "start": start, "end": end}
         write_as(ctx, "bookTalents", idempotency_key, sent, merchant=m)
-        if not idempotency_key.strip():
-            raise BadArgument("idempotencyKey", "must not be empty")
-        if len(set(talents)) != len(talents):
-            raise BadArgument("talents", "a talent is named twice")
-        if campaign is not None:
-            brief = ctx.snap.campaigns.get(campaign)
-            if brief is None:
-                raise UnknownId("Campaign", campaign)
-            if m not in brief.merchants:
-                raise BadArgument("campaign", f"merchant {m} has not joined campaign {campaign}")
-            start, end = brief.start[:10], brief.end[:10]
-        elif start is None or end is None:
-            raise BadArgument("start", "give a campaign, or start and end days")
-        ids = [f"{idempotency_key}-{t}" for t in talents]
-        bookings = [
-            Booking(i, t, m, start, end, campaign) for i, t in zip(ids, talents, strict=True)
-        ]
-        ctx.snap, written = ctx.service.book(bookings, actor=actor_of(ctx))
+        with api_arguments(BOOKING_ARGUMENTS):
+            done = ctx.service.book_talents(
+                m,
+                talents,
+                idempotency_key,
+                campaign=campaign,
+                start=start,
+                end=end,
+                actor=actor_of(ctx),
+            )
+        ctx.snap = done.snapshot
         return {
-            "booking_ids": ids,
-            "written": written,
-            "start": start,
-            "end": end,
+            "booking_ids": done.booking_ids,
+            "written": done.written,
+            "start": done.start,
+            "end": done.end,
             "version": ctx.snap.version,
         }
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import graphene
 
-from kolmatch.api.types.common import context, require_internal
-from kolmatch.errors import BadArgument
+from kolmatch.api.types.common import context, page_size, require_internal
 from kolmatch.matching.growth import GrowthReport
 
 __all__ = ["GrowthReportType", "resolve_growth"]
@@ -71,7 +70,6 @@ def resolve_growth(root: Any, info: Any, first: int) -> dict[str, Any]:
     """Internal tools: the report, with the first ``first`` merchants and talents of each list."""
     ctx = context(info)
     require_internal(ctx, "growth")
-    if not 1 <= first <= ctx.limits.max_page:
-        raise BadArgument("first", f"must be between 1 and {ctx.limits.max_page}, got {first}")
+    page_size(first, ctx.limits)
     r: GrowthReport = ctx.service.growth(top=first)
     return {**r.__dict__, "merchants": r.merchants[:first], "talents": r.talents[:first]}
