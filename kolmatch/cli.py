@@ -1594,7 +1594,7 @@ def _cmd_growth(a: argparse.Namespace) -> int:
         if b is not None:
             print(
                 "  "
-                + who
+                + _text(a, f"cli.growth.{who}")
                 + ": "
                 + _text(
                     a,
@@ -1607,7 +1607,7 @@ def _cmd_growth(a: argparse.Namespace) -> int:
                 )
             )
     for who, rows in (("merchants", r.merchants), ("talents", r.talents)):
-        print(_text(a, "cli.growth.owners", who=who))
+        print(_text(a, "cli.growth.owners", who=_text(a, f"cli.growth.{who}")))
         for o in rows[: a.top]:
             print(
                 "  "

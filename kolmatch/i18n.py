@@ -322,7 +322,9 @@ _EN: dict[str, str] = {
         "forecast held out on {months}: WAPE {ours:.3f} (last year {naive:.3f}); "
         "market total {bias:+.1%} (last year {naive_bias:+.1%})"
     ),
-    "cli.growth.owners": "closest to the goal ({who}):",
+    "cli.growth.owners": "{who}, on track first, then the closest to the goal:",
+    "cli.growth.merchants": "merchants",
+    "cli.growth.talents": "talents",
     "cli.growth.owner": "{id}: last 12 months {past}, next 12 forecast {ahead}, gap {gap}",
     "cli.growth.pairings": "pairings that close the most gap:",
     "cli.growth.pairing": "{merchant} + {talent}: {gmv} a collaboration, closes {closed}",
@@ -551,7 +553,9 @@ _ZH: dict[str, str] = {
         "预测留出 {months}：WAPE {ours:.3f}（去年同期法 {naive:.3f}）；"
         "全市场合计偏差 {bias:+.1%}（去年同期法 {naive_bias:+.1%}）"
     ),
-    "cli.growth.owners": "最接近目标的（{who}）：",
+    "cli.growth.owners": "{who}（先列有望达标的，再按差距从小到大）：",
+    "cli.growth.merchants": "商家",
+    "cli.growth.talents": "达人",
     "cli.growth.owner": "{id}：近 12 个月 {past}，未来 12 个月预测 {ahead}，差距 {gap}",
     "cli.growth.pairings": "最能缩小差距的搭配：",
     "cli.growth.pairing": "{merchant} + {talent}：单次合作 {gmv}，缩小差距 {closed}",

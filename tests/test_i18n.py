@@ -40,7 +40,7 @@ def test_translations_are_chinese() -> None:
     for key, template in MESSAGES["zh-CN"].items():
         words = re.sub(r"\{[^}]*\}", "", template)  # the placeholders are names, not words
         latin = re.sub(
-            r"GMV|ROI|PageRank|Jaccard|AUC|NDCG@20|recall@50|SDL|GraphQL|schema|"
+            r"GMV|ROI|WAPE|PageRank|Jaccard|AUC|NDCG@20|recall@50|SDL|GraphQL|schema|"
             r"kolmatch|docs/\S+|Twitch|--store|match|plan|assign|load|id|x",
             "",
             words,
