@@ -187,13 +187,9 @@ def create_app(
             )
         return out, down
 
-    async def graphql_endpoint(request: Request) -> Response:
-        t0 = time.perf_counter()
-        lang = negotiate(request.headers.get("accept-language"))
-        if request.method == "GET":
-            if prod:
-                return _error(405, "METHOD_NOT_ALLOWED", "POST GraphQL requests to /graphql", lang)
-            return FileResponse(STATIC / "graphiql" / "index.html")
+    def admit(request: Request, lang: str) -> tuple[str, Principal] | Response:
+        """The request's key and principal, one operation taken from its rate; or the 401 /
+        429 answer."""
         key = _api_key(request)
         principal = keys.principal(key)
         if principal is None or key is None:
@@ -203,12 +199,25 @@ def create_app(
                 "missing or unknown API key (Authorization: Bearer <key>)",
                 lang,
             )
-        # one operation's worth before reading the body, the rest of a batch once it is read:
-        # a flood is refused before it costs a read, a batch costs what it asks
         try:
             rate.take(key, internal=principal.internal)
         except RateLimited as exc:
             return _too_many(exc, lang)
+        return key, principal
+
+    async def graphql_endpoint(request: Request) -> Response:
+        t0 = time.perf_counter()
+        lang = negotiate(request.headers.get("accept-language"))
+        if request.method == "GET":
+            if prod:
+                return _error(405, "METHOD_NOT_ALLOWED", "POST GraphQL requests to /graphql", lang)
+            return FileResponse(STATIC / "graphiql" / "index.html")
+        # one operation's worth before reading the body, the rest of a batch once it is read:
+        # a flood is refused before it costs a read, a batch costs what it asks
+        admitted = admit(request, lang)
+        if isinstance(admitted, Response):
+            return admitted
+        key, principal = admitted
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > lim.max_body_bytes:
             return _error(
@@ -280,19 +289,10 @@ def create_app(
         the field's; the rows are written one merchant at a time from one snapshot.
         """
         lang = negotiate(request.headers.get("accept-language"))
-        key = _api_key(request)
-        principal = keys.principal(key)
-        if principal is None or key is None:
-            return _error(
-                401,
-                "UNAUTHENTICATED",
-                "missing or unknown API key (Authorization: Bearer <key>)",
-                lang,
-            )
-        try:
-            rate.take(key, internal=principal.internal)
-        except RateLimited as exc:
-            return _too_many(exc, lang)
+        admitted = admit(request, lang)
+        if isinstance(admitted, Response):
+            return admitted
+        key, principal = admitted
         if not principal.internal:
             return _error(
                 403, "FORBIDDEN", "the match-list export is for internal tools only", lang
