@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -210,8 +211,7 @@ class SQLiteStore:
         """
         seen: dict[str, int] = {}
         dropped: list[str] = []
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction("written"):
             for b in batches:
                 if isinstance(b, NodeBatch):
                     self._write_nodes(b)
@@ -224,13 +224,22 @@ class SQLiteStore:
             for rel_type in dropped:
                 self._db.execute(_rel_ddl(rel_spec(rel_type))[1])
             self._bump_version()
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[None]:
+        """One write transaction: ``BEGIN IMMEDIATE`` (SQLite's write lock, taken before
+        anything is read), COMMIT at the end, and on any failure a ROLLBACK and, for SQLite's
+        own errors, a typed one saying nothing was ``what`` (written, booked, released)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
             self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             self._rollback()
-            raise StoreUnavailable(f"SQLite store {self.path}: {exc}; nothing was written") from exc
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}; nothing was {what}") from exc
         except sqlite3.Error as exc:
             self._rollback()
-            raise StoreError(f"SQLite store {self.path}: {exc}; nothing was written") from exc
+            raise StoreError(f"SQLite store {self.path}: {exc}; nothing was {what}") from exc
         except BaseException:
             self._rollback()
             raise
@@ -272,58 +281,46 @@ class SQLiteStore:
         merchants = sorted({b.merchant for b in bookings})
         t, m = _ntab("Talent"), _ntab("Merchant")
         booked, rivalry = _rtab("BOOKED"), _rtab("COMPETES_WITH")
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cap = dict(self._in(f"SELECT id, capacity FROM {t} WHERE id IN", talents))
-                known_m = {r[0] for r in self._in(f"SELECT id FROM {m} WHERE id IN", merchants)}
-                for label, want, have in (
-                    ("Talent", talents, cap),
-                    ("Merchant", merchants, known_m),
-                ):
-                    missing = [x for x in want if x not in have]
-                    if missing:
-                        raise UnknownId(label, missing[0])
-                select = (
-                    f"SELECT r.booking_id, s.id, d.id, r.start, r.end, r.campaign FROM {booked} r "
-                    f"JOIN {t} s ON s.rid = r.src JOIN {m} d ON d.rid = r.dst "
+        with self._transaction("booked"):
+            cap = dict(self._in(f"SELECT id, capacity FROM {t} WHERE id IN", talents))
+            known_m = {r[0] for r in self._in(f"SELECT id FROM {m} WHERE id IN", merchants)}
+            for label, want, have in (
+                ("Talent", talents, cap),
+                ("Merchant", merchants, known_m),
+            ):
+                missing = [x for x in want if x not in have]
+                if missing:
+                    raise UnknownId(label, missing[0])
+            select = (
+                f"SELECT r.booking_id, s.id, d.id, r.start, r.end, r.campaign FROM {booked} r "
+                f"JOIN {t} s ON s.rid = r.src JOIN {m} d ON d.rid = r.dst "
+            )
+            same = {
+                r[0]: Booking(*r)
+                for r in self._in(
+                    select + "WHERE r.booking_id IN", [b.booking_id for b in bookings]
                 )
-                same = {
-                    r[0]: Booking(*r)
-                    for r in self._in(
-                        select + "WHERE r.booking_id IN", [b.booking_id for b in bookings]
-                    )
-                }
-                new = not_yet_held(bookings, same)
-                held = [HeldBooking(*r[:5]) for r in self._in(select + "WHERE s.id IN", talents)]
-                rivals: dict[str, set[str]] = {x: set() for x in merchants}
-                for a, b2 in self._in(
-                    f"SELECT a.id, b.id FROM {rivalry} r JOIN {m} a ON a.rid = r.src "
-                    f"JOIN {m} b ON b.rid = r.dst WHERE a.id IN",
-                    merchants,
-                ) + self._in(
-                    f"SELECT b.id, a.id FROM {rivalry} r JOIN {m} a ON a.rid = r.src "
-                    f"JOIN {m} b ON b.rid = r.dst WHERE b.id IN",
-                    merchants,
-                ):
-                    rivals[a].add(b2)
-                problems = booking_problems(new, held, cap, rivals)
-                if problems:
-                    raise BookingRefused(problems)
-                if new:
-                    rows = [relationship_row(b) for b in new]
-                    self._write_rels(RelBatch("BOOKED", "Talent", rows))
-                    self._bump_version()
-            except BaseException:
-                self._rollback()
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            self._rollback()
-            raise StoreUnavailable(f"SQLite store {self.path}: {exc}; nothing was booked") from exc
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise StoreError(f"SQLite store {self.path}: {exc}; nothing was booked") from exc
+            }
+            new = not_yet_held(bookings, same)
+            held = [HeldBooking(*r[:5]) for r in self._in(select + "WHERE s.id IN", talents)]
+            rivals: dict[str, set[str]] = {x: set() for x in merchants}
+            for a, b2 in self._in(
+                f"SELECT a.id, b.id FROM {rivalry} r JOIN {m} a ON a.rid = r.src "
+                f"JOIN {m} b ON b.rid = r.dst WHERE a.id IN",
+                merchants,
+            ) + self._in(
+                f"SELECT b.id, a.id FROM {rivalry} r JOIN {m} a ON a.rid = r.src "
+                f"JOIN {m} b ON b.rid = r.dst WHERE b.id IN",
+                merchants,
+            ):
+                rivals[a].add(b2)
+            problems = booking_problems(new, held, cap, rivals)
+            if problems:
+                raise BookingRefused(problems)
+            if new:
+                rows = [relationship_row(b) for b in new]
+                self._write_rels(RelBatch("BOOKED", "Talent", rows))
+                self._bump_version()
         return [b.booking_id for b in new]
 
     def release(self, booking_ids: Sequence[str], *, merchant: str | None = None) -> list[str]:
@@ -334,31 +331,17 @@ class SQLiteStore:
         """
         m = _ntab("Merchant")
         where = f" AND dst = (SELECT rid FROM {m} WHERE id = ?)" if merchant is not None else ""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            gone: list[str] = []
-            try:
-                for bid in dict.fromkeys(booking_ids):
-                    args = (bid, merchant) if merchant is not None else (bid,)
-                    cur = self._db.execute(
-                        f"DELETE FROM {_rtab('BOOKED')} WHERE booking_id = ?{where}", args
-                    )
-                    if cur.rowcount:
-                        gone.append(bid)
-                if gone:
-                    self._bump_version()
-            except BaseException:
-                self._rollback()
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            self._rollback()
-            raise StoreUnavailable(
-                f"SQLite store {self.path}: {exc}; nothing was released"
-            ) from exc
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise StoreError(f"SQLite store {self.path}: {exc}; nothing was released") from exc
+        gone: list[str] = []
+        with self._transaction("released"):
+            for bid in dict.fromkeys(booking_ids):
+                args = (bid, merchant) if merchant is not None else (bid,)
+                cur = self._db.execute(
+                    f"DELETE FROM {_rtab('BOOKED')} WHERE booking_id = ?{where}", args
+                )
+                if cur.rowcount:
+                    gone.append(bid)
+            if gone:
+                self._bump_version()
         return gone
 
     def _in(self, sql: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
