@@ -36,7 +36,15 @@ from kolmatch.matching.eligibility import (
 )
 from kolmatch.matching.personalised import category_ppr_tails
 
-__all__ = ["Calibration", "MarketFeatures", "build_features", "price_fit", "refresh_risk"]
+__all__ = [
+    "Calibration",
+    "MarketFeatures",
+    "booking_columns",
+    "build_features",
+    "campaign_columns",
+    "price_fit",
+    "refresh_risk",
+]
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -460,9 +468,6 @@ def _build_features(
         shape=(M, M),
     )
     competitors.data[:] = 1.0  # a pair listed both ways counts once
-    booked = g.edge("BOOKED", talents.label)
-    campaigns = g.node("Campaign")
-    joined = g.edge("JOINED", merchants.label)
     commission = products.columns["commission_rate"]
     m_comm = np.zeros(M)
     m_n = np.zeros(M)
@@ -534,16 +539,8 @@ def _build_features(
         merchant_commission=np.divide(m_comm, m_n, out=np.zeros(M), where=m_n > 0),
         merchant_buyers=buyers,
         competitors=competitors,
-        booking_talent=booked.src,
-        booking_merchant=booked.dst,
-        booking_start=_ordinals(booked.columns["start"]),
-        booking_end=_ordinals(booked.columns["end"]),
-        campaign_ids=campaigns.ids,
-        campaign_start=_ordinals(campaigns.columns["start"]),
-        campaign_end=_ordinals(campaigns.columns["end"]),
-        merchant_campaigns=sp.csr_matrix(
-            (np.ones(len(joined)), (joined.src, joined.dst)), shape=(M, len(campaigns))
-        ),
+        **booking_columns(g),
+        **campaign_columns(g),
         category_gmv_mean=cat_mean,
         talent_promoted_categories=promoted_cat,
         talent_track_known=k_tc,
@@ -553,6 +550,34 @@ def _build_features(
         product_merchant=merch_of_product,
         product_log_price=log_price,
     )
+
+
+def booking_columns(g: MarketGraph) -> dict[str, Any]:
+    """The features' booking arrays (talent, merchant, first and last day) from a graph read
+    with ``BOOKED``: the full build's and a booking write's (incremental.apply_bookings)."""
+    booked = g.edge("BOOKED", "Talent")
+    return {
+        "booking_talent": booked.src,
+        "booking_merchant": booked.dst,
+        "booking_start": _ordinals(booked.columns["start"]),
+        "booking_end": _ordinals(booked.columns["end"]),
+    }
+
+
+def campaign_columns(g: MarketGraph) -> dict[str, Any]:
+    """The features' campaign arrays (ids, windows, who joined) from a graph read with
+    ``Campaign`` and ``JOINED``: the full build's and a campaign write's
+    (incremental.apply_campaigns)."""
+    campaigns, joined = g.node("Campaign"), g.edge("JOINED", "Merchant")
+    shape = (len(g.node("Merchant")), len(campaigns))
+    return {
+        "campaign_ids": campaigns.ids,
+        "campaign_start": _ordinals(campaigns.columns["start"]),
+        "campaign_end": _ordinals(campaigns.columns["end"]),
+        "merchant_campaigns": sp.csr_matrix(
+            (np.ones(len(joined)), (joined.src, joined.dst)), shape=shape
+        ),
+    }
 
 
 def _user_interest(

@@ -29,7 +29,8 @@ from kolmatch.matching.features import (
     TRACK_PRIOR,
     MarketFeatures,
     _expected_orders_base,
-    _ordinals,
+    booking_columns,
+    campaign_columns,
     refresh_risk,
     spill_note,
     spill_risk,
@@ -237,17 +238,8 @@ def apply_bookings(f: MarketFeatures, booked: MarketGraph) -> MarketFeatures:
     StoreError
         If the graph's talents or merchants are not ``f``'s.
     """
-    for label, ids in (("Talent", f.talent_ids), ("Merchant", f.merchant_ids)):
-        if not np.array_equal(booked.node(label).ids, ids):
-            raise StoreError(f"the graph's {label} nodes changed: the features must be rebuilt")
-    e = booked.edge("BOOKED", "Talent")
-    return replace(
-        f,
-        booking_talent=e.src,
-        booking_merchant=e.dst,
-        booking_start=_ordinals(e.columns["start"]),
-        booking_end=_ordinals(e.columns["end"]),
-    )
+    _same_rows(f, booked, "Talent", "Merchant")
+    return replace(f, **booking_columns(booked))
 
 
 def apply_campaigns(f: MarketFeatures, g: MarketGraph) -> MarketFeatures:
@@ -269,16 +261,14 @@ def apply_campaigns(f: MarketFeatures, g: MarketGraph) -> MarketFeatures:
     StoreError
         If the graph's merchants are not ``f``'s.
     """
-    if not np.array_equal(g.node("Merchant").ids, f.merchant_ids):
-        raise StoreError("the graph's Merchant nodes changed: the features must be rebuilt")
-    campaigns, joined = g.node("Campaign"), g.edge("JOINED", "Merchant")
-    return replace(
-        f,
-        campaign_ids=campaigns.ids,
-        campaign_start=_ordinals(campaigns.columns["start"]),
-        campaign_end=_ordinals(campaigns.columns["end"]),
-        merchant_campaigns=sp.csr_matrix(
-            (np.ones(len(joined)), (joined.src, joined.dst)),
-            shape=(len(f.merchant_ids), len(campaigns)),
-        ),
-    )
+    _same_rows(f, g, "Merchant")
+    return replace(f, **campaign_columns(g))
+
+
+def _same_rows(f: MarketFeatures, g: MarketGraph, *labels: str) -> None:
+    """:class:`StoreError` unless ``g``'s nodes of ``labels`` are ``f``'s, row for row (the
+    arrays a write re-reads index them)."""
+    rows = {"Talent": f.talent_ids, "Merchant": f.merchant_ids}
+    for label in labels:
+        if not np.array_equal(g.node(label).ids, rows[label]):
+            raise StoreError(f"the graph's {label} nodes changed: the features must be rebuilt")
