@@ -139,6 +139,12 @@ NODES: tuple[NodeSpec, ...] = (
             Field("budget", F, doc="budget in yuan per period for talent fees"),
             Field("min_talents", INT, doc="fewest talents per period"),
             Field("max_talents", INT, doc="most talents per period"),
+            Field(
+                "room_followers",
+                INT,
+                doc="followers of the merchant's own account and live room (Field), as the "
+                "platform reports them; empty: it has no live room",
+            ),
         ),
         "A store or brand.",
     ),
@@ -160,9 +166,27 @@ NODES: tuple[NodeSpec, ...] = (
         "service_provider",
         (
             Field("name", S, True, "provider name"),
-            Field("kind", S, doc="service kind, e.g. logistics, operations, ads"),
+            Field("kind", S, doc="service kind, e.g. logistics, operations, ads, live-studio"),
+            Field(
+                "list_price", F, doc="the provider's public quote in yuan for 30 days of service"
+            ),
         ),
-        "A service provider to merchants.",
+        "A service provider to merchants: a live-room operator, an agency that runs stores, "
+        "ads, logistics, customer service.",
+    ),
+    NodeSpec(
+        "LiveSession",
+        "live_session",
+        (
+            Field("day", D, True, "the day it ran"),
+            Field("duration_s", INT, doc="length in seconds"),
+            Field("viewers", INT, doc="users who watched it"),
+            Field("orders", INT, doc="orders placed in it"),
+            Field("gmv", F, doc="gross merchandise value sold in it, in yuan"),
+            Field("cost", F, doc="what it cost the merchant: hosts, crew, paid traffic, in yuan"),
+        ),
+        "A session of a merchant's own live room (FACT's Field); its sales are the session's "
+        "totals, not rows of purchased.csv.",
     ),
     NodeSpec(
         "Content",
@@ -298,6 +322,38 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         "ServiceProvider",
         (),
         doc="A merchant uses a service provider.",
+    ),
+    RelSpec(
+        "HOSTED",
+        "hosted",
+        ("Merchant",),
+        "LiveSession",
+        (),
+        doc="A merchant ran a session of its own live room.",
+    ),
+    RelSpec(
+        "ENGAGED",
+        "engaged",
+        ("Merchant",),
+        "ServiceProvider",
+        (
+            Field("engagement_id", S, True, "engagement id, unique per engagement"),
+            Field("start", D, True, "first day of the engagement"),
+            Field("end", D, True, "last day of the engagement (agreed, for a running one)"),
+            Field("fee", F, doc="fee paid in yuan"),
+            Field(
+                "gmv_before",
+                F,
+                doc="the merchant's GMV over as many days before start as the engagement ran",
+            ),
+            Field(
+                "gmv_during",
+                F,
+                doc="the merchant's GMV over the engagement (empty: still running, not known)",
+            ),
+        ),
+        key="engagement_id",
+        doc="A merchant engaged a service provider: the outcome is its GMV before and during.",
     ),
     RelSpec("JOINED", "joined", ("Merchant",), "Campaign", (), doc="A merchant joined a campaign."),
     RelSpec(

@@ -21,11 +21,13 @@ __all__ = [
 
 #: The layout of a store's data, recorded in every store kolmatch writes. Raised when the
 #: domain model changes in a way an older store lacks (2: PROMOTED outcomes optional; 3: Talent
-#: ``list_price``; 4: campaign briefs, COVERS and IN_CAMPAIGN; a store with no record is of
+#: ``list_price``; 4: campaign briefs, COVERS and IN_CAMPAIGN; 5: the merchant's live room
+#: (``room_followers``, LiveSession, HOSTED), service providers' ``list_price`` and
+#: engagements (ENGAGED); a store with no record is of
 #: format 1). A store of an older format is
 #: migrated by ``kolmatch migrate`` (or by the next ``kolmatch load``); reads refuse it with
 #: a message saying so. A store of a newer format is refused: upgrade kolmatch.
-STORE_FORMAT = 4
+STORE_FORMAT = 5
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,15 @@ def activity_by_day(
     return out
 
 
+#: Share of merchants with a live room of their own (FACT's Field).
+LIVE_ROOM_SHARE = 0.7
+#: Range of a live room's fatigue: a month's viewers per session fall as sessions^-fatigue
+#: (the room's own followers tire of it), so the month's GMV grows as sessions^(1-fatigue).
+LIVE_FATIGUE = (0.2, 0.55)
+#: Service providers' kinds; the first ones move GMV, logistics and customer service barely.
+PROVIDER_KINDS = ("logistics", "operations", "ads", "live-studio", "customer-service")
+PROVIDER_KIND_WEIGHT = (0.3, 1.0, 1.0, 1.0, 0.3)
+
 #: Expected competitors per merchant among merchants of its main category.
 COMPETITORS_PER_MERCHANT = 4.0
 #: A talent's list price (public quote) is its negotiated fee / a discount drawn per talent,
@@ -445,6 +454,8 @@ class _Market:
         self.contents()
         self.agencies_and_providers()
         self.campaigns()
+        self.live_rooms()
+        self.engagements()
         self.users()
         self.collaborations()
         self.competition_and_bookings()
@@ -488,16 +499,28 @@ class _Market:
             for ix in self.cat_products
         ]
         w = self.w
-        w.header("merchant", "id,name,target_gender,target_age_band,budget,min_talents,max_talents")
+        w.header(
+            "merchant",
+            "id,name,target_gender,target_age_band,budget,min_talents,max_talents,room_followers",
+        )
         tg = rng.choice(np.array(["", "f", "m"]), M, p=[0.5, 0.35, 0.15])
         ta = np.where(rng.random(M) < 0.5, "", AGE_BANDS[rng.integers(0, 5, M)])
         budget = np.round(np.exp(rng.normal(np.log(150_000), 0.8, M)), -2)
         mn = rng.integers(1, 4, M)
         mx = mn + rng.integers(2, 12, M)
+        # the merchant's own live room (Field), drawn from its own stream so nothing else moves
+        room = self.rng(2, 1)
+        self.room = room.random(M) < LIVE_ROOM_SHARE
+        self.room_followers = np.where(
+            self.room,
+            np.round(self.merchant_pop * np.exp(room.normal(np.log(30_000), 0.8, M)), -1),
+            0,
+        ).astype(np.int64)
+        rf = [str(f) if self.room[m] else "" for m, f in enumerate(self.room_followers)]
         w.rows(
             "merchant",
             (
-                f"m{m},Merchant {m},{tg[m]},{ta[m]},{budget[m]:.0f},{mn[m]},{mx[m]}"
+                f"m{m},Merchant {m},{tg[m]},{ta[m]},{budget[m]:.0f},{mn[m]},{mx[m]},{rf[m]}"
                 for m in range(M)
             ),
         )
@@ -576,14 +599,23 @@ class _Market:
             "signed_with", (f"t{t},a{agency[i]},{DATES[since[i]]}" for i, t in enumerate(signed))
         )
         S = max(5, M // 20)
-        kinds = np.array(["logistics", "operations", "ads", "live-studio", "customer-service"])
-        w.header("service_provider", "id,name,kind")
-        w.rows("service_provider", (f"sp{s},Provider {s},{kinds[s % 5]}" for s in range(S)))
+        kinds = np.array(PROVIDER_KINDS)
+        self.provider_kind = np.arange(S) % len(PROVIDER_KINDS)
+        # a public quote for 30 days of service, from its own stream
+        price = np.round(np.exp(self.rng(5, 1).normal(np.log(20_000), 0.5, S)), -2)
+        self.provider_price = price
+        w.header("service_provider", "id,name,kind,list_price")
+        w.rows(
+            "service_provider",
+            (f"sp{s},Provider {s},{kinds[s % 5]},{price[s]:.0f}" for s in range(S)),
+        )
         w.header("served_by", "src,dst")
         lines = []
+        self.served_pairs: list[tuple[int, int]] = []
         for m in range(M):
             for s in sorted(set(rng.integers(0, S, rng.integers(1, 4)).tolist())):
                 lines.append(f"m{m},sp{s}")
+                self.served_pairs.append((m, s))
         w.rows("served_by", lines)
 
     def campaigns(self) -> None:
@@ -639,6 +671,126 @@ class _Market:
                     lines.append(f"p{p},cp{c}")
         w.header("in_campaign", "src,dst")
         w.rows("in_campaign", lines)
+
+    def activity(self, a: int, b: int) -> float:
+        """The market's activity over days ``a..b-1`` (clipped to the history), in average days."""
+        a, b = max(a, 0), min(b, DAYS)
+        if b <= a:
+            return 0.0
+        lo = self.day_cum[a - 1] if a > 0 else 0.0
+        return float(self.day_cum[b - 1] - lo) * DAYS
+
+    def live_rooms(self) -> None:
+        """Each room's sessions by month: viewers from its followers, tiring as sessions^-fatigue
+        within a month and following the market's activity; orders and GMV from a conversion
+        and the merchant's prices; a cost per session (hosts, crew, traffic)."""
+        rng = self.rng(10)
+        M = self.sc.merchants
+        reach = rng.uniform(0.03, 0.10, M)
+        fatigue = rng.uniform(*LIVE_FATIGUE, M)
+        conversion = rng.uniform(0.003, 0.015, M)
+        session_cost = np.exp(rng.normal(np.log(4_000), 0.4, M))
+        rate = rng.uniform(1, 12, M)
+        price = np.array(
+            [
+                float(
+                    self.prod_price[
+                        self.prod_start[m] : self.prod_start[m] + self.prod_count[m]
+                    ].mean()
+                )
+                for m in range(M)
+            ]
+        )
+        month_start = [d for d in range(DAYS) if (START + timedelta(days=d)).day == 1]
+        bounds = list(zip(month_start, [*month_start[1:], DAYS], strict=True))
+        w = self.w
+        w.header("live_session", "id,day,duration_s,viewers,orders,gmv,cost")
+        w.header("hosted", "src,dst")
+        k = 0
+        for m in np.nonzero(self.room)[0]:
+            sessions, hosted = [], []
+            for a, b in bounds:
+                n = int(rng.poisson(rate[m] * (b - a) / 30.0))
+                if n == 0:
+                    continue
+                level = self.activity(a, b) / (b - a)  # the month's activity per average day
+                days = np.sort(rng.integers(a, b, n))
+                mean = self.room_followers[m] * reach[m] * n ** -fatigue[m] * level
+                viewers = rng.poisson(mean * np.exp(rng.normal(-0.03, 0.25, n)))
+                orders = rng.poisson(viewers * conversion[m])
+                gmv = orders * price[m] * np.exp(rng.normal(0, 0.2, n))
+                cost = session_cost[m] * np.exp(rng.normal(0, 0.15, n))
+                dur = rng.integers(3_600, 14_400, n)
+                for j in range(n):
+                    sessions.append(
+                        f"ls{k},{DATES[days[j]]},{dur[j]},{viewers[j]},{orders[j]},"
+                        f"{gmv[j]:.2f},{cost[j]:.0f}"
+                    )
+                    hosted.append(f"m{m},ls{k}")
+                    k += 1
+            w.rows("live_session", sessions)
+            w.rows("hosted", hosted)
+        self.live_truth = {
+            "room": self.room,
+            "followers": self.room_followers,
+            "reach": reach,
+            "fatigue": fatigue,
+            "conversion": conversion,
+            "session_cost": session_cost,
+            "price": price,
+            "rate": rate,
+        }
+
+    def engagements(self) -> None:
+        """Merchants' engagements of service providers: past ones with their outcome (the
+        merchant's GMV before and during, moved by the provider's skill in the merchant's main
+        category and the market's activity), and the running ones (served_by) without it.
+        Merchants chose providers by popularity, not skill."""
+        rng = self.rng(11)
+        M, C = self.sc.merchants, self.C
+        S = len(self.provider_price)
+        weight = np.array(PROVIDER_KIND_WEIGHT)[self.provider_kind]
+        skill = rng.normal(0.02, 0.04, (S, C))
+        for s in range(S):
+            special = rng.choice(C, size=int(rng.integers(1, 4)), replace=False, p=self.cat_pop)
+            skill[s, special] += rng.uniform(0.10, 0.35, len(special))
+        skill *= weight[:, None]
+        popular = _cum(rng.pareto(1.2, S) + 1.0)
+        base = self.merchant_pop * 2_000 * np.exp(rng.normal(0, 0.5, M))  # GMV per active day
+        main = np.array([c[0] for c in self.merchant_cats])
+        w = self.w
+        w.header("engaged", "src,dst,engagement_id,start,end,fee,gmv_before,gmv_during")
+        lines, e = [], 0
+        for m in range(M):
+            for s in _pick(rng, popular, int(rng.poisson(1.5))):
+                dur = int(rng.integers(60, 181))
+                start = int(rng.integers(dur, DAYS - dur))
+                before = base[m] * self.activity(start - dur, start) * np.exp(rng.normal(0, 0.1))
+                during = (
+                    base[m]
+                    * self.activity(start, start + dur)
+                    * np.exp(skill[s, main[m]] + rng.normal(0, 0.1))
+                )
+                fee = self.provider_price[s] * dur / 30.0 * np.exp(rng.normal(0, 0.1))
+                lines.append(
+                    f"m{m},sp{s},e{e},{DATES[start]},{DATES[start + dur - 1]},{fee:.0f},"
+                    f"{before:.2f},{during:.2f}"
+                )
+                e += 1
+        for m, s in self.served_pairs:  # running: no outcome yet
+            start = DAYS - int(rng.integers(20, 120))
+            dur = int(rng.integers(90, 240))
+            before = base[m] * self.activity(start - dur, start) * np.exp(rng.normal(0, 0.1))
+            end = (START + timedelta(days=start + dur - 1)).isoformat()
+            fee = self.provider_price[s] * dur / 30.0 * np.exp(rng.normal(0, 0.1))
+            lines.append(f"m{m},sp{s},e{e},{DATES[start]},{end},{fee:.0f},{before:.2f},")
+            e += 1
+        w.rows("engaged", lines)
+        self.provider_truth = {
+            "skill": skill,
+            "kind": self.provider_kind,
+            "popularity": np.diff(popular, prepend=0.0),
+        }
 
     # -- demand side, streamed in chunks of users --------------------------
     def users(self) -> None:
@@ -951,6 +1103,8 @@ class _Market:
             followers=self.talent_followers,
         )
         np.savez(self.truth / "users.npz", is_bot=self.user_is_bot, log_price=self.user_log_price)
+        np.savez(self.truth / "live_rooms.npz", **self.live_truth)
+        np.savez(self.truth / "providers.npz", **self.provider_truth)
         np.savez(
             self.truth / "products.npz",
             category=self.prod_cat,

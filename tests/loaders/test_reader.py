@@ -75,7 +75,7 @@ def test_unknown_id_in_relationship(folder: Path, loaded: SQLiteStore) -> None:
 
 def test_duplicate_id(folder: Path, loaded: SQLiteStore) -> None:
     with (folder / "merchant.csv").open("a") as fh:
-        fh.write("m0,Shadow copy,,,1000,1,2\n")
+        fh.write("m0,Shadow copy,,,1000,1,2,\n")
     err = _fails(folder, loaded)
     (p,) = err.problems
     assert (
