@@ -36,7 +36,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -730,7 +730,7 @@ class _Market:
                     k += 1
             w.rows("live_session", sessions)
             w.rows("hosted", hosted)
-        self.live_truth = {
+        self.live_truth: dict[str, Any] = {
             "room": self.room,
             "followers": self.room_followers,
             "reach": reach,
@@ -786,7 +786,7 @@ class _Market:
             lines.append(f"m{m},sp{s},e{e},{DATES[start]},{end},{fee:.0f},{before:.2f},")
             e += 1
         w.rows("engaged", lines)
-        self.provider_truth = {
+        self.provider_truth: dict[str, Any] = {
             "skill": skill,
             "kind": self.provider_kind,
             "popularity": np.diff(popular, prepend=0.0),
