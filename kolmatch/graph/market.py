@@ -25,8 +25,10 @@ __all__ = [
     "CAMPAIGNS_READ",
     "CATALOG_READ",
     "COMPLIANCE_READ",
+    "FIELD_READ",
     "FULL_READ",
     "GROWTH_READ",
+    "PROVIDERS_READ",
     "MarketGraph",
     "ReadSpec",
     "read_market",
@@ -200,6 +202,24 @@ GROWTH_READ = _spec(
         ("PURCHASED", "User", ("amount", "time")),
         ("SELLS", "Merchant", ()),
         ("PROMOTED", "Talent", ("gmv", "time")),
+    ],
+)
+
+#: A merchant's own live room (FACT's Field): its followers and its sessions' sales and costs.
+FIELD_READ = _spec(
+    {"Merchant": ("room_followers",), "LiveSession": None},
+    [("HOSTED", "Merchant", ())],
+)
+
+#: Service providers and what they did for merchants, with the merchants' categories (what
+#: a provider's track record is read in: kolmatch/matching/providers.py).
+PROVIDERS_READ = _spec(
+    {"ServiceProvider": None, "Merchant": ("name",), "Product": (), "Category": ("name",)},
+    [
+        ("ENGAGED", "Merchant", None),
+        ("SERVED_BY", "Merchant", ()),
+        ("SELLS", "Merchant", ()),
+        ("IN_CATEGORY", "Product", ()),
     ],
 )
 
