@@ -195,13 +195,16 @@ CATALOG_READ = CAMPAIGNS_READ | _spec(
 #: What a booking or release changes: who holds which talent's slots when.
 BOOKINGS_READ = _spec({"Talent": (), "Merchant": ()}, [("BOOKED", "Talent", ("start", "end"))])
 
-#: What the growth report reads: sales by month (kolmatch/matching/growth.py).
+#: What the growth report reads: sales by month (purchases, collaborations and the merchants'
+#: own live rooms) and the bookings of coming windows (kolmatch/matching/growth.py).
 GROWTH_READ = _spec(
-    {"Merchant": (), "Talent": (), "Product": ()},
+    {"Merchant": (), "Talent": (), "Product": (), "LiveSession": ("day", "gmv")},
     [
         ("PURCHASED", "User", ("amount", "time")),
         ("SELLS", "Merchant", ()),
         ("PROMOTED", "Talent", ("gmv", "time")),
+        ("HOSTED", "Merchant", ()),
+        ("BOOKED", "Talent", ("booking_id", "start", "end", "campaign")),
     ],
 )
 
