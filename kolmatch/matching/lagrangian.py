@@ -16,6 +16,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
+from kolmatch import progress
 from kolmatch.errors import BadArgument, Cancel, check_cancel
 from kolmatch.matching.assign import AssignmentProblem, AssignmentSolution
 
@@ -228,48 +229,53 @@ def solve_assignment_lagrangian(
     bound = np.inf
     theta, stall = 2.0, 0
     cut_short = False
-    for it in range(iterations):
-        check_cancel(cancel)
-        reduced = p.value - lam[p.pair_talent]
-        if len(mu):
-            reduced = reduced - np.bincount(ca, mu, n) - np.bincount(cb, mu, n)
-        val, pick = blocks.best(reduced)
-        x = blocks.chosen(pick, n)
-        dual = float(val[np.isfinite(val)].sum() + lam @ cap + mu.sum())
-        if not np.isfinite(bound) or dual < bound - 1e-9 * max(1.0, abs(bound)):
-            bound, stall = dual, 0
-        else:
-            stall += 1
-            if stall >= 25:
-                theta, stall = max(theta / 2, 0.005), 0
-        if it % repair_every == 0 or it == iterations - 1:
-            y = _improve(p, blocks, _repair(p, x, order), order)
-            obj = float(p.value[y].sum())
-            if obj > best:
-                best, best_x = obj, y
-        if trace is not None:
-            trace.append((it, dual, bound, best, theta))
-        if (bound - best) <= target_gap * max(best, 1e-9):
-            break
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
-            cut_short = it < iterations - 1
-            break
-        g_lam = cap - np.bincount(p.pair_talent[x], minlength=T)
-        g_mu = 1.0 - x[ca].astype(np.float64) - x[cb] if len(mu) else np.zeros(0)
-        # only violated or priced constraints move
-        g_lam = np.where((g_lam < 0) | (lam > 0), g_lam, 0.0)
-        g_mu = np.where((g_mu < 0) | (mu > 0), g_mu, 0.0)
-        norm = float(g_lam @ g_lam + g_mu @ g_mu)
-        if norm == 0:  # the relaxed choice is feasible and complementary: optimal
-            y = _repair(p, x, order)
-            obj = float(p.value[y].sum())
-            if obj > best:
-                best, best_x = obj, y
-            bound = min(bound, dual)
-            break
-        step = theta * max(dual - best, 1e-9 * max(1.0, best)) / norm
-        lam = np.maximum(0.0, lam - step * g_lam)
-        mu = np.maximum(0.0, mu - step * g_mu)
+    # the line counts iterations against the most allowed (the gap test usually stops sooner)
+    with progress.task(
+        f"solving the assignment ({n:,} pairs, Lagrangian)", iterations, unit="iterations"
+    ) as shown:
+        for it in range(iterations):
+            check_cancel(cancel)
+            shown.update(it + 1)
+            reduced = p.value - lam[p.pair_talent]
+            if len(mu):
+                reduced = reduced - np.bincount(ca, mu, n) - np.bincount(cb, mu, n)
+            val, pick = blocks.best(reduced)
+            x = blocks.chosen(pick, n)
+            dual = float(val[np.isfinite(val)].sum() + lam @ cap + mu.sum())
+            if not np.isfinite(bound) or dual < bound - 1e-9 * max(1.0, abs(bound)):
+                bound, stall = dual, 0
+            else:
+                stall += 1
+                if stall >= 25:
+                    theta, stall = max(theta / 2, 0.005), 0
+            if it % repair_every == 0 or it == iterations - 1:
+                y = _improve(p, blocks, _repair(p, x, order), order)
+                obj = float(p.value[y].sum())
+                if obj > best:
+                    best, best_x = obj, y
+            if trace is not None:
+                trace.append((it, dual, bound, best, theta))
+            if (bound - best) <= target_gap * max(best, 1e-9):
+                break
+            if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                cut_short = it < iterations - 1
+                break
+            g_lam = cap - np.bincount(p.pair_talent[x], minlength=T)
+            g_mu = 1.0 - x[ca].astype(np.float64) - x[cb] if len(mu) else np.zeros(0)
+            # only violated or priced constraints move
+            g_lam = np.where((g_lam < 0) | (lam > 0), g_lam, 0.0)
+            g_mu = np.where((g_mu < 0) | (mu > 0), g_mu, 0.0)
+            norm = float(g_lam @ g_lam + g_mu @ g_mu)
+            if norm == 0:  # the relaxed choice is feasible and complementary: optimal
+                y = _repair(p, x, order)
+                obj = float(p.value[y].sum())
+                if obj > best:
+                    best, best_x = obj, y
+                bound = min(bound, dual)
+                break
+            step = theta * max(dual - best, 1e-9 * max(1.0, best)) / norm
+            lam = np.maximum(0.0, lam - step * g_lam)
+            mu = np.maximum(0.0, mu - step * g_mu)
     bound = max(bound, best)
     gap = (bound - best) / best if best > 0 else 0.0
     return AssignmentSolution(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+import re
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from kolmatch import progress
 from kolmatch.errors import BadArgument
 from kolmatch.matching.assign import (
     AssignmentProblem,
@@ -116,6 +119,26 @@ def test_lagrangian_bound_and_plan_bracket_the_optimum(seed: int) -> None:
     assert _feasible(p, sol.chosen)
     assert sol.objective <= best + 1e-9 <= sol.bound + 1e-6
     assert sol.objective == pytest.approx(float(p.value[sol.chosen].sum()))
+
+
+def test_lagrangian_reports_its_iterations() -> None:
+    class Ticking:  # one second a reading: every iteration is "due" for a line
+        now = 0.0
+
+        def __call__(self) -> float:
+            self.now += 1.0
+            return self.now
+
+    out = io.StringIO()
+    p = replace(_problem(0), merchant_min=np.zeros(3, dtype=np.int64))
+    with progress.using(progress.Reporter(out, tty=False, clock=Ticking(), ticker=False)):
+        solve_assignment_lagrangian(p, target_gap=0.0, iterations=40)
+    lines = out.getvalue().splitlines()
+    counted = [ln for ln in lines if "Lagrangian): " in ln and "/40 iterations" in ln]
+    assert counted, lines
+    done = [int(re.search(r"(\d+)/40 iterations", ln).group(1)) for ln in counted]  # type: ignore[union-attr]
+    assert all(1 <= k <= 40 for k in done) and done == sorted(done)
+    assert re.search(r"Lagrangian\): done \d+ iterations in", lines[-1])
 
 
 def test_lagrangian_and_milp_agree_on_the_s_market(s_features: MarketFeatures) -> None:
