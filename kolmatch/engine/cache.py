@@ -390,12 +390,9 @@ def cached_rankings(
         As :func:`load_features`.
     """
 
-    def rank() -> MerchantRankings:
-        # rank_merchants counts nothing as it goes: the line shows the time spent
-        with progress.task(f"ranking {len(f.merchant_ids):,} merchants"):
-            return rank_merchants(f)
-
-    return _cached(uri, identity, cache_dir, "rankings", MerchantRankings, rank)
+    return _cached(
+        uri, identity, cache_dir, "rankings", MerchantRankings, lambda: rank_merchants(f)
+    )
 
 
 def stored_rankings(

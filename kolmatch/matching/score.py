@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from kolmatch import progress
 from kolmatch.errors import BadArgument
 from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.i18n import DEFAULT_LANG, category_name, format_amount, message
@@ -518,8 +519,12 @@ def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
         scores[m, : len(order)] = score[order]
         sig = s.as_dict()
         signals[m, : len(order)] = np.stack([sig[k][order] for k in SIGNALS], axis=1)
+        shown.advance()
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with (
+        progress.task(f"ranking {M:,} merchants", M, unit="merchants") as shown,
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
+    ):
         list(pool.map(one, range(M), chunksize=16))
     return MerchantRankings(depth, rows, scores, signals, eligible)
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+import re
 
 import numpy as np
 import pytest
 
+from kolmatch import progress
 from kolmatch.errors import BadArgument, UnknownId
 from kolmatch.matching.features import MarketFeatures
-from kolmatch.matching.score import DEFAULT_WEIGHTS, combine, match_merchant, merchant_signals
+from kolmatch.matching.score import (
+    DEFAULT_WEIGHTS,
+    combine,
+    match_merchant,
+    merchant_signals,
+    rank_merchants,
+)
 from kolmatch.policy import MIN_DEMOGRAPHIC_AUDIENCE
 
 
@@ -225,3 +234,23 @@ def test_a_weight_that_would_overflow_is_refused(
 ) -> None:
     with pytest.raises(BadArgument, match="weights"):
         match_merchant(tiny_features, "m0", top=5, weights={"reach": weight})
+
+
+def test_ranking_every_merchant_counts_merchants(tiny_features: MarketFeatures) -> None:
+    class Ticking:  # one second a reading: a line is due every few merchants
+        now = 0.0
+
+        def __call__(self) -> float:
+            self.now += 1.0
+            return self.now
+
+    out = io.StringIO()
+    M = len(tiny_features.merchant_ids)
+    with progress.using(progress.Reporter(out, tty=False, clock=Ticking(), ticker=False)):
+        ranked = rank_merchants(tiny_features)
+    assert len(ranked.eligible) == M
+    lines = out.getvalue().splitlines()
+    counts = [re.search(rf"ranking {M} merchants: (\d+)/{M} merchants", ln) for ln in lines]
+    done = [int(c.group(1)) for c in counts if c]
+    assert done and all(1 <= k <= M for k in done), lines
+    assert lines[-1].startswith(f"ranking {M} merchants: done {M} merchants in")
