@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import sys
 import time
@@ -36,6 +37,7 @@ from kolmatch.i18n import (
     DEFAULT_LANG,
     LANG_ENV,
     LANGS,
+    category_name,
     count,
     format_amount,
     message,
@@ -247,6 +249,32 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--top", type=_positive_int, default=10)
     gr.add_argument("--json", action="store_true")
     _store_arg(gr)
+
+    fa = sub.add_parser(
+        "fact",
+        help="split a merchant's budget across Field, Alliance, Campaign and Top-KOL",
+    )
+    fa.add_argument("merchant")
+    fa.add_argument(
+        "--budget", type=_positive_float, required=True, help="yuan: sessions and talents' fees"
+    )
+    fa.add_argument("--start", help="first day of the window, YYYY-MM-DD (default: tomorrow)")
+    fa.add_argument("--end", help="last day of the window, YYYY-MM-DD (default: 30 days)")
+    fa.add_argument("--json", action="store_true")
+    _store_arg(fa)
+
+    pv = sub.add_parser(
+        "providers", help="a merchant's service providers, by track record in its categories"
+    )
+    pv.add_argument("merchant")
+    pv.add_argument("--top", type=_positive_int, default=10)
+    pv.add_argument("--json", action="store_true")
+    _store_arg(pv)
+    pvl = sub.add_parser("provider-leads", help="merchants a service provider would serve best")
+    pvl.add_argument("provider")
+    pvl.add_argument("--top", type=_positive_int, default=10)
+    pvl.add_argument("--json", action="store_true")
+    _store_arg(pvl)
 
     asg = sub.add_parser("assign", help="assign the whole market's talents for one window")
     asg.add_argument("--method", choices=["auto", "milp", "lagrangian", "stable"], default="auto")
@@ -1590,6 +1618,22 @@ def _cmd_growth(a: argparse.Namespace) -> int:
             tgoal=yuan(TALENT_GOAL),
         )
     )
+    print(
+        "  "
+        + _text(
+            a,
+            "cli.growth.outlook",
+            realised=yuan(r.realised_12_months),
+            first=r.horizon[0] if r.horizon else "-",
+            last=r.horizon[-1] if r.horizon else "-",
+            forecast=yuan(r.forecast_12_months),
+            slots=f"{r.booked_slots:,}",
+            booked=yuan(r.booked_gmv),
+        )
+    )
+    if r.later_slots:
+        later = r.horizon[-1] if r.horizon else "-"
+        print("  " + _text(a, "cli.growth.later", last=later, slots=f"{r.later_slots:,}"))
     for who, b in (("merchants", r.backtest_merchants), ("talents", r.backtest_talents)):
         if b is not None:
             print(
@@ -1617,7 +1661,10 @@ def _cmd_growth(a: argparse.Namespace) -> int:
                     id=o.id,
                     past=yuan(o.last_12_months),
                     ahead=yuan(o.forecast_12_months),
+                    booked=yuan(o.booked_gmv),
+                    slots=f"{o.booked_slots:,}",
                     gap=yuan(o.gap),
+                    basis=_text(a, f"cli.growth.basis.{o.basis}"),
                 )
             )
     print(_text(a, "cli.growth.pairings"))
@@ -1633,6 +1680,162 @@ def _cmd_growth(a: argparse.Namespace) -> int:
                 closed=yuan(x.gap_closed),
             )
         )
+    return EXIT_OK
+
+
+def _lift(x: float) -> str:
+    """A log lift as the GMV change it means: 0.182 -> +20%."""
+    return f"{math.expm1(x):+.0%}"
+
+
+def _cmd_providers(a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from kolmatch.engine.providers import ProviderBook
+    from kolmatch.policy import MIN_EVIDENCE_ENGAGEMENTS
+
+    with _service(a.store) as service:
+        rows = ProviderBook(service).for_merchant(a.merchant, top=a.top)
+    if a.json:
+        out = {"merchant": a.merchant, "providers": [asdict(x) for x in rows]}
+        print(jsonio.dumps(out, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(_text(a, "cli.providers.head", merchant=a.merchant))
+    if not rows:
+        print("  " + _text(a, "cli.providers.none"))
+    for x in rows:
+        median = (
+            _text(a, "cli.providers.too_few", minimum=MIN_EVIDENCE_ENGAGEMENTS)
+            if x.median_lift is None
+            else _text(a, "cli.providers.median", lift=_lift(x.median_lift))
+        )
+        per_yuan = (
+            ""
+            if x.extra_gmv_per_yuan is None
+            else _text(a, "cli.providers.per_yuan", x=x.extra_gmv_per_yuan)
+        )
+        price = "-" if x.list_price is None else format_amount(x.list_price, a.lang)
+        print(
+            _text(
+                a,
+                "cli.providers.row",
+                rank=x.rank,
+                provider=x.provider,
+                name=x.name,
+                kind=x.kind or "-",
+                lift=_lift(x.expected_lift),
+                engagements=x.engagements,
+                in_categories=x.in_categories,
+                median=median,
+                price=price,
+                per_yuan=per_yuan,
+            )
+        )
+    return EXIT_OK
+
+
+def _cmd_provider_leads(a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from kolmatch.engine.providers import ProviderBook
+
+    with _service(a.store) as service:
+        rows = ProviderBook(service).leads(a.provider, top=a.top)
+    if a.json:
+        out = {"provider": a.provider, "leads": [asdict(x) for x in rows]}
+        print(jsonio.dumps(out, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(_text(a, "cli.provider_leads.head", provider=a.provider))
+    if not rows:
+        print("  " + _text(a, "cli.provider_leads.none"))
+    for x in rows:
+        cats = ", ".join(category_name(c, a.lang) for c in x.categories) or "-"
+        print(
+            _text(
+                a,
+                "cli.provider_leads.row",
+                rank=x.rank,
+                merchant=x.merchant,
+                name=x.name,
+                categories=cats,
+                lift=_lift(x.expected_lift),
+            )
+        )
+    return EXIT_OK
+
+
+#: The engine's names for the FACT split's arguments, as this command's flags.
+FACT_FLAGS = {"budget": "--budget", "start": "--start", "end": "--end"}
+
+
+def _cmd_fact(a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from kolmatch.api.errors import api_arguments  # renames a BadArgument: not API-specific
+
+    with _service(a.store) as service, api_arguments(FACT_FLAGS):
+        r = service.fact_split(a.merchant, budget=a.budget, start=a.start, end=a.end, lang=a.lang)
+    if a.json:
+        print(jsonio.dumps(asdict(r), ensure_ascii=False, indent=2))
+        return EXIT_OK
+
+    def yuan(x: float) -> str:
+        return format_amount(x, a.lang)
+
+    print(
+        _text(
+            a,
+            "cli.fact.head",
+            merchant=r.merchant,
+            start=r.start,
+            end=r.end,
+            spent=yuan(r.spent),
+            budget=yuan(r.budget),
+            gmv=yuan(r.expected_gmv),
+        )
+    )
+    print("  " + _text(a, "cli.fact.lift", lift=r.campaign_lift, floor=r.floor))
+    for c in r.channels:
+        print(
+            _text(
+                a,
+                "cli.fact.channel",
+                channel=_text(a, f"fact.channel.{c.channel}"),
+                spend=yuan(c.spend),
+                gmv=yuan(c.expected_gmv),
+                roi=f"{c.roi:.2f}x" if c.roi is not None else "-",
+                last=c.marginal_return,
+            )
+        )
+        for line in c.reasons:
+            print(f"  {line}")
+        if c.sessions_added:
+            print(
+                "  "
+                + _text(
+                    a,
+                    "cli.fact.sessions",
+                    added=c.sessions_added,
+                    cost=yuan(c.session_cost),
+                    now=c.sessions_now,
+                )
+            )
+        if c.talents:
+            rows = [[_text(a, f"cli.col.{k}") for k in ("talent", "tier", "fee", "gmv", "roi")]]
+            for t in c.talents:
+                rows.append(
+                    [
+                        t.talent,
+                        _text(a, f"cli.tier.{t.tier}"),
+                        yuan(t.fee) + ("*" if t.fee_estimated else " "),
+                        yuan(t.expected_gmv),
+                        f"{t.roi:.2f}x",
+                    ]
+                )
+            for line in _table(rows, right={2, 3, 4}, indent="    "):
+                print(line)
+    for line in r.reasons:
+        print(f"  {line}")
     return EXIT_OK
 
 
@@ -1660,6 +1863,9 @@ _COMMANDS = {
     "book": _cmd_book,
     "release": _cmd_release,
     "growth": _cmd_growth,
+    "fact": _cmd_fact,
+    "providers": _cmd_providers,
+    "provider-leads": _cmd_provider_leads,
 }
 
 

@@ -325,9 +325,81 @@ _EN: dict[str, str] = {
     "cli.growth.owners": "{who}, on track first, then the closest to the goal:",
     "cli.growth.merchants": "merchants",
     "cli.growth.talents": "talents",
-    "cli.growth.owner": "{id}: last 12 months {past}, next 12 forecast {ahead}, gap {gap}",
+    "cli.growth.outlook": (
+        "realised over the last 12 months {realised}; next 12 months ({first}..{last}): "
+        "forecast {forecast}, booked slots: {slots}, expected {booked} (shown beside the "
+        "forecast, not added to it; on track takes the larger of the two)"
+    ),
+    "cli.growth.later": "booked slots starting after {last}: {slots}, in no figure above",
+    "cli.growth.owner": (
+        "{id}: last 12 months {past}; next 12: forecast {ahead}, booked {booked} "
+        "(slots: {slots}); gap {gap} ({basis})"
+    ),
+    "cli.growth.basis.forecast": "by the forecast",
+    "cli.growth.basis.booked": "by the bookings",
     "cli.growth.pairings": "pairings that close the most gap:",
     "cli.growth.pairing": "{merchant} + {talent}: {gmv} a collaboration, closes {closed}",
+    # -- the FACT split (kolmatch/matching/fact.py, `kolmatch fact`)
+    "fact.channel.field": "Field",
+    "fact.channel.alliance": "Alliance",
+    "fact.channel.campaign": "Campaign",
+    "fact.channel.top_kol": "Top-KOL",
+    "fact.field.no_room": "Field: no live room of its own",
+    "fact.field.no_sales": "Field: its live room has no session with sales to learn from",
+    "fact.field.curve": (
+        "Field: {now:.1f} sessions a month now at {cost} each; the month's GMV grows as "
+        "sessions^{b:.2f} ({own:.0%} from its own months); {added} more return {gmv}, the "
+        "last ¥{last:.2f} per yuan, the next ¥{next:.2f}"
+    ),
+    "fact.field.curve_none": (
+        "Field: {now:.1f} sessions a month now at {cost} each; the month's GMV grows as "
+        "sessions^{b:.2f} ({own:.0%} from its own months); one more returns ¥{next:.2f} per yuan"
+    ),
+    "fact.talents.none": "{channel}: no talent can be planned ({why})",
+    "fact.talents.no_candidate": "{channel}: no eligible talent in this tier returns its cost",
+    "fact.talents.chosen": (
+        "{channel}: {talents} talents for {spend}, expected {gmv}; the last returns "
+        "¥{last:.2f} per yuan, the next best ¥{next:.2f}"
+    ),
+    "fact.talents.unbought": (
+        "{channel}: nothing bought; its best step returns ¥{best:.2f} per yuan (floor "
+        "¥{floor:.2f}), does not fit what is left, or max_talents is reached"
+    ),
+    "fact.campaign.none": "Campaign: no joined campaign overlaps {window}",
+    "fact.campaign.no_products": "Campaign {campaign}: joined, but no product is in its brief",
+    "fact.campaign.lift": (
+        "Campaign {campaigns}: sales in campaign windows run {lift:.2f}x the days around "
+        "them, market-wide"
+    ),
+    "fact.unspent.floor": "{left} unspent: no further step returns ¥{floor:.2f} per yuan",
+    "fact.unspent.max_talents": "{left} unspent: max_talents {n} reached",
+    "cli.providers.head": (
+        "Service providers for {merchant}, by expected GMV lift in its categories "
+        "(net of the market's own change)"
+    ),
+    "cli.providers.row": (
+        "{rank:>3}. {provider} {name} ({kind}): expected lift {lift}, {engagements} engagements, "
+        "{in_categories} in your categories; {median}; {price} per 30 days{per_yuan}"
+    ),
+    "cli.providers.too_few": (
+        "too few in your categories to show their median (fewer than {minimum})"
+    ),
+    "cli.providers.median": "median lift in your categories {lift}",
+    "cli.providers.per_yuan": ", about ¥{x:.2f} more GMV per yuan of fee",
+    "cli.providers.none": "no service providers to rank",
+    "cli.provider_leads.head": (
+        "Merchants {provider} would serve best, by its expected lift for them"
+    ),
+    "cli.provider_leads.row": "{rank:>3}. {merchant} {name} ({categories}): expected lift {lift}",
+    "cli.provider_leads.none": "no merchants to propose",
+    "cli.fact.head": (
+        "FACT split for {merchant}, {start}..{end}: {spent} of {budget}, expected {gmv}"
+    ),
+    "cli.fact.channel": (
+        "{channel}: {spend}, expected {gmv}, ROI {roi}, last yuan returns ¥{last:.2f}"
+    ),
+    "cli.fact.sessions": "add {added} sessions at {cost} each ({now:.1f} in the window now)",
+    "cli.fact.lift": "campaign lift {lift:.2f}x; floor ¥{floor:.2f} GMV per yuan",
 }
 
 _ZH: dict[str, str] = {
@@ -556,9 +628,68 @@ _ZH: dict[str, str] = {
     "cli.growth.owners": "{who}（先列有望达标的，再按差距从小到大）：",
     "cli.growth.merchants": "商家",
     "cli.growth.talents": "达人",
-    "cli.growth.owner": "{id}：近 12 个月 {past}，未来 12 个月预测 {ahead}，差距 {gap}",
+    "cli.growth.outlook": (
+        "近 12 个月已实现 {realised}；未来 12 个月（{first}..{last}）：预测 {forecast}，"
+        "已预订档期 {slots} 个，预期 {booked}（与预测并列，不相加；是否达标取两者中较大者）"
+    ),
+    "cli.growth.later": "另有 {slots} 个已预订档期在 {last} 之后开始，未计入以上数字",
+    "cli.growth.owner": (
+        "{id}：近 12 个月 {past}；未来 12 个月预测 {ahead}，已预订 {booked}"
+        "（{slots} 个档期）；差距 {gap}（{basis}）"
+    ),
+    "cli.growth.basis.forecast": "按预测",
+    "cli.growth.basis.booked": "按预订",
     "cli.growth.pairings": "最能缩小差距的搭配：",
     "cli.growth.pairing": "{merchant} + {talent}：单次合作 {gmv}，缩小差距 {closed}",
+    "fact.channel.field": "自播",
+    "fact.channel.alliance": "达人矩阵",
+    "fact.channel.campaign": "营销活动",
+    "fact.channel.top_kol": "头部达人",
+    "fact.field.no_room": "自播：没有自己的直播间",
+    "fact.field.no_sales": "自播：直播间没有可供学习的带货场次",
+    "fact.field.curve": (
+        "自播：目前每月 {now:.1f} 场，每场 {cost}；月 GMV 随场次的 {b:.2f} 次方增长"
+        "（{own:.0%} 来自其自身月份）；再加 {added} 场带来 {gmv}，最后一场每元回报 "
+        "¥{last:.2f}，下一场 ¥{next:.2f}"
+    ),
+    "fact.field.curve_none": (
+        "自播：目前每月 {now:.1f} 场，每场 {cost}；月 GMV 随场次的 {b:.2f} 次方增长"
+        "（{own:.0%} 来自其自身月份）；再加一场每元回报 ¥{next:.2f}"
+    ),
+    "fact.talents.none": "{channel}：无可规划的达人（{why}）",
+    "fact.talents.no_candidate": "{channel}：本层级没有回报抵得上成本的合规达人",
+    "fact.talents.chosen": (
+        "{channel}：{talents} 位达人，花费 {spend}，预期 {gmv}；最后一位每元回报 "
+        "¥{last:.2f}，下一位最佳 ¥{next:.2f}"
+    ),
+    "fact.talents.unbought": (
+        "{channel}：未投入；最佳一步每元回报 ¥{best:.2f}（下限 ¥{floor:.2f}），"
+        "或超出剩余预算，或已达达人上限"
+    ),
+    "fact.campaign.none": "营销活动：已加入的活动均不在 {window} 内",
+    "fact.campaign.no_products": "营销活动 {campaign}：已加入，但未报名任何商品",
+    "fact.campaign.lift": "营销活动 {campaigns}：全市场活动期间销售额为前后日子的 {lift:.2f}x",
+    "fact.unspent.floor": "剩余 {left}：再投入每元回报均不足 ¥{floor:.2f}",
+    "fact.unspent.max_talents": "剩余 {left}：已达达人上限 {n} 位",
+    "cli.providers.head": "{merchant} 的服务商（按其类目中扣除大盘变化后的预期 GMV 提升排序）",
+    "cli.providers.row": (
+        "{rank:>3}. {provider} {name}（{kind}）：预期提升 {lift}，合作 {engagements} 次，"
+        "其中您的类目 {in_categories} 次；{median}；每 30 天 {price}{per_yuan}"
+    ),
+    "cli.providers.too_few": "您类目中的合作过少，不显示中位数（少于 {minimum} 次）",
+    "cli.providers.median": "您类目中提升中位数 {lift}",
+    "cli.providers.per_yuan": "，每元服务费约多带来 ¥{x:.2f} GMV",
+    "cli.providers.none": "没有可排序的服务商",
+    "cli.provider_leads.head": "{provider} 最适合服务的商家（按其预期提升排序）",
+    "cli.provider_leads.row": "{rank:>3}. {merchant} {name}（{categories}）：预期提升 {lift}",
+    "cli.provider_leads.none": "没有可推荐的商家",
+    "cli.fact.head": (
+        "{merchant} 的预算分配（自播、达人矩阵、活动、头部达人），{start}..{end}："
+        "花费 {spent}（预算 {budget}），预期 {gmv}"
+    ),
+    "cli.fact.channel": "{channel}：{spend}，预期 {gmv}，ROI {roi}，最后一元回报 ¥{last:.2f}",
+    "cli.fact.sessions": "加开 {added} 场，每场 {cost}（窗口内现有 {now:.1f} 场）",
+    "cli.fact.lift": "活动提升 {lift:.2f}x；下限每元 GMV ¥{floor:.2f}",
 }
 
 #: One catalogue per language of :data:`LANGS`: the same keys, the same placeholders.

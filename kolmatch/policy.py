@@ -16,7 +16,13 @@ Decisions (the reasons are in docs/api.md):
 - a match list's ROI is computed from the list price (an estimate where none is quoted, marked
   so) and the commission the merchant's own products offer, never from private terms;
 - audience demographics (gender, age band, and the share of an audience in a merchant's stated
-  target) are shown only for audiences of at least :data:`MIN_DEMOGRAPHIC_AUDIENCE` members.
+  target) are shown only for audiences of at least :data:`MIN_DEMOGRAPHIC_AUDIENCE` members;
+- a service provider's **engagements** (fee, the merchant's GMV before and during) are visible
+  to that provider, the merchant engaged and internal tools (:func:`sees_provider_own`);
+  everyone else sees a provider's track record only as aggregates over at least
+  :data:`MIN_EVIDENCE_ENGAGEMENTS` engagements (an expected lift, the median lift in the
+  merchant's categories: :data:`PROVIDER_LIST_VALUES`), and a provider sees of the merchants
+  it could serve only their name, categories and its own expected lift.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ from numpy.typing import NDArray
 __all__ = [
     "MATCH_LIST_VALUES",
     "MIN_DEMOGRAPHIC_AUDIENCE",
+    "MIN_EVIDENCE_ENGAGEMENTS",
     "PRIVATE_TALENT_VALUES",
+    "PROVIDER_LEAD_VALUES",
+    "PROVIDER_LIST_VALUES",
     "PUBLIC_TALENT_VALUES",
     "ROLES",
     "Viewer",
@@ -40,12 +49,13 @@ __all__ = [
     "sees_collaboration",
     "sees_merchant_own",
     "sees_private_talent_values",
+    "sees_provider_own",
 ]
 
 F64 = NDArray[np.float64]
 
-#: Who asks: a merchant (its own key), an agency (MCN) or an internal tool.
-ROLES = ("merchant", "agency", "internal")
+#: Who asks: a merchant (its own key), an agency (MCN), a service provider or an internal tool.
+ROLES = ("merchant", "agency", "provider", "internal")
 
 #: Talent values anyone may see.
 PUBLIC_TALENT_VALUES = (
@@ -91,6 +101,29 @@ MATCH_LIST_VALUES = (
 #: platform's audience insights commonly report on).
 MIN_DEMOGRAPHIC_AUDIENCE = 100
 
+#: Fewest engagements a figure built from merchants' outcomes with a service provider may stand
+#: for (kolmatch/matching/providers.py): the same k-anonymity rule as
+#: :data:`MIN_DEMOGRAPHIC_AUDIENCE`, counted in engagements (each a merchant's GMV) rather than
+#: people. 5 is the threshold rule statistical offices apply to business figures (at least 3-5
+#: contributors per cell); 100 engagements would hide every provider on the s market, where
+#: the busiest has a few dozen.
+MIN_EVIDENCE_ENGAGEMENTS = 5
+
+#: What a merchant's list of service providers may state, for every reader.
+PROVIDER_LIST_VALUES = (
+    "provider: name, kind, list price per 30 days (public quote)",
+    "expected lift for the merchant: a shrunk mean over all the provider's engagements, "
+    "only for providers with at least MIN_EVIDENCE_ENGAGEMENTS completed ones (else its kind's)",
+    "count of the provider's completed engagements, in all and in the merchant's categories",
+    "median lift of those in the merchant's categories, when at least MIN_EVIDENCE_ENGAGEMENTS",
+    "extra GMV per yuan of list price, from the merchant's own GMV (its own value)",
+)
+#: What a provider's leads may state of a merchant it does not serve.
+PROVIDER_LEAD_VALUES = (
+    "merchant: id, name, categories (public, as Merchant.name and Merchant.categories)",
+    "the provider's own expected lift for it (from the provider's own engagements)",
+)
+
 
 class Viewer(Protocol):
     """Who a value is shown to: :class:`kolmatch.api.auth.Principal` is one."""
@@ -133,6 +166,21 @@ def sees_merchant_own(viewer: Viewer, merchant_id: str) -> bool:
     (True, False)
     """
     return viewer.kind == "internal" or (viewer.kind == "merchant" and viewer.id == merchant_id)
+
+
+def sees_provider_own(viewer: Viewer, provider_id: str) -> bool:
+    """Whether the viewer may see a provider's own values: its engagements (fees and the
+    merchants' GMV before and during) and its leads. The provider itself and internal tools.
+
+    Examples
+    --------
+    >>> from kolmatch.api.auth import Principal
+    >>> sees_provider_own(Principal("provider", "sp1"), "sp1"), sees_provider_own(
+    ...     Principal("provider", "sp2"), "sp1"
+    ... ), sees_provider_own(Principal("merchant", "sp1"), "sp1")
+    (True, False, False)
+    """
+    return viewer.kind == "internal" or (viewer.kind == "provider" and viewer.id == provider_id)
 
 
 def sees_collaboration(viewer: Viewer, merchant_id: str | None, talent_private: bool) -> bool:

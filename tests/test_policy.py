@@ -34,6 +34,7 @@ import pytest
 from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.api.limits import Limits
+from kolmatch.engine.providers import provider_track
 from kolmatch.engine.service import EngineService, Snapshot
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import RelBatch
@@ -244,6 +245,10 @@ def policy_api(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     keys = {"internal": "p-internal", "m0": "p-m0", "m1": "p-m1", "agency": "p-agency"}
     principals = {"internal": "internal", "m0": "merchant:m0", "m1": "merchant:m1"}
     principals["agency"] = f"agency:{agency}"
+    # the service provider with the most engagements (its leads are the longest record)
+    pm = provider_track(service).market
+    provider = str(pm.provider_ids[np.argmax(np.bincount(pm.engagements.provider))])
+    keys["provider"], principals["provider"] = "p-provider", f"provider:{provider}"
     ring = KeyRing({keys[k]: Principal.parse(p) for k, p in principals.items()})
     # no rate limit: it would slow the attacker down, not stop it
     limits = Limits(timeout_s=120, rate_per_s=0.0, internal_rate_per_s=0.0)
@@ -251,6 +256,7 @@ def policy_api(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     url, server, thread = serve(app)
     api = Api(url, keys, store, service)  # type: ignore[arg-type]
     api.agency = agency  # type: ignore[attr-defined]
+    api.provider = provider  # type: ignore[attr-defined]
     yield api
     api.client.close()
     server.should_exit = True
@@ -884,3 +890,127 @@ def test_every_merchant_and_agency_field_as_each_role(policy_api: Api) -> None:
         assert_no_leak(by_merchant, m_private, f"{who} reading the merchant directory")
         merchant = "m0" if who == "m0" else None
         assert_no_leak(by_talent, private_values(snap, merchant, roster), f"{who} overlaps")
+
+
+# -- service providers --------------------------------------------------------------------------
+
+PROVIDER_MATCH_FIELDS = (
+    "rank provider listPrice expectedLift engagements inCategories medianLift tooFew "
+    "extraGmvPerYuan evidence"
+)
+
+
+def engagement_private(service: EngineService, merchant: str | None, by: str) -> Private:
+    """Engagements' values a viewer may not see, grouped ``by`` provider or merchant: each
+    engagement's fee, GMV before and during, their ratio and log ratio (the raw outcome), of
+    every merchant but ``merchant`` (the viewer's own)."""
+    m = provider_track(service).market
+    e = m.engagements
+    out: Private = defaultdict(lambda: defaultdict(list))
+    for i in range(len(e)):
+        mid = str(m.merchant_ids[e.merchant[i]])
+        if mid == merchant:
+            continue
+        key = str(m.provider_ids[e.provider[i]]) if by == "provider" else mid
+        v = out[key]
+        v["fee"].append(float(e.fee[i]))
+        v["gmv_before"].append(float(e.gmv_before[i]))
+        if np.isfinite(e.gmv_during[i]):
+            v["gmv_during"].append(float(e.gmv_during[i]))
+            v["outcome"] += [
+                float(e.gmv_during[i] / e.gmv_before[i]),
+                float(np.log(e.gmv_during[i] / e.gmv_before[i])),
+            ]
+    return {k: dict(v) for k, v in out.items()}
+
+
+def test_service_provider_lists_reveal_no_engagement(policy_api: Api) -> None:
+    """m0's ranked providers (every provider, evidence and all) and every provider's public
+    profile: no other merchant's engagement fee, GMV or raw outcome derivable, per provider;
+    other providers' engagements, clients and leads refused."""
+    api = policy_api
+    m = provider_track(api.service).market
+    visible: Visible = defaultdict(dict)
+    for who in ("m0", "m1"):
+        merchant = who
+        q = (
+            f'{{ serviceProviders(merchant: "{merchant}", first: {len(m.provider_ids)}) '
+            f"{{ {PROVIDER_MATCH_FIELDS} }} }}"
+        )
+        body = _q(api, q, who)
+        assert "errors" not in body, body["errors"]
+        rows = body["data"]["serviceProviders"]
+        assert len(rows) == len(m.provider_ids)
+        for x in rows:
+            seen = visible[x["provider"]]
+            for k in ("rank", "listPrice", "expectedLift", "engagements", "inCategories"):
+                if x[k] is not None:
+                    seen[f"{who}:{k}"] = x[k]
+            for k in ("medianLift", "extraGmvPerYuan"):
+                if x[k] is not None:
+                    seen[f"{who}:{k}"] = x[k]
+            for line in x["evidence"]:
+                add_text(visible, x["provider"], who, line)
+            if x["inCategories"] < 5:
+                assert x["tooFew"] and x["medianLift"] is None, x
+    for p in m.provider_ids:
+        body = _q(api, f'{{ serviceProvider(id: "{p}") {{ id name kind listPrice }} }}', "m0")
+        assert "errors" not in body
+        if body["data"]["serviceProvider"]["listPrice"] is not None:
+            visible[str(p)]["profile:listPrice"] = body["data"]["serviceProvider"]["listPrice"]
+        for ask in ("engagements { fee gmvDuring }", "clients", "leads(first: 5) { merchant }"):
+            body = _q(api, f'{{ serviceProvider(id: "{p}") {{ {ask} }} }}', "m0")
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+            for e in body["errors"]:
+                add_text(visible, str(p), "error", e["message"])
+    # m0's own engagements' values are its own: the private values are everyone else's, and
+    # m1's list was read too, so m1's count as well (the attacker holds both keys)
+    private = engagement_private(api.service, "m0", "provider")
+    assert_no_leak(visible, private, "merchants m0 and m1 reading service provider lists")
+
+
+def test_provider_leads_reveal_nothing_of_merchants(policy_api: Api) -> None:
+    """A provider's leads: eligible merchants it does not serve, named by public values and
+    its own expected lift; no merchant's engagement values with other providers derivable;
+    another provider's data refused."""
+    api = policy_api
+    f = api.service.snapshot.features
+    m = provider_track(api.service).market
+    me = api.provider  # type: ignore[attr-defined]
+    body = _q(
+        api,
+        f'{{ serviceProvider(id: "{me}") {{ clients engagements {{ id merchant fee gmvDuring }} '
+        "leads(first: 100) { rank merchant merchantName categories expectedLift } } }",
+        "provider",
+    )
+    assert "errors" not in body, body["errors"]
+    sp = body["data"]["serviceProvider"]
+    leads = sp["leads"]
+    assert len(leads) == 100
+    bad = {str(x) for x in f.merchant_ids[f.merchant_risk >= 1.0]}
+    assert bad, "the s market should have a merchant excluded for compliance"
+    named = {x["merchant"] for x in leads}
+    assert not named & bad
+    assert not named & set(sp["clients"])
+    visible: Visible = defaultdict(dict)
+    for x in leads:
+        assert x["merchantName"] == api.service.snapshot.merchant_names.get(x["merchant"])
+        visible[x["merchant"]]["lead:rank"] = x["rank"]
+        visible[x["merchant"]]["lead:expectedLift"] = x["expectedLift"]
+    private = engagement_private(api.service, None, "merchant")
+    mine = set(np.nonzero(m.provider_ids == me)[0])
+    e = m.engagements
+    for i in range(len(e)):  # its own engagements it sees: only the others are private
+        if e.provider[i] in mine:
+            mid = str(m.merchant_ids[e.merchant[i]])
+            for v in private.get(mid, {}).values():
+                for x in (e.fee[i], e.gmv_before[i], e.gmv_during[i]):
+                    if x in v:
+                        v.remove(x)
+    assert_no_leak(visible, private, f"provider {me} reading its leads")
+    other = next(str(p) for p in m.provider_ids if str(p) != me)
+    for ask in ("engagements { fee }", "clients", "leads(first: 3) { merchant }"):
+        body = _q(api, f'{{ serviceProvider(id: "{other}") {{ {ask} }} }}', "provider")
+        assert [x["extensions"]["code"] for x in body["errors"]] == ["FORBIDDEN"]
+    body = _q(api, '{ serviceProviders(merchant: "m0") { provider } }', "provider")
+    assert [x["extensions"]["code"] for x in body["errors"]] == ["FORBIDDEN"]

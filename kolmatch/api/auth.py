@@ -15,14 +15,15 @@ __all__ = ["KeyRing", "Principal", "load_keys"]
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts for: ``merchant:<id>``, ``agency:<id>`` or ``internal``."""
+    """Who a request acts for: ``merchant:<id>``, ``agency:<id>``, ``provider:<id>`` (a
+    service provider) or ``internal``."""
 
     kind: str
     id: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Principal:
-        """Read ``merchant:m3``, ``agency:a1`` or ``internal``.
+        """Read ``merchant:m3``, ``agency:a1``, ``provider:sp2`` or ``internal``.
 
         Raises
         ------
@@ -33,14 +34,17 @@ class Principal:
         --------
         >>> Principal.parse("merchant:m3")
         Principal(kind='merchant', id='m3')
+        >>> Principal.parse("provider:sp2")
+        Principal(kind='provider', id='sp2')
         """
         if text == "internal":
             return cls("internal")
         kind, _, ident = text.partition(":")
-        if kind in ("merchant", "agency") and ident:
+        if kind in ("merchant", "agency", "provider") and ident:
             return cls(kind, ident)
         raise BadArgument(
-            "principal", f"expected merchant:<id>, agency:<id> or internal, got {text!r}"
+            "principal",
+            f"expected merchant:<id>, agency:<id>, provider:<id> or internal, got {text!r}",
         )
 
     @property
@@ -52,6 +56,9 @@ class Principal:
 
     def is_agency(self, agency_id: str) -> bool:
         return self.internal or (self.kind == "agency" and self.id == agency_id)
+
+    def is_provider(self, provider_id: str) -> bool:
+        return self.internal or (self.kind == "provider" and self.id == provider_id)
 
     def __str__(self) -> str:
         return self.kind if self.id is None else f"{self.kind}:{self.id}"

@@ -1,4 +1,5 @@
-"""The schema: queries for merchants, agencies and internal tools; validated mutations."""
+"""The schema: queries for merchants, agencies, service providers and internal tools;
+validated mutations."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ from kolmatch.api.types.common import (
 )
 from kolmatch.api.types.growth import GrowthReportType, resolve_growth
 from kolmatch.api.types.merchant import Match, Merchant, MerchantRef, merchant_ref, to_match
+from kolmatch.api.types.provider import (
+    ProviderMatchType,
+    ServiceProvider,
+    provider_ref,
+    resolve_service_providers,
+)
 from kolmatch.api.types.talent import Talent, TalentRef, talent_ref
 from kolmatch.engine.campaigns import CampaignBrief
 from kolmatch.engine.jobs import JOB_STATES, Job, RequestWork, request_work
@@ -308,6 +315,16 @@ class Query(graphene.ObjectType):
         id=graphene.ID(required=True),
         description="a job this principal started (internal tools: any job)",
     )
+    service_provider = graphene.Field(ServiceProvider, id=graphene.ID(required=True))
+    service_providers = graphene.List(
+        graphene.NonNull(ProviderMatchType),
+        required=True,
+        merchant=graphene.ID(required=True),
+        first=graphene.Int(required=True, default_value=10),
+        description="the merchant's service providers by expected lift in its categories, "
+        "with evidence (the merchant itself and internal tools)",
+        resolver=resolve_service_providers,
+    )
 
     @staticmethod
     def resolve_me(root: Any, info: Any) -> dict[str, Any]:
@@ -321,6 +338,10 @@ class Query(graphene.ObjectType):
     @staticmethod
     def resolve_merchant(root: Any, info: Any, id: str) -> MerchantRef:
         return merchant_ref(context(info), id)
+
+    @staticmethod
+    def resolve_service_provider(root: Any, info: Any, id: str) -> Any:
+        return provider_ref(context(info), id)
 
     @staticmethod
     def resolve_agency(root: Any, info: Any, id: str) -> str:

@@ -42,12 +42,26 @@ from kolmatch.errors import (
     NotEligible,
     UnknownId,
 )
-from kolmatch.graph.booking import Booking, check_window
-from kolmatch.graph.market import CATALOG_READ, GROWTH_READ, read_market
+from kolmatch.graph.booking import Booking, check_window, iso_day
+from kolmatch.graph.market import (
+    CATALOG_READ,
+    FACT_READ,
+    GROWTH_READ,
+    MarketGraph,
+    ReadSpec,
+    read_market,
+)
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
 from kolmatch.matching.eligibility import require_merchant, talent_eligibility
+from kolmatch.matching.fact import FactInputs, FactSplit, fact_inputs, fact_split
 from kolmatch.matching.features import MarketFeatures
-from kolmatch.matching.growth import GrowthReport, growth_report, monthly_gmv
+from kolmatch.matching.growth import (
+    GrowthReport,
+    bookings,
+    growth_report,
+    monthly_gmv,
+    slot_gmv,
+)
 from kolmatch.matching.incremental import CollaborationWrite
 from kolmatch.matching.score import MerchantRankings
 
@@ -147,6 +161,8 @@ class EngineService:
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         self._feed_waits: dict[int, float] = {}  # version -> when a pending write was seen
+        # the FACT split's live rooms and campaign lift, fitted once per graph version
+        self._fact: tuple[int, FactInputs] | None = None
 
     @property
     def snapshot(self) -> Snapshot:
@@ -1016,13 +1032,65 @@ class EngineService:
                 batches, audit={**entry, "before": None, "after": entry["input"]}, campaigns=True
             )
 
+    def read(self, spec: ReadSpec) -> MarketGraph:
+        """Read ``spec`` from the store (:func:`read_market`) for an on-demand view: the growth
+        report, the FACT split's inputs, the providers' track record.
+
+        Under the write lock: the store's connection is shared, and no read may run inside a
+        write's transaction.
+        """
+        with self._write_lock:
+            return read_market(self._store, spec)
+
     def growth(self, *, merchants: int = 50, top: int = 20) -> GrowthReport:
         """The growth report (kolmatch/matching/growth.py): sales by month read from the store
         (``GROWTH_READ``), forecast, standing against the programme's goals, and the pairings
-        that close the most gap, priced by the serving features."""
-        with self._write_lock:  # the connection is shared: no read inside a write's transaction
-            g = read_market(self._store, GROWTH_READ)
-        return growth_report(monthly_gmv(g), self.snapshot.features, merchants=merchants, top=top)
+        that close the most gap, priced by the serving features; booked GMV: the booked slots,
+        each priced at the serving features' expected GMV of its talent for its merchant."""
+        g = self.read(GROWTH_READ)
+        f, booked = self.snapshot.features, bookings(g)
+        return growth_report(
+            monthly_gmv(g), f, booked, slot_gmv(f, booked), merchants=merchants, top=top
+        )
+
+    def fact_split(
+        self,
+        merchant: str,
+        *,
+        budget: float,
+        start: str | None = None,
+        end: str | None = None,
+        lang: str = "en",
+    ) -> FactSplit:
+        """The FACT split of ``budget`` for ``merchant`` (kolmatch/matching/fact.py) on the
+        serving snapshot; the live rooms' fit and the campaign lift (``FACT_READ``) are read and
+        fitted once per graph version. ``start``/``end``: ISO days of the window."""
+        days = {
+            name: date.fromisoformat(iso_day(text, name))
+            for name, text in (("start", start), ("end", end))
+            if text is not None
+        }
+        snap = self.snapshot
+        cached = self._fact
+        if cached is None or cached[0] != snap.version:
+            g = self.read(FACT_READ)
+            inputs = fact_inputs(g, snap.features)
+            if g.identity[1] == snap.version:
+                self._fact = (snap.version, inputs)
+        else:
+            inputs = cached[1]
+        return fact_split(
+            snap.features,
+            merchant,
+            budget=budget,
+            field_model=inputs.field_model,
+            lift=inputs.lift,
+            campaign_products=inputs.campaign_products,
+            event_days=inputs.event_days,
+            start=days.get("start"),
+            end=days.get("end"),
+            lang=lang,
+        )
 
     def _current(self) -> Snapshot:
         """The snapshot at the store's version: a write checks against what others wrote.

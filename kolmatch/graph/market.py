@@ -25,6 +25,7 @@ __all__ = [
     "CAMPAIGNS_READ",
     "CATALOG_READ",
     "COMPLIANCE_READ",
+    "FACT_READ",
     "FIELD_READ",
     "FULL_READ",
     "GROWTH_READ",
@@ -212,6 +213,14 @@ GROWTH_READ = _spec(
 FIELD_READ = _spec(
     {"Merchant": ("room_followers",), "LiveSession": None},
     [("HOSTED", "Merchant", ())],
+)
+
+#: What the FACT split reads besides the features: the live rooms, the campaigns, and sales by
+#: day (the campaign lift is measured on them: kolmatch/matching/fact.py).
+FACT_READ = (
+    FIELD_READ
+    | CAMPAIGNS_READ
+    | _spec({"User": (), "Product": ()}, [("PURCHASED", "User", ("amount", "time"))])
 )
 
 #: Service providers and what they did for merchants, with the merchants' categories (what

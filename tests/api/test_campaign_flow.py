@@ -179,8 +179,9 @@ def _free(svc: EngineService, talents: list[str], start: int, end: int, merchant
     return [t for t in talents if av.available[f.talent_row(t)]]
 
 
-GROWTH = """{ growth(first: 5) { months merchantsOnTrack talentsOnTrack
-  merchants { id last12Months forecast12Months goal onTrack gap }
+GROWTH = """{ growth(first: 5) { months horizon merchantsOnTrack talentsOnTrack
+  realised12Months forecast12Months bookedSlots bookedGmv laterSlots
+  merchants { id last12Months forecast12Months bookedSlots bookedGmv goal onTrack gap basis }
   pairings { merchant talent expectedGmv gapClosed }
   backtestMerchants { holdout forecastWape lastYearWape forecastTotalError } note } }"""
 
@@ -196,7 +197,17 @@ def test_the_growth_report_is_for_internal_tools(client: Client) -> None:
     keys = [(not x["onTrack"], x["gap"]) for x in rows]
     assert keys == sorted(keys)
     for x in rows:
-        assert x["gap"] == pytest.approx(max(x["goal"] - x["forecast12Months"], 0.0))
+        year = max(x["forecast12Months"], x["bookedGmv"])  # beside each other, never added
+        assert x["gap"] == pytest.approx(max(x["goal"] - year, 0.0))
+        assert x["basis"] == ("booked" if x["bookedGmv"] > x["forecast12Months"] else "forecast")
+    assert r["horizon"][0] == "2026-07" and len(r["horizon"]) == 12
+    # booked: the market's slots in coming windows, each counted for its merchant and talent
+    full = client.service.growth()
+    assert r["bookedSlots"] > 0 and r["bookedGmv"] > 0
+    assert sum(x.booked_slots for x in full.merchants) == r["bookedSlots"]
+    assert sum(x.booked_slots for x in full.talents) == r["bookedSlots"]
+    assert sum(x.booked_gmv for x in full.merchants) == pytest.approx(r["bookedGmv"])
+    assert r["realised12Months"] == pytest.approx(sum(x.last_12_months for x in full.merchants))
     assert r["pairings"], "some off-track merchant has a candidate"
     closed = [p["gapClosed"] for p in r["pairings"]]
     assert closed == sorted(closed, reverse=True)

@@ -1,5 +1,5 @@
-"""The growth programme for internal tools: who is on track for ¥15M / ¥1.5M a year, and the
-pairings that would close the largest gaps."""
+"""The growth programme for internal tools: realised, forecast and booked GMV, who is on track
+for ¥15M / ¥1.5M a year, and the pairings that would close the largest gaps."""
 
 from __future__ import annotations
 
@@ -18,11 +18,29 @@ class OwnerGrowthType(graphene.ObjectType):
         name = "OwnerGrowth"
 
     id = graphene.ID(required=True)
-    last_12_months = graphene.Float(required=True, description="realised GMV, yuan")
-    forecast_12_months = graphene.Float(required=True, description="forecast GMV, yuan")
+    last_12_months = graphene.Float(
+        required=True, description="realised GMV of the last 12 months of history, yuan"
+    )
+    forecast_12_months = graphene.Float(
+        required=True, description="forecast GMV of the next 12 months, yuan"
+    )
+    booked_slots = graphene.Int(
+        required=True, description="slots booked in coming windows within the next 12 months"
+    )
+    booked_gmv = graphene.Float(
+        required=True,
+        description="their expected GMV x (1 - risk), yuan: beside the forecast, not added to it",
+    )
     goal = graphene.Float(required=True)
-    on_track = graphene.Boolean(required=True)
-    gap = graphene.Float(required=True, description="goal - forecast, at least 0")
+    on_track = graphene.Boolean(
+        required=True, description="the larger of forecast and booked GMV reaches the goal"
+    )
+    gap = graphene.Float(
+        required=True, description="goal - the larger of forecast and booked GMV, at least 0"
+    )
+    basis = graphene.String(
+        required=True, description="which one on track and gap used: forecast or booked"
+    )
 
 
 class PairingType(graphene.ObjectType):
@@ -53,7 +71,25 @@ class GrowthReportType(graphene.ObjectType):
     class Meta:
         name = "GrowthReport"
 
-    months = graphene.List(graphene.NonNull(graphene.String), required=True)
+    months = graphene.List(
+        graphene.NonNull(graphene.String), required=True, description="the history's"
+    )
+    horizon = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="the 12 months forecast and booked GMV are of",
+    )
+    realised_12_months = graphene.Float(
+        required=True, description="every merchant's realised GMV of the last 12 months"
+    )
+    forecast_12_months = graphene.Float(
+        required=True, description="every merchant's forecast of the next 12"
+    )
+    booked_slots = graphene.Int(required=True, description="slots booked within the horizon")
+    booked_gmv = graphene.Float(required=True, description="their expected GMV, each slot once")
+    later_slots = graphene.Int(
+        required=True, description="coming slots starting after the horizon: in no figure"
+    )
     merchants_on_track = graphene.Int(required=True)
     talents_on_track = graphene.Int(required=True)
     merchants = graphene.List(

@@ -18,6 +18,7 @@ from kolmatch.api.types.common import (
     page_window,
     sliced,
 )
+from kolmatch.api.types.fact import FactSplitType, fact_payload
 from kolmatch.api.types.talent import Talent, TalentRef
 from kolmatch.engine.jobs import request_work
 from kolmatch.errors import BadArgument, LimitExceeded
@@ -292,6 +293,15 @@ class Merchant(graphene.ObjectType):
         description="the cheapest matrix whose expected GMV (or new customers reached) meets "
         "a target, certified within 1%; out of reach: the most reachable and its cost",
     )
+    fact_split = graphene.Field(
+        FactSplitType,
+        budget=graphene.Float(required=True, description="yuan: sessions and talents' fees"),
+        start=graphene.String(description="first day of the window, YYYY-MM-DD"),
+        end=graphene.String(description="last day of the window, YYYY-MM-DD"),
+        description="the budget split across Field (its own live room), Alliance, Campaign "
+        "and Top-KOL by marginal expected GMV per yuan, with the reasons and each part's plan; "
+        "default window: the coming 30 days",
+    )
     plan = graphene.Field(
         Plan,
         budget=graphene.Float(required=True),
@@ -440,6 +450,19 @@ class Merchant(graphene.ObjectType):
                 for t in p.talents
             ],
         }
+
+    @staticmethod
+    def resolve_fact_split(
+        m: MerchantRef,
+        info: Any,
+        budget: float,
+        start: str | None = None,
+        end: str | None = None,
+    ) -> dict[str, Any]:
+        ctx = _own(info, m, "FACT splits")
+        # the split names its arguments as the API does (budget, start, end)
+        s = ctx.service.fact_split(m.id, budget=budget, start=start, end=end, lang=ctx.lang)
+        return fact_payload(ctx, s)
 
     @staticmethod
     def resolve_plan(

@@ -1,0 +1,99 @@
+"""The FACT split as the API shows it: per channel the spend, expected GMV, reasons and plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import graphene
+
+from kolmatch.api.types.common import RequestContext
+from kolmatch.api.types.talent import Talent, TalentRef
+from kolmatch.matching.fact import CHANNELS, FactSplit
+
+__all__ = ["FactChannelType", "FactSplitType", "fact_payload"]
+
+
+class FactTalentType(graphene.ObjectType):
+    class Meta:
+        name = "FactTalent"
+
+    talent = graphene.Field(Talent, required=True)
+    tier = graphene.String(required=True)
+    fee = graphene.Float(
+        required=True, description="the talent's list price: what this merchant would pay"
+    )
+    fee_estimated = graphene.Boolean(
+        required=True, description="no list price is quoted: `fee` is an estimate"
+    )
+    expected_gmv = graphene.Float(
+        required=True, description="for this channel (lifted in Campaign)"
+    )
+    roi = graphene.Float(required=True, description="expectedGmv / (fee + commission)")
+    campaign = graphene.ID(description="Campaign: the campaign it is planned for")
+
+
+class FactChannelType(graphene.ObjectType):
+    class Meta:
+        name = "FactChannel"
+
+    channel = graphene.String(required=True, description=", ".join(CHANNELS))
+    spend = graphene.Float(required=True)
+    expected_gmv = graphene.Float(required=True)
+    roi = graphene.Float(description="expectedGmv / spend; null where nothing is spent")
+    marginal_return = graphene.Float(
+        required=True, description="expected GMV per yuan of the last step bought (0: none)"
+    )
+    next_return = graphene.Float(
+        required=True, description="expected GMV per yuan of the best step not bought (0: none)"
+    )
+    reasons = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="why, with the figures, in the request's language",
+    )
+    talents = graphene.List(graphene.NonNull(FactTalentType), required=True)
+    sessions_added = graphene.Int(required=True, description="Field: sessions to add")
+    sessions_now = graphene.Float(
+        required=True, description="Field: sessions in the window at the room's current rate"
+    )
+    session_cost = graphene.Float(required=True, description="Field: yuan per session")
+    campaigns = graphene.List(graphene.NonNull(graphene.ID), required=True)
+
+
+class FactSplitType(graphene.ObjectType):
+    class Meta:
+        name = "FactSplit"
+
+    window = graphene.String(required=True)
+    start = graphene.String(required=True)
+    end = graphene.String(required=True)
+    budget = graphene.Float(required=True)
+    spent = graphene.Float(required=True)
+    unspent = graphene.Float(required=True)
+    expected_gmv = graphene.Float(required=True)
+    floor = graphene.Float(
+        required=True, description="least expected GMV per yuan a step had to return"
+    )
+    campaign_lift = graphene.Float(
+        required=True, description="sales in campaign windows against the days around them"
+    )
+    channels = graphene.List(graphene.NonNull(FactChannelType), required=True)
+    reasons = graphene.List(graphene.NonNull(graphene.String), required=True)
+
+
+def fact_payload(ctx: RequestContext, s: FactSplit) -> dict[str, Any]:
+    """The split as the schema's fields, talents as references."""
+    f = ctx.snap.features
+    return {
+        **{k: v for k, v in s.__dict__.items() if k not in ("channels", "merchant")},
+        "channels": [
+            {
+                **{k: v for k, v in c.__dict__.items() if k != "talents"},
+                "talents": [
+                    {**t.__dict__, "talent": TalentRef(t.talent, f.talent_row(t.talent))}
+                    for t in c.talents
+                ],
+            }
+            for c in s.channels
+        ],
+    }
