@@ -139,6 +139,29 @@ def test_book_talents_names_its_arguments_and_keys_ids_by_merchant(
         service.book_talents(m, [tid], "k2", campaign="cp-none")
 
 
+def test_a_booking_file_carries_the_requests_key(service: EngineService, tmp_path: Path) -> None:
+    """booked.csv's booking_id is the idempotency key: a booking imported with the id a request
+    would write (``<merchant>/<key>/<talent>``) is that request, already done; and loading the
+    file again after the request writes nothing new either."""
+    f = service.snapshot.features
+    start, end, w = _window(f)
+    mi = _eligible_merchant(f)
+    m = str(f.merchant_ids[mi])
+    t, _ = _free_talent(f, mi, w)
+    tid = str(f.talent_ids[t])
+    folder = tmp_path / "day"
+    folder.mkdir()
+    (folder / "booked.csv").write_text(
+        f"src,dst,booking_id,start,end,campaign\n{tid},{m},{m}/crm-7/{tid},{start},{end},\n"
+    )
+    load_folder(folder, service.store)
+    count = service.store.counts()["BOOKED"]
+    done = service.book_talents(m, [tid], "crm-7", start=start, end=end)
+    assert done.booking_ids == [f"{m}/crm-7/{tid}"] and done.written == []
+    load_folder(folder, service.store)
+    assert service.store.counts()["BOOKED"] == count
+
+
 def test_compliance_refuses_excluded_merchants_and_talents(service: EngineService) -> None:
     f = service.snapshot.features
     start, end, w = _window(f)
