@@ -99,6 +99,11 @@ def format_error(err: GraphQLError, lang: str = DEFAULT_LANG) -> dict[str, Any]:
     elif isinstance(orig, KolmatchError):
         code = code_of(orig)
         out["message"] = localised(code, str(orig), lang, orig)
+    elif err.path is None and isinstance(orig, (GraphQLError, TypeError, ValueError)):
+        # a variable's value the schema cannot read ({"b": "abc"} for a Float!): the request's
+        # input, caught before anything ran; graphql-core's message names the variable
+        code = "BAD_ARGUMENT"
+        out["message"] = localised(code, err.message, lang)
     else:
         log.error("internal error in %s", err.path, exc_info=orig)
         code = "INTERNAL"

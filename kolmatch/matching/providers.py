@@ -472,42 +472,60 @@ def _weights(model: ProviderModel, merchants: I64 | int, rows: NDArray[np.bool_]
     return out
 
 
-def _privacy_floor(
+def _private_weights(
     model: ProviderModel, merchant: int, used: NDArray[np.bool_], w: F64, *, steps: int = 40
 ) -> F64:
-    """Per provider, the least weight to add to each of its engagements so that other
-    merchants' engagements count as at least ``model.min_engagements`` (their effective number
-    ``(sum w)^2 / sum w^2``; the merchant's own engagements are its own to see).
+    """The weights of the ``used`` engagements for ``merchant``, evened per provider so that no
+    figure rests on fewer than ``model.min_engagements`` other merchants.
 
-    No figure may rest on fewer than the policy's minimum of other merchants' engagements
-    (kolmatch/policy.py): when the similarity weights put nearly all the weight on one or two
-    of them, one merchant's growth could be read off the lift. Adding a constant evens the
-    weights, and the effective number grows with it, so the least one is found by bisection.
+    Counted in merchants, not engagements (one business that re-engaged a provider five times
+    is one contributor), as the threshold rule of statistical offices does: each other
+    merchant's weight is the sum over its engagements, their effective number is
+    ``(sum W)^2 / sum W^2``, and where it is below the minimum every other merchant gets the
+    least common addition that brings it there (found by bisection: the effective number
+    grows with it), shared among its engagements. The others' weights are then scaled back to
+    their total before, so the shrinkage towards the prior keeps its strength (the effective
+    number does not change under scaling). Providers with fewer other merchants than the
+    minimum keep nothing of them. The merchant's own engagements are its own to see.
     """
     n_p, k = len(model.prior), float(model.min_engagements)
-    prov = model.provider[used]
-    other = model.merchant[used] != merchant
-    n_other = np.bincount(prov[other], minlength=n_p)
+    prov, who = model.provider[used], model.merchant[used]
+    other = who != merchant
+    out = w.copy()
+    if not other.any():
+        return out
+    key = prov[other].astype(np.int64) * (int(model.merchant.max()) + 1) + who[other]
+    groups, g = np.unique(key, return_inverse=True)
+    size = np.bincount(g)
+    gp = (groups // (int(model.merchant.max()) + 1)).astype(np.int64)
+    wg = np.bincount(g, weights=w[other])
+    n_merchants = np.bincount(gp, minlength=n_p)
 
     def ess(add: F64) -> F64:
-        x = np.where(other, w + add[prov], 0.0)
-        s1 = np.bincount(prov, weights=x, minlength=n_p)
-        s2 = np.bincount(prov, weights=x**2, minlength=n_p)
-        out: F64 = np.divide(s1**2, s2, out=np.zeros(n_p), where=s2 > 0)
-        return out
+        x = wg + add[gp]
+        s1 = np.bincount(gp, weights=x, minlength=n_p)
+        s2 = np.bincount(gp, weights=x**2, minlength=n_p)
+        r: F64 = np.divide(s1**2, s2, out=np.zeros(n_p), where=s2 > 0)
+        return r
 
-    # providers with fewer others' engagements than the minimum are not qualified (their lifts
-    # are NaN, not used); those already spread enough need nothing
-    need = (ess(np.zeros(n_p)) < k - 1e-9) & (n_other >= k)
+    enough = k * (1 - 1e-6)
+    need = (ess(np.zeros(n_p)) < enough) & (n_merchants >= k)
     lo, hi = np.zeros(n_p), np.where(need, 1.0, 0.0)
-    while (need & (ess(hi) < k - 1e-9)).any():  # ess -> n_other >= k as the floor grows
-        hi = np.where(need & (ess(hi) < k - 1e-9), hi * 4.0, hi)
+    while (need & (ess(hi) < enough)).any():  # ess -> the number of merchants as it grows
+        hi = np.where(need & (ess(hi) < enough), hi * 4.0, hi)
     for _ in range(steps):
         mid = (lo + hi) / 2
-        short = ess(mid) < k - 1e-9
+        short = ess(mid) < enough
         lo, hi = np.where(short, mid, lo), np.where(short, hi, mid)
-    floor: F64 = np.where(need, hi, 0.0)
-    return floor
+    add = np.where(need, hi, 0.0)
+    evened = w[other] + (add[gp] / size)[g]
+    before = np.bincount(gp, weights=wg, minlength=n_p)
+    after = np.bincount(gp, weights=wg + add[gp], minlength=n_p)
+    scale = np.divide(before, after, out=np.zeros(n_p), where=after > 0)
+    # a provider with fewer other merchants than the minimum: nothing of them counts
+    scale[n_merchants < k] = 0.0
+    out[other] = evened * scale[gp][g]
+    return out
 
 
 def expected_lift(model: ProviderModel, merchant: int) -> F64:
@@ -519,29 +537,24 @@ def expected_lift(model: ProviderModel, merchant: int) -> F64:
 
     Examples
     --------
-    Provider 0 grew merchant 0 (category 0) by 30% five times and merchant 1 (category 1) not
-    at all; provider 1 (same kind) the other way round. For merchant 2, in category 0:
+    Provider 0 grew merchants 0-4 (category 0) by 30% and merchants 5-9 (category 1) not at
+    all; provider 1 (same kind) the other way round. For merchant 10, in category 0:
 
     >>> up = np.array([0.3] * 5 + [0.0] * 5 + [0.0] * 5 + [0.3] * 5)
     >>> e = Engagements(
     ...     ids=np.array([f"e{i}" for i in range(20)]),
-    ...     merchant=np.array(([0] * 5 + [1] * 5) * 2), provider=np.repeat([0, 1], 10),
+    ...     merchant=np.tile(np.arange(10), 2), provider=np.repeat([0, 1], 10),
     ...     start=np.full(20, 20_000), end=np.full(20, 20_029), fee=np.full(20, 1e4),
     ...     gmv_before=np.full(20, 1e5), gmv_during=1e5 * np.exp(up),
     ... )
-    >>> shares = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    >>> shares = np.repeat([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], [5, 5, 1], axis=0)
     >>> m = fit_providers(e, shares, ["ops", "ops"])
-    >>> np.round(expected_lift(m, 2), 2).tolist()
+    >>> np.round(expected_lift(m, 10), 2).tolist()
     [0.15, -0.13]
     """
     used = np.isfinite(model.lift)
     n_p = len(model.prior)
-    w = _weights(model, merchant, used)[0]
-    prov = model.provider[used]
-    other = model.merchant[used] != merchant
-    # a record of fewer others' engagements than the policy's minimum says nothing of them
-    few = np.bincount(prov[other], minlength=n_p) < model.min_engagements
-    w = np.where(other & few[prov], 0.0, w + _privacy_floor(model, merchant, used, w)[prov])
+    w = _private_weights(model, merchant, used, _weights(model, merchant, used)[0])
     sw = np.bincount(model.provider[used], weights=w, minlength=n_p)
     swl = np.bincount(model.provider[used], weights=w * model.lift[used], minlength=n_p)
     out: F64 = (swl + model.kappa * model.prior) / (sw + model.kappa)
@@ -552,11 +565,11 @@ def expected_lift(model: ProviderModel, merchant: int) -> F64:
 class ProviderMatch:
     """One provider in a merchant's list, with its evidence.
 
-    ``in_categories``: the provider's completed engagements for merchants sharing a category
-    with this one; ``median_lift`` their median lift, None when they are fewer than the
-    policy's minimum (``too_few``); ``list_price`` per :data:`PRICE_DAYS` days (public);
-    ``extra_gmv_per_yuan``: the merchant's own GMV per 30 days x (e^lift - 1) / list price,
-    None where the merchant's GMV or the price is not known.
+    ``in_categories``: the provider's completed engagements for other merchants sharing a
+    category with this one; ``median_lift`` their median lift, None when they come from fewer
+    merchants than the policy's minimum (``too_few``); ``list_price`` per :data:`PRICE_DAYS`
+    days (public); ``extra_gmv_per_yuan``: the merchant's own GMV per 30 days x (e^lift - 1) /
+    list price, None where the merchant's GMV or the price is not known.
     """
 
     rank: int
@@ -607,10 +620,13 @@ def rank_providers(
     share_any = model.shares[model.merchant] @ model.shares[m] > 0
     level = _gmv_per_day(market, m)
     out = []
+    others = model.merchant != m
     for r, p in enumerate(order):
-        mine = used & (model.provider == p) & share_any
+        # the median is of other merchants' engagements in its categories (its own it knows)
+        # and shown over at least the policy's minimum of merchants, not engagements
+        mine = used & (model.provider == p) & share_any & others
         n_in = int(mine.sum())
-        few = n_in < model.min_engagements
+        few = len(np.unique(model.merchant[mine])) < model.min_engagements
         price = float(market.list_price[p])
         roi = None
         if level is not None and np.isfinite(price) and price > 0:

@@ -460,3 +460,46 @@ def test_a_plan_without_history_says_it_optimised_reach_and_flags_estimated_fees
         server.should_exit = True
         thread.join(timeout=10)
         service.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "says"),
+    [
+        (
+            'query($b: Float!) { merchant(id: "m0") { plan(budget: $b) { cost } } }',
+            {"b": "abc"},
+            "Variable '$b' got invalid value 'abc'",
+        ),
+        (
+            "query($f: Int) { talents(first: $f) { totalCount } }",
+            {"f": "abc"},
+            "Variable '$f' got invalid value 'abc'",
+        ),
+        ("query($m: ID!) { merchant(id: $m) { id } }", {"m": {"a": 1}}, "Variable '$m'"),
+        (
+            'query($b: Float!) { merchant(id: "m0") { plan(budget: $b) { cost } } }',
+            "Infinity",  # what Python's and JavaScript's JSON writers may send
+            "Variable '$b'",
+        ),
+    ],
+)
+def test_a_variable_of_the_wrong_type_is_a_bad_argument(
+    api: Api, query: str, variables: dict[str, Any] | str, says: str
+) -> None:
+    if isinstance(variables, str):
+        body = '{"query": ' + json.dumps(query) + ', "variables": {"b": ' + variables + "}}"
+        r = api.client.post(
+            f"{api.url}/graphql",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {api.keys['internal']}",
+                "Content-Type": "application/json",
+            },
+        )
+    else:
+        r = api.post(query, variables=variables)
+    assert r.status_code == 200
+    errs = r.json()["errors"]
+    assert errs[0]["extensions"]["code"] == "BAD_ARGUMENT", errs
+    assert says in errs[0]["message"]
+    assert "internal error" not in r.text and "Traceback" not in r.text

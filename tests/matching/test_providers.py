@@ -15,7 +15,7 @@ from kolmatch.loaders.synthetic import SCALES
 from kolmatch.matching.providers import (
     Engagements,
     ProviderMarket,
-    _privacy_floor,
+    _private_weights,
     _weights,
     category_shares,
     engagement_lift,
@@ -124,8 +124,9 @@ def test_one_lucky_engagement_does_not_top_the_list() -> None:
 def test_no_lift_rests_on_one_other_merchants_engagement() -> None:
     """sp0's only Beauty client (merchant 0) grew 150%; its five Food clients did not move. A
     Beauty merchant asking must not read merchant 0's growth off sp0's lift: the weights of
-    others' engagements are evened until they count as the policy's minimum (5), and a record
-    of fewer others' engagements than that is not used at all."""
+    other merchants are evened until they count as the policy's minimum (5), then scaled back
+    to their total (the prior keeps its strength); fewer other merchants than that count for
+    nothing, and one merchant's many engagements count as one merchant."""
     rows = [(0, 0, 0.9, 100)] + [(m, 0, 0.0, 100 + 10 * m) for m in range(1, 6)]
     rows += [(m, 1, 0.05, 100 + 10 * m) for m in range(6, 12)]  # a second kind-mate
     shares = one_hot([0] + [1] * 11 + [0])
@@ -134,21 +135,23 @@ def test_no_lift_rests_on_one_other_merchants_engagement() -> None:
     assert model.qualified[0]
     used = np.isfinite(model.lift)
     w = _weights(model, asker, used)[0]
-    assert w[model.provider[used] == 0].tolist() == [1.0, 0, 0, 0, 0, 0]  # all on merchant 0
-    even = w + _privacy_floor(model, asker, used, w)[model.provider[used]]
-    x = even[model.provider[used] == 0]
-    assert x.sum() ** 2 / (x**2).sum() == pytest.approx(MIN_EVIDENCE_ENGAGEMENTS, rel=1e-6)
+    mine = model.provider[used] == 0
+    assert w[mine].tolist() == [1.0, 0, 0, 0, 0, 0]  # all on merchant 0
+    x = _private_weights(model, asker, used, w)[mine]
+    assert x.sum() ** 2 / (x**2).sum() == pytest.approx(MIN_EVIDENCE_ENGAGEMENTS, rel=1e-5)
+    assert x.sum() == pytest.approx(w[mine].sum())  # scaled back: the prior's weight holds
     lift = expected_lift(model, asker)[0]
-    # the unguarded figure would be (0.9 + kappa * prior) / (1 + kappa)
     unguarded = (model.lift[0] + model.kappa * model.prior[0]) / (1 + model.kappa)
-    assert lift < model.prior[0] + 0.5 * (unguarded - model.prior[0])
-    # merchant 0 itself sees its own engagement at full weight: nothing of others to hide
-    mine = _weights(model, 0, used)[0]
-    assert _privacy_floor(model, 0, used, mine)[0] < 1e-9  # others weigh ~0 for it anyway
-    # for one of five clients the four others' engagements count for nothing: its own only
+    assert abs(lift - model.prior[0]) < 0.5 * abs(unguarded - model.prior[0])
+    # for one of five clients the four other merchants count for nothing: its own only
     few = fit_providers(engagements(rows[:5] + rows[6:]), shares, ["ads", "ads"])
     own = (few.lift[1] + few.kappa * few.prior[0]) / (1 + few.kappa)
     assert expected_lift(few, 1)[0] == pytest.approx(own)
+    # five engagements of one other merchant are one merchant: not enough
+    repeat = [(0, 0, 0.9, 100 + 20 * i) for i in range(5)] + rows[6:]
+    one = fit_providers(engagements(repeat), shares, ["ads", "ads"])
+    assert one.qualified[0]
+    assert expected_lift(one, asker)[0] == pytest.approx(one.prior[0])
 
 
 def test_running_engagements_are_ignored() -> None:
