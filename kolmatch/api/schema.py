@@ -305,7 +305,6 @@ class Query(graphene.ObjectType):
     )
     growth = graphene.Field(
         GrowthReportType,
-        required=True,
         first=graphene.Int(required=True, default_value=20),
         description="internal tools: who is on track for the growth programme's goals",
         resolver=resolve_growth,
@@ -318,7 +317,6 @@ class Query(graphene.ObjectType):
     service_provider = graphene.Field(ServiceProvider, id=graphene.ID(required=True))
     service_providers = graphene.List(
         graphene.NonNull(ProviderMatchType),
-        required=True,
         merchant=graphene.ID(required=True),
         first=graphene.Int(required=True, default_value=10),
         description="the merchant's service providers by expected lift in its categories, "

@@ -119,7 +119,10 @@ def test_a_provider_sees_its_own_profile_engagements_and_leads(papi: Api) -> Non
     assert sp["id"] == me and sp["name"] == track.market.provider_names[row]
     assert len(sp["engagements"]) == int((track.market.engagements.provider == row).sum())
     running = [e for e in sp["engagements"] if e["gmvDuring"] is None]
-    assert running and all(e["lift"] is None for e in running)
+    assert running
+    # the market-adjusted lift is internal: the market's change is fitted on every provider's
+    # engagements, and a provider knowing its own raw outcomes would read it off
+    assert all(e["lift"] is None for e in sp["engagements"])
     assert all(e["gmvBefore"] > 0 and e["fee"] > 0 for e in sp["engagements"])
     leads = sp["leads"]
     assert [x["rank"] for x in leads] == list(range(1, 21))
@@ -127,8 +130,16 @@ def test_a_provider_sees_its_own_profile_engagements_and_leads(papi: Api) -> Non
     assert lifts == sorted(lifts, reverse=True)
     assert not {x["merchant"] for x in leads} & set(sp["clients"])
     assert all(x["categories"] for x in leads)
-    # internal tools see the same
-    assert papi.data(q, "internal")["serviceProvider"] == sp
+    # internal tools see the same, and the lifts
+    inside = papi.data(q, "internal")["serviceProvider"]
+    lifts_in = [e.pop("lift") for e in inside["engagements"]]
+    for e in sp["engagements"]:
+        e.pop("lift")
+    assert inside == sp
+    assert all(
+        (x is None) == (e["gmvDuring"] is None)
+        for x, e in zip(lifts_in, sp["engagements"], strict=True)
+    )
 
 
 def test_a_provider_may_not_see_another_providers_data(papi: Api) -> None:
@@ -137,6 +148,16 @@ def test_a_provider_may_not_see_another_providers_data(papi: Api) -> None:
         q = f'{{ serviceProvider(id: "{other}") {{ name {field} }} }}'
         assert codes(papi, q, "provider") == ["FORBIDDEN"]
         assert codes(papi, q, "m0") == ["FORBIDDEN"]
+    # a refusal is the refused field's alone: the rest of the answer stands
+    r = papi.post(f'{{ me {{ kind }} serviceProvider(id: "{other}") {{ id name clients }} }}', "m0")
+    out = r.json()
+    assert out["data"]["me"]["kind"] == "merchant"
+    assert out["data"]["serviceProvider"]["id"] == other and out["data"]["serviceProvider"]["name"]
+    assert out["data"]["serviceProvider"]["clients"] is None
+    r = papi.post('{ me { kind } serviceProviders(merchant: "m1") { rank } }', "m0")
+    assert r.json()["data"] == {"me": {"kind": "merchant"}, "serviceProviders": None}
+    r = papi.post("{ me { kind } growth { months } }", "m0")
+    assert r.json()["data"] == {"me": {"kind": "merchant"}, "growth": None}
     public = papi.data(f'{{ serviceProvider(id: "{other}") {{ name kind listPrice }} }}', "m0")
     assert public["serviceProvider"]["name"]
     assert codes(papi, '{ serviceProvider(id: "sp-none") { name } }', "provider") == ["NOT_FOUND"]

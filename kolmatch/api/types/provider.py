@@ -60,7 +60,11 @@ class Engagement(graphene.ObjectType):
     fee = graphene.Float()
     gmv_before = graphene.Float()
     gmv_during = graphene.Float(description="null while it runs")
-    lift = graphene.Float(description="log(gmvDuring / gmvBefore) less the market's change")
+    lift = graphene.Float(
+        description="internal tools: log(gmvDuring / gmvBefore) less the market's change (the "
+        "change is fitted on every provider's engagements: a provider could read other "
+        "merchants' outcomes off it in thin months, so it sees null)"
+    )
 
 
 class ProviderLeadType(graphene.ObjectType):
@@ -85,13 +89,11 @@ class ServiceProvider(graphene.ObjectType):
     name = graphene.String(required=True)
     kind = graphene.String()
     list_price = graphene.Float(description=f"public quote, yuan per {PRICE_DAYS} days")
-    engagements = graphene.List(graphene.NonNull(Engagement), required=True)
-    clients = graphene.List(
-        graphene.NonNull(graphene.ID), required=True, description="merchants it serves now"
-    )
+    # refusable (another provider's key): nullable, so a refusal keeps the rest of the answer
+    engagements = graphene.List(graphene.NonNull(Engagement))
+    clients = graphene.List(graphene.NonNull(graphene.ID), description="merchants it serves now")
     leads = graphene.List(
         graphene.NonNull(ProviderLeadType),
-        required=True,
         first=graphene.Int(required=True, default_value=10),
         description="merchants it would serve best, not served now, compliance-eligible",
     )
@@ -129,7 +131,7 @@ class ServiceProvider(graphene.ObjectType):
                     "fee": _num(e.fee[i]),
                     "gmv_before": _num(e.gmv_before[i]),
                     "gmv_during": _num(e.gmv_during[i]),
-                    "lift": _num(t.model.lift[i]),
+                    "lift": _num(t.model.lift[i]) if ctx.principal.internal else None,
                 }
             )
         return out
