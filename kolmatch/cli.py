@@ -1145,7 +1145,7 @@ def _cmd_evaluate_real(a: argparse.Namespace) -> int:
 def _cmd_import_real(a: argparse.Namespace) -> int:
     import shutil
 
-    from kolmatch.evaluation.real import CONVERTERS
+    from kolmatch.evaluation.convert import CONVERTERS
 
     if a.out.exists():
         raise BadArgument("out", f"{a.out} exists; name a new folder")
