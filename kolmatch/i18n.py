@@ -373,6 +373,14 @@ _EN: dict[str, str] = {
     ),
     "fact.unspent.floor": "{left} unspent: no further step returns ¥{floor:.2f} per yuan",
     "fact.unspent.max_talents": "{left} unspent: max_talents {n} reached",
+    "fact.unspent.too_dear": (
+        "{left} unspent: every further step worth its cost costs more (the cheapest {cheapest})"
+    ),
+    "fact.field.full": (
+        "Field: {now:.1f} sessions a month now at {cost} each; the month's GMV grows as "
+        "sessions^{b:.2f}; {added} more return {gmv}, and the window holds no more (at most "
+        "{most} sessions a day)"
+    ),
     "cli.providers.head": (
         "Service providers for {merchant}, by expected GMV lift in its categories "
         "(net of the market's own change)"
@@ -671,6 +679,11 @@ _ZH: dict[str, str] = {
     "fact.campaign.lift": "营销活动 {campaigns}：全市场活动期间销售额为前后日子的 {lift:.2f}x",
     "fact.unspent.floor": "剩余 {left}：再投入每元回报均不足 ¥{floor:.2f}",
     "fact.unspent.max_talents": "剩余 {left}：已达达人上限 {n} 位",
+    "fact.unspent.too_dear": "剩余 {left}：值得投入的下一步都超出余额（最便宜的需 {cheapest}）",
+    "fact.field.full": (
+        "自播：目前每月 {now:.1f} 场，每场 {cost}；月 GMV 随场次^{b:.2f} 增长；加开 {added} 场"
+        "带来 {gmv}，窗口内已排满（每天至多 {most} 场）"
+    ),
     "cli.providers.head": "{merchant} 的服务商（按其类目中扣除大盘变化后的预期 GMV 提升排序）",
     "cli.providers.row": (
         "{rank:>3}. {provider} {name}（{kind}）：预期提升 {lift}，合作 {engagements} 次，"

@@ -887,6 +887,21 @@ class EngineService:
                 start, end = brief.start[:10], brief.end[:10]
             elif start is None or end is None:
                 raise BadArgument("start", "give a campaign, or a start and an end day")
+            else:
+                # a booking holds a coming slot: the history's days are done (a running
+                # campaign's window may have begun; its end is checked below)
+                today = self._current().features.today
+                day = date.fromisoformat(iso_day(start, "start"))
+                if day <= today:
+                    raise BadArgument(
+                        "start", f"must be after the market's day {today.isoformat()}, got {start}"
+                    )
+            today = self._current().features.today
+            if date.fromisoformat(iso_day(end, "end")) <= today:
+                raise BadArgument(
+                    "end" if campaign is None else "campaign",
+                    f"the window ends by the market's day {today.isoformat()}: nothing to book",
+                )
             ids = [f"{merchant}/{key}/{t}" for t in talents]
             asked = [
                 Booking(i, t, merchant, start, end, campaign)

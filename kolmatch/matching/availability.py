@@ -38,10 +38,14 @@ class Availability:
     booked: NDArray[np.int64]  # (T,) bookings overlapping the window, any merchant
     free_slots: NDArray[np.int64]  # (T,) capacity minus booked, at least 0
     competitor_booked: NDArray[np.bool_]  # (T,) booked by a competitor of the merchant
+    #: (T,) already booked by the merchant itself in an overlapping window: in hand, not to be
+    #: planned or booked again (one slot per merchant, talent and window: graph/booking.py)
+    held: NDArray[np.bool_] | None = None
 
     @property
     def available(self) -> NDArray[np.bool_]:
-        return (self.free_slots > 0) & ~self.competitor_booked
+        ok = (self.free_slots > 0) & ~self.competitor_booked
+        return ok if self.held is None else ok & ~self.held
 
 
 def planning_window(
@@ -89,8 +93,10 @@ def availability(f: MarketFeatures, merchant: int | None, window: Window) -> Ava
     booked = np.bincount(f.booking_talent[overlaps], minlength=T).astype(np.int64)
     capacity = np.nan_to_num(f.talent_capacity, nan=1.0).astype(np.int64)
     competitor = np.zeros(T, dtype=bool)
+    held = np.zeros(T, dtype=bool)
     if merchant is not None:
         rivals = f.competitors[merchant].indices
         hit = overlaps & np.isin(f.booking_merchant, rivals)
         competitor[f.booking_talent[hit]] = True
-    return Availability(window, booked, np.maximum(capacity - booked, 0), competitor)
+        held[f.booking_talent[overlaps & (f.booking_merchant == merchant)]] = True
+    return Availability(window, booked, np.maximum(capacity - booked, 0), competitor, held)

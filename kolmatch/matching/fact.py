@@ -33,10 +33,23 @@ from kolmatch.errors import BadArgument, InfeasiblePlan
 from kolmatch.graph.market import MarketGraph
 from kolmatch.i18n import DEFAULT_LANG, format_amount, message
 from kolmatch.matching.availability import PLANNING_DAYS, Window, availability, planning_window
-from kolmatch.matching.eligibility import require_merchant
+from kolmatch.matching.eligibility import product_eligibility, require_merchant
 from kolmatch.matching.features import MarketFeatures
-from kolmatch.matching.field import FieldCurve, FieldModel, field_curve, field_history, fit_field
-from kolmatch.matching.plan import DEFAULT_MIN_ROI, TIERS, Candidates, plan_candidates
+from kolmatch.matching.field import (
+    MAX_SESSIONS_PER_DAY,
+    FieldCurve,
+    FieldModel,
+    field_curve,
+    field_history,
+    fit_field,
+)
+from kolmatch.matching.plan import (
+    DEFAULT_MIN_ROI,
+    TIERS,
+    Candidates,
+    plan_candidates,
+    talent_tiers,
+)
 from kolmatch.matching.score import expected_orders
 
 __all__ = [
@@ -64,8 +77,8 @@ CHANNELS = ("field", "alliance", "campaign", "top_kol")
 CAMPAIGN_LIFT_RADIUS = 30
 #: The longest window a split plans for.
 MAX_WINDOW_DAYS = 366
-#: What a split reads besides the features: the live rooms, the campaigns' windows and
-#: products, and the market's sales by day (the campaign lift).
+#: How far after the market's day a split's window may start.
+MAX_LEAD_DAYS = 366
 
 
 def _ordinals(days: NDArray[np.object_]) -> tuple[I64, NDArray[np.bool_]]:
@@ -102,14 +115,20 @@ def fact_inputs(g: MarketGraph, f: MarketFeatures) -> FactInputs:
     merchants = g.node("Merchant")
     sessions = g.node("LiveSession")
     hosted = g.edge("HOSTED", "Merchant")
-    rows = np.array([f.merchant_row(str(x)) for x in merchants.ids], dtype=np.int64)
+    # the store may be a write ahead of the features (a merchant they do not know yet): its
+    # sessions wait for the next build rather than failing every merchant's split
+    known_ids = f.merchant_ids
+    pos = np.searchsorted(known_ids, merchants.ids.astype(known_ids.dtype))
+    pos = np.minimum(pos, max(len(known_ids) - 1, 0))
+    found = (known_ids[pos] == merchants.ids) if len(known_ids) else np.zeros(0, dtype=bool)
+    rows = np.where(found, pos, -1).astype(np.int64)
     owner = np.full(len(sessions), -1, dtype=np.int64)
     owner[hosted.dst] = rows[hosted.src]
     day, ok = _ordinals(sessions.columns["day"])
     ok &= owner >= 0
     followers = np.asarray(merchants.columns["room_followers"], dtype=np.float64)
     has_room = np.zeros(len(f.merchant_ids), dtype=bool)
-    has_room[rows] = np.nan_to_num(followers) > 0
+    has_room[rows[found]] = np.nan_to_num(followers[found]) > 0
     h = field_history(
         owner[ok],
         day[ok],
@@ -469,6 +488,14 @@ def _window(f: MarketFeatures, start: date | None, end: date | None) -> Window:
         raise BadArgument("end", f"must not be before the start {date.fromordinal(a)}")
     if b - a + 1 > MAX_WINDOW_DAYS:
         raise BadArgument("end", f"a window is at most {MAX_WINDOW_DAYS} days, got {b - a + 1}")
+    if a - f.today.toordinal() > MAX_LEAD_DAYS:
+        # the rooms' trend and season are fitted on the history: a year ahead is as far as
+        # they are worth extrapolating (and far enough for any brief on the calendar)
+        raise BadArgument(
+            "start",
+            f"must be within {MAX_LEAD_DAYS} days of the market's day {f.today.isoformat()}, "
+            f"got {date.fromordinal(a)}",
+        )
     return Window(a, b, "the window")
 
 
@@ -565,8 +592,8 @@ def fact_split(
         for ch in ("alliance", "top_kol"):
             notes[ch].append(say("fact.talents.none", channel=say.channel(ch), why=str(exc)))
     rate = base.rate if base is not None else 0.0
-    fee_all = base.fee if base is not None else np.full(f.n_talents, np.nan)
-    estimated = base.estimated if base is not None else np.zeros(f.n_talents, bool)
+    # per curve: whose list prices are estimates (the planner's candidates it came from)
+    estimated_of: list[NDArray[np.bool_] | None] = [None]
     if base is not None:
         free = base.eligible
         if (window.start, window.end) != (base.window.start, base.window.end):
@@ -578,6 +605,7 @@ def fact_split(
             names.append(ch)
             shared.append(True)
             meta.append((ch, None))
+            estimated_of.append(base.estimated)
             if not len(curve.cost):
                 notes[ch].append(say("fact.talents.no_candidate", channel=say.channel(ch)))
     # Campaign: the joined campaigns overlapping the window, their products, lifted
@@ -593,15 +621,14 @@ def fact_split(
         span = f"{date.fromordinal(window.start)}..{date.fromordinal(window.end)}"
         notes["campaign"].append(say("fact.campaign.none", window=span))
     by_campaign = campaign_products or {}
+    # the merchant's own products that compliance lets be promoted, by id (a brief also lists
+    # other merchants' products, some perhaps newer than these features)
+    own = np.nonzero((f.product_merchant == m) & product_eligibility(f).ok)[0]
+    own_row = {str(f.product_ids[p]): int(p) for p in own}
     for g in live:
         cid = str(f.campaign_ids[g])
         prods = np.array(
-            [
-                f.product_row(p)
-                for p in by_campaign.get(cid, ())
-                if f.product_merchant[f.product_row(p)] == m
-            ],
-            dtype=np.int64,
+            [own_row[p] for p in by_campaign.get(cid, ()) if p in own_row], dtype=np.int64
         )
         if not len(prods):
             notes["campaign"].append(say("fact.campaign.no_products", campaign=cid))
@@ -627,7 +654,7 @@ def fact_split(
         names.append("campaign")
         shared.append(True)
         meta.append(("campaign", cid))
-        fee_all = np.where(np.isfinite(fee_all), fee_all, c.fee)
+        estimated_of.append(c.estimated)
         rate = c.rate
     most = float(f.merchant_max_talents[m])
     caps = [budget * (shares or {}).get(ch, 1.0) for ch in CHANNELS]
@@ -640,13 +667,14 @@ def fact_split(
         group=[CHANNELS.index(n) for n in names],
         caps=caps,
     )
-    tiers_of = base.tier if base is not None else None
+    tiers_of = talent_tiers(f)
     channels: list[FactChannel] = []
     for ch in CHANNELS:
         idx = [i for i, n in enumerate(names) if n == ch]
         spend = float(sum(t.spent[i] for i in idx))
         gmv_ch = float(sum(t.gain[i] for i in idx))
-        last = max((float(t.last[i]) for i in idx), default=0.0)
+        # the last yuan spent: the least return among the curves that bought a step
+        last = min((float(t.last[i]) for i in idx if len(t.steps[i])), default=0.0)
         nxt = max((float(t.next[i]) for i in idx), default=0.0)
         talents: list[FactTalent] = []
         for i in idx:
@@ -655,13 +683,13 @@ def fact_split(
                 if ch == "field":
                     continue
                 row = int(cur.item[s])
-                tier = TIERS[int(tiers_of[row])] if tiers_of is not None else "-"
+                est = estimated_of[i]
                 talents.append(
                     FactTalent(
                         talent=str(f.talent_ids[row]),
-                        tier=tier,
+                        tier=TIERS[int(tiers_of[row])],
                         fee=float(cur.cost[s]),
-                        fee_estimated=bool(estimated[row]),
+                        fee_estimated=bool(est[row]) if est is not None else False,
                         expected_gmv=round(float(cur.gain[s]), 2),
                         roi=_roi(float(cur.gain[s]), float(cur.cost[s]), rate),
                         campaign=meta[i][1],
@@ -718,8 +746,13 @@ def fact_split(
     left = budget - spent
     if left >= 0.5:
         picked = sum(len(t.steps[i]) for i in range(len(curves)) if shared[i])
+        cheapest = _cheapest_worth_buying(curves, t, shared, floor)
         if np.isfinite(most) and picked >= most:
             overall.append(say("fact.unspent.max_talents", left=say.yuan(left), n=int(most)))
+        elif cheapest is not None and cheapest > left:
+            overall.append(
+                say("fact.unspent.too_dear", left=say.yuan(left), cheapest=say.yuan(cheapest))
+            )
         else:
             overall.append(say("fact.unspent.floor", left=say.yuan(left), floor=floor))
     return FactSplit(
@@ -736,6 +769,33 @@ def fact_split(
         channels=channels,
         reasons=overall,
     )
+
+
+def _cheapest_worth_buying(
+    curves: Sequence[Curve], t: _Taken, shared: Sequence[bool], floor: float
+) -> float | None:
+    """The cost of the cheapest step not bought that would return at least ``floor`` per yuan
+    (a talent taken in another channel is not on offer; a sequence offers its next step only);
+    None if there is none."""
+    taken = {
+        int(c.item[s]) for c, sh, st in zip(curves, shared, t.steps, strict=True) if sh for s in st
+    }
+    costs: list[float] = []
+    for c, sh, st in zip(curves, shared, t.steps, strict=True):
+        if not len(c.cost):
+            continue
+        if not c.independent:
+            k = len(st)
+            if k < len(c.cost) and c.gain[k] >= floor * c.cost[k]:
+                costs.append(float(c.cost[k]))
+            continue
+        bought = set(st)
+        for s in range(len(c.cost)):
+            if s in bought or (sh and int(c.item[s]) in taken):
+                continue
+            if c.gain[s] >= floor * c.cost[s]:
+                costs.append(float(c.cost[s]))
+    return min(costs) if costs else None
 
 
 class _Say:
@@ -763,6 +823,16 @@ def _field_reason(
         return say("fact.field.no_sales")
     days = window.end - window.start + 1
     monthly = fc.sessions_now * 30.0 / days
+    if added and added >= len(fc.gains):  # the last session the window holds was bought
+        return say(
+            "fact.field.full",
+            now=monthly,
+            cost=say.yuan(fc.session_cost),
+            b=fc.exponent,
+            added=added,
+            gmv=say.yuan(fc.gmv_of(added)),
+            most=MAX_SESSIONS_PER_DAY,
+        )
     if not added:
         return say(
             "fact.field.curve_none",

@@ -47,6 +47,9 @@ MIN_MONTHS = 4
 RECENT_MONTHS = 3
 #: Most sessions a room runs a day: the curve stops there.
 MAX_SESSIONS_PER_DAY = 2
+#: The market's yearly trend the level ahead is projected on, clipped to this (as the growth
+#: forecast clips its own: kolmatch/matching/growth.py).
+YEARLY_TREND_LIMITS = (0.5, 2.0)
 #: Prior weight, in months, of the market's residual variance in each room's own.
 _VARIANCE_PRIOR_MONTHS = 4.0
 #: Least spread of rooms' true exponents the shrinkage assumes (a spread estimated as 0 would
@@ -65,6 +68,8 @@ class FieldHistory:
     cost: F64  # (M, K)
     gmv_squares: F64  # (M, K) sum of the sessions' squared GMV (their spread within a month)
     has_room: B  # (M,) the merchant reports a live room (followers on record) or ran sessions
+    #: (M, K) sessions whose cost is on record (None: all of them); cost is their sum
+    costed: F64 | None = None
 
 
 def _month_of(ordinal: int) -> int:
@@ -115,16 +120,19 @@ def field_history(
     room[merchant[keep]] = True
     if not keep.any():
         empty = np.zeros((n_merchants, 0))
-        return FieldHistory(last + 1, empty, empty, empty.copy(), empty.copy(), room)
+        return FieldHistory(last + 1, empty, empty, empty.copy(), empty.copy(), room, empty.copy())
     first = int(month[keep].min())
     k = last - first + 1
     out = []
     g = np.nan_to_num(gmv)
-    for w in (np.ones(len(day)), g, np.nan_to_num(cost), g * g):
+    # a session without a cost on record is left out of the cost per session, not taken as
+    # free (a free session would be bought to the cap at an infinite return)
+    known = np.isfinite(cost).astype(np.float64)
+    for w in (np.ones(len(day)), g, np.nan_to_num(cost), g * g, known):
         a = np.zeros((n_merchants, k))
         np.add.at(a, (merchant[keep], month[keep] - first), w[keep])
         out.append(a)
-    return FieldHistory(first, out[0], out[1], out[2], out[3], room)
+    return FieldHistory(first, out[0], out[1], out[2], out[3], room, out[4])
 
 
 @dataclass(frozen=True)
@@ -302,19 +310,30 @@ def fit_field(
         months_seen = np.unique(cal[seen])
         intercept = float(coef[1 + months_seen].mean())
         season = np.asarray(coef[1:] - intercept, dtype=np.float64)
+        # a calendar month the history never saw has no effect of its own (least squares left
+        # its column at 0, which would read as minus the level)
+        unseen = np.ones(12, dtype=bool)
+        unseen[months_seen] = False
+        season[unseen] = 0.0
     elif seen.sum() >= 3:
         trend, intercept = (float(c) for c in np.polyfit(t[seen], base[seen], 1))
+    # a year's growth of 0.5-2x, as the growth forecast clips it: a window a year ahead is
+    # then at most twice (or half) the last level, never an extrapolation run away
+    lo, hi = (float(np.log(x)) / 12 for x in YEARLY_TREND_LIMITS)
+    trend = float(np.clip(trend, lo, hi))
     recent = slice(max(k - RECENT_MONTHS, 0), k)
     days = sum(_month_days(h.first_month + j) for j in range(recent.start, k))
     n_recent = h.sessions[:, recent].sum(axis=1)
     rate = n_recent * 30.0 / max(days, 1)
-    # cost per session: the recent months, else the whole history
-    c_recent = h.cost[:, recent].sum(axis=1)
-    n_all, c_all = h.sessions.sum(axis=1), h.cost.sum(axis=1)
+    # cost per session: the recent months' sessions with a cost on record, else the whole
+    # history's; NaN (no curve) where none has one
+    costed = h.sessions if h.costed is None else h.costed
+    c_recent, k_recent = h.cost[:, recent].sum(axis=1), costed[:, recent].sum(axis=1)
+    k_all, c_all = costed.sum(axis=1), h.cost.sum(axis=1)
     cost = np.where(
-        n_recent > 0,
-        np.divide(c_recent, n_recent, out=np.zeros(n_m), where=n_recent > 0),
-        np.divide(c_all, n_all, out=np.full(n_m, np.nan), where=n_all > 0),
+        k_recent > 0,
+        np.divide(c_recent, k_recent, out=np.zeros(n_m), where=k_recent > 0),
+        np.divide(c_all, k_all, out=np.full(n_m, np.nan), where=k_all > 0),
     )
     return FieldModel(
         first_month=h.first_month,

@@ -691,6 +691,10 @@ def plan_candidates(
         "compliance": sig.excluded,
         "no free slot": ~sig.excluded & (av.free_slots <= 0),
         "booked by a competitor": ~sig.excluded & (av.free_slots > 0) & av.competitor_booked,
+        "already held by the merchant": ~sig.excluded
+        & (av.free_slots > 0)
+        & ~av.competitor_booked
+        & (av.held if av.held is not None else False),
         "no list price": ~np.isfinite(fee) | (np.nan_to_num(fee) <= 0),
     }
     eligible = ~np.logical_or.reduce(list(reasons.values()))

@@ -137,6 +137,12 @@ def test_book_talents_names_its_arguments_and_keys_ids_by_merchant(
         service.book_talents(m, [tid], "k2", start=end, end=start)
     with pytest.raises(UnknownId, match="Campaign"):
         service.book_talents(m, [tid], "k2", campaign="cp-none")
+    # the history's days are done: a booking holds a coming slot
+    past = (f.today - timedelta(days=3)).isoformat()
+    with pytest.raises(BadArgument, match="argument start: must be after the market's day"):
+        service.book_talents(m, [tid], "k3", start=past, end=end)
+    with pytest.raises(BadArgument, match="argument start: must be after the market's day"):
+        service.book_talents(m, [tid], "k3", start=f.today.isoformat(), end=end)
 
 
 def test_a_booking_file_carries_the_requests_key(service: EngineService, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import scipy.sparse as sp
 from kolmatch.errors import BadArgument, NotEligible
 from kolmatch.graph.market import FACT_READ, read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.fact import (
     Curve,
@@ -224,3 +226,60 @@ def test_bad_arguments_are_named(tiny_features: MarketFeatures, tiny: FactInputs
             _split(tiny_features, tiny, m, budget)
     with pytest.raises(BadArgument, match="argument start"):
         _split(tiny_features, tiny, m, 1e5, start=tiny_features.today)
+
+
+def test_a_window_more_than_a_year_ahead_is_refused(
+    tiny_features: MarketFeatures, tiny: FactInputs
+) -> None:
+    m = _eligible_merchants(tiny_features)[0]
+    far = tiny_features.today + timedelta(days=400)
+    with pytest.raises(BadArgument, match="argument start: must be within 366 days"):
+        _split(tiny_features, tiny, m, 1e5, start=far)
+    # a year ahead is as far as the rooms' trend is carried: bounded, not run away
+    ok = tiny_features.today + timedelta(days=360)
+    s = _split(tiny_features, tiny, m, 1e5, start=ok, end=ok + timedelta(days=6))
+    assert np.isfinite(s.expected_gmv) and s.expected_gmv < 1e9  # type: ignore[attr-defined]
+
+
+def test_talents_the_merchant_already_holds_are_not_planned_again(
+    tiny_features: MarketFeatures, tiny: FactInputs
+) -> None:
+    f = tiny_features
+    m = _eligible_merchants(f)[0]
+    before = _split(f, tiny, m, 1e6)
+    chosen = [t.talent for c in before.channels for t in c.talents]  # type: ignore[attr-defined]
+    assert chosen
+    held = f.talent_row(chosen[0])
+    w = before.start, before.end  # type: ignore[attr-defined]
+    from datetime import date
+
+    a, b = (date.fromisoformat(x).toordinal() for x in w)
+    g = replace(
+        f,
+        booking_talent=np.append(f.booking_talent, held),
+        booking_merchant=np.append(f.booking_merchant, f.merchant_row(m)),
+        booking_start=np.append(f.booking_start, a),
+        booking_end=np.append(f.booking_end, b),
+    )
+    after = _split(g, tiny, m, 1e6)
+    assert chosen[0] not in {t.talent for c in after.channels for t in c.talents}  # type: ignore[attr-defined]
+
+
+def test_inputs_skip_a_merchant_the_features_do_not_know_yet(
+    tiny_features: MarketFeatures, tiny_market: Path, tmp_path: Path
+) -> None:
+    """The store a write ahead of the features (a merchant they have not seen): the split's
+    inputs leave its sessions for the next build instead of failing everyone's split."""
+    store = SQLiteStore(tmp_path / "ahead.db")
+    load_folder(tiny_market, store)
+    day = (tiny_features.today - timedelta(days=40)).isoformat()
+    store.write(
+        [
+            NodeBatch("Merchant", [{"id": "m-new", "name": "New", "room_followers": 5000}]),
+            NodeBatch("LiveSession", [{"id": "ls-new", "day": day, "gmv": 10.0, "cost": 1.0}]),
+            RelBatch("HOSTED", "Merchant", [{"src": "m-new", "dst": "ls-new"}]),
+        ]
+    )
+    inputs = fact_inputs(read_market(store, FACT_READ), tiny_features)
+    store.close()
+    assert inputs.field_model.has_room.shape == (len(tiny_features.merchant_ids),)

@@ -121,3 +121,31 @@ def test_exponent_recovers_the_generated_fatigue(
     corr = float(np.corrcoef(b, true_b)[0, 1])
     assert mae < 0.09 and mae < pooled_mae and corr > 0.4, (mae, pooled_mae, corr)
     assert fit.pooled_exponent == pytest.approx(true_b.mean(), abs=0.03)
+
+
+def test_a_session_without_a_cost_is_not_free() -> None:
+    day = np.array([date(2026, 4, d).toordinal() for d in (2, 9)])
+    h = field_history(
+        np.array([0, 0]),
+        day,
+        np.array([100.0, 120.0]),
+        np.array([np.nan, 40.0]),
+        np.array([True]),
+        today=date(2026, 6, 10),
+    )
+    assert h.costed is not None and h.costed[0, 0] == 1.0 and h.sessions[0, 0] == 2.0
+    assert fit_field(h).session_cost[0] == pytest.approx(40.0)  # of the one with a cost
+    none = field_history(
+        np.array([0]),
+        day[:1],
+        np.array([100.0]),
+        np.array([np.nan]),
+        np.array([True]),
+        today=date(2026, 6, 10),
+    )
+    fit = fit_field(none)
+    assert np.isnan(fit.session_cost[0])
+    curve = field_curve(
+        fit, 0, start=date(2026, 7, 1).toordinal(), end=date(2026, 7, 30).toordinal()
+    )
+    assert len(curve.gains) == 0 and curve.reason  # no cost on record: no curve, a reason
