@@ -381,6 +381,14 @@ _EN: dict[str, str] = {
         "sessions^{b:.2f}; {added} more return {gmv}, and the window holds no more (at most "
         "{most} sessions a day)"
     ),
+    "providers.evidence.count": (
+        "{engagements} completed engagements, {mine} for other merchants in your categories"
+    ),
+    "providers.evidence.too_few": (
+        "too few merchants in your categories to show their outcome (fewer than {minimum})"
+    ),
+    "providers.evidence.median": "median GMV lift in your categories {lift}",
+    "providers.evidence.price": "list price {price} per {days} days",
     "cli.providers.head": (
         "Service providers for {merchant}, by expected GMV lift in its categories "
         "(net of the market's own change)"
@@ -684,6 +692,10 @@ _ZH: dict[str, str] = {
         "自播：目前每月 {now:.1f} 场，每场 {cost}；月 GMV 随场次^{b:.2f} 增长；加开 {added} 场"
         "带来 {gmv}，窗口内已排满（每天至多 {most} 场）"
     ),
+    "providers.evidence.count": "已完成合作 {engagements} 次，其中您类目中的其他商家 {mine} 次",
+    "providers.evidence.too_few": "您类目中的商家过少，不显示其效果（少于 {minimum} 家）",
+    "providers.evidence.median": "您类目中 GMV 提升中位数 {lift}",
+    "providers.evidence.price": "报价每 {days} 天 {price}",
     "cli.providers.head": "{merchant} 的服务商（按其类目中扣除大盘变化后的预期 GMV 提升排序）",
     "cli.providers.row": (
         "{rank:>3}. {provider} {name}（{kind}）：预期提升 {lift}，合作 {engagements} 次，"

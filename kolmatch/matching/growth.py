@@ -36,6 +36,7 @@ from datetime import date, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
+from kolmatch.errors import BadArgument
 from kolmatch.graph.market import MarketGraph
 from kolmatch.matching.features import MarketFeatures
 
@@ -618,7 +619,7 @@ def growth_report(
 
     Raises
     ------
-    ValueError
+    BadArgument
         If ``expected`` is not one value per booked slot.
     """
     from kolmatch.matching.score import merchant_signals
@@ -637,7 +638,9 @@ def growth_report(
         booked = Bookings(*(np.zeros(0, dtype=str) for _ in range(5)))
     gmv = slot_gmv(f, booked) if expected is None else np.asarray(expected, dtype=np.float64)
     if len(gmv) != len(booked.talent):
-        raise ValueError(f"{len(gmv)} expected GMVs for {len(booked.talent)} booked slots")
+        raise BadArgument(
+            "expected", f"{len(gmv)} expected GMVs for {len(booked.talent)} booked slots"
+        )
     ahead = coming(booked, f.today, horizon_end)
     later = (booked.end >= f.today.isoformat()) & ~ahead
     m_slots, m_booked = booked_by_owner(s.merchant_ids, booked.merchant[ahead], gmv[ahead])

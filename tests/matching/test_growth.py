@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kolmatch.errors import BadArgument
 from kolmatch.graph.market import GROWTH_READ, MarketGraph, read_market
 from kolmatch.graph.projection import EdgeList, NodeTable
 from kolmatch.graph.sqlite_store import SQLiteStore
@@ -229,7 +230,7 @@ def test_booked_gmv_of_a_booking_is_the_expected_gmv_given(
     assert mr.last_12_months == pytest.approx(
         float(s.merchant[list(s.merchant_ids).index(m), -12:].sum())
     )
-    with pytest.raises(ValueError, match="2 expected GMVs for 3 booked slots"):
+    with pytest.raises(BadArgument, match="2 expected GMVs for 3 booked slots"):
         growth_report(s, f, b, np.array([1.0, 2.0]))
 
 

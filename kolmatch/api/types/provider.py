@@ -12,6 +12,7 @@ import numpy as np
 from kolmatch.api.errors import Forbidden
 from kolmatch.api.types.common import RequestContext, context, page_size
 from kolmatch.engine.providers import ProviderBook, ProviderTrack
+from kolmatch.i18n import format_amount, message
 from kolmatch.matching.providers import PRICE_DAYS, ProviderMatch
 from kolmatch.policy import MIN_EVIDENCE_ENGAGEMENTS, sees_merchant_own, sees_provider_own
 
@@ -187,19 +188,25 @@ class ProviderMatchType(graphene.ObjectType):
     evidence = graphene.List(graphene.NonNull(graphene.String), required=True)
 
 
-def _evidence(x: ProviderMatch) -> list[str]:
+def _evidence(x: ProviderMatch, lang: str) -> list[str]:
     lines = [
-        f"{x.engagements} completed engagements, {x.in_categories} for merchants in your categories"
+        message("providers.evidence.count", lang, engagements=x.engagements, mine=x.in_categories)
     ]
     if x.too_few:
-        lines.append(
-            f"too few engagements in your categories to show their outcome (fewer than "
-            f"{MIN_EVIDENCE_ENGAGEMENTS})"
-        )
+        lines.append(message("providers.evidence.too_few", lang, minimum=MIN_EVIDENCE_ENGAGEMENTS))
     elif x.median_lift is not None:
-        lines.append(f"median GMV lift in your categories {np.expm1(x.median_lift):+.0%}")
+        lines.append(
+            message("providers.evidence.median", lang, lift=f"{np.expm1(x.median_lift):+.0%}")
+        )
     if x.list_price is not None:
-        lines.append(f"list price ¥{x.list_price:,.0f} per {PRICE_DAYS} days")
+        lines.append(
+            message(
+                "providers.evidence.price",
+                lang,
+                price=format_amount(x.list_price, lang),
+                days=PRICE_DAYS,
+            )
+        )
     return lines
 
 
@@ -229,7 +236,7 @@ def resolve_service_providers(
             "extra_gmv_per_yuan": None
             if x.extra_gmv_per_yuan is None
             else round(x.extra_gmv_per_yuan, 3),
-            "evidence": _evidence(x),
+            "evidence": _evidence(x, ctx.lang),
         }
         for x in ProviderBook(ctx.service).for_merchant(merchant, top=first)
     ]
