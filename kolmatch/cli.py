@@ -1586,7 +1586,10 @@ def _cmd_book(a: argparse.Namespace) -> int:
 def _cmd_release(a: argparse.Namespace) -> int:
     with _service(a.store) as service:
         snap, gone = service.release(a.ids, merchant=a.merchant, actor="cli")
-    print(_text(a, "cli.release.done", released=", ".join(gone) or "-", version=snap.version))
+    if not gone:  # not held, or another merchant's: which is not told
+        print(_text(a, "cli.release.none", version=snap.version))
+    else:
+        print(_text(a, "cli.release.done", released=", ".join(gone), version=snap.version))
     return EXIT_OK
 
 

@@ -314,6 +314,9 @@ _EN: dict[str, str] = {
     "cli.book.done": "booked {written} for {merchant}, {start}..{end} (graph version {version})",
     "cli.book.repeat": "already booked: {ids} (nothing written)",
     "cli.release.done": "released {released} (graph version {version})",
+    "cli.release.none": (
+        "nothing released: none of these bookings is held (graph version {version})"
+    ),
     "cli.growth.head": (
         "growth programme, {first}..{last}: {merchants} on track for {mgoal} a "
         "year, {talents} for {tgoal}"
@@ -634,6 +637,7 @@ _ZH: dict[str, str] = {
     "cli.book.done": "已为 {merchant} 预订 {written}，{start}..{end}（图版本 {version}）",
     "cli.book.repeat": "已预订过：{ids}（未写入）",
     "cli.release.done": "已释放 {released}（图版本 {version}）",
+    "cli.release.none": "未释放任何预订：这些预订均不存在（图版本 {version}）",
     "cli.growth.head": (
         "增长计划 {first}..{last}：{merchants}有望年销 {mgoal}，{talents}有望年销 {tgoal}"
     ),

@@ -369,6 +369,8 @@ CASES: list[tuple[str, set[int]]] = [
     ("book m0 --talents t1 --key k --start 2026-12-01 --end 2026-12-02 --store {partial}", {1}),
     ("release --store {store}", {2}),
     ("release nope --store {store}", {0}),
+    ("release '' --store {store}", {2}),
+    ("release m0/k/t1 --merchant m-nobody --store {store}", {2}),
     ("release x --store {missing_store}", {1}),
     ("growth --store {store} --json", {0}),
     ("growth --top 0 --store {store}", {2}),

@@ -919,8 +919,14 @@ class EngineService:
         entry = {"actor": actor, "action": "release", "target": merchant, "input": {"ids": ids}}
         gone: list[str] = []
         with self._write_lock:
+            exc: KolmatchError | None = None
             if not ids:
                 exc = BadArgument("ids", "give at least one booking id")
+            elif any(not i.strip() for i in ids):
+                exc = BadArgument("ids", "a booking id is empty")
+            elif merchant is not None and merchant not in self._current().merchant_names:
+                exc = UnknownId("Merchant", merchant)
+            if exc is not None:
                 self.record_refusal(entry, exc)
                 raise exc
             snap = self._write(
