@@ -8,6 +8,7 @@ row indices of its endpoints in those orders.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import networkx as nx
@@ -18,7 +19,37 @@ from numpy.typing import NDArray
 from kolmatch.graph.model import FieldType, node_spec, rel_spec
 from kolmatch.graph.store import GraphStore
 
-__all__ = ["EdgeList", "NodeTable", "edge_list", "node_table", "to_csr", "to_networkx"]
+__all__ = [
+    "EdgeList",
+    "NodeTable",
+    "day_ordinals",
+    "edge_list",
+    "node_table",
+    "to_csr",
+    "to_networkx",
+]
+
+
+def day_ordinals(values: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """A date column (``YYYY-MM-DD...`` text, None where unset) as date ordinals, and which
+    rows had a readable day (the others read 0).
+
+    Examples
+    --------
+    >>> d, ok = day_ordinals(np.array(["2026-06-30", None, "2026-07-01T08:00", "June"], object))
+    >>> (d[2] - d[0]).item(), ok.tolist()
+    (1, [True, False, True, False])
+    """
+    out = np.zeros(len(values), dtype=np.int64)
+    ok = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if isinstance(v, str) and len(v) >= 10:
+            try:
+                out[i] = date.fromisoformat(v[:10]).toordinal()
+                ok[i] = True
+            except ValueError:
+                pass
+    return out, ok
 
 
 @dataclass(frozen=True)

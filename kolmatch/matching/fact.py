@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from kolmatch.errors import BadArgument, InfeasiblePlan
 from kolmatch.graph.market import MarketGraph
+from kolmatch.graph.projection import day_ordinals
 from kolmatch.i18n import DEFAULT_LANG, format_amount, message
 from kolmatch.matching.availability import PLANNING_DAYS, Window, availability, planning_window
 from kolmatch.matching.eligibility import product_eligibility, require_merchant
@@ -81,19 +82,6 @@ MAX_WINDOW_DAYS = 366
 MAX_LEAD_DAYS = 366
 
 
-def _ordinals(days: NDArray[np.object_]) -> tuple[I64, NDArray[np.bool_]]:
-    out = np.zeros(len(days), dtype=np.int64)
-    ok = np.zeros(len(days), dtype=bool)
-    for i, d in enumerate(days):
-        if isinstance(d, str) and len(d) >= 10:
-            try:
-                out[i] = date.fromisoformat(d[:10]).toordinal()
-                ok[i] = True
-            except ValueError:
-                pass
-    return out, ok
-
-
 @dataclass(frozen=True)
 class FactInputs:
     """What a split needs besides the features, read once per graph version."""
@@ -124,7 +112,7 @@ def fact_inputs(g: MarketGraph, f: MarketFeatures) -> FactInputs:
     rows = np.where(found, pos, -1).astype(np.int64)
     owner = np.full(len(sessions), -1, dtype=np.int64)
     owner[hosted.dst] = rows[hosted.src]
-    day, ok = _ordinals(sessions.columns["day"])
+    day, ok = day_ordinals(sessions.columns["day"])
     ok &= owner >= 0
     followers = np.asarray(merchants.columns["room_followers"], dtype=np.float64)
     has_room = np.zeros(len(f.merchant_ids), dtype=bool)
@@ -143,7 +131,7 @@ def fact_inputs(g: MarketGraph, f: MarketFeatures) -> FactInputs:
         for d in range(int(a), int(b) + 1)
     )
     bought = g.edge("PURCHASED", "User")
-    when, known = _ordinals(bought.columns["time"])
+    when, known = day_ordinals(bought.columns["time"])
     amount = np.asarray(bought.columns["amount"], dtype=np.float64)
     known &= when <= f.today.toordinal()
     lift = campaign_lift(when[known], amount[known], f.campaign_start, f.campaign_end)

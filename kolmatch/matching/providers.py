@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 
 from kolmatch.errors import BadArgument, UnknownId
 from kolmatch.graph.market import MarketGraph
+from kolmatch.graph.projection import day_ordinals
 from kolmatch.policy import MIN_EVIDENCE_ENGAGEMENTS
 
 __all__ = [
@@ -80,6 +81,8 @@ MONTH_SMOOTHING = 1.0
 #: unproven providers on top (measured: seed 4 at s, the top provider's true skill 0.024
 #: against 0.060 for the most popular, with the kinds' raw means).
 KIND_SHRINK = 20.0
+#: The date ordinal of 1970-01-01: engagement days count from it.
+_EPOCH = 719_163
 #: Days a provider's list price is quoted for.
 PRICE_DAYS = 30
 
@@ -169,10 +172,9 @@ class ProviderMarket:
 
 
 def _days(values: NDArray[np.object_]) -> I64:
-    out: I64 = np.array(
-        [np.datetime64(str(v)[:10], "D") if v else np.datetime64("NaT") for v in values],
-        dtype="datetime64[D]",
-    ).astype(np.int64)
+    """Days since 1970-01-01 (NaT's integer where unset)."""
+    ordinal, ok = day_ordinals(values)
+    out: I64 = np.where(ok, ordinal - _EPOCH, np.datetime64("NaT").astype(np.int64))
     return out
 
 
