@@ -103,6 +103,12 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
         help="store URI: sqlite:///PATH (default sqlite:///./kolmatch.db, "
         "or KOLMATCH_STORE) or neo4j://HOST:PORT (NEO4J_USER / NEO4J_PASSWORD)",
     )
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="build features and default match lists on the Dask cluster whose scheduler is "
+        "ADDRESS (tcp://HOST:8786; default KOLMATCH_DASK, else in process; docs/scale.md)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -1897,6 +1903,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         args.lang = lang = resolve_lang(getattr(args, "lang", None), os.environ)
+        if getattr(args, "dask", None) is not None:
+            from kolmatch.engine.distributed import DASK_ENVIRONMENT_VARIABLE
+
+            # the engine reads its cluster from the environment (engine/distributed.py): the
+            # flag is that setting for this process and what it starts (serve's workers)
+            os.environ[DASK_ENVIRONMENT_VARIABLE] = args.dask
         return _COMMANDS[args.command](args)
     except InputError as exc:
         n = len(exc.problems) + exc.truncated

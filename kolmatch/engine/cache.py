@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
+from kolmatch.engine.distributed import DASK_ENVIRONMENT_VARIABLE, dask_address, partitions_on
 from kolmatch.errors import StoreError
 from kolmatch.graph.market import (
     BOOKINGS_READ,
@@ -47,6 +48,7 @@ from kolmatch.matching.incremental import (
     apply_campaigns,
     apply_collaboration,
 )
+from kolmatch.matching.ranking_partition import partitioned_rankings
 from kolmatch.matching.score import MerchantRankings, rank_merchants
 
 __all__ = [
@@ -116,6 +118,7 @@ def load_features(
     also: ReadSpec | None = None,
     risk_update_of: tuple[MarketFeatures, int] | None = None,
     collaboration_of: tuple[MarketFeatures, int, CollaborationWrite] | None = None,
+    dask: str | None = None,
 ) -> tuple[MarketFeatures, MarketGraph]:
     """The store's market features and a market graph of the same version, in one read.
 
@@ -145,6 +148,11 @@ def load_features(
         the features' frozen calibration) and only ``also`` is read, unless the write takes
         the collaborations on record past :data:`RECALIBRATE_SHARE` of change: then a full
         build measures the calibration afresh.
+    dask
+        The Dask scheduler a full build's partitions run on (``tcp://host:8786``); default
+        ``KOLMATCH_DASK``, else in process; ``""`` builds in process whatever the environment
+        says (:mod:`kolmatch.engine.distributed`, docs/scale.md). Cache hits and updates never
+        connect.
 
     A full build uses the store's stored calibration (one per graph, in the cache folder)
     while the talents and categories are the same and the collaborations on record changed by
@@ -187,7 +195,7 @@ def load_features(
         break
     with progress.task("reading the market"):  # the store's time, which it does not report
         g = read_market(store, FULL_READ | extra)
-    f = _build_calibrated(store.uri, d, g)
+    f = _build_calibrated(store.uri, d, g, dask)
     _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
     return f, g
 
@@ -326,7 +334,21 @@ def _drift(cal: _StoredCalibration, promotions: int) -> float:
     return abs(promotions - cal.promotions) / max(cal.promotions, 1)
 
 
-def _build_calibrated(uri: str, d: Path, g: MarketGraph) -> MarketFeatures:
+def _build(
+    g: MarketGraph, dask: str | None, calibration: Calibration | None = None
+) -> MarketFeatures:
+    """:func:`build_features`, its partitions on the Dask cluster ``dask`` names, if any."""
+    address = dask_address(dask)
+    if address is None:  # in process: build_features' own default
+        return (
+            build_features(g) if calibration is None else build_features(g, calibration=calibration)
+        )
+    argument = "dask" if dask else DASK_ENVIRONMENT_VARIABLE
+    with partitions_on(address, argument=argument) as partitions:
+        return build_features(g, calibration=calibration, partitions=partitions)
+
+
+def _build_calibrated(uri: str, d: Path, g: MarketGraph, dask: str | None) -> MarketFeatures:
     """A full build with the store's stored calibration, or a fresh one (then stored)."""
     path = _calibration_path(uri, d, g.identity[0])
     promotions = len(g.edge("PROMOTED", "Talent").src)
@@ -339,8 +361,8 @@ def _build_calibrated(uri: str, d: Path, g: MarketGraph) -> MarketFeatures:
         and np.array_equal(cal.category_ids.astype(str), cats.astype(str))
     ):
         frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
-        return build_features(g, calibration=frozen)
-    f = build_features(g)
+        return _build(g, dask, frozen)
+    f = _build(g, dask)
     c = f.calibration
     entry = _StoredCalibration(
         c.gmv_rate, c.cat_mean, c.promoted_categories, f.talent_ids, cats, promotions, g.identity[1]
@@ -349,32 +371,41 @@ def _build_calibrated(uri: str, d: Path, g: MarketGraph) -> MarketFeatures:
     return f
 
 
-def cached_features(store: GraphStore, cache_dir: str | Path | None = None) -> MarketFeatures:
+def cached_features(
+    store: GraphStore, cache_dir: str | Path | None = None, *, dask: str | None = None
+) -> MarketFeatures:
     """The store's market features (:func:`load_features` without a graph for the caller).
 
     Parameters
     ----------
     store
         Any GraphStore.
-    cache_dir
+    cache_dir, dask
         As :func:`load_features`.
     """
-    return load_features(store, cache_dir)[0]
+    return load_features(store, cache_dir, dask=dask)[0]
 
 
-def features_of(store: GraphStore) -> MarketFeatures:
+def features_of(store: GraphStore, *, dask: str | None = None) -> MarketFeatures:
     """The store's market features built now from one full read, bypassing the cache.
 
     Parameters
     ----------
     store
         Any GraphStore.
+    dask
+        As :func:`load_features`.
     """
-    return build_features(read_market(store, FULL_READ))
+    return _build(read_market(store, FULL_READ), dask)
 
 
 def cached_rankings(
-    uri: str, identity: Identity, f: MarketFeatures, cache_dir: str | Path | None = None
+    uri: str,
+    identity: Identity,
+    f: MarketFeatures,
+    cache_dir: str | Path | None = None,
+    *,
+    dask: str | None = None,
 ) -> MerchantRankings:
     """Every merchant's default ranking (:func:`rank_merchants`), cached like the features.
 
@@ -388,11 +419,21 @@ def cached_rankings(
         Its market features.
     cache_dir
         As :func:`load_features`.
+    dask
+        As :func:`load_features`: with a scheduler, ranges of merchants are ranked on its
+        workers (:func:`~kolmatch.matching.ranking_partition.partitioned_rankings`, the same
+        rankings); without, threads in this process.
     """
 
-    return _cached(
-        uri, identity, cache_dir, "rankings", MerchantRankings, lambda: rank_merchants(f)
-    )
+    def rank() -> MerchantRankings:
+        address = dask_address(dask)
+        if address is None:
+            return rank_merchants(f)
+        argument = "dask" if dask else DASK_ENVIRONMENT_VARIABLE
+        with partitions_on(address, argument=argument) as partitions:
+            return partitioned_rankings(f, partitions)
+
+    return _cached(uri, identity, cache_dir, "rankings", MerchantRankings, rank)
 
 
 def stored_rankings(

@@ -1,6 +1,14 @@
 """Market features: the graph's projections turned once into the arrays every match query reads.
 
 Everything here is observable data; the synthetic market's latent truth is never read.
+
+The heavy stages are partitioned (docs/scale.md): the per-user stage over contiguous user
+ranges (:mod:`kolmatch.matching.user_partition`), the category PPR tails over category chunks
+(:mod:`kolmatch.matching.ppr_partition`), each a pure function of its part and a broadcast
+value, mapped by a :class:`~kolmatch.matching.partition.PartitionMap` (this process by default,
+a Dask cluster from the engine) and reduced here in part order. The rest (PageRank, track
+records, skill, merchants, compliance) is talent- or merchant-sized or iterative over the whole
+graph, and runs here on the reduced arrays.
 """
 
 from __future__ import annotations
@@ -18,7 +26,6 @@ from kolmatch.errors import StoreError, UnknownId
 from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.graph.projection import EdgeList, to_csr
-from kolmatch.matching.audience import FOLLOW_WEIGHT, audience_weights
 from kolmatch.matching.categories import (
     primary_category,
     product_category_weights,
@@ -34,7 +41,17 @@ from kolmatch.matching.eligibility import (
     fake_engagement_factor,
     is_fake_engagement,
 )
-from kolmatch.matching.personalised import category_ppr_tails
+from kolmatch.matching.partition import PartitionMap, in_process
+from kolmatch.matching.ppr_partition import partitioned_ppr_tails
+from kolmatch.matching.user_partition import (
+    USER_PARTITION_ROWS,
+    UserShared,
+    day_numbers,
+    rows_normalised,
+    user_parts,
+    user_stage,
+)
+from kolmatch.matching.user_partition import user_interest as user_interest_mix
 
 __all__ = [
     "Calibration",
@@ -48,6 +65,7 @@ __all__ = [
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()  # day 0 of :func:`day_numbers`
 SEVERITY = {"minor": 1.0, "major": 2.0, "severe": 3.0}
 
 
@@ -193,22 +211,13 @@ def _row(ids: NDArray[np.str_], label: str, node_id: str) -> int:
     return i
 
 
-def _recency(dates: NDArray[np.object_], today: date, half_life_days: float) -> F64:
-    days = np.array(
-        [(today - date.fromisoformat(d[:10])).days if d else half_life_days for d in dates],
-        dtype=np.float64,
-    )
-    return np.power(0.5, np.maximum(days, 0) / half_life_days)
-
-
-def _rows_normalised(m: sp.csr_matrix) -> sp.csr_matrix:
-    s = np.asarray(m.sum(axis=1)).ravel()
-    inv = np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)
-    return sp.csr_matrix(sp.diags(inv) @ m)
-
-
 def build_features(
-    g: MarketGraph, *, today: date | None = None, calibration: Calibration | None = None
+    g: MarketGraph,
+    *,
+    today: date | None = None,
+    calibration: Calibration | None = None,
+    partitions: PartitionMap = in_process,
+    user_partition_rows: int = USER_PARTITION_ROWS,
 ) -> MarketFeatures:
     """Compute every signal's inputs from the market graph: a pure function of its arrays.
 
@@ -222,6 +231,15 @@ def build_features(
     calibration
         Market-wide quantities to take as given (those of earlier features,
         :attr:`MarketFeatures.calibration`) rather than measure from ``g``; default measure.
+    partitions
+        Where the partitioned stages run (the per-user stage in user ranges,
+        :mod:`kolmatch.matching.user_partition`; the category PPR tails in category chunks,
+        :mod:`kolmatch.matching.ppr_partition`): default this process, one part after another;
+        the engine passes a Dask cluster's (:mod:`kolmatch.engine.distributed`). The rest,
+        PageRank among it, runs here on the reduced arrays.
+    user_partition_rows
+        Users per partition. The features do not depend on where the partitions run; they
+        depend on this only through the order of float sums (~1e-15 relative).
 
     Returns
     -------
@@ -233,9 +251,13 @@ def build_features(
     StoreError
         If ``calibration`` is of a market with other talents or categories, or the graph has
         no talents or no categories (a partial import).
+    BadArgument
+        If ``user_partition_rows`` is not a positive whole number.
     """
     with progress.task("building features", sum(_STAGE_WEIGHTS)) as stage:
-        return _build_features(g, today, calibration, _Stages(stage))
+        return _build_features(
+            g, today, calibration, _Stages(stage), partitions, user_partition_rows
+        )
 
 
 #: The share (%) of a build each stage of :func:`_build_features` takes, in order: the progress
@@ -255,7 +277,12 @@ class _Stages:
 
 
 def _build_features(
-    g: MarketGraph, today: date | None, calibration: Calibration | None, stage: _Stages
+    g: MarketGraph,
+    today: date | None,
+    calibration: Calibration | None,
+    stage: _Stages,
+    partitions: PartitionMap,
+    user_partition_rows: int,
 ) -> MarketFeatures:
     users, talents, merchants = g.node("User"), g.node("Talent"), g.node("Merchant")
     products, categories, contents = g.node("Product"), g.node("Category"), g.node("Content")
@@ -280,18 +307,11 @@ def _build_features(
     log_price = np.log(np.maximum(np.nan_to_num(price, nan=1.0), 0.01))
 
     engaged_e = g.edge("ENGAGED_WITH", users.label)
-    last = engaged_e.columns["last"]
+    last_day = day_numbers(engaged_e.columns["last"])
+    seen = last_day[~np.isnan(last_day)]
     ref = today or (
-        date.fromisoformat(max(d for d in last if d)[:10]) if len(last) else date.today()
+        date.fromordinal(_EPOCH_ORDINAL + int(seen.max())) if len(seen) else date.today()
     )
-    cols = engaged_e.columns
-    strength = (
-        np.nan_to_num(cols["views"])
-        + 2 * np.nan_to_num(cols["likes"])
-        + 3 * np.nan_to_num(cols["comments"])
-        + 4 * np.nan_to_num(cols["shares"])
-    ) * _recency(last, ref, 180.0)
-    uc = to_csr(EdgeList("", "", engaged_e.src, engaged_e.dst, {"w": strength}), (U, K), "w")
 
     published = g.edge("PUBLISHED", talents.label)
     content_talent = sp.csr_matrix(
@@ -308,48 +328,48 @@ def _build_features(
         if calibration is None
         else calibration.promoted_categories
     )
-    talent_cat = _rows_normalised(
+    talent_cat = rows_normalised(
         sp.csr_matrix(content_talent.T @ content_product @ pcat) + promoted_cat
     )
     # a content item's categories: its products, else its talent's mix
     content_cat = sp.csr_matrix(content_product @ pcat)
     no_cat = np.asarray(content_cat.sum(axis=1)).ravel() == 0
-    content_cat = _rows_normalised(
+    content_cat = rows_normalised(
         content_cat + sp.diags(no_cat.astype(float)) @ (content_talent @ talent_cat)
     )
 
+    # per user (engagement strength, interest, spend, audience weights) in user partitions,
+    # mapped by ``partitions`` and reduced in partition order (kolmatch.matching.user_partition)
+    sells = g.edge("SELLS", merchants.label)
+    product_merchant = sp.csr_matrix((np.ones(len(sells)), (sells.dst, sells.src)), shape=(P, M))
+    shared = UserShared(
+        ref, content_cat, content_talent, talent_cat, pcat, log_price, product_merchant
+    )
+    us = user_stage(user_parts(g, user_partition_rows, last_day), shared, partitions)
     purchased = g.edge("PURCHASED", users.label)
-    spend = to_csr(purchased, (U, P), "amount")
-    user_bought = sp.csr_matrix(spend @ pcat)
-    follows = to_csr(g.edge("FOLLOWS", users.label), (U, T))
-    follows.data[:] = 1.0
-    user_interest = _user_interest(uc @ content_cat, follows @ talent_cat, user_bought)
+    user_bought, follows, user_interest = us.bought, us.follows, us.interest
     stage.advance()
 
-    engaged = sp.csr_matrix((uc @ content_talent).T)  # (T, U) engagement strength
-    by_user = audience_weights(engaged, follows)  # (U, T)
+    by_user = us.by_user  # (U, T)
     audience_users = sp.csr_matrix(by_user.T.astype(bool).astype(np.float64))  # (T, U)
     audience_size = np.asarray(by_user.sum(axis=0)).ravel()
-    talent_audience = _leave_one_out_audience(audience_users, talent_cat, user_bought)
+    talent_audience = us.talent_audience
     # a talent with no category of its own (no content, no promotion) takes its audience's
     talent_category, category_source = talent_categories(talent_cat, talent_audience)
     if (category_source == 2).any():
         # whom a user follows says what it is into, through the followed talents' categories,
         # also those read from their audiences (else a follows-only market has no leaning user)
-        user_interest = _user_interest(
-            uc @ content_cat, follows @ sp.csr_matrix(talent_category), user_bought
+        user_interest = user_interest_mix(
+            us.engaged_cat, follows @ sp.csr_matrix(talent_category), user_bought
         )
     # a user's price level: the mean log price over its orders (one order, one vote: weighting
     # by amount would lean every buyer toward its dearest purchases)
-    n_orders = np.bincount(purchased.src, minlength=U).astype(np.float64)
-    order_logp = np.bincount(purchased.src, weights=log_price[purchased.dst], minlength=U)
-    user_logp = np.divide(order_logp, n_orders, out=np.full(U, np.nan), where=n_orders > 0)
+    user_logp = us.user_logp
     has_p = ~np.isnan(user_logp)
     # a talent's: the plain mean over its engaged users who bought (weighting by engagement
     # strength would lean it to its keenest fans, whose price level follows its own category)
-    w = audience_users[:, np.nonzero(has_p)[0]]
-    wsum = np.asarray(w.sum(axis=1)).ravel()
-    talent_price = np.divide(w @ user_logp[has_p], wsum, out=np.full(T, np.nan), where=wsum > 0)
+    wsum = us.talent_price_n
+    talent_price = np.divide(us.talent_price_sum, wsum, out=np.full(T, np.nan), where=wsum > 0)
     # a talent none of whose audience bought anything takes the market's mean; a market with no
     # purchase at all, the mean listed price (no data, no preference)
     if has_p.any():
@@ -360,10 +380,9 @@ def _build_features(
     stage.advance()
 
     followers_graph = np.asarray(follows.sum(axis=0)).ravel()
-    engaged_bin = engaged.T.tocsr().astype(bool).astype(np.float64)  # (U, T)
-    active = np.asarray(follows.multiply(engaged_bin).sum(axis=0)).ravel()
+    active = us.active  # followers who engaged
     # only where engagement is recorded at all can a follower be seen not to engage
-    observed = engaged.nnz > 0
+    observed = us.engaged_entries > 0
     active_share = np.divide(
         active, followers_graph, out=np.ones(T), where=(followers_graph > 0) & observed
     )
@@ -391,7 +410,6 @@ def _build_features(
         else calibration.cat_mean
     )
     track = (g_tc + TRACK_PRIOR * cat_mean) / (k_tc + TRACK_PRIOR)
-    sells = g.edge("SELLS", merchants.label)
     merch_of_product = _merchant_of_product(sells, P)
     tm = np.zeros((T, C))
     if len(src):
@@ -434,7 +452,7 @@ def _build_features(
 
     # merchants: what they sell and to whom
     merchant_products = [sells.dst[sells.src == m] for m in range(M)] if M else []
-    sales = np.asarray(spend.sum(axis=0)).ravel()
+    sales = us.sales
     sold = sp.csr_matrix((sales[sells.dst] + 1.0, (sells.src, sells.dst)), shape=(M, P))
     mix = np.asarray((sold @ pcat).todense()).reshape(M, C)
     mix = mix / np.maximum(mix.sum(axis=1, keepdims=True), 1e-12)
@@ -474,11 +492,9 @@ def _build_features(
     has_c = ~np.isnan(commission[sells.dst])
     np.add.at(m_comm, sells.src[has_c], commission[sells.dst][has_c])
     np.add.at(m_n, sells.src[has_c], 1.0)
-    product_merchant = sp.csr_matrix((np.ones(len(sells)), (sells.dst, sells.src)), shape=(P, M))
-    buyers = sp.csr_matrix((spend.astype(bool).astype(np.float64) @ product_merchant).T)
-    buyers.data[:] = 1.0
+    buyers = us.merchant_buyers
     stage.advance()
-    ppr_tail = category_ppr_tails(by_user, sp.csr_matrix(user_bought > 0))
+    ppr_tail = partitioned_ppr_tails(by_user, sp.csr_matrix(user_bought > 0), partitions)
     stage.advance()
     return MarketFeatures(
         talent_ids=talents.ids,
@@ -492,7 +508,7 @@ def _build_features(
         talent_capacity=talents.columns["capacity"],
         talent_audience=talent_audience,
         talent_audience_size=audience_size,
-        talent_audience_engaged=np.asarray((engaged > 0).sum(axis=1), dtype=np.float64).ravel(),
+        talent_audience_engaged=us.engaged_users,
         **_risk_fields(risk, active_share),
         talent_price_level=talent_price,
         talent_influence=influence * T,
@@ -517,7 +533,7 @@ def _build_features(
         engagement_observed=observed,
         follows_observed=follows.nnz > 0,
         talent_engagement_rate=np.divide(
-            np.asarray(engaged.sum(axis=1)).ravel(),
+            us.engaged_sum,
             followers_graph,
             out=np.zeros(T),
             where=followers_graph > 0,
@@ -580,19 +596,6 @@ def campaign_columns(g: MarketGraph) -> dict[str, Any]:
     }
 
 
-def _user_interest(
-    engaged: sp.spmatrix, followed: sp.spmatrix, bought: sp.csr_matrix
-) -> sp.csr_matrix:
-    """A user's interest mix: what it engages with, whom it follows (at FOLLOW_WEIGHT) and, at
-    half weight, what it buys; each part a (users x categories) matrix, rows normalised."""
-    return _rows_normalised(
-        _rows_normalised(
-            sp.csr_matrix(engaged) + FOLLOW_WEIGHT * _rows_normalised(sp.csr_matrix(followed))
-        )
-        + 0.5 * _rows_normalised(bought)
-    )
-
-
 def _ordinals(dates: NDArray[np.object_]) -> I64:
     return np.array([date.fromisoformat(d[:10]).toordinal() for d in dates], dtype=np.int64)
 
@@ -614,34 +617,6 @@ def _demographic_mix(
     counts = np.asarray((engaged_users @ onehot).todense())
     total = counts.sum(axis=1, keepdims=True)
     return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)  # type: ignore[no-any-return]
-
-
-def _leave_one_out_audience(
-    engaged_users: sp.csr_matrix, talent_cat: sp.csr_matrix, user_bought: sp.csr_matrix
-) -> F64:
-    """Each talent's audience interest mix, learnt from everything its users do elsewhere.
-
-    A user who engaged with a Beauty talent looks Beauty-minded because of that very
-    engagement; counting it would tell us only the talent's own category back. So for
-    talent t and each of its engaged users u, u's interest is the category mix of the
-    *other* talents u engages with: (R_u - cat_t) / (s_u - 1), where R_u sums the category
-    mixes of u's talents and s_u counts them; users who engage with t alone add nothing from
-    engagement. Purchases (what u bought, as a category mix) are added at half weight.
-
-    Vectorised: sum_u B_tu (R_u - cat_t) / (s_u - 1) = (B @ (R / (s - 1)))_t
-    - cat_t * (B @ 1 / (s - 1))_t.
-    """
-    b = engaged_users  # (T, U) binary
-    bt = b.T.tocsr()
-    s_u = np.asarray(bt.sum(axis=1)).ravel()
-    r = np.asarray((bt @ talent_cat).todense())  # (U, C)
-    inv = np.divide(1.0, s_u - 1, out=np.zeros_like(s_u), where=s_u > 1)
-    others = b @ (r * inv[:, None]) - np.asarray(talent_cat.todense()) * (b @ inv)[:, None]
-    others = np.maximum(others, 0.0)
-    bought = b @ np.asarray(_rows_normalised(user_bought).todense())
-    mix = others + 0.5 * bought
-    total = mix.sum(axis=1, keepdims=True)
-    return np.divide(mix, total, out=np.zeros_like(mix), where=total > 0)  # type: ignore[no-any-return]
 
 
 #: A user has a hidden need in a category when this share of its observed interest is there

@@ -1,0 +1,98 @@
+"""Partitioned work: a pure function mapped over parts with one broadcast value, results in order.
+
+The feature build's heavy stages are written as a function of one part (a range of users, a
+chunk of categories) and a value every part shares (the small arrays, broadcast once), whose
+results the caller reduces in part order. :func:`in_process` maps them in a loop; the engine
+maps the same functions on a Dask cluster (:mod:`kolmatch.engine.distributed`). The partition
+depends on the market alone, never on where it runs, so both give the same features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kolmatch.errors import BadArgument
+
+__all__ = ["PartitionMap", "in_process", "row_ranges", "split_rows"]
+
+PartT = TypeVar("PartT")
+SharedT = TypeVar("SharedT")
+ResultT = TypeVar("ResultT")
+
+
+class PartitionMap(Protocol):
+    """Maps ``fn(part, shared)`` over ``parts``: the results in the order of ``parts``.
+
+    An implementation may run the calls anywhere (this process, a cluster's workers) and in
+    any order, but returns them in part order, so that reducing them is deterministic.
+    """
+
+    def __call__(
+        self,
+        fn: Callable[[PartT, SharedT], ResultT],
+        parts: Sequence[PartT],
+        shared: SharedT,
+    ) -> list[ResultT]: ...
+
+
+def in_process(
+    fn: Callable[[PartT, SharedT], ResultT], parts: Sequence[PartT], shared: SharedT
+) -> list[ResultT]:
+    """The :class:`PartitionMap` of this process: one call after another.
+
+    Examples
+    --------
+    >>> in_process(lambda part, shared: part * shared, [1, 2, 3], 10)
+    [10, 20, 30]
+    """
+    return [fn(part, shared) for part in parts]
+
+
+def row_ranges(
+    n_rows: int, rows_per_part: int, *, argument: str = "rows_per_part"
+) -> list[tuple[int, int]]:
+    """Contiguous ``[lo, hi)`` ranges of at most ``rows_per_part`` rows covering ``n_rows``.
+
+    At least one range (empty when there are no rows), so a reduce always has a part.
+
+    ``argument`` names ``rows_per_part`` as the caller knows it, for the error.
+
+    Raises
+    ------
+    BadArgument
+        If ``rows_per_part`` is not a positive whole number.
+
+    Examples
+    --------
+    >>> row_ranges(5, 2)
+    [(0, 2), (2, 4), (4, 5)]
+    >>> row_ranges(0, 2)
+    [(0, 0)]
+    """
+    if isinstance(rows_per_part, bool) or not isinstance(rows_per_part, int) or rows_per_part < 1:
+        raise BadArgument(argument, f"must be a positive whole number, got {rows_per_part!r}")
+    if n_rows <= 0:
+        return [(0, 0)]
+    return [(lo, min(lo + rows_per_part, n_rows)) for lo in range(0, n_rows, rows_per_part)]
+
+
+def split_rows(
+    src: NDArray[np.int64], ranges: Sequence[tuple[int, int]]
+) -> list[NDArray[np.int64]]:
+    """For each range, the positions of the edges whose source row falls in it, in edge order.
+
+    One stable sort of ``src`` for all ranges (not a pass over every edge per range).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [p.tolist() for p in split_rows(np.array([3, 0, 2, 0]), [(0, 2), (2, 4)])]
+    [[1, 3], [0, 2]]
+    """
+    order = np.argsort(src, kind="stable")
+    bounds = np.searchsorted(src[order], np.array([r[0] for r in ranges] + [ranges[-1][1]]))
+    return [np.sort(order[bounds[i] : bounds[i + 1]]) for i in range(len(ranges))]
