@@ -15,13 +15,7 @@ import numpy as np
 
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.partition import PartitionMap, row_ranges
-from kolmatch.matching.score import (
-    SIGNALS,
-    MerchantRankings,
-    combine,
-    merchant_signals,
-    ranking_order,
-)
+from kolmatch.matching.score import SIGNALS, MerchantRankings, rank_into
 
 __all__ = ["MERCHANT_PARTITION_ROWS", "RankingShared", "partitioned_rankings", "ranking_block"]
 
@@ -48,15 +42,7 @@ def ranking_block(part: tuple[int, int], shared: RankingShared) -> MerchantRanki
     signals = np.zeros((n, depth, k))
     eligible = np.zeros(n, dtype=np.int64)
     for i, m in enumerate(range(lo, hi)):
-        s = merchant_signals(f, m)
-        score = combine(s)
-        order = ranking_order(f, score)
-        eligible[i] = len(order)
-        order = order[:depth]
-        rows[i, : len(order)] = order
-        scores[i, : len(order)] = score[order]
-        sig = s.as_dict()
-        signals[i, : len(order)] = np.stack([sig[name][order] for name in SIGNALS], axis=1)
+        rank_into(f, m, rows[i], scores[i], signals[i], eligible, i)
     return MerchantRankings(depth, rows, scores, signals, eligible)
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "expected_orders",
     "match_merchant",
     "merchant_signals",
+    "rank_into",
     "rank_merchants",
     "ranking_order",
     "why_not",
@@ -491,6 +492,30 @@ MAX_WEIGHT = 1e6
 SIGNALS = tuple(DEFAULT_WEIGHTS)
 
 
+def rank_into(
+    f: MarketFeatures,
+    m: int,
+    rows: NDArray[np.int64],
+    scores: F64,
+    signals: F64,
+    eligible: NDArray[np.int64],
+    at: int,
+) -> None:
+    """Merchant ``m``'s default ranking written into one row of :class:`MerchantRankings`'s
+    arrays (``rows``, ``scores``: (depth,), ``signals``: (depth, K); ``eligible[at]``): the
+    per-merchant arithmetic of :func:`rank_merchants` and of the partitioned batch
+    (kolmatch/matching/ranking_partition.py)."""
+    s = merchant_signals(f, m)
+    score = combine(s)
+    order = ranking_order(f, score)
+    eligible[at] = len(order)
+    order = order[: len(rows)]
+    rows[: len(order)] = order
+    scores[: len(order)] = score[order]
+    sig = s.as_dict()
+    signals[: len(order)] = np.stack([sig[k][order] for k in SIGNALS], axis=1)
+
+
 def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
     """Each merchant's top ``depth`` talents by the default score (threads over merchants).
 
@@ -510,15 +535,7 @@ def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
     eligible = np.zeros(M, dtype=np.int64)
 
     def one(m: int) -> None:
-        s = merchant_signals(f, m)
-        score = combine(s)
-        order = ranking_order(f, score)
-        eligible[m] = len(order)
-        order = order[:depth]
-        rows[m, : len(order)] = order
-        scores[m, : len(order)] = score[order]
-        sig = s.as_dict()
-        signals[m, : len(order)] = np.stack([sig[k][order] for k in SIGNALS], axis=1)
+        rank_into(f, m, rows[m], scores[m], signals[m], eligible, m)
         shown.advance()
 
     with (
