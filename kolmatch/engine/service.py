@@ -876,8 +876,10 @@ class EngineService:
         if len(set(talents)) != len(talents):
             raise BadArgument("talents", "a talent is named twice")
         with self._write_lock:
+            current = self._current()  # one look at the store's version for the checks below
+            today = current.features.today
             if campaign is not None:
-                brief = self._current().campaigns.get(campaign)
+                brief = current.campaigns.get(campaign)
                 if brief is None:
                     raise UnknownId("Campaign", campaign)
                 if merchant not in brief.merchants:
@@ -890,13 +892,11 @@ class EngineService:
             else:
                 # a booking holds a coming slot: the history's days are done (a running
                 # campaign's window may have begun; its end is checked below)
-                today = self._current().features.today
                 day = date.fromisoformat(iso_day(start, "start"))
                 if day <= today:
                     raise BadArgument(
                         "start", f"must be after the market's day {today.isoformat()}, got {start}"
                     )
-            today = self._current().features.today
             if date.fromisoformat(iso_day(end, "end")) <= today:
                 raise BadArgument(
                     "end" if campaign is None else "campaign",
