@@ -517,7 +517,7 @@ def bench_naive(folder: Path, n: int) -> dict[str, Any]:
         "t = time.perf_counter()\n"
         "from kolmatch.graph.store import RelBatch\n"
         "from kolmatch.loaders.load import BATCH_ROWS\n"
-        "s.write(RelBatch('FOLLOWS', 'User', rows[i:i + BATCH_ROWS])\n"
+        "s.write(RelBatch.of('FOLLOWS', 'User', rows[i:i + BATCH_ROWS])\n"
         "        for i in range(0, len(rows), BATCH_ROWS))\n"
         "batched = time.perf_counter() - t\n"
         "out = {'rows': len(rows), 'naive_rows_per_s': len(rows) / naive,"

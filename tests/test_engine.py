@@ -100,8 +100,10 @@ def test_a_compliance_update_falls_back_when_the_graph_moves(
     before = engine.cached_features(sqlite_store, cache)
     v = sqlite_store.version()
     talent = str(before.talent_ids[0])
-    flag = NodeBatch("Violation", [{"id": "x-1", "severity": "minor", "resolved": False}])
-    sqlite_store.write([flag, RelBatch("HAS_VIOLATION", "Talent", [{"src": talent, "dst": "x-1"}])])
+    flag = NodeBatch.of("Violation", [{"id": "x-1", "severity": "minor", "resolved": False}])
+    sqlite_store.write(
+        [flag, RelBatch.of("HAS_VIOLATION", "Talent", [{"src": talent, "dst": "x-1"}])]
+    )
     builds: list[int] = []
     real = engine.build_features
     monkeypatch.setattr(engine, "build_features", lambda s: builds.append(1) or real(s))
@@ -112,7 +114,7 @@ def test_a_compliance_update_falls_back_when_the_graph_moves(
     np.testing.assert_array_equal(updated.talent_risk, real(read_market(sqlite_store)).talent_risk)
 
     # two writes past the features: the whole graph is read
-    sqlite_store.write([NodeBatch("Violation", [{"id": "x-1", "resolved": True}])])
+    sqlite_store.write([NodeBatch.of("Violation", [{"id": "x-1", "resolved": True}])])
     engine.load_features(sqlite_store, cache, risk_update_of=(updated, v + 1))[0]
     assert builds == []  # v + 2 == (v + 1) + 1: still one write past
     engine.load_features(sqlite_store, tmp_path / "c2", risk_update_of=(before, v))[0]
@@ -122,8 +124,8 @@ def test_a_compliance_update_falls_back_when_the_graph_moves(
     # read at the version it reached, and cached under that one
     resolved = engine.cached_features(sqlite_store, cache)
     w = sqlite_store.version()
-    sqlite_store.write([NodeBatch("Violation", [{"id": "x-1", "resolved": False}])])
-    other = NodeBatch("Category", [{"id": "cat-new", "name": "New"}])
+    sqlite_store.write([NodeBatch.of("Violation", [{"id": "x-1", "resolved": False}])])
+    other = NodeBatch.of("Category", [{"id": "cat-new", "name": "New"}])
     moving = WritesWhileRead(sqlite_store, "Violation", [other])
     fresh = tmp_path / "c3"
     got = engine.load_features(moving, fresh, risk_update_of=(resolved, w))[0]  # type: ignore[arg-type]

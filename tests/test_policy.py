@@ -789,7 +789,7 @@ def test_figures_before_and_after_a_write_reveal_nothing(policy_api: Api, tmp_pa
             return seen
 
         before = sweep("before")
-        store.write([RelBatch("PROMOTED", "Talent", rows)])
+        store.write([RelBatch.of("PROMOTED", "Talent", rows)])
         service.refresh()
         assert service.snapshot.version == store.version()
         after = sweep("after")

@@ -682,7 +682,7 @@ class EngineService:
                 talent, product, sent["gmv"], sent["orders"], sent["fee"], time, campaign
             )
             return self._write(
-                [RelBatch("PROMOTED", "Talent", [row])],
+                [RelBatch.of("PROMOTED", "Talent", [row])],
                 audit={**entry, "input": sent, "before": None, "after": after},
                 collaboration=write,
             )
@@ -743,7 +743,7 @@ class EngineService:
                 raise
             rel = {"src": target, "dst": violation_id}
             return self._write(
-                [NodeBatch("Violation", [node]), RelBatch("HAS_VIOLATION", label, [rel])],
+                [NodeBatch.of("Violation", [node]), RelBatch.of("HAS_VIOLATION", label, [rel])],
                 violations_only=True,
                 audit={**entry, "before": None, "after": sent},
             )
@@ -788,7 +788,7 @@ class EngineService:
                 )
                 return snap
             return self._write(
-                [NodeBatch("Violation", [{"id": violation_id, "resolved": True}])],
+                [NodeBatch.of("Violation", [{"id": violation_id, "resolved": True}])],
                 violations_only=True,
                 audit={**entry, "before": before, "after": {**before, "resolved": True}},
             )
@@ -982,13 +982,13 @@ class EngineService:
                 self.record_refusal({**entry, "input": {"name": name}}, exc)
                 raise
             sent = {**row, "categories": list(categories), "products": list(products)}
-            batches: list[NodeBatch | RelBatch] = [NodeBatch("Campaign", [row])]
+            batches: list[NodeBatch | RelBatch] = [NodeBatch.of("Campaign", [row])]
             if categories:
                 rows = [{"src": campaign_id, "dst": c} for c in dict.fromkeys(categories)]
-                batches.append(RelBatch("COVERS", "Campaign", rows))
+                batches.append(RelBatch.of("COVERS", "Campaign", rows))
             if products:
                 rows = [{"src": p, "dst": campaign_id} for p in dict.fromkeys(products)]
-                batches.append(RelBatch("IN_CAMPAIGN", "Product", rows))
+                batches.append(RelBatch.of("IN_CAMPAIGN", "Product", rows))
             return self._write(
                 batches,
                 audit={**entry, "input": sent, "before": None, "after": sent},
@@ -1044,11 +1044,11 @@ class EngineService:
                 self.record_refusal(entry, exc)
                 raise
             batches: list[NodeBatch | RelBatch] = [
-                RelBatch("JOINED", "Merchant", [{"src": merchant, "dst": campaign_id}])
+                RelBatch.of("JOINED", "Merchant", [{"src": merchant, "dst": campaign_id}])
             ]
             if new:
                 rows = [{"src": p, "dst": campaign_id} for p in new]
-                batches.append(RelBatch("IN_CAMPAIGN", "Product", rows))
+                batches.append(RelBatch.of("IN_CAMPAIGN", "Product", rows))
             return self._write(
                 batches, audit={**entry, "before": None, "after": entry["input"]}, campaigns=True
             )

@@ -231,7 +231,7 @@ class Neo4jStore:
         small = True
         for b in it:
             head.append(b)
-            rows += len(b.rows)
+            rows += len(b)
             if len(head) > ATOMIC_MAX_BATCHES or rows > ATOMIC_MAX_ROWS:
                 small = False
                 break
@@ -284,7 +284,7 @@ class Neo4jStore:
                 raise BookingRefused(problems)
             if new:
                 rows = [relationship_row(b) for b in new]
-                query, params = _shape(RelBatch("BOOKED", "Talent", rows), create=False)
+                query, params = _shape(RelBatch.of("BOOKED", "Talent", rows), create=False)
                 tx.run(query, params).consume()
                 tx.run(cypher.BUMP_VERSION, key="", format=STORE_FORMAT).consume()
             return [b.booking_id for b in new]
@@ -551,29 +551,38 @@ def _shape(b: WriteBatch, *, create: bool) -> tuple[str, dict[str, Any]]:
     if isinstance(b, NodeBatch):
         cols = ("id", *node_spec(b.label).field_names)
         query = (cypher.create_nodes if create else cypher.upsert_nodes)(b.label)
-        return query, {"rows": [{c: r.get(c) for c in cols} for r in b.rows]}
+        values = [b.column(c) for c in cols]
+        return query, {"rows": [dict(zip(cols, r, strict=True)) for r in zip(*values, strict=True)]}
     query = (cypher.create_rels if create else cypher.upsert_rels)(b.rel_type, b.src_label)
-    return query, rel_params(b.rows, rel_spec(b.rel_type).field_names)
+    fields = rel_spec(b.rel_type).field_names
+    return query, rel_params(b.column("src"), b.column("dst"), [b.column(f) for f in fields])
 
 
-def rel_params(rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> dict[str, Any]:
-    """Relationship rows as the parameters of :func:`cypher.upsert_rels` / ``create_rels``.
+def rel_params(
+    src: Sequence[str], dst: Sequence[str], fields: Sequence[Sequence[Any]]
+) -> dict[str, Any]:
+    """Relationship columns as the parameters of :func:`cypher.upsert_rels` / ``create_rels``.
 
     ``dst`` lists the distinct target ids; ``groups`` holds one
     ``[source id, [[target index, *fields], ...]]`` per run of consecutive rows
     with the same source (import files list a user's rows together, so a
     source is looked up once per run rather than once per row).
+
+    Examples
+    --------
+    >>> rel_params(["u1", "u1", "u2"], ["t1", "t2", "t1"], [["2026-01-01", None, None]])
+    {'dst': ['t1', 't2'], 'groups': [['u1', [[0, '2026-01-01'], [1, None]]], ['u2', [[0, None]]]]}
     """
     index: dict[str, int] = {}
     groups: list[list[Any]] = []
-    src: object = None
+    last: object = None
     run: list[list[Any]] = []
-    for r in rows:
-        if r["src"] != src or not groups:
-            src = r["src"]
+    for s, d, *props in zip(src, dst, *fields, strict=True):
+        if s != last or not groups:
+            last = s
             run = []
-            groups.append([src, run])
-        run.append([index.setdefault(r["dst"], len(index)), *(r.get(f) for f in fields)])
+            groups.append([s, run])
+        run.append([index.setdefault(d, len(index)), *props])
     return {"dst": list(index), "groups": groups}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -319,7 +320,7 @@ class SQLiteStore:
                 raise BookingRefused(problems)
             if new:
                 rows = [relationship_row(b) for b in new]
-                self._write_rels(RelBatch("BOOKED", "Talent", rows))
+                self._write_rels(RelBatch.of("BOOKED", "Talent", rows))
                 self._bump_version()
         return [b.booking_id for b in new]
 
@@ -364,7 +365,7 @@ class SQLiteStore:
             f"INSERT INTO {_ntab(b.label)} ({', '.join(cols)}) "
             f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT(id) DO UPDATE SET {upd}"
         )
-        self._db.executemany(sql, ([r.get(c) for c in cols] for r in b.rows))
+        self._db.executemany(sql, zip(*(b.column(c) for c in cols), strict=True))
 
     def _write_rels(self, b: RelBatch) -> None:
         spec = rel_spec(b.rel_type)
@@ -380,9 +381,8 @@ class SQLiteStore:
             f"WHERE s.id = ?2 AND d.id = ?3 "
             f"ON CONFLICT({', '.join(key)}) {conflict}"
         )
-        self._db.executemany(
-            sql, ([b.src_label, r["src"], r["dst"], *(r.get(c) for c in names)] for r in b.rows)
-        )
+        cols = [b.column(c) for c in ("src", "dst", *names)]
+        self._db.executemany(sql, zip(itertools.repeat(b.src_label), *cols))
 
     def version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])

@@ -6,6 +6,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import pyarrow as pa
+
+from kolmatch.graph.model import Field, FieldType, node_spec, rel_spec
+
 if TYPE_CHECKING:
     from kolmatch.graph.booking import Booking
 
@@ -17,6 +21,7 @@ __all__ = [
     "NodeRows",
     "RelBatch",
     "WriteBatch",
+    "arrow_type",
 ]
 
 #: The layout of a store's data, recorded in every store kolmatch writes. Raised when the
@@ -30,21 +35,83 @@ __all__ = [
 STORE_FORMAT = 5
 
 
+class _Columns:
+    """Validated rows as typed columns (a :class:`pyarrow.Table` named as the import file's
+    columns; a null is a value the row does not set)."""
+
+    table: pa.Table
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    def column(self, name: str) -> list[Any]:
+        """The column's values as Python objects, None where a row has none (or the batch has
+        no such column)."""
+        if name in self.table.column_names:
+            return self.table.column(name).to_pylist()  # type: ignore[no-any-return]
+        return [None] * len(self)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per row, without the values a row does not set."""
+        names = self.table.column_names
+        cols = [self.table.column(c).to_pylist() for c in names]
+        return [
+            {c: v for c, v in zip(names, vals, strict=True) if v is not None}
+            for vals in zip(*cols, strict=True)
+        ]
+
+
+def arrow_type(t: FieldType) -> pa.DataType:
+    """The Arrow type a batch holds a field of type ``t`` in (dates as ISO text)."""
+    return _ARROW[t]
+
+
+_ARROW = {
+    FieldType.STR: pa.string(),
+    FieldType.INT: pa.int64(),
+    FieldType.FLOAT: pa.float64(),
+    FieldType.BOOL: pa.bool_(),
+    FieldType.DATE: pa.string(),
+}
+
+
+def _table(
+    lead: Sequence[str], fields: Sequence[Field], rows: Sequence[dict[str, Any]]
+) -> pa.Table:
+    names = [*lead, *(f.name for f in fields)]
+    types = [pa.string()] * len(lead) + [_ARROW[f.type] for f in fields]
+    schema = pa.schema([pa.field(n, t) for n, t in zip(names, types, strict=True)])
+    return pa.Table.from_pylist([{c: r.get(c) for c in names} for r in rows], schema=schema)
+
+
 @dataclass(frozen=True)
-class NodeBatch:
-    """Validated rows of one node label to upsert by id."""
+class NodeBatch(_Columns):
+    """Validated nodes of one label to upsert by id: columns ``id`` and the label's
+    properties (those the source has)."""
 
     label: str
-    rows: list[dict[str, Any]]
+    table: pa.Table
+
+    @classmethod
+    def of(cls, label: str, rows: Sequence[dict[str, Any]]) -> NodeBatch:
+        """A batch of ``rows`` (dicts by column; a missing or None value sets nothing)."""
+        return cls(label, _table(("id",), node_spec(label).fields, rows))
 
 
 @dataclass(frozen=True)
-class RelBatch:
-    """Validated rows of one relationship type from one source label to upsert by key."""
+class RelBatch(_Columns):
+    """Validated relationships of one type from one source label to upsert by key: columns
+    ``src``, ``dst`` and the type's properties (those the source has)."""
 
     rel_type: str
     src_label: str
-    rows: list[dict[str, Any]]
+    table: pa.Table
+
+    @classmethod
+    def of(cls, rel_type: str, src_label: str, rows: Sequence[dict[str, Any]]) -> RelBatch:
+        """A batch of ``rows`` (dicts by column; a missing or None value sets nothing)."""
+        return cls(rel_type, src_label, _table(("src", "dst"), rel_spec(rel_type).fields, rows))
 
 
 WriteBatch = NodeBatch | RelBatch

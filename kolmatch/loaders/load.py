@@ -166,8 +166,8 @@ class _Batcher:
     @staticmethod
     def _batch(spec: NodeSpec | RelSpec, src_label: str, rows: list[Row]) -> WriteBatch:
         if isinstance(spec, NodeSpec):
-            return NodeBatch(spec.label, rows)
-        return RelBatch(spec.type, src_label, rows)
+            return NodeBatch.of(spec.label, rows)
+        return RelBatch.of(spec.type, src_label, rows)
 
 
 class IdLookup(Protocol):

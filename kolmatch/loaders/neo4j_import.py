@@ -24,11 +24,11 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from kolmatch.errors import InputError, StoreError
 from kolmatch.graph.model import FieldType, NodeSpec, RelSpec, node_spec, rel_spec
-from kolmatch.graph.store import STORE_FORMAT, NodeBatch
+from kolmatch.graph.store import STORE_FORMAT, NodeBatch, WriteBatch
 from kolmatch.loaders.load import LoadReport, Validation, paused_gc, progress_bar
 
 __all__ = ["ARGS_FILE", "ImportFiles", "write_import_files"]
@@ -85,21 +85,20 @@ class _Out:
         self.rows = 0
         self.multiline = False
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, b: WriteBatch) -> None:
         # csv writes None as an unquoted empty field (the importer sets no property, as a
         # transactional load does), ints as digits and floats as their shortest round-trip text
-        lines = [[r.get(c) for c in self.columns] for r in rows]
+        cols = [b.column(c) for c in self.columns]
         for i in self.bools:
-            for line in lines:
-                if line[i] is not None:
-                    line[i] = "true" if line[i] else "false"
+            cols[i] = [None if v is None else ("true" if v else "false") for v in cols[i]]
+        lines = list(zip(*cols, strict=True))
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(lines)
         text = buf.getvalue()
         if "\r" in text or text.count("\n") != len(lines):  # a value holds a line break
             self.multiline = True
         self.fh.write(text)
-        self.rows += len(rows)
+        self.rows += len(lines)
 
 
 def _node_out(folder: Path, spec: NodeSpec) -> _Out:
@@ -185,7 +184,7 @@ def write_import_files(
                     key = (b.rel_type, b.src_label)
                     if key not in outs:
                         outs[key] = _rel_out(tmp, rel_spec(b.rel_type), b.src_label)
-                outs[key].write(b.rows)
+                outs[key].write(b)
         if v.log:
             raise InputError(v.log.problems, v.log.truncated)
         for o in outs.values():

@@ -61,11 +61,11 @@ def papi(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
     # GMV are the merchant's and the provider's business), one running
     store.write(
         [
-            NodeBatch(
+            NodeBatch.of(
                 "ServiceProvider",
                 [{"id": "sp-new", "name": "New Studio", "kind": "live-studio", "list_price": 31e3}],
             ),
-            RelBatch("ENGAGED", "Merchant", SMALL_PROVIDER_ENGAGEMENTS),
+            RelBatch.of("ENGAGED", "Merchant", SMALL_PROVIDER_ENGAGEMENTS),
         ]
     )
     service = EngineService(store, d / "cache")

@@ -141,7 +141,7 @@ def test_other_writes_read_the_whole_graph_and_recalibrate_after_enough_change(
         }
         for i in range(2)
     ]
-    store.write([RelBatch("PROMOTED", "Talent", rows)])
+    store.write([RelBatch.of("PROMOTED", "Talent", rows)])
     service.refresh()
     assert len(service.full_builds) == 3
     _assert_same(service.snapshot.features, _full(store))

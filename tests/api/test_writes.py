@@ -153,8 +153,8 @@ def test_bulk_loads_keep_their_idempotent_upsert(w: Writable) -> None:
         "time": "2026-07-01",
         "campaign": None,
     }
-    w.store.write([RelBatch("PROMOTED", "Talent", [row])])
-    w.store.write([RelBatch("PROMOTED", "Talent", [row])])  # twice: the same result
+    w.store.write([RelBatch.of("PROMOTED", "Talent", [row])])
+    w.store.write([RelBatch.of("PROMOTED", "Talent", [row])])  # twice: the same result
     snap = w.service.refresh()
     assert snap.collaborations["c-bulk"].gmv == 260000.0
     assert sum(c.collab_id == "c-bulk" for c in snap.history[w.talent]) == 1
@@ -171,7 +171,7 @@ def test_a_write_through_a_stale_snapshot_checks_what_another_process_wrote(w: W
         "time": "2026-07-01",
         "campaign": None,
     }
-    w.store.write([RelBatch("PROMOTED", "Talent", [row])])  # not through this service
+    w.store.write([RelBatch.of("PROMOTED", "Talent", [row])])  # not through this service
     body = w.post(RECORD, variables={"i": _collab(w, "c-elsewhere")})
     assert body["errors"][0]["extensions"]["code"] == "CONFLICT"
     assert w.service.snapshot.collaborations["c-elsewhere"].gmv == 5.0
@@ -182,8 +182,8 @@ def test_violation_writes_check_what_another_process_wrote(w: Writable) -> None:
     node = {"id": "v-else", "kind": "x", "severity": "minor", "time": "2026-06-01"}
     w.store.write(
         [
-            NodeBatch("Violation", [{**node, "resolved": False}]),
-            RelBatch("HAS_VIOLATION", "Talent", [{"src": w.talent, "dst": "v-else"}]),
+            NodeBatch.of("Violation", [{**node, "resolved": False}]),
+            RelBatch.of("HAS_VIOLATION", "Talent", [{"src": w.talent, "dst": "v-else"}]),
         ]
     )  # not through this service: its snapshot does not have it yet
     flag = (
@@ -194,7 +194,7 @@ def test_violation_writes_check_what_another_process_wrote(w: Writable) -> None:
     body = w.post(flag)
     assert body["errors"][0]["extensions"]["code"] == "BAD_ARGUMENT", body
     assert "exists" in body["errors"][0]["message"]
-    w.store.write([NodeBatch("Violation", [{**node, "id": "v-else2", "resolved": False}])])
+    w.store.write([NodeBatch.of("Violation", [{**node, "id": "v-else2", "resolved": False}])])
     body = w.post('mutation { resolveViolation(id: "v-else2") { version } }')
     assert "errors" not in body, body  # known now, though written elsewhere
 
@@ -229,7 +229,7 @@ def test_an_unknown_amount_is_null_not_zero(w: Writable) -> None:
         "time": "2026-07-01",
         "campaign": None,
     }
-    w.store.write([RelBatch("PROMOTED", "Talent", [row])])
+    w.store.write([RelBatch.of("PROMOTED", "Talent", [row])])
     w.service.refresh()
     q = f'{{ talent(id: "{w.talent}") {{ history(first: 100) {{ id gmv orders fee }} }} }}'
     body = w.post(q)

@@ -22,7 +22,7 @@ def _market(store: GraphStore) -> None:
     """t1: one slot; t2: two; m1 and m2 compete; m3 competes with nobody."""
     store.write(
         [
-            NodeBatch(
+            NodeBatch.of(
                 "Talent",
                 [
                     {"id": "t1", "name": "One", "capacity": 1},
@@ -30,8 +30,8 @@ def _market(store: GraphStore) -> None:
                     {"id": "t3", "name": "Three"},  # no capacity: one slot
                 ],
             ),
-            NodeBatch("Merchant", [{"id": m, "name": m.upper()} for m in ("m1", "m2", "m3")]),
-            RelBatch(
+            NodeBatch.of("Merchant", [{"id": m, "name": m.upper()} for m in ("m1", "m2", "m3")]),
+            RelBatch.of(
                 "COMPETES_WITH", "Merchant", [{"src": "m1", "dst": "m2", "shared_categories": 1}]
             ),
         ]

@@ -57,7 +57,7 @@ def test_read_equals_the_projections_and_names_what_it_lacks(
 
 
 def _categories(n: int) -> list[NodeBatch]:
-    return [NodeBatch("Category", [{"id": f"c-{i}", "name": "x"}]) for i in reversed(range(n))]
+    return [NodeBatch.of("Category", [{"id": f"c-{i}", "name": "x"}]) for i in reversed(range(n))]
 
 
 def test_a_read_that_a_write_overtakes_is_read_again(

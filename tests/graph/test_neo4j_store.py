@@ -135,7 +135,8 @@ def test_rel_params_look_each_endpoint_up_once() -> None:
         {"src": "u2", "dst": "t1", "since": "2026-02-01"},
         {"src": "u1", "dst": "t3", "since": None},  # a source seen again later: a new run
     ]
-    assert rel_params(rows, ("since",)) == {
+    cols = {c: [r[c] for r in rows] for c in ("src", "dst", "since")}
+    assert rel_params(cols["src"], cols["dst"], [cols["since"]]) == {
         "dst": ["t1", "t2", "t3"],
         "groups": [
             ["u1", [[0, "2026-01-01"], [1, None]]],
@@ -150,9 +151,9 @@ def test_a_small_write_is_one_transaction(tiny_market: Path, neo4j_store: Any) -
     before, version = neo4j_store.counts(), neo4j_store.version()
     rows = [{"id": f"new-{i}", "name": "x"} for i in range(3)]
     with pytest.raises(RuntimeError):
-        neo4j_store.write(itertools.chain([NodeBatch("Institution", rows)], _boom()))
+        neo4j_store.write(itertools.chain([NodeBatch.of("Institution", rows)], _boom()))
     assert neo4j_store.counts() == before and neo4j_store.version() == version
-    neo4j_store.write([NodeBatch("Institution", rows)])
+    neo4j_store.write([NodeBatch.of("Institution", rows)])
     assert neo4j_store.counts()["Institution"] == before["Institution"] + 3
     assert neo4j_store.version() == version + 1
 

@@ -16,7 +16,7 @@ from kolmatch.loaders.load import load_folder
 
 def test_write_is_atomic(sqlite_store: SQLiteStore) -> None:
     def batches():  # type: ignore[no-untyped-def]
-        yield NodeBatch("Category", [{"id": "c1", "name": "A"}])
+        yield NodeBatch.of("Category", [{"id": "c1", "name": "A"}])
         raise RuntimeError("killed part-way")
 
     with pytest.raises(RuntimeError):
@@ -27,9 +27,9 @@ def test_write_is_atomic(sqlite_store: SQLiteStore) -> None:
 def test_relationships_key_on_their_key_property(sqlite_store: SQLiteStore) -> None:
     sqlite_store.write(
         [
-            NodeBatch("User", [{"id": "u1"}]),
-            NodeBatch("Product", [{"id": "p1", "name": "P", "price": 3.0}]),
-            RelBatch(
+            NodeBatch.of("User", [{"id": "u1"}]),
+            NodeBatch.of("Product", [{"id": "p1", "name": "P", "price": 3.0}]),
+            RelBatch.of(
                 "PURCHASED",
                 "User",
                 [
@@ -98,7 +98,7 @@ def test_target_indexes_survive_a_large_load_and_a_rollback(
 
     def batches():  # type: ignore[no-untyped-def]
         for i in range(0, 2000, 500):
-            yield RelBatch("FOLLOWS", "User", rows[i : i + 500])
+            yield RelBatch.of("FOLLOWS", "User", rows[i : i + 500])
         raise RuntimeError("killed after the index was dropped")
 
     with pytest.raises(RuntimeError):

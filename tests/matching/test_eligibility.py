@@ -191,7 +191,7 @@ def _flag(
 ) -> None:
     store.write(
         [
-            NodeBatch(
+            NodeBatch.of(
                 "Violation",
                 [
                     {
@@ -203,7 +203,7 @@ def _flag(
                     }
                 ],
             ),
-            RelBatch("HAS_VIOLATION", label, [{"src": target, "dst": vid}]),
+            RelBatch.of("HAS_VIOLATION", label, [{"src": target, "dst": vid}]),
         ]
     )
 
@@ -227,8 +227,8 @@ def test_an_unsold_product_carries_no_merchant_risk(store: SQLiteStore) -> None:
     tid, m0 = str(f.talent_ids[t]), str(f.merchant_ids[0])
     store.write(
         [
-            NodeBatch("Product", [{"id": "p-unsold", "name": "Nobody sells", "price": 99.0}]),
-            RelBatch(
+            NodeBatch.of("Product", [{"id": "p-unsold", "name": "Nobody sells", "price": 99.0}]),
+            RelBatch.of(
                 "PROMOTED",
                 "Talent",
                 [{"src": tid, "dst": "p-unsold", "collab_id": "k-unsold", "time": "2026-01-02"}],
@@ -242,7 +242,7 @@ def test_an_unsold_product_carries_no_merchant_risk(store: SQLiteStore) -> None:
     assert g.talent_risk[t] == 0.0, g.talent_risk_notes[t]  # the first merchant's risk: not its
     assert product_eligibility(g).ok[p]
     # once merchant 0 does sell it, the talent shares that merchant's risk
-    store.write([RelBatch("SELLS", "Merchant", [{"src": m0, "dst": "p-unsold"}])])
+    store.write([RelBatch.of("SELLS", "Merchant", [{"src": m0, "dst": "p-unsold"}])])
     h = features_of(store)
     assert h.talent_risk[t] == pytest.approx(0.25)
     assert any("promoted flagged" in n for n in h.talent_risk_notes[t])

@@ -275,9 +275,9 @@ def test_inputs_skip_a_merchant_the_features_do_not_know_yet(
     day = (tiny_features.today - timedelta(days=40)).isoformat()
     store.write(
         [
-            NodeBatch("Merchant", [{"id": "m-new", "name": "New", "room_followers": 5000}]),
-            NodeBatch("LiveSession", [{"id": "ls-new", "day": day, "gmv": 10.0, "cost": 1.0}]),
-            RelBatch("HOSTED", "Merchant", [{"src": "m-new", "dst": "ls-new"}]),
+            NodeBatch.of("Merchant", [{"id": "m-new", "name": "New", "room_followers": 5000}]),
+            NodeBatch.of("LiveSession", [{"id": "ls-new", "day": day, "gmv": 10.0, "cost": 1.0}]),
+            RelBatch.of("HOSTED", "Merchant", [{"src": "m-new", "dst": "ls-new"}]),
         ]
     )
     inputs = fact_inputs(read_market(store, FACT_READ), tiny_features)

@@ -119,7 +119,7 @@ class Writer:
             "time": w.time,
             "campaign": None,
         }
-        self.store.write([RelBatch("PROMOTED", "Talent", [row])])
+        self.store.write([RelBatch.of("PROMOTED", "Talent", [row])])
         self.f = apply_collaboration(f, w)
 
     def flag(self, label: str, target: str, severity: str, kind: str = "counterfeit") -> None:
@@ -133,8 +133,8 @@ class Writer:
         }
         self.store.write(
             [
-                NodeBatch("Violation", [node]),
-                RelBatch("HAS_VIOLATION", label, [{"src": target, "dst": vid}]),
+                NodeBatch.of("Violation", [node]),
+                RelBatch.of("HAS_VIOLATION", label, [{"src": target, "dst": vid}]),
             ]
         )
         self.flagged.append(vid)
@@ -143,7 +143,7 @@ class Writer:
     def resolve(self, vid: str | None = None) -> None:
         at = self.flagged.index(vid) if vid else int(self.rng.integers(len(self.flagged)))
         vid = self.flagged.pop(at)
-        self.store.write([NodeBatch("Violation", [{"id": vid, "resolved": True}])])
+        self.store.write([NodeBatch.of("Violation", [{"id": vid, "resolved": True}])])
         self.f = apply_violations(self.f, read_market(self.store, COMPLIANCE_READ))
 
     def step(self) -> None:
