@@ -1904,11 +1904,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         args.lang = lang = resolve_lang(getattr(args, "lang", None), os.environ)
         if getattr(args, "dask", None) is not None:
-            from kolmatch.engine.distributed import DASK_ENVIRONMENT_VARIABLE
+            from kolmatch.engine.distributed import use_dask_option
 
             # the engine reads its cluster from the environment (engine/distributed.py): the
-            # flag is that setting for this process and what it starts (serve's workers)
-            os.environ[DASK_ENVIRONMENT_VARIABLE] = args.dask
+            # flag is that setting for this process and what it starts (serve's workers),
+            # marked as the flag's so that errors name --dask
+            use_dask_option(args.dask)
         return _COMMANDS[args.command](args)
     except InputError as exc:
         n = len(exc.problems) + exc.truncated

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -25,9 +25,13 @@ from kolmatch.matching.partition import PartitionMap, in_process
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "DASK_ENVIRONMENT_VARIABLE",
+    "DASK_OPTION",
+    "DASK_OPTION_VARIABLE",
     "DaskPartitions",
     "dask_address",
+    "dask_argument",
     "partitions_on",
+    "use_dask_option",
 ]
 
 PartT = TypeVar("PartT")
@@ -37,6 +41,14 @@ ResultT = TypeVar("ResultT")
 #: The environment variable naming the scheduler (``tcp://host:8786``); unset or empty: in
 #: process. An explicit address (``--dask``) wins over it.
 DASK_ENVIRONMENT_VARIABLE = "KOLMATCH_DASK"
+
+#: The command line's option naming the scheduler.
+DASK_OPTION = "--dask"
+
+#: Set with ``KOLMATCH_DASK``, to the same address, when the command line's ``--dask`` gave it
+#: (:func:`use_dask_option`), so that errors name the option the user typed, here and in the
+#: processes started with this environment (serve's workers).
+DASK_OPTION_VARIABLE = "KOLMATCH_DASK_OPTION"
 
 #: Seconds to wait for the scheduler to answer, then for it to have a worker, before giving up.
 CONNECT_TIMEOUT_S = 10.0
@@ -63,6 +75,62 @@ def dask_address(
     env = os.environ if environ is None else environ
     text = explicit if explicit is not None else env.get(DASK_ENVIRONMENT_VARIABLE, "")
     return text.strip() or None
+
+
+def use_dask_option(address: str, environ: MutableMapping[str, str] | None = None) -> None:
+    """Make the command line's ``--dask ADDRESS`` the scheduler of this process and its children.
+
+    The engine reads its cluster from ``KOLMATCH_DASK``; the address is set there, and
+    recorded as the option's (:data:`DASK_OPTION_VARIABLE`) for :func:`dask_argument`.
+
+    Parameters
+    ----------
+    address
+        What ``--dask`` was given (empty: build in process).
+    environ
+        The environment to set (default ``os.environ``).
+
+    Examples
+    --------
+    >>> env = {}
+    >>> use_dask_option("tcp://sched:8786", env)
+    >>> dask_address(None, env), dask_argument(None, env)
+    ('tcp://sched:8786', '--dask')
+    """
+    env = os.environ if environ is None else environ
+    env[DASK_ENVIRONMENT_VARIABLE] = address
+    env[DASK_OPTION_VARIABLE] = address
+
+
+def dask_argument(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """How the user named the scheduler :func:`dask_address` returns, for its errors.
+
+    ``dask`` (the argument of a call) when ``explicit`` is given; else ``--dask`` when the
+    command line set ``KOLMATCH_DASK`` from its option (:func:`use_dask_option`) and it still
+    holds that address; else ``KOLMATCH_DASK``.
+
+    Parameters
+    ----------
+    explicit, environ
+        As :func:`dask_address`.
+
+    Examples
+    --------
+    >>> dask_argument("tcp://sched:8786", {})
+    'dask'
+    >>> dask_argument(None, {"KOLMATCH_DASK": "tcp://sched:8786"})
+    'KOLMATCH_DASK'
+    >>> env = {"KOLMATCH_DASK": "tcp://b:8786", "KOLMATCH_DASK_OPTION": "tcp://a:8786"}
+    >>> dask_argument(None, env)  # set again after the option: the variable's address
+    'KOLMATCH_DASK'
+    """
+    if explicit is not None:
+        return "dask"
+    env = os.environ if environ is None else environ
+    given = env.get(DASK_ENVIRONMENT_VARIABLE)
+    if given is not None and env.get(DASK_OPTION_VARIABLE) == given:
+        return DASK_OPTION
+    return DASK_ENVIRONMENT_VARIABLE
 
 
 class DaskPartitions:
@@ -167,7 +235,8 @@ def partitions_on(
     timeout
         Seconds to wait for the scheduler, then again for a worker.
     argument
-        How the caller named the address (``--dask``, ``KOLMATCH_DASK``), for errors.
+        How the caller named the address (``--dask``, ``KOLMATCH_DASK``: :func:`dask_argument`),
+        for errors.
 
     Raises
     ------

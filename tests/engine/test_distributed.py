@@ -8,8 +8,9 @@ from pathlib import Path
 import distributed  # kolmatch[dask], in the dev extra: CI runs these tests, never skips them
 import pytest
 
+from kolmatch.cli import main
 from kolmatch.engine.cache import cached_features, cached_rankings
-from kolmatch.engine.distributed import DaskPartitions, partitions_on
+from kolmatch.engine.distributed import DASK_OPTION_VARIABLE, DaskPartitions, partitions_on
 from kolmatch.errors import BadArgument, StoreUnavailable
 from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.sqlite_store import SQLiteStore
@@ -95,6 +96,35 @@ def test_an_unreachable_scheduler_is_store_unavailable_naming_it(
         assert cached_features(store, tmp_path / "cache", dask="").n_talents > 0
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("given", ["--dask", "KOLMATCH_DASK"])
+def test_the_command_line_names_the_setting_the_user_gave_an_unreachable_scheduler_in(
+    given: str,
+    tiny_market: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--dask`` reaches the engine through KOLMATCH_DASK; the error names the option."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    store = SQLiteStore(tmp_path / "k.db")
+    load_folder(tiny_market, store)
+    store.close()
+    monkeypatch.setenv("KOLMATCH_CACHE", str(tmp_path / "cache"))
+    # recorded before main sets them, so that they are restored after the test
+    monkeypatch.setenv(DASK_OPTION_VARIABLE, "")
+    monkeypatch.delenv(DASK_OPTION_VARIABLE)
+    args = ["match", "any-merchant", "--store", f"sqlite:///{tmp_path / 'k.db'}"]
+    if given == "--dask":
+        monkeypatch.setenv("KOLMATCH_DASK", "tcp://elsewhere:8786")  # the option wins
+        args += ["--dask", address]
+    else:
+        monkeypatch.setenv("KOLMATCH_DASK", address)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"the Dask scheduler at {address} ({given}) cannot be reached" in err
+    assert ("KOLMATCH_DASK" in err) == (given == "KOLMATCH_DASK")
 
 
 def test_an_address_without_a_port_is_a_bad_argument() -> None:
