@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kolmatch.errors import InputError
 from kolmatch.graph.model import NODE_BY_FILE, NODES, REL_BY_FILE, RELATIONSHIPS, NodeSpec, RelSpec
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch, WriteBatch
+from kolmatch.loaders.columnar import NotFast, read_tables
 from kolmatch.loaders.reader import ProblemLog, Row, read_rows
 from kolmatch.progress import silenced, task
 
@@ -184,6 +187,12 @@ class Validation:
     relationship's endpoints are in the folder or already in ``store`` (the
     graph the folder goes into). Problems go to ``log``; the caller must not
     keep what was yielded if ``log`` is not empty at the end.
+
+    A CSV file is read by the columnar fast path (:mod:`kolmatch.loaders.columnar`) until
+    it meets anything it does not decide; the file is then read again by the row reader,
+    which names each problem by line and field. Rows the fast path yielded are not yielded
+    again (the row reader yields the same rows first, in the same order), so a store writing
+    the batches as they come (SQLite's one transaction) writes each row once.
     """
 
     def __init__(self, folder: Path, store: IdLookup) -> None:
@@ -191,8 +200,33 @@ class Validation:
         self.log = ProblemLog()
         self.files = discover(folder, self.log)
         self.report = LoadReport()
-        # id -> small int per label, for endpoint checks and duplicate detection
-        self.index: dict[str, dict[str, int]] = {n.label: {} for n in NODES}
+        # the folder's ids per label, numbered in file order: a dict (row reader) or an
+        # Arrow array (fast path), each made from the other when asked for
+        self._index: dict[str, dict[str, int]] = {}
+        self._ids: dict[str, pa.Array] = {}
+        self.fast_files: list[str] = []  # read by the fast path to the end (for reports)
+
+    def index(self, label: str) -> dict[str, int]:
+        """The folder's ids of ``label`` read so far, each to its number (file order)."""
+        if label not in self._index:
+            ids = self._ids.get(label)
+            pyids = ids.to_pylist() if ids is not None else []
+            self._index[label] = dict(zip(pyids, range(len(pyids)), strict=True))
+        return self._index[label]
+
+    def ids(self, label: str) -> pa.Array:
+        """The folder's ids of ``label`` read so far, in file order, as an Arrow array."""
+        if label not in self._ids:
+            self._ids[label] = pa.array(list(self._index.get(label, {})), pa.string())
+        return self._ids[label]
+
+    def _set_ids(self, label: str, ids: pa.Array | None, index: dict[str, int] | None) -> None:
+        self._ids.pop(label, None)
+        self._index.pop(label, None)
+        if ids is not None:
+            self._ids[label] = ids
+        if index is not None:
+            self._index[label] = index
 
     def batches(self, step: Callable[[int], None] | None = None) -> Iterator[WriteBatch]:
         batcher = _Batcher()
@@ -200,9 +234,24 @@ class Validation:
             for batch in self._file_batches(f, batcher):
                 yield batch
                 if step:
-                    step(len(batch.rows))
+                    step(len(batch))
 
     def _file_batches(self, f: ImportFile, batcher: _Batcher) -> Iterator[WriteBatch]:
+        done = 0
+        if f.path.suffix == ".csv":
+            try:
+                for b in self._fast(f):
+                    done += len(b)
+                    yield b
+                self.fast_files.append(f.path.name)
+                return
+            except NotFast:
+                if isinstance(f.spec, NodeSpec):
+                    self._set_ids(f.spec.label, None, None)  # the row reader numbers them again
+        yield from self._slow(f, batcher, skip=done)
+
+    def _slow(self, f: ImportFile, batcher: _Batcher, skip: int) -> Iterator[WriteBatch]:
+        """The row reader's pass over ``f``, not yielding its first ``skip`` valid rows."""
         rows = self._nodes(f) if isinstance(f.spec, NodeSpec) else self._rels(f)
         n = 0
         per_product: Counter[str] = Counter()
@@ -210,22 +259,107 @@ class Validation:
             n += 1
             if f.spec.file == "in_category":
                 per_product[row["src"]] += 1
+            if n <= skip:
+                continue
             batch = batcher.add(f.spec, src_label, row)
             if batch is not None:
                 yield batch
         yield from batcher.flush(f.spec)
+        self._counted(f, n, sum(1 for k in per_product.values() if k > 1))
+
+    def _counted(self, f: ImportFile, n: int, several: int) -> None:
         self.report.rows[f.path.name] = n
-        several = sum(1 for k in per_product.values() if k > 1)
         if several:
             self.report.notes.append(
                 f"{f.path.name}: {several:,} product{'s are' if several > 1 else ' is'} in several "
                 "categories; each weighs 1/k in each of its k categories (docs/scoring.md)"
             )
 
+    def _fast(self, f: ImportFile) -> Iterator[WriteBatch]:
+        """The columnar pass over ``f``; raises NotFast where the row reader must decide."""
+        if isinstance(f.spec, NodeSpec):
+            yield from self._fast_nodes(f, f.spec)
+        else:
+            yield from self._fast_rels(f, f.spec)
+
+    def _fast_nodes(self, f: ImportFile, spec: NodeSpec) -> Iterator[WriteBatch]:
+        chunks: list[pa.Array] = []
+        for table in read_tables(f.path, spec):
+            chunks.append(table.column("id").combine_chunks())
+            for i in range(0, table.num_rows, BATCH_ROWS):
+                yield NodeBatch(spec.label, table.slice(i, BATCH_ROWS))
+        ids = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+        if pc.count_distinct(ids).as_py() != len(ids):
+            raise NotFast  # duplicate ids: the row reader names their lines
+        self._set_ids(spec.label, ids, None)
+        self._counted(f, len(ids), 0)
+
+    def _fast_rels(self, f: ImportFile, spec: RelSpec) -> Iterator[WriteBatch]:
+        dst_ids = self.ids(spec.dst)
+        src_ids = {label: self.ids(label) for label in spec.src}
+        ident: list[tuple[pa.Array, pa.Array, pa.Array, pa.Array | None]] = []
+        later: list[pa.Table] = []  # rows with an endpoint not in the folder
+        n = 0
+        srcs: list[pa.Array] = []
+        for table in read_tables(f.path, spec):
+            n += table.num_rows
+            d = pc.index_in(table.column("dst"), value_set=dst_ids)
+            if spec.polymorphic:
+                third = pc.index_in(table.column("src_label"), value_set=pa.array(list(spec.src)))
+                s = pa.nulls(table.num_rows, pa.int32())
+                for k, label in enumerate(spec.src):
+                    at = pc.index_in(table.column("src"), value_set=src_ids[label])
+                    s = pc.if_else(pc.equal(third, k), at, s)
+            else:
+                third = pa.array(np.zeros(table.num_rows, np.int32))
+                s = pc.index_in(table.column("src"), value_set=src_ids[spec.src[0]])
+            ok = pc.and_(pc.is_valid(s), pc.is_valid(d))
+            if not _all(ok):
+                later.append(table.filter(pc.invert(ok)))
+                table = table.filter(ok)
+                s, d, third = s.filter(ok), d.filter(ok), third.filter(ok)
+            key = table.column(spec.key).combine_chunks() if spec.key else None
+            ident.append((_flat(s), _flat(d), _flat(third), key))
+            if spec.file == "in_category":
+                srcs.append(table.column("src").combine_chunks())
+            yield from _rel_batches(spec, table)
+        if later:
+            rest = pa.concat_tables(later)
+            self._in_store(spec, rest)
+            yield from _rel_batches(spec, rest)
+            if spec.file == "in_category":
+                srcs.append(rest.column("src").combine_chunks())
+        if ident and _duplicated(spec, ident):
+            raise NotFast  # the row reader names the lines
+        several = 0
+        if srcs:
+            counts = pc.value_counts(pa.concat_arrays(srcs)).field("counts")
+            several = int(pc.sum(pc.greater(counts, 1)).as_py() or 0)
+        self._counted(f, n, several)
+
+    def _in_store(self, spec: RelSpec, rows: pa.Table) -> None:
+        """Raise NotFast unless every endpoint of ``rows`` missing from the folder is in the
+        store."""
+        wanted: dict[str, set[str]] = {}
+        labels = (
+            rows.column("src_label").to_pylist()
+            if spec.polymorphic
+            else [spec.src[0]] * rows.num_rows
+        )
+        for label, src, dst in zip(
+            labels, rows.column("src").to_pylist(), rows.column("dst").to_pylist(), strict=True
+        ):
+            for v, lab in ((src, label), (dst, spec.dst)):
+                if v not in self.index(lab):
+                    wanted.setdefault(lab, set()).add(v)
+        for label, ids in wanted.items():
+            if self.store.missing_ids(label, sorted(ids)):
+                raise NotFast
+
     def _nodes(self, f: ImportFile) -> Iterator[tuple[str, Row]]:
         spec = f.spec
         assert isinstance(spec, NodeSpec)
-        name, ids = f.path.name, self.index[spec.label]
+        name, ids = f.path.name, self.index(spec.label)
         # one file per label (discover() refuses a second), so ids number this file's rows
         first_lines: list[int] = []
         for line, row in read_rows(f.path, spec, self.log):
@@ -241,11 +375,13 @@ class Validation:
             ids[nid] = len(ids)
             first_lines.append(line)
             yield spec.label, row
+        self._set_ids(spec.label, None, ids)
 
     def _rels(self, f: ImportFile) -> Iterator[tuple[str, Row]]:
         spec = f.spec
         assert isinstance(spec, RelSpec)
-        name, log, index = f.path.name, self.log, self.index
+        name, log = f.path.name, self.log
+        index = {label: self.index(label) for label in (*spec.src, spec.dst)}
         unresolved: list[tuple[int, str, Row]] = []
         ident: tuple[list[int], list[int], list[int]] = ([], [], [])
         lines: list[int] = []
@@ -289,7 +425,7 @@ class Validation:
         wanted: dict[str, set[str]] = {}
         for _, src_label, row in unresolved:
             for col, label in (("src", src_label), ("dst", spec.dst)):
-                if row[col] not in self.index[label]:
+                if row[col] not in self.index(label):
                     wanted.setdefault(label, set()).add(row[col])
         missing = {
             label: self.store.missing_ids(label, sorted(ids)) for label, ids in wanted.items()
@@ -308,6 +444,56 @@ class Validation:
                     ok = False
             if ok:
                 yield src_label, row
+
+
+def _all(mask: pa.Array) -> bool:
+    return bool(pc.all(mask).as_py() is not False)
+
+
+def _flat(a: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+
+
+def _rel_batches(spec: RelSpec, table: pa.Table) -> Iterator[RelBatch]:
+    """``table``'s rows in write batches, one source label each (no ``src_label`` column)."""
+    if spec.polymorphic:
+        parts = [
+            (
+                label,
+                table.filter(pc.equal(table.column("src_label"), label)).drop_columns(
+                    ["src_label"]
+                ),
+            )
+            for label in spec.src
+        ]
+    else:
+        parts = [(spec.src[0], table)]
+    for label, part in parts:
+        for i in range(0, part.num_rows, BATCH_ROWS):
+            yield RelBatch(spec.type, label, part.slice(i, BATCH_ROWS))
+
+
+def _duplicated(
+    spec: RelSpec, ident: list[tuple[pa.Array, pa.Array, pa.Array, pa.Array | None]]
+) -> bool:
+    """True if two rows share source, target (and key): the same identity as the row reader's."""
+    s = np.concatenate([x[0].to_numpy(zero_copy_only=False) for x in ident]).astype(np.int64)
+    d = np.concatenate([x[1].to_numpy(zero_copy_only=False) for x in ident]).astype(np.int64)
+    third = np.concatenate([x[2].to_numpy(zero_copy_only=False) for x in ident]).astype(np.int64)
+    if spec.key:
+        keys = pa.concat_arrays([x[3] for x in ident if x[3] is not None])
+        codes = pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False)
+        third = third + 4 * codes.astype(np.int64)
+    if len(s) < 2:
+        return False
+    # one int64 per row where the three fit (they do up to ~10^6 x 10^6 x 10^6), else a lexsort
+    ns, nd, nt = (int(x.max()) + 1 for x in (s, d, third))
+    if ns * nd * nt < 2**62:
+        one = np.sort((s * nd + d) * nt + third)
+        return bool((one[1:] == one[:-1]).any())
+    order = np.lexsort((third, d, s))
+    srt = np.stack([s[order], d[order], third[order]])
+    return bool((srt[:, 1:] == srt[:, :-1]).all(axis=0).any())
 
 
 @contextlib.contextmanager
@@ -352,7 +538,7 @@ def validate_folder(folder: str | Path, store: GraphStore) -> LoadReport:
     v = Validation(Path(folder), store)
     with paused_gc(), task("validating", estimated_rows(v.files), unit="rows") as shown:
         for b in v.batches():
-            shown.advance(len(b.rows))
+            shown.advance(len(b))
     _raise_if(v.log)
     return v.report
 

@@ -14,7 +14,16 @@ from typing import Any
 from kolmatch.errors import InputProblem
 from kolmatch.graph.model import Field, FieldType, NodeSpec, RelSpec
 
-__all__ = ["MAX_PROBLEMS_PER_FILE", "ProblemLog", "Row", "columns_of", "read_rows"]
+__all__ = [
+    "MAX_FIELD_CHARS",
+    "MAX_PROBLEMS_PER_FILE",
+    "ProblemLog",
+    "Row",
+    "check_header",
+    "columns_of",
+    "fields_of",
+    "read_rows",
+]
 
 #: How many problems one file lists before the rest are only counted.
 MAX_PROBLEMS_PER_FILE = 20
@@ -135,7 +144,8 @@ _EXPECT = {
 }
 
 
-def _fields_of(spec: Spec) -> dict[str, Field]:
+def fields_of(spec: Spec) -> dict[str, Field]:
+    """The typed columns of a spec's import file, by name (ids, source label, properties)."""
     out = (
         {"id": Field("id", FieldType.STR, True)}
         if isinstance(spec, NodeSpec)
@@ -168,7 +178,8 @@ def _decoded_lines(path: Path, name: str, log: ProblemLog) -> Iterator[str]:
                 return
 
 
-def _check_header(header: list[str], spec: Spec, name: str, log: ProblemLog) -> bool:
+def check_header(header: list[str], spec: Spec, name: str, log: ProblemLog) -> bool:
+    """Record in ``log`` what is wrong with a file's header (line 1); True if nothing is."""
     required, optional = columns_of(spec)
     ok = True
     seen: set[str] = set()
@@ -253,7 +264,7 @@ def _csv_converters() -> dict[FieldType, Callable[[str], Any] | None]:
 
 
 def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tuple[int, Row]]:
-    fields = _fields_of(spec)
+    fields = fields_of(spec)
     reader = csv.reader(_decoded_lines(path, name, log), strict=True)
     try:
         header = next(reader, None)
@@ -267,7 +278,7 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
             log.add(name, 0, "", "file is empty (no header line)")
         return
     header = [h.strip() for h in header]
-    if not _check_header(header, spec, name, log):
+    if not check_header(header, spec, name, log):
         return
     width = len(header)
     conv = _csv_converters()
@@ -321,7 +332,7 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
 
 
 def _read_jsonl(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tuple[int, Row]]:
-    fields = _fields_of(spec)
+    fields = fields_of(spec)
     required, optional = columns_of(spec)
     known = set(required) | set(optional)
     any_line = False
@@ -377,7 +388,7 @@ def read_rows(path: Path, spec: Spec, log: ProblemLog) -> Iterator[tuple[int, Ro
         if path.suffix == ".jsonl"
         else _read_csv(path, spec, name, log)
     )
-    if {"start", "end"} <= set(_fields_of(spec)):
+    if {"start", "end"} <= set(fields_of(spec)):
         rows = _windows_in_order(rows, name, log)
     yield from rows
 
