@@ -26,9 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
 from kolmatch.errors import InputError, StoreError
 from kolmatch.graph.model import FieldType, NodeSpec, RelSpec, node_spec, rel_spec
-from kolmatch.graph.store import STORE_FORMAT, NodeBatch, WriteBatch
+from kolmatch.graph.store import STORE_FORMAT, NodeBatch, WriteBatch, arrow_type
 from kolmatch.loaders.load import LoadReport, Validation, paused_gc, progress_bar
 
 __all__ = ["ARGS_FILE", "ImportFiles", "write_import_files"]
@@ -79,26 +83,32 @@ class _Out:
         self.path = path
         # the row's id columns (("id",) or ("src", "dst")), then its properties
         self.columns = [*lead, *(name for name, _ in fields)]
-        self.bools = [len(lead) + i for i, (_, t) in enumerate(fields) if t is FieldType.BOOL]
-        self.fh: IO[str] = path.open("w", encoding="utf-8", newline="")
-        csv.writer(self.fh, lineterminator="\n").writerow(header)
+        self.types = [pa.string()] * len(lead) + [arrow_type(t) for _, t in fields]
+        self.texts = [c for c, t in zip(self.columns, self.types, strict=True) if t == pa.string()]
+        self.fh: IO[bytes] = path.open("wb")
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(header)
+        self.fh.write(buf.getvalue().encode("utf-8"))
         self.rows = 0
         self.multiline = False
 
     def write(self, b: WriteBatch) -> None:
-        # csv writes None as an unquoted empty field (the importer sets no property, as a
-        # transactional load does), ints as digits and floats as their shortest round-trip text
-        cols = [b.column(c) for c in self.columns]
-        for i in self.bools:
-            cols[i] = [None if v is None else ("true" if v else "false") for v in cols[i]]
-        lines = list(zip(*cols, strict=True))
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(lines)
-        text = buf.getvalue()
-        if "\r" in text or text.count("\n") != len(lines):  # a value holds a line break
-            self.multiline = True
-        self.fh.write(text)
-        self.rows += len(lines)
+        # Arrow writes a null as an unquoted empty field (the importer sets no property, as a
+        # transactional load does), text quoted, booleans as true/false, ints as digits and
+        # floats as their shortest round-trip text
+        have = b.table.column_names
+        cols = [
+            b.table.column(c) if c in have else pa.nulls(len(b), t)
+            for c, t in zip(self.columns, self.types, strict=True)
+        ]
+        table = pa.Table.from_arrays(cols, names=self.columns)
+        if not self.multiline:  # a value holds a line break: the importer must be told
+            self.multiline = any(
+                pc.any(pc.match_substring_regex(table.column(c), "[\r\n]")).as_py()
+                for c in self.texts
+            )
+        pacsv.write_csv(table, self.fh, write_options=pacsv.WriteOptions(include_header=False))
+        self.rows += len(b)
 
 
 def _node_out(folder: Path, spec: NodeSpec) -> _Out:

@@ -69,7 +69,7 @@ def test_values_are_written_in_the_importer_s_syntax(tmp_path: Path) -> None:
     r = write_import_files(d, out, uid="u")
     talents = _read(out / "nodes-Talent.csv")
     assert talents[1][:4] == ["t1", 'Say "hi", then go', "12", "0.1"]
-    assert talents[2][:4] == ["t2", "Two", "", "1e-07"]  # empty: no property
+    assert talents[2][:4] == ["t2", "Two", "", "1e-7"]  # empty: no property; Java reads 1e-7
     assert [row[4] for row in _read(out / "nodes-Violation.csv")[1:]] == ["true", "false"]
     assert _read(out / "nodes-Violation.csv")[2][3] == "2025-01-03T04:05:06"
     assert _read(out / "rels-HAS_VIOLATION-Talent.csv")[1:] == [["t1", "x1"], ["t2", "x2"]]
