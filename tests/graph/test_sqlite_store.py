@@ -91,23 +91,30 @@ def test_target_indexes_survive_a_large_load_and_a_rollback(
     tiny_market: Path, sqlite_store: SQLiteStore
 ) -> None:
     before = _indexes(sqlite_store)
-    assert "r_follows_dst" in before
-    load_folder(tiny_market, sqlite_store)  # follows spans several batches: index dropped, rebuilt
+    # only a type read by its target has a target index (a merchant's bookings)
+    assert "r_booked_dst" in before and "r_follows_dst" not in before
+    load_folder(tiny_market, sqlite_store)
     assert _indexes(sqlite_store) == before
-    rows = [{"src": f"u{i}", "dst": "t1"} for i in range(2000)]
+    talent = (tiny_market / "talent.csv").read_text().split("\n")[1].split(",")[0]
+    merchant = (tiny_market / "merchant.csv").read_text().split("\n")[1].split(",")[0]
+    window = {"start": "2027-01-01", "end": "2027-01-02"}
+    rows = [{"src": talent, "dst": merchant, "booking_id": f"b{i}", **window} for i in range(2000)]
 
-    def batches():  # type: ignore[no-untyped-def]
-        for i in range(0, 2000, 500):
-            yield RelBatch.of("FOLLOWS", "User", rows[i : i + 500])
-        raise RuntimeError("killed after the index was dropped")
+    def batches(fail: bool):  # type: ignore[no-untyped-def]
+        for i in range(0, 2000, 500):  # several batches: the index is dropped, then rebuilt
+            yield RelBatch.of("BOOKED", "Talent", rows[i : i + 500])
+        if fail:
+            raise RuntimeError("killed after the index was dropped")
 
     with pytest.raises(RuntimeError):
-        sqlite_store.write(batches())
+        sqlite_store.write(batches(True))
+    assert _indexes(sqlite_store) == before
+    sqlite_store.write(batches(False))
     assert _indexes(sqlite_store) == before
     plan = sqlite_store._db.execute(
-        "EXPLAIN QUERY PLAN SELECT src FROM r_follows WHERE dst = 5"
+        "EXPLAIN QUERY PLAN SELECT src FROM r_booked WHERE dst = 5"
     ).fetchall()
-    assert "r_follows_dst" in str(plan)
+    assert "r_booked_dst" in str(plan)
 
 
 def test_a_store_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
