@@ -24,7 +24,7 @@ from kolmatch.graph.model import Field, FieldType, NodeSpec, RelSpec
 from kolmatch.graph.store import arrow_type
 from kolmatch.loaders.reader import MAX_FIELD_CHARS, ProblemLog, check_header, fields_of
 
-__all__ = ["BLOCK_BYTES", "NotFast", "read_tables"]
+__all__ = ["BLOCK_BYTES", "NotFast", "all_true", "read_tables"]
 
 #: Bytes of CSV parsed per block (one table yielded per block).
 BLOCK_BYTES = 64 << 20
@@ -66,8 +66,14 @@ def _header(path: Path, spec: NodeSpec | RelSpec) -> list[str]:
     return header
 
 
-def _all(mask: pa.Array) -> bool:
-    """True if every non-null value of ``mask`` is true."""
+def all_true(mask: pa.Array | pa.ChunkedArray) -> bool:
+    """True if every non-null value of ``mask`` is true.
+
+    Examples
+    --------
+    >>> all_true(pa.array([True, None])), all_true(pa.array([True, False]))
+    (True, False)
+    """
     return bool(pc.all(mask).as_py() is not False)
 
 
@@ -91,31 +97,31 @@ def _typed(col: pa.Array, name: str, fld: Field) -> pa.Array:
         # of a truncated file reads as; the row reader tells them apart
         if pc.any(pc.match_substring_regex(col, "[\r\n]")).as_py():
             raise NotFast
-        if name in _ID_COLS and not _all(pc.invert(pc.match_substring_regex(col, _EDGE_SPACE))):
+        if name in _ID_COLS and not all_true(pc.invert(pc.match_substring_regex(col, _EDGE_SPACE))):
             raise NotFast
         out = col
     elif t is FieldType.INT:
-        if not _all(pc.match_substring_regex(col, _INT)):
+        if not all_true(pc.match_substring_regex(col, _INT)):
             raise NotFast
         out = pc.cast(col, pa.int64())
     elif t is FieldType.FLOAT:
-        if not _all(pc.match_substring_regex(col, _FLOAT)):
+        if not all_true(pc.match_substring_regex(col, _FLOAT)):
             raise NotFast
         out = pc.cast(col, pa.float64())
-        if not _all(pc.is_finite(out)):
+        if not all_true(pc.is_finite(out)):
             raise NotFast
     elif t is FieldType.BOOL:
         low = pc.utf8_lower(col)
-        if not _all(_among(low, _BOOL)):
+        if not all_true(_among(low, _BOOL)):
             raise NotFast
         out = pc.if_else(pc.is_null(low), pa.scalar(None, pa.bool_()), pc.is_in(low, _TRUE))
     else:  # DATE: plain dates only (a date-time goes to the row reader)
-        if not _all(pc.match_substring_regex(col, _DATE)):
+        if not all_true(pc.match_substring_regex(col, _DATE)):
             raise NotFast
-        if not _all(pc.greater_equal(pc.year(pc.cast(col, pa.date32())), 1)):
+        if not all_true(pc.greater_equal(pc.year(pc.cast(col, pa.date32())), 1)):
             raise NotFast
         out = col
-    if fld.choices and not _all(_among(out, pa.array(list(fld.choices)))):
+    if fld.choices and not all_true(_among(out, pa.array(list(fld.choices)))):
         raise NotFast
     return out.cast(arrow_type(t)) if t is not FieldType.DATE else out
 

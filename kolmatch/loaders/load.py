@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from kolmatch.errors import InputError
 from kolmatch.graph.model import NODE_BY_FILE, NODES, REL_BY_FILE, RELATIONSHIPS, NodeSpec, RelSpec
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch, WriteBatch
-from kolmatch.loaders.columnar import NotFast, read_tables
+from kolmatch.loaders.columnar import NotFast, all_true, read_tables
 from kolmatch.loaders.reader import ProblemLog, Row, read_rows
 from kolmatch.progress import silenced, task
 
@@ -314,7 +314,7 @@ class Validation:
                 third = pa.array(np.zeros(table.num_rows, np.int32))
                 s = pc.index_in(table.column("src"), value_set=src_ids[spec.src[0]])
             ok = pc.and_(pc.is_valid(s), pc.is_valid(d))
-            if not _all(ok):
+            if not all_true(ok):
                 later.append(table.filter(pc.invert(ok)))
                 table = table.filter(ok)
                 s, d, third = s.filter(ok), d.filter(ok), third.filter(ok)
@@ -444,10 +444,6 @@ class Validation:
                     ok = False
             if ok:
                 yield src_label, row
-
-
-def _all(mask: pa.Array) -> bool:
-    return bool(pc.all(mask).as_py() is not False)
 
 
 def _flat(a: pa.Array | pa.ChunkedArray) -> pa.Array:
