@@ -76,8 +76,9 @@ T = TypeVar("T")
 Identity = tuple[str, int]  # (graph id, version): what a cache entry is keyed on
 log = logging.getLogger("kolmatch.engine")
 
-#: Bumped whenever MarketFeatures or its computation changes: old cache files are ignored.
-CACHE_FORMAT = 16
+#: Bumped whenever MarketFeatures or MerchantRankings or their computation changes: old cache
+#: files are ignored (17: rankings keep each entry's score before risk, and how many are valid).
+CACHE_FORMAT = 17
 
 #: Stores whose entries are kept, per kind (features, rankings, calibration): the most
 #: recently used; a store's older versions are dropped when a newer one is cached. An entry is

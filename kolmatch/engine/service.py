@@ -63,7 +63,7 @@ from kolmatch.matching.growth import (
     slot_gmv,
 )
 from kolmatch.matching.incremental import CollaborationWrite
-from kolmatch.matching.score import MerchantRankings
+from kolmatch.matching.score import MerchantRankings, rankings_after_risk
 
 __all__ = ["FOLLOW_POLL_SECONDS", "Collaboration", "EngineService", "Snapshot"]
 
@@ -431,13 +431,22 @@ class EngineService:
                 snap = replace(snap, campaigns=briefs_of(g))
             return snap
         else:
+            # a flag raises some talents' risk only: the lists are patched, not ranked again
+            # (rankings_after_risk; None for anything else, e.g. a resolve)
+            ranked = (
+                rankings_after_risk(prev.rankings, prev.features, f)
+                if prev.rankings is not None
+                else None
+            )
             snap = replace(
                 prev,
                 version=version,
                 features=f,
-                rankings=None,
+                rankings=ranked,
                 violation_ids={str(x) for x in g.node("Violation").ids},
             )
+            if ranked is not None:
+                return snap
         self._rank_later((version, g.identity, f), persist=persist)
         return snap
 

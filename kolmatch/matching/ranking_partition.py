@@ -41,9 +41,12 @@ def ranking_block(part: tuple[int, int], shared: RankingShared) -> MerchantRanki
     scores = np.full((n, depth), -np.inf)
     signals = np.zeros((n, depth, k))
     eligible = np.zeros(n, dtype=np.int64)
+    bases = np.full((n, depth), -np.inf)
     for i, m in enumerate(range(lo, hi)):
-        rank_into(f, m, rows[i], scores[i], signals[i], eligible, i)
-    return MerchantRankings(depth, rows, scores, signals, eligible)
+        rank_into(f, m, rows[i], scores[i], signals[i], eligible, i, bases[i])
+    return MerchantRankings(
+        depth, rows, scores, signals, eligible, bases, np.minimum(eligible, depth)
+    )
 
 
 def partitioned_rankings(
@@ -69,4 +72,6 @@ def partitioned_rankings(
         np.concatenate([b.scores for b in blocks]),
         np.concatenate([b.signals for b in blocks]),
         np.concatenate([b.eligible for b in blocks]),
+        np.concatenate([b.bases for b in blocks]),
+        np.concatenate([b.valid for b in blocks]),
     )

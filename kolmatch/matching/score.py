@@ -44,6 +44,7 @@ __all__ = [
     "rank_into",
     "rank_merchants",
     "ranking_order",
+    "rankings_after_risk",
     "why_not",
 ]
 
@@ -245,8 +246,13 @@ def combine(signals: MerchantSignals, weights: Mapping[str, float] | None = None
     bad = sorted(k for k, v in w.items() if not (math.isfinite(v) and abs(v) <= MAX_WEIGHT))
     if bad:
         raise BadArgument("weights", f"{bad} must be finite numbers within +-{MAX_WEIGHT:g}")
-    s = signals
-    score = (
+    return _combined(signals, w)[1]
+
+
+def _combined(s: MerchantSignals, w: Mapping[str, float]) -> tuple[F64, F64]:
+    """(the score before risk, the score): risk is subtracted last, unstandardised, so a talent
+    whose risk alone changes scores ``base - w_risk * risk`` again, to the bit."""
+    base = (
         w["expected_gmv"] * _z(np.log1p(s.expected_gmv))
         + w["audience_fit"] * _z(s.audience_fit)
         + w["category_fit"] * _z(s.category_fit)
@@ -260,9 +266,9 @@ def combine(signals: MerchantSignals, weights: Mapping[str, float] | None = None
         + w["track_record"] * _z(s.track_record)
         + w["roi"] * _z(np.log1p(s.roi))
         + w["audience_quality"] * _z(s.audience_quality)
-        - w["risk"] * s.risk
     )
-    return np.where(s.excluded, -np.inf, score)
+    score = base - w["risk"] * s.risk
+    return base, np.where(s.excluded, -np.inf, score)
 
 
 def _yuan(x: float, lang: str = "en") -> str:
@@ -483,6 +489,10 @@ class MerchantRankings:
     scores: F64  # (M, depth)
     signals: F64  # (M, depth, len(SIGNALS)) unrounded signal values
     eligible: NDArray[np.int64]  # (M,) talents with a finite score
+    bases: F64  # (M, depth) the scores before risk (see _combined)
+    # (M,) leading entries known to be the merchant's ranking: min(depth, eligible) after a
+    # ranking; fewer once rankings_after_risk dropped talents whose place is past the list
+    valid: NDArray[np.int64]
 
 
 #: Largest weight a signal may be given (signals are z-scores: a larger one only overflows).
@@ -500,18 +510,20 @@ def rank_into(
     signals: F64,
     eligible: NDArray[np.int64],
     at: int,
+    bases: F64,
 ) -> None:
     """Merchant ``m``'s default ranking written into one row of :class:`MerchantRankings`'s
-    arrays (``rows``, ``scores``: (depth,), ``signals``: (depth, K); ``eligible[at]``): the
-    per-merchant arithmetic of :func:`rank_merchants` and of the partitioned batch
-    (kolmatch/matching/ranking_partition.py)."""
+    arrays (``rows``, ``scores``, ``bases``: (depth,), ``signals``: (depth, K);
+    ``eligible[at]``): the per-merchant arithmetic of :func:`rank_merchants` and of the
+    partitioned batch (kolmatch/matching/ranking_partition.py)."""
     s = merchant_signals(f, m)
-    score = combine(s)
+    base, score = _combined(s, DEFAULT_WEIGHTS)
     order = ranking_order(f, score)
     eligible[at] = len(order)
     order = order[: len(rows)]
     rows[: len(order)] = order
     scores[: len(order)] = score[order]
+    bases[: len(order)] = base[order]
     sig = s.as_dict()
     signals[: len(order)] = np.stack([sig[k][order] for k in SIGNALS], axis=1)
 
@@ -533,9 +545,10 @@ def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
     scores = np.full((M, depth), -np.inf)
     signals = np.zeros((M, depth, K))
     eligible = np.zeros(M, dtype=np.int64)
+    bases = np.full((M, depth), -np.inf)
 
     def one(m: int) -> None:
-        rank_into(f, m, rows[m], scores[m], signals[m], eligible, m)
+        rank_into(f, m, rows[m], scores[m], signals[m], eligible, m, bases[m])
         shown.advance()
 
     with (
@@ -543,7 +556,90 @@ def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
         ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
     ):
         list(pool.map(one, range(M), chunksize=16))
-    return MerchantRankings(depth, rows, scores, signals, eligible)
+    return MerchantRankings(
+        depth, rows, scores, signals, eligible, bases, np.minimum(eligible, depth)
+    )
+
+
+def rankings_after_risk(
+    r: MerchantRankings, before: MarketFeatures, after: MarketFeatures
+) -> MerchantRankings | None:
+    """``r``, the rankings of ``before``, as rankings of ``after`` when all that changed is some
+    talents' risk rising (a violation flagged); None when anything else moved.
+
+    Risk enters a score last and unstandardised (``base - w_risk * risk``), so a talent whose
+    risk rose scores ``base - w_risk * new`` with the base its list entry kept, to the bit, and
+    no other talent's score moves. A merchant's list is re-sorted; a talent now excluded, or
+    now below the list's last entry (its place is past the list, among talents not kept), is
+    dropped, and :attr:`MerchantRankings.valid` counts what is left, the exact top of the
+    merchant's ranking (:func:`match_merchant` ranks live past it). Merchants whose list holds
+    no such talent keep theirs. Cost: one pass over the (M, depth) rows, then the lists that
+    hold a changed talent; against a ranking of every merchant (minutes at m).
+
+    Parameters
+    ----------
+    r
+        Rankings of ``before`` (:func:`rank_merchants`).
+    before, after
+        Features of two graph versions that differ only in compliance
+        (:func:`~kolmatch.matching.features.refresh_risk`).
+
+    Returns
+    -------
+    MerchantRankings or None
+        None if a talent's risk fell, its active share changed (a standardised signal: every
+        score of a merchant moves), or the talents differ: rank anew.
+    """
+    if not np.array_equal(before.talent_ids, after.talent_ids):
+        return None
+    if not np.array_equal(before.talent_active_share, after.talent_active_share, equal_nan=True):
+        return None
+    old, new = before.talent_risk, after.talent_risk
+    if (new < old).any() or np.isnan(new).any():
+        return None
+    changed = np.nonzero(new != old)[0]
+    if not len(changed):
+        return r
+    w, k_risk = DEFAULT_WEIGHTS["risk"], SIGNALS.index("risk")
+    newly_out = int(((old < 1.0) & (new >= 1.0)).sum())
+    rows, scores, bases, signals = r.rows.copy(), r.scores.copy(), r.bases.copy(), r.signals.copy()
+    valid = r.valid.copy()
+    eligible = np.maximum(r.eligible - newly_out, 0)
+    followers = np.nan_to_num(after.talent_followers, nan=0.0)
+    ids = after.talent_ids
+    for m in np.nonzero(np.isin(r.rows, changed).any(axis=1))[0]:
+        n = int(valid[m])
+        complete = n >= int(r.eligible[m])  # no talent past the list: nothing unknown
+        ent, sc = rows[m, :n].copy(), scores[m, :n].copy()
+        bs, sg = bases[m, :n].copy(), signals[m, :n].copy()
+        last = (-float(sc[-1]), -float(followers[ent[-1]]), str(ids[ent[-1]]))
+        keep = np.ones(n, dtype=bool)
+        for j in np.nonzero(np.isin(ent, changed))[0]:
+            t = int(ent[j])
+            if new[t] >= 1.0:
+                keep[j] = False  # excluded
+                continue
+            sc[j] = bs[j] - w * new[t]
+            sg[j, k_risk] = new[t]
+            if not complete and (-float(sc[j]), -float(followers[t]), str(ids[t])) > last:
+                keep[j] = False  # its place is past the list
+        ent, sc, bs, sg = ent[keep], sc[keep], bs[keep], sg[keep]
+        order = np.lexsort((ids[ent], -followers[ent], -sc))
+        k = len(order)
+        rows[m] = -1
+        scores[m] = -np.inf
+        bases[m] = -np.inf
+        signals[m] = 0.0
+        rows[m, :k], scores[m, :k], bases[m, :k], signals[m, :k] = (
+            ent[order],
+            sc[order],
+            bs[order],
+            sg[order],
+        )
+        valid[m] = k
+    return MerchantRankings(
+        r.depth, rows, scores, signals, eligible, bases, np.minimum(valid, eligible)
+    )
 
 
 def _check_budget(budget: float | None) -> None:
@@ -618,7 +714,8 @@ def match_merchant(
         (None where it states none).
     rankings
         Precomputed default rankings (:func:`rank_merchants`): used when no weights, campaign
-        or budget are given and ``top`` is within their depth; the result is the same.
+        or budget are given and ``top`` is within the entries known to be the merchant's
+        (:attr:`MerchantRankings.valid`); the result is the same.
     lang
         The evidence's language, one of :data:`kolmatch.i18n.LANGS`; nothing else depends
         on it.
@@ -643,6 +740,7 @@ def match_merchant(
         and campaign is None
         and budget is None
         and top <= rankings.depth
+        and (top <= rankings.valid[i] or rankings.valid[i] >= rankings.eligible[i])
     ):
         n = min(top, int(rankings.eligible[i]))
         sig = [dict(zip(SIGNALS, rankings.signals[i, r].tolist(), strict=True)) for r in range(n)]

@@ -254,3 +254,47 @@ def test_ranking_every_merchant_counts_merchants(tiny_features: MarketFeatures) 
     done = [int(c.group(1)) for c in counts if c]
     assert done and all(1 <= k <= M for k in done), lines
     assert lines[-1].startswith(f"ranking {M} merchants: done {M} merchants in")
+
+
+def test_rankings_after_a_risk_rise_are_a_fresh_rankings_top(s_features: MarketFeatures) -> None:
+    from dataclasses import replace
+
+    from kolmatch.matching.score import rankings_after_risk
+
+    f, depth = s_features, 30
+    r = rank_merchants(f, depth=depth)
+    listed = np.bincount(r.rows[r.rows >= 0], minlength=len(f.talent_ids))
+    by_lists = np.argsort(-listed, kind="stable")
+    out_t, worse_t, mid_t = by_lists[0], by_lists[1], by_lists[40]  # in many lists, and fewer
+    risk = f.talent_risk.copy()
+    risk[out_t] = 1.0  # excluded: out of every list
+    risk[worse_t] = min(risk[worse_t] + 0.6, 0.99)  # down the lists, past the end of some
+    risk[mid_t] = min(risk[mid_t] + 0.05, 0.99)
+    after = replace(f, talent_risk=risk)
+    got = rankings_after_risk(r, f, after)
+    fresh = rank_merchants(after, depth=depth)
+    assert got is not None
+    assert (got.valid < depth).any() and (got.valid == depth).any()
+    assert np.array_equal(got.eligible, fresh.eligible)
+    for m in range(len(f.merchant_ids)):
+        v = int(got.valid[m])
+        assert v >= depth - 2  # at most the two talents whose score fell left the list
+        for mine, theirs in (
+            (got.rows, fresh.rows),
+            (got.scores, fresh.scores),
+            (got.bases, fresh.bases),
+            (got.signals, fresh.signals),
+        ):
+            assert np.array_equal(mine[m, :v], theirs[m, :v]), m  # to the bit
+    short = [str(f.merchant_ids[m]) for m in np.nonzero(got.valid < depth)[0][:3]]
+    for m in [*short, "m0", "m123"]:
+        for top in (1, 20, depth):  # past the valid entries: ranked live, the same list
+            assert match_merchant(after, m, top=top, rankings=got) == match_merchant(
+                after, m, top=top
+            )
+    # a fall in risk, or a change of a standardised signal, moves other scores: rank anew
+    assert rankings_after_risk(got, after, f) is None
+    share = f.talent_active_share.copy()
+    share[mid_t] *= 0.5
+    assert rankings_after_risk(r, f, replace(after, talent_active_share=share)) is None
+    assert rankings_after_risk(r, f, f) is r
