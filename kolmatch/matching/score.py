@@ -573,8 +573,9 @@ def rankings_after_risk(
     now below the list's last entry (its place is past the list, among talents not kept), is
     dropped, and :attr:`MerchantRankings.valid` counts what is left, the exact top of the
     merchant's ranking (:func:`match_merchant` ranks live past it). Merchants whose list holds
-    no such talent keep theirs. Cost: one pass over the (M, depth) rows, then the lists that
-    hold a changed talent; against a ranking of every merchant (minutes at m).
+    no such talent keep theirs. Cost: array passes over the (M, depth) rows and the lists that
+    hold a changed talent, re-sorted in one lexsort; against a ranking of every merchant
+    (minutes at m).
 
     Parameters
     ----------
@@ -607,36 +608,43 @@ def rankings_after_risk(
     eligible = np.maximum(r.eligible - newly_out, 0)
     followers = np.nan_to_num(after.talent_followers, nan=0.0)
     ids = after.talent_ids
-    for m in np.nonzero(np.isin(r.rows, changed).any(axis=1))[0]:
-        n = int(valid[m])
-        complete = n >= int(r.eligible[m])  # no talent past the list: nothing unknown
-        ent, sc = rows[m, :n].copy(), scores[m, :n].copy()
-        bs, sg = bases[m, :n].copy(), signals[m, :n].copy()
-        last = (-float(sc[-1]), -float(followers[ent[-1]]), str(ids[ent[-1]]))
-        keep = np.ones(n, dtype=bool)
-        for j in np.nonzero(np.isin(ent, changed))[0]:
-            t = int(ent[j])
-            if new[t] >= 1.0:
-                keep[j] = False  # excluded
-                continue
-            sc[j] = bs[j] - w * new[t]
-            sg[j, k_risk] = new[t]
-            if not complete and (-float(sc[j]), -float(followers[t]), str(ids[t])) > last:
-                keep[j] = False  # its place is past the list
-        ent, sc, bs, sg = ent[keep], sc[keep], bs[keep], sg[keep]
-        order = np.lexsort((ids[ent], -followers[ent], -sc))
-        k = len(order)
-        rows[m] = -1
-        scores[m] = -np.inf
-        bases[m] = -np.inf
-        signals[m] = 0.0
-        rows[m, :k], scores[m, :k], bases[m, :k], signals[m, :k] = (
-            ent[order],
-            sc[order],
-            bs[order],
-            sg[order],
+    hit = np.nonzero(np.isin(r.rows, changed).any(axis=1))[0]  # lists holding such a talent
+    if len(hit):
+        h, depth = len(hit), r.depth
+        id_rank = np.empty(len(ids), dtype=np.int64)
+        id_rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+        ent, sc, bs, sg = rows[hit], scores[hit], bases[hit], signals[hit]
+        n = valid[hit]
+        listed = np.arange(depth)[None, :] < n[:, None]
+        t = np.maximum(ent, 0)
+        mine = listed & np.isin(ent, changed)
+        out = mine & (new[t] >= 1.0)  # excluded
+        moved = mine & ~out
+        sc = np.where(moved, bs - w * new[t], sc)
+        sg[..., k_risk] = np.where(moved, new[t], sg[..., k_risk])
+        # the last entry's key before the change: a talent now ranked after it may have been
+        # overtaken by one past the list, unless the list held every eligible talent
+        last = t[np.arange(h), np.maximum(n - 1, 0)][:, None]
+        ls, lf, lr = (
+            scores[hit][np.arange(h), np.maximum(n - 1, 0)][:, None],
+            followers[last],
+            id_rank[last],
         )
-        valid[m] = k
+        fol, idr = followers[t], id_rank[t]
+        after_last = (sc < ls) | ((sc == ls) & ((fol < lf) | ((fol == lf) & (idr > lr))))
+        past = moved & ~(n >= r.eligible[hit])[:, None] & after_last
+        keep = listed & ~out & ~past
+        # each list re-sorted by (score, followers, id), the dropped after the kept
+        line = np.repeat(np.arange(h), depth)
+        order = np.lexsort((idr.ravel(), -fol.ravel(), -sc.ravel(), ~keep.ravel(), line))
+        k = keep.sum(axis=1)
+        tail = np.arange(depth)[None, :] >= k[:, None]
+        rows[hit] = np.where(tail, -1, ent.ravel()[order].reshape(h, depth))
+        scores[hit] = np.where(tail, -np.inf, sc.ravel()[order].reshape(h, depth))
+        bases[hit] = np.where(tail, -np.inf, bs.ravel()[order].reshape(h, depth))
+        sg = sg.reshape(h * depth, -1)[order].reshape(h, depth, -1)
+        signals[hit] = np.where(tail[..., None], 0.0, sg)
+        valid[hit] = k
     return MerchantRankings(
         r.depth, rows, scores, signals, eligible, bases, np.minimum(valid, eligible)
     )
