@@ -63,7 +63,7 @@ from kolmatch.matching.growth import (
     slot_gmv,
 )
 from kolmatch.matching.incremental import CollaborationWrite
-from kolmatch.matching.score import MerchantRankings, rankings_after_risk
+from kolmatch.matching.score import MerchantRankings, rankings_after_risk, rankings_worn
 
 __all__ = ["FOLLOW_POLL_SECONDS", "Collaboration", "EngineService", "Snapshot"]
 
@@ -446,6 +446,8 @@ class EngineService:
                 violation_ids={str(x) for x in g.node("Violation").ids},
             )
             if ranked is not None:
+                if rankings_worn(ranked):  # served patched meanwhile, ranked again behind
+                    self._rank_later((version, g.identity, f), persist=persist)
                 return snap
         self._rank_later((version, g.identity, f), persist=persist)
         return snap
@@ -485,7 +487,9 @@ class EngineService:
                     continue
                 with self._snapshot_lock:
                     snap = self._snapshot
-                    if snap.version == version and snap.rankings is None:
+                    if snap.version == version and (
+                        snap.rankings is None or rankings_worn(snap.rankings)
+                    ):
                         self._snapshot = replace(snap, rankings=r)
 
         self._ranker = threading.Thread(target=_quietly(run), name="kolmatch-rank", daemon=True)

@@ -32,6 +32,7 @@ from kolmatch.policy import (
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "RERANK_BELOW_SHARE",
     "SIGNALS",
     "WHY_REASONS",
     "Match",
@@ -45,6 +46,7 @@ __all__ = [
     "rank_merchants",
     "ranking_order",
     "rankings_after_risk",
+    "rankings_worn",
     "why_not",
 ]
 
@@ -559,6 +561,28 @@ def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
     return MerchantRankings(
         depth, rows, scores, signals, eligible, bases, np.minimum(eligible, depth)
     )
+
+
+#: Patched lists (:func:`rankings_after_risk`) are ranked again, in the background, once a
+#: merchant's exact entries fall below this share of what a fresh ranking holds: past them its
+#: match lists are ranked live, per request.
+RERANK_BELOW_SHARE = 0.5
+
+
+def rankings_worn(r: MerchantRankings, share: float = RERANK_BELOW_SHARE) -> bool:
+    """Whether some merchant's list holds fewer exact entries than ``share`` of a fresh one's.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> z = np.zeros((2, 4))
+    >>> r = MerchantRankings(4, z.astype(int), z, z[..., None], np.array([9, 3]), z,
+    ...                      np.array([4, 3]))
+    >>> rankings_worn(r), rankings_worn(replace(r, valid=np.array([1, 3])))
+    (False, True)
+    """
+    full = np.minimum(r.eligible, r.depth)
+    return bool((r.valid < share * full).any())
 
 
 def rankings_after_risk(

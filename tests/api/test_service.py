@@ -300,3 +300,22 @@ def test_a_write_serves_at_once_and_ranks_in_the_background(service: Any) -> Non
     assert service.health()["ranked"] is True
     looked_up = match_merchant(ranked.features, m, top=30, rankings=ranked.rankings)
     assert [(x.talent, x.score) for x in live] == [(x.talent, x.score) for x in looked_up]
+
+
+def test_worn_patched_lists_are_ranked_again_behind(
+    service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once patched lists hold too few exact entries, a full ranking follows in the background
+    and replaces them; the patched ones serve meanwhile."""
+    import kolmatch.engine.service as service_module
+
+    service.wait_ranked()
+    monkeypatch.setattr(service_module, "rankings_worn", lambda r: True)
+    snap = _flag_minor(service, "x-worn", _top_talent(service))
+    assert snap.rankings is not None  # patched, served at once
+    deadline = time.monotonic() + 120
+    while service.snapshot.rankings is snap.rankings and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fresh = service.snapshot.rankings
+    assert fresh is not snap.rankings and service.snapshot.version == snap.version
+    _assert_same(fresh, rank_merchants(_full(service.store)))
