@@ -658,16 +658,38 @@ def rankings_after_risk(
         after_last = (sc < ls) | ((sc == ls) & ((fol < lf) | ((fol == lf) & (idr > lr))))
         past = moved & ~(n >= r.eligible[hit])[:, None] & after_last
         keep = listed & ~out & ~past
-        # each list re-sorted by (score, followers, id), the dropped after the kept
-        line = np.repeat(np.arange(h), depth)
-        order = np.lexsort((idr.ravel(), -fol.ravel(), -sc.ravel(), ~keep.ravel(), line))
+        # Each list re-sorted by (score, followers, id), the dropped after the kept, without
+        # sorting what did not move: the kept entries that did not move stay in order; a moved
+        # one goes before the first of them it now beats (ties among moved by their own keys).
+        still = keep & ~moved
+        rank_still = np.cumsum(still, axis=1) - 1  # place among the unmoved kept
+        went = np.nonzero(keep & moved)  # (line, position) of the moved kept entries
+        key = np.where(still, rank_still * (depth + 2) + depth + 1, np.iinfo(np.int64).max)
+        if len(went[0]):
+            li, pj = went
+            s_, f_, i_ = sc[li, pj][:, None], fol[li, pj][:, None], idr[li, pj][:, None]
+            s_u, f_u, i_u = sc[li], fol[li], idr[li]
+            beaten = still[li] & (
+                (s_u > s_) | ((s_u == s_) & ((f_u > f_) | ((f_u == f_) & (i_u < i_))))
+            )
+            gap = beaten.sum(axis=1)  # unmoved kept entries ahead of it
+            among = np.lexsort((i_[:, 0], -f_[:, 0], -s_[:, 0], gap, li))
+            nth = np.empty(len(li), dtype=np.int64)  # order among the moved in the same gap
+            first = np.r_[
+                True, (li[among][1:] != li[among][:-1]) | (gap[among][1:] != gap[among][:-1])
+            ]
+            starts = np.maximum.accumulate(np.where(first, np.arange(len(li)), 0))
+            nth[among] = np.arange(len(li)) - starts
+            key[li, pj] = gap * (depth + 2) + nth
+        order = np.argsort(key, axis=1, kind="stable")
         k = keep.sum(axis=1)
         tail = np.arange(depth)[None, :] >= k[:, None]
-        rows[hit] = np.where(tail, -1, ent.ravel()[order].reshape(h, depth))
-        scores[hit] = np.where(tail, -np.inf, sc.ravel()[order].reshape(h, depth))
-        bases[hit] = np.where(tail, -np.inf, bs.ravel()[order].reshape(h, depth))
-        sg = sg.reshape(h * depth, -1)[order].reshape(h, depth, -1)
-        signals[hit] = np.where(tail[..., None], 0.0, sg)
+        rows[hit] = np.where(tail, -1, np.take_along_axis(ent, order, axis=1))
+        scores[hit] = np.where(tail, -np.inf, np.take_along_axis(sc, order, axis=1))
+        bases[hit] = np.where(tail, -np.inf, np.take_along_axis(bs, order, axis=1))
+        sg = np.take_along_axis(sg, order[..., None], axis=1)
+        sg[tail] = 0.0
+        signals[hit] = sg
         valid[hit] = k
     return MerchantRankings(
         r.depth, rows, scores, signals, eligible, bases, np.minimum(valid, eligible)

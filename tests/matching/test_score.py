@@ -298,3 +298,28 @@ def test_rankings_after_a_risk_rise_are_a_fresh_rankings_top(s_features: MarketF
     share[mid_t] *= 0.5
     assert rankings_after_risk(r, f, replace(after, talent_active_share=share)) is None
     assert rankings_after_risk(r, f, f) is r
+
+
+def test_rankings_after_many_risks_rise_at_once(s_features: MarketFeatures) -> None:
+    """Several talents of one list moving at once (a merchant flagged: all its promoters'
+    risk rises), some landing between the same two entries: still a fresh ranking's top."""
+    from dataclasses import replace
+
+    from kolmatch.matching.score import rankings_after_risk
+
+    f, depth = s_features, 30
+    r = rank_merchants(f, depth=depth)
+    rng = np.random.default_rng(7)
+    listed = np.unique(r.rows[r.rows >= 0])
+    moved = rng.choice(listed, size=min(60, len(listed)), replace=False)
+    risk = f.talent_risk.copy()
+    risk[moved] = np.minimum(risk[moved] + rng.choice([0.01, 0.05, 0.2, 2.0], len(moved)), 1.0)
+    after = replace(f, talent_risk=risk)
+    got = rankings_after_risk(r, f, after)
+    fresh = rank_merchants(after, depth=depth)
+    assert got is not None and np.array_equal(got.eligible, fresh.eligible)
+    for m in range(len(f.merchant_ids)):
+        v = int(got.valid[m])
+        for name in ("rows", "scores", "bases", "signals"):
+            assert np.array_equal(getattr(got, name)[m, :v], getattr(fresh, name)[m, :v]), m
+    assert (got.valid < depth).any()
