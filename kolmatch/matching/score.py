@@ -598,8 +598,8 @@ def rankings_after_risk(
     dropped, and :attr:`MerchantRankings.valid` counts what is left, the exact top of the
     merchant's ranking (:func:`match_merchant` ranks live past it). Merchants whose list holds
     no such talent keep theirs. Cost: array passes over the (M, depth) rows and the lists that
-    hold a changed talent, re-sorted in one lexsort; against a ranking of every merchant
-    (minutes at m).
+    hold a changed talent (what did not move is not sorted again): 0.2-0.6 s at m for a talent
+    in every list, against a ranking of every merchant (minutes at m).
 
     Parameters
     ----------
