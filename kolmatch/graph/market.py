@@ -140,7 +140,8 @@ FEATURES_READ = _spec(
     },
     [
         ("IN_CATEGORY", "Product", None),
-        ("ENGAGED_WITH", "User", None),
+        # watch time is not a signal (yet): 63 MiB at m not read
+        ("ENGAGED_WITH", "User", ("views", "likes", "comments", "shares", "last")),
         ("PUBLISHED", "Talent", None),
         ("FEATURES", "Content", None),
         ("PROMOTED", "Talent", None),

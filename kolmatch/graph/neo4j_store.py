@@ -499,6 +499,11 @@ class Neo4jStore:
                 return
             yield chunk
 
+    def edge_keys(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
+        # node_rows gives no keys here: Neo4j's internal ids are deprecated and not stable
+        # across a store's life, so endpoints travel as ids (edge_rows)
+        raise StoreError(f"{self.uri}: Neo4j nodes have no integer keys: read edge_rows")
+
     def clear(self) -> None:
         """Delete every node and relationship (tests and benchmarks), in batches."""
 

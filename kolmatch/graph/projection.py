@@ -7,6 +7,7 @@ row indices of its endpoints in those orders.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -63,6 +64,9 @@ class NodeTable:
     label: str
     ids: NDArray[np.str_]
     columns: dict[str, NDArray[Any]]
+    #: Row of each of the store's integer node keys (:attr:`NodeRows.keys`; -1 for a key
+    #: that is no node of this table), where the store has keys; else None.
+    key_rows: NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -95,10 +99,40 @@ class EdgeList:
         return len(self.src)
 
 
-def _column(values: list[Any], ftype: FieldType) -> NDArray[Any]:
+def _column(
+    values: Sequence[Any] | NDArray[Any],
+    ftype: FieldType,
+    *,
+    unique: bool = False,
+    seen: dict[Any, Any] | None = None,
+) -> NDArray[Any]:
     if ftype in (FieldType.INT, FieldType.FLOAT, FieldType.BOOL):
-        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    return np.array(values, dtype=object)
+        # None reads as NaN
+        return np.asarray(values, dtype=np.float64)
+    if unique:  # a key: every value differs, nothing to share
+        return np.array(values, dtype=object)
+    # text: one object per distinct value (a million engagements' dates are a few hundred
+    # strings: the m market's ENGAGED_WITH.last held 529 MiB as one string per row, 66 here),
+    # shared by the chunks of a read (``seen``: a chunk's own copies are freed with it rather
+    # than each pinning the allocator's pages the chunk's rows were in)
+    seen = {} if seen is None else seen
+    out = np.empty(len(values), dtype=object)
+    out[:] = [seen.setdefault(v, v) for v in values]
+    return out
+
+
+def _key_rows(keys: NDArray[np.int64], order: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Row (in id order) of each integer key; -1 where a key is no node."""
+    out = np.full(int(keys.max()) + 1 if len(keys) else 0, -1, dtype=np.int64)
+    out[keys[order]] = np.arange(len(order))
+    return out
+
+
+def _rows_of(key_rows: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    # a key past the table (a node written after the table was read) is -1, as an unknown id
+    # is: read_market then sees the version move and reads again
+    inside = (keys >= 0) & (keys < len(key_rows))
+    return np.where(inside, key_rows[np.where(inside, keys, 0)] if len(key_rows) else -1, -1)
 
 
 def node_table(store: GraphStore, label: str, fields: tuple[str, ...] | None = None) -> NodeTable:
@@ -120,7 +154,8 @@ def node_table(store: GraphStore, label: str, fields: tuple[str, ...] | None = N
     ids = np.array(rows.ids, dtype=str)
     order = np.argsort(ids, kind="stable")
     cols = {f: _column(rows.columns[f], types[f])[order] for f in fields}
-    return NodeTable(label, ids[order], cols)
+    keys = None if rows.keys is None else _key_rows(np.asarray(rows.keys, np.int64), order)
+    return NodeTable(label, ids[order], cols, keys)
 
 
 def edge_list(
@@ -138,6 +173,7 @@ def edge_list(
     """
     spec = rel_spec(rel_type)
     fields = spec.field_names if fields is None else fields
+    asked = fields
     if spec.key and spec.key not in fields:
         # the key orders relationships between the same pair: without it two stores may list
         # two purchases of one user and product in different orders (found by the store
@@ -147,19 +183,41 @@ def edge_list(
     s_parts: list[NDArray[np.int64]] = []
     d_parts: list[NDArray[np.int64]] = []
     c_parts: dict[str, list[NDArray[Any]]] = {f: [] for f in fields}
-    for chunk in store.edge_rows(rel_type, src.label, fields):
-        s_parts.append(src.indices_of(chunk.src))
-        d_parts.append(dst.indices_of(chunk.dst))
-        for f in fields:
-            c_parts[f].append(_column(chunk.columns[f], types[f]))
+    seen: dict[str, dict[Any, Any]] = {f: {} for f in fields}
+    if src.key_rows is not None and dst.key_rows is not None:
+        for chunk in store.edge_keys(rel_type, src.label, fields):
+            s_parts.append(_rows_of(src.key_rows, np.asarray(chunk.src, np.int64)))
+            d_parts.append(_rows_of(dst.key_rows, np.asarray(chunk.dst, np.int64)))
+            for f in fields:
+                c_parts[f].append(
+                    _column(chunk.columns[f], types[f], unique=f == spec.key, seen=seen[f])
+                )
+    else:
+        for chunk in store.edge_rows(rel_type, src.label, fields):
+            s_parts.append(src.indices_of(np.asarray(chunk.src, dtype=str)))
+            d_parts.append(dst.indices_of(np.asarray(chunk.dst, dtype=str)))
+            for f in fields:
+                c_parts[f].append(
+                    _column(chunk.columns[f], types[f], unique=f == spec.key, seen=seen[f])
+                )
     s = np.concatenate(s_parts) if s_parts else np.zeros(0, np.int64)
     d = np.concatenate(d_parts) if d_parts else np.zeros(0, np.int64)
+    del s_parts, d_parts
     cols = {f: (np.concatenate(c_parts[f]) if c_parts[f] else np.zeros(0)) for f in fields}
-    keys: list[NDArray[Any]] = []
-    if spec.key and spec.key in cols:
-        keys.append(cols[spec.key].astype(str))
-    order = np.lexsort([*keys, d, s]) if len(s) else np.zeros(0, np.int64)
-    return EdgeList(rel_type, src.label, s[order], d[order], {f: c[order] for f, c in cols.items()})
+    del c_parts
+    # one int64 per pair (rows are -1 or below the table's length): a sort, not a lexsort
+    pair = (s + 1) * (len(dst) + 1) + (d + 1)
+    order = np.argsort(pair, kind="stable")
+    if spec.key and len(s):
+        # the few pairs related more than once (a user buying one product twice) are ordered
+        # by key among themselves; sorting every row by its text key cost seconds at m
+        p = pair[order]
+        twice = np.flatnonzero(p[1:] == p[:-1])
+        at = np.union1d(twice, twice + 1)
+        if len(at):
+            sub = order[at]
+            order[at] = sub[np.lexsort([cols[spec.key][sub].astype(str), p[at]])]
+    return EdgeList(rel_type, src.label, s[order], d[order], {f: cols[f][order] for f in asked})
 
 
 def to_csr(edges: EdgeList, shape: tuple[int, int], weight: str | None = None) -> sp.csr_matrix:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import numpy as np
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from kolmatch.graph.model import Field, FieldType, node_spec, rel_spec
 
@@ -119,19 +121,31 @@ WriteBatch = NodeBatch | RelBatch
 
 @dataclass(frozen=True)
 class NodeRows:
-    """All nodes of a label, in the store's order: ids and property columns."""
+    """All nodes of a label, in the store's order: ids and property columns.
+
+    ``keys``: the store's own integer key of each node, where it has one (SQLite's row id):
+    :meth:`GraphStore.edge_keys` names endpoints by them, which spares reading and matching
+    every endpoint's text id (the m market's 20M relationships: see docs/scale.md). None
+    where the store has no such keys (Neo4j: read :meth:`GraphStore.edge_rows`).
+    """
 
     ids: list[str]
     columns: dict[str, list[Any]]
+    keys: NDArray[np.int64] | None = None
 
 
 @dataclass(frozen=True)
 class EdgeRows:
-    """All relationships of a type from one source label: endpoint ids and property columns."""
+    """Relationships of a type from one source label: endpoints and property columns.
 
-    src: list[str]
-    dst: list[str]
-    columns: dict[str, list[Any]]
+    From :meth:`GraphStore.edge_rows`, endpoints are node ids; from
+    :meth:`GraphStore.edge_keys`, integer arrays of the endpoints' :attr:`NodeRows.keys`, and
+    columns may be numpy arrays already (numbers as float64 with NaN where unset).
+    """
+
+    src: Sequence[str] | NDArray[np.int64]
+    dst: Sequence[str] | NDArray[np.int64]
+    columns: Mapping[str, Sequence[Any] | NDArray[Any]]
 
 
 @runtime_checkable
@@ -189,6 +203,11 @@ class GraphStore(Protocol):
 
     def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         """Every relationship of ``rel_type`` from ``src_label`` nodes, in chunks."""
+
+    def edge_keys(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
+        """As :meth:`edge_rows`, endpoints as the integer keys :meth:`node_rows` gives
+        (:attr:`NodeRows.keys`); only for a store whose ``node_rows`` gives keys (else
+        :class:`~kolmatch.errors.StoreError`)."""
 
     def book(self, bookings: Sequence[Booking]) -> list[str]:
         """Record bookings all or nothing, checked against capacity and competitors' bookings

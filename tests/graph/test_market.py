@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,10 @@ from kolmatch.graph.market import (
     ReadSpec,
     read_market,
 )
-from kolmatch.graph.model import NODES
+from kolmatch.graph.model import NODES, rel_spec
 from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.sqlite_store import SQLiteStore
-from kolmatch.graph.store import NodeBatch
+from kolmatch.graph.store import EdgeRows, NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import build_features
 from tests.conftest import WritesWhileRead
@@ -54,6 +55,69 @@ def test_read_equals_the_projections_and_names_what_it_lacks(
         small.edge("ENGAGED_WITH", "User")
     with pytest.raises(StoreError, match="without Content nodes"):
         small.node("Content")
+
+
+class _Reversed:
+    """A store that yields its relationships in the reverse of SQLite's order."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def edge_keys(self, rel_type: str, src_label: str, fields: Any) -> Any:
+        chunks = list(self.store.edge_keys(rel_type, src_label, fields))[::-1]
+        for c in chunks:
+            cols = {f: v[::-1] for f, v in c.columns.items()}
+            yield EdgeRows(c.src[::-1], c.dst[::-1], cols)
+
+
+def test_reading_by_store_keys_equals_reading_by_ids(
+    tiny_market: Path, sqlite_store: SQLiteStore
+) -> None:
+    """SQLite's edges read by row ids (no join, no text ids) give the graph the ids give."""
+    load_folder(tiny_market, sqlite_store)
+    user, product = "u1", node_table(sqlite_store, "Product").ids[3]
+    bought = [  # one pair bought twice, written against its keys' order
+        {"src": user, "dst": product, "order_id": k, "amount": 1.0, "time": t}
+        for k, t in (("o-zz", "2026-01-09"), ("o-aa", "2026-01-01"))
+    ]
+    sqlite_store.write([RelBatch.of("PURCHASED", "User", bought)])
+    keyed = read_market(_Reversed(sqlite_store), FULL_READ)  # type: ignore[arg-type]
+    assert all(t.key_rows is not None for t in keyed.nodes.values())
+    by_ids = {label: dataclasses.replace(t, key_rows=None) for label, t in keyed.nodes.items()}
+    for (rel, src), fields in FULL_READ.edges.items():
+        b = edge_list(sqlite_store, rel, by_ids[src], by_ids[rel_spec(rel).dst], fields)
+        a = keyed.edge(rel, src)
+        assert np.array_equal(a.src, b.src) and np.array_equal(a.dst, b.dst), rel
+        asked = rel_spec(rel).field_names if fields is None else fields
+        assert set(a.columns) == set(b.columns) == set(asked)
+        for col, va in a.columns.items():
+            assert [str(x) for x in va] == [str(x) for x in b.columns[col]], (rel, col)
+    p = keyed.edge("PURCHASED", "User")
+    pair = (p.src == keyed.node("User").index_of(user)) & (
+        p.dst == keyed.node("Product").index_of(product)
+    )
+    assert p.columns["time"][pair].tolist() == ["2026-01-01", "2026-01-09"]  # by key: o-aa first
+    last = keyed.edge("ENGAGED_WITH", "User").columns["last"]
+    assert len({id(v) for v in last}) == len(set(last)) < len(last)  # one object per date
+
+
+def test_an_edge_to_a_node_written_after_its_table_maps_to_minus_one(
+    tiny_market: Path, sqlite_store: SQLiteStore
+) -> None:
+    load_folder(tiny_market, sqlite_store)
+    users, talents = node_table(sqlite_store, "User"), node_table(sqlite_store, "Talent")
+    sqlite_store.write(
+        [
+            NodeBatch.of("User", [{"id": "u-new"}]),
+            RelBatch.of("FOLLOWS", "User", [{"src": "u-new", "dst": talents.ids[0]}]),
+        ]
+    )
+    e = edge_list(sqlite_store, "FOLLOWS", users, talents, ())
+    assert (e.src == -1).sum() == 1 and e.src[0] == -1  # unknown first, as an unknown id
+    assert (e.src >= 0).sum() == len(e) - 1
 
 
 def _categories(n: int) -> list[NodeBatch]:

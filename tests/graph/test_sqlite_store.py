@@ -9,7 +9,7 @@ import pytest
 
 from kolmatch.errors import StoreError, StoreUnavailable
 from kolmatch.graph.projection import edge_list, node_table, to_csr
-from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.sqlite_store import _READ_CACHE_KIB, _WRITE_CACHE_KIB, SQLiteStore
 from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
 
@@ -120,3 +120,19 @@ def test_target_indexes_survive_a_large_load_and_a_rollback(
 def test_a_store_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match=r"folder .*nowhere does not exist"):
         SQLiteStore(tmp_path / "nowhere" / "graph.db")
+
+
+def test_a_write_frees_its_page_cache(sqlite_store: SQLiteStore) -> None:
+    """A load's 1 GiB of page cache is not kept by a process that goes on reading or serving."""
+    cache = "PRAGMA cache_size"
+    sqlite_store.write([NodeBatch.of("Category", [{"id": "c1", "name": "A"}])])
+    assert sqlite_store._db.execute(cache).fetchone()[0] == _READ_CACHE_KIB
+
+    def failing():  # type: ignore[no-untyped-def]
+        yield NodeBatch.of("Category", [{"id": "c2", "name": "B"}])
+        assert sqlite_store._db.execute(cache).fetchone()[0] == _WRITE_CACHE_KIB
+        raise RuntimeError("killed part-way")
+
+    with pytest.raises(RuntimeError):
+        sqlite_store.write(failing())
+    assert sqlite_store._db.execute(cache).fetchone()[0] == _READ_CACHE_KIB
