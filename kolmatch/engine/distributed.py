@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -148,7 +148,7 @@ class DaskPartitions:
     def __call__(
         self,
         fn: Callable[[PartT, SharedT], ResultT],
-        parts: Sequence[PartT],
+        parts: Iterable[PartT],
         shared: SharedT,
     ) -> list[ResultT]:
         """``[fn(part, shared) for part in parts]``, computed on the cluster's workers."""

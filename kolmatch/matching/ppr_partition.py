@@ -89,4 +89,4 @@ def partitioned_ppr_tails(
     if not chunks:
         return np.zeros((0, by_user.shape[1]))
     shared = PprShared(sp.csr_matrix(by_user, dtype=np.float64), alpha)
-    return np.vstack(partitions(ppr_tail_chunk, chunks, shared))
+    return np.vstack(list(partitions(ppr_tail_chunk, chunks, shared)))

@@ -65,7 +65,7 @@ def partitioned_rankings(
         If ``merchants_per_part`` is not a positive whole number.
     """
     ranges = row_ranges(len(f.merchant_ids), merchants_per_part, argument="merchants_per_part")
-    blocks = partitions(ranking_block, ranges, RankingShared(f, depth))
+    blocks = list(partitions(ranking_block, ranges, RankingShared(f, depth)))
     return MerchantRankings(
         depth,
         np.concatenate([b.rows for b in blocks]),

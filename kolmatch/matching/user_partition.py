@@ -11,6 +11,7 @@ depend on where, or in which order, the partitions ran.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -53,7 +54,8 @@ ENGAGEMENT_HALF_LIFE_DAYS = 180.0
 
 @dataclass(frozen=True)
 class UserPart:
-    """One partition's input: the users ``[lo, hi)`` and their edge rows (sources local).
+    """One partition's input: the users ``[lo, hi)`` and their edge rows (sources are market
+    rows, ``lo`` and above: views of the market's edge arrays, not copies).
 
     ``engaged_*``: ENGAGED_WITH rows (user -> content) with their weighted counts and last day;
     ``follows_*``: FOLLOWS (user -> talent); ``purchased_*``: PURCHASED (user -> product).
@@ -236,13 +238,13 @@ def user_parts(
         UserPart(
             lo,
             hi,
-            engaged.src[e] - lo,
+            engaged.src[e],
             engaged.dst[e],
             counts[e],
             last_day[e],
-            follows.src[f] - lo,
+            follows.src[f],
             follows.dst[f],
-            purchased.src[p] - lo,
+            purchased.src[p],
             purchased.dst[p],
             purchased.columns["amount"][p],
         )
@@ -258,14 +260,13 @@ def user_block(part: UserPart, shared: UserShared) -> UserBlock:
     n = part.hi - part.lo
     n_t, n_k, n_p = shared.talent_cat.shape[0], shared.content_cat.shape[0], shared.pcat.shape[0]
     strength = part.counts * _recency(part.last_day, shared.today, ENGAGEMENT_HALF_LIFE_DAYS)
-    uc = to_csr(
-        EdgeList("", "", part.engaged_src, part.engaged_dst, {"w": strength}), (n, n_k), "w"
+    e_src, f_src, p_src = (
+        x - part.lo for x in (part.engaged_src, part.follows_src, part.purchased_src)
     )
-    follows = to_csr(EdgeList("", "", part.follows_src, part.follows_dst, {}), (n, n_t))
+    uc = to_csr(EdgeList("", "", e_src, part.engaged_dst, {"w": strength}), (n, n_k), "w")
+    follows = to_csr(EdgeList("", "", f_src, part.follows_dst, {}), (n, n_t))
     follows.data[:] = 1.0
-    spend = to_csr(
-        EdgeList("", "", part.purchased_src, part.purchased_dst, {"a": part.amount}), (n, n_p), "a"
-    )
+    spend = to_csr(EdgeList("", "", p_src, part.purchased_dst, {"a": part.amount}), (n, n_p), "a")
     bought = sp.csr_matrix(spend @ shared.pcat)
     engaged_cat = sp.csr_matrix(uc @ shared.content_cat)
     engaged = sp.csr_matrix(uc @ shared.content_talent)  # (n, T) engagement strength
@@ -279,9 +280,9 @@ def user_block(part: UserPart, shared: UserShared) -> UserBlock:
     to_talents = sp.csr_matrix(in_audience.T)  # (T, n)
     # a user's price level: one order, one vote (weighting by amount would lean every buyer
     # toward its dearest purchases)
-    n_orders = np.bincount(part.purchased_src, minlength=n).astype(np.float64)
+    n_orders = np.bincount(p_src, minlength=n).astype(np.float64)
     order_logp = np.bincount(
-        part.purchased_src, weights=shared.log_price[part.purchased_dst], minlength=n
+        p_src, weights=shared.log_price[part.purchased_dst], minlength=n
     ).astype(np.float64, copy=False)
 
     has_p = n_orders > 0
@@ -354,22 +355,55 @@ def leave_one_out_audience(
     return np.divide(mix, total, out=np.zeros_like(mix), where=total > 0)  # type: ignore[no-any-return]
 
 
-def _sum_in_order(values: list[F64]) -> F64:
-    """Partition sums added in partition order: the same float result wherever they ran."""
-    out = values[0].copy()
-    for v in values[1:]:
-        out += v
-    return out
+#: UserBlock fields stacked by rows (users) and summed over parts (talent-sized).
+_STACKED = ("engaged_cat", "follows", "buyers", "bought", "interest", "by_user")
+_SUMMED = (
+    "engaged_sum",
+    "engaged_users",
+    "active",
+    "sales",
+    "others_sum",
+    "inv_sum",
+    "bought_sum",
+    "price_sum",
+    "price_n",
+)
 
 
-def reduce_user_blocks(blocks: list[UserBlock], talent_cat: sp.csr_matrix) -> UserStage:
-    """The whole market's per-user stage from its partitions' blocks, in partition order."""
+def reduce_user_blocks(blocks: Iterable[UserBlock], talent_cat: sp.csr_matrix) -> UserStage:
+    """The whole market's per-user stage from its partitions' blocks, in partition order.
+
+    Folded as the blocks come: the talent-sized sums are added in partition order (the same
+    float result wherever the parts ran) and each block's dense arrays are dropped at once,
+    so one block's (T, C) arrays are held at a time, not every block's (the m market: 40
+    blocks of 6.4 MB).
+    """
+    rows: dict[str, list[sp.csr_matrix]] = {name: [] for name in _STACKED}
+    sums: dict[str, F64] = {}
+    n_orders: list[F64] = []
+    order_logp: list[F64] = []
+    engaged_entries = 0
+    for b in blocks:
+        for name in _STACKED:
+            rows[name].append(getattr(b, name))
+        for name in _SUMMED:
+            v = getattr(b, name)
+            if name in sums:
+                sums[name] += v
+            else:
+                sums[name] = v.copy()
+        n_orders.append(b.n_orders)
+        order_logp.append(b.order_logp)
+        engaged_entries += b.engaged_entries
+    if not n_orders:
+        raise ValueError("no user partition to reduce")  # row_ranges gives at least one
 
     def stack(name: str) -> sp.csr_matrix:
-        return sp.csr_matrix(sp.vstack([getattr(b, name) for b in blocks], format="csr"))
+        # one field at a time, its blocks freed as it is stacked
+        return sp.csr_matrix(sp.vstack(rows.pop(name), format="csr"))
 
-    n_orders = np.concatenate([b.n_orders for b in blocks])
-    order_logp = np.concatenate([b.order_logp for b in blocks])
+    n = np.concatenate(n_orders)
+    logp = np.concatenate(order_logp)
     merchant_buyers = sp.csr_matrix(stack("buyers").T)
     merchant_buyers.data[:] = 1.0
     return UserStage(
@@ -379,26 +413,23 @@ def reduce_user_blocks(blocks: list[UserBlock], talent_cat: sp.csr_matrix) -> Us
         bought=stack("bought"),
         interest=stack("interest"),
         by_user=stack("by_user"),
-        n_orders=n_orders,
-        user_logp=np.divide(
-            order_logp, n_orders, out=np.full(len(n_orders), np.nan), where=n_orders > 0
-        ),
-        engaged_entries=sum(b.engaged_entries for b in blocks),
-        engaged_sum=_sum_in_order([b.engaged_sum for b in blocks]),
-        engaged_users=_sum_in_order([b.engaged_users for b in blocks]),
-        active=_sum_in_order([b.active for b in blocks]),
-        sales=_sum_in_order([b.sales for b in blocks]),
+        n_orders=n,
+        user_logp=np.divide(logp, n, out=np.full(len(n), np.nan), where=n > 0),
+        engaged_entries=engaged_entries,
+        engaged_sum=sums["engaged_sum"],
+        engaged_users=sums["engaged_users"],
+        active=sums["active"],
+        sales=sums["sales"],
         talent_audience=leave_one_out_audience(
-            _sum_in_order([b.others_sum for b in blocks]),
-            _sum_in_order([b.inv_sum for b in blocks]),
-            _sum_in_order([b.bought_sum for b in blocks]),
-            talent_cat,
+            sums["others_sum"], sums["inv_sum"], sums["bought_sum"], talent_cat
         ),
-        talent_price_sum=_sum_in_order([b.price_sum for b in blocks]),
-        talent_price_n=_sum_in_order([b.price_n for b in blocks]),
+        talent_price_sum=sums["price_sum"],
+        talent_price_n=sums["price_n"],
     )
 
 
-def user_stage(parts: list[UserPart], shared: UserShared, partitions: PartitionMap) -> UserStage:
+def user_stage(
+    parts: Iterable[UserPart], shared: UserShared, partitions: PartitionMap
+) -> UserStage:
     """Map :func:`user_block` over ``parts`` with ``partitions`` and reduce (in part order)."""
     return reduce_user_blocks(partitions(user_block, parts, shared), shared.talent_cat)

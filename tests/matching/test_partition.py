@@ -36,8 +36,19 @@ def test_split_rows_gives_each_range_its_edges_in_edge_order() -> None:
 
 
 def test_in_process_keeps_the_order_of_the_parts() -> None:
-    assert in_process(lambda part, shared: (part, shared), [3, 1, 2], "s") == [
+    assert list(in_process(lambda part, shared: (part, shared), [3, 1, 2], "s")) == [
         (3, "s"),
         (1, "s"),
         (2, "s"),
     ]
+
+
+def test_split_rows_of_sorted_sources_are_slices_that_give_views() -> None:
+    src = np.sort(np.random.default_rng(4).integers(-1, 50, size=1_000))  # -1: unknown rows
+    ranges = row_ranges(50, 7)
+    parts = split_rows(src, ranges)
+    assert all(isinstance(p, slice) for p in parts)
+    for (lo, hi), pos in zip(ranges, parts, strict=True):
+        assert np.array_equal(np.arange(len(src))[pos], np.nonzero((src >= lo) & (src < hi))[0])
+        assert np.shares_memory(src[pos], src) or not len(src[pos])
+    assert split_rows(src, ranges)[0] == split_rows(src[::-1][::-1].copy(), ranges)[0]
