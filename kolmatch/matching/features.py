@@ -459,9 +459,11 @@ def _build_features(
 
     # hidden needs per category: users whose interest leans to c (share >= threshold) and
     # who have bought nothing in c -- new consumers for any merchant selling in c
-    lean = user_interest.toarray() >= HIDDEN_NEED_INTEREST if U else np.zeros((0, C), bool)
-    never_bought = user_bought.toarray() <= 0 if U else np.zeros((0, C), bool)
-    hidden_need = np.asarray(audience_users @ (lean & never_bought).astype(np.float64))
+    # (sparse: the dense (U, C) masks were 2 x 160 MiB at m; HIDDEN_NEED_INTEREST > 0, so
+    # only stored entries can lean)
+    lean = sp.csr_matrix(user_interest >= HIDDEN_NEED_INTEREST, dtype=np.float64)
+    lean_unbought = lean - lean.multiply(sp.csr_matrix(user_bought > 0, dtype=np.float64))
+    hidden_need = np.asarray((audience_users @ lean_unbought).todense()).reshape(T, C)
     stage.advance()
 
     gender_mix = _demographic_mix(audience_users, users.columns["gender"], GENDERS)
@@ -666,22 +668,31 @@ def _content_skill(
     # each gets an equal share of the engagement)
     order = np.argsort(features.src, kind="stable")
     f_src, f_dst = features.src[order], features.dst[order]
-    start = np.searchsorted(f_src, engaged.dst, side="left")
-    count = np.searchsorted(f_src, engaged.dst, side="right") - start
-    rows = np.repeat(np.arange(len(engaged)), count)
-    offset = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
-    product = f_dst[np.repeat(start, count) + offset]
-    user = engaged.src[rows]
-    talent = content_talent[engaged.dst[rows]]
-    cat = product_cat[product]
-    ok = (talent >= 0) & (cat >= 0)
-    interest = np.asarray(user_interest[user[ok], cat[ok]]).ravel()
-    chance = interest * price_fit(user_logp[user[ok]], log_price[product[ok]]) / count[rows[ok]]
-    expected = np.bincount(talent[ok], weights=chance, minlength=n_talents)
+    expected = np.zeros(n_talents)
+    # in chunks of engagements: the join's dozen row-sized temporaries were ~540 MiB at m
+    for lo in range(0, len(engaged), CONTENT_SKILL_CHUNK):
+        e_src = engaged.src[lo : lo + CONTENT_SKILL_CHUNK]
+        e_dst = engaged.dst[lo : lo + CONTENT_SKILL_CHUNK]
+        start = np.searchsorted(f_src, e_dst, side="left")
+        count = np.searchsorted(f_src, e_dst, side="right") - start
+        rows = np.repeat(np.arange(len(e_dst)), count)
+        offset = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
+        product = f_dst[np.repeat(start, count) + offset]
+        user = e_src[rows]
+        talent = content_talent[e_dst[rows]]
+        cat = product_cat[product]
+        ok = (talent >= 0) & (cat >= 0)
+        interest = np.asarray(user_interest[user[ok], cat[ok]]).ravel()
+        fit = price_fit(user_logp[user[ok]], log_price[product[ok]])
+        chance = interest * fit / count[rows[ok]]
+        expected += np.bincount(talent[ok], weights=chance, minlength=n_talents)
     total = expected.sum()
     rate = observed.sum() / total if total > 0 else 0.0
     return (observed + CONTENT_SKILL_PRIOR) / (rate * expected + CONTENT_SKILL_PRIOR)
 
+
+#: Engagements joined with their contents' products at a time (the content skill's join).
+CONTENT_SKILL_CHUNK = 1_000_000
 
 #: Strength of the prior (in collaborations) that pulls a track record to its category's mean.
 TRACK_PRIOR = 2.0
