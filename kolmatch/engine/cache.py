@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.engine.distributed import dask_address, dask_argument, partitions_on
+from kolmatch.engine.memory import release_freed_memory
 from kolmatch.errors import StoreError
 from kolmatch.graph.market import (
     BOOKINGS_READ,
@@ -561,14 +562,18 @@ def _drift(cal: _StoredCalibration, promotions: int) -> float:
 def _build(
     g: MarketGraph, dask: str | None, calibration: Calibration | None = None
 ) -> MarketFeatures:
-    """:func:`build_features`, its partitions on the Dask cluster ``dask`` names, if any."""
+    """:func:`build_features`, its partitions on the Dask cluster ``dask`` names, if any; the
+    build's freed temporaries are then handed back (:mod:`kolmatch.engine.memory`)."""
     address = dask_address(dask)
-    if address is None:  # in process: build_features' own default
-        return (
-            build_features(g) if calibration is None else build_features(g, calibration=calibration)
-        )
-    with partitions_on(address, argument=dask_argument(dask)) as partitions:
-        return build_features(g, calibration=calibration, partitions=partitions)
+    try:
+        if address is None:  # in process: build_features' own default
+            if calibration is None:
+                return build_features(g)
+            return build_features(g, calibration=calibration)
+        with partitions_on(address, argument=dask_argument(dask)) as partitions:
+            return build_features(g, calibration=calibration, partitions=partitions)
+    finally:
+        release_freed_memory()
 
 
 def _build_calibrated(uri: str, d: Path, g: MarketGraph, dask: str | None) -> MarketFeatures:

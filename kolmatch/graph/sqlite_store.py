@@ -498,23 +498,28 @@ class SQLiteStore:
             np.fromiter((r[0] for r in rows), np.int64, len(rows)),
         )
 
-    def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
+    def _checked_rel(self, rel_type: str, src_label: str, fields: Sequence[str]) -> RelSpec:
         self._check_readable()
         spec = rel_spec(rel_type)
         bad = [f for f in fields if f not in spec.field_names]
         if bad or src_label not in spec.src:
             raise StoreError(f"{rel_type} from {src_label} has no properties {bad}")
+        return spec
+
+    def _chunks(self, sql: str, src_label: str) -> Iterator[list[Any]]:
+        cur = self._db.execute(sql, (src_label,))
+        while rows := cur.fetchmany(_CHUNK):
+            yield rows
+
+    def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
+        spec = self._checked_rel(rel_type, src_label, fields)
         extra = "".join(f", r.{f}" for f in fields)
-        cur = self._db.execute(
+        sql = (
             f"SELECT s.id, d.id{extra} FROM {_rtab(rel_type)} r "
             f"JOIN {_ntab(src_label)} s ON s.rid = r.src JOIN {_ntab(spec.dst)} d ON d.rid = r.dst "
-            f"WHERE r.src_label = ?",
-            (src_label,),
+            f"WHERE r.src_label = ?"
         )
-        while True:
-            rows = cur.fetchmany(_CHUNK)
-            if not rows:
-                return
+        for rows in self._chunks(sql, src_label):
             yield EdgeRows(
                 [r[0] for r in rows],
                 [r[1] for r in rows],
@@ -523,21 +528,12 @@ class SQLiteStore:
 
     def edge_keys(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         # endpoints as row ids (NodeRows.keys): no join to the node tables, no text ids to
-        # match (the m market's FOLLOWS: 10 s here against 44 s by ids)
-        self._check_readable()
-        spec = rel_spec(rel_type)
-        bad = [f for f in fields if f not in spec.field_names]
-        if bad or src_label not in spec.src:
-            raise StoreError(f"{rel_type} from {src_label} has no properties {bad}")
+        # match (the m market's FOLLOWS: 14 s here against 44 s by ids)
+        spec = self._checked_rel(rel_type, src_label, fields)
         numeric = {f.name for f in spec.fields if f.type in _NUMERIC}
         extra = "".join(f", {f}" for f in fields)
-        cur = self._db.execute(
-            f"SELECT src, dst{extra} FROM {_rtab(rel_type)} WHERE src_label = ?", (src_label,)
-        )
-        while True:
-            rows = cur.fetchmany(_CHUNK)
-            if not rows:
-                return
+        sql = f"SELECT src, dst{extra} FROM {_rtab(rel_type)} WHERE src_label = ?"
+        for rows in self._chunks(sql, src_label):
             # a list per column (faster here than zip(*rows) or a 2-D object array)
             cols = {f: [r[i + 2] for r in rows] for i, f in enumerate(fields)}
             yield EdgeRows(
