@@ -6,8 +6,9 @@ above this module reads a store: features are pure functions of a market graph, 
 decides what to read (:data:`FULL_READ` on a cache miss, the small :data:`CATALOG_READ` and
 :data:`COMPLIANCE_READ` otherwise).
 
-Edges are read in the chunks the store yields (``GraphStore.edge_rows``) and mapped to rows as
-they come, so a later streaming read (the scale issue) changes this module alone.
+Edges are read in the chunks the store yields (``GraphStore.edge_keys`` where the store has
+integer node keys, as SQLite does; ``GraphStore.edge_rows`` by ids otherwise) and mapped to
+rows as they come (:func:`kolmatch.graph.projection.edge_list`).
 """
 
 from __future__ import annotations

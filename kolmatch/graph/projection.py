@@ -67,6 +67,8 @@ class NodeTable:
     #: Row of each of the store's integer node keys (:attr:`NodeRows.keys`; -1 for a key
     #: that is no node of this table), where the store has keys; else None.
     key_rows: NDArray[np.int64] | None = None
+    #: The URI of the store the keys are of: another store's edges are read by ids.
+    key_store: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -112,7 +114,7 @@ def _column(
     if unique:  # a key: every value differs, nothing to share
         return np.array(values, dtype=object)
     # text: one object per distinct value (a million engagements' dates are a few hundred
-    # strings: the m market's ENGAGED_WITH.last held 529 MiB as one string per row, 66 here),
+    # strings: the m market's ENGAGED_WITH.last held 529 MiB as one string per row, 64 here),
     # shared by the chunks of a read (``seen``: a chunk's own copies are freed with it rather
     # than each pinning the allocator's pages the chunk's rows were in)
     seen = {} if seen is None else seen
@@ -154,8 +156,10 @@ def node_table(store: GraphStore, label: str, fields: tuple[str, ...] | None = N
     ids = np.array(rows.ids, dtype=str)
     order = np.argsort(ids, kind="stable")
     cols = {f: _column(rows.columns[f], types[f])[order] for f in fields}
-    keys = None if rows.keys is None else _key_rows(np.asarray(rows.keys, np.int64), order)
-    return NodeTable(label, ids[order], cols, keys)
+    if rows.keys is None:
+        return NodeTable(label, ids[order], cols)
+    keys = _key_rows(np.asarray(rows.keys, np.int64), order)
+    return NodeTable(label, ids[order], cols, keys, store.uri)
 
 
 def edge_list(
@@ -184,7 +188,11 @@ def edge_list(
     d_parts: list[NDArray[np.int64]] = []
     c_parts: dict[str, list[NDArray[Any]]] = {f: [] for f in fields}
     seen: dict[str, dict[Any, Any]] = {f: {} for f in fields}
-    if src.key_rows is not None and dst.key_rows is not None:
+    if (
+        src.key_rows is not None
+        and dst.key_rows is not None
+        and src.key_store == dst.key_store == store.uri
+    ):
         for chunk in store.edge_keys(rel_type, src.label, fields):
             s_parts.append(_rows_of(src.key_rows, np.asarray(chunk.src, np.int64)))
             d_parts.append(_rows_of(dst.key_rows, np.asarray(chunk.dst, np.int64)))

@@ -202,11 +202,13 @@ class SQLiteStore:
             raise StoreError(self._newer(found))
         self._readable = found is not None
 
-    def _rollback(self) -> None:
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
-        with suppress(sqlite3.Error):
-            self._small_cache()
+    def _rollback(self, large: bool = False) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        finally:
+            if large:
+                self._small_cache()
 
     def missing_ids(self, label: str, ids: Sequence[str]) -> set[str]:
         missing: set[str] = set()
@@ -240,7 +242,7 @@ class SQLiteStore:
         seen: dict[str, int] = {}
         dropped: list[str] = []
         rids: dict[str, dict[str, int]] = {}  # label -> id -> row id, read once per write
-        with self._transaction("written"):
+        with self._transaction("written", large=True):
             for b in batches:
                 if isinstance(b, NodeBatch):
                     self._write_nodes(b)
@@ -260,31 +262,35 @@ class SQLiteStore:
             self._bump_version()
 
     @contextmanager
-    def _transaction(self, what: str) -> Iterator[None]:
+    def _transaction(self, what: str, *, large: bool = False) -> Iterator[None]:
         """One write transaction: ``BEGIN IMMEDIATE`` (SQLite's write lock, taken before
         anything is read), COMMIT at the end, and on any failure a ROLLBACK and, for SQLite's
-        own errors, a typed one saying nothing was ``what`` (written, booked, released)."""
+        own errors, a typed one saying nothing was ``what`` (written, booked, released).
+
+        ``large``: with the page cache a load's index updates need, freed when it ends (not
+        held by a process that goes on serving, or reading the whole graph)."""
         try:
-            self._db.execute(f"PRAGMA cache_size={_WRITE_CACHE_KIB}")
+            if large:
+                self._db.execute(f"PRAGMA cache_size={_WRITE_CACHE_KIB}")
             self._db.execute("BEGIN IMMEDIATE")
             yield
             self._db.execute("COMMIT")
-            self._small_cache()
         except sqlite3.OperationalError as exc:
-            self._rollback()
+            self._rollback(large)
             raise StoreUnavailable(f"SQLite store {self.path}: {exc}; nothing was {what}") from exc
         except sqlite3.Error as exc:
-            self._rollback()
+            self._rollback(large)
             raise StoreError(f"SQLite store {self.path}: {exc}; nothing was {what}") from exc
         except BaseException:
-            self._rollback()
+            self._rollback(large)
             raise
+        if large:  # after the COMMIT, outside the try: nothing can un-write what was written
+            self._small_cache()
 
     def _small_cache(self) -> None:
-        # a load's page cache is freed when it ends, not held by a process that goes on
-        # serving (or reading the whole graph: the feature build's scans need no cache)
-        self._db.execute(f"PRAGMA cache_size={_READ_CACHE_KIB}")
-        self._db.execute("PRAGMA shrink_memory")
+        with suppress(sqlite3.Error):
+            self._db.execute(f"PRAGMA cache_size={_READ_CACHE_KIB}")
+            self._db.execute("PRAGMA shrink_memory")
 
     def _bump_version(self) -> None:
         """Raise the version (and name the graph on its first write), inside the transaction."""

@@ -55,7 +55,7 @@ ENGAGEMENT_HALF_LIFE_DAYS = 180.0
 @dataclass(frozen=True)
 class UserPart:
     """One partition's input: the users ``[lo, hi)`` and their edge rows (sources are market
-    rows, ``lo`` and above: views of the market's edge arrays, not copies).
+    rows, ``lo`` and above; in process, views of whole-market arrays, not copies).
 
     ``engaged_*``: ENGAGED_WITH rows (user -> content) with their weighted counts and last day;
     ``follows_*``: FOLLOWS (user -> talent); ``purchased_*``: PURCHASED (user -> product).

@@ -175,3 +175,21 @@ def test_every_store_gives_the_same_market_graph_and_features(
     reference.close()
     if store_kind == "sqlite":
         store.close()
+
+
+def test_tables_of_another_store_read_its_edges_by_ids(tiny_market: Path, tmp_path: Path) -> None:
+    """Row ids are one store's: with another store's tables, edges are matched by id."""
+    a, b = SQLiteStore(tmp_path / "a.db"), SQLiteStore(tmp_path / "b.db")
+    b.ensure_schema()
+    b.write([NodeBatch.of("User", [{"id": f"u-first-{i}"} for i in range(5)])])  # shifts b's
+    load_folder(tiny_market, a)
+    load_folder(tiny_market, b)
+    ua, ta = node_table(a, "User"), node_table(a, "Talent")
+    ub, tb = node_table(b, "User"), node_table(b, "Talent")
+    own = edge_list(b, "FOLLOWS", ub, tb, ())
+    other = edge_list(b, "FOLLOWS", ua, ta, ())  # a's tables, b's edges
+    assert (own.src >= 0).all() and (other.src >= 0).all()
+    assert np.array_equal(ua.ids[other.src], ub.ids[own.src])
+    assert np.array_equal(ta.ids[other.dst], tb.ids[own.dst])
+    a.close()
+    b.close()

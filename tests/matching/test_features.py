@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import kolmatch.matching.features as features_module
 from kolmatch.errors import BadArgument
 from kolmatch.graph.market import FULL_READ, MarketGraph, read_market
 from kolmatch.graph.projection import EdgeList
@@ -177,3 +178,17 @@ def test_a_partition_size_that_is_no_whole_positive_number_is_refused(
         with pytest.raises(BadArgument, match="user_partition_rows") as err:
             build_features(tiny_graph, user_partition_rows=bad)  # type: ignore[arg-type]
         assert err.value.argument == "user_partition_rows"
+
+
+def test_the_content_skill_joined_in_chunks_equals_one_join(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The join of engagements with products runs in chunks (the m market's memory); chunks
+    of 7 engagements, many of them cut mid-content, sum to what one chunk gives."""
+    g = market_graph(tiny_market, tmp_path / "t.db")
+    assert len(g.edge("ENGAGED_WITH", "User")) > 7 * 50
+    whole = build_features(g).talent_content_skill
+    monkeypatch.setattr(features_module, "CONTENT_SKILL_CHUNK", 7)
+    chunked = build_features(g).talent_content_skill
+    assert not np.allclose(whole, 1.0)  # a skill that moves: the test can see a lost chunk
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12)
