@@ -248,7 +248,7 @@ def partitions_on(
     Examples
     --------
     >>> with partitions_on(None) as run:
-    ...     run(lambda part, shared: part + shared, [1, 2], 10)
+    ...     list(run(lambda part, shared: part + shared, [1, 2], 10))
     [11, 12]
     """
     if address is None:
