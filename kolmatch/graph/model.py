@@ -13,6 +13,7 @@ __all__ = [
     "CAMPAIGN_GOALS",
     "NODES",
     "NODE_BY_FILE",
+    "NUMERIC_TYPES",
     "RELATIONSHIPS",
     "REL_BY_FILE",
     "Field",
@@ -33,6 +34,10 @@ class FieldType(str, Enum):
     FLOAT = "float"
     BOOL = "bool"
     DATE = "date"
+
+
+#: The types read as numbers (float64, NaN where unset) by the projections and stores.
+NUMERIC_TYPES = frozenset({FieldType.INT, FieldType.FLOAT, FieldType.BOOL})
 
 
 @dataclass(frozen=True)

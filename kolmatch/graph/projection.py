@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from kolmatch.graph.model import FieldType, node_spec, rel_spec
+from kolmatch.graph.model import NUMERIC_TYPES, FieldType, node_spec, rel_spec
 from kolmatch.graph.store import GraphStore
 
 __all__ = [
@@ -108,8 +108,7 @@ def _column(
     unique: bool = False,
     seen: dict[Any, Any] | None = None,
 ) -> NDArray[Any]:
-    if ftype in (FieldType.INT, FieldType.FLOAT, FieldType.BOOL):
-        # None reads as NaN
+    if ftype in NUMERIC_TYPES:  # None reads as NaN
         return np.asarray(values, dtype=np.float64)
     if unique:  # a key: every value differs, nothing to share
         return np.array(values, dtype=object)
@@ -130,7 +129,11 @@ def _key_rows(keys: NDArray[np.int64], order: NDArray[np.int64]) -> NDArray[np.i
     return out
 
 
-def _rows_of(key_rows: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.int64]:
+def _endpoint_rows(table: NodeTable, values: Any, keyed: bool) -> NDArray[np.int64]:
+    """Rows of a chunk's endpoints: integer keys through ``table.key_rows``, else ids."""
+    if not keyed or table.key_rows is None:
+        return table.indices_of(np.asarray(values, dtype=str))
+    keys, key_rows = np.asarray(values, np.int64), table.key_rows
     # a key past the table (a node written after the table was read) is -1, as an unknown id
     # is: read_market then sees the version move and reads again
     inside = (keys >= 0) & (keys < len(key_rows))
@@ -188,26 +191,20 @@ def edge_list(
     d_parts: list[NDArray[np.int64]] = []
     c_parts: dict[str, list[NDArray[Any]]] = {f: [] for f in fields}
     seen: dict[str, dict[Any, Any]] = {f: {} for f in fields}
-    if (
+    # by the store's integer keys where both tables hold this store's (no text ids matched)
+    keyed = (
         src.key_rows is not None
         and dst.key_rows is not None
         and src.key_store == dst.key_store == store.uri
-    ):
-        for chunk in store.edge_keys(rel_type, src.label, fields):
-            s_parts.append(_rows_of(src.key_rows, np.asarray(chunk.src, np.int64)))
-            d_parts.append(_rows_of(dst.key_rows, np.asarray(chunk.dst, np.int64)))
-            for f in fields:
-                c_parts[f].append(
-                    _column(chunk.columns[f], types[f], unique=f == spec.key, seen=seen[f])
-                )
-    else:
-        for chunk in store.edge_rows(rel_type, src.label, fields):
-            s_parts.append(src.indices_of(np.asarray(chunk.src, dtype=str)))
-            d_parts.append(dst.indices_of(np.asarray(chunk.dst, dtype=str)))
-            for f in fields:
-                c_parts[f].append(
-                    _column(chunk.columns[f], types[f], unique=f == spec.key, seen=seen[f])
-                )
+    )
+    read = store.edge_keys if keyed else store.edge_rows
+    for chunk in read(rel_type, src.label, fields):
+        s_parts.append(_endpoint_rows(src, chunk.src, keyed))
+        d_parts.append(_endpoint_rows(dst, chunk.dst, keyed))
+        for f in fields:
+            c_parts[f].append(
+                _column(chunk.columns[f], types[f], unique=f == spec.key, seen=seen[f])
+            )
     s = np.concatenate(s_parts) if s_parts else np.zeros(0, np.int64)
     d = np.concatenate(d_parts) if d_parts else np.zeros(0, np.int64)
     del s_parts, d_parts

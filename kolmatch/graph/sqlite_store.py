@@ -23,6 +23,7 @@ from kolmatch.graph.booking import (
 )
 from kolmatch.graph.model import (
     NODES,
+    NUMERIC_TYPES,
     RELATIONSHIPS,
     FieldType,
     NodeSpec,
@@ -55,7 +56,6 @@ _WRITE_CACHE_KIB = -1_048_576
 #: ... and otherwise: reads scan tables once (the OS caches the file); a 1 GiB cache kept
 #: ~400 MiB of the m market's pages in a process that had read the whole graph.
 _READ_CACHE_KIB = -65_536
-_NUMERIC = (FieldType.INT, FieldType.FLOAT, FieldType.BOOL)
 #: Relationship batches of at least this many rows look their endpoints up in Python
 #: (:meth:`SQLiteStore.write`).
 RID_MAP_MIN_ROWS = 1_000
@@ -536,7 +536,7 @@ class SQLiteStore:
         # endpoints as row ids (NodeRows.keys): no join to the node tables, no text ids to
         # match (the m market's FOLLOWS: 14 s here against 44 s by ids)
         spec = self._checked_rel(rel_type, src_label, fields)
-        numeric = {f.name for f in spec.fields if f.type in _NUMERIC}
+        numeric = {f.name for f in spec.fields if f.type in NUMERIC_TYPES}
         extra = "".join(f", {f}" for f in fields)
         sql = f"SELECT src, dst{extra} FROM {_rtab(rel_type)} WHERE src_label = ?"
         for rows in self._chunks(sql, src_label):
