@@ -1288,7 +1288,7 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
     assert isinstance(keys, KeyRing)
     store = open_store(store_uri_text)
     try:
-        service = EngineService(store)
+        service = EngineService(store, settle=True)
     except BaseException:
         store.close()
         raise

@@ -555,7 +555,7 @@ def app_from_env() -> Starlette:
 
     store = open_store(store_uri(None))
     try:
-        service = EngineService(store)
+        service = EngineService(store, settle=True)
     except BaseException:
         store.close()
         raise

@@ -39,6 +39,8 @@ from kolmatch.graph.market import (
     CAMPAIGNS_READ,
     COMPLIANCE_READ,
     FULL_READ,
+    VIOLATIONS_READ,
+    Identity,
     MarketGraph,
     ReadSpec,
     read_market,
@@ -74,7 +76,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Identity = tuple[str, int]  # (graph id, version): what a cache entry is keyed on
 log = logging.getLogger("kolmatch.engine")
 
 #: Bumped whenever MarketFeatures or MerchantRankings or their computation changes: old cache
@@ -227,6 +228,7 @@ def updated_features(
     collaboration_of: tuple[MarketFeatures, int, CollaborationWrite] | None = None,
     bookings_of: tuple[MarketFeatures, int] | None = None,
     campaigns_of: tuple[MarketFeatures, int] | None = None,
+    compliance: MarketGraph | None = None,
 ) -> tuple[MarketFeatures, MarketGraph] | None:
     """The features one write after ``v``, updated from those at ``v``; None if they cannot be.
 
@@ -248,6 +250,11 @@ def updated_features(
         re-read (the graph must be at ``v + 1``).
     campaigns_of
         The same for a write that created or joined campaigns (their tables re-read).
+    compliance
+        With ``risk_update_of``: the :data:`~kolmatch.graph.market.COMPLIANCE_READ` tables at
+        ``v``, kept by the caller. Only violations are then read
+        (:data:`~kolmatch.graph.market.VIOLATIONS_READ`; a violations write changes nothing
+        else), and the graph returned holds every compliance table at ``v + 1``.
     """
     if collaboration_of is not None:
         # nothing to read: the caller knows its write made version v + 1 (its own write, or
@@ -274,7 +281,14 @@ def updated_features(
     ):
         if of is not None:
             prev, v = of
-            g = read_market(store, spec)
+            base = None
+            if (
+                of is risk_update_of
+                and compliance is not None
+                and compliance.identity == (store.graph_id(), v)
+            ):
+                spec, base = VIOLATIONS_READ, compliance
+            g = read_market(store, spec, base=base)
             if g.identity[1] != v + 1:
                 return None
             try:

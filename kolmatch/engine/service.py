@@ -34,17 +34,20 @@ from kolmatch.engine.cache import (
     updated_features,
 )
 from kolmatch.engine.campaigns import CampaignBrief, briefs_of, checked_brief
+from kolmatch.engine.memory import settle_objects
 from kolmatch.errors import (
     BadArgument,
     Conflict,
     IncompleteLoad,
     KolmatchError,
     NotEligible,
+    StoreError,
     UnknownId,
 )
 from kolmatch.graph.booking import Booking, check_window, iso_day
 from kolmatch.graph.market import (
     CATALOG_READ,
+    COMPLIANCE_READ,
     FACT_READ,
     GROWTH_READ,
     MarketGraph,
@@ -112,6 +115,9 @@ class Snapshot:
     violation_ids: set[str]
     collaborations: dict[str, Collaboration] = field(default_factory=dict)  # by collab_id
     campaigns: dict[str, CampaignBrief] = field(default_factory=dict)  # by id, in date order
+    # the compliance tables at this version (COMPLIANCE_READ, no columns but violations'):
+    # a write of violations then reads the violations alone; None when not kept
+    compliance: MarketGraph | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,11 @@ class EngineService:
     audit
         The audit log of writes; default :func:`kolmatch.engine.audit.audit_path` (the
         file ``KOLMATCH_AUDIT_LOG``, else ``audit.jsonl`` beside the cache folder).
+    settle
+        A serving process's choice: after each new snapshot, exempt its objects from the
+        garbage collector's walks (:func:`kolmatch.engine.memory.settle_objects`; a flag at m
+        spent ~0.1 s in them). Off by default: a library should not change its host
+        process's collector (``gc.get_referrers`` no longer sees frozen objects).
     """
 
     def __init__(
@@ -145,9 +156,11 @@ class EngineService:
         cache_dir: str | Path | None = None,
         *,
         audit: AuditLog | None = None,
+        settle: bool = False,
     ) -> None:
         self._store = store
         self._cache_dir = cache_dir
+        self._settle = settle
         self._audit = audit or AuditLog(audit_path(cache_dir))
         # held by every write and refresh; close() waits on it (re-entrant: a write refreshes)
         self._write_lock = threading.RLock()
@@ -158,6 +171,8 @@ class EngineService:
         # the read, the build with its calibration, the ranking: minutes at m on a cold cache
         with progress.task("starting the engine"):
             self._snapshot = self._build(later=False)
+        if settle:
+            settle_objects()
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         self._feed_waits: dict[int, float] = {}  # version -> when a pending write was seen
@@ -246,15 +261,16 @@ class EngineService:
                 "input": {},
             }
             try:
-                snap = self._updated(
-                    reuse, collab, collab_id, persist, booked, camps
-                ) or self._build(reuse, collab)
+                updated = self._updated(reuse, collab, collab_id, persist, booked, camps)
+                snap = updated or self._build(reuse, collab)
             except KolmatchError as exc:
                 if actor is not None:
                     self.record_refusal(entry, exc)
                 raise
             with self._snapshot_lock:  # against the ranker's swap of an older version
                 self._snapshot = snap
+            if updated is None and self._settle:  # the old snapshot's objects go, the new stay
+                settle_objects()
             if actor is not None:
                 self._audit.append(
                     {
@@ -395,11 +411,17 @@ class EngineService:
             collaboration_of=collaboration_of,
             bookings_of=bookings_of,
             campaigns_of=campaigns_of,
+            compliance=prev.compliance,
         )
         if out is None:
             return None
         f, g = out
         version = g.identity[1]
+        # the compliance tables one write later: a collaboration adds a PROMOTED row, a
+        # violations write re-read them (g), other writes change none of them
+        compliance = (
+            replace(prev.compliance, identity=g.identity) if prev.compliance is not None else None
+        )
         if collaboration_of is not None:
             w = collaboration_of[2]
             c = Collaboration(
@@ -415,6 +437,13 @@ class EngineService:
             )
             history = dict(prev.history)
             history[w.talent] = _newest_first([c, *history.get(w.talent, [])])
+            if prev.compliance is not None:
+                try:
+                    compliance = prev.compliance.with_edge(
+                        "PROMOTED", "Talent", w.talent, w.product, g.identity
+                    )
+                except StoreError:  # not of this graph after all: the next flag reads them
+                    compliance = None
             snap = replace(
                 prev,
                 version=version,
@@ -422,11 +451,12 @@ class EngineService:
                 rankings=None,
                 history=history,
                 collaborations={**prev.collaborations, collab_id: c},
+                compliance=compliance,
             )
         elif bookings_of is not None or campaigns_of is not None:
             # default rankings read no bookings or campaigns (only a campaign's match list
             # does, live): they stay, and nothing is re-ranked
-            snap = replace(prev, version=version, features=f)
+            snap = replace(prev, version=version, features=f, compliance=compliance)
             if campaigns_of is not None:
                 snap = replace(snap, campaigns=briefs_of(g))
             return snap
@@ -444,6 +474,7 @@ class EngineService:
                 features=f,
                 rankings=ranked,
                 violation_ids={str(x) for x in g.node("Violation").ids},
+                compliance=g,
             )
             if ranked is not None:
                 if rankings_worn(ranked):  # served patched meanwhile, ranked again behind
@@ -605,6 +636,7 @@ class EngineService:
             violation_ids={str(x) for x in violations.ids},
             collaborations={c.collab_id: c for items in history.values() for c in items},
             campaigns=briefs_of(g),
+            compliance=g.restricted(COMPLIANCE_READ),
         )
 
     # -- writes ---------------------------------------------------------------------------

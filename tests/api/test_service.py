@@ -15,6 +15,7 @@ from kolmatch.engine import cache as engine
 from kolmatch.engine.cache import RECALIBRATE_SHARE
 from kolmatch.engine.service import EngineService
 from kolmatch.errors import StoreError
+from kolmatch.graph import market
 from kolmatch.graph.market import COMPLIANCE_READ, read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import RelBatch
@@ -163,7 +164,7 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     """#18 step 2 through the engine: a recorded collaboration is applied incrementally
     (no full build), equals a full build with the frozen calibration, and a second process
     that rebuilds that version from the store (no cached features) serves the same."""
-    from tests.matching.test_incremental import differences
+    from tests.matching.test_incremental import differences, graph_differences
 
     store = SQLiteStore(tmp_path / "s.db")
     load_folder(s_market, store)
@@ -211,6 +212,14 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     # a following worker applies the next write from the change feed: no build, same features
     other.follow(poll_seconds=0.05)
     monkeypatch.setattr(engine, "build_features", counted)
+    tables: list[str] = []
+    real_table = market.node_table
+
+    def read_table(s: Any, label: str, fields: Any = None) -> Any:
+        tables.append(label)
+        return real_table(s, label, fields)
+
+    monkeypatch.setattr(market, "node_table", read_table)
     after = record("k-inc-2", 777.0, 3, "2026-06-03")
     writer.flag_violation(
         violation_id="v-inc",
@@ -226,6 +235,20 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
         time.sleep(0.02)
     monkeypatch.undo()
     assert builds == []  # neither the writer nor the follower built
+    # the flag read the violations alone, on the compliance tables each kept (the
+    # collaboration's PROMOTED row added to them): those equal a fresh read
+    assert tables == ["Violation", "Violation"]
+    fresh = read_market(store, COMPLIANCE_READ)
+    for svc in (writer, other):
+        assert svc.snapshot.compliance is not None
+        assert graph_differences(svc.snapshot.compliance, fresh) == []
+    assert (
+        differences(
+            writer.snapshot.features,
+            build_features(read_market(store), calibration=before.calibration),
+        )
+        == []
+    )
     assert differences(other.snapshot.features, writer.snapshot.features) == []
     assert other.snapshot.features.talent_risk[t] >= 1.0  # the severe flag is in force there
     for name in ("history", "collaborations", "violation_ids"):

@@ -1,4 +1,5 @@
-"""A kolmatch process gives the large arrays it freed back to the machine."""
+"""A kolmatch process gives the large arrays it freed back to the machine, and a serving one
+exempts its snapshot's objects from the garbage collector's walks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,26 @@ import sys
 
 import pytest
 
-pytest.importorskip("psutil")  # installed with Dask (the project's dask extra, CI's install)
+_SETTLE = r"""
+import gc, weakref
+from kolmatch.engine.memory import settle_objects
+class Node: pass
+n = Node(); n.me = n; gone = weakref.ref(n); del n  # garbage in a cycle, not yet collected
+gc.disable()  # (no collection but the settle's)
+kept = [[i] for i in range(100_000)]  # a snapshot's many objects
+settle_objects()
+assert gone() is None  # collected before the freeze: a cycle is not kept for good
+assert gc.get_freeze_count() >= len(kept)  # exempt from every later collection
+settle_objects()  # again: unfrozen, collected, frozen: the same survivors
+assert gc.get_freeze_count() >= len(kept)
+print("ok")
+"""
+
+
+def test_settling_collects_cycles_then_freezes_the_survivors() -> None:
+    out = subprocess.run([sys.executable, "-c", _SETTLE], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
 
 _FREE_HALF = r"""
 import sys, numpy as np, psutil
@@ -38,5 +58,6 @@ def _returned(mode: str) -> float:
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
 def test_freed_large_arrays_leave_the_process() -> None:
+    pytest.importorskip("psutil")  # installed with Dask (the project's dask extra, CI's install)
     assert _returned("keep") < 0.2  # glibc's default keeps the holes (the reason for this)
     assert _returned("release") > 0.4  # measured 0.57: what whole free pages the heap has

@@ -15,6 +15,7 @@ from kolmatch.graph.market import (
     COMPLIANCE_READ,
     FULL_READ,
     READ_ATTEMPTS,
+    VIOLATIONS_READ,
     ReadSpec,
     read_market,
 )
@@ -193,3 +194,63 @@ def test_tables_of_another_store_read_its_edges_by_ids(tiny_market: Path, tmp_pa
     assert np.array_equal(ta.ids[other.dst], tb.ids[own.dst])
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def test_violations_read_on_kept_tables_equals_a_fresh_compliance_read(
+    store_kind: str, tiny_market: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """What a serving process keeps across writes is what a fresh read would give it."""
+    if store_kind == "neo4j":
+        store = request.getfixturevalue("neo4j_store")
+    else:
+        store = SQLiteStore(tmp_path / "s.db")
+    load_folder(tiny_market, store)
+    kept = read_market(store, CATALOG_READ).restricted(COMPLIANCE_READ)
+    _assert_same_graph(kept, read_market(store, COMPLIANCE_READ))
+    assert kept.edge("PROMOTED", "Talent").columns == {}  # the catalog's columns are not kept
+    g = read_market(store, COMPLIANCE_READ)
+    talent, product = str(g.node("Talent").ids[-1]), str(g.node("Product").ids[0])
+    pair = {"src": talent, "dst": product, "collab_id": "k-new", "time": "2026-02-01"}
+    for _ in range(2):  # the second time, a pair related twice: after the first, as read
+        pair = {**pair, "collab_id": pair["collab_id"] + "x"}
+        store.write([RelBatch.of("PROMOTED", "Talent", [pair])])
+        kept = kept.with_edge("PROMOTED", "Talent", talent, product, store.identity())
+        fresh = read_market(store, COMPLIANCE_READ)
+        _assert_same_graph(kept, fresh)
+        assert kept.identity == fresh.identity
+    vid = "v-new"
+    node = {"id": vid, "kind": "fraud", "severity": "severe", "time": "2026-02-02"}
+    store.write(
+        [
+            NodeBatch.of("Violation", [{**node, "resolved": False}]),
+            RelBatch.of("HAS_VIOLATION", "Talent", [{"src": talent, "dst": vid}]),
+        ]
+    )
+    kept = read_market(store, VIOLATIONS_READ, base=kept)
+    fresh = read_market(store, COMPLIANCE_READ)
+    _assert_same_graph(kept, fresh)
+    assert kept.identity == fresh.identity
+    assert list(kept.node("Violation").columns["severity"]) == list(
+        fresh.node("Violation").columns["severity"]
+    )
+    if store_kind == "sqlite":
+        store.close()
+
+
+def test_a_kept_table_names_what_it_lacks(tiny_market: Path, sqlite_store: SQLiteStore) -> None:
+    load_folder(tiny_market, sqlite_store)
+    g = read_market(sqlite_store, COMPLIANCE_READ)
+    with pytest.raises(StoreError, match=r"without Talent\.name"):
+        g.restricted(ReadSpec({"Talent": ("name",)}))
+    with pytest.raises(StoreError, match="'nobody' is not in the market graph"):
+        g.with_edge("PROMOTED", "Talent", "nobody", str(g.node("Product").ids[0]), g.identity)
+    catalog = read_market(sqlite_store, CATALOG_READ)
+    with pytest.raises(StoreError, match="held with columns"):
+        catalog.with_edge(
+            "PROMOTED",
+            "Talent",
+            str(g.node("Talent").ids[0]),
+            str(g.node("Product").ids[0]),
+            g.identity,
+        )

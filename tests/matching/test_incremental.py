@@ -13,7 +13,13 @@ import pytest
 import scipy.sparse as sp
 
 from kolmatch.engine.arrays import read_arrays, write_arrays
-from kolmatch.graph.market import COMPLIANCE_READ, FULL_READ, read_market
+from kolmatch.graph.market import (
+    COMPLIANCE_READ,
+    FULL_READ,
+    VIOLATIONS_READ,
+    MarketGraph,
+    read_market,
+)
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
@@ -84,13 +90,39 @@ def s_store(s_market: Path, tmp_path: Path) -> Iterator[SQLiteStore]:
     store.close()
 
 
+def graph_differences(a: MarketGraph, b: MarketGraph) -> list[str]:
+    """The tables of ``a`` and ``b`` that differ (ids, rows, columns exactly), and identity."""
+    out = [] if a.identity == b.identity else ["identity"]
+    if set(a.nodes) != set(b.nodes) or set(a.edges) != set(b.edges):
+        return [*out, "tables"]
+    for label, t in a.nodes.items():
+        u = b.nodes[label]
+        if (
+            not np.array_equal(t.ids, u.ids)
+            or t.columns.keys() != u.columns.keys()
+            or any(list(t.columns[c]) != list(u.columns[c]) for c in t.columns)
+        ):
+            out.append(label)
+    for key, e in a.edges.items():
+        d = b.edges[key]
+        same = np.array_equal(e.src, d.src) and np.array_equal(e.dst, d.dst)
+        if not same or e.columns.keys() != d.columns.keys():
+            out.append("/".join(key))
+    return out
+
+
 class Writer:
-    """Writes a seeded random sequence to a store and the same to features, incrementally."""
+    """Writes a seeded random sequence to a store and the same to features, incrementally.
+
+    It keeps the compliance tables as a serving engine does: a collaboration adds its
+    PROMOTED row to them, a violations write re-reads the violations alone.
+    """
 
     def __init__(self, store: SQLiteStore, f: MarketFeatures, seed: int) -> None:
         self.store, self.f = store, f
         self.rng = np.random.default_rng(seed)
-        self.flagged: list[str] = list(read_market(store, COMPLIANCE_READ).node("Violation").ids)
+        self.compliance = read_market(store, COMPLIANCE_READ)
+        self.flagged: list[str] = list(self.compliance.node("Violation").ids)
         self.flagged_merchants: list[int] = []
         self.n = 0
         self.done: list[str] = []
@@ -121,6 +153,13 @@ class Writer:
         }
         self.store.write([RelBatch.of("PROMOTED", "Talent", [row])])
         self.f = apply_collaboration(f, w)
+        self.compliance = self.compliance.with_edge(
+            "PROMOTED", "Talent", w.talent, w.product, self.store.identity()
+        )
+
+    def _violations_written(self) -> None:
+        self.compliance = read_market(self.store, VIOLATIONS_READ, base=self.compliance)
+        self.f = apply_violations(self.f, self.compliance)
 
     def flag(self, label: str, target: str, severity: str, kind: str = "counterfeit") -> None:
         vid = self._id("x")
@@ -138,13 +177,13 @@ class Writer:
             ]
         )
         self.flagged.append(vid)
-        self.f = apply_violations(self.f, read_market(self.store, COMPLIANCE_READ))
+        self._violations_written()
 
     def resolve(self, vid: str | None = None) -> None:
         at = self.flagged.index(vid) if vid else int(self.rng.integers(len(self.flagged)))
         vid = self.flagged.pop(at)
         self.store.write([NodeBatch.of("Violation", [{"id": vid, "resolved": True}])])
-        self.f = apply_violations(self.f, read_market(self.store, COMPLIANCE_READ))
+        self._violations_written()
 
     def step(self) -> None:
         """One write of a random kind."""
@@ -200,6 +239,9 @@ def test_any_sequence_of_writes_equals_a_build_with_the_frozen_calibration(
     for _ in range(20):
         w.step()
         assert differences(w.f, _full(tiny_store, w.f)) == [], w.done
+        # the tables kept across writes are the ones a fresh read gives
+        fresh = read_market(tiny_store, COMPLIANCE_READ)
+        assert graph_differences(w.compliance, fresh) == [], w.done
     assert w.f.calibration.gmv_rate == frozen.gmv_rate
     # every kind of write was tried, including a talent's first collaboration
     assert {"first", "history", "unknown", "flag", "resolve"} <= set(w.done)
