@@ -289,8 +289,8 @@ def updated_features(
             ):
                 spec, base = VIOLATIONS_READ, compliance
             g = read_market(store, spec, base=base)
-            if g.identity[1] != v + 1:
-                return None
+            if g.identity[1] != v + 1 or (base is not None and g.identity[0] != base.identity[0]):
+                return None  # (a reload meanwhile: the kept tables are of another graph)
             try:
                 return apply(prev, g), g
             except StoreError:  # its talents or merchants changed meanwhile: a build

@@ -144,7 +144,8 @@ class EngineService:
         The audit log of writes; default :func:`kolmatch.engine.audit.audit_path` (the
         file ``KOLMATCH_AUDIT_LOG``, else ``audit.jsonl`` beside the cache folder).
     settle
-        A serving process's choice: after each new snapshot, exempt its objects from the
+        A serving process's choice: after each snapshot built anew (not after a write's
+        update), exempt its objects from the
         garbage collector's walks (:func:`kolmatch.engine.memory.settle_objects`; a flag at m
         spent ~0.1 s in them). Off by default: a library should not change its host
         process's collector (``gc.get_referrers`` no longer sees frozen objects).
@@ -209,8 +210,9 @@ class EngineService:
             The graph version before a write that touched only violations. If the serving
             snapshot is of that version and the graph is exactly one write past it (nobody else
             wrote in between, nor while it is read), the features keep everything but
-            compliance, which is re-read (:func:`kolmatch.engine.cache.load_features`): at m, ~40 s
-            instead of ~4 min. Otherwise the whole graph is read.
+            compliance: the violations alone are read, onto the compliance tables the
+            snapshot keeps (:func:`kolmatch.engine.cache.updated_features`; ~0.3 s at m).
+            Otherwise the whole graph is read.
         collaboration_since
             ``(v, write, collab_id)``: the graph version before a write that recorded one
             collaboration.

@@ -13,14 +13,17 @@ import pytest
 _SETTLE = r"""
 import gc, weakref
 from kolmatch.engine.memory import settle_objects
-class Node: pass
-n = Node(); n.me = n; gone = weakref.ref(n); del n  # garbage in a cycle, not yet collected
 gc.disable()  # (no collection but the settle's)
+class Node: pass
+n = Node(); n.me = n; gone = weakref.ref(n); del n  # garbage in a cycle
+assert gone() is not None  # not yet collected
 kept = [[i] for i in range(100_000)]  # a snapshot's many objects
 settle_objects()
 assert gone() is None  # collected before the freeze: a cycle is not kept for good
 assert gc.get_freeze_count() >= len(kept)  # exempt from every later collection
-settle_objects()  # again: unfrozen, collected, frozen: the same survivors
+m = Node(); m.me = m; later = weakref.ref(m); del m  # garbage after the freeze
+settle_objects()  # again: unfrozen and collected first, then frozen: the same survivors
+assert later() is None
 assert gc.get_freeze_count() >= len(kept)
 print("ok")
 """
