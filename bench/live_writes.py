@@ -57,17 +57,29 @@ def _other_worker(store: str, cache: Path, out: Any, stop: Any) -> None:
 class _Other:
     """The parent's view of the other worker's reports."""
 
-    def __init__(self, q: Any) -> None:
-        self.q, self.version = q, -1
+    def __init__(self, q: Any, proc: Any) -> None:
+        self.q, self.proc, self.version = q, proc, -1
+
+    def get(self, timeout: float) -> tuple[str, Any, float]:
+        """The next report; exits if the worker died first or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                kind, value, at = self.q.get(timeout=1.0)
+                return str(kind), value, float(at)
+            except queue.Empty:
+                if not self.proc.is_alive():
+                    raise SystemExit(
+                        f"the other worker exited (code {self.proc.exitcode})"
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the other worker sent nothing for {timeout:g} s") from None
 
     def served_after(self, version: int, t0: float) -> float:
         """Seconds from ``t0`` (monotonic) until the other worker served ``version``."""
         at = time.monotonic()
         while self.version < version:
-            try:
-                _, self.version, at = self.q.get(timeout=600)
-            except queue.Empty:
-                raise SystemExit(f"the other worker did not serve version {version}") from None
+            _, self.version, at = self.get(timeout=600)
         return max(at - t0, 0.0)
 
 
@@ -81,18 +93,26 @@ def main() -> None:
     t0 = time.perf_counter()
     writer = EngineService(open_store(a.store), a.cache, settle=True)
     writer.wait_ranked(timeout=3600)
-    print(f"writer's first snapshot, every merchant ranked: {time.perf_counter() - t0:.1f} s")
+    print(
+        f"writer's first snapshot, every merchant ranked: {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
     t0 = time.perf_counter()
     ctx = mp.get_context("spawn")
     reports, stop = ctx.Queue(), ctx.Event()
     proc = ctx.Process(target=_other_worker, args=(a.store, a.cache, reports, stop))
     proc.start()
-    kind, version, _ = reports.get(timeout=3600)
+    other = _Other(reports, proc)
+    kind, version, _ = other.get(timeout=3600)
     assert kind == "ready" and version == writer.snapshot.version, (kind, version)
-    other = _Other(reports)
     other.version = version
-    print(f"second worker's first snapshot (cached), a process: {time.perf_counter() - t0:.1f} s")
+    print(
+        f"second worker's first snapshot (cached), a process: {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
     f = writer.snapshot.features
+    if a.flags > len(f.merchant_ids):
+        raise SystemExit(f"--flags {a.flags}: the market has {len(f.merchant_ids)} merchants")
     tag = f"bench-{int(time.time())}"
     timings: dict[str, list[float]] = {}
     ranked_again = 0
@@ -150,7 +170,7 @@ def main() -> None:
     assert listed
     stop.set()
     while True:
-        kind, value, _ = reports.get(timeout=120)
+        kind, value, _ = other.get(timeout=120)
         if kind == "peak":
             break
     proc.join(timeout=120)

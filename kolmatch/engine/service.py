@@ -1233,7 +1233,13 @@ class EngineService:
             # the change feed: other processes apply this write as we do, not by rebuilding
             change: dict[str, Any] = {"before": before, "id": ref}
             if collaboration is not None:
-                change |= {"kind": "collaboration", "write": asdict(collaboration)}
+                # checked on a snapshot that another process's write has passed since (its
+                # write landed between our check and ``before``): the id may be that write's,
+                # which an upsert repeats without adding a row. Followers rebuild rather than
+                # add the row a second time (we do too: ``refresh`` sees the versions differ).
+                stale = self._snapshot.version != before
+                kind = "other" if stale else "collaboration"
+                change |= {"kind": kind, "write": asdict(collaboration)}
                 change["collab_id"] = str(audit["target"])
             elif perform is not None:
                 change["kind"] = "bookings"

@@ -344,7 +344,9 @@ def read_market(
         :data:`VIOLATIONS_READ` on the :data:`COMPLIANCE_READ` tables it kept: ~30 ms at m,
         not ~0.4 s). Labels ``spec`` lists without fields (``()``: only an edge's endpoints)
         are taken from it rather than read, and the result holds ``base``'s tables with the
-        ones read in their place, at the identity read.
+        ones read in their place, at the identity read. A label read anew must bring every
+        edge of ``base`` that ends at it (else :class:`StoreError`: they would index the old
+        table).
 
     Returns
     -------
@@ -353,11 +355,14 @@ def read_market(
     Raises
     ------
     StoreError
-        If the graph changed during every attempt.
+        If the graph changed during every attempt, or ``base`` would keep edges into a table
+        read anew.
     IncompleteLoad
         If an unfinished load is recorded (from the store's ``identity``).
     """
     kept = dict(base.nodes) if base is not None else {}
+    if base is not None:
+        _refuse_stale_edges(spec, base)
     for _ in range(READ_ATTEMPTS):
         before = store.identity()
         nodes = {
@@ -377,3 +382,22 @@ def read_market(
     raise StoreError(
         f"{store.uri}: the graph changed during each of {READ_ATTEMPTS} reads; try again later"
     )
+
+
+def _refuse_stale_edges(spec: ReadSpec, base: MarketGraph) -> None:
+    """Refuse a read on ``base`` that would keep edges indexed into a table it reads anew.
+
+    A label ``spec`` reads with fields replaces ``base``'s table, whose rows may be ordered
+    differently: every edge of ``base`` that ends at such a label must be read again too.
+    """
+    fresh = {label for label, f in spec.nodes.items() if not (f == () and label in base.nodes)}
+    stale = sorted(
+        f"{rel} from {src}"
+        for rel, src in base.edges
+        if (rel, src) not in spec.edges and {src, rel_spec(rel).dst} & fresh
+    )
+    if stale:
+        raise StoreError(
+            f"a read on kept tables reads {sorted(fresh)} anew but keeps the edges "
+            f"{stale} indexed into the old tables: read those edges too"
+        )

@@ -302,6 +302,59 @@ def test_a_second_process_s_write_shows_in_a_following_service(
     b.close()
 
 
+def test_the_same_collaboration_recorded_by_two_workers_at_once_is_counted_once(
+    s_market: Path, tmp_path: Path
+) -> None:
+    """Worker b checks a collaboration id on its snapshot, then worker a records the same id
+    before b writes: b's write repeats a's row (an upsert), and is not applied as a new row
+    by b, nor by a follower from the change feed (review of 4b5aa15). The s market: the
+    tiny one's few collaborations recalibrate (a build) at every write, hiding the repeat."""
+    from tests.matching.test_incremental import differences, graph_differences
+
+    path = tmp_path / "g.db"
+    load_folder(s_market, SQLiteStore(path))
+    a = EngineService(SQLiteStore(path), tmp_path / "cache")
+    b_store = SQLiteStore(path)
+    b = EngineService(b_store, tmp_path / "cache")
+    c = EngineService(SQLiteStore(path), tmp_path / "cache")
+    c.follow(poll_seconds=0.05)
+    talent = _top_talent(a)
+    t = a.snapshot.features.talent_row(talent)
+    collabs = a.snapshot.features.talent_track_n[t].sum()
+    product = next(p for p, m in a.snapshot.product_merchant.items() if m)
+    write = {"talent": talent, "product": product, "gmv": 500.0, "orders": 5, "fee": 1.0}
+    write |= {"time": "2026-06-05", "collab_id": "k-twice"}
+    raced: list[int] = []
+
+    calls = {"n": 0}
+    real_version = b_store.version
+
+    def version_then_race() -> int:  # b's first read checks its snapshot; the second, its write
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raced.append(a.record_collaboration(**write).version)
+        return real_version()
+
+    b_store.version = version_then_race  # type: ignore[method-assign]
+    snap_b = b.record_collaboration(**write)
+    assert raced, "the race did not run between b's check and its write"
+    assert snap_b.version == raced[0] + 1  # b's upsert made a version of its own
+    fresh = read_market(b_store, COMPLIANCE_READ)
+    deadline = time.monotonic() + 30
+    while c.snapshot.version != snap_b.version:
+        assert time.monotonic() < deadline, "the follower did not catch up"
+        time.sleep(0.02)
+    frozen = build_features(read_market(b_store), calibration=a.snapshot.features.calibration)
+    for svc in (b, c):
+        snap = svc.snapshot
+        assert snap.features.talent_track_n[t].sum() == collabs + 1  # once, not twice
+        assert differences(snap.features, frozen) == []
+        assert snap.compliance is not None
+        assert graph_differences(snap.compliance, fresh) == []
+    for svc in (a, b, c):
+        svc.close()
+
+
 def test_a_write_serves_at_once_and_ranks_in_the_background(service: Any) -> None:
     """The write's snapshot is served before every merchant is ranked: its match lists are
     computed live, and equal the ranked ones once the background ranking joins. A flag

@@ -245,6 +245,9 @@ def test_a_kept_table_names_what_it_lacks(tiny_market: Path, sqlite_store: SQLit
         g.restricted(ReadSpec({"Talent": ("name",)}))
     with pytest.raises(StoreError, match="'nobody' is not in the market graph"):
         g.with_edge("PROMOTED", "Talent", "nobody", str(g.node("Product").ids[0]), g.identity)
+    # a table read anew (Violation) under kept edges into it: they would index the old rows
+    with pytest.raises(StoreError, match=r"keeps the edges \['HAS_VIOLATION from Merchant'"):
+        read_market(sqlite_store, ReadSpec({"Violation": ("kind",)}), base=g)
     catalog = read_market(sqlite_store, CATALOG_READ)
     with pytest.raises(StoreError, match="held with columns"):
         catalog.with_edge(
