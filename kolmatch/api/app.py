@@ -60,6 +60,10 @@ log = logging.getLogger("kolmatch.api")
 #: The pages' files, shipped in the package (no CDN: they render with the network cut off):
 #: ``graphiql/`` (vendored GraphiQL, React and their licences) and ``explore/``.
 STATIC = Path(__file__).parent / "static"
+#: The response header naming the graph version a /graphql request's answers reflect (a
+#: batch: the oldest of its operations'; a write: the version it made) and an export's: a
+#: client can tell a worker that has not caught up with a write yet (within ~1 s: follow).
+GRAPH_VERSION_HEADER = "Kolmatch-Graph-Version"
 
 
 def _error(status: int, code: str, message: str, lang: str = DEFAULT_LANG) -> JSONResponse:
@@ -128,11 +132,14 @@ def create_app(
     # largest page for a variable `first`).
     documents: _Documents = _Documents(DOCUMENT_CACHE_SIZE, DOCUMENT_CACHE_MAX_CHARS)
 
-    def run_one(op: Any, principal: Principal, run: _Run, lang: str) -> tuple[dict[str, Any], bool]:
+    def run_one(
+        op: Any, principal: Principal, run: _Run, lang: str, versions: list[int]
+    ) -> tuple[dict[str, Any], bool]:
         """Execute one operation; returns its JSON and whether the store was unavailable.
 
         Nothing starts executing once the request has timed out; what did start is
-        recorded in ``run`` for the timeout's message.
+        recorded in ``run`` for the timeout's message. The graph version the operation was
+        answered from (a write's own, after it) is appended to ``versions``.
         """
         if not isinstance(op, dict) or not isinstance(op.get("query"), str):
             return {
@@ -177,6 +184,7 @@ def create_app(
             variable_values=variables,
             operation_name=name if isinstance(name, str) else None,
         )
+        versions.append(ctx.snap.version)
         out: dict[str, Any] = {"data": result.data}
         down = False
         if result.errors:
@@ -251,11 +259,13 @@ def create_app(
         cancel = Cancel(deadline=time.monotonic() + lim.timeout_s)
         work = RequestWork(cancel, pool, board)
 
+        versions: list[int] = []
+
         def run_all() -> tuple[list[dict[str, Any]], bool]:
             outs, down = [], False
             with bound_work(work):
                 for op in ops:
-                    o, d = run_one(op, principal, run, lang)
+                    o, d = run_one(op, principal, run, lang, versions)
                     outs.append(o)
                     down = down or d
             return outs, down
@@ -274,8 +284,10 @@ def create_app(
             log.exception("request failed")
             return _error(200, "INTERNAL", "internal error", lang)
         # the server's own time, so load tests can tell it from their clients' queueing
-        timing = {"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.2f}"}
-        return JSONResponse(outs if batch else outs[0], 503 if down else 200, headers=timing)
+        head = {"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.2f}"}
+        if versions:  # the oldest graph version any operation of the request was answered from
+            head[GRAPH_VERSION_HEADER] = str(min(versions))
+        return JSONResponse(outs if batch else outs[0], 503 if down else 200, headers=head)
 
     async def explore(request: Request) -> Response:
         # the page signs in with a key it sends on each /graphql request, so it is public
@@ -343,7 +355,10 @@ def create_app(
         return StreamingResponse(
             chunks(),
             media_type=media,
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}"',
+                GRAPH_VERSION_HEADER: str(snap.version),
+            },
         )
 
     async def healthz(request: Request) -> Response:

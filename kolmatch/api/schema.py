@@ -546,6 +546,7 @@ class FlagViolation(graphene.Mutation):
             time=input["time"],
             actor=actor_of(ctx),
         )
+        ctx.snap = snap
         return FlagViolation(version=snap.version)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kolmatch.api.app import create_app
+from kolmatch.api.app import GRAPH_VERSION_HEADER, create_app
 from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.engine.audit import AuditLog, audit_path
 from kolmatch.engine.service import EngineService
@@ -197,6 +197,38 @@ def test_violation_writes_check_what_another_process_wrote(w: Writable) -> None:
     w.store.write([NodeBatch.of("Violation", [{**node, "id": "v-else2", "resolved": False}])])
     body = w.post('mutation { resolveViolation(id: "v-else2") { version } }')
     assert "errors" not in body, body  # known now, though written elsewhere
+
+
+def test_every_answer_names_the_graph_version_it_reflects(w: Writable) -> None:
+    """The version header (issue 18): a read names the version it read, a write the one it
+    made; a batch its oldest; an export its snapshot's. A client can tell a stale worker."""
+    head = {"Authorization": f"Bearer {KEYS['internal']}"}
+    read = {"query": "{ me { kind } }"}
+
+    def post(body: Any) -> httpx.Response:
+        r = w.client.post(f"{w.url}/graphql", json=body, headers=head)
+        assert r.status_code == 200, r.text
+        return r
+
+    v0 = int(post(read).headers[GRAPH_VERSION_HEADER])
+    assert v0 == w.service.snapshot.version == w.store.version()
+    flag = (
+        'mutation { flagViolation(input: {id: "v-hdr", label: "Talent", '
+        f'target: "{w.talent}", kind: "x", severity: "minor", time: "2026-06-01"}}) '
+        "{ version } }"
+    )
+    r = post({"query": flag})
+    made = r.json()["data"]["flagViolation"]["version"]
+    assert made == v0 + 1 and int(r.headers[GRAPH_VERSION_HEADER]) == made
+    assert int(post(read).headers[GRAPH_VERSION_HEADER]) == made
+    # a batch whose second operation writes: the header is the first's, the older version
+    body = [read, {"query": 'mutation { resolveViolation(id: "v-hdr") { version } }'}]
+    r = post(body)
+    assert r.json()[1]["data"]["resolveViolation"]["version"] == made + 1
+    assert int(r.headers[GRAPH_VERSION_HEADER]) == made
+    query = {"format": "jsonl", "merchant": w.seller}
+    r = w.client.get(f"{w.url}/export/matches", params=query, headers=head)
+    assert r.status_code == 200 and int(r.headers[GRAPH_VERSION_HEADER]) == made + 1
 
 
 def test_resolving_twice_writes_once_and_an_unknown_campaign_is_refused(w: Writable) -> None:
