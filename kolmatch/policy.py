@@ -43,6 +43,7 @@ __all__ = [
     "PUBLIC_TALENT_VALUES",
     "ROLES",
     "Viewer",
+    "demographics_shown",
     "demographics_visible",
     "percentile",
     "percentile_band",
@@ -202,7 +203,18 @@ def demographics_visible(audience_members: int | float) -> bool:
     >>> demographics_visible(99), demographics_visible(100)
     (False, True)
     """
-    return bool(audience_members >= MIN_DEMOGRAPHIC_AUDIENCE)
+    return bool(demographics_shown(np.asarray(audience_members)))
+
+
+def demographics_shown(audience_members: NDArray[np.number]) -> NDArray[np.bool_]:
+    """:func:`demographics_visible` of many audiences at once (one array comparison).
+
+    Examples
+    --------
+    >>> demographics_shown(np.array([99, 100, 5000])).tolist()
+    [False, True, True]
+    """
+    return np.asarray(audience_members) >= MIN_DEMOGRAPHIC_AUDIENCE
 
 
 def percentile(values: F64) -> F64:

@@ -18,6 +18,8 @@ from kolmatch.matching.score import (
     match_merchant,
     merchant_signals,
     rank_merchants,
+    ranking_order,
+    top_order,
 )
 from kolmatch.policy import MIN_DEMOGRAPHIC_AUDIENCE
 
@@ -234,6 +236,30 @@ def test_a_weight_that_would_overflow_is_refused(
 ) -> None:
     with pytest.raises(BadArgument, match="weights"):
         match_merchant(tiny_features, "m0", top=5, weights={"reach": weight})
+
+
+def test_the_top_of_a_partitioned_order_is_the_full_order_s(tiny_features: MarketFeatures) -> None:
+    """top_order sorts only the top: ties across its cut, excluded and NaN scores included, it
+    gives the full sort's first rows (equal scores by followers, then id)."""
+    f = tiny_features
+    rng = np.random.default_rng(3)
+    T = f.n_talents
+    for trial in range(30):
+        score = rng.integers(0, 6, T).astype(float)  # many ties, also at the cut
+        score[rng.random(T) < 0.2] = -np.inf
+        if trial % 3 == 0:
+            score[rng.random(T) < 0.05] = np.nan
+        full = ranking_order(f, score)
+        for depth in (1, 5, 17, T // 2, T, T + 3):
+            top, n = top_order(f, score, depth)
+            assert n == int(np.isfinite(score).sum())
+            assert top.tolist() == full[:depth].tolist(), (trial, depth)
+    # equal scores: most followers first, then id
+    tie = top_order(f, np.zeros(T), T)[0]
+    followers = np.nan_to_num(f.talent_followers, nan=0.0)[tie]
+    assert (np.diff(followers) <= 0).all()
+    same = followers[:-1] == followers[1:]
+    assert (f.talent_ids[tie][:-1][same] < f.talent_ids[tie][1:][same]).all()
 
 
 def test_ranking_every_merchant_counts_merchants(tiny_features: MarketFeatures) -> None:
