@@ -33,7 +33,7 @@ from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.engine.distributed import dask_address, dask_argument, partitions_on
 from kolmatch.engine.memory import release_freed_memory
-from kolmatch.errors import StoreError
+from kolmatch.errors import Cancel, StoreError
 from kolmatch.graph.market import (
     BOOKINGS_READ,
     CAMPAIGNS_READ,
@@ -648,6 +648,7 @@ def cached_rankings(
     cache_dir: str | Path | None = None,
     *,
     dask: str | None = None,
+    cancel: Cancel | None = None,
 ) -> MerchantRankings:
     """Every merchant's default ranking (:func:`rank_merchants`), cached like the features.
 
@@ -665,12 +666,15 @@ def cached_rankings(
         As :func:`load_features`: with a scheduler, ranges of merchants are ranked on its
         workers (:func:`~kolmatch.matching.ranking_partition.partitioned_rankings`, the same
         rankings); without, threads in this process.
+    cancel
+        Stops a ranking in this process between merchants (:class:`~kolmatch.errors.Cancelled`;
+        nothing is cached); a ranking on Dask runs to its end.
     """
 
     def rank() -> MerchantRankings:
         address = dask_address(dask)
         if address is None:
-            return rank_merchants(f)
+            return rank_merchants(f, cancel=cancel)
         with partitions_on(address, argument=dask_argument(dask)) as partitions:
             return partitioned_rankings(f, partitions)
 

@@ -37,6 +37,8 @@ from kolmatch.engine.campaigns import CampaignBrief, briefs_of, checked_brief
 from kolmatch.engine.memory import settle_objects
 from kolmatch.errors import (
     BadArgument,
+    Cancel,
+    Cancelled,
     Conflict,
     IncompleteLoad,
     KolmatchError,
@@ -76,6 +78,12 @@ log = logging.getLogger("kolmatch.engine")
 FOLLOW_POLL_SECONDS = 0.25
 #: How long a follower waits for a write the change feed shows pending before rebuilding.
 FEED_WAIT_SECONDS = 5.0
+#: How long a version must stay the served one before every merchant is ranked for it in the
+#: background (and a ranking is stopped once another version is served). Ranking m's 5,000
+#: merchants takes ~30 s of both cores, and any write changes every merchant's scores (each
+#: is standardised over all talents): under a stream of writes a ranking would never be
+#: served, and took the cores the live match lists needed (bench/consistency.py).
+RANK_QUIET_SECONDS = 1.0
 
 #: The fields of a collaboration a caller sends, compared when its id is sent again.
 COLLABORATION_FIELDS = ("talent", "product", "gmv", "orders", "fee", "time", "campaign")
@@ -168,6 +176,8 @@ class EngineService:
         self._ranking_wanted: tuple[int, Identity, MarketFeatures, bool] | None = None
         self._ranking_event = threading.Event()
         self._ranker: threading.Thread | None = None
+        self._ranking: tuple[int, Cancel] | None = None  # the version being ranked
+        self.rankings_stopped = 0  # background rankings stopped for a newer version
         self._snapshot_lock = threading.Lock()  # swaps of the served snapshot
         # the read, the build with its calibration, the ranking: minutes at m on a cold cache
         with progress.task("starting the engine"):
@@ -493,11 +503,16 @@ class EngineService:
         A write used to wait for this (94% of a recorded collaboration's 2.5 s on s); now the
         write's snapshot serves at once with live match lists, and when the rankings are
         done they join the snapshot if it is still of that version. One thread, latest wish
-        only: writes faster than a ranking skip the versions in between.
+        only: writes faster than a ranking skip the versions in between. A version is ranked
+        once it has been served for :data:`RANK_QUIET_SECONDS`, and its ranking stops when
+        another is wished for: ranking a version no longer served would be thrown away.
         """
         with self._snapshot_lock:
             self._ranking_wanted = (*wanted, persist)
             self._ranking_event.set()
+            running = self._ranking
+            if running is not None and running[0] != wanted[0]:
+                running[1].cancel(f"version {wanted[0]} is served")
             if self._ranker is not None:
                 return
 
@@ -505,19 +520,34 @@ class EngineService:
             while not self._stop.is_set():
                 if not self._ranking_event.wait(0.5):
                     continue
+                quiet = False
+                while not quiet:  # until no newer wish came for the quiet time
+                    self._ranking_event.clear()
+                    if self._stop.wait(RANK_QUIET_SECONDS):
+                        return
+                    quiet = not self._ranking_event.is_set()
                 with self._snapshot_lock:
                     job, self._ranking_wanted = self._ranking_wanted, None
-                    self._ranking_event.clear()
-                if job is None:
-                    continue
+                    if job is None:
+                        continue
+                    cancel = Cancel()
+                    self._ranking = (job[0], cancel)
                 version, identity, f, keep = job
                 try:
                     if keep:  # the writer caches the features it updated (a restart loads them)
                         store_features(self._store.uri, identity, f, self._cache_dir)
-                    r = cached_rankings(self._store.uri, identity, f, self._cache_dir)
+                    r = cached_rankings(
+                        self._store.uri, identity, f, self._cache_dir, cancel=cancel
+                    )
+                except Cancelled:
+                    self.rankings_stopped += 1
+                    continue
                 except Exception:  # a full disk costs speed: lists stay live
                     log.warning("kolmatch: ranking version %s failed", version, exc_info=True)
                     continue
+                finally:
+                    with self._snapshot_lock:
+                        self._ranking = None
                 with self._snapshot_lock:
                     snap = self._snapshot
                     if snap.version == version and (

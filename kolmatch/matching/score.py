@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kolmatch import progress
-from kolmatch.errors import BadArgument
+from kolmatch.errors import BadArgument, Cancel, check_cancel
 from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.i18n import DEFAULT_LANG, category_name, format_amount, message
 from kolmatch.matching.availability import Availability, availability, planning_window
@@ -582,7 +582,9 @@ def rank_into(
     signals[: len(order)] = np.stack([sig[k][order] for k in SIGNALS], axis=1)
 
 
-def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
+def rank_merchants(
+    f: MarketFeatures, *, depth: int = 200, cancel: Cancel | None = None
+) -> MerchantRankings:
     """Each merchant's top ``depth`` talents by the default score (threads over merchants).
 
     Parameters
@@ -591,6 +593,14 @@ def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
         Market features.
     depth
         How many talents to keep per merchant.
+    cancel
+        Checked before each merchant: a serving process stops ranking a version it no longer
+        serves.
+
+    Raises
+    ------
+    Cancelled
+        If ``cancel`` was set.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -602,6 +612,7 @@ def rank_merchants(f: MarketFeatures, *, depth: int = 200) -> MerchantRankings:
     bases = np.full((M, depth), -np.inf)
 
     def one(m: int) -> None:
+        check_cancel(cancel)
         rank_into(f, m, rows[m], scores[m], signals[m], eligible, m, bases[m])
         shown.advance()
 

@@ -395,3 +395,49 @@ def test_worn_patched_lists_are_ranked_again_behind(
     fresh = service.snapshot.rankings
     assert fresh is not snap.rankings and service.snapshot.version == snap.version
     _assert_same(fresh, rank_merchants(_full(service.store)))
+
+
+def test_a_ranking_waits_for_a_quiet_moment_and_stops_for_a_newer_version(
+    service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a stream of writes the background ranking of a version no longer served is
+    stopped, and writes within the quiet time start none: only the last version is ranked,
+    and its rankings are a fresh ranking's (bench/consistency.py: rankings redone after each
+    write took the cores that live match lists needed)."""
+    import kolmatch.engine.service as service_module
+    from kolmatch.errors import Cancel
+
+    service.wait_ranked()
+    real = service_module.cached_rankings
+    started: list[int] = []
+    holding = {"v": -1}
+
+    def ranking(uri: str, identity: Any, f: Any, cache_dir: Any, *, cancel: Cancel) -> Any:
+        started.append(identity[1])
+        if identity[1] == holding["v"]:  # held until a newer version stops it
+            assert cancel.wait(60), "the ranking was not stopped"
+        return real(uri, identity, f, cache_dir, cancel=cancel)
+
+    monkeypatch.setattr(service_module, "cached_rankings", ranking)
+    talent = _top_talent(service)
+    first = _flag_minor(service, "x-q1", talent).version  # patched lists: no ranking
+    a = service.resolve_violation("x-q1").version  # risk falls: ranked behind
+    b = _flag_minor(service, "x-q2", talent).version  # within the quiet time of a
+    c = service.resolve_violation("x-q2").version
+    assert (first, a, b, c) == (first, first + 1, first + 2, first + 3)
+    assert service.wait_ranked().version == c
+    assert started == [c] and service.rankings_stopped == 0  # a was never started
+    holding["v"] = c + 2  # e's ranking is held until a newer version stops it
+    d = _flag_minor(service, "x-q3", talent)
+    e = service.resolve_violation("x-q3").version  # d's patched lists: d is not ranked
+    assert d.version == c + 1 and e == c + 2
+    deadline = time.monotonic() + 60
+    while started[-1] != e:
+        assert time.monotonic() < deadline, "the ranking did not start"
+        time.sleep(0.02)
+    g = _flag_minor(service, "x-q4", talent)
+    h = service.resolve_violation("x-q4").version
+    assert service.wait_ranked().version == h
+    assert service.rankings_stopped == 1 and started[-1] == h
+    _assert_same(service.snapshot.rankings, rank_merchants(_full(service.store)))
+    assert g.version == e + 1

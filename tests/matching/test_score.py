@@ -349,3 +349,28 @@ def test_rankings_after_many_risks_rise_at_once(s_features: MarketFeatures) -> N
         for name in ("rows", "scores", "bases", "signals"):
             assert np.array_equal(getattr(got, name)[m, :v], getattr(fresh, name)[m, :v]), m
     assert (got.valid < depth).any()
+
+
+def test_a_ranking_stops_between_merchants_when_cancelled(
+    tiny_features: MarketFeatures, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import kolmatch.matching.score as score_module
+    from kolmatch.errors import Cancel, Cancelled
+
+    done: list[int] = []
+    cancel = Cancel()
+    real = score_module.rank_into
+
+    def counted(f: MarketFeatures, m: int, *args: object) -> None:
+        real(f, m, *args)  # type: ignore[arg-type]
+        done.append(m)
+        if len(done) == 3:  # a newer version arrives after three merchants
+            cancel.cancel("a newer version is served")
+
+    monkeypatch.setattr(score_module, "rank_into", counted)
+    with pytest.raises(Cancelled, match="a newer version is served"):
+        rank_merchants(tiny_features, cancel=cancel)
+    # the merchants under way when it was cancelled finish; no other starts
+    assert 3 <= len(done) <= 3 + (os.cpu_count() or 1) < len(tiny_features.merchant_ids)
