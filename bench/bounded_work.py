@@ -4,7 +4,8 @@ Serves a store with the real app (uvicorn, loopback), then for ``--seconds``: ``
 clients each send plans for the s market's slowest merchants back to back (each times out
 or is refused), while one client asks for a merchant's match list every 50 ms. Prints the
 match lists' p50 / p99 latency and the server's CPU in the second after the last plan's
-timeout. Usage::
+timeout. ``--plans`` names other merchants and budgets (another market: ``m0:1e6,m9:3e5``).
+Usage::
 
     python -m bench.bounded_work --store sqlite:////tmp/s.db --seconds 30
 """
@@ -45,7 +46,15 @@ def main() -> None:
     ap.add_argument("--planners", type=int, default=5)
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--solver-processes", type=int, default=1)
+    ap.add_argument("--plans", default=None, help="merchant:budget,... (default: the s market's)")
+    ap.add_argument("--reader", default="m1", help="the merchant whose match list is timed")
     a = ap.parse_args()
+    plans = SLOW_PLANS
+    if a.plans:
+        try:
+            plans = [(m, float(b)) for m, b in (x.split(":") for x in a.plans.split(","))]
+        except ValueError:
+            raise SystemExit(f"--plans {a.plans!r}: expected merchant:budget,...") from None
 
     service = EngineService(open_store(a.store), a.cache)
     ring = KeyRing({"k": Principal.parse("internal")})
@@ -66,7 +75,7 @@ def main() -> None:
         with httpx.Client(timeout=120) as c:
             k = i
             while time.monotonic() < stop:
-                m, budget = SLOW_PLANS[k % len(SLOW_PLANS)]
+                m, budget = plans[k % len(plans)]
                 q = f'{{ merchant(id: "{m}") {{ plan(budget: {budget}, minRoi: 0) {{ cost }} }} }}'
                 body = c.post(url, json={"query": q}, headers=head).json()
                 code = body["errors"][0]["extensions"]["code"] if "errors" in body else "OK"
@@ -79,7 +88,7 @@ def main() -> None:
     for t in threads:
         t.start()
     with httpx.Client(timeout=120) as c:
-        q = '{ matchLists(merchantIds: ["m1"], first: 10) { matches { rank } } }'
+        q = f'{{ matchLists(merchantIds: ["{a.reader}"], first: 10) {{ matches {{ rank }} }} }}'
         while time.monotonic() < stop:
             t0 = time.perf_counter()
             r = c.post(url, json={"query": q}, headers=head)

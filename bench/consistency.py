@@ -187,7 +187,7 @@ def _pairs(store_uri: str, n: int) -> tuple[list[str], list[tuple[str, str]]]:
     return merchants, pairs
 
 
-def _serve(a: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(a: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str, list[str]]:
     """``kolmatch serve --workers N``, once each worker has said its startup is complete."""
     import socket
 
@@ -216,7 +216,7 @@ def _serve(a: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
             server.kill()
             tail = "\n".join(lines[-20:])
             raise SystemExit(f"kolmatch serve did not start its {a.workers} workers:\n{tail}")
-    return server, f"http://127.0.0.1:{port}/graphql"
+    return server, f"http://127.0.0.1:{port}/graphql", lines
 
 
 async def _run(
@@ -251,7 +251,7 @@ def main() -> None:
     a = p.parse_args()
     merchants, pairs = _pairs(a.store, a.writes)
     t0 = time.perf_counter()
-    server, url = _serve(a)
+    server, url, server_log = _serve(a)
     print(f"{a.workers} workers started in {time.perf_counter() - t0:.1f} s", flush=True)
     try:
         log = asyncio.run(_run(url, a, merchants, pairs))
@@ -271,6 +271,9 @@ def main() -> None:
     )
     for e in log.errors[:5]:
         print(f"  {e}")
+    trouble = [x for x in server_log if any(w in x for w in ("ERROR", "WARNING", "Traceback"))]
+    for line in trouble[:10]:
+        print(f"  server: {line}")
     print(f"reads stale by more than {a.bound:g} s: {len(late)}")
     print(f"staleness of reads behind a write: {_stats([s for s in stale if s > 0])}")
     print(f"read latency: {_stats([t1 - t0 for t0, t1, _ in log.reads], 'ms', 1000)}")
