@@ -28,6 +28,7 @@ from kolmatch.api.types.common import (
     page_size,
     page_window,
     require_internal,
+    selects,
     sliced,
     write_as,
 )
@@ -418,7 +419,12 @@ class Query(graphene.ObjectType):
         for m in merchant_ids:
             try:
                 ranked = match_merchant(
-                    ctx.snap.features, m, top=first, rankings=ctx.snap.rankings, lang=ctx.lang
+                    ctx.snap.features,
+                    m,
+                    top=first,
+                    rankings=ctx.snap.rankings,
+                    lang=ctx.lang,
+                    evidence=selects(info, "evidence"),
                 )
                 out.append({"merchant": m, "matches": [to_match(ctx, x) for x in ranked]})
             except KolmatchError as exc:

@@ -503,3 +503,38 @@ def test_a_variable_of_the_wrong_type_is_a_bad_argument(
     assert errs[0]["extensions"]["code"] == "BAD_ARGUMENT", errs
     assert says in errs[0]["message"]
     assert "internal error" not in r.text and "Traceback" not in r.text
+
+
+def test_evidence_is_built_only_for_queries_that_select_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list without `evidence` in its selection builds none (half a ranked list's time at
+    m) and is otherwise the same list; selected directly, through a fragment or an inline
+    fragment, or in matchLists, the evidence is there."""
+    import kolmatch.matching.score as score_module
+
+    built: list[int] = []
+    real = score_module._evidence
+
+    def counted(*args: Any) -> Any:
+        built.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(score_module, "_evidence", counted)
+    head = "query($m: ID!) { merchant(id: $m) { matches(first: 5) { edges { node "
+    bare = head + "{ rank score talent { id } } } } } }"
+    lean = api.data(bare, "m0", variables={"m": "m0"})["merchant"]["matches"]["edges"]
+    assert built == [] and len(lean) == 5
+    queries = [
+        head + "{ rank score talent { id } evidence } } } } }",
+        head + "{ ...M } } } } } fragment M on Match { rank score talent { id } evidence }",
+        head + "{ ... on Match { rank score talent { id } evidence } } } } } }",
+    ]
+    for q in queries:
+        full = api.data(q, "m0", variables={"m": "m0"})["merchant"]["matches"]["edges"]
+        ids = [e["node"]["talent"]["id"] for e in full]
+        assert ids == [e["node"]["talent"]["id"] for e in lean]
+        assert [e["node"]["score"] for e in full] == [e["node"]["score"] for e in lean]
+        assert all(e["node"]["evidence"] for e in full), q
+    lists = '{ matchLists(merchantIds: ["m0"], first: 3) { matches { evidence } } }'
+    assert all(m["evidence"] for m in api.data(lists)["matchLists"][0]["matches"])

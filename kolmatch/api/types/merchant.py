@@ -16,6 +16,7 @@ from kolmatch.api.types.common import (
     context,
     page_size,
     page_window,
+    selects,
     sliced,
 )
 from kolmatch.api.types.fact import FactSplitType, fact_payload
@@ -384,6 +385,7 @@ class Merchant(graphene.ObjectType):
             budget=budget,
             rankings=ctx.snap.rankings,
             lang=ctx.lang,
+            evidence=selects(info, "evidence"),
         )
         eligible = talent_eligibility(f).ok.copy()
         if campaign is not None:
