@@ -79,7 +79,7 @@ FOLLOW_POLL_SECONDS = 0.25
 #: How long a follower waits for a write the change feed shows pending before rebuilding.
 FEED_WAIT_SECONDS = 5.0
 #: How long a version must stay the served one before every merchant is ranked for it in the
-#: background (and a ranking is stopped once another version is served). Ranking m's 5,000
+#: background (and a ranking is stopped once a newer version is to be ranked). Ranking m's 5,000
 #: merchants takes ~30 s of both cores, and any write changes every merchant's scores (each
 #: is standardised over all talents): under a stream of writes a ranking would never be
 #: served, and took the cores the live match lists needed (bench/consistency.py).
@@ -467,10 +467,13 @@ class EngineService:
             )
         elif bookings_of is not None or campaigns_of is not None:
             # default rankings read no bookings or campaigns (only a campaign's match list
-            # does, live): they stay, and nothing is re-ranked
+            # does, live): they stay, and nothing is re-ranked, unless the previous version's
+            # were still to come (its ranking is stopped by this wish)
             snap = replace(prev, version=version, features=f, compliance=compliance)
             if campaigns_of is not None:
                 snap = replace(snap, campaigns=briefs_of(g))
+            if prev.rankings is None:
+                self._rank_later((version, g.identity, f), persist=persist)
             return snap
         else:
             # a flag raises some talents' risk only: the lists are patched, not ranked again

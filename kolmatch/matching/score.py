@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -319,8 +318,10 @@ class _MarketWide:
     tiebreak: NDArray[np.int64]  # each talent's place by (most followers, id): equal scores' order
 
 
+#: By ``id(f)``, with a weak reference to ``f`` that tells a live entry from a dead one's id
+#: reused. No lock: single dict operations are atomic, and the reference's callback may run
+#: inside a garbage collection at any allocation (a lock held there could deadlock).
 _WIDE: dict[int, tuple[weakref.ref[MarketFeatures], _MarketWide]] = {}
-_WIDE_LOCK = threading.Lock()
 
 
 def _market_wide(f: MarketFeatures) -> _MarketWide:
@@ -337,12 +338,10 @@ def _market_wide(f: MarketFeatures) -> _MarketWide:
     wide = _MarketWide(merchant_prices(f), demographics_shown(np.diff(f.audience.indptr)), tiebreak)
 
     def forget(ref: weakref.ref[MarketFeatures], key: int = key) -> None:
-        with _WIDE_LOCK:
-            if _WIDE.get(key, (None,))[0] is ref:
-                del _WIDE[key]
+        if _WIDE.get(key, (None,))[0] is ref:  # (a newer entry popped here is built again)
+            _WIDE.pop(key, None)
 
-    with _WIDE_LOCK:
-        _WIDE[key] = (weakref.ref(f, forget), wide)
+    _WIDE[key] = (weakref.ref(f, forget), wide)
     return wide
 
 

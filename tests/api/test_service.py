@@ -16,6 +16,7 @@ from kolmatch.engine.cache import RECALIBRATE_SHARE
 from kolmatch.engine.service import EngineService
 from kolmatch.errors import StoreError
 from kolmatch.graph import market
+from kolmatch.graph.booking import Booking
 from kolmatch.graph.market import COMPLIANCE_READ, read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import RelBatch
@@ -408,6 +409,8 @@ def test_a_ranking_waits_for_a_quiet_moment_and_stops_for_a_newer_version(
     from kolmatch.errors import Cancel
 
     service.wait_ranked()
+    # writes one after another land well within it, however loaded the machine
+    monkeypatch.setattr(service_module, "RANK_QUIET_SECONDS", 3.0)
     real = service_module.cached_rankings
     started: list[int] = []
     holding = {"v": -1}
@@ -441,3 +444,18 @@ def test_a_ranking_waits_for_a_quiet_moment_and_stops_for_a_newer_version(
     assert service.rankings_stopped == 1 and started[-1] == h
     _assert_same(service.snapshot.rankings, rank_merchants(_full(service.store)))
     assert g.version == e + 1
+    # a write that changes no list (a booking) on a version still to be ranked: its own
+    # version is ranked instead (before, the ranking of the one before it was thrown away)
+    from tests.api.test_bookings import _eligible_merchant, _free_talent, _window
+
+    f = service.snapshot.features
+    start, end, w = _window(f)
+    m = _eligible_merchant(f)
+    t, _ = _free_talent(f, m, w)
+    j = _flag_minor(service, "x-q5", talent)
+    k = service.resolve_violation("x-q5").version
+    snap, _ = service.book(
+        [Booking("bk-q", str(f.talent_ids[t]), str(f.merchant_ids[m]), start, end)]
+    )
+    assert snap.version == k + 1 == j.version + 2
+    assert service.wait_ranked().version == snap.version and started[-1] == snap.version
