@@ -621,8 +621,6 @@ class EngineService:
         rankings = stored_rankings(store.uri, g.identity, self._cache_dir)
         if rankings is None and not later:
             rankings = cached_rankings(store.uri, g.identity, f, self._cache_dir)
-        elif rankings is None:
-            self._rank_later((version, g.identity, f))
         talents, merchants = g.node("Talent"), g.node("Merchant")
         agencies, products = g.node("Institution"), g.node("Product")
         violations, signed = g.node("Violation"), g.edge("SIGNED_WITH", "Talent")
@@ -651,7 +649,7 @@ class EngineService:
                 )
             )
         history = {t: _newest_first(items) for t, items in history.items()}
-        return Snapshot(
+        snap = Snapshot(
             version=version,
             features=f,
             rankings=rankings,
@@ -673,6 +671,9 @@ class EngineService:
             campaigns=briefs_of(g),
             compliance=g.restricted(COMPLIANCE_READ),
         )
+        if rankings is None:  # wished for once the snapshot exists: it stops the one before
+            self._rank_later((version, g.identity, f))
+        return snap
 
     # -- writes ---------------------------------------------------------------------------
     def record_collaboration(

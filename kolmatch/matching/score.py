@@ -784,7 +784,10 @@ def _rank(
     weights: Mapping[str, float] | None,
     campaign: str | None,
     budget: float | None,
+    top: int | None = None,
 ) -> _Ranked:
+    """``top``: only the first ``top`` of ``order`` are sorted (a match list's; why-not needs
+    every eligible talent's place)."""
     s = merchant_signals(f, i)
     score = combine(s, weights)
     av = None
@@ -794,7 +797,8 @@ def _rank(
     money = _prices(f, i, budget)
     if budget is not None:
         score = np.where(money.price <= budget, score, -np.inf)
-    return _Ranked(s, score, ranking_order(f, score), av, money)
+    order = ranking_order(f, score) if top is None else top_order(f, score, top)[0]
+    return _Ranked(s, score, order, av, money)
 
 
 def match_merchant(
@@ -879,8 +883,8 @@ def match_merchant(
             lang=lang,
             evidence=evidence,
         )
-    ranked = _rank(f, i, weights, campaign, budget)
-    order = ranked.order[:top]
+    ranked = _rank(f, i, weights, campaign, budget, top)
+    order = ranked.order
     values = ranked.signals.as_dict()
     sig = [{k: float(v[t]) for k, v in values.items()} for t in order]
     av = ranked.av
