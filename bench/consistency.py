@@ -34,6 +34,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.run import _free_port
 from kolmatch.api.app import GRAPH_VERSION_HEADER
 from kolmatch.graph.market import ReadSpec, read_market
 from kolmatch.graph.open import open_store
@@ -189,11 +190,7 @@ def _pairs(store_uri: str, n: int) -> tuple[list[str], list[tuple[str, str]]]:
 
 def _serve(a: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str, list[str]]:
     """``kolmatch serve --workers N``, once each worker has said its startup is complete."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     env = {**os.environ, "KOLMATCH_API_KEYS": f"{KEY}=internal", "KOLMATCH_CACHE": str(a.cache)}
     cmd = [sys.executable, "-m", "kolmatch.cli", "serve", "--port", str(port)]
     cmd += ["--workers", str(a.workers), "--store", a.store]
