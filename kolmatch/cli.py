@@ -563,7 +563,7 @@ def _cmd_load(a: argparse.Namespace) -> int:
     finally:
         store.close()
         if created and not done and path is not None:  # a failed first load leaves no file
-            for f in (path, path.with_name(path.name + "-journal")):
+            for f in (path, *(path.with_name(path.name + x) for x in ("-journal", "-wal", "-shm"))):
                 f.unlink(missing_ok=True)
     _print_counts(counts)
     after = sum(v for k, v in counts.items() if not k.isupper())

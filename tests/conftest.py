@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,19 @@ def s_features(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> Mark
 
 class WritesWhileRead:
     """A store, plus a write by someone else each time ``label``'s nodes are read, while
-    ``then`` holds batches (the first one each time): a graph that moves during a read."""
+    ``then`` holds batches (the first one each time): a graph that moves during a read.
+
+    Its ``reading`` holds no snapshot (as Neo4j's read-committed statements): a read sees
+    the writes, and ``read_market`` must read again."""
 
     def __init__(self, store: SQLiteStore, label: str, then: list[NodeBatch]) -> None:
         self._store, self._label, self.then = store, label, then
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+    def reading(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def node_rows(self, label: str, fields: Any) -> Any:
         rows = self._store.node_rows(label, fields)

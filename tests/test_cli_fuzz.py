@@ -36,7 +36,7 @@ from kolmatch.loaders.synthetic import generate_market
 #: Exit codes a command may end with (kolmatch/cli.py, README "Exit codes"); 130 is Ctrl-C's.
 EXIT_CODES = {0, 1, 2}
 #: What a half-written file or folder is called while it is written (and must not outlive it).
-STAGING_SUFFIXES = (".tmp", ".partial", ".old", "-journal")
+STAGING_SUFFIXES = (".tmp", ".partial", ".old", "-journal", "-wal", "-shm")
 #: Commands that may create files when they succeed; the others never do.
 WRITERS = {
     "generate",

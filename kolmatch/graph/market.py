@@ -329,8 +329,10 @@ def read_market(
 ) -> MarketGraph:
     """Read what ``spec`` asks for from ``store``, all of it from one graph version.
 
-    The store's identity is read before and after; if a write landed in between, the read is
-    done again (up to :data:`READ_ATTEMPTS` times), so a market graph never mixes two versions.
+    The reads run in the store's :meth:`~kolmatch.graph.store.GraphStore.reading` context
+    (SQLite: one snapshot while writers go on). The store's identity is read before and after;
+    if a write landed in between (Neo4j), the read is done again (up to :data:`READ_ATTEMPTS`
+    times), so a market graph never mixes two versions.
 
     Parameters
     ----------
@@ -364,18 +366,20 @@ def read_market(
     if base is not None:
         _refuse_stale_edges(spec, base)
     for _ in range(READ_ATTEMPTS):
-        before = store.identity()
-        nodes = {
-            label: node_table(store, label, node_spec(label).field_names if f is None else f)
-            for label, f in spec.nodes.items()
-            if not (f == () and label in kept)
-        }
-        ends = {**kept, **nodes}
-        edges = {
-            (rel, src): edge_list(store, rel, ends[src], ends[rel_spec(rel).dst], f)
-            for (rel, src), f in spec.edges.items()
-        }
-        if store.identity() == before:
+        with store.reading():  # SQLite: one snapshot, writers going on meanwhile
+            before = store.identity()
+            nodes = {
+                label: node_table(store, label, node_spec(label).field_names if f is None else f)
+                for label, f in spec.nodes.items()
+                if not (f == () and label in kept)
+            }
+            ends = {**kept, **nodes}
+            edges = {
+                (rel, src): edge_list(store, rel, ends[src], ends[rel_spec(rel).dst], f)
+                for (rel, src), f in spec.edges.items()
+            }
+            after = store.identity()
+        if after == before:
             if base is None:
                 return MarketGraph(before, nodes, edges)
             return MarketGraph(before, ends, {**base.edges, **edges})

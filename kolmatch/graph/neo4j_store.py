@@ -457,6 +457,11 @@ class Neo4jStore:
             raise IncompleteLoad(self.uri, list(recs[0]["pending"]))
         return str(recs[0]["uid"] or ""), int(recs[0]["version"])
 
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        """No snapshot across statements here (each reads committed data): a no-op, and
+        :func:`~kolmatch.graph.market.read_market` reads again if a write landed meanwhile."""
+        return contextlib.nullcontext()
+
     def counts(self) -> dict[str, int]:
         out = {n.label: self._query(cypher.count_nodes(n.label))[0]["n"] for n in NODES}
         out.update({r.type: self._query(cypher.count_rels(r.type))[0]["n"] for r in RELATIONSHIPS})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -122,16 +124,77 @@ class SQLiteStore:
                 f"cannot open SQLite store {self.path}: folder {self.path.parent} does not exist"
             )
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # A rollback journal, not WAL: loads are single transactions of up to gigabytes,
-            # which WAL handles badly (SQLite's docs: "WAL does not work well for very large
-            # transactions"); the journal keeps them atomic across a kill.
-            self._db.execute("PRAGMA journal_mode=DELETE")
+            self._db = self._connect()
+            if self._target == self.path:
+                # WAL: a reader keeps its snapshot while writers commit (:meth:`reading`), so a
+                # full read of the graph (minutes at m) never blocks a serving process's
+                # writes, and a write never makes that read start again. Loads stay one
+                # transaction, atomic across a kill (WAL frames past the last commit are
+                # ignored).
+                self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=OFF")
             self._db.execute(f"PRAGMA cache_size={_READ_CACHE_KIB}")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+        self._local = threading.local()  # a thread's reading() connection, while it reads
+
+    @property
+    def _target(self) -> str | Path:
+        """What connections open: the file, or, in a folder this process may not write (a
+        read-only mount, where WAL's ``-wal`` and ``-shm`` files cannot be made), a read-only
+        URI: the file as it is (``immutable``), or with the WAL a crash left (``mode=ro``).
+        A write then fails with SQLite's "readonly database", naming the file."""
+        folder = self.path.parent
+        if os.access(folder, os.W_OK) or not self.path.exists():
+            return self.path
+        wal = self.path.with_name(self.path.name + "-wal").exists()
+        return f"{self.path.as_uri()}?{'mode=ro' if wal else 'immutable=1'}"
+
+    def _connect(self) -> sqlite3.Connection:
+        target = self._target
+        return sqlite3.connect(
+            target, isolation_level=None, check_same_thread=False, uri=isinstance(target, str)
+        )
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Reads of this thread inside see one snapshot of the graph, whatever commits meanwhile.
+
+        A connection of its own for the thread, in one read transaction (WAL: it holds its
+        snapshot without blocking writers, and writers do not wait for it). Writes through
+        the store's connection go on meanwhile, from this thread or another; they are not
+        seen inside. Nested, the outer snapshot holds.
+
+        Raises
+        ------
+        StoreUnavailable
+            If the file cannot be opened again.
+        """
+        if getattr(self._local, "db", None) is not None:
+            yield
+            return
+        try:
+            db = self._connect()
+            db.execute(f"PRAGMA cache_size={_READ_CACHE_KIB}")
+            db.execute("BEGIN")
+            db.execute("SELECT user_version FROM pragma_user_version").fetchone()  # the snapshot
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot read SQLite store {self.path}: {exc}") from exc
+        self._local.db = db
+        try:
+            yield
+        finally:
+            self._local.db = None
+            with suppress(sqlite3.Error):
+                db.execute("COMMIT")
+            db.close()
+
+    @property
+    def _rdb(self) -> sqlite3.Connection:
+        """The connection reads go through: the thread's :meth:`reading` one, else the store's."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        return db if db is not None else self._db
 
     def ensure_schema(self) -> None:
         """Create the tables, migrate an older format (columns the model added since), and
@@ -457,18 +520,18 @@ class SQLiteStore:
         self._db.executemany(sql, zip(itertools.repeat(b.src_label), *ends, *cols))
 
     def version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return int(self._rdb.execute("PRAGMA user_version").fetchone()[0])
 
     def graph_id(self) -> str:
         try:
-            row = self._db.execute("SELECT uid FROM kolmatch_graph").fetchone()
+            row = self._rdb.execute("SELECT uid FROM kolmatch_graph").fetchone()
         except sqlite3.OperationalError:  # no schema yet: nothing was ever written
             return ""
         return str(row[0]) if row else ""
 
     def identity(self) -> tuple[str, int]:
         try:  # one statement: the id and the version of the same snapshot
-            row = self._db.execute(
+            row = self._rdb.execute(
                 "SELECT (SELECT uid FROM kolmatch_graph), user_version FROM pragma_user_version"
             ).fetchone()
         except sqlite3.OperationalError:  # no schema yet: nothing was ever written
@@ -497,7 +560,7 @@ class SQLiteStore:
         if bad:
             raise StoreError(f"{label} has no properties {bad}")
         cols = ", ".join(("rid", "id", *fields))
-        rows = self._db.execute(f"SELECT {cols} FROM {_ntab(label)}").fetchall()
+        rows = self._rdb.execute(f"SELECT {cols} FROM {_ntab(label)}").fetchall()
         return NodeRows(
             [r[1] for r in rows],
             {f: [r[i + 2] for r in rows] for i, f in enumerate(fields)},
@@ -513,7 +576,7 @@ class SQLiteStore:
         return spec
 
     def _chunks(self, sql: str, src_label: str) -> Iterator[list[Any]]:
-        cur = self._db.execute(sql, (src_label,))
+        cur = self._rdb.execute(sql, (src_label,))
         while rows := cur.fetchmany(_CHUNK):
             yield rows
 

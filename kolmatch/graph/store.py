@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -197,6 +198,12 @@ class GraphStore(Protocol):
 
     def counts(self) -> dict[str, int]:
         """Number of nodes per label and relationships per type (zeros included)."""
+
+    def reading(self) -> AbstractContextManager[None]:
+        """A context in which this thread's reads see one version of the graph where the store
+        can hold one without blocking writers (SQLite's WAL); elsewhere (Neo4j's read-committed
+        statements) a no-op: :func:`~kolmatch.graph.market.read_market` checks the identity
+        before and after and reads again."""
 
     def node_rows(self, label: str, fields: Sequence[str]) -> NodeRows:
         """Every node of ``label`` with the named properties (None where unset)."""

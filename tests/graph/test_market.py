@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,37 @@ def test_a_read_that_a_write_overtakes_is_read_again(
     always = WritesWhileRead(sqlite_store, "Talent", _categories(READ_ATTEMPTS))
     with pytest.raises(StoreError, match="changed during each of 3 reads"):
         read_market(always, CATALOG_READ)  # type: ignore[arg-type]
+
+
+def test_a_sqlite_read_keeps_its_snapshot_while_another_process_writes(
+    tiny_market: Path, sqlite_store: SQLiteStore
+) -> None:
+    """WAL: the read is neither started again nor in the writer's way."""
+    load_folder(tiny_market, sqlite_store)
+    v = sqlite_store.version()
+    other = SQLiteStore(sqlite_store.path)  # another connection, as another process has
+    written: list[float] = []
+
+    class WriteMidRead:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(sqlite_store, name)
+
+        def node_rows(self, label: str, fields: Any) -> Any:
+            rows = sqlite_store.node_rows(label, fields)
+            if label == "Talent" and not written:
+                t0 = time.monotonic()
+                other.write(_categories(1))  # commits while the read holds its snapshot
+                written.append(time.monotonic() - t0)
+            return rows
+
+    spec = CATALOG_READ | ReadSpec({"Category": ("name",)})
+    g = read_market(WriteMidRead(), spec)  # type: ignore[arg-type]
+    other.close()
+    assert written and written[0] < 1.0, "the write waited for the read"
+    assert g.identity[1] == v, "the read started again, or saw the write"
+    assert "c-0" not in g.node("Category").ids.tolist()
+    assert sqlite_store.version() == v + 1
+    assert "c-0" in read_market(sqlite_store, spec).node("Category").ids.tolist()
 
 
 def _assert_same_graph(a: Any, b: Any) -> None:

@@ -97,7 +97,7 @@ def test_a_load_killed_part_way_leaves_nothing_and_reruns_clean(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    journal = Path(f"{db}-journal")
+    journal = Path(f"{db}-wal")  # the load's pages, appended to the write-ahead log
     deadline = time.monotonic() + 60
     while not (journal.exists() and journal.stat().st_size > 0):
         assert proc.poll() is None, "the load finished before it could be killed"
@@ -108,7 +108,7 @@ def test_a_load_killed_part_way_leaves_nothing_and_reruns_clean(
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
 
-    with sqlite3.connect(db) as con:  # the next open rolls the hot journal back
+    with sqlite3.connect(db) as con:  # the next open ignores the WAL's uncommitted frames
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     store = SQLiteStore(db)
     assert store.counts() == before, "a killed load left rows behind"
