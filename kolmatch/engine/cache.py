@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import stat
 import tempfile
@@ -33,7 +34,7 @@ from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.engine.distributed import dask_address, dask_argument, partitions_on
 from kolmatch.engine.memory import release_freed_memory
-from kolmatch.errors import Cancel, StoreError
+from kolmatch.errors import BadArgument, Cancel, StoreError
 from kolmatch.graph.market import (
     BOOKINGS_READ,
     CAMPAIGNS_READ,
@@ -66,10 +67,16 @@ __all__ = [
     "Identity",
     "cached_features",
     "cached_rankings",
+    "calibration_drift",
+    "caught_up",
     "change_after",
     "features_of",
     "load_features",
+    "measure_calibration",
+    "recalibrate_share",
+    "recalibrating",
     "record_change",
+    "store_calibration",
     "store_features",
     "stored_rankings",
     "updated_features",
@@ -88,11 +95,17 @@ CACHE_FORMAT = 17
 #: folder holds at most four times that: ~2.5 GB for four m markets.
 CACHE_STORES = 4
 
-#: A full build measures the calibration afresh once the collaborations on record have changed
-#: by more than this share since it was measured (or the talents or categories changed, or a
-#: refresh asks for it); until then every process builds with the one stored calibration, so a
-#: worker that rebuilds and a writer that updated incrementally serve the same features.
+#: A serving process recalibrates (:func:`measure_calibration`, then a version of its own:
+#: ``EngineService``) once the collaborations on record have changed by more than this share
+#: since the calibration in effect was measured. Builds never measure one while a stored one
+#: fits the graph's talents and categories: every process serving a version, whether it
+#: updated its features or rebuilt them, uses the calibration in effect at that version.
 RECALIBRATE_SHARE = 0.01
+#: Calibrations kept per store: the one in effect and the one before it (a build reading the
+#: version just before a recalibration took effect still finds its own).
+CALIBRATIONS_KEPT = 2
+#: Sets the share in place of :data:`RECALIBRATE_SHARE` (a number > 0; ``inf``: never).
+RECALIBRATE_SHARE_ENV = "KOLMATCH_RECALIBRATE_SHARE"
 
 #: An append that leaves a graph's change feed (:class:`ChangeFeed`) larger than this trims it
 #: to about its last :data:`FEED_KEEP_BYTES`. An entry is 0.2-0.4 KB (two per write: pending,
@@ -165,20 +178,20 @@ def load_features(
         after ``v`` recorded the collaboration ``write``. If the graph is at ``v + 1``, the
         features are updated in place of a build
         (:func:`~kolmatch.matching.incremental.apply_collaboration`: one talent's rows, under
-        the features' frozen calibration) and only ``also`` is read, unless the write takes
-        the collaborations on record past :data:`RECALIBRATE_SHARE` of change: then a full
-        build measures the calibration afresh.
+        the features' frozen calibration) and only ``also`` is read.
     dask
         The Dask scheduler a full build's partitions run on (``tcp://host:8786``); default
         ``KOLMATCH_DASK``, else in process; ``""`` builds in process whatever the environment
         says (:mod:`kolmatch.engine.distributed`, docs/scale.md). Cache hits and updates never
         connect.
 
-    A full build uses the store's stored calibration (one per graph, in the cache folder)
-    while the talents and categories are the same and the collaborations on record changed by
-    at most :data:`RECALIBRATE_SHARE`; otherwise it measures one and stores it. The decision
-    depends only on the graph and the stored calibration, so every process serving a version
-    builds the same features, whether it updated them or rebuilt them.
+    A full build of version ``x`` uses the calibration in effect at ``x`` (stored in the cache
+    folder, each with the version it takes effect from: the latest at or before ``x``) while
+    it fits the graph's talents and categories; otherwise (none stored, a bulk load changed
+    them) it measures one and stores it, in effect from ``x``. The choice depends only on the
+    graph and the stored calibrations, so every process serving a version builds the same
+    features, whether it updated them or rebuilt them. A new calibration comes from a serving
+    process (:func:`measure_calibration`), as a version of its own.
 
     Returns
     -------
@@ -229,6 +242,7 @@ def updated_features(
     bookings_of: tuple[MarketFeatures, int] | None = None,
     campaigns_of: tuple[MarketFeatures, int] | None = None,
     compliance: MarketGraph | None = None,
+    calibrated_of: int | None = None,
 ) -> tuple[MarketFeatures, MarketGraph] | None:
     """The features one write after ``v``, updated from those at ``v``; None if they cannot be.
 
@@ -236,8 +250,8 @@ def updated_features(
     vouches that the write made version ``v + 1``), the compliance tables for violations (the
     graph must be at ``v + 1``), and nothing is written (the caller
     caches the features in the background: 0.5 GB at m). None when the graph is not exactly one
-    write past ``v`` or the write takes the collaborations past :data:`RECALIBRATE_SHARE`
-    (then :func:`load_features` builds).
+    write past ``v`` or another calibration is in effect at ``v + 1`` (then
+    :func:`load_features` builds).
 
     Parameters
     ----------
@@ -255,23 +269,30 @@ def updated_features(
         ``v``, kept by the caller. Only violations are then read
         (:data:`~kolmatch.graph.market.VIOLATIONS_READ`; a violations write changes nothing
         else), and the graph returned holds every compliance table at ``v + 1``.
+    calibrated_of
+        ``v`` before a recalibration's version (the change feed's kind ``calibration``): its
+        features as the recalibrating process cached them; None if they are not cached.
     """
     if collaboration_of is not None:
         # nothing to read: the caller knows its write made version v + 1 (its own write, or
         # the change feed's); the graph carries only that identity
         prev, v, write = collaboration_of
         g = MarketGraph((store.graph_id(), v + 1), {}, {})
-        cal = _load(
-            _calibration_path(store.uri, _cache_dir(cache_dir), g.identity[0]), _StoredCalibration
-        )
+        found = _calibration_at(store.uri, _cache_dir(cache_dir), g.identity)
         if (
-            cal is None
-            or cal.gmv_rate != prev.gmv_rate
-            or not np.array_equal(cal.cat_mean, prev.category_gmv_mean)
-            or _drift(cal, int(prev.promotions.sum()) + 1) > RECALIBRATE_SHARE
+            found is None
+            or found[1].gmv_rate != prev.gmv_rate
+            or not np.array_equal(found[1].cat_mean, prev.category_gmv_mean)
         ):
-            return None
+            return None  # another calibration is in effect at v + 1: a build
         return apply_collaboration(prev, write), g
+    if calibrated_of is not None:
+        # a recalibration's version: its features are the recalibrating process's, cached
+        # before it announced the version (else a build, with the calibration in effect)
+        g = MarketGraph((store.graph_id(), calibrated_of + 1), {}, {})
+        path = _cache_path(store.uri, _cache_dir(cache_dir), "features", g.identity)
+        f = _load(path, MarketFeatures)
+        return None if f is None else (f, g)
     # a write that changed a few tables: they are re-read, and applied if the graph is exactly
     # that write past v (else the caller builds)
     for of, spec, apply in (
@@ -564,13 +585,210 @@ def _feed_path(uri: str, graph_id: str, d: Path) -> Path:
     return d / f"changes-{key[:24]}.jsonl"
 
 
-def _calibration_path(uri: str, d: Path, graph_id: str) -> Path:
-    return _cache_path(uri, d, "calibration", (graph_id, 0))
+def _calibration_at(uri: str, d: Path, identity: Identity) -> tuple[int, _StoredCalibration] | None:
+    """The calibration in effect at ``identity``'s version, with the version it took effect
+    from: the stored one taking effect latest, at or before it (files
+    ``calibration-...-v<from>.npz``; a store's first was kept as ``-v0``)."""
+    for since in _calibration_versions(uri, d, identity):
+        cal = _load(_cache_path(uri, d, "calibration", (identity[0], since)), _StoredCalibration)
+        if cal is not None:
+            return since, cal
+    return None
+
+
+def _calibration_versions(uri: str, d: Path, identity: Identity) -> list[int]:
+    """The versions the store's stored calibrations take effect from, at or before
+    ``identity``'s, latest first."""
+    graph_id, version = identity
+    stem = _cache_path(uri, d, "calibration", (graph_id, 0)).name.rsplit("-v", 1)[0]
+    found: list[int] = []
+    for path in d.glob(f"{stem}-v*.npz"):
+        with contextlib.suppress(ValueError):
+            found.append(int(path.name[len(stem) + 2 : -len(".npz")]))
+    return sorted((v for v in found if v <= version), reverse=True)
 
 
 def _drift(cal: _StoredCalibration, promotions: int) -> float:
     """Change in the collaborations on record since ``cal`` was measured, as a share."""
     return abs(promotions - cal.promotions) / max(cal.promotions, 1)
+
+
+def recalibrate_share() -> float:
+    """The share of change past which a serving process recalibrates:
+    :data:`RECALIBRATE_SHARE_ENV` if set, else :data:`RECALIBRATE_SHARE`.
+
+    Raises
+    ------
+    BadArgument
+        If the variable is not a number above 0.
+    """
+    text = os.environ.get(RECALIBRATE_SHARE_ENV)
+    if text is None or not text.strip():
+        return RECALIBRATE_SHARE
+    try:
+        share = float(text)
+    except ValueError:
+        share = math.nan
+    if not share > 0:
+        raise BadArgument(RECALIBRATE_SHARE_ENV, f"must be a number above 0 (or inf), got {text!r}")
+    return share
+
+
+def calibration_drift(
+    uri: str, identity: Identity, cache_dir: str | Path | None, promotions: int
+) -> float | None:
+    """How far the collaborations on record (``promotions``) have moved since the calibration
+    in effect at ``identity`` was measured, as a share; None if none is stored.
+
+    A serving process recalibrates past :data:`RECALIBRATE_SHARE`.
+    """
+    d = _cache_dir(cache_dir)
+    for since in _calibration_versions(uri, d, identity):
+        path = _cache_path(uri, d, "calibration", (identity[0], since))
+        with contextlib.suppress(OSError):
+            key = (str(path), path.stat().st_mtime_ns)
+            measured = _MEASURED_AT.get(key)
+            if measured is None:
+                cal = _load(path, _StoredCalibration)
+                if cal is None:
+                    continue
+                measured = _MEASURED_AT[key] = cal.promotions
+            return abs(promotions - measured) / max(measured, 1)
+    return None
+
+
+#: (calibration file, its mtime) -> the collaborations on record when it was measured: what
+#: :func:`calibration_drift` asks at every refresh, without loading the file each time.
+_MEASURED_AT: dict[tuple[str, int], int] = {}
+
+
+def _stored_calibration(f: MarketFeatures, g: MarketGraph) -> _StoredCalibration:
+    c = f.calibration
+    cats = np.asarray(g.node("Category").ids).astype(object)
+    promotions = len(g.edge("PROMOTED", "Talent").src)
+    return _StoredCalibration(
+        c.gmv_rate, c.cat_mean, c.promoted_categories, f.talent_ids, cats, promotions, g.identity[1]
+    )
+
+
+def measure_calibration(
+    store: GraphStore, *, dask: str | None = None
+) -> tuple[MarketFeatures, MarketGraph]:
+    """A full build of the store's current version with its calibration measured afresh.
+
+    Nothing is stored: the caller (``EngineService``) brings the features up to the store's
+    version (:func:`caught_up`) and makes the calibration take effect from a version of its
+    own (:func:`store_calibration`). The read holds one snapshot without blocking writers
+    (SQLite's WAL), so writes go on meanwhile; at m this is a build's minutes of CPU.
+
+    Parameters
+    ----------
+    store
+        Any GraphStore.
+    dask
+        As :func:`load_features`.
+
+    Returns
+    -------
+    (MarketFeatures, MarketGraph)
+        The features, carrying the new calibration, and the graph they were built from.
+    """
+    g = read_market(store, FULL_READ)
+    return _build(g, dask), g
+
+
+def caught_up(
+    store: GraphStore, cache_dir: str | Path | None, f: MarketFeatures, v: int
+) -> tuple[MarketFeatures, int] | None:
+    """``f`` (features of version ``v``) brought to the store's version by the change feed.
+
+    Recorded collaborations are applied in order under ``f``'s calibration
+    (:func:`~kolmatch.matching.incremental.apply_collaboration`); after them, the compliance,
+    booking and campaign tables are read once at the store's version if a write since ``v``
+    changed them (each re-derivation equals a full build with the same calibration). None
+    when the feed does not have every write since ``v`` as one applied so, or the tables read
+    are of a later version (a write meanwhile): the caller tries again or builds.
+
+    Parameters
+    ----------
+    store, cache_dir
+        As :func:`load_features`.
+    f, v
+        Features and the version they are of.
+
+    Returns
+    -------
+    (MarketFeatures, int) or None
+        The features and the version they are of.
+    """
+    uri, graph_id = store.uri, store.graph_id()
+    version = store.version()
+    d = _cache_dir(cache_dir)
+    rereads: set[str] = set()
+    at = v
+    while at < version:
+        change = change_after(uri, graph_id, d, at)
+        if change is None or change.get("state") != "written" or change.get("after") != at + 1:
+            return None
+        kind = change.get("kind")
+        if kind == "collaboration":
+            f = apply_collaboration(f, CollaborationWrite(**change["write"]))
+        elif kind in ("violations", "bookings", "campaigns"):
+            rereads.add(str(kind))
+        else:  # another recalibration, a bulk load: not this calibration's to apply
+            return None
+        at += 1
+    steps: tuple[tuple[str, ReadSpec, Callable[[MarketFeatures, MarketGraph], Any]], ...] = (
+        ("violations", COMPLIANCE_READ, lambda f, g: refresh_risk(g, f)),
+        ("bookings", BOOKINGS_READ, apply_bookings),
+        ("campaigns", CAMPAIGNS_READ, apply_campaigns),
+    )
+    for kind, spec, apply in steps:
+        if kind in rereads:
+            g = read_market(store, spec)
+            if g.identity != (graph_id, version):
+                return None
+            try:
+                f = apply(f, g)
+            except StoreError:
+                return None
+    return f, version
+
+
+@contextlib.contextmanager
+def recalibrating(uri: str, graph_id: str, cache_dir: str | Path | None) -> Iterator[bool]:
+    """Whether this process may recalibrate the graph now: True while it holds the graph's
+    recalibration lock (a file lock beside the cache, released when the process dies), False
+    if another process holds it (it is measuring one; a second would be thrown away)."""
+    d = _cache_dir(cache_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{uri}|{graph_id}".encode()).hexdigest()
+    fd = os.open(d / f"recalibrating-{key[:24]}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def store_calibration(
+    uri: str, cache_dir: str | Path | None, f: MarketFeatures, g: MarketGraph, since: Identity
+) -> None:
+    """Store ``f``'s calibration (measured on ``g``), in effect from version ``since``.
+
+    The store's :data:`CALIBRATIONS_KEPT` latest are kept.
+
+    Raises
+    ------
+    OSError
+        If it cannot be written: a calibration that is not stored must not take effect.
+    """
+    path = _cache_path(uri, _cache_dir(cache_dir), "calibration", since)
+    _store(path, "calibration", _stored_calibration(f, g), keep=CALIBRATIONS_KEPT, strict=True)
 
 
 def _build(
@@ -591,25 +809,20 @@ def _build(
 
 
 def _build_calibrated(uri: str, d: Path, g: MarketGraph, dask: str | None) -> MarketFeatures:
-    """A full build with the store's stored calibration, or a fresh one (then stored)."""
-    path = _calibration_path(uri, d, g.identity[0])
-    promotions = len(g.edge("PROMOTED", "Talent").src)
-    talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(object)
-    cal = _load(path, _StoredCalibration)
-    if (
-        cal is not None
-        and _drift(cal, promotions) <= RECALIBRATE_SHARE
-        and np.array_equal(cal.talent_ids, talents)
-        and np.array_equal(cal.category_ids.astype(str), cats.astype(str))
-    ):
-        frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
-        return _build(g, dask, frozen)
+    """A full build with the calibration in effect at the graph's version if it fits its
+    talents and categories, else with a fresh one (then stored, in effect from it)."""
+    talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(str)
+    found = _calibration_at(uri, d, g.identity)
+    if found is not None:
+        cal = found[1]
+        if np.array_equal(cal.talent_ids, talents) and np.array_equal(
+            cal.category_ids.astype(str), cats
+        ):
+            frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
+            return _build(g, dask, frozen)
     f = _build(g, dask)
-    c = f.calibration
-    entry = _StoredCalibration(
-        c.gmv_rate, c.cat_mean, c.promoted_categories, f.talent_ids, cats, promotions, g.identity[1]
-    )
-    _store(path, "calibration", entry)
+    path = _cache_path(uri, d, "calibration", g.identity)
+    _store(path, "calibration", _stored_calibration(f, g), keep=CALIBRATIONS_KEPT)
     return f
 
 
@@ -724,16 +937,21 @@ def _load(path: Path, cls: type[T]) -> T | None:
     return value
 
 
-def _evict(d: Path, kind: str, keep: Path) -> None:
-    """Drop the ``kind`` entries of ``keep``'s store (older versions), those of another format
-    or naming (never read again), and those of all but the :data:`CACHE_STORES` most recently
-    used stores, ``keep``'s counted."""
+def _evict(d: Path, kind: str, keep: Path, versions: int = 1) -> None:
+    """Drop the ``kind`` entries of ``keep``'s store but its ``versions`` latest (``keep``
+    counted), those of another format or naming (never read again), and those of all but the
+    :data:`CACHE_STORES` most recently used stores, ``keep``'s counted."""
     prefix = f"{kind}-{CACHE_FORMAT}-"
     mine = keep.name.rsplit("-v", 1)[0] + "-v"
     others: dict[Path, float] = {}
+    own: list[tuple[int, Path]] = []
     for old in [*d.glob(f"{kind}-*.npz"), *d.glob(f"{kind}-*.pkl")]:
         if old == keep:
             continue
+        if versions > 1 and old.name.startswith(mine) and old.suffix == ".npz":
+            with contextlib.suppress(ValueError):
+                own.append((int(old.name[len(mine) : -len(".npz")]), old))
+                continue
         if not old.name.startswith(prefix) or old.suffix != ".npz" or old.name.startswith(mine):
             old.unlink(missing_ok=True)
             continue
@@ -741,14 +959,18 @@ def _evict(d: Path, kind: str, keep: Path) -> None:
             others[old] = old.stat().st_mtime
     for old in sorted(others, key=others.__getitem__, reverse=True)[CACHE_STORES - 1 :]:
         old.unlink(missing_ok=True)
+    for _, old in sorted(own, reverse=True)[versions - 1 :]:
+        old.unlink(missing_ok=True)
 
 
-def _store(path: Path, kind: str, value: object) -> None:
+def _store(path: Path, kind: str, value: object, *, keep: int = 1, strict: bool = False) -> None:
+    """Write a cache entry atomically, the store's older ones dropped but the ``keep`` latest
+    (this one counted). ``strict``: an OSError is raised, not logged."""
     d = path.parent
     tmp: str | None = None
     try:
         d.mkdir(parents=True, exist_ok=True)
-        _evict(d, kind, path)  # before writing: the disk is freed before it is taken
+        _evict(d, kind, path, keep)  # before writing: the disk is freed before it is taken
         with tempfile.NamedTemporaryFile(dir=d, delete=False, suffix=".tmp") as out:
             tmp = out.name
         write_arrays(Path(tmp), value, version=CACHE_FORMAT)
@@ -757,4 +979,6 @@ def _store(path: Path, kind: str, value: object) -> None:
         # a read-only or full cache folder costs speed, not correctness: say so, leave no debris
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+        if strict:
+            raise
         log.warning("kolmatch: cannot write the %s cache in %s (%s); not cached", kind, d, exc)

@@ -26,9 +26,15 @@ from kolmatch.engine.audit import AuditLog, audit_path
 from kolmatch.engine.cache import (
     Identity,
     cached_rankings,
+    calibration_drift,
+    caught_up,
     change_after,
     load_features,
+    measure_calibration,
+    recalibrate_share,
+    recalibrating,
     record_change,
+    store_calibration,
     store_features,
     stored_rankings,
     updated_features,
@@ -178,6 +184,9 @@ class EngineService:
         self._ranker: threading.Thread | None = None
         self._ranking: tuple[int, Cancel] | None = None  # the version being ranked
         self.rankings_stopped = 0  # background rankings stopped for a newer version
+        recalibrate_share()  # a bad KOLMATCH_RECALIBRATE_SHARE is refused at start
+        self._recalibrator: threading.Thread | None = None
+        self.recalibrations = 0  # versions this process made to bring in a new calibration
         self._snapshot_lock = threading.Lock()  # swaps of the served snapshot
         # the read, the build with its calibration, the ranking: minutes at m on a cold cache
         with progress.task("starting the engine"):
@@ -209,6 +218,7 @@ class EngineService:
         collaboration_since: tuple[int, CollaborationWrite, str] | None = None,
         bookings_since: int | None = None,
         campaigns_since: int | None = None,
+        calibrated_since: int | None = None,
         actor: str | None = None,
         persist: bool = True,
     ) -> Snapshot:
@@ -237,6 +247,10 @@ class EngineService:
         campaigns_since
             The same for a write that created or joined campaigns (their tables re-read:
             :func:`kolmatch.matching.incremental.apply_campaigns`).
+        calibrated_since
+            The version before another process's recalibration (:meth:`_recalibrate`): if the
+            serving snapshot is of it, the features it cached for its version are loaded and
+            the rest of the snapshot kept (that version changed nothing in the graph).
         actor
             Who asked for the refresh (``merchant:m3``, ``internal``): given, the refresh is
             recorded in the audit log with the versions before and after.
@@ -266,6 +280,7 @@ class EngineService:
                 if campaigns_since is not None and prev.version == campaigns_since
                 else None
             )
+            calibrated = calibrated_since if prev.version == calibrated_since else None
             entry: dict[str, Any] = {
                 "actor": actor,
                 "action": "refreshFeatures",
@@ -273,7 +288,9 @@ class EngineService:
                 "input": {},
             }
             try:
-                updated = self._updated(reuse, collab, collab_id, persist, booked, camps)
+                updated = self._updated(
+                    reuse, collab, collab_id, persist, booked, camps, calibrated
+                )
                 snap = updated or self._build(reuse, collab)
             except KolmatchError as exc:
                 if actor is not None:
@@ -292,7 +309,108 @@ class EngineService:
                         "after": {"version": snap.version},
                     }
                 )
+            self._recalibrate_if_drifted(snap)
             return snap
+
+    def _recalibrate_if_drifted(self, snap: Snapshot) -> None:
+        """Measure a new calibration in the background (:meth:`_recalibrate`) once the
+        collaborations on record moved past :func:`~kolmatch.engine.cache.recalibrate_share`
+        since the one in effect was measured; one at a time in this process."""
+        running = self._recalibrator
+        if (running is not None and running.is_alive()) or not self._drifted(snap):
+            return
+        self._recalibrator = threading.Thread(
+            target=_quietly(self._recalibrate), name="kolmatch-recalibrate", daemon=True
+        )
+        self._recalibrator.start()
+
+    def _drifted(self, snap: Snapshot) -> bool:
+        """Whether ``snap``'s collaborations moved past the share since its calibration."""
+        drift = calibration_drift(
+            self._store.uri,
+            (self._store.graph_id(), snap.version),
+            self._cache_dir,
+            int(snap.features.promotions.sum()),
+        )
+        return drift is not None and drift > recalibrate_share()
+
+    def _recalibrate(self) -> None:
+        """Measure the calibration afresh and make it take effect from a version of its own.
+
+        A write used to do this itself when it took the collaborations past the share: a full
+        build under the write lock (minutes at m), its request timed out, every other write
+        waited, and another worker's writes found the store locked by the build's read. Now:
+
+        1. Off the write lock, the graph is read at its version ``v`` (one snapshot; writes
+           go on) and built with a calibration measured on it.
+        2. Under the write lock, this process's snapshot is brought to the store's version
+           ``w``, and the new features too, from the change feed (each write applied as the
+           writer did, under the new calibration: :func:`~kolmatch.engine.cache.caught_up`).
+        3. The calibration is stored in effect from ``w + 1``, an empty write makes ``w + 1``
+           (the change feed says kind ``calibration``), the features are cached for it, and
+           the snapshot swapped. Other processes load those features (:meth:`_catch_up`);
+           one that rebuilds ``w + 1`` or later uses that calibration too.
+
+        Only one process measures at a time (:func:`~kolmatch.engine.cache.recalibrating`).
+        Given up, with nothing taking effect, when the feed cannot bring the features to ``w``
+        (a bulk load meanwhile) or another calibration took effect after ``v``; the next
+        refresh past the share tries again.
+        """
+        store, uri = self._store, self._store.uri
+        graph_id = store.graph_id()
+        with recalibrating(uri, graph_id, self._cache_dir) as mine:
+            if not mine or self._stop.is_set():
+                return
+            with self._write_lock:  # a catch-up of several writes has ended
+                if not self._drifted(self._snapshot):
+                    return  # another process's recalibration took effect meanwhile
+            f, g = measure_calibration(store)
+            if self._stop.is_set():
+                return
+            with self._write_lock:
+                if self._stop.is_set():
+                    return
+                if store.version() != self._snapshot.version:
+                    self._catch_up()
+                snap, w = self._snapshot, store.version()
+                if snap.version != w or g.identity[0] != graph_id:
+                    return  # a write of another process is still pending: the next refresh
+                up = caught_up(store, self._cache_dir, f, g.identity[1])
+                if up is None or up[1] != w:
+                    return
+                change: dict[str, Any] = {"before": w, "kind": "calibration"}
+                record_change(uri, graph_id, self._cache_dir, {**change, "state": "pending"})
+                try:
+                    store_calibration(uri, self._cache_dir, f, g, (graph_id, w + 1))
+                    store.write([])  # the version the calibration takes effect from
+                    after = store.version()
+                except BaseException:
+                    record_change(uri, graph_id, self._cache_dir, {**change, "state": "failed"})
+                    raise
+                if after == w + 1:  # else another process wrote too: a build, with it
+                    store_features(uri, (graph_id, after), up[0], self._cache_dir)
+                record_change(
+                    uri, graph_id, self._cache_dir, {**change, "state": "written", "after": after}
+                )
+                self.recalibrations += 1
+                log.info(
+                    "kolmatch: recalibrated %s on version %s, in effect from %s",
+                    uri,
+                    g.identity[1],
+                    after,
+                )
+                if after != w + 1:
+                    self.refresh()
+                    return
+                compliance = snap.compliance
+                if compliance is not None:
+                    compliance = replace(compliance, identity=(graph_id, after))
+                new = replace(
+                    snap, version=after, features=up[0], rankings=None, compliance=compliance
+                )
+                with self._snapshot_lock:
+                    self._snapshot = new
+                self._rank_later((after, (graph_id, after), up[0]))
 
     def follow(self, poll_seconds: float = FOLLOW_POLL_SECONDS) -> None:
         """Keep the snapshot at the store's version: poll it and refresh when another writes.
@@ -334,8 +452,9 @@ class EngineService:
 
         Other processes' writes since our version, one version each as the feed records
         them, are applied as their writers did: recorded collaborations (one talent's rows
-        each), then at most one violations, bookings or campaigns write, last (what it
-        re-reads is read at the store's version). A write still ``pending`` in the feed is
+        each) and recalibrations (the features their process cached), then at most one
+        violations, bookings or campaigns write, last (what it re-reads is read at the
+        store's version). A write still ``pending`` in the feed is
         waited for (up to :data:`FEED_WAIT_SECONDS`, on later polls) rather than rebuilt
         around; anything else (a bulk load, a write the feed does not have) is a rebuild.
         Called by the follower under the write lock.
@@ -359,8 +478,8 @@ class EngineService:
         applicable = (
             v == version
             and kinds
-            and all(k == "collaboration" for k in kinds[:-1])
-            and kinds[-1] in ("collaboration", "violations", "bookings", "campaigns")
+            and all(k in ("collaboration", "calibration") for k in kinds[:-1])
+            and kinds[-1] in ("collaboration", "calibration", "violations", "bookings", "campaigns")
         )
         if not applicable:
             self.refresh()
@@ -376,6 +495,8 @@ class EngineService:
                 self.refresh(bookings_since=at, persist=False)
             elif change["kind"] == "campaigns":
                 self.refresh(campaigns_since=at, persist=False)
+            elif change["kind"] == "calibration":
+                self.refresh(calibrated_since=at, persist=False)
             else:
                 self.refresh(violations_only_since=at, persist=False)
 
@@ -405,6 +526,7 @@ class EngineService:
         persist: bool,
         bookings_of: tuple[MarketFeatures, int] | None = None,
         campaigns_of: tuple[MarketFeatures, int] | None = None,
+        calibrated_of: int | None = None,
     ) -> Snapshot | None:
         """The serving snapshot one write later, without reading the catalog; None if not.
 
@@ -424,6 +546,7 @@ class EngineService:
             bookings_of=bookings_of,
             campaigns_of=campaigns_of,
             compliance=prev.compliance,
+            calibrated_of=calibrated_of,
         )
         if out is None:
             return None
@@ -465,6 +588,8 @@ class EngineService:
                 collaborations={**prev.collaborations, collab_id: c},
                 compliance=compliance,
             )
+        elif calibrated_of is not None:  # the graph as it was; every score moves
+            snap = replace(prev, version=version, features=f, rankings=None, compliance=compliance)
         elif bookings_of is not None or campaigns_of is not None:
             # default rankings read no bookings or campaigns (only a campaign's match list
             # does, live): they stay, and nothing is re-ranked, unless the previous version's
@@ -587,6 +712,7 @@ class EngineService:
             "store": self._store.uri,
             "serving_version": snap.version,
             "ranked": snap.rankings is not None,
+            "recalibrating": self._recalibrator is not None and self._recalibrator.is_alive(),
         }
         try:
             out["version"] = self._store.version()

@@ -112,9 +112,22 @@ def test_flag_and_resolve_refresh_compliance_only_and_equal_a_full_build(service
     _assert_same(service.wait_ranked().rankings, rank_merchants(full))
 
 
-def test_other_writes_read_the_whole_graph_and_recalibrate_after_enough_change(
-    service: Any,
+def _served(svc: EngineService, version: int, timeout: float = 60.0) -> Any:
+    """The snapshot once ``svc`` serves ``version``."""
+    deadline = time.monotonic() + timeout
+    while svc.snapshot.version < version:
+        assert time.monotonic() < deadline, f"version {version} not served in {timeout} s"
+        time.sleep(0.02)
+    return svc.snapshot
+
+
+def test_builds_keep_the_calibration_in_effect_and_a_recalibration_is_a_version_of_its_own(
+    service: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """A build never measures a calibration while one in effect fits; past
+    :data:`RECALIBRATE_SHARE` the service measures one off the write path, and it takes
+    effect from a version of its own that every process builds alike."""
+    monkeypatch.setenv(engine.RECALIBRATE_SHARE_ENV, str(RECALIBRATE_SHARE))
     talent = _top_talent(service)
     product = next(p for p, m in service.snapshot.product_merchant.items() if m)
     frozen = service.snapshot.features.calibration
@@ -132,14 +145,15 @@ def test_other_writes_read_the_whole_graph_and_recalibrate_after_enough_change(
     assert len(service.full_builds) == 1  # one talent's rows
     # a write the service did not make, then a violation through it: the snapshot is no longer
     # one write behind, so compliance alone would miss that write; the whole graph is read,
-    # with the stored calibration (one collaboration of 113 is under RECALIBRATE_SHARE)
+    # with the stored calibration
     store = service.store
     store.write([])  # any write raises the version
     _flag_minor(service, "x-2", talent)
     assert len(service.full_builds) == 2
     _assert_same(service.snapshot.features, build_features(read_market(store), calibration=frozen))
     assert service.snapshot.features.gmv_rate != _full(store).gmv_rate  # frozen, not measured
-    # two more collaborations written elsewhere: 3 of 113 changed, the calibration is measured
+    # two more collaborations written elsewhere (3 of 113 changed): the build still uses the
+    # calibration in effect, as a process that applied them one by one would
     rows = [
         {
             "src": talent,
@@ -154,9 +168,94 @@ def test_other_writes_read_the_whole_graph_and_recalibrate_after_enough_change(
         for i in range(2)
     ]
     store.write([RelBatch.of("PROMOTED", "Talent", rows)])
-    service.refresh()
-    assert len(service.full_builds) == 3
-    _assert_same(service.snapshot.features, _full(store))
+    v = store.version()
+    built = service.refresh()
+    assert built.version == v
+    _assert_same(built.features, build_features(read_market(store), calibration=frozen))
+    # past the share: measured in the background, in effect from a version of its own
+    snap = _served(service, v + 1)
+    assert service.recalibrations == 1 and store.version() == v + 1
+    assert len(service.full_builds) == 4  # the build at v and the measuring one
+    _assert_same(snap.features, _full(store))  # the graph at v: the new version wrote nothing
+    assert snap.features.gmv_rate != frozen.gmv_rate
+    assert snap.history == built.history and snap.violation_ids == built.violation_ids
+    # a process started now, with no cached features, builds v + 1 with it
+    for old in (tmp_path / "cache").glob("features-*.npz"):
+        old.unlink()
+    other = EngineService(SQLiteStore(store.path), tmp_path / "cache")
+    _assert_same(other.snapshot.features, snap.features)
+    assert other.recalibrations == 0 and store.version() == v + 1
+    other.close()
+
+
+def test_writes_while_a_calibration_is_measured_are_caught_up_and_followers_agree(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The measuring read holds one snapshot; collaborations and a flag written meanwhile are
+    applied to the new features from the change feed, which then equal a full build of the
+    final graph with the new calibration (1e-9 relative). A following worker loads them."""
+    from kolmatch.engine import service as engine_service
+    from tests.matching.test_incremental import differences
+
+    monkeypatch.setenv(engine.RECALIBRATE_SHARE_ENV, str(RECALIBRATE_SHARE))
+    path = tmp_path / "g.db"
+    load_folder(tiny_market, SQLiteStore(path))
+    a = EngineService(SQLiteStore(path), tmp_path / "cache")
+    b = EngineService(SQLiteStore(path), tmp_path / "cache")
+    talent = _top_talent(a)
+    products = [p for p, m in a.snapshot.product_merchant.items() if m]
+    measured: list[Any] = []
+    real = engine_service.measure_calibration
+
+    def record(i: int) -> Any:
+        return a.record_collaboration(
+            collab_id=f"k-{i}",
+            talent=talent,
+            product=products[i % len(products)],
+            gmv=900.0 + i,
+            orders=9 + i,
+            fee=1.0,
+            time="2026-06-04",
+        )
+
+    def measure_while_writing(store: Any, **kw: Any) -> Any:
+        f, g = real(store, **kw)
+        measured.append((f.calibration, g.identity[1]))
+        for i in range(2, 5):  # written after the read, before the new features are served
+            record(i)
+        _flag_minor(a, "x-meanwhile", talent)
+        return f, g
+
+    monkeypatch.setattr(engine_service, "measure_calibration", measure_while_writing)
+    measured_before = [a.snapshot.features.gmv_rate]
+    record(0)
+    v = record(1).version  # 2 of 113: past the share
+    final = _served(a, v + 5)  # 3 collaborations and a flag meanwhile, then its own version
+    assert a.recalibrations == 1 and measured and measured[0][1] == v
+    store = a.store
+    assert store.version() == v + 5
+    expected = build_features(read_market(store), calibration=measured[0][0])
+    assert differences(final.features, expected) == []
+    assert final.features.gmv_rate != measured_before[0]
+    # the other worker: each write from the feed, then the recalibrating worker's features
+    builds: list[int] = []
+    real_build = engine.build_features
+
+    def counted(g: Any, **kw: Any) -> MarketFeatures:
+        builds.append(1)
+        return real_build(g, **kw)
+
+    monkeypatch.setattr(engine, "build_features", counted)
+    # 3 of 116 collaborations since it was measured: past the share again (tiny), which b
+    # would measure next; not here
+    monkeypatch.setenv(engine.RECALIBRATE_SHARE_ENV, "inf")
+    with b._write_lock:  # as its follower does
+        b._catch_up()
+    assert b.snapshot.version == v + 5 and builds == []
+    assert differences(b.snapshot.features, final.features) == []
+    assert b.recalibrations == 0
+    a.close()
+    b.close()
 
 
 def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
