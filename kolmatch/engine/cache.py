@@ -65,6 +65,8 @@ __all__ = [
     "FEED_TRIM_BYTES",
     "ChangeFeed",
     "Identity",
+    "Measured",
+    "StagedRecalibration",
     "cached_features",
     "cached_rankings",
     "calibration_drift",
@@ -76,7 +78,6 @@ __all__ = [
     "recalibrate_share",
     "recalibrating",
     "record_change",
-    "store_calibration",
     "store_features",
     "stored_rankings",
     "updated_features",
@@ -617,6 +618,11 @@ def recalibrate_share() -> float:
     """The share of change past which a serving process recalibrates:
     :data:`RECALIBRATE_SHARE_ENV` if set, else :data:`RECALIBRATE_SHARE`.
 
+    Returns
+    -------
+    float
+        Above 0; ``inf`` never recalibrates.
+
     Raises
     ------
     BadArgument
@@ -640,7 +646,20 @@ def calibration_drift(
     """How far the collaborations on record (``promotions``) have moved since the calibration
     in effect at ``identity`` was measured, as a share; None if none is stored.
 
-    A serving process recalibrates past :data:`RECALIBRATE_SHARE`.
+    A serving process recalibrates past :func:`recalibrate_share`.
+
+    Parameters
+    ----------
+    uri, identity
+        The store's URI and the graph version asked about.
+    cache_dir
+        As :func:`load_features`.
+    promotions
+        The collaborations on record at that version.
+
+    Returns
+    -------
+    float or None
     """
     d = _cache_dir(cache_dir)
     for since in _calibration_versions(uri, d, identity):
@@ -671,14 +690,22 @@ def _stored_calibration(f: MarketFeatures, g: MarketGraph) -> _StoredCalibration
     )
 
 
-def measure_calibration(
-    store: GraphStore, *, dask: str | None = None
-) -> tuple[MarketFeatures, MarketGraph]:
+@dataclass(frozen=True)
+class Measured:
+    """A calibration measured on the graph at ``identity``, with the features built with it
+    (:func:`measure_calibration`); the graph read is not kept (gigabytes at m)."""
+
+    features: MarketFeatures
+    identity: Identity
+    record: _StoredCalibration
+
+
+def measure_calibration(store: GraphStore, *, dask: str | None = None) -> Measured:
     """A full build of the store's current version with its calibration measured afresh.
 
     Nothing is stored: the caller (``EngineService``) brings the features up to the store's
     version (:func:`caught_up`) and makes the calibration take effect from a version of its
-    own (:func:`store_calibration`). The read holds one snapshot without blocking writers
+    own (:class:`StagedRecalibration`). The read holds one snapshot without blocking writers
     (SQLite's WAL), so writes go on meanwhile; at m this is a build's minutes of CPU.
 
     Parameters
@@ -690,11 +717,11 @@ def measure_calibration(
 
     Returns
     -------
-    (MarketFeatures, MarketGraph)
-        The features, carrying the new calibration, and the graph they were built from.
+    Measured
     """
     g = read_market(store, FULL_READ)
-    return _build(g, dask), g
+    f = _build(g, dask)
+    return Measured(f, g.identity, _stored_calibration(f, g))
 
 
 def caught_up(
@@ -757,9 +784,22 @@ def caught_up(
 
 @contextlib.contextmanager
 def recalibrating(uri: str, graph_id: str, cache_dir: str | Path | None) -> Iterator[bool]:
-    """Whether this process may recalibrate the graph now: True while it holds the graph's
-    recalibration lock (a file lock beside the cache, released when the process dies), False
-    if another process holds it (it is measuring one; a second would be thrown away)."""
+    """Whether this process may recalibrate the graph now.
+
+    Parameters
+    ----------
+    uri, graph_id
+        The store's URI and graph id.
+    cache_dir
+        As :func:`load_features`.
+
+    Yields
+    ------
+    bool
+        True while it holds the graph's recalibration lock (a file lock beside the cache,
+        released when the process dies), False if another process holds it (it is measuring
+        one; a second would be thrown away).
+    """
     d = _cache_dir(cache_dir)
     d.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(f"{uri}|{graph_id}".encode()).hexdigest()
@@ -775,20 +815,75 @@ def recalibrating(uri: str, graph_id: str, cache_dir: str | Path | None) -> Iter
         os.close(fd)  # releases the lock
 
 
-def store_calibration(
-    uri: str, cache_dir: str | Path | None, f: MarketFeatures, g: MarketGraph, since: Identity
-) -> None:
-    """Store ``f``'s calibration (measured on ``g``), in effect from version ``since``.
+class StagedRecalibration:
+    """A recalibration's files, written beside the cache under names no reader looks for, then
+    put in place at once (:meth:`commit`) once the version they take effect from exists.
 
-    The store's :data:`CALIBRATIONS_KEPT` latest are kept.
+    The features (0.5 GB at m) are written before the caller takes its write lock; a
+    version's cache entry never holds features of another calibration, even for a moment.
+
+    Parameters
+    ----------
+    uri, cache_dir
+        The store's URI and the cache folder.
+    measured
+        The calibration (:func:`measure_calibration`).
+    features, version
+        Its features brought to ``version`` (:func:`caught_up`).
 
     Raises
     ------
     OSError
-        If it cannot be written: a calibration that is not stored must not take effect.
+        If they cannot be written (nothing is left behind).
     """
-    path = _cache_path(uri, _cache_dir(cache_dir), "calibration", since)
-    _store(path, "calibration", _stored_calibration(f, g), keep=CALIBRATIONS_KEPT, strict=True)
+
+    def __init__(
+        self,
+        uri: str,
+        cache_dir: str | Path | None,
+        measured: Measured,
+        features: MarketFeatures,
+        version: int,
+    ) -> None:
+        self.uri, self.version, self.features = uri, version, features
+        self._graph_id = measured.identity[0]
+        self._dir = _cache_dir(cache_dir)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._files: list[Path] = []
+        try:
+            for value in (measured.record, features):
+                with tempfile.NamedTemporaryFile(dir=self._dir, delete=False, suffix=".tmp") as t:
+                    self._files.append(Path(t.name))
+                write_arrays(self._files[-1], value, version=CACHE_FORMAT)
+        except BaseException:
+            self.discard()
+            raise
+
+    def commit(self, after: int) -> None:
+        """Put the calibration in effect from ``after`` and the features in place as that
+        version's (``after`` must be ``version + 1``, made by the caller).
+
+        Raises
+        ------
+        OSError
+            If the calibration cannot be put in place (then it is not in effect).
+        """
+        calibration, features = self._files
+        d, ident = self._dir, (self._graph_id, after)
+        _evict(d, "calibration", _cache_path(self.uri, d, "calibration", ident), CALIBRATIONS_KEPT)
+        os.replace(calibration, _cache_path(self.uri, d, "calibration", ident))
+        try:
+            _evict(d, "features", _cache_path(self.uri, d, "features", ident))
+            os.replace(features, _cache_path(self.uri, d, "features", ident))
+        except OSError as exc:  # followers build that version instead, with the calibration
+            log.warning("kolmatch: cannot cache the recalibrated features (%s)", exc)
+        self._files = []
+
+    def discard(self) -> None:
+        """Remove the files: nothing takes effect."""
+        for path in self._files:
+            path.unlink(missing_ok=True)
+        self._files = []
 
 
 def _build(
@@ -957,8 +1052,14 @@ def _evict(d: Path, kind: str, keep: Path, versions: int = 1) -> None:
             continue
         with contextlib.suppress(OSError):
             others[old] = old.stat().st_mtime
-    for old in sorted(others, key=others.__getitem__, reverse=True)[CACHE_STORES - 1 :]:
-        old.unlink(missing_ok=True)
+    stores: dict[str, float] = {}  # another store's entries go together (calibrations: two)
+    for old, used in others.items():
+        key = old.name.rsplit("-v", 1)[0]
+        stores[key] = max(stores.get(key, 0.0), used)
+    kept = set(sorted(stores, key=stores.__getitem__, reverse=True)[: CACHE_STORES - 1])
+    for old in others:
+        if old.name.rsplit("-v", 1)[0] not in kept:
+            old.unlink(missing_ok=True)
     for _, old in sorted(own, reverse=True)[versions - 1 :]:
         old.unlink(missing_ok=True)
 

@@ -25,6 +25,7 @@ from kolmatch import progress
 from kolmatch.engine.audit import AuditLog, audit_path
 from kolmatch.engine.cache import (
     Identity,
+    StagedRecalibration,
     cached_rankings,
     calibration_drift,
     caught_up,
@@ -34,7 +35,6 @@ from kolmatch.engine.cache import (
     recalibrate_share,
     recalibrating,
     record_change,
-    store_calibration,
     store_features,
     stored_rankings,
     updated_features,
@@ -91,6 +91,12 @@ FEED_WAIT_SECONDS = 5.0
 #: served, and took the cores the live match lists needed (bench/consistency.py).
 RANK_QUIET_SECONDS = 1.0
 
+#: How long a serving process waits before measuring a calibration again after one it gave up
+#: (the feed could not bring it up, writes kept coming, an error): a measurement is a full build.
+RECALIBRATE_RETRY_SECONDS = 60.0
+#: How many times a measured calibration is caught up off the write lock before it is given up
+#: (each round ends at a version nobody wrote past while its files were written).
+RECALIBRATE_ROUNDS = 5
 #: The fields of a collaboration a caller sends, compared when its id is sent again.
 COLLABORATION_FIELDS = ("talent", "product", "gmv", "orders", "fee", "time", "campaign")
 
@@ -187,6 +193,7 @@ class EngineService:
         recalibrate_share()  # a bad KOLMATCH_RECALIBRATE_SHARE is refused at start
         self._recalibrator: threading.Thread | None = None
         self.recalibrations = 0  # versions this process made to bring in a new calibration
+        self._retry_at = 0.0  # monotonic time before which no recalibration starts
         self._snapshot_lock = threading.Lock()  # swaps of the served snapshot
         # the read, the build with its calibration, the ranking: minutes at m on a cold cache
         with progress.task("starting the engine"):
@@ -315,12 +322,20 @@ class EngineService:
     def _recalibrate_if_drifted(self, snap: Snapshot) -> None:
         """Measure a new calibration in the background (:meth:`_recalibrate`) once the
         collaborations on record moved past :func:`~kolmatch.engine.cache.recalibrate_share`
-        since the one in effect was measured; one at a time in this process."""
+        since the one in effect was measured; one at a time in this process, and not again
+        for :data:`RECALIBRATE_RETRY_SECONDS` after one that was given up. Never raises: the
+        write that called it stands."""
         running = self._recalibrator
-        if (running is not None and running.is_alive()) or not self._drifted(snap):
+        if (running is not None and running.is_alive()) or time.monotonic() < self._retry_at:
+            return
+        try:
+            if not self._drifted(snap):
+                return
+        except Exception:  # a store that cannot say its id now: the next refresh asks again
+            log.warning("kolmatch: cannot check the calibration's drift", exc_info=True)
             return
         self._recalibrator = threading.Thread(
-            target=_quietly(self._recalibrate), name="kolmatch-recalibrate", daemon=True
+            target=self._recalibrate, name="kolmatch-recalibrate", daemon=True
         )
         self._recalibrator.start()
 
@@ -342,75 +357,115 @@ class EngineService:
         waited, and another worker's writes found the store locked by the build's read. Now:
 
         1. Off the write lock, the graph is read at its version ``v`` (one snapshot; writes
-           go on) and built with a calibration measured on it.
-        2. Under the write lock, this process's snapshot is brought to the store's version
-           ``w``, and the new features too, from the change feed (each write applied as the
-           writer did, under the new calibration: :func:`~kolmatch.engine.cache.caught_up`).
-        3. The calibration is stored in effect from ``w + 1``, an empty write makes ``w + 1``
-           (the change feed says kind ``calibration``), the features are cached for it, and
-           the snapshot swapped. Other processes load those features (:meth:`_catch_up`);
-           one that rebuilds ``w + 1`` or later uses that calibration too.
+           go on), built with a calibration measured on it, and brought to the store's
+           version by the change feed (each write applied as its writer did, under the new
+           calibration: :func:`~kolmatch.engine.cache.caught_up`); the calibration and those
+           features are written aside (:class:`~kolmatch.engine.cache.StagedRecalibration`).
+        2. Under the write lock, if nobody wrote meanwhile (else step 1's catch-up again, up
+           to :data:`RECALIBRATE_ROUNDS` times), the store's version is raised from ``w`` to
+           ``w + 1`` if it is still ``w`` (:meth:`GraphStore.advance`, a compare-and-set;
+           the change feed says kind ``calibration``), the files are put in place as ``w +
+           1``'s, and the snapshot swapped. Other processes load those features
+           (:meth:`_catch_up`); one that rebuilds ``w + 1`` or later uses that calibration.
 
-        Only one process measures at a time (:func:`~kolmatch.engine.cache.recalibrating`).
-        Given up, with nothing taking effect, when the feed cannot bring the features to ``w``
-        (a bulk load meanwhile) or another calibration took effect after ``v``; the next
-        refresh past the share tries again.
+        One process measures at a time (:func:`~kolmatch.engine.cache.recalibrating`). Given
+        up, nothing taking effect, when the feed cannot bring the features up (a bulk load
+        meanwhile, another recalibration) or the store moved at the last moment; tried again
+        after :data:`RECALIBRATE_RETRY_SECONDS`. A process killed at any step leaves either no
+        new version, or one whose calibration every process agrees on (followers that find
+        its files missing rebuild it with the calibration then in effect).
         """
-        store, uri = self._store, self._store.uri
+        try:
+            if not self._recalibrated():
+                self._retry_at = time.monotonic() + RECALIBRATE_RETRY_SECONDS
+        except Exception:
+            self._retry_at = time.monotonic() + RECALIBRATE_RETRY_SECONDS
+            if not self._stop.is_set():
+                log.warning("kolmatch: recalibration failed; will retry", exc_info=True)
+
+    def _recalibrated(self) -> bool:
+        """:meth:`_recalibrate`'s steps; False if given up (with nothing taking effect)."""
+        store, uri, cache = self._store, self._store.uri, self._cache_dir
         graph_id = store.graph_id()
-        with recalibrating(uri, graph_id, self._cache_dir) as mine:
+        with recalibrating(uri, graph_id, cache) as mine:
             if not mine or self._stop.is_set():
-                return
+                return mine
             with self._write_lock:  # a catch-up of several writes has ended
                 if not self._drifted(self._snapshot):
-                    return  # another process's recalibration took effect meanwhile
-            f, g = measure_calibration(store)
-            if self._stop.is_set():
-                return
-            with self._write_lock:
-                if self._stop.is_set():
-                    return
-                if store.version() != self._snapshot.version:
-                    self._catch_up()
-                snap, w = self._snapshot, store.version()
-                if snap.version != w or g.identity[0] != graph_id:
-                    return  # a write of another process is still pending: the next refresh
-                up = caught_up(store, self._cache_dir, f, g.identity[1])
-                if up is None or up[1] != w:
-                    return
-                change: dict[str, Any] = {"before": w, "kind": "calibration"}
-                record_change(uri, graph_id, self._cache_dir, {**change, "state": "pending"})
+                    return True  # another process's recalibration took effect meanwhile
+            measured = measure_calibration(store)
+            f, v = measured.features, measured.identity[1]
+            for _ in range(RECALIBRATE_ROUNDS):
+                if self._stop.is_set() or measured.identity[0] != store.graph_id():
+                    return False
+                up = caught_up(store, cache, f, v)
+                if up is None:
+                    log.info("kolmatch: recalibration of %s given up: %s", uri, "feed")
+                    return False
+                f, v = up
+                staged = StagedRecalibration(uri, cache, measured, f, v)
                 try:
-                    store_calibration(uri, self._cache_dir, f, g, (graph_id, w + 1))
-                    store.write([])  # the version the calibration takes effect from
-                    after = store.version()
-                except BaseException:
-                    record_change(uri, graph_id, self._cache_dir, {**change, "state": "failed"})
-                    raise
-                if after == w + 1:  # else another process wrote too: a build, with it
-                    store_features(uri, (graph_id, after), up[0], self._cache_dir)
-                record_change(
-                    uri, graph_id, self._cache_dir, {**change, "state": "written", "after": after}
-                )
-                self.recalibrations += 1
-                log.info(
-                    "kolmatch: recalibrated %s on version %s, in effect from %s",
-                    uri,
-                    g.identity[1],
-                    after,
-                )
-                if after != w + 1:
-                    self.refresh()
-                    return
-                compliance = snap.compliance
-                if compliance is not None:
-                    compliance = replace(compliance, identity=(graph_id, after))
-                new = replace(
-                    snap, version=after, features=up[0], rankings=None, compliance=compliance
-                )
-                with self._snapshot_lock:
-                    self._snapshot = new
-                self._rank_later((after, (graph_id, after), up[0]))
+                    with self._write_lock:
+                        if store.version() != v:
+                            continue  # written meanwhile: catch up again, off the lock
+                        if self._snapshot.version != v:
+                            self._catch_up()
+                        if self._snapshot.version != v:
+                            continue  # another's write still pending in the feed
+                        return self._take_effect(staged, measured.identity[1])
+                finally:
+                    staged.discard()  # (nothing left once committed)
+            log.info("kolmatch: recalibration of %s given up: writes kept coming", uri)
+            return False
+
+    def _take_effect(self, staged: StagedRecalibration, measured_at: int) -> bool:
+        """Under the write lock, the snapshot at the store's version ``w`` (staged's): make
+        ``w + 1`` and serve the staged features as its."""
+        store, uri, cache = self._store, self._store.uri, self._cache_dir
+        graph_id, w, snap = store.graph_id(), staged.version, self._snapshot
+        change: dict[str, Any] = {"before": w, "kind": "calibration"}
+        record_change(uri, graph_id, cache, {**change, "state": "pending"})
+        try:
+            made = store.advance(w)
+        except BaseException:
+            record_change(uri, graph_id, cache, {**change, "state": "failed"})
+            raise
+        if not made:  # another process wrote first
+            record_change(uri, graph_id, cache, {**change, "state": "failed"})
+            return False
+        after = w + 1
+        try:
+            staged.commit(after)
+        except OSError:
+            # the version stands without its calibration: everyone rebuilds it with the old
+            log.warning("kolmatch: cannot store the new calibration", exc_info=True)
+            record_change(uri, graph_id, cache, {**change, "kind": "other", "state": "written"})
+            self.refresh()
+            return False
+        record_change(uri, graph_id, cache, {**change, "state": "written", "after": after})
+        compliance = snap.compliance
+        if compliance is not None:
+            compliance = replace(compliance, identity=(graph_id, after))
+        new = replace(snap, version=after, features=staged.features, rankings=None)
+        with self._snapshot_lock:
+            self._snapshot = replace(new, compliance=compliance)
+        self.recalibrations += 1
+        self._audit.append(
+            {
+                "actor": "kolmatch",
+                "action": "recalibrate",
+                "target": None,
+                "input": {"measured_at": measured_at},
+                "outcome": "refreshed",
+                "before": {"version": w},
+                "after": {"version": after},
+            }
+        )
+        log.info(
+            "kolmatch: recalibrated %s on version %s, in effect from %s", uri, measured_at, after
+        )
+        self._rank_later((after, (graph_id, after), staged.features))
+        return True
 
     def follow(self, poll_seconds: float = FOLLOW_POLL_SECONDS) -> None:
         """Keep the snapshot at the store's version: poll it and refresh when another writes.
@@ -1324,11 +1379,19 @@ class EngineService:
         """The snapshot at the store's version: a write checks against what others wrote.
 
         The follower thread lags another process's write by up to its poll interval; a write
-        refreshes first so that its checks (an id taken, a violation already resolved) see it.
+        catches up first so that its checks (an id taken, a violation already resolved) see it:
+        from the change feed as the follower does (a write still pending there is waited for,
+        up to :data:`FEED_WAIT_SECONDS`), a rebuild only where the feed cannot place a write.
         Called under the write lock.
         """
-        if self._store.version() != self._snapshot.version:
-            return self.refresh()
+        deadline = time.monotonic() + FEED_WAIT_SECONDS
+        while self._store.version() != self._snapshot.version:
+            at = self._snapshot.version
+            self._catch_up()  # as the follower would: the feed's writes, else a rebuild
+            if self._snapshot.version == at:  # a write pending in the feed: wait for it
+                if time.monotonic() > deadline:
+                    return self.refresh()
+                time.sleep(0.02)
         return self._snapshot
 
     def record_refusal(self, entry: dict[str, Any], exc: BaseException) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from kolmatch.graph.model import NODES, RELATIONSHIPS, node_spec, rel_spec
 
 __all__ = [
+    "ADVANCE_VERSION",
     "BATCH_DONE",
     "BOOKINGS_BY_ID",
     "BOOKINGS_OF_TALENTS",
@@ -82,6 +83,14 @@ BUMP_VERSION = (
     "MERGE (v:KolmatchMeta {id: 'graph'}) SET v.version = coalesce(v.version, 0) + 1, "
     "v.pending = [x IN coalesce(v.pending, []) WHERE x <> $key], "
     "v.uid = coalesce(v.uid, randomUUID()), v.format = $format"
+)
+#: Raise the version if it is ``$expected`` and no load is unfinished (LOCK_META's write lock
+#: first, so no other transaction raises it between the check and the raise).
+ADVANCE_VERSION = (
+    "MERGE (v:KolmatchMeta {id: 'graph'}) SET v.pending = coalesce(v.pending, []) "
+    "WITH v WHERE coalesce(v.version, 0) = $expected AND size(v.pending) = 0 "
+    "SET v.version = coalesce(v.version, 0) + 1, v.uid = coalesce(v.uid, randomUUID()) "
+    "RETURN v.version AS version"
 )
 READ_VERSION = (
     "MATCH (v:KolmatchMeta {id: 'graph'}) "

@@ -457,6 +457,15 @@ class Neo4jStore:
             raise IncompleteLoad(self.uri, list(recs[0]["pending"]))
         return str(recs[0]["uid"] or ""), int(recs[0]["version"])
 
+    def advance(self, expected: int) -> bool:
+        """Raise the version if it is ``expected`` (:data:`~kolmatch.graph.cypher.ADVANCE_VERSION`,
+        one transaction holding the metadata node's write lock)."""
+
+        def run(tx: neo4j.ManagedTransaction) -> bool:
+            return tx.run(cypher.ADVANCE_VERSION, expected=expected).single() is not None
+
+        return bool(self._guard(lambda: self._session_write(run)))
+
     def reading(self) -> contextlib.AbstractContextManager[None]:
         """No snapshot across statements here (each reads committed data): a no-op, and
         :func:`~kolmatch.graph.market.read_market` reads again if a write landed meanwhile."""

@@ -58,6 +58,9 @@ _WRITE_CACHE_KIB = -1_048_576
 #: ... and otherwise: reads scan tables once (the OS caches the file); a 1 GiB cache kept
 #: ~400 MiB of the m market's pages in a process that had read the whole graph.
 _READ_CACHE_KIB = -65_536
+#: What a WAL is cut back to once checkpointed (SQLite's automatic, passive checkpoints, which
+#: never wait for a reader): a load writes its whole size through the WAL first.
+_WAL_KEEP_BYTES = 64 * 1024 * 1024
 #: Relationship batches of at least this many rows look their endpoints up in Python
 #: (:meth:`SQLiteStore.write`).
 RID_MAP_MIN_ROWS = 1_000
@@ -132,7 +135,12 @@ class SQLiteStore:
                 # transaction, atomic across a kill (WAL frames past the last commit are
                 # ignored).
                 self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+                # a load's WAL is cut back to this once checkpointed (not kept load-sized)
+                self._db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
+            # FULL: a commit is on disk when it returns (WAL with NORMAL may lose the last
+            # ones to a power cut, while the audit log already says "written"); one fsync
+            # per commit, and a load is one commit
+            self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=OFF")
             self._db.execute(f"PRAGMA cache_size={_READ_CACHE_KIB}")
         except sqlite3.Error as exc:
@@ -141,15 +149,17 @@ class SQLiteStore:
 
     @property
     def _target(self) -> str | Path:
-        """What connections open: the file, or, in a folder this process may not write (a
-        read-only mount, where WAL's ``-wal`` and ``-shm`` files cannot be made), a read-only
-        URI: the file as it is (``immutable``), or with the WAL a crash left (``mode=ro``).
-        A write then fails with SQLite's "readonly database", naming the file."""
-        folder = self.path.parent
-        if os.access(folder, os.W_OK) or not self.path.exists():
+        """What connections open: the file, or, where this process may not write it or its
+        folder (WAL's ``-wal`` and ``-shm`` files are made beside it), a read-only URI: on a
+        read-only file system the file as it is (``immutable``: nobody can change it), else
+        (another user's store, which its owner may write) ``mode=ro``. A write then fails
+        with SQLite's "readonly database", naming the file."""
+        path = self.path.absolute()
+        if not path.exists() or (os.access(path.parent, os.W_OK) and os.access(path, os.W_OK)):
             return self.path
-        wal = self.path.with_name(self.path.name + "-wal").exists()
-        return f"{self.path.as_uri()}?{'mode=ro' if wal else 'immutable=1'}"
+        frozen = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+        wal = path.with_name(path.name + "-wal").exists()
+        return f"{path.as_uri()}?{'immutable=1' if frozen and not wal else 'mode=ro'}"
 
     def _connect(self) -> sqlite3.Connection:
         target = self._target
@@ -174,12 +184,15 @@ class SQLiteStore:
         if getattr(self._local, "db", None) is not None:
             yield
             return
+        db: sqlite3.Connection | None = None
         try:
             db = self._connect()
             db.execute(f"PRAGMA cache_size={_READ_CACHE_KIB}")
             db.execute("BEGIN")
             db.execute("SELECT user_version FROM pragma_user_version").fetchone()  # the snapshot
         except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
             raise StoreUnavailable(f"cannot read SQLite store {self.path}: {exc}") from exc
         self._local.db = db
         try:
@@ -521,6 +534,16 @@ class SQLiteStore:
 
     def version(self) -> int:
         return int(self._rdb.execute("PRAGMA user_version").fetchone()[0])
+
+    def advance(self, expected: int) -> bool:
+        """Raise the version if it is ``expected``: checked and raised under SQLite's write
+        lock (``BEGIN IMMEDIATE``), so no other process writes in between."""
+        with self._transaction("written"):
+            now = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if now != expected:
+                return False
+            self._bump_version()
+        return True
 
     def graph_id(self) -> str:
         try:

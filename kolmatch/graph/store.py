@@ -186,6 +186,11 @@ class GraphStore(Protocol):
         Raises ``IncompleteLoad`` while an unfinished write is recorded.
         """
 
+    def advance(self, expected: int) -> bool:
+        """Raise the version by one, writing nothing else, if it is ``expected``: checked and
+        raised in one transaction (a compare-and-set). False if it is not, or a load is
+        unfinished. What makes a version of a change outside the graph (a recalibration)."""
+
     def graph_id(self) -> str:
         """Names this graph: a random id made when the graph is first written ('' before).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -219,12 +220,14 @@ def test_writes_while_a_calibration_is_measured_are_caught_up_and_followers_agre
         )
 
     def measure_while_writing(store: Any, **kw: Any) -> Any:
-        f, g = real(store, **kw)
-        measured.append((f.calibration, g.identity[1]))
+        m = real(store, **kw)
+        measured.append((m.features.calibration, m.identity[1]))
         for i in range(2, 5):  # written after the read, before the new features are served
             record(i)
         _flag_minor(a, "x-meanwhile", talent)
-        return f, g
+        with b._write_lock:  # the other worker follows them, as its follower thread does
+            b._catch_up()
+        return m
 
     monkeypatch.setattr(engine_service, "measure_calibration", measure_while_writing)
     measured_before = [a.snapshot.features.gmv_rate]
@@ -246,14 +249,101 @@ def test_writes_while_a_calibration_is_measured_are_caught_up_and_followers_agre
         return real_build(g, **kw)
 
     monkeypatch.setattr(engine, "build_features", counted)
+    loaded: list[Any] = []
+    real_updated = engine_service.updated_features
+
+    def spied(*args: Any, **kw: Any) -> Any:
+        loaded.append(kw.get("calibrated_of"))
+        return real_updated(*args, **kw)
+
+    monkeypatch.setattr(engine_service, "updated_features", spied)
     # 3 of 116 collaborations since it was measured: past the share again (tiny), which b
     # would measure next; not here
     monkeypatch.setenv(engine.RECALIBRATE_SHARE_ENV, "inf")
+    assert b.snapshot.version == v + 4
     with b._write_lock:  # as its follower does
         b._catch_up()
-    assert b.snapshot.version == v + 5 and builds == []
+    assert b.snapshot.version == v + 5 and builds == [] and loaded == [v + 4]
     assert differences(b.snapshot.features, final.features) == []
     assert b.recalibrations == 0
+    a.close()
+    b.close()
+
+
+def test_a_recalibration_the_store_moved_past_at_the_last_moment_takes_no_effect(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process writes between the last catch-up and the version of the calibration:
+    the compare-and-set refuses it, and no file of it is left to take effect later."""
+    monkeypatch.setenv(engine.RECALIBRATE_SHARE_ENV, str(RECALIBRATE_SHARE))
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    load_folder(tiny_market, SQLiteStore(path))
+    a = EngineService(SQLiteStore(path), cache)
+    other = SQLiteStore(path)
+    calibrations = sorted(p.name for p in cache.glob("calibration-*"))
+    real_advance = a.store.advance
+
+    def raced(expected: int) -> bool:
+        other.write([])  # another process's write, at the last moment
+        return real_advance(expected)
+
+    monkeypatch.setattr(a.store, "advance", raced)
+    talent = _top_talent(a)
+    product = next(p for p, m in a.snapshot.product_merchant.items() if m)
+    for i in range(2):  # 2 of 113: past the share
+        v = a.record_collaboration(
+            collab_id=f"k-{i}",
+            talent=talent,
+            product=product,
+            gmv=9.0,
+            orders=1,
+            fee=1.0,
+            time="2026-06-04",
+        ).version
+    assert a._recalibrator is not None
+    a._recalibrator.join(60)
+    assert a.recalibrations == 0 and a.snapshot.version == v and other.version() == v + 1
+    assert sorted(p.name for p in cache.glob("calibration-*")) == calibrations
+    assert list(cache.glob("*.tmp")) == [] and list(cache.glob(f"features-*-v{v + 1}.npz")) == []
+    feed = [
+        json.loads(x) for f in cache.glob("changes-*.jsonl") for x in f.read_text().splitlines()
+    ]
+    assert [e["state"] for e in feed if e.get("kind") == "calibration"] == ["pending", "failed"]
+    assert a._retry_at > time.monotonic()  # not measured again at once
+    a.close()
+    other.close()
+
+
+def test_a_write_on_a_worker_behind_applies_the_feed_rather_than_rebuilding(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that reaches a worker before its follower caught up with another's write
+    catches up from the change feed (a rebuild at m is minutes under the write lock: every
+    write behind it timed out)."""
+    from tests.matching.test_incremental import differences
+
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    load_folder(tiny_market, SQLiteStore(path))
+    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
+    frozen = a.snapshot.features.calibration
+    builds: list[int] = []
+    real = engine.build_features
+
+    def counted(g: Any, **kw: Any) -> MarketFeatures:
+        builds.append(1)
+        return real(g, **kw)
+
+    monkeypatch.setattr(engine, "build_features", counted)
+    talent = _top_talent(a)
+    product = next(p for p, m in a.snapshot.product_merchant.items() if m)
+    write = {"talent": talent, "product": product, "gmv": 9.0, "orders": 1, "fee": 1.0}
+    v = a.record_collaboration(collab_id="k-a", time="2026-06-04", **write).version
+    snap = b.record_collaboration(collab_id="k-b", time="2026-06-05", **write)  # b: behind
+    assert snap.version == v + 1 and builds == []
+    monkeypatch.undo()
+    assert (
+        differences(snap.features, build_features(read_market(b.store), calibration=frozen)) == []
+    )
     a.close()
     b.close()
 

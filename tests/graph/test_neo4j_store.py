@@ -235,3 +235,18 @@ def test_any_text_in_ids_round_trips_through_neo4j(
         for s, t in zip(chunk.src, chunk.dst, strict=True)
     }
     assert pairs == {(i, ids[0]) for i in ids}
+
+
+def test_advance_raises_the_version_only_from_the_one_expected(
+    tiny_market: Path, neo4j_store: Any, monkeypatch: Any
+) -> None:
+    load_folder(tiny_market, neo4j_store)
+    v, counts = neo4j_store.version(), neo4j_store.counts()
+    assert neo4j_store.advance(v) and neo4j_store.version() == v + 1
+    assert not neo4j_store.advance(v)  # it moved: a compare-and-set, not a blind raise
+    assert neo4j_store.version() == v + 1 and neo4j_store.counts() == counts
+    monkeypatch.setattr(loaders_load, "BATCH_ROWS", 40)
+    batches = Validation(tiny_market, neo4j_store).batches()
+    with pytest.raises(RuntimeError):  # an unfinished load: no version is made past it
+        neo4j_store.write(itertools.chain(itertools.islice(batches, 30), _boom()), key="dead")
+    assert not neo4j_store.advance(v + 1)

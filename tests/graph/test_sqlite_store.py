@@ -136,3 +136,14 @@ def test_a_write_frees_its_page_cache(sqlite_store: SQLiteStore) -> None:
     with pytest.raises(RuntimeError):
         sqlite_store.write(failing())
     assert sqlite_store._db.execute(cache).fetchone()[0] == _READ_CACHE_KIB
+
+
+def test_advance_raises_the_version_only_from_the_one_expected(sqlite_store: SQLiteStore) -> None:
+    sqlite_store.write([NodeBatch.of("Category", [{"id": "c1", "name": "A"}])])
+    v, counts = sqlite_store.version(), sqlite_store.counts()
+    other = SQLiteStore(sqlite_store.path)  # another process's connection
+    assert other.advance(v) and sqlite_store.version() == v + 1
+    assert not sqlite_store.advance(v)  # it moved: a compare-and-set, not a blind raise
+    assert sqlite_store.version() == v + 1 and sqlite_store.counts() == counts
+    assert sqlite_store.advance(v + 1) and other.version() == v + 2
+    other.close()

@@ -97,8 +97,10 @@ def test_a_load_killed_part_way_leaves_nothing_and_reruns_clean(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    journal = Path(f"{db}-wal")  # the load's pages, appended to the write-ahead log
+    journal = Path(f"{db}-wal")  # the write-ahead log
     deadline = time.monotonic() + 60
+    # the load has opened the store and committed its schema (the WAL's first frames); its
+    # one transaction then runs for seconds, holding its pages in its cache until the commit
     while not (journal.exists() and journal.stat().st_size > 0):
         assert proc.poll() is None, "the load finished before it could be killed"
         assert time.monotonic() < deadline, "the load never started writing"
