@@ -67,6 +67,7 @@ __all__ = [
     "Identity",
     "Measured",
     "StagedRecalibration",
+    "cache_folder",
     "cached_features",
     "cached_rankings",
     "calibration_drift",
@@ -75,12 +76,14 @@ __all__ = [
     "features_of",
     "load_features",
     "measure_calibration",
+    "read_measured",
     "recalibrate_share",
     "recalibrating",
     "record_change",
     "store_features",
     "stored_rankings",
     "updated_features",
+    "write_measured",
 ]
 
 T = TypeVar("T")
@@ -135,6 +138,11 @@ class _StoredCalibration:
 
 def _cache_dir(cache_dir: str | Path | None) -> Path:
     return Path(cache_dir or os.environ.get("KOLMATCH_CACHE") or ".kolmatch/cache")
+
+
+def cache_folder(cache_dir: str | Path | None) -> Path:
+    """The cache folder: ``cache_dir``, else ``KOLMATCH_CACHE``, else ``./.kolmatch/cache``."""
+    return _cache_dir(cache_dir)
 
 
 def _cache_path(uri: str, cache_dir: Path, kind: str, identity: Identity) -> Path:
@@ -722,6 +730,27 @@ def measure_calibration(store: GraphStore, *, dask: str | None = None) -> Measur
     g = read_market(store, FULL_READ)
     f = _build(g, dask)
     return Measured(f, g.identity, _stored_calibration(f, g))
+
+
+def write_measured(m: Measured, folder: Path) -> dict[str, object]:
+    """Write ``m`` into ``folder`` (data-only files); what :func:`read_measured` takes."""
+    files: dict[str, object] = {"graph_id": m.identity[0], "version": m.identity[1]}
+    for key, value in (("features", m.features), ("record", m.record)):
+        with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".tmp") as out:
+            files[key] = out.name
+        write_arrays(Path(str(files[key])), value, version=CACHE_FORMAT)
+    return files
+
+
+def read_measured(files: dict[str, Any]) -> Measured:
+    """What :func:`write_measured` wrote; its files are removed."""
+    try:
+        features = read_arrays(Path(files["features"]), MarketFeatures, version=CACHE_FORMAT)
+        record = read_arrays(Path(files["record"]), _StoredCalibration, version=CACHE_FORMAT)
+    finally:
+        for key in ("features", "record"):
+            Path(files[key]).unlink(missing_ok=True)
+    return Measured(features, (str(files["graph_id"]), int(files["version"])), record)
 
 
 def caught_up(

@@ -31,7 +31,6 @@ from kolmatch.engine.cache import (
     caught_up,
     change_after,
     load_features,
-    measure_calibration,
     recalibrate_share,
     recalibrating,
     record_change,
@@ -41,6 +40,7 @@ from kolmatch.engine.cache import (
 )
 from kolmatch.engine.campaigns import CampaignBrief, briefs_of, checked_brief
 from kolmatch.engine.memory import settle_objects
+from kolmatch.engine.recalibration import measure_calibration_apart
 from kolmatch.errors import (
     BadArgument,
     Cancel,
@@ -356,10 +356,12 @@ class EngineService:
         build under the write lock (minutes at m), its request timed out, every other write
         waited, and another worker's writes found the store locked by the build's read. Now:
 
-        1. Off the write lock, the graph is read at its version ``v`` (one snapshot; writes
-           go on), built with a calibration measured on it, and brought to the store's
-           version by the change feed (each write applied as its writer did, under the new
-           calibration: :func:`~kolmatch.engine.cache.caught_up`); the calibration and those
+        1. Off the write lock, in a child process at the lowest CPU priority
+           (:mod:`kolmatch.engine.recalibration`), the graph is read at its version ``v``
+           (one snapshot; writes go on) and built with a calibration measured on it; then
+           brought to the store's version by the change feed (each write applied as its
+           writer did, under the new calibration: :func:`~kolmatch.engine.cache.caught_up`);
+           the calibration and those
            features are written aside (:class:`~kolmatch.engine.cache.StagedRecalibration`).
         2. Under the write lock, if nobody wrote meanwhile (else step 1's catch-up again, up
            to :data:`RECALIBRATE_ROUNDS` times), the store's version is raised from ``w`` to
@@ -378,6 +380,8 @@ class EngineService:
         try:
             if not self._recalibrated():
                 self._retry_at = time.monotonic() + RECALIBRATE_RETRY_SECONDS
+        except Cancelled:
+            pass  # closed
         except Exception:
             self._retry_at = time.monotonic() + RECALIBRATE_RETRY_SECONDS
             if not self._stop.is_set():
@@ -393,7 +397,7 @@ class EngineService:
             with self._write_lock:  # a catch-up of several writes has ended
                 if not self._drifted(self._snapshot):
                     return True  # another process's recalibration took effect meanwhile
-            measured = measure_calibration(store)
+            measured = measure_calibration_apart(uri, cache, self._stop)
             f, v = measured.features, measured.identity[1]
             for _ in range(RECALIBRATE_ROUNDS):
                 if self._stop.is_set() or measured.identity[0] != store.graph_id():

@@ -176,7 +176,7 @@ def test_builds_keep_the_calibration_in_effect_and_a_recalibration_is_a_version_
     # past the share: measured in the background, in effect from a version of its own
     snap = _served(service, v + 1)
     assert service.recalibrations == 1 and store.version() == v + 1
-    assert len(service.full_builds) == 4  # the build at v and the measuring one
+    assert len(service.full_builds) == 3  # the build at v (the measuring one: a child process)
     _assert_same(snap.features, _full(store))  # the graph at v: the new version wrote nothing
     assert snap.features.gmv_rate != frozen.gmv_rate
     assert snap.history == built.history and snap.violation_ids == built.violation_ids
@@ -206,7 +206,7 @@ def test_writes_while_a_calibration_is_measured_are_caught_up_and_followers_agre
     talent = _top_talent(a)
     products = [p for p, m in a.snapshot.product_merchant.items() if m]
     measured: list[Any] = []
-    real = engine_service.measure_calibration
+    real = engine_service.measure_calibration_apart
 
     def record(i: int) -> Any:
         return a.record_collaboration(
@@ -219,8 +219,8 @@ def test_writes_while_a_calibration_is_measured_are_caught_up_and_followers_agre
             time="2026-06-04",
         )
 
-    def measure_while_writing(store: Any, **kw: Any) -> Any:
-        m = real(store, **kw)
+    def measure_while_writing(*args: Any) -> Any:
+        m = real(*args)  # the child process, at the lowest priority
         measured.append((m.features.calibration, m.identity[1]))
         for i in range(2, 5):  # written after the read, before the new features are served
             record(i)
@@ -229,7 +229,7 @@ def test_writes_while_a_calibration_is_measured_are_caught_up_and_followers_agre
             b._catch_up()
         return m
 
-    monkeypatch.setattr(engine_service, "measure_calibration", measure_while_writing)
+    monkeypatch.setattr(engine_service, "measure_calibration_apart", measure_while_writing)
     measured_before = [a.snapshot.features.gmv_rate]
     record(0)
     v = record(1).version  # 2 of 113: past the share

@@ -1,0 +1,47 @@
+"""A calibration measured in a child process: the same as in process, errors named, stoppable."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kolmatch.engine.cache import measure_calibration
+from kolmatch.engine.recalibration import measure_calibration_apart
+from kolmatch.errors import Cancelled, StoreError
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.loaders.load import load_folder
+from tests.matching.test_incremental import differences
+
+
+def test_the_child_measures_what_the_process_would(tiny_market: Path, tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "g.db")
+    load_folder(tiny_market, store)
+    here = measure_calibration(store)
+    apart = measure_calibration_apart(store.uri, tmp_path / "cache", threading.Event())
+    assert apart.identity == here.identity == store.identity()
+    assert differences(apart.features, here.features) == []
+    assert apart.record.promotions == here.record.promotions
+    assert apart.record.gmv_rate == here.record.gmv_rate
+    assert list((tmp_path / "cache").iterdir()) == []  # its files were read, then removed
+    store.close()
+
+
+def test_a_child_that_fails_says_why(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "g.db"
+    with pytest.raises(StoreError, match=r"measuring a calibration of .*nowhere.* failed: .*"):
+        measure_calibration_apart(f"sqlite:///{missing}", tmp_path / "cache", threading.Event())
+
+
+def test_a_stopped_measurement_kills_its_child(s_market: Path, tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "g.db")
+    load_folder(s_market, store)
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        measure_calibration_apart(store.uri, tmp_path / "cache", stop)
+    assert time.monotonic() - t0 < 3.0  # not the build's ~10 s at s
+    store.close()
