@@ -94,9 +94,6 @@ RANK_QUIET_SECONDS = 1.0
 #: How long a serving process waits before measuring a calibration again after one it gave up
 #: (the feed could not bring it up, writes kept coming, an error): a measurement is a full build.
 RECALIBRATE_RETRY_SECONDS = 60.0
-#: How many times a measured calibration is caught up off the write lock before it is given up
-#: (each round ends at a version nobody wrote past while its files were written).
-RECALIBRATE_ROUNDS = 5
 #: The fields of a collaboration a caller sends, compared when its id is sent again.
 COLLABORATION_FIELDS = ("talent", "product", "gmv", "orders", "fee", "time", "campaign")
 
@@ -361,18 +358,20 @@ class EngineService:
            (one snapshot; writes go on) and built with a calibration measured on it; then
            brought to the store's version by the change feed (each write applied as its
            writer did, under the new calibration: :func:`~kolmatch.engine.cache.caught_up`);
-           the calibration and those
-           features are written aside (:class:`~kolmatch.engine.cache.StagedRecalibration`).
-        2. Under the write lock, if nobody wrote meanwhile (else step 1's catch-up again, up
-           to :data:`RECALIBRATE_ROUNDS` times), the store's version is raised from ``w`` to
-           ``w + 1`` if it is still ``w`` (:meth:`GraphStore.advance`, a compare-and-set;
-           the change feed says kind ``calibration``), the files are put in place as ``w +
-           1``'s, and the snapshot swapped. Other processes load those features
-           (:meth:`_catch_up`); one that rebuilds ``w + 1`` or later uses that calibration.
+           the calibration and those features are written aside
+           (:class:`~kolmatch.engine.cache.StagedRecalibration`).
+        2. Under the write lock, the writes made since step 1 are caught up too (a few, and
+           the features written aside again: ~1-2 s at m), then the store's version is raised
+           from ``w`` to ``w + 1`` if it is still ``w`` (:meth:`GraphStore.advance`, a
+           compare-and-set; the change feed says kind ``calibration``), the files are put in
+           place as ``w + 1``'s, and the snapshot swapped. Other processes load those
+           features (:meth:`_catch_up`); one that rebuilds ``w + 1`` or later uses that
+           calibration.
 
         One process measures at a time (:func:`~kolmatch.engine.cache.recalibrating`). Given
         up, nothing taking effect, when the feed cannot bring the features up (a bulk load
-        meanwhile, another recalibration) or the store moved at the last moment; tried again
+        meanwhile, another recalibration) or the store moved at the very last moment (another
+        process's write between the catch-up and the compare-and-set); tried again
         after :data:`RECALIBRATE_RETRY_SECONDS`. A process killed at any step leaves either no
         new version, or one whose calibration every process agrees on (followers that find
         its files missing rebuild it with the calibration then in effect).
@@ -398,29 +397,31 @@ class EngineService:
                 if not self._drifted(self._snapshot):
                     return True  # another process's recalibration took effect meanwhile
             measured = measure_calibration_apart(uri, cache, self._stop)
-            f, v = measured.features, measured.identity[1]
-            for _ in range(RECALIBRATE_ROUNDS):
-                if self._stop.is_set() or measured.identity[0] != store.graph_id():
-                    return False
-                up = caught_up(store, cache, f, v)
-                if up is None:
-                    log.info("kolmatch: recalibration of %s given up: %s", uri, "feed")
-                    return False
-                f, v = up
-                staged = StagedRecalibration(uri, cache, measured, f, v)
-                try:
-                    with self._write_lock:
-                        if store.version() != v:
-                            continue  # written meanwhile: catch up again, off the lock
-                        if self._snapshot.version != v:
-                            self._catch_up()
-                        if self._snapshot.version != v:
-                            continue  # another's write still pending in the feed
-                        return self._take_effect(staged, measured.identity[1])
-                finally:
-                    staged.discard()  # (nothing left once committed)
-            log.info("kolmatch: recalibration of %s given up: writes kept coming", uri)
-            return False
+            if self._stop.is_set() or measured.identity[0] != store.graph_id():
+                return False
+            up = caught_up(store, cache, measured.features, measured.identity[1])
+            if up is None:
+                log.info("kolmatch: recalibration of %s given up: the feed lacks a write", uri)
+                return False
+            staged = StagedRecalibration(uri, cache, measured, *up)
+            try:
+                with self._write_lock:
+                    if self._stop.is_set():
+                        return False
+                    if self._snapshot.version != store.version():
+                        self._catch_up()
+                    w = store.version()
+                    if self._snapshot.version != w:
+                        return False  # another's write still pending in the feed
+                    if w != staged.version:  # written meanwhile: those few, under the lock
+                        staged.discard()
+                        up = caught_up(store, cache, staged.features, staged.version)
+                        if up is None or up[1] != w:
+                            return False
+                        staged = StagedRecalibration(uri, cache, measured, *up)
+                    return self._take_effect(staged, measured.identity[1])
+            finally:
+                staged.discard()  # (nothing left once committed)
 
     def _take_effect(self, staged: StagedRecalibration, measured_at: int) -> bool:
         """Under the write lock, the snapshot at the store's version ``w`` (staged's): make

@@ -43,17 +43,24 @@ def _assert_same(a: Any, b: Any) -> None:
             assert x == y, field.name
 
 
+def _count_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at every full feature build the engine runs from now on."""
+    builds: list[int] = []
+    real = engine.build_features
+
+    def counted(g: Any, **kw: Any) -> MarketFeatures:
+        builds.append(1)
+        return real(g, **kw)
+
+    monkeypatch.setattr(engine, "build_features", counted)
+    return builds
+
+
 @pytest.fixture
 def service(tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     store = SQLiteStore(tmp_path / "g.db")
     load_folder(tiny_market, store)
-    calls: list[int] = []
-
-    def counted(s: Any, **kw: Any) -> MarketFeatures:
-        calls.append(1)
-        return build_features(s, **kw)
-
-    monkeypatch.setattr(engine, "build_features", counted)
+    calls = _count_builds(monkeypatch)
     svc = EngineService(store, tmp_path / "cache")
     svc.full_builds = calls  # type: ignore[attr-defined]
     yield svc
@@ -230,25 +237,30 @@ def test_writes_while_a_calibration_is_measured_are_caught_up_and_followers_agre
         return m
 
     monkeypatch.setattr(engine_service, "measure_calibration_apart", measure_while_writing)
+    real_staged, staged_at = engine_service.StagedRecalibration, []
+
+    def staging(*args: Any) -> Any:
+        staged = real_staged(*args)
+        staged_at.append(staged.version)
+        if len(staged_at) == 1:  # one more write before the lock: caught up under it
+            record(5)
+        return staged
+
+    monkeypatch.setattr(engine_service, "StagedRecalibration", staging)
     measured_before = [a.snapshot.features.gmv_rate]
     record(0)
     v = record(1).version  # 2 of 113: past the share
-    final = _served(a, v + 5)  # 3 collaborations and a flag meanwhile, then its own version
+    # 3 collaborations and a flag while measured, one more once staged, then its own version
+    final = _served(a, v + 6)
+    assert staged_at == [v + 4, v + 5]
     assert a.recalibrations == 1 and measured and measured[0][1] == v
     store = a.store
-    assert store.version() == v + 5
+    assert store.version() == v + 6
     expected = build_features(read_market(store), calibration=measured[0][0])
     assert differences(final.features, expected) == []
     assert final.features.gmv_rate != measured_before[0]
     # the other worker: each write from the feed, then the recalibrating worker's features
-    builds: list[int] = []
-    real_build = engine.build_features
-
-    def counted(g: Any, **kw: Any) -> MarketFeatures:
-        builds.append(1)
-        return real_build(g, **kw)
-
-    monkeypatch.setattr(engine, "build_features", counted)
+    builds = _count_builds(monkeypatch)
     loaded: list[Any] = []
     real_updated = engine_service.updated_features
 
@@ -263,7 +275,7 @@ def test_writes_while_a_calibration_is_measured_are_caught_up_and_followers_agre
     assert b.snapshot.version == v + 4
     with b._write_lock:  # as its follower does
         b._catch_up()
-    assert b.snapshot.version == v + 5 and builds == [] and loaded == [v + 4]
+    assert b.snapshot.version == v + 6 and builds == [] and loaded == [None, v + 5]
     assert differences(b.snapshot.features, final.features) == []
     assert b.recalibrations == 0
     a.close()
@@ -326,14 +338,7 @@ def test_a_write_on_a_worker_behind_applies_the_feed_rather_than_rebuilding(
     load_folder(tiny_market, SQLiteStore(path))
     a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
     frozen = a.snapshot.features.calibration
-    builds: list[int] = []
-    real = engine.build_features
-
-    def counted(g: Any, **kw: Any) -> MarketFeatures:
-        builds.append(1)
-        return real(g, **kw)
-
-    monkeypatch.setattr(engine, "build_features", counted)
+    builds = _count_builds(monkeypatch)
     talent = _top_talent(a)
     product = next(p for p, m in a.snapshot.product_merchant.items() if m)
     write = {"talent": talent, "product": product, "gmv": 9.0, "orders": 1, "fee": 1.0}
@@ -362,14 +367,7 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     before = writer.snapshot.features
     talent = _top_talent(writer)
     product = next(p for p, m in writer.snapshot.product_merchant.items() if m)
-    builds: list[int] = []
-    real = engine.build_features
-
-    def counted(g: Any, **kw: Any) -> MarketFeatures:
-        builds.append(1)
-        return real(g, **kw)
-
-    monkeypatch.setattr(engine, "build_features", counted)
+    builds = _count_builds(monkeypatch)
 
     def record(cid: str, gmv: float, orders: int, day: str) -> Any:
         return writer.record_collaboration(
@@ -401,7 +399,7 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
 
     # a following worker applies the next write from the change feed: no build, same features
     other.follow(poll_seconds=0.05)
-    monkeypatch.setattr(engine, "build_features", counted)
+    builds = _count_builds(monkeypatch)
     tables: list[str] = []
     real_table = market.node_table
 
