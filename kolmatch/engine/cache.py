@@ -21,6 +21,7 @@ import os
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,10 @@ FEED_TRIM_BYTES = 2 * 1024 * 1024
 #: finds its version gone from the feed and rebuilds from the store (at m a rebuild takes
 #: minutes, during which a busy market may write a few hundred times: those it applies).
 FEED_KEEP_BYTES = 512 * 1024
+#: A temporary file in the cache folder older than this is a killed process's (an entry being
+#: written takes seconds; a measured calibration's, 0.5 GB at m, is read as soon as it is
+#: written): the next entry stored removes it.
+STALE_TMP_SECONDS = 3600.0
 #: The first bytes of a feed a reader checks before reading on from its offset.
 _FEED_HEAD_BYTES = 128
 
@@ -1067,6 +1072,10 @@ def _evict(d: Path, kind: str, keep: Path, versions: int = 1) -> None:
     :data:`CACHE_STORES` most recently used stores, ``keep``'s counted."""
     prefix = f"{kind}-{CACHE_FORMAT}-"
     mine = keep.name.rsplit("-v", 1)[0] + "-v"
+    for tmp in d.glob("tmp*.tmp"):  # a killed process's half-written or unread entry
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
     others: dict[Path, float] = {}
     own: list[tuple[int, Path]] = []
     for old in [*d.glob(f"{kind}-*.npz"), *d.glob(f"{kind}-*.pkl")]:

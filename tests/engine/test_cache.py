@@ -280,3 +280,25 @@ def test_a_follower_behind_the_trimmed_part_of_the_feed_rebuilds(
     assert all(risk[b.snapshot.features.talent_row(str(t))] == 1.0 for t in talents[:12])
     b.close()
     a.close()
+
+
+def test_storing_an_entry_sweeps_a_killed_process_s_leftovers_and_keeps_whole_stores(
+    tmp_path: Path,
+) -> None:
+    """Temporary files older than STALE_TMP_SECONDS go (a fresh one may be being written);
+    other stores' entries are kept or dropped a store at a time (two calibrations each)."""
+    old, fresh = tmp_path / "tmpold.tmp", tmp_path / "tmpnew.tmp"
+    for p in (old, fresh):
+        p.write_bytes(b"x")
+    os.utime(old, (0, time.time() - cache.STALE_TMP_SECONDS - 60))
+    # four other stores with two calibrations each: CACHE_STORES - 1 = 3 of them fit
+    for i, store in enumerate(("e", "a", "b", "c")):  # e used longest ago
+        for v in (1, 2):
+            p = tmp_path / f"calibration-{cache.CACHE_FORMAT}-{store * 24}-v{v}.npz"
+            p.write_bytes(b"x")
+            os.utime(p, (0, time.time() - 100 + i))
+    keep = tmp_path / f"calibration-{cache.CACHE_FORMAT}-{'d' * 24}-v5.npz"
+    cache._evict(tmp_path, "calibration", keep, cache.CALIBRATIONS_KEPT)
+    assert not old.exists() and fresh.exists()
+    left = sorted(p.name for p in tmp_path.glob("calibration-*"))
+    assert len(left) == 6 and not any("eee" in n for n in left)  # e went, whole
