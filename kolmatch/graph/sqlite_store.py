@@ -58,6 +58,8 @@ _WRITE_CACHE_KIB = -1_048_576
 #: ... and otherwise: reads scan tables once (the OS caches the file); a 1 GiB cache kept
 #: ~400 MiB of the m market's pages in a process that had read the whole graph.
 _READ_CACHE_KIB = -65_536
+#: How long a statement waits for another connection's lock (Python's default, 5 s).
+_BUSY_MS = 5000
 #: What a WAL is cut back to once checkpointed (SQLite's automatic, passive checkpoints, which
 #: never wait for a reader): a load writes its whole size through the WAL first.
 _WAL_KEEP_BYTES = 64 * 1024 * 1024
@@ -134,7 +136,7 @@ class SQLiteStore:
                 # writes, and a write never makes that read start again. Loads stay one
                 # transaction, atomic across a kill (WAL frames past the last commit are
                 # ignored).
-                self._db.execute("PRAGMA journal_mode=WAL")
+                self._use_wal()
                 # a load's WAL is cut back to this once checkpointed (not kept load-sized)
                 self._db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
             # FULL: a commit is on disk when it returns (WAL with NORMAL may lose the last
@@ -146,6 +148,23 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
         self._local = threading.local()  # a thread's reading() connection, while it reads
+
+    def _use_wal(self) -> None:
+        """Put the file in WAL mode (a setting kept in the file: once per file). Switching
+        needs the file to itself: while another connection is writing (an older kolmatch's
+        load, a blocked writer) this connection keeps the file's rollback journal, and a
+        later open switches it."""
+        mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() == "wal":
+            return
+        self._db.execute("PRAGMA busy_timeout=100")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
 
     @property
     def _target(self) -> str | Path:
