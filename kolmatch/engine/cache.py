@@ -292,11 +292,11 @@ def updated_features(
         # the change feed's); the graph carries only that identity
         prev, v, write = collaboration_of
         g = MarketGraph((store.graph_id(), v + 1), {}, {})
-        found = _calibration_at(store.uri, _cache_dir(cache_dir), g.identity)
+        cal = _calibration_at(store.uri, _cache_dir(cache_dir), g.identity)
         if (
-            found is None
-            or found[1].gmv_rate != prev.gmv_rate
-            or not np.array_equal(found[1].cat_mean, prev.category_gmv_mean)
+            cal is None
+            or cal.gmv_rate != prev.gmv_rate
+            or not np.array_equal(cal.cat_mean, prev.category_gmv_mean)
         ):
             return None  # another calibration is in effect at v + 1: a build
         return apply_collaboration(prev, write), g
@@ -599,14 +599,14 @@ def _feed_path(uri: str, graph_id: str, d: Path) -> Path:
     return d / f"changes-{key[:24]}.jsonl"
 
 
-def _calibration_at(uri: str, d: Path, identity: Identity) -> tuple[int, _StoredCalibration] | None:
-    """The calibration in effect at ``identity``'s version, with the version it took effect
-    from: the stored one taking effect latest, at or before it (files
-    ``calibration-...-v<from>.npz``; a store's first was kept as ``-v0``)."""
+def _calibration_at(uri: str, d: Path, identity: Identity) -> _StoredCalibration | None:
+    """The calibration in effect at ``identity``'s version: the stored one taking effect
+    latest, at or before it (files ``calibration-...-v<from>.npz``; a store's first was kept
+    as ``-v0``)."""
     for since in _calibration_versions(uri, d, identity):
         cal = _load(_cache_path(uri, d, "calibration", (identity[0], since)), _StoredCalibration)
         if cal is not None:
-            return since, cal
+            return cal
     return None
 
 
@@ -678,7 +678,8 @@ def calibration_drift(
     for since in _calibration_versions(uri, d, identity):
         path = _cache_path(uri, d, "calibration", (identity[0], since))
         with contextlib.suppress(OSError):
-            key = (str(path), path.stat().st_mtime_ns)
+            st = path.stat()  # not its mtime: every _load of it touches that
+            key = (str(path), st.st_ino, st.st_size)
             measured = _MEASURED_AT.get(key)
             if measured is None:
                 cal = _load(path, _StoredCalibration)
@@ -689,9 +690,9 @@ def calibration_drift(
     return None
 
 
-#: (calibration file, its mtime) -> the collaborations on record when it was measured: what
+#: (calibration file, inode, size) -> the collaborations on record when it was measured: what
 #: :func:`calibration_drift` asks at every refresh, without loading the file each time.
-_MEASURED_AT: dict[tuple[str, int], int] = {}
+_MEASURED_AT: dict[tuple[str, int, int], int] = {}
 
 
 def _stored_calibration(f: MarketFeatures, g: MarketGraph) -> _StoredCalibration:
@@ -941,14 +942,13 @@ def _build_calibrated(uri: str, d: Path, g: MarketGraph, dask: str | None) -> Ma
     """A full build with the calibration in effect at the graph's version if it fits its
     talents and categories, else with a fresh one (then stored, in effect from it)."""
     talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(str)
-    found = _calibration_at(uri, d, g.identity)
-    if found is not None:
-        cal = found[1]
-        if np.array_equal(cal.talent_ids, talents) and np.array_equal(
-            cal.category_ids.astype(str), cats
-        ):
-            frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
-            return _build(g, dask, frozen)
+    cal = _calibration_at(uri, d, g.identity)
+    if cal is not None and (
+        np.array_equal(cal.talent_ids, talents)
+        and np.array_equal(cal.category_ids.astype(str), cats)
+    ):
+        frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
+        return _build(g, dask, frozen)
     f = _build(g, dask)
     path = _cache_path(uri, d, "calibration", g.identity)
     _store(path, "calibration", _stored_calibration(f, g), keep=CALIBRATIONS_KEPT)

@@ -448,12 +448,8 @@ class EngineService:
             self.refresh()
             return False
         record_change(uri, graph_id, cache, {**change, "state": "written", "after": after})
-        compliance = snap.compliance
-        if compliance is not None:
-            compliance = replace(compliance, identity=(graph_id, after))
-        new = replace(snap, version=after, features=staged.features, rankings=None)
         with self._snapshot_lock:
-            self._snapshot = replace(new, compliance=compliance)
+            self._snapshot = _at_recalibration(snap, (graph_id, after), staged.features)
         self.recalibrations += 1
         self._audit.append(
             {
@@ -648,8 +644,8 @@ class EngineService:
                 collaborations={**prev.collaborations, collab_id: c},
                 compliance=compliance,
             )
-        elif calibrated_of is not None:  # the graph as it was; every score moves
-            snap = replace(prev, version=version, features=f, rankings=None, compliance=compliance)
+        elif calibrated_of is not None:
+            snap = _at_recalibration(prev, g.identity, f)
         elif bookings_of is not None or campaigns_of is not None:
             # default rankings read no bookings or campaigns (only a campaign's match list
             # does, live): they stay, and nothing is re-ranked, unless the previous version's
@@ -1389,13 +1385,12 @@ class EngineService:
         up to :data:`FEED_WAIT_SECONDS`), a rebuild only where the feed cannot place a write.
         Called under the write lock.
         """
-        deadline = time.monotonic() + FEED_WAIT_SECONDS
         while self._store.version() != self._snapshot.version:
             at = self._snapshot.version
-            self._catch_up()  # as the follower would: the feed's writes, else a rebuild
-            if self._snapshot.version == at:  # a write pending in the feed: wait for it
-                if time.monotonic() > deadline:
-                    return self.refresh()
+            # as the follower would: the feed's writes, else a rebuild; a write pending in the
+            # feed is waited for (_catch_up rebuilds once it has been pending too long)
+            self._catch_up()
+            if self._snapshot.version == at:
                 time.sleep(0.02)
         return self._snapshot
 
@@ -1526,6 +1521,15 @@ class EngineService:
             self._audit.append({**entry, "id": ref})
         except KolmatchError as fail:
             log.error("audit entry %s has no ending (%s): %s", ref, entry["outcome"], fail)
+
+
+def _at_recalibration(prev: Snapshot, identity: Identity, f: MarketFeatures) -> Snapshot:
+    """``prev`` at a recalibration's version: the graph as it was, the features of the new
+    calibration, every merchant to be ranked again (every score moved)."""
+    compliance = prev.compliance
+    if compliance is not None:
+        compliance = replace(compliance, identity=identity)
+    return replace(prev, version=identity[1], features=f, rankings=None, compliance=compliance)
 
 
 def _extended(into: list[str], ids: list[str]) -> int:
