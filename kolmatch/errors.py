@@ -197,6 +197,37 @@ class IncompleteLoad(StoreError):
         )
 
 
+class Rebuilding(KolmatchError):
+    """A serving process is rebuilding its features after a bulk change of the graph.
+
+    A load into the served store (or a write the change feed does not have) changes more than
+    one write's update can follow: the features are built again in a child process while the
+    version before keeps serving. A write checks against the graph as it is, so until the
+    new version is served, writes to this process are refused with this error.
+
+    Parameters
+    ----------
+    serving
+        The version served meanwhile.
+    version
+        The store's version.
+    seconds
+        How long the rebuild has run.
+    """
+
+    def __init__(self, serving: int, version: int, seconds: float) -> None:
+        self.serving = serving
+        self.version = version
+        self.seconds = seconds
+        super().__init__(
+            f"the graph changed in bulk (version {serving} -> {version}: a load, or a write "
+            f"the change feed does not have) and this server process is rebuilding its "
+            f"features ({seconds:.0f} s so far; a few minutes at 1M users); it serves version "
+            f"{serving} meanwhile and takes writes again once it serves version {version} "
+            "or later: nothing was written, retry later"
+        )
+
+
 class InfeasiblePlan(KolmatchError):
     """An optimisation problem has no feasible solution under its constraints."""
 

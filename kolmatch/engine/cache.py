@@ -35,7 +35,7 @@ from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.engine.distributed import dask_address, dask_argument, partitions_on
 from kolmatch.engine.memory import release_freed_memory
-from kolmatch.errors import BadArgument, Cancel, StoreError
+from kolmatch.errors import BadArgument, Cancel, Cancelled, StoreError
 from kolmatch.graph.market import (
     BOOKINGS_READ,
     CAMPAIGNS_READ,
@@ -75,9 +75,11 @@ __all__ = [
     "caught_up",
     "change_after",
     "features_of",
+    "latest_features",
     "load_features",
     "measure_calibration",
     "read_measured",
+    "rebuilding",
     "recalibrate_share",
     "recalibrating",
     "record_change",
@@ -760,7 +762,12 @@ def read_measured(files: dict[str, Any]) -> Measured:
 
 
 def caught_up(
-    store: GraphStore, cache_dir: str | Path | None, f: MarketFeatures, v: int
+    store: GraphStore,
+    cache_dir: str | Path | None,
+    f: MarketFeatures,
+    v: int,
+    *,
+    graph: MarketGraph | None = None,
 ) -> tuple[MarketFeatures, int] | None:
     """``f`` (features of version ``v``) brought to the store's version by the change feed.
 
@@ -777,6 +784,11 @@ def caught_up(
         As :func:`load_features`.
     f, v
         Features and the version they are of.
+    graph
+        The tables the caller read at the version to bring ``f`` to (its identity; the
+        compliance, booking and campaign tables, e.g. :data:`CATALOG_READ` |
+        :data:`BOOKINGS_READ`): re-reads come from it, and writes after it are left out.
+        None: to the store's version, re-reading what is needed.
 
     Returns
     -------
@@ -784,7 +796,9 @@ def caught_up(
         The features and the version they are of.
     """
     uri, graph_id = store.uri, store.graph_id()
-    version = store.version()
+    version = store.version() if graph is None else graph.identity[1]
+    if graph is not None and (graph.identity[0] != graph_id or version < v):
+        return None
     d = _cache_dir(cache_dir)
     rereads: set[str] = set()
     at = v
@@ -807,7 +821,13 @@ def caught_up(
     )
     for kind, spec, apply in steps:
         if kind in rereads:
-            g = read_market(store, spec)
+            if graph is None:
+                g = read_market(store, spec)
+            else:
+                try:
+                    g = graph.restricted(spec)
+                except StoreError:  # the caller's read lacks them
+                    return None
             if g.identity != (graph_id, version):
                 return None
             try:
@@ -835,10 +855,7 @@ def recalibrating(uri: str, graph_id: str, cache_dir: str | Path | None) -> Iter
         released when the process dies), False if another process holds it (it is measuring
         one; a second would be thrown away).
     """
-    d = _cache_dir(cache_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{uri}|{graph_id}".encode()).hexdigest()
-    fd = os.open(d / f"recalibrating-{key[:24]}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    fd = _graph_lock_file("recalibrating", uri, graph_id, cache_dir)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -848,6 +865,70 @@ def recalibrating(uri: str, graph_id: str, cache_dir: str | Path | None) -> Iter
         yield True
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def rebuilding(
+    uri: str, graph_id: str, cache_dir: str | Path | None, stop: threading.Event
+) -> Iterator[None]:
+    """Hold the graph's rebuild lock: one process rebuilds after a bulk load, the others wait
+    for it and then load what it cached (two builds at once would halve each one's cores).
+
+    Parameters
+    ----------
+    uri, graph_id, cache_dir
+        As :func:`recalibrating`.
+    stop
+        Waiting ends with :class:`~kolmatch.errors.Cancelled` once it is set.
+
+    Raises
+    ------
+    Cancelled
+        If ``stop`` was set while another process held the lock.
+    """
+    fd = _graph_lock_file("rebuilding", uri, graph_id, cache_dir)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if stop.wait(0.2):
+                    raise Cancelled("the service closed while another process rebuilt") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _graph_lock_file(name: str, uri: str, graph_id: str, cache_dir: str | Path | None) -> int:
+    """An open descriptor of the graph's ``name`` lock file beside the cache (a lock taken on
+    it is released when the process dies)."""
+    d = _cache_dir(cache_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{uri}|{graph_id}".encode()).hexdigest()
+    return os.open(d / f"{name}-{key[:24]}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+
+
+def latest_features(
+    uri: str, graph_id: str, cache_dir: str | Path | None = None
+) -> tuple[MarketFeatures, int] | None:
+    """The graph's cached features of the latest version the cache holds, and that version.
+
+    The cache keeps one version per store (the latest written); the features of a later
+    version follow from them by the change feed (:func:`caught_up`) unless a bulk load or
+    another calibration came between. None if none is cached (or it is unreadable).
+    """
+    d = _cache_dir(cache_dir)
+    prefix = _cache_path(uri, d, "features", (graph_id, 0)).name[: -len("0.npz")]
+    versions: list[int] = []
+    for path in d.glob(f"{prefix}*.npz"):
+        with contextlib.suppress(ValueError):
+            versions.append(int(path.name[len(prefix) : -len(".npz")]))
+    for v in sorted(versions, reverse=True):
+        f = _load(_cache_path(uri, d, "features", (graph_id, v)), MarketFeatures)
+        if f is not None:
+            return f, v
+    return None
 
 
 class StagedRecalibration:

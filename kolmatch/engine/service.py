@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kolmatch import progress
+from kolmatch.engine.apart import build_features_apart, measure_calibration_apart
 from kolmatch.engine.audit import AuditLog, audit_path
 from kolmatch.engine.cache import (
     Identity,
@@ -30,7 +31,9 @@ from kolmatch.engine.cache import (
     calibration_drift,
     caught_up,
     change_after,
+    latest_features,
     load_features,
+    rebuilding,
     recalibrate_share,
     recalibrating,
     record_change,
@@ -40,7 +43,6 @@ from kolmatch.engine.cache import (
 )
 from kolmatch.engine.campaigns import CampaignBrief, briefs_of, checked_brief
 from kolmatch.engine.memory import settle_objects
-from kolmatch.engine.recalibration import measure_calibration_apart
 from kolmatch.errors import (
     BadArgument,
     Cancel,
@@ -49,11 +51,13 @@ from kolmatch.errors import (
     IncompleteLoad,
     KolmatchError,
     NotEligible,
+    Rebuilding,
     StoreError,
     UnknownId,
 )
 from kolmatch.graph.booking import Booking, check_window, iso_day
 from kolmatch.graph.market import (
+    BOOKINGS_READ,
     CATALOG_READ,
     COMPLIANCE_READ,
     FACT_READ,
@@ -94,6 +98,12 @@ RANK_QUIET_SECONDS = 1.0
 #: How long a serving process waits before measuring a calibration again after one it gave up
 #: (the feed could not bring it up, writes kept coming, an error): a measurement is a full build.
 RECALIBRATE_RETRY_SECONDS = 60.0
+#: How long a serving process waits before starting again a rebuild after a bulk change that
+#: failed (a child that died, a store that did not answer).
+REBUILD_RETRY_SECONDS = 10.0
+#: Reads of the catalog a rebuild tries before giving up for :data:`REBUILD_RETRY_SECONDS`
+#: (a bulk load landing again meanwhile).
+REBUILD_ATTEMPTS = 3
 #: The fields of a collaboration a caller sends, compared when its id is sent again.
 COLLABORATION_FIELDS = ("talent", "product", "gmv", "orders", "fee", "time", "campaign")
 
@@ -192,6 +202,11 @@ class EngineService:
         self.recalibrations = 0  # versions this process made to bring in a new calibration
         self._retry_at = 0.0  # monotonic time before which no recalibration starts
         self._snapshot_lock = threading.Lock()  # swaps of the served snapshot
+        self._rebuilder: threading.Thread | None = None  # after a bulk change (_rebuild)
+        self._rebuild_since = 0.0  # monotonic time the running rebuild started
+        self._rebuild_retry_at = 0.0
+        self.rebuilds = 0  # bulk changes this process caught up with off its write lock
+        self.rebuilds_built = 0  # ... of which it built the features itself (in a child)
         # the read, the build with its calibration, the ranking: minutes at m on a cold cache
         with progress.task("starting the engine"):
             self._snapshot = self._build(later=False)
@@ -354,7 +369,7 @@ class EngineService:
         waited, and another worker's writes found the store locked by the build's read. Now:
 
         1. Off the write lock, in a child process at the lowest CPU priority
-           (:mod:`kolmatch.engine.recalibration`), the graph is read at its version ``v``
+           (:mod:`kolmatch.engine.apart`), the graph is read at its version ``v``
            (one snapshot; writes go on) and built with a calibration measured on it; then
            brought to the store's version by the change feed (each write applied as its
            writer did, under the new calibration: :func:`~kolmatch.engine.cache.caught_up`);
@@ -512,7 +527,9 @@ class EngineService:
         violations, bookings or campaigns write, last (what it re-reads is read at the
         store's version). A write still ``pending`` in the feed is
         waited for (up to :data:`FEED_WAIT_SECONDS`, on later polls) rather than rebuilt
-        around; anything else (a bulk load, a write the feed does not have) is a rebuild.
+        around; anything else (a bulk load, a write the feed does not have) is a rebuild: in
+        a following (serving) process, off the write lock (:meth:`_rebuild`: the version
+        before keeps serving, writes are refused meanwhile), else at once.
         Called by the follower under the write lock.
         """
         snap = self._snapshot
@@ -538,7 +555,10 @@ class EngineService:
             and kinds[-1] in ("collaboration", "calibration", "violations", "bookings", "campaigns")
         )
         if not applicable:
-            self.refresh()
+            if self._follower is None:
+                self.refresh()
+            else:
+                self._rebuild_behind()
             return
         for change in steps:
             at = self._snapshot.version
@@ -555,6 +575,98 @@ class EngineService:
                 self.refresh(calibrated_since=at, persist=False)
             else:
                 self.refresh(violations_only_since=at, persist=False)
+
+    def _rebuild_behind(self) -> None:
+        """Start :meth:`_rebuild` unless it runs, or failed less than
+        :data:`REBUILD_RETRY_SECONDS` ago (writes are refused meanwhile: :meth:`_current`)."""
+        if not self._rebuild_since:
+            self._rebuild_since = time.monotonic()
+        if self._rebuilder is not None and self._rebuilder.is_alive():
+            return
+        if time.monotonic() < self._rebuild_retry_at or self._stop.is_set():
+            return
+        self._rebuilder = threading.Thread(
+            target=_quietly(self._rebuild), name="kolmatch-rebuild", daemon=True
+        )
+        self._rebuilder.start()
+
+    def _rebuild(self) -> None:
+        """Serve the store's version after a bulk change, its features built off the write lock.
+
+        A load into the served store changed more than the change feed can apply, and the
+        follower used to rebuild under the write lock: at m every write to the process waited
+        minutes (and timed out) while the other processes did the same build at the same time.
+        Now the version before keeps serving while:
+
+        1. the features of the store's version come from the cache if any process has built
+           them (the latest cached version, brought to the catalog's version by the change
+           feed: :func:`~kolmatch.engine.cache.caught_up`); else one process builds them in a
+           child at a lower CPU priority
+           (:func:`~kolmatch.engine.apart.build_features_apart`; a file lock,
+           :func:`~kolmatch.engine.cache.rebuilding`, makes the others wait and load its);
+        2. the catalog is read (one snapshot) and the features brought to its version;
+        3. the snapshot is swapped in under the write lock (a moment); writes since apply from
+           the feed as usual.
+
+        Writes to this process are refused with :class:`~kolmatch.errors.Rebuilding` until
+        then (they check against the graph as it is). A failure is logged and tried again after
+        :data:`REBUILD_RETRY_SECONDS`.
+        """
+        try:
+            done = self._rebuilt()
+        except Cancelled:
+            return  # the service closed
+        except Exception:
+            log.warning(
+                "kolmatch: rebuilding after a bulk change failed; will retry", exc_info=True
+            )
+            done = False
+        if not done:
+            self._rebuild_retry_at = time.monotonic() + REBUILD_RETRY_SECONDS
+
+    def _rebuilt(self) -> bool:
+        """:meth:`_rebuild`'s steps; False if given up."""
+        store, uri, cache = self._store, self._store.uri, self._cache_dir
+        graph_id = store.graph_id()
+        for _ in range(REBUILD_ATTEMPTS):
+            base = latest_features(uri, graph_id, cache)
+            g = read_market(store, CATALOG_READ | BOOKINGS_READ)
+            up = None if base is None else caught_up(store, cache, *base, graph=g)
+            if up is None:  # none cached since the bulk change: one process builds
+                with rebuilding(uri, graph_id, cache, self._stop):
+                    again = latest_features(uri, graph_id, cache)
+                    if again is None or base is None or again[1] <= base[1]:
+                        built = build_features_apart(uri, cache, self._stop)[1]
+                        self.rebuilds_built += 1
+                        cached = latest_features(uri, graph_id, cache)
+                        if cached is None or cached[1] < built:
+                            # the child could not cache them (a read-only or full folder: it
+                            # said so): built here instead, under the write lock, as before
+                            log.warning(
+                                "kolmatch: rebuilding %s in process (version %s built, %s cached)",
+                                uri,
+                                built,
+                                None if cached is None else cached[1],
+                            )
+                            with self._write_lock:
+                                self.refresh()
+                                self._rebuild_since = 0.0
+                            return True
+                continue  # (or another process's build landed while we waited)
+            f, version = up
+            snap = self._snapshot_of(f, g)
+            with self._write_lock:
+                if self._stop.is_set():
+                    return True
+                if self._snapshot.version < version:
+                    self.rebuilds += 1  # (counted first: a reader of the two sees them agree)
+                    with self._snapshot_lock:
+                        self._snapshot = snap
+                    log.info("kolmatch: rebuilt %s at version %s after a bulk change", uri, version)
+                self._rebuild_since = 0.0
+                self._recalibrate_if_drifted(self._snapshot)
+            return True
+        return False
 
     def close(self, timeout: float = 60.0) -> bool:
         """Close the store once no write or refresh is running (waiting up to ``timeout`` s).
@@ -769,6 +881,7 @@ class EngineService:
             "serving_version": snap.version,
             "ranked": snap.rankings is not None,
             "recalibrating": self._recalibrator is not None and self._recalibrator.is_alive(),
+            "rebuilding": self._rebuilder is not None and self._rebuilder.is_alive(),
         }
         try:
             out["version"] = self._store.version()
@@ -790,19 +903,24 @@ class EngineService:
         ``rankings=None`` and rank every merchant in the background (:meth:`_rank_later`);
         otherwise (the first snapshot) rank now.
         """
-        store = self._store
         # the features and everything the schema shows come from one read of one graph version
         f, g = load_features(
-            store,
+            self._store,
             self._cache_dir,
             also=CATALOG_READ,
             risk_update_of=risk_update_of,
             collaboration_of=collaboration_of,
         )
+        return self._snapshot_of(f, g, later=later)
+
+    def _snapshot_of(self, f: MarketFeatures, g: MarketGraph, *, later: bool = True) -> Snapshot:
+        """The snapshot of features ``f`` and the catalog ``g`` (:data:`CATALOG_READ`), both
+        of version ``g.identity``; ``later`` as :meth:`_build`."""
+        uri = self._store.uri
         version = g.identity[1]
-        rankings = stored_rankings(store.uri, g.identity, self._cache_dir)
+        rankings = stored_rankings(uri, g.identity, self._cache_dir)
         if rankings is None and not later:
-            rankings = cached_rankings(store.uri, g.identity, f, self._cache_dir)
+            rankings = cached_rankings(uri, g.identity, f, self._cache_dir)
         talents, merchants = g.node("Talent"), g.node("Merchant")
         agencies, products = g.node("Institution"), g.node("Product")
         violations, signed = g.node("Violation"), g.edge("SIGNED_WITH", "Talent")
@@ -1385,12 +1503,15 @@ class EngineService:
         up to :data:`FEED_WAIT_SECONDS`), a rebuild only where the feed cannot place a write.
         Called under the write lock.
         """
-        while self._store.version() != self._snapshot.version:
+        while (version := self._store.version()) != self._snapshot.version:
             at = self._snapshot.version
             # as the follower would: the feed's writes, else a rebuild; a write pending in the
             # feed is waited for (_catch_up rebuilds once it has been pending too long)
             self._catch_up()
             if self._snapshot.version == at:
+                if self._follower is not None and self._rebuild_since:
+                    since = time.monotonic() - self._rebuild_since
+                    raise Rebuilding(at, version, since)
                 time.sleep(0.02)
         return self._snapshot
 

@@ -646,3 +646,133 @@ def test_a_ranking_waits_for_a_quiet_moment_and_stops_for_a_newer_version(
     )
     assert snap.version == k + 1 == j.version + 2
     assert service.wait_ranked().version == snap.version and started[-1] == snap.version
+
+
+def _new_follows(store: SQLiteStore, n: int) -> list[dict[str, Any]]:
+    """``n`` follows the graph does not hold yet (a day's new follows, as a load brings)."""
+    g = read_market(store, market.FEATURES_READ)
+    users, talents = g.node("User").ids, g.node("Talent").ids
+    e = g.edge("FOLLOWS", "User")
+    held = set(zip(e.src.tolist(), e.dst.tolist(), strict=True))
+    rows: list[dict[str, Any]] = []
+    for u in range(len(users)):
+        for t in range(len(talents)):
+            if (u, t) not in held and len(rows) < n and (u + t) % 7 == 0:
+                rows.append({"src": str(users[u]), "dst": str(talents[t]), "since": "2026-06-10"})
+    assert len(rows) == n
+    return rows
+
+
+def test_a_bulk_load_is_rebuilt_off_the_write_lock_while_the_version_before_serves(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """A load into a served store: every worker keeps serving the version before and answers
+    its write lock at once (writes are refused with REBUILDING, saying why); one process builds
+    the new version's features in a child, the other loads them; both then serve equal
+    features, equal to a full build under the calibration in effect."""
+    import threading
+
+    from kolmatch.errors import Rebuilding
+    from tests.matching.test_incremental import differences
+
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    loader = SQLiteStore(path)
+    load_folder(tiny_market, loader)
+    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
+    frozen, v = a.snapshot.features.calibration, a.snapshot.version
+    a.follow(poll_seconds=0.05)
+    b.follow(poll_seconds=0.05)
+    talent = _top_talent(a)
+    product = next(p for p, m in a.snapshot.product_merchant.items() if m)
+    write = {"talent": talent, "product": product, "gmv": 9.0, "orders": 1, "fee": 1.0}
+    held = threading.Event()
+    with engine.rebuilding(loader.uri, loader.graph_id(), cache, held):  # another's build
+        loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])  # a load
+        deadline = time.monotonic() + 30
+        while not (a.health()["rebuilding"] and b.health()["rebuilding"]):
+            assert time.monotonic() < deadline, "no rebuild started"
+            time.sleep(0.02)
+        for svc in (a, b):
+            assert svc.snapshot.version == v  # the version before serves meanwhile
+            assert svc._write_lock.acquire(timeout=1.0)  # nothing builds under it
+            svc._write_lock.release()
+            with pytest.raises(Rebuilding, match=rf"version {v} -> {v + 1}.*retry later"):
+                svc.record_collaboration(collab_id="k-bulk", time="2026-06-11", **write)
+    for svc in (a, b):
+        _served(svc, v + 1)
+    assert a.rebuilds_built + b.rebuilds_built == 1  # one child build, the other loaded it
+    assert a.rebuilds == b.rebuilds == 1
+    full = build_features(read_market(loader), calibration=frozen)
+    assert differences(a.snapshot.features, full) == []
+    assert differences(b.snapshot.features, full) == []
+    assert a.snapshot.history == b.snapshot.history
+    # writes are taken again, and the other worker follows them from the feed
+    snap = b.record_collaboration(collab_id="k-bulk", time="2026-06-11", **write)
+    assert _served(a, snap.version).version == snap.version and not a.health()["rebuilding"]
+    assert differences(a.snapshot.features, snap.features) == []
+    a.close()
+    b.close()
+    loader.close()
+
+
+def test_a_worker_behind_a_bulk_load_takes_the_cached_build_and_the_writes_since(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """A worker that finds the new version built (and written to since) builds nothing: the
+    cached features are brought to its catalog read by the change feed."""
+    from tests.matching.test_incremental import differences
+
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    loader = SQLiteStore(path)
+    load_folder(tiny_market, loader)
+    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
+    frozen, v = a.snapshot.features.calibration, a.snapshot.version
+    a.follow(poll_seconds=0.05)
+    loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
+    _served(a, v + 1)
+    talent = _top_talent(a)
+    product = next(p for p, m in a.snapshot.product_merchant.items() if m)
+    write = {"talent": talent, "product": product, "gmv": 9.0, "orders": 1, "fee": 1.0}
+    for i in range(2):
+        a.record_collaboration(collab_id=f"k-after-{i}", time="2026-06-12", **write)
+    b.follow(poll_seconds=0.05)  # behind the load and both writes
+    snap = _served(b, v + 3)
+    assert (a.rebuilds_built, b.rebuilds_built, b.rebuilds) == (1, 0, 1)
+    full = build_features(read_market(loader), calibration=frozen)
+    assert differences(snap.features, full) == []
+    assert differences(a.snapshot.features, full) == []
+    assert set(snap.collaborations) >= {"k-after-0", "k-after-1"}
+    assert snap.history == a.snapshot.history
+    a.close()
+    b.close()
+    loader.close()
+
+
+def test_a_rebuild_the_child_could_not_cache_is_done_in_process(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache folder the child cannot write (it says so and exits 0): the process rebuilds
+    in process, as before, rather than building in a child again and again."""
+    from kolmatch.engine import service as service_module
+    from tests.matching.test_incremental import differences
+
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    loader = SQLiteStore(path)
+    load_folder(tiny_market, loader)
+    a = EngineService(SQLiteStore(path), cache)
+    frozen, v = a.snapshot.features.calibration, a.snapshot.version
+    children: list[str] = []
+
+    def uncached(uri: str, cache_dir: Any, stop: Any) -> Any:
+        children.append(uri)
+        return loader.identity()  # built, but nothing cached
+
+    monkeypatch.setattr(service_module, "build_features_apart", uncached)
+    a.follow(poll_seconds=0.05)
+    loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
+    snap = _served(a, v + 1)
+    assert len(children) == 1 and a.rebuilds_built == 1
+    assert differences(snap.features, build_features(read_market(loader), calibration=frozen)) == []
+    assert not a.health()["rebuilding"]
+    a.close()
+    loader.close()

@@ -1,4 +1,4 @@
-"""A calibration measured in a child process: the same as in process, errors named, stoppable."""
+"""Builds in a child process: the same as in process, errors named, stoppable."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from kolmatch.engine.cache import measure_calibration
-from kolmatch.engine.recalibration import measure_calibration_apart
+from kolmatch.engine.apart import build_features_apart, measure_calibration_apart
+from kolmatch.engine.cache import latest_features, measure_calibration
 from kolmatch.errors import Cancelled, StoreError
+from kolmatch.graph.market import read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
+from kolmatch.matching.features import build_features
 from tests.matching.test_incremental import differences
 
 
@@ -45,3 +47,23 @@ def test_a_stopped_measurement_kills_its_child(s_market: Path, tmp_path: Path) -
         measure_calibration_apart(store.uri, tmp_path / "cache", stop)
     assert time.monotonic() - t0 < 3.0  # not the build's ~10 s at s
     store.close()
+
+
+def test_the_child_builds_and_caches_what_the_process_would(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    store = SQLiteStore(tmp_path / "g.db")
+    load_folder(tiny_market, store)
+    identity = build_features_apart(store.uri, tmp_path / "cache", threading.Event())
+    assert identity == store.identity()
+    cached = latest_features(store.uri, store.graph_id(), tmp_path / "cache")
+    assert cached is not None and cached[1] == identity[1]
+    here = build_features(read_market(store))
+    assert differences(cached[0], here) == []
+    store.close()
+
+
+def test_a_child_build_that_fails_says_why(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "g.db"
+    with pytest.raises(StoreError, match=r"rebuilding the features of .*nowhere.* failed: .*"):
+        build_features_apart(f"sqlite:///{missing}", tmp_path / "cache", threading.Event())
