@@ -9,9 +9,11 @@ child process does it under ``nice``, so the kernel gives the serving processes 
 and writes its result beside the cache for the parent to load; the parent kills it when the
 service closes.
 
-Run as ``python -m kolmatch.engine.apart measure|build STORE_URI CACHE_DIR`` (what
+Run as ``python -m kolmatch.engine.apart measure|build STORE_URI CACHE_DIR [FD]`` (what
 :func:`measure_calibration_apart` and :func:`build_features_apart` do): prints one JSON line
-naming what it wrote.
+naming what it wrote. ``FD`` is the read end of a pipe the parent holds open: the child exits
+as soon as it closes, so a parent that dies (killed, or ending without closing the service)
+leaves no build running behind it.
 """
 
 from __future__ import annotations
@@ -53,30 +55,37 @@ def _child(
     """Run this module's ``mode`` on ``uri`` in a child process; its JSON line."""
     folder = cache_folder(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    with (
-        tempfile.TemporaryFile() as err,
-        subprocess.Popen(
-            [sys.executable, "-m", "kolmatch.engine.apart", mode, uri, str(folder)],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        ) as child,
-    ):
+    # the child watches the read end of a pipe whose write end only we hold: when we end,
+    # however, it reads end-of-file and exits (no build left running for minutes)
+    watch, held = os.pipe()
+    argv = [sys.executable, "-m", "kolmatch.engine.apart", mode, uri, str(folder), str(watch)]
+    with tempfile.TemporaryFile() as err, os.fdopen(held, "wb"):
         try:
-            while True:
-                try:
-                    out, _ = child.communicate(timeout=0.2)
-                    break
-                except subprocess.TimeoutExpired as waiting:
-                    if stop.is_set():
-                        raise Cancelled(f"the service closed while {what}") from waiting
+            child = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=err, text=True, pass_fds=(watch,)
+            )
         finally:
-            if child.poll() is None:
-                child.kill()
-        if child.returncode != 0:
+            os.close(watch)
+        with child:
+            try:
+                while True:
+                    try:
+                        out, _ = child.communicate(timeout=0.2)
+                        break
+                    except subprocess.TimeoutExpired as waiting:
+                        if stop.is_set():
+                            raise Cancelled(f"the service closed while {what}") from waiting
+            finally:
+                if child.poll() is None:
+                    child.kill()
+            code = child.returncode
+        if code != 0:
             err.seek(0)
-            tail = err.read().decode(errors="replace").strip().splitlines()[-5:]
-            raise StoreError(f"{what} of {uri} failed: {' | '.join(tail)}")
+            lines = err.read().decode(errors="replace").strip().splitlines()
+            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            # its error's last line (a traceback ends with the exception and its message)
+            said = lines[-1].strip() if lines else "no error output (out of memory? see dmesg)"
+            raise StoreError(f"{what} of {uri} failed ({how}): {said}")
     parsed: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return parsed
 
@@ -141,7 +150,11 @@ def build_features_apart(uri: str, cache_dir: str | Path | None, stop: threading
 def main(argv: list[str] | None = None) -> int:
     """The child: measure or build, write the result beside the cache, print where (one JSON
     line)."""
-    mode, uri, folder = (argv if argv is not None else sys.argv[1:])[:3]
+    args = argv if argv is not None else sys.argv[1:]
+    mode, uri, folder = args[:3]
+    if len(args) > 3:  # the parent's pipe: its end closes when the parent ends, so do we
+        watch = int(args[3])
+        threading.Thread(target=_exit_with_parent, args=(watch,), daemon=True).start()
     if mode not in ("measure", "build"):
         print(
             f"usage: python -m kolmatch.engine.apart measure|build URI FOLDER (not {mode!r})",
@@ -160,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
     print(json.dumps(written), flush=True)
     return 0
+
+
+def _exit_with_parent(fd: int) -> None:
+    """Block on the parent's pipe; at end-of-file (the parent ended) exit at once."""
+    while os.read(fd, 1):
+        pass
+    os._exit(3)
 
 
 if __name__ == "__main__":

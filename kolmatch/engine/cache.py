@@ -75,6 +75,7 @@ __all__ = [
     "caught_up",
     "change_after",
     "features_of",
+    "feed_pending",
     "latest_features",
     "load_features",
     "measure_calibration",
@@ -837,6 +838,28 @@ def caught_up(
     return f, version
 
 
+def feed_pending(uri: str, graph_id: str, cache_dir: str | Path | None, v: int, to: int) -> bool:
+    """Whether the change feed would bring features of version ``v`` to ``to`` (as
+    :func:`caught_up` does) but for a write its process has not finished recording: one
+    ``pending`` entry, every entry before it a written write of a kind it applies. False when
+    a bulk change, a recalibration or a gap is on the way (a build is needed, not a wait).
+    """
+    d = _cache_dir(cache_dir)
+    at = v
+    while at < to:
+        change = change_after(uri, graph_id, d, at)
+        if change is None:
+            return False
+        if change.get("state") == "pending":
+            return change.get("kind") in ("collaboration", "violations", "bookings", "campaigns")
+        if change.get("state") != "written" or change.get("after") != at + 1:
+            return False
+        if change.get("kind") not in ("collaboration", "violations", "bookings", "campaigns"):
+            return False
+        at += 1
+    return False
+
+
 @contextlib.contextmanager
 def recalibrating(uri: str, graph_id: str, cache_dir: str | Path | None) -> Iterator[bool]:
     """Whether this process may recalibrate the graph now.
@@ -1138,7 +1161,7 @@ def _load(path: Path, cls: type[T]) -> T | None:
         return None
     try:
         # data only (numpy arrays, JSON): a cache file never runs code, whoever wrote it
-        value = read_arrays(path, cls, version=CACHE_FORMAT)
+        value = read_arrays(path, cls, version=CACHE_FORMAT, mapped=_mapped())
     except UnreadableArrays as exc:
         log.info("kolmatch: rebuilding %s (%s)", path.name, exc)
         return None  # unreadable, or of another format: rebuilt by the caller
@@ -1147,10 +1170,17 @@ def _load(path: Path, cls: type[T]) -> T | None:
     return value
 
 
+def _mapped() -> bool:
+    """Whether cache entries are read memory-mapped (:func:`~kolmatch.engine.arrays.read_arrays`):
+    yes unless ``KOLMATCH_CACHE_MAP=0`` (a file system where mapping is slow or unsafe, e.g.
+    NFS, which can pull a file from under a mapping)."""
+    return os.environ.get("KOLMATCH_CACHE_MAP", "1").strip() != "0"
+
+
 def _evict(d: Path, kind: str, keep: Path, versions: int = 1) -> None:
     """Drop the ``kind`` entries of ``keep``'s store but its ``versions`` latest (``keep``
-    counted), those of another format or naming (never read again), and those of all but the
-    :data:`CACHE_STORES` most recently used stores, ``keep``'s counted."""
+    counted, and never dropped), those of another format or naming (never read again), and
+    those of all but the :data:`CACHE_STORES` most recently used stores, ``keep``'s counted."""
     prefix = f"{kind}-{CACHE_FORMAT}-"
     mine = keep.name.rsplit("-v", 1)[0] + "-v"
     for tmp in d.glob("tmp*.tmp"):  # a killed process's half-written or unread entry
@@ -1162,7 +1192,7 @@ def _evict(d: Path, kind: str, keep: Path, versions: int = 1) -> None:
     for old in [*d.glob(f"{kind}-*.npz"), *d.glob(f"{kind}-*.pkl")]:
         if old == keep:
             continue
-        if versions > 1 and old.name.startswith(mine) and old.suffix == ".npz":
+        if old.name.startswith(mine) and old.suffix == ".npz":
             with contextlib.suppress(ValueError):
                 own.append((int(old.name[len(mine) : -len(".npz")]), old))
                 continue
@@ -1179,8 +1209,13 @@ def _evict(d: Path, kind: str, keep: Path, versions: int = 1) -> None:
     for old in others:
         if old.name.rsplit("-v", 1)[0] not in kept:
             old.unlink(missing_ok=True)
-    for _, old in sorted(own, reverse=True)[versions - 1 :]:
-        old.unlink(missing_ok=True)
+    # the store's newest ``versions``, ``keep`` never dropped: a process that cached an older
+    # version after another cached a newer one (both serving) does not drop the newer
+    with contextlib.suppress(ValueError):
+        own.append((int(keep.name[len(mine) : -len(".npz")]), keep))
+    for _, old in sorted(own, reverse=True)[versions:]:
+        if old != keep:
+            old.unlink(missing_ok=True)
 
 
 def _store(path: Path, kind: str, value: object, *, keep: int = 1, strict: bool = False) -> None:
@@ -1190,11 +1225,14 @@ def _store(path: Path, kind: str, value: object, *, keep: int = 1, strict: bool 
     tmp: str | None = None
     try:
         d.mkdir(parents=True, exist_ok=True)
-        _evict(d, kind, path, keep)  # before writing: the disk is freed before it is taken
         with tempfile.NamedTemporaryFile(dir=d, delete=False, suffix=".tmp") as out:
             tmp = out.name
         write_arrays(Path(tmp), value, version=CACHE_FORMAT)
         os.replace(tmp, path)
+        # after, not before: the store's last entry stays readable while this one is written
+        # (0.5 GB at m: seconds in which another process found none, and built, and a process
+        # killed meanwhile left none); files still mapped keep their disk space anyway
+        _evict(d, kind, path, keep)
     except OSError as exc:
         # a read-only or full cache folder costs speed, not correctness: say so, leave no debris
         if tmp is not None:

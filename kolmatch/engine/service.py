@@ -31,6 +31,7 @@ from kolmatch.engine.cache import (
     calibration_drift,
     caught_up,
     change_after,
+    feed_pending,
     latest_features,
     load_features,
     rebuilding,
@@ -99,8 +100,14 @@ RANK_QUIET_SECONDS = 1.0
 #: (the feed could not bring it up, writes kept coming, an error): a measurement is a full build.
 RECALIBRATE_RETRY_SECONDS = 60.0
 #: How long a serving process waits before starting again a rebuild after a bulk change that
-#: failed (a child that died, a store that did not answer).
+#: failed (a child that died, a store that did not answer); doubled at each failure in a row,
+#: up to :data:`REBUILD_RETRY_MAX_SECONDS`.
 REBUILD_RETRY_SECONDS = 10.0
+REBUILD_RETRY_MAX_SECONDS = 300.0
+#: Failed child builds in a row after which a serving process rebuilds in process, under its
+#: write lock, as it did before builds moved to a child (a child that cannot run at all: its
+#: memory, its environment): slower for writes, but the new version is served.
+REBUILD_CHILD_FAILURES = 2
 #: Reads of the catalog a rebuild tries before giving up for :data:`REBUILD_RETRY_SECONDS`
 #: (a bulk load landing again meanwhile).
 REBUILD_ATTEMPTS = 3
@@ -145,6 +152,7 @@ class Snapshot:
     # the compliance tables at this version (COMPLIANCE_READ, no columns but violations'):
     # a write of violations then reads the violations alone; None when not kept
     compliance: MarketGraph | None = None
+    graph_id: str = ""  # the graph it is of (a graph loaded anew at the URI has another)
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,8 @@ class EngineService:
         self._rebuilder: threading.Thread | None = None  # after a bulk change (_rebuild)
         self._rebuild_since = 0.0  # monotonic time the running rebuild started
         self._rebuild_retry_at = 0.0
+        self._rebuild_failures = 0  # in a row
+        self._rebuild_error = ""  # the last failure's, for /healthz
         self.rebuilds = 0  # bulk changes this process caught up with off its write lock
         self.rebuilds_built = 0  # ... of which it built the features itself (in a child)
         # the read, the build with its calibration, the ranking: minutes at m on a cold cache
@@ -315,6 +325,8 @@ class EngineService:
                 if actor is not None:
                     self.record_refusal(entry, exc)
                 raise
+            if updated is None:  # read as the store is: past any bulk change (said first)
+                self._past_bulk_change()
             with self._snapshot_lock:  # against the ranker's swap of an older version
                 self._snapshot = snap
             if updated is None and self._settle:  # the old snapshot's objects go, the new stay
@@ -614,28 +626,54 @@ class EngineService:
         """
         try:
             done = self._rebuilt()
-        except Cancelled:
-            return  # the service closed
-        except Exception:
+            error = "" if done else "the store kept changing under the rebuild"
+        except Exception as exc:
+            if self._stop.is_set():
+                return  # the service closed (the child was killed, the store closed)
             log.warning(
                 "kolmatch: rebuilding after a bulk change failed; will retry", exc_info=True
             )
-            done = False
-        if not done:
-            self._rebuild_retry_at = time.monotonic() + REBUILD_RETRY_SECONDS
+            done, error = False, str(exc) or type(exc).__name__
+        if done:
+            return
+        self._rebuild_failures += 1
+        self._rebuild_error = error
+        wait = REBUILD_RETRY_SECONDS * 2 ** (self._rebuild_failures - 1)
+        self._rebuild_retry_at = time.monotonic() + min(wait, REBUILD_RETRY_MAX_SECONDS)
+
+    def _past_bulk_change(self) -> None:
+        """The snapshot about to be served is past any bulk change: writes are taken again."""
+        self._rebuild_since = 0.0
+        self._rebuild_failures, self._rebuild_error = 0, ""
 
     def _rebuilt(self) -> bool:
         """:meth:`_rebuild`'s steps; False if given up."""
         store, uri, cache = self._store, self._store.uri, self._cache_dir
         graph_id = store.graph_id()
-        for _ in range(REBUILD_ATTEMPTS):
+        if self._rebuild_failures >= REBUILD_CHILD_FAILURES:
+            log.warning("kolmatch: rebuilding %s in process after failed child builds", uri)
+            with self._write_lock:
+                self.refresh()  # (clears _rebuild_since)
+            return True
+        attempts, held_since = 0, time.monotonic()
+        while attempts < REBUILD_ATTEMPTS:
             base = latest_features(uri, graph_id, cache)
             g = read_market(store, CATALOG_READ | BOOKINGS_READ)
             up = None if base is None else caught_up(store, cache, *base, graph=g)
+            if (
+                up is None
+                and base is not None
+                and feed_pending(uri, graph_id, cache, base[1], g.identity[1])
+                and time.monotonic() - held_since < FEED_WAIT_SECONDS
+            ):  # a write its process is still recording, not a bulk change: wait for it
+                if self._stop.wait(0.1):
+                    return True
+                continue
+            attempts += 1
             if up is None:  # none cached since the bulk change: one process builds
                 with rebuilding(uri, graph_id, cache, self._stop):
                     again = latest_features(uri, graph_id, cache)
-                    if again is None or base is None or again[1] <= base[1]:
+                    if again is None or (base is not None and again[1] <= base[1]):
                         built = build_features_apart(uri, cache, self._stop)[1]
                         self.rebuilds_built += 1
                         cached = latest_features(uri, graph_id, cache)
@@ -649,8 +687,7 @@ class EngineService:
                                 None if cached is None else cached[1],
                             )
                             with self._write_lock:
-                                self.refresh()
-                                self._rebuild_since = 0.0
+                                self.refresh()  # (past the bulk change: writes taken again)
                             return True
                 continue  # (or another process's build landed while we waited)
             f, version = up
@@ -658,12 +695,17 @@ class EngineService:
             with self._write_lock:
                 if self._stop.is_set():
                     return True
-                if self._snapshot.version < version:
+                served = self._snapshot
+                # a graph loaded anew at the URI starts its versions again: served all the same
+                if served.graph_id != graph_id or served.version < version:
                     self.rebuilds += 1  # (counted first: a reader of the two sees them agree)
+                    self._past_bulk_change()
                     with self._snapshot_lock:
                         self._snapshot = snap
+                    if self._settle:  # as refresh does after a snapshot built anew
+                        settle_objects()
                     log.info("kolmatch: rebuilt %s at version %s after a bulk change", uri, version)
-                self._rebuild_since = 0.0
+                self._past_bulk_change()
                 self._recalibrate_if_drifted(self._snapshot)
             return True
         return False
@@ -881,8 +923,11 @@ class EngineService:
             "serving_version": snap.version,
             "ranked": snap.rankings is not None,
             "recalibrating": self._recalibrator is not None and self._recalibrator.is_alive(),
-            "rebuilding": self._rebuilder is not None and self._rebuilder.is_alive(),
+            # behind a bulk change (writes refused), rebuilding or waiting to try again
+            "rebuilding": bool(self._rebuild_since),
         }
+        if self._rebuild_error:
+            out["rebuild_error"] = self._rebuild_error
         try:
             out["version"] = self._store.version()
         except IncompleteLoad as exc:
@@ -970,6 +1015,7 @@ class EngineService:
             collaborations={c.collab_id: c for items in history.values() for c in items},
             campaigns=briefs_of(g),
             compliance=g.restricted(COMPLIANCE_READ),
+            graph_id=g.identity[0],
         )
         if rankings is None:  # wished for once the snapshot exists: it stops the one before
             self._rank_later((version, g.identity, f))
@@ -1300,16 +1346,17 @@ class EngineService:
         entry = {"actor": actor, "action": "release", "target": merchant, "input": {"ids": ids}}
         gone: list[str] = []
         with self._write_lock:
-            exc: KolmatchError | None = None
-            if not ids:
-                exc = BadArgument("ids", "give at least one booking id")
-            elif any(not i.strip() for i in ids):
-                exc = BadArgument("ids", "a booking id is empty")
-            elif merchant is not None and merchant not in self._current().merchant_names:
-                exc = UnknownId("Merchant", merchant)
-            if exc is not None:
+            try:
+                if not ids:
+                    raise BadArgument("ids", "give at least one booking id")
+                if any(not i.strip() for i in ids):
+                    raise BadArgument("ids", "a booking id is empty")
+                snap = self._current()  # (REBUILDING while behind a bulk change)
+                if merchant is not None and merchant not in snap.merchant_names:
+                    raise UnknownId("Merchant", merchant)
+            except KolmatchError as exc:
                 self.record_refusal(entry, exc)
-                raise exc
+                raise
             snap = self._write(
                 [],
                 audit={**entry, "before": None, "after": {"released": ids}},
@@ -1343,6 +1390,7 @@ class EngineService:
         entry = {"actor": actor, "action": "createCampaign", "target": campaign_id}
         with self._write_lock:
             try:
+                self._current()  # a write checks against the graph as it is (or REBUILDING)
                 row = checked_brief(
                     campaign_id=campaign_id,
                     name=name,

@@ -776,3 +776,80 @@ def test_a_rebuild_the_child_could_not_cache_is_done_in_process(
     assert not a.health()["rebuilding"]
     a.close()
     loader.close()
+
+
+def test_writes_that_check_the_store_alone_are_refused_while_rebuilding_too(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Creating a campaign and releasing bookings check the store, not the snapshot: behind a
+    bulk change they are refused (and audited) like the others, not written and rebuilt
+    under the write lock; two workers with no features cached build once between them."""
+    import threading
+
+    from kolmatch.errors import Rebuilding
+
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    loader = SQLiteStore(path)
+    load_folder(tiny_market, loader)
+    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
+    v = a.snapshot.version
+    for entry in cache.glob("features-*.npz"):  # none cached: neither has a base
+        entry.unlink()
+    a.follow(poll_seconds=0.05)
+    b.follow(poll_seconds=0.05)
+    with engine.rebuilding(loader.uri, loader.graph_id(), cache, threading.Event()):
+        loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
+        deadline = time.monotonic() + 30
+        while not (a.health()["rebuilding"] and b.health()["rebuilding"]):
+            assert time.monotonic() < deadline, "no rebuild started"
+            time.sleep(0.02)
+        with pytest.raises(Rebuilding):
+            a.create_campaign(campaign_id="c-bulk", name="x", start="2026-07-01", end="2026-07-09")
+        with pytest.raises(Rebuilding):
+            a.release(["b-nothing"])
+        assert loader.missing_ids("Campaign", ["c-bulk"]) == {"c-bulk"}  # nothing written
+    for svc in (a, b):
+        _served(svc, v + 1)
+    assert a.rebuilds_built + b.rebuilds_built == 1
+    refused = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    refused = [e for e in refused if e.get("outcome") == "refused"]
+    assert [e["error"]["type"] for e in refused] == ["Rebuilding", "Rebuilding"]
+    a.close()
+    b.close()
+    loader.close()
+
+
+def test_a_child_build_that_keeps_failing_is_retried_then_done_in_process(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child that cannot build (its memory, its environment): tried again after a growing
+    wait, the error in /healthz, then built in process so that the load is served."""
+    from kolmatch.engine import service as service_module
+
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    loader = SQLiteStore(path)
+    load_folder(tiny_market, loader)
+    a = EngineService(SQLiteStore(path), cache)
+    v = a.snapshot.version
+    tries: list[float] = []
+
+    def failing(uri: str, cache_dir: Any, stop: Any) -> Any:
+        tries.append(time.monotonic())
+        raise StoreError("rebuilding the features of g.db failed (killed by signal 9): ")
+
+    monkeypatch.setattr(service_module, "build_features_apart", failing)
+    monkeypatch.setattr(service_module, "REBUILD_RETRY_SECONDS", 0.3)
+    a.follow(poll_seconds=0.05)
+    loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
+    deadline = time.monotonic() + 30
+    while "rebuild_error" not in a.health():
+        assert time.monotonic() < deadline, "no failure reported"
+        time.sleep(0.02)
+    assert "killed by signal 9" in a.health()["rebuild_error"] and a.health()["rebuilding"]
+    _served(a, v + 1)
+    assert len(tries) == service_module.REBUILD_CHILD_FAILURES
+    assert tries[1] - tries[0] >= 0.3  # waited before trying again
+    health = a.health()
+    assert not health["rebuilding"] and "rebuild_error" not in health
+    a.close()
+    loader.close()

@@ -17,6 +17,9 @@ from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import build_features
 from tests.matching.test_incremental import differences
 
+#: The child's own error, its last line: the store it could not open, and why.
+CANNOT_OPEN = r"kolmatch.errors.StoreUnavailable: cannot open .*nowhere does not exist"
+
 
 def test_the_child_measures_what_the_process_would(tiny_market: Path, tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "g.db")
@@ -33,7 +36,8 @@ def test_the_child_measures_what_the_process_would(tiny_market: Path, tmp_path: 
 
 def test_a_child_that_fails_says_why(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "g.db"
-    with pytest.raises(StoreError, match=r"measuring a calibration of .*nowhere.* failed: .*"):
+    said = rf"measuring a calibration of .*nowhere.* failed \(exit status 1\): {CANNOT_OPEN}"
+    with pytest.raises(StoreError, match=said):
         measure_calibration_apart(f"sqlite:///{missing}", tmp_path / "cache", threading.Event())
 
 
@@ -65,5 +69,28 @@ def test_the_child_builds_and_caches_what_the_process_would(
 
 def test_a_child_build_that_fails_says_why(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "g.db"
-    with pytest.raises(StoreError, match=r"rebuilding the features of .*nowhere.* failed: .*"):
+    said = rf"rebuilding the features of .*nowhere.* failed \(exit status 1\): {CANNOT_OPEN}"
+    with pytest.raises(StoreError, match=said):
         build_features_apart(f"sqlite:///{missing}", tmp_path / "cache", threading.Event())
+
+
+def test_a_child_whose_parent_ends_stops_at_once(s_market: Path, tmp_path: Path) -> None:
+    """The child exits when the pipe its parent holds closes (a parent killed, or ending
+    without closing its service), rather than building on for minutes."""
+    import os
+    import subprocess
+    import sys
+
+    store = SQLiteStore(tmp_path / "g.db")
+    load_folder(s_market, store)
+    store.close()
+    watch, held = os.pipe()
+    argv = ["-m", "kolmatch.engine.apart", "build", store.uri, str(tmp_path / "c"), str(watch)]
+    child = subprocess.Popen([sys.executable, *argv], pass_fds=(watch,))
+    os.close(watch)
+    time.sleep(1.0)
+    assert child.poll() is None  # building (~10 s at s)
+    t0 = time.monotonic()
+    os.close(held)  # the parent's end goes, as when it dies
+    assert child.wait(timeout=10) == 3
+    assert time.monotonic() - t0 < 2.0

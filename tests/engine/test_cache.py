@@ -304,3 +304,28 @@ def test_storing_an_entry_sweeps_a_killed_process_s_leftovers_and_keeps_whole_st
     assert not old.exists() and fresh.exists()
     left = sorted(p.name for p in tmp_path.glob("calibration-*"))
     assert len(left) == 6 and not any("eee" in n for n in left)  # e went, whole
+
+
+def test_storing_an_older_version_keeps_the_newer_and_drops_the_older(tmp_path: Path) -> None:
+    """Two serving processes cache versions out of order: the newest stays, and the entry
+    before is dropped only once the new one is in place."""
+    import dataclasses
+
+    import numpy as np
+
+    @dataclasses.dataclass
+    class Entry:
+        values: np.ndarray
+
+    uri = "sqlite:////nowhere/g.db"
+
+    def path(v: int) -> Path:
+        return cache._cache_path(uri, tmp_path, "features", ("g", v))
+
+    cache._store(path(3), "features", Entry(np.arange(3)))
+    cache._store(path(5), "features", Entry(np.arange(5)))
+    assert not path(3).exists() and path(5).exists()
+    cache._store(path(4), "features", Entry(np.arange(4)))  # a slower process, an older one
+    assert path(5).exists() and path(4).exists()
+    cache._store(path(6), "features", Entry(np.arange(6)))
+    assert sorted(p.name for p in tmp_path.glob("features-*")) == [path(6).name]
