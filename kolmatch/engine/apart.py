@@ -1,13 +1,14 @@
-"""Full builds in a process of their own, at a lower CPU priority: a serving process goes on.
+"""Full builds in a process of their own: the serving process goes on serving.
 
 Measuring a calibration, or rebuilding the features after a bulk load, is a full read and
 build of the market (minutes of CPU at m). Run in the serving process, it held the interpreter
 lock against the requests and took both cores from them: on m with 50 clients and a write a
 second, reads went from p99 0.7 s to 1.1 s and a follower lagged up to 4 s
 (bench/consistency.py); a rebuild under the write lock stalled every write for minutes. Here a
-child process does it under ``nice``, so the kernel gives the serving processes the CPU first,
-and writes its result beside the cache for the parent to load; the parent kills it when the
-service closes.
+child process does it (a calibration under ``nice`` 19, so the kernel gives the serving
+processes the CPU first; a rebuild at their priority: :data:`BUILD_NICENESS`), and writes its
+result beside the cache for the parent to load; the parent kills it when the service closes,
+and it exits by itself if the parent dies.
 
 Run as ``python -m kolmatch.engine.apart measure|build STORE_URI CACHE_DIR [FD]`` (what
 :func:`measure_calibration_apart` and :func:`build_features_apart` do): prints one JSON line
@@ -44,9 +45,11 @@ __all__ = ["BUILD_NICENESS", "NICENESS", "build_features_apart", "measure_calibr
 #: A calibration's child's CPU priority (``nice``): the lowest, so serving processes come first
 #: (the calibration in effect serves meanwhile; nobody waits for a new one).
 NICENESS = 19
-#: A rebuild's: lower than the serving processes', not the lowest. Until it ends, the version
-#: a bulk load made is not served and writes are refused, so it should not starve under load.
-BUILD_NICENESS = 5
+#: A rebuild's: the serving processes' own. Until it ends, the version a bulk load made is not
+#: served and writes are refused, so it must not starve under load: at nice 5, under 50 paced
+#: clients on m's two workers (2 cores), the child had 7.8% of a core and was not done after
+#: 8.5 min; at an equal share it takes about a third of the CPU, and reads slow by as much.
+BUILD_NICENESS = 0
 
 
 def _child(

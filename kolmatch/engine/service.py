@@ -613,8 +613,7 @@ class EngineService:
         1. the features of the store's version come from the cache if any process has built
            them (the latest cached version, brought to the catalog's version by the change
            feed: :func:`~kolmatch.engine.cache.caught_up`); else one process builds them in a
-           child at a lower CPU priority
-           (:func:`~kolmatch.engine.apart.build_features_apart`; a file lock,
+           child (:func:`~kolmatch.engine.apart.build_features_apart`; a file lock,
            :func:`~kolmatch.engine.cache.rebuilding`, makes the others wait and load its);
         2. the catalog is read (one snapshot) and the features brought to its version;
         3. the snapshot is swapped in under the write lock (a moment); writes since apply from

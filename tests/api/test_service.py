@@ -648,6 +648,23 @@ def test_a_ranking_waits_for_a_quiet_moment_and_stops_for_a_newer_version(
     assert service.wait_ranked().version == snap.version and started[-1] == snap.version
 
 
+def _on_one_store(
+    tiny_market: Path, tmp_path: Path, workers: int
+) -> tuple[SQLiteStore, Path, list[EngineService]]:
+    """The tiny market loaded (the loader's own connection: another process's), the cache
+    folder, and ``workers`` services on the store, as ``serve --workers N`` runs them."""
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    loader = SQLiteStore(path)
+    load_folder(tiny_market, loader)
+    return loader, cache, [EngineService(SQLiteStore(path), cache) for _ in range(workers)]
+
+
+def _a_collaboration(svc: EngineService) -> dict[str, Any]:
+    """A collaboration's fields: the first merchant's top talent, a product that is sold."""
+    product = next(p for p, m in svc.snapshot.product_merchant.items() if m)
+    return {"talent": _top_talent(svc), "product": product, "gmv": 9.0, "orders": 1, "fee": 1.0}
+
+
 def _new_follows(store: SQLiteStore, n: int) -> list[dict[str, Any]]:
     """``n`` follows the graph does not hold yet (a day's new follows, as a load brings)."""
     g = read_market(store, market.FEATURES_READ)
@@ -675,16 +692,11 @@ def test_a_bulk_load_is_rebuilt_off_the_write_lock_while_the_version_before_serv
     from kolmatch.errors import Rebuilding
     from tests.matching.test_incremental import differences
 
-    path, cache = tmp_path / "g.db", tmp_path / "cache"
-    loader = SQLiteStore(path)
-    load_folder(tiny_market, loader)
-    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
+    loader, cache, (a, b) = _on_one_store(tiny_market, tmp_path, 2)
     frozen, v = a.snapshot.features.calibration, a.snapshot.version
     a.follow(poll_seconds=0.05)
     b.follow(poll_seconds=0.05)
-    talent = _top_talent(a)
-    product = next(p for p, m in a.snapshot.product_merchant.items() if m)
-    write = {"talent": talent, "product": product, "gmv": 9.0, "orders": 1, "fee": 1.0}
+    write = _a_collaboration(a)
     held = threading.Event()
     with engine.rebuilding(loader.uri, loader.graph_id(), cache, held):  # another's build
         loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])  # a load
@@ -722,17 +734,12 @@ def test_a_worker_behind_a_bulk_load_takes_the_cached_build_and_the_writes_since
     cached features are brought to its catalog read by the change feed."""
     from tests.matching.test_incremental import differences
 
-    path, cache = tmp_path / "g.db", tmp_path / "cache"
-    loader = SQLiteStore(path)
-    load_folder(tiny_market, loader)
-    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
+    loader, _cache, (a, b) = _on_one_store(tiny_market, tmp_path, 2)
     frozen, v = a.snapshot.features.calibration, a.snapshot.version
     a.follow(poll_seconds=0.05)
     loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
     _served(a, v + 1)
-    talent = _top_talent(a)
-    product = next(p for p, m in a.snapshot.product_merchant.items() if m)
-    write = {"talent": talent, "product": product, "gmv": 9.0, "orders": 1, "fee": 1.0}
+    write = _a_collaboration(a)
     for i in range(2):
         a.record_collaboration(collab_id=f"k-after-{i}", time="2026-06-12", **write)
     b.follow(poll_seconds=0.05)  # behind the load and both writes
@@ -756,10 +763,7 @@ def test_a_rebuild_the_child_could_not_cache_is_done_in_process(
     from kolmatch.engine import service as service_module
     from tests.matching.test_incremental import differences
 
-    path, cache = tmp_path / "g.db", tmp_path / "cache"
-    loader = SQLiteStore(path)
-    load_folder(tiny_market, loader)
-    a = EngineService(SQLiteStore(path), cache)
+    loader, _cache, (a,) = _on_one_store(tiny_market, tmp_path, 1)
     frozen, v = a.snapshot.features.calibration, a.snapshot.version
     children: list[str] = []
 
@@ -788,10 +792,7 @@ def test_writes_that_check_the_store_alone_are_refused_while_rebuilding_too(
 
     from kolmatch.errors import Rebuilding
 
-    path, cache = tmp_path / "g.db", tmp_path / "cache"
-    loader = SQLiteStore(path)
-    load_folder(tiny_market, loader)
-    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
+    loader, cache, (a, b) = _on_one_store(tiny_market, tmp_path, 2)
     v = a.snapshot.version
     for entry in cache.glob("features-*.npz"):  # none cached: neither has a base
         entry.unlink()
@@ -826,10 +827,7 @@ def test_a_child_build_that_keeps_failing_is_retried_then_done_in_process(
     wait, the error in /healthz, then built in process so that the load is served."""
     from kolmatch.engine import service as service_module
 
-    path, cache = tmp_path / "g.db", tmp_path / "cache"
-    loader = SQLiteStore(path)
-    load_folder(tiny_market, loader)
-    a = EngineService(SQLiteStore(path), cache)
+    loader, _cache, (a,) = _on_one_store(tiny_market, tmp_path, 1)
     v = a.snapshot.version
     tries: list[float] = []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,11 +35,18 @@ def test_the_child_measures_what_the_process_would(tiny_market: Path, tmp_path: 
     store.close()
 
 
-def test_a_child_that_fails_says_why(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("run", "what"),
+    [
+        (measure_calibration_apart, "measuring a calibration"),
+        (build_features_apart, "rebuilding the features"),
+    ],
+)
+def test_a_child_that_fails_says_why(run: Any, what: str, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "g.db"
-    said = rf"measuring a calibration of .*nowhere.* failed \(exit status 1\): {CANNOT_OPEN}"
+    said = rf"{what} of .*nowhere.* failed \(exit status 1\): {CANNOT_OPEN}"
     with pytest.raises(StoreError, match=said):
-        measure_calibration_apart(f"sqlite:///{missing}", tmp_path / "cache", threading.Event())
+        run(f"sqlite:///{missing}", tmp_path / "cache", threading.Event())
 
 
 def test_a_stopped_measurement_kills_its_child(s_market: Path, tmp_path: Path) -> None:
@@ -65,13 +73,6 @@ def test_the_child_builds_and_caches_what_the_process_would(
     here = build_features(read_market(store))
     assert differences(cached[0], here) == []
     store.close()
-
-
-def test_a_child_build_that_fails_says_why(tmp_path: Path) -> None:
-    missing = tmp_path / "nowhere" / "g.db"
-    said = rf"rebuilding the features of .*nowhere.* failed \(exit status 1\): {CANNOT_OPEN}"
-    with pytest.raises(StoreError, match=said):
-        build_features_apart(f"sqlite:///{missing}", tmp_path / "cache", threading.Event())
 
 
 def test_a_child_whose_parent_ends_stops_at_once(s_market: Path, tmp_path: Path) -> None:
