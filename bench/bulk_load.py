@@ -31,7 +31,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.consistency import KEY, RECORD, Log, _pairs, _reader, _serve, _stats
+from bench.consistency import (
+    KEY,
+    RECORD,
+    Log,
+    _pairs,
+    _reader,
+    _serve,
+    _stats,
+    serving_arguments,
+)
 from kolmatch.graph.market import ReadSpec, read_market
 from kolmatch.graph.open import open_store
 
@@ -164,7 +173,6 @@ async def _run(
 
 def measure(a: argparse.Namespace) -> dict[str, object]:
     """Run the bench as ``a`` says (:func:`main`'s arguments); its figures."""
-    a.writes, a.bound = 0, 1.0
     delta = a.cache.parent / f"{a.cache.name}-delta"
     t0 = time.perf_counter()
     rows = write_delta(a.store, delta, a.share)
@@ -202,19 +210,10 @@ def measure(a: argparse.Namespace) -> dict[str, object]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--store", required=True, help="store URI (sqlite:////abs/path.db, neo4j)")
-    p.add_argument("--cache", type=Path, default=Path(".kolmatch/bench-bulk"))
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--clients", type=int, default=50)
-    p.add_argument("--think", type=float, default=1.0, help="mean think time, seconds")
-    p.add_argument("--write-interval", type=float, default=1.0)
+    p = serving_arguments(__doc__.splitlines()[0], ".kolmatch/bench-bulk", 10.0)
     p.add_argument("--share", type=float, default=0.01, help="new rows per existing row")
-    p.add_argument("--warmup", type=float, default=10.0)
     p.add_argument("--tail", type=float, default=10.0, help="seconds measured after")
     p.add_argument("--timeout", type=float, default=1800.0)
-    p.add_argument("--start-timeout", type=float, default=1800.0)
-    p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     a = p.parse_args()
     r = measure(a)
     rows = r["rows"]

@@ -231,20 +231,27 @@ async def _run(
     return log
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def serving_arguments(description: str, cache: str, warmup: float) -> argparse.ArgumentParser:
+    """The arguments of a bench that serves a store (:func:`_serve`) to paced readers
+    (:func:`_reader`) and one writer; ``cache`` and ``warmup`` are its defaults."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--store", required=True, help="store URI (sqlite:////abs/path.db, neo4j)")
-    p.add_argument("--cache", type=Path, default=Path(".kolmatch/bench-consistency"))
+    p.add_argument("--cache", type=Path, default=Path(cache))
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--think", type=float, default=1.0, help="mean think time, seconds")
-    p.add_argument("--writes", type=int, default=100)
     p.add_argument("--write-interval", type=float, default=1.0)
-    p.add_argument("--flag-every", type=int, default=10, help="0: collaborations only")
-    p.add_argument("--warmup", type=float, default=5.0)
-    p.add_argument("--bound", type=float, default=1.0, help="staleness target, seconds")
+    p.add_argument("--warmup", type=float, default=warmup)
     p.add_argument("--start-timeout", type=float, default=1800.0)
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    return p
+
+
+def main() -> None:
+    p = serving_arguments(__doc__.splitlines()[0], ".kolmatch/bench-consistency", 5.0)
+    p.add_argument("--writes", type=int, default=100)
+    p.add_argument("--flag-every", type=int, default=10, help="0: collaborations only")
+    p.add_argument("--bound", type=float, default=1.0, help="staleness target, seconds")
     a = p.parse_args()
     merchants, pairs = _pairs(a.store, a.writes)
     t0 = time.perf_counter()

@@ -616,13 +616,17 @@ def _calibration_at(uri: str, d: Path, identity: Identity) -> _StoredCalibration
 def _calibration_versions(uri: str, d: Path, identity: Identity) -> list[int]:
     """The versions the store's stored calibrations take effect from, at or before
     ``identity``'s, latest first."""
-    graph_id, version = identity
-    stem = _cache_path(uri, d, "calibration", (graph_id, 0)).name.rsplit("-v", 1)[0]
+    return [v for v in _cached_versions(uri, d, "calibration", identity[0]) if v <= identity[1]]
+
+
+def _cached_versions(uri: str, d: Path, kind: str, graph_id: str) -> list[int]:
+    """The versions of the graph's ``kind`` entries in the cache folder ``d``, latest first."""
+    stem = _cache_path(uri, d, kind, (graph_id, 0)).name.rsplit("-v", 1)[0]
     found: list[int] = []
     for path in d.glob(f"{stem}-v*.npz"):
         with contextlib.suppress(ValueError):
             found.append(int(path.name[len(stem) + 2 : -len(".npz")]))
-    return sorted((v for v in found if v <= version), reverse=True)
+    return sorted(found, reverse=True)
 
 
 def _drift(cal: _StoredCalibration, promotions: int) -> float:
@@ -942,12 +946,7 @@ def latest_features(
     another calibration came between. None if none is cached (or it is unreadable).
     """
     d = _cache_dir(cache_dir)
-    prefix = _cache_path(uri, d, "features", (graph_id, 0)).name[: -len("0.npz")]
-    versions: list[int] = []
-    for path in d.glob(f"{prefix}*.npz"):
-        with contextlib.suppress(ValueError):
-            versions.append(int(path.name[len(prefix) : -len(".npz")]))
-    for v in sorted(versions, reverse=True):
+    for v in _cached_versions(uri, d, "features", graph_id):
         f = _load(_cache_path(uri, d, "features", (graph_id, v)), MarketFeatures)
         if f is not None:
             return f, v

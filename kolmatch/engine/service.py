@@ -589,8 +589,9 @@ class EngineService:
                 self.refresh(violations_only_since=at, persist=False)
 
     def _rebuild_behind(self) -> None:
-        """Start :meth:`_rebuild` unless it runs, or failed less than
-        :data:`REBUILD_RETRY_SECONDS` ago (writes are refused meanwhile: :meth:`_current`)."""
+        """Start :meth:`_rebuild` unless it runs, or its retry after a failure is not due
+        yet (:data:`REBUILD_RETRY_SECONDS`, doubling; writes are refused meanwhile:
+        :meth:`_current`)."""
         if not self._rebuild_since:
             self._rebuild_since = time.monotonic()
         if self._rebuilder is not None and self._rebuilder.is_alive():
@@ -695,16 +696,15 @@ class EngineService:
                 if self._stop.is_set():
                     return True
                 served = self._snapshot
+                self._past_bulk_change()  # (said first: a reader sees it with the new snapshot)
                 # a graph loaded anew at the URI starts its versions again: served all the same
                 if served.graph_id != graph_id or served.version < version:
                     self.rebuilds += 1  # (counted first: a reader of the two sees them agree)
-                    self._past_bulk_change()
                     with self._snapshot_lock:
                         self._snapshot = snap
                     if self._settle:  # as refresh does after a snapshot built anew
                         settle_objects()
                     log.info("kolmatch: rebuilt %s at version %s after a bulk change", uri, version)
-                self._past_bulk_change()
                 self._recalibrate_if_drifted(self._snapshot)
             return True
         return False
