@@ -1258,6 +1258,10 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
 
     import uvicorn
 
+    from kolmatch.api.app import limit_blas_threads
+
+    # this process's, and checked before workers start (they set their own: app_from_env)
+    limit_blas_threads()
     # An API answers within its request budget: a short driver retry turns an outage into a
     # prompt STORE_UNAVAILABLE rather than requests hanging on retries (unless the user chose).
     os.environ.setdefault("KOLMATCH_NEO4J_RETRY_SECONDS", str(API_NEO4J_RETRY_SECONDS))
@@ -1338,6 +1342,7 @@ def _check_port(host: str, port: int) -> None:
 def _cmd_serve(a: argparse.Namespace) -> int:
     import os
 
+    from kolmatch.api.app import limit_blas_threads
     from kolmatch.api.auth import load_keys
     from kolmatch.graph.open import store_uri
 
@@ -1349,6 +1354,7 @@ def _cmd_serve(a: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    limit_blas_threads()  # its setting is checked before the store and the port
     _open_graph(a.store).close()  # a missing or empty store fails here, in one line
     _check_port(a.host, a.port)
     if a.keys:

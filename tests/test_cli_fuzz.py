@@ -584,6 +584,10 @@ def test_as_real_processes(lab: tuple[Lab, pytest.MonkeyPatch], tmp_path: Path) 
     r = _process(argv, fresh, KOLMATCH_CACHE=cache, KOLMATCH_API_KEYS="k1=internal")
     _check(r, argv, {1})
     assert "choose another --port" in r.err and r.out == ""
+    # a server's BLAS threads that are no number: said, naming the variable, before it serves
+    r = _process(argv, fresh, KOLMATCH_API_KEYS="k1=internal", KOLMATCH_BLAS_THREADS="two")
+    _check(r, argv, {2})
+    assert "KOLMATCH_BLAS_THREADS" in r.err and "'two'" in r.err
     argv = ["match", "m0", "--top", "0"]
     _check(_process(argv, fresh), argv, {2})
     assert list(fresh.iterdir()) == []

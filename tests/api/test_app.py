@@ -538,3 +538,29 @@ def test_evidence_is_built_only_for_queries_that_select_it(
         assert all(e["node"]["evidence"] for e in full), q
     lists = '{ matchLists(merchantIds: ["m0"], first: 3) { matches { evidence } } }'
     assert all(m["evidence"] for m in api.data(lists)["matchLists"][0]["matches"])
+
+
+def test_a_serving_process_holds_blas_to_the_threads_it_is_given() -> None:
+    """One BLAS thread by default (a server's concurrency is its requests), the variable's
+    number where set, and a clear refusal naming it otherwise."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from kolmatch.api.app import SERVING_BLAS_THREADS, limit_blas_threads
+    from kolmatch.errors import BadArgument
+
+    def blas() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    before = threadpool_limits(limits=None)  # restored after: the test process keeps its own
+    try:
+        assert limit_blas_threads({}) == SERVING_BLAS_THREADS == 1
+        assert blas() == {1}
+        assert limit_blas_threads({"KOLMATCH_BLAS_THREADS": " 2 "}) == 2
+        assert blas() == {2}
+        for bad in ("0", "-1", "two", "1.5"):
+            with pytest.raises(BadArgument, match="KOLMATCH_BLAS_THREADS") as e:
+                limit_blas_threads({"KOLMATCH_BLAS_THREADS": bad})
+            assert repr(bad) in str(e.value)
+        assert blas() == {2}  # a refused value changed nothing
+    finally:
+        before.restore_original_limits()
