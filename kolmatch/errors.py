@@ -213,19 +213,32 @@ class Rebuilding(KolmatchError):
         The store's version.
     seconds
         How long the rebuild has run.
+
+    Attributes
+    ----------
+    retry_after
+        Whole seconds a client waits before sending the write again: the API's ``Retry-After``
+        (:data:`REBUILDING_RETRY_AFTER`).
     """
 
     def __init__(self, serving: int, version: int, seconds: float) -> None:
         self.serving = serving
         self.version = version
         self.seconds = seconds
+        self.retry_after = REBUILDING_RETRY_AFTER
         super().__init__(
             f"the graph changed in bulk (version {serving} -> {version}: a load, or a write "
             f"the change feed does not have) and this server process is rebuilding its "
             f"features ({seconds:.0f} s so far; a few minutes at 1M users); it serves version "
             f"{serving} meanwhile and takes writes again once it serves version {version} "
-            "or later: nothing was written, retry later"
+            f"or later: nothing was written, retry in {REBUILDING_RETRY_AFTER} s"
         )
+
+
+#: Seconds a refused write waits before it is sent again while its server process rebuilds
+#: (:class:`Rebuilding`): a rebuild takes seconds at s and minutes at m; a client asking again
+#: at this pace finds writes taken within this much of the rebuild's end.
+REBUILDING_RETRY_AFTER = 15
 
 
 class InfeasiblePlan(KolmatchError):

@@ -293,6 +293,14 @@ def create_app(
         head = {"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.2f}"}
         if versions:  # the oldest graph version any operation of the request was answered from
             head[GRAPH_VERSION_HEADER] = str(min(versions))
+        waits = [
+            e["extensions"]["retryAfter"]
+            for o in outs
+            for e in o.get("errors", ())
+            if "retryAfter" in e.get("extensions", {})
+        ]
+        if waits:  # a write refused for now (REBUILDING): when to send it again
+            head["Retry-After"] = str(max(waits))
         return JSONResponse(outs if batch else outs[0], 503 if down else 200, headers=head)
 
     async def explore(request: Request) -> Response:

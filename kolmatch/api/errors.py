@@ -111,6 +111,8 @@ def format_error(err: GraphQLError, lang: str = DEFAULT_LANG) -> dict[str, Any]:
         code = "INTERNAL"
         out["message"] = "internal error"
     out["extensions"] = {**(out.get("extensions") or {}), "code": code}
+    if isinstance(orig, Rebuilding):  # when to send the write again (the app's Retry-After)
+        out["extensions"]["retryAfter"] = orig.retry_after
     return out
 
 

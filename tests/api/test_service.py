@@ -8,10 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from kolmatch.api.app import create_app
+from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.engine import cache as engine
 from kolmatch.engine.cache import RECALIBRATE_SHARE
 from kolmatch.engine.service import EngineService
@@ -24,6 +27,7 @@ from kolmatch.graph.store import RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import MarketFeatures, build_features, refresh_risk
 from kolmatch.matching.score import match_merchant, rank_merchants
+from tests.api.conftest import serve
 
 
 def _assert_same(a: Any, b: Any) -> None:
@@ -708,8 +712,28 @@ def test_a_bulk_load_is_rebuilt_off_the_write_lock_while_the_version_before_serv
             assert svc.snapshot.version == v  # the version before serves meanwhile
             assert svc._write_lock.acquire(timeout=1.0)  # nothing builds under it
             svc._write_lock.release()
-            with pytest.raises(Rebuilding, match=rf"version {v} -> {v + 1}.*retry later"):
+            with pytest.raises(Rebuilding, match=rf"version {v} -> {v + 1}.*retry in 15 s"):
                 svc.record_collaboration(collab_id="k-bulk", time="2026-06-11", **write)
+        # over HTTP: the typed error, when to send it again (header and extensions), and the
+        # version the refusal was answered from
+        url, server, thread = serve(create_app(a, KeyRing({"k": Principal("internal")})))
+        try:
+            r = httpx.post(
+                f"{url}/graphql",
+                json={
+                    "query": "mutation($i: CollaborationInput!) { recordCollaboration(input: $i)"
+                    " { version } }",
+                    "variables": {"i": {"id": "k-bulk", "time": "2026-06-11", **write}},
+                },
+                headers={"Authorization": "Bearer k"},
+            )
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+        (err,) = r.json()["errors"]
+        assert err["extensions"] == {"code": "REBUILDING", "retryAfter": 15}, err
+        assert r.status_code == 200 and r.headers["Retry-After"] == "15"
+        assert r.headers["Kolmatch-Graph-Version"] == str(v)
     for svc in (a, b):
         _served(svc, v + 1)
     assert a.rebuilds_built + b.rebuilds_built == 1  # one child build, the other loaded it
