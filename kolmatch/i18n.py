@@ -265,8 +265,8 @@ _EN: dict[str, str] = {
     "cli.load": "loaded {rows} from {files} into {store} in {seconds:.1f}s",
     "cli.note": "note: {note}",
     "cli.load.merged": (
-        "note: {store} already held {before}; this load merged into them by id ({new:,} new): "
-        "load each market into its own --store to keep them apart"
+        "note: {store} already held {before}; this load merged into them by id ({new:,} new), "
+        "as a day's delta of the same market should: another market belongs in its own --store"
     ),
     "cli.load.missing": (
         "note: the store holds no {missing} nodes yet: match, plan, assign and the other "
@@ -596,8 +596,8 @@ _ZH: dict[str, str] = {
     "cli.load": "已从 {files}载入 {rows}到 {store}，用时 {seconds:.1f} 秒",
     "cli.note": "注意：{note}",
     "cli.load.merged": (
-        "注意：{store} 已有 {before}；本次载入按 id 合并（新增 {new:,} 个）：每个市场请载入各自的 "
-        "--store 以免混在一起"
+        "注意：{store} 已有 {before}；本次载入按 id 合并（新增 {new:,} 个），"
+        "同一市场的增量本应如此；另一个市场请载入各自的 --store"
     ),
     "cli.load.missing": (
         "注意：存储中还没有 {missing} 节点：match、plan、assign 等读取命令需要它们（{files}）"

@@ -372,7 +372,15 @@ class SQLiteStore:
             self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             self._rollback(large)
-            raise StoreUnavailable(f"SQLite store {self.path}: {exc}; nothing was {what}") from exc
+            why = (
+                f" (another process held SQLite's write lock for over {_BUSY_MS / 1000:g} s: a "
+                "load into this store, or another server's write; retry once it ends)"
+                if "locked" in str(exc) or "busy" in str(exc)
+                else ""
+            )
+            raise StoreUnavailable(
+                f"SQLite store {self.path}: {exc}{why}; nothing was {what}"
+            ) from exc
         except sqlite3.Error as exc:
             self._rollback(large)
             raise StoreError(f"SQLite store {self.path}: {exc}; nothing was {what}") from exc

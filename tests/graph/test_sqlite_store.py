@@ -147,3 +147,36 @@ def test_advance_raises_the_version_only_from_the_one_expected(sqlite_store: SQL
     assert sqlite_store.version() == v + 1 and sqlite_store.counts() == counts
     assert sqlite_store.advance(v + 1) and other.version() == v + 2
     other.close()
+
+
+def test_a_write_behind_another_process_s_lock_says_so_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load holding SQLite's write lock past the busy timeout: the write waiting for it is
+    refused saying what held it and what to do, and leaves the store as it was."""
+    import sqlite3
+
+    from kolmatch.graph import sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "_BUSY_MS", 200)
+    store = SQLiteStore(tmp_path / "s.db")
+    store.ensure_schema()
+    store.write([NodeBatch.of("Category", [{"id": "c1", "name": "A"}])])
+    version = store.version()
+    other = sqlite3.connect(tmp_path / "s.db")  # a load in another process, mid-way
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(
+            StoreUnavailable,
+            match=r"database is locked \(another process held .* over 0.2 s: a "
+            r"load into this store, or another server's write; retry once it ends\); nothing "
+            r"was written",
+        ):
+            store.write([NodeBatch.of("Category", [{"id": "c2", "name": "B"}])])
+    finally:
+        other.rollback()
+        other.close()
+    assert store.counts()["Category"] == 1 and store.version() == version
+    store.write([NodeBatch.of("Category", [{"id": "c2", "name": "B"}])])  # once it ended
+    assert store.counts()["Category"] == 2
+    store.close()
