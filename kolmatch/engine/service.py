@@ -208,6 +208,9 @@ class EngineService:
         recalibrate_share()  # a bad KOLMATCH_RECALIBRATE_SHARE is refused at start
         self._recalibrator: threading.Thread | None = None
         self.recalibrations = 0  # versions this process made to bring in a new calibration
+        # set to stop the calibration being measured: at close, and when a bulk change lands
+        self._measuring_stop = threading.Event()
+        self.recalibrations_stopped = 0  # measurements stopped by a bulk change
         self._retry_at = 0.0  # monotonic time before which no recalibration starts
         self._snapshot_lock = threading.Lock()  # swaps of the served snapshot
         self._rebuilder: threading.Thread | None = None  # after a bulk change (_rebuild)
@@ -407,7 +410,9 @@ class EngineService:
             if not self._recalibrated():
                 self._retry_at = time.monotonic() + RECALIBRATE_RETRY_SECONDS
         except Cancelled:
-            pass  # closed
+            if not self._stop.is_set():
+                self.recalibrations_stopped += 1
+                log.info("kolmatch: a calibration being measured was stopped by a bulk change")
         except Exception:
             self._retry_at = time.monotonic() + RECALIBRATE_RETRY_SECONDS
             if not self._stop.is_set():
@@ -423,8 +428,12 @@ class EngineService:
             with self._write_lock:  # a catch-up of several writes has ended
                 if not self._drifted(self._snapshot):
                     return True  # another process's recalibration took effect meanwhile
-            measured = measure_calibration_apart(uri, cache, self._stop)
-            if self._stop.is_set() or measured.identity[0] != store.graph_id():
+                # set first, then checked: a bulk change (or close) seen after this sets it
+                self._measuring_stop = stop = threading.Event()
+                if self._rebuild_since or self._stop.is_set():
+                    return False  # behind a bulk change: measured once it is served
+            measured = measure_calibration_apart(uri, cache, stop)
+            if stop.is_set() or measured.identity[0] != store.graph_id():
                 return False
             up = caught_up(store, cache, measured.features, measured.identity[1])
             if up is None:
@@ -594,6 +603,12 @@ class EngineService:
         :meth:`_current`)."""
         if not self._rebuild_since:
             self._rebuild_since = time.monotonic()
+            # a calibration being measured on the version before could not be brought past
+            # the change (the feed lacks it): stopped, rather than a second full build in
+            # memory beside the rebuild's (at m, two of them); measured again after it
+            running = self._recalibrator
+            if running is not None and running.is_alive():
+                self._measuring_stop.set()
         if self._rebuilder is not None and self._rebuilder.is_alive():
             return
         if time.monotonic() < self._rebuild_retry_at or self._stop.is_set():
@@ -719,6 +734,7 @@ class EngineService:
         process is ending).
         """
         self._stop.set()
+        self._measuring_stop.set()
         done = self._write_lock.acquire(timeout=timeout)
         try:
             self._store.close()

@@ -751,6 +751,31 @@ def test_a_bulk_load_is_rebuilt_off_the_write_lock_while_the_version_before_serv
     loader.close()
 
 
+def test_a_bulk_load_stops_the_calibration_being_measured(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load landing while a calibration is measured (a child's full build on the version
+    before, which the feed could not bring past the load): the child is stopped rather than
+    run beside the rebuild's, nothing takes effect, and the rebuild serves the load."""
+    monkeypatch.setenv(engine.RECALIBRATE_SHARE_ENV, str(RECALIBRATE_SHARE))
+    loader, _cache, (a,) = _on_one_store(tiny_market, tmp_path, 1)
+    rate = a.snapshot.features.calibration.gmv_rate
+    a.follow(poll_seconds=0.05)
+    write = _a_collaboration(a)
+    for i in range(2):  # 2 of 113: past the share, a measurement starts
+        v = a.record_collaboration(collab_id=f"k-{i}", time="2026-06-04", **write).version
+    assert a._recalibrator is not None and a._recalibrator.is_alive()
+    t0 = time.monotonic()
+    loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])  # a load
+    a._recalibrator.join(60)
+    assert a.recalibrations_stopped == 1 and a.recalibrations == 0
+    assert time.monotonic() - t0 < 10  # its child killed, not waited for
+    snap = _served(a, v + 1)
+    assert snap.features.calibration.gmv_rate == rate and a.rebuilds == 1
+    a.close()
+    loader.close()
+
+
 def test_a_worker_behind_a_bulk_load_takes_the_cached_build_and_the_writes_since(
     tiny_market: Path, tmp_path: Path
 ) -> None:
