@@ -173,7 +173,8 @@ def load_features(
     """The store's market features and a market graph of the same version, in one read.
 
     The features come from the cache when the graph has not changed since they were built
-    (keyed by the store URI, its graph id, its version and :data:`CACHE_FORMAT`); otherwise
+    (keyed by the store URI, its graph id, its version and :data:`CACHE_FORMAT`), or from the
+    latest version cached and the change feed's writes since (:func:`caught_up`); otherwise
     the graph is read once (:func:`~kolmatch.graph.market.read_market`) and the features are
     built from that read and cached (written atomically: a crash never leaves half a file).
 
@@ -243,6 +244,9 @@ def load_features(
                 _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
                 return f, g
         break
+    brought = _from_latest(store, d, extra)
+    if brought is not None:
+        return brought
     with progress.task("reading the market"):  # the store's time, which it does not report
         g = read_market(store, FULL_READ | extra)
     f = _build_calibrated(store.uri, d, g, dask)
@@ -1056,6 +1060,31 @@ def _build_calibrated(uri: str, d: Path, g: MarketGraph, dask: str | None) -> Ma
     path = _cache_path(uri, d, "calibration", g.identity)
     _store(path, "calibration", _stored_calibration(f, g), keep=CALIBRATIONS_KEPT)
     return f
+
+
+def _from_latest(
+    store: GraphStore, d: Path, extra: ReadSpec
+) -> tuple[MarketFeatures, MarketGraph] | None:
+    """:func:`load_features` on a miss: the latest cached version's features brought to the
+    store's by the change feed (:func:`caught_up`), cached as its, with ``extra`` read at it;
+    None where the feed cannot (then a full build). A serving process caches its features
+    only once writes pause (kolmatch/engine/service.py), so a restart under a stream of writes
+    finds an older version cached: at m this is seconds rather than a build of minutes."""
+    try:
+        graph_id = store.graph_id()
+    except StoreError:
+        return None
+    base = latest_features(store.uri, graph_id, d)
+    if base is None:
+        return None
+    up = caught_up(store, d, *base)
+    if up is None:
+        return None
+    g = read_market(store, extra)
+    if g.identity != (graph_id, up[1]):
+        return None  # written meanwhile: the caller builds
+    _store(_cache_path(store.uri, d, "features", g.identity), "features", up[0])
+    return up[0], g
 
 
 def cached_features(

@@ -95,6 +95,11 @@ FEED_WAIT_SECONDS = 5.0
 #: is standardised over all talents): under a stream of writes a ranking would never be
 #: served, and took the cores the live match lists needed (bench/consistency.py).
 RANK_QUIET_SECONDS = 1.0
+#: Each ranking stopped in a row for a newer version doubles the quiet time the next one waits
+#: for, up to this; a ranking that completes brings it back to :data:`RANK_QUIET_SECONDS`.
+#: Under a write a second at m each quiet second started a ranking (and the writer's cache of
+#: its features, 0.8 s of CPU) that the next write threw away: CPU the live lists needed.
+RANK_QUIET_MAX_SECONDS = 60.0
 
 #: How long a serving process waits before measuring a calibration again after one it gave up
 #: (the feed could not bring it up, writes kept coming, an error): a measurement is a full build.
@@ -205,6 +210,7 @@ class EngineService:
         self._ranker: threading.Thread | None = None
         self._ranking: tuple[int, Cancel] | None = None  # the version being ranked
         self.rankings_stopped = 0  # background rankings stopped for a newer version
+        self._rankings_stopped_in_a_row = 0  # (the quiet time's backoff)
         recalibrate_share()  # a bad KOLMATCH_RECALIBRATE_SHARE is refused at start
         self._recalibrator: threading.Thread | None = None
         self.recalibrations = 0  # versions this process made to bring in a new calibration
@@ -858,7 +864,10 @@ class EngineService:
         done they join the snapshot if it is still of that version. One thread, latest wish
         only: writes faster than a ranking skip the versions in between. A version is ranked
         once it has been served for :data:`RANK_QUIET_SECONDS`, and its ranking stops when
-        another is wished for: ranking a version no longer served would be thrown away.
+        another is wished for: ranking a version no longer served would be thrown away. The
+        quiet time doubles with each ranking stopped in a row (up to
+        :data:`RANK_QUIET_MAX_SECONDS`): under a steady stream of writes, lists are computed
+        live rather than ranked again and again for versions nobody will read.
         """
         with self._snapshot_lock:
             self._ranking_wanted = (*wanted, persist)
@@ -874,9 +883,13 @@ class EngineService:
                 if not self._ranking_event.wait(0.5):
                     continue
                 quiet = False
+                wait = min(
+                    RANK_QUIET_SECONDS * 2**self._rankings_stopped_in_a_row,
+                    RANK_QUIET_MAX_SECONDS,
+                )
                 while not quiet:  # until no newer wish came for the quiet time
                     self._ranking_event.clear()
-                    if self._stop.wait(RANK_QUIET_SECONDS):
+                    if self._stop.wait(wait):
                         return
                     quiet = not self._ranking_event.is_set()
                 with self._snapshot_lock:
@@ -894,6 +907,7 @@ class EngineService:
                     )
                 except Cancelled:
                     self.rankings_stopped += 1
+                    self._rankings_stopped_in_a_row += 1
                     continue
                 except Exception:  # a full disk costs speed: lists stay live
                     log.warning("kolmatch: ranking version %s failed", version, exc_info=True)
@@ -901,6 +915,7 @@ class EngineService:
                 finally:
                     with self._snapshot_lock:
                         self._ranking = None
+                self._rankings_stopped_in_a_row = 0
                 with self._snapshot_lock:
                     snap = self._snapshot
                     if snap.version == version and (

@@ -102,6 +102,42 @@ def _assert_top_of(patched: Any, fresh: Any) -> None:
             assert np.array_equal(getattr(patched, name)[m, :v], getattr(fresh, name)[m, :v])
 
 
+def test_a_restart_brings_the_latest_cached_features_up_by_the_feed(
+    service: Any, tmp_path: Path
+) -> None:
+    """A process starting where the features of the store's version were never cached (its
+    writer died before writes paused): the latest cached version's, with the feed's writes
+    since applied, no full build; equal to the writer's, and cached for the next start."""
+    import shutil
+
+    from tests.matching.test_incremental import differences
+
+    cache = tmp_path / "cache"
+    service.wait_ranked()
+    v0 = service.snapshot.version
+    (old,) = cache.glob(f"features-*-v{v0}.npz")
+    shutil.copy(old, tmp_path / old.name)
+    talent = _top_talent(service)
+    _flag_minor(service, "x-r", talent)
+    write = _a_collaboration(service)
+    snap = service.record_collaboration(collab_id="k-r", time="2026-06-11", **write)
+    assert snap.version == v0 + 2
+    service.wait_ranked()  # its features cached, the older evicted
+    assert not old.exists()
+    for f in cache.glob("features-*.npz"):
+        f.unlink()
+    shutil.copy(tmp_path / old.name, old)  # as if v0 were the last version cached
+    builds = len(service.full_builds)
+    restarted = EngineService(SQLiteStore(tmp_path / "g.db"), cache)
+    try:
+        assert len(service.full_builds) == builds  # no full build
+        assert restarted.snapshot.version == v0 + 2
+        assert differences(restarted.snapshot.features, snap.features) == []
+        assert list(cache.glob(f"features-*-v{v0 + 2}.npz"))
+    finally:
+        restarted.close()
+
+
 def test_flag_and_resolve_refresh_compliance_only_and_equal_a_full_build(service: Any) -> None:
     assert len(service.full_builds) == 1  # the first snapshot
     service.wait_ranked()
@@ -606,8 +642,11 @@ def test_a_ranking_waits_for_a_quiet_moment_and_stops_for_a_newer_version(
     started: list[int] = []
     holding = {"v": -1}
 
+    started_at: dict[int, float] = {}
+
     def ranking(uri: str, identity: Any, f: Any, cache_dir: Any, *, cancel: Cancel) -> Any:
         started.append(identity[1])
+        started_at[identity[1]] = time.monotonic()
         if identity[1] == holding["v"]:  # held until a newer version stops it
             assert cancel.wait(60), "the ranking was not stopped"
         return real(uri, identity, f, cache_dir, cancel=cancel)
@@ -631,8 +670,12 @@ def test_a_ranking_waits_for_a_quiet_moment_and_stops_for_a_newer_version(
         time.sleep(0.02)
     g = _flag_minor(service, "x-q4", talent)
     h = service.resolve_violation("x-q4").version
+    h_at = time.monotonic()
     assert service.wait_ranked().version == h
     assert service.rankings_stopped == 1 and started[-1] == h
+    # one ranking stopped: the next waited twice the quiet time, and a completed one resets it
+    assert started_at[h] - h_at >= 2 * 3.0 - 0.1
+    assert service._rankings_stopped_in_a_row == 0
     _assert_same(service.snapshot.rankings, rank_merchants(_full(service.store)))
     assert g.version == e + 1
     # a write that changes no list (a booking) on a version still to be ranked: its own
