@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 __all__ = [
+    "REBUILDING_RETRY_AFTER",
     "BadArgument",
     "BookingRefused",
     "Cancel",
@@ -19,6 +20,7 @@ __all__ = [
     "KolmatchError",
     "LimitExceeded",
     "NotEligible",
+    "Rebuilding",
     "StoreError",
     "StoreUnavailable",
     "UnknownId",
@@ -197,6 +199,12 @@ class IncompleteLoad(StoreError):
         )
 
 
+#: Seconds a refused write waits before it is sent again while its server process rebuilds
+#: (:class:`Rebuilding`): a rebuild takes seconds at s and minutes at m; a client asking again
+#: at this pace finds writes taken within this much of the rebuild's end.
+REBUILDING_RETRY_AFTER = 15
+
+
 class Rebuilding(KolmatchError):
     """A serving process is rebuilding its features after a bulk change of the graph.
 
@@ -233,12 +241,6 @@ class Rebuilding(KolmatchError):
             f"{serving} meanwhile and takes writes again once it serves version {version} "
             f"or later: nothing was written, retry in {REBUILDING_RETRY_AFTER} s"
         )
-
-
-#: Seconds a refused write waits before it is sent again while its server process rebuilds
-#: (:class:`Rebuilding`): a rebuild takes seconds at s and minutes at m; a client asking again
-#: at this pace finds writes taken within this much of the rebuild's end.
-REBUILDING_RETRY_AFTER = 15
 
 
 class InfeasiblePlan(KolmatchError):

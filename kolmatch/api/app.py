@@ -59,7 +59,7 @@ from kolmatch.errors import (
 from kolmatch.i18n import DEFAULT_LANG, negotiate
 from kolmatch.matching.score import DEFAULT_WEIGHTS
 
-__all__ = ["app_from_env", "create_app"]
+__all__ = ["SERVING_BLAS_THREADS", "app_from_env", "create_app", "limit_blas_threads"]
 
 log = logging.getLogger("kolmatch.api")
 
@@ -581,8 +581,19 @@ SERVING_BLAS_THREADS = 1
 
 def limit_blas_threads(environ: dict[str, str] | None = None) -> int:
     """Hold this process's BLAS to ``KOLMATCH_BLAS_THREADS`` threads (default
-    :data:`SERVING_BLAS_THREADS`); the number set. Called by the serving processes alone: a
-    build in its own process (a rebuild's child, ``kolmatch build``) keeps every core.
+    :data:`SERVING_BLAS_THREADS`). Called by the serving processes alone: a build in its own
+    process (a rebuild's child, ``kolmatch build``) keeps every core; one a serving process
+    runs itself (its first snapshot, a fallback rebuild) has the serving thread count.
+
+    Parameters
+    ----------
+    environ
+        Where to read the variable; default ``os.environ``.
+
+    Returns
+    -------
+    int
+        The number of threads set.
 
     Raises
     ------

@@ -35,7 +35,7 @@ from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.engine.distributed import dask_address, dask_argument, partitions_on
 from kolmatch.engine.memory import release_freed_memory
-from kolmatch.errors import BadArgument, Cancel, Cancelled, StoreError
+from kolmatch.errors import BadArgument, Cancel, Cancelled, KolmatchError, StoreError
 from kolmatch.graph.market import (
     BOOKINGS_READ,
     CAMPAIGNS_READ,
@@ -1066,10 +1066,11 @@ def _from_latest(
     store: GraphStore, d: Path, extra: ReadSpec
 ) -> tuple[MarketFeatures, MarketGraph] | None:
     """:func:`load_features` on a miss: the latest cached version's features brought to the
-    store's by the change feed (:func:`caught_up`), cached as its, with ``extra`` read at it;
-    None where the feed cannot (then a full build). A serving process caches its features
-    only once writes pause (kolmatch/engine/service.py), so a restart under a stream of writes
-    finds an older version cached: at m this is seconds rather than a build of minutes."""
+    store's by the change feed (:func:`caught_up`, from one read of ``extra`` and the tables a
+    write re-derives), cached as its; None where the feed cannot (then a full build). A
+    serving process caches its features only once writes pause (kolmatch/engine/service.py),
+    so a restart under a stream of writes finds an older version cached: at m this is
+    seconds rather than a build of minutes. Read again while a write is still being recorded."""
     try:
         graph_id = store.graph_id()
     except StoreError:
@@ -1077,14 +1078,22 @@ def _from_latest(
     base = latest_features(store.uri, graph_id, d)
     if base is None:
         return None
-    up = caught_up(store, d, *base)
-    if up is None:
-        return None
-    g = read_market(store, extra)
-    if g.identity != (graph_id, up[1]):
-        return None  # written meanwhile: the caller builds
-    _store(_cache_path(store.uri, d, "features", g.identity), "features", up[0])
-    return up[0], g
+    for _ in range(3):
+        g = read_market(store, extra | COMPLIANCE_READ | BOOKINGS_READ | CAMPAIGNS_READ)
+        try:
+            up = caught_up(store, d, *base, graph=g)
+        except (KolmatchError, TypeError, KeyError, ValueError) as exc:
+            # a feed entry this version cannot apply (another kolmatch's, a talent unknown
+            # to the cached features): built instead
+            log.warning("kolmatch: cannot bring cached features up by the feed: %s", exc)
+            return None
+        if up is not None and up[1] == g.identity[1]:
+            _store(_cache_path(store.uri, d, "features", g.identity), "features", up[0])
+            return up[0], g
+        if not feed_pending(store.uri, graph_id, d, base[1], store.version()):
+            return None  # the feed lacks a write: a full build
+        time.sleep(0.1)  # a write its process is still recording
+    return None
 
 
 def cached_features(

@@ -211,6 +211,7 @@ class EngineService:
         self._ranking: tuple[int, Cancel] | None = None  # the version being ranked
         self.rankings_stopped = 0  # background rankings stopped for a newer version
         self._rankings_stopped_in_a_row = 0  # (the quiet time's backoff)
+        self._ranking_stopped_at = 0.0  # monotonic time the last one was stopped
         recalibrate_share()  # a bad KOLMATCH_RECALIBRATE_SHARE is refused at start
         self._recalibrator: threading.Thread | None = None
         self.recalibrations = 0  # versions this process made to bring in a new calibration
@@ -361,6 +362,8 @@ class EngineService:
         running = self._recalibrator
         if (running is not None and running.is_alive()) or time.monotonic() < self._retry_at:
             return
+        if self._stop.is_set():
+            return
         try:
             if not self._drifted(snap):
                 return
@@ -427,7 +430,10 @@ class EngineService:
     def _recalibrated(self) -> bool:
         """:meth:`_recalibrate`'s steps; False if given up (with nothing taking effect)."""
         store, uri, cache = self._store, self._store.uri, self._cache_dir
-        graph_id = store.graph_id()
+        with self._write_lock:
+            if self._stop.is_set():
+                return False
+            graph_id = store.graph_id()
         with recalibrating(uri, graph_id, cache) as mine:
             if not mine or self._stop.is_set():
                 return mine
@@ -741,7 +747,18 @@ class EngineService:
         """
         self._stop.set()
         self._measuring_stop.set()
-        done = self._write_lock.acquire(timeout=timeout)
+        with self._snapshot_lock:
+            ranking = self._ranking
+        if ranking is not None:
+            ranking[1].cancel("the service is closing")
+        # the background threads stop at their next check (a child build or measurement is
+        # killed); waited for before the store is closed: some read it outside the write lock
+        # (closing SQLite's connection under a statement of another thread crashed the process)
+        deadline = time.monotonic() + timeout
+        for thread in (self._recalibrator, self._rebuilder, self._ranker):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        done = self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
         try:
             self._store.close()
         finally:
@@ -883,13 +900,9 @@ class EngineService:
                 if not self._ranking_event.wait(0.5):
                     continue
                 quiet = False
-                wait = min(
-                    RANK_QUIET_SECONDS * 2**self._rankings_stopped_in_a_row,
-                    RANK_QUIET_MAX_SECONDS,
-                )
                 while not quiet:  # until no newer wish came for the quiet time
                     self._ranking_event.clear()
-                    if self._stop.wait(wait):
+                    if self._stop.wait(self._rank_quiet()):
                         return
                     quiet = not self._ranking_event.is_set()
                 with self._snapshot_lock:
@@ -908,6 +921,7 @@ class EngineService:
                 except Cancelled:
                     self.rankings_stopped += 1
                     self._rankings_stopped_in_a_row += 1
+                    self._ranking_stopped_at = time.monotonic()
                     continue
                 except Exception:  # a full disk costs speed: lists stay live
                     log.warning("kolmatch: ranking version %s failed", version, exc_info=True)
@@ -925,6 +939,16 @@ class EngineService:
 
         self._ranker = threading.Thread(target=_quietly(run), name="kolmatch-rank", daemon=True)
         self._ranker.start()
+
+    def _rank_quiet(self) -> float:
+        """How long a version must be served before it is ranked: :data:`RANK_QUIET_SECONDS`,
+        doubled for each ranking stopped in a row, up to :data:`RANK_QUIET_MAX_SECONDS`; back
+        to the first once none was stopped for that long (a trickle of writes after a burst is
+        ranked again, each ranking having the time to complete)."""
+        if time.monotonic() - self._ranking_stopped_at > RANK_QUIET_MAX_SECONDS:
+            self._rankings_stopped_in_a_row = 0
+        doubled = RANK_QUIET_SECONDS * 2.0**self._rankings_stopped_in_a_row
+        return float(min(doubled, RANK_QUIET_MAX_SECONDS))
 
     def wait_ranked(self, timeout: float = 120.0) -> Snapshot:
         """The served snapshot once its rankings are in (tests, benchmarks).

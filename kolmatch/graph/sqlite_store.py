@@ -373,9 +373,9 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             self._rollback(large)
             why = (
-                f" (another process held SQLite's write lock for over {_BUSY_MS / 1000:g} s: a "
-                "load into this store, or another server's write; retry once it ends)"
-                if "locked" in str(exc) or "busy" in str(exc)
+                f" (another connection held SQLite's write lock for over {_BUSY_MS / 1000:g} s:"
+                " a load into this store, or another server's write; retry once it ends)"
+                if str(exc) == "database is locked"
                 else ""
             )
             raise StoreUnavailable(

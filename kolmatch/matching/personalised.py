@@ -246,7 +246,13 @@ class PartnerWalk:
 
     @classmethod
     def of(cls, promotions: sp.csr_matrix) -> PartnerWalk:
-        """Prepare ``promotions`` ((products x talents) collaboration counts) for walks."""
+        """Prepare a collaboration graph for walks.
+
+        Parameters
+        ----------
+        promotions
+            (products x talents) collaboration counts.
+        """
         by_product = sp.csr_matrix(promotions, dtype=np.float64)
         by_talent = sp.csr_matrix(by_product.T)
 
@@ -261,7 +267,20 @@ class PartnerWalk:
         )
 
     def walk(self, products: NDArray[np.int64], *, alpha: float) -> F64:
-        """:func:`partner_walk` from ``products`` over this graph."""
+        """:func:`partner_walk` from ``products`` over this graph.
+
+        Parameters
+        ----------
+        products
+            The seed's product rows.
+        alpha
+            As :func:`bipartite_ppr`.
+
+        Returns
+        -------
+        ndarray
+            (T,) each talent's share of the walk.
+        """
         n_p, n_t = self.by_product.shape
         if len(products) == 0 or self.by_product.nnz == 0:
             return np.zeros(n_t)

@@ -669,13 +669,18 @@ def test_a_ranking_waits_for_a_quiet_moment_and_stops_for_a_newer_version(
         assert time.monotonic() < deadline, "the ranking did not start"
         time.sleep(0.02)
     g = _flag_minor(service, "x-q4", talent)
+    h_at = time.monotonic()  # (its quiet time starts within the write)
     h = service.resolve_violation("x-q4").version
-    h_at = time.monotonic()
     assert service.wait_ranked().version == h
     assert service.rankings_stopped == 1 and started[-1] == h
     # one ranking stopped: the next waited twice the quiet time, and a completed one resets it
     assert started_at[h] - h_at >= 2 * 3.0 - 0.1
     assert service._rankings_stopped_in_a_row == 0
+    # and a stop long past no longer doubles it: a trickle of writes after a burst is ranked
+    service._rankings_stopped_in_a_row, service._ranking_stopped_at = 6, time.monotonic()
+    assert service._rank_quiet() == service_module.RANK_QUIET_MAX_SECONDS  # (3 s x 2^6 > 60)
+    service._ranking_stopped_at -= service_module.RANK_QUIET_MAX_SECONDS + 1
+    assert service._rank_quiet() == 3.0 and service._rankings_stopped_in_a_row == 0
     _assert_same(service.snapshot.rankings, rank_merchants(_full(service.store)))
     assert g.version == e + 1
     # a write that changes no list (a booking) on a version still to be ranked: its own
@@ -808,11 +813,9 @@ def test_a_bulk_load_stops_the_calibration_being_measured(
     for i in range(2):  # 2 of 113: past the share, a measurement starts
         v = a.record_collaboration(collab_id=f"k-{i}", time="2026-06-04", **write).version
     assert a._recalibrator is not None and a._recalibrator.is_alive()
-    t0 = time.monotonic()
     loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])  # a load
     a._recalibrator.join(60)
-    assert a.recalibrations_stopped == 1 and a.recalibrations == 0
-    assert time.monotonic() - t0 < 10  # its child killed, not waited for
+    assert a.recalibrations_stopped == 1 and a.recalibrations == 0  # stopped, not given up
     snap = _served(a, v + 1)
     assert snap.features.calibration.gmv_rate == rate and a.rebuilds == 1
     a.close()

@@ -168,7 +168,7 @@ def test_a_write_behind_another_process_s_lock_says_so_and_writes_nothing(
     try:
         with pytest.raises(
             StoreUnavailable,
-            match=r"database is locked \(another process held .* over 0.2 s: a "
+            match=r"database is locked \(another connection held .* over 0.2 s: a "
             r"load into this store, or another server's write; retry once it ends\); nothing "
             r"was written",
         ):
