@@ -676,7 +676,10 @@ class EngineService:
     def _rebuilt(self) -> bool:
         """:meth:`_rebuild`'s steps; False if given up."""
         store, uri, cache = self._store, self._store.uri, self._cache_dir
-        graph_id = store.graph_id()
+        with self._write_lock:
+            if self._stop.is_set():
+                raise Cancelled("the service is closing")
+            graph_id = store.graph_id()
         if self._rebuild_failures >= REBUILD_CHILD_FAILURES:
             log.warning("kolmatch: rebuilding %s in process after failed child builds", uri)
             with self._write_lock:
@@ -756,7 +759,12 @@ class EngineService:
         # (closing SQLite's connection under a statement of another thread crashed the process)
         deadline = time.monotonic() + timeout
         for thread in (self._recalibrator, self._rebuilder, self._ranker):
-            if thread is not None and thread is not threading.current_thread():
+            # (one created but not started yet finds the stop under the write lock)
+            if (
+                thread is not None
+                and thread.is_alive()
+                and thread is not threading.current_thread()
+            ):
                 thread.join(max(0.0, deadline - time.monotonic()))
         done = self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
         try:
