@@ -97,19 +97,22 @@ def bench_sqlite(folder: Path, db: Path) -> dict[str, Any]:
 
 
 def bench_match(db: Path, queries: int, cache: Path) -> dict[str, Any]:
-    """Feature build time (into the cache the later steps read), then warm match latency."""
-    for old in cache.glob("features-*.pkl"):
+    """Feature build time (into the cache the later steps read: a cold build, the calibration
+    measured too), then warm match latency over merchants drawn among the eligible ones (a
+    merchant excluded for compliance is refused, not listed)."""
+    for old in [*cache.glob("features-*"), *cache.glob("calibration-*")]:
         old.unlink()
     code = (
         "import numpy as np, time\n"
         "from kolmatch.graph.sqlite_store import SQLiteStore\n"
         "from kolmatch.engine import cached_features\n"
+        "from kolmatch.matching.eligibility import merchant_eligibility\n"
         "from kolmatch.matching.score import match_merchant\n"
         f"s = SQLiteStore({str(db)!r})\n"
         "t = time.perf_counter(); f = cached_features(s, "
         f"{str(cache)!r}); build = time.perf_counter() - t\n"
         "rng = np.random.default_rng(0)\n"
-        f"ids = rng.choice(f.merchant_ids, size={queries})\n"
+        f"ids = rng.choice(f.merchant_ids[merchant_eligibility(f).ok], size={queries})\n"
         "match_merchant(f, str(ids[0]), top=20)\n"
         "lat = []\n"
         "for m in ids:\n"
