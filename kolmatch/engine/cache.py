@@ -374,8 +374,13 @@ def change_after(
 
     Two processes may both write on ``before``; one makes ``before + 1`` and the other
     fails, finds nothing to write (``noop``) or writes later: the one ``written`` with
-    ``after == before + 1`` is the answer, else the latest state of any of them. None when
-    the feed is missing or was trimmed past ``before``: the caller rebuilds from the store.
+    ``after == before + 1`` is the answer, else the latest state of any of them. A write is
+    recorded ``pending`` on the version its writer read, and ``written`` on the version its
+    transaction was made on (:meth:`~kolmatch.graph.store.GraphStore.written_version`),
+    later when another server wrote in between: while a write started on ``before`` or
+    earlier has not ended, a version with no entry answers ``pending`` (``kind``
+    ``unplaced``), to be waited for as a pending write is. None when the feed is missing or
+    was trimmed past ``before``, and no write is open: the caller rebuilds from the store.
     Reads only what was appended since this process last read the feed.
     """
     return _feed(_feed_path(uri, graph_id, _cache_dir(cache_dir))).change_after(before)
@@ -431,6 +436,9 @@ class ChangeFeed:
         self._latest: dict[int, str] = {}  # before -> latest state
         self._made: dict[int, str] = {}  # before -> written, after == before + 1
         self._below = 0  # versions under it were trimmed (the feed's header)
+        # id -> before of the writes seen pending and not ended yet: one of them may land on
+        # a later version than it was started on (another server wrote in between)
+        self._open: dict[str, int] = {}
 
     def change_after(self, before: int) -> dict[str, Any] | None:
         """The latest state of the write made on version ``before`` (:func:`change_after`).
@@ -444,12 +452,18 @@ class ChangeFeed:
         -------
         dict or None
             The entry written with ``after == before + 1`` if there is one, else the latest
-            entry on ``before``; None if the feed has none (missing, or trimmed past it).
+            entry on ``before``, else a ``pending`` one of kind ``unplaced`` while a write
+            started on ``before`` or earlier has not ended; None if the feed has none
+            (missing, or trimmed past it).
         """
         with self._lock:
             if not self._read_new():
                 return None
             line = self._made.get(before) or self._latest.get(before)
+            if line is None and any(b <= before for b in self._open.values()):
+                # a write started on an older version has not ended: it may be the one
+                # that made ``before + 1`` (its entry says so once it ends)
+                return {"before": before, "state": "pending", "kind": "unplaced"}
         return None if line is None else dict(json.loads(line))
 
     def _read_new(self) -> bool:
@@ -491,10 +505,16 @@ class ChangeFeed:
             return
         if "before" not in e:  # a trim's header: the versions below it are gone
             self._below = e["below"]
+            self._open = {k: b for k, b in self._open.items() if b >= self._below}
             return
         before = e["before"]
         if before < self._below:  # appended after the trim that dropped its version
             return
+        if "id" in e:
+            if e.get("state") == "pending":
+                self._open[e["id"]] = before
+            else:
+                self._open.pop(e["id"], None)
         self._latest[before] = line
         if e.get("state") == "written" and e.get("after") == before + 1:
             self._made[before] = line

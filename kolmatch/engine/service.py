@@ -551,7 +551,7 @@ class EngineService:
         self._follower = threading.Thread(target=_quietly(run), name="kolmatch-follow", daemon=True)
         self._follower.start()
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, own: str | None = None) -> None:
         """Refresh to the store's version, applying writes from the change feed if it can.
 
         Other processes' writes since our version, one version each as the feed records
@@ -563,7 +563,8 @@ class EngineService:
         around; anything else (a bulk load, a write the feed does not have) is a rebuild: in
         a following (serving) process, off the write lock (:meth:`_rebuild`: the version
         before keeps serving, writes are refused meanwhile), else at once.
-        Called by the follower under the write lock.
+        Called by the follower under the write lock, and by a write of ours that landed past
+        another server's (``own``: its feed id, whose features this process caches).
         """
         snap = self._snapshot
         version = self._store.version()
@@ -597,17 +598,18 @@ class EngineService:
             at = self._snapshot.version
             if at != change["before"]:  # a step rebuilt to the store's version instead
                 return
+            persist = own is not None and change.get("id") == own
             if change["kind"] == "collaboration":
                 write = CollaborationWrite(**change["write"])
-                self.refresh(collaboration_since=(at, write, change["collab_id"]), persist=False)
+                self.refresh(collaboration_since=(at, write, change["collab_id"]), persist=persist)
             elif change["kind"] == "bookings":
-                self.refresh(bookings_since=at, persist=False)
+                self.refresh(bookings_since=at, persist=persist)
             elif change["kind"] == "campaigns":
-                self.refresh(campaigns_since=at, persist=False)
+                self.refresh(campaigns_since=at, persist=persist)
             elif change["kind"] == "calibration":
-                self.refresh(calibrated_since=at, persist=False)
+                self.refresh(calibrated_since=at, persist=persist)
             else:
-                self.refresh(violations_only_since=at, persist=False)
+                self.refresh(violations_only_since=at, persist=persist)
 
     def _rebuild_behind(self) -> None:
         """Start :meth:`_rebuild` unless it runs, or its retry after a failure is not due
@@ -1686,11 +1688,13 @@ class EngineService:
             ending = {k: audit[k] for k in ("actor", "action", "target")}
             # the change feed: other processes apply this write as we do, not by rebuilding
             change: dict[str, Any] = {"before": before, "id": ref}
+            checked = self._snapshot.version  # what a collaboration's id was checked on
             if collaboration is not None:
                 # checked on a snapshot that another process's write has passed since (its
                 # write landed between our check and ``before``): the id may be that write's,
                 # which an upsert repeats without adding a row. Followers rebuild rather than
-                # add the row a second time (we do too: ``refresh`` sees the versions differ).
+                # add the row a second time, unless the feed shows every write between made
+                # with other ids (the ``written`` entry's kind says: :meth:`_new_since`).
                 stale = self._snapshot.version != before
                 kind = "other" if stale else "collaboration"
                 change |= {"kind": kind, "write": asdict(collaboration)}
@@ -1724,27 +1728,82 @@ class EngineService:
                 )
                 return self._snapshot  # another process's write meanwhile: the follower's
             try:
-                version: int | None = self._store.version()
+                # the version this write made, as its own transaction raised it: the store's
+                # version read now may already be another server's
+                version = self._store.written_version()
+                if version is None:
+                    version = self._store.version()
             except KolmatchError:
                 version = None  # written; the refresh below will say what is wrong
             self._end(ref, {**ending, "outcome": "written", "version": version})
+            # the version it was made on: later than ``before`` when another server's write
+            # landed between our read and our transaction (recorded as made, so that the
+            # feed's versions follow one another and every process applies both)
+            made_on = before if version is None else version - 1
+            if collaboration is not None:  # its id may be a write's since: followers rebuild
+                new = made_on == checked or self._new_since(
+                    checked, made_on, change["collab_id"], graph_id
+                )
+                change["kind"] = "collaboration" if new else "other"
             record_change(
                 self._store.uri,
                 graph_id,
                 self._cache_dir,
-                {**change, "state": "written", "after": version},
+                {**change, "before": made_on, "state": "written", "after": version},
             )
-            alone = version == before + 1  # else another process wrote too: rebuild
+            alone = made_on == self._snapshot.version
+            if not alone and version is not None:
+                return self._caught_up(ref)
             return self.refresh(
-                bookings_since=before if perform is not None and alone else None,
-                campaigns_since=before if campaigns and alone else None,
-                violations_only_since=before if violations_only else None,
+                bookings_since=made_on if perform is not None and alone else None,
+                campaigns_since=made_on if campaigns and alone else None,
+                violations_only_since=made_on if violations_only else None,
                 collaboration_since=(
-                    (before, collaboration, str(audit["target"]))
-                    if collaboration and alone
+                    (made_on, collaboration, str(audit["target"]))
+                    if collaboration and alone and change["kind"] == "collaboration"
                     else None
                 ),
             )
+
+    def _new_since(self, checked: int, made_on: int, collab_id: str, graph_id: str) -> bool:
+        """Whether a collaboration id checked on version ``checked`` and written on
+        ``made_on`` (another server wrote in between) was still new: every write between is
+        in the change feed, made, and none recorded the same id. A write still ``pending``
+        there is waited for (up to :data:`FEED_WAIT_SECONDS`); one the feed lacks answers
+        False, and followers rebuild rather than count a repeat as a new row."""
+        deadline = time.monotonic() + FEED_WAIT_SECONDS
+        for v in range(checked, made_on):
+            while True:
+                c = change_after(self._store.uri, graph_id, self._cache_dir, v)
+                if c is None or c.get("state") != "pending" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            if c is None or c.get("state") != "written" or c.get("after") != v + 1:
+                return False
+            if c.get("collab_id") == collab_id:
+                return False
+        return True
+
+    def _caught_up(self, own: str) -> Snapshot:
+        """The snapshot after a write of ours (feed id ``own``) that landed past another
+        server's: brought to the store's version from the change feed as a follower would
+        (their write, then ours), without a full build unless the feed cannot place a write
+        (then built behind, or at once in a process that does not follow: :meth:`_catch_up`).
+        A write between still ``pending`` in the feed is waited for, up to
+        :data:`FEED_WAIT_SECONDS`; past that, or while a rebuild runs, the answer is the
+        snapshot as it stands (the follower brings it up)."""
+        deadline = time.monotonic() + FEED_WAIT_SECONDS + 1.0
+        try:
+            while self._store.version() != self._snapshot.version:
+                at = self._snapshot.version
+                self._catch_up(own=own)
+                if self._snapshot.version == at:
+                    if self._rebuild_since or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
+        except KolmatchError as exc:  # written: the follower brings the snapshot up later
+            log.warning("kolmatch: after a write, catching up failed: %s", exc)
+        return self._snapshot
 
     def _end(self, ref: str, entry: dict[str, Any]) -> None:
         """A write's second entry; a log that fails now is reported, the write stands."""

@@ -79,10 +79,13 @@ MARK_PENDING = (
 #: The node also names the graph (``uid``, made by its first write; see GraphStore.graph_id)
 #: and records the store format of the kolmatch that wrote it (``$format``; Neo4j is
 #: schemaless, so a property the model gained reads as null in an older graph: no migration).
+#: It returns the version it made: the SET reads ``v.version`` under the node's write lock
+#: (Cypher takes it before reading a property the SET depends on), so no other transaction
+#: raises it in between.
 BUMP_VERSION = (
     "MERGE (v:KolmatchMeta {id: 'graph'}) SET v.version = coalesce(v.version, 0) + 1, "
     "v.pending = [x IN coalesce(v.pending, []) WHERE x <> $key], "
-    "v.uid = coalesce(v.uid, randomUUID()), v.format = $format"
+    "v.uid = coalesce(v.uid, randomUUID()), v.format = $format RETURN v.version AS version"
 )
 #: Raise the version if it is ``$expected`` and no load is unfinished (LOCK_META's write lock
 #: first, so no other transaction raises it between the check and the raise).

@@ -112,6 +112,7 @@ class Neo4jStore:
         self.uri = uri
         self.database = database
         self.writers = writers
+        self._made = threading.local()  # the version a thread's last write made
         try:
             self._driver = neo4j.GraphDatabase.driver(
                 uri,
@@ -238,11 +239,13 @@ class Neo4jStore:
                 small = False
                 break
         if small:
-            self._guard(
+            self._made.version = None
+            self._made.version = self._guard(
                 lambda: self._session_write(_all_in_one([_shape(b, create=False) for b in head]))
             )
             return
         key = key or f"write {uuid.uuid4().hex[:12]}"
+        self._made.version = None
         plan = self._guard(lambda: self._begin_load(key, replace_unfinished))
         self._write_batches(itertools.chain(head, it), key, plan)
 
@@ -259,7 +262,11 @@ class Neo4jStore:
         talents = sorted({b.talent for b in bookings})
         merchants = sorted({b.merchant for b in bookings})
 
+        made: list[int] = []  # the version the (last, committed) try of ``run`` made
+        self._made.version = None
+
         def run(tx: neo4j.ManagedTransaction) -> list[str]:
+            made.clear()
             tx.run(cypher.LOCK_META).consume()
             cap = {r["id"]: r["capacity"] for r in tx.run(cypher.TALENT_CAPACITY, ids=talents)}
             for t in talents:
@@ -288,23 +295,36 @@ class Neo4jStore:
                 rows = [relationship_row(b) for b in new]
                 query, params = _shape(RelBatch.of("BOOKED", "Talent", rows), create=False)
                 tx.run(query, params).consume()
-                tx.run(cypher.BUMP_VERSION, key="", format=STORE_FORMAT).consume()
+                made[:] = [_bump(tx, "")]
             return [b.booking_id for b in new]
 
-        return self._guard(lambda: self._session_write(run))
+        return self._written(made, self._guard(lambda: self._session_write(run)))
 
     def release(self, booking_ids: Sequence[str], *, merchant: str | None = None) -> list[str]:
         """Delete the named bookings (``merchant``'s only, if given); returns the ids deleted."""
         ids = list(dict.fromkeys(booking_ids))
+        made: list[int] = []
+        self._made.version = None
 
         def run(tx: neo4j.ManagedTransaction) -> list[str]:
+            made.clear()
             tx.run(cypher.LOCK_META).consume()
             gone = {r["bid"] for r in tx.run(cypher.RELEASE_BOOKINGS, ids=ids, merchant=merchant)}
             if gone:
-                tx.run(cypher.BUMP_VERSION, key="", format=STORE_FORMAT).consume()
+                made.append(_bump(tx, ""))
             return [i for i in ids if i in gone]
 
-        return self._guard(lambda: self._session_write(run))
+        return self._written(made, self._guard(lambda: self._session_write(run)))
+
+    def _written(self, made: list[int], result: T) -> T:
+        """``result``, noting the version its transaction made (:meth:`written_version`)."""
+        self._made.version = made[-1] if made else None
+        return result
+
+    def written_version(self) -> int | None:
+        """The version this thread's latest write transaction made (returned by its
+        ``BUMP_VERSION``, which held the metadata node's write lock)."""
+        return getattr(self._made, "version", None)
 
     def _session_write(self, fn: Callable[[neo4j.ManagedTransaction], T]) -> T:
         with self._driver.session(database=self.database) as session:
@@ -415,11 +435,12 @@ class Neo4jStore:
                     for s in sessions:
                         s.close()
 
-            def finish(tx: neo4j.ManagedTransaction) -> None:
-                tx.run(cypher.BUMP_VERSION, key=key, format=STORE_FORMAT).consume()
+            def finish(tx: neo4j.ManagedTransaction) -> int:
+                made = _bump(tx, key)
                 tx.run(cypher.DROP_LOADS, keys=[key]).consume()
+                return made
 
-            self._session_write(finish)
+            self._made.version = self._session_write(finish)
 
         producer = threading.Thread(target=produce, name="kolmatch-neo4j-batches", daemon=True)
         producer.start()
@@ -461,10 +482,13 @@ class Neo4jStore:
         """Raise the version if it is ``expected`` (:data:`~kolmatch.graph.cypher.ADVANCE_VERSION`,
         one transaction holding the metadata node's write lock)."""
 
-        def run(tx: neo4j.ManagedTransaction) -> bool:
-            return tx.run(cypher.ADVANCE_VERSION, expected=expected).single() is not None
+        def run(tx: neo4j.ManagedTransaction) -> int | None:
+            rec = tx.run(cypher.ADVANCE_VERSION, expected=expected).single()
+            return None if rec is None else int(rec["version"])
 
-        return bool(self._guard(lambda: self._session_write(run)))
+        self._made.version = None
+        self._made.version = made = self._guard(lambda: self._session_write(run))
+        return made is not None
 
     def reading(self) -> contextlib.AbstractContextManager[None]:
         """No snapshot across statements here (each reads committed data): a no-op, and
@@ -556,15 +580,21 @@ class _Refused(Exception):
 
 def _all_in_one(
     shaped: list[tuple[str, dict[str, Any]]],
-) -> Callable[[neo4j.ManagedTransaction], None]:
-    """A transaction function running every batch and the version bump: one commit."""
+) -> Callable[[neo4j.ManagedTransaction], int]:
+    """A transaction function running every batch and the version bump: one commit; it
+    returns the version it made."""
 
-    def run(tx: neo4j.ManagedTransaction) -> None:
+    def run(tx: neo4j.ManagedTransaction) -> int:
         for query, params in shaped:
             tx.run(query, params).consume()
-        tx.run(cypher.BUMP_VERSION, key="", format=STORE_FORMAT).consume()
+        return _bump(tx, "")
 
     return run
+
+
+def _bump(tx: neo4j.ManagedTransaction, key: str) -> int:
+    """Raise the graph's version in ``tx`` (ending the load ``key``, if any); the version made."""
+    return int(tx.run(cypher.BUMP_VERSION, key=key, format=STORE_FORMAT).single(strict=True)[0])
 
 
 def _shape(b: WriteBatch, *, create: bool) -> tuple[str, dict[str, Any]]:

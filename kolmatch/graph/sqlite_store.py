@@ -148,6 +148,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
         self._local = threading.local()  # a thread's reading() connection, while it reads
+        self._made = threading.local()  # the version a thread's transaction made (bumped)
 
     def _use_wal(self) -> None:
         """Put the file in WAL mode (a setting kept in the file: once per file). Switching
@@ -367,9 +368,11 @@ class SQLiteStore:
         try:
             if large:
                 self._db.execute(f"PRAGMA cache_size={_WRITE_CACHE_KIB}")
+            self._made.bumped = self._made.written = None
             self._db.execute("BEGIN IMMEDIATE")
             yield
             self._db.execute("COMMIT")
+            self._made.written = self._made.bumped
         except sqlite3.OperationalError as exc:
             self._rollback(large)
             why = (
@@ -399,6 +402,7 @@ class SQLiteStore:
         """Raise the version (and name the graph on its first write), inside the transaction."""
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         self._db.execute(f"PRAGMA user_version = {int(version) + 1}")
+        self._made.bumped = int(version) + 1  # read under the write lock: this write's own
         self._db.execute(
             "INSERT INTO kolmatch_graph (uid) SELECT ? "
             "WHERE NOT EXISTS (SELECT 1 FROM kolmatch_graph)",
@@ -571,6 +575,11 @@ class SQLiteStore:
                 return False
             self._bump_version()
         return True
+
+    def written_version(self) -> int | None:
+        """The version this thread's latest write transaction made (SQLite's write lock held
+        from its ``BEGIN IMMEDIATE``: nobody wrote between its read and its raise)."""
+        return getattr(self._made, "written", None)
 
     def graph_id(self) -> str:
         try:

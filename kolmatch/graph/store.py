@@ -191,6 +191,14 @@ class GraphStore(Protocol):
         raised in one transaction (a compare-and-set). False if it is not, or a load is
         unfinished. What makes a version of a change outside the graph (a recalibration)."""
 
+    def written_version(self) -> int | None:
+        """The version the calling thread's latest successful write made, as that write's own
+        transaction raised it (None before any, or when the latest changed nothing).
+
+        Read after the write, :meth:`version` may already be another process's (two servers
+        writing at once): this is the write's own, so ``written_version() - 1`` is the
+        version it was made on, which the change feed records."""
+
     def graph_id(self) -> str:
         """Names this graph: a random id made when the graph is first written ('' before).
 

@@ -393,6 +393,71 @@ def test_a_write_on_a_worker_behind_applies_the_feed_rather_than_rebuilding(
     b.close()
 
 
+def test_two_workers_writing_at_once_apply_both_writes_from_the_feed(
+    s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#18, two writes at once on two workers: a's write lands after b read the version and
+    before b's transaction. b's write is recorded in the change feed on the version it was
+    made on (a's), so b applies a's write and then its own, and a follower c both, from the
+    feed: no full build in any of them (at m one is ~100 s of refused writes), and each
+    equals a full build with the frozen calibration. Then b's severe flag raced by a's second
+    collaboration: the same. (Before, b rebuilt under its write lock and c rebuilt too.)"""
+    from tests.matching.test_incremental import differences
+
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    load_folder(s_market, SQLiteStore(path))
+    a = EngineService(SQLiteStore(path), cache)
+    b_store = SQLiteStore(path)
+    b = EngineService(b_store, cache)
+    c = EngineService(SQLiteStore(path), cache)
+    for svc in (a, b, c):
+        svc.follow(poll_seconds=0.05)  # as `serve --workers` does
+    frozen, v0 = a.snapshot.features.calibration, a.snapshot.version
+    talent = _top_talent(a)
+    t = a.snapshot.features.talent_row(talent)
+    collabs = a.snapshot.features.talent_track_n[t].sum()
+    products = [p for p, m in a.snapshot.product_merchant.items() if m]
+    write = {"talent": talent, "gmv": 700.0, "orders": 7, "fee": 1.0, "time": "2026-06-06"}
+    raced: list[int] = []
+    real_write = b_store.write
+
+    def racing_write(batches: Any, **kw: Any) -> None:  # a lands first, b's read was before
+        cid = f"k-a{len(raced)}"
+        raced.append(a.record_collaboration(collab_id=cid, product=products[0], **write).version)
+        real_write(batches, **kw)
+
+    monkeypatch.setattr(b_store, "write", racing_write)
+    builds = _count_builds(monkeypatch)
+    snap = b.record_collaboration(collab_id="k-b", product=products[1], **write)
+    assert raced == [v0 + 1] and snap.version == v0 + 2
+    entry = engine.change_after(b_store.uri, b_store.graph_id(), cache, v0 + 1)
+    assert entry is not None and entry["collab_id"] == "k-b"
+    assert entry["kind"] == "collaboration" and entry["after"] == v0 + 2
+    flagged = b.flag_violation(
+        violation_id="v-race",
+        label="Talent",
+        target=talent,
+        kind="fraud",
+        severity="severe",
+        time="2026-06-07",
+    )
+    assert raced == [v0 + 1, v0 + 3] and flagged.version == v0 + 4
+    deadline = time.monotonic() + 60
+    while {a.snapshot.version, c.snapshot.version} != {v0 + 4}:
+        assert time.monotonic() < deadline, "the followers did not catch up"
+        time.sleep(0.02)
+    assert builds == []
+    monkeypatch.undo()
+    full = build_features(read_market(b_store), calibration=frozen)
+    for svc in (a, b, c):
+        f = svc.snapshot.features
+        assert differences(f, full) == []
+        assert f.talent_track_n[t].sum() == collabs + 3
+        assert f.talent_risk[t] == 1.0
+    for svc in (a, b, c):
+        svc.close()
+
+
 def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

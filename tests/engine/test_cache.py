@@ -63,6 +63,27 @@ def test_a_poll_reads_only_the_bytes_appended_since_the_last(tmp_path: Path) -> 
     assert feed.offset == size + new
 
 
+def test_a_write_that_landed_past_another_s_is_waited_for_until_it_ends(tmp_path: Path) -> None:
+    """Writer x starts on version 3 (pending there) and y makes 4 first: x lands on 4. Until
+    x's entry says so, version 4 answers ``pending`` (not None: a follower would rebuild);
+    then x's entry, recorded on the version it was made on. A write that ended (failed, or
+    written elsewhere) no longer holds later versions open."""
+    feed = ChangeFeed(tmp_path / "changes.jsonl")
+    feed.append({"before": 3, "state": "pending", "kind": "collaboration", "id": "x"})
+    feed.append({"before": 3, "state": "pending", "kind": "violations", "id": "y"})
+    feed.append({"before": 3, "state": "written", "kind": "violations", "id": "y", "after": 4})
+    assert feed.change_after(3)["id"] == "y"
+    assert feed.change_after(4) == {"before": 4, "state": "pending", "kind": "unplaced"}
+    assert feed.change_after(2) is None  # x started on 3: nothing of it can be on 2
+    feed.append({"before": 4, "state": "written", "kind": "collaboration", "id": "x", "after": 5})
+    assert feed.change_after(4)["id"] == "x"
+    assert feed.change_after(5) is None  # nothing is open: 5 has no write
+    feed.append({"before": 5, "state": "pending", "kind": "other", "id": "z"})
+    feed.append({"before": 5, "state": "failed", "kind": "other", "id": "z"})
+    assert feed.change_after(6) is None
+    assert ChangeFeed(feed.path).change_after(4)["id"] == "x"  # a fresh reader agrees
+
+
 def test_a_line_being_appended_is_read_once_it_is_whole(tmp_path: Path) -> None:
     feed = ChangeFeed(tmp_path / "changes.jsonl")
     feed.append(_write(0))

@@ -158,6 +158,31 @@ def test_a_small_write_is_one_transaction(tiny_market: Path, neo4j_store: Any) -
     assert neo4j_store.version() == version + 1
 
 
+def test_each_of_writes_at_once_knows_the_version_it_made(
+    tiny_market: Path, neo4j_store: Any
+) -> None:
+    """Small writes from 4 threads at once (as servers' writes are): each learns the version
+    its own transaction made, the versions are all distinct and follow one another, and
+    nothing in between was another's (the change feed records a write on ``made - 1``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    load_folder(tiny_market, neo4j_store)
+    start = neo4j_store.version()
+
+    def write(i: int) -> int:
+        neo4j_store.write([NodeBatch.of("Institution", [{"id": f"par-{i}", "name": "x"}])])
+        made = neo4j_store.written_version()
+        assert made is not None
+        return int(made)
+
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(write, range(24)))
+    assert sorted(made) == list(range(start + 1, start + 25))
+    assert neo4j_store.version() == start + 24
+    assert neo4j_store.release(["no-such-booking"]) == []
+    assert neo4j_store.written_version() is None  # it changed nothing: no version of its own
+
+
 def _boom():  # type: ignore[no-untyped-def]
     raise RuntimeError("killed part-way")
     yield

@@ -149,6 +149,41 @@ def test_advance_raises_the_version_only_from_the_one_expected(sqlite_store: SQL
     other.close()
 
 
+def test_each_of_writes_at_once_knows_the_version_it_made(sqlite_store: SQLiteStore) -> None:
+    """Two connections (two servers) writing from threads at once: each write learns the
+    version its own transaction made, though the other's may land before it reads the
+    store's; the versions follow one another. A failed write, or one that changed nothing,
+    made none."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sqlite_store.write([NodeBatch.of("Category", [{"id": "c0", "name": "A"}])])
+    start = sqlite_store.version()
+    other = SQLiteStore(sqlite_store.path)
+
+    def writes(k: int) -> list[int]:  # a server writes one at a time (its write lock)
+        store, made = (sqlite_store, other)[k], []
+        for i in range(k, 40, 2):
+            store.write([NodeBatch.of("Category", [{"id": f"c{i}", "name": "B"}])])
+            made.append(store.written_version())
+        return made
+
+    with ThreadPoolExecutor(2) as pool:
+        made = [v for vs in pool.map(writes, range(2)) for v in vs]
+    assert sorted(made) == list(range(start + 1, start + 41))
+
+    def failing():  # type: ignore[no-untyped-def]
+        yield NodeBatch.of("Category", [{"id": "c-x", "name": "C"}])
+        raise RuntimeError("killed part-way")
+
+    with pytest.raises(RuntimeError):
+        sqlite_store.write(failing())
+    assert sqlite_store.written_version() is None
+    assert sqlite_store.release(["no-such-booking"]) == []
+    assert sqlite_store.written_version() is None
+    assert other.advance(start + 40) and other.written_version() == start + 41
+    other.close()
+
+
 def test_a_write_behind_another_process_s_lock_says_so_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
