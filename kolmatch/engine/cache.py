@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -264,6 +264,7 @@ def updated_features(
     campaigns_of: tuple[MarketFeatures, int] | None = None,
     compliance: MarketGraph | None = None,
     calibrated_of: int | None = None,
+    through: int | None = None,
 ) -> tuple[MarketFeatures, MarketGraph] | None:
     """The features one write after ``v``, updated from those at ``v``; None if they cannot be.
 
@@ -293,6 +294,15 @@ def updated_features(
     calibrated_of
         ``v`` before a recalibration's version (the change feed's kind ``calibration``): its
         features as the recalibrating process cached them; None if they are not cached.
+    through
+        For a write whose tables are re-read (violations on kept compliance tables, bookings,
+        campaigns): the latest version the re-read may see, default ``v + 1``. A process
+        applying a run of writes from the change feed passes the run's last version, the
+        feed having shown that every write after ``v + 1`` up to it leaves these tables as
+        the run ends them (collaborations, recalibrations, or writes of the same tables,
+        applied after this one): the tables read are then labelled ``v + 1``, and the
+        later writes applied on top. A full compliance read (no kept tables) must be at
+        ``v + 1``: it would hold a later collaboration's row, which that write adds again.
     """
     if collaboration_of is not None:
         # nothing to read: the caller knows its write made version v + 1 (its own write, or
@@ -331,8 +341,13 @@ def updated_features(
             ):
                 spec, base = VIOLATIONS_READ, compliance
             g = read_market(store, spec, base=base)
-            if g.identity[1] != v + 1 or (base is not None and g.identity[0] != base.identity[0]):
+            last = v + 1 if through is None or (of is risk_update_of and base is None) else through
+            if not v + 1 <= g.identity[1] <= last or (
+                base is not None and g.identity[0] != base.identity[0]
+            ):
                 return None  # (a reload meanwhile: the kept tables are of another graph)
+            if g.identity[1] != v + 1:  # the run's later writes leave these tables as read
+                g = replace(g, identity=(g.identity[0], v + 1))
             try:
                 return apply(prev, g), g
             except StoreError:  # its talents or merchants changed meanwhile: a build

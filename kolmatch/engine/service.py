@@ -89,6 +89,8 @@ log = logging.getLogger("kolmatch.engine")
 FOLLOW_POLL_SECONDS = 0.25
 #: How long a follower waits for a write the change feed shows pending before rebuilding.
 FEED_WAIT_SECONDS = 5.0
+#: Change-feed kinds applied by re-reading their own tables (:meth:`EngineService._catch_up`).
+_REREAD = ("violations", "bookings", "campaigns")
 #: How long a version must stay the served one before every merchant is ranked for it in the
 #: background (and a ranking is stopped once a newer version is to be ranked). Ranking m's 5,000
 #: merchants takes ~30 s of both cores, and any write changes every merchant's scores (each
@@ -260,6 +262,7 @@ class EngineService:
         calibrated_since: int | None = None,
         actor: str | None = None,
         persist: bool = True,
+        through: int | None = None,
     ) -> Snapshot:
         """Rebuild the snapshot from the store; on failure the old one keeps serving.
 
@@ -296,6 +299,11 @@ class EngineService:
         persist
             Cache features updated by one write (in the background). The writing process
             does; a process applying another's write from the change feed does not.
+        through
+            With ``violations_only_since``, ``bookings_since`` or ``campaigns_since``: the
+            store may be past the write, up to this version, by writes the change feed shows
+            leave the re-read tables as they end up (:func:`~kolmatch.engine.cache.
+            updated_features`), applied next by the caller (:meth:`_catch_up`).
 
         Raises
         ------
@@ -328,7 +336,7 @@ class EngineService:
             }
             try:
                 updated = self._updated(
-                    reuse, collab, collab_id, persist, booked, camps, calibrated
+                    reuse, collab, collab_id, persist, booked, camps, calibrated, through
                 )
                 snap = updated or self._build(reuse, collab)
             except KolmatchError as exc:
@@ -556,9 +564,12 @@ class EngineService:
 
         Other processes' writes since our version, one version each as the feed records
         them, are applied as their writers did: recorded collaborations (one talent's rows
-        each) and recalibrations (the features their process cached), then at most one
-        violations, bookings or campaigns write, last (what it re-reads is read at the
-        store's version). A write still ``pending`` in the feed is
+        each), recalibrations (the features their process cached), and violations, bookings
+        and campaigns writes, which re-read their tables at the store's version: the feed
+        shows that the run's later writes leave those tables as read (each kind changes only
+        its own, re-read again by a later write of it), so the run ends where the writers
+        did (``through``: :func:`~kolmatch.engine.cache.updated_features`; violations before
+        the end of a run need the compliance tables kept). A write still ``pending`` in the feed is
         waited for (up to :data:`FEED_WAIT_SECONDS`, on later polls) rather than rebuilt
         around; anything else (a bulk load, a write the feed does not have) is a rebuild: in
         a following (serving) process, off the write lock (:meth:`_rebuild`: the version
@@ -585,8 +596,8 @@ class EngineService:
         applicable = (
             v == version
             and kinds
-            and all(k in ("collaboration", "calibration") for k in kinds[:-1])
-            and kinds[-1] in ("collaboration", "calibration", "violations", "bookings", "campaigns")
+            and all(k in ("collaboration", "calibration", *_REREAD) for k in kinds)
+            and ("violations" not in kinds[:-1] or snap.compliance is not None)
         )
         if not applicable:
             if self._follower is None:
@@ -603,13 +614,13 @@ class EngineService:
                 write = CollaborationWrite(**change["write"])
                 self.refresh(collaboration_since=(at, write, change["collab_id"]), persist=persist)
             elif change["kind"] == "bookings":
-                self.refresh(bookings_since=at, persist=persist)
+                self.refresh(bookings_since=at, persist=persist, through=version)
             elif change["kind"] == "campaigns":
-                self.refresh(campaigns_since=at, persist=persist)
+                self.refresh(campaigns_since=at, persist=persist, through=version)
             elif change["kind"] == "calibration":
                 self.refresh(calibrated_since=at, persist=persist)
             else:
-                self.refresh(violations_only_since=at, persist=persist)
+                self.refresh(violations_only_since=at, persist=persist, through=version)
 
     def _rebuild_behind(self) -> None:
         """Start :meth:`_rebuild` unless it runs, or its retry after a failure is not due
@@ -785,6 +796,7 @@ class EngineService:
         bookings_of: tuple[MarketFeatures, int] | None = None,
         campaigns_of: tuple[MarketFeatures, int] | None = None,
         calibrated_of: int | None = None,
+        through: int | None = None,
     ) -> Snapshot | None:
         """The serving snapshot one write later, without reading the catalog; None if not.
 
@@ -805,6 +817,7 @@ class EngineService:
             campaigns_of=campaigns_of,
             compliance=prev.compliance,
             calibrated_of=calibrated_of,
+            through=through,
         )
         if out is None:
             return None

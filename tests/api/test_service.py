@@ -458,6 +458,61 @@ def test_two_workers_writing_at_once_apply_both_writes_from_the_feed(
         svc.close()
 
 
+def test_a_follower_applies_a_run_of_flags_and_collaborations_without_a_build(
+    s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two polls of worker c, a flags a talent, b records a collaboration, a resolves
+    the flag, b records another: c applies the four from the change feed (each flag's
+    violations re-read at the store's version, labelled as its own, the collaborations on
+    top), builds nothing, and ends where a full build with the frozen calibration is.
+    Before, a violations write anywhere but last in such a run was a rebuild (~100 s at m)."""
+    from tests.matching.test_incremental import differences, graph_differences
+
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    load_folder(s_market, SQLiteStore(path))
+    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
+    c_store = SQLiteStore(path)
+    c = EngineService(c_store, cache)
+    assert c.snapshot.compliance is not None
+    frozen, v0 = a.snapshot.features.calibration, a.snapshot.version
+    talent = _top_talent(a)
+    t = a.snapshot.features.talent_row(talent)
+    collabs = a.snapshot.features.talent_track_n[t].sum()
+    products = [p for p, m in a.snapshot.product_merchant.items() if m]
+    write = {"talent": talent, "gmv": 300.0, "orders": 3, "fee": 1.0, "time": "2026-06-08"}
+    builds = _count_builds(monkeypatch)
+    a.flag_violation(
+        violation_id="v-run",
+        label="Talent",
+        target=talent,
+        kind="fraud",
+        severity="severe",
+        time="2026-06-07",
+    )
+    b.record_collaboration(collab_id="k-run-1", product=products[0], **write)
+    a.resolve_violation("v-run")
+    last = b.record_collaboration(collab_id="k-run-2", product=products[1], **write)
+    assert last.version == v0 + 4
+    c.follow(poll_seconds=0.05)
+    deadline = time.monotonic() + 60
+    while c.snapshot.version != v0 + 4:
+        assert time.monotonic() < deadline, "the follower did not catch up"
+        time.sleep(0.02)
+    assert builds == [] and c.rebuilds == 0  # neither in process nor behind (in a child)
+    monkeypatch.undo()
+    f = c.snapshot.features
+    assert differences(f, build_features(read_market(c_store), calibration=frozen)) == []
+    assert f.talent_track_n[t].sum() == collabs + 2
+    assert c.snapshot.compliance is not None
+    fresh = read_market(c_store, COMPLIANCE_READ)
+    assert graph_differences(c.snapshot.compliance, fresh) == []
+    assert c.snapshot.compliance.identity == fresh.identity
+    for name in ("history", "collaborations", "violation_ids"):
+        assert getattr(c.snapshot, name) == getattr(b.snapshot, name), name
+    for svc in (a, b, c):
+        svc.close()
+
+
 def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
