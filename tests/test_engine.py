@@ -23,7 +23,7 @@ def test_cache_hit_until_a_write(
     load_folder(tiny_market, sqlite_store)
     builds = []
     real = engine.build_features
-    monkeypatch.setattr(engine, "build_features", lambda s: builds.append(1) or real(s))
+    monkeypatch.setattr(engine, "build_features", lambda *a, **k: builds.append(1) or real(*a, **k))
     cache = tmp_path / "cache"
     a = engine.cached_features(sqlite_store, cache)
     b = engine.cached_features(sqlite_store, cache)
@@ -106,7 +106,7 @@ def test_a_compliance_update_falls_back_when_the_graph_moves(
     )
     builds: list[int] = []
     real = engine.build_features
-    monkeypatch.setattr(engine, "build_features", lambda s: builds.append(1) or real(s))
+    monkeypatch.setattr(engine, "build_features", lambda *a, **k: builds.append(1) or real(*a, **k))
 
     # nobody else wrote: compliance alone is re-read, and equals a full build
     updated = engine.load_features(sqlite_store, cache, risk_update_of=(before, v))[0]

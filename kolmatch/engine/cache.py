@@ -112,6 +112,8 @@ RECALIBRATE_SHARE = 0.01
 #: Calibrations kept per store: the one in effect and the one before it (a build reading the
 #: version just before a recalibration took effect still finds its own).
 CALIBRATIONS_KEPT = 2
+#: The edge lists a full build drops from its graph once read (``release_user_edges``).
+_ENGAGED, _FOLLOWS = ("ENGAGED_WITH", "User"), ("FOLLOWS", "User")
 #: Sets the share in place of :data:`RECALIBRATE_SHARE` (a number > 0; ``inf``: never).
 RECALIBRATE_SHARE_ENV = "KOLMATCH_RECALIBRATE_SHARE"
 
@@ -214,7 +216,8 @@ def load_features(
     Returns
     -------
     (MarketFeatures, MarketGraph)
-        Both of the graph version ``graph.identity``; the graph holds at least ``also``.
+        Both of the graph version ``graph.identity``; the graph holds at least ``also``
+        (after a full build, users' engagements and follows only if ``also`` reads them).
     """
     extra = also or ReadSpec({})
     d = _cache_dir(cache_dir)
@@ -249,7 +252,10 @@ def load_features(
         return brought
     with progress.task("reading the market"):  # the store's time, which it does not report
         g = read_market(store, FULL_READ | extra)
-    f = _build_calibrated(store.uri, d, g, dask)
+    # the graph returned holds ``also`` and the catalog: a user's engagements and follows,
+    # the build's largest tables, go as soon as it has read them, unless asked for
+    release = not {_ENGAGED, _FOLLOWS} & set(extra.edges)
+    f = _build_calibrated(store.uri, d, g, dask, release=release)
     _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
     return f, g
 
@@ -1064,25 +1070,34 @@ class StagedRecalibration:
 
 
 def _build(
-    g: MarketGraph, dask: str | None, calibration: Calibration | None = None
+    g: MarketGraph,
+    dask: str | None,
+    calibration: Calibration | None = None,
+    *,
+    release: bool = False,
 ) -> MarketFeatures:
     """:func:`build_features`, its partitions on the Dask cluster ``dask`` names, if any; the
-    build's freed temporaries are then handed back (:mod:`kolmatch.engine.memory`)."""
+    build's freed temporaries are then handed back (:mod:`kolmatch.engine.memory`).
+    ``release``: ``g``'s engagement and follow edges are dropped once read (the caller
+    needs them no more: ``release_user_edges``)."""
     address = dask_address(dask)
     try:
         if address is None:  # in process: build_features' own default
-            if calibration is None:
-                return build_features(g)
-            return build_features(g, calibration=calibration)
+            return build_features(g, calibration=calibration, release_user_edges=release)
         with partitions_on(address, argument=dask_argument(dask)) as partitions:
-            return build_features(g, calibration=calibration, partitions=partitions)
+            return build_features(
+                g, calibration=calibration, partitions=partitions, release_user_edges=release
+            )
     finally:
         release_freed_memory()
 
 
-def _build_calibrated(uri: str, d: Path, g: MarketGraph, dask: str | None) -> MarketFeatures:
+def _build_calibrated(
+    uri: str, d: Path, g: MarketGraph, dask: str | None, *, release: bool = False
+) -> MarketFeatures:
     """A full build with the calibration in effect at the graph's version if it fits its
-    talents and categories, else with a fresh one (then stored, in effect from it)."""
+    talents and categories, else with a fresh one (then stored, in effect from it);
+    ``release`` as :func:`_build`."""
     talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(str)
     cal = _calibration_at(uri, d, g.identity)
     if cal is not None and (
@@ -1090,8 +1105,8 @@ def _build_calibrated(uri: str, d: Path, g: MarketGraph, dask: str | None) -> Ma
         and np.array_equal(cal.category_ids.astype(str), cats)
     ):
         frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
-        return _build(g, dask, frozen)
-    f = _build(g, dask)
+        return _build(g, dask, frozen, release=release)
+    f = _build(g, dask, release=release)
     path = _cache_path(uri, d, "calibration", g.identity)
     _store(path, "calibration", _stored_calibration(f, g), keep=CALIBRATIONS_KEPT)
     return f

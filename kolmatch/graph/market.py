@@ -115,6 +115,27 @@ class MarketGraph:
                 f"the market graph was read without {rel_type} from {src_label}"
             ) from None
 
+    def release(self, *keys: EdgeKey) -> None:
+        """Drop the edge lists ``keys`` from this graph, for a holder that no longer needs
+        them (a build's largest tables: their memory goes once nothing else refers to them).
+        Reading one afterwards raises :class:`StoreError`, as for a type never read.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from kolmatch.graph.projection import EdgeList
+        >>> e = EdgeList("FOLLOWS", "User", np.zeros(1, np.int64), np.zeros(1, np.int64), {})
+        >>> g = MarketGraph(("g", 1), {}, {("FOLLOWS", "User"): e})
+        >>> g.release(("FOLLOWS", "User"))
+        >>> g.has(ReadSpec({}, {("FOLLOWS", "User"): ()}))
+        False
+        """
+        edges = self.edges
+        if not isinstance(edges, dict):
+            raise TypeError("a market graph's edges are not releasable here")
+        for key in keys:
+            edges.pop(key, None)
+
     def has(self, spec: ReadSpec) -> bool:
         """Whether this graph holds every label and type of ``spec`` (fields not checked)."""
         return set(spec.nodes) <= set(self.nodes) and set(spec.edges) <= set(self.edges)

@@ -25,7 +25,7 @@ from kolmatch import progress
 from kolmatch.errors import StoreError, UnknownId
 from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.model import AGE_BANDS, GENDERS
-from kolmatch.graph.projection import EdgeList, to_csr
+from kolmatch.graph.projection import EdgeList, NodeTable, to_csr
 from kolmatch.matching.categories import (
     primary_category,
     product_category_weights,
@@ -218,6 +218,7 @@ def build_features(
     calibration: Calibration | None = None,
     partitions: PartitionMap = in_process,
     user_partition_rows: int = USER_PARTITION_ROWS,
+    release_user_edges: bool = False,
 ) -> MarketFeatures:
     """Compute every signal's inputs from the market graph: a pure function of its arrays.
 
@@ -240,6 +241,12 @@ def build_features(
     user_partition_rows
         Users per partition. The features do not depend on where the partitions run; they
         depend on this only through the order of float sums (~1e-15 relative).
+    release_user_edges
+        The caller gives up ``g``'s engagement and follow edges (``ENGAGED_WITH`` and
+        ``FOLLOWS`` from users): they are dropped from ``g`` once the per-user stage has read
+        them (:meth:`~kolmatch.graph.market.MarketGraph.release`), not held to the end of the
+        build. At m they are ~600 MiB of the ~2.5 GiB the build peaked at. The features are
+        the same.
 
     Returns
     -------
@@ -256,7 +263,13 @@ def build_features(
     """
     with progress.task("building features", sum(_STAGE_WEIGHTS)) as stage:
         return _build_features(
-            g, today, calibration, _Stages(stage), partitions, user_partition_rows
+            g,
+            today,
+            calibration,
+            _Stages(stage),
+            partitions,
+            user_partition_rows,
+            release_user_edges,
         )
 
 
@@ -283,6 +296,7 @@ def _build_features(
     stage: _Stages,
     partitions: PartitionMap,
     user_partition_rows: int,
+    release_user_edges: bool = False,
 ) -> MarketFeatures:
     users, talents, merchants = g.node("User"), g.node("Talent"), g.node("Merchant")
     products, categories, contents = g.node("Product"), g.node("Category"), g.node("Content")
@@ -345,7 +359,16 @@ def _build_features(
     shared = UserShared(
         ref, content_cat, content_talent, talent_cat, pcat, log_price, product_merchant
     )
-    us = user_stage(user_parts(g, user_partition_rows, last_day), shared, partitions)
+    parts = user_parts(g, user_partition_rows, last_day)  # views of the edges, and their sums
+    del last_day, seen
+    if release_user_edges:
+        # the parts hold what the user stage reads of these tables, and the rest of the build
+        # the engagements' endpoints (content skill): the engagement counts and dates go now,
+        # the endpoints with the parts and ``engaged_e``
+        engaged_e = EdgeList(engaged_e.rel_type, users.label, engaged_e.src, engaged_e.dst, {})
+        g.release(("ENGAGED_WITH", users.label), ("FOLLOWS", users.label))
+    us = user_stage(parts, shared, partitions)
+    del parts
     purchased = g.edge("PURCHASED", users.label)
     user_bought, follows, user_interest = us.bought, us.follows, us.interest
     stage.advance()
@@ -433,9 +456,7 @@ def _build_features(
     np.add.at(obs_orders, src[cal], orders[cal])
     # shrunk toward 1: a prior worth SKILL_PRIOR_ORDERS expected orders (tuned on the s market)
     collab_skill = (obs_orders + SKILL_PRIOR_ORDERS) / (exp_orders + SKILL_PRIOR_ORDERS)
-    attributed = talents.indices_of(
-        [t if isinstance(t, str) else "" for t in purchased.columns["talent"]]
-    )
+    attributed = _rows_of(talents, purchased.columns["talent"])
     content_skill = _content_skill(
         attributed,
         engaged_e,
@@ -447,6 +468,7 @@ def _build_features(
         np.where(np.isnan(user_logp), fill, user_logp),
         (T, K),
     )
+    del engaged_e  # (its endpoints: the last reference, when released from ``g``)
     skill = np.sqrt(collab_skill * content_skill)
     stage.advance()
 
@@ -624,6 +646,23 @@ def _demographic_mix(
 #: A user has a hidden need in a category when this share of its observed interest is there
 #: and it has bought nothing there yet.
 HIDDEN_NEED_INTEREST = 0.25
+
+
+def _rows_of(table: NodeTable, ids: NDArray[np.object_]) -> I64:
+    """Rows of ``table`` of each of ``ids`` (text, or None/NaN for none: -1), looked up once
+    per distinct id: a purchase's talent is one of a few thousand, and looking up the m
+    market's 2.3M as one text array took ~180 MB of temporaries at the build's peak.
+
+    Examples
+    --------
+    >>> t = NodeTable("Talent", np.array(["t1", "t2"], dtype=object), {})
+    >>> _rows_of(t, np.array(["t2", None, "t9", "t2"], dtype=object)).tolist()
+    [1, -1, -1, 1]
+    """
+    distinct = list(dict.fromkeys(ids.tolist()))
+    rows = table.indices_of([x if isinstance(x, str) else "" for x in distinct])
+    row_of = dict(zip(distinct, rows.tolist(), strict=True))
+    return np.fromiter((row_of[x] for x in ids.tolist()), dtype=np.int64, count=len(ids))
 
 
 def _content_skill(

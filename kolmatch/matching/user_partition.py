@@ -193,12 +193,21 @@ def day_numbers(dates: NDArray[np.object_]) -> F64:
     >>> day_numbers(dates).tolist()
     [1.0, nan, nan, 10957.0]
     """
-    text = np.asarray(dates).astype("U10")  # truncated to the date; None becomes "None"
-    text[text == "None"] = ""
-    days = text.astype("datetime64[D]")
-    out = days.astype(np.int64).astype(np.float64)
-    out[np.isnat(days)] = np.nan
+    dates = np.asarray(dates)
+    out = np.empty(len(dates), dtype=np.float64)
+    # in chunks: the text of all 8M at once was a 330 MB temporary at the build's peak
+    for lo in range(0, len(dates), _DATE_CHUNK):
+        text = dates[lo : lo + _DATE_CHUNK].astype("U10")  # the date; None becomes "None"
+        text[text == "None"] = ""
+        days = text.astype("datetime64[D]")
+        part = out[lo : lo + _DATE_CHUNK]
+        part[:] = days.astype(np.int64)
+        part[np.isnat(days)] = np.nan
     return out
+
+
+#: Dates parsed at a time by :func:`day_numbers` (a 40 MB temporary).
+_DATE_CHUNK = 1 << 20
 
 
 def _recency(last_day: F64, today: date, half_life_days: float) -> F64:

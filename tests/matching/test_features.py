@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 import kolmatch.matching.features as features_module
-from kolmatch.errors import BadArgument
+from kolmatch.errors import BadArgument, StoreError
 from kolmatch.graph.market import FULL_READ, MarketGraph, read_market
 from kolmatch.graph.projection import EdgeList
 from kolmatch.graph.sqlite_store import SQLiteStore
@@ -192,3 +192,41 @@ def test_the_content_skill_joined_in_chunks_equals_one_join(
     chunked = build_features(g).talent_content_skill
     assert not np.allclose(whole, 1.0)  # a skill that moves: the test can see a lost chunk
     np.testing.assert_allclose(chunked, whole, rtol=1e-12)
+
+
+def test_a_build_that_releases_the_user_edges_gives_the_same_features(
+    s_market: Path, tmp_path: Path
+) -> None:
+    """``release_user_edges``: the engagements and follows leave the graph once read (the
+    build's peak at m: docs/scale.md) and the features are the same, to the bit; the engine's
+    full build releases them unless the caller asked for them (``also``)."""
+    from kolmatch.engine.cache import load_features
+    from kolmatch.graph.market import ReadSpec
+    from tests.matching.test_incremental import differences
+
+    store = SQLiteStore(tmp_path / "s.db")
+    load_folder(s_market, store)
+    g = read_market(store, FULL_READ)
+    kept = build_features(g)
+    released = build_features(g, release_user_edges=True)
+    for field in dataclasses.fields(MarketFeatures):
+        a, b = getattr(kept, field.name), getattr(released, field.name)
+        if isinstance(a, sp.sparray | sp.spmatrix):
+            assert (a != b).nnz == 0, field.name
+        elif isinstance(a, np.ndarray):
+            assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"), field.name
+    for key in (("ENGAGED_WITH", "User"), ("FOLLOWS", "User")):
+        assert key not in g.edges
+    assert ("PURCHASED", "User") in g.edges  # the rest of the graph stays
+    with pytest.raises(StoreError, match="without FOLLOWS from User"):
+        g.edge("FOLLOWS", "User")
+    f, catalog = load_features(store, tmp_path / "cache")
+    assert ("FOLLOWS", "User") not in catalog.edges and ("SELLS", "Merchant") in catalog.edges
+    asked = ReadSpec({}, {("FOLLOWS", "User"): ()})
+    for old in (tmp_path / "cache").glob("features-*"):
+        old.unlink()
+    again, full = load_features(store, tmp_path / "cache", also=asked)
+    assert len(full.edge("FOLLOWS", "User")) == len(
+        read_market(store, asked).edge("FOLLOWS", "User")
+    )
+    assert differences(f, again) == []
