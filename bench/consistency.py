@@ -6,6 +6,9 @@ think time of 1 s on average (about ``--clients`` requests a second), while one 
 ``--writes`` writes, one every ``--write-interval`` seconds, each on a new connection (so the
 kernel hands them to either worker): recorded collaborations, and every ``--flag-every``-th
 write a severe flag of the top talent of a merchant the clients read, resolved by the next.
+``--writers W`` runs W such writers side by side, each sending its writes at the same
+moments as the others (writes at once, to either worker: two servers' writes landing
+together), ``--writes`` in all.
 
 Every answer names the graph version it reflects (``Kolmatch-Graph-Version``). A read is
 stale by ``s`` seconds if, when its answer arrived, a write making a newer version had been
@@ -151,14 +154,21 @@ async def _top_talent(url: str, merchants: list[str], start: int) -> str:
 
 
 async def _writer(
-    url: str, a: argparse.Namespace, merchants: list[str], pairs: list[tuple[str, str]], log: Log
+    url: str,
+    a: argparse.Namespace,
+    merchants: list[str],
+    pairs: list[tuple[str, str]],
+    log: Log,
+    w: int = 0,
 ) -> None:
-    tag = f"cons-{int(time.time())}"
+    """Writer ``w`` of ``--writers``: its share of ``--writes``, at the others' moments."""
+    tag = f"cons-{int(time.time())}-w{w}"
     flagged = ""
-    for i in range(a.writes):
+    n = len(range(w, a.writes, a.writers))
+    for i in range(n):
         await asyncio.sleep(a.write_interval)
-        if a.flag_every and i % a.flag_every == 0 and i + 1 < a.writes:
-            talent = await _top_talent(url, merchants, i)
+        if a.flag_every and i % a.flag_every == 0 and i + 1 < n:
+            talent = await _top_talent(url, merchants, i + 17 * w)
             flagged = f"{tag}-v{i}"
             v = {"id": flagged, "label": "Talent", "target": talent, "kind": "fraud"}
             v |= {"severity": "severe", "time": "2026-11-01"}
@@ -167,7 +177,7 @@ async def _writer(
             await _write(url, "resolveViolation", RESOLVE, {"v": flagged}, log)
             flagged = ""
         else:
-            talent, product = pairs[i % len(pairs)]
+            talent, product = pairs[(i * a.writers + w) % len(pairs)]
             c = {"id": f"{tag}-{i}", "talent": talent, "product": product, "gmv": 5000.0 + i}
             c |= {"orders": 20, "fee": 100.0, "time": "2026-11-01"}
             await _write(url, "recordCollaboration", RECORD, {"i": c}, log)
@@ -220,14 +230,15 @@ async def _run(
     url: str, a: argparse.Namespace, merchants: list[str], pairs: list[tuple[str, str]]
 ) -> Log:
     log = Log()
-    stop = time.monotonic() + a.warmup + a.writes * a.write_interval + 5.0
+    rounds = -(-a.writes // a.writers)
+    stop = time.monotonic() + a.warmup + rounds * a.write_interval + 5.0
     readers = [_reader(i, url, merchants, stop, log, a.think) for i in range(a.clients)]
 
-    async def writes() -> None:
+    async def writes(w: int) -> None:
         await asyncio.sleep(a.warmup)
-        await _writer(url, a, merchants, pairs, log)
+        await _writer(url, a, merchants, pairs, log, w)
 
-    await asyncio.gather(*readers, writes())
+    await asyncio.gather(*readers, *(writes(w) for w in range(a.writers)))
     return log
 
 
@@ -250,6 +261,7 @@ def serving_arguments(description: str, cache: str, warmup: float) -> argparse.A
 def main() -> None:
     p = serving_arguments(__doc__.splitlines()[0], ".kolmatch/bench-consistency", 5.0)
     p.add_argument("--writes", type=int, default=100)
+    p.add_argument("--writers", type=int, default=1, help="writers sending at the same moments")
     p.add_argument("--flag-every", type=int, default=10, help="0: collaborations only")
     p.add_argument("--bound", type=float, default=1.0, help="staleness target, seconds")
     a = p.parse_args()
@@ -267,7 +279,8 @@ def main() -> None:
     versions = sorted({v for _, _, v in log.reads})
     print(
         f"{a.clients} clients (think {a.think:g} s), {len(log.writes)} writes every "
-        f"{a.write_interval:g} s, {a.workers} workers, {os.cpu_count()} cores"
+        f"{a.write_interval:g} s by {a.writers} writer(s) at once, {a.workers} workers, "
+        f"{os.cpu_count()} cores"
     )
     print(
         f"reads: {len(log.reads)} over {len(versions)} versions ({log.not_eligible} answered "

@@ -1,5 +1,6 @@
-"""bench/consistency.py: two real server processes, paced readers and a writer; every answer
-reflects the writes answered more than a second before it (issue 18, step 3)."""
+"""bench/consistency.py: two real server processes, paced readers and two writers sending at the
+same moments; every write makes a version of its own and every answer reflects the writes
+answered more than a second before it (issue 18, step 3)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def test_two_workers_serve_every_write_within_a_second(tiny_market: Path, tmp_pa
     store.close()
     args = ["--store", f"sqlite:///{db}", "--cache", str(tmp_path / "cache"), "--workers", "2"]
     args += ["--clients", "10", "--writes", "9", "--write-interval", "0.3", "--flag-every", "4"]
+    args += ["--writers", "2"]  # writes at once, to either worker: each its own version
     args += ["--warmup", "1", "--json", "--start-timeout", "300"]
     done = subprocess.run(
         [sys.executable, "-m", "bench.consistency", *args],
