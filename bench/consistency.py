@@ -165,8 +165,11 @@ async def _writer(
     tag = f"cons-{int(time.time())}-w{w}"
     flagged = ""
     n = len(range(w, a.writes, a.writers))
+    start = time.monotonic()
     for i in range(n):
-        await asyncio.sleep(a.write_interval)
+        # on fixed ticks (not an interval after the last answer), so that the writers send
+        # together however long each write took
+        await asyncio.sleep(max(0.0, start + (i + 1) * a.write_interval - time.monotonic()))
         if a.flag_every and i % a.flag_every == 0 and i + 1 < n:
             talent = await _top_talent(url, merchants, i + 17 * w)
             flagged = f"{tag}-v{i}"

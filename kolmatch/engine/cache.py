@@ -63,6 +63,7 @@ __all__ = [
     "CACHE_FORMAT",
     "CACHE_STORES",
     "FEED_KEEP_BYTES",
+    "FEED_OPEN_SECONDS",
     "FEED_TRIM_BYTES",
     "ChangeFeed",
     "Identity",
@@ -112,6 +113,9 @@ RECALIBRATE_SHARE = 0.01
 #: Calibrations kept per store: the one in effect and the one before it (a build reading the
 #: version just before a recalibration took effect still finds its own).
 CALIBRATIONS_KEPT = 2
+#: A write ``pending`` in the change feed for longer than this (seconds) is taken for one
+#: whose process died before it ended: versions past it are no longer held open for it.
+FEED_OPEN_SECONDS = 60.0
 #: The edge lists a full build drops from its graph once read (``release_user_edges``).
 _ENGAGED, _FOLLOWS = ("ENGAGED_WITH", "User"), ("FOLLOWS", "User")
 #: Sets the share in place of :data:`RECALIBRATE_SHARE` (a number > 0; ``inf``: never).
@@ -399,8 +403,9 @@ def change_after(
     recorded ``pending`` on the version its writer read, and ``written`` on the version its
     transaction was made on (:meth:`~kolmatch.graph.store.GraphStore.written_version`),
     later when another server wrote in between: while a write started on ``before`` or
-    earlier has not ended, a version with no entry answers ``pending`` (``kind``
-    ``unplaced``), to be waited for as a pending write is. None when the feed is missing or
+    earlier has not ended (begun within :data:`FEED_OPEN_SECONDS`, its ``at``), a version no
+    write is recorded to have made answers ``pending`` (``kind`` ``unplaced``), to be
+    waited for as a pending write is. None when the feed is missing or
     was trimmed past ``before``, and no write is open: the caller rebuilds from the store.
     Reads only what was appended since this process last read the feed.
     """
@@ -457,9 +462,10 @@ class ChangeFeed:
         self._latest: dict[int, str] = {}  # before -> latest state
         self._made: dict[int, str] = {}  # before -> written, after == before + 1
         self._below = 0  # versions under it were trimmed (the feed's header)
-        # id -> before of the writes seen pending and not ended yet: one of them may land on
-        # a later version than it was started on (another server wrote in between)
-        self._open: dict[str, int] = {}
+        # id -> (before, started at: epoch seconds) of the writes seen pending and not ended
+        # yet: one of them may land on a later version than it was started on (another server
+        # wrote in between)
+        self._open: dict[str, tuple[int, float]] = {}
 
     def change_after(self, before: int) -> dict[str, Any] | None:
         """The latest state of the write made on version ``before`` (:func:`change_after`).
@@ -473,18 +479,22 @@ class ChangeFeed:
         -------
         dict or None
             The entry written with ``after == before + 1`` if there is one, else the latest
-            entry on ``before``, else a ``pending`` one of kind ``unplaced`` while a write
-            started on ``before`` or earlier has not ended; None if the feed has none
+            entry on ``before`` once no write started on ``before`` or earlier is still open
+            (else a ``pending`` one of kind ``unplaced``); None if the feed has none
             (missing, or trimmed past it).
         """
         with self._lock:
             if not self._read_new():
                 return None
-            line = self._made.get(before) or self._latest.get(before)
-            if line is None and any(b <= before for b in self._open.values()):
-                # a write started on an older version has not ended: it may be the one
-                # that made ``before + 1`` (its entry says so once it ends)
-                return {"before": before, "state": "pending", "kind": "unplaced"}
+            line = self._made.get(before)
+            if line is None:
+                # a write started on this version or an older one has not ended: it may be
+                # the one that made ``before + 1`` (its entry says so once it ends), whatever
+                # else ended on ``before`` (a repeat's noop, a failure)
+                recent = time.time() - FEED_OPEN_SECONDS
+                if any(b <= before and at > recent for b, at in self._open.values()):
+                    return {"before": before, "state": "pending", "kind": "unplaced"}
+                line = self._latest.get(before)
         return None if line is None else dict(json.loads(line))
 
     def _read_new(self) -> bool:
@@ -526,14 +536,15 @@ class ChangeFeed:
             return
         if "before" not in e:  # a trim's header: the versions below it are gone
             self._below = e["below"]
-            self._open = {k: b for k, b in self._open.items() if b >= self._below}
+            self._open = {k: o for k, o in self._open.items() if o[0] >= self._below}
             return
         before = e["before"]
         if before < self._below:  # appended after the trim that dropped its version
             return
         if "id" in e:
             if e.get("state") == "pending":
-                self._open[e["id"]] = before
+                if isinstance(e.get("at"), int | float):  # (a writer that says when it began)
+                    self._open[e["id"]] = (before, float(e["at"]))
             else:
                 self._open.pop(e["id"], None)
         self._latest[before] = line
@@ -900,7 +911,8 @@ def feed_pending(uri: str, graph_id: str, cache_dir: str | Path | None, v: int, 
         if change is None:
             return False
         if change.get("state") == "pending":
-            return change.get("kind") in ("collaboration", "violations", "bookings", "campaigns")
+            kinds = ("collaboration", "violations", "bookings", "campaigns", "unplaced")
+            return change.get("kind") in kinds
         if change.get("state") != "written" or change.get("after") != at + 1:
             return False
         if change.get("kind") not in ("collaboration", "violations", "bookings", "campaigns"):

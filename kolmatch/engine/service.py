@@ -263,6 +263,7 @@ class EngineService:
         actor: str | None = None,
         persist: bool = True,
         through: int | None = None,
+        or_build: bool = True,
     ) -> Snapshot:
         """Rebuild the snapshot from the store; on failure the old one keeps serving.
 
@@ -304,6 +305,10 @@ class EngineService:
             store may be past the write, up to this version, by writes the change feed shows
             leave the re-read tables as they end up (:func:`~kolmatch.engine.cache.
             updated_features`), applied next by the caller (:meth:`_catch_up`).
+        or_build
+            False: where the write cannot be applied as an update, nothing is built and the
+            snapshot stays as it was (the caller, :meth:`_catch_up`, decides: a poll later,
+            or a rebuild off the write lock), rather than a full build under the write lock.
 
         Raises
         ------
@@ -338,6 +343,8 @@ class EngineService:
                 updated = self._updated(
                     reuse, collab, collab_id, persist, booked, camps, calibrated, through
                 )
+                if updated is None and not or_build:
+                    return prev
                 snap = updated or self._build(reuse, collab)
             except KolmatchError as exc:
                 if actor is not None:
@@ -609,18 +616,28 @@ class EngineService:
             at = self._snapshot.version
             if at != change["before"]:  # a step rebuilt to the store's version instead
                 return
-            persist = own is not None and change.get("id") == own
+            # each step an update, never a build under the write lock (kw)
+            kw: dict[str, Any] = {"persist": own is not None and change.get("id") == own}
+            kw["or_build"] = False
             if change["kind"] == "collaboration":
                 write = CollaborationWrite(**change["write"])
-                self.refresh(collaboration_since=(at, write, change["collab_id"]), persist=persist)
+                self.refresh(collaboration_since=(at, write, change["collab_id"]), **kw)
             elif change["kind"] == "bookings":
-                self.refresh(bookings_since=at, persist=persist, through=version)
+                self.refresh(bookings_since=at, through=version, **kw)
             elif change["kind"] == "campaigns":
-                self.refresh(campaigns_since=at, persist=persist, through=version)
+                self.refresh(campaigns_since=at, through=version, **kw)
             elif change["kind"] == "calibration":
-                self.refresh(calibrated_since=at, persist=persist)
+                self.refresh(calibrated_since=at, **kw)
             else:
-                self.refresh(violations_only_since=at, persist=persist, through=version)
+                self.refresh(violations_only_since=at, through=version, **kw)
+            if self._snapshot.version == at:  # not applied: the store moved on, or it cannot be
+                if self._store.version() != version:
+                    return  # a write landed during the run: the next poll walks it again
+                if self._follower is None:
+                    self.refresh()
+                else:
+                    self._rebuild_behind()
+                return
 
     def _rebuild_behind(self) -> None:
         """Start :meth:`_rebuild` unless it runs, or its retry after a failure is not due
@@ -1700,7 +1717,8 @@ class EngineService:
             ref = self._audit.append({**audit, "outcome": "pending", "version": before})
             ending = {k: audit[k] for k in ("actor", "action", "target")}
             # the change feed: other processes apply this write as we do, not by rebuilding
-            change: dict[str, Any] = {"before": before, "id": ref}
+            # ``at``: a write pending for long is one whose process died (FEED_OPEN_SECONDS)
+            change: dict[str, Any] = {"before": before, "id": ref, "at": round(time.time(), 3)}
             checked = self._snapshot.version  # what a collaboration's id was checked on
             if collaboration is not None:
                 # checked on a snapshot that another process's write has passed since (its
@@ -1765,8 +1783,13 @@ class EngineService:
                 {**change, "before": made_on, "state": "written", "after": version},
             )
             alone = made_on == self._snapshot.version
-            if not alone and version is not None:
-                return self._caught_up(ref)
+            if version is not None:
+                try:  # another server's write right after ours: theirs is in the feed too
+                    moved = self._store.version() != version
+                except KolmatchError:
+                    moved = True
+                if not alone or moved:
+                    return self._caught_up(ref)
             return self.refresh(
                 bookings_since=made_on if perform is not None and alone else None,
                 campaigns_since=made_on if campaigns and alone else None,

@@ -60,6 +60,21 @@ def _count_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return builds
 
 
+def _count_service_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at every snapshot an engine service reads the store anew for
+    (:meth:`EngineService._build`: a cache hit, the feed from the latest cached version, or a
+    full build), rather than updating the one it serves."""
+    calls: list[int] = []
+    real = EngineService._build
+
+    def counted(self: EngineService, *a: Any, **kw: Any) -> Any:
+        calls.append(1)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(EngineService, "_build", counted)
+    return calls
+
+
 @pytest.fixture
 def service(tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     store = SQLiteStore(tmp_path / "g.db")
@@ -427,7 +442,7 @@ def test_two_workers_writing_at_once_apply_both_writes_from_the_feed(
         real_write(batches, **kw)
 
     monkeypatch.setattr(b_store, "write", racing_write)
-    builds = _count_builds(monkeypatch)
+    builds, reads = _count_builds(monkeypatch), _count_service_builds(monkeypatch)
     snap = b.record_collaboration(collab_id="k-b", product=products[1], **write)
     assert raced == [v0 + 1] and snap.version == v0 + 2
     entry = engine.change_after(b_store.uri, b_store.graph_id(), cache, v0 + 1)
@@ -446,7 +461,7 @@ def test_two_workers_writing_at_once_apply_both_writes_from_the_feed(
     while {a.snapshot.version, c.snapshot.version} != {v0 + 4}:
         assert time.monotonic() < deadline, "the followers did not catch up"
         time.sleep(0.02)
-    assert builds == []
+    assert builds == [] and reads == [] and a.rebuilds == b.rebuilds == c.rebuilds == 0
     monkeypatch.undo()
     full = build_features(read_market(b_store), calibration=frozen)
     for svc in (a, b, c):
@@ -456,6 +471,58 @@ def test_two_workers_writing_at_once_apply_both_writes_from_the_feed(
         assert f.talent_risk[t] == 1.0
     for svc in (a, b, c):
         svc.close()
+
+
+def test_a_flag_followed_at_once_by_another_worker_s_write_is_applied_from_the_feed(
+    s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """b's flag lands first and a's collaboration lands right after it, before b refreshes:
+    b's violations re-read would see a's write too, so b brings itself through its flag and
+    a's collaboration from the change feed (review of 4feb215: it built the market under its
+    write lock). Nothing is built or read anew, and b equals a full build."""
+    from tests.matching.test_incremental import differences
+
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    load_folder(s_market, SQLiteStore(path))
+    a = EngineService(SQLiteStore(path), cache)
+    b_store = SQLiteStore(path)
+    b = EngineService(b_store, cache)
+    frozen, v0 = a.snapshot.features.calibration, a.snapshot.version
+    talent = _top_talent(a)
+    product = next(p for p, m in a.snapshot.product_merchant.items() if m)
+    real_write, real_version = b_store.write, b_store.version
+    armed: list[bool] = []
+
+    def write_then_arm(batches: Any, **kw: Any) -> None:
+        real_write(batches, **kw)
+        armed.append(True)
+
+    def version_after_a() -> int:  # b's first look at the store after its write (and its
+        if armed:  # feed entry): a's write has landed just before it
+            armed.clear()
+            write = {"talent": talent, "product": product, "gmv": 9.0, "orders": 1, "fee": 1.0}
+            a.record_collaboration(collab_id="k-after", time="2026-06-09", **write)
+        return real_version()
+
+    monkeypatch.setattr(b_store, "write", write_then_arm)
+    monkeypatch.setattr(b_store, "version", version_after_a)
+    builds, reads = _count_builds(monkeypatch), _count_service_builds(monkeypatch)
+    snap = b.flag_violation(
+        violation_id="v-first",
+        label="Talent",
+        target=talent,
+        kind="fraud",
+        severity="severe",
+        time="2026-06-08",
+    )
+    assert snap.version == v0 + 2 and a.snapshot.version == v0 + 2
+    assert builds == [] and reads == [] and b.rebuilds == 0
+    monkeypatch.undo()
+    full = build_features(read_market(b_store), calibration=frozen)
+    assert differences(snap.features, full) == []
+    assert snap.features.talent_risk[snap.features.talent_row(talent)] == 1.0
+    a.close()
+    b.close()
 
 
 def test_a_follower_applies_a_run_of_flags_and_collaborations_without_a_build(
@@ -480,7 +547,7 @@ def test_a_follower_applies_a_run_of_flags_and_collaborations_without_a_build(
     collabs = a.snapshot.features.talent_track_n[t].sum()
     products = [p for p, m in a.snapshot.product_merchant.items() if m]
     write = {"talent": talent, "gmv": 300.0, "orders": 3, "fee": 1.0, "time": "2026-06-08"}
-    builds = _count_builds(monkeypatch)
+    builds, reads = _count_builds(monkeypatch), _count_service_builds(monkeypatch)
     a.flag_violation(
         violation_id="v-run",
         label="Talent",
@@ -498,7 +565,8 @@ def test_a_follower_applies_a_run_of_flags_and_collaborations_without_a_build(
     while c.snapshot.version != v0 + 4:
         assert time.monotonic() < deadline, "the follower did not catch up"
         time.sleep(0.02)
-    assert builds == [] and c.rebuilds == 0  # neither in process nor behind (in a child)
+    # nothing built in process, read anew, or rebuilt behind (in a child)
+    assert builds == [] and reads == [] and c.rebuilds == 0
     monkeypatch.undo()
     f = c.snapshot.features
     assert differences(f, build_features(read_market(c_store), calibration=frozen)) == []

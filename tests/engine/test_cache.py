@@ -68,20 +68,32 @@ def test_a_write_that_landed_past_another_s_is_waited_for_until_it_ends(tmp_path
     x's entry says so, version 4 answers ``pending`` (not None: a follower would rebuild);
     then x's entry, recorded on the version it was made on. A write that ended (failed, or
     written elsewhere) no longer holds later versions open."""
+    now = time.time()
     feed = ChangeFeed(tmp_path / "changes.jsonl")
-    feed.append({"before": 3, "state": "pending", "kind": "collaboration", "id": "x"})
-    feed.append({"before": 3, "state": "pending", "kind": "violations", "id": "y"})
+    feed.append({"before": 3, "state": "pending", "kind": "collaboration", "id": "x", "at": now})
+    feed.append({"before": 3, "state": "pending", "kind": "violations", "id": "y", "at": now})
     feed.append({"before": 3, "state": "written", "kind": "violations", "id": "y", "after": 4})
     assert feed.change_after(3)["id"] == "y"
-    assert feed.change_after(4) == {"before": 4, "state": "pending", "kind": "unplaced"}
+    unplaced = {"before": 4, "state": "pending", "kind": "unplaced"}
+    assert feed.change_after(4) == unplaced
     assert feed.change_after(2) is None  # x started on 3: nothing of it can be on 2
+    # a repeat that wrote nothing on 4 does not hide x, still open
+    feed.append({"before": 4, "state": "pending", "kind": "bookings", "id": "w", "at": now})
+    feed.append({"before": 4, "state": "noop", "kind": "bookings", "id": "w"})
+    assert feed.change_after(4) == unplaced
     feed.append({"before": 4, "state": "written", "kind": "collaboration", "id": "x", "after": 5})
     assert feed.change_after(4)["id"] == "x"
     assert feed.change_after(5) is None  # nothing is open: 5 has no write
-    feed.append({"before": 5, "state": "pending", "kind": "other", "id": "z"})
+    feed.append({"before": 5, "state": "pending", "kind": "other", "id": "z", "at": now})
     feed.append({"before": 5, "state": "failed", "kind": "other", "id": "z"})
     assert feed.change_after(6) is None
     assert ChangeFeed(feed.path).change_after(4)["id"] == "x"  # a fresh reader agrees
+    # a writer that died pending holds later versions open for FEED_OPEN_SECONDS only
+    dead = now - cache.FEED_OPEN_SECONDS - 1
+    feed.append({"before": 6, "state": "pending", "kind": "violations", "id": "d", "at": dead})
+    assert feed.change_after(7) is None
+    feed.append({"before": 6, "state": "pending", "kind": "violations", "id": "e", "at": now})
+    assert feed.change_after(7) == {"before": 7, "state": "pending", "kind": "unplaced"}
 
 
 def test_a_line_being_appended_is_read_once_it_is_whole(tmp_path: Path) -> None:
