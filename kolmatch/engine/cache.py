@@ -274,7 +274,7 @@ def updated_features(
     campaigns_of: tuple[MarketFeatures, int] | None = None,
     compliance: MarketGraph | None = None,
     calibrated_of: int | None = None,
-    through: int | None = None,
+    through: int | Callable[[int], bool] | None = None,
 ) -> tuple[MarketFeatures, MarketGraph] | None:
     """The features one write after ``v``, updated from those at ``v``; None if they cannot be.
 
@@ -311,8 +311,11 @@ def updated_features(
         feed having shown that every write after ``v + 1`` up to it leaves these tables as
         the run ends them (collaborations, recalibrations, or writes of the same tables,
         applied after this one): the tables read are then labelled ``v + 1``, and the
-        later writes applied on top. A full compliance read (no kept tables) must be at
-        ``v + 1``: it would hold a later collaboration's row, which that write adds again.
+        later writes applied on top. Or a test of the version the re-read saw (past
+        ``v + 1``): whether the writes up to it are such writes (the caller applies them
+        next; a run the store outgrew while it was applied). A full compliance read (no kept
+        tables) must be at ``v + 1``: it would hold a later collaboration's row, which that
+        write adds again.
     """
     if collaboration_of is not None:
         # nothing to read: the caller knows its write made version v + 1 (its own write, or
@@ -351,10 +354,14 @@ def updated_features(
             ):
                 spec, base = VIOLATIONS_READ, compliance
             g = read_market(store, spec, base=base)
-            last = v + 1 if through is None or (of is risk_update_of and base is None) else through
-            if not v + 1 <= g.identity[1] <= last or (
-                base is not None and g.identity[0] != base.identity[0]
-            ):
+            seen = g.identity[1]
+            if through is None or (of is risk_update_of and base is None):
+                fits = seen == v + 1
+            elif callable(through):
+                fits = seen == v + 1 or (seen > v + 1 and through(seen))
+            else:
+                fits = v + 1 <= seen <= through
+            if not fits or (base is not None and g.identity[0] != base.identity[0]):
                 return None  # (a reload meanwhile: the kept tables are of another graph)
             if g.identity[1] != v + 1:  # the run's later writes leave these tables as read
                 g = replace(g, identity=(g.identity[0], v + 1))

@@ -262,7 +262,7 @@ class EngineService:
         calibrated_since: int | None = None,
         actor: str | None = None,
         persist: bool = True,
-        through: int | None = None,
+        through: int | Callable[[int], bool] | None = None,
         or_build: bool = True,
     ) -> Snapshot:
         """Rebuild the snapshot from the store; on failure the old one keeps serving.
@@ -622,14 +622,18 @@ class EngineService:
             if change["kind"] == "collaboration":
                 write = CollaborationWrite(**change["write"])
                 self.refresh(collaboration_since=(at, write, change["collab_id"]), **kw)
-            elif change["kind"] == "bookings":
-                self.refresh(bookings_since=at, through=version, **kw)
-            elif change["kind"] == "campaigns":
-                self.refresh(campaigns_since=at, through=version, **kw)
             elif change["kind"] == "calibration":
                 self.refresh(calibrated_since=at, **kw)
             else:
-                self.refresh(violations_only_since=at, through=version, **kw)
+                # a re-read at the run's end, or past it where the writes since are ones the
+                # next walk applies (under a stream of writes the store moves during a run)
+                kw["through"] = self._feed_applies(uri, graph_id, at + 1)
+                if change["kind"] == "bookings":
+                    self.refresh(bookings_since=at, **kw)
+                elif change["kind"] == "campaigns":
+                    self.refresh(campaigns_since=at, **kw)
+                else:
+                    self.refresh(violations_only_since=at, **kw)
             if self._snapshot.version == at:  # not applied: the store moved on, or it cannot be
                 if self._store.version() != version:
                     return  # a write landed during the run: the next poll walks it again
@@ -638,6 +642,22 @@ class EngineService:
                 else:
                     self._rebuild_behind()
                 return
+
+    def _feed_applies(self, uri: str, graph_id: str, start: int) -> Callable[[int], bool]:
+        """Whether every write from version ``start`` up to a version seen is in the change
+        feed, made, and of a kind :meth:`_catch_up` applies: a table one of them re-reads (or
+        none touches) read at that version is then as the run ends it."""
+
+        def applies(seen: int) -> bool:
+            for x in range(start, seen):
+                c = change_after(uri, graph_id, self._cache_dir, x)
+                if c is None or c.get("state") != "written" or c.get("after") != x + 1:
+                    return False
+                if c.get("kind") not in ("collaboration", "calibration", *_REREAD):
+                    return False
+            return True
+
+        return applies
 
     def _rebuild_behind(self) -> None:
         """Start :meth:`_rebuild` unless it runs, or its retry after a failure is not due
@@ -813,7 +833,7 @@ class EngineService:
         bookings_of: tuple[MarketFeatures, int] | None = None,
         campaigns_of: tuple[MarketFeatures, int] | None = None,
         calibrated_of: int | None = None,
-        through: int | None = None,
+        through: int | Callable[[int], bool] | None = None,
     ) -> Snapshot | None:
         """The serving snapshot one write later, without reading the catalog; None if not.
 

@@ -581,6 +581,67 @@ def test_a_follower_applies_a_run_of_flags_and_collaborations_without_a_build(
         svc.close()
 
 
+def test_a_run_the_store_outgrows_while_it_is_applied_is_still_applied_from_the_feed(
+    s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower applies a run (a flag, a collaboration); as it re-reads the flag's violations
+    another collaboration lands. The re-read is past the run's end, but the feed shows the
+    write between is one it applies next: taken (labelled as the flag's version), the run
+    completed, the new write applied at the next poll. Nothing built or read anew. (Under two
+    writers a second at m, failing such a re-read and trying again cost seconds per write.)"""
+    from kolmatch.graph.market import VIOLATIONS_READ
+    from tests.matching.test_incremental import differences
+
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    load_folder(s_market, SQLiteStore(path))
+    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
+    c_store = SQLiteStore(path)
+    c = EngineService(c_store, cache)
+    frozen, v0 = a.snapshot.features.calibration, a.snapshot.version
+    talent = _top_talent(a)
+    products = [p for p, m in a.snapshot.product_merchant.items() if m]
+    write = {"talent": talent, "gmv": 40.0, "orders": 2, "fee": 1.0, "time": "2026-06-10"}
+    builds, reads = _count_builds(monkeypatch), _count_service_builds(monkeypatch)
+    a.flag_violation(
+        violation_id="v-outgrown",
+        label="Talent",
+        target=talent,
+        kind="fraud",
+        severity="severe",
+        time="2026-06-09",
+    )
+    b.record_collaboration(collab_id="k-og-1", product=products[0], **write)
+    real_read = engine.read_market
+    landed: list[int] = []
+    rereads: list[int] = []
+
+    def read_after_a_write(store: Any, spec: Any = market.FULL_READ, **kw: Any) -> Any:
+        if store is c_store and spec is VIOLATIONS_READ:
+            rereads.append(1)
+        if store is c_store and spec is VIOLATIONS_READ and not landed:
+            landed.append(
+                a.record_collaboration(collab_id="k-og-2", product=products[1], **write).version
+            )
+        return real_read(store, spec, **kw)
+
+    monkeypatch.setattr(engine, "read_market", read_after_a_write)
+    c.follow(poll_seconds=0.05)
+    deadline = time.monotonic() + 60
+    while c.snapshot.version != v0 + 3:
+        assert time.monotonic() < deadline, "the follower did not catch up"
+        time.sleep(0.02)
+    assert landed == [v0 + 3]
+    assert len(rereads) == 1  # taken, not read again at the next poll
+    assert builds == [] and reads == [] and c.rebuilds == 0
+    monkeypatch.undo()
+    assert (
+        differences(c.snapshot.features, build_features(read_market(c_store), calibration=frozen))
+        == []
+    )
+    for svc in (a, b, c):
+        svc.close()
+
+
 def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
