@@ -97,15 +97,48 @@ def _top_talent(svc: EngineService) -> str:
     return match_merchant(f, str(f.merchant_ids[0]), top=1)[0].talent
 
 
+def _flag(svc: EngineService, violation_id: str, talent: str, kind: str, sev: str, day: str) -> Any:
+    """Flag an unresolved violation against ``talent``; the new snapshot."""
+    return svc.flag_violation(
+        violation_id=violation_id, label="Talent", target=talent, kind=kind, severity=sev, time=day
+    )
+
+
 def _flag_minor(svc: EngineService, violation_id: str, talent: str) -> Any:
     """Flag an unresolved minor violation against ``talent``; the new snapshot."""
-    return svc.flag_violation(
-        violation_id=violation_id,
-        label="Talent",
-        target=talent,
-        kind="fake reviews",
-        severity="minor",
-        time="2026-06-01",
+    return _flag(svc, violation_id, talent, "fake reviews", "minor", "2026-06-01")
+
+
+def _flag_fraud(svc: EngineService, violation_id: str, talent: str, day: str) -> Any:
+    """Flag a severe fraud against ``talent`` on ``day`` (excludes it); the new snapshot."""
+    return _flag(svc, violation_id, talent, "fraud", "severe", day)
+
+
+def _three_workers(market_dir: Path, tmp_path: Path) -> tuple[Any, Any, Any, Any, Any]:
+    """Workers a, b and c (each its own store connection, one cache folder) on a store loaded
+    from ``market_dir``; and b's and c's stores."""
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    load_folder(market_dir, SQLiteStore(path))
+    stores = [SQLiteStore(path) for _ in range(3)]
+    a, b, c = (EngineService(x, cache) for x in stores)
+    return a, b, c, stores[1], stores[2]
+
+
+def _facts(svc: EngineService) -> tuple[Any, int, str, int, float, list[str]]:
+    """What a test of writes reads of a worker's snapshot first: the frozen calibration, the
+    version, the top talent, its row and collaborations on record, and products with a
+    seller."""
+    f = svc.snapshot.features
+    talent = _top_talent(svc)
+    t = f.talent_row(talent)
+    products = [p for p, m in svc.snapshot.product_merchant.items() if m]
+    return (
+        f.calibration,
+        svc.snapshot.version,
+        talent,
+        t,
+        float(f.talent_track_n[t].sum()),
+        products,
     )
 
 
@@ -419,19 +452,11 @@ def test_two_workers_writing_at_once_apply_both_writes_from_the_feed(
     collaboration: the same. (Before, b rebuilt under its write lock and c rebuilt too.)"""
     from tests.matching.test_incremental import differences
 
-    path, cache = tmp_path / "g.db", tmp_path / "cache"
-    load_folder(s_market, SQLiteStore(path))
-    a = EngineService(SQLiteStore(path), cache)
-    b_store = SQLiteStore(path)
-    b = EngineService(b_store, cache)
-    c = EngineService(SQLiteStore(path), cache)
+    a, b, c, b_store, _ = _three_workers(s_market, tmp_path)
+    cache = tmp_path / "cache"
     for svc in (a, b, c):
         svc.follow(poll_seconds=0.05)  # as `serve --workers` does
-    frozen, v0 = a.snapshot.features.calibration, a.snapshot.version
-    talent = _top_talent(a)
-    t = a.snapshot.features.talent_row(talent)
-    collabs = a.snapshot.features.talent_track_n[t].sum()
-    products = [p for p, m in a.snapshot.product_merchant.items() if m]
+    frozen, v0, talent, t, collabs, products = _facts(a)
     write = {"talent": talent, "gmv": 700.0, "orders": 7, "fee": 1.0, "time": "2026-06-06"}
     raced: list[int] = []
     real_write = b_store.write
@@ -448,14 +473,7 @@ def test_two_workers_writing_at_once_apply_both_writes_from_the_feed(
     entry = engine.change_after(b_store.uri, b_store.graph_id(), cache, v0 + 1)
     assert entry is not None and entry["collab_id"] == "k-b"
     assert entry["kind"] == "collaboration" and entry["after"] == v0 + 2
-    flagged = b.flag_violation(
-        violation_id="v-race",
-        label="Talent",
-        target=talent,
-        kind="fraud",
-        severity="severe",
-        time="2026-06-07",
-    )
+    flagged = _flag_fraud(b, "v-race", talent, "2026-06-07")
     assert raced == [v0 + 1, v0 + 3] and flagged.version == v0 + 4
     deadline = time.monotonic() + 60
     while {a.snapshot.version, c.snapshot.version} != {v0 + 4}:
@@ -507,14 +525,7 @@ def test_a_flag_followed_at_once_by_another_worker_s_write_is_applied_from_the_f
     monkeypatch.setattr(b_store, "write", write_then_arm)
     monkeypatch.setattr(b_store, "version", version_after_a)
     builds, reads = _count_builds(monkeypatch), _count_service_builds(monkeypatch)
-    snap = b.flag_violation(
-        violation_id="v-first",
-        label="Talent",
-        target=talent,
-        kind="fraud",
-        severity="severe",
-        time="2026-06-08",
-    )
+    snap = _flag_fraud(b, "v-first", talent, "2026-06-08")
     assert snap.version == v0 + 2 and a.snapshot.version == v0 + 2
     assert builds == [] and reads == [] and b.rebuilds == 0
     monkeypatch.undo()
@@ -535,27 +546,12 @@ def test_a_follower_applies_a_run_of_flags_and_collaborations_without_a_build(
     Before, a violations write anywhere but last in such a run was a rebuild (~100 s at m)."""
     from tests.matching.test_incremental import differences, graph_differences
 
-    path, cache = tmp_path / "g.db", tmp_path / "cache"
-    load_folder(s_market, SQLiteStore(path))
-    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
-    c_store = SQLiteStore(path)
-    c = EngineService(c_store, cache)
+    a, b, c, _, c_store = _three_workers(s_market, tmp_path)
     assert c.snapshot.compliance is not None
-    frozen, v0 = a.snapshot.features.calibration, a.snapshot.version
-    talent = _top_talent(a)
-    t = a.snapshot.features.talent_row(talent)
-    collabs = a.snapshot.features.talent_track_n[t].sum()
-    products = [p for p, m in a.snapshot.product_merchant.items() if m]
+    frozen, v0, talent, t, collabs, products = _facts(a)
     write = {"talent": talent, "gmv": 300.0, "orders": 3, "fee": 1.0, "time": "2026-06-08"}
     builds, reads = _count_builds(monkeypatch), _count_service_builds(monkeypatch)
-    a.flag_violation(
-        violation_id="v-run",
-        label="Talent",
-        target=talent,
-        kind="fraud",
-        severity="severe",
-        time="2026-06-07",
-    )
+    _flag_fraud(a, "v-run", talent, "2026-06-07")
     b.record_collaboration(collab_id="k-run-1", product=products[0], **write)
     a.resolve_violation("v-run")
     last = b.record_collaboration(collab_id="k-run-2", product=products[1], **write)
@@ -592,24 +588,13 @@ def test_a_run_the_store_outgrows_while_it_is_applied_is_still_applied_from_the_
     from kolmatch.graph.market import VIOLATIONS_READ
     from tests.matching.test_incremental import differences
 
-    path, cache = tmp_path / "g.db", tmp_path / "cache"
-    load_folder(s_market, SQLiteStore(path))
-    a, b = EngineService(SQLiteStore(path), cache), EngineService(SQLiteStore(path), cache)
-    c_store = SQLiteStore(path)
-    c = EngineService(c_store, cache)
+    a, b, c, _, c_store = _three_workers(s_market, tmp_path)
     frozen, v0 = a.snapshot.features.calibration, a.snapshot.version
     talent = _top_talent(a)
     products = [p for p, m in a.snapshot.product_merchant.items() if m]
     write = {"talent": talent, "gmv": 40.0, "orders": 2, "fee": 1.0, "time": "2026-06-10"}
     builds, reads = _count_builds(monkeypatch), _count_service_builds(monkeypatch)
-    a.flag_violation(
-        violation_id="v-outgrown",
-        label="Talent",
-        target=talent,
-        kind="fraud",
-        severity="severe",
-        time="2026-06-09",
-    )
+    _flag_fraud(a, "v-outgrown", talent, "2026-06-09")
     b.record_collaboration(collab_id="k-og-1", product=products[0], **write)
     real_read = engine.read_market
     landed: list[int] = []
