@@ -400,7 +400,7 @@ def record_change(
 
 
 def change_after(
-    uri: str, graph_id: str, cache_dir: str | Path | None, before: int
+    uri: str, graph_id: str, cache_dir: str | Path | None, before: int, *, ignore: str = ""
 ) -> dict[str, Any] | None:
     """The latest state of the write made on version ``before``, if the feed has it.
 
@@ -414,9 +414,12 @@ def change_after(
     write is recorded to have made answers ``pending`` (``kind`` ``unplaced``), to be
     waited for as a pending write is. None when the feed is missing or
     was trimmed past ``before``, and no write is open: the caller rebuilds from the store.
-    Reads only what was appended since this process last read the feed.
+    ``ignore``: the id of a write the caller has open itself, which is not waited for (a
+    writer asking about the versions before its own). Reads only what was appended since
+    this process last read the feed.
     """
-    return _feed(_feed_path(uri, graph_id, _cache_dir(cache_dir))).change_after(before)
+    feed = _feed(_feed_path(uri, graph_id, _cache_dir(cache_dir)))
+    return feed.change_after(before, ignore=ignore)
 
 
 class ChangeFeed:
@@ -473,14 +476,19 @@ class ChangeFeed:
         # yet: one of them may land on a later version than it was started on (another server
         # wrote in between)
         self._open: dict[str, tuple[int, float]] = {}
+        # id -> (before, line) of every write seen pending and not ended yet: a write that
+        # ends on a later version than it began on leaves no pending line behind it
+        self._pending: dict[str, tuple[int, str]] = {}
 
-    def change_after(self, before: int) -> dict[str, Any] | None:
+    def change_after(self, before: int, *, ignore: str = "") -> dict[str, Any] | None:
         """The latest state of the write made on version ``before`` (:func:`change_after`).
 
         Parameters
         ----------
         before
             The version the write was made on.
+        ignore
+            The id of a write the caller has open itself: neither waited for nor answered.
 
         Returns
         -------
@@ -499,9 +507,13 @@ class ChangeFeed:
                 # the one that made ``before + 1`` (its entry says so once it ends), whatever
                 # else ended on ``before`` (a repeat's noop, a failure)
                 recent = time.time() - FEED_OPEN_SECONDS
-                if any(b <= before and at > recent for b, at in self._open.values()):
+                if any(
+                    b <= before and at > recent and k != ignore for k, (b, at) in self._open.items()
+                ):
                     return {"before": before, "state": "pending", "kind": "unplaced"}
                 line = self._latest.get(before)
+                if line is not None and self._pending.get(ignore, (None, ""))[1] == line:
+                    line = None  # the caller's own write, still open
         return None if line is None else dict(json.loads(line))
 
     def _read_new(self) -> bool:
@@ -544,16 +556,23 @@ class ChangeFeed:
         if "before" not in e:  # a trim's header: the versions below it are gone
             self._below = e["below"]
             self._open = {k: o for k, o in self._open.items() if o[0] >= self._below}
+            self._pending = {k: o for k, o in self._pending.items() if o[0] >= self._below}
             return
         before = e["before"]
         if before < self._below:  # appended after the trim that dropped its version
             return
         if "id" in e:
             if e.get("state") == "pending":
+                self._pending[e["id"]] = (before, line)
                 if isinstance(e.get("at"), int | float):  # (a writer that says when it began)
                     self._open[e["id"]] = (before, float(e["at"]))
             else:
                 self._open.pop(e["id"], None)
+                began, pending = self._pending.pop(e["id"], (before, ""))
+                if began != before and self._latest.get(began) == pending:
+                    # it ended on a later version (another server wrote in between): its
+                    # version of beginning has no state of it, not a pending one for ever
+                    del self._latest[began]
         self._latest[before] = line
         if e.get("state") == "written" and e.get("after") == before + 1:
             self._made[before] = line

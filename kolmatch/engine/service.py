@@ -1791,9 +1791,12 @@ class EngineService:
             # landed between our read and our transaction (recorded as made, so that the
             # feed's versions follow one another and every process applies both)
             made_on = before if version is None else version - 1
+            # what this write waits for of other servers' writes (still pending in the feed),
+            # in all: its id checked against theirs, and catching up through them
+            wait_until = time.monotonic() + FEED_WAIT_SECONDS
             if collaboration is not None:  # its id may be a write's since: followers rebuild
                 new = made_on == checked or self._new_since(
-                    checked, made_on, change["collab_id"], graph_id
+                    checked, made_on, change["collab_id"], (graph_id, ref, wait_until)
                 )
                 change["kind"] = "collaboration" if new else "other"
             record_change(
@@ -1809,7 +1812,7 @@ class EngineService:
                 except KolmatchError:
                     moved = True
                 if not alone or moved:
-                    return self._caught_up(ref)
+                    return self._caught_up(ref, wait_until)
             return self.refresh(
                 bookings_since=made_on if perform is not None and alone else None,
                 campaigns_since=made_on if campaigns and alone else None,
@@ -1821,16 +1824,20 @@ class EngineService:
                 ),
             )
 
-    def _new_since(self, checked: int, made_on: int, collab_id: str, graph_id: str) -> bool:
+    def _new_since(
+        self, checked: int, made_on: int, collab_id: str, writing: tuple[str, str, float]
+    ) -> bool:
         """Whether a collaboration id checked on version ``checked`` and written on
         ``made_on`` (another server wrote in between) was still new: every write between is
         in the change feed, made, and none recorded the same id. A write still ``pending``
-        there is waited for (up to :data:`FEED_WAIT_SECONDS`); one the feed lacks answers
-        False, and followers rebuild rather than count a repeat as a new row."""
-        deadline = time.monotonic() + FEED_WAIT_SECONDS
+        there is waited for (until ``writing``'s deadline: graph id, our write's feed id,
+        monotonic seconds); one the feed lacks answers False, and followers rebuild rather
+        than count a repeat as a new row. Our own write, open in the feed while this runs,
+        is not waited for: it began on a version before the one it made."""
+        graph_id, own, deadline = writing
         for v in range(checked, made_on):
             while True:
-                c = change_after(self._store.uri, graph_id, self._cache_dir, v)
+                c = change_after(self._store.uri, graph_id, self._cache_dir, v, ignore=own)
                 if c is None or c.get("state") != "pending" or time.monotonic() > deadline:
                     break
                 time.sleep(0.01)
@@ -1840,15 +1847,14 @@ class EngineService:
                 return False
         return True
 
-    def _caught_up(self, own: str) -> Snapshot:
+    def _caught_up(self, own: str, deadline: float) -> Snapshot:
         """The snapshot after a write of ours (feed id ``own``) that landed past another
         server's: brought to the store's version from the change feed as a follower would
         (their write, then ours), without a full build unless the feed cannot place a write
         (then built behind, or at once in a process that does not follow: :meth:`_catch_up`).
-        A write between still ``pending`` in the feed is waited for, up to
-        :data:`FEED_WAIT_SECONDS`; past that, or while a rebuild runs, the answer is the
-        snapshot as it stands (the follower brings it up)."""
-        deadline = time.monotonic() + FEED_WAIT_SECONDS + 1.0
+        A write between still ``pending`` in the feed is waited for, until ``deadline``
+        (monotonic seconds); past that, or while a rebuild runs, the answer is the snapshot
+        as it stands (the follower brings it up)."""
         try:
             while self._store.version() != self._snapshot.version:
                 at = self._snapshot.version

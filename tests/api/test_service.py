@@ -1033,6 +1033,48 @@ def test_a_bulk_load_is_rebuilt_off_the_write_lock_while_the_version_before_serv
     loader.close()
 
 
+def test_a_write_that_lands_past_a_load_answers_without_waiting_for_itself(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """b's collaboration read version v, then waited for a load's lock: the load made v + 1
+    (not in the change feed) and b's write v + 2. b answers at once, and both workers rebuild
+    past the load. (Before, b's id check waited FEED_WAIT_SECONDS for b's own entry, still
+    open, and its catch-up as long again for the pending entry it left on v: the bulk-load
+    bench's TIMEOUT, a write over 10 s.)"""
+    from kolmatch.engine.service import FEED_WAIT_SECONDS
+
+    loader, cache, (a, b) = _on_one_store(tiny_market, tmp_path, 2)
+    v = a.snapshot.version
+    for svc in (a, b):
+        svc.follow(poll_seconds=0.05)
+    write = _a_collaboration(b)
+    b_store = b.store
+    real_write = b_store.write
+
+    def behind_a_load(batches: Any, **kw: Any) -> None:
+        loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
+        real_write(batches, **kw)
+
+    monkeypatch.setattr(b_store, "write", behind_a_load)
+    began = time.monotonic()
+    snap = b.record_collaboration(collab_id="k-past", time="2026-06-11", **write)
+    took = time.monotonic() - began
+    assert took < FEED_WAIT_SECONDS / 2, f"the write took {took:.1f} s"
+    assert snap.version in (v, v + 2)  # the version before while rebuilt behind, or after
+    graph_id = loader.graph_id()
+    assert engine.change_after(loader.uri, graph_id, cache, v) is None  # the load
+    entry = engine.change_after(loader.uri, graph_id, cache, v + 1)
+    assert entry is not None and entry["collab_id"] == "k-past" and entry["after"] == v + 2
+    for svc in (a, b):
+        f = _served(svc, v + 2).features
+        assert svc.rebuilds == 1
+        assert f.talent_track_n[f.talent_row(write["talent"])].sum() > 0
+    monkeypatch.undo()
+    for svc in (a, b):
+        svc.close()
+    loader.close()
+
+
 def test_a_bulk_load_stops_the_calibration_being_measured(
     tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

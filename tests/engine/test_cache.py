@@ -96,6 +96,38 @@ def test_a_write_that_landed_past_another_s_is_waited_for_until_it_ends(tmp_path
     assert feed.change_after(7) == {"before": 7, "state": "pending", "kind": "unplaced"}
 
 
+def test_a_write_that_began_before_a_load_leaves_no_pending_state_behind(
+    tmp_path: Path,
+) -> None:
+    """Writer x reads version 3 (pending there) and waits for a load's lock; the load makes 4
+    (it is not in the feed) and x makes 5. Once x ended, version 3 has no state (a follower
+    rebuilds past the load) rather than x's pending entry for ever (waited for, then rebuilt
+    anyway). A writer asking about the versions before its own does not wait for itself
+    (``ignore``), but still for another writer's open write."""
+    now = time.time()
+    feed = ChangeFeed(tmp_path / "changes.jsonl")
+    x = {"before": 3, "state": "pending", "kind": "collaboration", "id": "x", "at": now}
+    feed.append(x)
+    assert feed.change_after(3)["state"] == "pending"  # (others wait for it: it may make 4)
+    assert feed.change_after(3, ignore="x") is None
+    assert feed.change_after(4, ignore="x") is None
+    feed.append({"before": 3, "state": "pending", "kind": "violations", "id": "y", "at": now})
+    unplaced = {"before": 4, "state": "pending", "kind": "unplaced"}
+    assert feed.change_after(4, ignore="x") == unplaced  # y may still make 4
+    feed.append({"before": 3, "state": "failed", "kind": "violations", "id": "y"})
+    assert feed.change_after(4, ignore="x") is None
+    feed.append({"before": 4, "state": "written", "kind": "collaboration", "id": "x", "after": 5})
+    assert feed.change_after(4)["id"] == "x"
+    assert feed.change_after(3)["state"] == "failed"  # y's, the latest still there
+    fresh = ChangeFeed(feed.path)
+    assert fresh.change_after(3)["state"] == "failed" and fresh.change_after(4)["id"] == "x"
+    # alone on its version of beginning, x leaves nothing there
+    feed.append({"before": 5, "state": "pending", "kind": "collaboration", "id": "z", "at": now})
+    feed.append({"before": 6, "state": "written", "kind": "collaboration", "id": "z", "after": 7})
+    assert feed.change_after(5) is None
+    assert ChangeFeed(feed.path).change_after(5) is None
+
+
 def test_a_line_being_appended_is_read_once_it_is_whole(tmp_path: Path) -> None:
     feed = ChangeFeed(tmp_path / "changes.jsonl")
     feed.append(_write(0))
