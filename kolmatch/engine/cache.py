@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -79,6 +79,7 @@ __all__ = [
     "feed_pending",
     "latest_features",
     "load_features",
+    "made",
     "measure_calibration",
     "read_measured",
     "rebuilding",
@@ -399,6 +400,24 @@ def record_change(
         log.warning("kolmatch: cannot write the change feed %s (%s)", path, exc)
 
 
+def made(change: dict[str, Any] | None, before: int) -> TypeGuard[dict[str, Any]]:
+    """Whether a change-feed entry (:func:`change_after`'s answer for ``before``) is a write
+    that made version ``before + 1``.
+
+    Examples
+    --------
+    >>> made({"before": 3, "state": "written", "after": 4}, 3), made(None, 3)
+    (True, False)
+    >>> made({"before": 3, "state": "pending", "kind": "unplaced"}, 3)
+    False
+    """
+    return (
+        change is not None
+        and change.get("state") == "written"
+        and change.get("after") == before + 1
+    )
+
+
 def change_after(
     uri: str, graph_id: str, cache_dir: str | Path | None, before: int, *, ignore: str = ""
 ) -> dict[str, Any] | None:
@@ -574,7 +593,7 @@ class ChangeFeed:
                     # version of beginning has no state of it, not a pending one for ever
                     del self._latest[began]
         self._latest[before] = line
-        if e.get("state") == "written" and e.get("after") == before + 1:
+        if made(e, before):
             self._made[before] = line
 
     def append(self, entry: dict[str, object]) -> None:
@@ -891,7 +910,7 @@ def caught_up(
     at = v
     while at < version:
         change = change_after(uri, graph_id, d, at)
-        if change is None or change.get("state") != "written" or change.get("after") != at + 1:
+        if not made(change, at):
             return None
         kind = change.get("kind")
         if kind == "collaboration":
@@ -939,7 +958,7 @@ def feed_pending(uri: str, graph_id: str, cache_dir: str | Path | None, v: int, 
         if change.get("state") == "pending":
             kinds = ("collaboration", "violations", "bookings", "campaigns", "unplaced")
             return change.get("kind") in kinds
-        if change.get("state") != "written" or change.get("after") != at + 1:
+        if not made(change, at):
             return False
         if change.get("kind") not in ("collaboration", "violations", "bookings", "campaigns"):
             return False

@@ -34,6 +34,7 @@ from kolmatch.engine.cache import (
     feed_pending,
     latest_features,
     load_features,
+    made,
     rebuilding,
     recalibrate_share,
     recalibrating,
@@ -91,6 +92,8 @@ FOLLOW_POLL_SECONDS = 0.25
 FEED_WAIT_SECONDS = 5.0
 #: Change-feed kinds applied by re-reading their own tables (:meth:`EngineService._catch_up`).
 _REREAD = ("violations", "bookings", "campaigns")
+#: Every change-feed kind :meth:`EngineService._catch_up` applies without a rebuild.
+_APPLIED = ("collaboration", "calibration", *_REREAD)
 #: How long a version must stay the served one before every merchant is ranked for it in the
 #: background (and a ranking is stopped once a newer version is to be ranked). Ranking m's 5,000
 #: merchants takes ~30 s of both cores, and any write changes every merchant's scores (each
@@ -595,7 +598,7 @@ class EngineService:
                 waited = self._feed_waits.setdefault(v, time.monotonic())
                 if time.monotonic() - waited < FEED_WAIT_SECONDS:
                     return  # its writer is between the store and the feed: the next poll
-            if change is None or change.get("state") != "written" or change["after"] != v + 1:
+            if not made(change, v):
                 break
             steps.append(change)
             v += 1
@@ -603,7 +606,7 @@ class EngineService:
         applicable = (
             v == version
             and kinds
-            and all(k in ("collaboration", "calibration", *_REREAD) for k in kinds)
+            and all(k in _APPLIED for k in kinds)
             and ("violations" not in kinds[:-1] or snap.compliance is not None)
         )
         if not applicable:
@@ -651,9 +654,7 @@ class EngineService:
         def applies(seen: int) -> bool:
             for x in range(start, seen):
                 c = change_after(uri, graph_id, self._cache_dir, x)
-                if c is None or c.get("state") != "written" or c.get("after") != x + 1:
-                    return False
-                if c.get("kind") not in ("collaboration", "calibration", *_REREAD):
+                if not made(c, x) or c.get("kind") not in _APPLIED:
                     return False
             return True
 
@@ -1841,9 +1842,7 @@ class EngineService:
                 if c is None or c.get("state") != "pending" or time.monotonic() > deadline:
                     break
                 time.sleep(0.01)
-            if c is None or c.get("state") != "written" or c.get("after") != v + 1:
-                return False
-            if c.get("collab_id") == collab_id:
+            if not made(c, v) or c.get("collab_id") == collab_id:
                 return False
         return True
 
