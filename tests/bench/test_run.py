@@ -56,3 +56,29 @@ def test_tiny_benchmark_writes_its_report(tmp_path: Path) -> None:
     md = js.with_suffix(".md").read_text()
     assert md.startswith("# kolmatch benchmark: scale tiny") and "| load SQLite |" in md
     assert "| talent matrix (5 merchants) |" in md and "| assign (stable:" in md
+
+
+def test_pagerank_runs_alone_over_the_baseline_graph_size(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """At l the follow graph (~88M edges) would not fit in networkx's or igraph's Python
+    graphs: over ``baseline_edges`` kolmatch's solver runs alone, and the report says why."""
+    from bench.run import _md, bench_centrality, machine
+    from kolmatch.graph.sqlite_store import SQLiteStore
+    from kolmatch.loaders.load import load_folder
+
+    db = tmp_path / "t.db"
+    store = SQLiteStore(db)
+    load_folder(tiny_market, store)
+    store.close()
+    alone = bench_centrality(db, baseline_edges=0)
+    assert alone["edges"] > 0 and alone["kolmatch_s"] > 0 and alone["baselines"] is False
+    assert "networkx_s" not in alone
+    both = bench_centrality(db, baseline_edges=alone["edges"])
+    assert both["baselines"] is True and both["max_diff_igraph"] < 1e-3
+    res = {"scale": "tiny", "date": "2026-12-03", "machine": machine(), "centrality": alone}
+    (line,) = [x for x in _md(res).splitlines() if x.startswith("| PageRank")]
+    assert "kolmatch alone: networkx and igraph are not run over 0 edges" in line
+    res["centrality"] = both
+    (line,) = [x for x in _md(res).splitlines() if x.startswith("| PageRank")]
+    assert "vs networkx" in line
