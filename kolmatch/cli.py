@@ -55,6 +55,11 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130
 #: Neo4j retry window of `kolmatch serve` (see Neo4jStore's retry_seconds).
 API_NEO4J_RETRY_SECONDS = 3.0
+#: How long `kolmatch serve` keeps an idle keep-alive connection open. uvicorn's default, 5 s,
+#: is the idle time after which httpx's pool drops a connection too: a request sent on one as
+#: the server closes it fails (``ReadError``, ``RemoteDisconnected``). Longer than the pools of
+#: common clients and of load balancers (60 s), as web servers default (75 s).
+KEEP_ALIVE_SECONDS = 75
 
 
 def _int_in(low: int, high: int | None, what: str, bound: str) -> Callable[[str], int]:
@@ -1281,6 +1286,7 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
             port=port,
             workers=workers,
             log_level="info",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         return
 
@@ -1300,7 +1306,13 @@ def _serve(store_uri_text: str, keys: object, host: str, port: int, workers: int
     try:
         # uvicorn stops on SIGINT / SIGTERM after in-flight requests finish; a mutation that
         # outlived its request may still be writing: close() waits for it
-        uvicorn.run(create_app(service, keys), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(service, keys),
+            host=host,
+            port=port,
+            log_level="info",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
     except SystemExit as exc:  # uvicorn's own code 3 when it could not start (port taken since)
         if exc.code in (0, None):
             raise

@@ -318,6 +318,22 @@ def test_serve_with_two_workers_answers_a_job_in_either(tiny_market: Path, tmp_p
         assert done and all(x == done[0] for x in done), answers
         body = post(q, "k-m0")
         assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        # a connection left idle past uvicorn's default keep-alive (5 s, httpx's pool expiry
+        # too) is still open: the next request on it is answered, not reset
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/healthz")
+        first = conn.getresponse()
+        assert first.status == 200 and first.getheader("connection") != "close"
+        first.read()
+        sock = conn.sock
+        time.sleep(6.0)
+        conn.request("GET", "/healthz")
+        again = conn.getresponse()
+        assert again.status == 200 and conn.sock is sock  # the same connection, kept
+        again.read()
+        conn.close()
     finally:
         proc.terminate()
         proc.communicate(timeout=30)  # and closes its stderr pipe
