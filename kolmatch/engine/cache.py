@@ -431,8 +431,11 @@ def change_after(
     later when another server wrote in between: while a write started on ``before`` or
     earlier has not ended (begun within :data:`FEED_OPEN_SECONDS`, its ``at``), a version no
     write is recorded to have made answers ``pending`` (``kind`` ``unplaced``), to be
-    waited for as a pending write is. None when the feed is missing or
-    was trimmed past ``before``, and no write is open: the caller rebuilds from the store.
+    waited for as a pending write is. A write made on a later version than it read is
+    recorded ``pending`` again there once its transaction returns (placed), and leaves no
+    state on the version it read. None when the feed holds no state on ``before`` (missing,
+    trimmed past it, or only a write placed later began there) and no write is open: the
+    caller rebuilds from the store.
     ``ignore``: the id of a write the caller has open itself, which is not waited for (a
     writer asking about the versions before its own). Reads only what was appended since
     this process last read the feed.
@@ -515,7 +518,8 @@ class ChangeFeed:
             The entry written with ``after == before + 1`` if there is one, else the latest
             entry on ``before`` once no write started on ``before`` or earlier is still open
             (else a ``pending`` one of kind ``unplaced``); None if the feed has none
-            (missing, or trimmed past it).
+            (missing, trimmed past it, or only a write placed on a later version began
+            there).
         """
         with self._lock:
             if not self._read_new():
@@ -581,17 +585,17 @@ class ChangeFeed:
         if before < self._below:  # appended after the trim that dropped its version
             return
         if "id" in e:
+            began, pending = self._pending.pop(e["id"], (before, ""))
+            if began != before and self._latest.get(began) == pending:
+                # placed on, or ended on, a later version (another server wrote in between):
+                # its version of beginning has no state of it, not a pending one for ever
+                del self._latest[began]
             if e.get("state") == "pending":
                 self._pending[e["id"]] = (before, line)
                 if isinstance(e.get("at"), int | float):  # (a writer that says when it began)
                     self._open[e["id"]] = (before, float(e["at"]))
             else:
                 self._open.pop(e["id"], None)
-                began, pending = self._pending.pop(e["id"], (before, ""))
-                if began != before and self._latest.get(began) == pending:
-                    # it ended on a later version (another server wrote in between): its
-                    # version of beginning has no state of it, not a pending one for ever
-                    del self._latest[began]
         self._latest[before] = line
         if made(e, before):
             self._made[before] = line

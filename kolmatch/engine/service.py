@@ -1792,6 +1792,16 @@ class EngineService:
             # landed between our read and our transaction (recorded as made, so that the
             # feed's versions follow one another and every process applies both)
             made_on = before if version is None else version - 1
+            if made_on != before:
+                # placed: pending on the version it was made on, no longer on the ones between
+                # (another writer checking its id there would wait for ours while ours waits
+                # for theirs, each FEED_WAIT_SECONDS)
+                record_change(
+                    self._store.uri,
+                    graph_id,
+                    self._cache_dir,
+                    {**change, "before": made_on, "state": "pending"},
+                )
             # what this write waits for of other servers' writes (still pending in the feed),
             # in all: its id checked against theirs, and catching up through them
             wait_until = time.monotonic() + FEED_WAIT_SECONDS
@@ -1853,13 +1863,18 @@ class EngineService:
         (then built behind, or at once in a process that does not follow: :meth:`_catch_up`).
         A write between still ``pending`` in the feed is waited for, until ``deadline``
         (monotonic seconds); past that, or while a rebuild runs, the answer is the snapshot
-        as it stands (the follower brings it up)."""
+        as it stands (the follower brings it up; a process that does not follow refreshes at
+        once, building if need be)."""
         try:
             while self._store.version() != self._snapshot.version:
                 at = self._snapshot.version
                 self._catch_up(own=own)
                 if self._snapshot.version == at:
-                    if self._rebuild_since or time.monotonic() > deadline:
+                    if self._rebuild_since:
+                        break
+                    if time.monotonic() > deadline:
+                        if self._follower is None:  # nothing brings it up later: now
+                            self.refresh()
                         break
                     time.sleep(0.02)
         except KolmatchError as exc:  # written: the follower brings the snapshot up later

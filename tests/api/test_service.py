@@ -1075,6 +1075,96 @@ def test_a_write_that_lands_past_a_load_answers_without_waiting_for_itself(
     loader.close()
 
 
+def test_two_writes_queued_behind_a_load_do_not_wait_for_each_other(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a's and b's collaborations both read version v and queue behind a load (v + 1); a
+    makes v + 2 and b v + 3. Each checks its id over the versions it did not read while the
+    other's write is still open: each is recorded pending on the version it was made on at
+    once (placed), so neither waits for the other (before, each waited FEED_WAIT_SECONDS for
+    the other's entry, which came only after the other's own wait). Neither process follows:
+    each answers with its write in the snapshot."""
+    import threading
+
+    from kolmatch.engine.service import FEED_WAIT_SECONDS
+
+    loader, cache, (a, b) = _on_one_store(tiny_market, tmp_path, 2)
+    v = a.snapshot.version
+    write = _a_collaboration(a)
+    b_open, a_made = threading.Event(), threading.Event()
+    real = {svc: svc.store.write for svc in (a, b)}
+
+    def a_write(batches: Any, **kw: Any) -> None:
+        assert b_open.wait(30)  # b read v and is pending there
+        loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
+        real[a](batches, **kw)
+        a_made.set()
+
+    def b_write(batches: Any, **kw: Any) -> None:
+        b_open.set()
+        assert a_made.wait(30)
+        real[b](batches, **kw)
+
+    monkeypatch.setattr(a.store, "write", a_write)
+    monkeypatch.setattr(b.store, "write", b_write)
+    took: dict[str, float] = {}
+    snaps: dict[str, Any] = {}
+
+    def send(name: str, svc: EngineService) -> None:
+        began = time.monotonic()
+        snaps[name] = svc.record_collaboration(collab_id=f"k-{name}", time="2026-06-11", **write)
+        took[name] = time.monotonic() - began
+
+    threads = [threading.Thread(target=send, args=x) for x in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert set(took) == {"a", "b"}, "a write did not answer"
+    # b's time includes a's load and transaction; neither includes a wait for the other
+    assert max(took.values()) < FEED_WAIT_SECONDS / 2, took
+    graph_id = loader.graph_id()
+    assert engine.change_after(loader.uri, graph_id, cache, v) is None  # the load
+    for name, made_on in (("a", v + 1), ("b", v + 2)):
+        entry = engine.change_after(loader.uri, graph_id, cache, made_on)
+        assert entry is not None and entry["collab_id"] == f"k-{name}"
+        assert entry["state"] == "written" and entry["after"] == made_on + 1
+        assert snaps[name].version >= made_on + 1 and f"k-{name}" in snaps[name].collaborations
+    monkeypatch.undo()
+    for svc in (a, b):
+        svc.close()
+    loader.close()
+
+
+def test_a_write_in_a_process_that_does_not_follow_answers_with_itself_past_its_wait(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CLI write (its service never follows the store) lands past a load while another
+    server's write stays pending in the feed past the write's wait: it answers with a snapshot
+    refreshed at once, its own write in it, not the one before (nothing would bring that up)."""
+    from kolmatch.engine import service as service_module
+
+    monkeypatch.setattr(service_module, "FEED_WAIT_SECONDS", 0.3)
+    loader, cache, (a,) = _on_one_store(tiny_market, tmp_path, 1)
+    v = a.snapshot.version
+    write = _a_collaboration(a)
+    graph_id = loader.graph_id()
+    ghost = {"before": v, "state": "pending", "kind": "bookings", "id": "g", "at": time.time()}
+    engine.record_change(loader.uri, graph_id, cache, ghost)  # another server, still writing
+    real = a.store.write
+
+    def behind_a_load(batches: Any, **kw: Any) -> None:
+        loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
+        real(batches, **kw)
+
+    monkeypatch.setattr(a.store, "write", behind_a_load)
+    snap = a.record_collaboration(collab_id="k-cli", time="2026-06-11", **write)
+    assert snap.version == v + 2 and "k-cli" in snap.collaborations
+    monkeypatch.undo()
+    a.close()
+    loader.close()
+
+
 def test_a_bulk_load_stops_the_calibration_being_measured(
     tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

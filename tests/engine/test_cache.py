@@ -121,11 +121,27 @@ def test_a_write_that_began_before_a_load_leaves_no_pending_state_behind(
     assert feed.change_after(3)["state"] == "failed"  # y's, the latest still there
     fresh = ChangeFeed(feed.path)
     assert fresh.change_after(3)["state"] == "failed" and fresh.change_after(4)["id"] == "x"
-    # alone on its version of beginning, x leaves nothing there
+    # alone on its version of beginning, z leaves nothing there
     feed.append({"before": 5, "state": "pending", "kind": "collaboration", "id": "z", "at": now})
     feed.append({"before": 6, "state": "written", "kind": "collaboration", "id": "z", "after": 7})
     assert feed.change_after(5) is None
     assert ChangeFeed(feed.path).change_after(5) is None
+    # placed: p and q read 7 and queued behind a load (8); p made 9 and q 10. Each is pending
+    # again on the version it was made on as soon as its transaction returned: 7 is then the
+    # load's alone (no write open there: each writer's check of 7 ends at once, rather than
+    # each waiting for the other), and 8 and 9 wait for p and q.
+    for w in ("p", "q"):
+        feed.append({"before": 7, "state": "pending", "kind": "collaboration", "id": w, "at": now})
+    assert feed.change_after(7) == {"before": 7, "state": "pending", "kind": "unplaced"}
+    feed.append({"before": 8, "state": "pending", "kind": "collaboration", "id": "p", "at": now})
+    feed.append({"before": 9, "state": "pending", "kind": "collaboration", "id": "q", "at": now})
+    assert feed.change_after(7) is None
+    assert feed.change_after(8)["state"] == feed.change_after(9)["state"] == "pending"
+    feed.append({"before": 9, "state": "written", "kind": "other", "id": "q", "after": 10})
+    feed.append({"before": 8, "state": "written", "kind": "other", "id": "p", "after": 9})
+    for reader in (feed, ChangeFeed(feed.path)):
+        assert reader.change_after(7) is None
+        assert reader.change_after(8)["id"] == "p" and reader.change_after(9)["id"] == "q"
 
 
 def test_a_line_being_appended_is_read_once_it_is_whole(tmp_path: Path) -> None:
