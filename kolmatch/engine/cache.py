@@ -419,7 +419,7 @@ def made(change: dict[str, Any] | None, before: int) -> TypeGuard[dict[str, Any]
 
 
 def change_after(
-    uri: str, graph_id: str, cache_dir: str | Path | None, before: int, *, ignore: str = ""
+    uri: str, graph_id: str, cache_dir: str | Path | None, before: int
 ) -> dict[str, Any] | None:
     """The latest state of the write made on version ``before``, if the feed has it.
 
@@ -435,13 +435,11 @@ def change_after(
     recorded ``pending`` again there once its transaction returns (placed), and leaves no
     state on the version it read. None when the feed holds no state on ``before`` (missing,
     trimmed past it, or only a write placed later began there) and no write is open: the
-    caller rebuilds from the store.
-    ``ignore``: the id of a write the caller has open itself, which is not waited for (a
-    writer asking about the versions before its own). Reads only what was appended since
-    this process last read the feed.
+    caller rebuilds from the store. Reads only what was appended since this process last
+    read the feed.
     """
     feed = _feed(_feed_path(uri, graph_id, _cache_dir(cache_dir)))
-    return feed.change_after(before, ignore=ignore)
+    return feed.change_after(before)
 
 
 class ChangeFeed:
@@ -502,15 +500,13 @@ class ChangeFeed:
         # ends on a later version than it began on leaves no pending line behind it
         self._pending: dict[str, tuple[int, str]] = {}
 
-    def change_after(self, before: int, *, ignore: str = "") -> dict[str, Any] | None:
+    def change_after(self, before: int) -> dict[str, Any] | None:
         """The latest state of the write made on version ``before`` (:func:`change_after`).
 
         Parameters
         ----------
         before
             The version the write was made on.
-        ignore
-            The id of a write the caller has open itself: neither waited for nor answered.
 
         Returns
         -------
@@ -530,13 +526,9 @@ class ChangeFeed:
                 # the one that made ``before + 1`` (its entry says so once it ends), whatever
                 # else ended on ``before`` (a repeat's noop, a failure)
                 recent = time.time() - FEED_OPEN_SECONDS
-                if any(
-                    b <= before and at > recent and k != ignore for k, (b, at) in self._open.items()
-                ):
+                if any(b <= before and at > recent for b, at in self._open.values()):
                     return {"before": before, "state": "pending", "kind": "unplaced"}
                 line = self._latest.get(before)
-                if line is not None and self._pending.get(ignore, (None, ""))[1] == line:
-                    line = None  # the caller's own write, still open
         return None if line is None else dict(json.loads(line))
 
     def _read_new(self) -> bool:

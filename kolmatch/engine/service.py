@@ -1807,7 +1807,7 @@ class EngineService:
             wait_until = time.monotonic() + FEED_WAIT_SECONDS
             if collaboration is not None:  # its id may be a write's since: followers rebuild
                 new = made_on == checked or self._new_since(
-                    checked, made_on, change["collab_id"], (graph_id, ref, wait_until)
+                    checked, made_on, change["collab_id"], graph_id=graph_id, deadline=wait_until
                 )
                 change["kind"] = "collaboration" if new else "other"
             record_change(
@@ -1836,19 +1836,18 @@ class EngineService:
             )
 
     def _new_since(
-        self, checked: int, made_on: int, collab_id: str, writing: tuple[str, str, float]
+        self, checked: int, made_on: int, collab_id: str, *, graph_id: str, deadline: float
     ) -> bool:
         """Whether a collaboration id checked on version ``checked`` and written on
         ``made_on`` (another server wrote in between) was still new: every write between is
-        in the change feed, made, and none recorded the same id. A write still ``pending``
-        there is waited for (until ``writing``'s deadline: graph id, our write's feed id,
-        monotonic seconds); one the feed lacks answers False, and followers rebuild rather
-        than count a repeat as a new row. Our own write, open in the feed while this runs,
-        is not waited for: it began on a version before the one it made."""
-        graph_id, own, deadline = writing
+        in the change feed (of graph ``graph_id``), made, and none recorded the same id. A
+        write still ``pending`` there is waited for (until ``deadline``, monotonic seconds);
+        one the feed lacks answers False, and followers rebuild rather than count a repeat as
+        a new row. Our own write is not waited for: it is placed (pending on ``made_on``)
+        before this runs, and leaves no state on the versions between."""
         for v in range(checked, made_on):
             while True:
-                c = change_after(self._store.uri, graph_id, self._cache_dir, v, ignore=own)
+                c = change_after(self._store.uri, graph_id, self._cache_dir, v)
                 if c is None or c.get("state") != "pending" or time.monotonic() > deadline:
                     break
                 time.sleep(0.01)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -973,8 +975,6 @@ def test_a_bulk_load_is_rebuilt_off_the_write_lock_while_the_version_before_serv
     its write lock at once (writes are refused with REBUILDING, saying why); one process builds
     the new version's features in a child, the other loads them; both then serve equal
     features, equal to a full build under the calibration in effect."""
-    import threading
-
     from kolmatch.errors import Rebuilding
     from tests.matching.test_incremental import differences
 
@@ -1033,6 +1033,28 @@ def test_a_bulk_load_is_rebuilt_off_the_write_lock_while_the_version_before_serv
     loader.close()
 
 
+def _behind_a_load(
+    loader: SQLiteStore,
+    real_write: Callable[..., None],
+    *,
+    before: Callable[[], bool] | None = None,
+    then: threading.Event | None = None,
+) -> Callable[..., None]:
+    """A store's ``write`` queued behind a load: once ``before()`` (if given) holds, a load
+    of 40 new follows lands first (a version not in the change feed), then the real write
+    (then ``then.set()``, if given)."""
+
+    def write(batches: Any, **kw: Any) -> None:
+        if before is not None:
+            assert before()
+        loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
+        real_write(batches, **kw)
+        if then is not None:
+            then.set()
+
+    return write
+
+
 def test_a_write_that_lands_past_a_load_answers_without_waiting_for_itself(
     tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1048,14 +1070,7 @@ def test_a_write_that_lands_past_a_load_answers_without_waiting_for_itself(
     for svc in (a, b):
         svc.follow(poll_seconds=0.05)
     write = _a_collaboration(b)
-    b_store = b.store
-    real_write = b_store.write
-
-    def behind_a_load(batches: Any, **kw: Any) -> None:
-        loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
-        real_write(batches, **kw)
-
-    monkeypatch.setattr(b_store, "write", behind_a_load)
+    monkeypatch.setattr(b.store, "write", _behind_a_load(loader, b.store.write))
     began = time.monotonic()
     snap = b.record_collaboration(collab_id="k-past", time="2026-06-11", **write)
     took = time.monotonic() - began
@@ -1084,27 +1099,21 @@ def test_two_writes_queued_behind_a_load_do_not_wait_for_each_other(
     once (placed), so neither waits for the other (before, each waited FEED_WAIT_SECONDS for
     the other's entry, which came only after the other's own wait). Neither process follows:
     each answers with its write in the snapshot."""
-    import threading
-
     from kolmatch.engine.service import FEED_WAIT_SECONDS
 
     loader, cache, (a, b) = _on_one_store(tiny_market, tmp_path, 2)
     v = a.snapshot.version
     write = _a_collaboration(a)
     b_open, a_made = threading.Event(), threading.Event()
-    real = {svc: svc.store.write for svc in (a, b)}
-
-    def a_write(batches: Any, **kw: Any) -> None:
-        assert b_open.wait(30)  # b read v and is pending there
-        loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
-        real[a](batches, **kw)
-        a_made.set()
+    real_b = b.store.write
 
     def b_write(batches: Any, **kw: Any) -> None:
         b_open.set()
         assert a_made.wait(30)
-        real[b](batches, **kw)
+        real_b(batches, **kw)
 
+    # a waits until b read v and is pending there
+    a_write = _behind_a_load(loader, a.store.write, before=lambda: b_open.wait(30), then=a_made)
     monkeypatch.setattr(a.store, "write", a_write)
     monkeypatch.setattr(b.store, "write", b_write)
     took: dict[str, float] = {}
@@ -1151,13 +1160,7 @@ def test_a_write_in_a_process_that_does_not_follow_answers_with_itself_past_its_
     graph_id = loader.graph_id()
     ghost = {"before": v, "state": "pending", "kind": "bookings", "id": "g", "at": time.time()}
     engine.record_change(loader.uri, graph_id, cache, ghost)  # another server, still writing
-    real = a.store.write
-
-    def behind_a_load(batches: Any, **kw: Any) -> None:
-        loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
-        real(batches, **kw)
-
-    monkeypatch.setattr(a.store, "write", behind_a_load)
+    monkeypatch.setattr(a.store, "write", _behind_a_load(loader, a.store.write))
     snap = a.record_collaboration(collab_id="k-cli", time="2026-06-11", **write)
     assert snap.version == v + 2 and "k-cli" in snap.collaborations
     monkeypatch.undo()
@@ -1249,8 +1252,6 @@ def test_writes_that_check_the_store_alone_are_refused_while_rebuilding_too(
     """Creating a campaign and releasing bookings check the store, not the snapshot: behind a
     bulk change they are refused (and audited) like the others, not written and rebuilt
     under the write lock; two workers with no features cached build once between them."""
-    import threading
-
     from kolmatch.errors import Rebuilding
 
     loader, cache, (a, b) = _on_one_store(tiny_market, tmp_path, 2)

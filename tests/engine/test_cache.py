@@ -102,20 +102,21 @@ def test_a_write_that_began_before_a_load_leaves_no_pending_state_behind(
     """Writer x reads version 3 (pending there) and waits for a load's lock; the load makes 4
     (it is not in the feed) and x makes 5. Once x ended, version 3 has no state (a follower
     rebuilds past the load) rather than x's pending entry for ever (waited for, then rebuilt
-    anyway). A writer asking about the versions before its own does not wait for itself
-    (``ignore``), but still for another writer's open write."""
+    anyway). Once x is placed on 4 (pending there as soon as its transaction returned), it
+    no longer holds 3 open: x asking about the versions before its own does not wait for
+    itself, but still for another writer's open write."""
     now = time.time()
     feed = ChangeFeed(tmp_path / "changes.jsonl")
     x = {"before": 3, "state": "pending", "kind": "collaboration", "id": "x", "at": now}
     feed.append(x)
     assert feed.change_after(3)["state"] == "pending"  # (others wait for it: it may make 4)
-    assert feed.change_after(3, ignore="x") is None
-    assert feed.change_after(4, ignore="x") is None
     feed.append({"before": 3, "state": "pending", "kind": "violations", "id": "y", "at": now})
-    unplaced = {"before": 4, "state": "pending", "kind": "unplaced"}
-    assert feed.change_after(4, ignore="x") == unplaced  # y may still make 4
+    feed.append({**x, "before": 4})  # x placed
+    unplaced = {"before": 3, "state": "pending", "kind": "unplaced"}
+    assert feed.change_after(3) == unplaced  # y may still make 4
     feed.append({"before": 3, "state": "failed", "kind": "violations", "id": "y"})
-    assert feed.change_after(4, ignore="x") is None
+    assert feed.change_after(3)["state"] == "failed"  # y's, and x left nothing on 3
+    assert feed.change_after(4)["state"] == "pending"  # x, placed: others wait for it there
     feed.append({"before": 4, "state": "written", "kind": "collaboration", "id": "x", "after": 5})
     assert feed.change_after(4)["id"] == "x"
     assert feed.change_after(3)["state"] == "failed"  # y's, the latest still there
