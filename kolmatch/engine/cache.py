@@ -34,7 +34,6 @@ from numpy.typing import NDArray
 from kolmatch import progress
 from kolmatch.engine.arrays import UnreadableArrays, read_arrays, write_arrays
 from kolmatch.engine.distributed import dask_address, dask_argument, partitions_on
-from kolmatch.engine.memory import release_freed_memory
 from kolmatch.errors import BadArgument, Cancel, Cancelled, KolmatchError, StoreError
 from kolmatch.graph.market import (
     BOOKINGS_READ,
@@ -58,6 +57,7 @@ from kolmatch.matching.incremental import (
 )
 from kolmatch.matching.ranking_partition import partitioned_rankings
 from kolmatch.matching.score import MerchantRankings, rank_merchants
+from kolmatch.memory import release_freed_memory
 
 __all__ = [
     "CACHE_FORMAT",
@@ -1130,7 +1130,7 @@ def _build(
     release: bool = False,
 ) -> MarketFeatures:
     """:func:`build_features`, its partitions on the Dask cluster ``dask`` names, if any; the
-    build's freed temporaries are then handed back (:mod:`kolmatch.engine.memory`).
+    build's freed temporaries are then handed back (:mod:`kolmatch.memory`).
     ``release``: ``g``'s engagement and follow edges are dropped once read (the caller
     needs them no more: ``release_user_edges``)."""
     address = dask_address(dask)

@@ -44,7 +44,6 @@ from kolmatch.engine.cache import (
     updated_features,
 )
 from kolmatch.engine.campaigns import CampaignBrief, briefs_of, checked_brief
-from kolmatch.engine.memory import settle_objects
 from kolmatch.errors import (
     BadArgument,
     Cancel,
@@ -81,6 +80,7 @@ from kolmatch.matching.growth import (
 )
 from kolmatch.matching.incremental import CollaborationWrite
 from kolmatch.matching.score import MerchantRankings, rankings_after_risk, rankings_worn
+from kolmatch.memory import settle_objects
 
 __all__ = ["FOLLOW_POLL_SECONDS", "Collaboration", "EngineService", "Snapshot"]
 
@@ -191,7 +191,7 @@ class EngineService:
     settle
         A serving process's choice: after each snapshot built anew (not after a write's
         update), exempt its objects from the
-        garbage collector's walks (:func:`kolmatch.engine.memory.settle_objects`; a flag at m
+        garbage collector's walks (:func:`kolmatch.memory.settle_objects`; a flag at m
         spent ~0.1 s in them). Off by default: a library should not change its host
         process's collector (``gc.get_referrers`` no longer sees frozen objects).
     """

@@ -12,7 +12,7 @@ import pytest
 
 _SETTLE = r"""
 import gc, weakref
-from kolmatch.engine.memory import settle_objects
+from kolmatch.memory import settle_objects
 gc.disable()  # (no collection but the settle's)
 class Node: pass
 n = Node(); n.me = n; gone = weakref.ref(n); del n  # garbage in a cycle
@@ -42,7 +42,7 @@ kept = [np.ones(2**18) for _ in range(200)]  # so these come from the heap
 before = p.memory_info().rss
 del kept[::2]  # holes in the heap
 if sys.argv[1] == "release":
-    from kolmatch.engine.memory import release_freed_memory
+    from kolmatch.memory import release_freed_memory
     assert release_freed_memory()
 print((before - p.memory_info().rss) / (100 * 2**21))
 """
