@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from kolmatch.errors import BadArgument
 
-__all__ = ["PartitionMap", "in_process", "row_ranges", "split_rows"]
+__all__ = ["PartitionMap", "drained", "in_process", "row_ranges", "split_rows"]
 
 PartT = TypeVar("PartT")
 SharedT = TypeVar("SharedT")
@@ -53,6 +53,26 @@ def in_process(
     [10, 20, 30]
     """
     return (fn(part, shared) for part in parts)
+
+
+def drained(parts: list[PartT]) -> Iterator[PartT]:
+    """The items of ``parts`` in order, each removed from the list as it is handed out.
+
+    A map that reads it (:func:`in_process`) holds one part at a time: a part whose arrays
+    are its own is freed once its result is made, rather than when the whole list goes.
+
+    Examples
+    --------
+    >>> parts = [1, 2, 3]
+    >>> it = drained(parts)
+    >>> next(it), parts
+    (1, [3, 2])
+    >>> list(it), parts
+    ([2, 3], [])
+    """
+    parts.reverse()
+    while parts:
+        yield parts.pop()
 
 
 def row_ranges(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kolmatch.errors import BadArgument
-from kolmatch.matching.partition import in_process, row_ranges, split_rows
+from kolmatch.matching.partition import drained, in_process, row_ranges, split_rows
 
 
 @pytest.mark.parametrize(("n", "per"), [(0, 3), (1, 3), (9, 3), (10, 3), (10, 100)])
@@ -41,6 +41,23 @@ def test_in_process_keeps_the_order_of_the_parts() -> None:
         (1, "s"),
         (2, "s"),
     ]
+
+
+def test_a_drained_list_frees_each_part_as_the_map_takes_the_next() -> None:
+    """Mapped in process, a part handed out by ``drained`` is held by nothing once its result
+    is made: the list no longer has it (the user stage frees each part's rows so)."""
+    import weakref
+
+    class Part:
+        pass
+
+    parts = [Part() for _ in range(3)]
+    refs = [weakref.ref(p) for p in parts]
+    alive = []
+    for _ in in_process(lambda part, shared: None, drained(parts), None):
+        alive.append(sum(r() is not None for r in refs))
+    assert alive == [3, 2, 1] and parts == []
+    assert all(r() is None for r in refs)
 
 
 def test_split_rows_of_sorted_sources_are_slices_that_give_views() -> None:
