@@ -53,6 +53,7 @@ def bipartite_ppr(
     alpha: float = PPR_ALPHA,
     tol: float = 1e-10,
     max_iter: int = 1000,
+    transposed: sp.csr_matrix | None = None,
 ) -> tuple[F64, F64]:
     """Exact personalised PageRank on the undirected bipartite graph of ``edges``, batched.
 
@@ -72,6 +73,10 @@ def bipartite_ppr(
         Stop when every column's L1 change of one iteration is below this.
     max_iter
         Iterations at most.
+    transposed
+        ``edges.T`` as a float64 CSR matrix, when the caller holds it (a walk per chunk of
+        categories would otherwise transpose the audience graph once per chunk: at l, ~2 GiB
+        made and dropped each time). Not checked against ``edges`` beyond its shape.
 
     Returns
     -------
@@ -95,18 +100,33 @@ def bipartite_ppr(
     deg_r, deg_c = _degrees(w)
     inv_r = np.divide(1.0, deg_r, out=np.zeros_like(deg_r), where=deg_r > 0)
     inv_c = np.divide(1.0, deg_c, out=np.zeros_like(deg_c), where=deg_c > 0)
-    wt = w.T.tocsr()
+    if transposed is None:
+        wt = w.T.tocsr()
+    elif transposed.shape != (w.shape[1], w.shape[0]):
+        raise ValueError(f"transposed is {transposed.shape}, edges.T is {w.shape[::-1]}")
+    else:
+        wt = transposed
     n = w.shape[0] + w.shape[1]
     xr = np.full_like(p, 1.0 / n)
     xc = np.full((w.shape[1], p.shape[1]), 1.0 / n)
+    restart = (1 - alpha) * p
     for _ in range(max_iter):
         # rows from the columns, then the columns from the new rows (Gauss-Seidel on the two
         # halves, as centrality.bipartite_pagerank): the same fixed point in about half the
         # sweeps of updating both from the old scores
         dangling = xr[deg_r == 0].sum(axis=0) + xc[deg_c == 0].sum(axis=0)
-        nr = alpha * (w @ (xc * inv_c[:, None]) + dangling * p) + (1 - alpha) * p
-        nc = alpha * (wt @ (nr * inv_r[:, None]))
-        change = np.abs(nr - xr).sum(axis=0) + np.abs(nc - xc).sum(axis=0)
+        # alpha * (w @ (xc / deg_c) + dangling * p) + (1 - alpha) * p, in place: the (users x
+        # walks) arrays are the walk's memory (at l, 320 MB each for four walks)
+        nr = w @ (xc * inv_c[:, None])
+        nr += dangling * p
+        nr *= alpha
+        nr += restart
+        nc = wt @ (nr * inv_r[:, None])
+        nc *= alpha
+        step = nr - xr
+        np.abs(step, out=step)
+        change = step.sum(axis=0) + np.abs(nc - xc).sum(axis=0)
+        del step
         xr, xc = nr, nc
         if np.all(change < tol):
             break
@@ -164,12 +184,13 @@ def category_ppr_tails(
     buyers = sp.csc_matrix(live @ sp.csr_matrix(category_buyers, dtype=np.float64))
     n_c = buyers.shape[1]
     out = np.zeros((n_c, by_user.shape[1]))
+    by_talent = sp.csr_matrix(by_user, dtype=np.float64).T.tocsr()  # once for every chunk
     # a few categories at a time: each walk's dense (users x walks) iterates are the memory
     # (1M users x 20 categories x 8 bytes = 160 MB an array at m, several arrays at once)
     for lo in range(0, n_c, PPR_CHUNK):
         cols = range(lo, min(lo + PPR_CHUNK, n_c))
         seeds = np.asarray(buyers[:, cols].todense())
-        _, talents = bipartite_ppr(by_user, seeds, alpha=alpha)
+        _, talents = bipartite_ppr(by_user, seeds, alpha=alpha, transposed=by_talent)
         for j, c in enumerate(cols):
             first = first_step(by_user, buyers[:, c].indices, alpha=alpha)
             out[c] = np.maximum(talents[:, j] - first, 0.0)

@@ -37,6 +37,7 @@ class PprShared:
     """The audience graph every chunk walks on, broadcast once."""
 
     by_user: sp.csr_matrix  # (U, T) audience weights
+    by_talent: sp.csr_matrix  # (T, U) its transpose, made once for every chunk
     alpha: float
 
 
@@ -58,7 +59,9 @@ def ppr_tail_chunk(chunk: PprChunk, shared: PprShared) -> F64:
     A pure function of its arguments (it runs on a cluster's worker as well as here).
     """
     seeds = np.asarray(chunk.buyers.todense())
-    _, talents = bipartite_ppr(shared.by_user, seeds, alpha=shared.alpha)
+    _, talents = bipartite_ppr(
+        shared.by_user, seeds, alpha=shared.alpha, transposed=shared.by_talent
+    )
     out = np.zeros((chunk.buyers.shape[1], shared.by_user.shape[1]))
     for j in range(chunk.buyers.shape[1]):
         first = first_step(shared.by_user, chunk.buyers[:, j].indices, alpha=shared.alpha)
@@ -88,5 +91,6 @@ def partitioned_ppr_tails(
     chunks = ppr_chunks(by_user, category_buyers)
     if not chunks:
         return np.zeros((0, by_user.shape[1]))
-    shared = PprShared(sp.csr_matrix(by_user, dtype=np.float64), alpha)
+    w = sp.csr_matrix(by_user, dtype=np.float64)
+    shared = PprShared(w, w.T.tocsr(), alpha)
     return np.vstack(list(partitions(ppr_tail_chunk, chunks, shared)))

@@ -51,6 +51,17 @@ def test_exact_solve_equals_networkx(seed: int, alpha: float) -> None:
         assert users[:, b].sum() + talents[:, b].sum() == pytest.approx(1.0)
 
 
+def test_a_given_transpose_walks_the_same_bits_and_a_wrong_one_is_refused() -> None:
+    w = _graph(40, 9, 5)
+    seeds = np.zeros((40, 3))
+    seeds[[2, 3, 30], 0], seeds[[5], 1], seeds[[7, 8], 2] = 1.0, 2.0, 1.0
+    users, talents = bipartite_ppr(w, seeds)
+    given_u, given_t = bipartite_ppr(w, seeds, transposed=w.T.tocsr())
+    assert np.array_equal(users, given_u) and np.array_equal(talents, given_t)
+    with pytest.raises(ValueError, match=r"transposed is \(40, 9\), edges.T is \(9, 40\)"):
+        bipartite_ppr(w, seeds, transposed=w)
+
+
 def test_an_empty_seed_scores_nothing() -> None:
     w = _graph(20, 5, 4)
     users, talents = bipartite_ppr(w, np.zeros((20, 1)))
