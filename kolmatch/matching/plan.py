@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from kolmatch import progress
 from kolmatch.errors import BadArgument, Cancel, InfeasiblePlan, LimitExceeded, check_cancel
-from kolmatch.graph.model import tier_of
+from kolmatch.graph.model import TIER_THRESHOLDS
 from kolmatch.matching.availability import Window, availability, planning_window
 from kolmatch.matching.coverage import NODE_LIMIT, CoverageProblem, solve_coverage
 from kolmatch.matching.eligibility import require_merchant
@@ -215,10 +215,29 @@ def parse_tiers(text: str | None) -> dict[str, TierRule]:
 
 
 def talent_tiers(f: MarketFeatures) -> I64:
-    """Each talent's tier as an index into :data:`TIERS`, from its platform follower count."""
-    pos = {t: i for i, t in enumerate(TIERS)}
+    """Each talent's tier as an index into :data:`TIERS`, from its platform follower count.
+
+    The thresholds of :func:`kolmatch.graph.model.tier_of`, over the whole column at once.
+    """
     followers = np.nan_to_num(f.talent_followers, nan=0.0)
-    return np.array([pos[tier_of(int(x))] for x in followers], dtype=np.int64)
+    tier = np.full(len(followers), TIERS.index("micro"), dtype=np.int64)
+    tier[followers >= TIER_THRESHOLDS["mid"]] = TIERS.index("mid")
+    tier[followers >= TIER_THRESHOLDS["top"]] = TIERS.index("top")
+    return tier
+
+
+def _reach(f: MarketFeatures, users: I64) -> sp.csr_matrix:
+    """(T, S) 1 where talent t's audience holds ``users[s]``: ``f.audience[:, users]``.
+
+    Read from the users' side (``audience_by_user``'s rows for ``users``, transposed), so
+    the cost follows the sampled users' follows, not the talents': selecting 50,000 user
+    columns of the l market's audience for 5,000 talents took ~0.7 s (and the candidate
+    pool's counts as long again); this takes ~0.1 s.
+    """
+    sub = f.audience_by_user[users]
+    sub = sp.csr_matrix(((sub.data != 0).astype(np.float64), sub.indices, sub.indptr), sub.shape)
+    sub.eliminate_zeros()
+    return sp.csr_matrix(sub.T)
 
 
 def _target_users(f: MarketFeatures, m: int) -> tuple[I64, F64]:
@@ -465,11 +484,12 @@ def plan_talent_matrix(
     users, w = target[sample], weight[sample]
 
     pool = np.nonzero(eligible)[0].astype(np.int64)
+    reach_all = _reach(f, users)
     if kind == "gmv":
         pool = _by_followers(f, pool, combine(sig)[pool])
         chosen_pool = [pool[:candidates]]
     else:  # half the best by reach, half by reach per yuan: a budget buys either
-        alone = np.diff(f.audience[pool][:, users].indptr).astype(np.float64)
+        alone = np.diff(reach_all.indptr)[pool].astype(np.float64)
         by_reach = _by_followers(f, pool, alone)
         by_ratio = _by_followers(f, pool, alone / fee[pool])
         half = max(candidates // 2, 1)
@@ -484,8 +504,7 @@ def plan_talent_matrix(
         left_out["below the candidate cut"] = len(pool) - len(cand)
 
     check_cancel(cancel)
-    reach = sp.csr_matrix(f.audience[cand][:, users])
-    reach.data[:] = 1.0
+    reach = reach_all[cand]
     if max_reach is not None and reach.nnz > max_reach:
         raise LimitExceeded(
             "--candidates",
@@ -853,7 +872,7 @@ class _Unspent:
         rows = np.nonzero(fits)[0]
         count = np.bincount(tier[picked], minlength=len(TIERS))
         spent = np.bincount(tier[picked], weights=fee[picked], minlength=len(TIERS))
-        reach = sp.csr_matrix(f.audience[rows][:, users])
+        reach = _reach(f, users)[rows]
         new_users = np.asarray(reach @ (~covered).astype(np.float64)).ravel() > 0
         in_cand = np.zeros(f.n_talents, dtype=bool)
         in_cand[cand] = True

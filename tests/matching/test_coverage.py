@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from kolmatch.errors import InfeasiblePlan
 from kolmatch.matching.coverage import (
     CoverageProblem,
+    _reduce,
+    _swaps,
     coverage_objective,
     greedy_coverage,
     solve_coverage,
@@ -243,3 +245,74 @@ def test_no_candidate_that_fits_and_adds_value_is_left(s: int = 300) -> None:
         if p.cost[i] <= left:
             new = p.reach[i].indices[~covered[p.reach[i].indices]]
             assert p.value[i] + p.user_value[new].sum() <= 0
+
+
+def test_greedy_fills_few_slots_with_value_not_cheapness() -> None:
+    """Two slots, a loose budget: four cheap candidates with the best value per yuan, two dear
+    ones worth 20x more. Value per yuan alone takes two cheap ones (or the best single one);
+    pricing slots as well takes the two dear ones, the optimum."""
+    users = [1, 1, 1, 1, 39, 39]
+    rows = np.repeat(np.arange(6), users)
+    reach = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))))
+    p = CoverageProblem(
+        value=np.zeros(6),
+        cost=np.array([1.0, 1, 1, 1, 40, 40]),
+        reach=reach,
+        user_value=np.full(len(rows), 2.0),
+        tier=np.zeros(6, dtype=np.int64),
+        budget=100.0,
+        tier_min=np.zeros(1, dtype=np.int64),
+        tier_max=np.array([6]),
+        tier_budget=np.array([np.inf]),
+        max_chosen=2,
+    )
+    g = greedy_coverage(p)
+    assert sorted(g.tolist()) == [4, 5]
+    assert coverage_objective(p, g) == _brute_force(p) == 156.0
+
+
+def _limited(seed: int) -> CoverageProblem:
+    base = _instance(seed, n=9, s=40, tiers=2)
+    return CoverageProblem(
+        **{
+            **base.__dict__,
+            "tier_min": np.array([1, 0]),
+            "tier_max": np.array([3, 9]),
+            "tier_budget": np.array([np.inf, base.budget * 0.6]),
+            "max_chosen": 3,
+        }
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_swaps_never_lose_and_keep_every_limit(seed: int) -> None:
+    p = _limited(seed)
+    try:
+        start = greedy_coverage(p)
+    except InfeasiblePlan:
+        return
+    value, shared, w, _ = _reduce(p.value, p.reach, p.user_value)
+    after = _swaps(p, value, shared, w, start)
+    assert _feasible(p, after)
+    assert coverage_objective(p, after) >= coverage_objective(p, start) - 1e-9
+    assert coverage_objective(p, after) <= _brute_force(p) + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_swaps_from_any_one_candidate_reach_the_best_one(seed: int) -> None:
+    """With one slot, every plan is one swap from the best: the search must make it."""
+    base = _instance(300 + seed)
+    p = CoverageProblem(**{**base.__dict__, "budget": float(base.cost.max()), "max_chosen": 1})
+    value, shared, w, _ = _reduce(p.value, p.reach, p.user_value)
+    for start in range(p.n):
+        after = _swaps(p, value, shared, w, np.array([start]))
+        assert len(after) == 1
+        assert coverage_objective(p, after) == pytest.approx(_brute_force(p), rel=1e-12)
+
+
+def test_a_start_that_breaks_a_limit_is_returned_unchanged() -> None:
+    p = CoverageProblem(**{**_instance(5).__dict__, "max_chosen": 1})
+    value, shared, w, _ = _reduce(p.value, p.reach, p.user_value)
+    start = np.array([0, 1], dtype=np.int64)
+    assert _swaps(p, value, shared, w, start).tolist() == [0, 1]

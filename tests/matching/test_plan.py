@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from kolmatch.cli import main
 from kolmatch.engine.cache import features_of
 from kolmatch.errors import BadArgument, InfeasiblePlan, UnknownId
+from kolmatch.graph.model import tier_of
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.availability import availability, planning_window
@@ -27,6 +28,7 @@ from kolmatch.matching.plan import (
     TIERS,
     TierRule,
     _ordered_by_marginal_reach,
+    _reach,
     _target_users,
     _tie_order,
     follower_count_plan,
@@ -632,3 +634,21 @@ def test_a_tier_given_twice_the_same_way_is_refused() -> None:
         parse_tiers("micro=10%,micro=20%")
     both = parse_tiers("top=1,top=30%")  # a count and a share combine
     assert both["top"].max_count == 1 and both["top"].max_budget_share == 0.3
+
+
+def test_tiers_are_tier_of_the_follower_count(s_features: MarketFeatures) -> None:
+    followers = np.nan_to_num(s_features.talent_followers, nan=0.0)
+    followers = np.concatenate([followers, [99_999.0, 100_000, 999_999.5, 1_000_000, np.nan]])
+    f = replace(s_features, talent_followers=followers)
+    expect = [TIERS.index(tier_of(int(x))) for x in np.nan_to_num(followers, nan=0.0)]
+    assert talent_tiers(f).tolist() == expect
+
+
+def test_reach_is_the_audience_restricted_to_the_sampled_users(s_features: MarketFeatures) -> None:
+    rng = np.random.default_rng(3)
+    users = np.sort(rng.choice(s_features.users, 2_000, replace=False))
+    got = _reach(s_features, users)
+    want = sp.csr_matrix(s_features.audience[:, users])
+    want.eliminate_zeros()
+    assert got.shape == want.shape and got.nnz == want.nnz > 0
+    assert (got != (want != 0)).nnz == 0 and set(got.data.tolist()) == {1.0}
