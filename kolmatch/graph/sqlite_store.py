@@ -242,7 +242,11 @@ class SQLiteStore:
         if found is not None and found > STORE_FORMAT:
             raise StoreError(self._newer(found))
         try:
-            self._db.execute("BEGIN")
+            # IMMEDIATE: the write lock first (waiting for it as any write does). A deferred
+            # transaction reads the tables' columns first, and in WAL a write committed by
+            # another connection after that read makes its own first write fail at once
+            # ("database is locked", no busy wait): a load beside a serving worker's writes
+            self._db.execute("BEGIN IMMEDIATE")
             for n in NODES:
                 self._db.execute(_node_ddl(n))
                 self._add_missing_columns(_ntab(n.label), n.fields)

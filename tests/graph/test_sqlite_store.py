@@ -215,3 +215,39 @@ def test_a_write_behind_another_process_s_lock_says_so_and_writes_nothing(
     store.write([NodeBatch.of("Category", [{"id": "c2", "name": "B"}])])  # once it ended
     assert store.counts()["Category"] == 2
     store.close()
+
+
+def test_schema_is_made_while_another_connection_writes(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load's schema step beside a serving worker's writes (CI's bulk-load flake): a write
+    committed by another connection between the step's first read and its first write must
+    not fail the step. With a deferred BEGIN it did at once, "database is locked"."""
+    import sqlite3
+
+    db = tmp_path / "t.db"
+    store = SQLiteStore(db)
+    load_folder(tiny_market, store)
+    store.close()
+    store = SQLiteStore(db)
+    real = SQLiteStore._add_missing_columns
+    other: list[str] = []
+
+    def read_then_other_writes(self: SQLiteStore, table: str, fields: object) -> None:
+        real(self, table, fields)  # type: ignore[arg-type]
+        if not other:  # the step has read the file (as its IF NOT EXISTS checks do)
+            self._db.execute("SELECT count(*) FROM kolmatch_graph").fetchone()
+            con = sqlite3.connect(db, timeout=0.2, isolation_level=None)
+            try:
+                con.execute("CREATE TABLE another_writer (a INTEGER)")
+                other.append("committed")
+            except sqlite3.OperationalError as exc:  # waits for the schema step's lock
+                other.append(str(exc))
+            finally:
+                con.close()
+
+    monkeypatch.setattr(SQLiteStore, "_add_missing_columns", read_then_other_writes)
+    store.ensure_schema()
+    assert other == ["database is locked"]  # the step held the write lock from its start
+    assert store.format() is not None
+    store.close()
