@@ -227,8 +227,9 @@ def greedy_coverage(p: CoverageProblem) -> I64:
     What a candidate uses up is its cost; when ``max_chosen`` binds (fewer slots than
     candidates), more passes price each candidate by its share of the budget and its share
     of the slots (``SHARE_WEIGHTS``), and the best plan is returned. Value per yuan alone
-    fills a few slots with the cheapest candidates (on the l market's plans, 6 to 12 slots
-    over 5,000 candidates: 40% of the LP bound, against 93 to 98% for the best pass).
+    fills a few slots with the cheapest candidates (on the l market's five bench plans, 6 to
+    12 slots over 5,000 candidates: 39 to 86% of the optimum, four of five under 45%;
+    docs/optimisation.md).
 
     Raises
     ------
@@ -267,17 +268,38 @@ def _greedy_plans(
     return plans
 
 
-def _best(value: F64, shared: sp.csr_matrix, w: F64, plans: list[I64]) -> I64:
-    """The plan of highest objective; ties go to the first."""
-    scores = [_reduced_objective(value, shared, w, q) for q in plans]
-    return plans[int(np.argmax(scores))]
+def _within(p: CoverageProblem, chosen: I64) -> bool:
+    """Whether ``chosen`` keeps the budget, ``max_chosen`` and every tier's limits."""
+    k = len(p.tier_min)
+    count = np.bincount(p.tier[chosen], minlength=k)
+    spent_tier = np.bincount(p.tier[chosen], weights=p.cost[chosen], minlength=k)
+    most = p.max_chosen if p.max_chosen is not None else p.n
+    return bool(
+        len(chosen) <= most
+        and float(p.cost[chosen].sum()) <= p.budget + 1e-9
+        and (count <= p.tier_max).all()
+        and (count >= p.tier_min).all()
+        and (spent_tier <= p.tier_budget + 1e-9).all()
+    )
+
+
+def _best(p: CoverageProblem, value: F64, shared: sp.csr_matrix, w: F64, plans: list[I64]) -> I64:
+    """The plan of highest objective among those within every limit; ties go to the first.
+
+    The greedy can break a tier's minimum under that tier's own budget share (it reserves
+    the total budget for unmet minimums, not the tier's); a pass that did must not win on
+    the money it did not spend. If none is within, the first (value per yuan) is returned.
+    """
+    ok = [q for q in plans if _within(p, q)] or plans[:1]
+    scores = [_reduced_objective(value, shared, w, q) for q in ok]
+    return ok[int(np.argmax(scores))]
 
 
 def _best_greedy(
     p: CoverageProblem, value: F64, shared: sp.csr_matrix, w: F64, cancel: Cancel | None = None
 ) -> I64:
     """The best of the greedy's plans (:func:`_greedy_plans`)."""
-    return _best(value, shared, w, _greedy_plans(p, value, shared, w, cancel))
+    return _best(p, value, shared, w, _greedy_plans(p, value, shared, w, cancel))
 
 
 def _greedy(
@@ -451,7 +473,7 @@ def _swaps(
     c's groups with cnt 0``, dropping ``s`` loses ``loss[s] = value[s] + sum of w over s's
     groups with cnt 1``, and the swap is worth ``gain[c] - loss[s] + both[c, s]``, where
     ``both`` adds back the groups only ``s`` covered that ``c`` reaches too: one sparse
-    product per chosen candidate. A move must keep the budget, every tier's count, minimum
+    product a round (:func:`_best_swap`). A move must keep the budget, every tier's count, minimum
     and budget, and ``max_chosen``. Stops when no move gains, or after ``moves`` moves.
     The objective never falls; a start that breaks a limit is returned unchanged.
     """
@@ -459,19 +481,14 @@ def _swaps(
     most = p.max_chosen if p.max_chosen is not None else p.n
     taken = np.zeros(p.n, dtype=bool)
     taken[chosen] = True
+    by_group = sp.csc_matrix(shared)
     for _ in range(moves):
         check_cancel(cancel)
         s = np.nonzero(taken)[0]
         count = np.bincount(p.tier[s], minlength=k)
-        spent_tier = np.bincount(p.tier[s], weights=p.cost[s], minlength=k)
+        spent_tier = np.bincount(p.tier[s], weights=p.cost[s], minlength=k).astype(np.float64)
         spent = float(p.cost[s].sum())
-        if (
-            len(s) > most
-            or spent > p.budget + 1e-9
-            or (count > p.tier_max).any()
-            or (count < p.tier_min).any()
-            or (spent_tier > p.tier_budget + 1e-9).any()
-        ):
+        if not _within(p, s):
             break
         cnt = np.asarray(shared[s].sum(axis=0)).ravel()
         gain = value + shared @ (w * (cnt == 0))
@@ -489,32 +506,103 @@ def _swaps(
         add = np.where(ok & ~taken, gain, -np.inf)
         if len(add) and add.max() > best:
             best, move = float(add.max()), (None, int(np.argmax(add)))
-        only = w * (cnt == 1)
-        for out in s:  # swaps: out leaves, the best that fits in its place joins
-            ts, cs = int(p.tier[out]), float(p.cost[out])
-            same = tc == ts
-            g_out = shared.indices[shared.indptr[out] : shared.indptr[out + 1]]
-            lose = value[out] + float(only[g_out].sum())
-            mine = np.zeros(len(w))
-            mine[g_out] = only[g_out]
-            both = shared @ mine
-            ok = (
-                (spent - cs + p.cost <= p.budget + 1e-9)
-                & (count[tc] + 1 - same <= p.tier_max[tc])
-                & (spent_tier[tc] + p.cost - same * cs <= p.tier_budget[tc] + 1e-9)
-                & ((count[ts] - 1 + same >= p.tier_min[ts]) | same)
-            )
-            worth = np.where(ok & ~taken, gain - lose + both, -np.inf)
-            j = int(np.argmax(worth))
-            if worth[j] > best:
-                best, move = float(worth[j]), (int(out), j)
+        out, into, worth = _best_swap(
+            p, value, gain, shared, by_group, w * (cnt == 1), s, count, spent_tier
+        )
+        if worth > best:
+            best, move = worth, (out, into)
         if move is None:
             break
-        leave, into = move
+        leave, join = move
+        after = taken.copy()
         if leave is not None:
-            taken[leave] = False
-        taken[into] = True
+            after[leave] = False
+        after[join] = True
+        if not _within(p, np.nonzero(after)[0]):  # a rounding step past a limit: keep what was
+            break
+        taken = after
     return np.nonzero(taken)[0].astype(np.int64)
+
+
+def _best_swap(
+    p: CoverageProblem,
+    value: F64,
+    gain: F64,
+    shared: sp.csr_matrix,
+    by_group: sp.csc_matrix,
+    only: F64,
+    s: I64,
+    count: I64,
+    spent_tier: F64,
+) -> tuple[int, int, float]:
+    """The best feasible swap from the chosen ``s``: (out, in, worth), worth -inf if none.
+
+    ``gain`` is -inf for chosen candidates and ``only`` is the weight of each group exactly
+    one chosen candidate reaches. Swapping ``s[j]`` for ``c`` is worth
+    ``gain[c] - lose[j] + both[c, j]``: ``lose[j]`` is ``value[s[j]]`` and the weight of
+    the groups only ``s[j]`` covers, ``both[c, j]`` the weight of those ``c`` reaches too.
+    ``both`` has at most one entry per (candidate, group) pair, as each such group has one
+    chosen candidate: it is gathered from ``by_group`` (``shared`` by column). Where it is
+    zero the worth is ``gain[c] - lose[j]``: the best of those, per tier of ``c``, is a
+    running maximum of ``gain`` over the tier's candidates by cost, looked up at what each
+    ``s[j]`` frees.
+    A swap must keep the budget, both tiers' counts, minimums and budgets.
+    """
+    if len(s) == 0:
+        return -1, -1, -np.inf
+    spent = float(p.cost[s].sum())
+    ts, cs = p.tier[s], p.cost[s]
+    mine = sp.csr_matrix(shared[s].multiply(only[None, :]))
+    lose = value[s] + np.asarray(mine.sum(axis=1)).ravel()
+    top = np.full(len(s), -np.inf)
+    pick = np.full(len(s), -1, dtype=np.int64)
+    free = np.isfinite(gain)
+    for tc in range(len(p.tier_min)):
+        same = ts == tc
+        room = (p.budget - spent + cs, p.tier_budget[tc] - spent_tier[tc] + same * cs)
+        ok = (count[tc] + 1 - same <= p.tier_max[tc]) & ((count[ts] - 1 >= p.tier_min[ts]) | same)
+        # zeros of both: the best gain among the tier's free candidates that fit the room
+        group = np.nonzero(free & (p.tier == tc))[0]
+        if len(group) == 0:
+            continue
+        group = group[np.argsort(p.cost[group], kind="stable")]
+        g = gain[group]
+        run = np.maximum.accumulate(g)
+        at = np.maximum.accumulate(np.where(g == run, np.arange(len(g)), 0))
+        pos = np.searchsorted(p.cost[group], np.minimum(*room) + 1e-9, side="right") - 1
+        val = np.where(ok & (pos >= 0), run[np.maximum(pos, 0)], -np.inf)
+        better = val > top
+        top = np.where(better, val, top)
+        pick = np.where(better, group[at[np.maximum(pos, 0)]], pick)
+    worth = top - lose
+    # both: each group one chosen s[j] alone covers, against every candidate reaching it
+    jj, gg = mine.nonzero()
+    start, size = by_group.indptr[gg], np.diff(by_group.indptr)[gg]
+    at = np.repeat(start - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+    both = sp.coo_matrix(
+        (np.repeat(only[gg], size), (by_group.indices[at], np.repeat(jj, size))),
+        shape=(p.n, len(s)),
+    )
+    both.sum_duplicates()
+    c, j, extra = both.row, both.col, both.data
+    tc, tj = p.tier[c], ts[j]
+    same = tc == tj
+    fits = (
+        np.isfinite(gain[c])
+        & (p.cost[c] <= p.budget - spent + cs[j] + 1e-9)
+        & (count[tc] + 1 - same <= p.tier_max[tc])
+        & (p.cost[c] <= p.tier_budget[tc] - spent_tier[tc] + same * cs[j] + 1e-9)
+        & ((count[tj] - 1 >= p.tier_min[tj]) | same)
+    )
+    if fits.any():
+        c, j = c[fits], j[fits]
+        v = gain[c] - lose[j] + extra[fits]
+        best_pair = int(np.argmax(v))
+        jb = int(np.argmax(worth))
+        if v[best_pair] > worth[jb]:
+            return int(s[j[best_pair]]), int(c[best_pair]), float(v[best_pair])
+    jb = int(np.argmax(worth))
+    return int(s[jb]), int(pick[jb]), float(worth[jb])
 
 
 def _reduced_objective(value: F64, shared: sp.csr_matrix, w: F64, chosen: I64) -> float:
@@ -689,8 +777,8 @@ def solve_coverage(
     ``restricted`` (default), a small branch-and-price:
 
     1. a lazy greedy plan, improved by swaps (the incumbent: ``_swaps``);
-    2. column generation: a restricted LP over the greedy's picks and the ``pool``
-       candidates with the best value per cost, grown by the left-out candidates whose
+    2. column generation: a restricted LP over the greedy's and the swaps' picks and the
+       ``pool`` candidates with the best value per cost, grown by the left-out candidates whose
        reduced cost is positive until none is, so it equals the LP over every candidate;
     3. reduced-cost fixing: a plan using left-out candidate i is worth at most
        ``LP + rc[i]``; candidates that cannot lift a plan above ``(1 + target_gap)`` times
@@ -704,7 +792,8 @@ def solve_coverage(
 
     The best plan found is returned with its gap to the certified bound. ``full``: plain
     ``milp`` on every candidate, no greedy (the baseline the benchmark compares with).
-    ``greedy``: the greedy plan with the certified LP bound, no MILP.
+    ``greedy``: step 1's plan (method ``local search`` if the swaps gained, else
+    ``greedy``) with the certified LP bound, no MILP.
 
     Parameters
     ----------
@@ -768,10 +857,10 @@ def solve_coverage(
         )
     value, shared, w, _ = _reduce(p.value, p.reach, p.user_value)
     plans = _greedy_plans(p, value, shared, w, cancel)
-    greedy = _best(value, shared, w, plans)
+    greedy = _best(p, value, shared, w, plans)
     g_obj = coverage_objective(p, greedy)
     chosen, obj, how = greedy, g_obj, "greedy"
-    swapped = _best(value, shared, w, [_swaps(p, value, shared, w, q, cancel) for q in plans])
+    swapped = _best(p, value, shared, w, [_swaps(p, value, shared, w, q, cancel) for q in plans])
     s_obj = coverage_objective(p, swapped)
     if s_obj > obj + 1e-9 * max(1.0, abs(obj)):
         chosen, obj, how = swapped, s_obj, "local search"

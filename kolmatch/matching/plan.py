@@ -601,7 +601,7 @@ def plan_talent_matrix(
         most=most,
         tiers=tiers,
         tier=tier,
-        users=users,
+        reach=reach_all,
         covered=covered,
     )
     overlaps, overlap_pairs = _overlaps(f, picked, MAX_OVERLAPS)
@@ -839,13 +839,14 @@ class _Unspent:
         most: int | None,
         tiers: dict[str, TierRule],
         tier: I64,
-        users: I64,
+        reach: sp.csr_matrix,
         covered: NDArray[np.bool_],
     ) -> _Unspent:
         """Classify every talent free for the merchant whose fee fits what is left.
 
         ``free``: talents neither excluded, fully booked nor competitor-booked, with a
-        price; ``users``: the sampled target users; ``covered``: those the plan reaches.
+        price; ``reach``: every talent's row over the sampled target users; ``covered``:
+        those users the plan reaches.
         Each fitting talent counts once, under the first reason that applies: the
         merchant's ``max_talents``, the return floor, a full tier (count or budget share),
         adding nothing (no expected GMV and no new target user), the candidate cut, else
@@ -872,8 +873,7 @@ class _Unspent:
         rows = np.nonzero(fits)[0]
         count = np.bincount(tier[picked], minlength=len(TIERS))
         spent = np.bincount(tier[picked], weights=fee[picked], minlength=len(TIERS))
-        reach = _reach(f, users)[rows]
-        new_users = np.asarray(reach @ (~covered).astype(np.float64)).ravel() > 0
+        new_users = np.asarray(reach[rows] @ (~covered).astype(np.float64)).ravel() > 0
         in_cand = np.zeros(f.n_talents, dtype=bool)
         in_cand[cand] = True
         for i, t in enumerate(rows):

@@ -316,3 +316,95 @@ def test_a_start_that_breaks_a_limit_is_returned_unchanged() -> None:
     value, shared, w, _ = _reduce(p.value, p.reach, p.user_value)
     start = np.array([0, 1], dtype=np.int64)
     assert _swaps(p, value, shared, w, start).tolist() == [0, 1]
+
+
+def test_a_pass_that_breaks_a_tier_minimum_never_wins() -> None:
+    """Tier 0 needs two talents within ¥10 of its own: priced by share, the greedy takes the
+    ¥9 one first and then cannot afford a second; that plan scores more on what it did not
+    buy, and must not be the answer (a review of 747bf67 found it was)."""
+    p = CoverageProblem(
+        value=np.array([3.0, 3.0, 10.0, 1.0]),
+        cost=np.array([2.0, 2.0, 9.0, 1.0]),
+        reach=sp.csr_matrix((4, 1)),
+        user_value=np.zeros(1),
+        tier=np.array([0, 0, 0, 1]),
+        budget=100.0,
+        tier_min=np.array([2, 0]),
+        tier_max=np.array([3, 3]),
+        tier_budget=np.array([10.0, np.inf]),
+        max_chosen=3,
+    )
+    assert _feasible(p, greedy_coverage(p))
+    sol = solve_coverage(p, rel_gap=0.0)
+    assert _feasible(p, sol.chosen)
+    assert sol.objective == pytest.approx(_brute_force(p))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000))
+def test_plans_keep_tier_minimums_under_tier_budgets(seed: int) -> None:
+    base = _instance(seed, n=8, s=30, tiers=3)
+    rng = np.random.default_rng(seed)
+    p = CoverageProblem(
+        **{
+            **base.__dict__,
+            "budget": float(base.cost.sum()),
+            "tier_min": rng.integers(0, 2, 3),
+            "tier_budget": np.where(rng.random(3) < 0.5, base.cost.sum() * 0.3, np.inf),
+            "max_chosen": int(rng.integers(2, 5)),
+        }
+    )
+    best = _brute_force(p)
+    if not np.isfinite(best):
+        return
+    sol = solve_coverage(p, rel_gap=0.0)
+    assert _feasible(p, sol.chosen)
+    assert sol.objective == pytest.approx(best)
+
+
+def _neighbours(p: CoverageProblem, chosen: list[int]) -> list[list[int]]:
+    """Every plan one addition or one swap away from ``chosen``."""
+    out = [[*chosen, c] for c in range(p.n) if c not in chosen]
+    out += [
+        [*(x for x in chosen if x != d), c] for d in chosen for c in range(p.n) if c not in chosen
+    ]
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000))
+def test_one_round_makes_the_best_move_there_is(seed: int) -> None:
+    """One round of the search against every addition and swap, priced from the raw arrays."""
+    base = _instance(seed, n=8, s=30, tiers=3)
+    rng = np.random.default_rng(seed)
+    p = CoverageProblem(
+        **{
+            **base.__dict__,
+            "tier_min": rng.integers(0, 2, 3),
+            "tier_max": rng.integers(1, 4, 3),
+            "tier_budget": np.where(rng.random(3) < 0.5, base.budget * 0.4, np.inf),
+            "max_chosen": int(rng.integers(2, 6)),
+        }
+    )
+    plans = [
+        list(c)
+        for k in range(p.n + 1)
+        for c in itertools.combinations(range(p.n), k)
+        if _feasible(p, np.array(c, dtype=np.int64))
+    ]
+    if not plans:
+        return
+    start = plans[int(rng.integers(len(plans)))]
+    now = coverage_objective(p, np.array(start, dtype=np.int64))
+    best = max(
+        (
+            coverage_objective(p, q)
+            for q in map(np.array, _neighbours(p, start))
+            if _feasible(p, q.astype(np.int64))
+        ),
+        default=now,
+    )
+    value, shared, w, _ = _reduce(p.value, p.reach, p.user_value)
+    after = _swaps(p, value, shared, w, np.array(start, dtype=np.int64), moves=1)
+    assert _feasible(p, after)
+    assert coverage_objective(p, after) == pytest.approx(max(best, now), rel=1e-9, abs=1e-9)
