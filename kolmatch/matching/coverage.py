@@ -16,11 +16,13 @@ from __future__ import annotations
 import heapq
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import highspy
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.optimize import linprog
 
 from kolmatch.errors import Cancel, InfeasiblePlan, check_cancel
 
@@ -725,38 +727,94 @@ class _MilpResult:
     nodes: int
 
 
-def _milp(m: _Model, node_limit: int, time_limit: float | None, rel_gap: float) -> _MilpResult:
+def _milp(
+    m: _Model,
+    node_limit: int,
+    time_limit: float | None,
+    rel_gap: float,
+    start: I64 | None = None,
+    enough: float = -np.inf,
+    cancel: Cancel | None = None,
+) -> _MilpResult:
     """HiGHS on the model, limited by ``node_limit`` nodes (and ``time_limit`` seconds if set).
 
-    HiGHS's branch and bound is deterministic for a given model and node count (its random
-    seed is fixed at 0), so only the wall-clock limit can make two runs differ.
+    Through HiGHS's own interface (highspy), not ``scipy.optimize.milp``, for three things
+    scipy does not pass on:
+
+    - ``start``, a feasible plan (candidate indices; the greedy and swaps' incumbent) HiGHS
+      prunes against from the root, instead of searching for one of its own;
+    - ``enough``, a bound the caller already holds for plans outside the model: the
+      certified bound is the larger of it and HiGHS's, so HiGHS stops once its own is
+      within ``enough`` of the plan (``mip_abs_gap``), or within ``rel_gap``;
+    - ``cancel``, checked in HiGHS's interrupt callbacks (simplex and branch and bound), so
+      a cancelled plan stops mid-solve and raises :class:`kolmatch.errors.Cancelled`.
+
+    HiGHS's branch and bound is deterministic for a given model, start and node count (its
+    random seed is fixed at 0), so only the wall-clock limit can make two runs differ.
     """
     n, g = len(m.members), m.shared.shape[1]
-    options: dict[str, float | int] = {"node_limit": node_limit, "mip_rel_gap": rel_gap}
+    h = highspy.Highs()  # type: ignore[no-untyped-call]  # its __init__ is unannotated
+    options: dict[str, bool | int | float | str] = {
+        "output_flag": False,
+        "mip_max_nodes": node_limit,
+        "mip_rel_gap": rel_gap,
+    }
     if time_limit is not None:
         options["time_limit"] = max(time_limit, 0.05)
-    res = milp(
-        -np.concatenate([m.value, m.w]),
-        constraints=LinearConstraint(m.a, -np.inf, m.b),
-        bounds=Bounds(0, 1),
-        integrality=np.concatenate([np.ones(n), np.zeros(g)]),
-        options=options,
-    )
-    if res.status == 2:
+    x0 = None
+    if start is not None:
+        x0 = np.isin(m.members, start).astype(np.float64)
+        have = float(m.value @ x0 + m.w @ np.minimum(m.shared.T @ x0, 1.0))
+        if np.isfinite(enough) and enough > have:
+            options["mip_abs_gap"] = enough - have
+    for name, val in options.items():
+        h.setOptionValue(name, val)
+    a = sp.csc_matrix(m.a)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n + g, a.shape[0]
+    lp.col_cost_ = -np.concatenate([m.value, m.w])
+    lp.col_lower_, lp.col_upper_ = np.zeros(n + g), np.ones(n + g)
+    lp.row_lower_, lp.row_upper_ = np.full(a.shape[0], -highspy.kHighsInf), m.b
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n + g, a.shape[0]
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * n + [highspy.HighsVarType.kContinuous] * g
+    h.passModel(lp)
+    if x0 is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = np.concatenate([x0, np.minimum(m.shared.T @ x0, 1.0)]).tolist()
+        sol.value_valid = True
+        h.setSolution(sol)
+    if cancel is not None:
+
+        def stop(event: Any) -> None:
+            if cancel.cancelled:
+                event.interrupt()
+
+        h.cbSimplexInterrupt += stop
+        h.cbMipInterrupt += stop
+    h.run()
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kInterrupt:
+        check_cancel(cancel)
+    if status == highspy.HighsModelStatus.kInfeasible:
         raise InfeasiblePlan("no choice satisfies the budget and the tier mix together")
-    nodes = int(getattr(res, "mip_node_count", 0) or 0)
-    # scipy reports HiGHS's node limit as status 4 ("solution limit"), a time limit as 1
+    info = h.getInfo()
+    nodes = int(info.mip_node_count)
     stopped = (
         "time limit"
-        if res.status == 1
+        if status == highspy.HighsModelStatus.kTimeLimit
         else "node limit"
-        if res.status == 4 and nodes >= node_limit
+        if status == highspy.HighsModelStatus.kSolutionLimit and nodes >= node_limit
         else ""
     )
-    dual = -float(res.mip_dual_bound) if res.mip_dual_bound is not None else float("inf")
-    if res.x is None:
+    dual = -float(info.mip_dual_bound)
+    if not np.isfinite(dual):
+        dual = float("inf")
+    if info.primal_solution_status != 2:  # no feasible point found
         return _MilpResult(None, dual, stopped, nodes)
-    chosen = m.members[np.nonzero(res.x[:n] > 0.5)[0]].astype(np.int64)
+    x = np.asarray(h.getSolution().col_value[:n])
+    chosen = m.members[np.nonzero(x > 0.5)[0]].astype(np.int64)
     return _MilpResult(chosen, dual, stopped, nodes)
 
 
@@ -783,9 +841,11 @@ def solve_coverage(
     3. reduced-cost fixing: a plan using left-out candidate i is worth at most
        ``LP + rc[i]``; candidates that cannot lift a plan above ``(1 + target_gap)`` times
        the incumbent stay out, the rest join the set;
-    4. ``scipy.optimize.milp`` (HiGHS) on the set, for at most ``node_limit`` nodes; its
-       dual bound covers plans inside it, the fixing covers plans outside it, and the LP
-       bound covers both.
+    4. HiGHS on the set (:func:`_milp`), started from the incumbent, for at most
+       ``node_limit`` nodes; its dual bound covers plans inside it, the fixing covers plans
+       outside it, and the LP bound covers both. It stops once within ``rel_gap``, or once
+       its bound is no higher than the fixing's (more proof inside would not lower the
+       certified bound).
 
     Every step is bounded by a count (rounds, nodes), never by the clock, so the answer is
     the same on every run; only ``time_limit``, if given, can cut it short (and says so).
@@ -815,9 +875,10 @@ def solve_coverage(
     max_rounds
         Most column-generation rounds.
     cancel
-        Checked between the greedy's steps, column-generation rounds and before HiGHS
-        (:class:`kolmatch.errors.Cancel`); HiGHS itself cannot be interrupted, so callers
-        that must stop it run this in a process they can kill (kolmatch/engine/jobs.py).
+        Checked between the greedy's steps and column-generation rounds, and inside HiGHS
+        by its interrupt callbacks (:class:`kolmatch.errors.Cancel`). The column
+        generation's LPs (scipy's ``linprog``) are not interrupted; callers that must stop
+        within milliseconds run this in a process they can kill (kolmatch/engine/jobs.py).
 
     Raises
     ------
@@ -837,7 +898,7 @@ def solve_coverage(
     if method == "full":
         m = _model(p, np.arange(p.n, dtype=np.int64))
         check_cancel(cancel)
-        res = _milp(m, node_limit, time_limit, rel_gap)
+        res = _milp(m, node_limit, time_limit, rel_gap, cancel=cancel)
         chosen = _complete(
             p, res.chosen if res.chosen is not None else np.zeros(0, np.int64), cancel
         )
@@ -899,7 +960,7 @@ def solve_coverage(
     # 3. HiGHS on the set: its bound covers plans inside it; the fixing covers the rest
     left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
     check_cancel(cancel)
-    res = _milp(m, node_limit, left, rel_gap)
+    res = _milp(m, node_limit, left, rel_gap, start=chosen, enough=outside, cancel=cancel)
     if res.chosen is not None:
         m_chosen = _complete(p, res.chosen, cancel)
         m_obj = coverage_objective(p, m_chosen)

@@ -11,9 +11,11 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kolmatch.errors import InfeasiblePlan
+from kolmatch.errors import Cancel, Cancelled, InfeasiblePlan
 from kolmatch.matching.coverage import (
     CoverageProblem,
+    _milp,
+    _model,
     _reduce,
     _swaps,
     coverage_objective,
@@ -233,6 +235,54 @@ def test_the_node_limit_is_a_deterministic_stop() -> None:
 def test_a_time_limited_answer_says_so() -> None:
     sol = solve_coverage(_hard(n=1_500, s=20_000), method="full", time_limit=0.05, rel_gap=0.0)
     assert sol.stopped == "time limit"
+
+
+class _CancelledOnRead(Cancel):
+    """Cancelled from the ``after``-th time anyone asks, so a test can land inside HiGHS."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after, self.reads = after, 0
+
+    @property
+    def cancelled(self) -> bool:
+        self.reads += 1
+        return self.reads >= self.after
+
+
+def test_a_cancel_stops_highs_mid_solve() -> None:
+    """The token is read only in HiGHS's interrupt callbacks here: the solve stops there and
+    the caller gets Cancelled, not a plan."""
+    p = _hard(seed=2, n=80, s=200, density=0.1)
+    m = _model(p, np.arange(p.n, dtype=np.int64))
+    c = _CancelledOnRead(after=3)
+    with pytest.raises(Cancelled):
+        _milp(m, 100, None, 0.0, cancel=c)
+    assert c.reads >= 3
+    assert _milp(m, 100, None, 0.0, cancel=Cancel()).chosen is not None
+
+
+def test_highs_keeps_the_start_it_was_given() -> None:
+    """With one node and no time to search, HiGHS answers at least the plan it started from."""
+    p = _hard(seed=2, n=80, s=200, density=0.1)
+    start = greedy_coverage(p)
+    m = _model(p, np.arange(p.n, dtype=np.int64))
+    res = _milp(m, 1, None, 0.0, start=start)
+    assert res.chosen is not None and _feasible(p, res.chosen)
+    assert coverage_objective(p, res.chosen) >= coverage_objective(p, start) - 1e-9
+    assert res.dual >= coverage_objective(p, res.chosen) - 1e-6
+
+
+def test_enough_stops_highs_once_its_bound_adds_nothing() -> None:
+    """Given a bound at or above the LP's, HiGHS has nothing left to prove: it stops at the
+    root with the start (no branching), where rel_gap 0 alone would branch on."""
+    p = _hard(seed=2, n=80, s=200, density=0.1)  # HiGHS needs 3 nodes to prove it optimal
+    start = greedy_coverage(p)
+    m = _model(p, np.arange(p.n, dtype=np.int64))
+    full = _milp(m, 100, None, 0.0, start=start)
+    quick = _milp(m, 100, None, 0.0, start=start, enough=full.dual * 2)
+    assert full.nodes > 1 and quick.nodes <= 1
+    assert quick.chosen is not None and _feasible(p, quick.chosen)
 
 
 def test_no_candidate_that_fits_and_adds_value_is_left(s: int = 300) -> None:
