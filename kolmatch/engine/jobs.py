@@ -1,7 +1,9 @@
 """Work bounded by its request: killable solver processes under a cap, and jobs.
 
-HiGHS (scipy's ``milp``) cannot be interrupted from Python, and a thread cannot be killed:
-a plan or an assignment that outlived its request kept a core busy for minutes (issue 18).
+HiGHS as scipy's ``milp`` runs it cannot be interrupted from Python, and a thread cannot be
+killed: a plan or an assignment that outlived its request kept a core busy for minutes
+(issue 18). (Plans now run HiGHS through highspy, which reads the token in its callbacks;
+assignments do not, and the column generation's LPs of a plan neither.)
 :class:`SolverPool` runs such a computation in a forked process (which inherits the
 snapshot's arrays without copying them) and kills it when the caller's
 :class:`~kolmatch.errors.Cancel` is set; at most ``processes`` run at once, so the server's

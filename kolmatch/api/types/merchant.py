@@ -480,7 +480,7 @@ class Merchant(graphene.ObjectType):
         f = ctx.snap.features
         work = request_work()
         try:
-            # HiGHS cannot be interrupted: the plan runs in a process killed at the timeout
+            # in a solver process killed at the timeout (HiGHS also reads the token)
             with api_arguments(PLAN_ARGUMENTS):
                 p = work.solvers.run(
                     plan_talent_matrix,
