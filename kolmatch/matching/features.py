@@ -765,7 +765,11 @@ def price_fit(talent_logp: F64, logp: F64) -> F64:
     >>> round(float(price_fit(np.log(100.0), np.log(100.0 * np.exp(PRICE_SD)))), 4)
     0.6065
     """
-    return np.exp(-((logp - talent_logp) ** 2) / (2 * PRICE_SD**2))
+    # in place, the same bits as exp(-(d ** 2) / (2 sd^2)): one talents x products array, not four
+    d = np.asarray(np.subtract(logp, talent_logp), dtype=np.float64)
+    np.square(d, out=d)
+    np.divide(d, -2 * PRICE_SD**2, out=d)
+    return np.exp(d, out=d)
 
 
 def _expected_orders_base(audience: F64, interest: F64, talent_logp: F64, logp: F64) -> F64:

@@ -168,12 +168,17 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     fit = f.talent_audience @ mix
     prods = f.merchant_products[m]
     if len(prods):
-        orders, pf = expected_orders(f, slice(None), prods)
-        gmv = (orders * f.product_price[prods][None, :]).mean(axis=1)
-        price_fit = pf.mean(axis=1)
+        # expected_orders' model, summed over the products before the per-talent factors
+        # (rate x skill x size) multiply in: two passes over talents x products, not five
+        logp = np.log(np.maximum(f.product_price[prods], 0.01))
+        pf = price_fit(f.talent_price_level[:, None], logp[None, :])
+        interest = f.talent_audience @ f.product_categories[prods].T
+        per_talent = f.gmv_rate * f.talent_skill * f.talent_audience_size
+        gmv = per_talent * ((interest * pf) @ (f.product_price[prods] / len(prods)))
+        mean_fit = pf @ np.full(len(prods), 1.0 / len(prods))  # 8x mean(axis=1)'s speed here
     else:
         gmv = np.zeros(f.n_talents)
-        price_fit = np.zeros(f.n_talents)
+        mean_fit = np.zeros(f.n_talents)
     # hidden needs: the talent's audience members leaning to the merchant's categories who have
     # bought nothing there (so not the merchant's customers either), weighted by its mix
     reach = f.talent_hidden_need @ mix
@@ -212,7 +217,7 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
         audience_fit=fit,
         category_fit=f.talent_category @ mix,
         target_fit=target,
-        price_fit=price_fit,
+        price_fit=mean_fit,
         expected_gmv=gmv,
         hidden_need_reach=reach,
         customer_reach=customer_reach,

@@ -15,6 +15,7 @@ from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import (
     DEFAULT_WEIGHTS,
     combine,
+    expected_orders,
     match_merchant,
     merchant_signals,
     rank_merchants,
@@ -85,6 +86,23 @@ def test_expected_gmv_grows_with_audience_interest(tiny_features: MarketFeatures
     ok = tiny_features.talent_audience_size > 0
     corr = np.corrcoef(base[ok], (tiny_features.talent_audience_size * s.audience_fit)[ok])[0, 1]
     assert corr > 0.8
+
+
+def test_expected_gmv_is_the_mean_of_expected_orders_times_price(
+    s_features: MarketFeatures,
+) -> None:
+    """The list's GMV sums the products first; it must equal the model talent by talent."""
+    f = s_features
+    for m in range(min(len(f.merchant_ids), 25)):
+        prods = f.merchant_products[m]
+        got = merchant_signals(f, m)
+        if not len(prods):
+            assert (got.expected_gmv == 0).all()
+            continue
+        orders, pf = expected_orders(f, np.arange(f.n_talents), prods)
+        want = (orders * f.product_price[prods][None, :]).mean(axis=1)
+        np.testing.assert_allclose(got.expected_gmv, want, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(got.price_fit, pf.mean(axis=1), rtol=1e-12)
 
 
 def test_unknown_merchant_and_bad_arguments(tiny_features: MarketFeatures) -> None:
