@@ -390,20 +390,31 @@ def test_a_pass_that_breaks_a_tier_minimum_never_wins() -> None:
     assert sol.objective == pytest.approx(_brute_force(p))
 
 
+def _tiered(seed: int, *, tier_only: bool) -> CoverageProblem:
+    """Three tiers with random minimums, budgets (half of them) and ``max_chosen``. With
+    ``tier_only`` the total budget never binds, only the tiers' do (at 30% of every fee);
+    else tier maximums are random too and tier budgets are 40% of the budget."""
+    base = _instance(seed, n=8, s=30, tiers=3)
+    rng = np.random.default_rng(seed)
+    whole = float(base.cost.sum())
+    return CoverageProblem(
+        **{
+            **base.__dict__,
+            "budget": whole if tier_only else base.budget,
+            "tier_min": rng.integers(0, 2, 3),
+            "tier_max": np.full(3, base.n) if tier_only else rng.integers(1, 4, 3),
+            "tier_budget": np.where(
+                rng.random(3) < 0.5, whole * 0.3 if tier_only else base.budget * 0.4, np.inf
+            ),
+            "max_chosen": int(rng.integers(2, 6)),
+        }
+    )
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 10_000))
 def test_plans_keep_tier_minimums_under_tier_budgets(seed: int) -> None:
-    base = _instance(seed, n=8, s=30, tiers=3)
-    rng = np.random.default_rng(seed)
-    p = CoverageProblem(
-        **{
-            **base.__dict__,
-            "budget": float(base.cost.sum()),
-            "tier_min": rng.integers(0, 2, 3),
-            "tier_budget": np.where(rng.random(3) < 0.5, base.cost.sum() * 0.3, np.inf),
-            "max_chosen": int(rng.integers(2, 5)),
-        }
-    )
+    p = _tiered(seed, tier_only=True)
     best = _brute_force(p)
     if not np.isfinite(best):
         return
@@ -425,17 +436,8 @@ def _neighbours(p: CoverageProblem, chosen: list[int]) -> list[list[int]]:
 @given(st.integers(0, 10_000))
 def test_one_round_makes_the_best_move_there_is(seed: int) -> None:
     """One round of the search against every addition and swap, priced from the raw arrays."""
-    base = _instance(seed, n=8, s=30, tiers=3)
-    rng = np.random.default_rng(seed)
-    p = CoverageProblem(
-        **{
-            **base.__dict__,
-            "tier_min": rng.integers(0, 2, 3),
-            "tier_max": rng.integers(1, 4, 3),
-            "tier_budget": np.where(rng.random(3) < 0.5, base.budget * 0.4, np.inf),
-            "max_chosen": int(rng.integers(2, 6)),
-        }
-    )
+    p = _tiered(seed, tier_only=False)
+    rng = np.random.default_rng(seed + 1)
     plans = [
         list(c)
         for k in range(p.n + 1)
