@@ -28,7 +28,7 @@ from kolmatch.matching.eligibility import (
     talent_eligibility,
 )
 from kolmatch.matching.features import MarketFeatures, price_fit
-from kolmatch.matching.score import expected_orders
+from kolmatch.matching.score import expected_gmv
 
 __all__ = [
     "AGENCY_CAP",
@@ -376,8 +376,7 @@ def build_assignment(
         def evaluate(idx: I64) -> None:
             todo = idx[~done[idx]]
             if len(todo):
-                orders, _ = expected_orders(f, rows[todo], prods)
-                gmv = (orders * f.product_price[prods][None, :]).mean(axis=1)
+                gmv, _ = expected_gmv(f, rows[todo], prods)
                 value[todo] = gmv * (1.0 - f.talent_risk[rows[todo]])
                 done[todo] = True
 

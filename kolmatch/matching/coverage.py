@@ -764,7 +764,7 @@ def _milp(
     x0 = None
     if start is not None:
         x0 = np.isin(m.members, start).astype(np.float64)
-        have = float(m.value @ x0 + m.w @ np.minimum(m.shared.T @ x0, 1.0))
+        have = _reduced_objective(m.value, m.shared, m.w, np.nonzero(x0)[0])
         if np.isfinite(enough) and enough > have:
             options["mip_abs_gap"] = enough - have
     for name, val in options.items():

@@ -51,7 +51,7 @@ from kolmatch.matching.plan import (
     plan_candidates,
     talent_tiers,
 )
-from kolmatch.matching.score import expected_orders
+from kolmatch.matching.score import expected_gmv
 
 __all__ = [
     "CAMPAIGN_LIFT_RADIUS",
@@ -628,8 +628,7 @@ def fact_split(
                 say("fact.talents.none", channel=f"{say.channel('campaign')} {cid}", why=str(exc))
             )
             continue
-        orders, _ = expected_orders(f, slice(None), prods)
-        gmv = (orders * f.product_price[prods][None, :]).mean(axis=1)
+        gmv, _ = expected_gmv(f, slice(None), prods)
         gmv = gmv * (1.0 - c.sig.risk) * lift
         # the planner's eligibility before its return floor, which is taken on this GMV
         free = ~np.logical_or.reduce(list(c.reasons.values()))
