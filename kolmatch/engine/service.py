@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -1200,10 +1200,7 @@ class EngineService:
                 after = {"id": collab_id, "merchant": snap.product_merchant[product], **sent}
                 old = snap.collaborations.get(collab_id)
                 if old is not None:
-                    before = _collaboration_record(old)
-                    differ = [k for k in COLLABORATION_FIELDS if not _same(k, before[k], sent[k])]
-                    if differ:
-                        raise Conflict("collaboration", collab_id, differ, owner=old.merchant)
+                    before = _repeated(old, sent)  # Conflict if any value differs
                     self._audit.append(
                         {
                             **entry,
@@ -1223,10 +1220,33 @@ class EngineService:
             write = CollaborationWrite(
                 talent, product, sent["gmv"], sent["orders"], sent["fee"], time, campaign
             )
+
+            def add() -> int:
+                """1 if written; 0 for the same collaboration another server wrote since
+                our snapshot (a repeat); Conflict if it holds the id with other values."""
+                held = self._store.add_collaboration(row)
+                if held is None:
+                    return 1
+                product = str(held["product"])
+                was = Collaboration(
+                    collab_id,
+                    str(held["talent"]),
+                    product,
+                    snap.product_merchant.get(product),
+                    held["gmv"],
+                    held["orders"],
+                    held["fee"],
+                    str(held["time"]),
+                    held["campaign"],
+                )
+                _repeated(was, sent)
+                return 0
+
             return self._write(
-                [RelBatch.of("PROMOTED", "Talent", [row])],
+                [],
                 audit={**entry, "input": sent, "before": None, "after": after},
                 collaboration=write,
+                perform=add,
             )
 
     def flag_violation(
@@ -1384,6 +1404,7 @@ class EngineService:
                 [],
                 audit={**entry, "before": None, "after": {"bookings": sent}},
                 perform=lambda: _extended(written, self._store.book(bookings)),
+                bookings=True,
             )
             return snap, written
 
@@ -1476,6 +1497,7 @@ class EngineService:
                 [],
                 audit={**entry, "before": None, "after": {"released": ids}},
                 perform=lambda: _extended(gone, self._store.release(ids, merchant=merchant)),
+                bookings=True,
             )
             return snap, gone
 
@@ -1717,16 +1739,17 @@ class EngineService:
         violations_only: bool = False,
         collaboration: CollaborationWrite | None = None,
         perform: Callable[[], int] | None = None,
+        bookings: bool = False,
         campaigns: bool = False,
     ) -> Snapshot:
         """Write ``batches`` with the audit log's record around it, then refresh.
 
         The log's ``pending`` entry is on disk before the store is touched; its ending
         (``written`` with the new version, or ``failed``) follows the store's answer.
-        ``perform``: a write of its own instead of ``batches`` (bookings, checked in the
-        store's transaction), returning how many records it wrote. One that wrote none (a
-        repeat) ends as ``unchanged`` in the audit log and ``noop`` in the change feed: a
-        version another process made meanwhile is not taken for its own.
+        ``perform``: a write of its own instead of ``batches`` (bookings, a collaboration:
+        checked in the store's transaction), returning how many records it wrote. One that
+        wrote none (a repeat) ends as ``unchanged`` in the audit log and ``noop`` in the
+        change feed: a version another process made meanwhile is not taken for its own.
         """
         with self._write_lock:
             try:
@@ -1740,18 +1763,13 @@ class EngineService:
             # the change feed: other processes apply this write as we do, not by rebuilding
             # ``at``: a write pending for long is one whose process died (FEED_OPEN_SECONDS)
             change: dict[str, Any] = {"before": before, "id": ref, "at": round(time.time(), 3)}
-            checked = self._snapshot.version  # what a collaboration's id was checked on
             if collaboration is not None:
-                # checked on a snapshot that another process's write has passed since (its
-                # write landed between our check and ``before``): the id may be that write's,
-                # which an upsert repeats without adding a row. Followers rebuild rather than
-                # add the row a second time, unless the feed shows every write between made
-                # with other ids (the ``written`` entry's kind says: :meth:`_new_since`).
-                stale = self._snapshot.version != before
-                kind = "other" if stale else "collaboration"
-                change |= {"kind": kind, "write": asdict(collaboration)}
+                # new when written: the store wrote it only if no row held its id, checked in
+                # its own transaction (a repeat of another server's is a ``noop``), so every
+                # process may add it as a row
+                change |= {"kind": "collaboration", "write": asdict(collaboration)}
                 change["collab_id"] = str(audit["target"])
-            elif perform is not None:
+            elif bookings:
                 change["kind"] = "bookings"
             elif campaigns:
                 change["kind"] = "campaigns"
@@ -1778,7 +1796,8 @@ class EngineService:
                 record_change(
                     self._store.uri, graph_id, self._cache_dir, {**change, "state": "noop"}
                 )
-                return self._snapshot  # another process's write meanwhile: the follower's
+                # of another server's write since our snapshot: answered with it, from the feed
+                return self._caught_up(ref, time.monotonic() + FEED_WAIT_SECONDS)
             try:
                 # the version this write made, as its own transaction raised it: the store's
                 # version read now may already be another server's
@@ -1802,14 +1821,9 @@ class EngineService:
                     self._cache_dir,
                     {**change, "before": made_on, "state": "pending"},
                 )
-            # what this write waits for of other servers' writes (still pending in the feed),
-            # in all: its id checked against theirs, and catching up through them
+            # what this write waits for of other servers' writes still pending in the feed:
+            # catching up through them
             wait_until = time.monotonic() + FEED_WAIT_SECONDS
-            if collaboration is not None:  # its id may be a write's since: followers rebuild
-                new = made_on == checked or self._new_since(
-                    checked, made_on, change["collab_id"], graph_id=graph_id, deadline=wait_until
-                )
-                change["kind"] = "collaboration" if new else "other"
             record_change(
                 self._store.uri,
                 graph_id,
@@ -1825,39 +1839,20 @@ class EngineService:
                 if not alone or moved:
                     return self._caught_up(ref, wait_until)
             return self.refresh(
-                bookings_since=made_on if perform is not None and alone else None,
+                bookings_since=made_on if bookings and alone else None,
                 campaigns_since=made_on if campaigns and alone else None,
                 violations_only_since=made_on if violations_only else None,
                 collaboration_since=(
                     (made_on, collaboration, str(audit["target"]))
-                    if collaboration and alone and change["kind"] == "collaboration"
+                    if collaboration and alone
                     else None
                 ),
             )
 
-    def _new_since(
-        self, checked: int, made_on: int, collab_id: str, *, graph_id: str, deadline: float
-    ) -> bool:
-        """Whether a collaboration id checked on version ``checked`` and written on
-        ``made_on`` (another server wrote in between) was still new: every write between is
-        in the change feed (of graph ``graph_id``), made, and none recorded the same id. A
-        write still ``pending`` there is waited for (until ``deadline``, monotonic seconds);
-        one the feed lacks answers False, and followers rebuild rather than count a repeat as
-        a new row. Our own write is not waited for: it is placed (pending on ``made_on``)
-        before this runs, and leaves no state on the versions between."""
-        for v in range(checked, made_on):
-            while True:
-                c = change_after(self._store.uri, graph_id, self._cache_dir, v)
-                if c is None or c.get("state") != "pending" or time.monotonic() > deadline:
-                    break
-                time.sleep(0.01)
-            if not made(c, v) or c.get("collab_id") == collab_id:
-                return False
-        return True
-
     def _caught_up(self, own: str, deadline: float) -> Snapshot:
         """The snapshot after a write of ours (feed id ``own``) that landed past another
-        server's: brought to the store's version from the change feed as a follower would
+        server's, or found that server's write of the same record (a repeat): brought to the
+        store's version from the change feed as a follower would
         (their write, then ours), without a full build unless the feed cannot place a write
         (then built behind, or at once in a process that does not follow: :meth:`_catch_up`).
         A write between still ``pending`` in the feed is waited for, until ``deadline``
@@ -1937,6 +1932,21 @@ def _collaboration_record(c: Collaboration) -> dict[str, Any]:
 def _known(x: float) -> float | None:
     """An amount as recorded, None where it is not known (NaN in the graph)."""
     return None if np.isnan(x) else float(x)
+
+
+def _repeated(old: Collaboration, sent: Mapping[str, Any]) -> dict[str, Any]:
+    """``old``'s record when ``sent`` repeats it value for value.
+
+    Raises
+    ------
+    Conflict
+        Naming the fields that differ (and whose record it is).
+    """
+    before = _collaboration_record(old)
+    differ = [k for k in COLLABORATION_FIELDS if not _same(k, before[k], sent[k])]
+    if differ:
+        raise Conflict("collaboration", old.collab_id, differ, owner=old.merchant)
+    return before
 
 
 def _same(name: str, recorded: Any, sent: Any) -> bool:

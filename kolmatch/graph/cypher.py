@@ -17,6 +17,7 @@ __all__ = [
     "BOOKINGS_BY_ID",
     "BOOKINGS_OF_TALENTS",
     "BUMP_VERSION",
+    "COLLABORATION_BY_ID",
     "DELETE_ALL",
     "DROP_LOADS",
     "LOAD_PROGRESS",
@@ -139,6 +140,15 @@ RIVALS = (
 RELEASE_BOOKINGS = (
     "UNWIND $ids AS bid MATCH (:Talent)-[r:BOOKED {booking_id: bid}]->(m:Merchant) "
     "WHERE $merchant IS NULL OR m.id = $merchant DELETE r RETURN DISTINCT bid"
+)
+
+#: The collaboration held under ``$id`` (at most one row; the key's range index finds it),
+#: read after LOCK_META in the transaction that writes it if none is: a collaboration id is
+#: written once, however many servers send it at once.
+COLLABORATION_BY_ID = (
+    "MATCH (t:Talent)-[r:PROMOTED {collab_id: $id}]->(p:Product) "
+    "RETURN t.id AS talent, p.id AS product, r.gmv AS gmv, r.orders AS orders, "
+    "r.fee AS fee, r.time AS time, r.campaign AS campaign LIMIT 1"
 )
 
 

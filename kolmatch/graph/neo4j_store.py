@@ -8,7 +8,7 @@ import os
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from queue import Empty, Queue
@@ -297,6 +297,30 @@ class Neo4jStore:
                 tx.run(query, params).consume()
                 made[:] = [_bump(tx, "")]
             return [b.booking_id for b in new]
+
+        return self._written(made, self._guard(lambda: self._session_write(run)))
+
+    def add_collaboration(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Write one collaboration unless its id is held, read after ``LOCK_META`` in the
+        transaction that writes it: such transactions on any number of servers run one at a
+        time. Returns and raises as the SQLite store's
+        (:meth:`kolmatch.graph.sqlite_store.SQLiteStore.add_collaboration`)."""
+        made: list[int] = []
+        self._made.version = None
+
+        def run(tx: neo4j.ManagedTransaction) -> dict[str, Any] | None:
+            made.clear()
+            tx.run(cypher.LOCK_META).consume()
+            held = tx.run(cypher.COLLABORATION_BY_ID, id=row["collab_id"]).single()
+            if held is not None:
+                return dict(held)
+            for label, end in (("Talent", "src"), ("Product", "dst")):
+                if list(tx.run(cypher.missing_ids(label), ids=[row[end]])):
+                    raise UnknownId(label, row[end])
+            query, params = _shape(RelBatch.of("PROMOTED", "Talent", [dict(row)]), create=False)
+            tx.run(query, params).consume()
+            made[:] = [_bump(tx, "")]
+            return None
 
         return self._written(made, self._guard(lambda: self._session_write(run)))
 

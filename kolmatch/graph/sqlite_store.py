@@ -7,7 +7,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,9 @@ def _node_ddl(spec: NodeSpec) -> str:
 #: only these have an index on ``dst``. The others are read whole or by source (their primary
 #: key), and an index no query uses cost a load of m ~30 s to build (FOLLOWS, ENGAGED_WITH).
 DST_INDEXED = frozenset({"BOOKED"})
+#: ... and by their key alone: a collaboration id is checked before it is written
+#: (:meth:`SQLiteStore.add_collaboration`); ~6 per merchant, so the index costs a load little.
+KEY_INDEXED = frozenset({"PROMOTED"})
 
 
 def _rel_ddl(spec: RelSpec) -> list[str]:
@@ -99,9 +102,12 @@ def _rel_ddl(spec: RelSpec) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {t} (src_label TEXT NOT NULL, src INTEGER NOT NULL, "
         f"dst INTEGER NOT NULL{cols}, PRIMARY KEY ({', '.join(key)})) WITHOUT ROWID"
     )
-    if spec.type not in DST_INDEXED:
-        return [table]
-    return [table, f"CREATE INDEX IF NOT EXISTS {t}_dst ON {t} (dst)"]
+    out = [table]
+    if spec.type in DST_INDEXED:
+        out.append(f"CREATE INDEX IF NOT EXISTS {t}_dst ON {t} (dst)")
+    if spec.type in KEY_INDEXED and spec.key:
+        out.append(f"CREATE INDEX IF NOT EXISTS {t}_{spec.key} ON {t} ({spec.key})")
+    return out
 
 
 class SQLiteStore:
@@ -481,6 +487,41 @@ class SQLiteStore:
                 self._write_rels(RelBatch.of("BOOKED", "Talent", rows))
                 self._bump_version()
         return [b.booking_id for b in new]
+
+    def add_collaboration(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Write one collaboration unless its id is held: the id is read under SQLite's write
+        lock (``BEGIN IMMEDIATE``), so of two connections sending it at once one writes and
+        the other reads what it wrote.
+
+        Returns
+        -------
+        dict or None
+            None if written; else the held collaboration (``talent``, ``product`` and the
+            ``PROMOTED`` fields), nothing written.
+
+        Raises
+        ------
+        UnknownId
+            If the talent or the product is not in the graph (nothing written).
+        """
+        key = "collab_id"  # PROMOTED's key (kolmatch/graph/model.py)
+        fields = [f for f in rel_spec("PROMOTED").field_names if f != key]
+        t, p = _ntab("Talent"), _ntab("Product")
+        with self._transaction("written"):
+            held = self._db.execute(
+                f"SELECT s.id, d.id{''.join(', r.' + f for f in fields)} "
+                f"FROM {_rtab('PROMOTED')} r JOIN {t} s ON s.rid = r.src "
+                f"JOIN {p} d ON d.rid = r.dst WHERE r.{key} = ?",
+                (row[key],),
+            ).fetchone()
+            if held is not None:
+                return dict(zip(["talent", "product", *fields], held, strict=True))
+            for label, end in (("Talent", "src"), ("Product", "dst")):
+                if self.missing_ids(label, [row[end]]):
+                    raise UnknownId(label, row[end])
+            self._write_rels(RelBatch.of("PROMOTED", "Talent", [dict(row)]))
+            self._bump_version()
+        return None
 
     def release(self, booking_ids: Sequence[str], *, merchant: str | None = None) -> list[str]:
         """Delete the named bookings (``merchant``'s only, if given); returns the ids deleted.

@@ -238,6 +238,16 @@ class GraphStore(Protocol):
         values), ``UnknownId`` or ``BadArgument`` (a malformed window).
         """
 
+    def add_collaboration(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Write one collaboration (a ``PROMOTED`` relationship row, as
+        :meth:`RelBatch.of` takes it) unless its ``collab_id`` is held, checked in the
+        transaction that writes it: of two servers sending one id at once, one writes.
+
+        Returns None when it wrote the row (and raised the version); else, writing nothing,
+        the held collaboration as ``talent``, ``product`` and its ``PROMOTED`` fields (the
+        caller decides whether a repeat is the same one or a conflict).
+        """
+
     def release(self, booking_ids: Sequence[str], *, merchant: str | None = None) -> list[str]:
         """Delete the named bookings (only ``merchant``'s, if given) in one transaction and
         return the ids deleted; an id not held is left out, so a repeat is a no-op."""

@@ -20,7 +20,7 @@ from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.engine import cache as engine
 from kolmatch.engine.cache import RECALIBRATE_SHARE
 from kolmatch.engine.service import EngineService
-from kolmatch.errors import StoreError
+from kolmatch.errors import Conflict, StoreError
 from kolmatch.graph import market
 from kolmatch.graph.booking import Booking
 from kolmatch.graph.market import COMPLIANCE_READ, read_market
@@ -461,14 +461,20 @@ def test_two_workers_writing_at_once_apply_both_writes_from_the_feed(
     frozen, v0, talent, t, collabs, products = _facts(a)
     write = {"talent": talent, "gmv": 700.0, "orders": 7, "fee": 1.0, "time": "2026-06-06"}
     raced: list[int] = []
-    real_write = b_store.write
 
-    def racing_write(batches: Any, **kw: Any) -> None:  # a lands first, b's read was before
-        cid = f"k-a{len(raced)}"
-        raced.append(a.record_collaboration(collab_id=cid, product=products[0], **write).version)
-        real_write(batches, **kw)
+    def racing(real: Callable[..., Any]) -> Callable[..., Any]:  # a lands first, b read before
+        def run(*args: Any, **kw: Any) -> Any:
+            cid = f"k-a{len(raced)}"
+            raced.append(
+                a.record_collaboration(collab_id=cid, product=products[0], **write).version
+            )
+            return real(*args, **kw)
 
-    monkeypatch.setattr(b_store, "write", racing_write)
+        return run
+
+    # b's collaboration, then its flag
+    monkeypatch.setattr(b_store, "add_collaboration", racing(b_store.add_collaboration))
+    monkeypatch.setattr(b_store, "write", racing(b_store.write))
     builds, reads = _count_builds(monkeypatch), _count_service_builds(monkeypatch)
     snap = b.record_collaboration(collab_id="k-b", product=products[1], **write)
     assert raced == [v0 + 1] and snap.version == v0 + 2
@@ -766,56 +772,123 @@ def test_a_second_process_s_write_shows_in_a_following_service(
     b.close()
 
 
-def test_the_same_collaboration_recorded_by_two_workers_at_once_is_counted_once(
-    s_market: Path, tmp_path: Path
+def _racing_b(
+    s_market: Path, tmp_path: Path, **change: Any
+) -> tuple[EngineService, EngineService, EngineService, SQLiteStore, dict[str, Any], list[int]]:
+    """Workers a, b and c (c follows) on the s market, and b's store: b checks a collaboration
+    id on its snapshot, then a records the same id (its ``write``, with ``change`` applied
+    for b's) before b's store is asked to add it. The s market: the tiny one's few
+    collaborations recalibrate (a build) at every write, hiding a repeat."""
+    a, b, c, b_store, _ = _three_workers(s_market, tmp_path)
+    c.follow(poll_seconds=0.05)
+    product = next(p for p, m in a.snapshot.product_merchant.items() if m)
+    write = {"talent": _top_talent(a), "product": product, "gmv": 500.0, "orders": 5}
+    write |= {"fee": 1.0, "time": "2026-06-05", "collab_id": "k-twice"}
+    raced: list[int] = []
+    real_add = b_store.add_collaboration
+
+    def a_first(row: Any) -> Any:  # b checked its snapshot; a's write lands before b's
+        raced.append(a.record_collaboration(**write).version)
+        return real_add(row)
+
+    b_store.add_collaboration = a_first  # type: ignore[method-assign]
+    return a, b, c, b_store, write | change, raced
+
+
+def test_the_same_collaboration_recorded_by_two_workers_at_once_is_written_once(
+    s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Worker b checks a collaboration id on its snapshot, then worker a records the same id
-    before b writes: b's write repeats a's row (an upsert), and is not applied as a new row
-    by b, nor by a follower from the change feed (review of 4b5aa15). The s market: the
-    tiny one's few collaborations recalibrate (a build) at every write, hiding the repeat."""
+    before b writes: the store finds the id held in b's transaction and writes nothing (one
+    version, a's), b answers it as a repeat, and nobody rebuilds: the follower adds the row
+    once, from a's entry in the change feed. (Before, b's upsert made a version of its own,
+    the feed marked it ``other``, and every follower rebuilt the market.)"""
     from tests.matching.test_incremental import differences, graph_differences
 
-    path = tmp_path / "g.db"
-    load_folder(s_market, SQLiteStore(path))
-    a = EngineService(SQLiteStore(path), tmp_path / "cache")
-    b_store = SQLiteStore(path)
-    b = EngineService(b_store, tmp_path / "cache")
-    c = EngineService(SQLiteStore(path), tmp_path / "cache")
-    c.follow(poll_seconds=0.05)
-    talent = _top_talent(a)
-    t = a.snapshot.features.talent_row(talent)
-    collabs = a.snapshot.features.talent_track_n[t].sum()
-    product = next(p for p, m in a.snapshot.product_merchant.items() if m)
-    write = {"talent": talent, "product": product, "gmv": 500.0, "orders": 5, "fee": 1.0}
-    write |= {"time": "2026-06-05", "collab_id": "k-twice"}
-    raced: list[int] = []
-
-    calls = {"n": 0}
-    real_version = b_store.version
-
-    def version_then_race() -> int:  # b's first read checks its snapshot; the second, its write
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raced.append(a.record_collaboration(**write).version)
-        return real_version()
-
-    b_store.version = version_then_race  # type: ignore[method-assign]
+    a, b, c, b_store, write, raced = _racing_b(s_market, tmp_path)
+    frozen, v0, _, t, collabs, _ = _facts(a)
+    builds = _count_builds(monkeypatch)
     snap_b = b.record_collaboration(**write)
-    assert raced, "the race did not run between b's check and its write"
-    assert snap_b.version == raced[0] + 1  # b's upsert made a version of its own
+    assert raced == [v0 + 1], "the race did not run between b's check and its write"
+    assert b_store.version() == v0 + 1 and snap_b.version <= v0 + 1  # nothing of b's written
+    cache, graph_id = tmp_path / "cache", b_store.graph_id()
+    entry = engine.change_after(b_store.uri, graph_id, cache, v0)
+    assert entry is not None and entry["kind"] == "collaboration" and entry["after"] == v0 + 1
+    for svc in (b, c):
+        f = _served(svc, v0 + 1).features
+        assert f.talent_track_n[t].sum() == collabs + 1  # once, not twice
+    assert builds == [] and a.rebuilds == b.rebuilds == c.rebuilds == 0
+    monkeypatch.undo()
     fresh = read_market(b_store, COMPLIANCE_READ)
-    deadline = time.monotonic() + 30
-    while c.snapshot.version != snap_b.version:
-        assert time.monotonic() < deadline, "the follower did not catch up"
-        time.sleep(0.02)
-    frozen = build_features(read_market(b_store), calibration=a.snapshot.features.calibration)
+    full = build_features(read_market(b_store), calibration=frozen)
     for svc in (b, c):
         snap = svc.snapshot
-        assert snap.features.talent_track_n[t].sum() == collabs + 1  # once, not twice
-        assert differences(snap.features, frozen) == []
+        assert differences(snap.features, full) == []
         assert snap.compliance is not None
         assert graph_differences(snap.compliance, fresh) == []
     for svc in (a, b, c):
+        svc.close()
+
+
+def test_a_collaboration_id_raced_with_other_values_is_refused_not_overwritten(
+    s_market: Path, tmp_path: Path
+) -> None:
+    """The same race with b sending other values under a's id: b's check on its snapshot
+    passes (the id is not there yet), the store's finds a's row: b gets Conflict naming the
+    field, and a's values stand. (Before, b's upsert overwrote a's GMV silently: a's caller
+    had been told its collaboration was recorded.)"""
+    a, b, c, b_store, write, raced = _racing_b(s_market, tmp_path, gmv=9_999.0)
+    v = a.snapshot.version
+    with pytest.raises(Conflict, match="different gmv") as refused:
+        b.record_collaboration(**write)
+    assert refused.value.fields == ["gmv"] and raced == [v + 1]
+    assert b_store.version() == v + 1
+    (chunk,) = b_store.edge_rows("PROMOTED", "Talent", ["collab_id", "gmv"])
+    gmv = dict(zip(chunk.columns["collab_id"], chunk.columns["gmv"], strict=True))
+    assert gmv["k-twice"] == 500.0
+    assert b.audit.entries()[-1]["outcome"] == "failed"
+    for svc in (a, b, c):
+        svc.close()
+
+
+def test_two_workers_sending_one_collaboration_at_the_same_moment_write_it_once(
+    s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four workers, each its own connection, send the same collaboration at the same moment
+    (a client retrying on another worker): one version is made, every worker answers with it,
+    and none rebuilds."""
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    load_folder(s_market, SQLiteStore(path))
+    workers = [EngineService(SQLiteStore(path), cache) for _ in range(4)]
+    for svc in workers:
+        svc.follow(poll_seconds=0.05)
+    _, v0, talent, t, collabs, products = _facts(workers[0])
+    write = {"talent": talent, "product": products[0], "gmv": 80.0, "orders": 2, "fee": 1.0}
+    write |= {"time": "2026-06-05", "collab_id": "k-once"}
+    builds = _count_builds(monkeypatch)
+    start = threading.Barrier(len(workers))
+    answers: list[Any] = [None] * len(workers)
+
+    def send(i: int) -> None:
+        start.wait()
+        try:
+            answers[i] = workers[i].record_collaboration(**write).version
+        except Exception as exc:  # shown by the assertion below
+            answers[i] = exc
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(workers))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert all(isinstance(x, int) and x <= v0 + 1 for x in answers), answers
+    assert workers[0].store.version() == v0 + 1
+    for svc in workers:
+        f = _served(svc, v0 + 1).features
+        assert f.talent_track_n[t].sum() == collabs + 1
+        assert "k-once" in svc.snapshot.collaborations
+    assert builds == [] and sum(svc.rebuilds for svc in workers) == 0
+    for svc in workers:
         svc.close()
 
 
@@ -1035,22 +1108,23 @@ def test_a_bulk_load_is_rebuilt_off_the_write_lock_while_the_version_before_serv
 
 def _behind_a_load(
     loader: SQLiteStore,
-    real_write: Callable[..., None],
+    real_write: Callable[..., Any],
     *,
     before: Callable[[], bool] | None = None,
     then: threading.Event | None = None,
-) -> Callable[..., None]:
-    """A store's ``write`` queued behind a load: once ``before()`` (if given) holds, a load
-    of 40 new follows lands first (a version not in the change feed), then the real write
-    (then ``then.set()``, if given)."""
+) -> Callable[..., Any]:
+    """A store's write (``write``, ``add_collaboration``) queued behind a load: once
+    ``before()`` (if given) holds, a load of 40 new follows lands first (a version not in the
+    change feed), then the real write (then ``then.set()``, if given)."""
 
-    def write(batches: Any, **kw: Any) -> None:
+    def write(*args: Any, **kw: Any) -> Any:
         if before is not None:
             assert before()
         loader.write([RelBatch.of("FOLLOWS", "User", _new_follows(loader, 40))])
-        real_write(batches, **kw)
+        out = real_write(*args, **kw)
         if then is not None:
             then.set()
+        return out
 
     return write
 
@@ -1070,7 +1144,9 @@ def test_a_write_that_lands_past_a_load_answers_without_waiting_for_itself(
     for svc in (a, b):
         svc.follow(poll_seconds=0.05)
     write = _a_collaboration(b)
-    monkeypatch.setattr(b.store, "write", _behind_a_load(loader, b.store.write))
+    monkeypatch.setattr(
+        b.store, "add_collaboration", _behind_a_load(loader, b.store.add_collaboration)
+    )
     began = time.monotonic()
     snap = b.record_collaboration(collab_id="k-past", time="2026-06-11", **write)
     took = time.monotonic() - began
@@ -1105,17 +1181,19 @@ def test_two_writes_queued_behind_a_load_do_not_wait_for_each_other(
     v = a.snapshot.version
     write = _a_collaboration(a)
     b_open, a_made = threading.Event(), threading.Event()
-    real_b = b.store.write
+    real_b = b.store.add_collaboration
 
-    def b_write(batches: Any, **kw: Any) -> None:
+    def b_write(*args: Any) -> Any:
         b_open.set()
         assert a_made.wait(30)
-        real_b(batches, **kw)
+        return real_b(*args)
 
     # a waits until b read v and is pending there
-    a_write = _behind_a_load(loader, a.store.write, before=lambda: b_open.wait(30), then=a_made)
-    monkeypatch.setattr(a.store, "write", a_write)
-    monkeypatch.setattr(b.store, "write", b_write)
+    a_write = _behind_a_load(
+        loader, a.store.add_collaboration, before=lambda: b_open.wait(30), then=a_made
+    )
+    monkeypatch.setattr(a.store, "add_collaboration", a_write)
+    monkeypatch.setattr(b.store, "add_collaboration", b_write)
     took: dict[str, float] = {}
     snaps: dict[str, Any] = {}
 
@@ -1160,7 +1238,9 @@ def test_a_write_in_a_process_that_does_not_follow_answers_with_itself_past_its_
     graph_id = loader.graph_id()
     ghost = {"before": v, "state": "pending", "kind": "bookings", "id": "g", "at": time.time()}
     engine.record_change(loader.uri, graph_id, cache, ghost)  # another server, still writing
-    monkeypatch.setattr(a.store, "write", _behind_a_load(loader, a.store.write))
+    monkeypatch.setattr(
+        a.store, "add_collaboration", _behind_a_load(loader, a.store.add_collaboration)
+    )
     snap = a.record_collaboration(collab_id="k-cli", time="2026-06-11", **write)
     assert snap.version == v + 2 and "k-cli" in snap.collaborations
     monkeypatch.undo()

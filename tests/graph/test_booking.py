@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kolmatch.errors import BadArgument, BookingRefused, Conflict, UnknownId
 from kolmatch.graph.booking import Booking
-from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
-from tests.conftest import _neo4j_settings
 
 WEEK = ("2027-06-01", "2027-06-07")
 
@@ -38,27 +35,13 @@ def _market(store: GraphStore) -> None:
     )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+@pytest.fixture
 def store_and_opener(
-    request: pytest.FixtureRequest, tmp_path: Path
+    empty_store_and_opener: tuple[GraphStore, Callable[[], Any]],
 ) -> tuple[GraphStore, Callable[[], Any]]:
     """A store holding :func:`_market`, and a way to open another client of the same graph."""
-    if request.param == "sqlite":
-        path = tmp_path / "b.db"
-        store: GraphStore = SQLiteStore(path)
-        store.ensure_schema()
-        request.addfinalizer(store.close)
-        opener: Callable[[], Any] = lambda: SQLiteStore(path)  # noqa: E731
-    else:
-        from kolmatch.graph.neo4j_store import Neo4jStore
-
-        store = request.getfixturevalue("neo4j_store")
-        settings = _neo4j_settings()
-        assert settings is not None
-        uri, user, password = settings
-        opener = lambda: Neo4jStore(uri, (user, password))  # noqa: E731
-    _market(store)
-    return store, opener
+    _market(empty_store_and_opener[0])
+    return empty_store_and_opener
 
 
 def _held(store: GraphStore) -> dict[str, tuple[str, str, str, str]]:
