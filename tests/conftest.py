@@ -6,7 +6,8 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -270,3 +271,24 @@ def own_neo4j(tmp_path: Path) -> Iterator[Neo4jServer]:
     s.start()
     yield s
     s.stop()
+
+
+def at_once(n: int, send: Callable[[int], Any]) -> list[Any]:
+    """``send(i)`` for i < n from n threads released together (as n clients or workers at the
+    same moment): what each returned, or the exception it raised."""
+    start = threading.Barrier(n)
+    answers: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            answers[i] = send(i)
+        except Exception as exc:  # the caller's assertions show it
+            answers[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    return answers

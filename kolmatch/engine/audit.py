@@ -45,12 +45,14 @@ class AuditLog:
     A write is logged twice: an entry with ``"outcome": "pending"`` (who, when, what, the
     state before and the state it will write) is on disk *before* the store is written, and a
     second entry with the same ``id`` says how it ended (``written`` with the new graph
-    version, or ``failed``). A write that is refused (bad argument, conflict, forbidden) or
-    that changes nothing (``unchanged``) is one entry. So a write the store holds always has
-    its entry, even if the process dies between the two lines; a ``pending`` with no ending
-    means the process died mid-write (compare the graph version). If the log cannot be
-    written, the write is refused with :class:`~kolmatch.errors.StoreUnavailable` before
-    touching the store.
+    version, ``refused`` when the store refused it in its own transaction, e.g. an id another
+    server recorded a moment before, ``unchanged`` when the store found it already recorded,
+    or ``failed``). A write that is refused before the store is touched (bad argument,
+    conflict, forbidden) or that changes nothing (``unchanged``) is one entry. So a write the
+    store holds always has its entry, even if the process dies between the two lines; a
+    ``pending`` with no ending means the process died mid-write (compare the graph version).
+    If the log cannot be written, the write is refused with
+    :class:`~kolmatch.errors.StoreUnavailable` before touching the store.
 
     Entries hold the principal's role and id (``merchant:m3``), never an API key.
 

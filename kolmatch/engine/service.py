@@ -1153,8 +1153,11 @@ class EngineService:
         """Record a collaboration's outcome (a PROMOTED relationship), then refresh.
 
         A collaboration id is recorded once: sent again with the same values it is a no-op
-        (the current snapshot, nothing written, version unchanged); with any value different
-        it is refused. Bulk loads keep their idempotent upsert; this is the write path of the
+        (nothing written; the answer is the snapshot of the version that holds it, another
+        server's when that one wrote it a moment before); with any value different it is
+        refused. Checked on the snapshot, then in the store's transaction that writes it
+        (:meth:`GraphStore.add_collaboration`), so of servers sent one new id at once exactly
+        one writes it. Bulk loads keep their idempotent upsert; this is the write path of the
         API, where a second write with the same id is a mistake, not a correction.
 
         Parameters
@@ -1228,7 +1231,7 @@ class EngineService:
                 if held is None:
                     return 1
                 product = str(held["product"])
-                was = Collaboration(
+                was = Collaboration(  # as the snapshot reads it (features.collaborations)
                     collab_id,
                     str(held["talent"]),
                     product,
@@ -1237,7 +1240,7 @@ class EngineService:
                     held["orders"],
                     held["fee"],
                     str(held["time"]),
-                    held["campaign"],
+                    held["campaign"] or None,
                 )
                 _repeated(was, sent)
                 return 0
@@ -1293,21 +1296,29 @@ class EngineService:
                     raise BadArgument(
                         "severity", f"must be minor, major or severe, got {severity!r}"
                     )
+                taken = BadArgument("id", f"violation {violation_id!r} exists; resolve it instead")
                 if violation_id in self._current().violation_ids:
-                    raise BadArgument(
-                        "id", f"violation {violation_id!r} exists; resolve it instead"
-                    )
+                    raise taken
                 if self._store.missing_ids(label, [target]):
                     raise UnknownId(label, target)
                 _iso(time)
             except KolmatchError as exc:
                 self.record_refusal(entry, exc)
                 raise
-            rel = {"src": target, "dst": violation_id}
+
+            def add() -> int:
+                """Checked again in the store's transaction: another server's flag of the
+                same id since our snapshot (it would attach one violation to two targets)."""
+                rel = RelBatch.of("HAS_VIOLATION", label, [{"src": target, "dst": violation_id}])
+                if self._store.add_node("Violation", node, [rel]) is not None:
+                    raise taken
+                return 1
+
             return self._write(
-                [NodeBatch.of("Violation", [node]), RelBatch.of("HAS_VIOLATION", label, [rel])],
+                [],
                 violations_only=True,
                 audit={**entry, "before": None, "after": sent},
+                perform=add,
             )
 
     def resolve_violation(self, violation_id: str, *, actor: str = "local") -> Snapshot:
@@ -1537,9 +1548,11 @@ class EngineService:
                     kpi_target=kpi_target,
                     budget=budget,
                 )
-                # the store, not a snapshot, says whether another worker took the id
+                # the store, not a snapshot, says whether another worker took the id (again in
+                # the transaction that writes it, below)
+                taken = BadArgument("id", f"campaign {campaign_id!r} exists")
                 if not self._store.missing_ids("Campaign", [campaign_id]):
-                    raise BadArgument("id", f"campaign {campaign_id!r} exists")
+                    raise taken
                 for label, ids in (("Category", categories), ("Product", products)):
                     missing = sorted(self._store.missing_ids(label, list(ids)))
                     if missing:
@@ -1548,17 +1561,24 @@ class EngineService:
                 self.record_refusal({**entry, "input": {"name": name}}, exc)
                 raise
             sent = {**row, "categories": list(categories), "products": list(products)}
-            batches: list[NodeBatch | RelBatch] = [NodeBatch.of("Campaign", [row])]
+            rels: list[RelBatch] = []
             if categories:
                 rows = [{"src": campaign_id, "dst": c} for c in dict.fromkeys(categories)]
-                batches.append(RelBatch.of("COVERS", "Campaign", rows))
+                rels.append(RelBatch.of("COVERS", "Campaign", rows))
             if products:
                 rows = [{"src": p, "dst": campaign_id} for p in dict.fromkeys(products)]
-                batches.append(RelBatch.of("IN_CAMPAIGN", "Product", rows))
+                rels.append(RelBatch.of("IN_CAMPAIGN", "Product", rows))
+
+            def add() -> int:
+                if self._store.add_node("Campaign", row, rels) is not None:
+                    raise taken  # another server's, since the check above
+                return 1
+
             return self._write(
-                batches,
+                [],
                 audit={**entry, "input": sent, "before": None, "after": sent},
                 campaigns=True,
+                perform=add,
             )
 
     def join_campaign(
@@ -1745,11 +1765,14 @@ class EngineService:
         """Write ``batches`` with the audit log's record around it, then refresh.
 
         The log's ``pending`` entry is on disk before the store is touched; its ending
-        (``written`` with the new version, or ``failed``) follows the store's answer.
-        ``perform``: a write of its own instead of ``batches`` (bookings, a collaboration:
-        checked in the store's transaction), returning how many records it wrote. One that
-        wrote none (a repeat) ends as ``unchanged`` in the audit log and ``noop`` in the
-        change feed: a version another process made meanwhile is not taken for its own.
+        (``written`` with the new version, ``refused`` when the store's transaction refused
+        it with a typed error, or ``failed``) follows the store's answer. ``perform``: a
+        write of its own instead of ``batches`` (bookings, a collaboration, a violation, a
+        campaign: checked in the store's transaction), returning how many records it wrote.
+        One that wrote none (a repeat) ends as ``unchanged`` in the audit log and ``noop`` in
+        the change feed: a version another process made meanwhile is not taken for its own.
+        ``bookings``, ``campaigns``, ``violations_only``: what the write changes (the change
+        feed's kind, and what a refresh re-reads).
         """
         with self._write_lock:
             try:
@@ -1786,13 +1809,22 @@ class EngineService:
                 else:
                     self._store.write(batches)
             except BaseException as exc:
-                self._end(ref, {**ending, "outcome": "failed", "error": _error_of(exc)})
+                # refused by the store's own checks in its transaction (an id another server
+                # recorded first, a booking with no free slot, an end not in the graph):
+                # nothing was written, as for a refusal before the store was touched
+                refused = isinstance(exc, (Conflict, BadArgument, UnknownId))
+                outcome = "refused" if refused else "failed"
+                self._end(ref, {**ending, "outcome": outcome, "error": _error_of(exc)})
                 record_change(
                     self._store.uri, graph_id, self._cache_dir, {**change, "state": "failed"}
                 )
                 raise
             if not wrote:  # a repeat: nothing of ours to refresh to
-                self._end(ref, {**ending, "outcome": "unchanged"})
+                try:
+                    now: int | None = self._store.version()
+                except KolmatchError:
+                    now = None
+                self._end(ref, {**ending, "outcome": "unchanged", "version": now})
                 record_change(
                     self._store.uri, graph_id, self._cache_dir, {**change, "state": "noop"}
                 )
@@ -1813,8 +1845,8 @@ class EngineService:
             made_on = before if version is None else version - 1
             if made_on != before:
                 # placed: pending on the version it was made on, no longer on the ones between
-                # (another writer checking its id there would wait for ours while ours waits
-                # for theirs, each FEED_WAIT_SECONDS)
+                # (another writer catching up there would wait for ours while ours waits for
+                # theirs, each FEED_WAIT_SECONDS)
                 record_change(
                     self._store.uri,
                     graph_id,

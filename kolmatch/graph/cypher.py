@@ -35,6 +35,7 @@ __all__ = [
     "create_rels",
     "edge_rows",
     "missing_ids",
+    "node_by_id",
     "node_rows",
     "upsert_nodes",
     "upsert_rels",
@@ -259,6 +260,14 @@ def missing_ids(label: str) -> str:
         f"UNWIND $ids AS id OPTIONAL MATCH (n:{_label(label)} {{id: id}}) "
         f"WITH id, n WHERE n IS NULL RETURN id"
     )
+
+
+def node_by_id(label: str) -> str:
+    """The properties of the node of the label whose id is ``$id`` (no row if none): what a
+    write of a new node reads first (``GraphStore.add_node``)."""
+    spec = node_spec(label)
+    fields = ", ".join(f"n.{p} AS {p}" for p in spec.field_names or ("id",))
+    return f"MATCH (n:{_label(label)} {{id: $id}}) RETURN {fields}"
 
 
 def count_nodes(label: str) -> str:

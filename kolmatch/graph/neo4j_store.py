@@ -41,6 +41,7 @@ from kolmatch.graph.store import (
     NodeRows,
     RelBatch,
     WriteBatch,
+    other_ends,
 )
 
 __all__ = [
@@ -305,20 +306,51 @@ class Neo4jStore:
         transaction that writes it: such transactions on any number of servers run one at a
         time. Returns and raises as the SQLite store's
         (:meth:`kolmatch.graph.sqlite_store.SQLiteStore.add_collaboration`)."""
+        return self._write_unless_held(
+            cypher.COLLABORATION_BY_ID,
+            row["collab_id"],
+            [("Talent", [row["src"]]), ("Product", [row["dst"]])],
+            [RelBatch.of("PROMOTED", "Talent", [dict(row)])],
+        )
+
+    def add_node(
+        self, label: str, row: Mapping[str, Any], rels: Sequence[RelBatch] = ()
+    ) -> dict[str, Any] | None:
+        """Write one new node and its relationships unless a node of ``label`` holds its id
+        (as :meth:`add_collaboration`)."""
+        return self._write_unless_held(
+            cypher.node_by_id(label),
+            row["id"],
+            other_ends(label, row["id"], rels),
+            [NodeBatch.of(label, [dict(row)]), *rels],
+        )
+
+    def _write_unless_held(
+        self,
+        held_query: str,
+        key: Any,
+        ends: list[tuple[str, list[str]]],
+        batches: list[WriteBatch],
+    ) -> dict[str, Any] | None:
+        """One transaction, after ``LOCK_META``: the row ``held_query`` finds for ``$id`` =
+        ``key``, or, if none, ``batches`` written after checking the nodes ``ends`` ((label,
+        ids)) exist, and the version raised."""
         made: list[int] = []
         self._made.version = None
 
         def run(tx: neo4j.ManagedTransaction) -> dict[str, Any] | None:
             made.clear()
             tx.run(cypher.LOCK_META).consume()
-            held = tx.run(cypher.COLLABORATION_BY_ID, id=row["collab_id"]).single()
+            held = tx.run(held_query, id=key).single()
             if held is not None:
                 return dict(held)
-            for label, end in (("Talent", "src"), ("Product", "dst")):
-                if list(tx.run(cypher.missing_ids(label), ids=[row[end]])):
-                    raise UnknownId(label, row[end])
-            query, params = _shape(RelBatch.of("PROMOTED", "Talent", [dict(row)]), create=False)
-            tx.run(query, params).consume()
+            for label, ids in ends:
+                missing = sorted(r["id"] for r in tx.run(cypher.missing_ids(label), ids=ids))
+                if missing:
+                    raise UnknownId(label, missing[0])
+            for b in batches:
+                query, params = _shape(b, create=False)
+                tx.run(query, params).consume()
             made[:] = [_bump(tx, "")]
             return None
 

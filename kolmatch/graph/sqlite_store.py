@@ -40,6 +40,7 @@ from kolmatch.graph.store import (
     NodeRows,
     RelBatch,
     WriteBatch,
+    other_ends,
 )
 
 __all__ = ["SQLiteStore"]
@@ -507,19 +508,59 @@ class SQLiteStore:
         key = "collab_id"  # PROMOTED's key (kolmatch/graph/model.py)
         fields = [f for f in rel_spec("PROMOTED").field_names if f != key]
         t, p = _ntab("Talent"), _ntab("Product")
+        return self._write_unless_held(
+            f"SELECT s.id, d.id{''.join(', r.' + f for f in fields)} "
+            f"FROM {_rtab('PROMOTED')} r JOIN {t} s ON s.rid = r.src "
+            f"JOIN {p} d ON d.rid = r.dst WHERE r.{key} = ?",
+            row[key],
+            ["talent", "product", *fields],
+            [("Talent", [row["src"]]), ("Product", [row["dst"]])],
+            [RelBatch.of("PROMOTED", "Talent", [dict(row)])],
+        )
+
+    def add_node(
+        self, label: str, row: Mapping[str, Any], rels: Sequence[RelBatch] = ()
+    ) -> dict[str, Any] | None:
+        """Write one new node and its relationships unless a node of ``label`` holds its id,
+        read under SQLite's write lock (as :meth:`add_collaboration`).
+
+        Raises
+        ------
+        UnknownId
+            If another end of a relationship is not in the graph (nothing written).
+        """
+        fields = node_spec(label).field_names or ("id",)
+        return self._write_unless_held(
+            f"SELECT {', '.join(fields)} FROM {_ntab(label)} WHERE id = ?",
+            row["id"],
+            list(fields),
+            other_ends(label, row["id"], rels),
+            [NodeBatch.of(label, [dict(row)]), *rels],
+        )
+
+    def _write_unless_held(
+        self,
+        held_sql: str,
+        key: Any,
+        columns: list[str],
+        ends: list[tuple[str, list[str]]],
+        batches: list[WriteBatch],
+    ) -> dict[str, Any] | None:
+        """One transaction: the row ``held_sql`` finds for ``key`` (as ``columns``), or, if
+        none, ``batches`` written after checking the nodes ``ends`` ((label, ids)) exist."""
         with self._transaction("written"):
-            held = self._db.execute(
-                f"SELECT s.id, d.id{''.join(', r.' + f for f in fields)} "
-                f"FROM {_rtab('PROMOTED')} r JOIN {t} s ON s.rid = r.src "
-                f"JOIN {p} d ON d.rid = r.dst WHERE r.{key} = ?",
-                (row[key],),
-            ).fetchone()
+            held = self._db.execute(held_sql, (key,)).fetchone()
             if held is not None:
-                return dict(zip(["talent", "product", *fields], held, strict=True))
-            for label, end in (("Talent", "src"), ("Product", "dst")):
-                if self.missing_ids(label, [row[end]]):
-                    raise UnknownId(label, row[end])
-            self._write_rels(RelBatch.of("PROMOTED", "Talent", [dict(row)]))
+                return dict(zip(columns, held, strict=True))
+            for label, ids in ends:
+                missing = sorted(self.missing_ids(label, ids))
+                if missing:
+                    raise UnknownId(label, missing[0])
+            for b in batches:
+                if isinstance(b, NodeBatch):
+                    self._write_nodes(b)
+                else:
+                    self._write_rels(b)
             self._bump_version()
         return None
 

@@ -25,6 +25,7 @@ __all__ = [
     "RelBatch",
     "WriteBatch",
     "arrow_type",
+    "other_ends",
 ]
 
 #: The layout of a store's data, recorded in every store kolmatch writes. Raised when the
@@ -149,6 +150,18 @@ class EdgeRows:
     columns: Mapping[str, Sequence[Any] | NDArray[Any]]
 
 
+def other_ends(label: str, node_id: str, rels: Sequence[RelBatch]) -> list[tuple[str, list[str]]]:
+    """The (label, ids) at the ends of ``rels`` other than the new node ``node_id`` of
+    ``label``: what a write of that node checks exist before it writes (``add_node``)."""
+    out: dict[str, set[str]] = {}
+    for b in rels:
+        spec = rel_spec(b.rel_type)
+        for ends, end_label in ((b.column("src"), b.src_label), (b.column("dst"), spec.dst)):
+            ids = {str(x) for x in ends} - ({node_id} if end_label == label else set())
+            out.setdefault(end_label, set()).update(ids)
+    return [(k, sorted(v)) for k, v in out.items() if v]
+
+
 @runtime_checkable
 class GraphStore(Protocol):
     """What the loaders write through and the projections read from.
@@ -246,6 +259,18 @@ class GraphStore(Protocol):
         Returns None when it wrote the row (and raised the version); else, writing nothing,
         the held collaboration as ``talent``, ``product`` and its ``PROMOTED`` fields (the
         caller decides whether a repeat is the same one or a conflict).
+        """
+
+    def add_node(
+        self, label: str, row: Mapping[str, Any], rels: Sequence[RelBatch] = ()
+    ) -> dict[str, Any] | None:
+        """Write one new node of ``label`` (``row``, as :meth:`NodeBatch.of` takes it) and
+        its relationships ``rels`` unless a node of ``label`` holds its ``id``, checked in the
+        transaction that writes it, as :meth:`add_collaboration` does (a violation, a
+        campaign: one id, one record, however many servers send it at once).
+
+        Returns None when written; else the held node's fields, nothing written. Raises
+        ``UnknownId`` if another end of a relationship is not in the graph (nothing written).
         """
 
     def release(self, booking_ids: Sequence[str], *, merchant: str | None = None) -> list[str]:

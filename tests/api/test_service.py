@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.engine import cache as engine
 from kolmatch.engine.cache import RECALIBRATE_SHARE
 from kolmatch.engine.service import EngineService
-from kolmatch.errors import Conflict, StoreError
+from kolmatch.errors import BadArgument, Conflict, StoreError
 from kolmatch.graph import market
 from kolmatch.graph.booking import Booking
 from kolmatch.graph.market import COMPLIANCE_READ, read_market
@@ -30,6 +31,7 @@ from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import MarketFeatures, build_features, refresh_risk
 from kolmatch.matching.score import match_merchant, rank_merchants
 from tests.api.conftest import serve
+from tests.conftest import at_once
 
 
 def _assert_same(a: Any, b: Any) -> None:
@@ -474,7 +476,7 @@ def test_two_workers_writing_at_once_apply_both_writes_from_the_feed(
 
     # b's collaboration, then its flag
     monkeypatch.setattr(b_store, "add_collaboration", racing(b_store.add_collaboration))
-    monkeypatch.setattr(b_store, "write", racing(b_store.write))
+    monkeypatch.setattr(b_store, "add_node", racing(b_store.add_node))
     builds, reads = _count_builds(monkeypatch), _count_service_builds(monkeypatch)
     snap = b.record_collaboration(collab_id="k-b", product=products[1], **write)
     assert raced == [v0 + 1] and snap.version == v0 + 2
@@ -516,12 +518,13 @@ def test_a_flag_followed_at_once_by_another_worker_s_write_is_applied_from_the_f
     frozen, v0 = a.snapshot.features.calibration, a.snapshot.version
     talent = _top_talent(a)
     product = next(p for p, m in a.snapshot.product_merchant.items() if m)
-    real_write, real_version = b_store.write, b_store.version
+    real_write, real_version = b_store.add_node, b_store.version
     armed: list[bool] = []
 
-    def write_then_arm(batches: Any, **kw: Any) -> None:
-        real_write(batches, **kw)
+    def write_then_arm(*args: Any) -> Any:
+        out = real_write(*args)
         armed.append(True)
+        return out
 
     def version_after_a() -> int:  # b's first look at the store after its write (and its
         if armed:  # feed entry): a's write has landed just before it
@@ -530,7 +533,7 @@ def test_a_flag_followed_at_once_by_another_worker_s_write_is_applied_from_the_f
             a.record_collaboration(collab_id="k-after", time="2026-06-09", **write)
         return real_version()
 
-    monkeypatch.setattr(b_store, "write", write_then_arm)
+    monkeypatch.setattr(b_store, "add_node", write_then_arm)
     monkeypatch.setattr(b_store, "version", version_after_a)
     builds, reads = _count_builds(monkeypatch), _count_service_builds(monkeypatch)
     snap = _flag_fraud(b, "v-first", talent, "2026-06-08")
@@ -772,8 +775,20 @@ def test_a_second_process_s_write_shows_in_a_following_service(
     b.close()
 
 
+def _first(monkeypatch: pytest.MonkeyPatch, store: Any, name: str, then: Callable[[], Any]) -> None:
+    """``store``'s method ``name`` runs ``then()`` first (another server's write landing
+    between a worker's check on its snapshot and its store's transaction)."""
+    real = getattr(store, name)
+
+    def run(*args: Any) -> Any:
+        then()
+        return real(*args)
+
+    monkeypatch.setattr(store, name, run)
+
+
 def _racing_b(
-    s_market: Path, tmp_path: Path, **change: Any
+    s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **change: Any
 ) -> tuple[EngineService, EngineService, EngineService, SQLiteStore, dict[str, Any], list[int]]:
     """Workers a, b and c (c follows) on the s market, and b's store: b checks a collaboration
     id on its snapshot, then a records the same id (its ``write``, with ``change`` applied
@@ -785,13 +800,12 @@ def _racing_b(
     write = {"talent": _top_talent(a), "product": product, "gmv": 500.0, "orders": 5}
     write |= {"fee": 1.0, "time": "2026-06-05", "collab_id": "k-twice"}
     raced: list[int] = []
-    real_add = b_store.add_collaboration
-
-    def a_first(row: Any) -> Any:  # b checked its snapshot; a's write lands before b's
-        raced.append(a.record_collaboration(**write).version)
-        return real_add(row)
-
-    b_store.add_collaboration = a_first  # type: ignore[method-assign]
+    _first(
+        monkeypatch,
+        b_store,
+        "add_collaboration",
+        lambda: raced.append(a.record_collaboration(**write).version),
+    )
     return a, b, c, b_store, write | change, raced
 
 
@@ -805,15 +819,29 @@ def test_the_same_collaboration_recorded_by_two_workers_at_once_is_written_once(
     the feed marked it ``other``, and every follower rebuilt the market.)"""
     from tests.matching.test_incremental import differences, graph_differences
 
-    a, b, c, b_store, write, raced = _racing_b(s_market, tmp_path)
+    a, b, c, b_store, write, raced = _racing_b(s_market, tmp_path, monkeypatch)
     frozen, v0, _, t, collabs, _ = _facts(a)
     builds = _count_builds(monkeypatch)
     snap_b = b.record_collaboration(**write)
     assert raced == [v0 + 1], "the race did not run between b's check and its write"
-    assert b_store.version() == v0 + 1 and snap_b.version <= v0 + 1  # nothing of b's written
+    assert b_store.version() == v0 + 1  # nothing of b's written
+    assert snap_b.version == v0 + 1 and "k-twice" in snap_b.collaborations  # answered with a's
     cache, graph_id = tmp_path / "cache", b_store.graph_id()
     entry = engine.change_after(b_store.uri, graph_id, cache, v0)
     assert entry is not None and entry["kind"] == "collaboration" and entry["after"] == v0 + 1
+    feed = [
+        json.loads(x) for f in cache.glob("changes-*.jsonl") for x in f.read_text().splitlines()
+    ]
+    assert [e["state"] for e in feed if e.get("collab_id") == "k-twice"][-1] == "noop"
+    assert b.audit.entries()[-1] | {"time": None} == {
+        "id": b.audit.entries()[-1]["id"],
+        "time": None,
+        "actor": "local",
+        "action": "recordCollaboration",
+        "target": "k-twice",
+        "outcome": "unchanged",
+        "version": v0 + 1,
+    }
     for svc in (b, c):
         f = _served(svc, v0 + 1).features
         assert f.talent_track_n[t].sum() == collabs + 1  # once, not twice
@@ -831,13 +859,13 @@ def test_the_same_collaboration_recorded_by_two_workers_at_once_is_written_once(
 
 
 def test_a_collaboration_id_raced_with_other_values_is_refused_not_overwritten(
-    s_market: Path, tmp_path: Path
+    s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same race with b sending other values under a's id: b's check on its snapshot
     passes (the id is not there yet), the store's finds a's row: b gets Conflict naming the
     field, and a's values stand. (Before, b's upsert overwrote a's GMV silently: a's caller
     had been told its collaboration was recorded.)"""
-    a, b, c, b_store, write, raced = _racing_b(s_market, tmp_path, gmv=9_999.0)
+    a, b, c, b_store, write, raced = _racing_b(s_market, tmp_path, monkeypatch, gmv=9_999.0)
     v = a.snapshot.version
     with pytest.raises(Conflict, match="different gmv") as refused:
         b.record_collaboration(**write)
@@ -846,48 +874,138 @@ def test_a_collaboration_id_raced_with_other_values_is_refused_not_overwritten(
     (chunk,) = b_store.edge_rows("PROMOTED", "Talent", ["collab_id", "gmv"])
     gmv = dict(zip(chunk.columns["collab_id"], chunk.columns["gmv"], strict=True))
     assert gmv["k-twice"] == 500.0
-    assert b.audit.entries()[-1]["outcome"] == "failed"
+    ending = b.audit.entries()[-1]
+    assert ending["outcome"] == "refused" and ending["error"]["type"] == "Conflict"
     for svc in (a, b, c):
         svc.close()
 
 
-def test_two_workers_sending_one_collaboration_at_the_same_moment_write_it_once(
+def _followed_workers(market_dir: Path, tmp_path: Path, n: int) -> list[EngineService]:
+    """``n`` workers on one store loaded from ``market_dir``, each following it."""
+    path, cache = tmp_path / "g.db", tmp_path / "cache"
+    load_folder(market_dir, SQLiteStore(path))
+    workers = [EngineService(SQLiteStore(path), cache) for _ in range(n)]
+    for svc in workers:
+        svc.follow(poll_seconds=0.05)
+    return workers
+
+
+def test_workers_sending_one_collaboration_at_the_same_moment_write_it_once(
     s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Four workers, each its own connection, send the same collaboration at the same moment
     (a client retrying on another worker): one version is made, every worker answers with it,
     and none rebuilds."""
-    path, cache = tmp_path / "g.db", tmp_path / "cache"
-    load_folder(s_market, SQLiteStore(path))
-    workers = [EngineService(SQLiteStore(path), cache) for _ in range(4)]
-    for svc in workers:
-        svc.follow(poll_seconds=0.05)
+    workers = _followed_workers(s_market, tmp_path, 4)
     _, v0, talent, t, collabs, products = _facts(workers[0])
     write = {"talent": talent, "product": products[0], "gmv": 80.0, "orders": 2, "fee": 1.0}
     write |= {"time": "2026-06-05", "collab_id": "k-once"}
     builds = _count_builds(monkeypatch)
-    start = threading.Barrier(len(workers))
-    answers: list[Any] = [None] * len(workers)
-
-    def send(i: int) -> None:
-        start.wait()
-        try:
-            answers[i] = workers[i].record_collaboration(**write).version
-        except Exception as exc:  # shown by the assertion below
-            answers[i] = exc
-
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(workers))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(60)
-    assert all(isinstance(x, int) and x <= v0 + 1 for x in answers), answers
+    answers = at_once(4, lambda i: workers[i].record_collaboration(**write).version)
+    assert answers == [v0 + 1] * 4  # each answered with the one write
     assert workers[0].store.version() == v0 + 1
     for svc in workers:
         f = _served(svc, v0 + 1).features
         assert f.talent_track_n[t].sum() == collabs + 1
         assert "k-once" in svc.snapshot.collaborations
     assert builds == [] and sum(svc.rebuilds for svc in workers) == 0
+    for svc in workers:
+        svc.close()
+
+
+def _one_won(answers: list[Any], refusal: str) -> int:
+    """The one of ``answers`` that succeeded; every other is the BadArgument ``refusal``."""
+    won = [i for i, x in enumerate(answers) if not isinstance(x, Exception)]
+    assert len(won) == 1, answers
+    others = [x for i, x in enumerate(answers) if i != won[0]]
+    assert all(isinstance(x, BadArgument) and refusal in str(x) for x in others), answers
+    return won[0]
+
+
+def test_workers_flagging_one_violation_id_at_once_attach_it_to_one_target(
+    s_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four workers flag one violation id at the same moment, each against its own talent: one
+    writes (one version, one target), the others are refused as for an id on record, and none
+    rebuilds. (Before, each upsert attached the violation to its own talent: three or four
+    talents excluded by one violation, every caller told it was flagged.)"""
+    workers = _followed_workers(s_market, tmp_path, 4)
+    v0 = workers[0].snapshot.version
+    talents = [str(x) for x in workers[0].snapshot.features.talent_ids[:4]]
+    builds = _count_builds(monkeypatch)
+    answers = at_once(4, lambda i: _flag_fraud(workers[i], "v-once", talents[i], "2026-06-05"))
+    won = _one_won(answers, "exists; resolve it instead")
+    store = workers[0].store
+    assert store.version() == v0 + 1
+    (chunk,) = store.edge_rows("HAS_VIOLATION", "Talent", [])
+    assert [str(s) for s, d in zip(chunk.src, chunk.dst, strict=True) if d == "v-once"] == [
+        talents[won]
+    ]
+    for svc in workers:
+        f = _served(svc, v0 + 1).features
+        assert [f.talent_risk[f.talent_row(x)] == 1.0 for x in talents] == [
+            i == won for i in range(4)
+        ]
+    assert builds == [] and sum(svc.rebuilds for svc in workers) == 0
+    for svc in workers:
+        svc.close()
+
+
+def test_a_violation_or_campaign_id_another_worker_took_meanwhile_is_refused_in_the_store(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """b checks a violation id (then a campaign id) and finds it free; a takes it before b's
+    store transaction: the store refuses b's (as for an id on record), writes nothing, and the
+    audit log's pending line for b ends ``refused``."""
+    a, b = _followed_workers(tiny_market, tmp_path, 2)
+    store = b.store
+    f, v0 = a.snapshot.features, a.snapshot.version
+    t1, t2 = (str(x) for x in f.talent_ids[:2])
+    _first(monkeypatch, store, "add_node", lambda: _flag_fraud(a, "v-x", t1, "2026-06-05"))
+    with pytest.raises(BadArgument, match="exists; resolve it instead"):
+        _flag_fraud(b, "v-x", t2, "2026-06-05")
+    (chunk,) = store.edge_rows("HAS_VIOLATION", "Talent", [])
+    assert [str(x) for x, v in zip(chunk.src, chunk.dst, strict=True) if v == "v-x"] == [t1]
+    monkeypatch.undo()
+    start, end = (f.today + timedelta(days=10)).isoformat(), (f.today + timedelta(20)).isoformat()
+    brief = {"campaign_id": "cp-x", "start": start, "end": end}
+    _first(monkeypatch, store, "add_node", lambda: a.create_campaign(name="A's", **brief))
+    with pytest.raises(BadArgument, match="exists"):
+        b.create_campaign(name="B's", **brief)
+    rows = store.node_rows("Campaign", ["name"])
+    assert dict(zip(rows.ids, rows.columns["name"], strict=True))["cp-x"] == "A's"
+    assert store.version() == v0 + 2  # a's two writes, none of b's
+    endings = [e for e in b.audit.entries() if e["actor"] == "local" and "error" in e]
+    assert [(e["target"], e["outcome"], e["error"]["type"]) for e in endings[-2:]] == [
+        ("v-x", "refused", "BadArgument"),
+        ("cp-x", "refused", "BadArgument"),
+    ]
+    for svc in (a, b):
+        svc.close()
+
+
+def test_workers_creating_one_campaign_id_at_once_create_it_once(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Four workers create one campaign id at the same moment, each with its own name and
+    category: one creates it (one version, one brief), the others are refused as for an id
+    taken. (Before, the id was checked outside the writing transaction: each upsert could
+    land, the last name and the union of the categories standing.)"""
+    workers = _followed_workers(tiny_market, tmp_path, 4)
+    f, v0 = workers[0].snapshot.features, workers[0].snapshot.version
+    start, end = (f.today + timedelta(days=10)).isoformat(), (f.today + timedelta(20)).isoformat()
+    cats = sorted(workers[0].store.node_rows("Category", ()).ids)[:4]
+
+    def create(i: int) -> int:
+        brief = {"name": f"Sale {i}", "start": start, "end": end, "categories": [cats[i]]}
+        return workers[i].create_campaign(campaign_id="cp-once", **brief).version
+
+    answers = at_once(4, create)
+    won = _one_won(answers, "exists")
+    assert workers[0].store.version() == v0 + 1
+    for svc in workers:
+        brief = _served(svc, v0 + 1).campaigns["cp-once"]
+        assert (brief.name, brief.categories) == (f"Sale {won}", [cats[won]])
     for svc in workers:
         svc.close()
 

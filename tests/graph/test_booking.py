@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 from kolmatch.errors import BadArgument, BookingRefused, Conflict, UnknownId
 from kolmatch.graph.booking import Booking
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
+from tests.conftest import at_once
 
 WEEK = ("2027-06-01", "2027-06-07")
 
@@ -150,24 +150,15 @@ def test_concurrent_clients_after_the_last_slot_get_exactly_one_success(
     store, opener = store_and_opener
     n = 8
     clients = [opener() for _ in range(n)]
-    start = threading.Barrier(n)
-    results: list[str] = [""] * n
 
-    def go(i: int) -> None:
-        start.wait()
+    def go(i: int) -> str:
         try:
             clients[i].book([Booking(f"c{i}", "t1", "m3", *WEEK)])
-            results[i] = "booked"
         except BookingRefused:
-            results[i] = "refused"
-        except Exception as exc:  # anything else is a failure the assertion shows
-            results[i] = f"{type(exc).__name__}: {exc}"
+            return "refused"
+        return "booked"
 
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    results = [x if isinstance(x, str) else f"{type(x).__name__}: {x}" for x in at_once(n, go)]
     for c in clients:
         c.close()
     assert sorted(results) == ["booked"] + ["refused"] * (n - 1), results
