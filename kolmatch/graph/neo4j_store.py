@@ -41,7 +41,7 @@ from kolmatch.graph.store import (
     NodeRows,
     RelBatch,
     WriteBatch,
-    other_ends,
+    rel_ends,
 )
 
 __all__ = [
@@ -306,11 +306,12 @@ class Neo4jStore:
         transaction that writes it: such transactions on any number of servers run one at a
         time. Returns and raises as the SQLite store's
         (:meth:`kolmatch.graph.sqlite_store.SQLiteStore.add_collaboration`)."""
+        promoted = RelBatch.of("PROMOTED", "Talent", [dict(row)])
         return self._write_unless_held(
             cypher.COLLABORATION_BY_ID,
             row["collab_id"],
-            [("Talent", [row["src"]]), ("Product", [row["dst"]])],
-            [RelBatch.of("PROMOTED", "Talent", [dict(row)])],
+            rel_ends([promoted]),
+            [promoted],
         )
 
     def add_node(
@@ -321,7 +322,7 @@ class Neo4jStore:
         return self._write_unless_held(
             cypher.node_by_id(label),
             row["id"],
-            other_ends(label, row["id"], rels),
+            rel_ends(rels, new=(label, row["id"])),
             [NodeBatch.of(label, [dict(row)]), *rels],
         )
 

@@ -40,7 +40,7 @@ from kolmatch.graph.store import (
     NodeRows,
     RelBatch,
     WriteBatch,
-    other_ends,
+    rel_ends,
 )
 
 __all__ = ["SQLiteStore"]
@@ -506,6 +506,7 @@ class SQLiteStore:
             If the talent or the product is not in the graph (nothing written).
         """
         key = "collab_id"  # PROMOTED's key (kolmatch/graph/model.py)
+        promoted = RelBatch.of("PROMOTED", "Talent", [dict(row)])
         fields = [f for f in rel_spec("PROMOTED").field_names if f != key]
         t, p = _ntab("Talent"), _ntab("Product")
         return self._write_unless_held(
@@ -514,8 +515,8 @@ class SQLiteStore:
             f"JOIN {p} d ON d.rid = r.dst WHERE r.{key} = ?",
             row[key],
             ["talent", "product", *fields],
-            [("Talent", [row["src"]]), ("Product", [row["dst"]])],
-            [RelBatch.of("PROMOTED", "Talent", [dict(row)])],
+            rel_ends([promoted]),
+            [promoted],
         )
 
     def add_node(
@@ -534,7 +535,7 @@ class SQLiteStore:
             f"SELECT {', '.join(fields)} FROM {_ntab(label)} WHERE id = ?",
             row["id"],
             list(fields),
-            other_ends(label, row["id"], rels),
+            rel_ends(rels, new=(label, row["id"])),
             [NodeBatch.of(label, [dict(row)]), *rels],
         )
 

@@ -25,7 +25,7 @@ __all__ = [
     "RelBatch",
     "WriteBatch",
     "arrow_type",
-    "other_ends",
+    "rel_ends",
 ]
 
 #: The layout of a store's data, recorded in every store kolmatch writes. Raised when the
@@ -150,14 +150,19 @@ class EdgeRows:
     columns: Mapping[str, Sequence[Any] | NDArray[Any]]
 
 
-def other_ends(label: str, node_id: str, rels: Sequence[RelBatch]) -> list[tuple[str, list[str]]]:
-    """The (label, ids) at the ends of ``rels`` other than the new node ``node_id`` of
-    ``label``: what a write of that node checks exist before it writes (``add_node``)."""
+def rel_ends(
+    rels: Sequence[RelBatch], *, new: tuple[str, str] | None = None
+) -> list[tuple[str, list[str]]]:
+    """The (label, ids) at the ends of ``rels``, less the node ``new`` ((label, id)) written
+    with them: what a write checks exist before it writes (``add_collaboration``,
+    ``add_node``)."""
     out: dict[str, set[str]] = {}
     for b in rels:
         spec = rel_spec(b.rel_type)
         for ends, end_label in ((b.column("src"), b.src_label), (b.column("dst"), spec.dst)):
-            ids = {str(x) for x in ends} - ({node_id} if end_label == label else set())
+            ids = {str(x) for x in ends}
+            if new is not None and end_label == new[0]:
+                ids.discard(new[1])
             out.setdefault(end_label, set()).update(ids)
     return [(k, sorted(v)) for k, v in out.items() if v]
 
