@@ -1031,11 +1031,11 @@ def _cmd_assign(a: argparse.Namespace) -> int:
 
 def _cmd_similar(a: argparse.Namespace) -> int:
     from kolmatch.matching.audience import similar_talents
-    from kolmatch.matching.eligibility import talent_eligibility
+    from kolmatch.matching.eligibility import eligible_talents
 
     f = _features(a.store)
     rows, sims = similar_talents(
-        f.audience, f.talent_row(a.talent), top=a.top, eligible=talent_eligibility(f).ok
+        f.audience, f.talent_row(a.talent), top=a.top, eligible=eligible_talents(f)
     )
     out = [
         {"talent": str(f.talent_ids[r]), "similarity": round(float(s), 4)}

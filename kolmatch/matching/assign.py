@@ -23,9 +23,9 @@ from kolmatch.errors import BadArgument, Cancel, InfeasiblePlan, check_cancel
 from kolmatch.matching.availability import Window, availability, planning_window
 from kolmatch.matching.coverage import NODE_LIMIT
 from kolmatch.matching.eligibility import (
+    eligible_talents,
     merchant_eligibility,
     product_eligibility,
-    talent_eligibility,
 )
 from kolmatch.matching.features import MarketFeatures, price_fit
 from kolmatch.matching.score import expected_gmv
@@ -329,7 +329,7 @@ def build_assignment(
     blocked_by_rival = sp.csr_matrix(booked_by @ f.competitors)  # (T, M) > 0: out for m
     blocked = blocked_by_rival.T.tocsr()
     fee = np.nan_to_num(f.talent_fee, nan=np.inf)
-    base_ok = talent_eligibility(f).ok & np.isfinite(fee) & (fee > 0) & (capacity > 0)
+    base_ok = eligible_talents(f) & np.isfinite(fee) & (fee > 0) & (capacity > 0)
     budgets = np.where(np.isnan(f.merchant_budget), np.inf, f.merchant_budget)
     left_out: dict[str, int] = {}
     k_value = (candidates + 1) // 2

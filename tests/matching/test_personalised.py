@@ -8,10 +8,13 @@ import pytest
 import scipy.sparse as sp
 
 from kolmatch.matching.personalised import (
+    PartnerWalk,
     bipartite_ppr,
     category_ppr_tails,
     customer_ppr,
     first_step,
+    partner_walk,
+    rows_gathered,
 )
 
 
@@ -104,4 +107,71 @@ def test_other_customers_stay_within_the_stated_bound(alpha: float) -> None:
     np.testing.assert_allclose(
         first_step(w, customers, alpha=alpha),
         (1 - alpha) * alpha * (sp.diags(1 / deg[customers]) @ w[customers]).sum(axis=0).A1 / 6,
+    )
+
+
+def _matrix_first_step(w: sp.csr_matrix, seeds: np.ndarray, alpha: float) -> np.ndarray:
+    """The first step as matrix products: each live seed's row over its degree, averaged."""
+    rows = w[seeds]
+    deg = np.asarray(rows.sum(axis=1)).ravel()
+    live = np.nonzero(deg > 0)[0]
+    if not len(live):
+        return np.zeros(w.shape[1])
+    walked = (sp.diags(1.0 / deg[live]) @ rows[live]).sum(axis=0).A1
+    return (1 - alpha) * alpha * walked / len(live)  # type: ignore[no-any-return]
+
+
+def _matrix_partner_walk(promo: sp.csr_matrix, products: np.ndarray, alpha: float) -> np.ndarray:
+    """The partner walk as matrix products over the whole graph: seed -> talents -> products
+    -> talents, each step over the node's degree."""
+    deg_p = np.asarray(promo.sum(axis=1)).ravel()
+    deg_t = np.asarray(promo.sum(axis=0)).ravel()
+    inv_p = np.divide(1.0, deg_p, out=np.zeros_like(deg_p), where=deg_p > 0)
+    inv_t = np.divide(1.0, deg_t, out=np.zeros_like(deg_t), where=deg_t > 0)
+    seed = np.zeros(promo.shape[0])
+    seed[products] = 1.0 / len(products)
+    t1 = promo.T @ (seed * inv_p)
+    t3 = promo.T @ (inv_p * (promo @ (inv_t * t1)))
+    return (1 - alpha) * alpha * t1 + (1 - alpha) * alpha**3 * t3  # type: ignore[no-any-return]
+
+
+def test_gathered_rows_are_the_rows_entries() -> None:
+    w = _graph(30, 8, 7)
+    rows = np.array([4, 0, 4, 29, 12])  # repeated, and rows that may be empty
+    owner, cols, vals = rows_gathered(w, rows)
+    got = sp.csr_matrix((vals, (owner, cols)), shape=(len(rows), 8))
+    assert np.array_equal(got.toarray(), w[rows].toarray())
+    assert [len(x) for x in rows_gathered(w, np.array([], dtype=np.int64))] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_first_step_is_the_matrix_definition(seed: int) -> None:
+    keep = np.ones(60)
+    keep[5] = 0.0  # user 5 in no audience: as a seed it is left out, not averaged in
+    w = sp.csr_matrix(sp.diags(keep) @ _graph(60, 14, seed))
+    w.eliminate_zeros()
+    rng = np.random.default_rng(seed)
+    customers = np.append(rng.choice(60, 9, replace=False), 5)
+    got = first_step(w, customers, alpha=0.5)
+    np.testing.assert_allclose(got, _matrix_first_step(w, customers, 0.5), rtol=1e-13)
+    assert not first_step(w, np.array([5]), alpha=0.5).any()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_partner_walk_is_the_matrix_definition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    promo = sp.random(40, 25, density=0.08, random_state=seed, format="csr")
+    promo.data[:] = rng.integers(1, 4, size=promo.nnz)  # collaborations per pair
+    walk = PartnerWalk.of(promo)
+    for k in (1, 3, 8):
+        products = rng.choice(40, k, replace=False)
+        got = walk.walk(products, alpha=0.5)
+        want = _matrix_partner_walk(promo, products, 0.5)
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
+        assert np.array_equal(got != 0, want != 0)  # the same support: no talent made up
+        assert np.array_equal(partner_walk(promo, products, alpha=0.5), got)
+    # a product listed twice is seeded once, at 1 / (the products listed), as the definition
+    twice = np.array([3, 3, 7])
+    np.testing.assert_allclose(
+        walk.walk(twice, alpha=0.5), _matrix_partner_walk(promo, twice, 0.5), rtol=1e-13
     )

@@ -391,3 +391,27 @@ def test_a_ranking_stops_between_merchants_when_cancelled(
         rank_merchants(tiny_features, cancel=cancel)
     # the merchants under way when it was cancelled finish; no other starts
     assert 3 <= len(done) <= 3 + 2 < len(tiny_features.merchant_ids)
+
+
+def test_standardising_is_numpys_mean_and_std_to_the_bit() -> None:
+    from kolmatch.matching.score import _z
+
+    rng = np.random.default_rng(3)
+    for x in (rng.lognormal(2.0, 1.5, 5000), rng.normal(0.0, 1e-9, 77), np.arange(4.0)):
+        assert np.array_equal(_z(x), (x - x.mean()) / x.std())
+    # no spread, or a spread that is not a number: every talent scores 0 on it
+    for flat in (np.full(9, 2.5), np.array([1.0, np.nan, 2.0])):
+        assert np.array_equal(_z(flat), np.zeros_like(flat))
+
+
+def test_market_wide_signals_standardised_once_score_as_anew(
+    tiny_features: MarketFeatures,
+) -> None:
+    from dataclasses import replace
+
+    f = tiny_features
+    for m in range(len(f.merchant_ids)):
+        s = merchant_signals(f, m)
+        assert set(s.market_z) == {"reach", "influence", "audience_quality"}
+        for w in (None, {"reach": 0.7, "influence": -0.2, "audience_quality": 0.3}):
+            assert np.array_equal(combine(s, w), combine(replace(s, market_z={}), w))

@@ -24,7 +24,7 @@ from kolmatch.api.types.talent import Talent, TalentRef
 from kolmatch.engine.jobs import request_work
 from kolmatch.errors import BadArgument, LimitExceeded
 from kolmatch.matching.availability import availability, planning_window
-from kolmatch.matching.eligibility import talent_eligibility
+from kolmatch.matching.eligibility import eligible_talents
 from kolmatch.matching.fees import merchant_prices
 from kolmatch.matching.plan import MAX_REACH_PAIRS, parse_tiers, plan_talent_matrix
 from kolmatch.matching.score import DEFAULT_WEIGHTS, WHY_REASONS, match_merchant, why_not
@@ -387,7 +387,7 @@ class Merchant(graphene.ObjectType):
             lang=ctx.lang,
             evidence=selects(info, "evidence"),
         )
-        eligible = talent_eligibility(f).ok.copy()
+        eligible = eligible_talents(f)
         if campaign is not None:
             eligible &= availability(f, m.row, planning_window(f, campaign, m.row)).available
         if budget is not None:

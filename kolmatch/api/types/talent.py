@@ -14,7 +14,7 @@ from kolmatch.api.types.common import RequestContext, context, page_size
 from kolmatch.errors import BadArgument, KolmatchError
 from kolmatch.graph.model import AGE_BANDS, GENDERS, tier_of
 from kolmatch.matching.audience import overlap, similar_talents
-from kolmatch.matching.eligibility import talent_eligibility
+from kolmatch.matching.eligibility import eligible_talents
 from kolmatch.matching.talent_side import recommend_merchants
 from kolmatch.policy import demographics_visible, sees_private_talent_values
 
@@ -313,9 +313,7 @@ class Talent(graphene.ObjectType):
         ctx = context(info)
         page_size(first, ctx.limits)
         f = ctx.snap.features
-        rows, sims = similar_talents(
-            f.audience, t.row, top=first, eligible=talent_eligibility(f).ok
-        )
+        rows, sims = similar_talents(f.audience, t.row, top=first, eligible=eligible_talents(f))
         ids = f.talent_ids
         return [
             {"talent": TalentRef(str(ids[r]), int(r)), "similarity": round(float(s), 4)}
