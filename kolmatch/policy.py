@@ -232,9 +232,12 @@ def percentile(values: F64) -> F64:
     n = len(x)
     if not n:
         return np.zeros(0)
-    # one stable sort, then each run of equal values gets its mid-rank: at l (200,000
-    # talents, once per match list) 3 to 5x faster than two binary searches of every value
-    order = np.argsort(x, kind="stable")
+    # one sort, then each run of equal values gets its mid-rank: at l (200,000 talents, once
+    # per match list) 3 to 5x faster than two binary searches of every value. Not a stable
+    # sort: equal values share their mid-rank whatever their order among themselves, and
+    # numpy's default sort is ~4x the stable one's speed at m (20,000 talents, many of them
+    # with no track record, hence equal values: 2.0 -> 0.5 ms)
+    order = np.argsort(x)
     s = x[order]
     new = np.empty(n, dtype=bool)
     new[0] = True
