@@ -220,6 +220,8 @@ def demographics_shown(audience_members: NDArray[np.number]) -> NDArray[np.bool_
 def percentile(values: F64) -> F64:
     """Each value's mid-rank percentile among all of them, 0..100 (equal values share one).
 
+    For finite values (a NaN is a run of its own: NaNs' percentiles depend on the sort).
+
     What is shown instead of an amount that would reveal other merchants' GMV: only the
     order of talents, which a score with one weight set already shows.
 
@@ -234,7 +236,7 @@ def percentile(values: F64) -> F64:
         return np.zeros(0)
     # one sort, then each run of equal values gets its mid-rank: at l (200,000 talents, once
     # per match list) 3 to 5x faster than two binary searches of every value. Not a stable
-    # sort: equal values share their mid-rank whatever their order among themselves, and
+    # sort: equal (finite) values share their mid-rank whatever their order among themselves, and
     # numpy's default sort is ~4x the stable one's speed at m (20,000 talents, many of them
     # with no track record, hence equal values: 2.0 -> 0.5 ms)
     order = np.argsort(x)

@@ -226,7 +226,18 @@ def _why(notes: list[str], risk: float) -> str:
 def eligible_talents(f: MarketFeatures) -> Mask:
     """(T,) True where a talent is eligible: :func:`talent_eligibility`'s ``ok`` without its
     reasons (a match list counts the eligible on every page; writing each excluded talent's
-    reason took ~4% of a server's time under load at m)."""
+    reason took ~4% of a server's time under load at m).
+
+    Parameters
+    ----------
+    f
+        Market features.
+
+    Returns
+    -------
+    ndarray
+        (T,) bool, a new array (the caller may narrow it in place).
+    """
     return f.talent_risk < 1.0
 
 

@@ -18,6 +18,7 @@ of three or more steps, twice), and a test holds it to that.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +26,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "PPR_ALPHA",
+    "Gathered",
     "PartnerWalk",
     "bipartite_ppr",
     "category_ppr_tails",
@@ -49,13 +51,35 @@ def _degrees(w: sp.csr_matrix) -> tuple[F64, F64]:
     return np.asarray(w.sum(axis=1)).ravel(), np.asarray(w.sum(axis=0)).ravel()
 
 
-def rows_gathered(
-    a: sp.csr_matrix, rows: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.int32], F64]:
-    """The stored entries of ``a``'s ``rows``, in their order: (which of ``rows`` each entry
-    is of, its column, its value). What ``a[rows]`` holds, without building a matrix: scipy's
-    row indexing and the products on it cost ~0.1 ms a call in checks and index types, a
-    third of a match list's walks at m.
+#: What :func:`rows_gathered` gives: (which of the rows each entry is of, its column, its value).
+Gathered = tuple[NDArray[np.int64], NDArray[np.integer[Any]], F64]
+
+
+def rows_gathered(a: sp.csr_matrix, rows: NDArray[np.integer[Any]]) -> Gathered:
+    """The stored entries of ``a``'s ``rows``, in their order: what ``a[rows]`` holds, without
+    building a matrix (scipy's row indexing and the products on it cost ~0.1 ms a call in
+    checks and index types: a third of a match list's walks at m).
+
+    Parameters
+    ----------
+    a
+        A CSR matrix.
+    rows
+        Row numbers, each in ``0 .. a.shape[0] - 1``; a row may be listed more than once (its
+        entries are then gathered once for each).
+
+    Returns
+    -------
+    (owner, columns, values)
+        For each entry: which of ``rows`` it is of (its position in ``rows``), its column, and
+        its value as float64.
+
+    Raises
+    ------
+    TypeError
+        If ``a`` is not CSR or ``rows`` are not integers (a boolean mask is not row numbers).
+    IndexError
+        If a row is outside the matrix.
 
     Examples
     --------
@@ -64,7 +88,14 @@ def rows_gathered(
     >>> [x.tolist() for x in rows_gathered(a, np.array([1, 0]))]
     [[0, 0, 1], [0, 1, 1], [3.0, 4.0, 2.0]]
     """
-    rows = np.asarray(rows, dtype=np.int64)
+    if getattr(a, "format", None) != "csr":
+        raise TypeError(f"rows_gathered reads a CSR matrix, got {type(a).__name__}")
+    rows = np.asarray(rows)
+    if rows.size and rows.dtype.kind not in "iu":
+        raise TypeError(f"rows must be row numbers (integers), got {rows.dtype}")
+    rows = rows.astype(np.int64, copy=False)
+    if rows.size and (rows.min() < 0 or rows.max() >= a.shape[0]):
+        raise IndexError(f"rows outside 0..{a.shape[0] - 1}")
     start = a.indptr[rows].astype(np.int64)
     size = a.indptr[rows + 1].astype(np.int64) - start
     owner = np.repeat(np.arange(len(rows), dtype=np.int64), size)
@@ -184,15 +215,26 @@ def first_step(by_user: sp.csr_matrix, seed_users: NDArray[np.int64], *, alpha: 
     )
 
 
-def first_step_of(
-    gathered: tuple[NDArray[np.int64], NDArray[np.int32], F64],
-    n_seeds: int,
-    n_talents: int,
-    *,
-    alpha: float,
-) -> F64:
+def first_step_of(gathered: Gathered, n_seeds: int, n_talents: int, *, alpha: float) -> F64:
     """:func:`first_step` from the seed users' rows as :func:`rows_gathered` gives them (a
-    match list gathers its customers' rows once, for this and for its customer reach)."""
+    match list gathers its customers' rows once, for this and for its customer reach).
+
+    Parameters
+    ----------
+    gathered
+        ``rows_gathered(by_user, seed_users)``.
+    n_seeds
+        ``len(seed_users)``.
+    n_talents
+        ``by_user.shape[1]``.
+    alpha
+        As :func:`bipartite_ppr`.
+
+    Returns
+    -------
+    ndarray
+        (T,) as :func:`first_step`.
+    """
     owner, cols, vals = gathered
     deg = np.bincount(owner, weights=vals, minlength=n_seeds)
     live = deg > 0
@@ -278,14 +320,29 @@ def customer_ppr(
 
 
 def customer_ppr_of(
-    gathered: tuple[NDArray[np.int64], NDArray[np.int32], F64],
+    gathered: Gathered,
     n_customers: int,
     category_mix: F64,
     tails: F64,
     *,
     alpha: float = PPR_ALPHA,
 ) -> F64:
-    """:func:`customer_ppr` from the customers' rows as :func:`rows_gathered` gives them."""
+    """:func:`customer_ppr` from the customers' rows as :func:`rows_gathered` gives them.
+
+    Parameters
+    ----------
+    gathered
+        ``rows_gathered(by_user, customers)``.
+    n_customers
+        ``len(customers)``.
+    category_mix, tails, alpha
+        As :func:`customer_ppr`.
+
+    Returns
+    -------
+    ndarray
+        (T,) as :func:`customer_ppr`.
+    """
     head = first_step_of(gathered, n_customers, tails.shape[1], alpha=alpha)
     return head + np.asarray(category_mix @ tails, dtype=np.float64)
 
@@ -295,11 +352,12 @@ def partner_walk(promotions: sp.csr_matrix, products: NDArray[np.int64], *, alph
 
     The walk of :func:`bipartite_ppr` on the (products x talents) collaboration graph, seeded
     uniformly on ``products``, truncated at three steps: product -> talent (who promoted it),
-    then talent -> product -> talent (who promoted what they promoted). Sparse vectors all the
-    way, so a merchant costs the collaborations it touches, not a pass over the market (at m
-    the converged solve cost ~200 ms a merchant). What is left out, walks of five or more
-    steps, weighs ``alpha^5 / (1 + alpha)`` of the walk at most (2% at 0.5). Many merchants
-    over one graph: :class:`PartnerWalk` prepares the graph once.
+    then talent -> product -> talent (who promoted what they promoted). Each step reads only
+    the rows of the walk's support (:func:`rows_gathered`), so a merchant costs the
+    collaborations it touches plus a count over the talents and products, not a solve over
+    the market (at m the converged solve cost ~200 ms a merchant). What is left out, walks of
+    five or more steps, weighs ``alpha^5 / (1 + alpha)`` of the walk at most (2% at 0.5).
+    Many merchants over one graph: :class:`PartnerWalk` prepares the graph once.
 
     Examples
     --------

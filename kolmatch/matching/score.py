@@ -106,7 +106,8 @@ class MerchantSignals:
     commission: float  # the commission the merchant's products offer, 0..1 (0 if none recorded)
     demographics: NDArray[np.bool_]  # (T,) audience large enough to show demographics
     #: :data:`MARKET_SIGNALS` standardised, from the features' market-wide arrays (the same
-    #: arrays as ``reach``, ``influence`` and ``audience_quality``); empty: standardised anew
+    #: arrays as ``reach``, ``influence`` and ``audience_quality``); empty: standardised anew.
+    #: A copy of these signals with one of those three replaced must empty it too
     market_z: Mapping[str, F64] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, F64]:
@@ -266,9 +267,9 @@ def _row(a: sp.csr_matrix, i: int) -> NDArray[np.int64]:
 
 
 def _z(x: F64) -> F64:
-    """``x`` standardised: ``(x - mean) / sd``, zeros where it does not vary (or its spread is
-    not a number). numpy's ``mean`` and ``std`` as they compute them (one pairwise sum each),
-    the deviations made once for both: the same bits in half the passes."""
+    """``x`` (1-d) standardised: ``(x - mean) / sd``, zeros where it does not vary (or its
+    spread is not a number). numpy's ``mean`` and ``std`` as they compute them (one pairwise
+    sum each), the deviations made once for both: the same bits in half the passes."""
     n = len(x)
     if not n:
         return np.zeros_like(x)
@@ -414,6 +415,9 @@ def _market_wide(f: MarketFeatures) -> _MarketWide:
         followers,
         _market_z(followers, f.talent_influence, f.talent_active_share),
     )
+    # shared by every list of these features: read-only, so no caller can change another's
+    for a in (wide.followers, *wide.market_z.values()):
+        a.setflags(write=False)
 
     def forget(ref: weakref.ref[MarketFeatures], key: int = key) -> None:
         if _WIDE.get(key, (None,))[0] is ref:  # (a newer entry popped here is built again)

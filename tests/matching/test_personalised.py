@@ -152,9 +152,23 @@ def test_first_step_is_the_matrix_definition(seed: int) -> None:
     w.eliminate_zeros()
     rng = np.random.default_rng(seed)
     customers = np.append(rng.choice(60, 9, replace=False), 5)
+    customers = np.append(customers, customers[:2])  # listed twice: counted twice, as w[rows]
     got = first_step(w, customers, alpha=0.5)
     np.testing.assert_allclose(got, _matrix_first_step(w, customers, 0.5), rtol=1e-13)
     assert not first_step(w, np.array([5]), alpha=0.5).any()
+    assert not first_step(w, np.array([], dtype=np.int64), alpha=0.5).any()
+
+
+def test_gathering_refuses_what_is_not_row_numbers_of_a_csr_matrix() -> None:
+    w = _graph(10, 4, 2)
+    with pytest.raises(TypeError, match="CSR matrix, got"):
+        rows_gathered(w.tocsc(), np.array([1]))
+    with pytest.raises(TypeError, match="row numbers"):
+        rows_gathered(w, np.ones(10, dtype=bool))
+    with pytest.raises(IndexError, match=r"outside 0..9"):
+        rows_gathered(w, np.array([3, -1]))
+    with pytest.raises(IndexError, match=r"outside 0..9"):
+        rows_gathered(w, np.array([10]))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])

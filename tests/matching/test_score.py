@@ -410,8 +410,42 @@ def test_market_wide_signals_standardised_once_score_as_anew(
     from dataclasses import replace
 
     f = tiny_features
+
+    def z(x: np.ndarray) -> np.ndarray:
+        return (x - x.mean()) / x.std()  # type: ignore[no-any-return]
+
+    want = {
+        "reach": z(np.log1p(np.nan_to_num(f.talent_followers, nan=0.0))),
+        "influence": z(np.log(np.maximum(f.talent_influence, 1e-12))),
+        "audience_quality": z(f.talent_active_share),
+    }
     for m in range(len(f.merchant_ids)):
         s = merchant_signals(f, m)
-        assert set(s.market_z) == {"reach", "influence", "audience_quality"}
+        assert set(s.market_z) == set(want)
+        for k, v in want.items():
+            np.testing.assert_allclose(s.market_z[k], v, rtol=1e-12, atol=1e-12)
         for w in (None, {"reach": 0.7, "influence": -0.2, "audience_quality": 0.3}):
             assert np.array_equal(combine(s, w), combine(replace(s, market_z={}), w))
+
+
+def test_customer_reach_counts_the_merchants_customers_in_each_audience(
+    tiny_features: MarketFeatures,
+) -> None:
+    from dataclasses import replace
+
+    import scipy.sparse as sp
+
+    f = tiny_features
+    for m in range(len(f.merchant_ids)):
+        customers = f.merchant_buyers[m].indices
+        want = np.bincount(f.audience_by_user[customers].indices, minlength=f.n_talents)
+        assert np.array_equal(merchant_signals(f, m).customer_reach, want)
+    # a merchant none has bought from: no reach, and its affinity is its categories' walk alone
+    buyers = sp.lil_matrix(f.merchant_buyers)
+    buyers[0, :] = 0.0
+    g = replace(f, merchant_buyers=sp.csr_matrix(buyers))
+    s = merchant_signals(g, 0)
+    assert not s.customer_reach.any()
+    np.testing.assert_allclose(
+        s.customer_affinity, (f.merchant_mix[0] @ f.category_ppr_tail) * f.n_talents
+    )
