@@ -31,7 +31,6 @@ __all__ = [
     "bipartite_ppr",
     "category_ppr_tails",
     "customer_ppr",
-    "customer_ppr_of",
     "first_step",
     "first_step_of",
     "partner_walk",
@@ -289,6 +288,7 @@ def customer_ppr(
     tails: F64,
     *,
     alpha: float = PPR_ALPHA,
+    gathered: Gathered | None = None,
 ) -> F64:
     """A merchant's personalised PageRank over talents: own customers' first step + category tail.
 
@@ -304,6 +304,9 @@ def customer_ppr(
         (C, T) from :func:`category_ppr_tails`.
     alpha
         As :func:`bipartite_ppr` (the tails must have been solved with the same).
+    gathered
+        ``rows_gathered(by_user, customers)`` when the caller holds it (a match list gathers
+        its customers' rows once, for this and for its customer reach); default gathered here.
 
     Examples
     --------
@@ -314,36 +317,8 @@ def customer_ppr(
     >>> [round(float(x), 4) for x in customer_ppr(w, np.array([0]), np.ones(1), tails, alpha=0.5)]
     [0.3111, 0.0222]
     """
-    return customer_ppr_of(
-        rows_gathered(by_user, customers), len(customers), category_mix, tails, alpha=alpha
-    )
-
-
-def customer_ppr_of(
-    gathered: Gathered,
-    n_customers: int,
-    category_mix: F64,
-    tails: F64,
-    *,
-    alpha: float = PPR_ALPHA,
-) -> F64:
-    """:func:`customer_ppr` from the customers' rows as :func:`rows_gathered` gives them.
-
-    Parameters
-    ----------
-    gathered
-        ``rows_gathered(by_user, customers)``.
-    n_customers
-        ``len(customers)``.
-    category_mix, tails, alpha
-        As :func:`customer_ppr`.
-
-    Returns
-    -------
-    ndarray
-        (T,) as :func:`customer_ppr`.
-    """
-    head = first_step_of(gathered, n_customers, tails.shape[1], alpha=alpha)
+    rows = rows_gathered(by_user, customers) if gathered is None else gathered
+    head = first_step_of(rows, len(customers), tails.shape[1], alpha=alpha)
     return head + np.asarray(category_mix @ tails, dtype=np.float64)
 
 

@@ -27,7 +27,7 @@ from kolmatch.matching.fees import TalentFees, merchant_prices
 from kolmatch.matching.personalised import (
     PPR_ALPHA,
     PartnerWalk,
-    customer_ppr_of,
+    customer_ppr,
     rows_gathered,
 )
 from kolmatch.policy import (
@@ -216,7 +216,9 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     customers = _row(f.merchant_buyers, m)
     in_audience = rows_gathered(f.audience_by_user, customers)  # once, for both
     customer_reach = np.bincount(in_audience[1], minlength=f.n_talents).astype(np.float64)
-    affinity = customer_ppr_of(in_audience, len(customers), mix, f.category_ppr_tail)
+    affinity = customer_ppr(
+        f.audience_by_user, customers, mix, f.category_ppr_tail, gathered=in_audience
+    )
     # talents close to those who promoted the merchant's products (a walk over past
     # collaborations: the merchant's side of the graph, there even without users)
     wide = _market_wide(f)
