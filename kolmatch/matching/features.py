@@ -61,6 +61,7 @@ __all__ = [
     "campaign_columns",
     "price_fit",
     "refresh_risk",
+    "user_shared",
 ]
 
 F64 = NDArray[np.float64]
@@ -315,11 +316,6 @@ def _build_features(
             f"talents, {len(calibration.cat_mean)} categories; the graph has {T} and {C})"
         )
 
-    pcat = product_category_weights(g.edge("IN_CATEGORY", products.label), P, C)
-    product_cat = primary_category(pcat)
-    price = products.columns["price"]
-    log_price = np.log(np.maximum(np.nan_to_num(price, nan=1.0), 0.01))
-
     engaged_e = g.edge("ENGAGED_WITH", users.label)
     last_day = day_numbers(engaged_e.columns["last"])
     seen = last_day[~np.isnan(last_day)]
@@ -327,38 +323,16 @@ def _build_features(
         date.fromordinal(_EPOCH_ORDINAL + int(seen.max())) if len(seen) else date.today()
     )
 
-    published = g.edge("PUBLISHED", talents.label)
-    content_talent = sp.csr_matrix(
-        (np.ones(len(published)), (published.dst, published.src)), shape=(K, T)
-    )
-    features_e = g.edge("FEATURES", contents.label)
-    content_product = to_csr(features_e, (K, P))
-    promoted = g.edge("PROMOTED", talents.label)
-
-    # a talent's categories: what its content features and what it has promoted (frozen in a
-    # calibration: through the users who follow it, it reaches most of the market)
-    promoted_cat = (
-        sp.csr_matrix(to_csr(promoted, (T, P)) @ pcat)
-        if calibration is None
-        else calibration.promoted_categories
-    )
-    talent_cat = rows_normalised(
-        sp.csr_matrix(content_talent.T @ content_product @ pcat) + promoted_cat
-    )
-    # a content item's categories: its products, else its talent's mix
-    content_cat = sp.csr_matrix(content_product @ pcat)
-    no_cat = np.asarray(content_cat.sum(axis=1)).ravel() == 0
-    content_cat = rows_normalised(
-        content_cat + sp.diags(no_cat.astype(float)) @ (content_talent @ talent_cat)
-    )
-
     # per user (engagement strength, interest, spend, audience weights) in user partitions,
     # mapped by ``partitions`` and reduced in partition order (kolmatch.matching.user_partition)
+    shared = user_shared(g, ref, calibration)
+    pcat, log_price, talent_cat = shared.pcat, shared.log_price, shared.talent_cat
+    product_cat = primary_category(pcat)
+    price = products.columns["price"]
+    published = g.edge("PUBLISHED", talents.label)
+    features_e = g.edge("FEATURES", contents.label)
+    promoted = g.edge("PROMOTED", talents.label)
     sells = g.edge("SELLS", merchants.label)
-    product_merchant = sp.csr_matrix((np.ones(len(sells)), (sells.dst, sells.src)), shape=(P, M))
-    shared = UserShared(
-        ref, content_cat, content_talent, talent_cat, pcat, log_price, product_merchant
-    )
     # the parts' rows: views of the edges, or (releasing) copies of what goes with the parts
     parts = user_parts(g, user_partition_rows, last_day, own=release_user_edges)
     del last_day, seen
@@ -594,13 +568,71 @@ def _build_features(
         **booking_columns(g),
         **campaign_columns(g),
         category_gmv_mean=cat_mean,
-        talent_promoted_categories=promoted_cat,
+        talent_promoted_categories=shared.promoted_cat,
         talent_track_known=k_tc,
         talent_orders_observed=obs_orders,
         talent_orders_expected=exp_orders,
         talent_content_skill=content_skill,
         product_merchant=merch_of_product,
         product_log_price=log_price,
+    )
+
+
+def user_shared(g: MarketGraph, today: date, calibration: Calibration | None = None) -> UserShared:
+    """What every part of ``g``'s per-user stage reads beside its users' rows.
+
+    Parameters
+    ----------
+    g
+        The market (its Talent, Product, Category, Content and Merchant tables, and their
+        IN_CATEGORY, PUBLISHED, FEATURES, PROMOTED and SELLS edges).
+    today
+        The reference date engagement's recency is counted to.
+    calibration
+        Whose promoted categories to take (as :func:`build_features` checked it); default
+        measure them from ``g``'s promotions.
+
+    Returns
+    -------
+    UserShared
+    """
+    talents, products, merchants = g.node("Talent"), g.node("Product"), g.node("Merchant")
+    T, P, M = len(talents), len(products), len(merchants)
+    K, C = len(g.node("Content")), len(g.node("Category"))
+    pcat = product_category_weights(g.edge("IN_CATEGORY", products.label), P, C)
+    log_price = np.log(np.maximum(np.nan_to_num(products.columns["price"], nan=1.0), 0.01))
+    published = g.edge("PUBLISHED", talents.label)
+    content_talent = sp.csr_matrix(
+        (np.ones(len(published)), (published.dst, published.src)), shape=(K, T)
+    )
+    content_product = to_csr(g.edge("FEATURES", "Content"), (K, P))
+    # a talent's categories: what its content features and what it has promoted (frozen in a
+    # calibration: through the users who follow it, it reaches most of the market)
+    promoted_cat = (
+        sp.csr_matrix(to_csr(g.edge("PROMOTED", talents.label), (T, P)) @ pcat)
+        if calibration is None
+        else calibration.promoted_categories
+    )
+    talent_cat = rows_normalised(
+        sp.csr_matrix(content_talent.T @ content_product @ pcat) + promoted_cat
+    )
+    # a content item's categories: its products, else its talent's mix
+    content_cat = sp.csr_matrix(content_product @ pcat)
+    no_cat = np.asarray(content_cat.sum(axis=1)).ravel() == 0
+    content_cat = rows_normalised(
+        content_cat + sp.diags(no_cat.astype(float)) @ (content_talent @ talent_cat)
+    )
+    sells = g.edge("SELLS", merchants.label)
+    product_merchant = sp.csr_matrix((np.ones(len(sells)), (sells.dst, sells.src)), shape=(P, M))
+    return UserShared(
+        today,
+        content_cat,
+        content_talent,
+        talent_cat,
+        pcat,
+        log_price,
+        product_merchant,
+        promoted_cat,
     )
 
 

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from kolmatch.errors import BadArgument
-from kolmatch.graph.market import FULL_READ, read_market
+from kolmatch.graph.market import FULL_READ, MarketGraph, read_market
+from kolmatch.graph.projection import EdgeList
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
+from kolmatch.matching.features import user_shared
+from kolmatch.matching.partition import in_process
 from kolmatch.matching.user_partition import (
+    UserShared,
+    UserStage,
+    rows_replaced,
     stack_rows,
     user_interest,
     user_interest_in_rows,
     user_parts,
+    user_parts_of,
+    user_stage,
+    user_stage_changed,
 )
 
 
@@ -93,3 +106,179 @@ def test_interest_in_row_blocks_refuses_mismatched_users_and_a_bad_block_size() 
         user_interest_in_rows(one, sp.csr_matrix(np.ones((2, 1))), np.ones((1, 2)), one)
     with pytest.raises(BadArgument, match="rows"):
         user_interest_in_rows(one, sp.csr_matrix(np.ones((3, 1))), np.ones((1, 2)), one, rows=0)
+
+
+# -- a delta: the changed users' stage recomputed, the rest kept --------------------------------
+
+TODAY = date(2026, 1, 1)
+
+
+def _stage(g: MarketGraph, shared: UserShared) -> UserStage:
+    return user_stage(user_parts(g, 300), shared, in_process)
+
+
+def _same_sparse(a: sp.spmatrix, b: sp.spmatrix, name: str) -> None:
+    a, b = sp.csr_matrix(a, copy=True), sp.csr_matrix(b, copy=True)
+    for m in (a, b):
+        m.sum_duplicates()
+        m.eliminate_zeros()
+        m.sort_indices()
+    assert a.shape == b.shape, name
+    assert np.array_equal(a.indptr, b.indptr), name
+    assert np.array_equal(a.indices, b.indices), name
+    np.testing.assert_allclose(a.data, b.data, rtol=1e-9, atol=0, err_msg=name)
+
+
+def assert_same_stage(got: UserStage, want: UserStage) -> None:
+    """Field by field: the same entries, values within 1e-9 relative (none absolute)."""
+    for field in dataclasses.fields(UserStage):
+        a, b = getattr(got, field.name), getattr(want, field.name)
+        if sp.issparse(b):
+            _same_sparse(a, b, field.name)
+        elif isinstance(b, np.ndarray):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=0, err_msg=field.name)
+        else:
+            assert a == b, field.name
+
+
+def _write_delta(folder: Path, g: MarketGraph, seed: int) -> NDArray[np.int64]:
+    """New follows (one already held), purchases (some attributed to a talent) and
+    engagements of existing users, in the import format; the rows of the users they name."""
+    rng = np.random.default_rng(seed)
+    users, talents = g.node("User").ids, g.node("Talent").ids
+    products, contents = g.node("Product").ids, g.node("Content").ids
+    folder.mkdir()
+    held = g.edge("FOLLOWS", "User")
+    follows = [
+        (users[u], talents[t])
+        for u, t in zip(rng.integers(0, 400, 40), rng.integers(0, len(talents), 40), strict=True)
+    ]
+    follows.append((users[held.src[0]], talents[held.dst[0]]))
+    named = {u for u, _ in follows}
+    with (folder / "follows.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["src", "dst", "since"])
+        w.writerows((u, t, "2025-12-30") for u, t in follows)
+    with (folder / "purchased.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["src", "dst", "order_id", "amount", "time", "talent"])
+        for i in range(30):
+            u, p = users[rng.integers(0, 600)], products[rng.integers(0, len(products))]
+            talent = talents[rng.integers(0, len(talents))] if i % 3 == 0 else ""
+            amount = f"{rng.uniform(5, 500):.2f}"
+            w.writerow([u, p, f"delta-{seed}-{i}", amount, "2025-12-30", talent])
+            named.add(u)
+    with (folder / "engaged_with.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["src", "dst", "views", "likes", "comments", "shares", "watch_s", "last"])
+        for _ in range(20):
+            u, c = users[rng.integers(0, 800)], contents[rng.integers(0, len(contents))]
+            w.writerow([u, c, 3, 1, 0, 0, 12.0, "2025-12-29"])
+            named.add(u)
+    return np.searchsorted(users, sorted(named))  # type: ignore[no-any-return]
+
+
+def test_a_delta_s_stage_is_the_stage_of_a_build_from_scratch(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """New follows, purchases and engagements loaded into the store: the stage of the users
+    they touch, recomputed from those users' rows before and after and folded into the old
+    stage, equals the stage of the whole market read again."""
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    before = read_market(store, FULL_READ)
+    shared = user_shared(before, TODAY)
+    stage = _stage(before, shared)
+    changed = _write_delta(tmp_path / "delta", before, seed=3)
+    load_folder(tmp_path / "delta", store)
+    after = read_market(store, FULL_READ)
+    store.close()
+    assert np.array_equal(after.node("User").ids, before.node("User").ids)
+    assert 50 < len(changed) < 100
+    got = user_stage_changed(
+        stage, user_parts_of(before, changed), user_parts_of(after, changed), shared
+    )
+    assert_same_stage(got, _stage(after, user_shared(after, TODAY)))
+    assert got.follows.nnz > stage.follows.nnz and got.n_orders.sum() == stage.n_orders.sum() + 30
+
+
+def _without(e: EdgeList, drop: NDArray[np.bool_]) -> EdgeList:
+    keep = ~drop
+    return EdgeList(
+        e.rel_type,
+        e.src_label,
+        e.src[keep],
+        e.dst[keep],
+        {k: v[keep] for k, v in e.columns.items()},
+    )
+
+
+def test_a_delta_that_empties_a_talent_s_audience_leaves_nothing_of_it(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Every follow of a talent and every engagement with its content gone: its audience
+    sums are 0, not the round-off of taking each user's term out, which would normalise to
+    a whole audience mix where a build from scratch has none."""
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    before = read_market(store, FULL_READ)
+    store.close()
+    shared = user_shared(before, TODAY)
+    stage = _stage(before, shared)
+    audience = np.asarray((stage.by_user != 0).sum(axis=0)).ravel()
+    t = int(np.argmax(audience))  # the widest audience: the most terms to take out
+    follows, engaged = before.edge("FOLLOWS", "User"), before.edge("ENGAGED_WITH", "User")
+    published = before.edge("PUBLISHED", "Talent")
+    own = np.isin(engaged.dst, published.dst[published.src == t])
+    gone_f, gone_e = follows.dst == t, own
+    changed = np.unique(np.concatenate([follows.src[gone_f], engaged.src[gone_e]]))
+    edges = dict(before.edges)
+    edges[("FOLLOWS", "User")] = _without(follows, gone_f)
+    edges[("ENGAGED_WITH", "User")] = _without(engaged, gone_e)
+    after = MarketGraph(before.identity, before.nodes, edges)
+    got = user_stage_changed(
+        stage, user_parts_of(before, changed), user_parts_of(after, changed), shared
+    )
+    assert audience[t] > 100 and stage.others_sum[t].any()
+    assert_same_stage(got, _stage(after, shared))
+    assert not got.by_user[:, t].nnz
+    for name in ("others_sum", "inv_sum", "bought_sum", "talent_audience"):
+        assert not getattr(got, name)[t].any(), name
+
+
+def test_a_delta_refuses_parts_of_other_users_and_rows_out_of_order(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    g = read_market(store, FULL_READ)
+    store.close()
+    shared = user_shared(g, TODAY)
+    stage = _stage(g, shared)
+    with pytest.raises(ValueError, match="sorted, unique user rows below 2000"):
+        user_parts_of(g, np.array([5, 3]))
+    with pytest.raises(ValueError, match="sorted, unique user rows below 2000"):
+        user_parts_of(g, np.array([1999, 2000]))
+    a, b = user_parts_of(g, np.array([1, 2])), user_parts_of(g, np.array([1, 3]))
+    with pytest.raises(ValueError, match="same users"):
+        user_stage_changed(stage, a, b, shared)
+    with pytest.raises(ValueError, match="same users"):
+        user_stage_changed(stage, user_parts(g, 300)[0], a, shared)
+    # an edge from a user the part does not name is refused, not added to another's row
+    stray = dataclasses.replace(a, follows_src=a.follows_src + 7)
+    with pytest.raises(ValueError, match="not of this part"):
+        user_stage_changed(stage, a, stray, shared)
+
+
+@pytest.mark.parametrize("replaced", [[], [0], [3, 4, 9], list(range(12))])
+def test_rows_replaced_is_scipy_s_row_assignment(replaced: list[int]) -> None:
+    rng = np.random.default_rng(len(replaced))
+    m = sp.random(12, 7, density=0.3, format="csr", random_state=rng)
+    block = sp.random(len(replaced), 7, density=0.5, format="csr", random_state=rng)
+    want = m.tolil()
+    if replaced:
+        want[replaced] = block.toarray()
+    got = rows_replaced(m, np.array(replaced, dtype=np.int64), block)
+    assert np.array_equal(got.toarray(), want.toarray())
+    with pytest.raises(ValueError, match="block of shape"):
+        rows_replaced(m, np.array([1]), sp.csr_matrix((2, 7)))
