@@ -34,6 +34,7 @@ __all__ = [
     "create_nodes",
     "create_rels",
     "edge_rows",
+    "edge_rows_from",
     "missing_ids",
     "node_by_id",
     "node_rows",
@@ -295,5 +296,22 @@ def edge_rows(rel_type: str, src_label: str, fields: Sequence[str]) -> str:
     cols = "".join(f", r.{f} AS {f}" for f in _props(spec.field_names, fields))
     return (
         f"MATCH (s:{_label(src_label)})-[r:{_rel(rel_type)}]->(d:{_label(spec.dst)}) "
+        f"RETURN s.id AS src, d.id AS dst{cols}"
+    )
+
+
+def edge_rows_from(rel_type: str, src_label: str, fields: Sequence[str]) -> str:
+    """:func:`edge_rows` of the source nodes whose ids are ``$ids`` only.
+
+    Steps: unwind the ids; find each source node by id (the label's uniqueness constraint);
+    match its relationships of the type; return endpoint ids and properties.
+    """
+    spec = rel_spec(rel_type)
+    if src_label not in spec.src:
+        raise KeyError(f"{rel_type} does not start at {src_label}")
+    cols = "".join(f", r.{f} AS {f}" for f in _props(spec.field_names, fields))
+    return (
+        f"UNWIND $ids AS id MATCH (s:{_label(src_label)} {{id: id}})"
+        f"-[r:{_rel(rel_type)}]->(d:{_label(spec.dst)}) "
         f"RETURN s.id AS src, d.id AS dst{cols}"
     )

@@ -15,7 +15,9 @@ from queue import Empty, Queue
 from typing import Any, TypeVar
 
 import neo4j
+import numpy as np
 from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, SessionExpired
+from numpy.typing import NDArray
 
 from kolmatch.errors import (
     BookingRefused,
@@ -565,14 +567,26 @@ class Neo4jStore:
         )
 
     def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
-        q = cypher.edge_rows(rel_type, src_label, fields)
+        return self._edge_chunks(cypher.edge_rows(rel_type, src_label, fields), rel_type, fields)
+
+    def edge_rows_from(
+        self, rel_type: str, src_label: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> Iterator[EdgeRows]:
+        q = cypher.edge_rows_from(rel_type, src_label, fields)
+        ids = list(ids)
+        for lo in range(0, len(ids), _READ_CHUNK):
+            yield from self._edge_chunks(q, rel_type, fields, ids=ids[lo : lo + _READ_CHUNK])
+
+    def _edge_chunks(
+        self, q: str, rel_type: str, fields: Sequence[str], **params: Any
+    ) -> Iterator[EdgeRows]:
         bools = {f.name for f in rel_spec(rel_type).fields if f.type is FieldType.BOOL}
 
         def chunks() -> Iterator[EdgeRows]:
             with self._driver.session(
                 database=self.database, default_access_mode=neo4j.READ_ACCESS
             ) as session:
-                result = session.run(q)
+                result = session.run(q, params)
                 src: list[str] = []
                 dst: list[str] = []
                 cols: dict[str, list[Any]] = {f: [] for f in fields}
@@ -598,6 +612,11 @@ class Neo4jStore:
         # node_rows gives no keys here: Neo4j's internal ids are deprecated and not stable
         # across a store's life, so endpoints travel as ids (edge_rows)
         raise StoreError(f"{self.uri}: Neo4j nodes have no integer keys: read edge_rows")
+
+    def edge_keys_from(
+        self, rel_type: str, src_label: str, keys: NDArray[np.int64], fields: Sequence[str]
+    ) -> Iterator[EdgeRows]:
+        raise StoreError(f"{self.uri}: Neo4j nodes have no integer keys: read edge_rows_from")
 
     def clear(self) -> None:
         """Delete every node and relationship (tests and benchmarks), in batches."""

@@ -171,12 +171,16 @@ def edge_list(
     src: NodeTable,
     dst: NodeTable,
     fields: tuple[str, ...] | None = None,
+    *,
+    sources: Sequence[str] | None = None,
 ) -> EdgeList:
     """Read every relationship of ``rel_type`` from ``src``'s label into an :class:`EdgeList`.
 
     Endpoints are mapped to rows of ``src`` and ``dst`` (which must be
     projections of the same store state); the list is sorted so that two
-    stores holding the same graph give identical arrays.
+    stores holding the same graph give identical arrays. With ``sources`` (ids of ``src``'s
+    nodes), only the relationships from those (:meth:`GraphStore.edge_rows_from`): the rows
+    of the whole list that start at them, in the same order.
     """
     spec = rel_spec(rel_type)
     fields = spec.field_names if fields is None else fields
@@ -197,8 +201,19 @@ def edge_list(
         and dst.key_rows is not None
         and src.key_store == dst.key_store == store.uri
     )
-    read = store.edge_keys if keyed else store.edge_rows
-    for chunk in read(rel_type, src.label, fields):
+    key_rows = src.key_rows
+    if sources is not None and keyed and key_rows is not None:
+        rows = src.indices_of(np.asarray(sources, dtype=str))
+        rows = rows[rows >= 0]  # (an id no node has adds nothing)
+        row_key = np.full(len(src), -1, dtype=np.int64)  # key_rows inverted
+        known = np.flatnonzero(key_rows >= 0)
+        row_key[key_rows[known]] = known
+        chunks = store.edge_keys_from(rel_type, src.label, row_key[rows], fields)
+    elif sources is not None:
+        chunks = store.edge_rows_from(rel_type, src.label, sources, fields)
+    else:
+        chunks = (store.edge_keys if keyed else store.edge_rows)(rel_type, src.label, fields)
+    for chunk in chunks:
         s_parts.append(_endpoint_rows(src, chunk.src, keyed))
         d_parts.append(_endpoint_rows(dst, chunk.dst, keyed))
         for f in fields:

@@ -242,6 +242,19 @@ class GraphStore(Protocol):
     def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         """Every relationship of ``rel_type`` from ``src_label`` nodes, in chunks."""
 
+    def edge_rows_from(
+        self, rel_type: str, src_label: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> Iterator[EdgeRows]:
+        """As :meth:`edge_rows`, only the relationships from the ``src_label`` nodes ``ids``
+        (an id no node has adds nothing): what a delta's users hold, without the rest."""
+
+    def edge_keys_from(
+        self, rel_type: str, src_label: str, keys: NDArray[np.int64], fields: Sequence[str]
+    ) -> Iterator[EdgeRows]:
+        """As :meth:`edge_rows_from`, sources named and endpoints given as integer keys (as
+        :meth:`edge_keys`; only where ``node_rows`` gives keys, else
+        :class:`~kolmatch.errors.StoreError`)."""
+
     def edge_keys(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         """As :meth:`edge_rows`, endpoints as the integer keys :meth:`node_rows` gives
         (:attr:`NodeRows.keys`); only for a store whose ``node_rows`` gives keys (else

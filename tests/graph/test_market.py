@@ -14,10 +14,13 @@ from kolmatch.errors import StoreError
 from kolmatch.graph.market import (
     CATALOG_READ,
     COMPLIANCE_READ,
+    FEATURES_READ,
     FULL_READ,
     READ_ATTEMPTS,
+    USER_EDGES_READ,
     VIOLATIONS_READ,
     ReadSpec,
+    read_edges_from,
     read_market,
 )
 from kolmatch.graph.model import NODES, rel_spec
@@ -289,3 +292,53 @@ def test_a_kept_table_names_what_it_lacks(tiny_market: Path, sqlite_store: SQLit
             str(g.node("Product").ids[0]),
             g.identity,
         )
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def test_edges_read_from_some_users_are_the_whole_read_s_rows_from_them(
+    store_kind: str, tiny_market: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A delta's read: the rows of the whole market's edge lists that start at the users
+    named, in the same order with the same columns; an id no node has adds nothing."""
+    if store_kind == "neo4j":
+        store = request.getfixturevalue("neo4j_store")
+    else:
+        store = SQLiteStore(tmp_path / "s.db")
+    load_folder(tiny_market, store)
+    whole = read_market(store, FEATURES_READ)
+    users = whole.node("User").ids
+    pick = np.array([0, 5, 6, 7, 500, 1999])
+    some = read_edges_from(store, whole, "User", [*users[pick], "u-nobody"])
+    assert some.identity == whole.identity and some.nodes is whole.nodes
+    assert (
+        set(some.edges)
+        == set(USER_EDGES_READ)
+        == {
+            ("ENGAGED_WITH", "User"),
+            ("FOLLOWS", "User"),
+            ("PURCHASED", "User"),
+        }
+    )
+    for key in USER_EDGES_READ:
+        e, part = whole.edge(*key), some.edge(*key)
+        at = np.isin(e.src, pick)
+        assert at.sum() > 0, key
+        assert np.array_equal(part.src, e.src[at]), key
+        assert np.array_equal(part.dst, e.dst[at]), key
+        assert set(part.columns) == set(e.columns), key
+        for name, column in e.columns.items():
+            np.testing.assert_array_equal(part.columns[name], column[at], err_msg=f"{key} {name}")
+    assert not any(len(e) for e in read_edges_from(store, whole, "User", []).edges.values())
+    with pytest.raises(StoreError, match=r"\['PROMOTED'\] do not start at User"):
+        read_edges_from(store, whole, "User", [users[0]], {("PROMOTED", "Talent"): None})
+    # a follow of a talent written after the tables were read: refused, not a row of -1
+    store.write(
+        [
+            NodeBatch.of("Talent", [{"id": "t-new", "followers": 1}]),
+            RelBatch.of("FOLLOWS", "User", [{"src": str(users[5]), "dst": "t-new"}]),
+        ]
+    )
+    with pytest.raises(StoreError, match="FOLLOWS from User: 1 relationships end at nodes"):
+        read_edges_from(store, whole, "User", [str(users[5])])
+    if store_kind == "sqlite":
+        store.close()
