@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import socket
@@ -14,8 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from kolmatch.engine.cache import features_of
+from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.model import NODES, RELATIONSHIPS
 from kolmatch.graph.projection import edge_list, node_table
 from kolmatch.graph.sqlite_store import SQLiteStore
@@ -292,3 +295,40 @@ def at_once(n: int, send: Callable[[int], Any]) -> list[Any]:
     for th in threads:
         th.join(120)
     return answers
+
+
+def write_user_delta(folder: Path, g: MarketGraph, seed: int) -> NDArray[np.int64]:
+    """New follows (one already held), purchases (some attributed to a talent) and
+    engagements of existing users, in the import format; the rows of the users they name."""
+    rng = np.random.default_rng(seed)
+    users, talents = g.node("User").ids, g.node("Talent").ids
+    products, contents = g.node("Product").ids, g.node("Content").ids
+    folder.mkdir()
+    held = g.edge("FOLLOWS", "User")
+    follows = [
+        (users[u], talents[t])
+        for u, t in zip(rng.integers(0, 400, 40), rng.integers(0, len(talents), 40), strict=True)
+    ]
+    follows.append((users[held.src[0]], talents[held.dst[0]]))
+    named = {u for u, _ in follows}
+    with (folder / "follows.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["src", "dst", "since"])
+        w.writerows((u, t, "2025-12-30") for u, t in follows)
+    with (folder / "purchased.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["src", "dst", "order_id", "amount", "time", "talent"])
+        for i in range(30):
+            u, p = users[rng.integers(0, 600)], products[rng.integers(0, len(products))]
+            talent = talents[rng.integers(0, len(talents))] if i % 3 == 0 else ""
+            amount = f"{rng.uniform(5, 500):.2f}"
+            w.writerow([u, p, f"delta-{seed}-{i}", amount, "2025-12-30", talent])
+            named.add(u)
+    with (folder / "engaged_with.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["src", "dst", "views", "likes", "comments", "shares", "watch_s", "last"])
+        for _ in range(20):
+            u, c = users[rng.integers(0, 800)], contents[rng.integers(0, len(contents))]
+            w.writerow([u, c, 3, 1, 0, 0, 12.0, "2025-12-29"])
+            named.add(u)
+    return np.searchsorted(users, sorted(named))  # type: ignore[no-any-return]

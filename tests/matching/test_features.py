@@ -16,13 +16,19 @@ from kolmatch.errors import BadArgument, StoreError
 from kolmatch.graph.market import FULL_READ, MarketGraph, read_market
 from kolmatch.graph.projection import EdgeList
 from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import (
     CONTENT_SKILL_PRIOR,
     MarketFeatures,
     _content_skill,
     build_features,
+    features_after_delta,
+    user_shared,
 )
+from kolmatch.matching.partition import in_process
+from kolmatch.matching.user_partition import user_parts, user_parts_of, user_stage
+from tests.conftest import write_user_delta
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -230,3 +236,43 @@ def test_a_build_that_releases_the_user_edges_gives_the_same_features(
         read_market(store, asked).edge("FOLLOWS", "User")
     )
     assert differences(f, again) == []
+
+
+def test_features_after_a_delta_are_a_build_with_its_calibration_walks_and_date(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Two deltas of follows, purchases and engagements loaded one after the other: each time
+    the features from the stage by difference equal a build from scratch of the market read
+    again, given the first build's calibration, walks (PageRank, PPR tails) and date."""
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    g = read_market(store, FULL_READ)
+    first = f = build_features(g)
+    stage = user_stage(user_parts(g), user_shared(g, f.today, f.calibration), in_process)
+    for seed in (5, 6):
+        changed = write_user_delta(tmp_path / f"delta-{seed}", g, seed=seed)
+        if seed == 6:  # and a collaboration: its categories stay the calibration's
+            talent, product = g.node("Talent").ids[3], g.node("Product").ids[7]
+            collab = {"src": talent, "dst": product, "collab_id": "k-delta", "gmv": 5000.0}
+            store.write([RelBatch.of("PROMOTED", "Talent", [{**collab, "orders": 40.0}])])
+        load_folder(tmp_path / f"delta-{seed}", store)
+        after = read_market(store, FULL_READ)
+        was = f
+        f, stage = features_after_delta(
+            after, f, stage, user_parts_of(g, changed), user_parts_of(after, changed)
+        )
+        want = build_features(
+            after, today=first.today, calibration=first.calibration, walks=first.walks
+        )
+        assert_features_close(f, want)
+        # the delta is seen (else the test could not tell)
+        assert (f.talent_audience_size > was.talent_audience_size).any()
+        assert f.merchant_buyers.nnz > was.merchant_buyers.nnz
+        g = after
+    assert f.category_ppr_tail is first.category_ppr_tail and f.today == first.today
+    # a delta of new nodes is refused: a build places them
+    store.write([NodeBatch.of("User", [{"id": "u-000-new"}])])
+    grown = read_market(store, FULL_READ)
+    with pytest.raises(StoreError, match="changes the User nodes: build the features anew"):
+        features_after_delta(grown, f, stage, user_parts_of(g, changed), user_parts_of(g, changed))
+    store.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from datetime import date
 from pathlib import Path
@@ -31,6 +30,7 @@ from kolmatch.matching.user_partition import (
     user_stage,
     user_stage_changed,
 )
+from tests.conftest import write_user_delta
 
 
 def test_stack_rows_gives_vstack_s_matrix_and_empties_the_blocks() -> None:
@@ -141,43 +141,6 @@ def assert_same_stage(got: UserStage, want: UserStage) -> None:
             assert a == b, field.name
 
 
-def _write_delta(folder: Path, g: MarketGraph, seed: int) -> NDArray[np.int64]:
-    """New follows (one already held), purchases (some attributed to a talent) and
-    engagements of existing users, in the import format; the rows of the users they name."""
-    rng = np.random.default_rng(seed)
-    users, talents = g.node("User").ids, g.node("Talent").ids
-    products, contents = g.node("Product").ids, g.node("Content").ids
-    folder.mkdir()
-    held = g.edge("FOLLOWS", "User")
-    follows = [
-        (users[u], talents[t])
-        for u, t in zip(rng.integers(0, 400, 40), rng.integers(0, len(talents), 40), strict=True)
-    ]
-    follows.append((users[held.src[0]], talents[held.dst[0]]))
-    named = {u for u, _ in follows}
-    with (folder / "follows.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["src", "dst", "since"])
-        w.writerows((u, t, "2025-12-30") for u, t in follows)
-    with (folder / "purchased.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["src", "dst", "order_id", "amount", "time", "talent"])
-        for i in range(30):
-            u, p = users[rng.integers(0, 600)], products[rng.integers(0, len(products))]
-            talent = talents[rng.integers(0, len(talents))] if i % 3 == 0 else ""
-            amount = f"{rng.uniform(5, 500):.2f}"
-            w.writerow([u, p, f"delta-{seed}-{i}", amount, "2025-12-30", talent])
-            named.add(u)
-    with (folder / "engaged_with.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["src", "dst", "views", "likes", "comments", "shares", "watch_s", "last"])
-        for _ in range(20):
-            u, c = users[rng.integers(0, 800)], contents[rng.integers(0, len(contents))]
-            w.writerow([u, c, 3, 1, 0, 0, 12.0, "2025-12-29"])
-            named.add(u)
-    return np.searchsorted(users, sorted(named))  # type: ignore[no-any-return]
-
-
 def test_a_delta_s_stage_is_the_stage_of_a_build_from_scratch(
     tiny_market: Path, tmp_path: Path
 ) -> None:
@@ -189,7 +152,7 @@ def test_a_delta_s_stage_is_the_stage_of_a_build_from_scratch(
     before = read_market(store, FULL_READ)
     shared = user_shared(before, TODAY)
     stage = _stage(before, shared)
-    changed = _write_delta(tmp_path / "delta", before, seed=3)
+    changed = write_user_delta(tmp_path / "delta", before, seed=3)
     load_folder(tmp_path / "delta", store)
     after = read_market(store, FULL_READ)
     store.close()
