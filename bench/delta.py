@@ -75,7 +75,8 @@ def delta_graph(g: MarketGraph, share: float, seed: int) -> tuple[MarketGraph, n
 
 def largest_difference(got: Any, want: Any) -> float:
     """The largest relative difference of any float of any field of two dataclasses of one
-    kind (sparse fields: over their entries; inf where NaNs, shapes or other values differ)."""
+    kind, entry by entry (relative to the larger of the two; inf where NaNs, shapes or other
+    values differ)."""
     worst = 0.0
     for field in dataclasses.fields(want):
         a, b = getattr(got, field.name), getattr(want, field.name)
@@ -83,9 +84,14 @@ def largest_difference(got: Any, want: Any) -> float:
             a, b = sp.csr_matrix(a), sp.csr_matrix(b)
             if a.shape != b.shape:
                 return float("inf")
-            diff = abs(a - b)
-            if diff.nnz and diff.max() > 0:
-                worst = max(worst, float(diff.max() / (abs(b).max() or 1.0)))
+            d = sp.coo_matrix(a - b)
+            at = d.data != 0
+            if at.any():  # entry by entry, relative to the larger of the two
+                r, c = d.row[at], d.col[at]
+                ref = np.maximum(
+                    np.abs(np.asarray(a[r, c]).ravel()), np.abs(np.asarray(b[r, c]).ravel())
+                )
+                worst = max(worst, float((np.abs(d.data[at]) / ref).max()))
         elif isinstance(b, np.ndarray) and b.dtype.kind == "f":
             if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
                 return float("inf")

@@ -443,7 +443,7 @@ def read_edges_from(
     src_label
         The label every type in ``edges`` starts at.
     ids
-        Ids of ``src_label`` nodes.
+        Ids of ``src_label`` nodes of ``base`` (one named twice is read once).
     edges
         The types to read, with their fields; default the per-user stage's.
 
@@ -455,13 +455,21 @@ def read_edges_from(
     Raises
     ------
     StoreError
-        If a type does not start at ``src_label``, ``base`` lacks a table, a relationship
-        ends at a node ``base``'s tables do not hold (written since: a delta with new nodes
+        If a type does not start at ``src_label``, ``base`` lacks a table, an id or the end
+        of a relationship is not in ``base``'s tables (written since: a delta with new nodes
         needs a read of the whole market), or the graph changed during every attempt.
     """
-    other = sorted(rel for rel, src in edges if src != src_label)
+    other = sorted(rel for rel, src in edges if src != src_label or src not in rel_spec(rel).src)
     if other:
         raise StoreError(f"{other} do not start at {src_label}: read them by their own sources")
+    ids = list(dict.fromkeys(ids))
+    unknown = base.node(src_label).indices_of(np.asarray(ids, dtype=str)) < 0
+    if unknown.any():
+        first = ids[int(np.flatnonzero(unknown)[0])]
+        raise StoreError(
+            f"{int(unknown.sum())} of the {src_label} ids are not in the tables read before "
+            f"(first {first!r}): a delta of new nodes needs the whole market read again"
+        )
     ends = {label: base.node(label) for label in {src_label, *(rel_spec(r).dst for r, _ in edges)}}
     for _ in range(READ_ATTEMPTS):
         with store.reading():
@@ -480,11 +488,11 @@ def read_edges_from(
             f"{store.uri}: the graph changed during each of {READ_ATTEMPTS} reads; try again later"
         )
     for (rel, src), e in read.items():
-        unknown = (e.src < 0) | (e.dst < 0)
-        if unknown.any():
+        lost = (e.src < 0) | (e.dst < 0)
+        if lost.any():
             raise StoreError(
-                f"{rel} from {src}: {int(unknown.sum())} relationships end at nodes written "
-                f"after the graph was read: read the whole market again"
+                f"{rel} from {src}: {int(lost.sum())} relationships end at nodes written "
+                f"after the tables were read: read the whole market again"
             )
     return MarketGraph(after, base.nodes, read)
 

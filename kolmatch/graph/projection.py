@@ -180,7 +180,8 @@ def edge_list(
     projections of the same store state); the list is sorted so that two
     stores holding the same graph give identical arrays. With ``sources`` (ids of ``src``'s
     nodes), only the relationships from those (:meth:`GraphStore.edge_rows_from`): the rows
-    of the whole list that start at them, in the same order.
+    of the whole list that start at them, in the same order, once however often an id is
+    named.
     """
     spec = rel_spec(rel_type)
     fields = spec.field_names if fields is None else fields
@@ -202,9 +203,11 @@ def edge_list(
         and src.key_store == dst.key_store == store.uri
     )
     key_rows = src.key_rows
+    if sources is not None:
+        sources = list(dict.fromkeys(sources))  # (a source named twice: its rows once)
     if sources is not None and keyed and key_rows is not None:
         rows = src.indices_of(np.asarray(sources, dtype=str))
-        rows = rows[rows >= 0]  # (an id no node has adds nothing)
+        rows = rows[rows >= 0]  # (an id no node of the table has adds nothing)
         row_key = np.full(len(src), -1, dtype=np.int64)  # key_rows inverted
         known = np.flatnonzero(key_rows >= 0)
         row_key[key_rows[known]] = known

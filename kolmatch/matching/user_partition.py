@@ -34,6 +34,7 @@ __all__ = [
     "UserPart",
     "UserShared",
     "UserStage",
+    "audience_sums",
     "leave_one_out_audience",
     "reduce_user_blocks",
     "rows_normalised",
@@ -94,6 +95,16 @@ class UserPart:
 
     def local(self, src: I64) -> I64:
         """The part's own rows (0 to its user count) of edge sources given as market rows.
+
+        Parameters
+        ----------
+        src
+            Market rows of users (edge sources).
+
+        Returns
+        -------
+        numpy.ndarray
+            Their rows in this part, in the same order.
 
         Raises
         ------
@@ -449,8 +460,28 @@ def rows_replaced(m: sp.csr_matrix, rows: I64, block: sp.csr_matrix) -> sp.csr_m
     """``m`` with its rows ``rows`` (sorted, unique) replaced by ``block``'s, in order.
 
     One pass over ``m``'s entries: the kept rows' entries are copied by a mask, the block's
-    go where the replaced rows were (at m, 100,000 of 1M users' rows in ~0.1 s, where
-    assigning rows of a CSR matrix in scipy rebuilds it row by row).
+    go where the replaced rows were (at m, 100,000 of 1M users' rows in ~0.15 s per matrix,
+    where assigning rows of a CSR matrix in scipy rebuilds it row by row).
+
+    Parameters
+    ----------
+    m
+        The matrix.
+    rows
+        Rows of ``m``, sorted and unique (integers).
+    block
+        One row for each of ``rows``, as many columns as ``m``.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        A new matrix (``m`` is not changed).
+
+    Raises
+    ------
+    ValueError
+        If ``rows`` are not sorted, unique integer rows of ``m``, or ``block`` is of another
+        shape.
 
     Examples
     --------
@@ -461,6 +492,12 @@ def rows_replaced(m: sp.csr_matrix, rows: I64, block: sp.csr_matrix) -> sp.csr_m
     [[0.0, 5.0], [0.0, 2.0], [0.0, 0.0]]
     """
     n = m.shape[0]
+    rows = np.asarray(rows)
+    if len(rows) and (
+        rows.dtype.kind not in "iu" or (np.diff(rows) <= 0).any() or rows[0] < 0 or rows[-1] >= n
+    ):
+        raise ValueError(f"rows must be sorted, unique integer rows below {n}")
+    rows = rows.astype(np.int64, copy=False)
     if block.shape != (len(rows), m.shape[1]):
         raise ValueError(f"a block of shape {block.shape} for {len(rows)} rows of {m.shape}")
     old_len = np.diff(m.indptr)
@@ -487,9 +524,15 @@ def rows_replaced(m: sp.csr_matrix, rows: I64, block: sp.csr_matrix) -> sp.csr_m
 #: UserStage's names of the UserBlock sums where they differ.
 _STAGE_SUM = {"price_sum": "talent_price_sum", "price_n": "talent_price_n"}
 
-#: What is left of a sum, relative to the terms it was made of, that counts as nothing: a
-#: talent whose audience a delta empties keeps round-off (~1e-17) where a build from scratch
-#: has 0, and a round-off share would be normalised into a whole audience mix.
+#: A talent's audience sums are summed afresh over its audience (:func:`audience_sums`) where
+#: a delta left less than this share of what was taken out: a difference keeps the round-off
+#: of the terms taken out (~1e-16 of them), which is large against what is left (a talent
+#: that kept 3 of 100,000 followers was 4e-8 off; one that kept none had a whole audience mix
+#: made of round-off).
+_LOST = 1e-2
+
+#: What is left of the other sums (engagement strength, sales), relative to the terms they
+#: were made of, that counts as nothing: 0, as in a build from scratch.
 _CANCELLED = 1e-12
 
 
@@ -500,9 +543,13 @@ def user_stage_changed(
 
     Every field of a :class:`UserStage` is either per user (rows, replaced) or a sum over
     users (each user's term is its own: the talents' sums take the changed users' old terms
-    out and their new ones in). So the stage of a market after a delta (a day of new follows
-    and purchases) is, within float round-off, the stage of a build from scratch, at the
-    cost of the changed users alone (measured in docs/scale.md).
+    out and their new ones in). Where that left a talent's audience sums less than 1% of what
+    was taken out, they are summed afresh over its audience (a difference keeps the round-off
+    of the terms taken out: a talent whose audience a delta empties has no audience mix, as
+    in a build from scratch); the other sums (engagement strength, sales) are 0 where they
+    keep no more than round-off (1e-12) of their terms. So the stage of a market after a
+    delta (a day of new follows and purchases) is, within float round-off, the stage of a
+    build from scratch, at the cost of the changed users alone (measured in docs/scale.md).
 
     Parameters
     ----------
@@ -541,12 +588,34 @@ def user_stage_changed(
         new.order_logp, new.n_orders, out=np.full(len(rows), np.nan), where=new.n_orders > 0
     )
     sums = {}
+    lost = np.zeros(stage.inv_sum.shape[0], dtype=bool)  # talents whose sums are made afresh
     for name in _SUMMED:
         was = getattr(stage, _STAGE_SUM.get(name, name))
         out, back = getattr(old, name), getattr(new, name)
         v = was - out + back
-        v[np.abs(v) <= _CANCELLED * (np.abs(was) + np.abs(out) + np.abs(back))] = 0.0
+        held = np.abs(was) + np.abs(out)
+        if name in _AUDIENCE_SUMS:
+            little = (np.abs(v) < _LOST * held) & (held > 0)
+            lost |= little.any(axis=1) if little.ndim == 2 else little
+        else:
+            v[np.abs(v) <= _CANCELLED * (held + np.abs(back))] = 0.0
         sums[name] = v
+    sums["engaged_sum"][sums["engaged_users"] == 0] = 0.0  # (counts: exact)
+    by_user = replaced["by_user"]
+    if lost.any():
+        # every user in those talents' audiences, with its whole row (s_u counts its talents)
+        entry_of_lost = lost[by_user.indices[: by_user.indptr[-1]]]
+        user_of_entry = np.repeat(np.arange(by_user.shape[0]), np.diff(by_user.indptr))
+        users = np.unique(user_of_entry[entry_of_lost])
+        exact = audience_sums(
+            by_user[users],
+            replaced["bought"][users],
+            n_orders[users],
+            user_logp[users],
+            shared.talent_cat,
+        )
+        for name in _AUDIENCE_SUMS:
+            sums[name][lost] = exact[name][lost]
     return UserStage(
         **replaced,
         merchant_buyers=merchant_buyers,
@@ -587,13 +656,6 @@ def user_block(part: UserPart, shared: UserShared) -> UserBlock:
     engaged_cat = sp.csr_matrix(uc @ shared.content_cat)
     engaged = sp.csr_matrix(uc @ shared.content_talent)  # (n, T) engagement strength
     by_user = audience_weights(sp.csr_matrix(engaged.T), follows)
-    in_audience = sp.csr_matrix(by_user.astype(bool).astype(np.float64))  # (n, T)
-    # leave-one-out: for each audience user, the mix of its *other* talents (docs of
-    # leave_one_out_audience), summed per talent
-    s_u = np.asarray(in_audience.sum(axis=1)).ravel()
-    r = np.asarray((in_audience @ shared.talent_cat).todense())  # (n, C)
-    inv = np.divide(1.0, s_u - 1, out=np.zeros_like(s_u), where=s_u > 1)
-    to_talents = sp.csr_matrix(in_audience.T)  # (T, n)
     # a user's price level: one order, one vote (weighting by amount would lean every buyer
     # toward its dearest purchases)
     n_orders = np.bincount(p_src, minlength=n).astype(np.float64)
@@ -601,9 +663,7 @@ def user_block(part: UserPart, shared: UserShared) -> UserBlock:
         p_src, weights=shared.log_price[part.purchased_dst], minlength=n
     ).astype(np.float64, copy=False)
 
-    has_p = n_orders > 0
-    user_logp = np.divide(order_logp, n_orders, out=np.zeros(n), where=has_p)
-    buyers = to_talents[:, np.nonzero(has_p)[0]]
+    user_logp = np.divide(order_logp, n_orders, out=np.zeros(n), where=n_orders > 0)
     engaged_bin = sp.csr_matrix(engaged.astype(bool).astype(np.float64))
     return UserBlock(
         engaged_cat=engaged_cat,
@@ -619,14 +679,70 @@ def user_block(part: UserPart, shared: UserShared) -> UserBlock:
         engaged_users=np.asarray((engaged > 0).sum(axis=0), dtype=np.float64).ravel(),
         active=np.asarray(follows.multiply(engaged_bin).sum(axis=0)).ravel(),
         sales=np.asarray(spend.sum(axis=0)).ravel(),
-        others_sum=np.asarray(to_talents @ (r * inv[:, None])).reshape(n_t, -1),
-        inv_sum=np.asarray(to_talents @ inv).ravel(),
-        bought_sum=np.asarray(to_talents @ np.asarray(rows_normalised(bought).todense())).reshape(
-            n_t, -1
-        ),
-        price_sum=np.asarray(buyers @ user_logp[has_p]).ravel(),
-        price_n=np.asarray(buyers.sum(axis=1)).ravel(),
+        **audience_sums(by_user, bought, n_orders, user_logp, shared.talent_cat),
     )
+
+
+#: The sums :func:`audience_sums` gives: what the talents' audience mixes and price levels are
+#: made of.
+_AUDIENCE_SUMS = ("others_sum", "inv_sum", "bought_sum", "price_sum", "price_n")
+
+
+def audience_sums(
+    by_user: sp.csr_matrix,
+    bought: sp.csr_matrix,
+    n_orders: F64,
+    user_logp: F64,
+    talent_cat: sp.csr_matrix,
+) -> dict[str, F64]:
+    """Per talent, the sums over its audience users (of those given) that its leave-one-out
+    audience mix and price level are made of (:func:`leave_one_out_audience`).
+
+    Parameters
+    ----------
+    by_user
+        (n, T) the users' audience weights (a talent's audience: its nonzeros).
+    bought
+        (n, C) the users' spend per category.
+    n_orders, user_logp
+        (n,) the users' orders and mean log price (read where they ordered).
+    talent_cat
+        (T, C) the talents' own category mixes.
+
+    Returns
+    -------
+    dict
+        ``others_sum`` (T, C) and ``inv_sum`` (T,): sums of R_u / (s_u - 1) and 1 / (s_u - 1);
+        ``bought_sum`` (T, C): of the users' spend mixes; ``price_sum`` and ``price_n`` (T,):
+        of the buyers' price levels, and the buyers.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> by_user = sp.csr_matrix(np.array([[1.0, 0.25]]))  # one user, in both audiences
+    >>> cat = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    >>> sums = audience_sums(by_user, sp.csr_matrix((1, 2)), np.ones(1), np.full(1, 2.0), cat)
+    >>> sums["others_sum"].tolist(), sums["inv_sum"].tolist(), sums["price_sum"].tolist()
+    ([[1.0, 1.0], [1.0, 1.0]], [1.0, 1.0], [2.0, 2.0])
+    """
+    n_t = talent_cat.shape[0]
+    in_audience = sp.csr_matrix(by_user.astype(bool).astype(np.float64))  # (n, T)
+    # leave-one-out: for each audience user, the mix of its *other* talents (docs of
+    # leave_one_out_audience), summed per talent
+    s_u = np.asarray(in_audience.sum(axis=1)).ravel()
+    r = np.asarray((in_audience @ talent_cat).todense())  # (n, C)
+    inv = np.divide(1.0, s_u - 1, out=np.zeros_like(s_u), where=s_u > 1)
+    to_talents = sp.csr_matrix(in_audience.T)  # (T, n)
+    has_p = np.nonzero(n_orders > 0)[0]
+    buyers = to_talents[:, has_p]
+    spend_mix = np.asarray(rows_normalised(bought).todense())
+    return {
+        "others_sum": np.asarray(to_talents @ (r * inv[:, None])).reshape(n_t, -1),
+        "inv_sum": np.asarray(to_talents @ inv).ravel(),
+        "bought_sum": np.asarray(to_talents @ spend_mix).reshape(n_t, -1),
+        "price_sum": np.asarray(buyers @ user_logp[has_p]).ravel(),
+        "price_n": np.asarray(buyers.sum(axis=1)).ravel(),
+    }
 
 
 def leave_one_out_audience(

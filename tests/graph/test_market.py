@@ -19,6 +19,7 @@ from kolmatch.graph.market import (
     READ_ATTEMPTS,
     USER_EDGES_READ,
     VIOLATIONS_READ,
+    MarketGraph,
     ReadSpec,
     read_edges_from,
     read_market,
@@ -299,7 +300,9 @@ def test_edges_read_from_some_users_are_the_whole_read_s_rows_from_them(
     store_kind: str, tiny_market: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """A delta's read: the rows of the whole market's edge lists that start at the users
-    named, in the same order with the same columns; an id no node has adds nothing."""
+    named, in the same order with the same columns, once however often a user is named; a
+    user or a relationship's end not in the tables read before is refused, on every store
+    (SQLite by its row keys where the tables are its own, by ids where they are not)."""
     if store_kind == "neo4j":
         store = request.getfixturevalue("neo4j_store")
     else:
@@ -308,37 +311,46 @@ def test_edges_read_from_some_users_are_the_whole_read_s_rows_from_them(
     whole = read_market(store, FEATURES_READ)
     users = whole.node("User").ids
     pick = np.array([0, 5, 6, 7, 500, 1999])
-    some = read_edges_from(store, whole, "User", [*users[pick], "u-nobody"])
-    assert some.identity == whole.identity and some.nodes is whole.nodes
-    assert (
-        set(some.edges)
-        == set(USER_EDGES_READ)
-        == {
+    named = [*users[pick], users[pick[2]], users[pick[0]]]  # two named twice
+    unkeyed = {k: dataclasses.replace(t, key_rows=None) for k, t in whole.nodes.items()}
+    for base in (whole, MarketGraph(whole.identity, unkeyed, whole.edges)):
+        some = read_edges_from(store, base, "User", named)
+        assert some.identity == whole.identity and some.nodes is base.nodes
+        assert set(some.edges) == set(USER_EDGES_READ)
+        assert set(USER_EDGES_READ) == {
             ("ENGAGED_WITH", "User"),
             ("FOLLOWS", "User"),
             ("PURCHASED", "User"),
         }
-    )
-    for key in USER_EDGES_READ:
-        e, part = whole.edge(*key), some.edge(*key)
-        at = np.isin(e.src, pick)
-        assert at.sum() > 0, key
-        assert np.array_equal(part.src, e.src[at]), key
-        assert np.array_equal(part.dst, e.dst[at]), key
-        assert set(part.columns) == set(e.columns), key
-        for name, column in e.columns.items():
-            np.testing.assert_array_equal(part.columns[name], column[at], err_msg=f"{key} {name}")
+        for key in USER_EDGES_READ:
+            e, part = whole.edge(*key), some.edge(*key)
+            at = np.isin(e.src, pick)
+            assert at.sum() > 0, key
+            assert np.array_equal(part.src, e.src[at]), key
+            assert np.array_equal(part.dst, e.dst[at]), key
+            assert set(part.columns) == set(e.columns), key
+            for name, column in e.columns.items():
+                np.testing.assert_array_equal(part.columns[name], column[at], err_msg=name)
     assert not any(len(e) for e in read_edges_from(store, whole, "User", []).edges.values())
-    with pytest.raises(StoreError, match=r"\['PROMOTED'\] do not start at User"):
-        read_edges_from(store, whole, "User", [users[0]], {("PROMOTED", "Talent"): None})
-    # a follow of a talent written after the tables were read: refused, not a row of -1
+    for wrong in (("PROMOTED", "Talent"), ("PROMOTED", "User")):
+        with pytest.raises(StoreError, match=r"\['PROMOTED'\] do not start at User"):
+            read_edges_from(store, whole, "User", [users[0]], {wrong: None})
+    with pytest.raises(StoreError, match="1 of the User ids are not in the tables read before"):
+        read_edges_from(store, whole, "User", [users[0], "u-nobody"])
+    # written after the tables were read: a user, and a talent a known user follows
+    talent = str(whole.node("Talent").ids[0])
     store.write(
         [
+            NodeBatch.of("User", [{"id": "u-new"}]),
             NodeBatch.of("Talent", [{"id": "t-new", "followers": 1}]),
+            RelBatch.of("FOLLOWS", "User", [{"src": "u-new", "dst": talent}]),
             RelBatch.of("FOLLOWS", "User", [{"src": str(users[5]), "dst": "t-new"}]),
         ]
     )
-    with pytest.raises(StoreError, match="FOLLOWS from User: 1 relationships end at nodes"):
-        read_edges_from(store, whole, "User", [str(users[5])])
+    for base in (whole, MarketGraph(whole.identity, unkeyed, whole.edges)):
+        with pytest.raises(StoreError, match="first 'u-new'"):
+            read_edges_from(store, base, "User", [str(users[5]), "u-new"])
+        with pytest.raises(StoreError, match="FOLLOWS from User: 1 relationships end at nodes"):
+            read_edges_from(store, base, "User", [str(users[5])])
     if store_kind == "sqlite":
         store.close()
