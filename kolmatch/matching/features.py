@@ -48,6 +48,7 @@ from kolmatch.matching.user_partition import (
     UserPart,
     UserShared,
     UserStage,
+    choice_index,
     day_numbers,
     rows_normalised,
     user_interest_in_rows,
@@ -542,8 +543,9 @@ def _features_of_stage(
     hidden_need = np.asarray((audience_users @ lean_unbought).todense()).reshape(T, C)
     stage.advance()
 
-    gender_mix = _demographic_mix(audience_users, users.columns["gender"], GENDERS)
-    age_mix = _demographic_mix(audience_users, users.columns["age_band"], AGE_BANDS)
+    # shares of each talent's audience per gender and age band, among users whose value is
+    # known (the counts summed over users in the per-user stage)
+    gender_mix, age_mix = (_row_shares(x) for x in (us.gender_counts, us.age_counts))
 
     risk = _risk(g, merch_of_product, ref)
     stage.advance()
@@ -601,8 +603,8 @@ def _features_of_stage(
         talent_hidden_need=hidden_need,
         talent_gender=gender_mix,
         talent_age=age_mix,
-        merchant_target_gender=_choice_index(merchants.columns["target_gender"], GENDERS),
-        merchant_target_age=_choice_index(merchants.columns["target_age_band"], AGE_BANDS),
+        merchant_target_gender=choice_index(merchants.columns["target_gender"], GENDERS),
+        merchant_target_age=choice_index(merchants.columns["target_age_band"], AGE_BANDS),
         merchant_mix=mix,
         merchant_products=merchant_products,
         user_interest=user_interest,
@@ -807,21 +809,8 @@ def _ordinals(dates: NDArray[np.object_]) -> I64:
     return np.array([date.fromisoformat(d[:10]).toordinal() for d in dates], dtype=np.int64)
 
 
-def _choice_index(values: NDArray[np.object_], choices: tuple[str, ...]) -> NDArray[np.int64]:
-    pos = {c: i for i, c in enumerate(choices)}
-    return np.array([pos.get(v, -1) if v else -1 for v in values], dtype=np.int64)
-
-
-def _demographic_mix(
-    engaged_users: sp.csr_matrix, values: NDArray[np.object_], choices: tuple[str, ...]
-) -> F64:
-    """Share of each talent's engaged users per choice, among users whose value is known."""
-    idx = _choice_index(values, choices)
-    known = np.nonzero(idx >= 0)[0]
-    onehot = sp.csr_matrix(
-        (np.ones(len(known)), (known, idx[known])), shape=(len(values), len(choices))
-    )
-    counts = np.asarray((engaged_users @ onehot).todense())
+def _row_shares(counts: F64) -> F64:
+    """Each row of ``counts`` divided by its sum (all-zero rows stay zero)."""
     total = counts.sum(axis=1, keepdims=True)
     return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)  # type: ignore[no-any-return]
 

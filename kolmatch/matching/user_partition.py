@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from kolmatch.graph.market import MarketGraph
+from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.graph.projection import EdgeList, to_csr
 from kolmatch.matching.audience import FOLLOW_WEIGHT, audience_weights
 from kolmatch.matching.partition import PartitionMap, row_ranges, split_rows
@@ -35,6 +36,8 @@ __all__ = [
     "UserShared",
     "UserStage",
     "audience_sums",
+    "choice_index",
+    "demographic_counts",
     "leave_one_out_audience",
     "reduce_user_blocks",
     "rows_normalised",
@@ -91,6 +94,8 @@ class UserPart:
     purchased_src: I64
     purchased_dst: I64
     amount: F64
+    gender: I64  # (users,) index into GENDERS, -1 if unknown
+    age_band: I64  # (users,) index into AGE_BANDS, -1 if unknown
     rows: I64 | None = None
 
     def local(self, src: I64) -> I64:
@@ -164,6 +169,8 @@ class UserBlock:
     bought_sum: F64  # (T, C) sum over audience users of their normalised spend mix
     price_sum: F64  # (T,) sum over audience users who bought of their price level
     price_n: F64  # (T,) audience users who bought
+    gender_counts: F64  # (T, len(GENDERS)) audience users of each known gender
+    age_counts: F64  # (T, len(AGE_BANDS)) audience users of each known age band
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,8 @@ class UserStage:
     others_sum: F64  # (T, C)
     inv_sum: F64  # (T,)
     bought_sum: F64  # (T, C)
+    gender_counts: F64  # (T, len(GENDERS))
+    age_counts: F64  # (T, len(AGE_BANDS))
 
 
 def rows_normalised(m: sp.spmatrix) -> sp.csr_matrix:
@@ -367,6 +376,7 @@ def user_parts(
     purchased = g.edge("PURCHASED", "User")
     e_pos, f_pos, p_pos = (split_rows(x.src, ranges) for x in (engaged, follows, purchased))
     last_day = day_numbers(engaged.columns["last"]) if last_day is None else last_day
+    gender, age_band = _demographics(g)
 
     def cut(a: NDArray[ArrayT], at: slice | I64) -> NDArray[ArrayT]:
         rows = a[at]
@@ -385,9 +395,53 @@ def user_parts(
             purchased.src[p],
             purchased.dst[p],
             purchased.columns["amount"][p],
+            gender[lo:hi],
+            age_band[lo:hi],
         )
         for (lo, hi), e, f, p in zip(ranges, e_pos, f_pos, p_pos, strict=True)
     ]
+
+
+def _demographics(g: MarketGraph, rows: I64 | None = None) -> tuple[I64, I64]:
+    """Each user's (of ``rows``, default all) gender and age band as indices into GENDERS and
+    AGE_BANDS (-1 unknown)."""
+    c = g.node("User").columns
+    gender, age = (
+        (c["gender"], c["age_band"]) if rows is None else (c["gender"][rows], c["age_band"][rows])
+    )
+    return choice_index(gender, GENDERS), choice_index(age, AGE_BANDS)
+
+
+def choice_index(values: NDArray[np.object_], choices: tuple[str, ...]) -> I64:
+    """Each value's index in ``choices``; -1 where it is none of them (or empty).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> choice_index(np.array(["m", None, "x", "f"], dtype=object), ("f", "m")).tolist()
+    [1, -1, -1, 0]
+    """
+    pos = {c: i for i, c in enumerate(choices)}
+    return np.array([pos.get(v, -1) if v else -1 for v in values], dtype=np.int64)
+
+
+def demographic_counts(by_user: sp.csr_matrix, index: I64, choices: int) -> F64:
+    """(T, choices): per talent, its audience users (nonzeros of ``by_user``, (n, T)) of each
+    choice, by the users' ``index`` into the choices (-1: unknown, not counted).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> by_user = sp.csr_matrix(np.array([[1.0, 0.25], [0.0, 1.0], [1.0, 0.0]]))
+    >>> demographic_counts(by_user, np.array([0, 1, -1]), 2).tolist()
+    [[1.0, 0.0], [1.0, 1.0]]
+    """
+    known = np.nonzero(index >= 0)[0]
+    onehot = sp.csr_matrix(
+        (np.ones(len(known)), (known, index[known])), shape=(by_user.shape[0], choices)
+    )
+    in_audience = sp.csr_matrix(by_user.astype(bool).astype(np.float64).T)  # (T, n)
+    return np.asarray((in_audience @ onehot).todense()).reshape(by_user.shape[1], choices)
 
 
 def _counts(engaged: EdgeList, at: slice | I64) -> F64:
@@ -440,6 +494,7 @@ def user_parts_of(g: MarketGraph, rows: I64) -> UserPart:
     engaged, follows = g.edge("ENGAGED_WITH", "User"), g.edge("FOLLOWS", "User")
     purchased = g.edge("PURCHASED", "User")
     e, f, p = (_rows_from(x.src, rows) for x in (engaged, follows, purchased))
+    gender, age_band = _demographics(g, rows)
     return UserPart(
         0,
         len(rows),
@@ -452,6 +507,8 @@ def user_parts_of(g: MarketGraph, rows: I64) -> UserPart:
         purchased.src[p],
         purchased.dst[p],
         purchased.columns["amount"][p],
+        gender,
+        age_band,
         rows=rows,
     )
 
@@ -634,6 +691,8 @@ def user_stage_changed(
         others_sum=sums["others_sum"],
         inv_sum=sums["inv_sum"],
         bought_sum=sums["bought_sum"],
+        gender_counts=sums["gender_counts"],
+        age_counts=sums["age_counts"],
     )
 
 
@@ -680,6 +739,8 @@ def user_block(part: UserPart, shared: UserShared) -> UserBlock:
         active=np.asarray(follows.multiply(engaged_bin).sum(axis=0)).ravel(),
         sales=np.asarray(spend.sum(axis=0)).ravel(),
         **audience_sums(by_user, bought, n_orders, user_logp, shared.talent_cat),
+        gender_counts=demographic_counts(by_user, part.gender, len(GENDERS)),
+        age_counts=demographic_counts(by_user, part.age_band, len(AGE_BANDS)),
     )
 
 
@@ -799,6 +860,8 @@ _SUMMED = (
     "bought_sum",
     "price_sum",
     "price_n",
+    "gender_counts",
+    "age_counts",
 )
 
 
@@ -860,6 +923,8 @@ def reduce_user_blocks(blocks: Iterable[UserBlock], talent_cat: sp.csr_matrix) -
         others_sum=sums["others_sum"],
         inv_sum=sums["inv_sum"],
         bought_sum=sums["bought_sum"],
+        gender_counts=sums["gender_counts"],
+        age_counts=sums["age_counts"],
     )
 
 

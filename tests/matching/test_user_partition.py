@@ -261,7 +261,9 @@ def _follow_graph(users: int, src: NDArray[np.int64], dst: NDArray[np.int64]) ->
         ("PURCHASED", "User"): EdgeList("PURCHASED", "User", none, none, {"amount": np.zeros(0)}),
     }
     ids = np.array([f"u{i:06d}" for i in range(users)])
-    return MarketGraph(("g", 1), {"User": NodeTable("User", ids, {})}, edges)
+    unknown = np.full(users, None, dtype=object)
+    columns = {"gender": unknown, "age_band": unknown}
+    return MarketGraph(("g", 1), {"User": NodeTable("User", ids, columns)}, edges)
 
 
 def test_a_talent_that_keeps_few_of_a_large_audience_has_the_sums_of_a_build() -> None:
