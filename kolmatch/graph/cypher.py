@@ -290,14 +290,20 @@ def node_rows(label: str, fields: Sequence[str]) -> str:
 
 def edge_rows(rel_type: str, src_label: str, fields: Sequence[str]) -> str:
     """Every relationship of a type from a source label, with endpoint ids and properties."""
+    return f"MATCH {_rel_pattern(rel_type, src_label, '')} {_rel_return(rel_type, fields)}"
+
+
+def _rel_pattern(rel_type: str, src_label: str, source: str) -> str:
+    """``(s)-[r]->(d)`` of the type from the label, the source node's pattern ending ``source``."""
     spec = rel_spec(rel_type)
     if src_label not in spec.src:
         raise KeyError(f"{rel_type} does not start at {src_label}")
-    cols = "".join(f", r.{f} AS {f}" for f in _props(spec.field_names, fields))
-    return (
-        f"MATCH (s:{_label(src_label)})-[r:{_rel(rel_type)}]->(d:{_label(spec.dst)}) "
-        f"RETURN s.id AS src, d.id AS dst{cols}"
-    )
+    return f"(s:{_label(src_label)}{source})-[r:{_rel(rel_type)}]->(d:{_label(spec.dst)})"
+
+
+def _rel_return(rel_type: str, fields: Sequence[str]) -> str:
+    cols = "".join(f", r.{f} AS {f}" for f in _props(rel_spec(rel_type).field_names, fields))
+    return f"RETURN s.id AS src, d.id AS dst{cols}"
 
 
 def edge_rows_from(rel_type: str, src_label: str, fields: Sequence[str]) -> str:
@@ -306,12 +312,5 @@ def edge_rows_from(rel_type: str, src_label: str, fields: Sequence[str]) -> str:
     Steps: unwind the ids; find each source node by id (the label's uniqueness constraint);
     match its relationships of the type; return endpoint ids and properties.
     """
-    spec = rel_spec(rel_type)
-    if src_label not in spec.src:
-        raise KeyError(f"{rel_type} does not start at {src_label}")
-    cols = "".join(f", r.{f} AS {f}" for f in _props(spec.field_names, fields))
-    return (
-        f"UNWIND $ids AS id MATCH (s:{_label(src_label)} {{id: id}})"
-        f"-[r:{_rel(rel_type)}]->(d:{_label(spec.dst)}) "
-        f"RETURN s.id AS src, d.id AS dst{cols}"
-    )
+    pattern = _rel_pattern(rel_type, src_label, " {id: id}")
+    return f"UNWIND $ids AS id MATCH {pattern} {_rel_return(rel_type, fields)}"

@@ -97,6 +97,15 @@ DST_INDEXED = frozenset({"BOOKED"})
 KEY_INDEXED = frozenset({"PROMOTED"})
 
 
+def _id_rows(rows: list[Any], fields: Sequence[str]) -> EdgeRows:
+    """Rows of (source id, target id, *fields) as :meth:`SQLiteStore.edge_rows` gives them."""
+    return EdgeRows(
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        {f: [r[i + 2] for r in rows] for i, f in enumerate(fields)},
+    )
+
+
 def _keyed_rows(rows: list[Any], spec: RelSpec, fields: Sequence[str]) -> EdgeRows:
     """Rows of (source key, target key, *fields) as :meth:`SQLiteStore.edge_keys` gives them."""
     numeric = {f.name for f in spec.fields if f.type in NUMERIC_TYPES}
@@ -749,11 +758,7 @@ class SQLiteStore:
             f"WHERE r.src_label = ?"
         )
         for rows in self._chunks(sql, src_label):
-            yield EdgeRows(
-                [r[0] for r in rows],
-                [r[1] for r in rows],
-                {f: [r[i + 2] for r in rows] for i, f in enumerate(fields)},
-            )
+            yield _id_rows(rows, fields)
 
     def edge_rows_from(
         self, rel_type: str, src_label: str, ids: Sequence[str], fields: Sequence[str]
@@ -773,11 +778,7 @@ class SQLiteStore:
         for lo in range(0, len(ids), _CHUNK):
             cur = self._rdb.execute(sql, (json.dumps(ids[lo : lo + _CHUNK]), src_label))
             while rows := cur.fetchmany(_CHUNK):
-                yield EdgeRows(
-                    [r[0] for r in rows],
-                    [r[1] for r in rows],
-                    {f: [r[i + 2] for r in rows] for i, f in enumerate(fields)},
-                )
+                yield _id_rows(rows, fields)
 
     def edge_keys(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         # endpoints as row ids (NodeRows.keys): no join to the node tables, no text ids to

@@ -679,21 +679,18 @@ def user_stage_changed(
         n_orders=n_orders,
         user_logp=user_logp,
         engaged_entries=stage.engaged_entries - old.engaged_entries + new.engaged_entries,
-        engaged_sum=sums["engaged_sum"],
-        engaged_users=sums["engaged_users"],
-        active=sums["active"],
-        sales=sums["sales"],
-        talent_audience=leave_one_out_audience(
-            sums["others_sum"], sums["inv_sum"], sums["bought_sum"], shared.talent_cat
-        ),
-        talent_price_sum=sums["price_sum"],
-        talent_price_n=sums["price_n"],
-        others_sum=sums["others_sum"],
-        inv_sum=sums["inv_sum"],
-        bought_sum=sums["bought_sum"],
-        gender_counts=sums["gender_counts"],
-        age_counts=sums["age_counts"],
+        **_talent_fields(sums, shared.talent_cat),
     )
+
+
+def _talent_fields(sums: dict[str, F64], talent_cat: sp.csr_matrix) -> dict[str, F64]:
+    """A stage's talent- and product-sized fields from the blocks' sums (:data:`_SUMMED`)."""
+    return {
+        **{_STAGE_SUM.get(name, name): sums[name] for name in _SUMMED},
+        "talent_audience": leave_one_out_audience(
+            sums["others_sum"], sums["inv_sum"], sums["bought_sum"], talent_cat
+        ),
+    }
 
 
 def user_block(part: UserPart, shared: UserShared) -> UserBlock:
@@ -911,20 +908,7 @@ def reduce_user_blocks(blocks: Iterable[UserBlock], talent_cat: sp.csr_matrix) -
         n_orders=n,
         user_logp=np.divide(logp, n, out=np.full(len(n), np.nan), where=n > 0),
         engaged_entries=engaged_entries,
-        engaged_sum=sums["engaged_sum"],
-        engaged_users=sums["engaged_users"],
-        active=sums["active"],
-        sales=sums["sales"],
-        talent_audience=leave_one_out_audience(
-            sums["others_sum"], sums["inv_sum"], sums["bought_sum"], talent_cat
-        ),
-        talent_price_sum=sums["price_sum"],
-        talent_price_n=sums["price_n"],
-        others_sum=sums["others_sum"],
-        inv_sum=sums["inv_sum"],
-        bought_sum=sums["bought_sum"],
-        gender_counts=sums["gender_counts"],
-        age_counts=sums["age_counts"],
+        **_talent_fields(sums, talent_cat),
     )
 
 
