@@ -749,6 +749,14 @@ class SQLiteStore:
         while rows := cur.fetchmany(_CHUNK):
             yield rows
 
+    def _chunks_from(self, sql: str, sources: list[Any], src_label: str) -> Iterator[list[Any]]:
+        """``sql``'s rows, its ``?`` parameters a JSON list of (up to ``_CHUNK``) sources and
+        ``src_label``, for one chunk of ``sources`` after another."""
+        for lo in range(0, len(sources), _CHUNK):
+            cur = self._rdb.execute(sql, (json.dumps(sources[lo : lo + _CHUNK]), src_label))
+            while rows := cur.fetchmany(_CHUNK):
+                yield rows
+
     def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         spec = self._checked_rel(rel_type, src_label, fields)
         extra = "".join(f", r.{f}" for f in fields)
@@ -774,11 +782,8 @@ class SQLiteStore:
             f"CROSS JOIN {_rtab(rel_type)} r ON r.src_label = ? AND r.src = s.rid "
             f"CROSS JOIN {_ntab(spec.dst)} d ON d.rid = r.dst"
         )
-        ids = list(ids)
-        for lo in range(0, len(ids), _CHUNK):
-            cur = self._rdb.execute(sql, (json.dumps(ids[lo : lo + _CHUNK]), src_label))
-            while rows := cur.fetchmany(_CHUNK):
-                yield _id_rows(rows, fields)
+        for rows in self._chunks_from(sql, list(ids), src_label):
+            yield _id_rows(rows, fields)
 
     def edge_keys(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         # endpoints as row ids (NodeRows.keys): no join to the node tables, no text ids to
@@ -800,11 +805,8 @@ class SQLiteStore:
             f"SELECT r.src, r.dst{extra} FROM json_each(?) j "
             f"CROSS JOIN {_rtab(rel_type)} r ON r.src_label = ? AND r.src = j.value"
         )
-        keys = np.asarray(keys, dtype=np.int64)
-        for lo in range(0, len(keys), _CHUNK):
-            cur = self._rdb.execute(sql, (json.dumps(keys[lo : lo + _CHUNK].tolist()), src_label))
-            while rows := cur.fetchmany(_CHUNK):
-                yield _keyed_rows(rows, spec, fields)
+        for rows in self._chunks_from(sql, np.asarray(keys, np.int64).tolist(), src_label):
+            yield _keyed_rows(rows, spec, fields)
 
     def close(self) -> None:
         self._db.close()

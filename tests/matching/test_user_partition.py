@@ -166,6 +166,16 @@ def test_a_delta_s_stage_is_the_stage_of_a_build_from_scratch(
     assert got.follows.nnz > stage.follows.nnz and got.n_orders.sum() == stage.n_orders.sum() + 30
 
 
+def _tiny_stage(market: Path, tmp_path: Path) -> tuple[MarketGraph, UserShared, UserStage]:
+    """The tiny market read from a store, what its stage shares, and its stage."""
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(market, store)
+    g = read_market(store, FULL_READ)
+    store.close()
+    shared = user_shared(g, TODAY)
+    return g, shared, _stage(g, shared)
+
+
 def _without(e: EdgeList, drop: NDArray[np.bool_]) -> EdgeList:
     keep = ~drop
     return EdgeList(
@@ -183,12 +193,7 @@ def test_a_delta_that_empties_a_talent_s_audience_leaves_nothing_of_it(
     """Every follow of a talent and every engagement with its content gone: its audience
     sums are 0, not the round-off of taking each user's term out, which would normalise to
     a whole audience mix where a build from scratch has none."""
-    store = SQLiteStore(tmp_path / "t.db")
-    load_folder(tiny_market, store)
-    before = read_market(store, FULL_READ)
-    store.close()
-    shared = user_shared(before, TODAY)
-    stage = _stage(before, shared)
+    before, shared, stage = _tiny_stage(tiny_market, tmp_path)
     audience = np.asarray((stage.by_user != 0).sum(axis=0)).ravel()
     t = int(np.argmax(audience))  # the widest audience: the most terms to take out
     follows, engaged = before.edge("FOLLOWS", "User"), before.edge("ENGAGED_WITH", "User")
@@ -213,12 +218,7 @@ def test_a_delta_that_empties_a_talent_s_audience_leaves_nothing_of_it(
 def test_a_delta_refuses_parts_of_other_users_and_rows_out_of_order(
     tiny_market: Path, tmp_path: Path
 ) -> None:
-    store = SQLiteStore(tmp_path / "t.db")
-    load_folder(tiny_market, store)
-    g = read_market(store, FULL_READ)
-    store.close()
-    shared = user_shared(g, TODAY)
-    stage = _stage(g, shared)
+    g, shared, stage = _tiny_stage(tiny_market, tmp_path)
     with pytest.raises(ValueError, match="sorted, unique user rows below 2000"):
         user_parts_of(g, np.array([5, 3]))
     with pytest.raises(ValueError, match="sorted, unique user rows below 2000"):
