@@ -299,7 +299,8 @@ def at_once(n: int, send: Callable[[int], Any]) -> list[Any]:
 
 def write_user_delta(folder: Path, g: MarketGraph, seed: int) -> NDArray[np.int64]:
     """New follows (one already held), purchases (some attributed to a talent) and
-    engagements of existing users, in the import format; the rows of the users they name."""
+    engagements of existing users, and one of them with another gender and age band, in the
+    import format; the rows of the users they name."""
     rng = np.random.default_rng(seed)
     users, talents = g.node("User").ids, g.node("Talent").ids
     products, contents = g.node("Product").ids, g.node("Content").ids
@@ -331,4 +332,10 @@ def write_user_delta(folder: Path, g: MarketGraph, seed: int) -> NDArray[np.int6
             u, c = users[rng.integers(0, 800)], contents[rng.integers(0, len(contents))]
             w.writerow([u, c, 3, 1, 0, 0, 12.0, "2025-12-29"])
             named.add(u)
+    # and one named user's own gender and age band, corrected
+    corrected = sorted(named)[0]
+    with (folder / "user.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "gender", "age_band"])
+        w.writerow([corrected, "u", "50+"])
     return np.searchsorted(users, sorted(named))  # type: ignore[no-any-return]

@@ -374,11 +374,13 @@ def _build_features(
         engaged_e = EdgeList(engaged_e.rel_type, users.label, engaged_e.src, engaged_e.dst, {})
         g.release(("ENGAGED_WITH", users.label), ("FOLLOWS", users.label))
     # (the stage passed on, not held here: the rest lets go of its largest parts early)
+    endpoints = [engaged_e]  # handed over: no name here holds them to the end of the build
+    del engaged_e
     return _features_of_stage(
         g,
         user_stage(drained(parts), shared, partitions),
         shared,
-        engaged_e,
+        endpoints,
         calibration,
         walks,
         stage,
@@ -390,7 +392,7 @@ def _features_of_stage(
     g: MarketGraph,
     us: UserStage,
     shared: UserShared,
-    engaged_e: EdgeList,
+    endpoints: list[EdgeList],
     calibration: Calibration | None,
     walks: Walks | None,
     stage: _Stages,
@@ -398,13 +400,15 @@ def _features_of_stage(
     delta: tuple[MarketFeatures, I64] | None = None,
 ) -> MarketFeatures:
     """The build after the per-user stage: everything else, from ``us`` and ``g``'s other
-    tables (``engaged_e``: the engagements' endpoints at least). Where the caller holds no
-    other reference to ``us`` (a build), its largest per-user parts go as soon as read.
+    tables. ``endpoints`` holds the engagements' endpoints (at least), taken out of it here so
+    that they go after the content skill (~133 MB at m). Where the caller holds no other
+    reference to ``us`` (a build), its largest per-user parts go as soon as read.
     ``delta``: the features before a delta and its users (market rows), whose other users'
     interest rows are taken from them where they cannot have moved."""
     users, talents, merchants = g.node("User"), g.node("Talent"), g.node("Merchant")
     products, categories, contents = g.node("Product"), g.node("Category"), g.node("Content")
     U, T, M, P, C, K = (len(x) for x in (users, talents, merchants, products, categories, contents))
+    engaged_e = endpoints.pop()
     ref = shared.today
     pcat, log_price, talent_cat = shared.pcat, shared.log_price, shared.talent_cat
     product_cat = primary_category(pcat)
@@ -690,7 +694,9 @@ def features_after_delta(
         The per-user stage before the delta (:func:`~kolmatch.matching.user_partition.user_stage`
         with :func:`user_shared` of ``before``'s graph, date and calibration); kept whole.
     old, new
-        The changed users' rows before and after (:func:`user_parts_of`), the same users.
+        The changed users' rows before and after (:func:`user_parts_of`), the same users:
+        every user a row of the delta names (its follows, engagements, purchases, or its own
+        gender or age band).
 
     Returns
     -------
@@ -700,10 +706,12 @@ def features_after_delta(
     Raises
     ------
     StoreError
-        If ``g`` holds other talents, users or categories than ``before`` (a delta of new
-        nodes needs a build).
+        If ``g`` holds other talents, users, products or categories than ``before``, or what
+        every user's stage reads moved (content, a talent's own categories, a product's
+        price, category or seller): a delta of those needs a build.
     ValueError
-        If ``old`` and ``new`` are not parts of the same users.
+        If ``old`` and ``new`` are not parts of the same users, or ``stage`` was not made by
+        :func:`~kolmatch.matching.user_partition.user_stage` (it names what it read).
     """
     for label, ids in (
         ("Talent", before.talent_ids),
@@ -714,14 +722,21 @@ def features_after_delta(
             raise StoreError(f"the delta changes the {label} nodes: build the features anew")
     if len(g.node("Category")) != len(before.category_names):
         raise StoreError("the delta changes the Category nodes: build the features anew")
+    if stage.shared is None:
+        raise ValueError("the stage does not name what it was made with: make it by user_stage")
     shared = user_shared(g, before.today, before.calibration)
+    moved = _shared_moved(stage.shared, shared)
+    if moved:
+        raise StoreError(
+            f"the delta changes {moved}, which every user's stage reads: build the features anew"
+        )
     with progress.task("applying a delta to the features", sum(_STAGE_WEIGHTS)) as task:
         changed = user_stage_changed(stage, old, new, shared)
         f = _features_of_stage(
             g,
             changed,
             shared,
-            g.edge("ENGAGED_WITH", "User"),
+            [g.edge("ENGAGED_WITH", "User")],
             before.calibration,
             before.walks,
             _Stages(task),
@@ -729,6 +744,28 @@ def features_after_delta(
             (before, np.asarray(new.rows, dtype=np.int64)),  # (checked by the stage)
         )
     return f, changed
+
+
+def _shared_moved(was: UserShared, now: UserShared) -> str | None:
+    """The first of what every part of the stage reads that differs, in words; None if none."""
+    if was.today != now.today:
+        return "the reference date"
+    for name, what in (
+        ("content_cat", "the content's categories"),
+        ("content_talent", "who published the content"),
+        ("talent_cat", "the talents' own categories"),
+        ("pcat", "the products' categories"),
+        ("log_price", "the products' prices"),
+        ("product_merchant", "who sells the products"),
+        ("promoted_cat", "the promotions' categories"),
+    ):
+        a, b = getattr(was, name), getattr(now, name)
+        if sp.issparse(a):
+            if a.shape != b.shape or (sp.csr_matrix(a) != sp.csr_matrix(b)).nnz:
+                return what
+        elif not np.array_equal(a, b, equal_nan=True):
+            return what
+    return None
 
 
 def _interest_after_delta(

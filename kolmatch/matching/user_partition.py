@@ -12,9 +12,9 @@ depend on where, or in which order, the partitions ran.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,8 +94,8 @@ class UserPart:
     purchased_src: I64
     purchased_dst: I64
     amount: F64
-    gender: I64  # (users,) index into GENDERS, -1 if unknown
-    age_band: I64  # (users,) index into AGE_BANDS, -1 if unknown
+    gender: NDArray[np.int8]  # (users,) index into GENDERS, -1 if unknown
+    age_band: NDArray[np.int8]  # (users,) index into AGE_BANDS, -1 if unknown
     rows: I64 | None = None
 
     def local(self, src: I64) -> I64:
@@ -199,6 +199,7 @@ class UserStage:
     bought_sum: F64  # (T, C)
     gender_counts: F64  # (T, len(GENDERS))
     age_counts: F64  # (T, len(AGE_BANDS))
+    shared: UserShared | None = None  # what it was made with (user_stage sets it)
 
 
 def rows_normalised(m: sp.spmatrix) -> sp.csr_matrix:
@@ -402,18 +403,35 @@ def user_parts(
     ]
 
 
-def _demographics(g: MarketGraph, rows: I64 | None = None) -> tuple[I64, I64]:
+def _demographics(
+    g: MarketGraph, rows: I64 | None = None
+) -> tuple[NDArray[np.int8], NDArray[np.int8]]:
     """Each user's (of ``rows``, default all) gender and age band as indices into GENDERS and
-    AGE_BANDS (-1 unknown)."""
+    AGE_BANDS (-1 unknown; int8: at l, 10M users' two int64 arrays were 160 MB)."""
     c = g.node("User").columns
     gender, age = (
         (c["gender"], c["age_band"]) if rows is None else (c["gender"][rows], c["age_band"][rows])
     )
-    return choice_index(gender, GENDERS), choice_index(age, AGE_BANDS)
+    return (
+        choice_index(gender, GENDERS).astype(np.int8),
+        choice_index(age, AGE_BANDS).astype(np.int8),
+    )
 
 
 def choice_index(values: NDArray[np.object_], choices: tuple[str, ...]) -> I64:
     """Each value's index in ``choices``; -1 where it is none of them (or empty).
+
+    Parameters
+    ----------
+    values
+        Text values (None where unknown).
+    choices
+        The allowed values, in index order.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, one index per value.
 
     Examples
     --------
@@ -425,9 +443,22 @@ def choice_index(values: NDArray[np.object_], choices: tuple[str, ...]) -> I64:
     return np.array([pos.get(v, -1) if v else -1 for v in values], dtype=np.int64)
 
 
-def demographic_counts(by_user: sp.csr_matrix, index: I64, choices: int) -> F64:
-    """(T, choices): per talent, its audience users (nonzeros of ``by_user``, (n, T)) of each
-    choice, by the users' ``index`` into the choices (-1: unknown, not counted).
+def demographic_counts(by_user: sp.csr_matrix, index: NDArray[np.integer], choices: int) -> F64:
+    """Per talent, its audience users of each choice (a gender, an age band).
+
+    Parameters
+    ----------
+    by_user
+        (n, T) the users' audience weights (a talent's audience: its nonzeros).
+    index
+        (n,) each user's index into the choices; -1 unknown (not counted).
+    choices
+        How many choices there are.
+
+    Returns
+    -------
+    numpy.ndarray
+        (T, choices) counts.
 
     Examples
     --------
@@ -680,10 +711,11 @@ def user_stage_changed(
         user_logp=user_logp,
         engaged_entries=stage.engaged_entries - old.engaged_entries + new.engaged_entries,
         **_talent_fields(sums, shared.talent_cat),
+        shared=shared,
     )
 
 
-def _talent_fields(sums: dict[str, F64], talent_cat: sp.csr_matrix) -> dict[str, F64]:
+def _talent_fields(sums: dict[str, F64], talent_cat: sp.csr_matrix) -> dict[str, Any]:
     """A stage's talent- and product-sized fields from the blocks' sums (:data:`_SUMMED`)."""
     return {
         **{_STAGE_SUM.get(name, name): sums[name] for name in _SUMMED},
@@ -839,7 +871,11 @@ def leave_one_out_audience(
     >>> mix.tolist()
     [[0.0, 1.0], [1.0, 0.0]]
     """
-    others = others_sum - np.asarray(talent_cat.todense()) * inv_sum[:, None]
+    own = np.asarray(talent_cat.todense()) * inv_sum[:, None]
+    others = others_sum - own
+    # where no audience user has the category elsewhere the difference is 0 but for round-off
+    # (~1e-15), which a talent with no other signal would normalise into a share
+    others[np.abs(others) <= 1e-12 * (np.abs(others_sum) + np.abs(own))] = 0.0
     mix = np.maximum(others, 0.0) + 0.5 * bought_sum
     total = mix.sum(axis=1, keepdims=True)
     return np.divide(mix, total, out=np.zeros_like(mix), where=total > 0)  # type: ignore[no-any-return]
@@ -963,5 +999,7 @@ def stack_rows(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
 def user_stage(
     parts: Iterable[UserPart], shared: UserShared, partitions: PartitionMap
 ) -> UserStage:
-    """Map :func:`user_block` over ``parts`` with ``partitions`` and reduce (in part order)."""
-    return reduce_user_blocks(partitions(user_block, parts, shared), shared.talent_cat)
+    """Map :func:`user_block` over ``parts`` with ``partitions`` and reduce (in part order);
+    the stage names the ``shared`` it was made with."""
+    stage = reduce_user_blocks(partitions(user_block, parts, shared), shared.talent_cat)
+    return replace(stage, shared=shared)

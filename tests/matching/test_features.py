@@ -270,9 +270,18 @@ def test_features_after_a_delta_are_a_build_with_its_calibration_walks_and_date(
         assert f.merchant_buyers.nnz > was.merchant_buyers.nnz
         g = after
     assert f.category_ppr_tail is first.category_ppr_tail and f.today == first.today
-    # a delta of new nodes is refused: a build places them
+    none = user_parts_of(g, np.zeros(0, dtype=np.int64))
+    # a delta of what every user's stage reads is refused: a build makes it
+    product = str(g.node("Product").ids[0])
+    store.write([NodeBatch.of("Product", [{"id": product, "price": 1234.5}])])
+    repriced = read_market(store, FULL_READ)
+    with pytest.raises(StoreError, match="changes the products' prices, which every user's"):
+        features_after_delta(repriced, f, stage, none, none)
+    with pytest.raises(ValueError, match="make it by user_stage"):
+        features_after_delta(g, f, dataclasses.replace(stage, shared=None), none, none)
+    # and a delta of new nodes: a build places them
     store.write([NodeBatch.of("User", [{"id": "u-000-new"}])])
     grown = read_market(store, FULL_READ)
     with pytest.raises(StoreError, match="changes the User nodes: build the features anew"):
-        features_after_delta(grown, f, stage, user_parts_of(g, changed), user_parts_of(g, changed))
+        features_after_delta(grown, f, stage, none, none)
     store.close()
