@@ -462,7 +462,7 @@ def read_edges_from(
     other = sorted(rel for rel, src in edges if src != src_label or src not in rel_spec(rel).src)
     if other:
         raise StoreError(f"{other} do not start at {src_label}: read them by their own sources")
-    ids = list(dict.fromkeys(ids))
+    ids = list(ids)  # (a repeat is read once: edge_list's sources)
     unknown = base.node(src_label).indices_of(np.asarray(ids, dtype=str)) < 0
     if unknown.any():
         first = ids[int(np.flatnonzero(unknown)[0])]

@@ -41,7 +41,7 @@ from kolmatch.matching.eligibility import (
     fake_engagement_factor,
     is_fake_engagement,
 )
-from kolmatch.matching.partition import PartitionMap, drained, in_process
+from kolmatch.matching.partition import PartitionMap, drained, in_process, run_positions
 from kolmatch.matching.ppr_partition import partitioned_ppr_tails
 from kolmatch.matching.user_partition import (
     USER_PARTITION_ROWS,
@@ -52,6 +52,7 @@ from kolmatch.matching.user_partition import (
     day_numbers,
     rows_normalised,
     rows_replaced,
+    rows_with_entries_in,
     user_interest_in_rows,
     user_parts,
     user_stage,
@@ -783,9 +784,7 @@ def _interest_after_delta(
     (Where ``before`` had no talent of its audience's mix, its interest was the stage's, made
     with the talents' own mixes: those are its ``talent_category`` then.)"""
     moved = (talent_category != before.talent_category).any(axis=1)
-    entry_moved = moved[follows.indices[: follows.indptr[-1]]]
-    follower = np.repeat(np.arange(follows.shape[0]), np.diff(follows.indptr))[entry_moved]
-    redo = np.union1d(users, follower)
+    redo = np.union1d(users, rows_with_entries_in(follows, moved))
     block = user_interest_in_rows(engaged_cat[redo], follows[redo], talent_category, bought[redo])
     return rows_replaced(before.user_interest, redo, block)
 
@@ -958,8 +957,7 @@ def _content_skill(
         start = np.searchsorted(f_src, e_dst, side="left")
         count = np.searchsorted(f_src, e_dst, side="right") - start
         rows = np.repeat(np.arange(len(e_dst)), count)
-        offset = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
-        product = f_dst[np.repeat(start, count) + offset]
+        product = f_dst[run_positions(start, count)]
         user = e_src[rows]
         talent = content_talent[e_dst[rows]]
         cat = product_cat[product]

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from kolmatch.errors import BadArgument
 
-__all__ = ["PartitionMap", "drained", "in_process", "row_ranges", "split_rows"]
+__all__ = ["PartitionMap", "drained", "in_process", "row_ranges", "run_positions", "split_rows"]
 
 PartT = TypeVar("PartT")
 SharedT = TypeVar("SharedT")
@@ -101,6 +101,33 @@ def row_ranges(
     if n_rows <= 0:
         return [(0, 0)]
     return [(lo, min(lo + rows_per_part, n_rows)) for lo in range(0, n_rows, rows_per_part)]
+
+
+def run_positions(start: NDArray[np.int64], size: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The positions ``start[i], start[i] + 1, ..., start[i] + size[i] - 1`` of each run, the
+    runs one after another: which entries of an array a list of its slices covers, without a
+    loop over the slices.
+
+    Parameters
+    ----------
+    start, size
+        (runs,) each run's first position and length (non-negative integers).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, ``size.sum()`` positions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> run_positions(np.array([5, 0, 9]), np.array([2, 3, 0])).tolist()
+    [5, 6, 0, 1, 2]
+    """
+    start = np.asarray(start, dtype=np.int64)
+    size = np.asarray(size, dtype=np.int64)
+    first = np.cumsum(size) - size  # each run's place among the positions
+    return np.arange(int(size.sum()), dtype=np.int64) - np.repeat(first - start, size)
 
 
 def split_rows(

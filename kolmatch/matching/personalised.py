@@ -24,6 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from kolmatch.matching.partition import run_positions
+
 __all__ = [
     "PPR_ALPHA",
     "Gathered",
@@ -98,9 +100,7 @@ def rows_gathered(a: sp.csr_matrix, rows: NDArray[np.integer[Any]]) -> Gathered:
     start = a.indptr[rows].astype(np.int64)
     size = a.indptr[rows + 1].astype(np.int64) - start
     owner = np.repeat(np.arange(len(rows), dtype=np.int64), size)
-    # each entry's place in ``a``: its row's start plus its rank within the row
-    first = np.cumsum(size) - size
-    at = np.arange(len(owner), dtype=np.int64) - np.repeat(first - start, size)
+    at = run_positions(start, size)  # each entry's place in ``a``
     return owner, a.indices[at], np.asarray(a.data[at], dtype=np.float64)
 
 

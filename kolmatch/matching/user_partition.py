@@ -24,7 +24,7 @@ from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.model import AGE_BANDS, GENDERS
 from kolmatch.graph.projection import EdgeList, to_csr
 from kolmatch.matching.audience import FOLLOW_WEIGHT, audience_weights
-from kolmatch.matching.partition import PartitionMap, row_ranges, split_rows
+from kolmatch.matching.partition import PartitionMap, row_ranges, run_positions, split_rows
 from kolmatch.memory import release_freed_memory
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "reduce_user_blocks",
     "rows_normalised",
     "rows_replaced",
+    "rows_with_entries_in",
     "stack_rows",
     "user_block",
     "user_interest",
@@ -489,10 +490,7 @@ def _counts(engaged: EdgeList, at: slice | I64) -> F64:
 def _rows_from(src: I64, rows: I64) -> I64:
     """Positions, in edge order, of the edges (sources sorted) whose source is in ``rows``."""
     starts = np.searchsorted(src, rows, side="left")
-    lengths = np.searchsorted(src, rows, side="right") - starts
-    # each run's positions: starts repeated, plus 0, 1, ... within the run
-    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(starts, lengths) + offsets  # type: ignore[no-any-return]
+    return run_positions(starts, np.searchsorted(src, rows, side="right") - starts)
 
 
 def user_parts_of(g: MarketGraph, rows: I64) -> UserPart:
@@ -542,6 +540,22 @@ def user_parts_of(g: MarketGraph, rows: I64) -> UserPart:
         age_band,
         rows=rows,
     )
+
+
+def rows_with_entries_in(m: sp.csr_matrix, columns: NDArray[np.bool_]) -> I64:
+    """The rows of ``m`` (sorted) holding an entry in a column where ``columns`` is true:
+    e.g. the users following any of some talents, from (users x talents) follows.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> m = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0]]))
+    >>> rows_with_entries_in(m, np.array([False, True])).tolist()
+    [1, 2]
+    """
+    hit = columns[m.indices[: m.indptr[-1]]]
+    row_of_entry = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    return np.unique(row_of_entry[hit])
 
 
 def rows_replaced(m: sp.csr_matrix, rows: I64, block: sp.csr_matrix) -> sp.csr_matrix:
@@ -692,9 +706,7 @@ def user_stage_changed(
     by_user = replaced["by_user"]
     if lost.any():
         # every user in those talents' audiences, with its whole row (s_u counts its talents)
-        entry_of_lost = lost[by_user.indices[: by_user.indptr[-1]]]
-        user_of_entry = np.repeat(np.arange(by_user.shape[0]), np.diff(by_user.indptr))
-        users = np.unique(user_of_entry[entry_of_lost])
+        users = rows_with_entries_in(by_user, lost)
         exact = audience_sums(
             by_user[users],
             replaced["bought"][users],
