@@ -201,6 +201,82 @@ class MarketGraph:
         )
         return MarketGraph(identity, self.nodes, edges)
 
+    def with_rows_from(self, read: MarketGraph, src_label: str, rows: Any) -> MarketGraph:
+        """This graph with every edge of ``read``'s types from the ``src_label`` nodes at
+        ``rows`` replaced by ``read``'s: a delta's read by user (:func:`read_edges_from`, at a
+        later version) spliced into the whole market's, as :func:`read_market` of that version
+        would list it. Types ``read`` lacks are kept as they are (a delta that did not write
+        them); the result has ``read``'s identity.
+
+        Parameters
+        ----------
+        read
+            The edges from those nodes (of the types it holds), on this graph's node tables.
+        src_label
+            The label every type of ``read`` starts at.
+        rows
+            The rows of ``src_label``'s table that ``read`` was read from (every one, also
+            those that now have no edge of a type).
+
+        Returns
+        -------
+        MarketGraph
+
+        Raises
+        ------
+        StoreError
+            If a type of ``read`` does not start at ``src_label``, is not in this graph, or
+            holds other columns; or an edge of ``read`` starts at a node not among ``rows``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from kolmatch.graph.projection import EdgeList
+        >>> def follows(src, dst):
+        ...     return {("FOLLOWS", "User"): EdgeList("FOLLOWS", "User", np.array(src),
+        ...                                           np.array(dst), {})}
+        >>> users = {"User": NodeTable("User", np.array(["a", "b", "c"], dtype=object), {})}
+        >>> g = MarketGraph(("g", 1), users, follows([0, 1, 1, 2], [0, 0, 1, 1]))
+        >>> read = MarketGraph(("g", 2), users, follows([1], [2]))
+        >>> e = g.with_rows_from(read, "User", np.array([1])).edge("FOLLOWS", "User")
+        >>> e.src.tolist(), e.dst.tolist()
+        ([0, 1, 2], [0, 2, 1])
+        """
+        named = np.zeros(len(self.node(src_label)), dtype=bool)
+        named[np.asarray(rows, dtype=np.int64)] = True
+        edges = dict(self.edges)
+        for key, new in read.edges.items():
+            old = self.edge(*key)
+            if key[1] != src_label:
+                raise StoreError(f"{key[0]} from {key[1]} is not a type from {src_label}")
+            if set(new.columns) != set(old.columns):
+                raise StoreError(f"{key[0]} was read with other columns than the graph holds")
+            if not named[new.src].all():
+                raise StoreError(f"{key[0]}: an edge from a {src_label} not among the rows")
+            kept = ~named[old.src]
+            # the read's rows go where their sources' rows were: both lists are ordered by
+            # source, and no source has rows in both
+            ks = old.src[kept]
+            at = np.searchsorted(ks, new.src, side="left") + np.arange(len(new.src))
+            slot = np.ones(len(ks) + len(new.src), dtype=bool)
+            slot[at] = False
+            edges[key] = EdgeList(
+                old.rel_type,
+                old.src_label,
+                _spliced(old.src, new.src, kept, at, slot),
+                _spliced(old.dst, new.dst, kept, at, slot),
+                {c: _spliced(old.columns[c], new.columns[c], kept, at, slot) for c in old.columns},
+            )
+        return MarketGraph(read.identity, self.nodes, edges)
+
+
+def _spliced(a: np.ndarray, b: np.ndarray, kept: Any, at: Any, slot: Any) -> np.ndarray:
+    """``a``'s entries where ``kept``, into ``slot``; ``b``'s at ``at`` (with_rows_from)."""
+    out = np.empty(len(slot), dtype=np.result_type(a.dtype, b.dtype))
+    out[slot] = a[kept]
+    out[at] = b
+    return out
+
 
 def _spec(nodes: Mapping[str, Fields], edges: Iterable[tuple[str, str, Fields]]) -> ReadSpec:
     return ReadSpec(dict(nodes), {(r, s): f for r, s, f in edges})

@@ -30,7 +30,7 @@ from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import EdgeRows, NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import build_features
-from tests.conftest import WritesWhileRead
+from tests.conftest import WritesWhileRead, write_user_delta
 
 
 def test_specs_add_their_endpoints_and_unite_fields() -> None:
@@ -354,3 +354,43 @@ def test_edges_read_from_some_users_are_the_whole_read_s_rows_from_them(
             read_edges_from(store, base, "User", [str(users[5])])
     if store_kind == "sqlite":
         store.close()
+
+
+def test_a_delta_s_rows_spliced_in_are_the_later_version_s_whole_read(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """After a load of some users' follows, purchases and engagements, the graph before with
+    those users' rows read again spliced in (with_rows_from) lists every edge as a whole read
+    of the new version does; a type not read again is kept as it was; rows from a user not
+    named, a type from another label or with other columns are refused."""
+    store = SQLiteStore(tmp_path / "s.db")
+    load_folder(tiny_market, store)
+    before = read_market(store, FEATURES_READ)
+    rows = write_user_delta(tmp_path / "delta", before, seed=5)
+    (tmp_path / "delta" / "user.csv").unlink()  # (edges only: the node tables are kept)
+    load_folder(tmp_path / "delta", store)
+    after = read_market(store, FEATURES_READ)
+    ids = before.node("User").ids[rows].tolist()
+    read = read_edges_from(store, before, "User", ids)
+    spliced = before.with_rows_from(read, "User", rows)
+    assert spliced.identity == after.identity
+    for key in USER_EDGES_READ:
+        got, want = spliced.edge(*key), after.edge(*key)
+        assert len(want) > len(before.edge(*key)), key  # the delta wrote each type
+        assert np.array_equal(got.src, want.src) and np.array_equal(got.dst, want.dst), key
+        assert set(got.columns) == set(want.columns), key
+        for name, column in want.columns.items():
+            np.testing.assert_array_equal(got.columns[name], column, err_msg=f"{key} {name}")
+    follows_only = read_edges_from(store, before, "User", ids, {("FOLLOWS", "User"): ()})
+    some = before.with_rows_from(follows_only, "User", rows)
+    assert np.array_equal(some.edge("FOLLOWS", "User").dst, after.edge("FOLLOWS", "User").dst)
+    assert some.edge("PURCHASED", "User") is before.edge("PURCHASED", "User")
+    with pytest.raises(StoreError, match="an edge from a User not among the rows"):
+        before.with_rows_from(read, "User", rows[1:])
+    bare = read_edges_from(store, before, "User", ids, {("PURCHASED", "User"): ()})
+    with pytest.raises(StoreError, match="PURCHASED was read with other columns"):
+        before.with_rows_from(bare, "User", rows)  # before holds their amounts
+    promoted = {("PROMOTED", "Talent"): before.edge("PROMOTED", "Talent")}
+    with pytest.raises(StoreError, match="PROMOTED from Talent is not a type from User"):
+        before.with_rows_from(MarketGraph(after.identity, before.nodes, promoted), "User", rows)
+    store.close()
