@@ -19,6 +19,7 @@ from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import user_shared
 from kolmatch.matching.partition import in_process
 from kolmatch.matching.user_partition import (
+    UserPart,
     UserShared,
     UserStage,
     leave_one_out_audience,
@@ -27,6 +28,7 @@ from kolmatch.matching.user_partition import (
     stack_rows,
     user_interest,
     user_interest_in_rows,
+    user_part_with,
     user_parts,
     user_parts_of,
     user_stage,
@@ -167,6 +169,35 @@ def test_a_delta_s_stage_is_the_stage_of_a_build_from_scratch(
     )
     assert_same_stage(got, _stage(after, user_shared(after, TODAY)))
     assert got.follows.nnz > stage.follows.nnz and got.n_orders.sum() == stage.n_orders.sum() + 30
+    # the part after, made from the part before and the types the delta wrote
+    old = user_parts_of(before, changed)
+    types = [("ENGAGED_WITH", "User"), ("FOLLOWS", "User"), ("PURCHASED", "User")]
+    _same_part(user_part_with(old, after, types), user_parts_of(after, changed))
+    follows = ("FOLLOWS", "User")
+    edges = {**before.edges, follows: after.edge(*follows)}
+    only = MarketGraph(after.identity, before.nodes, edges)
+    with_follows = user_part_with(old, only, [follows])
+    _same_part(with_follows, user_parts_of(only, changed))
+    assert len(with_follows.follows_src) > len(old.follows_src)
+    assert with_follows.engaged_src is old.engaged_src  # (not made again)
+    # a delta of follows alone: the rows of engagements it did not move are kept as they were
+    follows_stage = user_stage_changed(stage, old, with_follows, shared)
+    assert follows_stage.engaged_cat is stage.engaged_cat
+    assert_same_stage(follows_stage, _stage(only, user_shared(only, TODAY)))
+    with pytest.raises(ValueError, match="PROMOTED from Talent is not a type a user part holds"):
+        user_part_with(old, after, [("PROMOTED", "Talent")])
+    with pytest.raises(ValueError, match="does not name its users"):
+        user_part_with(dataclasses.replace(old, rows=None), after, [follows])
+
+
+def _same_part(a: UserPart, b: UserPart) -> None:
+    for field in dataclasses.fields(b):
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if isinstance(y, np.ndarray):
+            assert x.dtype == y.dtype, field.name
+            np.testing.assert_array_equal(x, y, err_msg=field.name)
+        else:
+            assert x == y, field.name
 
 
 def _tiny_stage(market: Path, tmp_path: Path) -> tuple[MarketGraph, UserShared, UserStage]:
