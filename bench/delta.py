@@ -1,16 +1,19 @@
-"""A delta of follows and purchases applied to the features (issue 18), against a build.
+"""A delta load of follows and purchases applied to the features (issue 18), against a build.
 
-Reads a store's market once and builds its features and per-user stage (in this process).
-Then it adds ``--share`` new follows and purchases per existing one (random existing users,
-talents and products, seeded) to the graph in memory and times the delta two ways: the
-per-user stage alone by difference (``user_stage_changed``: the changed users' rows before
-and after, their terms out of the talents' sums and in again), and the features after it
-(``features_after_delta``: that stage, then the rest of the build with the calibration, walks
-and date of the features before). With ``--check`` it also builds the features after the delta
-from scratch with the same calibration, walks and date, and reports the largest relative
-difference of any float field (the target: within 1e-9). It also times a read of the changed
-users' edges alone from the store (``read_edges_from``, what a delta load reads; here their
-rows before the delta). Prints one JSON line. Usage::
+Copies a SQLite store (beside it), reads its market once and builds its features and per-user
+stage, as a serving engine holds them. Then it writes ``--share`` new follows and purchases per
+existing one (random existing users, talents and products, seeded) as import files and loads
+them into the copy with ``load_folder``, as ``kolmatch load`` of a day's folder would. Then it
+times the delta as an engine would apply it: the changed users' rows of the types the load
+wrote, read from the store at its new version (``read_edges_from``), spliced into the graph held
+(``MarketGraph.with_rows_from``), those users' parts before (``user_parts_of``) and after
+(``user_part_with``: the types written taken anew), and
+the features after it (``features_after_delta``: the per-user stage by difference, then the rest
+of the build with the calibration, walks and date of the features before). Against: a full read
+and build (what a bulk load costs without a delta). With ``--check`` it also reads the new
+version whole and checks the spliced graph's edges equal it, and builds the features from it
+with the same calibration, walks and date, reporting the largest relative difference of any
+float field (the target: within 1e-9). Prints one JSON line. Usage::
 
     python -m bench.delta --store sqlite:////tmp/m.db --share 0.01 --check
 """
@@ -18,59 +21,68 @@ rows before the delta). Prints one JSON line. Usage::
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from kolmatch.graph.market import FEATURES_READ, MarketGraph, read_edges_from, read_market
+from kolmatch.graph.market import (
+    FEATURES_READ,
+    USER_EDGES_READ,
+    MarketGraph,
+    read_edges_from,
+    read_market,
+)
 from kolmatch.graph.open import open_store
-from kolmatch.graph.projection import EdgeList
+from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import build_features, features_after_delta, user_shared
 from kolmatch.matching.partition import in_process
 from kolmatch.matching.user_partition import (
+    user_part_with,
     user_parts,
     user_parts_of,
     user_stage,
-    user_stage_changed,
 )
 
 T = TypeVar("T")
 
-
-def with_rows(e: EdgeList, src: np.ndarray, dst: np.ndarray, **columns: np.ndarray) -> EdgeList:
-    """``e`` with new rows (columns it holds and they lack: NaN or None), in (source, target)
-    order as a read gives them."""
-    s, d = np.concatenate([e.src, src]), np.concatenate([e.dst, dst])
-    order = np.lexsort((d, s))
-    cols = {}
-    for name, old in e.columns.items():
-        new = columns.get(name)
-        if new is None:
-            new = np.full(len(src), np.nan if old.dtype.kind == "f" else None, dtype=old.dtype)
-        cols[name] = np.concatenate([old, new.astype(old.dtype)])[order]
-    return EdgeList(e.rel_type, e.src_label, s[order], d[order], cols)
+#: The types the bench's delta writes (and so reads again by user).
+WRITTEN = (("FOLLOWS", "User"), ("PURCHASED", "User"))
 
 
-def delta_graph(g: MarketGraph, share: float, seed: int) -> tuple[MarketGraph, np.ndarray]:
-    """``g`` with ``share`` new follows and purchases per existing one; the changed users."""
+def write_delta(g: MarketGraph, share: float, seed: int, folder: Path) -> list[str]:
+    """Import files of ``share`` new follows and purchases per existing one, in ``folder``;
+    the ids of the users they name, sorted."""
     rng = np.random.default_rng(seed)
-    n_users, n_talents = len(g.node("User")), len(g.node("Talent"))
-    price = g.node("Product").columns["price"]
-    follows, bought = g.edge("FOLLOWS", "User"), g.edge("PURCHASED", "User")
-    nf, np_ = max(1, round(share * len(follows))), max(1, round(share * len(bought)))
-    f_src, f_dst = rng.integers(0, n_users, nf), rng.integers(0, n_talents, nf)
-    p_src, p_dst = rng.integers(0, n_users, np_), rng.integers(0, len(price), np_)
+    users, talents = g.node("User").ids, g.node("Talent").ids
+    products = g.node("Product")
+    price = products.columns["price"]
+    nf = max(1, round(share * len(g.edge("FOLLOWS", "User"))))
+    np_ = max(1, round(share * len(g.edge("PURCHASED", "User"))))
+    f_src, f_dst = rng.integers(0, len(users), nf), rng.integers(0, len(talents), nf)
+    p_src, p_dst = rng.integers(0, len(users), np_), rng.integers(0, len(products), np_)
     amount = np.where(np.isfinite(price[p_dst]), price[p_dst], 99.0)
-    edges = dict(g.edges)
-    edges[("FOLLOWS", "User")] = with_rows(follows, f_src, f_dst)
-    edges[("PURCHASED", "User")] = with_rows(bought, p_src, p_dst, amount=amount)
-    return MarketGraph(g.identity, g.nodes, edges), np.unique(np.concatenate([f_src, p_src]))
+    with (folder / "follows.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["src", "dst", "since"])
+        w.writerows((users[u], talents[t], "2026-12-01") for u, t in zip(f_src, f_dst, strict=True))
+    with (folder / "purchased.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["src", "dst", "order_id", "amount", "time"])
+        w.writerows(
+            (users[u], products.ids[p], f"delta-{seed}-{i}", f"{a:.2f}", "2026-12-01")
+            for i, (u, p, a) in enumerate(zip(p_src, p_dst, amount, strict=True))
+        )
+    return sorted({str(users[u]) for u in np.concatenate([f_src, p_src])})
 
 
 def largest_difference(got: Any, want: Any) -> float:
@@ -108,9 +120,24 @@ def largest_difference(got: Any, want: Any) -> float:
         elif isinstance(b, list) and b and isinstance(b[0], np.ndarray):
             if len(a) != len(b) or not all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)):
                 return float("inf")
+        elif dataclasses.is_dataclass(b) and not isinstance(b, type):
+            worst = max(worst, largest_difference(a, b))
         elif a != b:
             return float("inf")
     return worst
+
+
+def same_edges(a: Any, b: Any) -> bool:
+    """Whether two edge lists hold the same rows in the same order, every column equal."""
+    return (
+        np.array_equal(a.src, b.src)
+        and np.array_equal(a.dst, b.dst)
+        and a.columns.keys() == b.columns.keys()
+        and all(
+            np.array_equal(x, b.columns[k], equal_nan=x.dtype.kind == "f")
+            for k, x in a.columns.items()
+        )
+    )
 
 
 def _timed(fn: Callable[[], T]) -> tuple[T, float]:
@@ -121,55 +148,87 @@ def _timed(fn: Callable[[], T]) -> tuple[T, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--store", required=True, help="a store URI (sqlite:///path, bolt://...)")
+    p.add_argument("--store", required=True, help="a SQLite store's URI (sqlite:///path)")
     p.add_argument("--share", type=float, default=0.01, help="new rows per existing row")
     p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--check", action="store_true", help="also build from scratch and compare")
+    p.add_argument("--check", action="store_true", help="also read and build anew and compare")
     a = p.parse_args()
-    store = open_store(a.store)
+    if not a.store.startswith("sqlite:///"):
+        p.error(f"--store {a.store!r}: the bench loads its delta into a copy of a SQLite store")
+    source = Path(a.store.removeprefix("sqlite://"))
+    if not source.is_file():
+        p.error(f"--store {a.store!r}: no such file")
+    work = Path(tempfile.mkdtemp(prefix="delta-", dir=source.parent))
+    try:
+        shutil.copyfile(source, work / "store.db")
+        (work / "delta").mkdir()
+        print(json.dumps(run(f"sqlite:///{work / 'store.db'}", work / "delta", a)))
+    finally:
+        shutil.rmtree(work)
+
+
+def run(uri: str, folder: Path, a: argparse.Namespace) -> dict[str, object]:
+    """The bench on the store at ``uri`` (a copy: the delta is loaded into it)."""
+    store = open_store(uri)
     try:
         g, read_s = _timed(lambda: read_market(store, FEATURES_READ))
-        after, changed = delta_graph(g, a.share, a.seed)
-        ids = g.node("User").ids[changed].tolist()
-        # the changed users' rows as a delta load would read them (here, before the delta)
-        by_user, by_user_s = _timed(lambda: read_edges_from(store, g, "User", ids))
+        before, build_s = _timed(lambda: build_features(g))
+        shared = user_shared(g, before.today, before.calibration)
+        stage, stage_s = _timed(lambda: user_stage(user_parts(g), shared, in_process))
+        ids = write_delta(g, a.share, a.seed, folder)
+        _, load_s = _timed(lambda: load_folder(folder, store))
+        rows = np.sort(g.node("User").indices_of(ids))
+        written = {key: USER_EDGES_READ[key] for key in WRITTEN}
+        read, read_by_user_s = _timed(lambda: read_edges_from(store, g, "User", ids, written))
+        after, splice_s = _timed(lambda: g.with_rows_from(read, "User", rows))
+        old, old_s = _timed(lambda: user_parts_of(g, rows))
+        new, new_s = _timed(lambda: user_part_with(old, after, WRITTEN))
+        parts_s = round(old_s + new_s, 3)
+        (f, changed_stage), delta_s = _timed(
+            lambda: features_after_delta(after, before, stage, old, new)
+        )
+        whole = read_s + build_s
+        applied = read_by_user_s + splice_s + parts_s + delta_s
+        out: dict[str, object] = {
+            "users": len(g.node("User")),
+            "changed_users": len(ids),
+            "new_follows": len(after.edge("FOLLOWS", "User")) - len(g.edge("FOLLOWS", "User")),
+            "new_purchases": len(after.edge("PURCHASED", "User"))
+            - len(g.edge("PURCHASED", "User")),
+            "share": a.share,
+            "cores": os.cpu_count(),
+            "read_s": read_s,
+            "build_s": build_s,
+            "whole_stage_s": stage_s,
+            "load_s": load_s,
+            "changed_users_read_s": read_by_user_s,
+            "changed_users_rows": sum(len(e) for e in read.edges.values()),
+            "splice_s": splice_s,
+            "changed_parts_s": parts_s,
+            "features_after_delta_s": delta_s,
+            "delta_s": round(applied, 3),
+            "delta_share_of_full": round(applied / whole, 4),
+        }
+        if a.check:
+            del stage, g, read
+            fresh = read_market(store, FEATURES_READ)
+            out["spliced_equals_read"] = all(
+                same_edges(after.edge(*k), fresh.edge(*k)) for k in USER_EDGES_READ
+            )
+            del after
+            want_stage = user_stage(user_parts(fresh), shared, in_process)
+            out["stage_largest_relative_difference"] = largest_difference(changed_stage, want_stage)
+            del want_stage, changed_stage
+            want, rebuild_s = _timed(
+                lambda: build_features(
+                    fresh, today=before.today, calibration=before.calibration, walks=before.walks
+                )
+            )
+            out["build_with_frozen_walks_s"] = rebuild_s
+            out["features_largest_relative_difference"] = largest_difference(f, want)
+        return out
     finally:
         store.close()
-    before, build_s = _timed(lambda: build_features(g))
-    shared = user_shared(g, before.today, before.calibration)
-    stage, stage_s = _timed(lambda: user_stage(user_parts(g), shared, in_process))
-    (old, new), parts_s = _timed(lambda: (user_parts_of(g, changed), user_parts_of(after, changed)))
-    changed_stage, changed_stage_s = _timed(lambda: user_stage_changed(stage, old, new, shared))
-    (f, _), delta_s = _timed(lambda: features_after_delta(after, before, stage, old, new))
-    out: dict[str, object] = {
-        "users": len(g.node("User")),
-        "changed_users": len(changed),
-        "new_follows": len(after.edge("FOLLOWS", "User")) - len(g.edge("FOLLOWS", "User")),
-        "new_purchases": len(after.edge("PURCHASED", "User")) - len(g.edge("PURCHASED", "User")),
-        "share": a.share,
-        "cores": os.cpu_count(),
-        "read_s": read_s,
-        "build_s": build_s,
-        "whole_stage_s": stage_s,
-        "changed_users_read_s": by_user_s,
-        "changed_users_rows": sum(len(e) for e in by_user.edges.values()),
-        "changed_parts_s": parts_s,
-        "changed_stage_s": changed_stage_s,
-        "features_after_delta_s": delta_s,
-    }
-    if a.check:
-        del stage
-        want_stage = user_stage(user_parts(after), shared, in_process)
-        out["stage_largest_relative_difference"] = largest_difference(changed_stage, want_stage)
-        del want_stage, changed_stage
-        want, rebuild_s = _timed(
-            lambda: build_features(
-                after, today=before.today, calibration=before.calibration, walks=before.walks
-            )
-        )
-        out["build_with_frozen_walks_s"] = rebuild_s
-        out["features_largest_relative_difference"] = largest_difference(f, want)
-    print(json.dumps(out))
 
 
 if __name__ == "__main__":
