@@ -206,7 +206,9 @@ class MarketGraph:
         ``rows`` replaced by ``read``'s: a delta's read by user (:func:`read_edges_from`, at a
         later version) spliced into the whole market's, as :func:`read_market` of that version
         would list it. Types ``read`` lacks are kept as they are (a delta that did not write
-        them); the result has ``read``'s identity.
+        them); the result has ``read``'s identity. The node tables are this graph's: a delta
+        that changes a node's own properties (a user's corrected gender) needs those rows
+        read too.
 
         Parameters
         ----------
@@ -227,6 +229,8 @@ class MarketGraph:
         StoreError
             If a type of ``read`` does not start at ``src_label``, is not in this graph, or
             holds other columns; or an edge of ``read`` starts at a node not among ``rows``.
+        ValueError
+            If ``rows`` holds a number that is not a row of ``src_label``'s table.
 
         Examples
         --------
@@ -243,7 +247,10 @@ class MarketGraph:
         ([0, 1, 2], [0, 2, 1])
         """
         named = np.zeros(len(self.node(src_label)), dtype=bool)
-        named[np.asarray(rows, dtype=np.int64)] = True
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(named)):
+            raise ValueError(f"rows must be rows of the {len(named)} {src_label} nodes")
+        named[rows] = True
         edges = dict(self.edges)
         for key, new in read.edges.items():
             old = self.edge(*key)

@@ -563,7 +563,9 @@ def user_part_with(part: UserPart, g: MarketGraph, types: Iterable[tuple[str, st
         The users' part before, naming them (``rows``).
     g
         The market after, holding those users' rows of ``types`` (e.g.
-        :meth:`~kolmatch.graph.market.MarketGraph.with_rows_from`).
+        :meth:`~kolmatch.graph.market.MarketGraph.with_rows_from`, or a read of those users,
+        :func:`~kolmatch.graph.market.read_edges_from`) and the User table (the users'
+        gender and age band are taken from it).
     types
         Edge types from User (of ``ENGAGED_WITH``, ``FOLLOWS``, ``PURCHASED``).
 
@@ -575,29 +577,36 @@ def user_part_with(part: UserPart, g: MarketGraph, types: Iterable[tuple[str, st
     ------
     ValueError
         If ``part`` does not name its users, or a type is not one a part holds.
+    StoreError
+        If ``g`` lacks a type of ``types``.
     """
     if part.rows is None:
         raise ValueError("the part does not name its users: make it by user_parts_of")
-    whole = user_parts_of(
-        MarketGraph(
-            g.identity,
-            g.nodes,
-            {k: g.edge(*k) if k in set(types) else _no_rows(g.edge(*k)) for k in _PART_FIELDS},
-        ),
-        part.rows,
-    )
-    changes: dict[str, Any] = {}
+    types = tuple(dict.fromkeys(types))  # (read more than once below)
     for key in types:
         if key not in _PART_FIELDS:
             raise ValueError(f"{key[0]} from {key[1]} is not a type a user part holds")
-        changes.update({name: getattr(whole, name) for name in _PART_FIELDS[key]})
+    edges = {k: g.edge(*k) if k in types else _no_rows(k) for k in _PART_FIELDS}
+    whole = user_parts_of(MarketGraph(g.identity, g.nodes, edges), part.rows)
+    changes = {name: getattr(whole, name) for key in types for name in _PART_FIELDS[key]}
     return replace(part, **changes, gender=whole.gender, age_band=whole.age_band)
 
 
-def _no_rows(e: EdgeList) -> EdgeList:
-    """``e`` without rows (its columns kept, empty)."""
+def _no_rows(key: tuple[str, str]) -> EdgeList:
+    """An edge list of ``key`` without rows, with the columns :func:`user_parts_of` reads."""
     empty = np.zeros(0, dtype=np.int64)
-    return EdgeList(e.rel_type, e.src_label, empty, empty, {k: v[:0] for k, v in e.columns.items()})
+    f, text = np.zeros(0), np.zeros(0, dtype=object)
+    columns = {
+        ("ENGAGED_WITH", "User"): {
+            "views": f,
+            "likes": f,
+            "comments": f,
+            "shares": f,
+            "last": text,
+        },
+        ("PURCHASED", "User"): {"amount": f},
+    }.get(key, {})
+    return EdgeList(key[0], key[1], empty, empty, columns)
 
 
 def rows_with_entries_in(m: sp.csr_matrix, columns: NDArray[np.bool_]) -> I64:

@@ -387,6 +387,8 @@ def test_a_delta_s_rows_spliced_in_are_the_later_version_s_whole_read(
     assert some.edge("PURCHASED", "User") is before.edge("PURCHASED", "User")
     with pytest.raises(StoreError, match="an edge from a User not among the rows"):
         before.with_rows_from(read, "User", rows[1:])
+    with pytest.raises(ValueError, match="rows must be rows of the 2000 User nodes"):
+        before.with_rows_from(read, "User", np.append(rows, -1))
     bare = read_edges_from(store, before, "User", ids, {("PURCHASED", "User"): ()})
     with pytest.raises(StoreError, match="PURCHASED was read with other columns"):
         before.with_rows_from(bare, "User", rows)  # before holds their amounts

@@ -180,6 +180,9 @@ def test_a_delta_s_stage_is_the_stage_of_a_build_from_scratch(
     _same_part(with_follows, user_parts_of(only, changed))
     assert len(with_follows.follows_src) > len(old.follows_src)
     assert with_follows.engaged_src is old.engaged_src  # (not made again)
+    # the types as a generator, from a graph holding only them (as a read of those users)
+    read = MarketGraph(after.identity, before.nodes, {follows: after.edge(*follows)})
+    _same_part(user_part_with(old, read, (k for k in [follows])), user_parts_of(only, changed))
     # a delta of follows alone: the rows of engagements it did not move are kept as they were
     follows_stage = user_stage_changed(stage, old, with_follows, shared)
     assert follows_stage.engaged_cat is stage.engaged_cat
