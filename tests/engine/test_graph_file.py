@@ -1,0 +1,94 @@
+"""A market graph to and from a folder of Arrow files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kolmatch.engine.arrays import UnreadableArrays
+from kolmatch.engine.graph_file import read_graph, write_graph
+from kolmatch.graph.market import FULL_READ, MarketGraph, read_edges_from, read_market
+from kolmatch.graph.projection import EdgeList, NodeTable
+from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.loaders.load import load_folder
+
+
+def _same_columns(got: dict[str, np.ndarray], want: dict[str, np.ndarray], where: str) -> None:
+    assert list(got) == list(want), where
+    for name, column in want.items():
+        assert got[name].dtype == column.dtype, f"{where}.{name}"
+        if column.dtype.kind == "f":
+            np.testing.assert_array_equal(got[name], column, err_msg=f"{where}.{name}")
+        else:  # text: None where unset
+            assert got[name].tolist() == column.tolist(), f"{where}.{name}"
+
+
+def test_a_graph_read_back_is_the_graph_written(tiny_market: Path, tmp_path: Path) -> None:
+    """Every table of the whole market's read comes back as written: ids, columns (NaN and
+    None where unset), store keys, identity; its arrays are writable copies, and a read of
+    some users' edges on it (by the store's keys) is the read on the graph written."""
+    store = SQLiteStore(tmp_path / "s.db")
+    load_folder(tiny_market, store)
+    g = read_market(store, FULL_READ)
+    write_graph(tmp_path / "graph", g)
+    back = read_graph(tmp_path / "graph")
+    assert back.identity == g.identity
+    assert list(back.nodes) == list(g.nodes) and list(back.edges) == list(g.edges)
+    for label, t in g.nodes.items():
+        b = back.node(label)
+        assert b.ids.dtype == t.ids.dtype and b.ids.tolist() == t.ids.tolist(), label
+        assert b.key_store == t.key_store == store.uri, label
+        assert t.key_rows is not None and b.key_rows is not None
+        assert np.array_equal(b.key_rows, t.key_rows) and b.key_rows.dtype == np.int64, label
+        _same_columns(b.columns, t.columns, label)
+    for key, e in g.edges.items():
+        b = back.edge(*key)
+        assert np.array_equal(b.src, e.src) and np.array_equal(b.dst, e.dst), key
+        assert b.src.dtype == b.dst.dtype == np.int64
+        _same_columns(b.columns, e.columns, str(key))
+    # unset values of both kinds were there to come back
+    price = g.node("Product").columns["price"]
+    talent = g.edge("PURCHASED", "User").columns["talent"]
+    assert np.isnan(price).any() or (talent == None).any()  # noqa: E711
+    back.edge("FOLLOWS", "User").src[0] = 0  # writable
+    users = [str(u) for u in g.node("User").ids[[1, 7, 300]]]
+    want, got = (
+        read_edges_from(store, g, "User", users),
+        read_edges_from(store, back, "User", users),
+    )
+    for key, e in want.edges.items():
+        assert np.array_equal(got.edge(*key).dst, e.dst), key
+    store.close()
+
+
+def test_a_graph_folder_is_all_or_nothing_and_refused_when_not_one(tmp_path: Path) -> None:
+    """A column neither numeric nor text leaves nothing behind; an existing folder is not
+    written over; a folder of another format, a file missing or a column its manifest does
+    not name is unreadable (it says where)."""
+    users = NodeTable("User", np.array(["a", "b"], dtype=object), {"age": np.array([1, 2])})
+    follows = EdgeList("FOLLOWS", "User", np.array([0]), np.array([1]), {})
+    bad = MarketGraph(("g", 1), {"User": users}, {("FOLLOWS", "User"): follows})
+    with pytest.raises(TypeError, match="column 'age': cannot store a int64 column"):
+        write_graph(tmp_path / "graph", bad)
+    assert list(tmp_path.iterdir()) == []
+    good = MarketGraph(("g", 1), {"User": NodeTable("User", users.ids, {})}, bad.edges)
+    write_graph(tmp_path / "graph", good)
+    with pytest.raises(FileExistsError, match="a graph is written to a new folder"):
+        write_graph(tmp_path / "graph", good)
+    manifest = tmp_path / "graph" / "graph.json"
+    spec = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**spec, "format": 999}))
+    with pytest.raises(UnreadableArrays, match="not a graph of format 1"):
+        read_graph(tmp_path / "graph")
+    spec["edges"][0]["columns"] = {"since": "text"}
+    manifest.write_text(json.dumps(spec))
+    with pytest.raises(UnreadableArrays, match=r"edge-0\.arrow: columns"):
+        read_graph(tmp_path / "graph")
+    (tmp_path / "graph" / "edge-0.arrow").unlink()
+    with pytest.raises(UnreadableArrays, match=r"edge-0\.arrow"):
+        read_graph(tmp_path / "graph")
+    with pytest.raises(UnreadableArrays, match="nowhere"):
+        read_graph(tmp_path / "nowhere")
