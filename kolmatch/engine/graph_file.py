@@ -3,8 +3,8 @@
 A delta load (docs/scale.md, "Delta loads") needs the graph of the version before it: the
 changed users' rows are read again and spliced into it
 (:meth:`~kolmatch.graph.market.MarketGraph.with_rows_from`). Reading the whole market from
-the store is what a delta avoids (at m, ~31 s from SQLite); from these files it is ~1.5 s
-(0.8 GB, written in ~1.2 s), measured on the m market's :data:`FEATURES_READ` graph.
+the store is what a delta avoids (at m, ~32 s from SQLite); from these files it is 2.0-2.9 s
+(0.8 GB, written in 1.3 s), measured on the m market's ``FEATURES_READ`` graph.
 
 One Arrow IPC file per node table and per edge list, uncompressed, and ``graph.json`` naming
 them with the format, the graph's identity and each column's kind. Numeric columns are
@@ -12,14 +12,22 @@ float64 (NaN where unset), text columns Arrow strings (None where unset): a read
 arrays :func:`~kolmatch.graph.market.read_market` gives (a NaN in a text column comes back
 None). A node table's store keys (``key_rows``, by which a read by user looks rows up) are
 kept too. The folder is written under a temporary name and renamed into place: a reader sees
-all of it or none.
+all of it or none (a writer killed meanwhile leaves a hidden ``.<name>-*`` folder behind). A
+folder is its writer's alone (0700), as the cache's other files are.
+
+A reader trusts nothing in the folder: the manifest may name only the files a writer names
+(no path, link, pipe or device), each column must be of the Arrow type its kind is written as,
+ids must fit the text type named, and edge and key rows must be rows of their tables. The
+identity is the manifest's: a caller compares it with the store's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,7 +37,9 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from kolmatch.engine.arrays import UnreadableArrays
+from kolmatch.errors import StoreError
 from kolmatch.graph.market import MarketGraph
+from kolmatch.graph.model import rel_spec
 from kolmatch.graph.projection import EdgeList, NodeTable
 
 __all__ = ["GRAPH_FILE_FORMAT", "read_graph", "write_graph"]
@@ -72,6 +82,7 @@ def write_graph(folder: Path, g: MarketGraph) -> None:
     >>> back = read_graph(at)
     >>> back.identity, back.node("User").columns["gender"].tolist()
     (('g', 3), ['f', None])
+    >>> import shutil; shutil.rmtree(at.parent)
     """
     if folder.exists():
         raise FileExistsError(f"{folder} exists: a graph is written to a new folder")
@@ -82,7 +93,7 @@ def write_graph(folder: Path, g: MarketGraph) -> None:
             name = f"node-{i}.arrow"
             nodes[label] = {
                 "file": name,
-                "columns": _write_table(work / name, {"id": t.ids}, t.columns),
+                "columns": _write_table(work / name, label, {"id": t.ids}, t.columns),
                 "key_store": t.key_store,
                 "ids": np.asarray(t.ids).dtype.str,  # (numpy text, as read_market gives)
             }
@@ -94,7 +105,7 @@ def write_graph(folder: Path, g: MarketGraph) -> None:
         for i, ((rel, src), e) in enumerate(g.edges.items()):
             name = f"edge-{i}.arrow"
             ends = {"src": np.asarray(e.src, np.int64), "dst": np.asarray(e.dst, np.int64)}
-            columns = _write_table(work / name, ends, e.columns)
+            columns = _write_table(work / name, f"{rel} from {src}", ends, e.columns)
             edges.append({"type": rel, "from": src, "file": name, "columns": columns})
         manifest = {
             "format": GRAPH_FILE_FORMAT,
@@ -103,17 +114,20 @@ def write_graph(folder: Path, g: MarketGraph) -> None:
             "edges": edges,
         }
         (work / _MANIFEST).write_text(json.dumps(manifest, indent=1))
+        # (the folder is its writer's alone, 0700 from mkdtemp, as the cache's other files are)
         os.rename(work, folder)  # (fails if another writer put the folder there meanwhile)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
 
 
-def _write_table(path: Path, ends: dict[str, Any], columns: dict[str, Any]) -> dict[str, str]:
+def _write_table(
+    path: Path, where: str, ends: dict[str, Any], columns: dict[str, Any]
+) -> dict[str, str]:
     """One Arrow file of ``ends`` (ids or rows) and ``columns`` (as ``c:<name>``); the
     columns' kinds (``number`` or ``text``)."""
     kinds: dict[str, str] = {}
-    arrays: dict[str, pa.Array] = {k: _arrow(k, v) for k, v in ends.items()}
+    arrays: dict[str, pa.Array] = {k: _arrow(where, k, v) for k, v in ends.items()}
     for name, values in columns.items():
         values = np.asarray(values)
         if values.dtype.kind == "f":
@@ -121,19 +135,26 @@ def _write_table(path: Path, ends: dict[str, Any], columns: dict[str, Any]) -> d
         elif values.dtype.kind in "OUS":
             kinds[name] = "text"
         else:
-            raise TypeError(f"column {name!r}: cannot store a {values.dtype} column")
-        arrays[f"c:{name}"] = _arrow(name, values)
+            raise TypeError(f"{where}: column {name!r}: cannot store a {values.dtype} column")
+        arrays[f"c:{name}"] = _arrow(where, name, values)
     feather.write_feather(pa.table(arrays), path, compression="uncompressed")
     return kinds
 
 
-def _arrow(name: str, values: Any) -> pa.Array:
+def _arrow(where: str, name: str, values: Any) -> pa.Array:
+    """``values`` as an Arrow array: text (str or None) as Arrow strings, numbers as they are.
+
+    Raises
+    ------
+    TypeError
+        If a text column holds other values (dates, numbers, bytes that are not UTF-8).
+    """
     values = np.asarray(values)
     if values.dtype.kind in "OUS":
         try:
             return pa.array(values, type=pa.string(), from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise TypeError(f"column {name!r}: not text ({exc})") from exc
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError) as exc:
+            raise TypeError(f"{where}: column {name!r}: not text ({exc})") from exc
     return pa.array(values)
 
 
@@ -159,46 +180,94 @@ def read_graph(folder: Path) -> MarketGraph:
     """
     try:
         manifest = json.loads((folder / _MANIFEST).read_text())
-        if manifest.get("format") != GRAPH_FILE_FORMAT:
+        if not isinstance(manifest, dict) or manifest.get("format") != GRAPH_FILE_FORMAT:
             raise UnreadableArrays(f"{folder}: not a graph of format {GRAPH_FILE_FORMAT}")
         nodes = {}
-        for label, spec in manifest["nodes"].items():
-            t = _read_table(folder / spec["file"], (), ("id",), spec["columns"])
+        for label, spec in dict(manifest["nodes"]).items():
+            t = _read_table(_member(folder, spec["file"]), (), ("id",), spec["columns"])
             keys = None
             if "keys" in spec:
-                keys = _read_table(folder / spec["keys"], ("row",), (), {})["row"]
+                keys = _read_table(_member(folder, spec["keys"]), ("row",), (), {})["row"]
+                if len(keys) and (keys.min() < -1 or keys.max() >= len(t["id"])):
+                    raise UnreadableArrays(f"{folder / spec['keys']}: keys of rows not in {label}")
             columns = {k: t[f"c:{k}"] for k in spec["columns"]}
-            ids = t["id"].astype(np.dtype(spec["ids"]))
+            ids_type = np.dtype(spec["ids"])
+            if ids_type.kind not in "UO" or None in t["id"]:
+                raise UnreadableArrays(f"{folder / spec['file']}: ids are not text of {ids_type}")
+            ids = t["id"].astype(ids_type)
+            if ids_type.kind == "U" and not (ids == t["id"]).all():  # (none cut short)
+                raise UnreadableArrays(f"{folder / spec['file']}: ids longer than {ids_type}")
             nodes[label] = NodeTable(label, ids, columns, keys, spec["key_store"])
         edges = {}
         for spec in manifest["edges"]:
-            t = _read_table(folder / spec["file"], ("src", "dst"), (), spec["columns"])
+            t = _read_table(_member(folder, spec["file"]), ("src", "dst"), (), spec["columns"])
             columns = {k: t[f"c:{k}"] for k in spec["columns"]}
-            key = (spec["type"], spec["from"])
+            key = (str(spec["type"]), str(spec["from"]))
+            for end, label in (("src", key[1]), ("dst", rel_spec(key[0]).dst)):
+                n = len(nodes[label]) if label in nodes else None
+                if len(t[end]) and (t[end].min() < 0 or (n is not None and t[end].max() >= n)):
+                    raise UnreadableArrays(f"{folder / spec['file']}: {end} rows not in {label}")
             edges[key] = EdgeList(key[0], key[1], t["src"], t["dst"], columns)
         graph_id, version = manifest["identity"]
         return MarketGraph((str(graph_id), int(version)), nodes, edges)
     except UnreadableArrays:
         raise
-    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
-        raise UnreadableArrays(f"{folder}: {exc}") from exc
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+        StoreError,
+        pa.ArrowException,
+    ) as exc:
+        raise UnreadableArrays(f"{folder}: {type(exc).__name__}: {exc}") from exc
+
+
+#: The names :func:`write_graph` gives its files: a manifest naming anything else (another
+#: folder's file, a path) is refused.
+_MEMBER = re.compile(r"(node|edge|keys)-[0-9]+\.arrow")
+
+
+def _member(folder: Path, name: object) -> Path:
+    """The file ``name`` of the folder, if it is one :func:`write_graph` writes and a regular
+    file (not a link, a pipe or a device)."""
+    if not isinstance(name, str) or not _MEMBER.fullmatch(name):
+        raise UnreadableArrays(f"{folder}: {name!r} is not a file of a graph folder")
+    path = folder / name
+    if not stat.S_ISREG(path.lstat().st_mode):
+        raise UnreadableArrays(f"{path}: not a regular file")
+    return path
 
 
 def _read_table(
     path: Path, ints: tuple[str, ...], texts: tuple[str, ...], kinds: dict[str, str]
 ) -> dict[str, Any]:
     """The columns of one file: ``ints`` as int64, ``texts`` and text ``kinds`` as object
-    arrays, number ``kinds`` as float64 (``c:<name>``); every one a copy of its own."""
-    table = feather.read_table(path, memory_map=True)
-    want = [*ints, *texts, *(f"c:{k}" for k in kinds)]
+    arrays, number ``kinds`` as float64 (``c:<name>``); every one a copy of its own. Each
+    column must be of the Arrow type its kind is written as."""
+    try:
+        table = feather.read_table(path, memory_map=True)
+    except (OSError, pa.ArrowException) as exc:
+        raise UnreadableArrays(f"{path}: {exc}") from exc
+    kinds = dict(kinds)
+    want = {
+        **dict.fromkeys(ints, "int"),
+        **dict.fromkeys(texts, "text"),
+        **{f"c:{k}": kind for k, kind in kinds.items()},
+    }
     if sorted(table.column_names) != sorted(want):
-        raise UnreadableArrays(f"{path}: columns {table.column_names}, not {want}")
-    out: dict[str, Any] = {n: np.array(table.column(n).to_numpy(), dtype=np.int64) for n in ints}
-    for name in [*texts, *(f"c:{k}" for k, kind in kinds.items() if kind == "text")]:
-        out[name] = np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=object)
-    for k, kind in kinds.items():
-        if kind == "number":
-            out[f"c:{k}"] = np.array(table.column(f"c:{k}").to_numpy(), dtype=np.float64)
-        elif kind != "text":
-            raise UnreadableArrays(f"{path}: column {k!r} of an unknown kind {kind!r}")
+        raise UnreadableArrays(f"{path}: columns {table.column_names}, not {list(want)}")
+    out: dict[str, Any] = {}
+    for name, kind in want.items():
+        column = table.column(name)
+        if kind == "int" and pa.types.is_integer(column.type):
+            out[name] = np.array(column.to_numpy(), dtype=np.int64)
+        elif kind == "number" and pa.types.is_floating(column.type):
+            out[name] = np.array(column.to_numpy(), dtype=np.float64)  # (a copy: writable)
+        elif kind == "text" and (pa.types.is_string(column.type) or pa.types.is_null(column.type)):
+            out[name] = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+        else:
+            raise UnreadableArrays(f"{path}: column {name!r} of {column.type}, not {kind}")
     return out

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -49,11 +52,14 @@ def test_a_graph_read_back_is_the_graph_written(tiny_market: Path, tmp_path: Pat
         assert np.array_equal(b.src, e.src) and np.array_equal(b.dst, e.dst), key
         assert b.src.dtype == b.dst.dtype == np.int64
         _same_columns(b.columns, e.columns, str(key))
-    # unset values of both kinds were there to come back
-    price = g.node("Product").columns["price"]
-    talent = g.edge("PURCHASED", "User").columns["talent"]
-    assert np.isnan(price).any() or (talent == None).any()  # noqa: E711
-    back.edge("FOLLOWS", "User").src[0] = 0  # writable
+    # unset text was there to come back (unset numbers: the next test)
+    tables = [*g.nodes.values(), *g.edges.values()]
+    columns = [c for t in tables for c in t.columns.values()]
+    assert any(c.dtype == object and (c == None).any() for c in columns)  # noqa: E711
+    for t in [*back.nodes.values(), *back.edges.values()]:  # writable copies, not file maps
+        assert all(c.flags.writeable for c in t.columns.values())
+    back.edge("FOLLOWS", "User").src[0] = 0
+    back.node("Product").columns["price"][0] = 1.0
     users = [str(u) for u in g.node("User").ids[[1, 7, 300]]]
     want, got = (
         read_edges_from(store, g, "User", users),
@@ -71,7 +77,7 @@ def test_a_graph_folder_is_all_or_nothing_and_refused_when_not_one(tmp_path: Pat
     users = NodeTable("User", np.array(["a", "b"], dtype=object), {"age": np.array([1, 2])})
     follows = EdgeList("FOLLOWS", "User", np.array([0]), np.array([1]), {})
     bad = MarketGraph(("g", 1), {"User": users}, {("FOLLOWS", "User"): follows})
-    with pytest.raises(TypeError, match="column 'age': cannot store a int64 column"):
+    with pytest.raises(TypeError, match="User: column 'age': cannot store a int64 column"):
         write_graph(tmp_path / "graph", bad)
     assert list(tmp_path.iterdir()) == []
     good = MarketGraph(("g", 1), {"User": NodeTable("User", users.ids, {})}, bad.edges)
@@ -92,3 +98,73 @@ def test_a_graph_folder_is_all_or_nothing_and_refused_when_not_one(tmp_path: Pat
         read_graph(tmp_path / "graph")
     with pytest.raises(UnreadableArrays, match="nowhere"):
         read_graph(tmp_path / "nowhere")
+
+
+def _small(tmp_path: Path) -> Path:
+    users = NodeTable("User", np.array(["a", "bb"]), {"gender": np.array(["f", None], object)})
+    follows = EdgeList("FOLLOWS", "User", np.array([0]), np.array([1]), {})
+    talents = NodeTable("Talent", np.array(["t0", "t1"]), {"fee": np.array([1.0, np.nan])})
+    g = MarketGraph(("g", 1), {"User": users, "Talent": talents}, {("FOLLOWS", "User"): follows})
+    write_graph(tmp_path / "graph", g)
+    return tmp_path / "graph"
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda m, d: m["edges"][0].update(file="../outside.arrow"), "is not a file of a graph"),
+        (lambda m, d: m["edges"][0].update(file=str(d / "edge-0.arrow")), "is not a file of"),
+        (lambda m, d: m.update(nodes=[1, 2]), "TypeError"),
+        (lambda m, d: m["nodes"]["User"].update(columns=["gender"]), "ValueError"),
+        (lambda m, d: m["nodes"]["User"].update(columns={"gender": "number"}), "not number"),
+        (lambda m, d: m["nodes"]["User"].update(ids="<U1"), "ids longer than <U1"),
+        (lambda m, d: m["nodes"]["User"].update(ids="<i8"), "ids are not text"),
+        (lambda m, d: m.update(identity=None), "TypeError"),
+    ],
+)
+def test_a_graph_folder_s_manifest_is_not_trusted(tmp_path: Path, change: Any, says: str) -> None:
+    """A manifest naming a file outside the folder, of another shape, another column kind,
+    ids cut short or not text, or edges into rows a table does not have: refused by name."""
+    folder = _small(tmp_path)
+    (tmp_path / "outside.arrow").write_bytes((folder / "edge-0.arrow").read_bytes())
+    manifest = folder / "graph.json"
+    spec = json.loads(manifest.read_text())
+    change(spec, folder)
+    manifest.write_text(json.dumps(spec))
+    with pytest.raises(UnreadableArrays, match=re.escape(says)):
+        read_graph(folder)
+
+
+def test_a_graph_folder_s_files_must_be_regular_files(tmp_path: Path) -> None:
+    """A link or a pipe where a table's file should be is refused, not followed or waited on;
+    a damaged file is refused by its path."""
+    folder = _small(tmp_path)
+    (folder / "edge-0.arrow").rename(tmp_path / "moved.arrow")
+    (folder / "edge-0.arrow").symlink_to(tmp_path / "moved.arrow")
+    with pytest.raises(UnreadableArrays, match=r"edge-0\.arrow: not a regular file"):
+        read_graph(folder)
+    (folder / "edge-0.arrow").unlink()
+    os.mkfifo(folder / "edge-0.arrow")
+    with pytest.raises(UnreadableArrays, match=r"edge-0\.arrow: not a regular file"):
+        read_graph(folder)
+    (folder / "edge-0.arrow").unlink()
+    (folder / "edge-0.arrow").write_bytes(b"not arrow")
+    with pytest.raises(UnreadableArrays, match=r"edge-0\.arrow: "):
+        read_graph(folder)
+
+
+def test_a_small_graph_comes_back_with_its_unset_numbers_and_bad_rows_are_refused(
+    tmp_path: Path,
+) -> None:
+    """NaN and None come back where they were; an edge into a row its table lacks (written
+    by hand) is refused on reading."""
+    back = read_graph(_small(tmp_path))
+    assert np.isnan(back.node("Talent").columns["fee"][1])
+    assert back.node("User").columns["gender"].tolist() == ["f", None]
+    assert back.node("User").ids.dtype == np.dtype("<U2")
+    wrong = EdgeList("FOLLOWS", "User", np.array([0]), np.array([7]), {})
+    write_graph(
+        tmp_path / "wrong", MarketGraph(back.identity, back.nodes, {("FOLLOWS", "User"): wrong})
+    )
+    with pytest.raises(UnreadableArrays, match="dst rows not in Talent"):
+        read_graph(tmp_path / "wrong")
