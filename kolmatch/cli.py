@@ -536,8 +536,8 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 
 
 def _cmd_load(a: argparse.Namespace) -> int:
+    from kolmatch.engine.delta import load_as_delta
     from kolmatch.graph.open import open_store, store_uri
-    from kolmatch.loaders.load import load_folder
 
     uri = store_uri(a.store)
     path = _sqlite_path(uri)
@@ -547,7 +547,8 @@ def _cmd_load(a: argparse.Namespace) -> int:
     try:
         before = _node_total(store)
         t0 = time.perf_counter()
-        report = load_folder(
+        # (where it wrote only users' rows, the cached features follow it by a delta)
+        report, delta = load_as_delta(
             a.folder, store, progress=True, replace_unfinished=a.replace_unfinished
         )
         dt = time.perf_counter() - t0
@@ -561,6 +562,9 @@ def _cmd_load(a: argparse.Namespace) -> int:
                 seconds=dt,
             )
         )
+        if delta is not None:
+            users = len(report.rel_users or ())
+            print(_text(a, "cli.load.delta", version=store.version(), users=users))
         for note in report.notes:
             print(_text(a, "cli.note", note=note))
         counts = store.counts()

@@ -57,6 +57,7 @@ from kolmatch.matching.incremental import (
 )
 from kolmatch.matching.ranking_partition import partitioned_rankings
 from kolmatch.matching.score import MerchantRankings, rank_merchants
+from kolmatch.matching.user_partition import UserStage
 from kolmatch.memory import release_freed_memory
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "measure_calibration",
     "read_measured",
     "rebuilding",
+    "rebuilding_now",
     "recalibrate_share",
     "recalibrating",
     "record_change",
@@ -260,9 +262,32 @@ def load_features(
     # the graph returned holds ``also`` and the catalog: a user's engagements and follows,
     # the build's largest tables, go as soon as it has read them, unless asked for
     release = not {_ENGAGED, _FOLLOWS} & set(extra.edges)
-    f = _build_calibrated(store.uri, d, g, dask, release=release)
+    keep = _delta_keeper(store.uri, d, g)
+    f = _build_calibrated(store.uri, d, g, dask, release=release, keep_stage=keep)
     _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
     return f, g
+
+
+def _delta_keeper(uri: str, d: Path, g: MarketGraph) -> Callable[[UserStage], None] | None:
+    """Keep ``g`` as the base of a delta from its version (:mod:`kolmatch.engine.delta`: the
+    graph now, before a build lets its user edges go; the stage by the callback returned,
+    which the build calls with it). None if the graph cannot be written (said in the log: a
+    later load is then a build)."""
+    from kolmatch.engine.delta import keep_graph, keep_stage  # (it builds on this module)
+
+    try:
+        keep_graph(uri, d, g)
+    except (OSError, TypeError) as exc:
+        log.warning("kolmatch: cannot keep the graph for a delta in %s (%s)", d, exc)
+        return None
+
+    def keep(stage: UserStage) -> None:
+        try:
+            keep_stage(uri, d, g.identity, stage)
+        except OSError as exc:
+            log.warning("kolmatch: cannot keep the stage for a delta in %s (%s)", d, exc)
+
+    return keep
 
 
 def updated_features(
@@ -980,7 +1005,34 @@ def recalibrating(uri: str, graph_id: str, cache_dir: str | Path | None) -> Iter
         released when the process dies), False if another process holds it (it is measuring
         one; a second would be thrown away).
     """
-    fd = _graph_lock_file("recalibrating", uri, graph_id, cache_dir)
+    with _locked_now("recalibrating", uri, graph_id, cache_dir) as held:
+        yield held
+
+
+@contextlib.contextmanager
+def rebuilding_now(uri: str, graph_id: str, cache_dir: str | Path | None) -> Iterator[bool]:
+    """Whether this process holds the graph's rebuild lock (:func:`rebuilding`), taken now if
+    no other holds it: a load that will bring the cached features to its version by a delta
+    holds it across its write, so that followers wait for those features rather than build.
+
+    Parameters
+    ----------
+    uri, graph_id, cache_dir
+        As :func:`recalibrating`.
+
+    Yields
+    ------
+    bool
+        True while it holds the lock, False if another process holds it (it is building).
+    """
+    with _locked_now("rebuilding", uri, graph_id, cache_dir) as held:
+        yield held
+
+
+@contextlib.contextmanager
+def _locked_now(name: str, uri: str, graph_id: str, cache_dir: str | Path | None) -> Iterator[bool]:
+    """The graph's ``name`` lock taken without waiting: whether it is held."""
+    fd = _graph_lock_file(name, uri, graph_id, cache_dir)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -1128,29 +1180,42 @@ def _build(
     calibration: Calibration | None = None,
     *,
     release: bool = False,
+    keep_stage: Callable[[UserStage], None] | None = None,
 ) -> MarketFeatures:
     """:func:`build_features`, its partitions on the Dask cluster ``dask`` names, if any; the
     build's freed temporaries are then handed back (:mod:`kolmatch.memory`).
     ``release``: ``g``'s engagement and follow edges are dropped once read (the caller
-    needs them no more: ``release_user_edges``)."""
+    needs them no more: ``release_user_edges``); ``keep_stage`` as :func:`build_features`."""
     address = dask_address(dask)
     try:
         if address is None:  # in process: build_features' own default
-            return build_features(g, calibration=calibration, release_user_edges=release)
+            return build_features(
+                g, calibration=calibration, release_user_edges=release, keep_stage=keep_stage
+            )
         with partitions_on(address, argument=dask_argument(dask)) as partitions:
             return build_features(
-                g, calibration=calibration, partitions=partitions, release_user_edges=release
+                g,
+                calibration=calibration,
+                partitions=partitions,
+                release_user_edges=release,
+                keep_stage=keep_stage,
             )
     finally:
         release_freed_memory()
 
 
 def _build_calibrated(
-    uri: str, d: Path, g: MarketGraph, dask: str | None, *, release: bool = False
+    uri: str,
+    d: Path,
+    g: MarketGraph,
+    dask: str | None,
+    *,
+    release: bool = False,
+    keep_stage: Callable[[UserStage], None] | None = None,
 ) -> MarketFeatures:
     """A full build with the calibration in effect at the graph's version if it fits its
     talents and categories, else with a fresh one (then stored, in effect from it);
-    ``release`` as :func:`_build`."""
+    ``release`` and ``keep_stage`` as :func:`_build`."""
     talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(str)
     cal = _calibration_at(uri, d, g.identity)
     if cal is not None and (
@@ -1158,8 +1223,8 @@ def _build_calibrated(
         and np.array_equal(cal.category_ids.astype(str), cats)
     ):
         frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
-        return _build(g, dask, frozen, release=release)
-    f = _build(g, dask, release=release)
+        return _build(g, dask, frozen, release=release, keep_stage=keep_stage)
+    f = _build(g, dask, release=release, keep_stage=keep_stage)
     path = _cache_path(uri, d, "calibration", g.identity)
     _store(path, "calibration", _stored_calibration(f, g), keep=CALIBRATIONS_KEPT)
     return f

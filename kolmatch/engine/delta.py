@@ -10,7 +10,11 @@ the new base (docs/scale.md, "Delta loads"). At m that is ~9 s where a read and 
 71-81 s. Anything it cannot apply (no base, new nodes, a delta that moves what every user's
 stage reads, a version that is not the next) gives None: the caller builds.
 
-Not yet called by the CLI's load or the engine's builds (the wiring is left: docs/scale.md).
+The engine's builds keep the base (:func:`~kolmatch.engine.cache.load_features`: the graph
+before the build, the stage as the build makes it), and ``kolmatch load`` loads through
+:func:`load_as_delta`, which holds the rebuild lock across the write and the delta: serving
+processes that see the new version wait for that lock and then load the features it cached,
+as they do after another process's build.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from kolmatch.engine.arrays import UnreadableArrays
-from kolmatch.engine.cache import _cache_dir, _cache_path, _load, _store
+from kolmatch.engine.cache import _cache_dir, _cache_path, _load, _store, rebuilding_now
 from kolmatch.engine.graph_file import read_graph, write_graph
 from kolmatch.errors import StoreError
 from kolmatch.graph.market import (
@@ -37,10 +41,18 @@ from kolmatch.graph.market import (
     read_edges_from,
 )
 from kolmatch.graph.store import GraphStore
+from kolmatch.loaders.load import LoadReport, load_folder
 from kolmatch.matching.features import MarketFeatures, features_after_delta, user_shared
 from kolmatch.matching.user_partition import UserStage, user_part_with, user_parts_of
 
-__all__ = ["delta_base", "features_after_load", "keep_for_delta"]
+__all__ = [
+    "delta_base",
+    "features_after_load",
+    "keep_for_delta",
+    "keep_graph",
+    "keep_stage",
+    "load_as_delta",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +67,8 @@ def keep_for_delta(
     uri: str, cache_dir: str | Path | None, g: MarketGraph, stage: UserStage
 ) -> None:
     """Keep ``g`` (its :data:`FEATURES_READ` tables) and its per-user stage beside the cache,
-    as the base of a delta from ``g``'s version; the store's bases of other versions go.
+    as the base of a delta from ``g``'s version (:func:`keep_graph`, then
+    :func:`keep_stage`).
 
     Parameters
     ----------
@@ -73,21 +86,64 @@ def keep_for_delta(
     OSError
         If they cannot be written (nothing of them is left).
     """
+    folder = keep_graph(uri, cache_dir, g)
+    try:
+        keep_stage(uri, cache_dir, g.identity, stage)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def keep_graph(uri: str, cache_dir: str | Path | None, g: MarketGraph) -> Path:
+    """Write ``g``'s :data:`FEATURES_READ` tables beside the cache as its version's (a build
+    does so before it lets the user edges go; its stage follows: :func:`keep_stage`).
+
+    Parameters
+    ----------
+    uri, cache_dir, g
+        As :func:`keep_for_delta`.
+
+    Returns
+    -------
+    pathlib.Path
+        The graph's folder.
+
+    Raises
+    ------
+    OSError
+        If it cannot be written (nothing of it is left).
+    """
     d = _cache_dir(cache_dir)
     d.mkdir(parents=True, exist_ok=True)
     folder = _graph_folder(uri, d, g.identity)
     if not folder.exists():
         write_graph(folder, g.restricted(FEATURES_READ))
-    try:  # (what every user's stage reads is made again from the graph: user_shared)
-        _store(
-            _cache_path(uri, d, "stage", g.identity),
-            "stage",
-            replace(stage, shared=None),
-            strict=True,
-        )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    return folder
+
+
+def keep_stage(
+    uri: str, cache_dir: str | Path | None, identity: Identity, stage: UserStage
+) -> None:
+    """Write the per-user stage of the version ``identity`` beside its graph
+    (:func:`keep_graph`); the store's bases of other versions go.
+
+    Parameters
+    ----------
+    uri, cache_dir, stage
+        As :func:`keep_for_delta`.
+    identity
+        The graph's id and version.
+
+    Raises
+    ------
+    OSError
+        If it cannot be written.
+    """
+    d = _cache_dir(cache_dir)
+    # (what every user's stage reads is made again from the graph: user_shared)
+    path = _cache_path(uri, d, "stage", identity)
+    _store(path, "stage", replace(stage, shared=None), strict=True)
+    folder = _graph_folder(uri, d, identity)
     mine = folder.name.rsplit("-v", 1)[0] + "-v"
     for old in d.glob(f"{mine}*"):
         if old != folder and old.is_dir():
@@ -185,3 +241,70 @@ def features_after_load(
     with contextlib.suppress(OSError):
         keep_for_delta(store.uri, d, after, changed)
     return f
+
+
+def load_as_delta(
+    folder: str | Path,
+    store: GraphStore,
+    cache_dir: str | Path | None = None,
+    *,
+    progress: bool = False,
+    replace_unfinished: bool = False,
+) -> tuple[LoadReport, MarketFeatures | None]:
+    """:func:`~kolmatch.loaders.load.load_folder`, and the features of the version it makes
+    by a delta where it can: a load that wrote only users' relationships (of the types the
+    features read) into a store whose features of the version before are cached with their
+    base. The graph's rebuild lock is held across the write and the delta (if another
+    process holds it, it is building: the load is made, the delta not).
+
+    Parameters
+    ----------
+    folder, store, progress, replace_unfinished
+        As :func:`~kolmatch.loaders.load.load_folder`.
+    cache_dir
+        As :func:`keep_for_delta`.
+
+    Returns
+    -------
+    tuple of LoadReport and MarketFeatures or None
+        The load's report, and the features cached for the new version (None where the load
+        was no delta of them: the next reader builds).
+
+    Raises
+    ------
+    InputError
+        As :func:`~kolmatch.loaders.load.load_folder` (nothing is written).
+    """
+    d = _cache_dir(cache_dir)
+
+    def load() -> LoadReport:
+        return load_folder(folder, store, progress=progress, replace_unfinished=replace_unfinished)
+
+    try:
+        v = store.version()
+        identity = (store.graph_id(), v) if v else None
+    except StoreError:
+        identity = None
+    if identity is None or not _has_base(store.uri, d, identity):
+        return load(), None
+    with rebuilding_now(store.uri, identity[0], d) as held:
+        report = load()
+        users, types = report.rel_users, report.rel_types
+        if (
+            not held
+            or report.node_labels
+            or users is None
+            or not types
+            or not types <= set(USER_EDGES_READ)
+        ):
+            return report, None
+        return report, features_after_load(store, d, identity[1], sorted(users), sorted(types))
+
+
+def _has_base(uri: str, d: Path, identity: Identity) -> bool:
+    """Whether the features and a delta base of ``identity`` are in the cache (not read)."""
+    return (
+        _cache_path(uri, d, "features", identity).is_file()
+        and _cache_path(uri, d, "stage", identity).is_file()
+        and (_graph_folder(uri, d, identity) / "graph.json").is_file()
+    )

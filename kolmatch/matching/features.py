@@ -13,6 +13,7 @@ graph, and runs here on the reduced arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, NamedTuple
@@ -250,6 +251,7 @@ def build_features(
     partitions: PartitionMap = in_process,
     user_partition_rows: int = USER_PARTITION_ROWS,
     release_user_edges: bool = False,
+    keep_stage: Callable[[UserStage], None] | None = None,
 ) -> MarketFeatures:
     """Compute every signal's inputs from the market graph: a pure function of its arrays.
 
@@ -281,6 +283,10 @@ def build_features(
         them (:meth:`~kolmatch.graph.market.MarketGraph.release`), not held to the end of the
         build. At m they are ~600 MiB of the ~2.5 GiB the build peaked at. The features are
         the same.
+    keep_stage
+        Called with the per-user stage once it is made, before the rest of the build lets
+        its parts go (the engine keeps it for a delta: :mod:`kolmatch.engine.delta`); it must
+        not change it.
 
     Returns
     -------
@@ -305,6 +311,7 @@ def build_features(
             partitions,
             user_partition_rows,
             release_user_edges,
+            keep_stage,
         )
 
 
@@ -333,6 +340,7 @@ def _build_features(
     partitions: PartitionMap,
     user_partition_rows: int,
     release_user_edges: bool = False,
+    keep_stage: Callable[[UserStage], None] | None = None,
 ) -> MarketFeatures:
     users, talents, categories = g.node("User"), g.node("Talent"), g.node("Category")
     T, C = len(talents), len(categories)
@@ -379,9 +387,12 @@ def _build_features(
     # (the stage passed on, not held here: the rest lets go of its largest parts early)
     endpoints = [engaged_e]  # handed over: no name here holds them to the end of the build
     del engaged_e
+    us = [user_stage(drained(parts), shared, partitions)]
+    if keep_stage is not None:
+        keep_stage(us[0])
     return _features_of_stage(
         g,
-        user_stage(drained(parts), shared, partitions),
+        us.pop(),  # (handed over too)
         shared,
         endpoints,
         calibration,

@@ -1159,6 +1159,41 @@ def _new_follows(store: SQLiteStore, n: int) -> list[dict[str, Any]]:
     return rows
 
 
+def test_a_load_of_users_rows_reaches_the_workers_as_a_delta_not_a_build(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """A day's follows loaded as `kolmatch load` loads (load_as_delta) into a store two
+    workers serve: the load caches the new version's features by a delta under the rebuild
+    lock, and both workers serve that version from them, neither building; the features are
+    a build of that version with the calibration, walks and date of the version before."""
+    from kolmatch.engine.delta import load_as_delta
+    from tests.matching.test_features import assert_features_close
+
+    loader, cache, (a, b) = _on_one_store(tiny_market, tmp_path, 2)
+    first, v = a.snapshot.features, a.snapshot.version
+    a.follow(poll_seconds=0.05)
+    b.follow(poll_seconds=0.05)
+    (tmp_path / "day").mkdir()
+    rows = _new_follows(loader, 40)
+    lines = ["src,dst,since", *(f"{r['src']},{r['dst']},{r['since']}" for r in rows)]
+    (tmp_path / "day" / "follows.csv").write_text("\n".join(lines) + "\n")
+    _, f = load_as_delta(tmp_path / "day", loader, cache)
+    assert f is not None
+    want = build_features(
+        read_market(loader, market.FEATURES_READ),
+        today=first.today,
+        calibration=first.calibration,
+        walks=first.walks,
+    )
+    assert_features_close(f, want)
+    for svc in (a, b):
+        assert_features_close(_served(svc, v + 1).features, want)
+    assert a.rebuilds_built == b.rebuilds_built == 0
+    for svc in (a, b):
+        svc.close()
+    loader.close()
+
+
 def test_a_bulk_load_is_rebuilt_off_the_write_lock_while_the_version_before_serves(
     tiny_market: Path, tmp_path: Path
 ) -> None:

@@ -6,8 +6,19 @@ from pathlib import Path
 
 import numpy as np
 
-from kolmatch.engine.cache import _cache_path, _store, latest_features
-from kolmatch.engine.delta import delta_base, features_after_load, keep_for_delta
+from kolmatch.engine.cache import (
+    _cache_path,
+    _store,
+    cached_features,
+    latest_features,
+    rebuilding_now,
+)
+from kolmatch.engine.delta import (
+    delta_base,
+    features_after_load,
+    keep_for_delta,
+    load_as_delta,
+)
 from kolmatch.graph.market import FEATURES_READ, USER_EDGES_READ, read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import NodeBatch, RelBatch
@@ -74,4 +85,49 @@ def test_loads_of_users_rows_are_applied_to_the_cached_features(
     assert features_after_load(store, cache, v, [user], [("FOLLOWS", "User")]) is None
     assert features_after_load(store, cache, v + 1, [user], [("FOLLOWS", "User")]) is None
     assert not np.isnan(f.talent_audience_size).any()
+    store.close()
+
+
+def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """The engine's build keeps its graph and stage; a load of follows and purchases through
+    load_as_delta (what `kolmatch load` does) caches the next version's features by a delta,
+    equal to a build of it with the first build's calibration, walks and date, and readers
+    load them rather than build. A load that writes a node, or one made while another process
+    holds the rebuild lock (it is building), is no delta: nothing cached for its version."""
+    cache = tmp_path / "cache"
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    first = cached_features(store, cache)  # a build
+    g = read_market(store, FEATURES_READ)
+    assert delta_base(store.uri, cache, first, g.identity) is not None
+    rows = write_user_delta(tmp_path / "day", g, seed=7)
+    users_csv = (tmp_path / "day" / "user.csv").read_text()
+    (tmp_path / "day" / "user.csv").unlink()
+    report, f = load_as_delta(tmp_path / "day", store, cache)
+    assert f is not None and report.rel_users == {str(u) for u in g.node("User").ids[rows]}
+    assert report.rel_types == set(USER_EDGES_READ) and not report.node_labels
+    after = read_market(store, FEATURES_READ)
+    want = build_features(
+        after, today=first.today, calibration=first.calibration, walks=first.walks
+    )
+    assert_features_close(f, want)
+    assert_features_close(cached_features(store, cache), want)  # read from the cache
+    # a load with a node row: a build's (nothing cached for its version)
+    (tmp_path / "day2").mkdir()
+    (tmp_path / "day2" / "user.csv").write_text(users_csv)
+    report, f = load_as_delta(tmp_path / "day2", store, cache)
+    assert f is None and report.node_labels == {"User"}
+    assert latest_features(store.uri, after.identity[0], cache)[1] == after.identity[1]  # type: ignore[index]
+    # another process building (it holds the rebuild lock): the load is made, no delta
+    cached_features(store, cache)  # (built, base kept)
+    v = store.version()
+    (tmp_path / "day3").mkdir()
+    user, talent = str(g.node("User").ids[9]), str(g.node("Talent").ids[2])
+    (tmp_path / "day3" / "follows.csv").write_text(f"src,dst\n{user},{talent}\n")
+    with rebuilding_now(store.uri, after.identity[0], cache) as held:
+        assert held
+        report, f = load_as_delta(tmp_path / "day3", store, cache)
+    assert f is None and store.version() == v + 1 and report.rel_users == {user}
     store.close()
