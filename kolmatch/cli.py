@@ -552,6 +552,7 @@ def _cmd_load(a: argparse.Namespace) -> int:
             a.folder, store, progress=True, replace_unfinished=a.replace_unfinished
         )
         dt = time.perf_counter() - t0
+        delta_s = report.seconds.get("delta", 0.0) + report.seconds.get("keep", 0.0)
         print(
             _text(
                 a,
@@ -559,12 +560,14 @@ def _cmd_load(a: argparse.Namespace) -> int:
                 rows=count(report.total, "row", a.lang),
                 files=count(len(report.rows), "file", a.lang),
                 store=store.uri,
-                seconds=dt,
+                seconds=dt - delta_s,
             )
         )
         if delta is not None:
             users = len(report.rel_users or ())
-            print(_text(a, "cli.load.delta", version=store.version(), users=users))
+            seconds = report.seconds["delta"]
+            line = _text(a, "cli.load.delta", version=store.version(), users=users, seconds=seconds)
+            print(line)
         for note in report.notes:
             print(_text(a, "cli.note", note=note))
         counts = store.counts()

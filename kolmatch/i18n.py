@@ -270,7 +270,7 @@ _EN: dict[str, str] = {
     ),
     "cli.load.delta": (
         "the cached features follow it to version {version} by a delta of {users:,} users' "
-        "rows: no rebuild"
+        "rows in {seconds:.1f}s: no rebuild"
     ),
     "cli.load.missing": (
         "note: the store holds no {missing} nodes yet: match, plan, assign and the other "
@@ -603,7 +603,9 @@ _ZH: dict[str, str] = {
         "注意：{store} 已有 {before}；本次载入按 id 合并（新增 {new:,} 个），"
         "同一市场的增量本应如此；另一个市场请载入各自的 --store"
     ),
-    "cli.load.delta": "缓存的特征已按 {users:,} 个用户的增量行更新到版本 {version}：无需重建",
+    "cli.load.delta": (
+        "缓存的特征已按 {users:,} 个用户的增量行在 {seconds:.1f} 秒内更新到版本 {version}：无需重建"
+    ),
     "cli.load.missing": (
         "注意：存储中还没有 {missing} 节点：match、plan、assign 等读取命令需要它们（{files}）"
     ),
