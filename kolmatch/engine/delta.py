@@ -19,6 +19,7 @@ as they do after another process's build.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -46,6 +47,7 @@ from kolmatch.matching.features import MarketFeatures, features_after_delta, use
 from kolmatch.matching.user_partition import UserStage, user_part_with, user_parts_of
 
 __all__ = [
+    "DELTA_SHARE_MAX",
     "delta_base",
     "features_after_load",
     "keep_for_delta",
@@ -56,6 +58,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Users changed by deltas since the last full build, as a share of all users, past which a
+#: load is a build: a delta keeps the build's walks (PageRank, the category PPR tails), date
+#: and calibration, which a quarter of the audience moved would leave behind.
+DELTA_SHARE_MAX = 0.25
+
+#: The file of a kept graph's folder that counts the users changed since the last build.
+_SINCE_BUILD = "since-build.json"
+
 
 def _graph_folder(uri: str, d: Path, identity: Identity) -> Path:
     """``graph-<format>-<store>-v<version>``: the folder beside the cache entries of that
@@ -64,7 +74,11 @@ def _graph_folder(uri: str, d: Path, identity: Identity) -> Path:
 
 
 def keep_for_delta(
-    uri: str, cache_dir: str | Path | None, g: MarketGraph, stage: UserStage
+    uri: str,
+    cache_dir: str | Path | None,
+    g: MarketGraph,
+    stage: UserStage,
+    changed_users: int = 0,
 ) -> None:
     """Keep ``g`` (its :data:`FEATURES_READ` tables) and its per-user stage beside the cache,
     as the base of a delta from ``g``'s version (:func:`keep_graph`, then
@@ -80,6 +94,8 @@ def keep_for_delta(
         The graph the features of its version were built from.
     stage
         Its per-user stage (:func:`~kolmatch.matching.user_partition.user_stage`).
+    changed_users
+        Users changed by deltas since the last full build (0: a build's own base).
 
     Raises
     ------
@@ -88,6 +104,8 @@ def keep_for_delta(
     """
     folder = keep_graph(uri, cache_dir, g)
     try:
+        if changed_users:
+            (folder / _SINCE_BUILD).write_text(json.dumps({"changed_users": changed_users}))
         keep_stage(uri, cache_dir, g.identity, stage)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -209,20 +227,20 @@ def features_after_load(
     MarketFeatures or None
         None where the delta cannot be applied (no features or base of ``before_version``, a
         user or an end the base lacks, another version than the next, a delta that moves
-        what every user's stage reads): the caller builds.
+        what every user's stage reads, more users changed since the last build than
+        :data:`DELTA_SHARE_MAX` of them): the caller builds.
     """
     applied = _applied(store, _cache_dir(cache_dir), before_version, users, types)
     if applied is None:
         return None
-    f, after, changed = applied
-    _keep(store.uri, _cache_dir(cache_dir), after, changed)
-    return f
+    _keep(store.uri, _cache_dir(cache_dir), *applied[1:])
+    return applied[0]
 
 
-def _keep(uri: str, d: Path, after: MarketGraph, changed: UserStage) -> None:
+def _keep(uri: str, d: Path, after: MarketGraph, changed: UserStage, users: int) -> None:
     """:func:`keep_for_delta`, a failure said in the log (the next load is then a build)."""
     try:
-        keep_for_delta(uri, d, after, changed)
+        keep_for_delta(uri, d, after, changed, users)
     except OSError as exc:
         log.warning("kolmatch: cannot keep the graph for a delta in %s (%s)", d, exc)
 
@@ -233,9 +251,9 @@ def _applied(
     before_version: int,
     users: Sequence[str],
     types: Iterable[EdgeKey],
-) -> tuple[MarketFeatures, MarketGraph, UserStage] | None:
+) -> tuple[MarketFeatures, MarketGraph, UserStage, int] | None:
     """:func:`features_after_load` but for keeping the new base: the features (cached), the
-    graph and the stage after the delta."""
+    graph and the stage after the delta, and the users changed since the last build."""
     identity = (store.graph_id(), before_version)
     types = tuple(dict.fromkeys(types))
     if any(key not in USER_EDGES_READ for key in types):
@@ -249,6 +267,12 @@ def _applied(
     try:
         if (rows < 0).any():
             raise StoreError("a user the base lacks")
+        changed_users = _since_build(_graph_folder(store.uri, d, identity)) + len(set(users))
+        if changed_users > DELTA_SHARE_MAX * len(g.node("User")):
+            raise StoreError(
+                f"{changed_users:,} users changed since the last build, over "
+                f"{DELTA_SHARE_MAX:.0%} of them: a build measures the walks and date again"
+            )
         read = read_edges_from(store, g, "User", users, {k: USER_EDGES_READ[k] for k in types})
         if read.identity[1] != before_version + 1:
             raise StoreError(f"version {read.identity[1]} is not the one after {before_version}")
@@ -262,7 +286,19 @@ def _applied(
         log.info("kolmatch: the load is no delta of version %s (%s)", before_version, exc)
         return None
     _store(_cache_path(store.uri, d, "features", after.identity), "features", f)
-    return f, after, changed
+    return f, after, changed, changed_users
+
+
+def _since_build(folder: Path) -> int:
+    """The users changed by deltas since the last build that a kept graph's folder counts (0
+    for a build's own base; past any cap where the count is unreadable: a build)."""
+    path = folder / _SINCE_BUILD
+    if not path.exists():
+        return 0
+    try:
+        return int(json.loads(path.read_text())["changed_users"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1 << 62
 
 
 def load_as_delta(
@@ -329,7 +365,7 @@ def load_as_delta(
     # the base after the lock: the workers waiting for it need the features alone (at m the
     # graph and stage take ~3.6 s to write)
     t0 = time.perf_counter()
-    _keep(store.uri, d, applied[1], applied[2])
+    _keep(store.uri, d, *applied[1:])
     report.seconds["keep"] = time.perf_counter() - t0
     return report, applied[0]
 

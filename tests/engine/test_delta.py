@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from kolmatch.engine import delta
 from kolmatch.engine.cache import (
     _cache_path,
     _store,
@@ -130,4 +132,29 @@ def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
         assert held
         report, f = load_as_delta(tmp_path / "day3", store, cache)
     assert f is None and store.version() == v + 1 and report.rel_users == {user}
+    store.close()
+
+
+def test_deltas_give_way_to_a_build_once_enough_users_changed_since_it(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Users changed by deltas add up from the last build; a load that would take them past
+    DELTA_SHARE_MAX of all users is a build's (its walks and date measured again), and the
+    build starts the count again."""
+    cache = tmp_path / "cache"
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    cached_features(store, cache)
+    g = read_market(store, FEATURES_READ)
+    n = len(g.node("User"))
+    days = []
+    for seed in (8, 9):
+        rows = write_user_delta(tmp_path / f"day-{seed}", g, seed=seed)
+        (tmp_path / f"day-{seed}" / "user.csv").unlink()
+        days.append(len(rows))
+    monkeypatch.setattr(delta, "DELTA_SHARE_MAX", (days[0] + days[1] - 1) / n)
+    assert load_as_delta(tmp_path / "day-8", store, cache)[1] is not None
+    assert load_as_delta(tmp_path / "day-9", store, cache)[1] is None  # (over the share)
+    cached_features(store, cache)  # the build: the count starts again
+    assert load_as_delta(tmp_path / "day-8", store, cache)[1] is not None
     store.close()
