@@ -552,7 +552,8 @@ def _cmd_load(a: argparse.Namespace) -> int:
             a.folder, store, progress=True, replace_unfinished=a.replace_unfinished
         )
         dt = time.perf_counter() - t0
-        delta_s = report.seconds.get("delta", 0.0) + report.seconds.get("keep", 0.0)
+        # (a delta tried and refused is the load's time)
+        delta_s = 0.0 if delta is None else report.seconds["delta"] + report.seconds["keep"]
         print(
             _text(
                 a,
@@ -564,10 +565,8 @@ def _cmd_load(a: argparse.Namespace) -> int:
             )
         )
         if delta is not None:
-            users = len(report.rel_users or ())
-            seconds = report.seconds["delta"]
-            line = _text(a, "cli.load.delta", version=store.version(), users=users, seconds=seconds)
-            print(line)
+            users, seconds = len(report.rel_users or ()), report.seconds["delta"]
+            print(_text(a, "cli.load.delta", version=delta[1], users=users, seconds=seconds))
         for note in report.notes:
             print(_text(a, "cli.note", note=note))
         counts = store.counts()

@@ -101,10 +101,11 @@ log = logging.getLogger("kolmatch.engine")
 #: files are ignored (17: rankings keep each entry's score before risk, and how many are valid).
 CACHE_FORMAT = 17
 
-#: Stores whose entries are kept, per kind (features, rankings, calibration): the most
+#: Stores whose entries are kept, per kind (features, rankings, calibration, stage): the most
 #: recently used; a store's older versions are dropped when a newer one is cached. An entry is
-#: 23 MB of features and 7.5 MB of rankings at s (measured), ~0.5 GB and ~0.1 GB at m, so the
-#: folder holds at most four times that: ~2.5 GB for four m markets.
+#: 23 MB of features and 7.5 MB of rankings at s (measured), ~0.5 GB and ~0.1 GB at m; a delta
+#: base (kolmatch/engine/delta.py: the graph, 0.8 GB at m, and the stage, 0.5 GB) adds ~1.3 GB
+#: per store, so the folder holds at most ~2 GB per m market: ~8 GB for four.
 CACHE_STORES = 4
 
 #: A serving process recalibrates (:func:`measure_calibration`, then a version of its own:

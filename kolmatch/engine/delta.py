@@ -19,18 +19,27 @@ as they do after another process's build.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from kolmatch.engine.arrays import UnreadableArrays
-from kolmatch.engine.cache import _cache_dir, _cache_path, _load, _store, rebuilding_now
+from kolmatch.engine.cache import (
+    STALE_TMP_SECONDS,
+    _cache_dir,
+    _cache_path,
+    _load,
+    _store,
+    rebuilding_now,
+)
 from kolmatch.engine.graph_file import read_graph, write_graph
 from kolmatch.errors import StoreError
 from kolmatch.graph.market import (
@@ -44,7 +53,12 @@ from kolmatch.graph.market import (
 from kolmatch.graph.store import GraphStore
 from kolmatch.loaders.load import LoadReport, load_folder
 from kolmatch.matching.features import MarketFeatures, features_after_delta, user_shared
-from kolmatch.matching.user_partition import UserStage, user_part_with, user_parts_of
+from kolmatch.matching.user_partition import (
+    UserStage,
+    day_numbers,
+    user_part_with,
+    user_parts_of,
+)
 
 __all__ = [
     "DELTA_SHARE_MAX",
@@ -62,6 +76,10 @@ log = logging.getLogger(__name__)
 #: load is a build: a delta keeps the build's walks (PageRank, the category PPR tails), date
 #: and calibration, which a quarter of the audience moved would leave behind.
 DELTA_SHARE_MAX = 0.25
+
+#: Engagements: the build's reference date is the latest day one was seen.
+_ENGAGED = ("ENGAGED_WITH", "User")
+_EPOCH = date(1970, 1, 1)
 
 #: The file of a kept graph's folder that counts the users changed since the last build.
 _SINCE_BUILD = "since-build.json"
@@ -104,9 +122,7 @@ def keep_for_delta(
     """
     folder = keep_graph(uri, cache_dir, g)
     try:
-        if changed_users:
-            (folder / _SINCE_BUILD).write_text(json.dumps({"changed_users": changed_users}))
-        keep_stage(uri, cache_dir, g.identity, stage)
+        keep_stage(uri, cache_dir, g.identity, stage, changed_users)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -140,14 +156,20 @@ def keep_graph(uri: str, cache_dir: str | Path | None, g: MarketGraph) -> Path:
 
 
 def keep_stage(
-    uri: str, cache_dir: str | Path | None, identity: Identity, stage: UserStage
+    uri: str,
+    cache_dir: str | Path | None,
+    identity: Identity,
+    stage: UserStage,
+    changed_users: int = 0,
 ) -> None:
     """Write the per-user stage of the version ``identity`` beside its graph
-    (:func:`keep_graph`); the store's bases of other versions go.
+    (:func:`keep_graph`) and the users changed since the last build (a build's: none, the
+    count starts again); the store's bases of older versions go, and graph folders no stage
+    goes with (another store's, evicted with its entries; one a killed writer left).
 
     Parameters
     ----------
-    uri, cache_dir, stage
+    uri, cache_dir, stage, changed_users
         As :func:`keep_for_delta`.
     identity
         The graph's id and version.
@@ -158,14 +180,35 @@ def keep_stage(
         If it cannot be written.
     """
     d = _cache_dir(cache_dir)
+    folder = _graph_folder(uri, d, identity)
+    count = folder / _SINCE_BUILD
+    if changed_users:
+        count.write_text(json.dumps({"changed_users": changed_users}))
+    else:
+        count.unlink(missing_ok=True)
     # (what every user's stage reads is made again from the graph: user_shared)
     path = _cache_path(uri, d, "stage", identity)
     _store(path, "stage", replace(stage, shared=None), strict=True)
-    folder = _graph_folder(uri, d, identity)
-    mine = folder.name.rsplit("-v", 1)[0] + "-v"
-    for old in d.glob(f"{mine}*"):
-        if old != folder and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
+    _evict_graphs(d, folder)
+
+
+def _evict_graphs(d: Path, kept: Path) -> None:
+    """Drop the graph folders of ``kept``'s store older than it, and any other graph folder
+    (or a writer's temporary one) that no stage goes with and that nobody wrote for an hour
+    (a build in another process writes its graph before its stage)."""
+    mine, version = kept.name.rsplit("-v", 1)
+    for old in [*d.glob("graph-*"), *d.glob(".graph-*")]:
+        if old == kept or not old.is_dir():
+            continue
+        name, _, at = old.name.rpartition("-v")
+        if name == mine and at.isdigit():
+            if int(at) < int(version):
+                shutil.rmtree(old, ignore_errors=True)
+            continue
+        stage = d / f"stage{old.name.removeprefix('graph')}.npz"
+        with contextlib.suppress(OSError):
+            if not stage.exists() and time.time() - old.stat().st_mtime > STALE_TMP_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def delta_base(
@@ -276,6 +319,13 @@ def _applied(
         read = read_edges_from(store, g, "User", users, {k: USER_EDGES_READ[k] for k in types})
         if read.identity[1] != before_version + 1:
             raise StoreError(f"version {read.identity[1]} is not the one after {before_version}")
+        if _ENGAGED in read.edges:
+            last = day_numbers(read.edge(*_ENGAGED).columns["last"])
+            if (last > (before.today - _EPOCH).days).any():  # (NaN: no date, never later)
+                raise StoreError(
+                    f"engagements dated after the features' reference date {before.today}: "
+                    "a build measures it again"
+                )
         rows = np.unique(rows)
         after = g.with_rows_from(read, "User", rows)
         old = user_parts_of(g, rows)
@@ -308,7 +358,7 @@ def load_as_delta(
     *,
     progress: bool = False,
     replace_unfinished: bool = False,
-) -> tuple[LoadReport, MarketFeatures | None]:
+) -> tuple[LoadReport, tuple[MarketFeatures, int] | None]:
     """:func:`~kolmatch.loaders.load.load_folder`, and the features of the version it makes
     by a delta where it can: a load that wrote only users' relationships (of the types the
     features read) into a store whose features of the version before are cached with their
@@ -324,10 +374,11 @@ def load_as_delta(
 
     Returns
     -------
-    tuple of LoadReport and MarketFeatures or None
+    tuple of LoadReport and (MarketFeatures, int) or None
         The load's report (its seconds also ``delta``, applying it, and ``keep``, keeping the
-        new base, where a delta was tried), and the features cached for the new version (None
-        where the load was no delta of them: the next reader builds).
+        new base, where a delta was tried), and the features cached for the new version with
+        that version (None where the load was no delta of them, or its delta failed after the
+        load was in: said in the log, and the next reader builds).
 
     Raises
     ------
@@ -358,16 +409,23 @@ def load_as_delta(
         ):
             return report, None
         t0 = time.perf_counter()
-        applied = _applied(store, d, identity[1], sorted(users), sorted(types))
+        try:  # (the load is in: a failure of its delta leaves a build to the next reader)
+            applied = _applied(store, d, identity[1], sorted(users), sorted(types))
+        except Exception:
+            log.warning("kolmatch: applying the load as a delta failed", exc_info=True)
+            applied = None
         report.seconds["delta"] = time.perf_counter() - t0
     if applied is None:
         return report, None
     # the base after the lock: the workers waiting for it need the features alone (at m the
     # graph and stage take ~3.6 s to write)
     t0 = time.perf_counter()
-    _keep(store.uri, d, *applied[1:])
+    try:
+        _keep(store.uri, d, *applied[1:])
+    except Exception:
+        log.warning("kolmatch: keeping the base after a delta failed", exc_info=True)
     report.seconds["keep"] = time.perf_counter() - t0
-    return report, applied[0]
+    return report, (applied[0], identity[1] + 1)
 
 
 def _has_base(uri: str, d: Path, identity: Identity) -> bool:

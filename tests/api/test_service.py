@@ -1177,8 +1177,9 @@ def test_a_load_of_users_rows_reaches_the_workers_as_a_delta_not_a_build(
     rows = _new_follows(loader, 40)
     lines = ["src,dst,since", *(f"{r['src']},{r['dst']},{r['since']}" for r in rows)]
     (tmp_path / "day" / "follows.csv").write_text("\n".join(lines) + "\n")
-    _, f = load_as_delta(tmp_path / "day", loader, cache)
-    assert f is not None
+    _, got = load_as_delta(tmp_path / "day", loader, cache)
+    assert got is not None and got[1] == v + 1
+    f = got[0]
     want = build_features(
         read_market(loader, market.FEATURES_READ),
         today=first.today,

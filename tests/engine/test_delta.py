@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -107,20 +110,21 @@ def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
     rows = write_user_delta(tmp_path / "day", g, seed=7)
     users_csv = (tmp_path / "day" / "user.csv").read_text()
     (tmp_path / "day" / "user.csv").unlink()
-    report, f = load_as_delta(tmp_path / "day", store, cache)
-    assert f is not None and report.rel_users == {str(u) for u in g.node("User").ids[rows]}
+    report, got = load_as_delta(tmp_path / "day", store, cache)
+    assert got is not None and report.rel_users == {str(u) for u in g.node("User").ids[rows]}
     assert report.rel_types == set(USER_EDGES_READ) and not report.node_labels
     after = read_market(store, FEATURES_READ)
+    assert got[1] == after.identity[1] == g.identity[1] + 1
     want = build_features(
         after, today=first.today, calibration=first.calibration, walks=first.walks
     )
-    assert_features_close(f, want)
+    assert_features_close(got[0], want)
     assert_features_close(cached_features(store, cache), want)  # read from the cache
     # a load with a node row: a build's (nothing cached for its version)
     (tmp_path / "day2").mkdir()
     (tmp_path / "day2" / "user.csv").write_text(users_csv)
-    report, f = load_as_delta(tmp_path / "day2", store, cache)
-    assert f is None and report.node_labels == {"User"}
+    report, got = load_as_delta(tmp_path / "day2", store, cache)
+    assert got is None and report.node_labels == {"User"}
     assert latest_features(store.uri, after.identity[0], cache)[1] == after.identity[1]  # type: ignore[index]
     # another process building (it holds the rebuild lock): the load is made, no delta
     cached_features(store, cache)  # (built, base kept)
@@ -130,8 +134,8 @@ def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
     (tmp_path / "day3" / "follows.csv").write_text(f"src,dst\n{user},{talent}\n")
     with rebuilding_now(store.uri, after.identity[0], cache) as held:
         assert held
-        report, f = load_as_delta(tmp_path / "day3", store, cache)
-    assert f is None and store.version() == v + 1 and report.rel_users == {user}
+        report, got = load_as_delta(tmp_path / "day3", store, cache)
+    assert got is None and store.version() == v + 1 and report.rel_users == {user}
     store.close()
 
 
@@ -157,4 +161,66 @@ def test_deltas_give_way_to_a_build_once_enough_users_changed_since_it(
     assert load_as_delta(tmp_path / "day-9", store, cache)[1] is None  # (over the share)
     cached_features(store, cache)  # the build: the count starts again
     assert load_as_delta(tmp_path / "day-8", store, cache)[1] is not None
+    # a build of a version a delta kept (its graph folder there already) starts it again too
+    v = store.version()
+    folder = next(cache.glob(f"graph-*-v{v}"))
+    assert (folder / "since-build.json").exists()
+    g = read_market(store, FEATURES_READ)
+    f = build_features(g)
+    keep_for_delta(
+        store.uri,
+        cache,
+        g,
+        user_stage(user_parts(g), user_shared(g, f.today, f.calibration), in_process),
+    )
+    assert not (folder / "since-build.json").exists()
+    # the store's newer base is never dropped by an older one kept after it
+    older = read_market(store, FEATURES_READ)
+    keep_for_delta(
+        store.uri,
+        cache,
+        dataclasses.replace(older, identity=(older.identity[0], v - 1)),
+        user_stage(user_parts(g), user_shared(g, f.today, f.calibration), in_process),
+    )
+    assert folder.exists() and next(cache.glob(f"graph-*-v{v - 1}")).exists()
+    store.close()
+
+
+def test_a_load_dated_after_the_features_or_failing_after_it_is_in_is_left_to_a_build(
+    tiny_market: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Engagements dated after the features' reference date move the date a build would take:
+    no delta. A delta that fails once the load is in (here made to: there is no real fault to
+    provoke) says so in the log and leaves the load in and the version to a build."""
+    cache = tmp_path / "cache"
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    first = cached_features(store, cache)
+    g = read_market(store, FEATURES_READ)
+    user, content = str(g.node("User").ids[4]), str(g.node("Content").ids[4])
+    later = (first.today + timedelta(days=3)).isoformat()
+    (tmp_path / "day").mkdir()
+    (tmp_path / "day" / "engaged_with.csv").write_text(
+        f"src,dst,views,likes,comments,shares,watch_s,last\n{user},{content},2,0,0,0,5.0,{later}\n"
+    )
+    v = store.version()
+    caplog.set_level(logging.INFO, logger="kolmatch.engine.delta")
+    assert load_as_delta(tmp_path / "day", store, cache)[1] is None
+    assert store.version() == v + 1
+    assert f"engagements dated after the features' reference date {first.today}" in caplog.text
+    cached_features(store, cache)  # (a build of that version, its base kept)
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(delta, "features_after_delta", broken)
+    user = str(g.node("User").ids[5])
+    (tmp_path / "day2").mkdir()
+    (tmp_path / "day2" / "follows.csv").write_text(f"src,dst\n{user},{g.node('Talent').ids[1]}\n")
+    report, got = load_as_delta(tmp_path / "day2", store, cache)
+    assert got is None and report.rel_users == {user} and store.version() == v + 2
+    assert "applying the load as a delta failed" in caplog.text and "out of memory" in caplog.text
     store.close()
