@@ -275,10 +275,11 @@ def features_after_load(
         what every user's stage reads, more users changed since the last build than
         :data:`DELTA_SHARE_MAX` of them): the caller builds.
     """
-    applied = _applied(store, _cache_dir(cache_dir), before_version, users, types)
+    d = _cache_dir(cache_dir)
+    applied = _applied(store, d, before_version, users, types)
     if applied is None:
         return None
-    _keep(store.uri, _cache_dir(cache_dir), *applied[1:])
+    _keep(store.uri, d, *applied[1:])
     return applied[0]
 
 
@@ -402,13 +403,8 @@ def load_as_delta(
     with rebuilding_now(store.uri, identity[0], d) as held:
         report = load()
         users, types = report.rel_users, report.rel_types
-        if (
-            not held
-            or report.node_labels
-            or users is None
-            or not types
-            or not types <= set(USER_EDGES_READ)
-        ):
+        # (a type the features do not read from User: _applied says no, before reading)
+        if not held or report.node_labels or users is None or not types:
             return report, None
         t0 = time.perf_counter()
         try:  # (the load is in: a failure of its delta leaves a build to the next reader)
