@@ -26,7 +26,8 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -214,7 +215,11 @@ def _evict_graphs(d: Path, kept: Path) -> None:
 
 
 def delta_base(
-    uri: str, cache_dir: str | Path | None, before: MarketFeatures, identity: Identity
+    uri: str,
+    cache_dir: str | Path | None,
+    before: MarketFeatures,
+    identity: Identity,
+    on_nodes: Callable[[MarketGraph], object] | None = None,
 ) -> tuple[MarketGraph, UserStage] | None:
     """The graph and per-user stage kept for ``identity`` (:func:`keep_for_delta`), the stage
     naming what it was made with (from the graph, ``before``'s date and calibration); None if
@@ -228,13 +233,21 @@ def delta_base(
         The features of that version.
     identity
         The graph's id and version.
+    on_nodes
+        As :func:`~kolmatch.engine.graph_file.read_graph` (called only with the graph of
+        ``identity``).
     """
     d = _cache_dir(cache_dir)
     stage = _load(_cache_path(uri, d, "stage", identity), UserStage)
     if stage is None:
         return None
+
+    def nodes_read(nodes: MarketGraph) -> None:
+        if on_nodes is not None and nodes.identity == identity:
+            on_nodes(nodes)
+
     try:
-        g = read_graph(_graph_folder(uri, d, identity))
+        g = read_graph(_graph_folder(uri, d, identity), nodes_read)
     except UnreadableArrays as exc:
         log.info("kolmatch: no delta base for %s (%s)", identity, exc)
         return None
@@ -299,27 +312,43 @@ def _applied(
     types: Iterable[EdgeKey],
 ) -> tuple[MarketFeatures, MarketGraph, UserStage, int] | None:
     """:func:`features_after_load` but for keeping the new base: the features (cached), the
-    graph and the stage after the delta, and the users changed since the last build."""
+    graph and the stage after the delta, and the users changed since the last build.
+
+    The users' rows are read from the store on a thread of their own as soon as the base's
+    node tables are read (the base's edges and the users' parts before are read meanwhile:
+    at m, ~1 s of the delta's ~2.5 s of reading)."""
     identity = (store.graph_id(), before_version)
     types = tuple(dict.fromkeys(types))
     if any(key not in USER_EDGES_READ for key in types):
         return None
     before = _load(_cache_path(store.uri, d, "features", identity), MarketFeatures)
-    base = None if before is None else delta_base(store.uri, d, before, identity)
-    if before is None or base is None:
+    if before is None:
         return None
-    g, stage = base
-    rows = g.node("User").indices_of(list(users))
+    changed_users = _since_build(_graph_folder(store.uri, d, identity)) + len(set(users))
+    edges = {k: USER_EDGES_READ[k] for k in types}
+    reads: list[Future[MarketGraph]] = []
     try:
-        if (rows < 0).any():
-            raise StoreError("a user the base lacks")
-        changed_users = _since_build(_graph_folder(store.uri, d, identity)) + len(set(users))
-        if changed_users > DELTA_SHARE_MAX * len(g.node("User")):
-            raise StoreError(
-                f"{changed_users:,} users changed since the last build, over "
-                f"{DELTA_SHARE_MAX:.0%} of them: a build measures the walks and date again"
-            )
-        read = read_edges_from(store, g, "User", users, {k: USER_EDGES_READ[k] for k in types})
+        with ThreadPoolExecutor(1, thread_name_prefix="kolmatch-delta-read") as pool:
+
+            def read_users_rows(nodes: MarketGraph) -> None:
+                if changed_users <= DELTA_SHARE_MAX * len(nodes.node("User")):
+                    reads.append(pool.submit(read_edges_from, store, nodes, "User", users, edges))
+
+            base = delta_base(store.uri, d, before, identity, read_users_rows)
+            if base is None:
+                return None
+            g, stage = base
+            if not reads:
+                raise StoreError(
+                    f"{changed_users:,} users changed since the last build, over "
+                    f"{DELTA_SHARE_MAX:.0%} of them: a build measures the walks and date again"
+                )
+            rows = g.node("User").indices_of(list(users))
+            if (rows < 0).any():
+                raise StoreError("a user the base lacks")
+            rows = np.unique(rows)
+            old = user_parts_of(g, rows)
+            read = reads[0].result()
         if read.identity[1] != before_version + 1:
             raise StoreError(f"version {read.identity[1]} is not the one after {before_version}")
         if _ENGAGED in read.edges:
@@ -329,9 +358,7 @@ def _applied(
                     f"engagements dated after the features' reference date {before.today}: "
                     "a build measures it again"
                 )
-        rows = np.unique(rows)
         after = g.with_rows_from(read, "User", rows)
-        old = user_parts_of(g, rows)
         f, changed = features_after_delta(
             after, before, stage, old, user_part_with(old, after, types)
         )

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
 import pytest
 
 from kolmatch.engine.arrays import UnreadableArrays
-from kolmatch.engine.graph_file import read_graph, write_graph
+from kolmatch.engine.graph_file import GRAPH_FILE_FORMAT, read_graph, write_graph
 from kolmatch.graph.market import FULL_READ, MarketGraph, read_edges_from, read_market
 from kolmatch.graph.projection import EdgeList, NodeTable
 from kolmatch.graph.sqlite_store import SQLiteStore
@@ -87,7 +89,7 @@ def test_a_graph_folder_is_all_or_nothing_and_refused_when_not_one(tmp_path: Pat
     manifest = tmp_path / "graph" / "graph.json"
     spec = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**spec, "format": 999}))
-    with pytest.raises(UnreadableArrays, match="not a graph of format 1"):
+    with pytest.raises(UnreadableArrays, match=f"not a graph of format {GRAPH_FILE_FORMAT}"):
         read_graph(tmp_path / "graph")
     spec["edges"][0]["columns"] = {"since": "text"}
     manifest.write_text(json.dumps(spec))
@@ -168,3 +170,49 @@ def test_a_small_graph_comes_back_with_its_unset_numbers_and_bad_rows_are_refuse
     )
     with pytest.raises(UnreadableArrays, match="dst rows not in Talent"):
         read_graph(tmp_path / "wrong")
+
+
+def test_text_is_written_as_a_dictionary_and_its_indices_are_not_trusted(tmp_path: Path) -> None:
+    """A text column is stored once per distinct value (dictionary-encoded) and comes back
+    the same; a file whose indices point past its dictionary, or whose strings are not
+    UTF-8, is refused, not read out of bounds."""
+    folder = _small(tmp_path)
+    table = feather.read_table(folder / "node-0.arrow")
+    assert pa.types.is_dictionary(table.column("c:gender").type)
+    assert pa.types.is_string(table.column("id").type)  # (ids are distinct: plain)
+    ids = pa.array(["a", "bb"])
+    for gender in (
+        pa.DictionaryArray.from_arrays(pa.array([0, 5], pa.int32()), pa.array(["f"]), safe=False),
+        pa.DictionaryArray.from_arrays(pa.array([0, -1], pa.int32()), pa.array(["f"]), safe=False),
+        pa.Array.from_buffers(
+            pa.string(),
+            1,
+            [None, pa.py_buffer(np.array([0, 2], np.int32)), pa.py_buffer(b"\xff\xfe")],
+        ),
+    ):
+        feather.write_feather(
+            pa.table({"id": ids if len(gender) == 2 else ids[:1], "c:gender": gender}),
+            folder / "node-0.arrow",
+            compression="uncompressed",
+        )
+        with pytest.raises(UnreadableArrays, match=r"node-0\.arrow"):
+            read_graph(folder)
+
+
+def test_on_nodes_sees_the_node_tables_before_the_edges_and_its_errors_are_its_own(
+    tmp_path: Path,
+) -> None:
+    """``on_nodes`` gets the node tables alone (the identity read), before the edges; what it
+    raises comes out as it raised it, not as an unreadable folder."""
+    folder = _small(tmp_path)
+    seen: list[MarketGraph] = []
+    back = read_graph(folder, seen.append)
+    assert len(seen) == 1 and seen[0].identity == back.identity == ("g", 1)
+    assert list(seen[0].nodes) == ["User", "Talent"] and seen[0].edges == {}
+    assert seen[0].node("User").ids.tolist() == ["a", "bb"]
+
+    def refuse(nodes: MarketGraph) -> None:
+        raise KeyError("the caller's own")
+
+    with pytest.raises(KeyError, match="the caller's own"):
+        read_graph(folder, refuse)
