@@ -6,11 +6,15 @@ and its per-user stage (an ``.npz`` entry of kind ``stage``). After a load that 
 users' relationships (a day of follows and purchases), :func:`features_after_load` reads
 those users' rows of the types written at the store's new version, splices them into the
 graph kept, takes the stage by difference, caches the features of the new version and keeps
-the new base (docs/scale.md, "Delta loads"). At m, 1% of a day's follows and purchases: the
-new version's features cached 10.8 s after the load's write, where a read and build is ~77 s.
-Anything it cannot apply (no base, new nodes, a delta that moves what every user's stage
-reads, engagements dated after the features' date, a version that is not the next, too many
-users changed since the last build) gives None: the caller builds.
+the new base (docs/scale.md, "Delta loads"). A base kept before a day of the API's writes (a
+collaboration, a flag, a booking, a campaign: the change feed says which) still serves: those
+writes touch no user's row, and the tables they write are read again at the new version.
+At m, 1% of a day's follows and purchases: the new version's features cached 10.4 s after
+the load's write, where a read and build took ~98 s that day (~77 s on a quieter one).
+Anything it cannot apply (no base, a write the feed does not show as the API's, new nodes, a
+delta that moves what every user's stage reads, engagements dated after the features' date,
+a version that is not the next, too many users changed since the last build) gives None: the
+caller builds.
 
 The engine's builds keep the base (:func:`~kolmatch.engine.cache.load_features`: the graph
 before the build, the stage as the build makes it), and ``kolmatch load`` loads through
@@ -39,11 +43,14 @@ from kolmatch.engine.cache import (
     STALE_TMP_SECONDS,
     _cache_dir,
     _cache_path,
+    _cached_versions,
     _load,
     _store,
+    change_after,
+    made,
     rebuilding_now,
 )
-from kolmatch.engine.graph_file import read_graph, write_graph
+from kolmatch.engine.graph_file import is_graph_folder, read_graph, write_graph
 from kolmatch.errors import StoreError
 from kolmatch.graph.market import (
     FEATURES_READ,
@@ -51,7 +58,9 @@ from kolmatch.graph.market import (
     EdgeKey,
     Identity,
     MarketGraph,
+    ReadSpec,
     read_edges_from,
+    read_market,
 )
 from kolmatch.graph.store import GraphStore
 from kolmatch.loaders.load import LoadReport, load_folder
@@ -86,6 +95,28 @@ _EPOCH = date(1970, 1, 1)
 
 #: The file of a kept graph's folder that counts the users changed since the last build.
 _SINCE_BUILD = "since-build.json"
+
+#: The change feed's kinds of the API's writes (a collaboration, a flag or a resolve, bookings,
+#: campaigns): none of them writes a user's row, so a base kept before them stands for the
+#: users' tables after them.
+_API_KINDS = ("collaboration", "violations", "bookings", "campaigns")
+
+#: The tables of :data:`FEATURES_READ` those writes change, read again at a delta's version
+#: onto a base kept before them (small: at m the collaborations are 30k rows).
+_API_TABLES = ReadSpec(
+    {label: FEATURES_READ.nodes[label] for label in ("Violation", "Campaign")},
+    {
+        key: FEATURES_READ.edges[key]
+        for key in (
+            ("PROMOTED", "Talent"),
+            ("HAS_VIOLATION", "Talent"),
+            ("HAS_VIOLATION", "Merchant"),
+            ("HAS_VIOLATION", "Product"),
+            ("BOOKED", "Talent"),
+            ("JOINED", "Merchant"),
+        )
+    },
+)
 
 
 def _graph_folder(uri: str, d: Path, identity: Identity) -> Path:
@@ -265,7 +296,9 @@ def features_after_load(
 ) -> MarketFeatures | None:
     """The features of the store's version after a load of ``users``' rows of ``types``, by
     difference from the cached features and delta base of ``before_version``: cached as that
-    version's, and the new base kept (:func:`keep_for_delta`).
+    version's, and the new base kept (:func:`keep_for_delta`). The base may be older, where
+    the change feed shows that only the API's writes came since (a collaboration, a flag or a
+    resolve, bookings, campaigns: :data:`_API_KINDS`): their tables are read again.
 
     Parameters
     ----------
@@ -283,8 +316,9 @@ def features_after_load(
     Returns
     -------
     MarketFeatures or None
-        None where the delta cannot be applied (no features or base of ``before_version``, a
-        user or an end the base lacks, another version than the next, a delta that moves
+        None where the delta cannot be applied (no features or base of ``before_version`` or
+        of a version before it that only the API's writes followed, a user or an end the
+        base lacks, another version than the next, a delta that moves
         what every user's stage reads, more users changed since the last build than
         :data:`DELTA_SHARE_MAX` of them): the caller builds.
     """
@@ -314,16 +348,20 @@ def _applied(
     """:func:`features_after_load` but for keeping the new base: the features (cached), the
     graph and the stage after the delta, and the users changed since the last build.
 
-    The users' rows are read from the store on a thread of their own as soon as the base's
-    node tables are read (the base's edges and the users' parts before are read meanwhile:
-    at m, ~1 s of the delta's ~2.5 s of reading)."""
-    identity = (store.graph_id(), before_version)
+    The base may be of a version before ``before_version`` where only the API's writes came
+    between (:func:`_base_version`): the tables they write are then read again at the new
+    version. The users' rows are read from the store on a thread of their own as soon as the
+    base's node tables are read (the base's edges and the users' parts before are read
+    meanwhile: at m, ~1 s of the delta's ~2.5 s of reading)."""
     types = tuple(dict.fromkeys(types))
     if any(key not in USER_EDGES_READ for key in types):
         return None
-    before = _load(_cache_path(store.uri, d, "features", identity), MarketFeatures)
-    if before is None:
+    graph_id = store.graph_id()
+    at = _base_version(store.uri, d, (graph_id, before_version))
+    before = None if at is None else _features_since(store.uri, d, graph_id, at, before_version)
+    if at is None or before is None:
         return None
+    identity = (graph_id, at)
     changed_users = _since_build(_graph_folder(store.uri, d, identity)) + len(set(users))
     edges = {k: USER_EDGES_READ[k] for k in types}
     reads: list[Future[MarketGraph]] = []
@@ -348,7 +386,14 @@ def _applied(
                 raise StoreError("a user the base lacks")
             rows = np.unique(rows)
             old = user_parts_of(g, rows)
+            if at < before_version:  # the API's writes since the base: their tables anew
+                g = read_market(store, _API_TABLES, base=g)
             read = reads[0].result()
+        if g.identity[1] not in (at, read.identity[1]):
+            raise StoreError(
+                f"a write came between the users' rows (version {read.identity[1]}) and the "
+                f"API's tables (version {g.identity[1]})"
+            )
         if read.identity[1] != before_version + 1:
             raise StoreError(f"version {read.identity[1]} is not the one after {before_version}")
         if _ENGAGED in read.edges:
@@ -425,7 +470,7 @@ def load_as_delta(
         identity = (store.graph_id(), v) if v else None
     except StoreError:
         identity = None
-    if identity is None or not _has_base(store.uri, d, identity):
+    if identity is None or _base_version(store.uri, d, identity) is None:
         return load(), None
     with rebuilding_now(store.uri, identity[0], d) as held:
         report = load()
@@ -453,10 +498,30 @@ def load_as_delta(
     return report, (applied[0], identity[1] + 1)
 
 
-def _has_base(uri: str, d: Path, identity: Identity) -> bool:
-    """Whether the features and a delta base of ``identity`` are in the cache (not read)."""
-    return (
-        _cache_path(uri, d, "features", identity).is_file()
-        and _cache_path(uri, d, "stage", identity).is_file()
-        and (_graph_folder(uri, d, identity) / "graph.json").is_file()
-    )
+def _base_version(uri: str, d: Path, identity: Identity) -> int | None:
+    """The version of the latest delta base kept for the graph, if it is ``identity``'s or
+    the change feed shows only the API's writes (:data:`_API_KINDS`) made the versions since
+    it, each recorded as written; else None (nothing is read but the feed)."""
+    graph_id, version = identity
+    for at in _cached_versions(uri, d, "stage", graph_id):  # latest first
+        if at > version or not is_graph_folder(_graph_folder(uri, d, (graph_id, at))):
+            continue
+        for v in range(at, version):
+            change = change_after(uri, graph_id, d, v)
+            if not made(change, v) or change.get("kind") not in _API_KINDS:
+                return None
+        return at
+    return None
+
+
+def _features_since(
+    uri: str, d: Path, graph_id: str, at: int, version: int
+) -> MarketFeatures | None:
+    """The latest features cached of a version from ``at`` to ``version`` (a delta takes their
+    calibration, walks and date, which the API's writes between do not move)."""
+    for v in _cached_versions(uri, d, "features", graph_id):
+        if at <= v <= version:
+            f = _load(_cache_path(uri, d, "features", (graph_id, v)), MarketFeatures)
+            if f is not None:
+                return f
+    return None

@@ -47,7 +47,7 @@ from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.model import rel_spec
 from kolmatch.graph.projection import EdgeList, NodeTable
 
-__all__ = ["GRAPH_FILE_FORMAT", "read_graph", "write_graph"]
+__all__ = ["GRAPH_FILE_FORMAT", "is_graph_folder", "read_graph", "write_graph"]
 
 #: Bumped whenever the files' layout changes: a folder of another format is unreadable.
 GRAPH_FILE_FORMAT = 2
@@ -163,6 +163,18 @@ def _arrow(where: str, name: str, values: Any, dictionary: bool = False) -> pa.A
         except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError) as exc:
             raise TypeError(f"{where}: column {name!r}: not text ({exc})") from exc
     return pa.array(values)
+
+
+def is_graph_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a graph's manifest (written whole: :func:`write_graph`);
+    nothing is read or checked (:func:`read_graph` does that).
+
+    Parameters
+    ----------
+    folder
+        Where a graph may be.
+    """
+    return (folder / _MANIFEST).is_file()
 
 
 def read_graph(

@@ -1195,6 +1195,67 @@ def test_a_load_of_users_rows_reaches_the_workers_as_a_delta_not_a_build(
     loader.close()
 
 
+def test_a_load_after_a_day_of_api_writes_is_still_a_delta_and_one_unrecorded_is_a_build(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Writes through the API after the build (a collaboration, a flag and its resolve, a
+    booking, a campaign) do not make the next load a build: the base kept before them stands
+    for the users' tables, the tables they write are read again at the load's version, and
+    the features cached for it equal a build of it with the first build's calibration, walks
+    and date; both workers serve them, neither building. A write the change feed does not
+    record (another tool's, straight to the store) leaves the next load to a build."""
+    from kolmatch.engine.cache import _cached_versions
+    from kolmatch.engine.delta import load_as_delta
+    from tests.api.test_bookings import _eligible_merchant, _free_talent, _window
+    from tests.matching.test_features import assert_features_close
+
+    loader, cache, (a, b) = _on_one_store(tiny_market, tmp_path, 2)
+    first, v = a.snapshot.features, a.snapshot.version
+    a.follow(poll_seconds=0.05)
+    b.follow(poll_seconds=0.05)
+    talent = _top_talent(a)
+    a.record_collaboration(collab_id="k-day", time="2026-06-11", **_a_collaboration(a))
+    _flag_minor(b, "x-day", talent)
+    a.resolve_violation("x-day")
+    f = a.snapshot.features
+    start, end, w = _window(f)
+    m = _eligible_merchant(f)
+    t, _ = _free_talent(f, m, w)
+    b.book([Booking("bk-day", str(f.talent_ids[t]), str(f.merchant_ids[m]), start, end)])
+    written = a.create_campaign(campaign_id="cp-day", name="Day", start=start, end=end)
+    assert written.version == v + 5
+    for svc in (a, b):
+        _served(svc, v + 5)
+    # (the one base kept is the build's, five writes back)
+    assert _cached_versions(loader.uri, cache, "stage", loader.graph_id()) == [v]
+    (tmp_path / "day").mkdir()
+    rows = _new_follows(loader, 40)
+    lines = ["src,dst,since", *(f"{r['src']},{r['dst']},{r['since']}" for r in rows)]
+    (tmp_path / "day" / "follows.csv").write_text("\n".join(lines[:21]) + "\n")
+    _, got = load_as_delta(tmp_path / "day", loader, cache)
+    assert got is not None and got[1] == v + 6
+    want = build_features(
+        read_market(loader, market.FEATURES_READ),
+        today=first.today,
+        calibration=first.calibration,
+        walks=first.walks,
+    )
+    assert_features_close(got[0], want)
+    assert want.promotions.sum() == first.promotions.sum() + 1  # (the API's writes are in)
+    for svc in (a, b):
+        assert_features_close(_served(svc, v + 6).features, want)
+    assert a.rebuilds_built == b.rebuilds_built == 0
+    # a write the feed does not record: the base no longer stands for the store
+    loader.write([RelBatch.of("FOLLOWS", "User", rows[20:21])])
+    (tmp_path / "day2").mkdir()
+    (tmp_path / "day2" / "follows.csv").write_text("\n".join([lines[0], *lines[22:]]) + "\n")
+    _, got = load_as_delta(tmp_path / "day2", loader, cache)
+    assert got is None
+    for svc in (a, b):
+        svc.close()
+    loader.close()
+
+
 def test_a_bulk_load_is_rebuilt_off_the_write_lock_while_the_version_before_serves(
     tiny_market: Path, tmp_path: Path
 ) -> None:
