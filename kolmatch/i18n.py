@@ -269,8 +269,8 @@ _EN: dict[str, str] = {
         "as a day's delta of the same market should: another market belongs in its own --store"
     ),
     "cli.load.delta": (
-        "the cached features follow it to version {version} by a delta of {users:,} users' "
-        "rows in {seconds:.1f}s: no rebuild"
+        "the cached features follow it to version {version} by a delta of the rows of "
+        "{users:,} user(s) in {seconds:.1f}s: no rebuild"
     ),
     "cli.load.missing": (
         "note: the store holds no {missing} nodes yet: match, plan, assign and the other "

@@ -340,3 +340,34 @@ def test_errors_follow_the_language(loaded_store: str, capsys: pytest.CaptureFix
     assert capsys.readouterr().err.strip() == "kolmatch: 未找到商家 'm999'"
     assert main(["match", "m999", "--store", loaded_store]) == 2
     assert capsys.readouterr().err.strip() == "kolmatch: unknown Merchant id 'm999'"
+
+
+def test_a_day_of_follows_is_loaded_as_a_delta_and_said_so(
+    tiny_market: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """After a build (``match``), ``load`` of one user's new follow says the cached features
+    followed it by a delta, in English and in Chinese; ``match`` then reads them."""
+    monkeypatch.setenv("KOLMATCH_CACHE", str(tmp_path / "cache"))
+    store = f"sqlite:///{tmp_path / 'k.db'}"
+    assert main(["load", str(tiny_market), "--store", store]) == 0
+    users = (tiny_market / "user.csv").read_text().splitlines()[1:3]
+    talents = (tiny_market / "talent.csv").read_text().splitlines()[1:3]
+    merchant = (tiny_market / "merchant.csv").read_text().splitlines()[1].split(",")[0]
+    assert main(["match", merchant, "--store", store]) == 0  # (a build: its base kept)
+    for i, lang in enumerate(("en", "zh-CN")):
+        day = tmp_path / f"day{i}"
+        day.mkdir()
+        user, talent = users[i].split(",")[0], talents[i].split(",")[0]
+        (day / "follows.csv").write_text(f"src,dst,since\n{user},{talent},2026-06-10\n")
+        capsys.readouterr()
+        assert main(["load", str(day), "--store", store, "--lang", lang]) == 0
+        out = capsys.readouterr().out
+        said = {
+            "en": r"follow it to version \d+ by a delta of the rows of 1 user\(s\) in",
+            "zh-CN": r"已按 1 个用户的增量行在 [0-9.]+ 秒内更新到版本 \d+：无需重建",
+        }[lang]
+        assert re.search(said, out), out
+    assert main(["match", merchant, "--store", store]) == 0
