@@ -369,18 +369,19 @@ def _applied(
         with ThreadPoolExecutor(1, thread_name_prefix="kolmatch-delta-read") as pool:
 
             def read_users_rows(nodes: MarketGraph) -> None:
-                if changed_users <= DELTA_SHARE_MAX * len(nodes.node("User")):
-                    reads.append(pool.submit(read_edges_from, store, nodes, "User", users, edges))
+                if changed_users > DELTA_SHARE_MAX * len(nodes.node("User")):
+                    raise StoreError(  # (before the base's edges are read)
+                        f"{changed_users:,} users changed since the last build, over "
+                        f"{DELTA_SHARE_MAX:.0%} of them: a build measures the walks and date again"
+                    )
+                reads.append(pool.submit(read_edges_from, store, nodes, "User", users, edges))
 
+            # (a refusal once the read has started waits for it: the store is not closed under
+            # a read running; at m ~3 s)
             base = delta_base(store.uri, d, before, identity, read_users_rows)
             if base is None:
                 return None
             g, stage = base
-            if not reads:
-                raise StoreError(
-                    f"{changed_users:,} users changed since the last build, over "
-                    f"{DELTA_SHARE_MAX:.0%} of them: a build measures the walks and date again"
-                )
             rows = g.node("User").indices_of(list(users))
             if (rows < 0).any():
                 raise StoreError("a user the base lacks")

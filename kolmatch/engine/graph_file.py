@@ -20,9 +20,10 @@ folder is its writer's alone (0700), as the cache's other files are.
 
 A reader trusts nothing in the folder: the manifest may name only the files a writer names
 (no path, link, pipe or device), each column must be of the Arrow type its kind is written as
-and pass Arrow's full validation (offsets, UTF-8, dictionary indices), ids must fit the text
-type named, and edge and key rows must be rows of their tables. The
-identity is the manifest's: a caller compares it with the store's.
+and hold the rows it claims (text: Arrow's full validation, offsets, UTF-8, dictionary
+indices), ids must fit the text type named, no wider than the longest, and edge and key rows
+must be rows of their tables. The identity is the manifest's: a caller compares it with the
+store's.
 """
 
 from __future__ import annotations
@@ -221,6 +222,13 @@ def read_graph(
             ids_type = np.dtype(spec["ids"])
             if ids_type.kind not in "UO" or None in t["id"]:
                 raise UnreadableArrays(f"{folder / spec['file']}: ids are not text of {ids_type}")
+            longest = max(map(len, t["id"]), default=1)
+            if ids_type.kind == "U" and ids_type.itemsize > 4 * max(longest, 1):
+                # (as read_market gives them: as wide as the longest; wider is no writer's, and
+                # would allocate what the manifest asks)
+                raise UnreadableArrays(
+                    f"{folder / spec['file']}: ids of {ids_type}, the longest of {longest}"
+                )
             ids = t["id"].astype(ids_type)
             if ids_type.kind == "U" and not (ids == t["id"]).all():  # (none cut short)
                 raise UnreadableArrays(f"{folder / spec['file']}: ids longer than {ids_type}")
@@ -292,6 +300,8 @@ def _read_table(
     kind is written as."""
     try:
         table = feather.read_table(path, memory_map=True)
+        # (buffers as long as the rows the file claims: numpy would read past them otherwise)
+        table.validate()
     except (OSError, pa.ArrowException) as exc:
         raise UnreadableArrays(f"{path}: {exc}") from exc
     kinds = dict(kinds)

@@ -120,6 +120,7 @@ def _small(tmp_path: Path) -> Path:
         (lambda m, d: m["nodes"]["User"].update(columns=["gender"]), "ValueError"),
         (lambda m, d: m["nodes"]["User"].update(columns={"gender": "number"}), "not number"),
         (lambda m, d: m["nodes"]["User"].update(ids="<U1"), "ids longer than <U1"),
+        (lambda m, d: m["nodes"]["User"].update(ids="<U100000000"), "the longest of 2"),
         (lambda m, d: m["nodes"]["User"].update(ids="<i8"), "ids are not text"),
         (lambda m, d: m.update(identity=None), "TypeError"),
     ],
@@ -216,3 +217,27 @@ def test_on_nodes_sees_the_node_tables_before_the_edges_and_its_errors_are_its_o
 
     with pytest.raises(KeyError, match="the caller's own"):
         read_graph(folder, refuse)
+
+
+def test_a_file_claiming_more_rows_than_its_buffers_hold_is_refused(tmp_path: Path) -> None:
+    """An edge file whose row counts were raised past its buffers (numbers and ends alone, no
+    text) is refused by name, not read past the mapped file (it crashed the process)."""
+    n = 777
+    users = NodeTable("User", np.array(["a", "b"], dtype=object), {})
+    products = NodeTable("Product", np.array(["p"], dtype=object), {})
+    bought = EdgeList(
+        "PURCHASED",
+        "User",
+        np.zeros(n, np.int64),
+        np.zeros(n, np.int64),
+        {"amount": np.arange(n, dtype=np.float64)},
+    )
+    g = MarketGraph(("g", 3), {"User": users, "Product": products}, {("PURCHASED", "User"): bought})
+    write_graph(tmp_path / "graph", g)
+    path = tmp_path / "graph" / "edge-0.arrow"
+    data = path.read_bytes()
+    old, new = n.to_bytes(8, "little"), (50_000_000).to_bytes(8, "little")
+    assert data.count(old) >= 2  # (the batch's length and its columns')
+    path.write_bytes(data.replace(old, new))
+    with pytest.raises(UnreadableArrays, match=r"edge-0\.arrow: .*too small"):
+        read_graph(tmp_path / "graph")
