@@ -224,3 +224,43 @@ def test_a_load_dated_after_the_features_or_failing_after_it_is_in_is_left_to_a_
     assert got is None and report.rel_users == {user} and store.version() == v + 2
     assert "applying the load as a delta failed" in caplog.text and "out of memory" in caplog.text
     store.close()
+
+
+def test_a_base_older_than_the_load_serves_only_across_the_api_s_recorded_writes(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """The base kept at a version serves a load made later only where the change feed shows
+    every version since written by the API's kinds of write (collaborations, violations,
+    bookings, campaigns); a recalibration, another kind, a write still pending, failed or
+    missing from the feed leaves the load to a build."""
+    from kolmatch.engine.cache import record_change
+    from kolmatch.engine.delta import _base_version
+
+    cache = tmp_path / "cache"
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    g = read_market(store, FEATURES_READ)
+    f = build_features(g)
+    stage = user_stage(user_parts(g), user_shared(g, f.today, f.calibration), in_process)
+    keep_for_delta(store.uri, cache, g, stage)
+    graph_id, v = g.identity
+    assert _base_version(store.uri, cache, g.identity) == v  # (its own version)
+    assert _base_version(store.uri, cache, (graph_id, v - 1)) is None  # (none before)
+
+    def written(before: int, kind: str, state: str = "written") -> None:
+        entry = {"before": before, "kind": kind, "state": state, "id": f"w{before}"}
+        record_change(store.uri, graph_id, cache, {**entry, "after": before + 1})
+
+    for i, kind in enumerate(("collaboration", "violations", "bookings", "campaigns")):
+        written(v + i, kind)
+        assert _base_version(store.uri, cache, (graph_id, v + i + 1)) == v, kind
+    assert _base_version(store.uri, cache, (graph_id, v + 5)) is None  # (v + 4: not in the feed)
+    written(v + 4, "calibration")
+    assert _base_version(store.uri, cache, (graph_id, v + 5)) is None
+    for kind, state in (("other", "written"), ("collaboration", "pending"), ("bookings", "failed")):
+        other = tmp_path / f"cache-{kind}-{state}"
+        keep_for_delta(store.uri, other, g, stage)
+        entry = {"before": v, "kind": kind, "state": state, "after": v + 1}
+        record_change(store.uri, graph_id, other, entry)
+        assert _base_version(store.uri, other, (graph_id, v + 1)) is None, (kind, state)
+    store.close()
