@@ -4,7 +4,7 @@ A delta load (docs/scale.md, "Delta loads") needs the graph of the version befor
 changed users' rows are read again and spliced into it
 (:meth:`~kolmatch.graph.market.MarketGraph.with_rows_from`). Reading the whole market from
 the store is what a delta avoids (at m, ~32 s from SQLite); from these files it is ~1 s
-(0.8 GB, written in ~1.5 s), measured on the m market's ``FEATURES_READ`` graph.
+(0.66 GB, written in ~1.6 s), measured on the m market's ``FEATURES_READ`` graph.
 
 One Arrow IPC file per node table and per edge list, uncompressed, and ``graph.json`` naming
 them with the format, the graph's identity and each column's kind. Numeric columns are
@@ -352,6 +352,6 @@ def _words(column: pa.ChunkedArray) -> np.ndarray:
     dictionary = column.chunk(0).dictionary
     words = np.empty(len(dictionary) + 1, dtype=object)  # (the last: None, for nulls)
     words[:-1] = dictionary.to_numpy(zero_copy_only=False)
-    indices = pa.chunked_array([c.indices for c in column.chunks], column.type.index_type)
+    indices = pa.chunked_array([c.indices.cast(pa.int64()) for c in column.chunks], pa.int64())
     out: np.ndarray = words[indices.fill_null(len(dictionary)).to_numpy()]
     return out

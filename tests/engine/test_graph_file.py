@@ -198,6 +198,11 @@ def test_text_is_written_as_a_dictionary_and_its_indices_are_not_trusted(tmp_pat
         )
         with pytest.raises(UnreadableArrays, match=r"node-0\.arrow"):
             read_graph(folder)
+    # another writer's index type: a dictionary of 200 words on int8 indices, and a null
+    words = pa.array([f"w{i}" for i in range(200)])
+    gender = pa.DictionaryArray.from_arrays(pa.array([127, None], pa.int8()), words)
+    feather.write_feather(pa.table({"id": ids, "c:gender": gender}), folder / "node-0.arrow")
+    assert read_graph(folder).node("User").columns["gender"].tolist() == ["w127", None]
 
 
 def test_on_nodes_sees_the_node_tables_before_the_edges_and_its_errors_are_its_own(
