@@ -117,6 +117,11 @@ RECALIBRATE_SHARE = 0.01
 #: Calibrations kept per store: the one in effect and the one before it (a build reading the
 #: version just before a recalibration took effect still finds its own).
 CALIBRATIONS_KEPT = 2
+#: Change-feed kinds of the writes applied by re-reading their own tables.
+REREAD_KINDS = ("violations", "bookings", "campaigns")
+#: Change-feed kinds of the API's writes (a collaboration, applied as its row, and those
+#: re-read): none of them writes a user's row.
+WRITE_KINDS = ("collaboration", *REREAD_KINDS)
 #: A write ``pending`` in the change feed for longer than this (seconds) is taken for one
 #: whose process died before it ended: versions past it are no longer held open for it.
 FEED_OPEN_SECONDS = 60.0
@@ -937,7 +942,7 @@ def caught_up(
         kind = change.get("kind")
         if kind == "collaboration":
             f = apply_collaboration(f, CollaborationWrite(**change["write"]))
-        elif kind in ("violations", "bookings", "campaigns"):
+        elif kind in REREAD_KINDS:
             rereads.add(str(kind))
         else:  # another recalibration, a bulk load: not this calibration's to apply
             return None
@@ -978,11 +983,10 @@ def feed_pending(uri: str, graph_id: str, cache_dir: str | Path | None, v: int, 
         if change is None:
             return False
         if change.get("state") == "pending":
-            kinds = ("collaboration", "violations", "bookings", "campaigns", "unplaced")
-            return change.get("kind") in kinds
+            return change.get("kind") in (*WRITE_KINDS, "unplaced")
         if not made(change, at):
             return False
-        if change.get("kind") not in ("collaboration", "violations", "bookings", "campaigns"):
+        if change.get("kind") not in WRITE_KINDS:
             return False
         at += 1
     return False

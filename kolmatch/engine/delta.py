@@ -41,6 +41,7 @@ import numpy as np
 from kolmatch.engine.arrays import UnreadableArrays
 from kolmatch.engine.cache import (
     STALE_TMP_SECONDS,
+    WRITE_KINDS,
     _cache_dir,
     _cache_path,
     _cached_versions,
@@ -95,11 +96,6 @@ _EPOCH = date(1970, 1, 1)
 
 #: The file of a kept graph's folder that counts the users changed since the last build.
 _SINCE_BUILD = "since-build.json"
-
-#: The change feed's kinds of the API's writes (a collaboration, a flag or a resolve, bookings,
-#: campaigns): none of them writes a user's row, so a base kept before them stands for the
-#: users' tables after them.
-_API_KINDS = ("collaboration", "violations", "bookings", "campaigns")
 
 #: The tables of :data:`FEATURES_READ` those writes change, read again at a delta's version
 #: onto a base kept before them (small: at m the collaborations are 30k rows).
@@ -298,7 +294,8 @@ def features_after_load(
     difference from the cached features and delta base of ``before_version``: cached as that
     version's, and the new base kept (:func:`keep_for_delta`). The base may be older, where
     the change feed shows that only the API's writes came since (a collaboration, a flag or a
-    resolve, bookings, campaigns: :data:`_API_KINDS`): their tables are read again.
+    resolve, bookings, campaigns: :data:`~kolmatch.engine.cache.WRITE_KINDS`): their tables are
+    read again.
 
     Parameters
     ----------
@@ -501,15 +498,16 @@ def load_as_delta(
 
 def _base_version(uri: str, d: Path, identity: Identity) -> int | None:
     """The version of the latest delta base kept for the graph, if it is ``identity``'s or
-    the change feed shows only the API's writes (:data:`_API_KINDS`) made the versions since
-    it, each recorded as written; else None (nothing is read but the feed)."""
+    the change feed shows only the API's writes (:data:`~kolmatch.engine.cache.WRITE_KINDS`:
+    none writes a user's row) made the versions since it, each recorded as written; else None
+    (nothing is read but the feed)."""
     graph_id, version = identity
     for at in _cached_versions(uri, d, "stage", graph_id):  # latest first
         if at > version or not is_graph_folder(_graph_folder(uri, d, (graph_id, at))):
             continue
         for v in range(at, version):
             change = change_after(uri, graph_id, d, v)
-            if not made(change, v) or change.get("kind") not in _API_KINDS:
+            if not made(change, v) or change.get("kind") not in WRITE_KINDS:
                 return None
         return at
     return None

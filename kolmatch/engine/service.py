@@ -25,6 +25,7 @@ from kolmatch import progress
 from kolmatch.engine.apart import build_features_apart, measure_calibration_apart
 from kolmatch.engine.audit import AuditLog, audit_path
 from kolmatch.engine.cache import (
+    WRITE_KINDS,
     Identity,
     StagedRecalibration,
     cached_rankings,
@@ -90,10 +91,8 @@ log = logging.getLogger("kolmatch.engine")
 FOLLOW_POLL_SECONDS = 0.25
 #: How long a follower waits for a write the change feed shows pending before rebuilding.
 FEED_WAIT_SECONDS = 5.0
-#: Change-feed kinds applied by re-reading their own tables (:meth:`EngineService._catch_up`).
-_REREAD = ("violations", "bookings", "campaigns")
 #: Every change-feed kind :meth:`EngineService._catch_up` applies without a rebuild.
-_APPLIED = ("collaboration", "calibration", *_REREAD)
+_APPLIED = ("calibration", *WRITE_KINDS)
 #: How long a version must stay the served one before every merchant is ranked for it in the
 #: background (and a ranking is stopped once a newer version is to be ranked). Ranking m's 5,000
 #: merchants takes ~30 s of both cores, and any write changes every merchant's scores (each

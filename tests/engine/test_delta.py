@@ -24,15 +24,29 @@ from kolmatch.engine.delta import (
     keep_for_delta,
     load_as_delta,
 )
-from kolmatch.graph.market import FEATURES_READ, USER_EDGES_READ, read_market
+from kolmatch.graph.market import FEATURES_READ, USER_EDGES_READ, MarketGraph, read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
-from kolmatch.matching.features import build_features, user_shared
+from kolmatch.matching.features import MarketFeatures, build_features, user_shared
 from kolmatch.matching.partition import in_process
-from kolmatch.matching.user_partition import user_parts, user_stage
+from kolmatch.matching.user_partition import UserStage, user_parts, user_stage
 from tests.conftest import write_user_delta
 from tests.matching.test_features import assert_features_close
+
+
+def _built_and_kept(
+    market: Path, tmp_path: Path, cache: Path
+) -> tuple[SQLiteStore, MarketGraph, MarketFeatures, UserStage]:
+    """``market`` loaded into a new store, its graph read and built, and its base (graph and
+    per-user stage) kept in ``cache`` (the features are not cached)."""
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(market, store)
+    g = read_market(store, FEATURES_READ)
+    f = build_features(g)
+    stage = user_stage(user_parts(g), user_shared(g, f.today, f.calibration), in_process)
+    keep_for_delta(store.uri, cache, g, stage)
+    return store, g, f, stage
 
 
 def test_loads_of_users_rows_are_applied_to_the_cached_features(
@@ -44,13 +58,8 @@ def test_loads_of_users_rows_are_applied_to_the_cached_features(
     date; the base kept moves on with them. A load the base cannot take (a new user, a
     version skipped, no base) gives None and caches nothing."""
     cache = tmp_path / "cache"
-    store = SQLiteStore(tmp_path / "t.db")
-    load_folder(tiny_market, store)
-    g = read_market(store, FEATURES_READ)
-    first = build_features(g)
-    stage = user_stage(user_parts(g), user_shared(g, first.today, first.calibration), in_process)
+    store, g, first, _ = _built_and_kept(tiny_market, tmp_path, cache)
     _store(_cache_path(store.uri, cache, "features", g.identity), "features", first)
-    keep_for_delta(store.uri, cache, g, stage)
     assert delta_base(store.uri, cache, first, g.identity) is not None
     was = first
     for seed in (5, 6):
@@ -237,12 +246,7 @@ def test_a_base_older_than_the_load_serves_only_across_the_api_s_recorded_writes
     from kolmatch.engine.delta import _base_version
 
     cache = tmp_path / "cache"
-    store = SQLiteStore(tmp_path / "t.db")
-    load_folder(tiny_market, store)
-    g = read_market(store, FEATURES_READ)
-    f = build_features(g)
-    stage = user_stage(user_parts(g), user_shared(g, f.today, f.calibration), in_process)
-    keep_for_delta(store.uri, cache, g, stage)
+    store, g, _, stage = _built_and_kept(tiny_market, tmp_path, cache)
     graph_id, v = g.identity
     assert _base_version(store.uri, cache, g.identity) == v  # (its own version)
     assert _base_version(store.uri, cache, (graph_id, v - 1)) is None  # (none before)
