@@ -27,6 +27,7 @@ Decisions (the reasons are in docs/api.md):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from typing import Protocol
 
@@ -217,13 +218,24 @@ def demographics_shown(audience_members: NDArray[np.number]) -> NDArray[np.bool_
     return np.asarray(audience_members) >= MIN_DEMOGRAPHIC_AUDIENCE
 
 
-def percentile(values: F64) -> F64:
+def percentile(values: F64, common: NDArray[np.bool_] | None = None) -> F64:
     """Each value's mid-rank percentile among all of them, 0..100 (equal values share one).
 
     For finite values (a NaN is a run of its own: NaNs' percentiles depend on the sort).
 
     What is shown instead of an amount that would reveal other merchants' GMV: only the
     order of talents, which a score with one weight set already shows.
+
+    Parameters
+    ----------
+    values
+        The values.
+    common
+        Optional mask of entries the caller expects to share one value (at l, the ~180,000
+        of 200,000 talents with no track record in a merchant's categories, who all have
+        the categories' mean): only the others are sorted. Checked, not trusted: if they
+        differ, or a value is not finite, every value is sorted. The result is the same
+        to the bit either way.
 
     Examples
     --------
@@ -234,6 +246,10 @@ def percentile(values: F64) -> F64:
     n = len(x)
     if not n:
         return np.zeros(0)
+    if common is not None and common.any():
+        shared = _percentile_beside_run(x, common)
+        if shared is not None:
+            return shared
     # one sort, then each run of equal values gets its mid-rank: at l (200,000 talents, once
     # per match list) 3 to 5x faster than two binary searches of every value. Not a stable
     # sort: equal (finite) values share their mid-rank whatever their order among themselves, and
@@ -248,6 +264,40 @@ def percentile(values: F64) -> F64:
     end = np.append(start[1:], n)
     out = np.empty(n)
     out[order] = np.repeat((start + end) * (50.0 / n), end - start)
+    return out
+
+
+def _percentile_beside_run(x: F64, common: NDArray[np.bool_]) -> F64 | None:
+    """:func:`percentile` of ``x`` where every ``common`` entry has one value ``v``: the other
+    values sorted, and ``v``'s run counted in where it falls. None if the ``common`` entries
+    differ or a value is not finite (the caller sorts them all then)."""
+    n = len(x)
+    v = float(x[np.argmax(common)])
+    rest = np.flatnonzero(~common)
+    others = x[rest]
+    # (masks and reductions over all of x, not a copy of the common entries: ~1 ms at l)
+    if not (math.isfinite(v) and not (common & (x != v)).any() and np.isfinite(others).all()):
+        return None
+    runs = n - len(rest)  # how many share v
+    order = np.argsort(others)
+    s = others[order]
+    below = int(np.searchsorted(s, v, "left"))
+    upto = int(np.searchsorted(s, v, "right"))
+    # v's run: every value below it, and it with the others equal to it
+    out = np.full(n, (below + upto + runs) * (50.0 / n))
+    if not len(s):
+        return out
+    new = np.empty(len(s), dtype=bool)
+    new[0] = True
+    np.not_equal(s[1:], s[:-1], out=new[1:])
+    start = np.flatnonzero(new)
+    end = np.append(start[1:], len(s))
+    count = end - start
+    value = s[start]
+    # a run above v has v's run below it; one equal to v is part of it
+    start += np.where(value > v, runs, 0)
+    end += np.where(value >= v, runs, 0)
+    out[rest[order]] = np.repeat((start + end) * (50.0 / n), count)
     return out
 
 

@@ -1027,3 +1027,26 @@ def test_percentile_is_each_values_mid_rank(ints: list[int], scale: int) -> None
     got = percentile(x)
     want = [100.0 * ((x < v).sum() + (x == v).sum() / 2.0) / len(x) for v in x]
     assert got.tolist() == pytest.approx(want, abs=1e-9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(-3, 3), min_size=1, max_size=40),
+    st.integers(-3, 3),
+    st.lists(st.booleans(), min_size=40, max_size=40),
+    st.booleans(),
+)
+def test_percentile_beside_a_common_value_is_the_full_sort_s_to_the_bit(
+    ints: list[int], common_value: int, pick: list[bool], wrong: bool
+) -> None:
+    """A caller's mask of entries sharing one value sorts only the rest: the same bits; a
+    mask whose entries differ (or a NaN) falls back to the full sort."""
+    x = np.array(ints, dtype=np.float64) / 7.0
+    mask = np.array(pick[: len(x)])
+    x[mask] = common_value / 7.0
+    if wrong and mask.sum() > 1:
+        x[np.flatnonzero(mask)[-1]] += 1.0  # the mask is wrong now
+    assert np.array_equal(percentile(x, mask), percentile(x))
+    y = x.copy()
+    y[0] = np.nan
+    assert np.array_equal(percentile(y, mask), percentile(y), equal_nan=True)
