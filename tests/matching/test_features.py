@@ -20,6 +20,7 @@ from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import (
     CONTENT_SKILL_PRIOR,
+    PRICE_LEVEL_GRID,
     MarketFeatures,
     _content_skill,
     build_features,
@@ -41,7 +42,8 @@ def test_price_level_is_the_plain_mean_over_the_audience_s_buyers(
 ) -> None:
     # written out from the files: a user's level is the mean log price of its orders (each
     # order one vote, whatever it cost); a talent's the plain mean over its audience (followers
-    # and engaged users) who bought anything; a talent with none takes the mean over all buyers
+    # and engaged users) who bought anything; a talent with none takes the mean over all buyers;
+    # rounded to the grid of PRICE_LEVEL_GRID (within half a step: 1/2048)
     price = {r["id"]: float(r["price"]) for r in _rows(tiny_market / "product.csv")}
     orders: dict[str, list[float]] = defaultdict(list)
     for r in _rows(tiny_market / "purchased.csv"):
@@ -59,7 +61,10 @@ def test_price_level_is_the_plain_mean_over_the_audience_s_buyers(
     for t in f.talent_ids:
         levels = [user_level[u] for u in engaged[str(t)] if u in user_level]
         want.append(float(np.mean(levels)) if levels else fill)
-    assert f.talent_price_level == pytest.approx(want)
+    got = f.talent_price_level
+    assert np.array_equal(got * PRICE_LEVEL_GRID, np.round(got * PRICE_LEVEL_GRID))
+    np.testing.assert_allclose(got, want, rtol=0, atol=0.5 / PRICE_LEVEL_GRID + 1e-12)
+    assert len(np.unique(got)) > len(got) // 2  # not all one level: the grid is fine
 
 
 def _edges(src: list[int], dst: list[int]) -> EdgeList:

@@ -15,6 +15,7 @@ from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import (
     DEFAULT_WEIGHTS,
     combine,
+    expected_gmv,
     expected_orders,
     match_merchant,
     merchant_signals,
@@ -103,6 +104,44 @@ def test_expected_gmv_is_the_mean_of_expected_orders_times_price(
         want = (orders * f.product_price[prods][None, :]).mean(axis=1)
         np.testing.assert_allclose(got.expected_gmv, want, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(got.price_fit, pf.mean(axis=1), rtol=1e-12)
+
+
+def test_expected_gmv_of_some_talents_is_the_whole_market_s_to_the_bit(
+    s_features: MarketFeatures,
+) -> None:
+    """The assignment scores subsets of talents: each must get the bits the list gets."""
+    f = s_features
+    rng = np.random.default_rng(7)
+    levels = len(np.unique(f.talent_price_level))
+    assert levels < f.n_talents  # on the grid, talents share levels (what makes a list cheap)
+    for m in range(min(len(f.merchant_ids), 10)):
+        prods = f.merchant_products[m]
+        gmv, fit = expected_gmv(f, slice(None), prods)
+        some = rng.choice(f.n_talents, size=f.n_talents // 3, replace=False)
+        sub_gmv, sub_fit = expected_gmv(f, some, prods)
+        assert np.array_equal(sub_gmv, gmv[some]) and np.array_equal(sub_fit, fit[some])
+
+
+def test_the_track_record_percentile_sorts_only_talents_with_a_record_and_equals_a_full_sort(
+    s_features: MarketFeatures,
+) -> None:
+    from kolmatch.policy import percentile
+
+    f = s_features
+    for m in range(len(f.merchant_ids)):
+        got = merchant_signals(f, m).track_record
+        assert np.array_equal(got, percentile(f.talent_track @ f.merchant_mix[m]))
+
+
+def test_log1p_within_an_ulp_of_numpy_s_and_the_same_at_the_edges() -> None:
+    from kolmatch.matching.score import _log1p
+
+    rng = np.random.default_rng(11)
+    for x in (rng.lognormal(0.0, 6.0, 100_000), rng.random(100_000) * 1e-9, rng.random(1000)):
+        np.testing.assert_allclose(_log1p(x), np.log1p(x), rtol=3e-16, atol=0)
+    edges = np.array([0.0, -0.0, np.inf, np.nan, 1e308, 5e-324, -0.5, -1.0])
+    with np.errstate(divide="ignore"):
+        assert np.array_equal(_log1p(edges), np.log1p(edges), equal_nan=True)
 
 
 def test_unknown_merchant_and_bad_arguments(tiny_features: MarketFeatures) -> None:
