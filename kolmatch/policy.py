@@ -234,8 +234,8 @@ def percentile(values: F64, common: NDArray[np.bool_] | None = None) -> F64:
         Optional mask of entries the caller expects to share one value (at l, the ~180,000
         of 200,000 talents with no track record in a merchant's categories, who all have
         the categories' mean): only the others are sorted. Checked, not trusted: if they
-        differ, or a value is not finite, every value is sorted. The result is the same
-        to the bit either way.
+        differ, a value is not finite, or the mask is not of ``values``' shape, every value
+        is sorted. The result is the same to the bit either way.
 
     Examples
     --------
@@ -272,6 +272,8 @@ def _percentile_beside_run(x: F64, common: NDArray[np.bool_]) -> F64 | None:
     values sorted, and ``v``'s run counted in where it falls. None if the ``common`` entries
     differ or a value is not finite (the caller sorts them all then)."""
     n = len(x)
+    if np.shape(common) != x.shape:
+        return None
     v = float(x[np.argmax(common)])
     rest = np.flatnonzero(~common)
     others = x[rest]

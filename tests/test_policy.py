@@ -1050,3 +1050,6 @@ def test_percentile_beside_a_common_value_is_the_full_sort_s_to_the_bit(
     y = x.copy()
     y[0] = np.nan
     assert np.array_equal(percentile(y, mask), percentile(y), equal_nan=True)
+    # a mask of another length is not a claim about these values: the full sort
+    for other in (np.ones(len(x) + 1, dtype=bool), np.ones(max(len(x) - 1, 0), dtype=bool)):
+        assert np.array_equal(percentile(x, other), percentile(x))

@@ -328,7 +328,13 @@ def mixed_rows(rows: F64, weights: F64) -> F64:
     """``weights @ rows`` for a (C, T) ``rows`` and mostly-zero ``weights``: the rows of the
     non-zero weights, weighted and added in row order (a merchant's mix names 1 to 3 of 20
     categories: at l, 200,000 talents, 0.65 ms where the full product reads all 20 rows,
-    1.8 ms).
+    1.8 ms). A row under a zero weight is not read (an infinite value there adds nothing,
+    where the product would give NaN).
+
+    Raises
+    ------
+    ValueError
+        If ``weights`` is not one per row.
 
     Examples
     --------
@@ -336,6 +342,8 @@ def mixed_rows(rows: F64, weights: F64) -> F64:
     >>> mixed_rows(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), np.array([0.5, 0.0, 2.0]))
     array([10.5, 13. ])
     """
+    if np.shape(weights) != (rows.shape[0],):
+        raise ValueError(f"weights of shape {np.shape(weights)} for {rows.shape[0]} rows")
     on = np.flatnonzero(weights)
     if not len(on):
         return np.zeros(rows.shape[1])

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 import os
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -306,7 +306,7 @@ def _log1p(x: F64) -> F64:
     cost on machines without numpy's vectorised log1p (AVX2: 17 ns a value, a match list at
     l spent 14 ms in it): ``log(u) - ((u - 1) - x) / u`` with ``u = 1 + x``, the second term
     correcting the rounding of ``u``. Where that is not a finite number (x infinite, or -1),
-    ``np.log1p``'s value."""
+    ``np.log1p``'s value. Arrays only; -0.0 gives +0.0."""
     with np.errstate(divide="ignore", invalid="ignore"):  # np.log1p's own say, below
         u = 1.0 + x
         out = np.log(u)
@@ -464,15 +464,49 @@ class _ByCategory:
             t.setflags(write=False)
             return t
 
+        def known(a: F64) -> NDArray[np.bool_]:
+            return rows(a > 0)
+
         return _ByCategory(
-            rows(f.talent_audience),
-            rows(f.talent_hidden_need),
-            rows(f.talent_category),
-            rows(f.talent_track),
-            rows(f.talent_track_known > 0),
-            rows(f.talent_gender),
-            rows(f.talent_age),
+            _of_array(f.talent_audience, rows),
+            _of_array(f.talent_hidden_need, rows),
+            _of_array(f.talent_category, rows),
+            _of_array(f.talent_track, rows),
+            _of_array(f.talent_track_known, known),
+            _of_array(f.talent_gender, rows),
+            _of_array(f.talent_age, rows),
         )
+
+
+#: What is derived from one array, by the array's ``id`` and the function's, with a weak
+#: reference to the array (as :data:`_WIDE`). Features after a write share the arrays the
+#: write did not change (``dataclasses.replace``), so a new version's first list derives only
+#: what changed: a collaboration's version makes the track's transpose again, not the
+#: audience's (at l each is ~25 ms and 32 MB).
+_DERIVED: dict[tuple[int, int], tuple[weakref.ref[NDArray[Any]], Any]] = {}
+
+T = TypeVar("T")
+
+
+def _of_array(a: NDArray[Any], make: Callable[[NDArray[Any]], T]) -> T:
+    """``make(a)``, kept while ``a`` lives (features' arrays are never changed in place)."""
+    key = (id(a), id(make.__code__))
+    hit = _DERIVED.get(key)
+    if hit is not None and hit[0]() is a:
+        return hit[1]  # type: ignore[no-any-return]
+    value = make(a)
+
+    def forget(ref: weakref.ref[NDArray[Any]], key: tuple[int, int] = key) -> None:
+        if _DERIVED.get(key, (None,))[0] is ref:
+            _DERIVED.pop(key, None)
+
+    _DERIVED[key] = (weakref.ref(a, forget), value)
+    return value
+
+
+def _levels(a: F64) -> tuple[F64, NDArray[np.int64]]:
+    levels, of = np.unique(a, return_inverse=True)
+    return levels, of
 
 
 #: By ``id(f)``, with a weak reference to ``f`` that tells a live entry from a dead one's id
@@ -500,7 +534,7 @@ def _market_wide(f: MarketFeatures) -> _MarketWide:
         followers,
         _market_z(followers, f.talent_influence, f.talent_active_share),
         _ByCategory.of(f),
-        *np.unique(f.talent_price_level, return_inverse=True),
+        *_of_array(f.talent_price_level, _levels),
         bool(f.talent_track_n.any()),
     )
     # shared by every list of these features: read-only, so no caller can change another's

@@ -122,6 +122,41 @@ def test_expected_gmv_of_some_talents_is_the_whole_market_s_to_the_bit(
         assert np.array_equal(sub_gmv, gmv[some]) and np.array_equal(sub_fit, fit[some])
 
 
+def test_expected_gmv_of_products_in_several_categories_or_at_no_price_is_the_model_s(
+    tiny_features: MarketFeatures,
+) -> None:
+    """Per-category sums of the price fits: a product in several categories (by its weights)
+    and one at price 0 count as expected_orders has them; a product listed twice, twice."""
+    from dataclasses import replace
+
+    f = tiny_features
+    rng = np.random.default_rng(3)
+    cats = rng.random(f.product_categories.shape) * (rng.random(f.product_categories.shape) < 0.3)
+    cats[np.arange(len(cats)), rng.integers(0, cats.shape[1], len(cats))] += 0.5
+    cats /= cats.sum(axis=1, keepdims=True)
+    price = f.product_price.copy()
+    price[::7] = 0.0
+    g = replace(f, product_categories=cats, product_price=price)
+    assert ((cats > 0).sum(axis=1) > 1).any() and (price == 0).any()
+    for prods in (np.arange(min(12, len(price))), np.array([0, 0, 3]), np.array([7])):
+        got, fit = expected_gmv(g, slice(None), prods)
+        orders, pf = expected_orders(g, np.arange(g.n_talents), prods)
+        want = (orders * g.product_price[prods][None, :]).mean(axis=1)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(fit, pf.mean(axis=1), rtol=1e-12)
+
+
+def test_mixed_rows_is_the_weighted_sum_and_refuses_a_weight_per_other_rows() -> None:
+    from kolmatch.matching.personalised import mixed_rows
+
+    rows = np.random.default_rng(0).random((5, 7))
+    w = np.array([0.0, 0.2, 0.0, 0.8, 0.0])
+    np.testing.assert_allclose(mixed_rows(rows, w), w @ rows, rtol=1e-15)
+    assert np.array_equal(mixed_rows(rows, np.zeros(5)), np.zeros(7))
+    with pytest.raises(ValueError, match=r"weights of shape \(4,\) for 5 rows"):
+        mixed_rows(rows, np.ones(4))
+
+
 def test_the_track_record_percentile_sorts_only_talents_with_a_record_and_equals_a_full_sort(
     s_features: MarketFeatures,
 ) -> None:
