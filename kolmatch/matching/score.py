@@ -496,9 +496,15 @@ def _of_array(a: NDArray[Any], make: Callable[[NDArray[Any]], T]) -> T:
         return hit[1]  # type: ignore[no-any-return]
     value = make(a)
 
-    def forget(ref: weakref.ref[NDArray[Any]], key: tuple[int, int] = key) -> None:
-        if _DERIVED.get(key, (None,))[0] is ref:
-            _DERIVED.pop(key, None)
+    # the dict bound here: at interpreter exit the module's globals may be None by the time a
+    # dying array's callback runs
+    def forget(
+        ref: weakref.ref[NDArray[Any]],
+        key: tuple[int, int] = key,
+        derived: dict[Any, Any] = _DERIVED,
+    ) -> None:
+        if derived.get(key, (None,))[0] is ref:
+            derived.pop(key, None)
 
     _DERIVED[key] = (weakref.ref(a, forget), value)
     return value
@@ -541,9 +547,11 @@ def _market_wide(f: MarketFeatures) -> _MarketWide:
     for a in (wide.followers, *wide.market_z.values()):
         a.setflags(write=False)
 
-    def forget(ref: weakref.ref[MarketFeatures], key: int = key) -> None:
-        if _WIDE.get(key, (None,))[0] is ref:  # (a newer entry popped here is built again)
-            _WIDE.pop(key, None)
+    def forget(
+        ref: weakref.ref[MarketFeatures], key: int = key, wide: dict[Any, Any] = _WIDE
+    ) -> None:
+        if wide.get(key, (None,))[0] is ref:  # (a newer entry popped here is built again)
+            wide.pop(key, None)
 
     _WIDE[key] = (weakref.ref(f, forget), wide)
     return wide
