@@ -256,15 +256,19 @@ def percentile(values: F64, common: NDArray[np.bool_] | None = None) -> F64:
     # numpy's default sort is ~4x the stable one's speed at m (20,000 talents, many of them
     # with no track record, hence equal values: 2.0 -> 0.5 ms)
     order = np.argsort(x)
-    s = x[order]
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(s[1:], s[:-1], out=new[1:])
-    start = np.flatnonzero(new)
-    end = np.append(start[1:], n)
+    start, end = _runs(x[order])
     out = np.empty(n)
     out[order] = np.repeat((start + end) * (50.0 / n), end - start)
     return out
+
+
+def _runs(s: F64) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Where each run of equal values of the sorted, non-empty ``s`` starts and ends."""
+    new = np.empty(len(s), dtype=bool)
+    new[0] = True
+    np.not_equal(s[1:], s[:-1], out=new[1:])
+    start = np.flatnonzero(new)
+    return start, np.append(start[1:], len(s))
 
 
 def _percentile_beside_run(x: F64, common: NDArray[np.bool_]) -> F64 | None:
@@ -289,11 +293,7 @@ def _percentile_beside_run(x: F64, common: NDArray[np.bool_]) -> F64 | None:
     out = np.full(n, (below + upto + runs) * (50.0 / n))
     if not len(s):
         return out
-    new = np.empty(len(s), dtype=bool)
-    new[0] = True
-    np.not_equal(s[1:], s[:-1], out=new[1:])
-    start = np.flatnonzero(new)
-    end = np.append(start[1:], len(s))
+    start, end = _runs(s)
     count = end - start
     value = s[start]
     # a run above v has v's run below it; one equal to v is part of it

@@ -459,75 +459,77 @@ class _ByCategory:
 
     @staticmethod
     def of(f: MarketFeatures) -> _ByCategory:
-        def rows(a: NDArray[Any]) -> NDArray[Any]:
-            t = np.ascontiguousarray(a.T)
-            t.setflags(write=False)
-            return t
-
-        def known(a: F64) -> NDArray[np.bool_]:
-            return rows(a > 0)
-
         return _ByCategory(
-            _of_array(f.talent_audience, rows),
-            _of_array(f.talent_hidden_need, rows),
-            _of_array(f.talent_category, rows),
-            _of_array(f.talent_track, rows),
-            _of_array(f.talent_track_known, known),
-            _of_array(f.talent_gender, rows),
-            _of_array(f.talent_age, rows),
+            _kept(f.talent_audience, _transposed),
+            _kept(f.talent_hidden_need, _transposed),
+            _kept(f.talent_category, _transposed),
+            _kept(f.talent_track, _transposed),
+            _kept(f.talent_track_known, _transposed_positive),
+            _kept(f.talent_gender, _transposed),
+            _kept(f.talent_age, _transposed),
         )
 
 
-#: What is derived from one array, by the array's ``id`` and the function's, with a weak
-#: reference to the array (as :data:`_WIDE`). Features after a write share the arrays the
-#: write did not change (``dataclasses.replace``), so a new version's first list derives only
-#: what changed: a collaboration's version makes the track's transpose again, not the
-#: audience's (at l each is ~25 ms and 32 MB).
-_DERIVED: dict[tuple[int, int], tuple[weakref.ref[NDArray[Any]], Any]] = {}
-
-T = TypeVar("T")
+def _transposed(a: NDArray[Any]) -> NDArray[Any]:
+    """``a.T`` as a read-only C-contiguous copy."""
+    t = np.ascontiguousarray(a.T)
+    t.setflags(write=False)
+    return t
 
 
-def _of_array(a: NDArray[Any], make: Callable[[NDArray[Any]], T]) -> T:
-    """``make(a)``, kept while ``a`` lives (features' arrays are never changed in place)."""
-    key = (id(a), id(make.__code__))
-    hit = _DERIVED.get(key)
-    if hit is not None and hit[0]() is a:
-        return hit[1]  # type: ignore[no-any-return]
-    value = make(a)
-
-    # the dict bound here: at interpreter exit the module's globals may be None by the time a
-    # dying array's callback runs
-    def forget(
-        ref: weakref.ref[NDArray[Any]],
-        key: tuple[int, int] = key,
-        derived: dict[Any, Any] = _DERIVED,
-    ) -> None:
-        if derived.get(key, (None,))[0] is ref:
-            derived.pop(key, None)
-
-    _DERIVED[key] = (weakref.ref(a, forget), value)
-    return value
+def _transposed_positive(a: F64) -> NDArray[np.bool_]:
+    return _transposed(a > 0)
 
 
 def _levels(a: F64) -> tuple[F64, NDArray[np.int64]]:
+    """The distinct values of ``a``, ascending, and each entry's place among them."""
     levels, of = np.unique(a, return_inverse=True)
     return levels, of
 
 
-#: By ``id(f)``, with a weak reference to ``f`` that tells a live entry from a dead one's id
-#: reused. No lock: single dict operations are atomic, and the reference's callback may run
-#: inside a garbage collection at any allocation (a lock held there could deadlock).
-_WIDE: dict[int, tuple[weakref.ref[MarketFeatures], _MarketWide]] = {}
+#: What is derived from an object (a features, one of its arrays), by the object's ``id`` and
+#: the deriving function, with a weak reference to the object that tells a live entry from a
+#: dead one's id reused. Features after a write share the arrays the write did not change
+#: (``dataclasses.replace``), so a new version's first list derives again only what changed: a
+#: collaboration's version makes the track's transpose again, not the audience's (at l each
+#: is ~25 ms and 32 MB). Features and their arrays are never changed in place. No lock: single
+#: dict operations are atomic, and the reference's callback may run inside a garbage
+#: collection at any allocation (a lock held there could deadlock).
+_KEPT: dict[tuple[int, Callable[[Any], Any]], tuple[weakref.ref[Any], Any]] = {}
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+
+def _kept(obj: K, make: Callable[[K], T]) -> T:
+    """``make(obj)``, kept while ``obj`` lives."""
+    key = (id(obj), make)
+    hit = _KEPT.get(key)
+    if hit is not None and hit[0]() is obj:
+        return hit[1]  # type: ignore[no-any-return]
+    value = make(obj)
+
+    # the dict bound here: at interpreter exit the module's globals may be None by the time a
+    # dying object's callback runs
+    def forget(
+        ref: weakref.ref[Any],
+        key: tuple[int, Callable[[Any], Any]] = key,
+        kept: dict[Any, Any] = _KEPT,
+    ) -> None:
+        if kept.get(key, (None,))[0] is ref:  # (a newer entry popped here is made again)
+            kept.pop(key, None)
+
+    _KEPT[key] = (weakref.ref(obj, forget), value)
+    return value
 
 
 def _market_wide(f: MarketFeatures) -> _MarketWide:
     """``f``'s market-wide arrays, kept while ``f`` lives (ranking 5,000 merchants at m built
     them 5,000 times: a third of a list's time went to the demographics rule alone)."""
-    key = id(f)
-    hit = _WIDE.get(key)
-    if hit is not None and hit[0]() is f:
-        return hit[1]
+    return _kept(f, _market_wide_of)
+
+
+def _market_wide_of(f: MarketFeatures) -> _MarketWide:
     followers = np.nan_to_num(f.talent_followers, nan=0.0)
     by = np.lexsort((f.talent_ids, -followers))
     tiebreak = np.empty(len(by), dtype=np.int64)
@@ -540,20 +542,12 @@ def _market_wide(f: MarketFeatures) -> _MarketWide:
         followers,
         _market_z(followers, f.talent_influence, f.talent_active_share),
         _ByCategory.of(f),
-        *_of_array(f.talent_price_level, _levels),
+        *_kept(f.talent_price_level, _levels),
         bool(f.talent_track_n.any()),
     )
     # shared by every list of these features: read-only, so no caller can change another's
     for a in (wide.followers, *wide.market_z.values()):
         a.setflags(write=False)
-
-    def forget(
-        ref: weakref.ref[MarketFeatures], key: int = key, wide: dict[Any, Any] = _WIDE
-    ) -> None:
-        if wide.get(key, (None,))[0] is ref:  # (a newer entry popped here is built again)
-            wide.pop(key, None)
-
-    _WIDE[key] = (weakref.ref(f, forget), wide)
     return wide
 
 
