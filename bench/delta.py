@@ -59,9 +59,12 @@ T = TypeVar("T")
 WRITTEN = (("FOLLOWS", "User"), ("PURCHASED", "User"))
 
 
-def write_delta(g: MarketGraph, share: float, seed: int, folder: Path) -> list[str]:
+def write_delta(
+    g: MarketGraph, share: float, seed: int, folder: Path, sign_ups: int = 0
+) -> list[str]:
     """Import files of ``share`` new follows and purchases per existing one, in ``folder``;
-    the ids of the users they name, sorted."""
+    the ids of the users they name, sorted. ``sign_ups`` new users besides (``user.csv``,
+    ids that sort among the others) follow 3 talents each, and one in 4 buys once."""
     rng = np.random.default_rng(seed)
     users, talents = g.node("User").ids, g.node("Talent").ids
     products = g.node("Product")
@@ -70,6 +73,18 @@ def write_delta(g: MarketGraph, share: float, seed: int, folder: Path) -> list[s
     np_ = max(1, round(share * len(g.edge("PURCHASED", "User"))))
     f_src, f_dst = rng.integers(0, len(users), nf), rng.integers(0, len(talents), nf)
     p_src, p_dst = rng.integers(0, len(users), np_), rng.integers(0, len(products), np_)
+    if sign_ups:
+        new = np.array([f"{u}-new{seed}" for u in rng.choice(users, sign_ups, replace=False)])
+        with (folder / "user.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "gender", "age_band"])
+            w.writerows((u, "fm"[i % 2], "24-30") for i, u in enumerate(new))
+        rows = np.arange(len(users), len(users) + sign_ups)
+        users = np.concatenate([users, new])
+        f_src = np.concatenate([f_src, np.repeat(rows, 3)])
+        f_dst = np.concatenate([f_dst, rng.integers(0, len(talents), 3 * sign_ups)])
+        p_src = np.concatenate([p_src, rows[::4]])
+        p_dst = np.concatenate([p_dst, rng.integers(0, len(products), len(rows[::4]))])
     amount = np.where(np.isfinite(price[p_dst]), price[p_dst], 99.0)
     with (folder / "follows.csv").open("w", newline="") as fh:
         w = csv.writer(fh)

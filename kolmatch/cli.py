@@ -565,7 +565,8 @@ def _cmd_load(a: argparse.Namespace) -> int:
             )
         )
         if delta is not None:
-            users, seconds = len(report.rel_users or ()), report.seconds["delta"]
+            users = len((report.rel_users or set()) | (report.node_users or set()))
+            seconds = report.seconds["delta"]
             print(_text(a, "cli.load.delta", version=delta[1], users=users, seconds=seconds))
         for note in report.notes:
             print(_text(a, "cli.note", note=note))

@@ -370,4 +370,14 @@ def test_a_day_of_follows_is_loaded_as_a_delta_and_said_so(
             "zh-CN": r"已按 1 个用户的增量行在 [0-9.]+ 秒内更新到版本 \d+：无需重建",
         }[lang]
         assert re.search(said, out), out
+    # a sign-up (its own row and a follow) and a corrected user: a delta of both
+    day = tmp_path / "signup"
+    day.mkdir()
+    corrected = users[0].split(",")[0]
+    (day / "user.csv").write_text(f"id,gender,age_band\nu-signup,f,24-30\n{corrected},m,50+\n")
+    (day / "follows.csv").write_text(f"src,dst\nu-signup,{talents[0].split(',')[0]}\n")
+    capsys.readouterr()
+    assert main(["load", str(day), "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"by a delta of the rows of 2 user\(s\) in", out), out
     assert main(["match", merchant, "--store", store]) == 0

@@ -11,10 +11,12 @@ collaboration, a flag, a booking, a campaign: the change feed says which) still 
 writes touch no user's row, and the tables they write are read again at the new version.
 At m, 1% of a day's follows and purchases: the new version's features cached 10.4 s after
 the load's write, where a read and build took ~98 s that day (~77 s on a quieter one).
-Anything it cannot apply (no base, a write the feed does not show as the API's, new nodes, a
-delta that moves what every user's stage reads, engagements dated after the features' date,
-a version that is not the next, too many users changed since the last build) gives None: the
-caller builds.
+A load that writes User nodes (a day's sign-ups, a user's corrected gender or age band) is
+a delta too: the User table is read again, the base renumbered onto it (a new user is one
+without rows before, among the changed users). Anything it cannot apply (no base, a write the
+feed does not show as the API's, nodes of another label, a delta that moves what every user's
+stage reads, engagements dated after the features' date, a version that is not the next, too
+many users changed since the last build) gives None: the caller builds.
 
 The engine's builds keep the base (:func:`~kolmatch.engine.cache.load_features`: the graph
 before the build, the stage as the build makes it), and ``kolmatch load`` loads through
@@ -30,7 +32,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
@@ -57,18 +59,28 @@ from kolmatch.graph.market import (
     FEATURES_READ,
     USER_EDGES_READ,
     EdgeKey,
+    Fields,
     Identity,
     MarketGraph,
     ReadSpec,
     read_edges_from,
     read_market,
+    read_nodes_into,
 )
+from kolmatch.graph.projection import NodeTable
 from kolmatch.graph.store import GraphStore
 from kolmatch.loaders.load import LoadReport, load_folder
-from kolmatch.matching.features import MarketFeatures, features_after_delta, user_shared
+from kolmatch.matching.features import (
+    MarketFeatures,
+    features_after_delta,
+    features_with_users,
+    user_shared,
+)
 from kolmatch.matching.user_partition import (
+    I64,
     UserStage,
     day_numbers,
+    stage_with_users,
     user_part_with,
     user_parts_of,
 )
@@ -289,6 +301,7 @@ def features_after_load(
     before_version: int,
     users: Sequence[str],
     types: Iterable[EdgeKey],
+    node_users: Sequence[str] = (),
 ) -> MarketFeatures | None:
     """The features of the store's version after a load of ``users``' rows of ``types``, by
     difference from the cached features and delta base of ``before_version``: cached as that
@@ -309,18 +322,21 @@ def features_after_load(
         The ids of every user the load wrote a row from (of ``types``).
     types
         The relationship types from User the load wrote (of :data:`USER_EDGES_READ`).
+    node_users
+        The ids of the User nodes the load wrote: new users (sign-ups) and users whose own
+        rows (gender, age band) it corrected. The User table is then read again.
 
     Returns
     -------
     MarketFeatures or None
         None where the delta cannot be applied (no features or base of ``before_version`` or
-        of a version before it that only the API's writes followed, a user or an end the
-        base lacks, another version than the next, a delta that moves
-        what every user's stage reads, more users changed since the last build than
-        :data:`DELTA_SHARE_MAX` of them): the caller builds.
+        of a version before it that only the API's writes followed, a user the base lacks
+        that the load did not write, an end the base lacks, another version than the next,
+        a delta that moves what every user's stage reads, more users changed since the last
+        build than :data:`DELTA_SHARE_MAX` of them): the caller builds.
     """
     d = _cache_dir(cache_dir)
-    applied = _applied(store, d, before_version, users, types)
+    applied = _applied(store, d, before_version, users, types, node_users)
     if applied is None:
         return None
     _keep(store.uri, d, *applied[1:])
@@ -341,6 +357,7 @@ def _applied(
     before_version: int,
     users: Sequence[str],
     types: Iterable[EdgeKey],
+    node_users: Sequence[str] = (),
 ) -> tuple[MarketFeatures, MarketGraph, UserStage, int] | None:
     """:func:`features_after_load` but for keeping the new base: the features (cached), the
     graph and the stage after the delta, and the users changed since the last build.
@@ -349,7 +366,10 @@ def _applied(
     between (:func:`_base_version`): the tables they write are then read again at the new
     version. The users' rows are read from the store on a thread of their own as soon as the
     base's node tables are read (the base's edges and the users' parts before are read
-    meanwhile: at m, ~1 s of the delta's ~2.5 s of reading)."""
+    meanwhile: at m, ~1 s of the delta's ~2.5 s of reading). Where the load wrote User nodes
+    (``node_users``), the User table is read again first, on that thread: the base is
+    renumbered onto it, a new user's rows before are none, and every user it names is
+    among the changed ones."""
     types = tuple(dict.fromkeys(types))
     if any(key not in USER_EDGES_READ for key in types):
         return None
@@ -359,9 +379,10 @@ def _applied(
     if at is None or before is None:
         return None
     identity = (graph_id, at)
-    changed_users = _since_build(_graph_folder(store.uri, d, identity)) + len(set(users))
+    users = sorted(set(users) | set(node_users))
+    changed_users = _since_build(_graph_folder(store.uri, d, identity)) + len(users)
     edges = {k: USER_EDGES_READ[k] for k in types}
-    reads: list[Future[MarketGraph]] = []
+    reads: list[Future[tuple[MarketGraph, I64 | None]]] = []
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="kolmatch-delta-read") as pool:
 
@@ -371,7 +392,7 @@ def _applied(
                         f"{changed_users:,} users changed since the last build, over "
                         f"{DELTA_SHARE_MAX:.0%} of them: a build measures the walks and date again"
                     )
-                reads.append(pool.submit(read_edges_from, store, nodes, "User", users, edges))
+                reads.append(pool.submit(_users_rows, store, nodes, users, edges, node_users))
 
             # (a refusal once the read has started waits for it: the store is not closed under
             # a read running; at m ~3 s)
@@ -379,14 +400,20 @@ def _applied(
             if base is None:
                 return None
             g, stage = base
-            rows = g.node("User").indices_of(list(users))
+            if at < before_version:  # the API's writes since the base: their tables anew
+                g = read_market(store, _API_TABLES, base=g)
+            read, now = reads[0].result()
+            table = read.node("User")
+            if now is not None:  # (a new user: every user's row moves to the table's order)
+                stage = stage_with_users(stage, now, len(table))
+                before = features_with_users(before, table.ids, now)
+                g = g.with_table(_with_columns_of(table, g.node("User"), now), now)
+            rows = table.indices_of(users)
             if (rows < 0).any():
                 raise StoreError("a user the base lacks")
             rows = np.unique(rows)
-            old = user_parts_of(g, rows)
-            if at < before_version:  # the API's writes since the base: their tables anew
-                g = read_market(store, _API_TABLES, base=g)
-            read = reads[0].result()
+            old = user_parts_of(g, rows)  # (the users' own columns before: the base's)
+            g = MarketGraph(g.identity, {**g.nodes, "User": table}, g.edges)
         if g.identity[1] not in (at, read.identity[1]):
             raise StoreError(
                 f"a write came between the users' rows (version {read.identity[1]}) and the "
@@ -410,6 +437,41 @@ def _applied(
         return None
     _store(_cache_path(store.uri, d, "features", after.identity), "features", f)
     return f, after, changed, changed_users
+
+
+def _users_rows(
+    store: GraphStore,
+    base: MarketGraph,
+    users: Sequence[str],
+    edges: Mapping[EdgeKey, Fields],
+    node_users: Sequence[str],
+) -> tuple[MarketGraph, I64 | None]:
+    """The rows of ``edges`` from ``users`` at the store's version, on ``base``'s node tables
+    or, where the load wrote the User nodes ``node_users``, on the User table with those read
+    again first (:func:`~kolmatch.graph.market.read_nodes_into`); and then the rows of
+    ``base``'s users in that table (else None)."""
+    now = None
+    if node_users:
+        identity, table, now = read_nodes_into(store, base.node("User"), node_users)
+        base = MarketGraph(identity, {**base.nodes, "User": table}, {})
+    read = read_edges_from(store, base, "User", users, edges)
+    if now is not None and read.identity != base.identity:
+        raise StoreError(
+            f"a write came between the User nodes (version {base.identity[1]}) and the "
+            f"users' rows (version {read.identity[1]})"
+        )
+    return read, now
+
+
+def _with_columns_of(table: NodeTable, was: NodeTable, rows: I64) -> NodeTable:
+    """``table`` (a later read of the label) with ``was``'s columns for the nodes it had
+    (at ``rows``): the users' parts before a load that corrected some of them."""
+    columns = {}
+    for name, now in table.columns.items():
+        merged = now.copy()
+        merged[rows] = was.columns[name]
+        columns[name] = merged
+    return replace(table, columns=columns)
 
 
 def _since_build(folder: Path) -> int:
@@ -472,13 +534,21 @@ def load_as_delta(
         return load(), None
     with rebuilding_now(store.uri, identity[0], d) as held:
         report = load()
-        users, types = report.rel_users, report.rel_types
+        users, types, node_users = report.rel_users, report.rel_types, report.node_users
         # (a type the features do not read from User: _applied says no, before reading)
-        if not held or report.node_labels or users is None or not types:
+        if (
+            not held
+            or report.node_labels - {"User"}
+            or users is None
+            or node_users is None
+            or not (types or node_users)
+        ):
             return report, None
         t0 = time.perf_counter()
         try:  # (the load is in: a failure of its delta leaves a build to the next reader)
-            applied = _applied(store, d, identity[1], sorted(users), sorted(types))
+            applied = _applied(
+                store, d, identity[1], sorted(users), sorted(types), sorted(node_users)
+            )
         except Exception:
             log.warning("kolmatch: applying the load as a delta failed", exc_info=True)
             applied = None

@@ -288,6 +288,17 @@ def node_rows(label: str, fields: Sequence[str]) -> str:
     return f"MATCH (n:{_label(label)}) RETURN n.id AS id{cols}"
 
 
+def node_rows_of(label: str, fields: Sequence[str]) -> str:
+    """:func:`node_rows` of the nodes whose ids are ``$ids`` only.
+
+    Steps: unwind the ids; find each node by id (the label's uniqueness constraint); return
+    its id and the named properties.
+    """
+    spec = node_spec(label)
+    cols = "".join(f", n.{f} AS {f}" for f in _props(spec.field_names, fields))
+    return f"UNWIND $ids AS id MATCH (n:{_label(label)} {{id: id}}) RETURN n.id AS id{cols}"
+
+
 def edge_rows(rel_type: str, src_label: str, fields: Sequence[str]) -> str:
     """Every relationship of a type from a source label, with endpoint ids and properties."""
     return f"MATCH {_rel_pattern(rel_type, src_label, '')} {_rel_return(rel_type, fields)}"

@@ -566,6 +566,19 @@ class Neo4jStore:
             [r["id"] for r in recs], {f: [_plain(r[f], f in bools) for r in recs] for f in fields}
         )
 
+    def node_rows_of(self, label: str, ids: Sequence[str], fields: Sequence[str]) -> NodeRows:
+        bools = {f.name for f in node_spec(label).fields if f.type is FieldType.BOOL}
+        unique = list(dict.fromkeys(ids))
+        q = cypher.node_rows_of(label, fields)
+        recs = [
+            r
+            for lo in range(0, len(unique), _READ_CHUNK)
+            for r in self._query(q, ids=unique[lo : lo + _READ_CHUNK])
+        ]
+        return NodeRows(
+            [r["id"] for r in recs], {f: [_plain(r[f], f in bools) for r in recs] for f in fields}
+        )
+
     def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         return self._edge_chunks(cypher.edge_rows(rel_type, src_label, fields), rel_type, fields)
 

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from kolmatch.graph.model import NUMERIC_TYPES, FieldType, node_spec, rel_spec
-from kolmatch.graph.store import GraphStore
+from kolmatch.graph.store import GraphStore, NodeRows
 
 __all__ = [
     "EdgeList",
@@ -26,6 +26,7 @@ __all__ = [
     "day_ordinals",
     "edge_list",
     "node_table",
+    "nodes_of",
     "to_csr",
     "to_networkx",
 ]
@@ -152,17 +153,22 @@ def node_table(store: GraphStore, label: str, fields: tuple[str, ...] | None = N
     fields
         Properties to read; default all.
     """
-    spec = node_spec(label)
-    fields = spec.field_names if fields is None else fields
-    types = {f.name: f.type for f in spec.fields}
-    rows = store.node_rows(label, fields)
+    fields = node_spec(label).field_names if fields is None else fields
+    return nodes_of(store.node_rows(label, fields), label, store.uri)
+
+
+def nodes_of(rows: NodeRows, label: str, uri: str) -> NodeTable:
+    """``rows`` of ``label``'s nodes (:meth:`~kolmatch.graph.store.GraphStore.node_rows`, or
+    some of them) as a :class:`NodeTable` ordered by id, its columns ``rows``'s, its keys
+    those of the store at ``uri``."""
+    types = {f.name: f.type for f in node_spec(label).fields}
     ids = np.array(rows.ids, dtype=str)
     order = np.argsort(ids, kind="stable")
-    cols = {f: _column(rows.columns[f], types[f])[order] for f in fields}
+    cols = {f: _column(values, types[f])[order] for f, values in rows.columns.items()}
     if rows.keys is None:
         return NodeTable(label, ids[order], cols)
     keys = _key_rows(np.asarray(rows.keys, np.int64), order)
-    return NodeTable(label, ids[order], cols, keys, store.uri)
+    return NodeTable(label, ids[order], cols, keys, uri)
 
 
 def edge_list(

@@ -239,6 +239,11 @@ class GraphStore(Protocol):
     def node_rows(self, label: str, fields: Sequence[str]) -> NodeRows:
         """Every node of ``label`` with the named properties (None where unset)."""
 
+    def node_rows_of(self, label: str, ids: Sequence[str], fields: Sequence[str]) -> NodeRows:
+        """As :meth:`node_rows`, only the nodes ``ids`` (an id no node has adds nothing, one
+        named twice is given once; in no particular order): a delta's new and corrected
+        users, without the rest."""
+
     def edge_rows(self, rel_type: str, src_label: str, fields: Sequence[str]) -> Iterator[EdgeRows]:
         """Every relationship of ``rel_type`` from ``src_label`` nodes, in chunks."""
 

@@ -67,11 +67,13 @@ class LoadReport:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the load did with unusual data
     #: What it wrote, for a delta of the features (:mod:`kolmatch.engine.delta`): the labels
-    #: of its nodes, the (type, source label) of its relationships, and the ids of the users
-    #: its relationships start at (None past :data:`DELTA_USERS_MAX`: a build, not a delta)
+    #: of its nodes, the (type, source label) of its relationships, the ids of the users its
+    #: relationships start at and of the User nodes it wrote (new users, corrected ones; each
+    #: None past :data:`DELTA_USERS_MAX`: a build, not a delta)
     node_labels: set[str] = field(default_factory=set)
     rel_types: set[tuple[str, str]] = field(default_factory=set)
     rel_users: set[str] | None = field(default_factory=set)
+    node_users: set[str] | None = field(default_factory=set)
 
     @property
     def total(self) -> int:
@@ -89,6 +91,10 @@ def _noted(batches: Iterator[WriteBatch], report: LoadReport) -> Iterator[WriteB
     for b in batches:
         if isinstance(b, NodeBatch):
             report.node_labels.add(b.label)
+            if b.label == "User" and report.node_users is not None:
+                report.node_users.update(b.table.column("id").to_pylist())
+                if len(report.node_users) > DELTA_USERS_MAX:
+                    report.node_users = None
         else:
             report.rel_types.add((b.rel_type, b.src_label))
             if b.src_label == "User" and report.rel_users is not None:

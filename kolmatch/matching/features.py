@@ -52,9 +52,11 @@ from kolmatch.matching.user_partition import (
     UserShared,
     UserStage,
     choice_index,
+    columns_spread,
     day_numbers,
     rows_normalised,
     rows_replaced,
+    rows_spread,
     rows_with_entries_in,
     user_interest_in_rows,
     user_parts,
@@ -70,6 +72,7 @@ __all__ = [
     "build_features",
     "campaign_columns",
     "features_after_delta",
+    "features_with_users",
     "price_fit",
     "refresh_risk",
     "user_shared",
@@ -761,6 +764,36 @@ def features_after_delta(
             (before, np.asarray(new.rows, dtype=np.int64)),  # (checked by the stage)
         )
     return f, changed
+
+
+def features_with_users(
+    before: MarketFeatures, user_ids: NDArray[np.str_], rows: I64
+) -> MarketFeatures:
+    """``before`` after users were added to the market (a load's sign-ups, ``user_ids`` the
+    users now, in id order), the new ones without rows: its users at ``rows`` of them
+    (:meth:`~kolmatch.graph.market.MarketGraph.rows_in`). What :func:`features_after_delta`
+    takes from the features before a delta that names the new users among its changed ones;
+    the per-user arrays alone move (a user without rows adds nothing to a talent's or a
+    merchant's figures).
+
+    Raises
+    ------
+    ValueError
+        If ``rows`` are not one increasing place among ``user_ids`` for each user before.
+    """
+    n = len(user_ids)
+    if not np.array_equal(user_ids[rows], before.user_ids):
+        raise ValueError("the users before must be at their rows among the users now")
+    return replace(
+        before,
+        user_ids=user_ids,
+        users=n,
+        user_interest=rows_spread(before.user_interest, rows, n),
+        user_bought=rows_spread(before.user_bought, rows, n),
+        audience_by_user=rows_spread(before.audience_by_user, rows, n),
+        audience=columns_spread(before.audience, rows, n),
+        merchant_buyers=columns_spread(before.merchant_buyers, rows, n),
+    )
 
 
 def _shared_moved(was: UserShared, now: UserShared) -> str | None:

@@ -692,6 +692,100 @@ def rows_replaced(m: sp.csr_matrix, rows: I64, block: sp.csr_matrix) -> sp.csr_m
     return sp.csr_matrix((data, indices, indptr), shape=m.shape, copy=False)
 
 
+def rows_spread(m: sp.csr_matrix, rows: I64, n: int) -> sp.csr_matrix:
+    """``m``'s rows moved to ``rows`` (increasing) of an ``n``-row matrix, the other rows
+    empty: a per-user matrix after users were added between the rows it had
+    (:meth:`~kolmatch.graph.market.MarketGraph.rows_in`). Its entries are ``m``'s (shared).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> m = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 2.0]]))
+    >>> rows_spread(m, np.array([0, 2]), 3).toarray().tolist()
+    [[1.0, 0.0], [0.0, 0.0], [0.0, 2.0]]
+    """
+    rows = _spread_to(rows, m.shape[0], n)
+    length = np.zeros(n, dtype=m.indptr.dtype)
+    length[rows] = np.diff(m.indptr)
+    indptr = np.zeros(n + 1, dtype=m.indptr.dtype)
+    np.cumsum(length, out=indptr[1:])
+    nnz = int(m.indptr[-1])
+    return sp.csr_matrix((m.data[:nnz], m.indices[:nnz], indptr), shape=(n, m.shape[1]), copy=False)
+
+
+def columns_spread(m: sp.csr_matrix, columns: I64, n: int) -> sp.csr_matrix:
+    """``m``'s columns moved to ``columns`` (increasing) of ``n``, the others empty (a
+    (talents x users) matrix after users were added: :func:`rows_spread` of its transpose).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> m = sp.csr_matrix(np.array([[1.0, 2.0]]))
+    >>> columns_spread(m, np.array([1, 2]), 3).toarray().tolist()
+    [[0.0, 1.0, 2.0]]
+    """
+    columns = _spread_to(columns, m.shape[1], n)
+    indices = columns[m.indices[: m.indptr[-1]]].astype(m.indices.dtype)
+    return sp.csr_matrix(
+        (m.data[: m.indptr[-1]], indices, m.indptr), shape=(m.shape[0], n), copy=False
+    )
+
+
+def _spread_to(at: I64, had: int, n: int) -> I64:
+    """``at`` checked as ``had`` increasing places below ``n`` (rows_spread)."""
+    at = np.asarray(at, dtype=np.int64)
+    if len(at) != had or (len(at) and (at[0] < 0 or at[-1] >= n or (np.diff(at) <= 0).any())):
+        raise ValueError(f"{had} increasing places below {n} were wanted, not {len(at)}")
+    if n > np.iinfo(np.int32).max:
+        raise ValueError(f"{n:,} rows: past what a matrix's int32 indices hold")
+    return at
+
+
+def stage_with_users(stage: UserStage, rows: I64, n: int) -> UserStage:
+    """``stage`` after users were added to the market (a load's sign-ups): its users at
+    ``rows`` of ``n``, the new ones without rows (no follow, engagement or order), as they
+    are before their first rows are applied (:func:`user_stage_changed`: a delta names them
+    among its changed users). The talents', products' and market's sums are unchanged:
+    a user without rows adds nothing to them.
+
+    Parameters
+    ----------
+    stage
+        The stage before (:func:`user_stage`).
+    rows
+        The rows, among the ``n`` users now, of the stage's users (increasing).
+    n
+        The users now.
+
+    Returns
+    -------
+    UserStage
+
+    Raises
+    ------
+    ValueError
+        If ``rows`` are not one increasing place below ``n`` for each user of ``stage``.
+    """
+
+    def per_user(v: F64, empty: float) -> F64:
+        out = np.full(n, empty)
+        out[rows] = v
+        return out
+
+    rows = _spread_to(rows, stage.follows.shape[0], n)
+    return replace(
+        stage,
+        engaged_cat=rows_spread(stage.engaged_cat, rows, n),
+        follows=rows_spread(stage.follows, rows, n),
+        merchant_buyers=columns_spread(stage.merchant_buyers, rows, n),
+        bought=rows_spread(stage.bought, rows, n),
+        interest=rows_spread(stage.interest, rows, n),
+        by_user=rows_spread(stage.by_user, rows, n),
+        n_orders=per_user(stage.n_orders, 0.0),
+        user_logp=per_user(stage.user_logp, np.nan),
+    )
+
+
 def _same_csr(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
     """Whether two CSR matrices hold the same entries in the same layout, bit for bit."""
     return (

@@ -55,8 +55,9 @@ def test_loads_of_users_rows_are_applied_to_the_cached_features(
     """Two loads of follows, purchases and engagements, each applied to the cached features of
     the version before (and its kept graph and stage): the features cached for each new
     version equal a build of it read whole, with the first build's calibration, walks and
-    date; the base kept moves on with them. A load the base cannot take (a new user, a
-    version skipped, no base) gives None and caches nothing."""
+    date; the base kept moves on with them. A load the base cannot take (a user it does not
+    name among the nodes it wrote, a version skipped, no base) gives None and caches
+    nothing."""
     cache = tmp_path / "cache"
     store, g, first, _ = _built_and_kept(tiny_market, tmp_path, cache)
     _store(_cache_path(store.uri, cache, "features", g.identity), "features", first)
@@ -82,7 +83,7 @@ def test_loads_of_users_rows_are_applied_to_the_cached_features(
         assert delta_base(store.uri, cache, f, g.identity) is not None
         assert delta_base(store.uri, cache, f, (g.identity[0], v)) is None  # (gone)
         was = f
-    # a new user: no delta of the base (nothing cached for the version)
+    # a new user not named among the nodes written: no delta of the base (nothing cached)
     v = store.version()
     talent = str(g.node("Talent").ids[0])
     store.write(
@@ -108,8 +109,9 @@ def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
     """The engine's build keeps its graph and stage; a load of follows and purchases through
     load_as_delta (what `kolmatch load` does) caches the next version's features by a delta,
     equal to a build of it with the first build's calibration, walks and date, and readers
-    load them rather than build. A load that writes a node, or one made while another process
-    holds the rebuild lock (it is building), is no delta: nothing cached for its version."""
+    load them rather than build. A load that writes a node other than a user's, or one made
+    while another process holds the rebuild lock (it is building), is no delta: nothing
+    cached for its version."""
     cache = tmp_path / "cache"
     store = SQLiteStore(tmp_path / "t.db")
     load_folder(tiny_market, store)
@@ -117,7 +119,6 @@ def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
     g = read_market(store, FEATURES_READ)
     assert delta_base(store.uri, cache, first, g.identity) is not None
     rows = write_user_delta(tmp_path / "day", g, seed=7)
-    users_csv = (tmp_path / "day" / "user.csv").read_text()
     (tmp_path / "day" / "user.csv").unlink()
     report, got = load_as_delta(tmp_path / "day", store, cache)
     assert got is not None and report.rel_users == {str(u) for u in g.node("User").ids[rows]}
@@ -129,11 +130,11 @@ def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
     )
     assert_features_close(got[0], want)
     assert_features_close(cached_features(store, cache), want)  # read from the cache
-    # a load with a node row: a build's (nothing cached for its version)
+    # a load with a talent's row: a build's (nothing cached for its version)
     (tmp_path / "day2").mkdir()
-    (tmp_path / "day2" / "user.csv").write_text(users_csv)
+    (tmp_path / "day2" / "talent.csv").write_text("id,name\nt-new,New Talent\n")
     report, got = load_as_delta(tmp_path / "day2", store, cache)
-    assert got is None and report.node_labels == {"User"}
+    assert got is None and report.node_labels == {"Talent"}
     assert latest_features(store.uri, after.identity[0], cache)[1] == after.identity[1]  # type: ignore[index]
     # another process building (it holds the rebuild lock): the load is made, no delta
     cached_features(store, cache)  # (built, base kept)
@@ -145,6 +146,60 @@ def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
         assert held
         report, got = load_as_delta(tmp_path / "day3", store, cache)
     assert got is None and store.version() == v + 1 and report.rel_users == {user}
+    store.close()
+
+
+def test_a_day_with_sign_ups_is_a_delta_equal_to_a_build(tiny_market: Path, tmp_path: Path) -> None:
+    """A day's load with new users (sign-ups: some with follows, purchases and engagements,
+    one with its own row alone, ids that sort among the users held and after them) and an
+    existing user's corrected gender and age band is applied by a delta: the features cached
+    for the new version equal a build of it (the first build's calibration, walks and date),
+    field by field, and the base kept moves on so that the next day's load, on the users now,
+    is a delta too."""
+    cache = tmp_path / "cache"
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    first = cached_features(store, cache)  # a build
+    g = read_market(store, FEATURES_READ)
+    users, talents = g.node("User").ids, g.node("Talent").ids
+    products, contents = g.node("Product").ids, g.node("Content").ids
+    day = tmp_path / "day"
+    write_user_delta(day, g, seed=8)  # (its user.csv corrects an existing user)
+    new = [f"{users[10]}-a", f"{users[200]}-b", "zz-late", "zz-quiet"]  # (among and after)
+    assert set(new).isdisjoint(users)
+    with (day / "user.csv").open("a") as fh:
+        fh.writelines(f"{u},{'f' if i % 2 else 'm'},18-23\n" for i, u in enumerate(new))
+    with (day / "follows.csv").open("a") as fh:
+        fh.writelines(f"{u},{talents[3 * i]},2025-12-30\n" for i, u in enumerate(new[:3]))
+    with (day / "purchased.csv").open("a") as fh:
+        fh.write(f"{new[0]},{products[1]},signup-1,88.0,2025-12-30,{talents[0]}\n")
+        fh.write(f"{new[2]},{products[2]},signup-2,12.5,2025-12-30,\n")
+    with (day / "engaged_with.csv").open("a") as fh:
+        fh.write(f"{new[1]},{contents[0]},4,1,0,1,30.0,2025-12-29\n")
+    report, got = load_as_delta(day, store, cache)
+    assert report.node_labels == {"User"} and set(new) <= (report.node_users or set())
+    assert got is not None
+    after = read_market(store, FEATURES_READ)
+    assert got[1] == after.identity[1] and len(after.node("User")) == len(users) + len(new)
+    want = build_features(
+        after, today=first.today, calibration=first.calibration, walks=first.walks
+    )
+    assert_features_close(got[0], want)
+    assert_features_close(cached_features(store, cache), want)  # read from the cache
+    signed = after.node("User").indices_of(new[:3])
+    assert (got[0].user_interest[signed].sum(axis=1) > 0).all()  # (their rows are in)
+    # the next day, on the users now: a delta again
+    (tmp_path / "day2").mkdir()
+    (tmp_path / "day2" / "follows.csv").write_text(
+        f"src,dst\n{new[3]},{talents[1]}\n{users[5]},{talents[2]}\n"
+    )
+    report, got = load_as_delta(tmp_path / "day2", store, cache)
+    assert got is not None and not report.node_labels
+    later = read_market(store, FEATURES_READ)
+    want = build_features(
+        later, today=first.today, calibration=first.calibration, walks=first.walks
+    )
+    assert_features_close(got[0], want)
     store.close()
 
 

@@ -23,6 +23,7 @@ from kolmatch.graph.market import (
     ReadSpec,
     read_edges_from,
     read_market,
+    read_nodes_into,
 )
 from kolmatch.graph.model import NODES, rel_spec
 from kolmatch.graph.projection import edge_list, node_table
@@ -352,6 +353,60 @@ def test_edges_read_from_some_users_are_the_whole_read_s_rows_from_them(
             read_edges_from(store, base, "User", [str(users[5]), "u-new"])
         with pytest.raises(StoreError, match="FOLLOWS from User: 1 relationships end at nodes"):
             read_edges_from(store, base, "User", [str(users[5])])
+    if store_kind == "sqlite":
+        store.close()
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def test_nodes_read_into_a_table_are_the_later_version_s_whole_table(
+    store_kind: str, tiny_market: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """After a load of new users (ids among and after the others, one without a gender) and
+    an existing user's corrected gender, the User table read before with those nodes read
+    again (read_nodes_into) is a whole read's of the new version: ids, columns and store
+    keys (edges read by key on it map as on the whole read); the rows of the users before
+    are theirs in it, and the graph renumbered onto it (with_table) lists its edges as the
+    whole read does. An id no node has is refused by name."""
+    if store_kind == "neo4j":
+        store = request.getfixturevalue("neo4j_store")
+    else:
+        store = SQLiteStore(tmp_path / "s.db")
+    load_folder(tiny_market, store)
+    before = read_market(store, FEATURES_READ)
+    users = before.node("User").ids
+    new = [f"{users[3]}-x", f"{users[3]}-y", "zzz-last", "a-first"]
+    store.write(
+        [
+            NodeBatch.of(
+                "User",
+                [{"id": u, "gender": "f", "age_band": "24-30"} for u in new[:3]]
+                + [{"id": new[3]}, {"id": str(users[7]), "gender": "u", "age_band": "50+"}],
+            )
+        ]
+    )
+    whole = read_market(store, FEATURES_READ)
+    named = [*new, str(users[7]), new[0]]  # (one named twice)
+    identity, table, rows = read_nodes_into(store, before.node("User"), named)
+    want = whole.node("User")
+    assert identity == whole.identity
+    assert np.array_equal(table.ids, want.ids) and set(table.columns) == set(want.columns)
+    for name, column in want.columns.items():
+        np.testing.assert_array_equal(table.columns[name], column, err_msg=name)
+    assert np.array_equal(table.ids[rows], users) and (np.diff(rows) > 0).all()
+    if want.key_rows is None:
+        assert table.key_rows is None
+    else:
+        assert table.key_store == want.key_store
+        keys = np.flatnonzero(want.key_rows >= 0)
+        assert np.array_equal(table.key_rows[keys], want.key_rows[keys])
+    moved = before.with_table(table, rows)
+    for key in USER_EDGES_READ:
+        assert np.array_equal(moved.edge(*key).src, whole.edge(*key).src), key
+        assert np.array_equal(moved.edge(*key).dst, whole.edge(*key).dst), key
+    with pytest.raises(StoreError, match="1 User ids are no nodes of the store: 'u-nobody'"):
+        read_nodes_into(store, before.node("User"), [new[0], "u-nobody"])
+    with pytest.raises(ValueError, match="rows must be the rows in the new table"):
+        before.with_table(table, rows[::-1])
     if store_kind == "sqlite":
         store.close()
 

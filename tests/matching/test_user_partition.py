@@ -26,6 +26,7 @@ from kolmatch.matching.user_partition import (
     rows_normalised,
     rows_replaced,
     stack_rows,
+    stage_with_users,
     user_interest,
     user_interest_in_rows,
     user_part_with,
@@ -211,6 +212,30 @@ def _tiny_stage(market: Path, tmp_path: Path) -> tuple[MarketGraph, UserShared, 
     store.close()
     shared = user_shared(g, TODAY)
     return g, shared, _stage(g, shared)
+
+
+def test_users_without_rows_added_leave_the_stage_as_a_build_makes_it(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Users added among and after the others with no rows (sign-ups before their first
+    follow): the stage spread to them (stage_with_users) is the stage a build of that market
+    makes, field by field; places that are not one increasing row per user are refused."""
+    g, shared, stage = _tiny_stage(tiny_market, tmp_path)
+    users = g.node("User")
+    new = np.array([f"{users.ids[0]}-a", f"{users.ids[40]}-b", "zz"])
+    ids = np.sort(np.concatenate([users.ids.astype(str), new]))
+    rows = np.searchsorted(ids, users.ids.astype(str))
+    gender = np.full(len(ids), None, dtype=object)
+    gender[rows] = users.columns["gender"]
+    age_band = np.full(len(ids), None, dtype=object)
+    age_band[rows] = users.columns["age_band"]
+    table = NodeTable("User", ids, {"gender": gender, "age_band": age_band})
+    more = g.with_table(table, rows)
+    assert_same_stage(stage_with_users(stage, rows, len(ids)), _stage(more, shared))
+    with pytest.raises(ValueError, match="increasing places below"):
+        stage_with_users(stage, rows[::-1], len(ids))
+    with pytest.raises(ValueError, match="increasing places below"):
+        stage_with_users(stage, rows[1:], len(ids))
 
 
 def _without(e: EdgeList, drop: NDArray[np.bool_]) -> EdgeList:
