@@ -29,7 +29,13 @@ from kolmatch.matching.eligibility import require_merchant
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.fees import TalentFees, merchant_prices
 from kolmatch.matching.personalised import customer_ppr
-from kolmatch.matching.score import MerchantSignals, combine, merchant_signals
+from kolmatch.matching.score import (
+    MerchantSignals,
+    combine,
+    few_columns_product,
+    merchant_signals,
+    tiebreak_places,
+)
 
 __all__ = [
     "DEFAULT_MIN_ROI",
@@ -241,10 +247,15 @@ def _reach(f: MarketFeatures, users: I64) -> sp.csr_matrix:
 
 
 def _target_users(f: MarketFeatures, m: int) -> tuple[I64, F64]:
-    """The merchant's target users and their weights (docs/optimisation.md)."""
+    """The merchant's target users and their weights (docs/optimisation.md).
+
+    The interest and purchases are read from the merchant's categories' columns only
+    (:func:`~kolmatch.matching.score.few_columns_product`, equal to ``@ cats`` bit for bit):
+    at l, 10M users' 115M interest entries took ~0.2 s of each plan read whole.
+    """
     cats = (f.merchant_mix[m] > 0).astype(np.float64)
-    share = np.asarray(f.user_interest @ cats).ravel()
-    bought = np.asarray(f.user_bought @ cats).ravel() > 0
+    share = few_columns_product(f.user_interest, cats)
+    bought = few_columns_product(f.user_bought, cats) > 0
     target = np.nonzero((share >= TARGET_INTEREST) | bought)[0]
     weight = np.clip(np.maximum(share[target], 0.5 * bought[target]), 0.0, 1.0)
     own = np.zeros(f.users, dtype=bool)
@@ -301,8 +312,8 @@ def target_audience(f: MarketFeatures, m: int) -> TargetAudience:
     customer = np.zeros(f.users, dtype=bool)
     customers = f.merchant_buyers[m].indices.astype(np.int64)
     customer[customers] = True
-    category = (np.asarray(f.user_bought @ cats).ravel() > 0) & ~customer
-    interested = (np.asarray(f.user_interest @ cats).ravel() >= TARGET_INTEREST) & ~(
+    category = (few_columns_product(f.user_bought, cats) > 0) & ~customer
+    interested = (few_columns_product(f.user_interest, cats) >= TARGET_INTEREST) & ~(
         customer | category
     )
     w = f.audience_by_user
@@ -329,14 +340,35 @@ def target_audience(f: MarketFeatures, m: int) -> TargetAudience:
 
 
 def _tie_order(f: MarketFeatures, rows: I64, *keys: F64) -> I64:
-    """The order of talent ``rows`` by ``keys`` (descending, first key first), then TIE_BREAK."""
-    followers = np.nan_to_num(f.talent_followers[rows], nan=0.0)
-    return np.lexsort((f.talent_ids[rows], -followers, *(-k for k in reversed(keys))))
+    """The order of talent ``rows`` by ``keys`` (descending, first key first), then TIE_BREAK.
+
+    TIE_BREAK is read as each talent's place by it (:func:`~kolmatch.matching.score.
+    tiebreak_places`), one integer key, not as followers and then the ids' strings.
+    """
+    return np.lexsort((tiebreak_places(f)[rows], *(-k for k in reversed(keys))))
 
 
 def _by_followers(f: MarketFeatures, rows: I64, *keys: F64) -> I64:
     """Talent ``rows`` sorted by ``keys`` (descending, first key first), then TIE_BREAK."""
     return rows[_tie_order(f, rows, *keys)]
+
+
+def _best_by_followers(f: MarketFeatures, rows: I64, key: F64, n: int) -> I64:
+    """``_by_followers(f, rows, key)[:n]``, sorting only the talents whose key is at least the
+    ``n``-th best (ties included): the same talents in the same order, as every other sorts
+    after them. At l the candidate cut took 5,000 of ~194,000 eligible talents from a full
+    sort (~40 ms a plan); a partition finds the cut in ~2 ms.
+    """
+    if n >= len(rows):
+        return _by_followers(f, rows, key)
+    if n <= 0:
+        return rows[:0]
+    neg = -key
+    nth = np.partition(neg, n - 1)[n - 1]
+    if np.isnan(nth):  # fewer than n keys are numbers (NaN sorts last): sort them all
+        return _by_followers(f, rows, key)[:n]
+    top = np.flatnonzero(neg <= nth)
+    return _by_followers(f, rows[top], key[top])[:n]
 
 
 def plan_talent_matrix(
@@ -486,18 +518,20 @@ def plan_talent_matrix(
     pool = np.nonzero(eligible)[0].astype(np.int64)
     reach_all = _reach(f, users)
     if kind == "gmv":
-        pool = _by_followers(f, pool, combine(sig)[pool])
-        chosen_pool = [pool[:candidates]]
+        key = combine(sig)[pool]
+        chosen_pool = [_best_by_followers(f, pool, key, candidates)]
     else:  # half the best by reach, half by reach per yuan: a budget buys either
-        alone = np.diff(reach_all.indptr)[pool].astype(np.float64)
-        by_reach = _by_followers(f, pool, alone)
-        by_ratio = _by_followers(f, pool, alone / fee[pool])
+        key = np.diff(reach_all.indptr)[pool].astype(np.float64)  # reach alone
         half = max(candidates // 2, 1)
-        chosen_pool = [by_reach[:half], by_ratio[: candidates - half]]
-        pool = by_reach
-    for j, name in enumerate(TIERS):  # keep each constrained tier represented
+        chosen_pool = [
+            _best_by_followers(f, pool, key, half),
+            _best_by_followers(f, pool, key / fee[pool], candidates - half),
+        ]
+    for j, name in enumerate(TIERS):  # keep each constrained tier represented, best by key
         if tiers.get(name, TierRule()).min_count:
-            chosen_pool.append(pool[tier[pool] == j][: max(candidates // 10, 50)])
+            in_tier = tier[pool] == j
+            most_of_tier = max(candidates // 10, 50)
+            chosen_pool.append(_best_by_followers(f, pool[in_tier], key[in_tier], most_of_tier))
     # the solver breaks ties by candidate order: make that order TIE_BREAK, not id order
     cand = _by_followers(f, np.unique(np.concatenate(chosen_pool)).astype(np.int64))
     if len(pool) > len(cand):

@@ -26,7 +26,10 @@ from kolmatch.matching.plan import (
     DEFAULT_MIN_ROI,
     TIE_BREAK,
     TIERS,
+    TalentMatrixPlan,
     TierRule,
+    _best_by_followers,
+    _by_followers,
     _ordered_by_marginal_reach,
     _reach,
     _target_users,
@@ -652,3 +655,96 @@ def test_reach_is_the_audience_restricted_to_the_sampled_users(s_features: Marke
     want.eliminate_zeros()
     assert got.shape == want.shape and got.nnz == want.nnz > 0
     assert (got != (want != 0)).nnz == 0 and set(got.data.tolist()) == {1.0}
+
+
+# -- the plan's reads of the market: each the same as the whole-array expression it replaced --
+
+
+def _whole_products(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the plan read interest and purchases as it did: every row, ``a @ cats``."""
+    monkeypatch.setattr(
+        "kolmatch.matching.plan.few_columns_product", lambda a, w: np.asarray(a @ w).ravel()
+    )
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def test_target_users_read_by_category_are_the_whole_products_to_the_bit(
+    s_features: MarketFeatures, follow_features: MarketFeatures, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = s_features
+    named = (f.merchant_mix > 0).sum(axis=1)
+    merchants = [int(np.argmax(named == k)) for k in sorted(set(named.tolist()))]
+    assert max(named[merchants]) >= 2, "a merchant with several categories should be checked"
+    new = [_target_users(f, m) for m in merchants]
+    aud = [target_audience(g, m) for g in (f, follow_features) for m in (0, 1)]
+    _whole_products(monkeypatch)
+    for m, (target, weight) in zip(merchants, new, strict=True):
+        old_target, old_weight = _target_users(f, m)
+        assert _same_bits(target, old_target) and _same_bits(weight, old_weight), m
+    for a, (g, m) in zip(aud, itertools.product((f, follow_features), (0, 1)), strict=True):
+        b = target_audience(g, m)
+        assert _same_bits(a.users, b.users) and replace(a, users=b.users) == b
+
+
+def _full_cut(f: MarketFeatures, rows: np.ndarray, key: np.ndarray, n: int) -> np.ndarray:
+    return _by_followers(f, rows, key)[: max(n, 0)]
+
+
+def test_the_candidate_cut_is_the_full_sort_s_head(s_features: MarketFeatures) -> None:
+    """Ties across the cut, NaN and infinite keys, cuts of 0, 1, all and more than all."""
+    f = s_features
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        rows = np.sort(rng.choice(f.n_talents, int(rng.integers(1, f.n_talents)), replace=False))
+        key = rng.integers(0, 5, len(rows)).astype(float)  # many ties, also at the cut
+        key[rng.random(len(rows)) < 0.1] = -np.inf
+        if trial % 2:
+            key[rng.random(len(rows)) < 0.3] = np.nan
+        for n in (0, 1, 7, len(rows) // 3, len(rows) - 1, len(rows), len(rows) + 5):
+            got = _best_by_followers(f, rows.astype(np.int64), key, n)
+            assert got.tolist() == _full_cut(f, rows, key, n).tolist(), (trial, n)
+
+
+def test_tie_order_is_followers_then_id(s_features: MarketFeatures) -> None:
+    f = s_features
+    rng = np.random.default_rng(5)
+    rows = rng.choice(f.n_talents, 300, replace=False).astype(np.int64)
+    key = rng.integers(0, 3, 300).astype(float)
+    followers = np.nan_to_num(f.talent_followers[rows], nan=0.0)
+    for keys in ((), (key,), (key, rng.random(300))):
+        want = np.lexsort((f.talent_ids[rows], -followers, *(-k for k in reversed(keys))))
+        assert _tie_order(f, rows, *keys).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("tiers", [None, "top=1,mid=2..6", "micro=3"])
+def test_plans_are_those_of_the_whole_products_and_sorts(
+    s_features: MarketFeatures,
+    follow_features: MarketFeatures,
+    monkeypatch: pytest.MonkeyPatch,
+    tiers: str | None,
+) -> None:
+    """Plans, GMV and target reach, with and without tier minimums (the cut per tier), are
+    those of ``a @ cats`` and of full sorts cut after the sort."""
+    rules = parse_tiers(tiers)
+    cases = [(s_features, "m7", 400_000.0, 100), (follow_features, "m-beauty", 25_000.0, 4)]
+
+    def plans() -> list[object]:
+        out: list[object] = []
+        for g, m, b, c in cases:
+            try:
+                plan = plan_talent_matrix(g, m, budget=b, tiers=rules, candidates=c, min_roi=0.0)
+                out.append(replace(plan, seconds=0.0))
+            except InfeasiblePlan as exc:  # a tier mix the small market cannot meet
+                out.append(str(exc))
+        return out
+
+    new = plans()
+    cut = new[0]
+    assert isinstance(cut, TalentMatrixPlan), cut
+    assert "below the candidate cut" in cut.left_out, (cut.left_out, cut.candidates)
+    _whole_products(monkeypatch)
+    monkeypatch.setattr("kolmatch.matching.plan._best_by_followers", _full_cut)
+    assert plans() == new

@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from kolmatch import progress
 from kolmatch.errors import BadArgument, UnknownId
@@ -17,10 +18,12 @@ from kolmatch.matching.score import (
     combine,
     expected_gmv,
     expected_orders,
+    few_columns_product,
     match_merchant,
     merchant_signals,
     rank_merchants,
     ranking_order,
+    tiebreak_places,
     top_order,
 )
 from kolmatch.policy import MIN_DEMOGRAPHIC_AUDIENCE
@@ -523,3 +526,53 @@ def test_customer_reach_counts_the_merchants_customers_in_each_audience(
     np.testing.assert_allclose(
         s.customer_affinity, (f.merchant_mix[0] @ f.category_ppr_tail) * f.n_talents
     )
+
+
+def _bits(x: np.ndarray) -> list[int]:
+    return np.ascontiguousarray(x, dtype=np.float64).view(np.int64).tolist()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_few_columns_product_is_the_whole_product_to_the_bit(seed: int) -> None:
+    """Read from the named columns only, every row's sum is ``a @ weights``'s bit for bit: a
+    mask of several categories, weights that are 0, negative or odd, one column, all, none."""
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random((400, 20)) < 0.4, rng.lognormal(-2.0, 1.5, (400, 20)), 0.0)
+    dense[rng.integers(0, 400, 30)] = 0.0  # users with no interest
+    a = sp.csr_matrix(dense)  # shares whose sums round
+    assert a.has_canonical_format
+    mask = np.zeros(20)
+    mask[rng.choice(20, 3, replace=False)] = 1.0
+    mixed = np.where(rng.random(20) < 0.5, 0.0, rng.normal(0.3, 1.0, 20))
+    one = np.zeros(20)
+    one[int(rng.integers(20))] = 0.7
+    for weights in (mask, mixed, one, rng.random(20), np.zeros(20), -mask):
+        want = np.asarray(a @ weights).ravel()
+        got = few_columns_product(a, weights)
+        assert got.shape == want.shape and got.dtype == np.float64
+        assert _bits(got) == _bits(want)
+
+
+def test_few_columns_product_keeps_one_copy_and_multiplies_a_non_canonical_matrix_as_it_is() -> (
+    None
+):
+    from kolmatch.matching.score import _by_column, _kept
+
+    a = sp.csr_matrix(np.array([[0.5, 0.0, 0.25], [0.0, 1.0, 0.0]]))
+    first = _kept(a, _by_column)
+    assert few_columns_product(a, np.array([1.0, 0.0, 1.0])).tolist() == [0.75, 0.0]
+    assert _kept(a, _by_column) is first and not first.data.flags.writeable
+    # duplicates (not canonical): summed as a @ weights sums them, term by term
+    d = sp.csr_matrix(
+        (np.array([0.1, 0.2, 0.3]), np.array([1, 1, 0]), np.array([0, 3])), shape=(1, 2)
+    )
+    assert not d.has_canonical_format
+    w = np.array([3.0, 1.0])
+    assert _bits(few_columns_product(d, w)) == _bits(np.asarray(d @ w).ravel())
+
+
+def test_tiebreak_places_are_most_followers_then_id(tiny_features: MarketFeatures) -> None:
+    f = tiny_features
+    by = np.argsort(tiebreak_places(f))
+    followers = np.nan_to_num(f.talent_followers, nan=0.0)
+    assert by.tolist() == np.lexsort((f.talent_ids, -followers)).tolist()
