@@ -200,6 +200,16 @@ def test_a_day_with_sign_ups_is_a_delta_equal_to_a_build(tiny_market: Path, tmp_
         later, today=first.today, calibration=first.calibration, walks=first.walks
     )
     assert_features_close(got[0], want)
+    was = got[0]
+    # users' own rows alone: a sign-up with no other row, a follower's corrected gender
+    (tmp_path / "day3").mkdir()
+    (tmp_path / "day3" / "user.csv").write_text(f"id,gender\nzzz-idle,f\n{new[0]},f\n")
+    report, got = load_as_delta(tmp_path / "day3", store, cache)
+    assert got is not None and not report.rel_types
+    last = read_market(store, FEATURES_READ)
+    want = build_features(last, today=first.today, calibration=first.calibration, walks=first.walks)
+    assert_features_close(got[0], want)
+    assert (got[0].talent_gender != was.talent_gender).any()  # (the correction is seen)
     store.close()
 
 
