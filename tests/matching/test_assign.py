@@ -18,10 +18,12 @@ from kolmatch.matching.assign import (
     assign_by_flow,
     build_assignment,
     solve_assignment,
+    value_bound,
 )
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.lagrangian import solve_assignment_lagrangian
 from kolmatch.matching.market import assign_market
+from kolmatch.matching.score import expected_gmv
 from kolmatch.matching.validate import assignment_violations
 
 
@@ -176,6 +178,39 @@ def test_candidates_are_eligible(s_features: MarketFeatures) -> None:
     assert (np.bincount(p.pair_merchant) <= 5).all()
     assert left_out.get("compliance", 0) == int((f.merchant_risk >= 1).sum())
     assert str(window).startswith("the coming period")
+
+
+def test_the_value_bound_holds_with_products_in_two_categories(
+    s_features: MarketFeatures,
+) -> None:
+    """Every product also in a second category (most of its weight there): each talent's
+    value bound, by which the candidates' exact values are computed for the promising ones
+    only, is at least its expected GMV for every merchant's products, and the candidates
+    chosen with that pruning (a chunk of 8 evaluated first) are those every talent's exact
+    value gives. A bound over the products' first categories alone fell short for talents
+    whose audience leans to a second one."""
+    f = s_features
+    C = len(f.category_names)
+    first = np.maximum(f.product_category, 0)
+    two = np.zeros_like(f.product_categories)
+    two[np.arange(len(first)), first] = 0.05
+    two[np.arange(len(first)), (first + 7) % C] += 0.95
+    f = replace(f, product_categories=two)
+    rows = np.arange(f.n_talents)
+    short = 0
+    for m in range(0, len(f.merchant_ids), 7):
+        prods = f.merchant_products[m]
+        if len(prods):
+            gmv, _ = expected_gmv(f, rows, prods)
+            short += int((value_bound(f, rows, prods) < gmv).sum())
+    assert short == 0
+    exact, _, _ = build_assignment(f, candidates=6)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("kolmatch.matching.assign.CHUNK", 8)
+        pruned, _, _ = build_assignment(f, candidates=6)
+    assert np.array_equal(pruned.pair_merchant, exact.pair_merchant)
+    assert np.array_equal(pruned.pair_talent, exact.pair_talent)
+    np.testing.assert_array_equal(pruned.value, exact.value)
 
 
 @pytest.mark.parametrize("method", ["milp", "lagrangian"])
