@@ -13,9 +13,9 @@ rows as they come (:func:`kolmatch.graph.projection.edge_list`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +47,7 @@ __all__ = [
 Fields = tuple[str, ...] | None
 EdgeKey = tuple[str, str]  # (relationship type, source label)
 Identity = tuple[str, int]  # (graph id, version)
+T = TypeVar("T")
 
 
 def _merge(a: Fields, b: Fields) -> Fields:
@@ -508,24 +509,43 @@ def read_market(
     kept = dict(base.nodes) if base is not None else {}
     if base is not None:
         _refuse_stale_edges(spec, base)
+
+    def read() -> tuple[dict[str, NodeTable], dict[str, NodeTable], dict[EdgeKey, EdgeList]]:
+        nodes = {
+            label: node_table(store, label, node_spec(label).field_names if f is None else f)
+            for label, f in spec.nodes.items()
+            if not (f == () and label in kept)
+        }
+        ends = {**kept, **nodes}
+        edges = {
+            (rel, src): edge_list(store, rel, ends[src], ends[rel_spec(rel).dst], f)
+            for (rel, src), f in spec.edges.items()
+        }
+        return nodes, ends, edges
+
+    identity, (nodes, ends, edges) = _at_one_version(store, read)
+    if base is None:
+        return MarketGraph(identity, nodes, edges)
+    return MarketGraph(identity, ends, {**base.edges, **edges})
+
+
+def _at_one_version(store: GraphStore, read: Callable[[], T]) -> tuple[Identity, T]:
+    """``read()`` in the store's reading context, with the identity it saw: done again while
+    the store's identity moved during it (a write landed: Neo4j), up to :data:`READ_ATTEMPTS`
+    times, so a read never mixes two versions.
+
+    Raises
+    ------
+    StoreError
+        If the graph changed during every attempt.
+    """
     for _ in range(READ_ATTEMPTS):
         with store.reading():  # SQLite: one snapshot, writers going on meanwhile
             before = store.identity()
-            nodes = {
-                label: node_table(store, label, node_spec(label).field_names if f is None else f)
-                for label, f in spec.nodes.items()
-                if not (f == () and label in kept)
-            }
-            ends = {**kept, **nodes}
-            edges = {
-                (rel, src): edge_list(store, rel, ends[src], ends[rel_spec(rel).dst], f)
-                for (rel, src), f in spec.edges.items()
-            }
+            got = read()
             after = store.identity()
         if after == before:
-            if base is None:
-                return MarketGraph(before, nodes, edges)
-            return MarketGraph(before, ends, {**base.edges, **edges})
+            return after, got
     raise StoreError(
         f"{store.uri}: the graph changed during each of {READ_ATTEMPTS} reads; try again later"
     )
@@ -591,22 +611,15 @@ def read_edges_from(
             f"(first {first!r}): a delta of new nodes needs the whole market read again"
         )
     ends = {label: base.node(label) for label in {src_label, *(rel_spec(r).dst for r, _ in edges)}}
-    for _ in range(READ_ATTEMPTS):
-        with store.reading():
-            before = store.identity()
-            read = {
-                key: edge_list(
-                    store, key[0], ends[src_label], ends[rel_spec(key[0]).dst], f, sources=ids
-                )
-                for key, f in edges.items()
-            }
-            after = store.identity()
-        if after == before:
-            break
-    else:
-        raise StoreError(
-            f"{store.uri}: the graph changed during each of {READ_ATTEMPTS} reads; try again later"
-        )
+    after, read = _at_one_version(
+        store,
+        lambda: {
+            key: edge_list(
+                store, key[0], ends[src_label], ends[rel_spec(key[0]).dst], f, sources=ids
+            )
+            for key, f in edges.items()
+        },
+    )
     for (rel, src), e in read.items():
         lost = (e.src < 0) | (e.dst < 0)
         if lost.any():
@@ -659,17 +672,9 @@ def read_nodes_into(
     >>> store.close()
     """
     label, fields = table.label, tuple(table.columns)
-    for _ in range(READ_ATTEMPTS):
-        with store.reading():
-            before = store.identity()
-            read = nodes_of(store.node_rows_of(label, ids, fields), label, store.uri)
-            after = store.identity()
-        if after == before:
-            break
-    else:
-        raise StoreError(
-            f"{store.uri}: the graph changed during each of {READ_ATTEMPTS} reads; try again later"
-        )
+    after, read = _at_one_version(
+        store, lambda: nodes_of(store.node_rows_of(label, ids, fields), label, store.uri)
+    )
     missing = set(ids) - set(read.ids.tolist())
     if missing:
         raise StoreError(f"{len(missing)} {label} ids are no nodes of the store: {min(missing)!r}")
