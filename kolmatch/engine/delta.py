@@ -12,11 +12,12 @@ writes touch no user's row, and the tables they write are read again at the new 
 At m, 1% of a day's follows and purchases: the new version's features cached 10.4 s after
 the load's write, where a read and build took ~98 s that day (~77 s on a quieter one).
 A load that writes User nodes (a day's sign-ups, a user's corrected gender or age band) is
-a delta too: the User table is read again, the base renumbered onto it (a new user is one
-without rows before, among the changed users). Anything it cannot apply (no base, a write the
-feed does not show as the API's, nodes of another label, a delta that moves what every user's
-stage reads, engagements dated after the features' date, a version that is not the next, too
-many users changed since the last build) gives None: the caller builds.
+a delta too: those User nodes are read again into the base's table, the base renumbered
+onto it where some are new (a new user is one without rows before, among the changed
+users). Anything it cannot apply (no base, a write the feed does not show as the API's,
+nodes of another label, a delta that moves what every user's stage reads, engagements dated
+after the features' date, a version that is not the next, too many users changed since the
+last build) gives None: the caller builds.
 
 The engine's builds keep the base (:func:`~kolmatch.engine.cache.load_features`: the graph
 before the build, the stage as the build makes it), and ``kolmatch load`` loads through
@@ -324,7 +325,7 @@ def features_after_load(
         The relationship types from User the load wrote (of :data:`USER_EDGES_READ`).
     node_users
         The ids of the User nodes the load wrote: new users (sign-ups) and users whose own
-        rows (gender, age band) it corrected. The User table is then read again.
+        rows (gender, age band) it corrected: those nodes are read again.
 
     Returns
     -------
@@ -367,9 +368,9 @@ def _applied(
     version. The users' rows are read from the store on a thread of their own as soon as the
     base's node tables are read (the base's edges and the users' parts before are read
     meanwhile: at m, ~1 s of the delta's ~2.5 s of reading). Where the load wrote User nodes
-    (``node_users``), the User table is read again first, on that thread: the base is
-    renumbered onto it, a new user's rows before are none, and every user it names is
-    among the changed ones."""
+    (``node_users``), those nodes are read into the base's User table first, on that thread:
+    where some are new the base is renumbered onto it, a new user's rows before are none, and
+    every user it names is among the changed ones."""
     types = tuple(dict.fromkeys(types))
     if any(key not in USER_EDGES_READ for key in types):
         return None
@@ -400,11 +401,12 @@ def _applied(
             if base is None:
                 return None
             g, stage = base
+            del base  # (the graph and stage before renumbering go with their last use)
             if at < before_version:  # the API's writes since the base: their tables anew
                 g = read_market(store, _API_TABLES, base=g)
             read, now = reads[0].result()
             table = read.node("User")
-            if now is not None:  # (a new user: every user's row moves to the table's order)
+            if now is not None and len(table) > len(now):  # (new users: rows move)
                 stage = stage_with_users(stage, now, len(table))
                 before = features_with_users(before, table.ids, now)
                 g = g.with_table(_with_columns_of(table, g.node("User"), now), now)
@@ -496,9 +498,10 @@ def load_as_delta(
 ) -> tuple[LoadReport, tuple[MarketFeatures, int] | None]:
     """:func:`~kolmatch.loaders.load.load_folder`, and the features of the version it makes
     by a delta where it can: a load that wrote only users' relationships (of the types the
-    features read) into a store whose features of the version before are cached with their
-    base. The graph's rebuild lock is held across the write and the delta (if another
-    process holds it, it is building: the load is made, the delta not).
+    features read) and User nodes (sign-ups, corrected users) into a store whose features of
+    the version before are cached with their base. The graph's rebuild lock is held across
+    the write and the delta (if another process holds it, it is building: the load is made,
+    the delta not).
 
     Parameters
     ----------

@@ -41,6 +41,7 @@ __all__ = [
     "ReadSpec",
     "read_edges_from",
     "read_market",
+    "read_nodes_into",
 ]
 
 #: Fields to read: a tuple of names, or None for every field of the label or type.
@@ -303,7 +304,11 @@ class MarketGraph:
         label = table.label
         now = np.asarray(rows, dtype=np.int64)
         was = self.node(label).ids
-        if len(now) != len(was) or not np.array_equal(table.ids[now], was):
+        if (
+            len(now) != len(was)
+            or (len(now) and (now.min() < 0 or now.max() >= len(table)))
+            or not np.array_equal(table.ids[now], was)
+        ):
             raise ValueError(f"rows must be the rows in the new table of the {len(was)} {label}")
         edges = dict(self.edges)
         for (rel, src), e in self.edges.items():

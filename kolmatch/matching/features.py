@@ -771,7 +771,7 @@ def features_with_users(
 ) -> MarketFeatures:
     """``before`` after users were added to the market (a load's sign-ups, ``user_ids`` the
     users now, in id order), the new ones without rows: its users at ``rows`` of them
-    (:meth:`~kolmatch.graph.market.MarketGraph.rows_in`). What :func:`features_after_delta`
+    (:func:`~kolmatch.graph.market.read_nodes_into`). What :func:`features_after_delta`
     takes from the features before a delta that names the new users among its changed ones;
     the per-user arrays alone move (a user without rows adds nothing to a talent's or a
     merchant's figures).
@@ -782,7 +782,12 @@ def features_with_users(
         If ``rows`` are not one increasing place among ``user_ids`` for each user before.
     """
     n = len(user_ids)
-    if not np.array_equal(user_ids[rows], before.user_ids):
+    rows = np.asarray(rows, dtype=np.int64)
+    if (
+        len(rows) != len(before.user_ids)
+        or (len(rows) and (rows.min() < 0 or rows.max() >= n))
+        or not np.array_equal(user_ids[rows], before.user_ids)
+    ):
         raise ValueError("the users before must be at their rows among the users now")
     return replace(
         before,

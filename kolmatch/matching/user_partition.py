@@ -39,13 +39,16 @@ __all__ = [
     "UserStage",
     "audience_sums",
     "choice_index",
+    "columns_spread",
     "demographic_counts",
     "leave_one_out_audience",
     "reduce_user_blocks",
     "rows_normalised",
     "rows_replaced",
+    "rows_spread",
     "rows_with_entries_in",
     "stack_rows",
+    "stage_with_users",
     "user_block",
     "user_interest",
     "user_interest_in_rows",
@@ -695,7 +698,7 @@ def rows_replaced(m: sp.csr_matrix, rows: I64, block: sp.csr_matrix) -> sp.csr_m
 def rows_spread(m: sp.csr_matrix, rows: I64, n: int) -> sp.csr_matrix:
     """``m``'s rows moved to ``rows`` (increasing) of an ``n``-row matrix, the other rows
     empty: a per-user matrix after users were added between the rows it had
-    (:meth:`~kolmatch.graph.market.MarketGraph.rows_in`). Its entries are ``m``'s (shared).
+    (:func:`~kolmatch.graph.market.read_nodes_into`). Its entries are ``m``'s (shared).
 
     Examples
     --------

@@ -210,6 +210,18 @@ def test_a_day_with_sign_ups_is_a_delta_equal_to_a_build(tiny_market: Path, tmp_
     want = build_features(last, today=first.today, calibration=first.calibration, walks=first.walks)
     assert_features_close(got[0], want)
     assert (got[0].talent_gender != was.talent_gender).any()  # (the correction is seen)
+    # a correction alone (no new user: nothing renumbered)
+    (tmp_path / "day4").mkdir()
+    (tmp_path / "day4" / "user.csv").write_text(f"id,age_band\n{new[0]},50+\n")
+    report, got = load_as_delta(tmp_path / "day4", store, cache)
+    assert got is not None
+    want = build_features(
+        read_market(store, FEATURES_READ),
+        today=first.today,
+        calibration=first.calibration,
+        walks=first.walks,
+    )
+    assert_features_close(got[0], want)
     store.close()
 
 
