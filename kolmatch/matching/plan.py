@@ -246,16 +246,21 @@ def _reach(f: MarketFeatures, users: I64) -> sp.csr_matrix:
     return sp.csr_matrix(sub.T)
 
 
-def _target_users(f: MarketFeatures, m: int) -> tuple[I64, F64]:
-    """The merchant's target users and their weights (docs/optimisation.md).
+def _in_categories(f: MarketFeatures, m: int) -> tuple[F64, NDArray[np.bool_]]:
+    """Each user's interest in the merchant's categories (summed) and whether it bought in
+    them: what both kinds of target audience start from.
 
-    The interest and purchases are read from the merchant's categories' columns only
-    (:func:`~kolmatch.matching.score.few_columns_product`, equal to ``@ cats`` bit for bit):
-    at l, 10M users' 115M interest entries took ~0.2 s of each plan read whole.
+    Read from those categories' columns only (:func:`~kolmatch.matching.score.
+    few_columns_product`, equal to ``@ cats`` bit for bit): at l, 10M users' 115M interest
+    entries took ~0.2 s of each plan read whole.
     """
     cats = (f.merchant_mix[m] > 0).astype(np.float64)
-    share = few_columns_product(f.user_interest, cats)
-    bought = few_columns_product(f.user_bought, cats) > 0
+    return few_columns_product(f.user_interest, cats), few_columns_product(f.user_bought, cats) > 0
+
+
+def _target_users(f: MarketFeatures, m: int) -> tuple[I64, F64]:
+    """The merchant's target users and their weights (docs/optimisation.md)."""
+    share, bought = _in_categories(f, m)
     target = np.nonzero((share >= TARGET_INTEREST) | bought)[0]
     weight = np.clip(np.maximum(share[target], 0.5 * bought[target]), 0.0, 1.0)
     own = np.zeros(f.users, dtype=bool)
@@ -308,14 +313,12 @@ def target_audience(f: MarketFeatures, m: int) -> TargetAudience:
     m
         Merchant row.
     """
-    cats = (f.merchant_mix[m] > 0).astype(np.float64)
+    share, bought = _in_categories(f, m)
     customer = np.zeros(f.users, dtype=bool)
     customers = f.merchant_buyers[m].indices.astype(np.int64)
     customer[customers] = True
-    category = (few_columns_product(f.user_bought, cats) > 0) & ~customer
-    interested = (few_columns_product(f.user_interest, cats) >= TARGET_INTEREST) & ~(
-        customer | category
-    )
+    category = bought & ~customer
+    interested = (share >= TARGET_INTEREST) & ~(customer | category)
     w = f.audience_by_user
     ppr = customer_ppr(w, customers, f.merchant_mix[m], f.category_ppr_tail)
     talent_weight = np.asarray(w.sum(axis=0)).ravel()
