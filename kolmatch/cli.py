@@ -564,6 +564,8 @@ def _cmd_load(a: argparse.Namespace) -> int:
                 seconds=dt - delta_s,
             )
         )
+        if not report.total:
+            print(_text(a, "cli.load.nothing", version=store.version()))
         if delta is not None:
             users = len((report.rel_users or set()) | (report.node_users or set()))
             seconds = report.seconds["delta"]

@@ -272,6 +272,10 @@ _EN: dict[str, str] = {
         "the cached features follow it to version {version} by a delta of the rows of "
         "{users:,} user(s) in {seconds:.1f}s: no rebuild"
     ),
+    "cli.load.nothing": (
+        "the folder holds no rows: the store and its version {version} are as they were "
+        "(what is cached for it holds)"
+    ),
     "cli.load.missing": (
         "note: the store holds no {missing} nodes yet: match, plan, assign and the other "
         "reading commands need them ({files})"
@@ -606,6 +610,7 @@ _ZH: dict[str, str] = {
     "cli.load.delta": (
         "缓存的特征已按 {users:,} 个用户的增量行在 {seconds:.1f} 秒内更新到版本 {version}：无需重建"
     ),
+    "cli.load.nothing": "文件夹中没有数据行：存储及其版本 {version} 保持不变（其缓存仍然有效）",
     "cli.load.missing": (
         "注意：存储中还没有 {missing} 节点：match、plan、assign 等读取命令需要它们（{files}）"
     ),

@@ -381,3 +381,10 @@ def test_a_day_of_follows_is_loaded_as_a_delta_and_said_so(
     out = capsys.readouterr().out
     assert re.search(r"by a delta of the rows of 2 user\(s\) in", out), out
     assert main(["match", merchant, "--store", store]) == 0
+    # an empty day: said, and the version (so what is cached for it) kept
+    day = tmp_path / "empty"
+    day.mkdir()
+    (day / "follows.csv").write_text("src,dst,since\n")
+    assert main(["load", str(day), "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"holds no rows: the store and its version 4 are as they were", out), out

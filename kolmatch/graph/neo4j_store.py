@@ -195,7 +195,8 @@ class Neo4jStore:
 
         A write of at most :data:`ATOMIC_MAX_BATCHES` batches and
         :data:`ATOMIC_MAX_ROWS` rows (the API's mutations) runs as a single
-        transaction with the version bump: all of it or nothing.
+        transaction with the version bump: all of it or nothing. No batch, no new
+        version (the graph's features hold).
 
         A larger one (a load) first records ``key`` among the graph's unfinished
         loads, with a plan: the labels and relationship types that hold nothing
@@ -243,6 +244,8 @@ class Neo4jStore:
                 break
         if small:
             self._made.version = None
+            if not head:  # (no batch, no new version: a folder of header-only files)
+                return
             self._made.version = self._guard(
                 lambda: self._session_write(_all_in_one([_shape(b, create=False) for b in head]))
             )

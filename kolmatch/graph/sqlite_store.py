@@ -356,7 +356,7 @@ class SQLiteStore:
         self, batches: Iterable[WriteBatch], *, key: str = "", replace_unfinished: bool = False
     ) -> None:
         """Upsert the batches in one transaction (``key`` and ``replace_unfinished`` are not
-        needed: nothing is ever partial).
+        needed: nothing is ever partial). No batch, no new version (the graph's features hold).
 
         A relationship batch of at least :data:`RID_MAP_MIN_ROWS` rows has its endpoints
         row ids looked up in Python, in a map of the label's ids read once per write (on the
@@ -372,8 +372,10 @@ class SQLiteStore:
         seen: dict[str, int] = {}
         dropped: list[str] = []
         rids: dict[str, dict[str, int]] = {}  # label -> id -> row id, read once per write
+        wrote = False
         with self._transaction("written", large=True):
             for b in batches:
+                wrote = True
                 if isinstance(b, NodeBatch):
                     self._write_nodes(b)
                     rids.pop(b.label, None)
@@ -389,7 +391,8 @@ class SQLiteStore:
             for rel_type in dropped:  # an older store's index of another type is not rebuilt
                 for ddl in _rel_ddl(rel_spec(rel_type))[1:]:
                     self._db.execute(ddl)
-            self._bump_version()
+            if wrote:  # (no batch, no new version: a folder of header-only files)
+                self._bump_version()
 
     @contextmanager
     def _transaction(self, what: str, *, large: bool = False) -> Iterator[None]:

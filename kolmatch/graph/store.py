@@ -195,11 +195,14 @@ class GraphStore(Protocol):
         Where it is not atomic (a Neo4j load), ``key`` names the write among the
         unfinished ones, and :meth:`version` raises ``IncompleteLoad`` until a
         write with the same key completes; a different load is refused while
-        one is unfinished unless ``replace_unfinished`` says to forget it.
+        one is unfinished unless ``replace_unfinished`` says to forget it. No batch
+        writes nothing and makes no version (a load of header-only files: the features
+        cached for the version hold).
         """
 
     def version(self) -> int:
-        """A number every successful write increases: caches of derived data key on it.
+        """A number every successful write of something increases: caches of derived data key
+        on it.
 
         Raises ``IncompleteLoad`` while an unfinished write is recorded.
         """

@@ -9,6 +9,7 @@ import pytest
 
 from kolmatch.errors import InputError
 from kolmatch.graph.sqlite_store import SQLiteStore
+from kolmatch.graph.store import GraphStore
 from kolmatch.loaders.load import load_folder, validate_folder
 from tests.conftest import snapshot
 
@@ -107,3 +108,39 @@ def test_the_report_says_what_it_did_with_several_categories(
         "in_category.csv: 1 product is in several categories; each weighs 1/k in each of its "
         "k categories (docs/scoring.md)"
     ]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def any_store(request: pytest.FixtureRequest, sqlite_store: SQLiteStore) -> GraphStore:
+    """An empty store of each kind."""
+    if request.param == "sqlite":
+        return sqlite_store
+    store: GraphStore = request.getfixturevalue("neo4j_store")
+    return store
+
+
+def test_a_folder_of_header_only_files_writes_nothing_and_makes_no_version(
+    tiny_market: Path, any_store: GraphStore, tmp_path: Path
+) -> None:
+    """A day's folder with nothing in it (the export ran on an empty day) leaves the store,
+    its version and so the features cached for it as they were: a new version of nothing
+    made the next reader build the whole market again (a minute at m). Its headers are still
+    checked."""
+    load_folder(tiny_market, any_store)
+    v, before = any_store.version(), snapshot(any_store)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "follows.csv").write_text("src,dst,since\n")
+    (empty / "user.csv").write_text("id,gender,age_band\n")
+    report = load_folder(empty, any_store)
+    assert report.total == 0 and report.rel_users == set() and report.node_users == set()
+    assert any_store.version() == v and any_store.written_version() is None
+    assert snapshot(any_store) == before
+    (empty / "follows.csv").write_text("src,dst,sinse\n")  # a misspelt column: refused
+    with pytest.raises(InputError, match="sinse"):
+        load_folder(empty, any_store)
+    assert any_store.version() == v
+    # one row: a version
+    (empty / "follows.csv").write_text("src,dst,since\nu0,t0,2026-12-01\n")
+    load_folder(empty, any_store)
+    assert any_store.version() == v + 1
