@@ -28,6 +28,7 @@ from kolmatch.matching.eligibility import (
     product_eligibility,
 )
 from kolmatch.matching.features import MarketFeatures, price_fit
+from kolmatch.matching.plan import DEFAULT_MIN_ROI
 from kolmatch.matching.score import expected_gmv
 
 __all__ = [
@@ -324,6 +325,7 @@ def build_assignment(
     campaign: str | None = None,
     agency_cap: int | None = AGENCY_CAP,
     cancel: Cancel | None = None,
+    min_roi: float = DEFAULT_MIN_ROI,
 ) -> tuple[AssignmentProblem, Window, dict[str, int]]:
     """Each merchant's ``candidates`` best eligible talents, as an :class:`AssignmentProblem`.
 
@@ -336,13 +338,19 @@ def build_assignment(
     Merchants get no talents (counted in ``left_out`` by reason) when a campaign is given and
     they have not joined it (``not in the campaign``), when excluded for compliance
     (``compliance``), with no products (``no products``), with none eligible (``no eligible
-    products``), or with no eligible talent (``no eligible talent``). Every solver works on
-    these candidates, so the rule holds for every method. ``cancel`` is checked per merchant.
+    products``), with no eligible talent (``no eligible talent``), or when no eligible talent
+    returns its cost (``return below the floor``). A talent is a candidate only if its value
+    returns ``min_roi`` times its cost, the fee plus the commission the merchant's products
+    offer on that value (a plan's floor, :data:`~kolmatch.matching.plan.DEFAULT_MIN_ROI`: a
+    talent expected to return less than it costs is never bought; 0: no floor). Every solver
+    works on these candidates, so the rules hold for every method. ``cancel`` is checked per
+    merchant.
 
     Raises
     ------
     BadArgument
-        If ``candidates`` or ``agency_cap`` is not positive.
+        If ``candidates`` or ``agency_cap`` is not positive, or ``min_roi`` is negative or not
+        a number.
     UnknownId
         If the campaign is not in the graph.
     """
@@ -350,6 +358,10 @@ def build_assignment(
         raise BadArgument("--candidates", f"must be at least 1, got {candidates}")
     if agency_cap is not None and agency_cap < 1:
         raise BadArgument("--agency-cap", f"must be at least 1, got {agency_cap}")
+    if not (np.isfinite(min_roi) and min_roi >= 0):
+        raise BadArgument(
+            "min_roi", f"must be a return of 0 or more (1 = break even), got {min_roi}"
+        )
     window = planning_window(f, campaign)
     T, M = f.n_talents, len(f.merchant_ids)
     joined = (
@@ -396,12 +408,18 @@ def build_assignment(
         ub = value_bound(f, rows, prods) * (1.0 - f.talent_risk[rows])
         value = np.full(len(rows), -np.inf)
         done = np.zeros(len(rows), dtype=bool)
+        # the floor: value >= min_roi x (fee + commission x value)
+        kept = 1.0 - min_roi * float(np.clip(np.nan_to_num(f.merchant_commission[m]), 0.0, 1.0))
+        below = [0]
 
         def evaluate(idx: I64) -> None:
             todo = idx[~done[idx]]
             if len(todo):
                 gmv, _ = expected_gmv(f, rows[todo], prods)
-                value[todo] = gmv * (1.0 - f.talent_risk[rows[todo]])
+                v = gmv * (1.0 - f.talent_risk[rows[todo]])
+                short = v * kept < min_roi * fee[rows[todo]]
+                below[0] += int((short & (v > 0)).sum())
+                value[todo] = np.where(short, -np.inf, v)  # (out of every pick below)
                 done[todo] = True
 
         for key, k in ((ub, k_value), (ub / fee[rows], candidates)):
@@ -425,6 +443,8 @@ def build_assignment(
         per_fee[pick] = -np.inf
         pick = np.concatenate([pick, _top(per_fee, candidates - len(pick))])
         pick = np.sort(pick[value[pick] > 0])
+        if not len(pick) and below[0]:
+            return "return below the floor"
         return rows[pick], value[pick]
 
     with (
