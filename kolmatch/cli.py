@@ -12,6 +12,7 @@ import argparse
 import errno
 import math
 import os
+import re
 import sys
 import time
 import unicodedata
@@ -37,6 +38,7 @@ from kolmatch.i18n import (
     DEFAULT_LANG,
     LANG_ENV,
     LANGS,
+    MESSAGES,
     category_name,
     count,
     format_amount,
@@ -396,6 +398,160 @@ def _print_counts(counts: dict[str, int]) -> None:
 def _text(a: argparse.Namespace, key: str, /, **values: object) -> str:
     """The catalogue's message ``key`` (kolmatch/i18n.py) in the command's ``--lang``."""
     return message(key, a.lang, **values)
+
+
+def _na(a: argparse.Namespace) -> str:
+    """What the command line prints for a figure that is undefined (never ``nan``)."""
+    return _text(a, "cli.na")
+
+
+def _yuan(a: argparse.Namespace, x: float | None) -> str:
+    """An amount in the command's language (:func:`format_amount`), ``n/a`` if undefined."""
+    return format_amount(x, a.lang) if x is not None and math.isfinite(x) else _na(a)
+
+
+def _figure(a: argparse.Namespace, x: float | None, spec: str) -> str:
+    """``x`` formatted with ``spec`` (``.3f``, ``+.1%``), ``n/a`` if undefined."""
+    return format(x, spec) if x is not None and math.isfinite(x) else _na(a)
+
+
+def _times(a: argparse.Namespace, x: float | None) -> str:
+    """A return as ``1.36x``; ``-`` where not estimated (None), ``n/a`` where undefined."""
+    return "-" if x is None else _figure(a, x, ".2f") + ("x" if math.isfinite(x) else "")
+
+
+def _join(a: argparse.Namespace, parts: Sequence[str]) -> str:
+    return ("、" if a.lang == "zh-CN" else ", ").join(parts)
+
+
+# The planners (kolmatch/matching) write their windows and reasons in English, for logs and
+# the API's codes; these read them back into catalogue messages, so every line the command
+# line prints is in the reader's language. tests/test_cli.py runs the commands in Chinese.
+_WINDOW = re.compile(
+    r"(?P<name>the coming period|the window|campaign (?P<id>\S+)) "
+    r"\((?P<start>[\d-]+)\.\.(?P<end>[\d-]+)\)"
+)
+_RETURN_BELOW = re.compile(r"return below (?P<floor>\S+)")
+_TIER_FULL = re.compile(r"tier (?P<tier>\w+) full \((?P<n>[\d,]+) talents?\)")
+_TIER_SHARE = re.compile(r"tier (?P<tier>\w+) at its (?P<share>\S+) of the budget")
+_MAX_TALENTS = re.compile(r"max_talents (?P<n>\d+) reached")
+_CHEAPEST_LEFT = re.compile(r"the cheapest left costs ¥(?P<cheapest>[\d,.]+)")
+_AUDIENCE = re.compile(
+    r"unique target users reached \((?P<customers>[\d,]+) customers, (?P<buyers>[\d,]+) more "
+    r"category buyers, (?P<interested>[\d,]+) interested users, (?P<lookalikes>[\d,]+) "
+    r"PageRank lookalikes\): (?P<why>.*)"
+)
+_FEE_RULE_MEDIAN = re.compile(
+    r"¥(?P<rate>\S+) per platform follower: the median (?P<quote>fee|list price) per follower "
+    r"of the (?P<n>[\d,]+) talents .* \(at least ¥(?P<floor>[\d,]+), the cheapest .*"
+)
+_FEE_RULE_DEFAULT = re.compile(
+    r"¥(?P<rate>\S+) per platform follower \(DEFAULT_FEE_PER_FOLLOWER, .*at least "
+    r"¥(?P<floor>[\d,]+)\): no (?P<quote>fee|list price) is on record.*"
+)
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def _window_text(a: argparse.Namespace, window: str) -> str:
+    """A planner's window (``the coming period (2026-07-01..2026-07-30)``) in ``--lang``."""
+    m = _WINDOW.fullmatch(window)
+    if m is None:
+        return window
+    name = "campaign" if m["id"] else m["name"]
+    return _text(a, f"cli.window.{name}", id=m["id"], start=m["start"], end=m["end"])
+
+
+def _reason_text(a: argparse.Namespace, reason: str) -> str:
+    """A planner's reason a talent or merchant was left out, in ``--lang``."""
+    if m := _RETURN_BELOW.fullmatch(reason):
+        return _text(a, "cli.reason.return below", floor=m["floor"])
+    if m := _TIER_FULL.fullmatch(reason):
+        tier = _text(a, f"cli.tier.{m['tier']}")
+        talents = count(int(_number(m["n"])), "talent", a.lang)
+        return _text(a, "cli.reason.tier full", tier=tier, talents=talents)
+    if m := _TIER_SHARE.fullmatch(reason):
+        tier = _text(a, f"cli.tier.{m['tier']}")
+        return _text(a, "cli.reason.tier share", tier=tier, share=m["share"])
+    if m := _MAX_TALENTS.fullmatch(reason):
+        return _text(a, "cli.reason.max_talents", n=int(m["n"]))
+    key = "cli.reason.add nothing" if reason.startswith("add nothing") else f"cli.reason.{reason}"
+    return _text(a, key) if key in MESSAGES[DEFAULT_LANG] else reason
+
+
+def _reasons_text(a: argparse.Namespace, reasons: dict[str, int]) -> str:
+    """``53 compliance, 7 no free slot``: counts by reason, in ``--lang``."""
+    return _join(
+        a,
+        [
+            _text(a, "cli.reason.item", n=f"{n:,}", reason=_reason_text(a, k))
+            for k, n in reasons.items()
+        ],
+    )
+
+
+def _unspent_text(a: argparse.Namespace, unspent: float, note: str, reasons: dict[str, int]) -> str:
+    """A plan's ``unspent_note`` from its fields (``unspent``, ``unspent_reasons``), in
+    ``--lang``, the amount as :func:`format_amount` writes it (never 30 digits)."""
+    left = _yuan(a, unspent)
+    if not reasons:  # nothing eligible fits what is left
+        m = _CHEAPEST_LEFT.search(note)
+        cheapest = (
+            _text(a, "cli.plan.unspent.cheapest", cheapest=_yuan(a, _number(m["cheapest"])))
+            if m
+            else ""
+        )
+        return _text(a, "cli.plan.unspent.none_fits", left=left) + cheapest
+    fit = count(sum(reasons.values()), "talent", a.lang)
+    if len(reasons) > 1:
+        return _text(
+            a, "cli.plan.unspent.several", left=left, talents=fit, parts=_reasons_text(a, reasons)
+        )
+    only = next(iter(reasons))
+    if m := _MAX_TALENTS.fullmatch(only):
+        return _text(a, "cli.plan.unspent.max_talents", left=left, n=int(m["n"]))
+    if m := _RETURN_BELOW.fullmatch(only):
+        return _text(a, "cli.plan.unspent.floor", left=left, floor=m["floor"])
+    if only.startswith("add nothing"):
+        return _text(a, "cli.plan.unspent.nothing", left=left)
+    return _text(a, "cli.plan.unspent.only", left=left, talents=fit, reason=_reason_text(a, only))
+
+
+def _objective_text(
+    a: argparse.Namespace, kind: str, note: str, reach_value: float, gmv_rate: float
+) -> str:
+    """What a plan's objective counts (its ``objective_note``), in ``--lang``."""
+    if kind == "gmv":
+        value = format_amount(reach_value, a.lang, cents=True)
+        return _text(a, "cli.plan.note.gmv", value=value, rate=f"{gmv_rate:.3g}")
+    m = _AUDIENCE.fullmatch(note)
+    if m is None:
+        return note
+    audience = _text(
+        a,
+        "cli.plan.audience",
+        **{k: m[k] for k in ("customers", "buyers", "interested", "lookalikes")},
+    )
+    why = "cli.plan.why.no_rate" if "gmv_rate 0" in m["why"] else "cli.plan.why.no_gmv"
+    return _text(a, "cli.plan.note.target_reach", audience=audience, why=_text(a, why))
+
+
+def _fee_rule_text(a: argparse.Namespace, rule: str) -> str:
+    """How estimated quotes were made (a plan's ``fee_note``), in ``--lang``."""
+    for key, pattern in (("median", _FEE_RULE_MEDIAN), ("default", _FEE_RULE_DEFAULT)):
+        if m := pattern.fullmatch(rule):
+            values = m.groupdict()
+            return _text(
+                a,
+                f"cli.plan.fee_rule.{key}",
+                rate=f"¥{m['rate']}",  # a price per follower, as the planner rounded it
+                quote=_text(a, f"cli.plan.quote.{m['quote']}"),
+                n=values.get("n"),
+                floor=_yuan(a, _number(m["floor"])),
+            )
+    return rule
 
 
 def _width(text: str) -> int:
@@ -829,7 +985,7 @@ def _cmd_why(a: argparse.Namespace) -> int:
 def _cmd_plan(a: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from kolmatch.matching.plan import parse_tiers, plan_talent_matrix
+    from kolmatch.matching.plan import TIE_BREAK, parse_tiers, plan_talent_matrix
 
     given = [
         f
@@ -849,8 +1005,9 @@ def _cmd_plan(a: argparse.Namespace) -> int:
     tiers = parse_tiers(a.tiers)  # before the features: a typo fails at once
     if a.budget is None:
         return _plan_to_target(a, tiers)
+    f = _features(a.store)
     plan = plan_talent_matrix(
-        _features(a.store),
+        f,
         a.merchant,
         budget=a.budget,
         tiers=tiers,
@@ -861,26 +1018,31 @@ def _cmd_plan(a: argparse.Namespace) -> int:
         min_roi=a.min_roi,
     )
     if a.json:
-        print(jsonio.dumps(asdict(plan), ensure_ascii=False, indent=2))
+        print(jsonio.dumps(_with_quotes(asdict(plan)), ensure_ascii=False, indent=2))
         return EXIT_OK
     lang = a.lang
 
     def yuan(x: float) -> str:
-        return format_amount(x, lang)
+        return _yuan(a, x)
 
     print(
         _text(
             a,
             "cli.plan.head",
             merchant=plan.merchant,
-            window=plan.window,
+            window=_window_text(a, plan.window),
             talents=count(len(plan.talents), "talent", lang),
             cost=yuan(plan.cost),
             budget=yuan(plan.budget),
         )
     )
-    print("  " + _text(a, "cli.plan.optimised", kind=plan.objective_kind, note=plan.objective_note))
-    columns = ("talent", "tier", "fee", "gmv", "roi", "reach")
+    note = _objective_text(
+        a, plan.objective_kind, plan.objective_note, plan.reach_value, f.gmv_rate
+    )
+    print("  " + _text(a, "cli.plan.optimised", kind=plan.objective_kind, note=note))
+    # "quote": the list price (else its estimate) every merchant sees, as `match` labels it;
+    # "fee" is a talent's private negotiated value in docs/api.md
+    columns = ("talent", "tier", "quote", "gmv", "roi", "reach")
     rows = [[_text(a, f"cli.col.{c}") for c in columns]]
     for t in plan.talents:
         rows.append(
@@ -889,15 +1051,16 @@ def _cmd_plan(a: argparse.Namespace) -> int:
                 _text(a, f"cli.tier.{t.tier}"),
                 yuan(t.fee) + ("*" if t.fee_estimated else " "),
                 yuan(t.expected_gmv),
-                f"{t.roi:.2f}x" if t.roi is not None else "-",
+                _times(a, t.roi),
                 f"{t.marginal_reach:,}",
             ]
         )
     for line in _table(rows, right={2, 3, 4, 5}):
         print(line)
     if plan.estimated_fees:
-        fees = count(plan.estimated_fees, "estimated fee", lang)
-        print("  " + _text(a, "cli.plan.estimated", fees=fees, note=plan.fee_note))
+        fees = count(plan.estimated_fees, "estimated quote", lang)
+        note = _fee_rule_text(a, plan.fee_note)
+        print("  " + _text(a, "cli.plan.estimated", fees=fees, note=note))
     print(
         "  "
         + _text(
@@ -928,7 +1091,8 @@ def _cmd_plan(a: argparse.Namespace) -> int:
     if plan.max_talents is not None:
         print("  " + _text(a, "cli.plan.max_talents", n=plan.max_talents))
     if plan.unspent_note:
-        print(f"  {plan.unspent_note}")
+        unspent = _unspent_text(a, plan.unspent, plan.unspent_note, plan.unspent_reasons)
+        print("  " + unspent)
     stopped = {"node limit": "cli.plan.node_limit", "time limit": "cli.plan.time_limit"}
     # a GMV objective is yuan; a target-reach one counts users
     value = yuan if plan.objective_kind == "gmv" else (lambda x: f"{x:,.0f}")
@@ -951,10 +1115,10 @@ def _cmd_plan(a: argparse.Namespace) -> int:
     if not plan.reproducible:
         print("  " + _text(a, "cli.plan.not_reproducible"))
     if plan.ties:
-        print("  " + _text(a, "cli.plan.ties", ties=plan.ties, rule=plan.tie_break))
+        rule = _text(a, "cli.plan.tie_break") if plan.tie_break == TIE_BREAK else plan.tie_break
+        print("  " + _text(a, "cli.plan.ties", ties=plan.ties, rule=rule))
     if plan.left_out:
-        items = ", ".join(f"{v:,} {k}" for k, v in plan.left_out.items())
-        print("  " + _text(a, "cli.plan.left_out", items=items))
+        print("  " + _text(a, "cli.plan.left_out", items=_reasons_text(a, plan.left_out)))
     for o in plan.overlaps[:5]:
         print(
             "  "
@@ -968,6 +1132,16 @@ def _cmd_plan(a: argparse.Namespace) -> int:
             )
         )
     return EXIT_OK
+
+
+def _with_quotes(doc: dict[str, Any]) -> dict[str, Any]:
+    """A plan's or split's JSON with ``quote`` beside each talent's ``fee``: the same value,
+    its list price (else the estimate), which merchants see; ``fee`` stays for the scripts
+    reading it (README "Languages")."""
+    rows = [t for c in doc.get("channels", []) for t in c["talents"]] + doc.get("talents", [])
+    for t in rows:
+        t["quote"] = t["fee"]
+    return doc
 
 
 def _cmd_assign(a: argparse.Namespace) -> int:
@@ -1000,16 +1174,20 @@ def _cmd_assign(a: argparse.Namespace) -> int:
         print(text)
         return EXIT_OK
     lang = a.lang
-    gap = _text(a, "cli.assign.gap_stable") if result.gap != result.gap else f"{result.gap:.2%}"
+    gap = (
+        _text(a, "cli.assign.gap_stable")
+        if result.gap != result.gap  # no gap: a stable matching
+        else _figure(a, result.gap, ".2%")
+    )
     print(
         _text(
             a,
             "cli.assign.head",
             pairs=count(len(result.pairs), "pair", lang),
             merchants=count(result.merchants_served, "merchant", lang),
-            window=result.window,
-            objective=format_amount(result.objective, lang),
-            bound=format_amount(result.bound, lang),
+            window=_window_text(a, result.window),
+            objective=_yuan(a, result.objective),
+            bound=_yuan(a, result.bound),
             gap=gap,
         )
     )
@@ -1031,7 +1209,7 @@ def _cmd_assign(a: argparse.Namespace) -> int:
         below = count(len(result.merchants_below_minimum), "merchant", lang)
         print("  " + _text(a, "cli.assign.below_minimum", merchants=below))
     if result.left_out_merchants:
-        items = ", ".join(f"{v:,} {k}" for k, v in result.left_out_merchants.items())
+        items = _reasons_text(a, result.left_out_merchants)
         print("  " + _text(a, "cli.assign.left_out", items=items))
     if a.out:
         print("  " + _text(a, "cli.assign.written", path=a.out))
@@ -1416,12 +1594,12 @@ def _plan_to_target(a: argparse.Namespace, tiers: Any) -> int:
         seed=a.seed,
     )
     if a.json:
-        print(jsonio.dumps(asdict(p), ensure_ascii=False, indent=2))
+        print(jsonio.dumps(_with_quotes(asdict(p)), ensure_ascii=False, indent=2))
         return EXIT_OK
     lang = a.lang
 
     def yuan(x: float) -> str:
-        return format_amount(x, lang)
+        return _yuan(a, x)
 
     def measure(x: float) -> str:
         return yuan(x) if p.kind == "gmv" else count(round(x), "customer", lang)
@@ -1432,14 +1610,14 @@ def _plan_to_target(a: argparse.Namespace, tiers: Any) -> int:
             a,
             "cli.target.head",
             merchant=p.merchant,
-            window=p.window,
+            window=_window_text(a, p.window),
             talents=talents,
             cost=yuan(p.cost),
         )
     )
     what = _text(a, f"cli.target.measure.{p.kind}")
     print("  " + _text(a, "cli.target.explain", measure=what))
-    columns = ("talent", "tier", "fee", "gmv" if p.kind == "gmv" else "new_customers")
+    columns = ("talent", "tier", "quote", "gmv" if p.kind == "gmv" else "new_customers")
     rows = [[_text(a, f"cli.col.{c}") for c in columns]]
     for t in p.talents:
         rows.append(
@@ -1550,9 +1728,7 @@ def _cmd_campaign(a: argparse.Namespace) -> int:
                 "-"
                 if b.kpi_target is None
                 else (
-                    format_amount(b.kpi_target, a.lang)
-                    if b.goal == "gmv"
-                    else f"{b.kpi_target:,.0f}"
+                    _yuan(a, b.kpi_target) if b.goal == "gmv" else _figure(a, b.kpi_target, ",.0f")
                 )
             )
             print(
@@ -1564,8 +1740,8 @@ def _cmd_campaign(a: argparse.Namespace) -> int:
                     name=b.name,
                     start=b.start[:10],
                     end=b.end[:10],
-                    status=b.status(snap.features.today),
-                    goal=b.goal or "-",
+                    status=_text(a, f"cli.campaign.status.{b.status(snap.features.today)}"),
+                    goal=_text(a, f"cli.campaign.goal.{b.goal}") if b.goal else "-",
                     target=target,
                     merchants=count(len(b.merchants), "merchant", a.lang),
                 )
@@ -1585,6 +1761,20 @@ BOOKING_FLAGS = {
 
 def _cmd_book(a: argparse.Namespace) -> int:
     from kolmatch.api.errors import api_arguments  # renames a BadArgument: not API-specific
+
+    dates = [f"{flag} {v}" for flag, v in (("--start", a.start), ("--end", a.end)) if v]
+    if a.campaign is not None and dates:  # the window is the campaign's or the dates', not both
+        got = " ".join([f"--campaign {a.campaign}", *dates])
+        raise BadArgument(
+            "--campaign",
+            _text(
+                a,
+                "cli.book.campaign_or_dates",
+                by_campaign="--campaign ID",
+                by_dates="--start D --end D",
+                got=got,
+            ),
+        )
 
     with _service(a.store) as service, api_arguments(BOOKING_FLAGS):
         done = service.book_talents(
@@ -1640,7 +1830,7 @@ def _cmd_growth(a: argparse.Namespace) -> int:
         return EXIT_OK
 
     def yuan(x: float) -> str:
-        return format_amount(x, a.lang)
+        return _yuan(a, x)
 
     print(
         _text(
@@ -1680,10 +1870,10 @@ def _cmd_growth(a: argparse.Namespace) -> int:
                     a,
                     "cli.growth.backtest",
                     months=",".join(b.holdout),
-                    ours=b.forecast_wape,
-                    naive=b.last_year_wape,
-                    bias=b.forecast_total_error,
-                    naive_bias=b.last_year_total_error,
+                    ours=_figure(a, b.forecast_wape, ".3f"),
+                    naive=_figure(a, b.last_year_wape, ".3f"),
+                    bias=_figure(a, b.forecast_total_error, "+.1%"),
+                    naive_bias=_figure(a, b.last_year_total_error, "+.1%"),
                 )
             )
     for who, rows in (("merchants", r.merchants), ("talents", r.talents)):
@@ -1812,11 +2002,11 @@ def _cmd_fact(a: argparse.Namespace) -> int:
     with _service(a.store) as service, api_arguments(FACT_FLAGS):
         r = service.fact_split(a.merchant, budget=a.budget, start=a.start, end=a.end, lang=a.lang)
     if a.json:
-        print(jsonio.dumps(asdict(r), ensure_ascii=False, indent=2))
+        print(jsonio.dumps(_with_quotes(asdict(r)), ensure_ascii=False, indent=2))
         return EXIT_OK
 
     def yuan(x: float) -> str:
-        return format_amount(x, a.lang)
+        return _yuan(a, x)
 
     print(
         _text(
@@ -1839,7 +2029,7 @@ def _cmd_fact(a: argparse.Namespace) -> int:
                 channel=_text(a, f"fact.channel.{c.channel}"),
                 spend=yuan(c.spend),
                 gmv=yuan(c.expected_gmv),
-                roi=f"{c.roi:.2f}x" if c.roi is not None else "-",
+                roi=_times(a, c.roi),
                 last=c.marginal_return,
             )
         )
@@ -1857,7 +2047,8 @@ def _cmd_fact(a: argparse.Namespace) -> int:
                 )
             )
         if c.talents:
-            rows = [[_text(a, f"cli.col.{k}") for k in ("talent", "tier", "fee", "gmv", "roi")]]
+            columns = ("talent", "tier", "quote", "gmv", "roi")
+            rows = [[_text(a, f"cli.col.{k}") for k in columns]]
             for t in c.talents:
                 rows.append(
                     [
@@ -1865,7 +2056,7 @@ def _cmd_fact(a: argparse.Namespace) -> int:
                         _text(a, f"cli.tier.{t.tier}"),
                         yuan(t.fee) + ("*" if t.fee_estimated else " "),
                         yuan(t.expected_gmv),
-                        f"{t.roi:.2f}x",
+                        _times(a, t.roi),
                     ]
                 )
             for line in _table(rows, right={2, 3, 4}, indent="    "):

@@ -189,7 +189,6 @@ _EN: dict[str, str] = {
     "cli.col.gmv": "exp. GMV",
     "cli.col.roi": "ROI",
     "cli.col.score": "score",
-    "cli.col.fee": "fee",
     "cli.col.reach": "new reach",
     "cli.tier.top": "top",
     "cli.tier.mid": "mid",
@@ -253,7 +252,7 @@ _EN: dict[str, str] = {
         "audience, Jaccard {jaccard:.3f}"
     ),
     "cli.leads.gmv": "expected GMV {gmv} per collaboration{roi}",
-    "cli.leads.roi": ", ROI {roi:.1f}x",
+    "cli.leads.roi": ", ROI {roi:.1f}x on the talent's negotiated fee (no commission)",
     "cli.leads.no_gmv": "expected GMV not estimated",
     "cli.leads": (
         "{rank:>3}. {merchant:<10} {gmv}; reaches {reached:,} of its {customers}; lead with "
@@ -330,8 +329,8 @@ _EN: dict[str, str] = {
         "year, {talents} for {tgoal}"
     ),
     "cli.growth.backtest": (
-        "forecast held out on {months}: WAPE {ours:.3f} (last year {naive:.3f}); "
-        "market total {bias:+.1%} (last year {naive_bias:+.1%})"
+        "forecast held out on {months}: WAPE {ours} (last year {naive}); "
+        "market total {bias} (last year {naive_bias})"
     ),
     "cli.growth.owners": "{who}, on track first, then the closest to the goal:",
     "cli.growth.merchants": "merchants",
@@ -384,8 +383,13 @@ _EN: dict[str, str] = {
     ),
     "fact.unspent.floor": "{left} unspent: no further step returns ¥{floor:.2f} per yuan",
     "fact.unspent.max_talents": "{left} unspent: max_talents {n} reached",
+    "fact.unspent.capped": (
+        "{left} unspent: the steps worth buying that fit it (the cheapest {cheapest}) are in "
+        "channels at their share of the budget"
+    ),
     "fact.unspent.too_dear": (
-        "{left} unspent: every further step worth its cost costs more (the cheapest {cheapest})"
+        "{left} unspent: the next step worth buying costs more than is left (the cheapest "
+        "{cheapest})"
     ),
     "fact.field.full": (
         "Field: {now:.1f} sessions a month now at {cost} each; the month's GMV grows as "
@@ -427,6 +431,71 @@ _EN: dict[str, str] = {
     ),
     "cli.fact.sessions": "add {added} sessions at {cost} each ({now:.1f} in the window now)",
     "cli.fact.lift": "campaign lift {lift:.2f}x; floor ¥{floor:.2f} GMV per yuan",
+    # -- the planners' own phrases, rendered from their fields (kolmatch/cli.py): matching
+    # writes English for logs and the API, the command line says it in the reader's language
+    "cli.na": "n/a",
+    "cli.window.the coming period": "the coming period ({start}..{end})",
+    "cli.window.the window": "the window ({start}..{end})",
+    "cli.window.campaign": "campaign {id} ({start}..{end})",
+    "cli.plan.note.gmv": (
+        "expected GMV x (1 - risk) + {value} per weighted unique target user (collaboration "
+        "outcomes in the market: gmv_rate {rate})"
+    ),
+    "cli.plan.note.target_reach": "unique target users reached ({audience}): {why}",
+    "cli.plan.audience": (
+        "{customers} customers, {buyers} more category buyers, {interested} interested users, "
+        "{lookalikes} PageRank lookalikes"
+    ),
+    "cli.plan.why.no_rate": "no collaboration GMV in the market to learn from (gmv_rate 0)",
+    "cli.plan.why.no_gmv": "no candidate has expected GMV for this merchant's products",
+    "cli.plan.fee_rule.median": (
+        "{rate} per platform follower: the median {quote} per follower of the {n} talents with "
+        "a {quote} on record (at least {floor}, the cheapest {quote} on record)"
+    ),
+    "cli.plan.fee_rule.default": (
+        "{rate} per platform follower (DEFAULT_FEE_PER_FOLLOWER, the generated market's fee "
+        "model; at least {floor}): no {quote} is on record in this market"
+    ),
+    "cli.plan.quote.fee": "fee",
+    "cli.plan.quote.list price": "list price",
+    "cli.plan.tie_break": "more platform followers first, then talent id",
+    "cli.plan.unspent.none_fits": "{left} unspent: no further eligible talent costs {left} or less",
+    "cli.plan.unspent.cheapest": "; the cheapest left costs {cheapest}",
+    "cli.plan.unspent.max_talents": "{left} unspent: max_talents {n} reached",
+    "cli.plan.unspent.floor": "{left} unspent: no further talent returns at least {floor}",
+    "cli.plan.unspent.nothing": (
+        "{left} unspent: no further talent adds expected GMV or a new target user"
+    ),
+    "cli.plan.unspent.only": "{left} unspent: the {talents} that fit it: {reason}",
+    "cli.plan.unspent.several": "{left} unspent: of the {talents} that fit it, {parts}",
+    "cli.reason.item": "{n} {reason}",
+    "cli.reason.compliance": "compliance",
+    "cli.reason.no free slot": "no free slot",
+    "cli.reason.booked by a competitor": "booked by a competitor",
+    "cli.reason.already held by the merchant": "already held by the merchant",
+    "cli.reason.no list price": "no list price",
+    "cli.reason.fee over the budget": "quote over the budget",
+    "cli.reason.below the candidate cut": "below the candidate cut",
+    "cli.reason.not chosen by the solver": "not chosen by the solver",
+    "cli.reason.add nothing": "add nothing (no expected GMV, no new target user)",
+    "cli.reason.return below": "return below {floor}",
+    "cli.reason.tier full": "tier {tier} full ({talents})",
+    "cli.reason.tier share": "tier {tier} at its {share} of the budget",
+    "cli.reason.max_talents": "max_talents {n} reached",
+    "cli.reason.not in the campaign": "not in the campaign",
+    "cli.reason.no products": "no products",
+    "cli.reason.no eligible products": "no eligible products",
+    "cli.reason.no eligible talent": "no eligible talent",
+    "cli.reason.return below the floor": "return below the floor",
+    "cli.campaign.status.upcoming": "upcoming",
+    "cli.campaign.status.running": "running",
+    "cli.campaign.status.over": "over",
+    "cli.campaign.goal.gmv": "GMV",
+    "cli.campaign.goal.new_customers": "new customers",
+    "cli.campaign.goal.reach": "reach",
+    "cli.book.campaign_or_dates": (
+        "give the window as {by_campaign} or as {by_dates}, not both (got {got})"
+    ),
 }
 
 _ZH: dict[str, str] = {
@@ -536,7 +605,6 @@ _ZH: dict[str, str] = {
     "cli.col.gmv": "预期GMV",
     "cli.col.roi": "ROI",
     "cli.col.score": "得分",
-    "cli.col.fee": "费用",
     "cli.col.reach": "新增触达",
     "cli.tier.top": "头部",
     "cli.tier.mid": "腰部",
@@ -593,7 +661,7 @@ _ZH: dict[str, str] = {
         "Jaccard {jaccard:.3f}"
     ),
     "cli.leads.gmv": "单次合作预期 GMV {gmv}{roi}",
-    "cli.leads.roi": "，ROI {roi:.1f} 倍",
+    "cli.leads.roi": "，ROI {roi:.1f} 倍（按达人协商费用计，不含佣金）",
     "cli.leads.no_gmv": "未估算预期 GMV",
     "cli.leads": (
         "{rank:>3}. {merchant:<10} {gmv}；触达其 {customers}中的 {reached:,} 名；主推 {product}"
@@ -654,8 +722,8 @@ _ZH: dict[str, str] = {
         "增长计划 {first}..{last}：{merchants}有望年销 {mgoal}，{talents}有望年销 {tgoal}"
     ),
     "cli.growth.backtest": (
-        "预测留出 {months}：WAPE {ours:.3f}（去年同期法 {naive:.3f}）；"
-        "全市场合计偏差 {bias:+.1%}（去年同期法 {naive_bias:+.1%}）"
+        "预测留出 {months}：WAPE {ours}（去年同期法 {naive}）；"
+        "全市场合计偏差 {bias}（去年同期法 {naive_bias}）"
     ),
     "cli.growth.owners": "{who}（先列有望达标的，再按差距从小到大）：",
     "cli.growth.merchants": "商家",
@@ -703,6 +771,9 @@ _ZH: dict[str, str] = {
     "fact.campaign.lift": "营销活动 {campaigns}：全市场活动期间销售额为前后日子的 {lift:.2f}x",
     "fact.unspent.floor": "剩余 {left}：再投入每元回报均不足 ¥{floor:.2f}",
     "fact.unspent.max_talents": "剩余 {left}：已达达人上限 {n} 位",
+    "fact.unspent.capped": (
+        "剩余 {left}：余额内值得投入的步骤（最便宜的需 {cheapest}）所在渠道已达其预算份额"
+    ),
     "fact.unspent.too_dear": "剩余 {left}：值得投入的下一步都超出余额（最便宜的需 {cheapest}）",
     "fact.field.full": (
         "自播：目前每月 {now:.1f} 场，每场 {cost}；月 GMV 随场次^{b:.2f} 增长；加开 {added} 场"
@@ -731,6 +802,66 @@ _ZH: dict[str, str] = {
     "cli.fact.channel": "{channel}：{spend}，预期 {gmv}，ROI {roi}，最后一元回报 ¥{last:.2f}",
     "cli.fact.sessions": "加开 {added} 场，每场 {cost}（窗口内现有 {now:.1f} 场）",
     "cli.fact.lift": "活动提升 {lift:.2f}x；下限每元 GMV ¥{floor:.2f}",
+    "cli.na": "不适用",
+    "cli.window.the coming period": "下一周期（{start}..{end}）",
+    "cli.window.the window": "所选时段（{start}..{end}）",
+    "cli.window.campaign": "活动 {id}（{start}..{end}）",
+    "cli.plan.note.gmv": (
+        "预期 GMV ×（1 − 风险）+ 每位加权去重目标用户 {value}"
+        "（市场中有合作成果可学：GMV 率 {rate}）"
+    ),
+    "cli.plan.note.target_reach": "触达的去重目标用户（{audience}）：{why}",
+    "cli.plan.audience": (
+        "顾客 {customers} 名，另有品类买家 {buyers} 名、兴趣用户 {interested} 名、"
+        "PageRank 相似用户 {lookalikes} 名"
+    ),
+    "cli.plan.why.no_rate": "市场中没有可供学习的合作 GMV（GMV 率为 0）",
+    "cli.plan.why.no_gmv": "没有候选达人对该商家的商品有预期 GMV",
+    "cli.plan.fee_rule.median": (
+        "每位平台粉丝 {rate}：有{quote}记录的 {n} 位达人每位粉丝{quote}的中位数"
+        "（至少 {floor}，即记录中最便宜的{quote}）"
+    ),
+    "cli.plan.fee_rule.default": (
+        "每位平台粉丝 {rate}（生成市场的默认费用模型；至少 {floor}）：本市场没有{quote}记录"
+    ),
+    "cli.plan.quote.fee": "费用",
+    "cli.plan.quote.list price": "标价",
+    "cli.plan.tie_break": "平台粉丝多者优先，其次按达人 id",
+    "cli.plan.unspent.none_fits": "剩余 {left}：没有其他合规达人的报价在 {left} 以内",
+    "cli.plan.unspent.cheapest": "；剩下最便宜的需 {cheapest}",
+    "cli.plan.unspent.max_talents": "剩余 {left}：已达达人上限 {n} 位",
+    "cli.plan.unspent.floor": "剩余 {left}：其他达人的回报均不足 {floor}",
+    "cli.plan.unspent.nothing": "剩余 {left}：其他达人既不增加预期 GMV，也不带来新的目标用户",
+    "cli.plan.unspent.only": "剩余 {left}：余额内可负担的 {talents}：{reason}",
+    "cli.plan.unspent.several": "剩余 {left}：余额内可负担的 {talents}中，{parts}",
+    "cli.reason.item": "{reason} {n}",
+    "cli.reason.compliance": "合规排除",
+    "cli.reason.no free slot": "无空闲档期",
+    "cli.reason.booked by a competitor": "已被竞品预订",
+    "cli.reason.already held by the merchant": "商家已预订",
+    "cli.reason.no list price": "无标价",
+    "cli.reason.fee over the budget": "报价超出预算",
+    "cli.reason.below the candidate cut": "未进入候选",
+    "cli.reason.not chosen by the solver": "求解器未选",
+    "cli.reason.add nothing": "无增益（无预期 GMV，无新目标用户）",
+    "cli.reason.return below": "回报低于 {floor}",
+    "cli.reason.tier full": "{tier}层级已满（{talents}）",
+    "cli.reason.tier share": "{tier}层级已达其预算份额 {share}",
+    "cli.reason.max_talents": "已达达人上限 {n} 位",
+    "cli.reason.not in the campaign": "未参加该活动",
+    "cli.reason.no products": "无商品",
+    "cli.reason.no eligible products": "无合规商品",
+    "cli.reason.no eligible talent": "无合规达人",
+    "cli.reason.return below the floor": "回报低于下限",
+    "cli.campaign.status.upcoming": "未开始",
+    "cli.campaign.status.running": "进行中",
+    "cli.campaign.status.over": "已结束",
+    "cli.campaign.goal.gmv": "GMV",
+    "cli.campaign.goal.new_customers": "新顾客",
+    "cli.campaign.goal.reach": "触达",
+    "cli.book.campaign_or_dates": (
+        "档期请用 {by_campaign} 或 {by_dates} 之一给出，不可同时给出（收到 {got}）"
+    ),
 }
 
 #: One catalogue per language of :data:`LANGS`: the same keys, the same placeholders.
@@ -755,6 +886,7 @@ NOUNS: dict[str, tuple[str, str]] = {
     "candidate pair": ("candidate pairs", "个候选对"),
     "blocking pair": ("blocking pairs", "个阻塞对"),
     "estimated fee": ("estimated fees", "项估算费用"),
+    "estimated quote": ("estimated quotes", "项估算报价"),
     "shared audience member": ("shared audience members", "名共同受众"),
     "audience member": ("audience members", "名受众"),
     "tie": ("ties", "处并列"),
@@ -907,7 +1039,7 @@ _EN_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"))
 _ZH_UNITS = ((1e12, "万亿"), (1e8, "亿"), (1e4, "万"))
 
 
-def format_amount(yuan: float, lang: str = DEFAULT_LANG) -> str:
+def format_amount(yuan: float, lang: str = DEFAULT_LANG, *, cents: bool = False) -> str:
     """An amount of yuan as a reader of ``lang`` reads it.
 
     English: whole yuan with thousands separators below a million (``¥12,345``), then one
@@ -923,6 +1055,9 @@ def format_amount(yuan: float, lang: str = DEFAULT_LANG) -> str:
         The amount.
     lang
         One of :data:`LANGS`.
+    cents
+        Show fen below the first unit (``¥892.33``): for a price per user or per follower,
+        where whole yuan would hide the figure.
 
     Examples
     --------
@@ -930,6 +1065,8 @@ def format_amount(yuan: float, lang: str = DEFAULT_LANG) -> str:
     ['¥0', '¥1,234', '¥1.2M', '¥3.4B', '¥1.0e+30']
     >>> [format_amount(x, "zh-CN") for x in (1234, 123_456, 1.2e8, 1e12, -5e4)]
     ['¥1,234', '¥12.3万', '¥1.2亿', '¥1.0万亿', '-¥5.0万']
+    >>> format_amount(892.333, cents=True), format_amount(2e30, "zh-CN", cents=True)
+    ('¥892.33', '¥2.0e+30')
     """
     x = float(yuan)
     if not math.isfinite(x):
@@ -939,7 +1076,7 @@ def format_amount(yuan: float, lang: str = DEFAULT_LANG) -> str:
     # a unit counts up to 1,000 of itself in English and 10,000 in Chinese (万 to 亿)
     base = 1e4 if lang == "zh-CN" else 1e3
     if round(x) < units[-1][0]:
-        return f"{sign}¥{x:,.0f}"
+        return f"{sign}¥{x:,.2f}" if cents else f"{sign}¥{x:,.0f}"
     for size, suffix in reversed(units):
         shown = round(x / size, 1)  # rounded first: 99,999,990 is ¥1.0亿, not ¥10000.0万
         if shown < base:

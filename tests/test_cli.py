@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kolmatch.cli import main
@@ -388,3 +390,219 @@ def test_a_day_of_follows_is_loaded_as_a_delta_and_said_so(
     assert main(["load", str(day), "--store", store]) == 0
     out = capsys.readouterr().out
     assert re.search(r"holds no rows: the store and its version 4 are as they were", out), out
+
+
+# -- the user trial's defects (amounts, Chinese, FACT reasons, quotes, ROI basis, windows, n/a)
+
+#: Three ASCII words in a row: English left in a Chinese line. Ids (t12, cp3, p840) and
+#: numbers hold digits, so they are not words; units (GMV, ROI, x) stand alone.
+_ENGLISH = re.compile(r"\b[A-Za-z]{2,}(?:[ ,;:'-]+[A-Za-z]{2,}\b){2}")
+
+
+def _english_lines(out: str, data: Sequence[str] = ()) -> list[str]:
+    """Lines of ``out`` with three English words in a row, the market's own names (``data``:
+    campaign and talent names, which are not translated) taken out first."""
+    found = []
+    for line in out.splitlines():
+        for name in sorted(data, key=len, reverse=True):
+            line = line.replace(name, "")
+        if _ENGLISH.search(line):
+            found.append(line)
+    return found
+
+
+def test_the_english_check_finds_english() -> None:
+    lines = "未纳入：55 compliance, 7 no free slot\n  t1294  头部  ¥103.5万  GMV ROI 1.36x\n"
+    assert _english_lines(lines) == ["未纳入：55 compliance, 7 no free slot"]
+
+
+def test_every_command_writes_chinese(
+    loaded_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = ["--store", loaded_store]
+    zh = ["--lang", "zh-CN"]
+    brief = ["--end", "2026-09-10", "--goal", "gmv", "--kpi-target", "5e6"]
+    book = ["book", "m1", "--talents", "t1", "--start", "2026-08-01", "--end", "2026-08-02"]
+    book += ["--key", "zh"]
+    commands = [
+        ["campaign", "create", "cpZ", "--name", "中秋", "--start", "2026-09-01", *brief],
+        ["campaign", "join", "cpZ", "--merchant", "m1"],
+        ["campaign", "list"],
+        ["match", "m1", "--top", "3"],
+        ["plan", "m1", "--budget", "2e6"],
+        ["plan", "m1", "--budget", "1e30"],
+        ["plan", "m1", "--budget", "2e6", "--campaign", "cpZ", "--tiers", "top=0"],
+        ["plan", "m1", "--target-gmv", "300000"],
+        ["fact", "m1", "--budget", "1e6"],
+        ["fact", "m1", "--budget", "3e5", "--start", "2026-09-01", "--end", "2026-09-10"],
+        ["assign"],
+        ["growth", "--top", "3"],
+        ["leads", "t1", "--top", "3"],
+        book,
+        book,  # a repeat writes nothing
+        ["release", "m1/zh/t1"],
+    ]
+    capsys.readouterr()
+    assert main(["campaign", "list", "--json", *run]) == 0
+    briefs = json.loads(capsys.readouterr().out)
+    names = [b["name"] for b in briefs] + list(_talent_names(loaded_store).values())
+    for command in commands:
+        assert main([*zh, *command, *run]) == 0, command
+        captured = capsys.readouterr()
+        assert not captured.err, (command, captured.err)
+        assert captured.out.strip(), command
+        assert not _english_lines(captured.out, names), (command, captured.out)
+        assert "nan" not in captured.out.split(), command
+
+
+def _talent_names(store: str) -> dict[str, str]:
+    from kolmatch.cli import _talent_names as names_of
+
+    return names_of(store, [f"t{i}" for i in range(1000)])
+
+
+#: An amount written out in full beyond a thousand trillion: ¥1,000,000,000,000,000,019,...
+_LONG_AMOUNT = re.compile(r"¥\d{1,3}(?:,\d{3}){5,}")
+
+
+@pytest.mark.parametrize(
+    ("lang", "unspent"), [("en", "¥1.0e+30 unspent"), ("zh-CN", "剩余 ¥1.0e+30")]
+)
+def test_huge_amounts_are_scientific(
+    loaded_store: str, capsys: pytest.CaptureFixture[str], lang: str, unspent: str
+) -> None:
+    capsys.readouterr()
+    for command in (["plan", "m1", "--budget", "1e30"], ["fact", "m1", "--budget", "1e30"]):
+        assert main(["--lang", lang, *command, "--store", loaded_store]) == 0
+        out = capsys.readouterr().out
+        assert "1.0e+30" in out and not _LONG_AMOUNT.search(out), out
+    assert main(["--lang", lang, "plan", "m1", "--budget", "1e30", "--store", loaded_store]) == 0
+    assert unspent in capsys.readouterr().out
+
+
+def test_a_slot_price_leaves_no_step_that_fits() -> None:
+    """The s market's ``fact m0 --budget 1e6`` left ¥8,500 and a talent slot while a ¥6,790
+    talent returned over ¥1 per yuan, and said no step returned ¥1 per yuan: a slot price
+    passed the cheap talents over. Here the best price buys talent 3 alone, leaving 20 yuan
+    and two slots; talent 1 (20 yuan, 3.9 per yuan) fits and is bought too."""
+    from kolmatch.matching.fact import Curve, _slot_priced
+
+    cost = np.array([90.0, 20.0, 50.0, 90.0, 20.0])
+    gain = np.array([197.0, 78.0, 344.0, 484.0, 51.0])
+    t = _slot_priced(
+        [Curve(cost, gain, np.arange(5), True)],
+        110.0,
+        floor=1.0,
+        most_items=3,
+        shared=[True],
+        group=[0],
+        caps=[110.0],
+    )
+    assert sorted(t.steps[0]) == [1, 3] and t.gain.sum() == pytest.approx(562.0)
+
+
+_TOO_DEAR = re.compile(r"costs more than is left \(the cheapest ¥([\d,]+)\)")
+
+
+@pytest.mark.parametrize("budget", ["3e5", "1e6", "3e6"])
+def test_fact_says_why_budget_is_left(
+    loaded_store: str, capsys: pytest.CaptureFixture[str], budget: str
+) -> None:
+    """The reason for what a split leaves matches its figures."""
+    for merchant in ("m0", "m1", "m2", "m3", "m5"):
+        capsys.readouterr()
+        assert main(["fact", merchant, "--budget", budget, "--json", "--store", loaded_store]) == 0
+        r = json.loads(capsys.readouterr().out)
+        if r["unspent"] < 0.5:
+            assert not r["reasons"]
+            continue
+        (reason,) = r["reasons"]
+        if "no further step returns" in reason:
+            assert all(c["next_return"] < r["floor"] for c in r["channels"]), r
+        elif m := _TOO_DEAR.search(reason):
+            assert float(m[1].replace(",", "")) > r["unspent"], reason
+        else:
+            assert "max_talents" in reason, reason
+
+
+def test_plan_labels_list_prices_as_quotes(
+    loaded_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plan's prices are list prices (public), not the private negotiated fee."""
+    capsys.readouterr()
+    for command in (["plan", "m1", "--budget", "2e6"], ["fact", "m1", "--budget", "2e6"]):
+        assert main([*command, "--store", loaded_store]) == 0
+        heads = [
+            line.split()
+            for line in capsys.readouterr().out.splitlines()
+            if "tier" in line.split()[1:2]
+        ]
+        assert heads and all(h[:3] == ["talent", "tier", "quote"] and "fee" not in h for h in heads)
+        assert main([*command, "--json", "--store", loaded_store]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        talents = doc.get("talents") or [t for c in doc["channels"] for t in c["talents"]]
+        assert talents and all(t["quote"] == t["fee"] for t in talents)
+    assert main(["--lang", "zh-CN", "plan", "m1", "--budget", "2e6", "--store", loaded_store]) == 0
+    assert "报价" in capsys.readouterr().out
+
+
+def test_leads_say_what_their_roi_divides_by(
+    loaded_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Leads' ROI is on the talent's negotiated fee with no commission (the API's roiBasis),
+    match's on the quote plus commission: the line says which."""
+    capsys.readouterr()
+    assert main(["leads", "t1", "--top", "3", "--store", loaded_store]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if "ROI" in x]
+    assert lines and all(
+        "ROI" in x and "on the talent's negotiated fee (no commission)" in x for x in lines
+    )
+    assert main(["--lang", "zh-CN", "leads", "t1", "--top", "3", "--store", loaded_store]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if "ROI" in x]
+    assert lines and all("按达人协商费用计，不含佣金" in x for x in lines)
+
+
+@pytest.mark.parametrize(
+    "dates", [["--start", "2026-08-01", "--end", "2026-08-02"], ["--end", "2026-08-02"]]
+)
+def test_book_refuses_a_campaign_and_dates(
+    loaded_store: str, capsys: pytest.CaptureFixture[str], dates: list[str]
+) -> None:
+    capsys.readouterr()
+    book = ["book", "m1", "--talents", "t1", "--campaign", "cp8", *dates, "--key", "both"]
+    assert main([*book, "--store", loaded_store]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith("kolmatch: argument --campaign: ") and dates[0] in line, line
+    assert "--start D --end D" in line and not captured.out
+
+
+def test_growth_prints_na_not_nan(
+    loaded_store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad future-dated record made the backtest's figures NaN: they read n/a."""
+    from dataclasses import replace
+
+    from kolmatch.engine.service import EngineService
+
+    growth = EngineService.growth
+
+    def undefined(self: EngineService, **kw: object) -> object:
+        r = growth(self, **kw)  # type: ignore[arg-type]
+        nan = float("nan")
+        b = replace(
+            r.backtest_merchants,
+            forecast_wape=nan,
+            last_year_wape=nan,
+            forecast_total_error=nan,
+            last_year_total_error=nan,
+        )
+        return replace(r, backtest_merchants=b, forecast_12_months=nan)
+
+    monkeypatch.setattr(EngineService, "growth", undefined)
+    capsys.readouterr()
+    for lang, na in (("en", "n/a"), ("zh-CN", "不适用")):
+        assert main(["--lang", lang, "growth", "--top", "2", "--store", loaded_store]) == 0
+        out = capsys.readouterr().out
+        assert "nan" not in out.lower().replace("financ", ""), out
+        assert f"WAPE {na}" in out and na in out.split("\n")[1], out

@@ -380,6 +380,16 @@ def _slot_priced(
             caps=caps,
         )
         steps = [[int(index[i][s]) for s in t.steps[i]] for i in range(len(curves))]
+        steps = _fill(
+            curves,
+            steps,
+            budget,
+            floor=floor,
+            most_items=most_items,
+            shared=shared,
+            group=group,
+            caps=caps,
+        )
         gain = np.array([float(cv.gain[st].sum()) for cv, st in zip(curves, steps, strict=True)])
         if best is None or gain.sum() > best.gain.sum() + 1e-6:
             used = {
@@ -408,6 +418,66 @@ def _slot_priced(
             best = _Taken(steps, spent, gain, last, nxt)
     assert best is not None
     return best
+
+
+def _fill(
+    curves: Sequence[Curve],
+    steps: list[list[int]],
+    budget: float,
+    *,
+    floor: float,
+    most_items: int | None,
+    shared: Sequence[bool],
+    group: Sequence[int],
+    caps: Sequence[float],
+) -> list[list[int]]:
+    """``steps`` and what the budget they leave buys at no slot price (:func:`allocate`).
+
+    A slot price passes over cheap talents to keep slots for dearer ones; where it leaves both
+    budget and slots, steps returning at least ``floor`` per yuan that fit are still worth
+    buying (on s, ``fact m0 --budget 1e6`` left ¥8,500 and a slot while a ¥6,790 talent
+    returned more than ¥1 per yuan). Steps already bought, and talents bought in another
+    channel, are not offered again; a sequence offers the steps after its last one bought.
+    """
+    used = {
+        int(cv.item[s]) for cv, st, sh in zip(curves, steps, shared, strict=True) if sh for s in st
+    }
+    items = sum(len(st) for st, sh in zip(steps, shared, strict=True) if sh)
+    if most_items is not None and items >= most_items:
+        return steps
+    spent = [float(cv.cost[st].sum()) for cv, st in zip(curves, steps, strict=True)]
+    left = budget - sum(spent)
+    if left < 0.5:
+        return steps
+    in_group = np.zeros(len(caps))
+    for g, x in zip(group, spent, strict=True):
+        in_group[g] += x
+    rest: list[Curve] = []
+    index: list[I64] = []
+    for cv, st, sh in zip(curves, steps, shared, strict=True):
+        worth = cv.gain >= floor * cv.cost
+        if not cv.independent:
+            k = len(st)
+            stop = k + int(np.argmin(worth[k:])) if not worth[k:].all() else len(worth)
+            order = np.arange(k, stop, dtype=np.int64)
+        else:
+            bought = np.zeros(len(cv.cost), dtype=bool)
+            bought[st] = True
+            free = np.array([not (sh and int(x) in used) for x in cv.item], dtype=bool)
+            rows = np.nonzero(worth & (cv.gain > 0) & ~bought & free)[0]
+            order = rows[np.argsort(-(cv.gain[rows] / cv.cost[rows]), kind="stable")]
+        rest.append(Curve(cv.cost[order], cv.gain[order], cv.item[order], cv.independent))
+        index.append(order.astype(np.int64))
+    t = allocate(
+        rest,
+        left,
+        floor=floor,
+        most_items=None if most_items is None else most_items - items,
+        shared=shared,
+        group=group,
+        caps=[c - x for c, x in zip(caps, in_group, strict=True)],
+    )
+    return [st + [int(index[i][s]) for s in t.steps[i]] for i, st in enumerate(steps)]
 
 
 @dataclass(frozen=True)
@@ -736,12 +806,16 @@ def fact_split(
         cheapest = _cheapest_worth_buying(curves, t, shared, floor)
         if np.isfinite(most) and picked >= most:
             overall.append(say("fact.unspent.max_talents", left=say.yuan(left), n=int(most)))
-        elif cheapest is not None and cheapest > left:
+        elif cheapest is None:  # every step not bought returns less than the floor
+            overall.append(say("fact.unspent.floor", left=say.yuan(left), floor=floor))
+        elif cheapest > left:
             overall.append(
                 say("fact.unspent.too_dear", left=say.yuan(left), cheapest=say.yuan(cheapest))
             )
-        else:
-            overall.append(say("fact.unspent.floor", left=say.yuan(left), floor=floor))
+        else:  # one fits, and _fill buys what fits: its channel is at its cap (``shares``)
+            overall.append(
+                say("fact.unspent.capped", left=say.yuan(left), cheapest=say.yuan(cheapest))
+            )
     return FactSplit(
         merchant=merchant_id,
         window=str(window),
