@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -29,12 +30,17 @@ from kolmatch.i18n import DEFAULT_LANG, MESSAGES, message
 __all__ = [
     "ASSIGNMENT_ARGUMENTS",
     "BOOKING_ARGUMENTS",
+    "CAMPAIGN_ARGUMENTS",
+    "COLLABORATION_ARGUMENTS",
     "PLAN_ARGUMENTS",
+    "VIOLATION_ARGUMENTS",
     "Forbidden",
     "RateLimited",
     "api_arguments",
+    "api_name",
     "code_of",
     "format_error",
+    "in_api_words",
     "localised",
 ]
 
@@ -100,6 +106,9 @@ def format_error(err: GraphQLError, lang: str = DEFAULT_LANG) -> dict[str, Any]:
         out["message"] = localised(code, err.message, lang)
     elif isinstance(orig, KolmatchError):
         code = code_of(orig)
+        if isinstance(orig, BadArgument):
+            # a flag no resolver renamed (api_arguments): a client never reads one
+            orig = in_api_words(orig)
         out["message"] = localised(code, str(orig), lang, orig)
     elif err.path is None and isinstance(orig, (GraphQLError, TypeError, ValueError)):
         # a variable's value the schema cannot read ({"b": "abc"} for a Float!): the request's
@@ -182,27 +191,82 @@ PLAN_ARGUMENTS = {
 ASSIGNMENT_ARGUMENTS = {
     "--method": "input.method",
     "--candidates": "input.candidates",
+    "--campaign": "input.campaign",
     "--agency-cap": "input.agencyCap",
     "--time-limit": "input.timeLimit",
 }
 
 
+def _input_fields(*names: str) -> dict[str, str]:
+    """The engine's names of a write's fields (``kpiTarget``), as a mutation's input object
+    holds them (``input.kpiTarget``)."""
+    return {n: f"input.{n}" for n in names}
+
+
+#: ``recordCollaboration(input:)``, ``flagViolation(input:)``, ``createCampaign(input:)``.
+COLLABORATION_ARGUMENTS = _input_fields(
+    "id", "talent", "product", "gmv", "orders", "fee", "time", "campaign"
+)
+VIOLATION_ARGUMENTS = _input_fields("id", "label", "target", "kind", "severity", "time")
+CAMPAIGN_ARGUMENTS = _input_fields(
+    "id", "name", "start", "end", "goal", "kpiTarget", "budget", "categories", "products"
+)
+
+
+def api_name(flag: str) -> str:
+    """The API's name of a command-line flag: ``--min-roi`` is ``minRoi``.
+
+    The resolvers rename the flags they know where they call the engine (:func:`api_arguments`,
+    which also knows names inside an input object: ``input.agencyCap``); this is the rule for
+    any other, applied to every error on its way out (:func:`format_error`).
+
+    Examples
+    --------
+    >>> api_name("--min-roi"), api_name("--campaign")
+    ('minRoi', 'campaign')
+    """
+    head, *rest = flag.lstrip("-").split("-")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
 @contextmanager
 def api_arguments(names: Mapping[str, str]) -> Iterator[None]:
-    """Re-raise a :class:`BadArgument` under the name the API's caller used (``names``).
+    """Re-raise a :class:`BadArgument` under the name the API's caller used (``names``); the
+    flags of ``names`` its reason mentions are renamed too.
 
     Examples
     --------
     >>> try:
     ...     with api_arguments(PLAN_ARGUMENTS):
-    ...         raise BadArgument("--min-roi", "must be 0 or more")
+    ...         raise BadArgument("--target-gmv", "give --target-gmv or --target-new-customers")
     ... except BadArgument as exc:
     ...     print(exc)
-    argument minRoi: must be 0 or more
+    argument targetGmv: give targetGmv or targetNewCustomers
     """
     try:
         yield
     except BadArgument as exc:
         if exc.argument not in names:
             raise
-        raise BadArgument(names[exc.argument], exc.reason) from None
+        reason = _FLAG.sub(lambda f: names.get(f.group(0), f.group(0)), exc.reason)
+        raise BadArgument(names[exc.argument], reason) from None
+
+
+#: A command-line flag in an engine's message: ``--min-roi`` (not ``a--b`` or ``---``).
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+
+
+def in_api_words(exc: BadArgument) -> BadArgument:
+    """``exc`` with every command-line flag it names (its argument, its reason) written as
+    the API's argument (:func:`api_name`); ``exc`` itself if it names none.
+
+    Examples
+    --------
+    >>> print(in_api_words(BadArgument("--campaign", "merchant m0 has not joined cp12")))
+    argument campaign: merchant m0 has not joined cp12
+    """
+    argument = api_name(exc.argument) if _FLAG.fullmatch(exc.argument) else exc.argument
+    reason = _FLAG.sub(lambda f: api_name(f.group(0)), exc.reason)
+    if (argument, reason) == (exc.argument, exc.reason):
+        return exc
+    return BadArgument(argument, reason)

@@ -11,7 +11,14 @@ from typing import Any
 import graphene
 import numpy as np
 
-from kolmatch.api.errors import ASSIGNMENT_ARGUMENTS, Forbidden, api_arguments, code_of
+from kolmatch.api.errors import (
+    ASSIGNMENT_ARGUMENTS,
+    COLLABORATION_ARGUMENTS,
+    VIOLATION_ARGUMENTS,
+    Forbidden,
+    api_arguments,
+    code_of,
+)
 from kolmatch.api.types.agency import Agency, TalentConnection
 from kolmatch.api.types.campaign import (
     BookTalents,
@@ -61,6 +68,7 @@ from kolmatch.matching.market import (
     assign_market,
     assignment_pairs,
 )
+from kolmatch.matching.plan import TIERS
 from kolmatch.matching.score import match_merchant
 
 __all__ = ["schema"]
@@ -364,6 +372,10 @@ class Query(graphene.ObjectType):
         flt = filter or {}
         followers = np.nan_to_num(f.talent_followers)
         if flt.get("tier"):
+            if flt["tier"] not in TIERS:
+                raise BadArgument(
+                    "filter.tier", f"unknown tier {flt['tier']!r}; tiers are {', '.join(TIERS)}"
+                )
             keep &= np.array([tier_of(int(x)) == flt["tier"] for x in followers])
         if flt.get("category"):
             names = [str(c) for c in f.category_names]
@@ -499,17 +511,18 @@ class RecordCollaboration(graphene.Mutation):
                 ctx.service.record_refusal(entry, exc)
                 raise exc
         try:
-            snap = ctx.service.record_collaboration(
-                collab_id=input["id"],
-                talent=input["talent"],
-                product=input["product"],
-                gmv=input["gmv"],
-                orders=input["orders"],
-                fee=input["fee"],
-                time=input["time"],
-                campaign=input.get("campaign"),
-                actor=actor_of(ctx),
-            )
+            with api_arguments(COLLABORATION_ARGUMENTS):
+                snap = ctx.service.record_collaboration(
+                    collab_id=input["id"],
+                    talent=input["talent"],
+                    product=input["product"],
+                    gmv=input["gmv"],
+                    orders=input["orders"],
+                    fee=input["fee"],
+                    time=input["time"],
+                    campaign=input.get("campaign"),
+                    actor=actor_of(ctx),
+                )
         except Conflict as exc:
             if p.internal or (exc.owner is not None and p.is_merchant(exc.owner)):
                 raise
@@ -543,15 +556,16 @@ class FlagViolation(graphene.Mutation):
     def mutate(root: Any, info: Any, input: dict[str, Any]) -> FlagViolation:
         ctx = context(info)
         write_as(ctx, "flagViolation", input["id"], dict(input))
-        snap = ctx.service.flag_violation(
-            violation_id=input["id"],
-            label=input["label"],
-            target=input["target"],
-            kind=input["kind"],
-            severity=input["severity"],
-            time=input["time"],
-            actor=actor_of(ctx),
-        )
+        with api_arguments(VIOLATION_ARGUMENTS):
+            snap = ctx.service.flag_violation(
+                violation_id=input["id"],
+                label=input["label"],
+                target=input["target"],
+                kind=input["kind"],
+                severity=input["severity"],
+                time=input["time"],
+                actor=actor_of(ctx),
+            )
         ctx.snap = snap
         return FlagViolation(version=snap.version)
 
@@ -640,7 +654,10 @@ def _pairs(ctx: RequestContext, args: dict[str, Any]) -> int:
     limit = float(args.get("time_limit", 30.0))
     if not math.isfinite(limit) or limit <= 0:
         raise BadArgument("input.timeLimit", f"must be a positive number of seconds, got {limit}")
-    return assignment_pairs(ctx.snap.features, candidates=candidates, campaign=args.get("campaign"))
+    with api_arguments(ASSIGNMENT_ARGUMENTS):
+        return assignment_pairs(
+            ctx.snap.features, candidates=candidates, campaign=args.get("campaign")
+        )
 
 
 def _refresh_job(ctx: RequestContext) -> Job:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from kolmatch.engine.write_rules import checked_amount, checked_id, checked_text
 from kolmatch.errors import BadArgument
 from kolmatch.graph.booking import iso_day
 from kolmatch.graph.market import MarketGraph
@@ -89,8 +90,9 @@ def checked_brief(
     kpi_target: float | None,
     budget: float | None,
 ) -> dict[str, Any]:
-    """A new campaign's node row, checked: a name, a window of ISO days, a known goal,
-    finite positive amounts.
+    """A new campaign's node row, checked: an id as the import format writes ids, a name,
+    a window of ISO days, a known goal, finite positive amounts up to
+    :data:`~kolmatch.engine.write_rules.MAX_AMOUNT`.
 
     Raises
     ------
@@ -108,10 +110,8 @@ def checked_brief(
     ...
     kolmatch.errors.BadArgument: argument end: 2026-10-20 is before start 2026-11-11
     """
-    if not campaign_id.strip():
-        raise BadArgument("id", "must not be empty")
-    if not name.strip():
-        raise BadArgument("name", "must not be empty")
+    checked_id(campaign_id, "id")
+    checked_text(name, "name")
     iso_day(start, "start")
     iso_day(end, "end")
     if end < start:
@@ -119,8 +119,8 @@ def checked_brief(
     if goal is not None and goal not in CAMPAIGN_GOALS:
         raise BadArgument("goal", f"must be one of {', '.join(CAMPAIGN_GOALS)}, got {goal!r}")
     for arg, v in (("kpiTarget", kpi_target), ("budget", budget)):
-        if v is not None and (not np.isfinite(v) or v <= 0):
-            raise BadArgument(arg, f"must be a positive amount, got {v}")
+        if v is not None:
+            checked_amount(v, arg, positive=True)
     return {
         "id": campaign_id,
         "name": name,

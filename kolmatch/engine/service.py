@@ -45,6 +45,13 @@ from kolmatch.engine.cache import (
     updated_features,
 )
 from kolmatch.engine.campaigns import CampaignBrief, briefs_of, checked_brief
+from kolmatch.engine.write_rules import (
+    checked_amount,
+    checked_count,
+    checked_id,
+    checked_past_day,
+    checked_text,
+)
 from kolmatch.errors import (
     BadArgument,
     Cancel,
@@ -1168,9 +1175,13 @@ class EngineService:
         Raises
         ------
         UnknownId
-            If the talent or product is not in the graph.
+            If the talent, product or campaign is not in the graph.
         BadArgument
-            If an amount is negative or the date is not ISO-8601.
+            Naming the field: an id with white space at an end, an amount not finite,
+            negative or over :data:`~kolmatch.engine.write_rules.MAX_AMOUNT`, orders not a
+            whole number >= 0, a time not YYYY-MM-DD or after today, a campaign the product's
+            merchant has not joined or whose window does not hold the time
+            (:mod:`kolmatch.engine.write_rules`).
         Conflict
             If the id is already recorded with a different value (``fields`` names which).
         """
@@ -1186,19 +1197,19 @@ class EngineService:
         entry = {"actor": actor, "action": "recordCollaboration", "target": collab_id}
         with self._write_lock:
             try:
-                if not collab_id.strip():
-                    raise BadArgument("collabId", "must not be empty")
+                checked_id(collab_id, "id")
                 snap = self._current()
                 snap.features.talent_row(talent)
                 if product not in snap.product_merchant:
                     raise UnknownId("Product", product)
+                sent.update(
+                    gmv=checked_amount(gmv, "gmv"),
+                    orders=checked_count(orders, "orders"),
+                    fee=checked_amount(fee, "fee"),
+                    time=checked_past_day(time, "time"),
+                )
                 if campaign:
-                    snap.features.campaign_row(campaign)  # UnknownId: never a dangling campaign
-                for name, v in (("gmv", gmv), ("orders", orders), ("fee", fee)):
-                    if not np.isfinite(v) or v < 0:
-                        raise BadArgument(name, f"must be a finite amount >= 0, got {v}")
-                _iso(time)
-                sent.update(gmv=float(gmv), orders=int(orders), fee=float(fee))
+                    _in_campaign(snap, campaign, snap.product_merchant[product], time)
                 after = {"id": collab_id, "merchant": snap.product_merchant[product], **sent}
                 old = snap.collaborations.get(collab_id)
                 if old is not None:
@@ -1274,7 +1285,9 @@ class EngineService:
         UnknownId
             If the target is not in the graph.
         BadArgument
-            If the label, severity or date is not one the model allows, or the id is taken.
+            If the label, severity or date is not one the model allows (a time after today,
+            :func:`~kolmatch.engine.write_rules.checked_past_day`), the kind is empty, or the
+            id is taken or has white space at an end.
         """
         node = {
             "id": violation_id,
@@ -1287,6 +1300,8 @@ class EngineService:
         entry = {"actor": actor, "action": "flagViolation", "target": violation_id, "input": sent}
         with self._write_lock:
             try:
+                checked_id(violation_id, "id")
+                checked_text(kind, "kind")
                 if label not in ("Talent", "Merchant", "Product"):
                     raise BadArgument(
                         "label", f"must be Talent, Merchant or Product, got {label!r}"
@@ -1300,7 +1315,7 @@ class EngineService:
                     raise taken
                 if self._store.missing_ids(label, [target]):
                     raise UnknownId(label, target)
-                _iso(time)
+                checked_past_day(time, "time")
             except KolmatchError as exc:
                 self.record_refusal(entry, exc)
                 raise
@@ -1435,46 +1450,28 @@ class EngineService:
         ``key`` names the request: booking ids are ``<merchant>/<key>/<talent>``, so the same
         request sent again writes nothing, and one merchant's ids never meet another's.
 
+        The window is the campaign's or ``start`` to ``end``, never both: dates sent with a
+        campaign were ignored (the campaign's window booked) before; both are refused here,
+        so the API and the command line refuse them alike.
+
         Raises
         ------
         BadArgument
-            Naming ``key``, ``talents``, ``campaign``, ``start`` or ``end``.
+            Naming ``key`` (empty, or white space at an end), ``talents``, ``campaign`` (with
+            ``start`` or ``end`` too, not joined, over), ``start`` or ``end``.
         UnknownId, NotEligible, BookingRefused, Conflict
             As :meth:`book`.
         """
-        if not key.strip():
-            raise BadArgument("key", "must not be empty")
-        if not talents:
-            raise BadArgument("talents", "give at least one talent")
-        if len(set(talents)) != len(talents):
-            raise BadArgument("talents", "a talent is named twice")
+        sent: dict[str, Any] = {"merchant": merchant, "talents": list(talents), "key": key}
+        sent |= {"campaign": campaign, "start": start, "end": end}
+        entry = {"actor": actor, "action": "book", "target": None, "input": sent}
         with self._write_lock:
-            current = self._current()  # one look at the store's version for the checks below
-            today = current.features.today
-            if campaign is not None:
-                brief = current.campaigns.get(campaign)
-                if brief is None:
-                    raise UnknownId("Campaign", campaign)
-                if merchant not in brief.merchants:
-                    raise BadArgument(
-                        "campaign", f"merchant {merchant} has not joined campaign {campaign}"
-                    )
-                start, end = brief.start[:10], brief.end[:10]
-            elif start is None or end is None:
-                raise BadArgument("start", "give a campaign, or a start and an end day")
-            else:
-                # a booking holds a coming slot: the history's days are done (a running
-                # campaign's window may have begun; its end is checked below)
-                day = date.fromisoformat(iso_day(start, "start"))
-                if day <= today:
-                    raise BadArgument(
-                        "start", f"must be after the market's day {today.isoformat()}, got {start}"
-                    )
-            if date.fromisoformat(iso_day(end, "end")) <= today:
-                raise BadArgument(
-                    "end" if campaign is None else "campaign",
-                    f"the window ends by the market's day {today.isoformat()}: nothing to book",
-                )
+            try:
+                current = self._current()  # one look at the store's version for the checks
+                start, end = _booking_window(current, merchant, talents, key, campaign, start, end)
+            except KolmatchError as exc:
+                self.record_refusal(entry, exc)
+                raise
             ids = [f"{merchant}/{key}/{t}" for t in talents]
             asked = [
                 Booking(i, t, merchant, start, end, campaign)
@@ -2002,10 +1999,84 @@ def _names(ids: NDArray[np.str_], names: NDArray[np.object_]) -> dict[str, str]:
     return {str(i): str(n) if n else str(i) for i, n in zip(ids, names, strict=True)}
 
 
-def _iso(text: str) -> None:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
+def _booking_window(
+    snap: Snapshot,
+    merchant: str,
+    talents: Sequence[str],
+    key: str,
+    campaign: str | None,
+    start: str | None,
+    end: str | None,
+) -> tuple[str, str]:
+    """The checked window (first and last day) of a booking request: a campaign's the
+    merchant joined, or ``start`` to ``end``; never both (see
+    :meth:`EngineService.book_talents`).
+
+    Raises
+    ------
+    BadArgument, UnknownId
+        Naming the argument at fault.
+    """
+    checked_id(key, "key")
+    if not talents:
+        raise BadArgument("talents", "give at least one talent")
+    if len(set(talents)) != len(talents):
+        raise BadArgument("talents", "a talent is named twice")
+    today = snap.features.today
+    if campaign is not None:
+        if start is not None or end is not None:
+            dates = ", ".join(f"{n} {v}" for n, v in (("start", start), ("end", end)) if v)
+            raise BadArgument(
+                "campaign",
+                f"give a campaign (its window is booked) or a start and an end day, not both: "
+                f"got campaign {campaign} and {dates}",
+            )
+        brief = snap.campaigns.get(campaign)
+        if brief is None:
+            raise UnknownId("Campaign", campaign)
+        if merchant not in brief.merchants:
+            raise BadArgument("campaign", f"merchant {merchant} has not joined campaign {campaign}")
+        start, end = brief.start[:10], brief.end[:10]
+    elif start is None or end is None:
         raise BadArgument(
-            "time", f"expected an ISO-8601 date like 2026-07-01, got {text!r}"
-        ) from None
+            "start" if start is None else "end", "give a campaign, or a start and an end day"
+        )
+    else:
+        # a booking holds a coming slot: the history's days are done (a running
+        # campaign's window may have begun; its end is checked below)
+        day = date.fromisoformat(iso_day(start, "start"))
+        if day <= today:
+            raise BadArgument(
+                "start", f"must be after the market's day {today.isoformat()}, got {start}"
+            )
+    if date.fromisoformat(iso_day(end, "end")) <= today:
+        raise BadArgument(
+            "end" if campaign is None else "campaign",
+            f"the window ends by the market's day {today.isoformat()}: nothing to book",
+        )
+    return start, end
+
+
+def _in_campaign(snap: Snapshot, campaign: str, merchant: str | None, day: str) -> None:
+    """Check that a collaboration on ``day`` of ``merchant``'s product ran in ``campaign``:
+    the merchant joined it and its window holds the day.
+
+    Raises
+    ------
+    UnknownId
+        If the campaign is not in the graph (never a dangling campaign).
+    BadArgument
+        Naming ``campaign``.
+    """
+    brief = snap.campaigns.get(campaign)
+    if brief is None:
+        raise UnknownId("Campaign", campaign)
+    if merchant is None:
+        raise BadArgument("campaign", f"the product has no merchant to have joined {campaign}")
+    if merchant not in brief.merchants:
+        raise BadArgument("campaign", f"merchant {merchant} has not joined campaign {campaign}")
+    if not brief.start[:10] <= day[:10] <= brief.end[:10]:
+        raise BadArgument(
+            "campaign",
+            f"campaign {campaign} ran {brief.start[:10]} to {brief.end[:10]}, not on {day}",
+        )

@@ -16,6 +16,7 @@ import uvicorn
 from kolmatch.api.app import create_app
 from kolmatch.api.auth import KeyRing, Principal
 from kolmatch.api.limits import Limits
+from kolmatch.engine.audit import AuditLog
 from kolmatch.engine.service import EngineService
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.loaders.load import load_folder
@@ -122,6 +123,67 @@ def api(s_market: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
     server.should_exit = True
     thread.join(timeout=10)
     raw.close()
+
+
+#: The keys of :func:`tiny_api`'s server, by the role they hold there.
+WRITE_KEYS = {
+    "internal": "w-internal-5c1d",
+    "m_own": "w-merchant-8e2f",
+    "m_other": "w-merchant-3a9b",
+}
+
+
+@dataclass
+class Writable:
+    """A server on a store of its own (the tiny market) that a test may write to."""
+
+    url: str
+    service: EngineService
+    store: SQLiteStore
+    audit: AuditLog
+    seller: str  # the merchant selling `product`
+    other: str  # a merchant that does not
+    product: str
+    talent: str
+    client: httpx.Client
+
+    def post(self, query: str, who: str = "internal", **body: Any) -> dict[str, Any]:
+        r = self.client.post(
+            f"{self.url}/graphql",
+            json={"query": query, **body},
+            headers={"Authorization": f"Bearer {WRITE_KEYS[who]}"},
+        )
+        assert r.status_code in (200, 503), r.text
+        out: dict[str, Any] = r.json()
+        return out
+
+
+@pytest.fixture
+def tiny_api(tiny_market: Path, tmp_path: Path) -> Iterator[Writable]:
+    """A server on a fresh store of the tiny market, with an audit log of its own; keys
+    :data:`WRITE_KEYS`: internal, ``m_own`` (the seller of ``product``), ``m_other``."""
+    store = SQLiteStore(tmp_path / "tiny.db")
+    load_folder(tiny_market, store)
+    audit = AuditLog(tmp_path / "audit" / "audit.jsonl")
+    service = EngineService(store, tmp_path / "cache", audit=audit)
+    snap = service.snapshot
+    product, seller = next((p, m) for p, m in sorted(snap.product_merchant.items()) if m)
+    other = next(str(m) for m in snap.features.merchant_ids if str(m) != seller)
+    ring = KeyRing(
+        {
+            WRITE_KEYS["internal"]: Principal("internal"),
+            WRITE_KEYS["m_own"]: Principal("merchant", seller),
+            WRITE_KEYS["m_other"]: Principal("merchant", other),
+        }
+    )
+    url, server, thread = serve(create_app(service, ring, production=False))
+    client = httpx.Client(timeout=120)
+    talent = str(snap.features.talent_ids[0])
+    yield Writable(url, service, store, audit, seller, other, product, talent, client)
+    client.close()
+    server.should_exit = True
+    thread.join(timeout=10)
+    store.close()
 
 
 @pytest.fixture(scope="session")

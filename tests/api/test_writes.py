@@ -5,77 +5,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from kolmatch.api.app import GRAPH_VERSION_HEADER, create_app
-from kolmatch.api.auth import KeyRing, Principal
-from kolmatch.engine.audit import AuditLog, audit_path
-from kolmatch.engine.service import EngineService
+from kolmatch.api.app import GRAPH_VERSION_HEADER
+from kolmatch.engine.audit import audit_path
 from kolmatch.errors import IncompleteLoad
-from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import NodeBatch, RelBatch
-from kolmatch.loaders.load import load_folder
-from tests.api.conftest import serve
+from tests.api.conftest import WRITE_KEYS, Writable
 
 SECTION = "Accountable writes"
 RECORD = """mutation($i: CollaborationInput!) { recordCollaboration(input: $i) { version
   talent { id history(first: 50) { id gmv } } } }"""
-KEYS = {"internal": "w-internal-5c1d", "m_own": "w-merchant-8e2f", "m_other": "w-merchant-3a9b"}
-
-
-@dataclass
-class Writable:
-    url: str
-    service: EngineService
-    store: SQLiteStore
-    audit: AuditLog
-    seller: str  # the merchant selling `product`
-    other: str  # a merchant that does not
-    product: str
-    talent: str
-    client: httpx.Client
-
-    def post(self, query: str, who: str = "internal", **body: Any) -> dict[str, Any]:
-        r = self.client.post(
-            f"{self.url}/graphql",
-            json={"query": query, **body},
-            headers={"Authorization": f"Bearer {KEYS[who]}"},
-        )
-        assert r.status_code in (200, 503), r.text
-        out: dict[str, Any] = r.json()
-        return out
+KEYS = WRITE_KEYS
 
 
 @pytest.fixture
-def w(tiny_market: Path, tmp_path: Path) -> Iterator[Writable]:
-    store = SQLiteStore(tmp_path / "tiny.db")
-    load_folder(tiny_market, store)
-    audit = AuditLog(tmp_path / "audit" / "audit.jsonl")
-    service = EngineService(store, tmp_path / "cache", audit=audit)
-    snap = service.snapshot
-    product, seller = next((p, m) for p, m in sorted(snap.product_merchant.items()) if m)
-    other = next(str(m) for m in snap.features.merchant_ids if str(m) != seller)
-    ring = KeyRing(
-        {
-            KEYS["internal"]: Principal("internal"),
-            KEYS["m_own"]: Principal("merchant", seller),
-            KEYS["m_other"]: Principal("merchant", other),
-        }
-    )
-    url, server, thread = serve(create_app(service, ring, production=False))
-    client = httpx.Client(timeout=120)
-    talent = str(snap.features.talent_ids[0])
-    yield Writable(url, service, store, audit, seller, other, product, talent, client)
-    client.close()
-    server.should_exit = True
-    thread.join(timeout=10)
-    store.close()
+def w(tiny_api: Writable) -> Writable:
+    return tiny_api
 
 
 def _collab(w: Writable, cid: str, **over: Any) -> dict[str, Any]:

@@ -7,7 +7,12 @@ from typing import Any
 
 import graphene
 
-from kolmatch.api.errors import BOOKING_ARGUMENTS, Forbidden, api_arguments
+from kolmatch.api.errors import (
+    BOOKING_ARGUMENTS,
+    CAMPAIGN_ARGUMENTS,
+    Forbidden,
+    api_arguments,
+)
 from kolmatch.api.types.common import actor_of, context, write_as
 from kolmatch.engine.campaigns import CampaignBrief
 from kolmatch.errors import BadArgument
@@ -87,18 +92,19 @@ class CreateCampaign(graphene.Mutation):
     def mutate(root: Any, info: Any, input: dict[str, Any]) -> CampaignBrief:
         ctx = context(info)
         write_as(ctx, "createCampaign", input["id"], dict(input))
-        ctx.snap = ctx.service.create_campaign(
-            campaign_id=input["id"],
-            name=input["name"],
-            start=input["start"],
-            end=input["end"],
-            goal=input.get("goal"),
-            kpi_target=input.get("kpi_target"),
-            budget=input.get("budget"),
-            categories=input.get("categories") or (),
-            products=input.get("products") or (),
-            actor=actor_of(ctx),
-        )
+        with api_arguments(CAMPAIGN_ARGUMENTS):
+            ctx.snap = ctx.service.create_campaign(
+                campaign_id=input["id"],
+                name=input["name"],
+                start=input["start"],
+                end=input["end"],
+                goal=input.get("goal"),
+                kpi_target=input.get("kpi_target"),
+                budget=input.get("budget"),
+                categories=input.get("categories") or (),
+                products=input.get("products") or (),
+                actor=actor_of(ctx),
+            )
         return ctx.snap.campaigns[input["id"]]
 
 

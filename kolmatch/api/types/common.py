@@ -77,8 +77,35 @@ def write_as(
     raise exc
 
 
+#: The largest offset a cursor may hold: more items than any list of a market (a larger one,
+#: not a cursor this server issued, would be a slice or a ranking that large).
+MAX_CURSOR_OFFSET = 2**31 - 1
+
+
 def _cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _offset_of(cursor: str) -> int | None:
+    """The offset a cursor of :func:`_cursor` holds; None for any text it never writes (a
+    negative offset, a sign, leading zeros, white space, padding changed, another kind).
+
+    Examples
+    --------
+    >>> _offset_of(_cursor(4)), _offset_of("bzotNQ=="), _offset_of("bzowNA=="), _offset_of("xyz")
+    (4, None, None, None)
+    """
+    try:
+        kind, _, n = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if kind != "o" or not (n.isascii() and n.isdigit()) or len(n) > 10:
+        return None
+    offset = int(n)
+    # the one spelling this server writes: "o:05" or a re-padded base64 is not its cursor
+    if offset > MAX_CURSOR_OFFSET or _cursor(offset) != cursor:
+        return None
+    return offset
 
 
 def page_size(first: int, limits: Limits) -> int:
@@ -100,19 +127,28 @@ def page_window(first: int, after: str | None, limits: Limits) -> tuple[int, int
     Raises
     ------
     BadArgument
-        If ``first`` is out of range or ``after`` is not a cursor this server issued.
+        If ``first`` is out of range or ``after`` is not a cursor this server issued (a
+        forged one with a negative offset read items from the end of a list, and made a
+        match list's ranking fail: ``INTERNAL``).
+
+    Examples
+    --------
+    >>> limits = Limits()
+    >>> page_window(3, None, limits), page_window(3, _cursor(4), limits)
+    ((0, 3), (5, 3))
+    >>> page_window(3, "bzotNQ==", limits)  # o:-5
+    Traceback (most recent call last):
+    ...
+    kolmatch.errors.BadArgument: argument after: not a cursor from this server: 'bzotNQ=='
     """
     size = page_size(first, limits)
-    offset = 0
-    if after:
-        try:
-            kind, _, n = base64.urlsafe_b64decode(after.encode()).decode().partition(":")
-            if kind != "o":
-                raise ValueError(kind)
-            offset = int(n) + 1
-        except (ValueError, UnicodeDecodeError):
-            raise BadArgument("after", f"not a cursor from this server: {after!r}") from None
-    return offset, size
+    if not after:
+        return 0, size
+    # every connection's cursor is read here: one check for every list
+    last = _offset_of(after)
+    if last is None:
+        raise BadArgument("after", f"not a cursor from this server: {after!r}")
+    return last + 1, size
 
 
 class PairOverlap(graphene.ObjectType):

@@ -376,20 +376,21 @@ class Merchant(graphene.ObjectType):
         offset, size = page_window(first, after, ctx.limits)
         w = _weights(weights)
         f = ctx.snap.features
-        ranked = match_merchant(
-            f,
-            m.id,
-            top=offset + size,
-            weights=w or None,
-            campaign=campaign,
-            budget=budget,
-            rankings=ctx.snap.rankings,
-            lang=ctx.lang,
-            evidence=selects(info, "evidence"),
-        )
-        eligible = eligible_talents(f)
-        if campaign is not None:
-            eligible &= availability(f, m.row, planning_window(f, campaign, m.row)).available
+        with api_arguments(PLAN_ARGUMENTS):
+            ranked = match_merchant(
+                f,
+                m.id,
+                top=offset + size,
+                weights=w or None,
+                campaign=campaign,
+                budget=budget,
+                rankings=ctx.snap.rankings,
+                lang=ctx.lang,
+                evidence=selects(info, "evidence"),
+            )
+            eligible = eligible_talents(f)
+            if campaign is not None:
+                eligible &= availability(f, m.row, planning_window(f, campaign, m.row)).available
         if budget is not None:
             eligible &= merchant_prices(f).fee <= budget
         items = [to_match(ctx, x) for x in ranked[offset : offset + size]]
@@ -407,16 +408,17 @@ class Merchant(graphene.ObjectType):
     ) -> dict[str, Any]:
         ctx = _own(info, m, "why-not answers")
         page_size(first, ctx.limits)
-        w = why_not(
-            ctx.snap.features,
-            m.id,
-            talent,
-            top=first,
-            weights=_weights(weights) or None,
-            campaign=campaign,
-            budget=budget,
-            lang=ctx.lang,
-        )
+        with api_arguments(PLAN_ARGUMENTS):
+            w = why_not(
+                ctx.snap.features,
+                m.id,
+                talent,
+                top=first,
+                weights=_weights(weights) or None,
+                campaign=campaign,
+                budget=budget,
+                lang=ctx.lang,
+            )
         return {k: v for k, v in w.__dict__.items() if k != "merchant"}
 
     @staticmethod
