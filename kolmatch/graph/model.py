@@ -6,11 +6,14 @@ a store (a SQLite table name, a Cypher label) comes from here, never from input.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 __all__ = [
     "CAMPAIGN_GOALS",
+    "INT_MAX",
     "NODES",
     "NODE_BY_FILE",
     "NUMERIC_TYPES",
@@ -19,6 +22,7 @@ __all__ = [
     "Field",
     "FieldType",
     "NodeSpec",
+    "OrderedFields",
     "RelSpec",
     "node_spec",
     "rel_spec",
@@ -40,25 +44,125 @@ class FieldType(str, Enum):
 NUMERIC_TYPES = frozenset({FieldType.INT, FieldType.FLOAT, FieldType.BOOL})
 
 
+#: The largest whole number a store keeps (SQLite INTEGER, Neo4j long, Arrow int64): the
+#: upper bound of every ``int`` field that declares none lower.
+INT_MAX = 2**63 - 1
+
+
+def _number_text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
 @dataclass(frozen=True)
 class Field:
-    """One typed property of a node or relationship."""
+    """One typed property of a node or relationship.
+
+    ``low`` and ``high`` bound a number (an ``int`` or ``float`` field), both inclusive:
+    a value outside them is refused at import. Every number declares ``low`` (a test keeps
+    it so); ``high`` None means no upper bound but the type's own (:data:`INT_MAX` for an
+    ``int``, the largest finite float for a ``float``).
+    """
 
     name: str
     type: FieldType
     required: bool = False
     doc: str = ""
     choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.low is not None or self.high is not None) and self.type not in (
+            FieldType.INT,
+            FieldType.FLOAT,
+        ):
+            raise ValueError(f"{self.name}: only an int or float field has bounds")
+        for b in (self.low, self.high):
+            if b is not None and self.type is FieldType.INT and not float(b).is_integer():
+                raise ValueError(f"{self.name}: an int field's bounds are whole numbers")
+        if self.high is not None and self.low is None:
+            raise ValueError(f"{self.name}: a field with a high bound declares its low one")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"{self.name}: low {self.low} is above high {self.high}")
+
+    @cached_property  # read per value by the row reader
+    def bounds(self) -> tuple[float, float] | None:
+        """The inclusive ``(low, high)`` a value must lie in; None if the field declares none.
+
+        An ``int`` field's bounds are ints, capped at :data:`INT_MAX`; an open upper side of
+        a ``float`` is ``inf``.
+
+        Examples
+        --------
+        >>> Field("share", FieldType.FLOAT, low=0, high=1).bounds
+        (0.0, 1.0)
+        >>> Field("count", FieldType.INT, low=0).bounds
+        (0, 9223372036854775807)
+        """
+        if self.low is None:
+            return None
+        if self.type is FieldType.INT:
+            high = INT_MAX if self.high is None else min(int(self.high), INT_MAX)
+            return int(self.low), high
+        return float(self.low), math.inf if self.high is None else float(self.high)
+
+    @property
+    def range_text(self) -> str:
+        """The declared range in words, as docs/data-format.md and import problems say it.
+
+        Examples
+        --------
+        >>> Field("share", FieldType.FLOAT, low=0, high=1).range_text
+        '0 to 1'
+        >>> Field("count", FieldType.INT, low=0).range_text
+        '0 or more'
+        """
+        if self.low is None:
+            return ""
+        if self.high is None:
+            return f"{_number_text(self.low)} or more"
+        return f"{_number_text(self.low)} to {_number_text(self.high)}"
+
+
+@dataclass(frozen=True)
+class OrderedFields:
+    """A rule tying two fields of one row: ``first <= second`` where the row gives both.
+
+    A window's ``start`` and ``end`` (dates; ISO text orders as time does), a merchant's
+    ``min_talents`` and ``max_talents``. A row that gives only one of the two is not checked
+    against what the store holds for the other (loads are upserts).
+    """
+
+    first: str
+    second: str
+
+    def broken_text(self, first: object, second: object) -> str:
+        """What is wrong with a row where ``second`` is below ``first``, in words.
+
+        Examples
+        --------
+        >>> OrderedFields("min_talents", "max_talents").broken_text(9, 2)
+        'max_talents 2 is less than min_talents 9'
+        >>> OrderedFields("start", "end").broken_text("2025-03-10", "2025-03-01")
+        'end 2025-03-01 is before start 2025-03-10'
+        """
+        less = "is before" if isinstance(second, str) else "is less than"
+        return f"{self.second} {second} {less} {self.first} {first}"
 
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """A node label: its import file stem and its properties (besides ``id``)."""
+    """A node label: its import file stem, its properties (besides ``id``) and the rules
+    that tie two of a row's properties (``rules``)."""
 
     label: str
     file: str
     fields: tuple[Field, ...]
     doc: str = ""
+    rules: tuple[OrderedFields, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_rules(self.label, self.fields, self.rules)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -71,7 +175,8 @@ class RelSpec:
 
     ``key`` names the property that tells two relationships between the same
     pair apart (an order id for purchases); without one, a pair holds at most
-    one relationship of the type and loading it again updates it.
+    one relationship of the type and loading it again updates it. ``rules`` tie two of a
+    row's properties.
     """
 
     type: str
@@ -81,6 +186,10 @@ class RelSpec:
     fields: tuple[Field, ...]
     key: str | None = None
     doc: str = ""
+    rules: tuple[OrderedFields, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_rules(self.type, self.fields, self.rules)
 
     @property
     def polymorphic(self) -> bool:
@@ -90,6 +199,15 @@ class RelSpec:
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+
+def _check_rules(name: str, fields: tuple[Field, ...], rules: tuple[OrderedFields, ...]) -> None:
+    """Raise ValueError unless each rule ties two fields of the spec of one type."""
+    by_name = {f.name: f for f in fields}
+    for r in rules:
+        a, b = by_name.get(r.first), by_name.get(r.second)
+        if a is None or b is None or a.type is not b.type:
+            raise ValueError(f"{name}: rule {r} needs two fields of the spec of one type")
 
 
 S, INT, F, B, D = FieldType.STR, FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.DATE
@@ -105,7 +223,7 @@ NODES: tuple[NodeSpec, ...] = (
         (
             Field("gender", S, doc="f, m or u (unknown)", choices=GENDERS),
             Field("age_band", S, doc="age band", choices=AGE_BANDS),
-            Field("city_tier", INT, doc="city tier, 1 (largest) to 5"),
+            Field("city_tier", INT, doc="city tier, 1 (largest) to 5", low=1, high=5),
         ),
         "A consumer.",
     ),
@@ -115,19 +233,26 @@ NODES: tuple[NodeSpec, ...] = (
         (
             Field("name", S, True, "display name"),
             Field(
-                "followers", INT, doc="follower count the platform reports (may include inactive)"
+                "followers",
+                INT,
+                doc="follower count the platform reports (may include inactive)",
+                low=0,
             ),
             Field(
-                "fee", F, doc="negotiated fee in yuan for one collaboration (private: docs/api.md)"
+                "fee",
+                F,
+                doc="negotiated fee in yuan for one collaboration (private: docs/api.md)",
+                low=0,
             ),
             Field(
                 "list_price",
                 F,
                 doc="the talent's public quote in yuan for one collaboration (its rate card); "
                 "shown to merchants in match lists and plans",
+                low=0,
             ),
-            Field("commission_rate", F, doc="share of GMV the talent takes, 0..1"),
-            Field("capacity", INT, doc="collaboration slots per period"),
+            Field("commission_rate", F, doc="share of GMV the talent takes, 0..1", low=0, high=1),
+            Field("capacity", INT, doc="collaboration slots per period (0: none free)", low=0),
             Field("region", S, doc="home region"),
         ),
         "A KOL, creator or live host; tier (top/mid/micro) is derived from audience size.",
@@ -141,25 +266,32 @@ NODES: tuple[NodeSpec, ...] = (
             Field(
                 "target_age_band", S, doc="the merchant's stated target age band", choices=AGE_BANDS
             ),
-            Field("budget", F, doc="budget in yuan per period for talent fees"),
-            Field("min_talents", INT, doc="fewest talents per period"),
-            Field("max_talents", INT, doc="most talents per period"),
+            Field("budget", F, doc="budget in yuan per period for talent fees", low=0),
+            Field("min_talents", INT, doc="fewest talents per period", low=0),
+            Field(
+                "max_talents",
+                INT,
+                doc="most talents per period (0: none this period); at least min_talents",
+                low=0,
+            ),
             Field(
                 "room_followers",
                 INT,
                 doc="followers of the merchant's own account and live room (Field), as the "
                 "platform reports them; empty: it has no live room",
+                low=0,
             ),
         ),
         "A store or brand.",
+        rules=(OrderedFields("min_talents", "max_talents"),),
     ),
     NodeSpec(
         "Product",
         "product",
         (
             Field("name", S, True, "product name"),
-            Field("price", F, True, "unit price in yuan"),
-            Field("commission_rate", F, doc="commission offered to talents, 0..1"),
+            Field("price", F, True, "unit price in yuan (0: a free gift)", low=0),
+            Field("commission_rate", F, doc="commission offered to talents, 0..1", low=0, high=1),
         ),
         "A product; its category is an IN_CATEGORY relationship.",
     ),
@@ -173,7 +305,10 @@ NODES: tuple[NodeSpec, ...] = (
             Field("name", S, True, "provider name"),
             Field("kind", S, doc="service kind, e.g. logistics, operations, ads, live-studio"),
             Field(
-                "list_price", F, doc="the provider's public quote in yuan for 30 days of service"
+                "list_price",
+                F,
+                doc="the provider's public quote in yuan for 30 days of service",
+                low=0,
             ),
         ),
         "A service provider to merchants: a live-room operator, an agency that runs stores, "
@@ -184,11 +319,16 @@ NODES: tuple[NodeSpec, ...] = (
         "live_session",
         (
             Field("day", D, True, "the day it ran"),
-            Field("duration_s", INT, doc="length in seconds"),
-            Field("viewers", INT, doc="users who watched it"),
-            Field("orders", INT, doc="orders placed in it"),
-            Field("gmv", F, doc="gross merchandise value sold in it, in yuan"),
-            Field("cost", F, doc="what it cost the merchant: hosts, crew, paid traffic, in yuan"),
+            Field("duration_s", INT, doc="length in seconds", low=0),
+            Field("viewers", INT, doc="users who watched it", low=0),
+            Field("orders", INT, doc="orders placed in it", low=0),
+            Field("gmv", F, doc="gross merchandise value sold in it, in yuan", low=0),
+            Field(
+                "cost",
+                F,
+                doc="what it cost the merchant: hosts, crew, paid traffic, in yuan",
+                low=0,
+            ),
         ),
         "A session of a merchant's own live room (FACT's Field); its sales are the session's "
         "totals, not rows of purchased.csv.",
@@ -199,7 +339,7 @@ NODES: tuple[NodeSpec, ...] = (
         (
             Field("kind", S, True, "video or live", choices=("video", "live")),
             Field("published", D, True, "publication date"),
-            Field("duration_s", INT, doc="length in seconds"),
+            Field("duration_s", INT, doc="length in seconds", low=0),
         ),
         "A short video or a live session.",
     ),
@@ -211,11 +351,12 @@ NODES: tuple[NodeSpec, ...] = (
             Field("start", D, True, "first day"),
             Field("end", D, True, "last day"),
             Field("goal", S, doc="what the campaign is run for", choices=CAMPAIGN_GOALS),
-            Field("kpi_target", F, doc="the goal's target: yuan of GMV, or users"),
-            Field("budget", F, doc="the platform's budget for the campaign, in yuan"),
+            Field("kpi_target", F, doc="the goal's target: yuan of GMV, or users", low=0),
+            Field("budget", F, doc="the platform's budget for the campaign, in yuan", low=0),
         ),
         "A marketing event with a time window, and its brief: goal, target, budget (its "
         "categories and products are COVERS and IN_CAMPAIGN relationships).",
+        rules=(OrderedFields("start", "end"),),
     ),
     NodeSpec(
         "Category",
@@ -253,11 +394,13 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         ("User",),
         "Content",
         (
-            Field("views", INT, True, "times viewed"),
-            Field("likes", INT, doc="likes"),
-            Field("comments", INT, doc="comments"),
-            Field("shares", INT, doc="shares"),
-            Field("watch_s", F, doc="total watch time in seconds"),
+            Field("views", INT, True, "times viewed", low=0),
+            # not capped by views: a platform counts a like or comment from a feed preview,
+            # and a user may comment several times in one view
+            Field("likes", INT, doc="likes", low=0),
+            Field("comments", INT, doc="comments", low=0),
+            Field("shares", INT, doc="shares", low=0),
+            Field("watch_s", F, doc="total watch time in seconds", low=0),
             Field("last", D, doc="last engagement date"),
         ),
         doc="A user's aggregated engagement with one content item.",
@@ -273,7 +416,7 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         "Product",
         (
             Field("order_id", S, True, "order id, unique per purchase"),
-            Field("amount", F, True, "amount paid in yuan"),
+            Field("amount", F, True, "amount paid in yuan (0: a free gift or full voucher)", low=0),
             Field("time", D, True, "purchase date"),
             Field("talent", S, doc="id of the talent the sale is attributed to"),
             Field("content", S, doc="id of the content the sale is attributed to"),
@@ -288,9 +431,9 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         "Product",
         (
             Field("collab_id", S, True, "collaboration id, unique per collaboration"),
-            Field("gmv", F, doc="gross merchandise value in yuan (empty: not known)"),
-            Field("orders", INT, doc="orders (empty: not known)"),
-            Field("fee", F, doc="fee paid in yuan (empty: not known)"),
+            Field("gmv", F, doc="gross merchandise value in yuan (empty: not known)", low=0),
+            Field("orders", INT, doc="orders (empty: not known)", low=0),
+            Field("fee", F, doc="fee paid in yuan (empty: not known)", low=0),
             Field("time", D, True, "collaboration date"),
             Field("campaign", S, doc="id of the campaign it ran in"),
         ),
@@ -310,6 +453,7 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         ),
         key="booking_id",
         doc="A merchant has booked one of a talent's slots for a time window (not yet run).",
+        rules=(OrderedFields("start", "end"),),
     ),
     RelSpec("SELLS", "sells", ("Merchant",), "Product", (), doc="A merchant sells a product."),
     RelSpec(
@@ -345,20 +489,23 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
             Field("engagement_id", S, True, "engagement id, unique per engagement"),
             Field("start", D, True, "first day of the engagement"),
             Field("end", D, True, "last day of the engagement (agreed, for a running one)"),
-            Field("fee", F, doc="fee paid in yuan"),
+            Field("fee", F, doc="fee paid in yuan", low=0),
             Field(
                 "gmv_before",
                 F,
                 doc="the merchant's GMV over as many days before start as the engagement ran",
+                low=0,
             ),
             Field(
                 "gmv_during",
                 F,
                 doc="the merchant's GMV over the engagement (empty: still running, not known)",
+                low=0,
             ),
         ),
         key="engagement_id",
         doc="A merchant engaged a service provider: the outcome is its GMV before and during.",
+        rules=(OrderedFields("start", "end"),),
     ),
     RelSpec("JOINED", "joined", ("Merchant",), "Campaign", (), doc="A merchant joined a campaign."),
     RelSpec(
@@ -398,7 +545,7 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         "competes_with",
         ("Merchant",),
         "Merchant",
-        (Field("shared_categories", INT, doc="categories both sell in"),),
+        (Field("shared_categories", INT, doc="categories both sell in", low=0),),
         doc="Two merchants compete; derivable from shared categories.",
     ),
 )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kolmatch.errors import InputProblem
-from kolmatch.graph.model import Field, FieldType, NodeSpec, RelSpec
+from kolmatch.graph.model import INT_MAX, Field, FieldType, NodeSpec, OrderedFields, RelSpec
 
 __all__ = [
     "MAX_FIELD_CHARS",
@@ -22,6 +22,7 @@ __all__ = [
     "check_header",
     "columns_of",
     "fields_of",
+    "out_of_range",
     "read_rows",
 ]
 
@@ -160,6 +161,22 @@ def fields_of(spec: Spec) -> dict[str, Field]:
     return out
 
 
+def out_of_range(fld: Field, value: float) -> str:
+    """The reason a number outside its field's declared range is refused, naming both.
+
+    Examples
+    --------
+    >>> out_of_range(Field("amount", FieldType.FLOAT, low=0), -5.0)
+    '-5.0 is out of range: must be 0 or more'
+    >>> out_of_range(Field("rate", FieldType.FLOAT, low=0, high=1), 1.5)
+    '1.5 is out of range: must be 0 to 1'
+    """
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    if fld.type is FieldType.INT and fld.high is None and value > INT_MAX:
+        return f"{shown} is out of range: larger than the largest whole number stored ({INT_MAX})"
+    return f"{shown} is out of range: must be {fld.range_text}"
+
+
 def _decoded_lines(path: Path, name: str, log: ProblemLog) -> Iterator[str]:
     """Yield the file's lines decoded as UTF-8; stop with a problem at the first bad byte."""
     with path.open("rb") as fh:
@@ -201,8 +218,15 @@ def check_header(header: list[str], spec: Spec, name: str, log: ProblemLog) -> b
 
 
 def _typed_row(
-    raw: dict[str, Any], fields: dict[str, Field], name: str, line: int, log: ProblemLog
+    raw: dict[str, Any],
+    fields: dict[str, Field],
+    rules: tuple[OrderedFields, ...],
+    name: str,
+    line: int,
+    log: ProblemLog,
 ) -> Row | None:
+    """The row typed, or None with each of its problems in ``log``; a rule is checked where
+    both its values are good, so a row with another bad value still has it named."""
     row: Row = {}
     ok = True
     for col, fld in fields.items():
@@ -228,12 +252,27 @@ def _typed_row(
             log.add(name, line, col, f"{value!r} is not one of {', '.join(fld.choices)}")
             ok = False
             continue
+        bounds = fld.bounds
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            log.add(name, line, col, out_of_range(fld, value))
+            ok = False
+            continue
         if fld.type is FieldType.STR and col in ("id", "src", "dst") and value.strip() != value:
             log.add(name, line, col, "id has leading or trailing white space")
             ok = False
             continue
         row[col] = value
+    for rule in rules:
+        if _broken(rule, row):
+            log.add(name, line, rule.second, rule.broken_text(row[rule.first], row[rule.second]))
+            ok = False
     return row if ok else None
+
+
+def _broken(rule: OrderedFields, row: Row) -> bool:
+    """Whether ``row`` gives both of ``rule``'s values, out of order (ISO dates as text)."""
+    first, second = row.get(rule.first), row.get(rule.second)
+    return first is not None and second is not None and second < first
 
 
 def _csv_converters() -> dict[FieldType, Callable[[str], Any] | None]:
@@ -282,7 +321,10 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
         return
     width = len(header)
     conv = _csv_converters()
-    plan = [(i, col, conv[fields[col].type], fields[col]) for i, col in enumerate(header)]
+    plan = [
+        (i, col, conv[fields[col].type], fields[col], fields[col].bounds)
+        for i, col in enumerate(header)
+    ]
     while True:
         try:
             values = next(reader)
@@ -302,7 +344,8 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
             log.add(name, line, "", f"expected {width} fields as in the header, got {len(values)}")
             continue
         row: Row = {}
-        for i, col, fn, fld in plan:
+        x: Any
+        for i, col, fn, fld, bounds in plan:
             v = values[i]
             if not v:
                 if fld.required:
@@ -321,12 +364,17 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
                     break
             if fld.choices and x not in fld.choices:
                 break
+            if bounds is not None and not bounds[0] <= x <= bounds[1]:
+                break
             row[col] = x
         else:
-            yield line, row
-            continue
+            if not any(_broken(rule, row) for rule in spec.rules):
+                yield line, row
+                continue
         # Something is wrong with this row: the slow path names every problem (or accepts it).
-        slow = _typed_row(dict(zip(header, values, strict=True)), fields, name, line, log)
+        slow = _typed_row(
+            dict(zip(header, values, strict=True)), fields, spec.rules, name, line, log
+        )
         if slow is not None:
             yield line, slow
 
@@ -353,7 +401,7 @@ def _read_jsonl(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[
             log.add(name, line, str(k), f"unknown field; known fields: {', '.join(sorted(known))}")
         if unknown:
             continue
-        row = _typed_row(obj, fields, name, line, log)
+        row = _typed_row(obj, fields, spec.rules, name, line, log)
         if row is not None:
             yield line, row
     if not any_line and log.count(name) == 0:
@@ -363,9 +411,10 @@ def _read_jsonl(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[
 def read_rows(path: Path, spec: Spec, log: ProblemLog) -> Iterator[tuple[int, Row]]:
     """Yield ``(line, row)`` for each valid row of an import file.
 
-    Rows with problems are not yielded; their problems go to ``log`` with the
-    file name, line and field. A malformed file stops at its first structural
-    problem (a bad byte, an open quote).
+    Rows with problems (an empty required value, a value of the wrong type, outside its
+    choices or its field's range, a row breaking one of the spec's rules) are not yielded;
+    their problems go to ``log`` with the file name, line and field. A malformed file stops
+    at its first structural problem (a bad byte, an open quote).
 
     Parameters
     ----------
@@ -383,23 +432,7 @@ def read_rows(path: Path, spec: Spec, log: ProblemLog) -> Iterator[tuple[int, Ro
         optional values are left out.
     """
     name = path.name
-    rows = (
-        _read_jsonl(path, spec, name, log)
-        if path.suffix == ".jsonl"
-        else _read_csv(path, spec, name, log)
-    )
-    if {"start", "end"} <= set(fields_of(spec)):
-        rows = _windows_in_order(rows, name, log)
-    yield from rows
-
-
-def _windows_in_order(
-    rows: Iterator[tuple[int, Row]], name: str, log: ProblemLog
-) -> Iterator[tuple[int, Row]]:
-    """Reject rows whose time window ends before it starts (ISO dates compare as text)."""
-    for line, row in rows:
-        start, end = row.get("start"), row.get("end")
-        if start is not None and end is not None and end < start:
-            log.add(name, line, "end", f"end {end} is before start {start}")
-            continue
-        yield line, row
+    if path.suffix == ".jsonl":
+        yield from _read_jsonl(path, spec, name, log)
+    else:
+        yield from _read_csv(path, spec, name, log)

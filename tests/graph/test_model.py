@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-from kolmatch.graph.model import NODES, RELATIONSHIPS, tier_of
+import pytest
+
+from kolmatch.graph.model import (
+    INT_MAX,
+    NODES,
+    RELATIONSHIPS,
+    Field,
+    FieldType,
+    NodeSpec,
+    node_spec,
+    rel_spec,
+    tier_of,
+)
+from kolmatch.graph.model import OrderedFields as R
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "data-format.md"
 
@@ -36,3 +51,62 @@ def test_tiers() -> None:
         "mid",
         "micro",
     ]
+
+
+NUMBERS = (FieldType.INT, FieldType.FLOAT)
+
+
+def test_every_number_declares_its_range() -> None:
+    """A numeric field added without ``low`` (and ``high`` where it has one) fails here."""
+    numbers = [(s.file, f) for s in (*NODES, *RELATIONSHIPS) for f in s.fields if f.type in NUMBERS]
+    assert len(numbers) > 30
+    assert [f"{file}.{f.name}" for file, f in numbers if f.bounds is None] == []
+    for _, f in numbers:
+        lo, hi = f.bounds or (0, 0)
+        assert lo <= hi and lo > -math.inf
+
+
+def test_every_range_and_row_rule_is_documented() -> None:
+    text = DOC.read_text()
+    for spec in (*NODES, *RELATIONSHIPS):
+        body = text.split(f"### `{spec.file}`", 1)[1].split("###", 1)[0]
+        ranges = dict(re.findall(r"^\| (\w+) \| \w+ \| (?:yes|no) \| ([^|]*?) ?\|", body, re.M))
+        for f in spec.fields:
+            assert ranges[f.name] == f.range_text, (spec.file, f.name)
+        for rule in spec.rules:
+            assert re.search(rf"^\| {rule.second} \|.*`{rule.first}` \|$", body, re.M), (
+                spec.file,
+                rule,
+            )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Field("name", FieldType.STR, low=0),  # bounds on text
+        lambda: Field("n", FieldType.INT, low=0.5),  # a fractional bound on an int
+        lambda: Field("share", FieldType.FLOAT, low=1, high=0),  # an empty range
+        lambda: Field("share", FieldType.FLOAT, high=1),  # a high bound alone
+        lambda: NodeSpec("X", "x", (Field("a", FieldType.INT, low=0),), rules=(R("a", "b"),)),
+        lambda: NodeSpec(
+            "X",
+            "x",
+            (Field("a", FieldType.INT, low=0), Field("b", FieldType.DATE)),
+            rules=(R("a", "b"),),  # a number against a date
+        ),
+    ],
+)
+def test_a_malformed_declaration_is_refused(make: Callable[[], object]) -> None:
+    with pytest.raises(ValueError):
+        make()
+
+
+def test_bounds_and_their_words() -> None:
+    tier = node_spec("User").fields[-1]
+    assert (tier.name, tier.bounds, tier.range_text) == ("city_tier", (1, 5), "1 to 5")
+    amount = next(f for f in rel_spec("PURCHASED").fields if f.name == "amount")
+    assert amount.bounds == (0.0, math.inf) and amount.range_text == "0 or more"
+    assert Field("n", FieldType.INT, low=0).bounds == (0, INT_MAX)
+    assert R("start", "end").broken_text("2026-02-01", "2026-01-01") == (
+        "end 2026-01-01 is before start 2026-02-01"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kolmatch.errors import InputError
-from kolmatch.graph.model import FieldType, NodeSpec, RelSpec, node_spec, rel_spec
+from kolmatch.graph.model import Field, FieldType, NodeSpec, RelSpec, node_spec, rel_spec
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import arrow_type
 from kolmatch.loaders import columnar
@@ -27,10 +28,13 @@ TRICKY: dict[FieldType, list[str]] = {
     FieldType.INT: [
         *("0", "12", "-3", "007", "+12", " 12", "12 ", "1_000", "１２", "1.0", "abc"),
         *("99999999999999999999", ""),
+        # at and past the model's bounds (city_tier 1 to 5, counts 0 or more, int64's top)
+        *("1", "5", "6", "-1", "9223372036854775807", "9223372036854775808"),
     ],
     FieldType.FLOAT: [
         *("1.5", "-0.0", ".5", "5.", "1e3", "1E-3", "+1", "inf", "nan", "1e999"),
         *(" 2", "1_0", "0x10", "x", ""),
+        *("0", "1", "1.0", "1.0000000000000002", "-5e-324", "-5.00"),  # the bounds of 0..1
     ],
     FieldType.DATE: [
         *("2026-01-01", "2024-02-29", "2026-02-30", "2026-1-1", "0000-01-01"),
@@ -52,6 +56,8 @@ IDS = ["u1", "u2", "t1", "t 2", " u3", "u4 ", "u5\u2003", "", "u,6", 'u"7', "u\n
 
 SPECS: list[NodeSpec | RelSpec] = [
     node_spec("User"),
+    node_spec("Talent"),  # ranges 0 or more and 0 to 1
+    node_spec("Merchant"),  # the row rule min_talents <= max_talents
     node_spec("Violation"),
     rel_spec("PROMOTED"),
     rel_spec("BOOKED"),
@@ -67,8 +73,17 @@ def _values(spec: NodeSpec | RelSpec, tricky: bool) -> dict[str, list[str]]:
         elif fld.choices:
             out[name] = [*fld.choices] * 6 + [fld.choices[0].upper(), "", "other"] * tricky
         else:
-            out[name] = PLAIN[fld.type] * 6 + TRICKY[fld.type] * tricky
+            out[name] = _plain(fld) * 6 + TRICKY[fld.type] * tricky
     return out
+
+
+def _plain(fld: Field) -> list[str]:
+    """Plain values of ``fld``'s type within its range (a city tier's 1 to 5, say)."""
+    if fld.bounds is None:
+        return PLAIN[fld.type]
+    lo, hi = fld.bounds
+    inside = [v for v in PLAIN[fld.type] if lo <= float(v) <= hi]
+    return [*inside, str(lo), str(hi) if hi < math.inf else "5"]
 
 
 @st.composite
