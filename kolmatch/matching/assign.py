@@ -424,17 +424,23 @@ def build_assignment(
 
         for key, k in ((ub, k_value), (ub / fee[rows], candidates)):
             # by value, then by value per yuan of fee (k counts the value picks too): the
-            # best CHUNK by bound first; everything else only if one of them could lose
-            if len(key) <= CHUNK:
-                evaluate(np.arange(len(key)))
-                continue
-            part = np.argpartition(-key, CHUNK)
-            evaluate(part[:CHUNK])
-            exact = (value if key is ub else value / fee[rows])[done]
-            kth = (
-                np.partition(exact, len(exact) - k)[len(exact) - k] if len(exact) >= k else -np.inf
-            )
-            if kth < key[part[CHUNK]]:
+            # best CHUNK by bound first, then four times as many while a talent not yet
+            # evaluated could still be among the k best (the floor can leave fewer than k of a
+            # chunk: then growing it, not evaluating every talent, at l 200,000 a merchant)
+            size = CHUNK
+            while size < len(key):
+                part = np.argpartition(-key, size)
+                evaluate(part[:size])
+                exact = (value if key is ub else value / fee[rows])[done]
+                kth = (
+                    np.partition(exact, len(exact) - k)[len(exact) - k]
+                    if len(exact) >= k
+                    else -np.inf
+                )
+                if kth >= key[part[size]]:
+                    break
+                size *= 4
+            else:
                 evaluate(np.arange(len(key)))
         # half the best by value, the rest the best by value per yuan of fee: a budget
         # buys either a few big names or many efficient ones
