@@ -13,6 +13,7 @@ import errno
 import math
 import os
 import re
+import shlex
 import sys
 import time
 import unicodedata
@@ -228,7 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("--json", action="store_true")
     _store_arg(cl)
     cc = cps.add_parser("create", help="create a campaign with its brief")
-    cc.add_argument("id")
+    cc.add_argument("id", metavar="ID")
     cc.add_argument("--name", required=True)
     cc.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
     cc.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
@@ -239,7 +240,7 @@ def _parser() -> argparse.ArgumentParser:
     cc.add_argument("--products", default="", help="product ids, comma-separated")
     _store_arg(cc)
     cj = cps.add_parser("join", help="a merchant joins a campaign that is not over")
-    cj.add_argument("campaign")
+    cj.add_argument("campaign", metavar="CAMPAIGN")
     cj.add_argument("--merchant", required=True)
     cj.add_argument("--products", default="", help="its product ids, comma-separated")
     _store_arg(cj)
@@ -428,7 +429,7 @@ def _join(a: argparse.Namespace, parts: Sequence[str]) -> str:
 # the API's codes; these read them back into catalogue messages, so every line the command
 # line prints is in the reader's language. tests/test_cli.py runs the commands in Chinese.
 _WINDOW = re.compile(
-    r"(?P<name>the coming period|the window|campaign (?P<id>\S+)) "
+    r"(?P<name>the coming period|the window|campaign (?P<id>.+)) "
     r"\((?P<start>[\d-]+)\.\.(?P<end>[\d-]+)\)"
 )
 _RETURN_BELOW = re.compile(r"return below (?P<floor>\S+)")
@@ -467,17 +468,17 @@ def _window_text(a: argparse.Namespace, window: str) -> str:
 def _reason_text(a: argparse.Namespace, reason: str) -> str:
     """A planner's reason a talent or merchant was left out, in ``--lang``."""
     if m := _RETURN_BELOW.fullmatch(reason):
-        return _text(a, "cli.reason.return below", floor=m["floor"])
+        return _text(a, "reason.return below", floor=m["floor"])
     if m := _TIER_FULL.fullmatch(reason):
         tier = _text(a, f"cli.tier.{m['tier']}")
         talents = count(int(_number(m["n"])), "talent", a.lang)
-        return _text(a, "cli.reason.tier full", tier=tier, talents=talents)
+        return _text(a, "reason.tier full", tier=tier, talents=talents)
     if m := _TIER_SHARE.fullmatch(reason):
         tier = _text(a, f"cli.tier.{m['tier']}")
-        return _text(a, "cli.reason.tier share", tier=tier, share=m["share"])
+        return _text(a, "reason.tier share", tier=tier, share=m["share"])
     if m := _MAX_TALENTS.fullmatch(reason):
-        return _text(a, "cli.reason.max_talents", n=int(m["n"]))
-    key = "cli.reason.add nothing" if reason.startswith("add nothing") else f"cli.reason.{reason}"
+        return _text(a, "reason.max_talents", n=int(m["n"]))
+    key = "reason.add nothing" if reason.startswith("add nothing") else f"reason.{reason}"
     return _text(a, key) if key in MESSAGES[DEFAULT_LANG] else reason
 
 
@@ -486,7 +487,7 @@ def _reasons_text(a: argparse.Namespace, reasons: dict[str, int]) -> str:
     return _join(
         a,
         [
-            _text(a, "cli.reason.item", n=f"{n:,}", reason=_reason_text(a, k))
+            _text(a, "reason.item", n=f"{n:,}", reason=_reason_text(a, k))
             for k, n in reasons.items()
         ],
     )
@@ -720,8 +721,9 @@ def _cmd_load(a: argparse.Namespace) -> int:
                 seconds=dt - delta_s,
             )
         )
-        if not report.total:
-            print(_text(a, "cli.load.nothing", version=store.version()))
+        if not report.total:  # (said without reading the store: an unfinished load on
+            # record would refuse the read, IncompleteLoad, and the load did succeed)
+            print(_text(a, "cli.load.nothing"))
         if delta is not None:
             users = len((report.rel_users or set()) | (report.node_users or set()))
             seconds = report.seconds["delta"]
@@ -1668,10 +1670,30 @@ def _service(store_arg: str | None) -> Iterator[Any]:
         store.close()
 
 
+#: The engine's names for a campaign's arguments (kolmatch/engine/campaigns.py, service.py),
+#: as this command's flags and positionals.
+CAMPAIGN_FLAGS = {
+    "id": "ID",
+    "name": "--name",
+    "start": "--start",
+    "end": "--end",
+    "goal": "--goal",
+    "kpiTarget": "--kpi-target",
+    "kpi_target": "--kpi-target",
+    "budget": "--budget",
+    "categories": "--categories",
+    "products": "--products",
+    "campaign": "CAMPAIGN",
+    "merchant": "--merchant",
+}
+
+
 def _cmd_campaign(a: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    with _service(a.store) as service:
+    from kolmatch.api.errors import api_arguments  # renames a BadArgument: not API-specific
+
+    with _service(a.store) as service, api_arguments(CAMPAIGN_FLAGS):
         if a.action == "create":
             snap = service.create_campaign(
                 campaign_id=a.id,
@@ -1762,7 +1784,12 @@ BOOKING_FLAGS = {
 def _cmd_book(a: argparse.Namespace) -> int:
     from kolmatch.api.errors import api_arguments  # renames a BadArgument: not API-specific
 
-    dates = [f"{flag} {v}" for flag, v in (("--start", a.start), ("--end", a.end)) if v]
+    # an empty day given is a day given (the service refuses it too, by ``is not None``)
+    dates = [
+        f"{flag} {shlex.quote(v)}"
+        for flag, v in (("--start", a.start), ("--end", a.end))
+        if v is not None
+    ]
     if a.campaign is not None and dates:  # the window is the campaign's or the dates', not both
         got = " ".join([f"--campaign {a.campaign}", *dates])
         raise BadArgument(

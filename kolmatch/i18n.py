@@ -272,8 +272,8 @@ _EN: dict[str, str] = {
         "{users:,} user(s) in {seconds:.1f}s: no rebuild"
     ),
     "cli.load.nothing": (
-        "the folder holds no rows: the store and its version {version} are as they were "
-        "(what is cached for it holds)"
+        "the folder holds no rows: nothing was written (the store's version, and what is "
+        "cached for it, hold)"
     ),
     "cli.load.missing": (
         "note: the store holds no {missing} nodes yet: match, plan, assign and the other "
@@ -366,6 +366,9 @@ _EN: dict[str, str] = {
         "sessions^{b:.2f} ({own:.0%} from its own months); one more returns ¥{next:.2f} per yuan"
     ),
     "fact.talents.none": "{channel}: no talent can be planned ({why})",
+    "fact.why.cheapest": "; the cheapest eligible talent costs {cheapest}",
+    "fact.why.no_talents": "the graph has no talents",
+    "fact.why.max_talents": "the merchant takes at most {n} talents (max_talents)",
     "fact.talents.no_candidate": "{channel}: no eligible talent in this tier returns its cost",
     "fact.talents.chosen": (
         "{channel}: {talents} talents for {spend}, expected {gmv}; the last returns "
@@ -468,25 +471,28 @@ _EN: dict[str, str] = {
     ),
     "cli.plan.unspent.only": "{left} unspent: the {talents} that fit it: {reason}",
     "cli.plan.unspent.several": "{left} unspent: of the {talents} that fit it, {parts}",
-    "cli.reason.item": "{n} {reason}",
-    "cli.reason.compliance": "compliance",
-    "cli.reason.no free slot": "no free slot",
-    "cli.reason.booked by a competitor": "booked by a competitor",
-    "cli.reason.already held by the merchant": "already held by the merchant",
-    "cli.reason.no list price": "no list price",
-    "cli.reason.fee over the budget": "quote over the budget",
-    "cli.reason.below the candidate cut": "below the candidate cut",
-    "cli.reason.not chosen by the solver": "not chosen by the solver",
-    "cli.reason.add nothing": "add nothing (no expected GMV, no new target user)",
-    "cli.reason.return below": "return below {floor}",
-    "cli.reason.tier full": "tier {tier} full ({talents})",
-    "cli.reason.tier share": "tier {tier} at its {share} of the budget",
-    "cli.reason.max_talents": "max_talents {n} reached",
-    "cli.reason.not in the campaign": "not in the campaign",
-    "cli.reason.no products": "no products",
-    "cli.reason.no eligible products": "no eligible products",
-    "cli.reason.no eligible talent": "no eligible talent",
-    "cli.reason.return below the floor": "return below the floor",
+    # -- why the planners leave a talent or a merchant out: the keys of their left_out
+    # (kolmatch/matching/plan.py LEFT_OUT_*, assign.py UNASSIGNED_REASONS)
+    "reason.item": "{n} {reason}",
+    "reason.sep": ", ",
+    "reason.compliance": "compliance",
+    "reason.no free slot": "no free slot",
+    "reason.booked by a competitor": "booked by a competitor",
+    "reason.already held by the merchant": "already held by the merchant",
+    "reason.no list price": "no list price",
+    "reason.fee over the budget": "quote over the budget",
+    "reason.below the candidate cut": "below the candidate cut",
+    "reason.not chosen by the solver": "not chosen by the solver",
+    "reason.add nothing": "add nothing (no expected GMV, no new target user)",
+    "reason.return below": "return below {floor}",
+    "reason.tier full": "tier {tier} full ({talents})",
+    "reason.tier share": "tier {tier} at its {share} of the budget",
+    "reason.max_talents": "max_talents {n} reached",
+    "reason.not in the campaign": "not in the campaign",
+    "reason.no products": "no products",
+    "reason.no eligible products": "no eligible products",
+    "reason.no eligible talent": "no eligible talent",
+    "reason.return below the floor": "return below the floor",
     "cli.campaign.status.upcoming": "upcoming",
     "cli.campaign.status.running": "running",
     "cli.campaign.status.over": "over",
@@ -678,7 +684,7 @@ _ZH: dict[str, str] = {
     "cli.load.delta": (
         "缓存的特征已按 {users:,} 个用户的增量行在 {seconds:.1f} 秒内更新到版本 {version}：无需重建"
     ),
-    "cli.load.nothing": "文件夹中没有数据行：存储及其版本 {version} 保持不变（其缓存仍然有效）",
+    "cli.load.nothing": "文件夹中没有数据行：未写入任何内容（存储的版本及其缓存均保持不变）",
     "cli.load.missing": (
         "注意：存储中还没有 {missing} 节点：match、plan、assign 等读取命令需要它们（{files}）"
     ),
@@ -757,6 +763,9 @@ _ZH: dict[str, str] = {
         "（{own:.0%} 来自其自身月份）；再加一场每元回报 ¥{next:.2f}"
     ),
     "fact.talents.none": "{channel}：无可规划的达人（{why}）",
+    "fact.why.cheapest": "；最便宜的合规达人需 {cheapest}",
+    "fact.why.no_talents": "图中没有达人",
+    "fact.why.max_talents": "商家的达人上限为 {n} 位",
     "fact.talents.no_candidate": "{channel}：本层级没有回报抵得上成本的合规达人",
     "fact.talents.chosen": (
         "{channel}：{talents} 位达人，花费 {spend}，预期 {gmv}；最后一位每元回报 "
@@ -834,25 +843,26 @@ _ZH: dict[str, str] = {
     "cli.plan.unspent.nothing": "剩余 {left}：其他达人既不增加预期 GMV，也不带来新的目标用户",
     "cli.plan.unspent.only": "剩余 {left}：余额内可负担的 {talents}：{reason}",
     "cli.plan.unspent.several": "剩余 {left}：余额内可负担的 {talents}中，{parts}",
-    "cli.reason.item": "{reason} {n}",
-    "cli.reason.compliance": "合规排除",
-    "cli.reason.no free slot": "无空闲档期",
-    "cli.reason.booked by a competitor": "已被竞品预订",
-    "cli.reason.already held by the merchant": "商家已预订",
-    "cli.reason.no list price": "无标价",
-    "cli.reason.fee over the budget": "报价超出预算",
-    "cli.reason.below the candidate cut": "未进入候选",
-    "cli.reason.not chosen by the solver": "求解器未选",
-    "cli.reason.add nothing": "无增益（无预期 GMV，无新目标用户）",
-    "cli.reason.return below": "回报低于 {floor}",
-    "cli.reason.tier full": "{tier}层级已满（{talents}）",
-    "cli.reason.tier share": "{tier}层级已达其预算份额 {share}",
-    "cli.reason.max_talents": "已达达人上限 {n} 位",
-    "cli.reason.not in the campaign": "未参加该活动",
-    "cli.reason.no products": "无商品",
-    "cli.reason.no eligible products": "无合规商品",
-    "cli.reason.no eligible talent": "无合规达人",
-    "cli.reason.return below the floor": "回报低于下限",
+    "reason.item": "{reason} {n}",
+    "reason.sep": "、",
+    "reason.compliance": "合规排除",
+    "reason.no free slot": "无空闲档期",
+    "reason.booked by a competitor": "已被竞品预订",
+    "reason.already held by the merchant": "商家已预订",
+    "reason.no list price": "无标价",
+    "reason.fee over the budget": "报价超出预算",
+    "reason.below the candidate cut": "未进入候选",
+    "reason.not chosen by the solver": "求解器未选",
+    "reason.add nothing": "无增益（无预期 GMV，无新目标用户）",
+    "reason.return below": "回报低于 {floor}",
+    "reason.tier full": "{tier}层级已满（{talents}）",
+    "reason.tier share": "{tier}层级已达其预算份额 {share}",
+    "reason.max_talents": "已达达人上限 {n} 位",
+    "reason.not in the campaign": "未参加该活动",
+    "reason.no products": "无商品",
+    "reason.no eligible products": "无合规商品",
+    "reason.no eligible talent": "无合规达人",
+    "reason.return below the floor": "回报低于下限",
     "cli.campaign.status.upcoming": "未开始",
     "cli.campaign.status.running": "进行中",
     "cli.campaign.status.over": "已结束",

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from kolmatch.cli import main
+from kolmatch.cli import _fee_rule_text, _reason_text, _window_text, main
+from kolmatch.matching.assign import UNASSIGNED_REASONS
+from kolmatch.matching.availability import WINDOW_NAMES
+from kolmatch.matching.fees import FEE_RULE_DEFAULT, FEE_RULE_MEDIAN
+from kolmatch.matching.plan import (
+    LEFT_OUT_MAX_TALENTS,
+    LEFT_OUT_REASONS,
+    LEFT_OUT_RETURN_BELOW,
+    LEFT_OUT_TEMPLATES,
+    LEFT_OUT_TIER_FULL,
+    LEFT_OUT_TIER_SHARE,
+)
 
 
 def test_generate_load_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -389,7 +401,10 @@ def test_a_day_of_follows_is_loaded_as_a_delta_and_said_so(
     (day / "follows.csv").write_text("src,dst,since\n")
     assert main(["load", str(day), "--store", store]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"holds no rows: the store and its version 4 are as they were", out), out
+    said = (
+        "holds no rows: nothing was written (the store's version, and what is cached for it, hold)"
+    )
+    assert said in out, out
 
 
 # -- the user trial's defects (amounts, Chinese, FACT reasons, quotes, ROI basis, windows, n/a)
@@ -563,7 +578,12 @@ def test_leads_say_what_their_roi_divides_by(
 
 
 @pytest.mark.parametrize(
-    "dates", [["--start", "2026-08-01", "--end", "2026-08-02"], ["--end", "2026-08-02"]]
+    "dates",
+    [
+        ["--start", "2026-08-01", "--end", "2026-08-02"],
+        ["--end", "2026-08-02"],
+        ["--start", ""],  # an empty day given is a day given
+    ],
 )
 def test_book_refuses_a_campaign_and_dates(
     loaded_store: str, capsys: pytest.CaptureFixture[str], dates: list[str]
@@ -606,3 +626,116 @@ def test_growth_prints_na_not_nan(
         out = capsys.readouterr().out
         assert "nan" not in out.lower().replace("financ", ""), out
         assert f"WAPE {na}" in out and na in out.split("\n")[1], out
+
+
+#: An English word left in Chinese (units, GMV and ROI, are capitals in both languages).
+_WORD = re.compile(r"[a-z]{2,}")
+
+
+def _zh_and_en(call: Callable[[argparse.Namespace, str], str], text: str) -> tuple[str, str]:
+    return call(argparse.Namespace(lang="zh-CN"), text), call(argparse.Namespace(lang="en"), text)
+
+
+#: Every reason a planner can give for a talent or a merchant left out (plan.py, assign.py),
+#: the templates filled in as the planners fill them.
+_REASONS = [
+    *LEFT_OUT_REASONS,
+    *UNASSIGNED_REASONS,
+    LEFT_OUT_RETURN_BELOW.format(floor="1.25x"),
+    LEFT_OUT_TIER_FULL.format(tier="top", talents="3 talents"),
+    LEFT_OUT_TIER_FULL.format(tier="micro", talents="1 talent"),
+    LEFT_OUT_TIER_SHARE.format(tier="mid", share=0.4),
+    LEFT_OUT_MAX_TALENTS.format(n=12),
+]
+
+
+def test_every_planner_reason_is_listed() -> None:
+    assert len(LEFT_OUT_TEMPLATES) == 4  # each filled in above
+    assert len(set(_REASONS)) == len(_REASONS) - 1  # compliance: both planners'
+
+
+@pytest.mark.parametrize("reason", _REASONS)
+def test_every_reason_is_written_in_chinese(reason: str) -> None:
+    """The zh-CN check over whole commands finds three English words in a row; a reason
+    alone ("55 compliance") is one or two: each is checked here, none left in English."""
+    zh, en = _zh_and_en(_reason_text, reason)
+    assert zh != en and zh != reason, zh
+    assert not _WORD.search(zh.replace("max_talents", "")), zh
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        FEE_RULE_MEDIAN.format(rate=0.0812, quote="list price", n=1234, floor=500.0),
+        FEE_RULE_MEDIAN.format(rate=0.0812, quote="fee", n=12, floor=1500.0),
+        FEE_RULE_DEFAULT.format(rate=0.1, quote="list price", floor=500.0),
+    ],
+)
+def test_every_fee_rule_is_written_in_chinese(rule: str) -> None:
+    zh, en = _zh_and_en(_fee_rule_text, rule)
+    assert zh != en and not _WORD.search(zh), zh
+
+
+@pytest.mark.parametrize("campaign", ["cp8", "cp 8", "双十一 cp (2)"])
+@pytest.mark.parametrize("name", WINDOW_NAMES)
+def test_every_window_is_written_in_chinese(name: str, campaign: str) -> None:
+    """Windows the planners name, a campaign's id spaces and brackets and all."""
+    window = f"{name.format(id=campaign)} (2026-07-01..2026-07-30)"
+    zh, en = _zh_and_en(_window_text, window)
+    assert zh != en and en == window, zh
+    assert "2026-07-01..2026-07-30" in zh
+    if "{id}" in name:
+        assert zh.startswith(f"活动 {campaign}（"), zh
+    assert not _WORD.search(zh.replace(campaign, "")), zh
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--kpi-target", "1e20"], "argument --kpi-target: must be a finite amount"),
+        (["--budget", "1e20"], "argument --budget: must be a finite amount"),
+        (["--start", "2026-9-1"], "argument --start: must be a day written YYYY-MM-DD"),
+        (["--name", " "], "argument --name: must not be empty"),
+    ],
+)
+def test_campaign_create_names_its_own_flags(
+    loaded_store: str, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    """The engine names a brief's fields as the API does (kpiTarget); the command its flags."""
+    create = ["campaign", "create", "cpF", "--name", "F", "--start", "2026-09-01"]
+    create += ["--end", "2026-09-10", "--store", loaded_store]
+    capsys.readouterr()
+    assert main([*create, *argv]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"kolmatch: {said}"), line
+
+
+def test_campaign_ids_are_named_as_the_usage_names_them(
+    loaded_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = ["--name", "F", "--start", "2026-09-01", "--end", "2026-09-10", "--store", loaded_store]
+    capsys.readouterr()
+    assert main(["campaign", "create", " cpF", *run]) == 2
+    assert capsys.readouterr().err.startswith("kolmatch: argument ID: must not start or end")
+    assert main(["campaign", "create", "cp F", *run]) == 0  # an inner space is an id's own
+    assert main(["campaign", "create", "cp F", *run]) == 2
+    assert capsys.readouterr().err.startswith("kolmatch: argument ID: campaign 'cp F' exists")
+    assert main(["campaign", "join", "cp F", "--merchant", "m1", "--store", loaded_store]) == 0
+    assert (
+        main(
+            [
+                "--lang",
+                "zh-CN",
+                "plan",
+                "m1",
+                "--budget",
+                "2e6",
+                "--campaign",
+                "cp F",
+                "--store",
+                loaded_store,
+            ]
+        )
+        == 0
+    )
+    assert "在 活动 cp F（2026-09-01..2026-09-10）" in capsys.readouterr().out

@@ -33,6 +33,7 @@ from kolmatch.matching.score import expected_gmv
 
 __all__ = [
     "AGENCY_CAP",
+    "UNASSIGNED_REASONS",
     "AssignmentProblem",
     "AssignmentSolution",
     "assign_by_flow",
@@ -48,6 +49,24 @@ I64 = NDArray[np.int64]
 AGENCY_CAP = 3
 #: Talents whose exact value is computed at a time while building candidates.
 CHUNK = 2048
+
+# Why a merchant gets no talents: the keys of an assignment's ``left_out``, in English for
+# logs and the API (kolmatch/cli.py writes them in the reader's language).
+_NOT_JOINED = "not in the campaign"
+_COMPLIANCE = "compliance"
+_NO_PRODUCTS = "no products"
+_NO_ELIGIBLE_PRODUCTS = "no eligible products"
+_NO_ELIGIBLE_TALENT = "no eligible talent"
+_RETURN_BELOW_FLOOR = "return below the floor"
+#: Every reason a merchant is left out, in the order they are tried.
+UNASSIGNED_REASONS = (
+    _NOT_JOINED,
+    _COMPLIANCE,
+    _NO_PRODUCTS,
+    _NO_ELIGIBLE_PRODUCTS,
+    _NO_ELIGIBLE_TALENT,
+    _RETURN_BELOW_FLOOR,
+)
 
 
 @dataclass(frozen=True)
@@ -389,20 +408,20 @@ def build_assignment(
     def candidates_of(m: int) -> tuple[I64, F64] | str:
         check_cancel(cancel)
         if not joined[m]:
-            return "not in the campaign"
+            return _NOT_JOINED
         if not merchant_ok[m]:
-            return "compliance"
+            return _COMPLIANCE
         prods = f.merchant_products[m]
         if len(prods) == 0:
-            return "no products"
+            return _NO_PRODUCTS
         prods = prods[product_ok[prods]]
         if len(prods) == 0:
-            return "no eligible products"
+            return _NO_ELIGIBLE_PRODUCTS
         ok = base_ok & (fee <= budgets[m])
         ok[blocked[m].indices] = False
         rows = np.nonzero(ok)[0]
         if len(rows) == 0:
-            return "no eligible talent"
+            return _NO_ELIGIBLE_TALENT
         # an upper bound on every talent's value lets the exact value be computed for the
         # promising talents only
         ub = value_bound(f, rows, prods) * (1.0 - f.talent_risk[rows])
@@ -450,7 +469,7 @@ def build_assignment(
         pick = np.concatenate([pick, _top(per_fee, candidates - len(pick))])
         pick = np.sort(pick[value[pick] > 0])
         if not len(pick) and below[0]:
-            return "return below the floor"
+            return _RETURN_BELOW_FLOOR
         return rows[pick], value[pick]
 
     with (

@@ -11,10 +11,25 @@ from numpy.typing import NDArray
 from kolmatch.errors import BadArgument
 from kolmatch.matching.features import MarketFeatures
 
-__all__ = ["PLANNING_DAYS", "Availability", "Window", "availability", "planning_window"]
+__all__ = [
+    "CAMPAIGN_WINDOW",
+    "COMING_PERIOD",
+    "DATES_WINDOW",
+    "PLANNING_DAYS",
+    "WINDOW_NAMES",
+    "Availability",
+    "Window",
+    "availability",
+    "planning_window",
+]
 
 #: Length of the default planning window, which starts the day after the features' reference date.
 PLANNING_DAYS = 30
+# A window's name in messages (English; kolmatch/cli.py writes it in the reader's language):
+COMING_PERIOD = "the coming period"
+CAMPAIGN_WINDOW = "campaign {id}"  # a campaign's dates
+DATES_WINDOW = "the window"  # dates given (the FACT split's --start/--end)
+WINDOW_NAMES = (COMING_PERIOD, CAMPAIGN_WINDOW, DATES_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -71,14 +86,16 @@ def planning_window(
     """
     if campaign_id is None:
         start = f.today + timedelta(days=1)
-        return Window(start.toordinal(), start.toordinal() + PLANNING_DAYS - 1, "the coming period")
+        return Window(start.toordinal(), start.toordinal() + PLANNING_DAYS - 1, COMING_PERIOD)
     g = f.campaign_row(campaign_id)
     if merchant is not None and f.merchant_campaigns[merchant, g] == 0:
         raise BadArgument(
             "--campaign",
             f"merchant {f.merchant_ids[merchant]} has not joined campaign {campaign_id}",
         )
-    return Window(int(f.campaign_start[g]), int(f.campaign_end[g]), f"campaign {campaign_id}")
+    return Window(
+        int(f.campaign_start[g]), int(f.campaign_end[g]), CAMPAIGN_WINDOW.format(id=campaign_id)
+    )
 
 
 def availability(f: MarketFeatures, merchant: int | None, window: Window) -> Availability:

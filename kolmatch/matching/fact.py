@@ -33,9 +33,16 @@ from kolmatch.errors import BadArgument, InfeasiblePlan
 from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.projection import day_ordinals
 from kolmatch.i18n import DEFAULT_LANG, format_amount, message
-from kolmatch.matching.availability import PLANNING_DAYS, Window, availability, planning_window
+from kolmatch.matching.availability import (
+    DATES_WINDOW,
+    PLANNING_DAYS,
+    Window,
+    availability,
+    planning_window,
+)
 from kolmatch.matching.eligibility import product_eligibility, require_merchant
 from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.fees import merchant_prices
 from kolmatch.matching.field import (
     MAX_SESSIONS_PER_DAY,
     FieldCurve,
@@ -46,12 +53,20 @@ from kolmatch.matching.field import (
 )
 from kolmatch.matching.plan import (
     DEFAULT_MIN_ROI,
+    LEFT_OUT_ALREADY_HELD,
+    LEFT_OUT_COMPETITOR,
+    LEFT_OUT_COMPLIANCE,
+    LEFT_OUT_NO_FREE_SLOT,
+    LEFT_OUT_NO_LIST_PRICE,
+    LEFT_OUT_OVER_BUDGET,
+    LEFT_OUT_RETURN_BELOW,
     TIERS,
     Candidates,
+    _times,
     plan_candidates,
     talent_tiers,
 )
-from kolmatch.matching.score import expected_gmv
+from kolmatch.matching.score import expected_gmv, merchant_signals
 
 __all__ = [
     "CAMPAIGN_LIFT_RADIUS",
@@ -62,6 +77,7 @@ __all__ = [
     "FactInputs",
     "FactSplit",
     "FactTalent",
+    "Unplanned",
     "allocate",
     "campaign_lift",
     "concave_hull",
@@ -463,8 +479,8 @@ def _fill(
         else:
             bought = np.zeros(len(cv.cost), dtype=bool)
             bought[st] = True
-            free = np.array([not (sh and int(x) in used) for x in cv.item], dtype=bool)
-            rows = np.nonzero(worth & (cv.gain > 0) & ~bought & free)[0]
+            elsewhere = np.isin(cv.item, list(used)) if sh else np.zeros(len(cv.item), bool)
+            rows = np.nonzero(worth & (cv.gain > 0) & ~bought & ~elsewhere)[0]
             order = rows[np.argsort(-(cv.gain[rows] / cv.cost[rows]), kind="stable")]
         rest.append(Curve(cv.cost[order], cv.gain[order], cv.item[order], cv.independent))
         index.append(order.astype(np.int64))
@@ -494,6 +510,17 @@ class FactTalent:
 
 
 @dataclass(frozen=True)
+class Unplanned:
+    """Why the planner offers a channel no talent (:func:`~kolmatch.matching.plan.
+    plan_candidates` refused), counted as it counts them."""
+
+    campaign: str | None  # whose window; None: the split's own (the coming period)
+    left_out: dict[str, int]  # talents, by the planner's reason (plan.LEFT_OUT_*)
+    cheapest: float | None = None  # the cheapest eligible talent's price, over the budget
+    max_talents: int | None = None  # the merchant takes no talent at all (max_talents < 1)
+
+
+@dataclass(frozen=True)
 class FactChannel:
     """What one channel gets: spend, expected GMV, returns, reasons and its plan."""
 
@@ -509,6 +536,8 @@ class FactChannel:
     sessions_now: float = 0.0  # Field: sessions in the window at the current rate
     session_cost: float = 0.0  # Field: yuan per session
     campaigns: list[str] = field(default_factory=list)  # Campaign: those planned for
+    #: where the planner offers no talent: why, by campaign in Campaign (the reasons' words)
+    unplanned: list[Unplanned] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -554,7 +583,7 @@ def _window(f: MarketFeatures, start: date | None, end: date | None) -> Window:
             f"must be within {MAX_LEAD_DAYS} days of the market's day {f.today.isoformat()}, "
             f"got {date.fromordinal(a)}",
         )
-    return Window(a, b, "the window")
+    return Window(a, b, DATES_WINDOW)
 
 
 def _talent_curve(
@@ -634,6 +663,7 @@ def fact_split(
     names: list[str] = []
     shared: list[bool] = []
     notes: dict[str, list[str]] = {c: [] for c in CHANNELS}
+    unplanned: dict[str, list[Unplanned]] = {c: [] for c in CHANNELS}
     meta: list[tuple[str, str | None]] = []  # per curve: channel, campaign
 
     # Field
@@ -646,9 +676,11 @@ def fact_split(
     base: Candidates | None = None
     try:
         base = plan_candidates(f, merchant_id, budget=budget)
-    except InfeasiblePlan as exc:
+    except InfeasiblePlan:
+        why = _unplanned(f, m, budget=budget, campaign=None)
         for ch in ("alliance", "top_kol"):
-            notes[ch].append(say("fact.talents.none", channel=say.channel(ch), why=str(exc)))
+            unplanned[ch].append(why)
+            notes[ch].append(say("fact.talents.none", channel=say.channel(ch), why=say.why(why)))
     rate = base.rate if base is not None else 0.0
     # per curve: whose list prices are estimates (the planner's candidates it came from)
     estimated_of: list[NDArray[np.bool_] | None] = [None]
@@ -693,10 +725,11 @@ def fact_split(
             continue
         try:
             c = plan_candidates(f, merchant_id, budget=budget, campaign=cid)
-        except InfeasiblePlan as exc:
-            notes["campaign"].append(
-                say("fact.talents.none", channel=f"{say.channel('campaign')} {cid}", why=str(exc))
-            )
+        except InfeasiblePlan:
+            why = _unplanned(f, m, budget=budget, campaign=cid)
+            unplanned["campaign"].append(why)
+            channel = f"{say.channel('campaign')} {cid}"
+            notes["campaign"].append(say("fact.talents.none", channel=channel, why=say.why(why)))
             continue
         gmv, _ = expected_gmv(f, slice(None), prods)
         gmv = gmv * (1.0 - c.sig.risk) * lift
@@ -796,6 +829,7 @@ def fact_split(
                 sessions_now=round(fc.sessions_now, 2) if ch == "field" else 0.0,
                 session_cost=round(fc.session_cost, 2) if ch == "field" else 0.0,
                 campaigns=sorted({c for (n, c) in meta if n == ch and c is not None}),
+                unplanned=unplanned[ch],
             )
         )
     spent = float(t.spent.sum())
@@ -830,6 +864,43 @@ def fact_split(
         channels=channels,
         reasons=overall,
     )
+
+
+def _unplanned(f: MarketFeatures, m: int, *, budget: float, campaign: str | None) -> Unplanned:
+    """What :func:`~kolmatch.matching.plan.plan_candidates` found when it refused to plan
+    for merchant row ``m`` (InfeasiblePlan), counted as it counts: its ``left_out`` by
+    reason, and the cheapest eligible talent's price where the budget is the reason, or the
+    merchant's ``max_talents`` where it takes none. Read only after a refusal (its message is
+    English); tests/matching/test_fact.py checks the counts against the planner's own.
+    """
+    window = planning_window(f, campaign, m)
+    av = availability(f, m, window)
+    excluded = merchant_signals(f, m).excluded
+    fee = merchant_prices(f).fee
+    held = av.held if av.held is not None else np.zeros(f.n_talents, dtype=bool)
+    reasons = {
+        LEFT_OUT_COMPLIANCE: excluded,
+        LEFT_OUT_NO_FREE_SLOT: ~excluded & (av.free_slots <= 0),
+        LEFT_OUT_COMPETITOR: ~excluded & (av.free_slots > 0) & av.competitor_booked,
+        LEFT_OUT_ALREADY_HELD: ~excluded & (av.free_slots > 0) & ~av.competitor_booked & held,
+        LEFT_OUT_NO_LIST_PRICE: ~np.isfinite(fee) | (np.nan_to_num(fee) <= 0),
+    }
+    eligible = ~np.logical_or.reduce(list(reasons.values()))
+    left_out = {k: int(v.sum()) for k, v in reasons.items() if v.any()}
+    over = eligible & (np.nan_to_num(fee) > budget)
+    if over.any():
+        left_out[LEFT_OUT_OVER_BUDGET] = int(over.sum())
+    if not (eligible & ~over).any():
+        cheapest = float(np.min(fee[eligible])) if eligible.any() else None
+        return Unplanned(campaign, left_out, cheapest=cheapest)
+    most = float(f.merchant_max_talents[m])
+    if np.isfinite(most) and most < 1:
+        return Unplanned(campaign, left_out, max_talents=int(most))
+    # the planner's return floor left out every talent that was left
+    left_out[LEFT_OUT_RETURN_BELOW.format(floor=_times(DEFAULT_MIN_ROI))] = int(
+        (eligible & ~over).sum()
+    )
+    return Unplanned(campaign, left_out)
 
 
 def _cheapest_worth_buying(
@@ -873,6 +944,30 @@ class _Say:
 
     def yuan(self, x: float) -> str:
         return format_amount(x, self.lang)
+
+    def why(self, u: Unplanned) -> str:
+        """Why no talent can be planned: the left-out counts, by the planner's reasons."""
+        if u.max_talents is not None:
+            return self("fact.why.max_talents", n=u.max_talents)
+        if not u.left_out:
+            return self("fact.why.no_talents")
+        below = LEFT_OUT_RETURN_BELOW.format(floor=_times(DEFAULT_MIN_ROI))
+        parts = [
+            self(
+                "reason.item",
+                n=f"{n:,}",
+                reason=(
+                    self("reason.return below", floor=_times(DEFAULT_MIN_ROI))
+                    if k == below
+                    else self(f"reason.{k}")
+                ),
+            )
+            for k, n in u.left_out.items()
+        ]
+        text = self("reason.sep").join(parts)
+        if u.cheapest is not None:
+            text += self("fact.why.cheapest", cheapest=self.yuan(u.cheapest))
+        return text
 
 
 def _field_reason(

@@ -17,6 +17,8 @@ from kolmatch.matching.features import MarketFeatures
 
 __all__ = [
     "DEFAULT_FEE_PER_FOLLOWER",
+    "FEE_RULE_DEFAULT",
+    "FEE_RULE_MEDIAN",
     "MIN_ESTIMATED_FEE",
     "TalentFees",
     "merchant_prices",
@@ -34,6 +36,16 @@ DEFAULT_FEE_PER_FOLLOWER = 0.1
 #: No estimate is below this when the market records no fee (the generated market's floor);
 #: with fees on record, the floor is the cheapest of them.
 MIN_ESTIMATED_FEE = 500.0
+# How estimates were made (``TalentFees.rule``, English; kolmatch/cli.py writes it in the
+# reader's language): ``quote`` is what the prices are ("fee", "list price").
+FEE_RULE_MEDIAN = (
+    "¥{rate:.4g} per platform follower: the median {quote} per follower of the {n:,} talents "
+    "with a {quote} on record (at least ¥{floor:,.0f}, the cheapest {quote} on record)"
+)
+FEE_RULE_DEFAULT = (
+    "¥{rate:g} per platform follower (DEFAULT_FEE_PER_FOLLOWER, the generated market's fee "
+    "model; at least ¥{floor:,.0f}): no {quote} is on record in this market"
+)
 
 
 @dataclass(frozen=True)
@@ -107,18 +119,10 @@ def talent_fees(fee: F64, followers: F64, audience_size: F64, *, quote: str = "f
     if quoted.any():
         rate = float(np.median(fee[quoted] / size[quoted]))
         floor = float(fee[known].min())
-        rule = (
-            f"¥{rate:.4g} per platform follower: the median {quote} per follower of the "
-            f"{int(quoted.sum()):,} talents with a {quote} on record (at least ¥{floor:,.0f}, "
-            f"the cheapest {quote} on record)"
-        )
+        rule = FEE_RULE_MEDIAN.format(rate=rate, quote=quote, n=int(quoted.sum()), floor=floor)
     else:
         rate, floor = DEFAULT_FEE_PER_FOLLOWER, MIN_ESTIMATED_FEE
-        rule = (
-            f"¥{rate:g} per platform follower (DEFAULT_FEE_PER_FOLLOWER, the generated "
-            f"market's fee model; at least ¥{floor:,.0f}): no {quote} is on record in this "
-            "market"
-        )
+        rule = FEE_RULE_DEFAULT.format(rate=rate, quote=quote, floor=floor)
     estimate = np.maximum(rate * size, floor)
     return TalentFees(np.where(known, fee, estimate), ~known, rate, rule)
 

@@ -40,6 +40,21 @@ from kolmatch.matching.score import (
 __all__ = [
     "DEFAULT_MIN_ROI",
     "FIELD_DISCOUNT",
+    "LEFT_OUT_ADDS_NOTHING",
+    "LEFT_OUT_ALREADY_HELD",
+    "LEFT_OUT_CANDIDATE_CUT",
+    "LEFT_OUT_COMPETITOR",
+    "LEFT_OUT_COMPLIANCE",
+    "LEFT_OUT_MAX_TALENTS",
+    "LEFT_OUT_NOT_CHOSEN",
+    "LEFT_OUT_NO_FREE_SLOT",
+    "LEFT_OUT_NO_LIST_PRICE",
+    "LEFT_OUT_OVER_BUDGET",
+    "LEFT_OUT_REASONS",
+    "LEFT_OUT_RETURN_BELOW",
+    "LEFT_OUT_TEMPLATES",
+    "LEFT_OUT_TIER_FULL",
+    "LEFT_OUT_TIER_SHARE",
     "MAX_OVERLAPS",
     "MAX_REACH_PAIRS",
     "OBJECTIVE_KINDS",
@@ -89,6 +104,42 @@ DEFAULT_MIN_ROI = 1.0
 #: pairs takes over the 10 s request timeout, so a plan above it is refused (LIMIT_EXCEEDED)
 #: instead of being started. Below it, the request's timeout stops the work.
 MAX_REACH_PAIRS = 1_000_000
+
+# Why a plan leaves a talent out, or budget unspent: the keys of ``left_out`` and
+# ``unspent_reasons``, in English for logs and the API (kolmatch/cli.py and the FACT split
+# write them in the reader's language; tests/test_cli.py checks every one is translated).
+LEFT_OUT_COMPLIANCE = "compliance"
+LEFT_OUT_NO_FREE_SLOT = "no free slot"
+LEFT_OUT_COMPETITOR = "booked by a competitor"
+LEFT_OUT_ALREADY_HELD = "already held by the merchant"
+LEFT_OUT_NO_LIST_PRICE = "no list price"
+LEFT_OUT_OVER_BUDGET = "fee over the budget"
+LEFT_OUT_CANDIDATE_CUT = "below the candidate cut"
+LEFT_OUT_NOT_CHOSEN = "not chosen by the solver"
+LEFT_OUT_ADDS_NOTHING = "add nothing (no expected GMV, no new target user)"
+#: The reasons in fixed words.
+LEFT_OUT_REASONS = (
+    LEFT_OUT_COMPLIANCE,
+    LEFT_OUT_NO_FREE_SLOT,
+    LEFT_OUT_COMPETITOR,
+    LEFT_OUT_ALREADY_HELD,
+    LEFT_OUT_NO_LIST_PRICE,
+    LEFT_OUT_OVER_BUDGET,
+    LEFT_OUT_CANDIDATE_CUT,
+    LEFT_OUT_NOT_CHOSEN,
+    LEFT_OUT_ADDS_NOTHING,
+)
+#: Reasons with a figure: the floor as ``1.0x``, a tier of TIERS, ``3 talents``, a share.
+LEFT_OUT_RETURN_BELOW = "return below {floor}"
+LEFT_OUT_TIER_FULL = "tier {tier} full ({talents})"
+LEFT_OUT_TIER_SHARE = "tier {tier} at its {share:.0%} of the budget"
+LEFT_OUT_MAX_TALENTS = "max_talents {n} reached"
+LEFT_OUT_TEMPLATES = (
+    LEFT_OUT_RETURN_BELOW,
+    LEFT_OUT_TIER_FULL,
+    LEFT_OUT_TIER_SHARE,
+    LEFT_OUT_MAX_TALENTS,
+)
 
 
 @dataclass(frozen=True)
@@ -538,7 +589,7 @@ def plan_talent_matrix(
     # the solver breaks ties by candidate order: make that order TIE_BREAK, not id order
     cand = _by_followers(f, np.unique(np.concatenate(chosen_pool)).astype(np.int64))
     if len(pool) > len(cand):
-        left_out["below the candidate cut"] = len(pool) - len(cand)
+        left_out[LEFT_OUT_CANDIDATE_CUT] = len(pool) - len(cand)
 
     check_cancel(cancel)
     reach = reach_all[cand]
@@ -744,20 +795,20 @@ def plan_candidates(
     fee = prices.fee if estimate_fees else f.talent_list_price
     estimated = prices.estimated if estimate_fees else np.zeros(f.n_talents, dtype=bool)
     reasons = {
-        "compliance": sig.excluded,
-        "no free slot": ~sig.excluded & (av.free_slots <= 0),
-        "booked by a competitor": ~sig.excluded & (av.free_slots > 0) & av.competitor_booked,
-        "already held by the merchant": ~sig.excluded
+        LEFT_OUT_COMPLIANCE: sig.excluded,
+        LEFT_OUT_NO_FREE_SLOT: ~sig.excluded & (av.free_slots <= 0),
+        LEFT_OUT_COMPETITOR: ~sig.excluded & (av.free_slots > 0) & av.competitor_booked,
+        LEFT_OUT_ALREADY_HELD: ~sig.excluded
         & (av.free_slots > 0)
         & ~av.competitor_booked
         & (av.held if av.held is not None else False),
-        "no list price": ~np.isfinite(fee) | (np.nan_to_num(fee) <= 0),
+        LEFT_OUT_NO_LIST_PRICE: ~np.isfinite(fee) | (np.nan_to_num(fee) <= 0),
     }
     eligible = ~np.logical_or.reduce(list(reasons.values()))
     left_out = {k: int(v.sum()) for k, v in reasons.items() if v.any()}
     over = eligible & (np.nan_to_num(fee) > (np.inf if budget is None else budget))
     if over.any():
-        left_out["fee over the budget"] = int(over.sum())
+        left_out[LEFT_OUT_OVER_BUDGET] = int(over.sum())
     if not (eligible & ~over).any():
         why = ", ".join(f"{v} {k}" for k, v in left_out.items()) or "the graph has no talents"
         cheapest = np.nanmin(np.where(eligible, fee, np.nan)) if eligible.any() else None
@@ -827,10 +878,7 @@ def _times(x: float | None) -> str:
 
 def _below(floor: float | None) -> str:
     """The reason a talent under the return floor is left out."""
-    return f"return below {_times(floor)}"
-
-
-_ADDS_NOTHING = "add nothing (no expected GMV, no new target user)"
+    return LEFT_OUT_RETURN_BELOW.format(floor=_times(floor))
 
 
 def _max_talents(f: MarketFeatures, m: int) -> int | None:
@@ -904,7 +952,7 @@ class _Unspent:
             note = f"{head}: no further eligible talent costs ¥{left:,.0f} or less{cheapest}"
             return cls(left, note, {})
         if most is not None and len(picked) >= most:
-            why = f"max_talents {most} reached"
+            why = LEFT_OUT_MAX_TALENTS.format(n=most)
             return cls(left, f"{head}: {why}", {why: int(fits.sum())})
         reasons: dict[str, int] = {}
         rows = np.nonzero(fits)[0]
@@ -919,22 +967,22 @@ class _Unspent:
             if below[t]:
                 why = _below(floor)
             elif rule.max_count is not None and count[tier[t]] >= rule.max_count:
-                why = f"tier {name} full ({_talents(rule.max_count)})"
+                why = LEFT_OUT_TIER_FULL.format(tier=name, talents=_talents(rule.max_count))
             elif rule.max_budget_share and spent[tier[t]] + fee[t] > budget * rule.max_budget_share:
-                why = f"tier {name} at its {rule.max_budget_share:.0%} of the budget"
+                why = LEFT_OUT_TIER_SHARE.format(tier=name, share=rule.max_budget_share)
             elif value[t] <= 0 and not new_users[i]:
-                why = _ADDS_NOTHING
+                why = LEFT_OUT_ADDS_NOTHING
             elif not in_cand[t]:
-                why = "below the candidate cut"
+                why = LEFT_OUT_CANDIDATE_CUT
             else:
-                why = "not chosen by the solver"
+                why = LEFT_OUT_NOT_CHOSEN
             reasons[why] = reasons.get(why, 0) + 1
         reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
         if len(reasons) == 1:
             only = next(iter(reasons))
             if only == _below(floor):
                 lead = f"no further talent returns at least {_times(floor)}"
-            elif only == _ADDS_NOTHING:
+            elif only == LEFT_OUT_ADDS_NOTHING:
                 lead = "no further talent adds expected GMV or a new target user"
             else:
                 lead = f"the {_talents(len(rows))} that fit it: {only}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -11,14 +12,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from kolmatch.errors import BadArgument, NotEligible
+from kolmatch.errors import BadArgument, InfeasiblePlan, NotEligible
 from kolmatch.graph.market import FACT_READ, read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.fact import (
+    CHANNELS,
     Curve,
     FactInputs,
+    _unplanned,
     allocate,
     campaign_lift,
     concave_hull,
@@ -26,6 +29,7 @@ from kolmatch.matching.fact import (
     fact_split,
 )
 from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.plan import LEFT_OUT_OVER_BUDGET, LEFT_OUT_RETURN_BELOW, plan_candidates
 from kolmatch.matching.score import merchant_signals
 
 
@@ -283,3 +287,82 @@ def test_inputs_skip_a_merchant_the_features_do_not_know_yet(
     inputs = fact_inputs(read_market(store, FACT_READ), tiny_features)
     store.close()
     assert inputs.field_model.has_room.shape == (len(tiny_features.merchant_ids),)
+
+
+#: The planner's refusal for want of an affordable talent: ``... in W: 1 compliance, 99 fee
+#: over the budget; the cheapest ...`` (its counts by reason, in its English).
+_REFUSED_COUNTS = re.compile(r"\): (?P<counts>[^;]*)")
+
+
+@pytest.mark.parametrize("budget", [100.0, 3e4, 1e6])
+def test_unplanned_counts_as_the_planner_does(tiny_features: MarketFeatures, budget: float) -> None:
+    """Where the planner refuses, the split says why from counts; they are the planner's."""
+    f = tiny_features
+    floor_key = LEFT_OUT_RETURN_BELOW.format(floor="1.0x")
+    for merchant in _eligible_merchants(f):
+        u = _unplanned(f, f.merchant_row(merchant), budget=budget, campaign=None)
+        try:
+            c = plan_candidates(f, merchant, budget=budget)
+        except InfeasiblePlan as exc:
+            if "returns at least" in str(exc):  # the floor: every talent left is under it
+                c = plan_candidates(f, merchant, budget=budget, min_roi=0)
+                assert u.left_out == {**c.left_out, floor_key: int(c.eligible.sum())}
+                continue
+            m = _REFUSED_COUNTS.search(str(exc))
+            assert m, exc
+            counts = dict(
+                (why, int(n)) for n, why in (x.split(" ", 1) for x in m["counts"].split(", "))
+            )
+            assert u.left_out == counts and u.cheapest is not None
+            continue
+        mine = {k: v for k, v in u.left_out.items() if k != floor_key}
+        planner = {k: v for k, v in c.left_out.items() if not k.startswith("return below")}
+        assert mine == planner, merchant
+
+
+def test_a_refusal_is_said_in_the_readers_language(
+    tiny_features: MarketFeatures, tiny: FactInputs
+) -> None:
+    """Every quote over the budget, every return under the floor, no talent taken at all: the
+    reason is the planner's counts through the catalogue, never its English message."""
+    f = tiny_features
+    merchant = _eligible_merchants(f)[0]
+    m = f.merchant_row(merchant)
+    dear = replace(f, talent_list_price=f.talent_list_price * 1e6)  # returns under the floor
+    most = f.merchant_max_talents.copy()
+    most[m] = 0
+    none = replace(f, merchant_max_talents=most)
+    for g, budget, zh, key in (
+        (f, 100.0, "报价超出预算", LEFT_OUT_OVER_BUDGET),
+        (dear, 1e12, "回报低于 1.0x", LEFT_OUT_RETURN_BELOW.format(floor="1.0x")),
+        (none, 1e6, "达人上限为 0 位", None),
+    ):
+        with pytest.raises(InfeasiblePlan):
+            plan_candidates(g, merchant, budget=budget)
+        for lang in ("en", "zh-CN"):
+            s = _split(g, tiny, merchant, budget, lang=lang)
+            for name in ("alliance", "top_kol"):
+                c = s.channel(name)  # type: ignore[attr-defined]
+                (u,) = c.unplanned
+                assert (key in u.left_out) if key else u.max_talents == 0, u
+                (line,) = [r for r in c.reasons if "no talent can be planned" in r or "无可" in r]
+                assert "no talent can be planned for" not in line, line  # the planner's words
+                if lang == "zh-CN":
+                    assert zh in line and not re.search(r"[a-z]{3,} [a-z]{3,}", line), line
+
+
+def test_a_channel_at_its_share_says_so(tiny_features: MarketFeatures, tiny: FactInputs) -> None:
+    """Budget left while a step worth buying fits it: its channel is at its share."""
+    f = tiny_features
+    shares = dict.fromkeys(CHANNELS, 0.05)
+    said = []
+    for merchant in _eligible_merchants(f):
+        s = _split(f, tiny, merchant, 1e6, shares=shares)
+        for c in s.channels:  # type: ignore[attr-defined]
+            assert c.spend <= 1e6 * 0.05 + 1e-6, (merchant, c.channel)
+        if any("channels at their share of the budget" in r for r in s.reasons):  # type: ignore[attr-defined]
+            (reason,) = s.reasons  # type: ignore[attr-defined]
+            cheapest = float(re.search(r"the cheapest ¥([\d,.]+)", reason)[1].replace(",", ""))  # type: ignore[index]
+            assert cheapest <= s.unspent, reason  # type: ignore[attr-defined]
+            said.append(merchant)
+    assert said

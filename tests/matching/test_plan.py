@@ -399,7 +399,7 @@ def test_cli_says_what_was_optimised_and_marks_estimates(
     assert main(["plan", "m-beauty", "--budget", "25000", "--store", store]) == 0
     text = capsys.readouterr().out
     assert "optimised: target_reach = unique target users reached" in text
-    assert "t3" in text and "7,500*" in text and "* 1 estimated fee (" in text
+    assert "t3" in text and "7,500*" in text and "* 1 estimated quote (" in text
     assert main(["plan", "m-beauty", "--budget", "25000", "--json", "--store", store]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["objective_kind"] == "target_reach" and got["estimated_fees"] == 1
