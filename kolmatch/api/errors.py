@@ -39,6 +39,7 @@ __all__ = [
     "api_arguments",
     "api_name",
     "code_of",
+    "flags_in_api_words",
     "format_error",
     "in_api_words",
     "localised",
@@ -95,8 +96,9 @@ def code_of(exc: BaseException) -> str:
 def format_error(err: GraphQLError, lang: str = DEFAULT_LANG) -> dict[str, Any]:
     """A GraphQL error as the client sees it: message, locations, path, extensions.code.
 
-    Errors kolmatch raised on purpose keep their message (in ``lang``: :func:`localised`);
-    anything else is a bug, logged with its traceback here and shown to the client only as
+    Errors kolmatch raised on purpose keep their message (in ``lang``: :func:`localised`), every
+    command-line flag in it written as the API's argument (:func:`flags_in_api_words`); anything
+    else is a bug, logged with its traceback here and shown to the client only as
     "internal error". The code never changes with the language.
     """
     out: dict[str, Any] = dict(err.formatted)
@@ -107,9 +109,10 @@ def format_error(err: GraphQLError, lang: str = DEFAULT_LANG) -> dict[str, Any]:
     elif isinstance(orig, KolmatchError):
         code = code_of(orig)
         if isinstance(orig, BadArgument):
-            # a flag no resolver renamed (api_arguments): a client never reads one
-            orig = in_api_words(orig)
-        out["message"] = localised(code, str(orig), lang, orig)
+            orig = in_api_words(orig)  # its argument too, which localised() renders alone
+        # a flag no resolver renamed (api_arguments), in any error's words (an InfeasiblePlan's
+        # "... (--target-new-customers)", a LimitExceeded's argument): a client never reads one
+        out["message"] = flags_in_api_words(localised(code, str(orig), lang, orig))
     elif err.path is None and isinstance(orig, (GraphQLError, TypeError, ValueError)):
         # a variable's value the schema cannot read ({"b": "abc"} for a Float!): the request's
         # input, caught before anything ran; graphql-core's message names the variable
@@ -256,6 +259,18 @@ def api_arguments(names: Mapping[str, str]) -> Iterator[None]:
 _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 
 
+def flags_in_api_words(text: str) -> str:
+    """``text`` with every command-line flag in it written as the API's argument
+    (:func:`api_name`): the message of any error on its way to an API client.
+
+    Examples
+    --------
+    >>> flags_in_api_words("no plan reaches 500 new customers; lower --target-new-customers")
+    'no plan reaches 500 new customers; lower targetNewCustomers'
+    """
+    return _FLAG.sub(lambda f: api_name(f.group(0)), text)
+
+
 def in_api_words(exc: BadArgument) -> BadArgument:
     """``exc`` with every command-line flag it names (its argument, its reason) written as
     the API's argument (:func:`api_name`); ``exc`` itself if it names none.
@@ -266,7 +281,7 @@ def in_api_words(exc: BadArgument) -> BadArgument:
     argument campaign: merchant m0 has not joined cp12
     """
     argument = api_name(exc.argument) if _FLAG.fullmatch(exc.argument) else exc.argument
-    reason = _FLAG.sub(lambda f: api_name(f.group(0)), exc.reason)
+    reason = flags_in_api_words(exc.reason)
     if (argument, reason) == (exc.argument, exc.reason):
         return exc
     return BadArgument(argument, reason)

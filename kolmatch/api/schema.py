@@ -18,6 +18,7 @@ from kolmatch.api.errors import (
     Forbidden,
     api_arguments,
     code_of,
+    flags_in_api_words,
 )
 from kolmatch.api.types.agency import Agency, TalentConnection
 from kolmatch.api.types.campaign import (
@@ -262,7 +263,7 @@ class JobType(graphene.ObjectType):
     def resolve_error(job: Job, info: Any) -> dict[str, str] | None:
         if job.error is None:
             return None
-        return {"code": code_of(job.error), "message": str(job.error)}
+        return {"code": code_of(job.error), "message": flags_in_api_words(str(job.error))}
 
     @staticmethod
     def resolve_note(job: Job, info: Any) -> str:

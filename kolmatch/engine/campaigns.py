@@ -13,7 +13,7 @@ from kolmatch.engine.write_rules import checked_amount, checked_id, checked_text
 from kolmatch.errors import BadArgument
 from kolmatch.graph.booking import iso_day
 from kolmatch.graph.market import MarketGraph
-from kolmatch.graph.model import CAMPAIGN_GOALS
+from kolmatch.graph.model import CAMPAIGN_GOALS, node_spec
 
 __all__ = ["CampaignBrief", "briefs_of", "checked_brief"]
 
@@ -91,8 +91,9 @@ def checked_brief(
     budget: float | None,
 ) -> dict[str, Any]:
     """A new campaign's node row, checked: an id as the import format writes ids, a name,
-    a window of ISO days, a known goal, finite positive amounts up to
-    :data:`~kolmatch.engine.write_rules.MAX_AMOUNT`.
+    a window of ISO days, a known goal, a KPI target and a budget within their Campaign
+    fields' ranges (up to :data:`~kolmatch.graph.model.MAX_AMOUNT`, as a load checks them)
+    and above 0 (the API's addition: a load takes 0).
 
     Raises
     ------
@@ -101,9 +102,10 @@ def checked_brief(
 
     Examples
     --------
-    >>> checked_brief(campaign_id="cp9", name="Double 11", start="2026-10-20", end="2026-11-11",
-    ...               goal="gmv", kpi_target=5e6, budget=None)["goal"]
-    'gmv'
+    >>> row = checked_brief(campaign_id="cp9", name="Double 11", start="2026-10-20",
+    ...                     end="2026-11-11", goal="gmv", kpi_target=5e6, budget=1e5)
+    >>> row["name"], row["goal"], row["budget"]
+    ('Double 11', 'gmv', 100000.0)
     >>> checked_brief(campaign_id="cp9", name="x", start="2026-11-11", end="2026-10-20",
     ...               goal=None, kpi_target=None, budget=None)
     Traceback (most recent call last):
@@ -118,9 +120,13 @@ def checked_brief(
         raise BadArgument("end", f"{end} is before start {start}")
     if goal is not None and goal not in CAMPAIGN_GOALS:
         raise BadArgument("goal", f"must be one of {', '.join(CAMPAIGN_GOALS)}, got {goal!r}")
-    for arg, v in (("kpiTarget", kpi_target), ("budget", budget)):
+    campaign = node_spec("Campaign")
+    for arg, written_to, v in (
+        ("kpiTarget", "kpi_target", kpi_target),
+        ("budget", "budget", budget),
+    ):
         if v is not None:
-            checked_amount(v, arg, positive=True)
+            checked_amount(v, arg, campaign.field_named(written_to), positive=True)
     return {
         "id": campaign_id,
         "name": name,

@@ -75,6 +75,7 @@ from kolmatch.graph.market import (
     ReadSpec,
     read_market,
 )
+from kolmatch.graph.model import rel_spec
 from kolmatch.graph.store import GraphStore, NodeBatch, RelBatch
 from kolmatch.matching.eligibility import require_merchant, talent_eligibility
 from kolmatch.matching.fact import FactInputs, FactSplit, fact_inputs, fact_split
@@ -129,6 +130,8 @@ REBUILD_CHILD_FAILURES = 2
 REBUILD_ATTEMPTS = 3
 #: The fields of a collaboration a caller sends, compared when its id is sent again.
 COLLABORATION_FIELDS = ("talent", "product", "gmv", "orders", "fee", "time", "campaign")
+#: What a collaboration is written as: its amounts and counts are checked against these fields.
+_PROMOTED = rel_spec("PROMOTED")
 
 
 @dataclass(frozen=True)
@@ -1177,11 +1180,13 @@ class EngineService:
         UnknownId
             If the talent, product or campaign is not in the graph.
         BadArgument
-            Naming the field: an id with white space at an end, an amount not finite,
-            negative or over :data:`~kolmatch.engine.write_rules.MAX_AMOUNT`, orders not a
-            whole number >= 0, a time not YYYY-MM-DD or after today, a campaign the product's
-            merchant has not joined or whose window does not hold the time
-            (:mod:`kolmatch.engine.write_rules`).
+            For a new id, naming the field: an id with white space at an end, an amount not
+            finite, negative or over :data:`~kolmatch.graph.model.MAX_AMOUNT`, orders not a
+            whole number >= 0 (the ranges of the PROMOTED fields, as a load checks them), a
+            time not YYYY-MM-DD, before 2000 or after today, a campaign the product's merchant
+            has not joined or whose window does not hold the time
+            (:mod:`kolmatch.engine.write_rules`). An id already held is answered by its record
+            alone (the no-op or the Conflict), whatever these rules say of its values.
         Conflict
             If the id is already recorded with a different value (``fields`` names which).
         """
@@ -1197,22 +1202,14 @@ class EngineService:
         entry = {"actor": actor, "action": "recordCollaboration", "target": collab_id}
         with self._write_lock:
             try:
-                checked_id(collab_id, "id")
                 snap = self._current()
                 snap.features.talent_row(talent)
                 if product not in snap.product_merchant:
                     raise UnknownId("Product", product)
-                sent.update(
-                    gmv=checked_amount(gmv, "gmv"),
-                    orders=checked_count(orders, "orders"),
-                    fee=checked_amount(fee, "fee"),
-                    time=checked_past_day(time, "time"),
-                )
-                if campaign:
-                    _in_campaign(snap, campaign, snap.product_merchant[product], time)
-                after = {"id": collab_id, "merchant": snap.product_merchant[product], **sent}
                 old = snap.collaborations.get(collab_id)
                 if old is not None:
+                    # the held record answers first: a retry is the no-op docs/api.md promises
+                    # even where the record breaks a rule for new ones (a load wrote it)
                     before = _repeated(old, sent)  # Conflict if any value differs
                     self._audit.append(
                         {
@@ -1225,6 +1222,16 @@ class EngineService:
                         }
                     )
                     return snap
+                checked_id(collab_id, "id")
+                sent.update(
+                    gmv=checked_amount(gmv, "gmv", _PROMOTED.field_named("gmv")),
+                    orders=checked_count(orders, "orders", _PROMOTED.field_named("orders")),
+                    fee=checked_amount(fee, "fee", _PROMOTED.field_named("fee")),
+                    time=checked_past_day(time, "time"),
+                )
+                if campaign:
+                    _in_campaign(snap, campaign, snap.product_merchant[product], time)
+                after = {"id": collab_id, "merchant": snap.product_merchant[product], **sent}
             except KolmatchError as exc:
                 self.record_refusal({**entry, "input": sent}, exc)
                 raise

@@ -1,5 +1,12 @@
 """What a write through the API or the command line must hold: ids as the import format
-writes them, amounts in a plausible range, past events on days that have come."""
+writes them, amounts and counts in their field's range, past events on days that have come.
+
+Amounts and counts are checked against the domain model's field the value is written to
+(:class:`~kolmatch.graph.model.Field` ``bounds``, the range a load checks too), so a write and
+a load cannot disagree about what is plausible. Ids and required text follow the import
+format's rules (docs/data-format.md). The rules the model does not have are the API's
+additions, kept here: a campaign's budget and KPI target above 0 (``positive``), and a past
+event's day from :data:`EARLIEST_DAY` to today (a load checks only a date's form)."""
 
 from __future__ import annotations
 
@@ -8,11 +15,11 @@ from datetime import date, datetime, timedelta, timezone
 
 from kolmatch.errors import BadArgument
 from kolmatch.graph.booking import iso_day
+from kolmatch.graph.model import MAX_AMOUNT, Field, FieldType
 
 __all__ = [
     "EARLIEST_DAY",
     "MAX_AMOUNT",
-    "MAX_COUNT",
     "checked_amount",
     "checked_count",
     "checked_id",
@@ -21,12 +28,8 @@ __all__ = [
     "latest_today",
 ]
 
-#: The largest amount a write may carry, in yuan (a GMV, a fee, a campaign's budget or KPI
-#: target): above any one collaboration or campaign (the whole platform sells ~2e12 a year),
-#: far below where sums of amounts lose their cents. `gmv: 1e300` was recorded before.
-MAX_AMOUNT = 1e12
-#: The largest count a write may carry (a collaboration's orders).
-MAX_COUNT = 10**12
+# MAX_AMOUNT, the cap of every money field, is the model's (kolmatch.graph.model), re-exported.
+
 #: The earliest day of a past event a write may record: before it there was no interest
 #: e-commerce to record (a year-1 date made the growth report run its months from there).
 EARLIEST_DAY = date(2000, 1, 1)
@@ -105,9 +108,32 @@ def checked_text(value: str, argument: str) -> str:
     return value
 
 
-def checked_amount(value: float, argument: str, *, positive: bool = False) -> float:
-    """``value`` as an amount of yuan (or users, for a campaign's KPI target): finite, not
-    negative (above zero if ``positive``) and at most :data:`MAX_AMOUNT`.
+def _bounds(field: Field, kind: FieldType) -> tuple[float, float]:
+    bounds = field.bounds
+    if field.type is not kind or bounds is None:  # a programming error, not the caller's
+        raise TypeError(f"{field.name} is not a {kind.value} field with a range")
+    return bounds
+
+
+def checked_amount(value: float, argument: str, field: Field, *, positive: bool = False) -> float:
+    """``value`` as a value of the ``float`` field ``field`` it is written to (an amount of
+    yuan, or users for a campaign's KPI target): finite and within the field's range, the one
+    a load checks (every money field's is 0 to :data:`MAX_AMOUNT`); above zero if
+    ``positive`` (an API addition: a campaign's budget and KPI target).
+
+    Parameters
+    ----------
+    value
+        The amount as the caller sent it.
+    argument
+        The argument's name as the caller wrote it.
+    field
+        The model's field the value is written to (``rel_spec("PROMOTED").field_named("gmv")``).
+
+    Returns
+    -------
+    float
+        ``value`` as a float.
 
     Raises
     ------
@@ -116,22 +142,30 @@ def checked_amount(value: float, argument: str, *, positive: bool = False) -> fl
 
     Examples
     --------
-    >>> checked_amount(250_000, "gmv")
+    >>> from kolmatch.graph.model import rel_spec
+    >>> gmv = rel_spec("PROMOTED").field_named("gmv")
+    >>> checked_amount(250_000, "gmv", gmv)
     250000.0
-    >>> checked_amount(1e300, "gmv")
+    >>> checked_amount(1e300, "gmv", gmv)
     Traceback (most recent call last):
     ...
     kolmatch.errors.BadArgument: argument gmv: must be a finite amount from 0 to 1e+12, got 1e+300
     """
+    low, high = _bounds(field, FieldType.FLOAT)
     x = float(value)
-    low = "above 0" if positive else "from 0"
-    if not math.isfinite(x) or x < 0 or (positive and x == 0) or x > MAX_AMOUNT:
-        raise BadArgument(argument, f"must be a finite amount {low} to {MAX_AMOUNT:g}, got {x:g}")
+    if positive:
+        low_text, too_low = f"above {max(low, 0):g}", x <= max(low, 0)
+    else:
+        low_text, too_low = f"from {low:g}", x < low
+    if not math.isfinite(x) or too_low or x > high:
+        raise BadArgument(argument, f"must be a finite amount {low_text} to {high:g}, got {x:g}")
     return x
 
 
-def checked_count(value: int | float, argument: str) -> int:
-    """``value`` as a count (orders): a whole number from 0 to :data:`MAX_COUNT`.
+def checked_count(value: int | float, argument: str, field: Field) -> int:
+    """``value`` as a value of the ``int`` field ``field`` it is written to (a collaboration's
+    orders): a whole number within the field's range, the one a load checks (a count's is 0 to
+    the largest whole number a store keeps: the model sets no plausibility cap on counts).
 
     Raises
     ------
@@ -140,19 +174,22 @@ def checked_count(value: int | float, argument: str) -> int:
 
     Examples
     --------
-    >>> checked_count(120, "orders")
+    >>> from kolmatch.graph.model import rel_spec
+    >>> orders = rel_spec("PROMOTED").field_named("orders")
+    >>> checked_count(120, "orders", orders)
     120
-    >>> checked_count(-1, "orders")
+    >>> checked_count(-1, "orders", orders)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    kolmatch.errors.BadArgument: argument orders: must be a whole number from 0 to 1e+12, got -1
+    kolmatch.errors.BadArgument: argument orders: must be a whole number from 0 to ..., got -1
     """
+    low, high = _bounds(field, FieldType.INT)
     whole = isinstance(value, int) and not isinstance(value, bool)
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         whole, value = True, int(value)
-    if not whole or not 0 <= value <= MAX_COUNT:
+    if not whole or not low <= value <= high:
         raise BadArgument(
-            argument, f"must be a whole number from 0 to {float(MAX_COUNT):g}, got {value!r}"
+            argument, f"must be a whole number from {int(low)} to {int(high)}, got {value!r}"
         )
     return int(value)
 

@@ -14,6 +14,7 @@ from functools import cached_property
 __all__ = [
     "CAMPAIGN_GOALS",
     "INT_MAX",
+    "MAX_AMOUNT",
     "NODES",
     "NODE_BY_FILE",
     "NUMERIC_TYPES",
@@ -48,9 +49,32 @@ NUMERIC_TYPES = frozenset({FieldType.INT, FieldType.FLOAT, FieldType.BOOL})
 #: upper bound of every ``int`` field that declares none lower.
 INT_MAX = 2**63 - 1
 
+#: The upper bound of every amount of money in the model, in yuan (a fee, a price, a budget, a
+#: GMV, a cost, a purchase; a campaign's KPI target, yuan or users, too): above any one
+#: collaboration, campaign or merchant (the whole platform sells ~2e12 a year), far below where
+#: sums of amounts lose their cents. ``gmv: 1e300`` was recorded through the API, and loaded
+#: from ``promoted.csv``, before. Loads refuse a value above it (the reader), and so do the
+#: API's writes (:mod:`kolmatch.engine.write_rules` checks a value against the field it is
+#: written to): one rule, one limit. Counts keep their type's cap (:data:`INT_MAX`): no
+#: plausibility cap is clearly right for followers, views or orders; nor for ``watch_s``, a
+#: duration, not money.
+MAX_AMOUNT = 1e12
+
 
 def _number_text(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
+    """A bound as docs/data-format.md writes it: ``5``, ``0.5``, ``1e12`` (not 13 digits).
+
+    Examples
+    --------
+    >>> _number_text(0), _number_text(0.5), _number_text(1e12), _number_text(1_234_567)
+    ('0', '0.5', '1e12', '1234567')
+    """
+    if not float(x).is_integer():
+        return repr(float(x))
+    mantissa, _, exponent = f"{float(x):g}".partition("e+")
+    if exponent and float(f"{mantissa}e{exponent}") == float(x):
+        return f"{mantissa}e{int(exponent)}"
+    return str(int(x))
 
 
 @dataclass(frozen=True)
@@ -168,6 +192,10 @@ class NodeSpec:
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
 
+    def field_named(self, name: str) -> Field:
+        """The property ``name`` (not ``id``); KeyError if the spec has none of that name."""
+        return _field_named(self.fields, name)
+
 
 @dataclass(frozen=True)
 class RelSpec:
@@ -199,6 +227,17 @@ class RelSpec:
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    def field_named(self, name: str) -> Field:
+        """The property ``name`` (not ``id``); KeyError if the spec has none of that name."""
+        return _field_named(self.fields, name)
+
+
+def _field_named(fields: tuple[Field, ...], name: str) -> Field:
+    for f in fields:
+        if f.name == name:
+            return f
+    raise KeyError(name)
 
 
 def _check_rules(name: str, fields: tuple[Field, ...], rules: tuple[OrderedFields, ...]) -> None:
@@ -243,6 +282,7 @@ NODES: tuple[NodeSpec, ...] = (
                 F,
                 doc="negotiated fee in yuan for one collaboration (private: docs/api.md)",
                 low=0,
+                high=MAX_AMOUNT,
             ),
             Field(
                 "list_price",
@@ -250,6 +290,7 @@ NODES: tuple[NodeSpec, ...] = (
                 doc="the talent's public quote in yuan for one collaboration (its rate card); "
                 "shown to merchants in match lists and plans",
                 low=0,
+                high=MAX_AMOUNT,
             ),
             Field("commission_rate", F, doc="share of GMV the talent takes, 0..1", low=0, high=1),
             Field("capacity", INT, doc="collaboration slots per period (0: none free)", low=0),
@@ -266,7 +307,9 @@ NODES: tuple[NodeSpec, ...] = (
             Field(
                 "target_age_band", S, doc="the merchant's stated target age band", choices=AGE_BANDS
             ),
-            Field("budget", F, doc="budget in yuan per period for talent fees", low=0),
+            Field(
+                "budget", F, doc="budget in yuan per period for talent fees", low=0, high=MAX_AMOUNT
+            ),
             Field("min_talents", INT, doc="fewest talents per period", low=0),
             Field(
                 "max_talents",
@@ -290,7 +333,7 @@ NODES: tuple[NodeSpec, ...] = (
         "product",
         (
             Field("name", S, True, "product name"),
-            Field("price", F, True, "unit price in yuan (0: a free gift)", low=0),
+            Field("price", F, True, "unit price in yuan (0: a free gift)", low=0, high=MAX_AMOUNT),
             Field("commission_rate", F, doc="commission offered to talents, 0..1", low=0, high=1),
         ),
         "A product; its category is an IN_CATEGORY relationship.",
@@ -309,6 +352,7 @@ NODES: tuple[NodeSpec, ...] = (
                 F,
                 doc="the provider's public quote in yuan for 30 days of service",
                 low=0,
+                high=MAX_AMOUNT,
             ),
         ),
         "A service provider to merchants: a live-room operator, an agency that runs stores, "
@@ -322,12 +366,15 @@ NODES: tuple[NodeSpec, ...] = (
             Field("duration_s", INT, doc="length in seconds", low=0),
             Field("viewers", INT, doc="users who watched it", low=0),
             Field("orders", INT, doc="orders placed in it", low=0),
-            Field("gmv", F, doc="gross merchandise value sold in it, in yuan", low=0),
+            Field(
+                "gmv", F, doc="gross merchandise value sold in it, in yuan", low=0, high=MAX_AMOUNT
+            ),
             Field(
                 "cost",
                 F,
                 doc="what it cost the merchant: hosts, crew, paid traffic, in yuan",
                 low=0,
+                high=MAX_AMOUNT,
             ),
         ),
         "A session of a merchant's own live room (FACT's Field); its sales are the session's "
@@ -351,8 +398,20 @@ NODES: tuple[NodeSpec, ...] = (
             Field("start", D, True, "first day"),
             Field("end", D, True, "last day"),
             Field("goal", S, doc="what the campaign is run for", choices=CAMPAIGN_GOALS),
-            Field("kpi_target", F, doc="the goal's target: yuan of GMV, or users", low=0),
-            Field("budget", F, doc="the platform's budget for the campaign, in yuan", low=0),
+            Field(
+                "kpi_target",
+                F,
+                doc="the goal's target: yuan of GMV, or users",
+                low=0,
+                high=MAX_AMOUNT,
+            ),
+            Field(
+                "budget",
+                F,
+                doc="the platform's budget for the campaign, in yuan",
+                low=0,
+                high=MAX_AMOUNT,
+            ),
         ),
         "A marketing event with a time window, and its brief: goal, target, budget (its "
         "categories and products are COVERS and IN_CAMPAIGN relationships).",
@@ -416,7 +475,14 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         "Product",
         (
             Field("order_id", S, True, "order id, unique per purchase"),
-            Field("amount", F, True, "amount paid in yuan (0: a free gift or full voucher)", low=0),
+            Field(
+                "amount",
+                F,
+                True,
+                "amount paid in yuan (0: a free gift or full voucher)",
+                low=0,
+                high=MAX_AMOUNT,
+            ),
             Field("time", D, True, "purchase date"),
             Field("talent", S, doc="id of the talent the sale is attributed to"),
             Field("content", S, doc="id of the content the sale is attributed to"),
@@ -431,9 +497,15 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         "Product",
         (
             Field("collab_id", S, True, "collaboration id, unique per collaboration"),
-            Field("gmv", F, doc="gross merchandise value in yuan (empty: not known)", low=0),
+            Field(
+                "gmv",
+                F,
+                doc="gross merchandise value in yuan (empty: not known)",
+                low=0,
+                high=MAX_AMOUNT,
+            ),
             Field("orders", INT, doc="orders (empty: not known)", low=0),
-            Field("fee", F, doc="fee paid in yuan (empty: not known)", low=0),
+            Field("fee", F, doc="fee paid in yuan (empty: not known)", low=0, high=MAX_AMOUNT),
             Field("time", D, True, "collaboration date"),
             Field("campaign", S, doc="id of the campaign it ran in"),
         ),
@@ -489,18 +561,20 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
             Field("engagement_id", S, True, "engagement id, unique per engagement"),
             Field("start", D, True, "first day of the engagement"),
             Field("end", D, True, "last day of the engagement (agreed, for a running one)"),
-            Field("fee", F, doc="fee paid in yuan", low=0),
+            Field("fee", F, doc="fee paid in yuan", low=0, high=MAX_AMOUNT),
             Field(
                 "gmv_before",
                 F,
                 doc="the merchant's GMV over as many days before start as the engagement ran",
                 low=0,
+                high=MAX_AMOUNT,
             ),
             Field(
                 "gmv_during",
                 F,
                 doc="the merchant's GMV over the engagement (empty: still running, not known)",
                 low=0,
+                high=MAX_AMOUNT,
             ),
         ),
         key="engagement_id",

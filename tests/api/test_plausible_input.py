@@ -1,21 +1,28 @@
 """What a user trial sent that the API took or misread, each now refused with BAD_ARGUMENT
 at its field, in the API's names, with nothing written: forged page cursors, implausible
 writes (a future day, 1e300 yuan, a campaign not joined, an id with white space), a booking
-with both a campaign and dates, CLI flags in messages, an unknown tier."""
+with both a campaign and dates, CLI flags in messages, an unknown tier. And what a review of
+those rules found: a limit the API and a load disagreed on, a held record's retry refused by
+the rules for new ones, a flag left in an error that is not BAD_ARGUMENT."""
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kolmatch.engine.campaigns import CampaignBrief
-from kolmatch.engine.write_rules import MAX_AMOUNT
+from kolmatch.engine.write_rules import checked_amount, checked_count
 from kolmatch.errors import BadArgument
-from tests.api.conftest import Writable
+from kolmatch.graph.model import MAX_AMOUNT, Field, node_spec, rel_spec
+from kolmatch.graph.store import NodeBatch
+from kolmatch.loaders.load import load_folder
+from tests.api.conftest import WRITE_KEYS, Writable
 
 RECORD = "mutation($i: CollaborationInput!) { recordCollaboration(input: $i) { version } }"
 FLAG = "mutation($i: ViolationInput!) { flagViolation(input: $i) { version } }"
@@ -222,6 +229,95 @@ def test_an_idempotency_key_with_white_space_is_refused(t: Writable) -> None:
     assert "white space" in message
 
 
+@pytest.mark.parametrize(
+    ("argument", "field", "positive"),
+    [
+        ("gmv", rel_spec("PROMOTED").field_named("gmv"), False),
+        ("fee", rel_spec("PROMOTED").field_named("fee"), False),
+        ("budget", node_spec("Campaign").field_named("budget"), True),
+        ("kpiTarget", node_spec("Campaign").field_named("kpi_target"), True),
+    ],
+)
+def test_a_write_and_a_load_share_one_range(argument: str, field: Field, positive: bool) -> None:
+    """gmv 1e300 was refused by recordCollaboration and loaded from promoted.csv: the API's
+    limit is now the range of the field it writes to, the one a load checks (the API adds only
+    "above 0" for a campaign's budget and KPI target)."""
+    low, high = field.bounds or (0.0, 0.0)
+    assert high == MAX_AMOUNT
+    assert checked_amount(high, argument, field, positive=positive) == high
+    outside = [math.nextafter(high, math.inf), math.nextafter(low, -math.inf), math.nan, math.inf]
+    for x in outside + [low] * positive:
+        with pytest.raises(BadArgument, match=f"argument {argument}: must be a finite amount"):
+            checked_amount(x, argument, field, positive=positive)
+    assert checked_amount(low, argument, field) == low  # 0: a load's value, refused if positive
+
+
+def test_a_count_keeps_its_type_s_cap() -> None:
+    """orders had a cap of its own in the API (1e12) and none in a load: the model sets no
+    plausibility cap on counts, so neither does the API (GraphQL's Int stops at 2^31 - 1)."""
+    orders = rel_spec("PROMOTED").field_named("orders")
+    assert orders.bounds == (0, 2**63 - 1)
+    assert checked_count(2**63 - 1, "orders", orders) == 2**63 - 1
+    for x in (2**63, -1, 1.5):
+        with pytest.raises(BadArgument, match="argument orders: must be a whole number from 0"):
+            checked_count(x, "orders", orders)
+
+
+#: A collaboration as a load writes it and the API is sent it again: values the API's rules
+#: for a new record refuse, each with the rule it breaks (a campaign not joined is set below).
+HELD = [
+    pytest.param({}, id="campaign-not-joined"),
+    pytest.param({"time": "2031-01-01", "campaign": None}, id="day-to-come"),
+    pytest.param({"time": "1999-12-31", "campaign": None}, id="before-2000"),
+]
+
+
+@pytest.mark.parametrize("held", HELD)
+def test_a_held_collaboration_is_answered_by_its_record_before_the_rules(
+    t: Writable, tmp_path: Path, held: dict[str, Any]
+) -> None:
+    """A retry of a collaboration a load wrote, with values the API would refuse for a new
+    record, is the no-op docs/api.md promises (it was BAD_ARGUMENT: the rules ran before the
+    lookup); any value different is still CONFLICT, never BAD_ARGUMENT."""
+    snap = t.service.snapshot
+    other = next(
+        b
+        for b in snap.campaigns.values()
+        if t.seller not in b.merchants and b.start[:10] <= date.today().isoformat()
+    )
+    v = _collab(t, "kL1", campaign=other.id, time=other.start[:10]) | held
+    d = tmp_path / "load"
+    d.mkdir()
+    (d / "promoted.csv").write_text(
+        "src,dst,collab_id,gmv,orders,fee,time,campaign\n"
+        f"{v['talent']},{v['product']},kL1,{v['gmv']},{v['orders']},{v['fee']},{v['time']},"
+        f"{v['campaign'] or ''}\n"
+    )
+    load_folder(d, t.store)
+    version = t.store.version()
+    # the same values refused as a new record's, under another id
+    fresh = _refused(
+        t,
+        RECORD,
+        argument=f"input.{'campaign' if v['campaign'] else 'time'}",
+        path=["recordCollaboration"],
+        who="m_own",
+        variables={"i": {**v, "id": "kL2"}},
+    )
+    assert "kL2" not in t.service.snapshot.collaborations, fresh
+    again = t.post(RECORD, "m_own", variables={"i": v})
+    assert again == {"data": {"recordCollaboration": {"version": version}}}
+    assert t.store.version() == version
+    last = t.audit.entries()[-1]
+    assert (last["target"], last["outcome"]) == ("kL1", "unchanged")
+    # another value, however implausible: the record stands, and says so
+    out = t.post(RECORD, "m_own", variables={"i": {**v, "gmv": 1e300}})
+    (err,) = out["errors"]
+    assert err["extensions"]["code"] == "CONFLICT" and "gmv" in err["message"], err
+    assert t.service.snapshot.collaborations["kL1"].gmv == v["gmv"]
+    assert t.store.version() == version
+
+
 # -- 3. a campaign and dates ------------------------------------------------------------------
 
 
@@ -273,6 +369,24 @@ def test_no_api_error_names_a_command_line_flag() -> None:
         assert out["extensions"]["code"] == "BAD_ARGUMENT"
         assert "--" not in json.dumps(out, ensure_ascii=False), out
         assert "targetGmv" in out["message"] and "targetNewCustomers" in out["message"]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_a_flag_in_an_error_that_is_not_bad_argument_is_the_api_argument(
+    t: Writable, lang: str
+) -> None:
+    """planToTarget's INFEASIBLE_PLAN said "plan for new customers reached instead
+    (--target-new-customers)": only BAD_ARGUMENT was rewritten. A merchant with no products
+    has no GMV to plan for."""
+    t.store.write([NodeBatch.of("Merchant", [{"id": "mBare", "name": "No shelf"}])])
+    t.service.refresh()
+    q = '{ merchant(id: "mBare") { planToTarget(targetGmv: 100000) { reachable } } }'
+    headers = {"Authorization": f"Bearer {WRITE_KEYS['internal']}", "Accept-Language": lang}
+    r = t.client.post(f"{t.url}/graphql", json={"query": q}, headers=headers)
+    (err,) = r.json()["errors"]
+    assert err["extensions"]["code"] == "INFEASIBLE_PLAN", err
+    assert err["path"] == ["merchant", "planToTarget"]
+    assert "(targetNewCustomers)" in err["message"] and "--" not in err["message"], err
 
 
 # -- 5. an unknown tier -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 
 from kolmatch.graph.model import (
     INT_MAX,
+    MAX_AMOUNT,
     NODES,
     RELATIONSHIPS,
     Field,
@@ -80,6 +81,37 @@ def test_every_range_and_row_rule_is_documented() -> None:
             )
 
 
+#: The float fields that are not money, each with its reason: shares are 0 to 1; watch time
+#: is a duration, with no plausibility cap clearly right (as for counts, which keep INT_MAX).
+NOT_MONEY = {
+    "talent.commission_rate": (0.0, 1.0),
+    "product.commission_rate": (0.0, 1.0),
+    "engaged_with.watch_s": (0.0, math.inf),
+}
+
+
+def test_every_amount_of_money_is_capped_at_max_amount() -> None:
+    """A float field added later is money (capped, as the API's writes are) unless listed."""
+    floats = {
+        f"{s.file}.{f.name}": f.bounds
+        for s in (*NODES, *RELATIONSHIPS)
+        for f in s.fields
+        if f.type is FieldType.FLOAT
+    }
+    assert {k: floats[k] for k in NOT_MONEY} == NOT_MONEY
+    money = {k: b for k, b in floats.items() if k not in NOT_MONEY}
+    assert len(money) == 15 and set(money.values()) == {(0.0, MAX_AMOUNT)}
+    counts = [f for s in (*NODES, *RELATIONSHIPS) for f in s.fields if f.type is FieldType.INT]
+    assert {f.high for f in counts} == {None, 5}  # counts keep their type's cap; a city tier
+
+
+def test_a_spec_names_its_fields() -> None:
+    assert rel_spec("PROMOTED").field_named("gmv").range_text == "0 to 1e12"
+    assert node_spec("Campaign").field_named("kpi_target").bounds == (0.0, MAX_AMOUNT)
+    with pytest.raises(KeyError):
+        node_spec("Campaign").field_named("id")
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -104,8 +136,9 @@ def test_a_malformed_declaration_is_refused(make: Callable[[], object]) -> None:
 def test_bounds_and_their_words() -> None:
     tier = node_spec("User").fields[-1]
     assert (tier.name, tier.bounds, tier.range_text) == ("city_tier", (1, 5), "1 to 5")
-    amount = next(f for f in rel_spec("PURCHASED").fields if f.name == "amount")
-    assert amount.bounds == (0.0, math.inf) and amount.range_text == "0 or more"
+    amount = rel_spec("PURCHASED").field_named("amount")
+    assert amount.bounds == (0.0, MAX_AMOUNT) and amount.range_text == "0 to 1e12"
+    assert Field("watch_s", FieldType.FLOAT, low=0).bounds == (0.0, math.inf)
     assert Field("n", FieldType.INT, low=0).bounds == (0, INT_MAX)
     assert R("start", "end").broken_text("2026-02-01", "2026-01-01") == (
         "end 2026-01-01 is before start 2026-02-01"

@@ -18,7 +18,15 @@ from typing import Any
 import pytest
 
 from kolmatch.errors import InputError
-from kolmatch.graph.model import NODE_BY_FILE, NODES, REL_BY_FILE, RELATIONSHIPS, Field, FieldType
+from kolmatch.graph.model import (
+    MAX_AMOUNT,
+    NODE_BY_FILE,
+    NODES,
+    REL_BY_FILE,
+    RELATIONSHIPS,
+    Field,
+    FieldType,
+)
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import GraphStore
 from kolmatch.loaders import columnar
@@ -34,8 +42,15 @@ REFUSED = [
         "purchased",
         {"amount": "-5.00"},
         "amount",
-        "-5.0 is out of range: must be 0 or more",
+        "-5.0 is out of range: must be 0 to 1e12",
         id="negative-amount",
+    ),
+    pytest.param(
+        "promoted",
+        {"gmv": "1e300"},
+        "gmv",
+        "1e+300 is out of range: must be 0 to 1e12",
+        id="implausible-gmv",  # recordCollaboration refused it; the load took it
     ),
     pytest.param(
         "talent",
@@ -188,9 +203,32 @@ def test_a_row_rule_is_named_beside_another_problem_of_the_row(
     )
     err = _refused(d, loaded)
     assert [str(p) for p in err.problems] == [
-        "merchant.csv:2: field 'budget': -145000.0 is out of range: must be 0 or more",
+        "merchant.csv:2: field 'budget': -145000.0 is out of range: must be 0 to 1e12",
         "merchant.csv:2: field 'max_talents': max_talents 2 is less than min_talents 9",
     ]
+
+
+def test_an_amount_the_api_refuses_is_refused_by_a_load(loaded: GraphStore, tmp_path: Path) -> None:
+    """The review's row: ``gmv`` 1e300 loaded while recordCollaboration refused it. Both now
+    read the one range of ``promoted.gmv`` (0 to MAX_AMOUNT); a load still takes a day to come
+    (dates are not range-checked by a load), and the API's cap itself."""
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "promoted.csv").write_text(
+        "src,dst,collab_id,gmv,time\n"
+        "t1,p1,c9,1e300,2031-01-01\n"
+        f"t1,p1,c10,{MAX_AMOUNT!r},2031-01-01\n"
+    )
+    err = _refused(d, loaded)
+    assert [str(p) for p in err.problems] == [
+        "promoted.csv:2: field 'gmv': 1e+300 is out of range: must be 0 to 1e12"
+    ]
+    (d / "promoted.csv").write_text(
+        f"src,dst,collab_id,gmv,time\nt1,p1,c10,{MAX_AMOUNT!r},2031-01-01\n"
+    )
+    before = loaded.counts()["PROMOTED"]
+    load_folder(d, loaded)
+    assert loaded.counts()["PROMOTED"] == before + 1
 
 
 def test_values_at_the_bounds_are_accepted(sqlite_store: SQLiteStore, tmp_path: Path) -> None:
@@ -239,7 +277,7 @@ def test_the_offline_import_refuses_the_same_rows(tiny_market: Path, tmp_path: P
         write_import_files(d, out, uid="u")
     assert [str(p) for p in info.value.problems] == [
         f"purchased.csv:{text.count(chr(10)) + 1}: field 'amount': -5.0 is out of range: "
-        "must be 0 or more"
+        "must be 0 to 1e12"
     ]
     assert not out.exists()
 
