@@ -204,9 +204,29 @@ def measure(a: argparse.Namespace) -> dict[str, object]:
         "writes_answered": len(log.writes),
         "writes_refused_rebuilding": int(at["refused"]),
         "errors": log.errors,
-        "server": [x for x in server_log if any(w in x for w in ("ERROR", "Traceback"))],
+        "server": _trouble(server_log),
         "rebuilt": [x for x in server_log if "rebuilt" in x],
     }
+
+
+def _trouble(lines: list[str]) -> list[str]:
+    """The server's ERROR lines and each traceback whole (to its exception's line): a
+    traceback's first line alone said nothing of what went wrong."""
+    out: list[str] = []
+    block: list[str] | None = None
+    for x in lines:
+        if block is not None:
+            block.append(x)
+            if not x.startswith((" ", "\t", "Traceback", "During handling", "The above")) and x:
+                out.append("\n".join(block))
+                block = None
+        elif "Traceback" in x:
+            block = [x]
+        elif "ERROR" in x:
+            out.append(x)
+    if block is not None:
+        out.append("\n".join(block))
+    return out
 
 
 def main() -> None:
