@@ -106,7 +106,7 @@ def write_graph(folder: Path, g: MarketGraph) -> None:
             if t.key_rows is not None:
                 nodes[label]["keys"] = f"keys-{i}.arrow"
                 keys = pa.table({"row": pa.array(np.asarray(t.key_rows, dtype=np.int64))})
-                feather.write_feather(keys, work / f"keys-{i}.arrow", compression="uncompressed")
+                _write_one_batch(keys, work / f"keys-{i}.arrow")
         edges = []
         for i, ((rel, src), e) in enumerate(g.edges.items()):
             name = f"edge-{i}.arrow"
@@ -143,8 +143,15 @@ def _write_table(
         else:
             raise TypeError(f"{where}: column {name!r}: cannot store a {values.dtype} column")
         arrays[f"c:{name}"] = _arrow(where, name, values, dictionary=kinds[name] == "text")
-    feather.write_feather(pa.table(arrays), path, compression="uncompressed")
+    _write_one_batch(pa.table(arrays), path)
     return kinds
+
+
+def _write_one_batch(table: pa.Table, path: Path) -> None:
+    """``table`` as one uncompressed record batch: a reader maps each numeric column as one
+    array (``read_graph(mapped=True)``), where Arrow's default batches of 64k rows (127 for
+    the m market's engagements) made every column a concatenated copy."""
+    feather.write_feather(table, path, compression="uncompressed", chunksize=max(table.num_rows, 1))
 
 
 def _arrow(where: str, name: str, values: Any, dictionary: bool = False) -> pa.Array:
@@ -179,7 +186,10 @@ def is_graph_folder(folder: Path) -> bool:
 
 
 def read_graph(
-    folder: Path, on_nodes: Callable[[MarketGraph], object] | None = None
+    folder: Path,
+    on_nodes: Callable[[MarketGraph], object] | None = None,
+    *,
+    mapped: bool = False,
 ) -> MarketGraph:
     """Read what :func:`write_graph` wrote; never runs code from the folder.
 
@@ -191,12 +201,19 @@ def read_graph(
         Called with the graph of its node tables alone (no edges yet), once they are read and
         before the edges are: a caller may start work on them meanwhile (a delta's read of
         some users' rows from the store). What it raises is the caller's.
+    mapped
+        Numeric columns (edge ends, numbers, store keys) as read-only views of the files,
+        memory-mapped, not copies: for a caller that only reads them (a delta, which makes new
+        arrays of what it changes). The files are checked as ever, on the mapping. A folder's
+        files are replaced by renaming a new folder into place, never written over, so a
+        mapping outlives their eviction. At m this spares 0.66 GB of new memory, each
+        gigabyte of which took this machine 0.7 to 2.9 s to touch in a fresh process.
 
     Returns
     -------
     MarketGraph
         Its arrays its own (copies, writable), as :func:`~kolmatch.graph.market.read_market`
-        gives them.
+        gives them; with ``mapped`` its numeric arrays read-only.
 
     Raises
     ------
@@ -212,10 +229,10 @@ def read_graph(
         identity = (str(graph_id), int(version))
         nodes = {}
         for label, spec in dict(manifest["nodes"]).items():
-            t = _read_table(_member(folder, spec["file"]), (), ("id",), spec["columns"])
+            t = _read_table(_member(folder, spec["file"]), (), ("id",), spec["columns"], mapped)
             keys = None
             if "keys" in spec:
-                keys = _read_table(_member(folder, spec["keys"]), ("row",), (), {})["row"]
+                keys = _read_table(_member(folder, spec["keys"]), ("row",), (), {}, mapped)["row"]
                 if len(keys) and (keys.min() < -1 or keys.max() >= len(t["id"])):
                     raise UnreadableArrays(f"{folder / spec['keys']}: keys of rows not in {label}")
             columns = {k: t[f"c:{k}"] for k in spec["columns"]}
@@ -240,7 +257,9 @@ def read_graph(
                 raise _Callers(exc) from None
         edges = {}
         for spec in manifest["edges"]:
-            t = _read_table(_member(folder, spec["file"]), ("src", "dst"), (), spec["columns"])
+            t = _read_table(
+                _member(folder, spec["file"]), ("src", "dst"), (), spec["columns"], mapped
+            )
             columns = {k: t[f"c:{k}"] for k in spec["columns"]}
             key = (str(spec["type"]), str(spec["from"]))
             for end, label in (("src", key[1]), ("dst", rel_spec(key[0]).dst)):
@@ -292,12 +311,17 @@ def _member(folder: Path, name: object) -> Path:
 
 
 def _read_table(
-    path: Path, ints: tuple[str, ...], texts: tuple[str, ...], kinds: dict[str, str]
+    path: Path,
+    ints: tuple[str, ...],
+    texts: tuple[str, ...],
+    kinds: dict[str, str],
+    mapped: bool = False,
 ) -> dict[str, Any]:
     """The columns of one file: ``ints`` as int64, ``texts`` (Arrow strings) and text
     ``kinds`` (dictionary-encoded strings) as object arrays, number ``kinds`` as float64
-    (``c:<name>``); every one a copy of its own. Each column must be of the Arrow type its
-    kind is written as."""
+    (``c:<name>``); every one a copy of its own, but with ``mapped`` the numeric ones (views of
+    the mapped file, read-only, where it holds them in one piece). Each column must be of the
+    Arrow type its kind is written as."""
     try:
         table = feather.read_table(path, memory_map=True)
         # (buffers as long as the rows the file claims: numpy would read past them otherwise)
@@ -316,7 +340,7 @@ def _read_table(
     for name, kind in want.items():
         column = table.column(name)
         try:
-            out[name] = _column(column, kind)
+            out[name] = _column(column, kind, mapped)
         except pa.ArrowException as exc:
             raise UnreadableArrays(f"{path}: column {name!r}: {exc}") from exc
         if out[name] is None:
@@ -324,12 +348,23 @@ def _read_table(
     return out
 
 
-def _column(column: pa.ChunkedArray, kind: str) -> np.ndarray | None:
-    """The numpy array of a column of that kind, a copy of its own (None: not that kind)."""
-    if kind == "int" and pa.types.is_integer(column.type):
-        return np.array(column.to_numpy(), dtype=np.int64)
-    if kind == "number" and pa.types.is_floating(column.type):
-        return np.array(column.to_numpy(), dtype=np.float64)  # (a copy: writable)
+def _column(column: pa.ChunkedArray, kind: str, mapped: bool = False) -> np.ndarray | None:
+    """The numpy array of a column of that kind, a copy of its own (None: not that kind);
+    ``mapped``: a numeric one as a read-only view where Arrow gives one (one chunk, no nulls,
+    the type's own width)."""
+    dtype = (
+        np.int64
+        if kind == "int" and pa.types.is_integer(column.type)
+        else np.float64
+        if kind == "number" and pa.types.is_floating(column.type)
+        else None
+    )
+    if dtype is not None:
+        if not mapped:
+            return np.array(column.to_numpy(), dtype=dtype)  # (a copy: writable)
+        out = np.asarray(column.to_numpy(), dtype=dtype)
+        out.flags.writeable = False  # (a view of the file, or Arrow's own copy: read-only)
+        return out
     if kind == "text" and (pa.types.is_string(column.type) or pa.types.is_null(column.type)):
         column.validate(full=True)  # (offsets and UTF-8: a file is not trusted)
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)

@@ -69,6 +69,22 @@ def test_a_graph_read_back_is_the_graph_written(tiny_market: Path, tmp_path: Pat
     )
     for key, e in want.edges.items():
         assert np.array_equal(got.edge(*key).dst, e.dst), key
+    # mapped (a delta's read): the same graph, its numeric arrays read-only views of the files
+    mapped = read_graph(tmp_path / "graph", mapped=True)
+    for label, t in g.nodes.items():
+        b = mapped.node(label)
+        assert b.ids.tolist() == t.ids.tolist() and b.key_rows is not None, label
+        assert t.key_rows is not None and np.array_equal(b.key_rows, t.key_rows), label
+        _same_columns(b.columns, t.columns, label)
+    for key, e in g.edges.items():
+        b = mapped.edge(*key)
+        assert np.array_equal(b.src, e.src) and np.array_equal(b.dst, e.dst), key
+        assert not b.src.flags.writeable and not b.dst.flags.writeable, key
+        _same_columns(b.columns, e.columns, str(key))
+    price = mapped.node("Product").columns["price"]
+    assert price.dtype == np.float64 and not price.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        mapped.edge("FOLLOWS", "User").src[0] = 0
     store.close()
 
 
@@ -171,6 +187,8 @@ def test_a_small_graph_comes_back_with_its_unset_numbers_and_bad_rows_are_refuse
     )
     with pytest.raises(UnreadableArrays, match="dst rows not in Talent"):
         read_graph(tmp_path / "wrong")
+    with pytest.raises(UnreadableArrays, match="dst rows not in Talent"):
+        read_graph(tmp_path / "wrong", mapped=True)  # (checked on the mapping as well)
 
 
 def test_text_is_written_as_a_dictionary_and_its_indices_are_not_trusted(tmp_path: Path) -> None:
@@ -244,5 +262,30 @@ def test_a_file_claiming_more_rows_than_its_buffers_hold_is_refused(tmp_path: Pa
     old, new = n.to_bytes(8, "little"), (50_000_000).to_bytes(8, "little")
     assert data.count(old) >= 2  # (the batch's length and its columns')
     path.write_bytes(data.replace(old, new))
-    with pytest.raises(UnreadableArrays, match=r"edge-0\.arrow: .*too small"):
-        read_graph(tmp_path / "graph")
+    for mapped in (False, True):
+        with pytest.raises(UnreadableArrays, match=r"edge-0\.arrow: .*too small"):
+            read_graph(tmp_path / "graph", mapped=mapped)
+
+
+def test_each_file_is_one_batch_so_a_mapped_read_copies_no_column(tmp_path: Path) -> None:
+    """Past Arrow's default batch (64k rows) a table is still one record batch: a mapped read
+    takes its numeric columns as views of the file (several batches were one copy each)."""
+    n = 200_000
+    users = NodeTable("User", np.array([f"u{i:06d}" for i in range(n)], dtype=object), {})
+    products = NodeTable("Product", np.array(["p"], dtype=object), {})
+    bought = EdgeList(
+        "PURCHASED",
+        "User",
+        np.arange(n, dtype=np.int64),
+        np.zeros(n, np.int64),
+        {"amount": np.arange(n, dtype=np.float64), "time": np.array(["2026-01-01"] * n, object)},
+    )
+    g = MarketGraph(("g", 4), {"User": users, "Product": products}, {("PURCHASED", "User"): bought})
+    write_graph(tmp_path / "graph", g)
+    for path in (tmp_path / "graph").glob("*.arrow"):
+        t = feather.read_table(path)
+        assert all(c.num_chunks == 1 for c in t.columns), path.name
+    got = read_graph(tmp_path / "graph", mapped=True).edge("PURCHASED", "User")
+    for a in (got.src, got.dst, got.columns["amount"]):
+        assert not a.flags.writeable and not a.flags.owndata
+    assert np.array_equal(got.src, bought.src) and got.columns["time"][-1] == "2026-01-01"
