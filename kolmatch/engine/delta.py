@@ -40,6 +40,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from kolmatch.engine.arrays import UnreadableArrays
 from kolmatch.engine.cache import (
@@ -68,6 +69,7 @@ from kolmatch.graph.market import (
     read_market,
     read_nodes_into,
 )
+from kolmatch.graph.model import rel_spec
 from kolmatch.graph.projection import NodeTable
 from kolmatch.graph.store import GraphStore
 from kolmatch.loaders.load import LoadReport, load_folder
@@ -287,7 +289,8 @@ def delta_base(
             on_nodes(nodes)
 
     try:
-        g = read_graph(_graph_folder(uri, d, identity), nodes_read)
+        # (mapped: a delta reads the base and makes new arrays of what it changes)
+        g = read_graph(_graph_folder(uri, d, identity), nodes_read, mapped=True)
     except UnreadableArrays as exc:
         log.info("kolmatch: no delta base for %s (%s)", identity, exc)
         return None
@@ -303,6 +306,7 @@ def features_after_load(
     users: Sequence[str],
     types: Iterable[EdgeKey],
     node_users: Sequence[str] = (),
+    written: Mapping[EdgeKey, pa.Table] | None = None,
 ) -> MarketFeatures | None:
     """The features of the store's version after a load of ``users``' rows of ``types``, by
     difference from the cached features and delta base of ``before_version``: cached as that
@@ -326,6 +330,13 @@ def features_after_load(
     node_users
         The ids of the User nodes the load wrote: new users (sign-ups) and users whose own
         rows (gender, age band) it corrected: those nodes are read again.
+    written
+        The (``src``, ``dst``) ids of the relationships the load wrote, of each of ``types``
+        (:meth:`~kolmatch.loaders.load.LoadReport.pairs`), if known: a type the features read
+        without properties or key (a follow) is then taken from them, not read back, and the
+        other types are read back from the users that wrote them alone (at m a day's follows
+        are 1.0M of the changed users' 1.28M rows, the load's own 88k). None: every type is
+        read back from every user of ``users``.
 
     Returns
     -------
@@ -337,7 +348,7 @@ def features_after_load(
         build than :data:`DELTA_SHARE_MAX` of them): the caller builds.
     """
     d = _cache_dir(cache_dir)
-    applied = _applied(store, d, before_version, users, types, node_users)
+    applied = _applied(store, d, before_version, users, types, node_users, written)
     if applied is None:
         return None
     _keep(store.uri, d, *applied[1:])
@@ -359,6 +370,7 @@ def _applied(
     users: Sequence[str],
     types: Iterable[EdgeKey],
     node_users: Sequence[str] = (),
+    written: Mapping[EdgeKey, pa.Table] | None = None,
 ) -> tuple[MarketFeatures, MarketGraph, UserStage, int] | None:
     """:func:`features_after_load` but for keeping the new base: the features (cached), the
     graph and the stage after the delta, and the users changed since the last build.
@@ -370,10 +382,17 @@ def _applied(
     meanwhile: at m, ~1 s of the delta's ~2.5 s of reading). Where the load wrote User nodes
     (``node_users``), those nodes are read into the base's User table first, on that thread:
     where some are new the base is renumbered onto it, a new user's rows before are none, and
-    every user it names is among the changed ones."""
+    every user it names is among the changed ones. With ``written`` (the pairs of each type
+    the load wrote), a type read without properties or key is added from its pairs
+    (:meth:`~kolmatch.graph.market.MarketGraph.with_pairs`) and the others are read back from
+    their writers alone."""
     types = tuple(dict.fromkeys(types))
     if any(key not in USER_EDGES_READ for key in types):
         return None
+    if written is not None and any(key not in written for key in types):
+        raise ValueError("written must hold the pairs of every type written")
+    paired = () if written is None else tuple(k for k in types if _pairs_alone(k))
+    reread = tuple(k for k in types if k not in paired)
     graph_id = store.graph_id()
     at = _base_version(store.uri, d, (graph_id, before_version))
     before = None if at is None else _features_since(store.uri, d, graph_id, at, before_version)
@@ -382,7 +401,13 @@ def _applied(
     identity = (graph_id, at)
     users = sorted(set(users) | set(node_users))
     changed_users = _since_build(_graph_folder(store.uri, d, identity)) + len(users)
-    edges = {k: USER_EDGES_READ[k] for k in types}
+    edges = {k: USER_EDGES_READ[k] for k in reread}
+    # the users whose rows are read back: those that wrote a type read back (all, unknown)
+    writers = (
+        users
+        if written is None
+        else sorted({u for k in reread for u in written[k].column("src").to_pylist()})
+    )
     reads: list[Future[tuple[MarketGraph, I64 | None]]] = []
     try:
         with (
@@ -396,7 +421,7 @@ def _applied(
                         f"{changed_users:,} users changed since the last build, over "
                         f"{DELTA_SHARE_MAX:.0%} of them: a build measures the walks and date again"
                     )
-                reads.append(pool.submit(_users_rows, store, nodes, users, edges, node_users))
+                reads.append(pool.submit(_users_rows, store, nodes, writers, edges, node_users))
 
             # (a refusal once the read has started waits for it: the store is not closed under
             # a read running; at m ~3 s)
@@ -437,7 +462,11 @@ def _applied(
                         f"engagements dated after the features' reference date {before.today}: "
                         "a build measures it again"
                     )
-            after = g.with_rows_from(read, "User", rows)
+            after = g.with_rows_from(
+                read, "User", rows if written is None else _rows_of(table, writers)
+            )
+            for key in paired:
+                after = _with_written(after, key, (written or {})[key])
             old = parts.result()
         f, changed = features_after_delta(
             after, before, stage, old, user_part_with(old, after, types)
@@ -455,6 +484,23 @@ def _rows_of(table: NodeTable, users: list[str]) -> I64:
     if (rows < 0).any():
         raise StoreError("a user the base lacks")
     return np.unique(rows)
+
+
+def _pairs_alone(key: EdgeKey) -> bool:
+    """Whether the features read ``key``'s type as its pairs alone (no property, no key): a
+    load's pairs of it are then the rows a read back would give."""
+    return not USER_EDGES_READ[key] and not rel_spec(key[0]).key
+
+
+def _with_written(g: MarketGraph, key: EdgeKey, pairs: pa.Table) -> MarketGraph:
+    """``g`` with the pairs of ``key``'s type a load wrote (ids: ``src``, ``dst``) added."""
+    src = g.node(key[1]).indices_of(pairs.column("src").to_numpy(zero_copy_only=False))
+    dst = g.node(rel_spec(key[0]).dst).indices_of(
+        pairs.column("dst").to_numpy(zero_copy_only=False)
+    )
+    if (src < 0).any() or (dst < 0).any():
+        raise StoreError(f"{key[0]} from {key[1]}: an end the base lacks")
+    return g.with_pairs(key, src, dst)
 
 
 def _users_rows(
@@ -554,6 +600,11 @@ def load_as_delta(
     with rebuilding_now(store.uri, identity[0], d) as held:
         report = load()
         users, types, node_users = report.rel_users, report.rel_types, report.node_users
+        written = (
+            None
+            if report.rel_pairs is None
+            else {k: report.pairs(*k) for k in types if k[1] == "User"}
+        )
         # (a type the features do not read from User: _applied says no, before reading)
         if (
             not held
@@ -566,7 +617,7 @@ def load_as_delta(
         t0 = time.perf_counter()
         try:  # (the load is in: a failure of its delta leaves a build to the next reader)
             applied = _applied(
-                store, d, identity[1], sorted(users), sorted(types), sorted(node_users)
+                store, d, identity[1], sorted(users), sorted(types), sorted(node_users), written
             )
         except Exception:
             log.warning("kolmatch: applying the load as a delta failed", exc_info=True)

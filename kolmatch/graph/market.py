@@ -279,6 +279,78 @@ class MarketGraph:
             )
         return MarketGraph(read.identity, self.nodes, edges)
 
+    def with_pairs(self, key: EdgeKey, src: Any, dst: Any) -> MarketGraph:
+        """This graph with the relationships ``src[i] -> dst[i]`` (rows of the type's end
+        tables) of ``key``'s type added where it does not hold them yet, as :func:`read_market`
+        would list them after a load that wrote them: a delta's follows, taken from what the
+        load wrote (a type the graph holds without properties and without a key is its pairs
+        alone: nothing of it needs reading back). A pair named twice is added once.
+
+        Parameters
+        ----------
+        key
+            The (type, source label): a type this graph holds with no columns, without a key.
+        src, dst
+            Rows of the source and target tables, of equal length.
+
+        Returns
+        -------
+        MarketGraph
+            With this graph's identity (the caller names the version it is of).
+
+        Raises
+        ------
+        StoreError
+            If the type has a key or this graph holds it with columns (their values are the
+            store's to give: read them).
+        ValueError
+            If a row is not one of its table, the lengths differ, or the graph's edges of the
+            type are not in :func:`read_market`'s order (sorted by source, then target).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from kolmatch.graph.projection import EdgeList
+        >>> nodes = {"User": NodeTable("User", np.array(["a", "b"], dtype=object), {}),
+        ...          "Talent": NodeTable("Talent", np.array(["s", "t"], dtype=object), {})}
+        >>> e = EdgeList("FOLLOWS", "User", np.array([0, 1]), np.array([0, 1]), {})
+        >>> g = MarketGraph(("g", 1), nodes, {("FOLLOWS", "User"): e})
+        >>> out = g.with_pairs(("FOLLOWS", "User"), [1, 0, 1], [0, 0, 0]).edge("FOLLOWS", "User")
+        >>> out.src.tolist(), out.dst.tolist()
+        ([0, 1, 1], [0, 0, 1])
+        """
+        old = self.edge(*key)
+        spec = rel_spec(key[0])
+        if spec.key or old.columns:
+            raise StoreError(f"{key[0]} from {key[1]} has a key or properties: read it back")
+        src = np.asarray(src, dtype=np.int64)
+        dst = np.asarray(dst, dtype=np.int64)
+        n_src, n_dst = len(self.node(key[1])), len(self.node(spec.dst))
+        if src.shape != dst.shape or src.ndim != 1:
+            raise ValueError("src and dst must be rows of equal length")
+        for rows, n, label in ((src, n_src, key[1]), (dst, n_dst, spec.dst)):
+            if len(rows) and (rows.min() < 0 or rows.max() >= n):
+                raise ValueError(f"rows must be rows of the {n} {label} nodes")
+        # one int64 per pair, as edge_list orders them (rows below each table's length)
+        width = n_dst + 1
+        held = (old.src + 1) * width + (old.dst + 1)
+        if len(held) > 1 and not (held[1:] > held[:-1]).all():
+            raise ValueError(f"{key[0]} from {key[1]} is not in read order (source, target)")
+        new = np.unique((src + 1) * width + (dst + 1))
+        at = np.searchsorted(held, new)
+        there = at < len(held)
+        there[there] = held[at[there]] == new[there]
+        new, at = new[~there], at[~there]
+        edges = dict(self.edges)
+        edges[key] = EdgeList(
+            old.rel_type,
+            old.src_label,
+            np.insert(old.src, at, new // width - 1),
+            np.insert(old.dst, at, new % width - 1),
+            {},
+        )
+        return MarketGraph(self.identity, self.nodes, edges)
+
     def with_table(self, table: NodeTable, rows: NDArray[np.int64]) -> MarketGraph:
         """This graph on ``table``, a later table of one of its labels holding every node of
         it (at ``rows``) and new ones (a load's sign-ups: :func:`read_nodes_into`): the edges

@@ -69,11 +69,25 @@ class LoadReport:
     #: What it wrote, for a delta of the features (:mod:`kolmatch.engine.delta`): the labels
     #: of its nodes, the (type, source label) of its relationships, the ids of the users its
     #: relationships start at and of the User nodes it wrote (new users, corrected ones; each
-    #: None past :data:`DELTA_USERS_MAX`: a build, not a delta)
+    #: None past :data:`DELTA_USERS_MAX`: a build, not a delta), and the (source id, target
+    #: id) of each relationship from a user it wrote, by type (None with ``rel_users``): a
+    #: delta takes a type the features read without properties (a follow) from these rather
+    #: than reading its users' rows back
     node_labels: set[str] = field(default_factory=set)
     rel_types: set[tuple[str, str]] = field(default_factory=set)
     rel_users: set[str] | None = field(default_factory=set)
     node_users: set[str] | None = field(default_factory=set)
+    rel_pairs: dict[tuple[str, str], list[pa.Table]] | None = field(default_factory=dict)
+
+    def pairs(self, rel_type: str, src_label: str) -> pa.Table:
+        """The (``src``, ``dst``) ids of the relationships of that type it wrote from users,
+        in the order written (empty if none; :attr:`rel_pairs` must be noted)."""
+        if self.rel_pairs is None:
+            raise ValueError("the load wrote too many users' relationships to note them")
+        parts = self.rel_pairs.get((rel_type, src_label), [])
+        if not parts:
+            return pa.table({"src": pa.array([], pa.string()), "dst": pa.array([], pa.string())})
+        return pa.concat_tables(parts)
 
     @property
     def total(self) -> int:
@@ -99,8 +113,12 @@ def _noted(batches: Iterator[WriteBatch], report: LoadReport) -> Iterator[WriteB
             report.rel_types.add((b.rel_type, b.src_label))
             if b.src_label == "User" and report.rel_users is not None:
                 report.rel_users.update(pc.unique(b.table.column("src")).to_pylist())
+                if report.rel_pairs is not None:
+                    report.rel_pairs.setdefault((b.rel_type, b.src_label), []).append(
+                        b.table.select(["src", "dst"])
+                    )
                 if len(report.rel_users) > DELTA_USERS_MAX:
-                    report.rel_users = None
+                    report.rel_users = report.rel_pairs = None
         yield b
 
 

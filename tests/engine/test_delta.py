@@ -125,6 +125,15 @@ def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
     assert report.rel_types == set(USER_EDGES_READ) and not report.node_labels
     after = read_market(store, FEATURES_READ)
     assert got[1] == after.identity[1] == g.identity[1] + 1
+    # the base kept for the next delta is the new version's whole read: its follows added
+    # from the load's pairs (one already held), its purchases and engagements read back
+    kept = delta_base(store.uri, cache, got[0], after.identity)
+    assert kept is not None
+    for key in USER_EDGES_READ:
+        e, want = kept[0].edge(*key), after.edge(*key)
+        assert np.array_equal(e.src, want.src) and np.array_equal(e.dst, want.dst), key
+        for name, column in want.columns.items():
+            np.testing.assert_array_equal(e.columns[name], column, err_msg=f"{key} {name}")
     want = build_features(
         after, today=first.today, calibration=first.calibration, walks=first.walks
     )

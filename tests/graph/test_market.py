@@ -26,7 +26,7 @@ from kolmatch.graph.market import (
     read_nodes_into,
 )
 from kolmatch.graph.model import NODES, rel_spec
-from kolmatch.graph.projection import edge_list, node_table
+from kolmatch.graph.projection import EdgeList, edge_list, node_table
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import EdgeRows, NodeBatch, RelBatch
 from kolmatch.loaders.load import load_folder
@@ -450,4 +450,47 @@ def test_a_delta_s_rows_spliced_in_are_the_later_version_s_whole_read(
     promoted = {("PROMOTED", "Talent"): before.edge("PROMOTED", "Talent")}
     with pytest.raises(StoreError, match="PROMOTED from Talent is not a type from User"):
         before.with_rows_from(MarketGraph(after.identity, before.nodes, promoted), "User", rows)
+    store.close()
+
+
+def test_the_follows_a_load_wrote_added_as_pairs_are_the_later_version_s_whole_read(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """A type read without properties or key (FOLLOWS) after a load is the graph before with
+    the pairs the load wrote added (with_pairs): one already held and one written twice are
+    there once, and the list equals a whole read of the new version, order included; a type
+    with a key or columns, rows out of their tables and a list out of read order are
+    refused."""
+    store = SQLiteStore(tmp_path / "s.db")
+    load_folder(tiny_market, store)
+    before = read_market(store, FEATURES_READ)
+    rows = write_user_delta(tmp_path / "delta", before, seed=5)
+    (tmp_path / "delta" / "user.csv").unlink()
+    follows = tmp_path / "delta" / "follows.csv"
+    lines = follows.read_text().splitlines()
+    follows.write_text("\n".join([*lines, lines[1], ""]))  # (a follow written twice)
+    report = load_folder(tmp_path / "delta", store)
+    after = read_market(store, FEATURES_READ)
+    key = ("FOLLOWS", "User")
+    pairs = report.pairs(*key)
+    assert pairs.num_rows == len(lines)  # (every row written, the repeat too)
+    src = before.node("User").indices_of(pairs.column("src").to_numpy(zero_copy_only=False))
+    dst = before.node("Talent").indices_of(pairs.column("dst").to_numpy(zero_copy_only=False))
+    assert set(src) <= set(rows) and (dst >= 0).all()
+    got, want = before.with_pairs(key, src, dst).edge(*key), after.edge(*key)
+    assert len(before.edge(*key)) < len(want) < len(before.edge(*key)) + len(src)
+    assert np.array_equal(got.src, want.src) and np.array_equal(got.dst, want.dst)
+    assert got.columns == {} == want.columns
+    assert before.with_pairs(key, [], []).edge(*key).src.tolist() == before.edge(*key).src.tolist()
+    with pytest.raises(StoreError, match="PURCHASED from User has a key or properties"):
+        before.with_pairs(("PURCHASED", "User"), src, dst)
+    with pytest.raises(ValueError, match="rows must be rows of the 2000 User nodes"):
+        before.with_pairs(key, [2000], [0])
+    with pytest.raises(ValueError, match="equal length"):
+        before.with_pairs(key, [0, 1], [0])
+    e = before.edge(*key)
+    backwards = EdgeList(e.rel_type, e.src_label, e.src[::-1].copy(), e.dst[::-1].copy(), {})
+    shuffled = MarketGraph(before.identity, before.nodes, {**before.edges, key: backwards})
+    with pytest.raises(ValueError, match="not in read order"):
+        shuffled.with_pairs(key, src, dst)
     store.close()
