@@ -70,7 +70,7 @@ from kolmatch.graph.market import (
     read_nodes_into,
 )
 from kolmatch.graph.model import rel_spec
-from kolmatch.graph.projection import NodeTable
+from kolmatch.graph.projection import EdgeList, NodeTable
 from kolmatch.graph.store import GraphStore
 from kolmatch.loaders.load import LoadReport, load_folder
 from kolmatch.matching.features import (
@@ -446,6 +446,9 @@ def _applied(
             # (the users' own columns before: the base's)
             parts = early or side.submit(user_parts_of, g, rows)
             g = MarketGraph(g.identity, {**g.nodes, "User": table}, g.edges)
+            # the pairs written added on the reader's thread (done with the store by now),
+            # while the rows read back are spliced in here: the two touch other types
+            pairs = pool.submit(_with_written, g, paired, written or {})
             if g.identity[1] not in (at, read.identity[1]):
                 raise StoreError(
                     f"a write came between the users' rows (version {read.identity[1]}) and "
@@ -465,8 +468,7 @@ def _applied(
             after = g.with_rows_from(
                 read, "User", rows if written is None else _rows_of(table, writers)
             )
-            for key in paired:
-                after = _with_written(after, key, (written or {})[key])
+            after = MarketGraph(after.identity, after.nodes, {**after.edges, **pairs.result()})
             old = parts.result()
         f, changed = features_after_delta(
             after, before, stage, old, user_part_with(old, after, types)
@@ -492,15 +494,22 @@ def _pairs_alone(key: EdgeKey) -> bool:
     return not USER_EDGES_READ[key] and not rel_spec(key[0]).key
 
 
-def _with_written(g: MarketGraph, key: EdgeKey, pairs: pa.Table) -> MarketGraph:
-    """``g`` with the pairs of ``key``'s type a load wrote (ids: ``src``, ``dst``) added."""
-    src = g.node(key[1]).indices_of(pairs.column("src").to_numpy(zero_copy_only=False))
-    dst = g.node(rel_spec(key[0]).dst).indices_of(
-        pairs.column("dst").to_numpy(zero_copy_only=False)
-    )
-    if (src < 0).any() or (dst < 0).any():
-        raise StoreError(f"{key[0]} from {key[1]}: an end the base lacks")
-    return g.with_pairs(key, src, dst)
+def _with_written(
+    g: MarketGraph, keys: Iterable[EdgeKey], written: Mapping[EdgeKey, pa.Table]
+) -> dict[EdgeKey, EdgeList]:
+    """The edges of ``keys``' types of ``g`` with the pairs of each a load wrote (ids:
+    ``src``, ``dst``) added."""
+    out = {}
+    for key in keys:
+        pairs = written[key]
+        src = g.node(key[1]).indices_of(pairs.column("src").to_numpy(zero_copy_only=False))
+        dst = g.node(rel_spec(key[0]).dst).indices_of(
+            pairs.column("dst").to_numpy(zero_copy_only=False)
+        )
+        if (src < 0).any() or (dst < 0).any():
+            raise StoreError(f"{key[0]} from {key[1]}: an end the base lacks")
+        out[key] = g.with_pairs(key, src, dst).edge(*key)
+    return out
 
 
 def _users_rows(

@@ -333,7 +333,10 @@ class MarketGraph:
                 raise ValueError(f"rows must be rows of the {n} {label} nodes")
         # one int64 per pair, as edge_list orders them (rows below each table's length)
         width = n_dst + 1
-        held = (old.src + 1) * width + (old.dst + 1)
+        held = old.src + 1  # (in place: one array of the list's length, not four)
+        held *= width
+        held += old.dst
+        held += 1
         if len(held) > 1 and not (held[1:] > held[:-1]).all():
             raise ValueError(f"{key[0]} from {key[1]} is not in read order (source, target)")
         new = np.unique((src + 1) * width + (dst + 1))

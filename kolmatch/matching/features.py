@@ -563,7 +563,7 @@ def _features_of_stage(
     stage.advance()
 
     # merchants: what they sell and to whom
-    merchant_products = [sells.dst[sells.src == m] for m in range(M)] if M else []
+    merchant_products = _grouped(sells.src, sells.dst, M)
     sales = us.sales
     sold = sp.csr_matrix((sales[sells.dst] + 1.0, (sells.src, sells.dst)), shape=(M, P))
     mix = np.asarray((sold @ pcat).todense()).reshape(M, C)
@@ -966,6 +966,21 @@ def _rows_of(table: NodeTable, ids: NDArray[np.object_]) -> I64:
         rows = table.indices_of([x if isinstance(x, str) else "" for x in distinct])
         row_of = dict(zip(distinct, rows.tolist(), strict=True))
         return np.fromiter((row_of[x] for x in ids.tolist()), dtype=np.int64, count=len(ids))
+
+
+def _grouped(keys: I64, values: I64, n: int) -> list[I64]:
+    """``values`` by their ``keys`` (``0..n-1``): entry k holds the values whose key is k, in
+    their order (one stable sort, where a pass over every value per key was O(n x values):
+    50,000 merchants x 450,000 products at l).
+
+    Examples
+    --------
+    >>> [v.tolist() for v in _grouped(np.array([1, 0, 1]), np.array([7, 8, 9]), 3)]
+    [[8], [7, 9], []]
+    """
+    order = np.argsort(keys, kind="stable")
+    bounds = np.searchsorted(keys[order], np.arange(1, n))
+    return np.split(values[order], bounds) if n else []
 
 
 def _content_skill(

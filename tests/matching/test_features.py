@@ -23,6 +23,7 @@ from kolmatch.matching.features import (
     PRICE_LEVEL_GRID,
     MarketFeatures,
     _content_skill,
+    _grouped,
     build_features,
     features_after_delta,
     user_shared,
@@ -290,3 +291,16 @@ def test_features_after_a_delta_are_a_build_with_its_calibration_walks_and_date(
     with pytest.raises(StoreError, match="changes the User nodes: build the features anew"):
         features_after_delta(grown, f, stage, none, none)
     store.close()
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 300])
+def test_values_grouped_by_key_are_each_key_s_in_their_order(n: int) -> None:
+    """A merchant's products (SELLS grouped by merchant): each key's values in their order, a
+    key without values empty, as a mask per key gives them."""
+    rng = np.random.default_rng(n)
+    keys = rng.integers(0, max(n, 1), 2_000 if n else 0)
+    values = rng.integers(0, 10_000, len(keys))
+    got = _grouped(keys, values, n)
+    assert len(got) == n
+    for k, part in enumerate(got):
+        assert part.dtype == values.dtype and part.tolist() == values[keys == k].tolist()
