@@ -23,10 +23,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import mmap
-import os
 import struct
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -104,73 +102,9 @@ class _Mapped:
         return flat.reshape(shape, order="F" if fortran else "C")
 
 
-#: Writes of at least this many bytes are made by threads once the zip's structure is written
-#: (:class:`_Later`); and the size of each thread's piece of them.
-_LATER_BYTES = 1 << 20
-_PIECE_BYTES = 32 << 20
-#: Threads writing the large arrays' bytes: a new file's pages are the kernel's work, which
-#: threads share (0.5 GB at m: 0.4 to 1.4 s on one thread on this machine).
-_WRITERS = 4
-
-
-class _Later:
-    """The file ``fh`` as :mod:`zipfile` writes through it, but a write of at least
-    :data:`_LATER_BYTES` (an array's bytes) is skipped over and noted, where and what, to be
-    written at that place later (:meth:`write_noted`): the zip's headers, sizes and checksums
-    are as ever, and the bytes go in from several threads at once."""
-
-    def __init__(self, fh: BinaryIO) -> None:
-        self._fh = fh
-        self._noted: list[tuple[int, memoryview]] = []
-
-    def write(self, data: bytes, /) -> int:
-        view = memoryview(data).cast("B")
-        if view.nbytes < _LATER_BYTES:
-            return self._fh.write(view)
-        self._noted.append((self._fh.tell(), view))
-        self._fh.seek(view.nbytes, 1)
-        return view.nbytes
-
-    def tell(self) -> int:
-        return self._fh.tell()
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._fh.seek(offset, whence)
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def seekable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        """Nothing: the file is its opener's to close."""
-
-    def write_noted(self) -> None:
-        """Write what was noted, each at its place, from :data:`_WRITERS` threads."""
-        self._fh.flush()
-        fd = self._fh.fileno()
-        pieces = [
-            (at + i, view[i : i + _PIECE_BYTES])
-            for at, view in self._noted
-            for i in range(0, view.nbytes, _PIECE_BYTES)
-        ]
-
-        def put(piece: tuple[int, memoryview]) -> None:
-            at, view = piece
-            while view.nbytes:
-                n = os.pwrite(fd, view, at)
-                at, view = at + n, view[n:]
-
-        with ThreadPoolExecutor(_WRITERS, thread_name_prefix="kolmatch-write") as pool:
-            list(pool.map(put, pieces))
-        self._noted.clear()
-
-
 def _write_member(zf: zipfile.ZipFile, fh: BinaryIO, name: str, array: np.ndarray) -> None:
     """Add ``array`` to ``zf`` (writing ``fh``) as ``name.npy``, its bytes at a multiple of
-    :data:`ALIGN` in the file: the local header is padded with an extra field. A contiguous
-    array's bytes are handed over as they are (no copy), its header as numpy writes it."""
+    :data:`ALIGN` in the file: the local header is padded with an extra field."""
     info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
     info.compress_type = zipfile.ZIP_STORED
     data = fh.tell() + _LOCAL_HEADER.size + len(info.filename.encode()) + _ZIP64_FIELD
@@ -179,17 +113,8 @@ def _write_member(zf: zipfile.ZipFile, fh: BinaryIO, name: str, array: np.ndarra
         pad += ALIGN
     if pad:
         info.extra = struct.pack("<HH", _PAD_FIELD, pad - 4) + bytes(pad - 4)
-    array = np.asanyarray(array)
     with zf.open(info, "w", force_zip64=True) as out:
-        if array.dtype.hasobject or not array.flags.c_contiguous or array.size == 0:
-            np.lib.format.write_array(out, array, allow_pickle=False)
-            return
-        header = np.lib.format.header_data_from_array_1_0(array)
-        try:
-            np.lib.format.write_array_header_1_0(out, header)
-        except ValueError:  # (a header too long for format 1.0: a huge shape)
-            np.lib.format.write_array_header_2_0(out, header)
-        out.write(array.reshape(-1).view(np.uint8).data)
+        np.lib.format.write_array(out, np.asanyarray(array), allow_pickle=False)
 
 
 def _encode(name: str, value: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -273,12 +198,9 @@ def write_arrays(path: Path, value: object, *, version: int) -> None:
         _encode(f.name, getattr(value, f.name), arrays, meta)
     header = {"class": type(value).__name__, "version": version, "fields": meta}
     members = {"__meta__": np.array(json.dumps(header)), **arrays}
-    with path.open("wb") as fh:
-        later = _Later(fh)
-        with zipfile.ZipFile(later, "w", zipfile.ZIP_STORED) as zf:
-            for name, array in members.items():
-                _write_member(zf, fh, name, array)
-        later.write_noted()
+    with path.open("wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+        for name, array in members.items():
+            _write_member(zf, fh, name, array)
 
 
 def read_arrays(path: Path, cls: type[T], *, version: int, mapped: bool = True) -> T:

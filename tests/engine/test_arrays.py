@@ -83,31 +83,6 @@ def test_every_kind_reads_back_equal(tmp_path: Path, mapped: bool) -> None:
         assert np.array_equal(z["vector"], value.vector)
 
 
-@pytest.mark.parametrize("later", [64, 1 << 20])
-def test_arrays_written_by_threads_make_the_file_written_in_one_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, later: int
-) -> None:
-    """The arrays' bytes written later, in pieces from threads, at their places: the same
-    bytes as a file written in one pass, a zip whose checksums hold, read back equal."""
-    import zipfile
-
-    import kolmatch.engine.arrays as arrays
-
-    value = dataclasses.replace(_sample(), vector=np.random.default_rng(1).random(300_000))
-    monkeypatch.setattr(arrays, "_LATER_BYTES", 1 << 62)  # (nothing later: one pass)
-    write_arrays(tmp_path / "one.npz", value, version=3)
-    monkeypatch.setattr(arrays, "_LATER_BYTES", later)
-    monkeypatch.setattr(arrays, "_PIECE_BYTES", 1000)  # (the 2.4 MB vector in 2,400 pieces)
-    write_arrays(tmp_path / "threads.npz", value, version=3)
-    assert (tmp_path / "threads.npz").read_bytes() == (tmp_path / "one.npz").read_bytes()
-    with zipfile.ZipFile(tmp_path / "threads.npz") as z:
-        assert z.testzip() is None
-    for mapped in (True, False):
-        _assert_equal(
-            read_arrays(tmp_path / "threads.npz", Sample, version=3, mapped=mapped), value
-        )
-
-
 def test_a_file_np_savez_wrote_is_read_its_misaligned_arrays_copied(tmp_path: Path) -> None:
     """An entry written before arrays were aligned: still read, never a misaligned array."""
     path = tmp_path / "s.npz"
