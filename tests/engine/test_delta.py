@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,6 +34,20 @@ from kolmatch.matching.partition import in_process
 from kolmatch.matching.user_partition import UserStage, user_parts, user_stage
 from tests.conftest import write_user_delta
 from tests.matching.test_features import assert_features_close
+
+
+def _assert_kept_is_the_whole_read(
+    uri: str, cache: Path, f: MarketFeatures, after: MarketGraph
+) -> None:
+    """The base a delta kept for the next is the new version's whole read, edge for edge:
+    its follows added from the load's pairs, its purchases and engagements read back."""
+    kept = delta_base(uri, cache, f, after.identity)
+    assert kept is not None
+    for key in USER_EDGES_READ:
+        e, want = kept[0].edge(*key), after.edge(*key)
+        assert np.array_equal(e.src, want.src) and np.array_equal(e.dst, want.dst), key
+        for name, column in want.columns.items():
+            np.testing.assert_array_equal(e.columns[name], column, err_msg=f"{key} {name}")
 
 
 def _built_and_kept(
@@ -125,15 +140,7 @@ def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
     assert report.rel_types == set(USER_EDGES_READ) and not report.node_labels
     after = read_market(store, FEATURES_READ)
     assert got[1] == after.identity[1] == g.identity[1] + 1
-    # the base kept for the next delta is the new version's whole read: its follows added
-    # from the load's pairs (one already held), its purchases and engagements read back
-    kept = delta_base(store.uri, cache, got[0], after.identity)
-    assert kept is not None
-    for key in USER_EDGES_READ:
-        e, want = kept[0].edge(*key), after.edge(*key)
-        assert np.array_equal(e.src, want.src) and np.array_equal(e.dst, want.dst), key
-        for name, column in want.columns.items():
-            np.testing.assert_array_equal(e.columns[name], column, err_msg=f"{key} {name}")
+    _assert_kept_is_the_whole_read(store.uri, cache, got[0], after)
     want = build_features(
         after, today=first.today, calibration=first.calibration, walks=first.walks
     )
@@ -156,6 +163,33 @@ def test_a_build_keeps_its_base_and_a_load_of_users_rows_follows_it_by_a_delta(
         report, got = load_as_delta(tmp_path / "day3", store, cache)
     assert got is None and store.version() == v + 1 and report.rel_users == {user}
     store.close()
+
+
+def test_a_day_loaded_into_neo4j_is_a_delta_equal_to_a_build(
+    tiny_market: Path, tmp_path: Path, neo4j_store: Any
+) -> None:
+    """On the real Neo4j server: a day of follows (one already held), purchases and
+    engagements loaded through load_as_delta is a delta whose features equal a build of the
+    new version with the first build's calibration, walks and date, and whose kept base is
+    the new version's whole read (the follows from the load's pairs; the rest read back from
+    their writers by id)."""
+    cache = tmp_path / "cache"
+    store = neo4j_store
+    load_folder(tiny_market, store)
+    first = cached_features(store, cache)  # a build, its base kept
+    g = read_market(store, FEATURES_READ)
+    write_user_delta(tmp_path / "day", g, seed=3)
+    (tmp_path / "day" / "user.csv").unlink()
+    report, got = load_as_delta(tmp_path / "day", store, cache)
+    assert got is not None and report.rel_pairs is not None
+    assert report.pairs("FOLLOWS", "User").num_rows == 41  # (40 new, one already held)
+    after = read_market(store, FEATURES_READ)
+    assert got[1] == after.identity[1] == g.identity[1] + 1
+    want = build_features(
+        after, today=first.today, calibration=first.calibration, walks=first.walks
+    )
+    assert_features_close(got[0], want)
+    _assert_kept_is_the_whole_read(store.uri, cache, got[0], after)
 
 
 def test_a_day_with_sign_ups_is_a_delta_equal_to_a_build(tiny_market: Path, tmp_path: Path) -> None:

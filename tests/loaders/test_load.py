@@ -144,3 +144,36 @@ def test_a_folder_of_header_only_files_writes_nothing_and_makes_no_version(
     (empty / "follows.csv").write_text("src,dst,since\nu0,t0,2026-12-01\n")
     load_folder(empty, any_store)
     assert any_store.version() == v + 1
+
+
+def test_a_load_notes_each_type_s_pairs_from_users_until_too_many_users(
+    tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a delta takes follows from: the (source, target) ids of every relationship a load
+    wrote from a user, by type, in the order written, a repeat included; none from other
+    labels; past DELTA_USERS_MAX users neither the users nor the pairs (a build follows)."""
+    import kolmatch.loaders.load as load
+
+    load_folder(tiny_market, sqlite_store)
+    day = tmp_path / "day"
+    day.mkdir()
+    (day / "follows.csv").write_text("src,dst,since\nu1,t2,2025-12-30\nu0,t1,\nu1,t2,\n")
+    (day / "purchased.csv").write_text(
+        "src,dst,order_id,amount,time,talent\nu3,p1,d-1,9.5,2025-12-30,\n"
+    )
+    (day / "sells.csv").write_text("src,dst\nm0,p1\n")
+    report = load_folder(day, sqlite_store)
+    follows = report.pairs("FOLLOWS", "User")
+    assert follows.column("src").to_pylist() == ["u1", "u0", "u1"]
+    assert follows.column("dst").to_pylist() == ["t2", "t1", "t2"]
+    assert report.pairs("PURCHASED", "User").to_pydict() == {"src": ["u3"], "dst": ["p1"]}
+    assert report.rel_pairs is not None and set(report.rel_pairs) == {
+        ("FOLLOWS", "User"),
+        ("PURCHASED", "User"),
+    }  # (SELLS starts at a merchant)
+    assert report.pairs("ENGAGED_WITH", "User").num_rows == 0
+    monkeypatch.setattr(load, "DELTA_USERS_MAX", 2)
+    report = load_folder(day, sqlite_store)
+    assert report.rel_users is None and report.rel_pairs is None
+    with pytest.raises(ValueError, match="too many users"):
+        report.pairs("FOLLOWS", "User")
