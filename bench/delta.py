@@ -4,9 +4,10 @@ Copies a SQLite store (beside it), reads its market once and builds its features
 stage, as a serving engine holds them. Then it writes ``--share`` new follows and purchases per
 existing one (random existing users, talents and products, seeded) as import files and loads
 them into the copy with ``load_folder``, as ``kolmatch load`` of a day's folder would. Then it
-times the delta as an engine would apply it: the changed users' rows of the types the load
-wrote, read from the store at its new version (``read_edges_from``), spliced into the graph held
-(``MarketGraph.with_rows_from``), those users' parts before (``user_parts_of``) and after
+times the delta as an engine would apply it: the buyers' purchases read back from the store at
+its new version (``read_edges_from``) and spliced into the graph held
+(``MarketGraph.with_rows_from``), the follows the load wrote added from its pairs
+(``MarketGraph.with_pairs``), the changed users' parts before (``user_parts_of``) and after
 (``user_part_with``: the types written taken anew), and
 the features after it (``features_after_delta``: the per-user stage by difference, then the rest
 of the build with the calibration, walks and date of the features before). Against: a full read
@@ -55,8 +56,17 @@ from kolmatch.matching.user_partition import (
 
 T = TypeVar("T")
 
-#: The types the bench's delta writes (and so reads again by user).
-WRITTEN = (("FOLLOWS", "User"), ("PURCHASED", "User"))
+#: The types the bench's delta writes: follows (taken from the load's pairs) and purchases
+#: (read back from their buyers).
+FOLLOWS, PURCHASES = ("FOLLOWS", "User"), ("PURCHASED", "User")
+WRITTEN = (FOLLOWS, PURCHASES)
+
+
+def _with_follows(g: MarketGraph, pairs: Any) -> MarketGraph:
+    """``g`` with the follows a load wrote (its ``pairs``: ids) added."""
+    src = g.node("User").indices_of(pairs.column("src").to_numpy(zero_copy_only=False))
+    dst = g.node("Talent").indices_of(pairs.column("dst").to_numpy(zero_copy_only=False))
+    return g.with_pairs(FOLLOWS, src, dst)
 
 
 def write_delta(
@@ -191,11 +201,23 @@ def run(uri: str, folder: Path, a: argparse.Namespace) -> dict[str, object]:
         shared = user_shared(g, before.today, before.calibration)
         stage, stage_s = _timed(lambda: user_stage(user_parts(g), shared, in_process))
         ids = write_delta(g, a.share, a.seed, folder)
-        _, load_s = _timed(lambda: load_folder(folder, store))
+        report, load_s = _timed(lambda: load_folder(folder, store))
         rows = np.sort(g.node("User").indices_of(ids))
-        written = {key: USER_EDGES_READ[key] for key in WRITTEN}
-        read, read_by_user_s = _timed(lambda: read_edges_from(store, g, "User", ids, written))
-        after, splice_s = _timed(lambda: g.with_rows_from(read, "User", rows))
+        # as the engine: the follows from the pairs the load wrote, the purchases read back
+        # from their buyers (engine/delta.py)
+        bought = report.pairs(*PURCHASES)
+        buyers = sorted(set(bought.column("src").to_pylist()))
+        read, read_by_user_s = _timed(
+            lambda: read_edges_from(
+                store, g, "User", buyers, {PURCHASES: USER_EDGES_READ[PURCHASES]}
+            )
+        )
+        after, splice_s = _timed(
+            lambda: _with_follows(
+                g.with_rows_from(read, "User", np.sort(g.node("User").indices_of(buyers))),
+                report.pairs(*FOLLOWS),
+            )
+        )
         old, old_s = _timed(lambda: user_parts_of(g, rows))
         new, new_s = _timed(lambda: user_part_with(old, after, WRITTEN))
         parts_s = round(old_s + new_s, 3)
@@ -216,8 +238,8 @@ def run(uri: str, folder: Path, a: argparse.Namespace) -> dict[str, object]:
             "build_s": build_s,
             "whole_stage_s": stage_s,
             "load_s": load_s,
-            "changed_users_read_s": read_by_user_s,
-            "changed_users_rows": sum(len(e) for e in read.edges.values()),
+            "buyers_read_s": read_by_user_s,
+            "buyers_rows": sum(len(e) for e in read.edges.values()),
             "splice_s": splice_s,
             "changed_parts_s": parts_s,
             "features_after_delta_s": delta_s,
