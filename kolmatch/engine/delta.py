@@ -409,6 +409,7 @@ def _applied(
         else sorted({u for k in reread for u in written[k].column("src").to_pylist()})
     )
     reads: list[Future[tuple[MarketGraph, I64 | None]]] = []
+    rows_early: list[Future[dict[EdgeKey, tuple[I64, I64]]]] = []  # (the pairs' rows)
     try:
         with (
             ThreadPoolExecutor(1, thread_name_prefix="kolmatch-delta-read") as pool,
@@ -422,6 +423,8 @@ def _applied(
                         f"{DELTA_SHARE_MAX:.0%} of them: a build measures the walks and date again"
                     )
                 reads.append(pool.submit(_users_rows, store, nodes, writers, edges, node_users))
+                if not node_users:  # (the pairs' rows in the base's tables: they stay)
+                    rows_early.append(pool.submit(_pair_rows, nodes, paired, written or {}))
 
             # (a refusal once the read has started waits for it: the store is not closed under
             # a read running; at m ~3 s)
@@ -448,7 +451,10 @@ def _applied(
             g = MarketGraph(g.identity, {**g.nodes, "User": table}, g.edges)
             # the pairs written added on the reader's thread (done with the store by now),
             # while the rows read back are spliced in here: the two touch other types
-            pairs = pool.submit(_with_written, g, paired, written or {})
+            pair_rows = (
+                rows_early[0] if rows_early else pool.submit(_pair_rows, g, paired, written or {})
+            ).result()
+            pairs = pool.submit(_with_pairs, g, pair_rows)
             if g.identity[1] not in (at, read.identity[1]):
                 raise StoreError(
                     f"a write came between the users' rows (version {read.identity[1]}) and "
@@ -494,11 +500,11 @@ def _pairs_alone(key: EdgeKey) -> bool:
     return not USER_EDGES_READ[key] and not rel_spec(key[0]).key
 
 
-def _with_written(
+def _pair_rows(
     g: MarketGraph, keys: Iterable[EdgeKey], written: Mapping[EdgeKey, pa.Table]
-) -> dict[EdgeKey, EdgeList]:
-    """The edges of ``keys``' types of ``g`` with the pairs of each a load wrote (ids:
-    ``src``, ``dst``) added."""
+) -> dict[EdgeKey, tuple[I64, I64]]:
+    """The rows in ``g``'s node tables (its edges are not read) of the ends of the pairs of
+    ``keys``' types a load wrote (ids: ``src``, ``dst``)."""
     out = {}
     for key in keys:
         pairs = written[key]
@@ -508,8 +514,13 @@ def _with_written(
         )
         if (src < 0).any() or (dst < 0).any():
             raise StoreError(f"{key[0]} from {key[1]}: an end the base lacks")
-        out[key] = g.with_pairs(key, src, dst).edge(*key)
+        out[key] = (src, dst)
     return out
+
+
+def _with_pairs(g: MarketGraph, rows: Mapping[EdgeKey, tuple[I64, I64]]) -> dict[EdgeKey, EdgeList]:
+    """The edges of each type of ``rows`` of ``g`` with those pairs (rows) added."""
+    return {key: g.with_pairs(key, *ends).edge(*key) for key, ends in rows.items()}
 
 
 def _users_rows(
