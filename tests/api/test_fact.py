@@ -54,3 +54,40 @@ def test_bad_arguments_are_named(api: Api) -> None:
         errs = api.errors(SPLIT, "m0", variables={"id": "m0", **variables})
         assert errs[0]["extensions"]["code"] == "BAD_ARGUMENT", errs
         assert errs[0]["message"].startswith(f"argument {name}:"), errs
+
+
+UNPLANNED = (
+    "query($id: ID!, $budget: Float!) { merchant(id: $id) { factSplit(budget: $budget) { "
+    "channels { channel spend talents { tier } unplanned { campaign leftOut { reason count } "
+    "cheapest maxTalents } } } } }"
+)
+
+
+def test_a_channel_the_planner_refuses_says_why_in_counts(api: Api) -> None:
+    """A budget under every quote: the talent channels have no talent, and say why as the
+    library does (the planner's counts by reason, the cheapest quote over the budget); a
+    channel with talents has no such entry."""
+    from kolmatch.matching.plan import LEFT_OUT_OVER_BUDGET
+
+    for budget, planned in ((100.0, False), (2e6, True)):
+        s = api.data(UNPLANNED, "m0", variables={"id": "m0", "budget": budget})
+        want = api.service.fact_split("m0", budget=budget)
+        for got, lib in zip(s["merchant"]["factSplit"]["channels"], want.channels, strict=True):
+            assert got["channel"] == lib.channel
+            assert got["unplanned"] == [
+                {
+                    "campaign": u.campaign,
+                    "leftOut": [{"reason": k, "count": v} for k, v in u.left_out.items()],
+                    "cheapest": u.cheapest,
+                    "maxTalents": u.max_talents,
+                }
+                for u in lib.unplanned
+            ]
+            if got["talents"]:
+                assert got["unplanned"] == []
+        top = next(c for c in s["merchant"]["factSplit"]["channels"] if c["channel"] == "top_kol")
+        if planned:
+            continue
+        (u,) = top["unplanned"]
+        over = {r["reason"]: r["count"] for r in u["leftOut"]}
+        assert over[LEFT_OUT_OVER_BUDGET] > 0 and u["cheapest"] > budget, u

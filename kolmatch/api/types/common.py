@@ -18,6 +18,7 @@ from kolmatch.errors import BadArgument
 __all__ = [
     "PageInfo",
     "PairOverlap",
+    "ReasonCount",
     "RequestContext",
     "actor_of",
     "connection",
@@ -149,6 +150,13 @@ def page_window(first: int, after: str | None, limits: Limits) -> tuple[int, int
     if last is None:
         raise BadArgument("after", f"not a cursor from this server: {after!r}")
     return last + 1, size
+
+
+class ReasonCount(graphene.ObjectType):
+    """Talents left out of a plan for one reason."""
+
+    reason = graphene.String(required=True)
+    count = graphene.Int(required=True)
 
 
 class PairOverlap(graphene.ObjectType):

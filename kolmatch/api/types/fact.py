@@ -6,7 +6,7 @@ from typing import Any
 
 import graphene
 
-from kolmatch.api.types.common import RequestContext
+from kolmatch.api.types.common import ReasonCount, RequestContext
 from kolmatch.api.types.talent import Talent, TalentRef
 from kolmatch.matching.fact import CHANNELS, FactSplit
 
@@ -30,6 +30,28 @@ class FactTalentType(graphene.ObjectType):
     )
     roi = graphene.Float(required=True, description="expectedGmv / (fee + commission)")
     campaign = graphene.ID(description="Campaign: the campaign it is planned for")
+
+
+class FactUnplannedType(graphene.ObjectType):
+    class Meta:
+        name = "FactUnplanned"
+        description = (
+            "why the planner offers a channel no talent, counted as plans count them (a plan's "
+            "leftOut)"
+        )
+
+    campaign = graphene.ID(
+        description="Campaign: whose window; null: the split's own coming period"
+    )
+    left_out = graphene.List(
+        graphene.NonNull(ReasonCount),
+        required=True,
+        description="talents by the planner's reason, as a plan's leftOut names them",
+    )
+    cheapest = graphene.Float(
+        description="the cheapest eligible talent's list price, where every one is over the budget"
+    )
+    max_talents = graphene.Int(description="the merchant takes at most this many talents (0)")
 
 
 class FactChannelType(graphene.ObjectType):
@@ -58,6 +80,11 @@ class FactChannelType(graphene.ObjectType):
     )
     session_cost = graphene.Float(required=True, description="Field: yuan per session")
     campaigns = graphene.List(graphene.NonNull(graphene.ID), required=True)
+    unplanned = graphene.List(
+        graphene.NonNull(FactUnplannedType),
+        required=True,
+        description="where the planner offers this channel no talent: why (empty otherwise)",
+    )
 
 
 class FactSplitType(graphene.ObjectType):
@@ -88,7 +115,14 @@ def fact_payload(ctx: RequestContext, s: FactSplit) -> dict[str, Any]:
         **{k: v for k, v in s.__dict__.items() if k not in ("channels", "merchant")},
         "channels": [
             {
-                **{k: v for k, v in c.__dict__.items() if k != "talents"},
+                **{k: v for k, v in c.__dict__.items() if k not in ("talents", "unplanned")},
+                "unplanned": [
+                    {
+                        **u.__dict__,
+                        "left_out": [{"reason": k, "count": v} for k, v in u.left_out.items()],
+                    }
+                    for u in c.unplanned
+                ],
                 "talents": [
                     {**t.__dict__, "talent": TalentRef(t.talent, f.talent_row(t.talent))}
                     for t in c.talents

@@ -11,6 +11,7 @@ import numpy as np
 from kolmatch.api.errors import PLAN_ARGUMENTS, Forbidden, api_arguments
 from kolmatch.api.types.common import (
     PairOverlap,
+    ReasonCount,
     RequestContext,
     connection,
     context,
@@ -144,11 +145,6 @@ class PlannedTalent(graphene.ObjectType):
     roi = graphene.Float(
         description="expectedGmv / (fee + commission); null where GMV is not estimated"
     )
-
-
-class ReasonCount(graphene.ObjectType):
-    reason = graphene.String(required=True)
-    count = graphene.Int(required=True)
 
 
 class Plan(graphene.ObjectType):
