@@ -625,9 +625,9 @@ def rows_with_entries_in(m: sp.csr_matrix, columns: NDArray[np.bool_]) -> I64:
     >>> rows_with_entries_in(m, np.array([False, True])).tolist()
     [1, 2]
     """
-    hit = columns[m.indices[: m.indptr[-1]]]
-    row_of_entry = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    return np.unique(row_of_entry[hit])
+    # the entries hit, then their rows (no row number made for every entry: 87 MB at m)
+    at = np.flatnonzero(columns[m.indices[: m.indptr[-1]]])
+    return np.unique(np.searchsorted(m.indptr, at, side="right") - 1)
 
 
 def rows_replaced(m: sp.csr_matrix, rows: I64, block: sp.csr_matrix) -> sp.csr_matrix:

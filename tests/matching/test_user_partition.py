@@ -25,6 +25,7 @@ from kolmatch.matching.user_partition import (
     leave_one_out_audience,
     rows_normalised,
     rows_replaced,
+    rows_with_entries_in,
     stack_rows,
     stage_with_users,
     user_interest,
@@ -382,3 +383,19 @@ def test_a_talent_that_keeps_few_of_a_large_audience_has_the_sums_of_a_build() -
     assert not stage.by_user[:, 0].nnz
     for name in ("others_sum", "inv_sum", "talent_audience"):
         assert not getattr(stage, name)[0].any(), name
+
+
+@pytest.mark.parametrize("density", [0.0, 0.01, 0.3])
+def test_rows_with_an_entry_in_some_columns_are_found_with_empty_rows_around(
+    density: float,
+) -> None:
+    """The users following any of some talents: every row with a stored entry in a column
+    named, once, sorted, empty rows at either end and between skipped."""
+    rng = np.random.default_rng(int(density * 100))
+    m = sp.random(500, 80, density=density, format="csr", random_state=1)
+    m = sp.csr_matrix(sp.vstack([sp.csr_matrix((3, 80)), m, sp.csr_matrix((4, 80))]))
+    columns = rng.random(80) < 0.2
+    dense = m.toarray() != 0
+    want = np.flatnonzero(dense[:, columns].any(axis=1))
+    got = rows_with_entries_in(m, columns)
+    assert got.dtype == np.int64 and got.tolist() == want.tolist()
