@@ -387,6 +387,11 @@ def _words(column: pa.ChunkedArray) -> np.ndarray:
     dictionary = column.chunk(0).dictionary
     words = np.empty(len(dictionary) + 1, dtype=object)  # (the last: None, for nulls)
     words[:-1] = dictionary.to_numpy(zero_copy_only=False)
+    if column.null_count == 0 and column.num_chunks == 1:
+        # (the indices as they are, no int64 copy and no null fill: ~130 MB fewer at m for
+        # the engagements' dates; validated above)
+        taken: np.ndarray = words.take(column.chunk(0).indices.to_numpy())
+        return taken
     indices = pa.chunked_array([c.indices.cast(pa.int64()) for c in column.chunks], pa.int64())
     out: np.ndarray = words[indices.fill_null(len(dictionary)).to_numpy()]
     return out

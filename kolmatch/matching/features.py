@@ -443,11 +443,9 @@ def _features_of_stage(
 
     by_user = us.by_user  # (U, T)
     # (T, U) 1 where the user is in the talent's audience: by_user's pattern transposed (a
-    # delta: the audience before with its users' columns made again)
-    if delta is None:
-        audience_users = _pattern(by_user).T.tocsr()
-    else:
-        audience_users = _audience_after_delta(delta[0].audience, delta[1], by_user)
+    # delta too: merging its users' columns into the audience before took as long, 0.13 s
+    # against 0.12 s at m)
+    audience_users = _pattern(by_user).T.tocsr()
     audience_size = np.asarray(by_user.sum(axis=0)).ravel()
     talent_audience = us.talent_audience
     # a talent with no category of its own (no content, no promotion) takes its audience's
@@ -864,31 +862,6 @@ def _lean_unbought(interest: sp.csr_matrix, bought: sp.csr_matrix) -> sp.csr_mat
     and has bought nothing in it."""
     lean = sp.csr_matrix(interest >= HIDDEN_NEED_INTEREST, dtype=np.float64)
     return lean - lean.multiply(sp.csr_matrix(bought > 0, dtype=np.float64))
-
-
-def _audience_after_delta(
-    before: sp.csr_matrix, users: I64, by_user: sp.csr_matrix
-) -> sp.csr_matrix:
-    """The (T, U) audience pattern after a delta: ``before``'s with the columns of ``users``
-    (the delta's, sorted; the only rows of ``by_user`` it moved) made again from their rows
-    of ``by_user`` now. The same matrix as the build's transpose (a merge of each talent's
-    sorted users, where the transpose moved every entry of the market: 0.3 s at m)."""
-    n_talents, n_users = before.shape
-    indices = before.indices[: before.indptr[-1]]
-    gone = np.zeros(n_users, dtype=bool)
-    gone[users] = True
-    out = gone[indices]
-    removed = np.bincount(
-        np.searchsorted(before.indptr, np.flatnonzero(out), side="right") - 1, minlength=n_talents
-    )
-    indptr = before.indptr.astype(np.int64) - np.concatenate(([0], np.cumsum(removed)))
-    kept = sp.csr_matrix(
-        (np.ones(len(indices) - int(removed.sum())), indices[~out], indptr),
-        shape=before.shape,
-    )
-    rows = _pattern(by_user[users]).T.tocsr()  # (T, changed users), in the users' order
-    added = sp.csr_matrix((rows.data, users[rows.indices], rows.indptr), shape=before.shape)
-    return (kept + added).tocsr()
 
 
 def _hidden_need_after_delta(

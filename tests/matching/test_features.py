@@ -22,7 +22,6 @@ from kolmatch.matching.features import (
     CONTENT_SKILL_PRIOR,
     PRICE_LEVEL_GRID,
     MarketFeatures,
-    _audience_after_delta,
     _content_skill,
     _grouped,
     _hidden_need_after_delta,
@@ -310,13 +309,12 @@ def test_values_grouped_by_key_are_each_key_s_in_their_order(n: int) -> None:
         assert part.dtype == values.dtype and part.tolist() == values[keys == k].tolist()
 
 
-def test_the_audience_and_hidden_needs_after_a_delta_are_the_builds_to_the_bit(
+def test_the_hidden_needs_after_a_delta_are_the_builds_to_the_bit(
     tiny_features: MarketFeatures,
 ) -> None:
-    """A delta makes the audience (T, U) again only in its users' columns, and the hidden
-    needs by taking those users' terms out and their new ones in: the same matrices and
-    counts, bit for bit, as the build's transpose and product over every user (users who
-    follow more, fewer or no talents, lean elsewhere, or bought in their leaning category)."""
+    """A delta makes the hidden needs by taking its users' terms out and their new ones in:
+    the same counts, bit for bit, as the build's product over every user (users who follow
+    more, fewer or no talents, lean elsewhere, or bought in their leaning category)."""
     import scipy.sparse as sp
 
     from kolmatch.matching.user_partition import rows_replaced
@@ -339,10 +337,6 @@ def test_the_audience_and_hidden_needs_after_a_delta_are_the_builds_to_the_bit(
     user_interest = rows_replaced(f.user_interest, rows, interest)
     user_bought = rows_replaced(f.user_bought, rows, bought)
     want = _pattern(by_user).T.tocsr()
-    got = _audience_after_delta(f.audience, rows, by_user)
-    assert got.shape == want.shape and got.has_sorted_indices
-    assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
-    assert np.array_equal(got.data, want.data)
     need = np.asarray((want @ _lean_unbought(user_interest, user_bought)).todense())
     assert not np.array_equal(need, f.talent_hidden_need)  # (the delta moved some)
     got_need = _hidden_need_after_delta(f, rows, by_user, user_interest, user_bought)
