@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import pyarrow as pa
 import scipy.sparse as sp
 
 from kolmatch.graph.market import (
@@ -62,7 +63,7 @@ FOLLOWS, PURCHASES = ("FOLLOWS", "User"), ("PURCHASED", "User")
 WRITTEN = (FOLLOWS, PURCHASES)
 
 
-def _with_follows(g: MarketGraph, pairs: Any) -> MarketGraph:
+def _with_follows(g: MarketGraph, pairs: pa.Table) -> MarketGraph:
     """``g`` with the follows a load wrote (its ``pairs``: ids) added."""
     src = g.node("User").indices_of(pairs.column("src").to_numpy(zero_copy_only=False))
     dst = g.node("Talent").indices_of(pairs.column("dst").to_numpy(zero_copy_only=False))

@@ -278,6 +278,13 @@ def delta_base(
     on_nodes
         As :func:`~kolmatch.engine.graph_file.read_graph` (called only with the graph of
         ``identity``).
+
+    Notes
+    -----
+    The graph's numeric arrays are read-only views of its files (``read_graph(mapped=True)``):
+    a delta makes new arrays of what it changes, and what it keeps (the bookings' rows, say)
+    stays a view, so a process holding such features holds the folder's disk space after
+    the folder is evicted, until it drops them.
     """
     d = _cache_dir(cache_dir)
     stage = _load(_cache_path(uri, d, "stage", identity), UserStage)
@@ -620,11 +627,6 @@ def load_as_delta(
     with rebuilding_now(store.uri, identity[0], d) as held:
         report = load()
         users, types, node_users = report.rel_users, report.rel_types, report.node_users
-        written = (
-            None
-            if report.rel_pairs is None
-            else {k: report.pairs(*k) for k in types if k[1] == "User"}
-        )
         # (a type the features do not read from User: _applied says no, before reading)
         if (
             not held
@@ -636,6 +638,11 @@ def load_as_delta(
             return report, None
         t0 = time.perf_counter()
         try:  # (the load is in: a failure of its delta leaves a build to the next reader)
+            written = (
+                None
+                if report.rel_pairs is None
+                else {k: report.pairs(*k) for k in types if k[1] == "User"}
+            )
             applied = _applied(
                 store, d, identity[1], sorted(users), sorted(types), sorted(node_users), written
             )

@@ -352,13 +352,11 @@ def _column(column: pa.ChunkedArray, kind: str, mapped: bool = False) -> np.ndar
     """The numpy array of a column of that kind, a copy of its own (None: not that kind);
     ``mapped``: a numeric one as a read-only view where Arrow gives one (one chunk, no nulls,
     the type's own width)."""
-    dtype = (
-        np.int64
-        if kind == "int" and pa.types.is_integer(column.type)
-        else np.float64
-        if kind == "number" and pa.types.is_floating(column.type)
-        else None
-    )
+    dtype: type[np.generic] | None = None
+    if kind == "int" and pa.types.is_integer(column.type):
+        dtype = np.int64
+    elif kind == "number" and pa.types.is_floating(column.type):
+        dtype = np.float64
     if dtype is not None:
         if not mapped:
             return np.array(column.to_numpy(), dtype=dtype)  # (a copy: writable)

@@ -302,10 +302,11 @@ class MarketGraph:
         ------
         StoreError
             If the type has a key or this graph holds it with columns (their values are the
-            store's to give: read them).
+            store's to give: read them), or the graph's edges of the type are not in
+            :func:`read_market`'s order, each pair once (a store holding a pair twice: a
+            delta of it is a build's).
         ValueError
-            If a row is not one of its table, the lengths differ, or the graph's edges of the
-            type are not in :func:`read_market`'s order (sorted by source, then target).
+            If a row is not one of its table, or the lengths differ.
 
         Examples
         --------
@@ -338,7 +339,10 @@ class MarketGraph:
         held += old.dst
         held += 1
         if len(held) > 1 and not (held[1:] > held[:-1]).all():
-            raise ValueError(f"{key[0]} from {key[1]} is not in read order (source, target)")
+            raise StoreError(
+                f"{key[0]} from {key[1]} is not in read order (source, target) with each pair "
+                "once: read it whole"
+            )
         new = np.unique((src + 1) * width + (dst + 1))
         at = np.searchsorted(held, new)
         there = at < len(held)

@@ -81,7 +81,13 @@ class LoadReport:
 
     def pairs(self, rel_type: str, src_label: str) -> pa.Table:
         """The (``src``, ``dst``) ids of the relationships of that type it wrote from users,
-        in the order written (empty if none; :attr:`rel_pairs` must be noted)."""
+        in the order written, a row written twice twice (empty if none).
+
+        Raises
+        ------
+        ValueError
+            If :attr:`rel_pairs` is None (more users than :data:`DELTA_USERS_MAX`).
+        """
         if self.rel_pairs is None:
             raise ValueError("the load wrote too many users' relationships to note them")
         parts = self.rel_pairs.get((rel_type, src_label), [])
@@ -101,7 +107,7 @@ DELTA_USERS_MAX = 250_000
 
 def _noted(batches: Iterator[WriteBatch], report: LoadReport) -> Iterator[WriteBatch]:
     """``batches``, what each writes noted in ``report`` (its node labels, relationship
-    types and the users they start at) as it goes by."""
+    types, the users they start at and each one's source and target ids) as it goes by."""
     for b in batches:
         if isinstance(b, NodeBatch):
             report.node_labels.add(b.label)
@@ -376,6 +382,20 @@ class Validation:
         if later:
             rest = pa.concat_tables(later)
             self._in_store(spec, rest)
+            # a row with an end in the store repeats no row with both in the folder: these are
+            # checked among themselves, their ends numbered by their ids
+            src, dst = (
+                pc.dictionary_encode(rest.column(end).combine_chunks()).indices
+                for end in ("src", "dst")
+            )
+            third = (
+                pc.index_in(rest.column("src_label"), value_set=pa.array(list(spec.src)))
+                if spec.polymorphic
+                else pa.array(np.zeros(rest.num_rows, np.int32))
+            )
+            key = rest.column(spec.key).combine_chunks() if spec.key else None
+            if _duplicated(spec, [(src, dst, _flat(third), key)]):
+                raise NotFast  # the row reader names the lines
             yield from _rel_batches(spec, rest)
             if spec.file == "in_category":
                 srcs.append(rest.column("src").combine_chunks())
@@ -453,7 +473,24 @@ class Validation:
             ident[2].append(third)
             lines.append(line)
             yield src_label, row
-        yield from self._resolve_in_store(name, spec, unresolved)
+        # rows whose ends are in the store: in the duplicate check too (ends named by negative
+        # numbers of their own), as rows of the folder's are
+        store_ends: dict[tuple[str, str], int] = {}
+        for line, src_label, row in self._resolve_in_store(name, spec, unresolved):
+            ends = []
+            for col, label in (("src", src_label), ("dst", spec.dst)):
+                at = index[label].get(row[col])
+                if at is None:
+                    at = -1 - store_ends.setdefault((label, row[col]), len(store_ends))
+                ends.append(at)
+            third = spec.src.index(src_label)
+            if spec.key:
+                third += 4 * key_ids.setdefault(row[spec.key], len(key_ids))
+            ident[0].append(ends[0])
+            ident[1].append(ends[1])
+            ident[2].append(third)
+            lines.append(line)
+            yield src_label, row
         if lines:
             arr = np.asarray(ident, dtype=np.int64)
             order = np.lexsort(arr[::-1])
@@ -470,8 +507,9 @@ class Validation:
 
     def _resolve_in_store(
         self, name: str, spec: RelSpec, unresolved: list[tuple[int, str, Row]]
-    ) -> Iterator[tuple[str, Row]]:
-        """Endpoints not in the folder may already be in the store."""
+    ) -> Iterator[tuple[int, str, Row]]:
+        """Endpoints not in the folder may already be in the store: the rows whose ends all
+        are, with their lines."""
         wanted: dict[str, set[str]] = {}
         for _, src_label, row in unresolved:
             for col, label in (("src", src_label), ("dst", spec.dst)):
@@ -493,7 +531,7 @@ class Validation:
                     )
                     ok = False
             if ok:
-                yield src_label, row
+                yield line, src_label, row
 
 
 def _flat(a: pa.Array | pa.ChunkedArray) -> pa.Array:

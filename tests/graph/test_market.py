@@ -457,25 +457,24 @@ def test_the_follows_a_load_wrote_added_as_pairs_are_the_later_version_s_whole_r
     tiny_market: Path, tmp_path: Path
 ) -> None:
     """A type read without properties or key (FOLLOWS) after a load is the graph before with
-    the pairs the load wrote added (with_pairs): one already held and one written twice are
+    the pairs the load wrote added (with_pairs): one already held and one named twice are
     there once, and the list equals a whole read of the new version, order included; a type
-    with a key or columns, rows out of their tables and a list out of read order are
-    refused."""
+    with a key or columns, rows out of their tables and a list out of read order, or holding
+    a pair twice, are refused."""
     store = SQLiteStore(tmp_path / "s.db")
     load_folder(tiny_market, store)
     before = read_market(store, FEATURES_READ)
     rows = write_user_delta(tmp_path / "delta", before, seed=5)
     (tmp_path / "delta" / "user.csv").unlink()
-    follows = tmp_path / "delta" / "follows.csv"
-    lines = follows.read_text().splitlines()
-    follows.write_text("\n".join([*lines, lines[1], ""]))  # (a follow written twice)
+    lines = (tmp_path / "delta" / "follows.csv").read_text().splitlines()
     report = load_folder(tmp_path / "delta", store)
     after = read_market(store, FEATURES_READ)
     key = ("FOLLOWS", "User")
     pairs = report.pairs(*key)
-    assert pairs.num_rows == len(lines)  # (every row written, the repeat too)
+    assert pairs.num_rows == len(lines) - 1  # (every row written)
     src = before.node("User").indices_of(pairs.column("src").to_numpy(zero_copy_only=False))
     dst = before.node("Talent").indices_of(pairs.column("dst").to_numpy(zero_copy_only=False))
+    src, dst = np.append(src, src[0]), np.append(dst, dst[0])  # (a pair named twice)
     assert set(src) <= set(rows) and (dst >= 0).all()
     got, want = before.with_pairs(key, src, dst).edge(*key), after.edge(*key)
     assert len(before.edge(*key)) < len(want) < len(before.edge(*key)) + len(src)
@@ -491,6 +490,11 @@ def test_the_follows_a_load_wrote_added_as_pairs_are_the_later_version_s_whole_r
     e = before.edge(*key)
     backwards = EdgeList(e.rel_type, e.src_label, e.src[::-1].copy(), e.dst[::-1].copy(), {})
     shuffled = MarketGraph(before.identity, before.nodes, {**before.edges, key: backwards})
-    with pytest.raises(ValueError, match="not in read order"):
+    with pytest.raises(StoreError, match="not in read order"):
         shuffled.with_pairs(key, src, dst)
+    twice = EdgeList(e.rel_type, e.src_label, np.repeat(e.src, 2), np.repeat(e.dst, 2), {})
+    with pytest.raises(StoreError, match="each pair once"):  # (a store holding a pair twice)
+        MarketGraph(before.identity, before.nodes, {**before.edges, key: twice}).with_pairs(
+            key, src, dst
+        )
     store.close()

@@ -150,22 +150,28 @@ def test_a_load_notes_each_type_s_pairs_from_users_until_too_many_users(
     tiny_market: Path, sqlite_store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a delta takes follows from: the (source, target) ids of every relationship a load
-    wrote from a user, by type, in the order written, a repeat included; none from other
-    labels; past DELTA_USERS_MAX users neither the users nor the pairs (a build follows)."""
+    wrote from a user, by type, in the order written; none from other labels; past
+    DELTA_USERS_MAX users neither the users nor the pairs (a build follows). A row written
+    twice in a file is refused by line, its ends in the store as in the folder."""
     import kolmatch.loaders.load as load
 
     load_folder(tiny_market, sqlite_store)
     day = tmp_path / "day"
     day.mkdir()
     (day / "follows.csv").write_text("src,dst,since\nu1,t2,2025-12-30\nu0,t1,\nu1,t2,\n")
+    with pytest.raises(
+        InputError, match=r"follows.csv:4: field 'dst': duplicate relationship .*line 2"
+    ):
+        load_folder(day, sqlite_store)  # (the users and talents are the store's)
+    (day / "follows.csv").write_text("src,dst,since\nu1,t2,2025-12-30\nu0,t1,\n")
     (day / "purchased.csv").write_text(
         "src,dst,order_id,amount,time,talent\nu3,p1,d-1,9.5,2025-12-30,\n"
     )
     (day / "sells.csv").write_text("src,dst\nm0,p1\n")
     report = load_folder(day, sqlite_store)
     follows = report.pairs("FOLLOWS", "User")
-    assert follows.column("src").to_pylist() == ["u1", "u0", "u1"]
-    assert follows.column("dst").to_pylist() == ["t2", "t1", "t2"]
+    assert follows.column("src").to_pylist() == ["u1", "u0"]
+    assert follows.column("dst").to_pylist() == ["t2", "t1"]
     assert report.pairs("PURCHASED", "User").to_pydict() == {"src": ["u3"], "dst": ["p1"]}
     assert report.rel_pairs is not None and set(report.rel_pairs) == {
         ("FOLLOWS", "User"),

@@ -309,6 +309,43 @@ def test_values_grouped_by_key_are_each_key_s_in_their_order(n: int) -> None:
         assert part.dtype == values.dtype and part.tolist() == values[keys == k].tolist()
 
 
+def test_a_delta_where_every_talent_has_categories_of_its_own_is_a_build(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Where no talent takes its audience's categories, the users' interest is the stage's and
+    a delta moves only its own users' rows (interest, purchases, audience): the hidden needs
+    by difference over those alone, and every feature, equal a build with the calibration,
+    walks and date before."""
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    g = read_market(store, FULL_READ)
+    bare = np.flatnonzero(build_features(g).talent_category_source == 2)
+    assert len(bare)  # (the tiny market has some: give each a promotion of its own)
+    talents, product = g.node("Talent").ids, g.node("Product").ids[7]
+    promoted = [
+        {"src": talents[t], "dst": product, "collab_id": f"own-{t}", "gmv": 100.0, "orders": 1.0}
+        for t in bare
+    ]
+    store.write([RelBatch.of("PROMOTED", "Talent", promoted)])
+    g = read_market(store, FULL_READ)
+    first = build_features(g)
+    assert not (first.talent_category_source == 2).any()
+    stage = user_stage(user_parts(g), user_shared(g, first.today, first.calibration), in_process)
+    changed = write_user_delta(tmp_path / "delta", g, seed=8)
+    load_folder(tmp_path / "delta", store)
+    after = read_market(store, FULL_READ)
+    f, _ = features_after_delta(
+        after, first, stage, user_parts_of(g, changed), user_parts_of(after, changed)
+    )
+    want = build_features(
+        after, today=first.today, calibration=first.calibration, walks=first.walks
+    )
+    assert not (f.talent_category_source == 2).any()
+    assert_features_close(f, want)
+    assert np.array_equal(f.talent_hidden_need, want.talent_hidden_need)  # (counts: exact)
+    assert not np.array_equal(f.talent_hidden_need, first.talent_hidden_need)  # (it moved)
+
+
 def test_the_hidden_needs_after_a_delta_are_the_builds_to_the_bit(
     tiny_features: MarketFeatures,
 ) -> None:

@@ -51,7 +51,9 @@ class FactUnplannedType(graphene.ObjectType):
     cheapest = graphene.Float(
         description="the cheapest eligible talent's list price, where every one is over the budget"
     )
-    max_talents = graphene.Int(description="the merchant takes at most this many talents (0)")
+    max_talents = graphene.Int(
+        description="the merchant's max_talents, where it is 0: it takes no talent at all"
+    )
 
 
 class FactChannelType(graphene.ObjectType):
