@@ -65,9 +65,7 @@ WRITTEN = (FOLLOWS, PURCHASES)
 
 def _with_follows(g: MarketGraph, pairs: pa.Table) -> MarketGraph:
     """``g`` with the follows a load wrote (its ``pairs``: ids) added."""
-    src = g.node("User").indices_of(pairs.column("src").to_numpy(zero_copy_only=False))
-    dst = g.node("Talent").indices_of(pairs.column("dst").to_numpy(zero_copy_only=False))
-    return g.with_pairs(FOLLOWS, src, dst)
+    return g.with_pairs(FOLLOWS, *g.rows_of_pairs(FOLLOWS, pairs))
 
 
 def write_delta(

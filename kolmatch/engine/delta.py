@@ -512,17 +512,7 @@ def _pair_rows(
 ) -> dict[EdgeKey, tuple[I64, I64]]:
     """The rows in ``g``'s node tables (its edges are not read) of the ends of the pairs of
     ``keys``' types a load wrote (ids: ``src``, ``dst``)."""
-    out = {}
-    for key in keys:
-        pairs = written[key]
-        src = g.node(key[1]).indices_of(pairs.column("src").to_numpy(zero_copy_only=False))
-        dst = g.node(rel_spec(key[0]).dst).indices_of(
-            pairs.column("dst").to_numpy(zero_copy_only=False)
-        )
-        if (src < 0).any() or (dst < 0).any():
-            raise StoreError(f"{key[0]} from {key[1]}: an end the base lacks")
-        out[key] = (src, dst)
-    return out
+    return {key: g.rows_of_pairs(key, written[key]) for key in keys}
 
 
 def _with_pairs(g: MarketGraph, rows: Mapping[EdgeKey, tuple[I64, I64]]) -> dict[EdgeKey, EdgeList]:

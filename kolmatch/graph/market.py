@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
+import pyarrow as pa
 from numpy.typing import NDArray
 
 from kolmatch.errors import StoreError
@@ -278,6 +279,25 @@ class MarketGraph:
                 {c: _spliced(old.columns[c], new.columns[c], kept, at, slot) for c in old.columns},
             )
         return MarketGraph(read.identity, self.nodes, edges)
+
+    def rows_of_pairs(self, key: EdgeKey, pairs: pa.Table) -> tuple[Any, Any]:
+        """The rows in this graph's end tables of the (``src``, ``dst``) ids of ``pairs``
+        (a load's pairs of ``key``'s type: :meth:`~kolmatch.loaders.load.LoadReport.pairs`),
+        for :meth:`with_pairs`.
+
+        Raises
+        ------
+        StoreError
+            If an end is not in its table (written since it was read: a delta of new nodes
+            needs the whole market read again).
+        """
+        src = self.node(key[1]).indices_of(pairs.column("src").to_numpy(zero_copy_only=False))
+        dst = self.node(rel_spec(key[0]).dst).indices_of(
+            pairs.column("dst").to_numpy(zero_copy_only=False)
+        )
+        if (src < 0).any() or (dst < 0).any():
+            raise StoreError(f"{key[0]} from {key[1]}: an end the tables read lack")
+        return src, dst
 
     def with_pairs(self, key: EdgeKey, src: Any, dst: Any) -> MarketGraph:
         """This graph with the relationships ``src[i] -> dst[i]`` (rows of the type's end

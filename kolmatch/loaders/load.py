@@ -457,13 +457,8 @@ class Validation:
         lines: list[int] = []
         key_ids: dict[str, int] = {}
         dst_ids = index[spec.dst]
-        for line, row in read_rows(f.path, spec, log):
-            src_label = row.get("src_label", spec.src[0])
-            s = index[src_label].get(row["src"])
-            d = dst_ids.get(row["dst"])
-            if s is None or d is None:
-                unresolved.append((line, src_label, row))
-                continue
+
+        def identified(line: int, src_label: str, row: Row, s: int, d: int) -> None:
             # The row's identity as three ints; duplicates are found by sorting once per file.
             third = spec.src.index(src_label)
             if spec.key:
@@ -472,24 +467,28 @@ class Validation:
             ident[1].append(d)
             ident[2].append(third)
             lines.append(line)
+
+        for line, row in read_rows(f.path, spec, log):
+            src_label = row.get("src_label", spec.src[0])
+            s = index[src_label].get(row["src"])
+            d = dst_ids.get(row["dst"])
+            if s is None or d is None:
+                unresolved.append((line, src_label, row))
+                continue
+            identified(line, src_label, row, s, d)
             yield src_label, row
         # rows whose ends are in the store: in the duplicate check too (ends named by negative
         # numbers of their own), as rows of the folder's are
         store_ends: dict[tuple[str, str], int] = {}
+
+        def end(label: str, node_id: str) -> int:
+            at = index[label].get(node_id)
+            if at is None:
+                at = -1 - store_ends.setdefault((label, node_id), len(store_ends))
+            return at
+
         for line, src_label, row in self._resolve_in_store(name, spec, unresolved):
-            ends = []
-            for col, label in (("src", src_label), ("dst", spec.dst)):
-                at = index[label].get(row[col])
-                if at is None:
-                    at = -1 - store_ends.setdefault((label, row[col]), len(store_ends))
-                ends.append(at)
-            third = spec.src.index(src_label)
-            if spec.key:
-                third += 4 * key_ids.setdefault(row[spec.key], len(key_ids))
-            ident[0].append(ends[0])
-            ident[1].append(ends[1])
-            ident[2].append(third)
-            lines.append(line)
+            identified(line, src_label, row, end(src_label, row["src"]), end(spec.dst, row["dst"]))
             yield src_label, row
         if lines:
             arr = np.asarray(ident, dtype=np.int64)

@@ -26,13 +26,12 @@ from kolmatch.matching.features import (
     _grouped,
     _hidden_need_after_delta,
     _lean_unbought,
-    _pattern,
     build_features,
     features_after_delta,
     user_shared,
 )
 from kolmatch.matching.partition import in_process
-from kolmatch.matching.user_partition import user_parts, user_parts_of, user_stage
+from kolmatch.matching.user_partition import pattern_of, user_parts, user_parts_of, user_stage
 from tests.conftest import write_user_delta
 
 
@@ -373,7 +372,7 @@ def test_the_hidden_needs_after_a_delta_are_the_builds_to_the_bit(
     by_user = rows_replaced(f.audience_by_user, rows, weights)
     user_interest = rows_replaced(f.user_interest, rows, interest)
     user_bought = rows_replaced(f.user_bought, rows, bought)
-    want = _pattern(by_user).T.tocsr()
+    want = pattern_of(by_user).T.tocsr()
     need = np.asarray((want @ _lean_unbought(user_interest, user_bought)).todense())
     assert not np.array_equal(need, f.talent_hidden_need)  # (the delta moved some)
     got_need = _hidden_need_after_delta(f, rows, by_user, user_interest, user_bought)
