@@ -98,8 +98,9 @@ T = TypeVar("T")
 log = logging.getLogger("kolmatch.engine")
 
 #: Bumped whenever MarketFeatures or MerchantRankings or their computation changes: old cache
-#: files are ignored (18: talents' price levels on a grid, features.PRICE_LEVEL_GRID).
-CACHE_FORMAT = 18
+#: files are ignored (18: talents' price levels on a grid, features.PRICE_LEVEL_GRID; 19: the
+#: content skill's chances kept, ``talent_content_priced`` and ``talent_content_unpriced``).
+CACHE_FORMAT = 19
 
 #: Stores whose entries are kept, per kind (features, rankings, calibration, stage): the most
 #: recently used; a store's older versions are dropped when a newer one is cached. An entry is

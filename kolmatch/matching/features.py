@@ -47,6 +47,7 @@ from kolmatch.matching.eligibility import (
 from kolmatch.matching.partition import PartitionMap, drained, in_process, run_positions
 from kolmatch.matching.ppr_partition import partitioned_ppr_tails
 from kolmatch.matching.user_partition import (
+    CANCELLED,
     USER_PARTITION_ROWS,
     UserPart,
     UserShared,
@@ -54,6 +55,7 @@ from kolmatch.matching.user_partition import (
     choice_index,
     columns_spread,
     day_numbers,
+    edges_from_rows,
     pattern_of,
     rows_normalised,
     rows_replaced,
@@ -67,11 +69,14 @@ from kolmatch.matching.user_partition import (
 
 __all__ = [
     "Calibration",
+    "ContentJoin",
     "MarketFeatures",
     "Walks",
     "booking_columns",
     "build_features",
     "campaign_columns",
+    "content_chances",
+    "content_skill_of",
     "features_after_delta",
     "features_with_users",
     "price_fit",
@@ -203,6 +208,11 @@ class MarketFeatures:
     talent_orders_observed: F64  # (T,) orders of collaborations with known outcome
     talent_orders_expected: F64  # (T,) expected orders of the same (gmv_rate x reach)
     talent_content_skill: F64  # (T,) skill measured on the sales its content made
+    #: what the content skill's expected sales are made of (:func:`content_chances`), kept for
+    #: a delta to change by difference: chances of users with a price level of their own, priced
+    talent_content_priced: F64  # (T,)
+    #: ... and of users without one, by product, not yet priced (they take the market's level)
+    talent_content_unpriced: sp.csr_matrix  # (T, P)
     talent_risk_own: F64  # (T,) risk of its own violations, at most 1
     talent_risk_agency: F64  # (T,) penalty from a flagged agency, 0 if none
     product_merchant: I64  # (P,) row of the merchant selling it, -1 if none
@@ -415,14 +425,15 @@ def _features_of_stage(
     walks: Walks | None,
     stage: _Stages,
     partitions: PartitionMap,
-    delta: tuple[MarketFeatures, I64] | None = None,
+    delta: _Delta | None = None,
 ) -> MarketFeatures:
     """The build after the per-user stage: everything else, from ``us`` and ``g``'s other
     tables. ``endpoints`` holds the engagements' endpoints (at least), taken out of it here so
     that they go after the content skill (~133 MB at m). Where the caller holds no other
     reference to ``us`` (a build), its largest per-user parts go as soon as read.
-    ``delta``: the features before a delta and its users (market rows), whose other users'
-    interest rows are taken from them where they cannot have moved."""
+    ``delta``: the features before a delta and what it changed (:class:`_Delta`); what cannot
+    have moved for the other users (their interest rows, their content chances) is taken from
+    the features before."""
     users, talents, merchants = g.node("User"), g.node("Talent"), g.node("Merchant")
     products, categories, contents = g.node("Product"), g.node("Category"), g.node("Content")
     U, T, M, P, C, K = (len(x) for x in (users, talents, merchants, products, categories, contents))
@@ -453,7 +464,7 @@ def _features_of_stage(
     talent_category, category_source = talent_categories(talent_cat, talent_audience)
     # a delta: the rows whose interest, purchases or audience can have moved (None: unknown)
     moved_rows = None
-    mixed_before = delta is not None and (delta[0].talent_category_source == 2).any()
+    mixed_before = delta is not None and (delta.before.talent_category_source == 2).any()
     if (category_source == 2).any():
         # whom a user follows says what it is into, through the followed talents' categories,
         # also those read from their audiences (else a follows-only market has no leaning user)
@@ -464,11 +475,11 @@ def _features_of_stage(
             )
         else:
             user_interest, redo = _interest_after_delta(
-                *delta, engaged_cat, follows, talent_category, user_bought
+                delta.before, delta.users, engaged_cat, follows, talent_category, user_bought
             )
             moved_rows = redo if mixed_before else None
     elif delta is not None and not mixed_before:  # (the stage's interest before and after)
-        moved_rows = delta[1]
+        moved_rows = delta.users
     del engaged_cat
     # a user's price level: the mean log price over its orders (one order, one vote: weighting
     # by amount would lean every buyer toward its dearest purchases)
@@ -549,18 +560,18 @@ def _features_of_stage(
     # shrunk toward 1: a prior worth SKILL_PRIOR_ORDERS expected orders (tuned on the s market)
     collab_skill = (obs_orders + SKILL_PRIOR_ORDERS) / (exp_orders + SKILL_PRIOR_ORDERS)
     attributed = _rows_of(talents, purchased.columns["talent"])
-    content_skill = _content_skill(
-        attributed,
-        engaged_e,
-        published,
-        features_e,
-        product_cat,
-        log_price,
-        user_interest,
-        np.where(np.isnan(user_logp), fill, user_logp),
-        (T, K),
-    )
+    sold_by = np.bincount(attributed[attributed >= 0], minlength=T).astype(np.float64)
+    join = ContentJoin.of(published, features_e, product_cat, log_price, K)
+    if delta is None or moved_rows is None:
+        priced, unpriced = content_chances(
+            engaged_e.src, engaged_e.dst, join, user_interest, user_logp, (T, P)
+        )
+    else:  # the users whose chances can have moved: theirs taken out and put in again
+        priced, unpriced = _content_chances_after_delta(
+            delta, moved_rows, engaged_e, join, user_interest, user_logp
+        )
     del engaged_e  # (its endpoints: the last reference, when released from ``g``)
+    content_skill = content_skill_of(sold_by, priced, unpriced, fill, log_price)
     skill = np.sqrt(collab_skill * content_skill)
     stage.advance()
 
@@ -581,7 +592,7 @@ def _features_of_stage(
         del lean_unbought
     else:  # (counts of users: the difference is exact)
         hidden_need = _hidden_need_after_delta(
-            delta[0], moved_rows, by_user, user_interest, user_bought
+            delta.before, moved_rows, by_user, user_interest, user_bought
         )
     stage.advance()
 
@@ -688,6 +699,8 @@ def _features_of_stage(
         talent_orders_observed=obs_orders,
         talent_orders_expected=exp_orders,
         talent_content_skill=content_skill,
+        talent_content_priced=priced,
+        talent_content_unpriced=unpriced,
         product_merchant=merch_of_product,
         product_log_price=log_price,
     )
@@ -768,7 +781,13 @@ def features_after_delta(
             before.walks,
             _Stages(task),
             in_process,
-            (before, np.asarray(new.rows, dtype=np.int64)),  # (checked by the stage)
+            _Delta(
+                before,
+                np.asarray(new.rows, dtype=np.int64),  # (checked by the stage)
+                stage.user_logp,
+                old.engaged_src,
+                old.engaged_dst,
+            ),
         )
     return f, changed
 
@@ -1014,72 +1033,177 @@ def _grouped(keys: I64, values: I64, n: int) -> list[I64]:
     return np.split(values[order], bounds) if n else []
 
 
-def _content_skill(
-    attributed: I64,
-    engaged: EdgeList,
-    published: EdgeList,
-    features: EdgeList,
-    product_cat: I64,
-    log_price: F64,
+class _Delta(NamedTuple):
+    """What :func:`_features_of_stage` takes from before a delta: the features, the delta's
+    users (market rows, sorted), their price levels before (NaN: none of their own) and their
+    engagements before (market rows, contents)."""
+
+    before: MarketFeatures
+    users: I64
+    old_logp: F64
+    old_engaged_src: I64
+    old_engaged_dst: I64
+
+
+class ContentJoin(NamedTuple):
+    """Which talent published each content and which products it features: what joins an
+    engagement to its chances of a sale (:func:`content_chances`)."""
+
+    content_talent: I64  # (contents,) talent row, -1 if none published it
+    starts: I64  # (contents + 1,) content k's products are products[starts[k]:starts[k + 1]]
+    products: I64  # product rows, by content
+    product_cat: I64  # (products,) primary category row, -1 for none
+    log_price: F64  # (products,) log price
+
+    @classmethod
+    def of(
+        cls,
+        published: EdgeList,
+        features: EdgeList,
+        product_cat: I64,
+        log_price: F64,
+        n_contents: int,
+    ) -> ContentJoin:
+        """The join of PUBLISHED (talent -> content) and FEATURES (content -> product) rows."""
+        content_talent = np.full(n_contents, -1, dtype=np.int64)
+        content_talent[published.dst] = published.src
+        order = np.argsort(features.src, kind="stable")
+        # (two gathers per engagement, where two binary searches over the features took ~1 s)
+        starts = np.zeros(n_contents + 1, dtype=np.int64)
+        np.cumsum(np.bincount(features.src, minlength=n_contents), out=starts[1:])
+        return cls(content_talent, starts, features.dst[order], product_cat, log_price)
+
+
+def content_chances(
+    e_src: I64,
+    e_dst: I64,
+    join: ContentJoin,
     user_interest: sp.csr_matrix,
     user_logp: F64,
     shape: tuple[int, int],
-) -> F64:
-    """Conversion skill from the sales a talent's content made: observed / expected, shrunk to 1.
+) -> tuple[F64, sp.csr_matrix]:
+    """The chances of a sale that engagements gave each talent's content, summed per talent.
 
-    Every engagement with content that features a product is a chance to sell it; its expected
-    sales grow with the user's interest in the product's category and the price fit. Observed:
-    purchases attributed to the talent. The market rate calibrates expected to observed overall;
-    a prior worth :data:`CONTENT_SKILL_PRIOR` sales pulls a talent with few toward 1.
+    Every engagement with content that features a product is a chance to sell it: the user's
+    interest in the product's category, times the price fit, shared equally among the
+    products the content features. A user without a price level of its own (no purchase)
+    takes the market's, which any purchase moves: so its chances are kept by product, not yet
+    priced (:func:`content_skill_of` prices them), and a delta changes both sums by the terms
+    of its users alone.
 
     Parameters
     ----------
-    attributed
-        (orders,) talent row each purchase is attributed to, -1 for none.
-    engaged, published, features
-        ENGAGED_WITH (user -> content), PUBLISHED (talent -> content), FEATURES (content ->
-        product) edges, as rows.
-    product_cat, log_price
-        (products,) category row (-1 for none) and log price.
+    e_src, e_dst
+        ENGAGED_WITH rows: user rows and content rows.
+    join
+        The contents' talents and products (:meth:`ContentJoin.of`).
     user_interest
         (users, categories) observed interest, rows sum to 1.
     user_logp
-        (users,) price level; no NaN.
+        (users,) price level, NaN for a user without one.
     shape
-        (talents, contents).
+        (talents, products).
+
+    Returns
+    -------
+    tuple of numpy.ndarray and scipy.sparse.csr_matrix
+        (T,) the chances of users with a price level, priced; (T, P) those of users without,
+        by product (no stored zeros).
     """
-    n_talents, n_contents = shape
-    observed = np.bincount(attributed[attributed >= 0], minlength=n_talents).astype(np.float64)
-    content_talent = np.full(n_contents, -1, dtype=np.int64)
-    content_talent[published.dst] = published.src
-    # join engagements with the products their content features (a content may feature several:
-    # each gets an equal share of the engagement)
-    order = np.argsort(features.src, kind="stable")
-    f_dst = features.dst[order]
-    # a content's products are f_dst[starts[k]:starts[k + 1]] (two gathers per engagement, where
-    # two binary searches over the features took ~1 s at m)
-    starts = np.zeros(n_contents + 1, dtype=np.int64)
-    np.cumsum(np.bincount(features.src, minlength=n_contents), out=starts[1:])
-    expected = np.zeros(n_talents)
+    priced = np.zeros(shape[0])
+    unpriced = sp.csr_matrix(shape)
     # in chunks of engagements: the join's dozen row-sized temporaries were ~540 MiB at m
-    for lo in range(0, len(engaged), CONTENT_SKILL_CHUNK):
-        e_src = engaged.src[lo : lo + CONTENT_SKILL_CHUNK]
-        e_dst = engaged.dst[lo : lo + CONTENT_SKILL_CHUNK]
-        start = starts[e_dst]
-        count = starts[e_dst + 1] - start
-        rows = np.repeat(np.arange(len(e_dst)), count)
-        product = f_dst[run_positions(start, count)]
-        user = e_src[rows]
-        talent = content_talent[e_dst[rows]]
-        cat = product_cat[product]
+    for lo in range(0, len(e_src), CONTENT_SKILL_CHUNK):
+        src = e_src[lo : lo + CONTENT_SKILL_CHUNK]
+        dst = e_dst[lo : lo + CONTENT_SKILL_CHUNK]
+        start = join.starts[dst]
+        count = join.starts[dst + 1] - start
+        rows = np.repeat(np.arange(len(dst)), count)
+        product = join.products[run_positions(start, count)]
+        user = src[rows]
+        talent = join.content_talent[dst[rows]]
+        cat = join.product_cat[product]
         ok = (talent >= 0) & (cat >= 0)
-        interest = np.asarray(user_interest[user[ok], cat[ok]]).ravel()
-        fit = price_fit(user_logp[user[ok]], log_price[product[ok]])
-        chance = interest * fit / count[rows[ok]]
-        expected += np.bincount(talent[ok], weights=chance, minlength=n_talents)
+        user, talent, product, share = user[ok], talent[ok], product[ok], count[rows[ok]]
+        if not len(user):  # (an empty fancy index of a sparse matrix is of objects)
+            continue
+        chance = np.asarray(user_interest[user, cat[ok]], dtype=np.float64).ravel() / share
+        logp = user_logp[user]
+        own = ~np.isnan(logp)
+        chance[own] *= price_fit(logp[own], join.log_price[product[own]])
+        priced += np.bincount(talent[own], weights=chance[own], minlength=shape[0])
+        other = ~own
+        unpriced = unpriced + sp.csr_matrix(
+            (chance[other], (talent[other], product[other])), shape=shape
+        )
+    unpriced.eliminate_zeros()
+    return priced, unpriced
+
+
+def content_skill_of(
+    observed: F64, priced: F64, unpriced: sp.csr_matrix, fill: float, log_price: F64
+) -> F64:
+    """Conversion skill from the sales a talent's content made: observed / expected, shrunk to 1.
+
+    Expected: the content's chances (:func:`content_chances`), those of users without a price
+    level priced at the market's ``fill``. Observed: purchases attributed to the talent. The
+    market rate calibrates expected to observed overall; a prior worth
+    :data:`CONTENT_SKILL_PRIOR` sales pulls a talent with few toward 1.
+
+    Parameters
+    ----------
+    observed
+        (T,) purchases attributed to each talent.
+    priced, unpriced
+        As :func:`content_chances` returns them.
+    fill
+        The price level of a user without one of its own.
+    log_price
+        (products,) log price.
+    """
+    expected: F64 = priced + unpriced @ price_fit(np.full(len(log_price), fill), log_price)
     total = expected.sum()
     rate = observed.sum() / total if total > 0 else 0.0
-    return (observed + CONTENT_SKILL_PRIOR) / (rate * expected + CONTENT_SKILL_PRIOR)
+    skill: F64 = (observed + CONTENT_SKILL_PRIOR) / (rate * expected + CONTENT_SKILL_PRIOR)
+    return skill
+
+
+def _content_chances_after_delta(
+    delta: _Delta,
+    rows: I64,
+    engaged: EdgeList,
+    join: ContentJoin,
+    user_interest: sp.csr_matrix,
+    user_logp: F64,
+) -> tuple[F64, sp.csr_matrix]:
+    """:func:`content_chances` of the market after a delta that can have moved only the users
+    at ``rows`` (sorted market rows, the delta's users among them: their interest, price
+    level or engagements): the features' before with those users' chances taken out and put
+    in again. Where a sum keeps no more than round-off of its terms, it is 0 (no entry), as in
+    a build."""
+    before = delta.before
+    now = edges_from_rows(engaged.src, rows)
+    src, dst = engaged.src[now], engaged.dst[now]
+    # before, the other users of ``rows`` engaged as now; the delta's users as they did then
+    kept = ~np.isin(src, delta.users, assume_unique=False)
+    old_src = np.concatenate([src[kept], delta.old_engaged_src])
+    old_dst = np.concatenate([dst[kept], delta.old_engaged_dst])
+    old_logp = user_logp.copy()  # (only ``rows``' entries are read)
+    old_logp[delta.users] = delta.old_logp[delta.users]
+    shape = before.talent_content_unpriced.shape
+    was = content_chances(old_src, old_dst, join, before.user_interest, old_logp, shape)
+    back = content_chances(src, dst, join, user_interest, user_logp, shape)
+    priced = before.talent_content_priced - was[0] + back[0]
+    held = np.abs(before.talent_content_priced) + np.abs(was[0]) + np.abs(back[0])
+    priced[np.abs(priced) <= CANCELLED * held] = 0.0
+    unpriced = sp.coo_matrix(before.talent_content_unpriced - was[1] + back[1])
+    held_u = abs(before.talent_content_unpriced) + abs(was[1]) + abs(back[1])
+    unpriced.data[
+        np.abs(unpriced.data) <= CANCELLED * np.asarray(held_u[unpriced.row, unpriced.col]).ravel()
+    ] = 0.0
+    out = unpriced.tocsr()
+    out.eliminate_zeros()
+    return priced, out
 
 
 #: Engagements joined with their contents' products at a time (the content skill's join).

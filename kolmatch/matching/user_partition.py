@@ -30,6 +30,7 @@ from kolmatch.matching.partition import PartitionMap, row_ranges, run_positions,
 from kolmatch.memory import release_freed_memory
 
 __all__ = [
+    "CANCELLED",
     "ENGAGEMENT_HALF_LIFE_DAYS",
     "INTEREST_BLOCK_ROWS",
     "USER_PARTITION_ROWS",
@@ -41,6 +42,7 @@ __all__ = [
     "choice_index",
     "columns_spread",
     "demographic_counts",
+    "edges_from_rows",
     "leave_one_out_audience",
     "reduce_user_blocks",
     "rows_normalised",
@@ -493,7 +495,7 @@ def _counts(engaged: EdgeList, at: slice | I64) -> F64:
     )
 
 
-def _rows_from(src: I64, rows: I64) -> I64:
+def edges_from_rows(src: I64, rows: I64) -> I64:
     """Positions, in edge order, of the edges (sources sorted) whose source is in ``rows``."""
     starts = np.searchsorted(src, rows, side="left")
     return run_positions(starts, np.searchsorted(src, rows, side="right") - starts)
@@ -528,7 +530,7 @@ def user_parts_of(g: MarketGraph, rows: I64) -> UserPart:
         raise ValueError(f"rows must be sorted, unique user rows below {len(g.node('User'))}")
     engaged, follows = g.edge("ENGAGED_WITH", "User"), g.edge("FOLLOWS", "User")
     purchased = g.edge("PURCHASED", "User")
-    e, f, p = (_rows_from(x.src, rows) for x in (engaged, follows, purchased))
+    e, f, p = (edges_from_rows(x.src, rows) for x in (engaged, follows, purchased))
     gender, age_band = _demographics(g, rows)
     return UserPart(
         0,
@@ -826,7 +828,7 @@ _LOST = 1e-2
 
 #: What is left of the other sums (engagement strength, sales), relative to the terms they
 #: were made of, that counts as nothing: 0, as in a build from scratch.
-_CANCELLED = 1e-12
+CANCELLED = 1e-12
 
 
 def user_stage_changed(
@@ -899,7 +901,7 @@ def user_stage_changed(
             little = (np.abs(v) < _LOST * held) & (held > 0)
             lost |= little.any(axis=1) if little.ndim == 2 else little
         else:
-            v[np.abs(v) <= _CANCELLED * (held + np.abs(back))] = 0.0
+            v[np.abs(v) <= CANCELLED * (held + np.abs(back))] = 0.0
         sums[name] = v
     sums["engaged_sum"][sums["engaged_users"] == 0] = 0.0  # (counts: exact)
     by_user = replaced["by_user"]

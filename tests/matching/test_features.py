@@ -6,6 +6,8 @@ import csv
 import dataclasses
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import pytest
@@ -21,12 +23,17 @@ from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import (
     CONTENT_SKILL_PRIOR,
     PRICE_LEVEL_GRID,
+    PRICE_SD,
+    ContentJoin,
     MarketFeatures,
-    _content_skill,
+    _content_chances_after_delta,
+    _Delta,
     _grouped,
     _hidden_need_after_delta,
     _lean_unbought,
     build_features,
+    content_chances,
+    content_skill_of,
     features_after_delta,
     user_shared,
 )
@@ -78,41 +85,80 @@ def test_content_skill_is_sales_against_chances_shrunk_to_one() -> None:
     # two talents with one content each; four users engage with both contents. Content 0
     # features product 0 (category 0); content 1 features products 0 and 1 (category 1), so
     # each of its engagements is half a chance per product. Users lean wholly to category 0
-    # and pay product 0's price: a chance is worth 1 for product 0 and 0 for product 1.
+    # and pay product 0's price: a chance is worth 1 for product 0 and 0 for product 1 (users
+    # 2 and 3 bought nothing: they take the market's level, here that price too).
     # Talent 0 made 8 sales, talent 1 none. Expected: 4 and 2 chances; rate 8 / 6.
     engaged = _edges([0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 0, 1, 0, 1, 0, 1])
-    published = _edges([0, 1], [0, 1])
-    features = _edges([0, 1, 1], [0, 0, 1])
-    interest = sp.csr_matrix(np.array([[1.0, 0.0]] * 4))
     log_price = np.log(np.array([50.0, 50.0]))
-    skill = _content_skill(
-        np.array([0] * 8 + [-1], dtype=np.int64),  # the last order is attributed to nobody
-        engaged,
-        published,
-        features,
-        np.array([0, 1], dtype=np.int64),
-        log_price,
-        interest,
-        np.full(4, np.log(50.0)),
-        (3, 2),  # a third talent without content or sales
+    join = ContentJoin.of(
+        _edges([0, 1], [0, 1]), _edges([0, 1, 1], [0, 0, 1]), np.array([0, 1]), log_price, 2
     )
+    interest = sp.csr_matrix(np.array([[1.0, 0.0]] * 4))
+    logp = np.array([np.log(50.0), np.log(50.0), np.nan, np.nan])
+    priced, unpriced = content_chances(engaged.src, engaged.dst, join, interest, logp, (3, 2))
+    # users 0 and 1 priced: 2 chances each for talent 0, 1 each (half of two) for talent 1;
+    # users 2 and 3 by product: talent 0 product 0 twice, talent 1 product 0 twice a half
+    # (product 1's category draws no interest: no entry)
+    assert priced.tolist() == [2.0, 1.0, 0.0]
+    assert unpriced.toarray().tolist() == [[2.0, 0.0], [1.0, 0.0], [0.0, 0.0]]
+    sold = np.bincount(np.array([0] * 8), minlength=3).astype(np.float64)
+    skill = content_skill_of(sold, priced, unpriced, float(np.log(50.0)), log_price)
     k, rate = CONTENT_SKILL_PRIOR, 8 / 6
     assert skill == pytest.approx([(8 + k) / (4 * rate + k), k / (2 * rate + k), 1.0])
+    # the users without a level are priced at the market's: away from the product, fewer
+    far = content_skill_of(sold, priced, unpriced, float(np.log(5000.0)), log_price)
+    fit = float(np.exp(-0.5 * (np.log(100.0) / PRICE_SD) ** 2))
+    rate = 8 / (2 + 2 * fit + 1 + fit)
+    assert far == pytest.approx(
+        [(8 + k) / ((2 + 2 * fit) * rate + k), k / ((1 + fit) * rate + k), 1]
+    )
 
 
 def test_content_skill_of_a_market_without_sales_is_one() -> None:
-    skill = _content_skill(
-        np.array([], dtype=np.int64),
-        _edges([0], [0]),
-        _edges([0], [0]),
-        _edges([0], [0]),
-        np.array([0], dtype=np.int64),
-        np.zeros(1),
-        sp.csr_matrix(np.ones((1, 1))),
-        np.zeros(1),
-        (1, 1),
+    join = ContentJoin.of(_edges([0], [0]), _edges([0], [0]), np.array([0]), np.zeros(1), 1)
+    chances = content_chances(
+        np.array([0]), np.array([0]), join, sp.csr_matrix(np.ones((1, 1))), np.zeros(1), (1, 1)
     )
+    skill = content_skill_of(np.zeros(1), *chances, 0.0, np.zeros(1))
     assert skill.tolist() == [1.0]
+
+
+def test_content_chances_after_a_delta_are_those_of_the_market_after_it() -> None:
+    # three talents' contents (content k by talent k, featuring product k, category k);
+    # before: user 0 (a buyer) engaged with contents 0 and 1, user 1 (no purchase) with 1
+    # and 2, user 2 (no purchase) with 2. The delta: user 1 buys (a level of its own) and
+    # engages with content 0 only; user 2's interest moved (a followed talent's mix did)
+    # though its rows did not. Talent 1's chances from users without a level all go: no
+    # entry is left of them, as in a build of the market after.
+    log_price = np.log(np.array([20.0, 80.0, 300.0]))
+    cats = np.array([0, 1, 2])
+    join = ContentJoin.of(
+        _edges([0, 1, 2], [0, 1, 2]), _edges([0, 1, 2], [0, 1, 2]), cats, log_price, 3
+    )
+    was_interest = sp.csr_matrix(np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.0, 0.1, 0.9]]))
+    now_interest = sp.csr_matrix(np.array([[0.5, 0.5, 0.0], [0.6, 0.4, 0.0], [0.3, 0.3, 0.4]]))
+    was_logp = np.array([np.log(30.0), np.nan, np.nan])
+    now_logp = np.array([np.log(30.0), np.log(60.0), np.nan])
+    was = _edges([0, 0, 1, 1, 2], [0, 1, 1, 2, 2])
+    now = _edges([0, 0, 1, 2], [0, 1, 0, 2])
+    shape = (3, 3)
+    priced, unpriced = content_chances(was.src, was.dst, join, was_interest, was_logp, shape)
+    before = cast(
+        MarketFeatures,
+        SimpleNamespace(
+            talent_content_priced=priced,
+            talent_content_unpriced=unpriced,
+            user_interest=was_interest,
+        ),
+    )
+    delta = _Delta(before, np.array([1]), was_logp, was.src[2:4], was.dst[2:4])
+    got = _content_chances_after_delta(delta, np.array([1, 2]), now, join, now_interest, now_logp)
+    want = content_chances(now.src, now.dst, join, now_interest, now_logp, shape)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=0)
+    assert got[1].nnz == want[1].nnz
+    np.testing.assert_array_equal(got[1].indices, want[1].indices)
+    np.testing.assert_allclose(got[1].toarray(), want[1].toarray(), rtol=1e-12, atol=0)
+    assert unpriced[1].nnz and not want[1][1].nnz  # talent 1's unpriced went with user 1's
 
 
 def test_skill_tracks_the_latent_skill_better_than_collaborations_alone(
