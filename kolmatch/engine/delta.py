@@ -35,7 +35,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -378,6 +378,7 @@ def _applied(
     types: Iterable[EdgeKey],
     node_users: Sequence[str] = (),
     written: Mapping[EdgeKey, pa.Table] | None = None,
+    base: _Base | None = None,
 ) -> tuple[MarketFeatures, MarketGraph, UserStage, int] | None:
     """:func:`features_after_load` but for keeping the new base: the features (cached), the
     graph and the stage after the delta, and the users changed since the last build.
@@ -392,7 +393,8 @@ def _applied(
     every user it names is among the changed ones. With ``written`` (the pairs of each type
     the load wrote), a type read without properties or key is added from its pairs
     (:meth:`~kolmatch.graph.market.MarketGraph.with_pairs`) and the others are read back from
-    their writers alone."""
+    their writers alone. ``base``: the base of ``before_version`` already read
+    (:func:`_base_of`, during the load), else it is read here."""
     types = tuple(dict.fromkeys(types))
     if any(key not in USER_EDGES_READ for key in types):
         return None
@@ -401,10 +403,15 @@ def _applied(
     paired = () if written is None else tuple(k for k in types if _pairs_alone(k))
     reread = tuple(k for k in types if k not in paired)
     graph_id = store.graph_id()
-    at = _base_version(store.uri, d, (graph_id, before_version))
-    before = None if at is None else _features_since(store.uri, d, graph_id, at, before_version)
-    if at is None or before is None:
+    if base is not None and base.graph.identity[0] != graph_id:
         return None
+    if base is None:
+        at = _base_version(store.uri, d, (graph_id, before_version))
+        before = None if at is None else _features_since(store.uri, d, graph_id, at, before_version)
+        if at is None or before is None:
+            return None
+    else:
+        at, before = base.graph.identity[1], base.before
     identity = (graph_id, at)
     users = sorted(set(users) | set(node_users))
     changed_users = _since_build(_graph_folder(store.uri, d, identity)) + len(users)
@@ -435,11 +442,16 @@ def _applied(
 
             # (a refusal once the read has started waits for it: the store is not closed under
             # a read running; at m ~3 s)
-            base = delta_base(store.uri, d, before, identity, read_users_rows)
             if base is None:
-                return None
-            g, stage = base
-            del base  # (the graph and stage before renumbering go with their last use)
+                kept = delta_base(store.uri, d, before, identity, read_users_rows)
+                if kept is None:
+                    return None
+                g, stage = kept
+                del kept  # (the graph and stage before renumbering go with their last use)
+            else:
+                g, stage = base.graph, base.stage
+                base = None
+                read_users_rows(g)
             if at < before_version:  # the API's writes since the base: their tables anew
                 g = read_market(store, _API_TABLES, base=g)
             # no User nodes written: the users' rows are the base's, and their parts before are
@@ -580,7 +592,8 @@ def load_as_delta(
     features read) and User nodes (sign-ups, corrected users) into a store whose features of
     the version before are cached with their base. The graph's rebuild lock is held across
     the write and the delta (if another process holds it, it is building: the load is made,
-    the delta not).
+    the delta not). The delta base (the features, graph and stage kept) is read on a thread
+    while the load writes: nothing the load writes is in it.
 
     Parameters
     ----------
@@ -614,12 +627,18 @@ def load_as_delta(
         identity = None
     if identity is None or _base_version(store.uri, d, identity) is None:
         return load(), None
-    with rebuilding_now(store.uri, identity[0], d) as held:
+    with (
+        rebuilding_now(store.uri, identity[0], d) as held,
+        ThreadPoolExecutor(1, thread_name_prefix="kolmatch-delta-base") as pre,
+    ):
+        # the base read while the load writes (the store's write leaves a core free: at m the
+        # base's ~0.5 s came after it); waited for within the delta's time below
+        early = pre.submit(_base_of, store.uri, d, identity) if held else None
         report = load()
         users, types, node_users = report.rel_users, report.rel_types, report.node_users
         # (a type the features do not read from User: _applied says no, before reading)
         if (
-            not held
+            early is None
             or report.node_labels - {"User"}
             or users is None
             or node_users is None
@@ -633,8 +652,20 @@ def load_as_delta(
                 if report.rel_pairs is None
                 else {k: report.pairs(*k) for k in types if k[1] == "User"}
             )
-            applied = _applied(
-                store, d, identity[1], sorted(users), sorted(types), sorted(node_users), written
+            base = early.result()
+            applied = (
+                None
+                if base is None
+                else _applied(
+                    store,
+                    d,
+                    identity[1],
+                    sorted(users),
+                    sorted(types),
+                    sorted(node_users),
+                    written,
+                    base,
+                )
             )
         except Exception:
             log.warning("kolmatch: applying the load as a delta failed", exc_info=True)
@@ -668,6 +699,28 @@ def _base_version(uri: str, d: Path, identity: Identity) -> int | None:
                 return None
         return at
     return None
+
+
+@dataclass(frozen=True)
+class _Base:
+    """A delta base read (:func:`_base_of`): the features its delta starts from (of its
+    version or a later one only the API's writes made) and its graph and stage."""
+
+    before: MarketFeatures
+    graph: MarketGraph
+    stage: UserStage
+
+
+def _base_of(uri: str, d: Path, identity: Identity) -> _Base | None:
+    """The delta base a load into the store at ``identity`` would start from, read before the
+    load (its files are the cache's, untouched by the load): what :func:`_applied` reads
+    first, read while the load writes. None where there is none (a build follows)."""
+    at = _base_version(uri, d, identity)
+    before = None if at is None else _features_since(uri, d, identity[0], at, identity[1])
+    if at is None or before is None:
+        return None
+    kept = delta_base(uri, d, before, (identity[0], at))
+    return None if kept is None else _Base(before, *kept)
 
 
 def _features_since(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from kolmatch.engine.delta import (
     keep_for_delta,
     load_as_delta,
 )
+from kolmatch.errors import InputError
 from kolmatch.graph.market import FEATURES_READ, USER_EDGES_READ, MarketGraph, read_market
 from kolmatch.graph.sqlite_store import SQLiteStore
 from kolmatch.graph.store import NodeBatch, RelBatch
@@ -352,6 +354,55 @@ def test_a_load_dated_after_the_features_or_failing_after_it_is_in_is_left_to_a_
     report, got = load_as_delta(tmp_path / "day2", store, cache)
     assert got is None and report.rel_users == {user} and store.version() == v + 2
     assert "applying the load as a delta failed" in caplog.text and "out of memory" in caplog.text
+    store.close()
+
+
+def test_a_bad_day_read_beside_its_base_writes_nothing_and_the_next_day_is_a_delta(
+    tiny_market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delta base is read on a thread while the load writes. A day the load refuses (a
+    follow without its talent) says where, writes nothing and leaves the base as it was:
+    the next day is a delta from it, equal to a build; the base read waits for its load."""
+    cache = tmp_path / "cache"
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    first = cached_features(store, cache)
+    g = read_market(store, FEATURES_READ)
+    v = store.version()
+    user = str(g.node("User").ids[4])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "follows.csv").write_text(f"src,dst\n{user},\n")
+    with pytest.raises(InputError, match=r"follows\.csv:2"):
+        load_as_delta(tmp_path / "bad", store, cache)
+    assert store.version() == v
+    # the base read is the delta's: made to start only once the load is in, it still serves
+    loaded = threading.Event()
+    base_of = delta._base_of
+
+    def after_the_load(*args: Any) -> Any:
+        loaded.wait(5)
+        return base_of(*args)
+
+    write = delta.load_folder
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return write(*args, **kwargs)
+        finally:
+            loaded.set()
+
+    monkeypatch.setattr(delta, "_base_of", after_the_load)
+    monkeypatch.setattr(delta, "load_folder", load)
+    rows = write_user_delta(tmp_path / "day", g, seed=3)
+    (tmp_path / "day" / "user.csv").unlink()
+    report, got = load_as_delta(tmp_path / "day", store, cache)
+    assert got is not None and got[1] == v + 1 and loaded.is_set()
+    assert report.rel_users == {str(u) for u in g.node("User").ids[rows]}
+    after = read_market(store, FEATURES_READ)
+    want = build_features(
+        after, today=first.today, calibration=first.calibration, walks=first.walks
+    )
+    assert_features_close(got[0], want)
     store.close()
 
 
