@@ -69,7 +69,7 @@ from kolmatch.graph.market import (
     read_market,
     read_nodes_into,
 )
-from kolmatch.graph.model import rel_spec
+from kolmatch.graph.model import NODE_BY_FILE, REL_BY_FILE, rel_spec
 from kolmatch.graph.projection import EdgeList, NodeTable
 from kolmatch.graph.store import GraphStore
 from kolmatch.loaders.load import LoadReport, load_folder
@@ -378,7 +378,7 @@ def _applied(
     types: Iterable[EdgeKey],
     node_users: Sequence[str] = (),
     written: Mapping[EdgeKey, pa.Table] | None = None,
-    base: _Base | None = None,
+    prefetched: list[_Base] | None = None,
 ) -> tuple[MarketFeatures, MarketGraph, UserStage, int] | None:
     """:func:`features_after_load` but for keeping the new base: the features (cached), the
     graph and the stage after the delta, and the users changed since the last build.
@@ -393,8 +393,10 @@ def _applied(
     every user it names is among the changed ones. With ``written`` (the pairs of each type
     the load wrote), a type read without properties or key is added from its pairs
     (:meth:`~kolmatch.graph.market.MarketGraph.with_pairs`) and the others are read back from
-    their writers alone. ``base``: the base of ``before_version`` already read
-    (:func:`_base_of`, during the load), else it is read here."""
+    their writers alone. ``prefetched``: the base of ``before_version`` already read
+    (:func:`_base_of`, during the load), taken out of the list (so that the caller holds no
+    reference to it), else it is read here."""
+    base = prefetched.pop() if prefetched else None
     types = tuple(dict.fromkeys(types))
     if any(key not in USER_EDGES_READ for key in types):
         return None
@@ -632,8 +634,13 @@ def load_as_delta(
         ThreadPoolExecutor(1, thread_name_prefix="kolmatch-delta-base") as pre,
     ):
         # the base read while the load writes (the store's write leaves a core free: at m the
-        # base's ~0.5 s came after it); waited for within the delta's time below
-        early = pre.submit(_base_of, store.uri, d, identity) if held else None
+        # base's ~0.5 s came after it), where the folder's files are of users' rows alone;
+        # waited for within the delta's time below
+        early = (
+            pre.submit(_base_of, store.uri, d, identity)
+            if held and _users_rows_alone(Path(folder))
+            else None
+        )
         report = load()
         users, types, node_users = report.rel_users, report.rel_types, report.node_users
         # (a type the features do not read from User: _applied says no, before reading)
@@ -652,11 +659,11 @@ def load_as_delta(
                 if report.rel_pairs is None
                 else {k: report.pairs(*k) for k in types if k[1] == "User"}
             )
-            base = early.result()
+            # (handed over: the base before the delta goes with its last use in _applied)
+            base = [b] if (b := early.result()) is not None else []
+            del b, early
             applied = (
-                None
-                if base is None
-                else _applied(
+                _applied(
                     store,
                     d,
                     identity[1],
@@ -666,6 +673,8 @@ def load_as_delta(
                     written,
                     base,
                 )
+                if base
+                else None
             )
         except Exception:
             log.warning("kolmatch: applying the load as a delta failed", exc_info=True)
@@ -709,6 +718,20 @@ class _Base:
     before: MarketFeatures
     graph: MarketGraph
     stage: UserStage
+
+
+def _users_rows_alone(folder: Path) -> bool:
+    """Whether every import file in ``folder`` (by name) is of users or of relationships the
+    features read from users: a load that can be a delta (its report says for sure)."""
+    try:
+        stems = {p.stem for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+    except OSError:
+        return False
+    return all(
+        (stem in NODE_BY_FILE and NODE_BY_FILE[stem].label == "User")
+        or (stem in REL_BY_FILE and (REL_BY_FILE[stem].type, "User") in USER_EDGES_READ)
+        for stem in stems
+    )
 
 
 def _base_of(uri: str, d: Path, identity: Identity) -> _Base | None:

@@ -839,6 +839,7 @@ def _shared_moved(was: UserShared, now: UserShared) -> str | None:
         ("log_price", "the products' prices"),
         ("product_merchant", "who sells the products"),
         ("promoted_cat", "the promotions' categories"),
+        ("content_product", "the products the content features"),
     ):
         a, b = getattr(was, name), getattr(now, name)
         if sp.issparse(a):
@@ -948,6 +949,7 @@ def user_shared(g: MarketGraph, today: date, calibration: Calibration | None = N
         log_price,
         product_merchant,
         promoted_cat,
+        content_product,
     )
 
 

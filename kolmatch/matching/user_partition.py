@@ -149,6 +149,9 @@ class UserShared:
     log_price: F64  # (P,)
     product_merchant: sp.csr_matrix  # (P, M) 1 where the merchant sells the product
     promoted_cat: sp.csr_matrix  # (T, C) promotions' part of talent_cat (a calibration's)
+    #: (K, P) 1 where the content features the product: what the content skill joins an
+    #: engagement with (a delta keeps the chances of users it does not change)
+    content_product: sp.csr_matrix
 
 
 @dataclass(frozen=True)

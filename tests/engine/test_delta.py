@@ -362,7 +362,8 @@ def test_a_bad_day_read_beside_its_base_writes_nothing_and_the_next_day_is_a_del
 ) -> None:
     """The delta base is read on a thread while the load writes. A day the load refuses (a
     follow without its talent) says where, writes nothing and leaves the base as it was:
-    the next day is a delta from it, equal to a build; the base read waits for its load."""
+    the next day is a delta from it, equal to a build; the base read waits for its load. A
+    folder with a file of another label than User's is not read ahead."""
     cache = tmp_path / "cache"
     store = SQLiteStore(tmp_path / "t.db")
     load_folder(tiny_market, store)
@@ -375,13 +376,19 @@ def test_a_bad_day_read_beside_its_base_writes_nothing_and_the_next_day_is_a_del
     with pytest.raises(InputError, match=r"follows\.csv:2"):
         load_as_delta(tmp_path / "bad", store, cache)
     assert store.version() == v
-    # the base read is the delta's: made to start only once the load is in, it still serves
+    # the base read is the delta's, read once: made to start only once the load is in, it
+    # still serves
     loaded = threading.Event()
-    base_of = delta._base_of
+    base_of, kept = delta._base_of, delta.delta_base
+    calls: list[str] = []
 
     def after_the_load(*args: Any) -> Any:
-        loaded.wait(5)
+        calls.append("waited" if loaded.wait(5) else "not waited")
         return base_of(*args)
+
+    def read_kept(*args: Any, **kwargs: Any) -> Any:
+        calls.append("base read")
+        return kept(*args, **kwargs)
 
     write = delta.load_folder
 
@@ -392,17 +399,24 @@ def test_a_bad_day_read_beside_its_base_writes_nothing_and_the_next_day_is_a_del
             loaded.set()
 
     monkeypatch.setattr(delta, "_base_of", after_the_load)
+    monkeypatch.setattr(delta, "delta_base", read_kept)
     monkeypatch.setattr(delta, "load_folder", load)
     rows = write_user_delta(tmp_path / "day", g, seed=3)
     (tmp_path / "day" / "user.csv").unlink()
     report, got = load_as_delta(tmp_path / "day", store, cache)
-    assert got is not None and got[1] == v + 1 and loaded.is_set()
+    assert got is not None and got[1] == v + 1 and calls == ["waited", "base read"]
     assert report.rel_users == {str(u) for u in g.node("User").ids[rows]}
     after = read_market(store, FEATURES_READ)
     want = build_features(
         after, today=first.today, calibration=first.calibration, walks=first.walks
     )
     assert_features_close(got[0], want)
+    calls.clear()
+    (tmp_path / "talent").mkdir()
+    (tmp_path / "talent" / "talent.csv").write_text("id,name\nt-new,New Talent\n")
+    (tmp_path / "talent" / "follows.csv").write_text(f"src,dst\n{user},t-new\n")
+    assert load_as_delta(tmp_path / "talent", store, cache)[1] is None and calls == []
+    assert store.version() == v + 2
     store.close()
 
 

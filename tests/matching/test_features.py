@@ -161,6 +161,39 @@ def test_content_chances_after_a_delta_are_those_of_the_market_after_it() -> Non
     assert unpriced[1].nnz and not want[1][1].nnz  # talent 1's unpriced went with user 1's
 
 
+def test_content_chances_a_delta_leaves_as_round_off_are_none() -> None:
+    # talent 0's content (product 0, category 0, at the users' own price level: a fit of 1)
+    # drew chances 0.1, 0.2 and 0.7 from three users with a level and three without; the
+    # delta moves all six to talent 1's content. Taken out in another order than they were
+    # summed ((0.7 + 0.2) + 0.1 against (0.1 + 0.2) + 0.7), the sums keep ~1e-16: that is
+    # nothing, as in a build of the market after (priced 0, no unpriced entry).
+    log_price = np.zeros(2)
+    join = ContentJoin.of(
+        _edges([0, 1], [0, 1]), _edges([0, 1], [0, 1]), np.zeros(2, dtype=np.int64), log_price, 2
+    )
+    shares = [0.1, 0.2, 0.7] * 2
+    interest = sp.csr_matrix(np.array([[x] for x in shares]))
+    logp = np.array([0.0, 0.0, 0.0, np.nan, np.nan, np.nan])
+    users = np.arange(6)
+    was = _edges(users.tolist(), [0] * 6)
+    now = _edges(users.tolist(), [1] * 6)
+    priced, unpriced = content_chances(was.src, was.dst, join, interest, logp, (2, 2))
+    before = cast(
+        MarketFeatures,
+        SimpleNamespace(
+            talent_content_priced=priced,
+            talent_content_unpriced=unpriced,
+            user_interest=interest,
+        ),
+    )
+    backwards = users[::-1].copy()
+    delta = _Delta(before, users, logp, backwards, np.zeros(6, dtype=np.int64))
+    got = _content_chances_after_delta(delta, users, now, join, interest, logp)
+    want = content_chances(now.src, now.dst, join, interest, logp, (2, 2))
+    assert got[0].tolist() == want[0].tolist() == [0.0, 1.0]
+    assert got[1].nnz == want[1].nnz == 1 and got[1][1, 1] == pytest.approx(1.0, rel=1e-15)
+
+
 def test_skill_tracks_the_latent_skill_better_than_collaborations_alone(
     s_features: MarketFeatures, s_market: Path
 ) -> None:
@@ -325,6 +358,24 @@ def test_features_after_a_delta_are_a_build_with_its_calibration_walks_and_date(
         g = after
     assert f.category_ppr_tail is first.category_ppr_tail and f.today == first.today
     none = user_parts_of(g, np.zeros(0, dtype=np.int64))
+    # a content of a one-category talent featuring one more product of that category: no
+    # category moves, but its engagements' chances do (the content skill keeps the others')
+    shared = user_shared(g, f.today, f.calibration)
+    feats = g.edge("FEATURES", "Content")
+    single = [
+        (k, p)
+        for k, p in zip(feats.src.tolist(), feats.dst.tolist(), strict=True)
+        if shared.talent_cat[shared.content_talent[k].indices].nnz == 1 and shared.pcat[p].nnz == 1
+    ]
+    k, p = single[0]
+    featured = set(feats.dst[feats.src == k].tolist())
+    like = shared.pcat[:, shared.pcat[p].indices[0]].toarray().ravel() == 1.0
+    q = next(x for x in np.flatnonzero(like).tolist() if x not in featured)
+    feature = {"src": str(g.node("Content").ids[k]), "dst": str(g.node("Product").ids[q])}
+    store.write([RelBatch.of("FEATURES", "Content", [feature])])
+    refeatured = read_market(store, FULL_READ)
+    with pytest.raises(StoreError, match="changes the products the content features, which"):
+        features_after_delta(refeatured, f, stage, none, none)
     # a delta of what every user's stage reads is refused: a build makes it
     product = str(g.node("Product").ids[0])
     store.write([NodeBatch.of("Product", [{"id": product, "price": 1234.5}])])

@@ -362,6 +362,7 @@ def test_a_talent_that_keeps_few_of_a_large_audience_has_the_sums_of_a_build() -
         np.zeros(1),
         sp.csr_matrix(np.ones((1, 1))),
         sp.csr_matrix((t, c)),
+        one[:, :1],
     )
     per_user = rng.integers(1, 6, n)  # each user also follows 1 to 5 other talents
     src, dst = np.repeat(np.arange(n), per_user), rng.integers(1, t, int(per_user.sum()))
