@@ -47,7 +47,6 @@ from kolmatch.matching.eligibility import (
 from kolmatch.matching.partition import PartitionMap, drained, in_process, run_positions
 from kolmatch.matching.ppr_partition import partitioned_ppr_tails
 from kolmatch.matching.user_partition import (
-    CANCELLED,
     USER_PARTITION_ROWS,
     UserPart,
     UserShared,
@@ -61,6 +60,7 @@ from kolmatch.matching.user_partition import (
     rows_replaced,
     rows_spread,
     rows_with_entries_in,
+    summed_anew,
     user_interest_in_rows,
     user_parts,
     user_stage,
@@ -1195,17 +1195,9 @@ def _content_chances_after_delta(
     shape = before.talent_content_unpriced.shape
     was = content_chances(old_src, old_dst, join, before.user_interest, old_logp, shape)
     back = content_chances(src, dst, join, user_interest, user_logp, shape)
-    priced = before.talent_content_priced - was[0] + back[0]
-    held = np.abs(before.talent_content_priced) + np.abs(was[0]) + np.abs(back[0])
-    priced[np.abs(priced) <= CANCELLED * held] = 0.0
-    unpriced = sp.coo_matrix(before.talent_content_unpriced - was[1] + back[1])
-    held_u = abs(before.talent_content_unpriced) + abs(was[1]) + abs(back[1])
-    unpriced.data[
-        np.abs(unpriced.data) <= CANCELLED * np.asarray(held_u[unpriced.row, unpriced.col]).ravel()
-    ] = 0.0
-    out = unpriced.tocsr()
-    out.eliminate_zeros()
-    return priced, out
+    priced = summed_anew(before.talent_content_priced, was[0], back[0])
+    unpriced = summed_anew(before.talent_content_unpriced, was[1], back[1])
+    return priced, unpriced
 
 
 #: Engagements joined with their contents' products at a time (the content skill's join).

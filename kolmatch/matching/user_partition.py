@@ -30,7 +30,6 @@ from kolmatch.matching.partition import PartitionMap, row_ranges, run_positions,
 from kolmatch.memory import release_freed_memory
 
 __all__ = [
-    "CANCELLED",
     "ENGAGEMENT_HALF_LIFE_DAYS",
     "INTEREST_BLOCK_ROWS",
     "USER_PARTITION_ROWS",
@@ -51,6 +50,7 @@ __all__ = [
     "rows_with_entries_in",
     "stack_rows",
     "stage_with_users",
+    "summed_anew",
     "user_block",
     "user_interest",
     "user_interest_in_rows",
@@ -831,7 +831,30 @@ _LOST = 1e-2
 
 #: What is left of the other sums (engagement strength, sales), relative to the terms they
 #: were made of, that counts as nothing: 0, as in a build from scratch.
-CANCELLED = 1e-12
+_CANCELLED = 1e-12
+
+
+def summed_anew(was: Any, out: Any, back: Any) -> Any:
+    """A sum over users after some users' terms changed: ``was - out + back`` (arrays, or
+    sparse matrices of one shape), with what keeps no more than round-off of the terms it
+    was made of (:data:`_CANCELLED` of them) made 0, as a sum made afresh would be (a sparse
+    result stores no zero).
+
+    Examples
+    --------
+    >>> summed_anew(np.array([1.0, 1.0]), np.array([0.7, 1.0 - 1e-17]), np.array([0.2, 0.0]))
+    array([0.5, 0. ])
+    """
+    v = was - out + back
+    if not sp.issparse(v):
+        v[np.abs(v) <= _CANCELLED * (np.abs(was) + np.abs(out) + np.abs(back))] = 0.0
+        return v
+    c = sp.coo_matrix(v)
+    held = abs(was) + abs(out) + abs(back)
+    c.data[np.abs(c.data) <= _CANCELLED * np.asarray(held[c.row, c.col]).ravel()] = 0.0
+    out_csr = c.tocsr()
+    out_csr.eliminate_zeros()
+    return out_csr
 
 
 def user_stage_changed(
@@ -898,13 +921,13 @@ def user_stage_changed(
     for name in _SUMMED:
         was = getattr(stage, _STAGE_SUM.get(name, name))
         out, back = getattr(old, name), getattr(new, name)
-        v = was - out + back
-        held = np.abs(was) + np.abs(out)
         if name in _AUDIENCE_SUMS:
+            v = was - out + back
+            held = np.abs(was) + np.abs(out)
             little = (np.abs(v) < _LOST * held) & (held > 0)
             lost |= little.any(axis=1) if little.ndim == 2 else little
         else:
-            v[np.abs(v) <= CANCELLED * (held + np.abs(back))] = 0.0
+            v = summed_anew(was, out, back)
         sums[name] = v
     sums["engaged_sum"][sums["engaged_users"] == 0] = 0.0  # (counts: exact)
     by_user = replaced["by_user"]
