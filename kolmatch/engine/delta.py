@@ -33,7 +33,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
@@ -261,7 +261,6 @@ def delta_base(
     cache_dir: str | Path | None,
     before: MarketFeatures,
     identity: Identity,
-    on_nodes: Callable[[MarketGraph], object] | None = None,
 ) -> tuple[MarketGraph, UserStage] | None:
     """The graph and per-user stage kept for ``identity`` (:func:`keep_for_delta`), the stage
     naming what it was made with (from the graph, ``before``'s date and calibration); None if
@@ -275,9 +274,6 @@ def delta_base(
         The features of that version.
     identity
         The graph's id and version.
-    on_nodes
-        As :func:`~kolmatch.engine.graph_file.read_graph` (called only with the graph of
-        ``identity``).
 
     Notes
     -----
@@ -290,14 +286,9 @@ def delta_base(
     stage = _load(_cache_path(uri, d, "stage", identity), UserStage)
     if stage is None:
         return None
-
-    def nodes_read(nodes: MarketGraph) -> None:
-        if on_nodes is not None and nodes.identity == identity:
-            on_nodes(nodes)
-
     try:
         # (mapped: a delta reads the base and makes new arrays of what it changes)
-        g = read_graph(_graph_folder(uri, d, identity), nodes_read, mapped=True)
+        g = read_graph(_graph_folder(uri, d, identity), mapped=True)
     except UnreadableArrays as exc:
         log.info("kolmatch: no delta base for %s (%s)", identity, exc)
         return None
@@ -355,7 +346,10 @@ def features_after_load(
         build than :data:`DELTA_SHARE_MAX` of them): the caller builds.
     """
     d = _cache_dir(cache_dir)
-    applied = _applied(store, d, before_version, users, types, node_users, written)
+    base = _base_of(store.uri, d, (store.graph_id(), before_version))
+    if base is None:
+        return None
+    applied = _applied(store, d, before_version, [base], users, types, node_users, written)
     if applied is None:
         return None
     _keep(store.uri, d, *applied[1:])
@@ -374,29 +368,28 @@ def _applied(
     store: GraphStore,
     d: Path,
     before_version: int,
+    based: list[_Base],
     users: Sequence[str],
     types: Iterable[EdgeKey],
     node_users: Sequence[str] = (),
     written: Mapping[EdgeKey, pa.Table] | None = None,
-    prefetched: list[_Base] | None = None,
 ) -> tuple[MarketFeatures, MarketGraph, UserStage, int] | None:
     """:func:`features_after_load` but for keeping the new base: the features (cached), the
     graph and the stage after the delta, and the users changed since the last build.
 
-    The base may be of a version before ``before_version`` where only the API's writes came
+    ``based`` holds the base of ``before_version`` (:func:`_base_of`: ``kolmatch load`` reads
+    it while it writes), taken out of the list so that the caller holds no reference to it.
+    It may be of a version before ``before_version`` where only the API's writes came
     between (:func:`_base_version`): the tables they write are then read again at the new
-    version. The users' rows are read from the store on a thread of their own as soon as the
-    base's node tables are read (the base's edges and the users' parts before are read
-    meanwhile: at m, ~1 s of the delta's ~2.5 s of reading). Where the load wrote User nodes
+    version. The users' rows are read from the store on a thread of their own while the
+    users' parts before are made (at m ~0.5 s). Where the load wrote User nodes
     (``node_users``), those nodes are read into the base's User table first, on that thread:
     where some are new the base is renumbered onto it, a new user's rows before are none, and
     every user it names is among the changed ones. With ``written`` (the pairs of each type
     the load wrote), a type read without properties or key is added from its pairs
     (:meth:`~kolmatch.graph.market.MarketGraph.with_pairs`) and the others are read back from
-    their writers alone. ``prefetched``: the base of ``before_version`` already read
-    (:func:`_base_of`, during the load), taken out of the list (so that the caller holds no
-    reference to it), else it is read here."""
-    base = prefetched.pop() if prefetched else None
+    their writers alone."""
+    base = based.pop()
     types = tuple(dict.fromkeys(types))
     if any(key not in USER_EDGES_READ for key in types):
         return None
@@ -405,15 +398,9 @@ def _applied(
     paired = () if written is None else tuple(k for k in types if _pairs_alone(k))
     reread = tuple(k for k in types if k not in paired)
     graph_id = store.graph_id()
-    if base is not None and base.graph.identity[0] != graph_id:
+    if base.graph.identity[0] != graph_id:
         return None
-    if base is None:
-        at = _base_version(store.uri, d, (graph_id, before_version))
-        before = None if at is None else _features_since(store.uri, d, graph_id, at, before_version)
-        if at is None or before is None:
-            return None
-    else:
-        at, before = base.graph.identity[1], base.before
+    at, before = base.graph.identity[1], base.before
     identity = (graph_id, at)
     users = sorted(set(users) | set(node_users))
     changed_users = _since_build(_graph_folder(store.uri, d, identity)) + len(users)
@@ -431,29 +418,18 @@ def _applied(
             ThreadPoolExecutor(1, thread_name_prefix="kolmatch-delta-read") as pool,
             ThreadPoolExecutor(1, thread_name_prefix="kolmatch-delta-parts") as side,
         ):
-
-            def read_users_rows(nodes: MarketGraph) -> None:
-                if changed_users > DELTA_SHARE_MAX * len(nodes.node("User")):
-                    raise StoreError(  # (before the base's edges are read)
-                        f"{changed_users:,} users changed since the last build, over "
-                        f"{DELTA_SHARE_MAX:.0%} of them: a build measures the walks and date again"
-                    )
-                reads.append(pool.submit(_users_rows, store, nodes, writers, edges, node_users))
-                if not node_users:  # (the pairs' rows in the base's tables: they stay)
-                    rows_early.append(pool.submit(_pair_rows, nodes, paired, written or {}))
-
+            g, stage = base.graph, base.stage
+            del base  # (the graph and stage before renumbering go with their last use)
+            if changed_users > DELTA_SHARE_MAX * len(g.node("User")):
+                raise StoreError(
+                    f"{changed_users:,} users changed since the last build, over "
+                    f"{DELTA_SHARE_MAX:.0%} of them: a build measures the walks and date again"
+                )
             # (a refusal once the read has started waits for it: the store is not closed under
             # a read running; at m ~3 s)
-            if base is None:
-                kept = delta_base(store.uri, d, before, identity, read_users_rows)
-                if kept is None:
-                    return None
-                g, stage = kept
-                del kept  # (the graph and stage before renumbering go with their last use)
-            else:
-                g, stage = base.graph, base.stage
-                base = None
-                read_users_rows(g)
+            reads.append(pool.submit(_users_rows, store, g, writers, edges, node_users))
+            if not node_users:  # (the pairs' rows in the base's tables: they stay)
+                rows_early.append(pool.submit(_pair_rows, g, paired, written or {}))
             if at < before_version:  # the API's writes since the base: their tables anew
                 g = read_market(store, _API_TABLES, base=g)
             # no User nodes written: the users' rows are the base's, and their parts before are
@@ -667,11 +643,11 @@ def load_as_delta(
                     store,
                     d,
                     identity[1],
+                    base,
                     sorted(users),
                     sorted(types),
                     sorted(node_users),
                     written,
-                    base,
                 )
                 if base
                 else None
