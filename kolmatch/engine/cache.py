@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
@@ -48,7 +49,13 @@ from kolmatch.graph.market import (
 )
 from kolmatch.graph.store import GraphStore
 from kolmatch.jsonio import dumps
-from kolmatch.matching.features import Calibration, MarketFeatures, build_features, refresh_risk
+from kolmatch.matching.features import (
+    Calibration,
+    MarketFeatures,
+    Walks,
+    build_features,
+    refresh_risk,
+)
 from kolmatch.matching.incremental import (
     CollaborationWrite,
     apply_bookings,
@@ -68,8 +75,10 @@ __all__ = [
     "FEED_TRIM_BYTES",
     "ChangeFeed",
     "Identity",
+    "KeptWalks",
     "Measured",
     "StagedRecalibration",
+    "api_writes_alone",
     "cache_folder",
     "cached_features",
     "cached_rankings",
@@ -78,6 +87,7 @@ __all__ = [
     "change_after",
     "features_of",
     "feed_pending",
+    "keep_walks",
     "latest_features",
     "load_features",
     "made",
@@ -91,6 +101,7 @@ __all__ = [
     "store_features",
     "stored_rankings",
     "updated_features",
+    "walks_in_effect",
     "write_measured",
 ]
 
@@ -118,6 +129,8 @@ RECALIBRATE_SHARE = 0.01
 #: Calibrations kept per store: the one in effect and the one before it (a build reading the
 #: version just before a recalibration took effect still finds its own).
 CALIBRATIONS_KEPT = 2
+#: Kept walks per store (:class:`KeptWalks`): those of the last delta and the one before it.
+WALKS_KEPT = 2
 #: Change-feed kinds of the writes applied by re-reading their own tables.
 REREAD_KINDS = ("violations", "bookings", "campaigns")
 #: Change-feed kinds of the API's writes (a collaboration, applied as its row, and those
@@ -158,6 +171,113 @@ class _StoredCalibration:
     category_ids: NDArray[np.object_]
     promotions: int  # collaborations on record when it was measured
     version: int
+
+
+@dataclass(frozen=True)
+class KeptWalks:
+    """The walks and reference date a delta kept from the last full build, recorded for the
+    version it made (``walks-...-v<version>.npz``): what a build of that version, or of one
+    the API's writes alone made from it, takes rather than walks the follow graph again
+    (:func:`walks_in_effect`), so it gives the delta's features; and the users changed by
+    deltas since that build, which the build's kept base carries on counting."""
+
+    influence: NDArray[np.float64]  # (T,) Walks.influence
+    category_ppr_tail: NDArray[np.float64]  # (C, T) Walks.category_ppr_tail
+    today: date
+    talent_ids: NDArray[np.str_]
+    category_ids: NDArray[np.str_]
+    changed_users: int
+    version: int
+
+    @property
+    def walks(self) -> Walks:
+        """As :attr:`MarketFeatures.walks`."""
+        return Walks(self.influence, self.category_ppr_tail)
+
+
+def keep_walks(
+    uri: str,
+    cache_dir: str | Path | None,
+    g: MarketGraph,
+    f: MarketFeatures,
+    changed_users: int,
+) -> None:
+    """Record ``f``'s walks and date as those of the version ``g`` a delta made
+    (:class:`KeptWalks`); a failure to write is said in the log (a build of that version then
+    walks again, as before the record).
+
+    Parameters
+    ----------
+    uri
+        The store's URI.
+    cache_dir
+        The cache folder (as :func:`load_features`).
+    g
+        The graph after the delta (its version, its categories).
+    f
+        The delta's features (their walks and date are the last full build's).
+    changed_users
+        Users changed by deltas since that build, this one's included.
+    """
+    d = _cache_dir(cache_dir)
+    kept = KeptWalks(
+        f.talent_influence,
+        f.category_ppr_tail,
+        f.today,
+        f.talent_ids,
+        np.asarray(g.node("Category").ids).astype(str),
+        int(changed_users),
+        int(g.identity[1]),
+    )
+    _store(_cache_path(uri, d, "walks", g.identity), "walks", kept, keep=WALKS_KEPT)
+
+
+def walks_in_effect(uri: str, cache_dir: str | Path | None, identity: Identity) -> KeptWalks | None:
+    """The walks a full build of ``identity``'s version takes as given: those a delta kept
+    (:func:`keep_walks`) for the latest version at or before it, where that is the version
+    itself or the change feed shows every write since made by the API
+    (:data:`WRITE_KINDS`: none moves a follow, a purchase or an engagement). None otherwise (a
+    bulk load, a recalibration or an unrecorded write came between, or no delta was kept): the
+    build walks the graph, as a delta's graph never needs.
+
+    Parameters
+    ----------
+    uri, cache_dir
+        As :func:`keep_walks`.
+    identity
+        The graph id and version to build.
+    """
+    d = _cache_dir(cache_dir)
+    graph_id, version = identity
+    at = next((v for v in _cached_versions(uri, d, "walks", graph_id) if v <= version), None)
+    if at is None:
+        return None
+    if not api_writes_alone(uri, graph_id, d, at, version):
+        return None
+    return _load(_cache_path(uri, d, "walks", (graph_id, at)), KeptWalks)
+
+
+def api_writes_alone(
+    uri: str, graph_id: str, cache_dir: str | Path | None, start: int, version: int
+) -> bool:
+    """Whether the change feed shows the API's writes alone (:data:`WRITE_KINDS`: none writes
+    a user's row) made every version after ``start`` up to ``version``, each recorded as
+    written (True when they are one version). Nothing is read but the feed.
+
+    Parameters
+    ----------
+    uri, graph_id
+        The store's URI and graph id.
+    cache_dir
+        As :func:`load_features`.
+    start, version
+        The versions the writes lie between.
+    """
+    for before in range(start, version):
+        change = change_after(uri, graph_id, cache_dir, before)
+        if not made(change, before) or change.get("kind") not in WRITE_KINDS:
+            return False
+    return True
 
 
 def _cache_dir(cache_dir: str | Path | None) -> Path:
@@ -269,17 +389,21 @@ def load_features(
     # the graph returned holds ``also`` and the catalog: a user's engagements and follows,
     # the build's largest tables, go as soon as it has read them, unless asked for
     release = not {_ENGAGED, _FOLLOWS} & set(extra.edges)
-    keep = _delta_keeper(store.uri, d, g)
-    f = _build_calibrated(store.uri, d, g, dask, release=release, keep_stage=keep)
+    walks = walks_in_effect(store.uri, d, g.identity)
+    keep = _delta_keeper(store.uri, d, g, 0 if walks is None else walks.changed_users)
+    f = _build_calibrated(store.uri, d, g, dask, release=release, keep_stage=keep, walks=walks)
     _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
     return f, g
 
 
-def _delta_keeper(uri: str, d: Path, g: MarketGraph) -> Callable[[UserStage], None] | None:
+def _delta_keeper(
+    uri: str, d: Path, g: MarketGraph, changed_users: int = 0
+) -> Callable[[UserStage], None] | None:
     """Keep ``g`` as the base of a delta from its version (:mod:`kolmatch.engine.delta`: the
     graph now, before a build lets its user edges go; the stage by the callback returned,
-    which the build calls with it). None if the graph cannot be written (said in the log: a
-    later load is then a build)."""
+    which the build calls with it), with the users changed by deltas since the last build
+    that walked (``changed_users``: those of the walks it takes, else none). None if the graph
+    cannot be written (said in the log: a later load is then a build)."""
     from kolmatch.engine.delta import keep_graph, keep_stage  # (it builds on this module)
 
     try:
@@ -290,7 +414,7 @@ def _delta_keeper(uri: str, d: Path, g: MarketGraph) -> Callable[[UserStage], No
 
     def keep(stage: UserStage) -> None:
         try:
-            keep_stage(uri, d, g.identity, stage)
+            keep_stage(uri, d, g.identity, stage, changed_users)
         except OSError as exc:
             log.warning("kolmatch: cannot keep the stage for a delta in %s (%s)", d, exc)
 
@@ -1187,16 +1311,23 @@ def _build(
     *,
     release: bool = False,
     keep_stage: Callable[[UserStage], None] | None = None,
+    walks: KeptWalks | None = None,
 ) -> MarketFeatures:
     """:func:`build_features`, its partitions on the Dask cluster ``dask`` names, if any; the
     build's freed temporaries are then handed back (:mod:`kolmatch.memory`).
     ``release``: ``g``'s engagement and follow edges are dropped once read (the caller
-    needs them no more: ``release_user_edges``); ``keep_stage`` as :func:`build_features`."""
+    needs them no more: ``release_user_edges``); ``keep_stage`` as :func:`build_features`;
+    ``walks``: their walks and date taken as given (else walked and measured)."""
     address = dask_address(dask)
+    given: dict[str, Any] = {} if walks is None else {"walks": walks.walks, "today": walks.today}
     try:
         if address is None:  # in process: build_features' own default
             return build_features(
-                g, calibration=calibration, release_user_edges=release, keep_stage=keep_stage
+                g,
+                calibration=calibration,
+                release_user_edges=release,
+                keep_stage=keep_stage,
+                **given,
             )
         with partitions_on(address, argument=dask_argument(dask)) as partitions:
             return build_features(
@@ -1205,6 +1336,7 @@ def _build(
                 partitions=partitions,
                 release_user_edges=release,
                 keep_stage=keep_stage,
+                **given,
             )
     finally:
         release_freed_memory()
@@ -1218,19 +1350,28 @@ def _build_calibrated(
     *,
     release: bool = False,
     keep_stage: Callable[[UserStage], None] | None = None,
+    walks: KeptWalks | None = None,
 ) -> MarketFeatures:
     """A full build with the calibration in effect at the graph's version if it fits its
     talents and categories, else with a fresh one (then stored, in effect from it);
-    ``release`` and ``keep_stage`` as :func:`_build`."""
+    ``release`` and ``keep_stage`` as :func:`_build`; ``walks`` (:func:`walks_in_effect`)
+    taken as given with their date where they fit them too."""
     talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(str)
+    kept = (
+        walks
+        if walks is not None
+        and np.array_equal(walks.talent_ids, talents)
+        and np.array_equal(walks.category_ids, cats)
+        else None
+    )
     cal = _calibration_at(uri, d, g.identity)
     if cal is not None and (
         np.array_equal(cal.talent_ids, talents)
         and np.array_equal(cal.category_ids.astype(str), cats)
     ):
         frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
-        return _build(g, dask, frozen, release=release, keep_stage=keep_stage)
-    f = _build(g, dask, release=release, keep_stage=keep_stage)
+        return _build(g, dask, frozen, release=release, keep_stage=keep_stage, walks=kept)
+    f = _build(g, dask, release=release, keep_stage=keep_stage, walks=kept)
     path = _cache_path(uri, d, "calibration", g.identity)
     _store(path, "calibration", _stored_calibration(f, g), keep=CALIBRATIONS_KEPT)
     return f

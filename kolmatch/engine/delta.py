@@ -45,14 +45,13 @@ import pyarrow as pa
 from kolmatch.engine.arrays import UnreadableArrays
 from kolmatch.engine.cache import (
     STALE_TMP_SECONDS,
-    WRITE_KINDS,
     _cache_dir,
     _cache_path,
     _cached_versions,
     _load,
     _store,
-    change_after,
-    made,
+    api_writes_alone,
+    keep_walks,
     rebuilding_now,
 )
 from kolmatch.engine.graph_file import is_graph_folder, read_graph, write_graph
@@ -480,6 +479,9 @@ def _applied(
         log.info("kolmatch: the load is no delta of version %s (%s)", before_version, exc)
         return None
     _store(_cache_path(store.uri, d, "features", after.identity), "features", f)
+    # (a build of this version, or of one the API's writes alone made from it, then takes the
+    # walks and date kept here: the same features as this delta's)
+    keep_walks(store.uri, d, after, f, changed_users)
     return f, after, changed, changed_users
 
 
@@ -678,11 +680,7 @@ def _base_version(uri: str, d: Path, identity: Identity) -> int | None:
     for at in _cached_versions(uri, d, "stage", graph_id):  # latest first
         if at > version or not is_graph_folder(_graph_folder(uri, d, (graph_id, at))):
             continue
-        for v in range(at, version):
-            change = change_after(uri, graph_id, d, v)
-            if not made(change, v) or change.get("kind") not in WRITE_KINDS:
-                return None
-        return at
+        return at if api_writes_alone(uri, graph_id, d, at, version) else None
     return None
 
 

@@ -453,3 +453,73 @@ def test_a_base_older_than_the_load_serves_only_across_the_api_s_recorded_writes
         record_change(store.uri, graph_id, other, entry)
         assert _base_version(store.uri, other, (graph_id, v + 1)) is None, (kind, state)
     store.close()
+
+
+def test_a_build_of_a_version_a_delta_made_takes_the_walks_and_date_the_delta_kept(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """A delta keeps the last build's walks and date; a build of the version it made (its
+    features no longer cached: evicted, a cache folder cleared) takes them too and gives the
+    delta's features, where walking the new follow graph would not, and its kept base goes on
+    counting the users changed since the last build that walked. So does a build of a version
+    the API's writes alone made since (the change feed says so); past a bulk load the build
+    walks again."""
+    from kolmatch.engine.cache import record_change, walks_in_effect
+    from kolmatch.engine.delta import _graph_folder, _since_build
+
+    cache = tmp_path / "cache"
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    first = cached_features(store, cache)  # a build (walks measured), its base kept
+    g = read_market(store, FEATURES_READ)
+    rows = write_user_delta(tmp_path / "day", g, seed=7)
+    (tmp_path / "day" / "user.csv").unlink()
+    _, got = load_as_delta(tmp_path / "day", store, cache)
+    assert got is not None
+    made = read_market(store, FEATURES_READ)
+    walked = build_features(made, calibration=first.calibration)  # the new follows walked
+    assert not np.allclose(walked.talent_influence, got[0].talent_influence, rtol=1e-9, atol=0)
+    assert walks_in_effect(store.uri, cache, (made.identity[0], made.identity[1] - 1)) is None
+
+    def uncached() -> None:
+        for entry in cache.glob("features-*.npz"):
+            entry.unlink()
+
+    uncached()
+    assert_features_close(cached_features(store, cache), got[0])
+    assert _since_build(_graph_folder(store.uri, cache, made.identity)) == len(rows)
+    # a collaboration written and recorded in the feed as the API does: still the kept walks
+    talent, product = str(g.node("Talent").ids[1]), str(g.node("Product").ids[2])
+    v = store.version()
+    store.write(
+        [
+            RelBatch.of(
+                "PROMOTED",
+                "Talent",
+                [{"src": talent, "dst": product, "collab_id": "c-walks", "gmv": 900.0}],
+            )
+        ]
+    )
+    entry = {"before": v, "kind": "collaboration", "state": "written", "after": v + 1}
+    record_change(store.uri, made.identity[0], cache, entry)
+    uncached()
+    after = read_market(store, FEATURES_READ)
+    assert_features_close(
+        cached_features(store, cache),
+        build_features(
+            after, today=first.today, calibration=first.calibration, walks=first.walks
+        ),
+    )
+    # a bulk load (not in the feed): the build walks the graph and measures the date again
+    (tmp_path / "bulk").mkdir()
+    user = str(g.node("User").ids[11])
+    (tmp_path / "bulk" / "follows.csv").write_text(
+        "src,dst\n" + "".join(f"{user},{t}\n" for t in g.node("Talent").ids[:5])
+    )
+    load_folder(tmp_path / "bulk", store)
+    uncached()
+    assert_features_close(
+        cached_features(store, cache),
+        build_features(read_market(store, FEATURES_READ), calibration=first.calibration),
+    )
+    store.close()
