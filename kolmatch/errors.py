@@ -244,7 +244,33 @@ class Rebuilding(KolmatchError):
 
 
 class InfeasiblePlan(KolmatchError):
-    """An optimisation problem has no feasible solution under its constraints."""
+    """An optimisation problem has no feasible solution under its constraints.
+
+    Parameters
+    ----------
+    message
+        What was refused and why, in English (logs, the API's message).
+    left_out
+        Where a planner found no talent to choose: the talents it left out, by its reason
+        (``plan.LEFT_OUT_*``), as it counted them; None otherwise.
+    cheapest
+        The cheapest talent it could otherwise have chosen, where all are over the budget.
+    max_talents
+        The merchant's ``max_talents``, where it takes no talent at all.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        left_out: dict[str, int] | None = None,
+        cheapest: float | None = None,
+        max_talents: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.left_out = left_out
+        self.cheapest = cheapest
+        self.max_talents = max_talents
 
 
 class LimitExceeded(KolmatchError):

@@ -42,7 +42,6 @@ from kolmatch.matching.availability import (
 )
 from kolmatch.matching.eligibility import product_eligibility, require_merchant
 from kolmatch.matching.features import MarketFeatures
-from kolmatch.matching.fees import merchant_prices
 from kolmatch.matching.field import (
     MAX_SESSIONS_PER_DAY,
     FieldCurve,
@@ -53,12 +52,6 @@ from kolmatch.matching.field import (
 )
 from kolmatch.matching.plan import (
     DEFAULT_MIN_ROI,
-    LEFT_OUT_ALREADY_HELD,
-    LEFT_OUT_COMPETITOR,
-    LEFT_OUT_COMPLIANCE,
-    LEFT_OUT_NO_FREE_SLOT,
-    LEFT_OUT_NO_LIST_PRICE,
-    LEFT_OUT_OVER_BUDGET,
     LEFT_OUT_RETURN_BELOW,
     TIERS,
     Candidates,
@@ -66,7 +59,7 @@ from kolmatch.matching.plan import (
     plan_candidates,
     talent_tiers,
 )
-from kolmatch.matching.score import expected_gmv, merchant_signals
+from kolmatch.matching.score import expected_gmv
 
 __all__ = [
     "CAMPAIGN_LIFT_RADIUS",
@@ -676,8 +669,8 @@ def fact_split(
     base: Candidates | None = None
     try:
         base = plan_candidates(f, merchant_id, budget=budget)
-    except InfeasiblePlan:
-        why = _unplanned(f, m, budget=budget, campaign=None)
+    except InfeasiblePlan as refused:
+        why = _unplanned(refused, None)
         for ch in ("alliance", "top_kol"):
             unplanned[ch].append(why)
             notes[ch].append(say("fact.talents.none", channel=say.channel(ch), why=say.why(why)))
@@ -725,8 +718,8 @@ def fact_split(
             continue
         try:
             c = plan_candidates(f, merchant_id, budget=budget, campaign=cid)
-        except InfeasiblePlan:
-            why = _unplanned(f, m, budget=budget, campaign=cid)
+        except InfeasiblePlan as refused:
+            why = _unplanned(refused, cid)
             unplanned["campaign"].append(why)
             channel = f"{say.channel('campaign')} {cid}"
             notes["campaign"].append(say("fact.talents.none", channel=channel, why=say.why(why)))
@@ -866,41 +859,17 @@ def fact_split(
     )
 
 
-def _unplanned(f: MarketFeatures, m: int, *, budget: float, campaign: str | None) -> Unplanned:
-    """What :func:`~kolmatch.matching.plan.plan_candidates` found when it refused to plan
-    for merchant row ``m`` (InfeasiblePlan), counted as it counts: its ``left_out`` by
-    reason, and the cheapest eligible talent's price where the budget is the reason, or the
-    merchant's ``max_talents`` where it takes none. Read only after a refusal (its message is
-    English); tests/matching/test_fact.py checks the counts against the planner's own.
-    """
-    window = planning_window(f, campaign, m)
-    av = availability(f, m, window)
-    excluded = merchant_signals(f, m).excluded
-    fee = merchant_prices(f).fee
-    held = av.held if av.held is not None else np.zeros(f.n_talents, dtype=bool)
-    reasons = {
-        LEFT_OUT_COMPLIANCE: excluded,
-        LEFT_OUT_NO_FREE_SLOT: ~excluded & (av.free_slots <= 0),
-        LEFT_OUT_COMPETITOR: ~excluded & (av.free_slots > 0) & av.competitor_booked,
-        LEFT_OUT_ALREADY_HELD: ~excluded & (av.free_slots > 0) & ~av.competitor_booked & held,
-        LEFT_OUT_NO_LIST_PRICE: ~np.isfinite(fee) | (np.nan_to_num(fee) <= 0),
-    }
-    eligible = ~np.logical_or.reduce(list(reasons.values()))
-    left_out = {k: int(v.sum()) for k, v in reasons.items() if v.any()}
-    over = eligible & (np.nan_to_num(fee) > budget)
-    if over.any():
-        left_out[LEFT_OUT_OVER_BUDGET] = int(over.sum())
-    if not (eligible & ~over).any():
-        cheapest = float(np.min(fee[eligible])) if eligible.any() else None
-        return Unplanned(campaign, left_out, cheapest=cheapest)
-    most = float(f.merchant_max_talents[m])
-    if np.isfinite(most) and most < 1:
-        return Unplanned(campaign, left_out, max_talents=int(most))
-    # the planner's return floor left out every talent that was left
-    left_out[LEFT_OUT_RETURN_BELOW.format(floor=_times(DEFAULT_MIN_ROI))] = int(
-        (eligible & ~over).sum()
+def _unplanned(refused: InfeasiblePlan, campaign: str | None) -> Unplanned:
+    """What :func:`~kolmatch.matching.plan.plan_candidates` counted when it refused to plan
+    (``refused``, its InfeasiblePlan): its ``left_out`` by reason, the cheapest eligible
+    talent's price where the budget is the reason, or the merchant's ``max_talents`` where it
+    takes none; ``campaign`` the window it planned for (None: the coming period)."""
+    return Unplanned(
+        campaign,
+        dict(refused.left_out or {}),
+        cheapest=refused.cheapest,
+        max_talents=refused.max_talents,
     )
-    return Unplanned(campaign, left_out)
 
 
 def _cheapest_worth_buying(

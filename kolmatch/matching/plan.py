@@ -813,11 +813,19 @@ def plan_candidates(
         why = ", ".join(f"{v} {k}" for k, v in left_out.items()) or "the graph has no talents"
         cheapest = np.nanmin(np.where(eligible, fee, np.nan)) if eligible.any() else None
         hint = f"; the cheapest eligible talent costs ¥{cheapest:,.0f}" if cheapest else ""
-        raise InfeasiblePlan(f"no talent can be planned for {merchant_id} in {window}: {why}{hint}")
+        raise InfeasiblePlan(
+            f"no talent can be planned for {merchant_id} in {window}: {why}{hint}",
+            left_out=left_out,
+            cheapest=None if cheapest is None else float(cheapest),
+        )
     eligible &= ~over
     most = _max_talents(f, m)
     if most is not None and most < 1:
-        raise InfeasiblePlan(f"{merchant_id} takes at most {most} talents (max_talents)")
+        raise InfeasiblePlan(
+            f"{merchant_id} takes at most {most} talents (max_talents)",
+            left_out=left_out,
+            max_talents=most,
+        )
     tier = talent_tiers(f)
     gmv_all = sig.expected_gmv * (1.0 - sig.risk)
     kind = "gmv" if f.gmv_rate > 0 and (gmv_all[eligible] > 0).any() else "target_reach"
@@ -840,7 +848,8 @@ def plan_candidates(
         raise InfeasiblePlan(
             f"no talent that could be planned for {merchant_id} in {window} returns at least "
             f"{_times(floor)} its cost (fee + {rate:.0%} commission on the expected GMV); the "
-            f"best, {f.talent_ids[best]}, returns {roi_all[best]:.2f}x"
+            f"best, {f.talent_ids[best]}, returns {roi_all[best]:.2f}x",
+            left_out=left_out,
         )
     eligible &= ~below
     return Candidates(

@@ -21,7 +21,6 @@ from kolmatch.matching.fact import (
     CHANNELS,
     Curve,
     FactInputs,
-    _unplanned,
     allocate,
     campaign_lift,
     concave_hull,
@@ -29,6 +28,7 @@ from kolmatch.matching.fact import (
     fact_split,
 )
 from kolmatch.matching.features import MarketFeatures
+from kolmatch.matching.fees import merchant_prices
 from kolmatch.matching.plan import LEFT_OUT_OVER_BUDGET, LEFT_OUT_RETURN_BELOW, plan_candidates
 from kolmatch.matching.score import merchant_signals
 
@@ -295,29 +295,47 @@ _REFUSED_COUNTS = re.compile(r"\): (?P<counts>[^;]*)")
 
 
 @pytest.mark.parametrize("budget", [100.0, 3e4, 1e6])
-def test_unplanned_counts_as_the_planner_does(tiny_features: MarketFeatures, budget: float) -> None:
-    """Where the planner refuses, the split says why from counts; they are the planner's."""
+def test_a_refusal_carries_the_planner_s_counts_and_the_split_says_them(
+    tiny_features: MarketFeatures, tiny: FactInputs, budget: float
+) -> None:
+    """Where the planner refuses, its InfeasiblePlan carries what it counted (the talents left
+    out by reason, the cheapest one over the budget, or max_talents) and the split's channels
+    say why from exactly those: one count of eligibility, the planner's."""
     f = tiny_features
     floor_key = LEFT_OUT_RETURN_BELOW.format(floor="1.0x")
+    refused = 0
     for merchant in _eligible_merchants(f):
-        u = _unplanned(f, f.merchant_row(merchant), budget=budget, campaign=None)
         try:
-            c = plan_candidates(f, merchant, budget=budget)
-        except InfeasiblePlan as exc:
-            if "returns at least" in str(exc):  # the floor: every talent left is under it
-                c = plan_candidates(f, merchant, budget=budget, min_roi=0)
-                assert u.left_out == {**c.left_out, floor_key: int(c.eligible.sum())}
-                continue
-            m = _REFUSED_COUNTS.search(str(exc))
-            assert m, exc
-            counts = dict(
-                (why, int(n)) for n, why in (x.split(" ", 1) for x in m["counts"].split(", "))
-            )
-            assert u.left_out == counts and u.cheapest is not None
+            plan_candidates(f, merchant, budget=budget)
             continue
-        mine = {k: v for k, v in u.left_out.items() if k != floor_key}
-        planner = {k: v for k, v in c.left_out.items() if not k.startswith("return below")}
-        assert mine == planner, merchant
+        except InfeasiblePlan as exc:
+            got = exc
+        refused += 1
+        if "returns at least" in str(got):  # the floor: every talent left is under it
+            c = plan_candidates(f, merchant, budget=budget, min_roi=0)
+            assert got.left_out == {**c.left_out, floor_key: int(c.eligible.sum())}
+        else:
+            m = _REFUSED_COUNTS.search(str(got))
+            assert m, got
+            counts = {why: int(n) for n, why in (x.split(" ", 1) for x in m["counts"].split(", "))}
+            assert got.left_out == counts
+            fee = merchant_prices(f).fee
+            ok = ~np.logical_or.reduce(
+                [
+                    merchant_signals(f, f.merchant_row(merchant)).excluded,
+                    ~np.isfinite(fee),
+                ]
+            )
+            assert got.cheapest is not None and got.cheapest >= np.nanmin(fee[ok])
+        s = _split(f, tiny, merchant, budget)
+        for name in ("alliance", "top_kol"):
+            (u,) = s.channel(name).unplanned  # type: ignore[attr-defined]
+            assert (u.left_out, u.cheapest, u.max_talents) == (
+                got.left_out,
+                got.cheapest,
+                got.max_talents,
+            )
+    assert refused  # (the tiny market refuses some merchant at every one of these budgets)
 
 
 def test_a_refusal_is_said_in_the_readers_language(
