@@ -1783,14 +1783,11 @@ BOOKING_FLAGS = {
 
 def _cmd_book(a: argparse.Namespace) -> int:
     from kolmatch.api.errors import api_arguments  # renames a BadArgument: not API-specific
+    from kolmatch.engine.service import dates_beside_campaign
 
-    # an empty day given is a day given (the service refuses it too, by ``is not None``)
-    dates = [
-        f"{flag} {shlex.quote(v)}"
-        for flag, v in (("--start", a.start), ("--end", a.end))
-        if v is not None
-    ]
-    if a.campaign is not None and dates:  # the window is the campaign's or the dates', not both
+    # the service's rule, asked before the store is opened (and its features read)
+    if clash := dates_beside_campaign(a.campaign, a.start, a.end):
+        dates = [f"{BOOKING_FLAGS[name]} {shlex.quote(v)}" for name, v in clash]
         got = " ".join([f"--campaign {a.campaign}", *dates])
         raise BadArgument(
             "--campaign",

@@ -91,7 +91,13 @@ from kolmatch.matching.incremental import CollaborationWrite
 from kolmatch.matching.score import MerchantRankings, rankings_after_risk, rankings_worn
 from kolmatch.memory import settle_objects
 
-__all__ = ["FOLLOW_POLL_SECONDS", "Collaboration", "EngineService", "Snapshot"]
+__all__ = [
+    "FOLLOW_POLL_SECONDS",
+    "Collaboration",
+    "EngineService",
+    "Snapshot",
+    "dates_beside_campaign",
+]
 
 log = logging.getLogger("kolmatch.engine")
 
@@ -2006,6 +2012,24 @@ def _names(ids: NDArray[np.str_], names: NDArray[np.object_]) -> dict[str, str]:
     return {str(i): str(n) if n else str(i) for i, n in zip(ids, names, strict=True)}
 
 
+def dates_beside_campaign(
+    campaign: str | None, start: str | None, end: str | None
+) -> list[tuple[str, str]]:
+    """The days a booking request gives beside a campaign, as ``(argument, value)``: a
+    booking's window is a campaign's or a start and an end day, never both, so any is refused
+    (:meth:`EngineService.book_talents`; the CLI asks before it opens the store). An empty day
+    given is a day given. Empty where there is no campaign or no day.
+
+    Examples
+    --------
+    >>> dates_beside_campaign("cmp-1", None, "2026-07-30"), dates_beside_campaign(None, "x", "y")
+    ([('end', '2026-07-30')], [])
+    """
+    if campaign is None:
+        return []
+    return [(name, v) for name, v in (("start", start), ("end", end)) if v is not None]
+
+
 def _booking_window(
     snap: Snapshot,
     merchant: str,
@@ -2031,8 +2055,8 @@ def _booking_window(
         raise BadArgument("talents", "a talent is named twice")
     today = snap.features.today
     if campaign is not None:
-        if start is not None or end is not None:
-            dates = ", ".join(f"{n} {v}" for n, v in (("start", start), ("end", end)) if v)
+        if clash := dates_beside_campaign(campaign, start, end):
+            dates = ", ".join(f"{n} {v}" for n, v in clash)
             raise BadArgument(
                 "campaign",
                 f"give a campaign (its window is booked) or a start and an end day, not both: "
