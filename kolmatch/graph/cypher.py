@@ -281,27 +281,53 @@ def count_rels(rel_type: str) -> str:
     return f"MATCH ()-[r:{_rel(rel_type)}]->() RETURN count(r) AS n"
 
 
+# Reads return their rows collected, one list per row in one record per page: the Bolt record
+# and the driver's per-record handling cost 8-13x the rows' own transfer (the s market's
+# 399k follows: 7.0 s as records, 0.54 s as pages of 20,000 users; docs/scale.md).
+
+
 def node_rows(label: str, fields: Sequence[str]) -> str:
-    """Every node of a label with its id and the named properties."""
+    """A page of the nodes of a label: ``$n`` nodes of ids after ``$after``, in id order (the
+    uniqueness constraint's index gives the order; the next page starts after the last id),
+    as ``rows``, a list of ``[id, property...]`` lists."""
     spec = node_spec(label)
-    cols = "".join(f", n.{f} AS {f}" for f in _props(spec.field_names, fields))
-    return f"MATCH (n:{_label(label)}) RETURN n.id AS id{cols}"
+    cols = "".join(f", n.{f}" for f in _props(spec.field_names, fields))
+    return (
+        f"MATCH (n:{_label(label)}) WHERE n.id > $after WITH n ORDER BY n.id LIMIT $n "
+        f"RETURN collect([n.id{cols}]) AS rows"
+    )
 
 
 def node_rows_of(label: str, fields: Sequence[str]) -> str:
-    """:func:`node_rows` of the nodes whose ids are ``$ids`` only.
+    """:func:`node_rows` of the nodes whose ids are ``$ids`` (all of them, one list).
 
-    Steps: unwind the ids; find each node by id (the label's uniqueness constraint); return
+    Steps: unwind the ids; find each node by id (the label's uniqueness constraint); collect
     its id and the named properties.
     """
     spec = node_spec(label)
-    cols = "".join(f", n.{f} AS {f}" for f in _props(spec.field_names, fields))
-    return f"UNWIND $ids AS id MATCH (n:{_label(label)} {{id: id}}) RETURN n.id AS id{cols}"
+    cols = "".join(f", n.{f}" for f in _props(spec.field_names, fields))
+    return (
+        f"UNWIND $ids AS id MATCH (n:{_label(label)} {{id: id}}) "
+        f"RETURN collect([n.id{cols}]) AS rows"
+    )
 
 
 def edge_rows(rel_type: str, src_label: str, fields: Sequence[str]) -> str:
-    """Every relationship of a type from a source label, with endpoint ids and properties."""
-    return f"MATCH {_rel_pattern(rel_type, src_label, '')} {_rel_return(rel_type, fields)}"
+    """A page of the relationships of a type from a source label: those of ``$n`` source
+    nodes of ids after ``$after``, in id order, as ``rows`` (``[source id, target id,
+    property...]`` lists), with ``last``, the page's last source id (where the next starts),
+    and ``n``, how many sources it had (fewer than ``$n``: the last page).
+
+    Steps: the page's sources by the label's id index, in order; their relationships of the
+    type, collected in a subquery; the last source's id.
+    """
+    return (
+        f"MATCH (s:{_label(src_label)}) WHERE s.id > $after WITH s ORDER BY s.id LIMIT $n "
+        "WITH collect(s) AS page "
+        f"CALL {{ WITH page UNWIND page AS s MATCH {_rel_pattern(rel_type, src_label, '')} "
+        f"{_rel_collect(rel_type, fields)} }} "
+        "RETURN rows, page[-1].id AS last, size(page) AS n"
+    )
 
 
 def _rel_pattern(rel_type: str, src_label: str, source: str) -> str:
@@ -312,16 +338,17 @@ def _rel_pattern(rel_type: str, src_label: str, source: str) -> str:
     return f"(s:{_label(src_label)}{source})-[r:{_rel(rel_type)}]->(d:{_label(spec.dst)})"
 
 
-def _rel_return(rel_type: str, fields: Sequence[str]) -> str:
-    cols = "".join(f", r.{f} AS {f}" for f in _props(rel_spec(rel_type).field_names, fields))
-    return f"RETURN s.id AS src, d.id AS dst{cols}"
+def _rel_collect(rel_type: str, fields: Sequence[str]) -> str:
+    cols = "".join(f", r.{f}" for f in _props(rel_spec(rel_type).field_names, fields))
+    return f"RETURN collect([s.id, d.id{cols}]) AS rows"
 
 
 def edge_rows_from(rel_type: str, src_label: str, fields: Sequence[str]) -> str:
-    """:func:`edge_rows` of the source nodes whose ids are ``$ids`` only.
+    """The rows of :func:`edge_rows` of the source nodes whose ids are ``$ids`` (all of them,
+    one list).
 
     Steps: unwind the ids; find each source node by id (the label's uniqueness constraint);
-    match its relationships of the type; return endpoint ids and properties.
+    match its relationships of the type; collect endpoint ids and properties.
     """
     pattern = _rel_pattern(rel_type, src_label, " {id: id}")
-    return f"UNWIND $ids AS id MATCH {pattern} {_rel_return(rel_type, fields)}"
+    return f"UNWIND $ids AS id MATCH {pattern} {_rel_collect(rel_type, fields)}"

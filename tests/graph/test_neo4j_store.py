@@ -275,3 +275,50 @@ def test_advance_raises_the_version_only_from_the_one_expected(
     with pytest.raises(RuntimeError):  # an unfinished load: no version is made past it
         neo4j_store.write(itertools.chain(itertools.islice(batches, 30), _boom()), key="dead")
     assert not neo4j_store.advance(v + 1)
+
+
+def test_reads_in_many_pages_are_the_reads_in_one(
+    tiny_market: Path, neo4j_store: Any, sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole read comes in pages of source nodes in id order, each page's rows one list,
+    and reads by ids in chunks: with pages and chunks of a few nodes (so every table takes
+    many, and the page size halves and doubles with its rows), the market read is the
+    SQLite store's, table for table and edge for edge, and so are reads by ids."""
+    from kolmatch.graph import neo4j_store as module
+    from kolmatch.graph.market import read_market
+    from tests.graph.test_market import _assert_same_graph
+
+    load_folder(tiny_market, neo4j_store)
+    load_folder(tiny_market, sqlite_store)
+    one = read_market(neo4j_store)
+    pages: list[int] = []
+    query = neo4j_store._query
+
+    def counted(q: str, routing: str = "r", **params: Any) -> Any:
+        if "n" in params:
+            pages.append(params["n"])
+        return query(q, routing, **params)
+
+    monkeypatch.setattr(neo4j_store, "_query", counted)
+    monkeypatch.setattr(module, "_PAGE_NODES", 16)
+    monkeypatch.setattr(module, "_PAGE_NODES_MIN", 2)
+    monkeypatch.setattr(module, "_PAGE_ROWS", 40)
+    monkeypatch.setattr(module, "_READ_CHUNK", 7)
+    many = read_market(neo4j_store)
+    _assert_same_graph(read_market(sqlite_store), many)
+    _assert_same_graph(one, many)
+    assert len(pages) > 100 and min(pages) < 16 < max(pages), pages  # (halved and doubled)
+    users = [str(u) for u in one.node("User").ids[:50]]
+    by_ids = neo4j_store.node_rows_of("User", users, ("gender",))
+    assert sorted(by_ids.ids) == sorted(users)
+    follows = [
+        (s, d)
+        for chunk in neo4j_store.edge_rows_from("FOLLOWS", "User", users, ())
+        for s, d in zip(chunk.src, chunk.dst, strict=True)
+    ]
+    want = [
+        (s, d)
+        for chunk in sqlite_store.edge_rows_from("FOLLOWS", "User", users, ())
+        for s, d in zip(chunk.src, chunk.dst, strict=True)
+    ]
+    assert sorted(follows) == sorted(want) and len(want) > 7
