@@ -4,18 +4,26 @@ writes them, amounts and counts in their field's range, past events on days that
 Amounts and counts are checked against the domain model's field the value is written to
 (:class:`~kolmatch.graph.model.Field` ``bounds``, the range a load checks too), so a write and
 a load cannot disagree about what is plausible. Ids and required text follow the import
-format's rules (docs/data-format.md). The rules the model does not have are the API's
-additions, kept here: a campaign's budget and KPI target above 0 (``positive``), and a past
-event's day from :data:`EARLIEST_DAY` to today (a load checks only a date's form)."""
+format's rules (docs/data-format.md). A past event's day is the model's rule too
+(:func:`~kolmatch.graph.model.past_day_problem`: from :data:`EARLIEST_DAY` to today, as a load
+checks it). The rules the model does not have are the API's additions, kept here: a
+campaign's budget and KPI target above 0 (``positive``)."""
 
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 
 from kolmatch.errors import BadArgument
 from kolmatch.graph.booking import iso_day
-from kolmatch.graph.model import MAX_AMOUNT, Field, FieldType
+from kolmatch.graph.model import (
+    EARLIEST_DAY,
+    MAX_AMOUNT,
+    Field,
+    FieldType,
+    latest_today,
+    past_day_problem,
+)
 
 __all__ = [
     "EARLIEST_DAY",
@@ -28,25 +36,8 @@ __all__ = [
     "latest_today",
 ]
 
-# MAX_AMOUNT, the cap of every money field, is the model's (kolmatch.graph.model), re-exported.
-
-#: The earliest day of a past event a write may record: before it there was no interest
-#: e-commerce to record (a year-1 date made the growth report run its months from there).
-EARLIEST_DAY = date(2000, 1, 1)
-#: Today's date where it is latest (UTC+14): a caller's own today, wherever it is, is never
-#: refused as a day to come.
-_LATEST_ZONE = timezone(timedelta(hours=14))
-
-
-def latest_today() -> date:
-    """Today's date where it is latest on Earth (UTC+14): the last day a past event may have.
-
-    Examples
-    --------
-    >>> latest_today() >= datetime.now(timezone.utc).date()
-    True
-    """
-    return datetime.now(_LATEST_ZONE).date()
+# MAX_AMOUNT, the cap of every money field, EARLIEST_DAY and latest_today, the range of a past
+# event's day, are the model's (kolmatch.graph.model), re-exported.
 
 
 def checked_id(value: str, argument: str) -> str:
@@ -212,10 +203,7 @@ def checked_past_day(text: str, argument: str, *, today: date | None = None) -> 
     ...
     kolmatch.errors.BadArgument: argument time: 2031-01-01 is after today, 2026-12-05
     """
-    day = date.fromisoformat(iso_day(text, argument))
-    today = today or latest_today()
-    if day > today:
-        raise BadArgument(argument, f"{text} is after today, {today.isoformat()}")
-    if day < EARLIEST_DAY:
-        raise BadArgument(argument, f"{text} is before {EARLIEST_DAY.isoformat()}")
+    why = past_day_problem(iso_day(text, argument), today or latest_today())
+    if why:
+        raise BadArgument(argument, why)
     return text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from functools import cached_property
 
@@ -61,6 +62,47 @@ INT_MAX = 2**63 - 1
 MAX_AMOUNT = 1e12
 
 
+#: The earliest day of an event that has happened (a field declared ``past``): before it there
+#: was no interest e-commerce to record (a year-1 date made the growth report run its months
+#: from there). A load refuses an earlier one, and so do the API's writes.
+EARLIEST_DAY = date(2000, 1, 1)
+#: Today's date where it is latest (UTC+14): a caller's own today, wherever it is, is never
+#: refused as a day to come.
+_LATEST_ZONE = timezone(timedelta(hours=14))
+
+
+def latest_today() -> date:
+    """Today's date where it is latest on Earth (UTC+14): the last day a past event may have.
+
+    Examples
+    --------
+    >>> latest_today() >= datetime.now(timezone.utc).date()
+    True
+    """
+    return datetime.now(_LATEST_ZONE).date()
+
+
+def past_day_problem(value: str, today: date) -> str | None:
+    """Why ``value`` (an ISO date or date-time, as the import format writes it) is not the day
+    of an event that has happened, from :data:`EARLIEST_DAY` to ``today``; None if it is.
+
+    Examples
+    --------
+    >>> past_day_problem("2026-07-01T20:00:00", date(2026, 12, 5)) is None
+    True
+    >>> past_day_problem("2031-01-01", date(2026, 12, 5))
+    '2031-01-01 is after today, 2026-12-05'
+    >>> past_day_problem("1970-01-01", date(2026, 12, 5))
+    '1970-01-01 is before 2000-01-01'
+    """
+    day = value[:10]  # (ISO days order as text does)
+    if day > today.isoformat():
+        return f"{day} is after today, {today.isoformat()}"
+    if day < EARLIEST_DAY.isoformat():
+        return f"{day} is before {EARLIEST_DAY.isoformat()}"
+    return None
+
+
 def _number_text(x: float) -> str:
     """A bound as docs/data-format.md writes it: ``5``, ``0.5``, ``1e12`` (not 13 digits).
 
@@ -84,7 +126,9 @@ class Field:
     ``low`` and ``high`` bound a number (an ``int`` or ``float`` field), both inclusive:
     a value outside them is refused at import. Every number declares ``low`` (a test keeps
     it so); ``high`` None means no upper bound but the type's own (:data:`INT_MAX` for an
-    ``int``, the largest finite float for a ``float``).
+    ``int``, the largest finite float for a ``float``). ``past`` marks a date of an event that
+    has happened (a purchase, a follow, a collaboration): from :data:`EARLIEST_DAY` to today
+    (:func:`past_day_problem`); windows (a campaign's, a booking's) may lie ahead.
     """
 
     name: str
@@ -94,8 +138,11 @@ class Field:
     choices: tuple[str, ...] = ()
     low: float | None = None
     high: float | None = None
+    past: bool = False
 
     def __post_init__(self) -> None:
+        if self.past and self.type is not FieldType.DATE:
+            raise ValueError(f"{self.name}: only a date field is of the past")
         if (self.low is not None or self.high is not None) and self.type not in (
             FieldType.INT,
             FieldType.FLOAT,
@@ -140,7 +187,11 @@ class Field:
         '0 to 1'
         >>> Field("count", FieldType.INT, low=0).range_text
         '0 or more'
+        >>> Field("time", FieldType.DATE, past=True).range_text
+        '2000-01-01 to today'
         """
+        if self.past:
+            return f"{EARLIEST_DAY.isoformat()} to today"
         if self.low is None:
             return ""
         if self.high is None:
@@ -362,7 +413,7 @@ NODES: tuple[NodeSpec, ...] = (
         "LiveSession",
         "live_session",
         (
-            Field("day", D, True, "the day it ran"),
+            Field("day", D, True, "the day it ran", past=True),
             Field("duration_s", INT, doc="length in seconds", low=0),
             Field("viewers", INT, doc="users who watched it", low=0),
             Field("orders", INT, doc="orders placed in it", low=0),
@@ -385,7 +436,7 @@ NODES: tuple[NodeSpec, ...] = (
         "content",
         (
             Field("kind", S, True, "video or live", choices=("video", "live")),
-            Field("published", D, True, "publication date"),
+            Field("published", D, True, "publication date", past=True),
             Field("duration_s", INT, doc="length in seconds", low=0),
         ),
         "A short video or a live session.",
@@ -431,7 +482,7 @@ NODES: tuple[NodeSpec, ...] = (
             Field(
                 "severity", S, True, "minor, major or severe", choices=("minor", "major", "severe")
             ),
-            Field("time", D, True, "when it was recorded"),
+            Field("time", D, True, "when it was recorded", past=True),
             Field("resolved", B, True, "whether it has been resolved"),
         ),
         "A recorded compliance violation.",
@@ -444,7 +495,7 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
         "follows",
         ("User",),
         "Talent",
-        (Field("since", D, doc="when the follow started"),),
+        (Field("since", D, doc="when the follow started", past=True),),
         doc="A user follows a talent.",
     ),
     RelSpec(
@@ -460,7 +511,7 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
             Field("comments", INT, doc="comments", low=0),
             Field("shares", INT, doc="shares", low=0),
             Field("watch_s", F, doc="total watch time in seconds", low=0),
-            Field("last", D, doc="last engagement date"),
+            Field("last", D, doc="last engagement date", past=True),
         ),
         doc="A user's aggregated engagement with one content item.",
     ),
@@ -483,7 +534,7 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
                 low=0,
                 high=MAX_AMOUNT,
             ),
-            Field("time", D, True, "purchase date"),
+            Field("time", D, True, "purchase date", past=True),
             Field("talent", S, doc="id of the talent the sale is attributed to"),
             Field("content", S, doc="id of the content the sale is attributed to"),
         ),
@@ -506,7 +557,7 @@ RELATIONSHIPS: tuple[RelSpec, ...] = (
             ),
             Field("orders", INT, doc="orders (empty: not known)", low=0),
             Field("fee", F, doc="fee paid in yuan (empty: not known)", low=0, high=MAX_AMOUNT),
-            Field("time", D, True, "collaboration date"),
+            Field("time", D, True, "collaboration date", past=True),
             Field("campaign", S, doc="id of the campaign it ran in"),
         ),
         key="collab_id",

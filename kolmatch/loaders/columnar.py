@@ -21,7 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from kolmatch.graph.model import Field, FieldType, NodeSpec, RelSpec
+from kolmatch.graph.model import (
+    EARLIEST_DAY,
+    Field,
+    FieldType,
+    NodeSpec,
+    RelSpec,
+    latest_today,
+)
 from kolmatch.graph.store import arrow_type
 from kolmatch.loaders.reader import MAX_FIELD_CHARS, ProblemLog, check_header, fields_of
 
@@ -121,6 +128,13 @@ def _typed(col: pa.Array, name: str, fld: Field) -> pa.Array:
             raise NotFast
         if not all_true(pc.greater_equal(pc.year(pc.cast(col, pa.date32())), 1)):
             raise NotFast
+        if fld.past and len(col):  # (plain ISO days order as text does)
+            first, last = pc.min_max(col).values()
+            if first.is_valid and (
+                first.as_py() < EARLIEST_DAY.isoformat()
+                or last.as_py() > latest_today().isoformat()
+            ):
+                raise NotFast
         out = col
     if fld.choices and not all_true(_among(out, pa.array(list(fld.choices)))):
         raise NotFast

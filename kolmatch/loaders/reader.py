@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from kolmatch.errors import InputProblem
-from kolmatch.graph.model import INT_MAX, Field, FieldType, NodeSpec, OrderedFields, RelSpec
+from kolmatch.graph.model import (
+    EARLIEST_DAY,
+    INT_MAX,
+    Field,
+    FieldType,
+    NodeSpec,
+    OrderedFields,
+    RelSpec,
+    latest_today,
+    past_day_problem,
+)
 
 __all__ = [
     "MAX_FIELD_CHARS",
@@ -224,9 +234,12 @@ def _typed_row(
     name: str,
     line: int,
     log: ProblemLog,
+    today: date,
 ) -> Row | None:
     """The row typed, or None with each of its problems in ``log``; a rule is checked where
-    both its values are good, so a row with another bad value still has it named."""
+    both its values are good, so a row with another bad value still has it named. ``today``:
+    the last day a past event's date may have (:func:`~kolmatch.graph.model.latest_today`
+    when the file's reading began)."""
     row: Row = {}
     ok = True
     for col, fld in fields.items():
@@ -255,6 +268,10 @@ def _typed_row(
         bounds = fld.bounds
         if bounds is not None and not bounds[0] <= value <= bounds[1]:
             log.add(name, line, col, out_of_range(fld, value))
+            ok = False
+            continue
+        if fld.past and (why := past_day_problem(value, today)):
+            log.add(name, line, col, why)
             ok = False
             continue
         if fld.type is FieldType.STR and col in ("id", "src", "dst") and value.strip() != value:
@@ -325,6 +342,8 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
         (i, col, conv[fields[col].type], fields[col], fields[col].bounds)
         for i, col in enumerate(header)
     ]
+    today = latest_today()
+    first_day, last_day = EARLIEST_DAY.isoformat(), today.isoformat()
     while True:
         try:
             values = next(reader)
@@ -366,6 +385,8 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
                 break
             if bounds is not None and not bounds[0] <= x <= bounds[1]:
                 break
+            if fld.past and not first_day <= x[:10] <= last_day:
+                break
             row[col] = x
         else:
             if not any(_broken(rule, row) for rule in spec.rules):
@@ -373,7 +394,7 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
                 continue
         # Something is wrong with this row: the slow path names every problem (or accepts it).
         slow = _typed_row(
-            dict(zip(header, values, strict=True)), fields, spec.rules, name, line, log
+            dict(zip(header, values, strict=True)), fields, spec.rules, name, line, log, today
         )
         if slow is not None:
             yield line, slow
@@ -383,6 +404,7 @@ def _read_jsonl(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[
     fields = fields_of(spec)
     required, optional = columns_of(spec)
     known = set(required) | set(optional)
+    today = latest_today()
     any_line = False
     for line, text in enumerate(_decoded_lines(path, name, log), start=1):
         if not text.strip():
@@ -401,7 +423,7 @@ def _read_jsonl(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[
             log.add(name, line, str(k), f"unknown field; known fields: {', '.join(sorted(known))}")
         if unknown:
             continue
-        row = _typed_row(obj, fields, spec.rules, name, line, log)
+        row = _typed_row(obj, fields, spec.rules, name, line, log, today)
         if row is not None:
             yield line, row
     if not any_line and log.count(name) == 0:

@@ -265,10 +265,10 @@ def test_a_count_keeps_its_type_s_cap() -> None:
 
 #: A collaboration as a load writes it and the API is sent it again: values the API's rules
 #: for a new record refuse, each with the rule it breaks (a campaign not joined is set below).
+#: A day to come or before 2000 was one too; a load refuses those days now, as the API does
+#: (the model's past fields: tests/loaders/test_ranges.py).
 HELD = [
     pytest.param({}, id="campaign-not-joined"),
-    pytest.param({"time": "2031-01-01", "campaign": None}, id="day-to-come"),
-    pytest.param({"time": "1999-12-31", "campaign": None}, id="before-2000"),
 ]
 
 

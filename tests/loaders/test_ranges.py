@@ -12,12 +12,13 @@ import io
 import json
 import math
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kolmatch.errors import InputError
+from kolmatch.errors import BadArgument, InputError
 from kolmatch.graph.model import (
     MAX_AMOUNT,
     NODE_BY_FILE,
@@ -210,25 +211,79 @@ def test_a_row_rule_is_named_beside_another_problem_of_the_row(
 
 def test_an_amount_the_api_refuses_is_refused_by_a_load(loaded: GraphStore, tmp_path: Path) -> None:
     """The review's row: ``gmv`` 1e300 loaded while recordCollaboration refused it. Both now
-    read the one range of ``promoted.gmv`` (0 to MAX_AMOUNT); a load still takes a day to come
-    (dates are not range-checked by a load), and the API's cap itself."""
+    read the one range of ``promoted.gmv`` (0 to MAX_AMOUNT), and of its day; a load takes
+    the API's cap itself."""
     d = tmp_path / "in"
     d.mkdir()
     (d / "promoted.csv").write_text(
         "src,dst,collab_id,gmv,time\n"
-        "t1,p1,c9,1e300,2031-01-01\n"
-        f"t1,p1,c10,{MAX_AMOUNT!r},2031-01-01\n"
+        "t1,p1,c9,1e300,2026-01-01\n"
+        f"t1,p1,c10,{MAX_AMOUNT!r},2026-01-01\n"
     )
     err = _refused(d, loaded)
     assert [str(p) for p in err.problems] == [
         "promoted.csv:2: field 'gmv': 1e+300 is out of range: must be 0 to 1e12"
     ]
     (d / "promoted.csv").write_text(
-        f"src,dst,collab_id,gmv,time\nt1,p1,c10,{MAX_AMOUNT!r},2031-01-01\n"
+        f"src,dst,collab_id,gmv,time\nt1,p1,c10,{MAX_AMOUNT!r},2026-01-01\n"
     )
     before = loaded.counts()["PROMOTED"]
     load_folder(d, loaded)
     assert loaded.counts()["PROMOTED"] == before + 1
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_a_past_event_dated_ahead_or_before_2000_is_refused_by_a_load_as_by_the_api(
+    loaded: GraphStore, tmp_path: Path, suffix: str
+) -> None:
+    """The review's row: a ``promoted.csv`` row dated 2031 loaded while recordCollaboration
+    refused it. A past event's day is now one rule (the model's ``past`` fields) for both:
+    from 2000-01-01 to today, a date-time by its day; refused with its file, line and field,
+    nothing written. Today and windows ahead (a campaign's) load."""
+    from kolmatch.engine.write_rules import checked_past_day
+    from kolmatch.graph.model import latest_today
+
+    today = latest_today()
+    ahead = (today + timedelta(days=1)).isoformat()
+    d = tmp_path / "in"
+    d.mkdir()
+    rows = [
+        {"src": "u1", "dst": "t1", "since": ahead},
+        {"src": "u1", "dst": "t2", "since": "1970-01-01"},
+        {"src": "u2", "dst": "t1", "since": f"{ahead}T08:00:00"},
+        {"src": "u2", "dst": "t2", "since": today.isoformat()},
+    ]
+    _write_rows(d / f"follows.{suffix}", rows)
+    before = loaded.counts()
+    err = _refused(d, loaded)
+    first = 2 if suffix == "csv" else 1  # (a CSV's header is its line 1)
+    late = f"is after today, {today.isoformat()}"
+    assert [str(p) for p in err.problems] == [
+        f"follows.{suffix}:{first}: field 'since': {ahead} {late}",
+        f"follows.{suffix}:{first + 1}: field 'since': 1970-01-01 is before 2000-01-01",
+        f"follows.{suffix}:{first + 2}: field 'since': {ahead} {late}",
+    ]
+    assert loaded.counts() == before
+    with pytest.raises(BadArgument, match=f"argument time: {ahead} is after today"):
+        checked_past_day(ahead, "time")  # (the API's words, the same rule)
+    _write_rows(d / f"follows.{suffix}", rows[3:])
+    (d / "campaign.csv").write_text(
+        f"id,name,start,end\ncp-ahead,Ahead,{ahead},{(today + timedelta(days=30)).isoformat()}\n"
+    )
+    load_folder(d, loaded)
+    assert loaded.counts()["FOLLOWS"] == before["FOLLOWS"] + 1
+    assert loaded.counts()["Campaign"] == before["Campaign"] + 1
+
+
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    """``rows`` as an import file: CSV with a header, or JSON lines, by the path's suffix."""
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return
+    head = list(rows[0])
+    path.write_text(
+        ",".join(head) + "\n" + "".join(",".join(r[k] for k in head) + "\n" for r in rows)
+    )
 
 
 def test_values_at_the_bounds_are_accepted(sqlite_store: SQLiteStore, tmp_path: Path) -> None:
@@ -322,6 +377,72 @@ def _numeric() -> list[Any]:
         for fld in spec.fields
         if fld.type in (FieldType.INT, FieldType.FLOAT)
     ]
+
+
+def _past() -> list[Any]:
+    return [
+        pytest.param(spec, fld, id=f"{spec.file}.{fld.name}")
+        for spec in (*NODES, *RELATIONSHIPS)
+        for fld in spec.fields
+        if fld.past
+    ]
+
+
+def test_the_events_that_happened_are_the_past_fields() -> None:
+    """Which dates are of the past: a date field added later is placed here on purpose."""
+    past = {f"{p.values[0].file}.{p.values[1].name}" for p in _past()}
+    assert past == {
+        "live_session.day",
+        "content.published",
+        "violation.time",
+        "follows.since",
+        "engaged_with.last",
+        "purchased.time",
+        "promoted.time",
+    }
+    dates = {
+        f"{s.file}.{f.name}"
+        for s in (*NODES, *RELATIONSHIPS)
+        for f in s.fields
+        if f.type is FieldType.DATE
+    }
+    assert dates - past == {  # windows, which may lie ahead
+        "campaign.start",
+        "campaign.end",
+        "booked.start",
+        "booked.end",
+        "signed_with.since",
+        "engaged.start",
+        "engaged.end",
+    }
+
+
+@pytest.mark.parametrize(("spec", "fld"), _past())
+def test_every_past_day_is_checked_by_both_readers(tmp_path: Path, spec: Any, fld: Field) -> None:
+    """2000-01-01 and today accepted by both readers; the day before and tomorrow refused by
+    the row reader (naming the day) and left to it by the fast path."""
+    from kolmatch.graph.model import latest_today
+
+    today = latest_today()
+    cols = fields_of(spec)
+    base = {name: _plain(f) for name, f in cols.items()}
+    days = ["2000-01-01", today.isoformat(), "1999-12-31", (today + timedelta(1)).isoformat()]
+    for k, day in enumerate(days):
+        row = dict(base, **{fld.name: day})
+        path = tmp_path / f"{k}" / f"{spec.file}.csv"
+        path.parent.mkdir()
+        path.write_text(",".join(row) + "\n" + ",".join(row.values()) + "\n")
+        log = ProblemLog()
+        rows = list(read_rows(path, spec, log))
+        if k < 2:
+            assert not log and len(rows) == 1, log.problems
+            assert len(list(read_tables(path, spec))) == 1
+        else:
+            (p,) = log.problems
+            assert (p.file, p.line, p.field) == (path.name, 2, fld.name)
+            assert p.reason.startswith(f"{day} is "), p.reason
+            with pytest.raises(NotFast):
+                list(read_tables(path, spec))
 
 
 @pytest.mark.parametrize(("spec", "fld"), _numeric())
