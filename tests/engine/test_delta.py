@@ -506,9 +506,7 @@ def test_a_build_of_a_version_a_delta_made_takes_the_walks_and_date_the_delta_ke
     after = read_market(store, FEATURES_READ)
     assert_features_close(
         cached_features(store, cache),
-        build_features(
-            after, today=first.today, calibration=first.calibration, walks=first.walks
-        ),
+        build_features(after, today=first.today, calibration=first.calibration, walks=first.walks),
     )
     # a bulk load (not in the feed): the build walks the graph and measures the date again
     (tmp_path / "bulk").mkdir()
