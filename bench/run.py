@@ -97,19 +97,30 @@ def bench_sqlite(folder: Path, db: Path) -> dict[str, Any]:
     return first
 
 
-def bench_match(db: Path, queries: int, cache: Path) -> dict[str, Any]:
+def bench_match(
+    db: Path,
+    queries: int,
+    cache: Path,
+    *,
+    uri: str | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Feature build time (into the cache the later steps read: a cold build, the calibration
     measured too), then warm match latency over merchants drawn among the eligible ones (a
-    merchant excluded for compliance is refused, not listed)."""
+    merchant excluded for compliance is refused, not listed).
+
+    The store is the SQLite file ``db``, or the one ``uri`` names (``open_store``: a Neo4j
+    server, its credentials in ``env``)."""
     for old in [*cache.glob("features-*"), *cache.glob("calibration-*")]:
         old.unlink()
+    store = f"open_store({uri!r})" if uri else f"open_store('sqlite:///' + {str(db)!r})"
     code = (
         "import numpy as np, time\n"
-        "from kolmatch.graph.sqlite_store import SQLiteStore\n"
+        "from kolmatch.graph.open import open_store\n"
         "from kolmatch.engine import cached_features\n"
         "from kolmatch.matching.eligibility import merchant_eligibility\n"
         "from kolmatch.matching.score import match_merchant\n"
-        f"s = SQLiteStore({str(db)!r})\n"
+        f"s = {store}\n"
         "t = time.perf_counter(); f = cached_features(s, "
         f"{str(cache)!r}); build = time.perf_counter() - t\n"
         "rng = np.random.default_rng(0)\n"
@@ -123,7 +134,50 @@ def bench_match(db: Path, queries: int, cache: Path) -> dict[str, Any]:
         "out = {'feature_build_s': build, 'queries': len(lat), 'p50_ms': p[0], 'p95_ms': p[1],"
         " 'p99_ms': p[2]}"
     )
-    return _measured(code)
+    return _measured(code, env)
+
+
+def bench_neo4j_features(market: Path, run_dir: Path, queries: int, cache: Path) -> dict[str, Any]:
+    """:func:`bench_match` from the Neo4j store the ``neo4j-import`` step made (every table
+    read over Bolt), the server started in ``run_dir`` on a free port and stopped after.
+
+    The server's memory is its own and reported apart: its configured heap and page cache,
+    and the Java process's peak resident memory over the step.
+
+    Raises
+    ------
+    RuntimeError
+        If ``run_dir`` holds no imported store, or its counts are not the market's files'.
+    """
+    if not (run_dir / "data" / "databases" / "neo4j").is_dir():
+        raise RuntimeError(
+            f"{run_dir}: no Neo4j store: run `bench/run.py --scale ... --only neo4j-import` first"
+        )
+    port = _free_port()
+    env = {**os.environ, "NEO4J_RUN_DIR": str(run_dir), "NEO4J_BOLT_PORT": str(port)}
+    script = str(ROOT / "scripts" / "neo4j")
+    try:
+        _run([script, "start"], env=env)
+        env |= {
+            "KOLMATCH_STORE": f"bolt://127.0.0.1:{port}",
+            "NEO4J_PASSWORD": (run_dir / "password").read_text().strip(),
+        }
+        counts = json.loads(_run([sys.executable, "-m", "kolmatch.cli", "stats", "--json"], env))
+        files = _rows(market)
+        if sum(counts.values()) != sum(files.values()):
+            raise RuntimeError(
+                f"{run_dir}: the store holds {sum(counts.values()):,} rows, "
+                f"{market} {sum(files.values()):,}: import it again"
+            )
+        server = int((run_dir / "neo4j.pid").read_text())
+        out = bench_match(market, queries, cache, uri=env["KOLMATCH_STORE"], env=env)
+        out["server_peak_mib"] = _tree_peak_mib(server)
+    finally:
+        subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
+    out["rows"] = sum(counts.values())
+    out["server_heap"] = os.environ.get("NEO4J_HEAP", "2g")
+    out["server_pagecache"] = os.environ.get("NEO4J_PAGECACHE", "2g")
+    return out
 
 
 #: The largest follow graph the PageRank step also hands to networkx and igraph: their graphs
@@ -606,6 +660,16 @@ def _md(res: dict[str, Any]) -> str:
             f"{q['feature_build_s']:.1f} (build) | | {q['peak_mib']:,.0f} | warm match "
             f"p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms |"
         )
+    if "neo4j_features" in res:
+        q = res["neo4j_features"]
+        lines.append(
+            f"| features + match queries, read from Neo4j (imported store) | "
+            f"{q['queries']:,} queries | {q['feature_build_s']:.1f} (build) | | "
+            f"{q['peak_mib']:,.0f} | warm match p50 {q['p50_ms']:.1f} ms, p95 "
+            f"{q['p95_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms; the server apart: heap "
+            f"{q['server_heap']}, page cache {q['server_pagecache']}, peak "
+            f"{q['server_peak_mib']:,.0f} MiB |"
+        )
     if "centrality" in res:
         c = res["centrality"]
         if c.get("baselines", True):
@@ -726,7 +790,16 @@ def main() -> None:
     p.add_argument("--api-workers", type=int, default=os.cpu_count() or 1, help="server processes")
     p.add_argument(
         "--only",
-        choices=["match", "centrality", "plan", "assign", "api", "neo4j", "neo4j-import"],
+        choices=[
+            "match",
+            "centrality",
+            "plan",
+            "assign",
+            "api",
+            "neo4j",
+            "neo4j-import",
+            "neo4j-features",
+        ],
         action="append",
         help="measure only this step (repeatable) and update today's report of this scale "
         "in place (implies --reuse)",
@@ -805,6 +878,11 @@ def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> N
         print("first load with Neo4j's offline importer ...", flush=True)
         market = a.work / f"market-{a.scale}"
         res["neo4j_import"] = bench_neo4j_import(market, a.work / "neo4j-import")
+    if "neo4j-features" in steps:
+        print("features read from the imported Neo4j store ...", flush=True)
+        res["neo4j_features"] = bench_neo4j_features(
+            a.work / f"market-{a.scale}", a.work / "neo4j-import", a.queries, a.work / "cache-neo4j"
+        )
 
 
 def _write(res: dict[str, Any], stem: Path) -> None:
