@@ -204,7 +204,7 @@ def keep_walks(
 ) -> None:
     """Record ``f``'s walks and date as those of the version ``g`` a delta made
     (:class:`KeptWalks`); a failure to write is said in the log (a build of that version then
-    walks again, as before the record).
+    walks again, as before the record). What :func:`walks_in_effect` finds.
 
     Parameters
     ----------
@@ -236,9 +236,7 @@ def walks_in_effect(uri: str, cache_dir: str | Path | None, identity: Identity) 
     """The walks a full build of ``identity``'s version takes as given: those a delta kept
     (:func:`keep_walks`) for the latest version at or before it, where that is the version
     itself or the change feed shows every write since made by the API
-    (:data:`WRITE_KINDS`: none moves a follow, a purchase or an engagement). None otherwise (a
-    bulk load, a recalibration or an unrecorded write came between, or no delta was kept): the
-    build walks the graph, as a delta's graph never needs.
+    (:data:`WRITE_KINDS`: none moves a follow, a purchase or an engagement).
 
     Parameters
     ----------
@@ -246,6 +244,18 @@ def walks_in_effect(uri: str, cache_dir: str | Path | None, identity: Identity) 
         As :func:`keep_walks`.
     identity
         The graph id and version to build.
+
+    Returns
+    -------
+    KeptWalks or None
+        None where a bulk load, a recalibration or an unrecorded write came between, or no
+        delta was kept (or its record is unreadable): the build walks the graph.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> walks_in_effect("sqlite:///k.db", tempfile.mkdtemp(), ("g1", 3)) is None  # none kept
+    True
     """
     d = _cache_dir(cache_dir)
     graph_id, version = identity
@@ -262,7 +272,7 @@ def api_writes_alone(
 ) -> bool:
     """Whether the change feed shows the API's writes alone (:data:`WRITE_KINDS`: none writes
     a user's row) made every version after ``start`` up to ``version``, each recorded as
-    written (True when they are one version). Nothing is read but the feed.
+    written. Nothing is read but the feed.
 
     Parameters
     ----------
@@ -272,6 +282,23 @@ def api_writes_alone(
         As :func:`load_features`.
     start, version
         The versions the writes lie between.
+
+    Returns
+    -------
+    bool
+        True when they are one version; False at a write the feed lacks, one still pending
+        or failed, or one of another kind (a recalibration, anything else).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d, uri = tempfile.mkdtemp(), "sqlite:///k.db"
+    >>> api_writes_alone(uri, "g1", d, 4, 4), api_writes_alone(uri, "g1", d, 4, 5)
+    (True, False)
+    >>> record_change(uri, "g1", d, {"before": 4, "kind": "collaboration", "state": "written",
+    ...                              "after": 5})
+    >>> api_writes_alone(uri, "g1", d, 4, 5)
+    True
     """
     for before in range(start, version):
         change = change_after(uri, graph_id, cache_dir, before)
@@ -389,7 +416,7 @@ def load_features(
     # the graph returned holds ``also`` and the catalog: a user's engagements and follows,
     # the build's largest tables, go as soon as it has read them, unless asked for
     release = not {_ENGAGED, _FOLLOWS} & set(extra.edges)
-    walks = walks_in_effect(store.uri, d, g.identity)
+    walks = _fitting(walks_in_effect(store.uri, d, g.identity), g)
     keep = _delta_keeper(store.uri, d, g, 0 if walks is None else walks.changed_users)
     f = _build_calibrated(store.uri, d, g, dask, release=release, keep_stage=keep, walks=walks)
     _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
@@ -1357,13 +1384,7 @@ def _build_calibrated(
     ``release`` and ``keep_stage`` as :func:`_build`; ``walks`` (:func:`walks_in_effect`)
     taken as given with their date where they fit them too."""
     talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(str)
-    kept = (
-        walks
-        if walks is not None
-        and np.array_equal(walks.talent_ids, talents)
-        and np.array_equal(walks.category_ids, cats)
-        else None
-    )
+    kept = _fitting(walks, g)
     cal = _calibration_at(uri, d, g.identity)
     if cal is not None and (
         np.array_equal(cal.talent_ids, talents)
@@ -1375,6 +1396,16 @@ def _build_calibrated(
     path = _cache_path(uri, d, "calibration", g.identity)
     _store(path, "calibration", _stored_calibration(f, g), keep=CALIBRATIONS_KEPT)
     return f
+
+
+def _fitting(walks: KeptWalks | None, g: MarketGraph) -> KeptWalks | None:
+    """``walks`` where they are of ``g``'s talents and categories (a bulk load adding talents
+    leaves them behind), else None."""
+    if walks is None:
+        return None
+    talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(str)
+    fit = np.array_equal(walks.talent_ids, talents) and np.array_equal(walks.category_ids, cats)
+    return walks if fit else None
 
 
 def _from_latest(

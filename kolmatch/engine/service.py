@@ -2018,7 +2018,20 @@ def dates_beside_campaign(
     """The days a booking request gives beside a campaign, as ``(argument, value)``: a
     booking's window is a campaign's or a start and an end day, never both, so any is refused
     (:meth:`EngineService.book_talents`; the CLI asks before it opens the store). An empty day
-    given is a day given. Empty where there is no campaign or no day.
+    given is a day given.
+
+    Parameters
+    ----------
+    campaign
+        The campaign named, if any.
+    start, end
+        The days given, if any.
+
+    Returns
+    -------
+    list of (str, str)
+        ``("start", day)`` and ``("end", day)`` for each day given with a campaign; empty
+        where there is no campaign or no day.
 
     Examples
     --------
@@ -2056,7 +2069,7 @@ def _booking_window(
     today = snap.features.today
     if campaign is not None:
         if clash := dates_beside_campaign(campaign, start, end):
-            dates = ", ".join(f"{n} {v}" for n, v in clash)
+            dates = ", ".join(f"{n} {v or repr(v)}" for n, v in clash)
             raise BadArgument(
                 "campaign",
                 f"give a campaign (its window is booked) or a start and an end day, not both: "

@@ -82,9 +82,43 @@ def latest_today() -> date:
     return datetime.now(_LATEST_ZONE).date()
 
 
+def past_days(today: date) -> tuple[str, str]:
+    """The first and last day a past event may have, as ISO text (ISO days order as text
+    does): :data:`EARLIEST_DAY` and ``today``. What :func:`past_day_problem` and the readers'
+    fast paths compare a day with.
+
+    Parameters
+    ----------
+    today
+        The last day (:func:`latest_today` when a file's reading began).
+
+    Returns
+    -------
+    tuple of str
+
+    Examples
+    --------
+    >>> past_days(date(2026, 12, 5))
+    ('2000-01-01', '2026-12-05')
+    """
+    return EARLIEST_DAY.isoformat(), today.isoformat()
+
+
 def past_day_problem(value: str, today: date) -> str | None:
     """Why ``value`` (an ISO date or date-time, as the import format writes it) is not the day
     of an event that has happened, from :data:`EARLIEST_DAY` to ``today``; None if it is.
+
+    Parameters
+    ----------
+    value
+        The date or date-time: its first ten characters are its day.
+    today
+        As :func:`past_days`.
+
+    Returns
+    -------
+    str or None
+        The reason, naming the day and the bound it passes.
 
     Examples
     --------
@@ -95,11 +129,12 @@ def past_day_problem(value: str, today: date) -> str | None:
     >>> past_day_problem("1970-01-01", date(2026, 12, 5))
     '1970-01-01 is before 2000-01-01'
     """
-    day = value[:10]  # (ISO days order as text does)
-    if day > today.isoformat():
-        return f"{day} is after today, {today.isoformat()}"
-    if day < EARLIEST_DAY.isoformat():
-        return f"{day} is before {EARLIEST_DAY.isoformat()}"
+    day = value[:10]
+    first, last = past_days(today)
+    if day > last:
+        return f"{day} is after today, {last}"
+    if day < first:
+        return f"{day} is before {first}"
     return None
 
 

@@ -22,12 +22,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from kolmatch.graph.model import (
-    EARLIEST_DAY,
     Field,
     FieldType,
     NodeSpec,
     RelSpec,
     latest_today,
+    past_days,
 )
 from kolmatch.graph.store import arrow_type
 from kolmatch.loaders.reader import MAX_FIELD_CHARS, ProblemLog, check_header, fields_of
@@ -90,8 +90,10 @@ def _among(col: pa.Array, values: pa.Array) -> pa.Array:
     return pc.or_(pc.is_null(col), pc.is_in(col, value_set=values))
 
 
-def _typed(col: pa.Array, name: str, fld: Field) -> pa.Array:
-    """The column as the row reader would type it, nulls where it is empty; or NotFast."""
+def _typed(col: pa.Array, name: str, fld: Field, days: tuple[str, str]) -> pa.Array:
+    """The column as the row reader would type it, nulls where it is empty; or NotFast.
+    ``days``: the first and last day of a past event (:func:`~kolmatch.graph.model.past_days`
+    when the file's reading began)."""
     empty = pc.equal(col, "")
     if fld.required and pc.any(empty).as_py():
         raise NotFast
@@ -130,10 +132,7 @@ def _typed(col: pa.Array, name: str, fld: Field) -> pa.Array:
             raise NotFast
         if fld.past and len(col):  # (plain ISO days order as text does)
             first, last = pc.min_max(col).values()
-            if first.is_valid and (
-                first.as_py() < EARLIEST_DAY.isoformat()
-                or last.as_py() > latest_today().isoformat()
-            ):
+            if first.is_valid and (first.as_py() < days[0] or last.as_py() > days[1]):
                 raise NotFast
         out = col
     if fld.choices and not all_true(_among(out, pa.array(list(fld.choices)))):
@@ -198,8 +197,9 @@ def read_tables(
                 check_utf8=True,
             ),
         )
+        days = past_days(latest_today())
         for block in reader:
-            cols = [_typed(block.column(i), c, fields[c]) for i, c in enumerate(header)]
+            cols = [_typed(block.column(i), c, fields[c], days) for i, c in enumerate(header)]
             table = pa.Table.from_arrays(cols, names=header)
             for rule in rules:  # ISO dates (plain ones only, here) compare as text
                 if pc.any(pc.less(table.column(rule.second), table.column(rule.first))).as_py():

@@ -13,7 +13,6 @@ from typing import Any
 
 from kolmatch.errors import InputProblem
 from kolmatch.graph.model import (
-    EARLIEST_DAY,
     INT_MAX,
     Field,
     FieldType,
@@ -22,6 +21,7 @@ from kolmatch.graph.model import (
     RelSpec,
     latest_today,
     past_day_problem,
+    past_days,
 )
 
 __all__ = [
@@ -343,7 +343,7 @@ def _read_csv(path: Path, spec: Spec, name: str, log: ProblemLog) -> Iterator[tu
         for i, col in enumerate(header)
     ]
     today = latest_today()
-    first_day, last_day = EARLIEST_DAY.isoformat(), today.isoformat()
+    first_day, last_day = past_days(today)  # (the fast path's copy of past_day_problem)
     while True:
         try:
             values = next(reader)

@@ -508,6 +508,7 @@ def test_a_build_of_a_version_a_delta_made_takes_the_walks_and_date_the_delta_ke
         cached_features(store, cache),
         build_features(after, today=first.today, calibration=first.calibration, walks=first.walks),
     )
+    assert _since_build(_graph_folder(store.uri, cache, after.identity)) == len(rows)
     # a bulk load (not in the feed): the build walks the graph and measures the date again
     (tmp_path / "bulk").mkdir()
     user = str(g.node("User").ids[11])
