@@ -126,6 +126,7 @@ class Neo4jStore:
         self.database = database
         self.writers = writers
         self._made = threading.local()  # the version a thread's last write made
+        self._scoped: bool | None = None  # the server takes CALL (x) {...} (_scoped_calls)
         try:
             self._driver = neo4j.GraphDatabase.driver(
                 uri,
@@ -576,14 +577,8 @@ class Neo4jStore:
         """Every node of the label, read in pages of :data:`_PAGE_ROWS` nodes in id order
         (each page one list: :func:`~kolmatch.graph.cypher.node_rows`)."""
         q = cypher.node_rows(label, fields)
-        rows: list[list[Any]] = []
-        after = ""
-        while True:
-            page = self._query(q, after=after, n=_PAGE_ROWS)[0]["rows"]
-            rows.extend(page)
-            if len(page) < _PAGE_ROWS:
-                return _node_rows(label, rows, fields)
-            after = page[-1][0]
+        rows = [row for page in self._pages(q, _PAGE_ROWS, by_source=False) for row in page]
+        return _node_rows(label, rows, fields)
 
     def node_rows_of(self, label: str, ids: Sequence[str], fields: Sequence[str]) -> NodeRows:
         unique = list(dict.fromkeys(ids))
@@ -599,26 +594,53 @@ class Neo4jStore:
         """Every relationship of the type from the label, in pages of source nodes in id
         order (:func:`~kolmatch.graph.cypher.edge_rows`), one chunk a page; a page's size
         follows its rows (:data:`_PAGE_ROWS`)."""
-        q = cypher.edge_rows(rel_type, src_label, fields)
-        n = _PAGE_NODES
-        # the next page is asked for as soon as a page's last id is known, on a thread of its
-        # own: the server makes it while this one is made into columns (at m the client
-        # waited on the server for 35% of the read)
+        q = cypher.edge_rows(rel_type, src_label, fields, scoped=self._scoped_calls())
+        for rows in self._pages(q, _PAGE_NODES, by_source=True):
+            yield _edge_rows(rel_type, rows, fields)
+
+    def _scoped_calls(self) -> bool:
+        """Whether the server takes ``CALL (x) {...}`` (Neo4j 5.23 and later): asked once."""
+        if self._scoped is None:
+            rec = self._query("CALL dbms.components() YIELD name, versions RETURN versions")
+            version = str(rec[0]["versions"][0]) if rec else "0"
+            numbers = [int(x) if x.isdigit() else 0 for x in version.split(".")[:2]]
+            self._scoped = tuple(numbers) >= (5, 23)
+        return self._scoped
+
+    def _pages(self, q: str, n: int, *, by_source: bool) -> Iterator[list[list[Any]]]:
+        """The rows of a paged read (:func:`~kolmatch.graph.cypher.node_rows`,
+        :func:`~kolmatch.graph.cypher.edge_rows`), a page at a time; none where a page has
+        none. ``by_source``: a page of ``n`` sources far from :data:`_PAGE_ROWS` rows halves or
+        doubles the next.
+
+        The next page is asked for as soon as a page's last id is known, on a thread of its
+        own: the server makes it while this one is made into columns (at m the client waited
+        on the server for 35% of the read). A page past the server's transaction memory is
+        asked for again in halves, down to :data:`_PAGE_NODES_MIN` sources."""
+        after = ""
         with ThreadPoolExecutor(1, thread_name_prefix="kolmatch-neo4j-page") as ahead:
-            asked = ahead.submit(self._query, q, after="", n=n)
+            asked = ahead.submit(self._query, q, after=after, n=n)
             while True:
-                rec = asked.result()[0]
-                rows, last = rec["rows"], rec["n"] < n
-                if not last:
-                    got = len(rows)
-                    if got > 2 * _PAGE_ROWS:
+                try:
+                    rec = asked.result()[0]
+                except StoreError as exc:
+                    if "MemoryPoolOutOfMemoryError" not in str(exc) or n <= _PAGE_NODES_MIN:
+                        raise
+                    n = max(n // 2, _PAGE_NODES_MIN)
+                    asked = ahead.submit(self._query, q, after=after, n=n)
+                    continue
+                rows = rec["rows"]
+                done = rec["n"] < n
+                if not done:
+                    after = rec["last"]
+                    if by_source and len(rows) > 2 * _PAGE_ROWS:
                         n = max(n // 2, _PAGE_NODES_MIN)
-                    elif got < _PAGE_ROWS // 4:
+                    elif by_source and len(rows) < _PAGE_ROWS // 4:
                         n = min(n * 2, _PAGE_NODES_MAX)
-                    asked = ahead.submit(self._query, q, after=rec["last"], n=n)
+                    asked = ahead.submit(self._query, q, after=after, n=n)
                 if rows:
-                    yield _edge_rows(rel_type, rows, fields)
-                if last:
+                    yield rows
+                if done:
                     return
 
     def edge_rows_from(

@@ -295,7 +295,7 @@ def test_reads_in_many_pages_are_the_reads_in_one(
     query = neo4j_store._query
 
     def counted(q: str, routing: str = "r", **params: Any) -> Any:
-        if "n" in params:
+        if "n" in params and "]->(d:" in q:  # (a page of relationships, by its sources)
             pages.append(params["n"])
         return query(q, routing, **params)
 
@@ -308,6 +308,22 @@ def test_reads_in_many_pages_are_the_reads_in_one(
     _assert_same_graph(read_market(sqlite_store), many)
     _assert_same_graph(one, many)
     assert len(pages) > 100 and min(pages) < 16 < max(pages), pages  # (halved and doubled)
+    # a page past the server's transaction memory is asked for again in halves
+    big: list[int] = []
+
+    def short_of_memory(q: str, routing: str = "r", **params: Any) -> Any:
+        if "]->(d:" in q and params["n"] > 4:
+            big.append(params["n"])
+            raise StoreError("Neo4j: Neo.TransientError.General.MemoryPoolOutOfMemoryError: ...")
+        return query(q, routing, **params)
+
+    monkeypatch.setattr(neo4j_store, "_query", short_of_memory)
+    _assert_same_graph(one, read_market(neo4j_store))
+    assert big[:2] == [16, 8], big  # (then pages of 4, and 8 again after a page of few rows)
+    monkeypatch.setattr(module, "_PAGE_NODES_MIN", 8)
+    with pytest.raises(StoreError, match="MemoryPoolOutOfMemoryError"):
+        read_market(neo4j_store)  # (not below the smallest page: the server's error)
+    monkeypatch.setattr(neo4j_store, "_query", counted)
     users = [str(u) for u in one.node("User").ids[:50]]
     by_ids = neo4j_store.node_rows_of("User", users, ("gender",))
     assert sorted(by_ids.ids) == sorted(users)
