@@ -1381,18 +1381,18 @@ def _build_calibrated(
 ) -> MarketFeatures:
     """A full build with the calibration in effect at the graph's version if it fits its
     talents and categories, else with a fresh one (then stored, in effect from it);
-    ``release`` and ``keep_stage`` as :func:`_build`; ``walks`` (:func:`walks_in_effect`)
-    taken as given with their date where they fit them too."""
+    ``release`` and ``keep_stage`` as :func:`_build`; ``walks`` (:func:`walks_in_effect`,
+    already of the graph's talents and categories: :func:`_fitting`) taken as given with
+    their date."""
     talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(str)
-    kept = _fitting(walks, g)
     cal = _calibration_at(uri, d, g.identity)
     if cal is not None and (
         np.array_equal(cal.talent_ids, talents)
         and np.array_equal(cal.category_ids.astype(str), cats)
     ):
         frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
-        return _build(g, dask, frozen, release=release, keep_stage=keep_stage, walks=kept)
-    f = _build(g, dask, release=release, keep_stage=keep_stage, walks=kept)
+        return _build(g, dask, frozen, release=release, keep_stage=keep_stage, walks=walks)
+    f = _build(g, dask, release=release, keep_stage=keep_stage, walks=walks)
     path = _cache_path(uri, d, "calibration", g.identity)
     _store(path, "calibration", _stored_calibration(f, g), keep=CALIBRATIONS_KEPT)
     return f

@@ -758,7 +758,7 @@ def rel_params(
     return {"dst": list(index), "groups": groups}
 
 
-def _plain(column: Sequence[Any], as_int_bool: bool) -> Sequence[Any]:
+def _plain(column: list[Any], as_int_bool: bool) -> list[Any]:
     """A column as read, booleans as 0/1 like SQLite (a bool field's), so projections are
     identical whichever store holds the graph."""
     if not as_int_bool:
@@ -776,9 +776,7 @@ def _node_rows(label: str, rows: list[list[Any]], fields: Sequence[str]) -> Node
     """:class:`NodeRows` of collected ``[id, property...]`` rows."""
     bools = {f.name for f in node_spec(label).fields if f.type is FieldType.BOOL}
     ids, *cols = _columns(rows, 1 + len(fields))
-    return NodeRows(
-        ids, {f: list(_plain(c, f in bools)) for f, c in zip(fields, cols, strict=True)}
-    )
+    return NodeRows(ids, {f: _plain(c, f in bools) for f, c in zip(fields, cols, strict=True)})
 
 
 def _edge_rows(rel_type: str, rows: list[list[Any]], fields: Sequence[str]) -> EdgeRows:
