@@ -12,6 +12,7 @@ Usage: ``make bench SCALE=s`` (every step, then Neo4j started for its own step),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -20,7 +21,10 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -98,29 +102,26 @@ def bench_sqlite(folder: Path, db: Path) -> dict[str, Any]:
 
 
 def bench_match(
-    db: Path,
+    store: str,
     queries: int,
     cache: Path,
-    *,
-    uri: str | None = None,
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Feature build time (into the cache the later steps read: a cold build, the calibration
     measured too), then warm match latency over merchants drawn among the eligible ones (a
     merchant excluded for compliance is refused, not listed).
 
-    The store is the SQLite file ``db``, or the one ``uri`` names (``open_store``: a Neo4j
-    server, its credentials in ``env``)."""
+    ``store`` is a store URI (``open_store``: a SQLite file, or a Neo4j server whose
+    credentials are in ``env``)."""
     for old in [*cache.glob("features-*"), *cache.glob("calibration-*")]:
         old.unlink()
-    store = f"open_store({uri!r})" if uri else f"open_store('sqlite:///' + {str(db)!r})"
     code = (
         "import numpy as np, time\n"
         "from kolmatch.graph.open import open_store\n"
         "from kolmatch.engine import cached_features\n"
         "from kolmatch.matching.eligibility import merchant_eligibility\n"
         "from kolmatch.matching.score import match_merchant\n"
-        f"s = {store}\n"
+        f"s = open_store({store!r})\n"
         "t = time.perf_counter(); f = cached_features(s, "
         f"{str(cache)!r}); build = time.perf_counter() - t\n"
         "rng = np.random.default_rng(0)\n"
@@ -137,17 +138,17 @@ def bench_match(
     return _measured(code, env)
 
 
-def bench_neo4j_features(market: Path, run_dir: Path, queries: int, cache: Path) -> dict[str, Any]:
-    """:func:`bench_match` from the Neo4j store the ``neo4j-import`` step made (every table
-    read over Bolt), the server started in ``run_dir`` on a free port and stopped after.
-
-    The server's memory is its own and reported apart: its configured heap and page cache,
-    and the Java process's peak resident memory over the step.
+@contextlib.contextmanager
+def _imported_server(run_dir: Path, rows: int | None) -> Iterator[dict[str, str]]:
+    """The server of the store the ``neo4j-import`` step made, started in ``run_dir`` on a free
+    port and stopped after; yields the environment that points kolmatch at it
+    (``KOLMATCH_STORE``, ``NEO4J_PASSWORD``).
 
     Raises
     ------
     RuntimeError
-        If ``run_dir`` holds no imported store, or its counts are not the market's files'.
+        If ``run_dir`` holds no imported store, or the store does not hold ``rows`` rows (the
+        import's count; ``None`` checks nothing).
     """
     if not (run_dir / "data" / "databases" / "neo4j").is_dir():
         raise RuntimeError(
@@ -163,20 +164,35 @@ def bench_neo4j_features(market: Path, run_dir: Path, queries: int, cache: Path)
             "NEO4J_PASSWORD": (run_dir / "password").read_text().strip(),
         }
         counts = json.loads(_run([sys.executable, "-m", "kolmatch.cli", "stats", "--json"], env))
-        files = _rows(market)
-        if sum(counts.values()) != sum(files.values()):
+        if rows is not None and sum(counts.values()) != rows:
             raise RuntimeError(
-                f"{run_dir}: the store holds {sum(counts.values()):,} rows, "
-                f"{market} {sum(files.values()):,}: import it again"
+                f"{run_dir}: the store holds {sum(counts.values()):,} rows, the import wrote "
+                f"{rows:,}: import it again"
             )
-        server = int((run_dir / "neo4j.pid").read_text())
-        out = bench_match(market, queries, cache, uri=env["KOLMATCH_STORE"], env=env)
-        out["server_peak_mib"] = _tree_peak_mib(server)
+        yield env
     finally:
         subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
-    out["rows"] = sum(counts.values())
-    out["server_heap"] = os.environ.get("NEO4J_HEAP", "2g")
-    out["server_pagecache"] = os.environ.get("NEO4J_PAGECACHE", "2g")
+
+
+def _server_apart(run_dir: Path) -> dict[str, Any]:
+    """The server's memory, reported apart from kolmatch's: its configured heap and page cache
+    and the Java process's peak resident memory since it started (read before it stops)."""
+    return {
+        "server_peak_mib": _tree_peak_mib(int((run_dir / "neo4j.pid").read_text())),
+        "server_heap": os.environ.get("NEO4J_HEAP", "2g"),
+        "server_pagecache": os.environ.get("NEO4J_PAGECACHE", "2g"),
+    }
+
+
+def bench_neo4j_features(
+    run_dir: Path, rows: int | None, queries: int, cache: Path
+) -> dict[str, Any]:
+    """:func:`bench_match` from the Neo4j store the ``neo4j-import`` step made (every table
+    read over Bolt), the server started for the step (:func:`_imported_server`); the server's
+    memory reported apart (:func:`_server_apart`)."""
+    with _imported_server(run_dir, rows) as env:
+        out = bench_match(env["KOLMATCH_STORE"], queries, cache, env)
+        out |= _server_apart(run_dir)
     return out
 
 
@@ -231,7 +247,13 @@ def bench_centrality(db: Path, baseline_edges: int = BASELINE_EDGES) -> dict[str
     return _measured(code + guard + textwrap.indent(baselines, "    "))
 
 
-def bench_plan(db: Path, cache: Path, merchants: int, full_limit: float) -> dict[str, Any]:
+def bench_plan(
+    store: str,
+    cache: Path,
+    merchants: int,
+    full_limit: float,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Talent matrix: kolmatch's solver against plain milp and against follower count.
 
     For ``merchants`` sampled merchants at their own budgets (at least five cheap talents'
@@ -239,15 +261,17 @@ def bench_plan(db: Path, cache: Path, merchants: int, full_limit: float) -> dict
     column generation, reduced-cost fixing, milp), plain ``milp`` on every candidate with
     no greedy (stopped at ``full_limit`` seconds), and the follower-count baseline; medians
     of time, certified gap, objective and unique target reach. Warm: one plan runs untimed
-    first, as the match step's first query does.
+    first, as the match step's first query does. ``store`` is a store URI (``open_store``; a
+    Neo4j server's credentials in ``env``); the features come from ``cache`` where the match
+    step put them.
     """
     code = (
         "import numpy as np, time\n"
-        "from kolmatch.graph.sqlite_store import SQLiteStore\n"
+        "from kolmatch.graph.open import open_store\n"
         "from kolmatch.engine import cached_features\n"
         "from kolmatch.matching.plan import (follower_count_plan, plan_talent_matrix,\n"
         "    unique_target_reach)\n"
-        f"f = cached_features(SQLiteStore({str(db)!r}), {str(cache)!r})\n"
+        f"f = cached_features(open_store({store!r}), {str(cache)!r})\n"
         "rng = np.random.default_rng(0)\n"
         "from kolmatch.matching.eligibility import merchant_eligibility\n"
         "# merchants compliance refuses are not planned (NotEligible): not sampled\n"
@@ -291,16 +315,17 @@ def bench_plan(db: Path, cache: Path, merchants: int, full_limit: float) -> dict
         "      max(sum(r['follower_reach'] for r in rows), 1),\n"
         "  'candidates': med('candidates'), 'users': med('users')}"
     )
-    return _measured(code)
+    return _measured(code, env)
 
 
-def bench_assign(db: Path, cache: Path) -> dict[str, Any]:
-    """Market-wide assignment: the default method and the stable option."""
+def bench_assign(store: str, cache: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Market-wide assignment: the default method and the stable option (``store`` and
+    ``env`` as for :func:`bench_plan`)."""
     code = (
-        "from kolmatch.graph.sqlite_store import SQLiteStore\n"
+        "from kolmatch.graph.open import open_store\n"
         "from kolmatch.engine import cached_features\n"
         "from kolmatch.matching.market import assign_market\n"
-        f"f = cached_features(SQLiteStore({str(db)!r}), {str(cache)!r})\n"
+        f"f = cached_features(open_store({store!r}), {str(cache)!r})\n"
         "out = {}\n"
         "for method in ('auto', 'stable'):\n"
         "    a = assign_market(f, method=method)\n"
@@ -309,7 +334,7 @@ def bench_assign(db: Path, cache: Path) -> dict[str, Any]:
         "        candidates=a.candidates, merchants_served=a.merchants_served,\n"
         "        merchants=len(f.merchant_ids), blocking_pairs=a.blocking_pairs)"
     )
-    return _measured(code)
+    return _measured(code, env)
 
 
 #: Seconds of load before measuring: each worker's first requests touch cold memory.
@@ -366,8 +391,8 @@ asyncio.run(main())
 """
 
 
-def _tree_peak_mib(pid: int) -> float:
-    """Peak resident memory of a process and all its descendants (uvicorn's workers), summed."""
+def _tree(pid: int) -> set[int]:
+    """A process and all its descendants."""
     parent: dict[int, int] = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -381,15 +406,50 @@ def _tree_peak_mib(pid: int) -> float:
         kids = {c for c, pp in parent.items() if pp in tree} - tree
         tree |= kids
         grew = bool(kids)
-    total = 0.0
-    for p in tree:
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        hwm = [ln for ln in status.splitlines() if ln.startswith("VmHWM")]
-        total += int(hwm[0].split()[1]) / 1024 if hwm else 0.0
-    return total
+    return tree
+
+
+def _peak_mib(pid: int) -> float:
+    """A live process's peak resident memory so far (VmHWM), 0 if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    hwm = [ln for ln in status.splitlines() if ln.startswith("VmHWM")]
+    return int(hwm[0].split()[1]) / 1024 if hwm else 0.0
+
+
+def _tree_peak_mib(pid: int) -> float:
+    """Peak resident memory of a process and all its descendants (uvicorn's workers), summed."""
+    return sum(_peak_mib(p) for p in _tree(pid))
+
+
+def _run_watched(
+    argv: list[str], env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], dict[str, float]]:
+    """Run a command to completion, polling its processes' peak memory twice a second; return
+    its result and the largest peak of one process among Neo4j's (Java: the importer, the
+    server) and among kolmatch's (its CLI, Python), apart."""
+    peaks = {"kolmatch": 0.0, "neo4j": 0.0}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)
+        while True:
+            for p in _tree(proc.pid):
+                try:
+                    comm = Path(f"/proc/{p}/comm").read_text().strip()
+                except OSError:
+                    continue
+                kolmatch = comm.startswith(("python", "kolmatch"))  # the CLI's script, or -m
+                group = "neo4j" if comm == "java" else "kolmatch" if kolmatch else None
+                if group:
+                    peaks[group] = max(peaks[group], _peak_mib(p))
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
+    return done, peaks
 
 
 def _merchant_ids(db: Path) -> list[str]:
@@ -407,7 +467,6 @@ def bench_api(db: Path, cache: Path, clients: int, seconds: float, workers: int)
     ``saturated``: the same clients with no think time (closed loop): the server's throughput,
     where latency is mostly queueing. Also the server's peak resident memory.
     """
-    import time
     import urllib.request
 
     port = _free_port()
@@ -522,9 +581,7 @@ def bench_neo4j_import(folder: Path, run_dir: Path) -> dict[str, Any]:
     }
     script = str(ROOT / "scripts" / "neo4j")
     try:
-        out = subprocess.run(
-            [script, "import", str(folder), "--replace"], env=env, capture_output=True, text=True
-        )
+        out, peaks = _run_watched([script, "import", str(folder), "--replace"], env)
         if out.returncode != 0:
             raise RuntimeError(f"scripts/neo4j import failed:\n{out.stderr[-3000:]}")
         password = (run_dir / "password").read_text().strip()
@@ -567,6 +624,8 @@ def bench_neo4j_import(folder: Path, run_dir: Path) -> dict[str, Any]:
         "total_seconds": total_s,
         "rel_per_s_sustained": rels / importer_s,
         "relationships_per_s": rels / total_s,
+        "kolmatch_peak_mib": peaks["kolmatch"],
+        "neo4j_peak_mib": peaks["neo4j"],
     }
 
 
@@ -666,9 +725,7 @@ def _md(res: dict[str, Any]) -> str:
             f"| features + match queries, read from Neo4j (imported store) | "
             f"{q['queries']:,} queries | {q['feature_build_s']:.1f} (build) | | "
             f"{q['peak_mib']:,.0f} | warm match p50 {q['p50_ms']:.1f} ms, p95 "
-            f"{q['p95_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms; the server apart: heap "
-            f"{q['server_heap']}, page cache {q['server_pagecache']}, peak "
-            f"{q['server_peak_mib']:,.0f} MiB |"
+            f"{q['p95_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms{_server_note(q)} |"
         )
     if "centrality" in res:
         c = res["centrality"]
@@ -693,12 +750,13 @@ def _md(res: dict[str, Any]) -> str:
     if "plan" in res:
         q = res["plan"]
         lines.append(
-            f"| talent matrix ({q['merchants']} merchants) | {q['candidates']:,.0f} candidates x "
+            f"| talent matrix ({q['merchants']} merchants){_read_from(q)} | "
+            f"{q['candidates']:,.0f} candidates x "
             f"{q['users']:,.0f} users | {q['median_seconds']:.2f} (median) | | "
             f"{q['peak_mib']:,.0f} | solver {q['median_solve_s']:.2f}s, gap at most "
             f"{q['max_gap']:.2%}; plain milp {q['median_full_seconds']:.1f}s (gap at most "
             f"{q['max_full_gap']:.2%}), objective {q['objective_vs_full']:.3f}x plain milp's; "
-            f"unique reach {q['reach_vs_followers']:.2f}x follower count's |"
+            f"unique reach {q['reach_vs_followers']:.2f}x follower count's{_server_note(q)} |"
         )
     if "assign" in res:
         for name, q in res["assign"].items():
@@ -706,11 +764,12 @@ def _md(res: dict[str, Any]) -> str:
                 continue
             gap = "n/a" if q["gap"] != q["gap"] else f"{q['gap']:.2%}"
             lines.append(
-                f"| assign ({name}: {q['method']}) | {q['candidates']:,} pairs | "
+                f"| assign ({name}: {q['method']}){_read_from(res['assign'])} | "
+                f"{q['candidates']:,} pairs | "
                 f"{q['build_s'] + q['solve_s']:.1f} | | {res['assign']['peak_mib']:,.0f} | "
                 f"build {q['build_s']:.1f}s, solve {q['solve_s']:.1f}s, gap {gap}, "
                 f"{q['pairs']:,} pairs to {q['merchants_served']:,} of {q['merchants']:,} "
-                f"merchants, {q['blocking_pairs']:,} blocking pairs |"
+                f"merchants, {q['blocking_pairs']:,} blocking pairs{_server_note(res['assign'])} |"
             )
     if "api" in res:
         q = res["api"]
@@ -763,7 +822,13 @@ def _md(res: dict[str, Any]) -> str:
             f"importer {n['importer_seconds']:.0f}s{own} "
             f"({n['rel_per_s_sustained']:,.0f} relationships/s sustained), start "
             f"{n['start_seconds']:.0f}s, constraints {n['schema_seconds']:.0f}s; "
-            f"{n['relationships_per_s']:,.0f} relationships/s overall |"
+            f"{n['relationships_per_s']:,.0f} relationships/s overall"
+            + (
+                f"; peak of kolmatch's import-files {n['kolmatch_peak_mib']:,.0f} MiB, of Neo4j's "
+                f"importer and server {n['neo4j_peak_mib']:,.0f} MiB |"
+                if "kolmatch_peak_mib" in n
+                else " |"
+            )
         )
     if "naive" in res:
         v = res["naive"]
@@ -772,7 +837,37 @@ def _md(res: dict[str, Any]) -> str:
             f"{v['naive_rows_per_s']:,.0f} vs {v['batched_rows_per_s']:,.0f} | | "
             f"batched is {v['speedup']:.1f}x faster |"
         )
+    if res.get("disk"):
+        parts = sorted({k for d in res["disk"].values() for k in d})
+        lines += [
+            "",
+            "On disk after each step (GiB allocated; what a later step no longer needs is "
+            "deleted: the importer's CSVs by `scripts/neo4j import`):",
+            "",
+            "| after | " + " | ".join(parts) + " | total |",
+            "|---|" + "---:|" * (len(parts) + 1),
+        ]
+        for step, d in res["disk"].items():
+            cells = [f"{d[k] / 2**30:,.2f}" if k in d else "" for k in parts]
+            lines.append(
+                f"| {step} | " + " | ".join(cells) + f" | {sum(d.values()) / 2**30:,.2f} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _read_from(q: dict[str, Any]) -> str:
+    """How a step's row names the store it read, where that is not SQLite."""
+    return ", read from Neo4j (imported store)" if q.get("store") == "neo4j" else ""
+
+
+def _server_note(q: dict[str, Any]) -> str:
+    """The Neo4j server's memory, reported apart from the step's own (empty without one)."""
+    if "server_peak_mib" not in q:
+        return ""
+    return (
+        f"; the server apart: heap {q['server_heap']}, page cache {q['server_pagecache']}, "
+        f"peak {q['server_peak_mib']:,.0f} MiB"
+    )
 
 
 def main() -> None:
@@ -809,7 +904,16 @@ def main() -> None:
         action="store_true",
         help="skip generate and load: WORK/market-SCALE and WORK/SCALE.db exist from a run",
     )
+    p.add_argument(
+        "--from-neo4j",
+        action="store_true",
+        help="the Neo4j route (what `make bench SCALE=l` runs): generate, first load with the "
+        "offline importer, then features and match, plan and assign reading that store; no "
+        "SQLite, no transactional load, no centrality or API step (they read SQLite)",
+    )
     a = p.parse_args()
+    if a.from_neo4j and a.only:  # the match step of the Neo4j route reads the imported store
+        a.only = ["neo4j-features" if step == "match" else step for step in a.only]
     market = a.work / f"market-{a.scale}"
     a.work.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {"scale": a.scale, "date": date.today().isoformat(), "machine": machine()}
@@ -823,11 +927,18 @@ def main() -> None:
     if not a.reuse:
         print(f"generate {a.scale} ...", flush=True)
         res["generate"] = bench_generate(a.scale, market)
+        res.setdefault("disk", {})["generate"] = _footprint(a.work, a.scale)
+        res.setdefault("models", {})["generate"] = _market_model(market)
+    if a.from_neo4j:
+        _write(res, stem)  # each step's figures kept as soon as it ends: l takes hours
+        for step in ("neo4j-import", "neo4j-features", "plan", "assign"):
+            _run_steps(a, res, {step})
+            _write(res, stem)
+        return
+    if not a.reuse:
         print("load SQLite ...", flush=True)
         res["sqlite"] = bench_sqlite(market, a.work / f"{a.scale}.db")
-        res.setdefault("models", {}).update(
-            dict.fromkeys(("generate", "sqlite"), _market_model(market))
-        )
+        res["models"]["sqlite"] = res["models"]["generate"]
     _run_steps(a, res, {"match", "centrality", "plan", "assign", "api"})
     if not a.no_neo4j:
         _run_steps(a, res, {"neo4j"})
@@ -843,46 +954,100 @@ def _market_model(market: Path) -> int | None:
 
 
 def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> None:
-    """The steps that read a loaded store, in order; each result goes into ``res``."""
+    """The steps that read a loaded store, in order; each result goes into ``res``, and the
+    footprint on disk after it into ``res["disk"]``.
+
+    With ``a.from_neo4j`` the plan and assign steps read the store the ``neo4j-import`` step
+    made (a server started for each step, its memory reported apart), from the features the
+    ``neo4j-features`` step cached; otherwise they read the SQLite file of the ``sqlite`` step.
+    """
     model = _market_model(a.work / f"market-{a.scale}")
     if model is not None:
         res.setdefault("models", {}).update(dict.fromkeys(steps, model))
     db = a.work / f"{a.scale}.db"
+    market = a.work / f"market-{a.scale}"
+    imported = a.work / "neo4j-import"
     cache = a.work / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
+    if not a.from_neo4j:
+        cache.mkdir(parents=True, exist_ok=True)
+
+    def done(step: str) -> None:
+        res.setdefault("disk", {})[step] = _footprint(a.work, a.scale)
+
+    def read_by(bench: Callable[[str, Path, dict[str, str] | None], Any]) -> Any:
+        if not a.from_neo4j:
+            return bench("sqlite:///" + str(db), cache, None)
+        rows = res.get("neo4j_import", {}).get("rows")
+        with _imported_server(imported, rows) as env:
+            out = bench(env["KOLMATCH_STORE"], a.work / "cache-neo4j", env)
+            return {**out, **_server_apart(imported), "store": "neo4j"}
+
     if "match" in steps:
         print("features and match latency ...", flush=True)
-        res["match"] = bench_match(db, a.queries, cache)
+        res["match"] = bench_match("sqlite:///" + str(db), a.queries, cache)
+        done("match")
     if "centrality" in steps:
         print("centrality ...", flush=True)
         res["centrality"] = bench_centrality(db)
+        done("centrality")
+    if "neo4j-import" in steps:
+        print("first load with Neo4j's offline importer ...", flush=True)
+        res["neo4j_import"] = bench_neo4j_import(market, imported)
+        done("neo4j-import")
+    if "neo4j-features" in steps:
+        print("features read from the imported Neo4j store ...", flush=True)
+        rows = res.get("neo4j_import", {}).get("rows")
+        if rows is None:  # imported by an earlier run: the market's files say what it holds
+            rows = sum(_rows(market).values())
+        res["neo4j_features"] = bench_neo4j_features(
+            imported, rows, a.queries, a.work / "cache-neo4j"
+        )
+        done("neo4j-features")
     if "plan" in steps:
         print("talent matrix plans ...", flush=True)
-        res["plan"] = bench_plan(db, cache, a.plans, a.full_limit)
+        res["plan"] = read_by(lambda st, c, env: bench_plan(st, c, a.plans, a.full_limit, env))
+        done("plan")
     if "assign" in steps:
         print("market assignment ...", flush=True)
-        res["assign"] = bench_assign(db, cache)
+        res["assign"] = read_by(bench_assign)
+        done("assign")
     if "api" in steps:
         print("API under concurrent clients ...", flush=True)
         res["api"] = bench_api(db, cache, a.clients, a.api_seconds, a.api_workers)
+        done("api")
     if "neo4j" in steps:
         if "KOLMATCH_NEO4J_URI" not in os.environ:
             print("neo4j: skipped (no server: run through `make bench`)", flush=True)
             return
-        market = a.work / f"market-{a.scale}"
         print("load Neo4j ...", flush=True)
         res["neo4j"] = bench_neo4j(market, reload=a.scale in ("tiny", "s"))
         print("naive vs batched ...", flush=True)
         res["naive"] = bench_naive(market, a.naive_rows)
-    if "neo4j-import" in steps:
-        print("first load with Neo4j's offline importer ...", flush=True)
-        market = a.work / f"market-{a.scale}"
-        res["neo4j_import"] = bench_neo4j_import(market, a.work / "neo4j-import")
-    if "neo4j-features" in steps:
-        print("features read from the imported Neo4j store ...", flush=True)
-        res["neo4j_features"] = bench_neo4j_features(
-            a.work / f"market-{a.scale}", a.work / "neo4j-import", a.queries, a.work / "cache-neo4j"
-        )
+
+
+def _footprint(work: Path, scale: str) -> dict[str, int]:
+    """Bytes on disk (allocated) of what the benchmark keeps in ``work``: the market's files
+    and its truth, the SQLite file, the imported Neo4j store and its logs, the caches."""
+
+    def size(path: Path) -> int:
+        if path.is_file():
+            return path.stat().st_blocks * 512
+        total = 0
+        for root, _, files in os.walk(path):
+            for name in files:
+                with contextlib.suppress(OSError):  # a file removed while walking
+                    total += (Path(root) / name).stat().st_blocks * 512
+        return total
+
+    parts = {
+        "market": work / f"market-{scale}",
+        "truth": work / f"market-{scale}-truth",
+        "sqlite": work / f"{scale}.db",
+        "neo4j": work / "neo4j-import",
+        "cache": work / "cache",
+        "cache_neo4j": work / "cache-neo4j",
+    }
+    return {k: size(p) for k, p in parts.items() if p.exists()}
 
 
 def _write(res: dict[str, Any], stem: Path) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from kolmatch.loaders.synthetic import MODEL_VERSION
 
@@ -82,3 +86,54 @@ def test_pagerank_runs_alone_over_the_baseline_graph_size(
     res["centrality"] = both
     (line,) = [x for x in _md(res).splitlines() if x.startswith("| PageRank")]
     assert "vs networkx" in line
+
+
+@pytest.mark.neo4j
+@pytest.mark.slow
+def test_the_neo4j_route_reads_the_imported_store_at_every_step(tmp_path: Path) -> None:
+    """``make bench SCALE=l``'s route at tiny: generate, the offline import, then features,
+    plan and assign each from the imported store (a server of its own per step, its memory
+    apart), no SQLite anywhere, and the footprint on disk after each step."""
+    if shutil.which("java") is None or shutil.which("mvn") is None:
+        msg = "the Neo4j route starts a Neo4j server of its own: it needs Java 17+ and Maven"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    env = {
+        **os.environ,
+        "NEO4J_HEAP": "512m",
+        "NEO4J_PAGECACHE": "256m",
+        "NEO4J_IMPORT_HEAP": "512m",
+        "NEO4J_IMPORT_MEMORY": "512m",
+    }
+    work = tmp_path / "work"
+    args = ["--scale", "tiny", "--from-neo4j", "--work", str(work)]
+    args += ["--results", str(tmp_path / "results"), "--queries", "20", "--plans", "2"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (js,) = (tmp_path / "results").glob("*-tiny.json")
+    res = json.loads(js.read_text())
+    assert "sqlite" not in res and "match" not in res and "neo4j" not in res
+    imp = res["neo4j_import"]
+    assert imp["rows"] == res["generate"]["rows"]
+    assert imp["kolmatch_peak_mib"] > 10 and imp["neo4j_peak_mib"] > 100
+    feats = res["neo4j_features"]
+    assert feats["queries"] == 20 and 0 < feats["p50_ms"] <= feats["p99_ms"]
+    assert feats["server_heap"] == "512m" and feats["server_peak_mib"] > 100
+    assert res["plan"]["store"] == "neo4j" and res["plan"]["merchants"] == 2
+    assert res["plan"]["max_gap"] <= 0.01 and res["plan"]["server_peak_mib"] > 100
+    assert res["assign"]["store"] == "neo4j"
+    assert res["assign"]["stable"]["blocking_pairs"] == 0
+    assert list(res["disk"]) == ["generate", "neo4j-import", "neo4j-features", "plan", "assign"]
+    assert "neo4j" not in res["disk"]["generate"] and res["disk"]["neo4j-import"]["neo4j"] > 0
+    assert res["disk"]["plan"]["cache_neo4j"] > 0
+    assert not (work / "tiny.db").exists()
+    md = js.with_suffix(".md").read_text()
+    assert "| talent matrix (2 merchants), read from Neo4j (imported store) |" in md
+    assert "| assign (stable: stable (merchants propose)), read from Neo4j" in md
+    assert "On disk after each step" in md and "| after | cache_neo4j |" in md
