@@ -6,7 +6,9 @@ Each heavy step runs in its own process so its wall time and peak memory
 Benchmarks report; they never fail on a number.
 
 Usage: ``make bench SCALE=s`` (every step, then Neo4j started for its own step), or
-``python bench/run.py --scale tiny --no-neo4j``.
+``python bench/run.py --scale tiny --no-neo4j``. ``make bench SCALE=l`` takes the Neo4j route
+(``--from-neo4j``): generate, the offline import, then features, plan and assign reading the
+imported store, with no SQLite.
 """
 
 from __future__ import annotations
@@ -64,6 +66,26 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _run_dir_port(run_dir: Path) -> int:
+    """The Bolt port of the server in ``run_dir``: the same at every step, since the feature
+    cache names its entries by the store's URI, port included (a new port would make the plan
+    and assign steps build the features again); a free one is chosen, and kept in
+    ``run_dir/bench-port``, the first time or where the kept one is taken."""
+    kept = run_dir / "bench-port"
+    if kept.is_file():
+        port = int(kept.read_text())
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                print(f"port {port} is taken: the server moves, the cache misses", flush=True)
+    port = _free_port()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    kept.write_text(f"{port}\n")
+    return port
 
 
 def _rows(folder: Path) -> dict[str, int]:
@@ -154,7 +176,7 @@ def _imported_server(run_dir: Path, rows: int | None) -> Iterator[dict[str, str]
         raise RuntimeError(
             f"{run_dir}: no Neo4j store: run `bench/run.py --scale ... --only neo4j-import` first"
         )
-    port = _free_port()
+    port = _run_dir_port(run_dir)
     env = {**os.environ, "NEO4J_RUN_DIR": str(run_dir), "NEO4J_BOLT_PORT": str(port)}
     script = str(ROOT / "scripts" / "neo4j")
     try:
@@ -176,9 +198,19 @@ def _imported_server(run_dir: Path, rows: int | None) -> Iterator[dict[str, str]
 
 def _server_apart(run_dir: Path) -> dict[str, Any]:
     """The server's memory, reported apart from kolmatch's: its configured heap and page cache
-    and the Java process's peak resident memory since it started (read before it stops)."""
+    and the Java process's peak resident memory since it started (read before it stops).
+
+    Raises
+    ------
+    RuntimeError
+        If the server is no longer running (it exits on running out of memory): its peak is
+        gone with it.
+    """
+    pid = int((run_dir / "neo4j.pid").read_text())
+    if not Path(f"/proc/{pid}").is_dir():
+        raise RuntimeError(f"the Neo4j server of {run_dir} (pid {pid}) exited during the step")
     return {
-        "server_peak_mib": _tree_peak_mib(int((run_dir / "neo4j.pid").read_text())),
+        "server_peak_mib": _tree_peak_mib(pid),
         "server_heap": os.environ.get("NEO4J_HEAP", "2g"),
         "server_pagecache": os.environ.get("NEO4J_PAGECACHE", "2g"),
     }
@@ -189,7 +221,13 @@ def bench_neo4j_features(
 ) -> dict[str, Any]:
     """:func:`bench_match` from the Neo4j store the ``neo4j-import`` step made (every table
     read over Bolt), the server started for the step (:func:`_imported_server`); the server's
-    memory reported apart (:func:`_server_apart`)."""
+    memory reported apart (:func:`_server_apart`).
+
+    Raises
+    ------
+    RuntimeError
+        As :func:`_imported_server` and :func:`_server_apart`.
+    """
     with _imported_server(run_dir, rows) as env:
         out = bench_match(env["KOLMATCH_STORE"], queries, cache, env)
         out |= _server_apart(run_dir)
@@ -425,12 +463,21 @@ def _tree_peak_mib(pid: int) -> float:
 
 
 def _run_watched(
-    argv: list[str], env: dict[str, str]
+    argv: list[str], env: dict[str, str], folder: Path
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, float]]:
-    """Run a command to completion, polling its processes' peak memory twice a second; return
-    its result and the largest peak of one process among Neo4j's (Java: the importer, the
-    server) and among kolmatch's (its CLI, Python), apart."""
-    peaks = {"kolmatch": 0.0, "neo4j": 0.0}
+    """Run a command to completion, polling its processes' peak memory twice a second and the
+    size of ``folder`` every 5 s.
+
+    Returns
+    -------
+    (result, peaks)
+        The command's result (its output captured) and, in MiB, the largest peak of one
+        process among Neo4j's (``neo4j``: Java, the importer and the server) and among
+        kolmatch's (``kolmatch``: its CLI, Python), and the most ``folder`` held on disk
+        (``disk_mib``: at the import, its CSVs and the store at once).
+    """
+    peaks = {"kolmatch": 0.0, "neo4j": 0.0, "disk_mib": 0.0}
+    polls = 0
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)
         while True:
@@ -443,6 +490,9 @@ def _run_watched(
                 group = "neo4j" if comm == "java" else "kolmatch" if kolmatch else None
                 if group:
                     peaks[group] = max(peaks[group], _peak_mib(p))
+            if polls % 10 == 0:
+                peaks["disk_mib"] = max(peaks["disk_mib"], _size(folder) / 2**20)
+            polls += 1
             if proc.poll() is not None:
                 break
             time.sleep(0.5)
@@ -581,7 +631,7 @@ def bench_neo4j_import(folder: Path, run_dir: Path) -> dict[str, Any]:
     }
     script = str(ROOT / "scripts" / "neo4j")
     try:
-        out, peaks = _run_watched([script, "import", str(folder), "--replace"], env)
+        out, peaks = _run_watched([script, "import", str(folder), "--replace"], env, run_dir)
         if out.returncode != 0:
             raise RuntimeError(f"scripts/neo4j import failed:\n{out.stderr[-3000:]}")
         password = (run_dir / "password").read_text().strip()
@@ -626,6 +676,7 @@ def bench_neo4j_import(folder: Path, run_dir: Path) -> dict[str, Any]:
         "relationships_per_s": rels / total_s,
         "kolmatch_peak_mib": peaks["kolmatch"],
         "neo4j_peak_mib": peaks["neo4j"],
+        "disk_peak_mib": peaks["disk_mib"],
     }
 
 
@@ -824,8 +875,10 @@ def _md(res: dict[str, Any]) -> str:
             f"{n['start_seconds']:.0f}s, constraints {n['schema_seconds']:.0f}s; "
             f"{n['relationships_per_s']:,.0f} relationships/s overall"
             + (
-                f"; peak of kolmatch's import-files {n['kolmatch_peak_mib']:,.0f} MiB, of Neo4j's "
-                f"importer and server {n['neo4j_peak_mib']:,.0f} MiB |"
+                f"; peak of kolmatch's import-files {n['kolmatch_peak_mib']:,.0f} MiB, the larger "
+                f"of Neo4j's importer's and server's {n['neo4j_peak_mib']:,.0f} MiB; the run "
+                f"folder held at most {n['disk_peak_mib'] / 1024:,.1f} GiB on disk (the "
+                "importer's CSVs and the store at once) |"
                 if "kolmatch_peak_mib" in n
                 else " |"
             )
@@ -841,8 +894,14 @@ def _md(res: dict[str, Any]) -> str:
         parts = sorted({k for d in res["disk"].values() for k in d})
         lines += [
             "",
-            "On disk after each step (GiB allocated; what a later step no longer needs is "
-            "deleted: the importer's CSVs by `scripts/neo4j import`):",
+            "On disk after each step (GiB allocated; the market's files stay: they are the "
+            "input"
+            + (
+                "; `scripts/neo4j import` deletes the importer's CSVs once imported, and its row "
+                "says the most the import held at once):"
+                if "neo4j-import" in res["disk"]
+                else "):"
+            ),
             "",
             "| after | " + " | ".join(parts) + " | total |",
             "|---|" + "---:|" * (len(parts) + 1),
@@ -902,7 +961,8 @@ def main() -> None:
     p.add_argument(
         "--reuse",
         action="store_true",
-        help="skip generate and load: WORK/market-SCALE and WORK/SCALE.db exist from a run",
+        help="skip generate (and the SQLite load): WORK/market-SCALE (and WORK/SCALE.db) "
+        "exist from a run; today's report keeps the steps this run does not take",
     )
     p.add_argument(
         "--from-neo4j",
@@ -914,13 +974,18 @@ def main() -> None:
     a = p.parse_args()
     if a.from_neo4j and a.only:  # the match step of the Neo4j route reads the imported store
         a.only = ["neo4j-features" if step == "match" else step for step in a.only]
+        sqlite_only = sorted({"centrality", "api", "neo4j"} & set(a.only))
+        if sqlite_only:
+            steps = ", ".join(sqlite_only)
+            p.error(f"--from-neo4j: {steps} read SQLite (or load Neo4j): not on this route")
     market = a.work / f"market-{a.scale}"
     a.work.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {"scale": a.scale, "date": date.today().isoformat(), "machine": machine()}
     stem = a.results / f"{res['date']}-{a.scale}"
+    kept = a.only or (a.reuse and a.from_neo4j)  # today's report updated, not started again
+    if kept and stem.with_suffix(".json").exists():
+        res = {**json.loads(stem.with_suffix(".json").read_text()), "machine": machine()}
     if a.only:
-        if stem.with_suffix(".json").exists():
-            res = {**json.loads(stem.with_suffix(".json").read_text()), "machine": machine()}
         _run_steps(a, res, set(a.only))
         _write(res, stem)
         return
@@ -954,8 +1019,8 @@ def _market_model(market: Path) -> int | None:
 
 
 def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> None:
-    """The steps that read a loaded store, in order; each result goes into ``res``, and the
-    footprint on disk after it into ``res["disk"]``.
+    """The steps after generate (and the SQLite load), in order; each result goes into
+    ``res``, and the footprint on disk after it into ``res["disk"]``.
 
     With ``a.from_neo4j`` the plan and assign steps read the store the ``neo4j-import`` step
     made (a server started for each step, its memory reported apart), from the features the
@@ -974,11 +1039,16 @@ def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> N
     def done(step: str) -> None:
         res.setdefault("disk", {})[step] = _footprint(a.work, a.scale)
 
+    def imported_rows() -> int:
+        """What the imported store must hold: the import's count, or (imported by an earlier
+        run) the market's files'."""
+        rows = res.get("neo4j_import", {}).get("rows")
+        return int(rows) if rows is not None else sum(_rows(market).values())
+
     def read_by(bench: Callable[[str, Path, dict[str, str] | None], Any]) -> Any:
         if not a.from_neo4j:
             return bench("sqlite:///" + str(db), cache, None)
-        rows = res.get("neo4j_import", {}).get("rows")
-        with _imported_server(imported, rows) as env:
+        with _imported_server(imported, imported_rows()) as env:
             out = bench(env["KOLMATCH_STORE"], a.work / "cache-neo4j", env)
             return {**out, **_server_apart(imported), "store": "neo4j"}
 
@@ -996,11 +1066,8 @@ def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> N
         done("neo4j-import")
     if "neo4j-features" in steps:
         print("features read from the imported Neo4j store ...", flush=True)
-        rows = res.get("neo4j_import", {}).get("rows")
-        if rows is None:  # imported by an earlier run: the market's files say what it holds
-            rows = sum(_rows(market).values())
         res["neo4j_features"] = bench_neo4j_features(
-            imported, rows, a.queries, a.work / "cache-neo4j"
+            imported, imported_rows(), a.queries, a.work / "cache-neo4j"
         )
         done("neo4j-features")
     if "plan" in steps:
@@ -1028,17 +1095,6 @@ def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> N
 def _footprint(work: Path, scale: str) -> dict[str, int]:
     """Bytes on disk (allocated) of what the benchmark keeps in ``work``: the market's files
     and its truth, the SQLite file, the imported Neo4j store and its logs, the caches."""
-
-    def size(path: Path) -> int:
-        if path.is_file():
-            return path.stat().st_blocks * 512
-        total = 0
-        for root, _, files in os.walk(path):
-            for name in files:
-                with contextlib.suppress(OSError):  # a file removed while walking
-                    total += (Path(root) / name).stat().st_blocks * 512
-        return total
-
     parts = {
         "market": work / f"market-{scale}",
         "truth": work / f"market-{scale}-truth",
@@ -1047,7 +1103,19 @@ def _footprint(work: Path, scale: str) -> dict[str, int]:
         "cache": work / "cache",
         "cache_neo4j": work / "cache-neo4j",
     }
-    return {k: size(p) for k, p in parts.items() if p.exists()}
+    return {k: _size(p) for k, p in parts.items() if p.exists()}
+
+
+def _size(path: Path) -> int:
+    """Bytes allocated on disk to a file, or to every file under a folder (0 if missing)."""
+    if path.is_file():
+        return path.stat().st_blocks * 512
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):  # a file removed while walking
+                total += (Path(root) / name).stat().st_blocks * 512
+    return total
 
 
 def _write(res: dict[str, Any], stem: Path) -> None:

@@ -122,6 +122,10 @@ def test_the_neo4j_route_reads_the_imported_store_at_every_step(tmp_path: Path) 
     imp = res["neo4j_import"]
     assert imp["rows"] == res["generate"]["rows"]
     assert imp["kolmatch_peak_mib"] > 10 and imp["neo4j_peak_mib"] > 100
+    store = sum(
+        f.stat().st_size for f in (work / "neo4j-import" / "data").rglob("*") if f.is_file()
+    )
+    assert imp["disk_peak_mib"] * 2**20 >= store  # the store, and the CSVs before it
     feats = res["neo4j_features"]
     assert feats["queries"] == 20 and 0 < feats["p50_ms"] <= feats["p99_ms"]
     assert feats["server_heap"] == "512m" and feats["server_peak_mib"] > 100
@@ -130,10 +134,20 @@ def test_the_neo4j_route_reads_the_imported_store_at_every_step(tmp_path: Path) 
     assert res["assign"]["store"] == "neo4j"
     assert res["assign"]["stable"]["blocking_pairs"] == 0
     assert list(res["disk"]) == ["generate", "neo4j-import", "neo4j-features", "plan", "assign"]
-    assert "neo4j" not in res["disk"]["generate"] and res["disk"]["neo4j-import"]["neo4j"] > 0
-    assert res["disk"]["plan"]["cache_neo4j"] > 0
-    assert not (work / "tiny.db").exists()
+    assert res["disk"]["neo4j-import"]["neo4j"] > 0 and res["disk"]["plan"]["cache_neo4j"] > 0
+    # plan and assign read the features the features step cached (one server port for the
+    # run folder: the cache names its entries by the store's URI), not a build of their own
+    assert len(list((work / "cache-neo4j").glob("features-*"))) == 1
+    assert not (work / "neo4j-import" / "neo4j.pid").exists()  # every step stopped its server
+    assert not (work / "tiny.db").exists() and not (work / "cache").exists()
     md = js.with_suffix(".md").read_text()
     assert "| talent matrix (2 merchants), read from Neo4j (imported store) |" in md
     assert "| assign (stable: stable (merchants propose)), read from Neo4j" in md
     assert "On disk after each step" in md and "| after | cache_neo4j |" in md
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), *args, "--only", "api"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "api read SQLite" in refused.stderr
