@@ -77,6 +77,9 @@ def _run_dir_port(run_dir: Path) -> int:
     if kept.is_file():
         port = int(kept.read_text())
         with socket.socket() as sock:
+            # as the server binds it (Java's listening sockets reuse addresses): a port whose
+            # last server's connections are in TIME-WAIT is free for it, not taken
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
                 return port

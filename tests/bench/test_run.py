@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,34 @@ def test_the_neo4j_route_reads_the_imported_store_at_every_step(tmp_path: Path) 
         text=True,
     )
     assert refused.returncode == 2 and "api read SQLite" in refused.stderr
+
+
+def test_a_run_folder_keeps_its_port_past_its_last_server_s_closed_connections(
+    tmp_path: Path,
+) -> None:
+    """The port a run folder's server had stays its own when the server's closed connections
+    linger in TIME-WAIT (the server closed first, as a stopped server does): the feature cache
+    names entries by the store's URI, so a moved port would rebuild the features at every
+    step. A port something listens on is given up for a free one."""
+    from bench.run import _run_dir_port
+
+    run_dir = tmp_path / "neo4j-import"
+    port = _run_dir_port(run_dir)
+    assert (run_dir / "bench-port").read_text().strip() == str(port)
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            conn, _ = server.accept()
+            conn.close()  # the server's side closes first: its end waits in TIME-WAIT
+            client.recv(1)
+    with socket.socket() as plain, pytest.raises(OSError):  # a plain bind says taken
+        plain.bind(("127.0.0.1", port))
+    assert _run_dir_port(run_dir) == port
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        moved = _run_dir_port(run_dir)
+    assert moved != port and (run_dir / "bench-port").read_text().strip() == str(moved)
