@@ -177,7 +177,8 @@ def _imported_server(run_dir: Path, rows: int | None) -> Iterator[dict[str, str]
     """
     if not (run_dir / "data" / "databases" / "neo4j").is_dir():
         raise RuntimeError(
-            f"{run_dir}: no Neo4j store: run `bench/run.py --scale ... --only neo4j-import` first"
+            f"{run_dir}: no Neo4j store: run `bench/run.py --scale SCALE --from-neo4j` (generate "
+            "and import), or `--only neo4j-import` where the market's files exist"
         )
     port = _run_dir_port(run_dir)
     env = {**os.environ, "NEO4J_RUN_DIR": str(run_dir), "NEO4J_BOLT_PORT": str(port)}
@@ -742,6 +743,12 @@ def _md(res: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
         "",
     ]
+    if res.get("route") == "neo4j":
+        lines += [
+            "Route: Neo4j (`bench/run.py --from-neo4j`, what `make bench SCALE=l` runs): every "
+            "step after generate reads the store Neo4j's offline importer made; no SQLite.",
+            "",
+        ]
     if res.get("models"):
         steps = ", ".join(f"{k} {v}" for k, v in sorted(res["models"].items()))
         lines += [
@@ -765,6 +772,30 @@ def _md(res: dict[str, Any]) -> str:
             f"| load SQLite | {s['rows']:,} | {s['seconds']:.1f} | {s['rows_per_s']:,.0f} | "
             f"{s['peak_mib']:,.0f} | re-load {s['reload_seconds']:.1f}s, same counts: "
             f"{s['reload_same_counts']} |"
+        )
+    if "neo4j_import" in res:
+        n = res["neo4j_import"]
+        own = (
+            f" (its own report: {n['importer_own_seconds']:.0f}s)"
+            if n.get("importer_own_seconds")
+            else ""
+        )
+        lines.append(
+            f"| first load into Neo4j, offline importer (scripts/neo4j import) | {n['rows']:,} | "
+            f"{n['total_seconds']:.1f} | {n['rows'] / n['total_seconds']:,.0f} | | "
+            f"validate and write importer CSVs (and stop) {n['files_and_stop_seconds']:.0f}s, "
+            f"importer {n['importer_seconds']:.0f}s{own} "
+            f"({n['rel_per_s_sustained']:,.0f} relationships/s sustained), start "
+            f"{n['start_seconds']:.0f}s, constraints {n['schema_seconds']:.0f}s; "
+            f"{n['relationships_per_s']:,.0f} relationships/s overall"
+            + (
+                f"; peak of kolmatch's import-files {n['kolmatch_peak_mib']:,.0f} MiB, the larger "
+                f"of Neo4j's importer's and server's {n['neo4j_peak_mib']:,.0f} MiB; the run "
+                f"folder held at most {n['disk_peak_mib'] / 1024:,.1f} GiB on disk (the "
+                "importer's CSVs and the store at once) |"
+                if "kolmatch_peak_mib" in n
+                else " |"
+            )
         )
     if "match" in res:
         q = res["match"]
@@ -819,7 +850,7 @@ def _md(res: dict[str, Any]) -> str:
             gap = "n/a" if q["gap"] != q["gap"] else f"{q['gap']:.2%}"
             lines.append(
                 f"| assign ({name}: {q['method']}){_read_from(res['assign'])} | "
-                f"{q['candidates']:,} pairs | "
+                f"{q['candidates']:,} candidate pairs | "
                 f"{q['build_s'] + q['solve_s']:.1f} | | {res['assign']['peak_mib']:,.0f} | "
                 f"build {q['build_s']:.1f}s, solve {q['solve_s']:.1f}s, gap {gap}, "
                 f"{q['pairs']:,} pairs to {q['merchants_served']:,} of {q['merchants']:,} "
@@ -862,30 +893,6 @@ def _md(res: dict[str, Any]) -> str:
             f"{n['rows_per_s']:,.0f} | {n['peak_mib']:,.0f} | {phases}"
             f"{n['relationships_per_s']:,.0f} relationships/s overall{again} |"
         )
-    if "neo4j_import" in res:
-        n = res["neo4j_import"]
-        own = (
-            f" (its own report: {n['importer_own_seconds']:.0f}s)"
-            if n.get("importer_own_seconds")
-            else ""
-        )
-        lines.append(
-            f"| first load into Neo4j, offline importer (scripts/neo4j import) | {n['rows']:,} | "
-            f"{n['total_seconds']:.1f} | {n['rows'] / n['total_seconds']:,.0f} | | "
-            f"validate and write importer CSVs (and stop) {n['files_and_stop_seconds']:.0f}s, "
-            f"importer {n['importer_seconds']:.0f}s{own} "
-            f"({n['rel_per_s_sustained']:,.0f} relationships/s sustained), start "
-            f"{n['start_seconds']:.0f}s, constraints {n['schema_seconds']:.0f}s; "
-            f"{n['relationships_per_s']:,.0f} relationships/s overall"
-            + (
-                f"; peak of kolmatch's import-files {n['kolmatch_peak_mib']:,.0f} MiB, the larger "
-                f"of Neo4j's importer's and server's {n['neo4j_peak_mib']:,.0f} MiB; the run "
-                f"folder held at most {n['disk_peak_mib'] / 1024:,.1f} GiB on disk (the "
-                "importer's CSVs and the store at once) |"
-                if "kolmatch_peak_mib" in n
-                else " |"
-            )
-        )
     if "naive" in res:
         v = res["naive"]
         lines.append(
@@ -906,7 +913,7 @@ def _md(res: dict[str, Any]) -> str:
                 else "):"
             ),
             "",
-            "| after | " + " | ".join(parts) + " | total |",
+            "| after | " + " | ".join(f"`{k}`" for k in parts) + " | total |",
             "|---|" + "---:|" * (len(parts) + 1),
         ]
         for step, d in res["disk"].items():
@@ -927,16 +934,25 @@ def _server_note(q: dict[str, Any]) -> str:
     if "server_peak_mib" not in q:
         return ""
     return (
-        f"; the server apart: heap {q['server_heap']}, page cache {q['server_pagecache']}, "
-        f"peak {q['server_peak_mib']:,.0f} MiB"
+        f"; the Neo4j server, measured separately: heap {q['server_heap']}, page cache "
+        f"{q['server_pagecache']}, peak {q['server_peak_mib']:,.0f} MiB"
     )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--scale", default="s", choices=["tiny", "s", "m", "l"])
-    p.add_argument("--work", type=Path, default=ROOT / ".kolmatch" / "bench")
-    p.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument(
+        "--scale", default="s", choices=["tiny", "s", "m", "l"], help="the market's size"
+    )
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / ".kolmatch" / "bench",
+        help="where the market, the stores and the caches go (kept between runs)",
+    )
+    p.add_argument(
+        "--results", type=Path, default=ROOT / "bench" / "results", help="where reports go"
+    )
     p.add_argument("--no-neo4j", action="store_true", help="skip the Neo4j steps")
     p.add_argument("--naive-rows", type=int, default=5_000)
     p.add_argument("--queries", type=int, default=200, help="match queries to time")
@@ -959,7 +975,11 @@ def main() -> None:
         ],
         action="append",
         help="measure only this step (repeatable) and update today's report of this scale "
-        "in place (implies --reuse)",
+        "in place (implies --reuse). neo4j: the transactional load (a server from "
+        "KOLMATCH_NEO4J_URI, as `make bench` starts); neo4j-import: the first load with the "
+        "offline importer into WORK/neo4j-import; neo4j-features: features and match read "
+        "from that store (with --from-neo4j, match means this). The servers the bench starts "
+        "take NEO4J_HEAP, NEO4J_PAGECACHE, NEO4J_IMPORT_HEAP and NEO4J_IMPORT_MEMORY",
     )
     p.add_argument(
         "--reuse",
@@ -972,7 +992,8 @@ def main() -> None:
         action="store_true",
         help="the Neo4j route (what `make bench SCALE=l` runs): generate, first load with the "
         "offline importer, then features and match, plan and assign reading that store; no "
-        "SQLite, no transactional load, no centrality or API step (they read SQLite)",
+        "SQLite, no transactional load, no centrality or API step (they read SQLite). With "
+        "--reuse the market is not generated again, but it is imported again",
     )
     a = p.parse_args()
     if a.from_neo4j and a.only:  # the match step of the Neo4j route reads the imported store
@@ -980,7 +1001,7 @@ def main() -> None:
         sqlite_only = sorted({"centrality", "api", "neo4j"} & set(a.only))
         if sqlite_only:
             steps = ", ".join(sqlite_only)
-            p.error(f"--from-neo4j: {steps} read SQLite (or load Neo4j): not on this route")
+            p.error(f"--only {steps}: reads SQLite or loads Neo4j; run it without --from-neo4j")
     market = a.work / f"market-{a.scale}"
     a.work.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {"scale": a.scale, "date": date.today().isoformat(), "machine": machine()}
@@ -998,6 +1019,7 @@ def main() -> None:
         res.setdefault("disk", {})["generate"] = _footprint(a.work, a.scale)
         res.setdefault("models", {})["generate"] = _market_model(market)
     if a.from_neo4j:
+        res["route"] = "neo4j"
         _write(res, stem)  # each step's figures kept as soon as it ends: l takes hours
         for step in ("neo4j-import", "neo4j-features", "plan", "assign"):
             _run_steps(a, res, {step})
@@ -1098,15 +1120,15 @@ def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> N
 def _footprint(work: Path, scale: str) -> dict[str, int]:
     """Bytes on disk (allocated) of what the benchmark keeps in ``work``: the market's files
     and its truth, the SQLite file, the imported Neo4j store and its logs, the caches."""
-    parts = {
-        "market": work / f"market-{scale}",
-        "truth": work / f"market-{scale}-truth",
-        "sqlite": work / f"{scale}.db",
-        "neo4j": work / "neo4j-import",
-        "cache": work / "cache",
-        "cache_neo4j": work / "cache-neo4j",
-    }
-    return {k: _size(p) for k, p in parts.items() if p.exists()}
+    parts = [
+        f"market-{scale}",  # the generated CSVs
+        f"market-{scale}-truth",  # the generator's latent truth (the evaluation's)
+        f"{scale}.db",
+        "neo4j-import",  # the imported store, its logs (and the importer's CSVs meanwhile)
+        "cache",  # the features of the SQLite route's steps
+        "cache-neo4j",  # the features of the Neo4j route's
+    ]
+    return {name: _size(work / name) for name in parts if (work / name).exists()}
 
 
 def _size(path: Path) -> int:
@@ -1129,4 +1151,7 @@ def _write(res: dict[str, Any], stem: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RuntimeError as exc:  # a step that failed, or a store that is missing: no traceback
+        sys.exit(f"bench/run.py: {exc}")

@@ -135,7 +135,8 @@ def test_the_neo4j_route_reads_the_imported_store_at_every_step(tmp_path: Path) 
     assert res["assign"]["store"] == "neo4j"
     assert res["assign"]["stable"]["blocking_pairs"] == 0
     assert list(res["disk"]) == ["generate", "neo4j-import", "neo4j-features", "plan", "assign"]
-    assert res["disk"]["neo4j-import"]["neo4j"] > 0 and res["disk"]["plan"]["cache_neo4j"] > 0
+    assert res["disk"]["neo4j-import"]["neo4j-import"] > 0
+    assert res["disk"]["plan"]["cache-neo4j"] > 0 and res["route"] == "neo4j"
     # plan and assign read the features the features step cached (one server port for the
     # run folder: the cache names its entries by the store's URI), not a build of their own
     assert len(list((work / "cache-neo4j").glob("features-*"))) == 1
@@ -144,14 +145,15 @@ def test_the_neo4j_route_reads_the_imported_store_at_every_step(tmp_path: Path) 
     md = js.with_suffix(".md").read_text()
     assert "| talent matrix (2 merchants), read from Neo4j (imported store) |" in md
     assert "| assign (stable: stable (merchants propose)), read from Neo4j" in md
-    assert "On disk after each step" in md and "| after | cache_neo4j |" in md
+    assert "On disk after each step" in md and "| after | `cache-neo4j` |" in md
+    assert "Route: Neo4j (`bench/run.py --from-neo4j`" in md
     refused = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), *args, "--only", "api"],
         env=env,
         capture_output=True,
         text=True,
     )
-    assert refused.returncode == 2 and "api read SQLite" in refused.stderr
+    assert refused.returncode == 2 and "--only api: reads SQLite" in refused.stderr
 
 
 def test_a_run_folder_keeps_its_port_past_its_last_server_s_closed_connections(
