@@ -165,8 +165,9 @@ def bench_match(
 
 @contextlib.contextmanager
 def _imported_server(run_dir: Path, rows: int | None) -> Iterator[dict[str, str]]:
-    """The server of the store the ``neo4j-import`` step made, started in ``run_dir`` on a free
-    port and stopped after; yields the environment that points kolmatch at it
+    """The server of the store the ``neo4j-import`` step made, started in ``run_dir`` on the
+    folder's port (:func:`_run_dir_port`) and stopped after; yields the environment that points
+    kolmatch at it
     (``KOLMATCH_STORE``, ``NEO4J_PASSWORD``).
 
     Raises
@@ -782,7 +783,8 @@ def _md(res: dict[str, Any]) -> str:
         )
         lines.append(
             f"| first load into Neo4j, offline importer (scripts/neo4j import) | {n['rows']:,} | "
-            f"{n['total_seconds']:.1f} | {n['rows'] / n['total_seconds']:,.0f} | | "
+            f"{n['total_seconds']:.1f} | {n['rows'] / n['total_seconds']:,.0f} | "
+            f"{format(n['kolmatch_peak_mib'], ',.0f') if 'kolmatch_peak_mib' in n else ''} | "
             f"validate and write importer CSVs (and stop) {n['files_and_stop_seconds']:.0f}s, "
             f"importer {n['importer_seconds']:.0f}s{own} "
             f"({n['rel_per_s_sustained']:,.0f} relationships/s sustained), start "
