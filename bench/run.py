@@ -164,17 +164,16 @@ def bench_match(
 
 
 @contextlib.contextmanager
-def _imported_server(run_dir: Path, rows: int | None) -> Iterator[dict[str, str]]:
+def _imported_server(run_dir: Path, rows: int) -> Iterator[dict[str, str]]:
     """The server of the store the ``neo4j-import`` step made, started in ``run_dir`` on the
     folder's port (:func:`_run_dir_port`) and stopped after; yields the environment that points
-    kolmatch at it
-    (``KOLMATCH_STORE``, ``NEO4J_PASSWORD``).
+    kolmatch at it (``KOLMATCH_STORE``, ``NEO4J_PASSWORD``).
 
     Raises
     ------
     RuntimeError
         If ``run_dir`` holds no imported store, or the store does not hold ``rows`` rows (the
-        import's count; ``None`` checks nothing).
+        import's count, or the market files' where the import ran earlier).
     """
     if not (run_dir / "data" / "databases" / "neo4j").is_dir():
         raise RuntimeError(
@@ -191,7 +190,7 @@ def _imported_server(run_dir: Path, rows: int | None) -> Iterator[dict[str, str]
             "NEO4J_PASSWORD": (run_dir / "password").read_text().strip(),
         }
         counts = json.loads(_run([sys.executable, "-m", "kolmatch.cli", "stats", "--json"], env))
-        if rows is not None and sum(counts.values()) != rows:
+        if sum(counts.values()) != rows:
             raise RuntimeError(
                 f"{run_dir}: the store holds {sum(counts.values()):,} rows, the import wrote "
                 f"{rows:,}: import it again"
@@ -221,9 +220,7 @@ def _server_apart(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def bench_neo4j_features(
-    run_dir: Path, rows: int | None, queries: int, cache: Path
-) -> dict[str, Any]:
+def bench_neo4j_features(run_dir: Path, rows: int, queries: int, cache: Path) -> dict[str, Any]:
     """:func:`bench_match` from the Neo4j store the ``neo4j-import`` step made (every table
     read over Bolt), the server started for the step (:func:`_imported_server`); the server's
     memory reported apart (:func:`_server_apart`).
