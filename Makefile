@@ -14,8 +14,8 @@ PORT ?= 8000
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	scripts/retry $(BIN)/python -m pip install -q --retries 10 --timeout 60 --upgrade pip
+	scripts/retry $(BIN)/python -m pip install -q --retries 10 --timeout 60 -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
