@@ -58,9 +58,12 @@ def ppr_tail_chunk(chunk: PprChunk, shared: PprShared) -> F64:
 
     A pure function of its arguments (it runs on a cluster's worker as well as here).
     """
-    seeds = np.asarray(chunk.buyers.todense())
     _, talents = bipartite_ppr(
-        shared.by_user, seeds, alpha=shared.alpha, transposed=shared.by_talent
+        shared.by_user,
+        np.asarray(chunk.buyers.todense(), dtype=np.float64),  # normalised in place
+        alpha=shared.alpha,
+        transposed=shared.by_talent,
+        overwrite_seeds=True,
     )
     out = np.zeros((chunk.buyers.shape[1], shared.by_user.shape[1]))
     for j in range(chunk.buyers.shape[1]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -63,6 +65,45 @@ def test_a_given_transpose_walks_the_same_bits_and_a_wrong_one_is_refused() -> N
     assert np.array_equal(users, given_u) and np.array_equal(talents, given_t)
     with pytest.raises(ValueError, match=r"transposed is \(40, 9\), edges.T is \(9, 40\)"):
         bipartite_ppr(w, seeds, transposed=w)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_seeds_overwritten_walk_the_same_bits_and_are_normalised_in_place(order: str) -> None:
+    w = _graph(60, 11, 6)
+    seeds = np.zeros((60, 3), order=order)  # F: what a CSC matrix's todense() gives
+    seeds[[2, 3, 30], 0], seeds[[5, 9], 1] = 1.0, [3.0, 1.0]  # the third walk: no seed
+    users, talents = bipartite_ppr(w, seeds.copy())
+    given = seeds.copy(order="K")
+    own_u, own_t = bipartite_ppr(w, given, overwrite_seeds=True)
+    assert np.array_equal(users, own_u) and np.array_equal(talents, own_t)
+    np.testing.assert_array_equal(given.sum(axis=0), [1.0, 1.0, 0.0])  # normalised, in place
+    ints = np.zeros((60, 1), dtype=np.int64)  # not float64: copied, left as it was
+    ints[4, 0] = 2
+    bipartite_ppr(w, ints, overwrite_seeds=True)
+    assert ints[4, 0] == 2
+
+
+def test_the_walk_holds_four_users_by_walks_arrays_at_most() -> None:
+    """The (users x walks) arrays are a walk's memory (at l, 320 MB each for four walks): the
+    normalised seeds, the iterate, the next one and one scratch array, nothing copied per
+    sweep (an F-ordered scratch array made every sparse product copy it: one more)."""
+    users, walks = 200_000, 4
+    rng = np.random.default_rng(7)
+    w = sp.csr_matrix(
+        (np.ones(400_000), (rng.integers(0, users, 400_000), rng.integers(0, 50, 400_000))),
+        shape=(users, 50),
+    )
+    wt = w.T.tocsr()
+    seeds = np.asarray(sp.csc_matrix((rng.random((users, walks)) < 0.01) * 1.0).todense())
+    one = users * walks * 8
+    tracemalloc.start()
+    try:
+        bipartite_ppr(w, seeds, transposed=wt, max_iter=5, overwrite_seeds=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # beyond the seeds: the iterate, the next, the scratch array, and the (users,) degrees
+    assert peak < 3.7 * one, f"{peak / one:.2f} (users x walks) arrays"
 
 
 def test_an_empty_seed_scores_nothing() -> None:
