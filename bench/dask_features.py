@@ -5,10 +5,20 @@ in this process and with its partitions on a ``LocalCluster`` of ``--workers`` w
 processes (one thread each), best of ``--repeat`` runs each, the cluster started beforehand
 (its start-up is reported apart: a real cluster runs before and after the build). Checks the
 two builds' features agree (largest relative difference over every array field) and reports
-the peak memory of this process and of each worker.
+the peak memory of this process and of each worker, and the machine's (its memory in use,
+``MemTotal - MemAvailable``, sampled twice a second: the workers map one copy of the shared
+arrays, which each worker's peak counts again).
 
     python bench/dask_features.py                       # generates and loads the s market
     python bench/dask_features.py --store sqlite:////tmp/m.db --repeat 1
+
+At l, two feature sets do not fit in memory beside the graph, nor does the Neo4j server beside
+the cluster: ``--neo4j-run-dir`` reads the store ``bench/run.py --from-neo4j`` imported (its
+server started for the read and stopped before the builds), ``--spill`` keeps the in-process
+features on disk while the cluster builds (compared memory-mapped after)::
+
+    python bench/dask_features.py --neo4j-run-dir WORK/neo4j-import --spill /tmp/spill \
+        --repeat 1 --json bench/results/DATE-l-dask.json
 """
 
 from __future__ import annotations
@@ -17,15 +27,20 @@ import argparse
 import dataclasses
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from kolmatch.engine.arrays import read_arrays, write_arrays
 from kolmatch.engine.distributed import DaskPartitions
 from kolmatch.graph.market import FULL_READ, MarketGraph, read_market
 from kolmatch.graph.open import open_store
@@ -33,6 +48,10 @@ from kolmatch.loaders.load import load_folder
 from kolmatch.loaders.synthetic import generate_market
 from kolmatch.matching.features import MarketFeatures, build_features
 from kolmatch.matching.partition import PartitionMap, in_process
+
+if not __package__:  # run as bench/dask_features.py: the repository's root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.run import ROOT, _run_dir_port
 
 
 def largest_relative_difference(a: MarketFeatures, b: MarketFeatures) -> float:
@@ -59,6 +78,13 @@ def largest_relative_difference(a: MarketFeatures, b: MarketFeatures) -> float:
     return worst
 
 
+def _total_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def reset_peak_rss() -> None:
     """Start this process's peak resident size afresh (Linux: /proc/self/clear_refs)."""
     Path("/proc/self/clear_refs").write_text("5")
@@ -72,13 +98,64 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-def best_build(g: MarketGraph, partitions: PartitionMap, repeat: int) -> tuple[float, Any]:
+def _used_mib() -> float:
+    """The machine's memory in use: MemTotal - MemAvailable (page cache that can be dropped,
+    a mapped file's included, does not count), in MiB."""
+    info = dict(
+        (line.split(":")[0], int(line.split()[1]))
+        for line in Path("/proc/meminfo").read_text().splitlines()
+    )
+    return (info["MemTotal"] - info["MemAvailable"]) / 1024
+
+
+@contextmanager
+def machine_peak() -> Iterator[dict[str, float]]:
+    """Samples the machine's memory in use twice a second while the block runs; the dict
+    holds ``peak_mib`` (and ``before_mib``, at the start) after it."""
+    out = {"before_mib": _used_mib(), "peak_mib": 0.0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while True:
+            out["peak_mib"] = max(out["peak_mib"], _used_mib())
+            if done.wait(0.5):
+                return
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        yield out
+    finally:
+        done.set()
+        t.join()
+
+
+def best_build(
+    g: MarketGraph, partitions: PartitionMap, repeat: int
+) -> tuple[float, Any, dict[str, float]]:
     times, f = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f = build_features(g, partitions=partitions)
-        times.append(time.perf_counter() - t)
-    return min(times), f
+    with machine_peak() as machine:
+        for _ in range(repeat):
+            f = None  # the last build's features go before the next is made
+            t = time.perf_counter()
+            f = build_features(g, partitions=partitions)
+            times.append(time.perf_counter() - t)
+    return min(times), f, machine
+
+
+@contextmanager
+def neo4j_server(run_dir: Path) -> Iterator[str]:
+    """The server of ``run_dir`` (bench/run.py's ``WORK/neo4j-import``) on its kept port,
+    stopped after the block; yields its Bolt URI (its password set in the environment)."""
+    port = _run_dir_port(run_dir)
+    env = {**os.environ, "NEO4J_RUN_DIR": str(run_dir), "NEO4J_BOLT_PORT": str(port)}
+    script = str(ROOT / "scripts" / "neo4j")
+    try:
+        subprocess.run([script, "start"], env=env, check=True)
+        os.environ["NEO4J_PASSWORD"] = (run_dir / "password").read_text().strip()
+        yield f"bolt://127.0.0.1:{port}"
+    finally:
+        subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,29 +166,61 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument(
+        "--neo4j-run-dir",
+        type=Path,
+        help="read the Neo4j store of this run folder (bench/run.py's WORK/neo4j-import), its "
+        "server started for the read and stopped before the builds",
+    )
+    ap.add_argument(
+        "--spill",
+        type=Path,
+        help="a folder for the in-process features while the cluster builds (written, dropped "
+        "from memory, compared memory-mapped after: l)",
+    )
     a = ap.parse_args(argv)
+    if a.store and a.neo4j_run_dir:
+        ap.error("--store and --neo4j-run-dir name two stores: give one")
 
     from distributed import Client, LocalCluster
 
     with tempfile.TemporaryDirectory() as tmp:
-        uri = a.store
-        if uri is None:
-            folder = Path(tmp) / a.scale
-            generate_market(a.scale, a.seed, folder)
-            uri = f"sqlite:///{Path(tmp) / 'market.db'}"
-            store = open_store(uri)
-            load_folder(folder, store)
-        else:
-            store = open_store(uri)
         t = time.perf_counter()
-        g = read_market(store, FULL_READ)
-        read_s = time.perf_counter() - t
-        store.close()
+        uri = a.store
+        if a.neo4j_run_dir is not None:
+            with neo4j_server(a.neo4j_run_dir.resolve()) as uri:
+                store = open_store(uri)
+                t = time.perf_counter()
+                g = read_market(store, FULL_READ)
+                read_s = time.perf_counter() - t
+                store.close()
+        else:
+            if uri is None:
+                folder = Path(tmp) / a.scale
+                generate_market(a.scale, a.seed, folder)
+                uri = f"sqlite:///{Path(tmp) / 'market.db'}"
+                store = open_store(uri)
+                load_folder(folder, store)
+            else:
+                store = open_store(uri)
+            t = time.perf_counter()
+            g = read_market(store, FULL_READ)
+            read_s = time.perf_counter() - t
+            store.close()
         users = len(g.node("User"))
+        print(f"read {users:,} users: {read_s:.1f} s", file=sys.stderr, flush=True)
+        rss_read_mb = peak_rss_mb()
 
-        local_s, f_local = best_build(g, in_process, a.repeat)
-        print(f"in process: {local_s:.2f} s", file=sys.stderr)
+        reset_peak_rss()
+        local_s, f_local, machine_local = best_build(g, in_process, a.repeat)
+        print(f"in process: {local_s:.2f} s", file=sys.stderr, flush=True)
         rss_local_mb = peak_rss_mb()
+        spilled = None
+        if a.spill is not None:
+            a.spill.mkdir(parents=True, exist_ok=True)
+            spilled = a.spill / "in-process-features.npz"
+            write_arrays(spilled, f_local, version=0)
+            f_local = None
 
         t = time.perf_counter()
         with (
@@ -126,9 +235,19 @@ def main(argv: list[str] | None = None) -> None:
         ):
             start_s = time.perf_counter() - t
             client.run(reset_peak_rss)  # a forked worker inherits its parent's peak
-            dask_s, f_dask = best_build(g, DaskPartitions(client), a.repeat)
-            print(f"on {a.workers} workers: {dask_s:.2f} s", file=sys.stderr)
+            reset_peak_rss()
+            partitions = DaskPartitions(client)
+            dask_s, f_dask, machine_dask = best_build(g, partitions, a.repeat)
+            print(f"on {a.workers} workers: {dask_s:.2f} s", file=sys.stderr, flush=True)
             worker_peak_mb = client.run(peak_rss_mb)
+            rss_dask_mb = peak_rss_mb()
+        del g  # the graph is not needed to compare (at l, ~10 GiB the comparison needs)
+        if spilled is not None:
+            f_local = read_arrays(spilled, MarketFeatures, version=0)
+        difference = largest_relative_difference(f_local, f_dask)
+        if spilled is not None:
+            del f_local
+            spilled.unlink()
 
     out = {
         "store": uri,
@@ -140,9 +259,16 @@ def main(argv: list[str] | None = None) -> None:
         "in_process_s": round(local_s, 2),
         "dask_s": round(dask_s, 2),
         "cluster_start_s": round(start_s, 2),
-        "largest_relative_difference": largest_relative_difference(f_local, f_dask),
+        "largest_relative_difference": difference,
+        "peak_rss_mb_read": round(rss_read_mb),
         "peak_rss_mb_client": round(rss_local_mb),
+        "peak_rss_mb_client_dask": round(rss_dask_mb),
         "peak_rss_mb_workers": sorted(round(v) for v in worker_peak_mb.values()),
+        "shared_arrays": "mapped from one file" if partitions.mapped else "sent to each worker",
+        "machine_used_mib_before": round(machine_local["before_mib"]),
+        "machine_used_peak_mib_in_process": round(machine_local["peak_mib"]),
+        "machine_used_peak_mib_dask": round(machine_dask["peak_mib"]),
+        "machine_total_mib": round(_total_mib()),
     }
     json.dump(out, sys.stdout, indent=2)
     print()

@@ -5,18 +5,35 @@ The build's partitioned stages (:mod:`kolmatch.matching.partition`) take a
 :func:`~kolmatch.matching.partition.in_process`; with one (``--dask tcp://host:8786`` or the
 ``KOLMATCH_DASK`` environment variable, the argument winning), :func:`partitions_on` connects a
 ``distributed.Client`` for the build, and :class:`DaskPartitions` broadcasts the shared arrays
-to every worker once (``scatter(broadcast=True)``), scatters the parts, maps the partition
-function over them and gathers the results in part order, so the reduce adds them in the same
-order as in process and the features are the same (docs/scale.md). Dask does the scheduling;
-nothing here decides where a part runs.
+to every worker once, scatters the parts, maps the partition function over them and gathers
+the results in part order, so the reduce adds them in the same order as in process and the
+features are the same (docs/scale.md). Dask does the scheduling; nothing here decides where a
+part runs.
+
+The shared arrays go to the workers one of two ways. Where every worker can read a file this
+process writes (the workers of one machine, or a folder on a file system they share:
+``KOLMATCH_DASK_SHARED_DIR``), they are written once to a file of raw array bytes, and each
+worker memory-maps it (:func:`write_shared`, :func:`map_shared`): one copy in the machine's
+page cache for all its workers, where a copy sent to each worker held the audience graph and
+its transpose once per worker (at l, ~3.6 GB each: two workers and the client did not fit in
+24 GiB). Otherwise Dask sends them, one copy to each worker (``scatter(broadcast=True)``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import mmap
 import os
+import pickle
+import secrets
 import socket
+import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kolmatch.errors import BadArgument, StoreUnavailable
@@ -27,12 +44,18 @@ __all__ = [
     "DASK_ENVIRONMENT_VARIABLE",
     "DASK_OPTION",
     "DASK_OPTION_VARIABLE",
+    "SHARED_DIR_VARIABLE",
     "DaskPartitions",
+    "SharedFile",
     "dask_address",
     "dask_argument",
+    "map_shared",
     "partitions_on",
     "use_dask_option",
+    "write_shared",
 ]
+
+log = logging.getLogger(__name__)
 
 PartT = TypeVar("PartT")
 SharedT = TypeVar("SharedT")
@@ -52,6 +75,16 @@ DASK_OPTION_VARIABLE = "KOLMATCH_DASK_OPTION"
 
 #: Seconds to wait for the scheduler to answer, then for it to have a worker, before giving up.
 CONNECT_TIMEOUT_S = 10.0
+
+#: The folder a build writes its shared arrays to for the workers to map: one every worker can
+#: read at the same path (on a cluster, a shared file system). Unset or empty: this machine's
+#: temporary folder, used when every worker reads a file written there (the workers run on this
+#: machine); ``off``: always sent to each worker by Dask.
+SHARED_DIR_VARIABLE = "KOLMATCH_DASK_SHARED_DIR"
+
+#: Each array's bytes start at a multiple of this in a shared file (a page: mapped views of any
+#: dtype are aligned).
+_ALIGN = 4096
 
 
 def dask_address(
@@ -133,6 +166,107 @@ def dask_argument(explicit: str | None = None, environ: Mapping[str, str] | None
     return DASK_ENVIRONMENT_VARIABLE
 
 
+@dataclass(frozen=True)
+class SharedFile:
+    """A value written by :func:`write_shared`: its pickle stream, the arrays' bytes apart.
+
+    ``header`` is the pickle stream with every array's bytes taken out of band (protocol 5);
+    ``spans`` says where each one lies in the file at ``path``. The file holds raw bytes only:
+    whoever could write it changes data, never runs code (the stream, which can, travels with
+    Dask's own messages).
+    """
+
+    path: str
+    header: bytes
+    spans: tuple[tuple[int, int], ...]
+
+
+def write_shared(value: object, folder: str | Path) -> SharedFile:
+    """Write ``value``'s arrays to a new file in ``folder`` for :func:`map_shared`.
+
+    Parameters
+    ----------
+    value
+        Anything picklable; its contiguous numpy arrays (sparse matrices' too) go to the file
+        without a copy in memory.
+    folder
+        Where the file is made (``kolmatch-shared-*.bin``); the caller deletes it.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> f = write_shared({"a": np.arange(4.0), "n": 3}, tempfile.mkdtemp())
+    >>> v = map_shared(f)
+    >>> v["a"].tolist(), v["n"]
+    ([0.0, 1.0, 2.0, 3.0], 3)
+    >>> os.unlink(f.path)
+    """
+    buffers: list[pickle.PickleBuffer] = []
+    header = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    fd, path = tempfile.mkstemp(prefix="kolmatch-shared-", suffix=".bin", dir=folder)
+    spans = []
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for b in buffers:
+                raw = b.raw()
+                out.write(bytes(-out.tell() % _ALIGN))
+                spans.append((out.tell(), raw.nbytes))
+                out.write(raw)
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+    return SharedFile(path, header, tuple(spans))
+
+
+def map_shared(f: SharedFile) -> Any:
+    """The value :func:`write_shared` wrote, its arrays memory-mapped copy-on-write from the
+    file: pages shared with every other process mapping it, a write to one a private copy.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read (a worker on another machine than the writer, without the
+        folder shared).
+    """
+    with open(f.path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if not size:
+            return pickle.loads(f.header, buffers=[])
+        view = memoryview(mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_COPY))
+    return pickle.loads(f.header, buffers=[view[o : o + n] for o, n in f.spans])
+
+
+#: This worker process's mapped shared values by file, while a build uses them.
+_mapped: dict[str, Any] = {}
+_mapped_lock = threading.Lock()
+
+
+def _shared_on_worker(f: SharedFile) -> Any:
+    with _mapped_lock:
+        if f.path not in _mapped:
+            _mapped[f.path] = map_shared(f)  # once per worker, whatever its number of parts
+        return _mapped[f.path]
+
+
+def _unmap(path: str) -> bool:
+    """Drop this worker's mapping of ``path`` (its pages go when the last array does)."""
+    with _mapped_lock:
+        return _mapped.pop(path, None) is not None
+
+
+def _on_mapped(
+    part: PartT, *, fn: Callable[[PartT, SharedT], ResultT], shared: SharedFile
+) -> ResultT:
+    return fn(part, _shared_on_worker(shared))
+
+
+def _read_probe(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
 class DaskPartitions:
     """A :class:`~kolmatch.matching.partition.PartitionMap` on a Dask cluster.
 
@@ -140,10 +274,65 @@ class DaskPartitions:
     ----------
     client
         A connected ``distributed.Client`` (the caller closes it).
+    shared_dir
+        Where the shared arrays are written for the workers to map; None: from
+        :data:`SHARED_DIR_VARIABLE` (read now). ``"off"``: sent to each worker by Dask.
+
+    Attributes
+    ----------
+    mapped
+        Whether the last call's workers mapped the shared arrays from a file (else Dask sent
+        them to each): decided by the first call, which checks every worker reads a file
+        written to the folder.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, shared_dir: str | None = None) -> None:
         self.client = client
+        given = os.environ.get(SHARED_DIR_VARIABLE, "") if shared_dir is None else shared_dir
+        self._explicit = bool(given.strip())
+        self._folder: str | None = given.strip() or tempfile.gettempdir()
+        if given.strip().lower() == "off":
+            self._folder = None
+        self._checked = False
+        self.mapped = False
+
+    def _shared_folder(self) -> str | None:
+        """The folder every worker reads files of, once checked; None if there is none."""
+        if self._checked:
+            return self._folder
+        self._checked = True
+        if self._folder is None:
+            return None
+        where = f"{SHARED_DIR_VARIABLE}={self._folder}" if self._explicit else self._folder
+        token = secrets.token_hex(16)
+        try:
+            fd, probe = tempfile.mkstemp(prefix="kolmatch-probe-", dir=self._folder)
+        except OSError as exc:
+            if self._explicit:
+                raise BadArgument(
+                    SHARED_DIR_VARIABLE, f"{self._folder}: cannot write there ({exc})"
+                ) from None
+            self._folder = None
+            return None
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(token)
+            seen = self.client.run(_read_probe, probe)
+        finally:
+            Path(probe).unlink(missing_ok=True)
+        blind = sorted(w for w, text in seen.items() if text != token)
+        if blind:
+            if self._explicit:
+                raise BadArgument(
+                    SHARED_DIR_VARIABLE,
+                    f"{self._folder}: the workers {blind} cannot read what this process "
+                    "writes there; name a folder they share, or off",
+                )
+            log.info("kolmatch: workers %s are on other machines: arrays sent to each", blind)
+            self._folder = None
+        elif self._explicit:
+            log.debug("kolmatch: shared arrays written to %s", where)
+        return self._folder
 
     def __call__(
         self,
@@ -153,16 +342,32 @@ class DaskPartitions:
     ) -> list[ResultT]:
         """``[fn(part, shared) for part in parts]``, computed on the cluster's workers."""
         c = self.client
-        # one copy of the shared arrays per worker, not one per part; the parts spread over
-        # the workers (hash=False: never deduplicated against an earlier build's data)
-        shared_f = c.scatter(shared, broadcast=True, hash=False)
+        folder = self._shared_folder()
+        self.mapped = folder is not None
+        # the parts spread over the workers (hash=False: never deduplicated against an earlier
+        # build's data); the shared value once per worker, not once per part
         parts_f = c.scatter(list(parts), hash=False)
-        futures = c.map(fn, parts_f, shared=shared_f, pure=False)
+        if folder is None:
+            shared_f = c.scatter(shared, broadcast=True, hash=False)
+            futures = c.map(fn, parts_f, shared=shared_f, pure=False)
+            try:
+                # gathered in the order of ``parts``, whatever order they finished in
+                return list(c.gather(futures))
+            finally:
+                c.cancel([*futures, *parts_f, shared_f])
+        file = write_shared(shared, folder)
         try:
-            # gathered in the order of ``parts``, whatever order they finished in
-            return list(c.gather(futures))
+            # the pickle stream too goes once per worker, not with every part's task
+            file_f = c.scatter(file, broadcast=True, hash=False)
+            futures = c.map(_on_mapped, parts_f, fn=fn, shared=file_f, pure=False)
+            try:
+                return list(c.gather(futures))
+            finally:
+                c.cancel([*futures, *parts_f, file_f])
+                with contextlib.suppress(Exception):  # a worker gone: its mapping with it
+                    c.run(_unmap, file.path)
         finally:
-            c.cancel([*futures, *parts_f, shared_f])
+            Path(file.path).unlink(missing_ok=True)
 
 
 def _probe(address: str, timeout: float) -> None:

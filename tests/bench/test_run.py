@@ -154,6 +154,21 @@ def test_the_neo4j_route_reads_the_imported_store_at_every_step(tmp_path: Path) 
         text=True,
     )
     assert refused.returncode == 2 and "--only api: reads SQLite" in refused.stderr
+    # the Dask bench reads the same store (its server stopped before the builds) and keeps
+    # the in-process features on disk while the cluster builds: l's way
+    out = tmp_path / "dask.json"
+    dask = [sys.executable, str(ROOT / "bench" / "dask_features.py"), "--repeat", "1"]
+    dask += ["--neo4j-run-dir", str(work / "neo4j-import"), "--spill", str(tmp_path / "spill")]
+    done = subprocess.run([*dask, "--json", str(out)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["store"].startswith("bolt://127.0.0.1:") and d["users"] > 0
+    assert d["largest_relative_difference"] <= 1e-9
+    assert d["shared_arrays"] == "mapped from one file"
+    assert 0 < d["machine_used_peak_mib_dask"] <= d["machine_total_mib"]
+    assert min(d["peak_rss_mb_workers"]) > 0 and d["peak_rss_mb_read"] > 0
+    assert not list((tmp_path / "spill").iterdir())  # the spilled features deleted
+    assert not (work / "neo4j-import" / "neo4j.pid").exists()  # its server stopped
 
 
 def test_a_run_folder_keeps_its_port_past_its_last_server_s_closed_connections(

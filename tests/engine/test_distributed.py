@@ -6,11 +6,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import distributed  # kolmatch[dask], in the dev extra: CI runs these tests, never skips them
+import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from kolmatch.cli import main
 from kolmatch.engine.cache import cached_features, cached_rankings
-from kolmatch.engine.distributed import DASK_OPTION_VARIABLE, DaskPartitions, partitions_on
+from kolmatch.engine import distributed as kd
+from kolmatch.engine.distributed import (
+    DASK_OPTION_VARIABLE,
+    SHARED_DIR_VARIABLE,
+    DaskPartitions,
+    map_shared,
+    partitions_on,
+    write_shared,
+)
 from kolmatch.errors import BadArgument, StoreUnavailable
 from kolmatch.graph.market import MarketGraph
 from kolmatch.graph.sqlite_store import SQLiteStore
@@ -41,16 +51,72 @@ def cluster() -> Iterator[object]:
         yield c
 
 
+@pytest.mark.parametrize("shared_dir", [None, "off"])
 def test_the_features_built_on_two_dask_workers_are_those_built_in_process(
-    s_graph: MarketGraph, s_in_process: MarketFeatures, cluster: object
+    shared_dir: str | None,
+    s_graph: MarketGraph,
+    s_in_process: MarketFeatures,
+    cluster: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The shared arrays mapped from a file by the workers (this machine's: the default), or
+    sent to each by Dask (``off``): the same features as in process either way."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the default writes them: watched
+    monkeypatch.setattr(kd.tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
     with distributed.Client(cluster, set_as_default=False) as client:
-        on_dask = build_features(s_graph, partitions=DaskPartitions(client))
+        partitions = DaskPartitions(client, shared_dir=shared_dir)
+        on_dask = build_features(s_graph, partitions=partitions)
         # both workers took parts: the build was spread, not run on one of them
         ran = client.run(lambda dask_worker: len(dask_worker.state.log) > 0)
+        held = client.run(lambda: len(kd._mapped))
+    monkeypatch.undo()
+    assert partitions.mapped == (shared_dir is None)
     assert sorted(ran.values()) == [True, True]
+    assert sorted(held.values()) == [0, 0]  # every worker let go of the build's files
+    assert not list(tmp_path.iterdir())  # and they were deleted
     assert len(s_graph.node("User")) > 25_000  # the s market is several user partitions
     assert_features_close(s_in_process, on_dask, rtol=1e-9)
+
+
+def test_shared_values_round_trip_through_a_mapped_file_as_data(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    value = {
+        "csr": sp.random(300, 40, density=0.05, format="csr", random_state=3),
+        "fortran": np.asfortranarray(rng.random((50, 4))),
+        "strided": rng.random(100)[::3],  # not contiguous: in the pickle stream instead
+        "ints": np.arange(7, dtype=np.int32),
+        "names": np.array(["a", None, "c"], dtype=object),
+        "n": 5,
+    }
+    f = write_shared(value, tmp_path)
+    got, again = map_shared(f), map_shared(f)
+    assert (got["csr"] != value["csr"]).nnz == 0 and got["csr"].shape == (300, 40)
+    for k in ("fortran", "strided", "ints"):
+        assert np.array_equal(got[k], value[k]) and got[k].dtype == value[k].dtype
+    assert got["fortran"].flags.f_contiguous
+    assert got["names"].tolist() == ["a", None, "c"] and got["n"] == 5
+    # the arrays' bytes are in the file, at page boundaries, not in the stream
+    assert len(f.header) < 4_000 < Path(f.path).stat().st_size
+    assert all(offset % 4096 == 0 for offset, _ in f.spans)
+    # copy-on-write: a write stays in the process that made it
+    got["ints"][0] = 99
+    assert again["ints"][0] == 0 and map_shared(f)["ints"][0] == 0
+    empty = write_shared({"n": 1}, tmp_path)
+    assert map_shared(empty) == {"n": 1}
+
+
+def test_a_shared_folder_that_cannot_be_written_is_a_bad_argument_naming_it(
+    cluster: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "not-there"
+    monkeypatch.setenv(SHARED_DIR_VARIABLE, str(missing))
+    with distributed.Client(cluster, set_as_default=False) as client:
+        partitions = DaskPartitions(client)
+        with pytest.raises(BadArgument, match="not-there: cannot write there") as err:
+            partitions(lambda part, shared: part, [1], 0)
+    assert err.value.argument == SHARED_DIR_VARIABLE
+    assert not missing.exists()
 
 
 def test_several_user_partitions_in_process_build_the_features_of_the_default(
