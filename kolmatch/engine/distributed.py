@@ -30,9 +30,11 @@ import secrets
 import socket
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -254,6 +256,10 @@ def _unmap(path: str) -> bool:
         return _mapped.pop(path, None) is not None
 
 
+#: The end of the parts (None may be a part).
+_END = object()
+
+
 def _on_mapped(
     part: PartT, *, fn: Callable[[PartT, SharedT], ResultT], shared: SharedFile
 ) -> ResultT:
@@ -339,35 +345,54 @@ class DaskPartitions:
         fn: Callable[[PartT, SharedT], ResultT],
         parts: Iterable[PartT],
         shared: SharedT,
-    ) -> list[ResultT]:
-        """``[fn(part, shared) for part in parts]``, computed on the cluster's workers."""
+    ) -> Iterator[ResultT]:
+        """``fn(part, shared) for part in parts``, computed on the cluster's workers and
+        yielded in the order of ``parts``.
+
+        A window of parts is on the cluster at a time (:meth:`window`: two a worker), the next
+        one sent as a result is taken: this process holds one part's result at a time while
+        the reduce folds them, as in process, and the workers a window's parts. Sending every
+        part at once held every part on the workers and every result here (at l, 400 user
+        blocks of ~100 MB of talent-sized sums each).
+        """
         c = self.client
         folder = self._shared_folder()
         self.mapped = folder is not None
-        # the parts spread over the workers (hash=False: never deduplicated against an earlier
-        # build's data); the shared value once per worker, not once per part
-        parts_f = c.scatter(list(parts), hash=False)
-        if folder is None:
-            shared_f = c.scatter(shared, broadcast=True, hash=False)
-            futures = c.map(fn, parts_f, shared=shared_f, pure=False)
-            try:
-                # gathered in the order of ``parts``, whatever order they finished in
-                return list(c.gather(futures))
-            finally:
-                c.cancel([*futures, *parts_f, shared_f])
-        file = write_shared(shared, folder)
+        file = write_shared(shared, folder) if folder is not None else None
+        pending: deque[tuple[Any, Any]] = deque()
+        shared_f = None
         try:
-            # the pickle stream too goes once per worker, not with every part's task
-            file_f = c.scatter(file, broadcast=True, hash=False)
-            futures = c.map(_on_mapped, parts_f, fn=fn, shared=file_f, pure=False)
-            try:
-                return list(c.gather(futures))
-            finally:
-                c.cancel([*futures, *parts_f, file_f])
+            # the shared value (or the mapped file's small pickle stream) once per worker, not
+            # with every part's task; hash=False: never deduplicated against an earlier build
+            shared_f = c.scatter(shared if file is None else file, broadcast=True, hash=False)
+            task: Callable[..., ResultT] = fn if file is None else partial(_on_mapped, fn=fn)
+            todo = iter(parts)
+            window = self.window()
+            while True:
+                while len(pending) < window:
+                    part = next(todo, _END)
+                    if part is _END:
+                        break
+                    part_f = c.scatter(part, hash=False)
+                    pending.append((part_f, c.submit(task, part_f, shared=shared_f, pure=False)))
+                if not pending:
+                    return
+                part_f, future = pending.popleft()
+                result = future.result()
+                c.cancel([future, part_f])
+                yield result
+        finally:
+            left = [f for both in pending for f in both]
+            c.cancel(left if shared_f is None else [*left, shared_f])
+            if file is not None:
                 with contextlib.suppress(Exception):  # a worker gone: its mapping with it
                     c.run(_unmap, file.path)
-        finally:
-            Path(file.path).unlink(missing_ok=True)
+                Path(file.path).unlink(missing_ok=True)
+
+    def window(self) -> int:
+        """How many parts are on the cluster at once: two for each worker (one computing, one
+        waiting), at least two."""
+        return max(2, 2 * len(self.client.scheduler_info().get("workers", {})))
 
 
 def _probe(address: str, timeout: float) -> None:

@@ -11,8 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 from kolmatch.cli import main
-from kolmatch.engine.cache import cached_features, cached_rankings
 from kolmatch.engine import distributed as kd
+from kolmatch.engine.cache import cached_features, cached_rankings
 from kolmatch.engine.distributed import (
     DASK_OPTION_VARIABLE,
     SHARED_DIR_VARIABLE,
@@ -79,6 +79,41 @@ def test_the_features_built_on_two_dask_workers_are_those_built_in_process(
     assert_features_close(s_in_process, on_dask, rtol=1e-9)
 
 
+def _scaled(part: int, shared: dict[str, object]) -> float:
+    if part < 0:
+        raise ValueError(f"part {part} refused")
+    return float(part * shared["w"][part % 3])  # type: ignore[index]
+
+
+def test_a_window_of_parts_is_on_the_cluster_and_results_come_in_part_order(
+    cluster: object, tmp_path: Path
+) -> None:
+    """The parts are drawn as results are taken (a window of two a worker), so this process
+    holds one result at a time and the workers a window's parts, not every part at once."""
+    drawn: list[int] = []
+
+    def parts(n: int) -> Iterator[int]:
+        for i in range(n):
+            drawn.append(i)
+            yield i
+
+    shared = {"w": np.array([1.0, 2.0, 3.0])}
+    with distributed.Client(cluster, set_as_default=False) as client:
+        partitions = DaskPartitions(client, shared_dir=str(tmp_path))
+        assert partitions.window() == 4  # two workers
+        results = partitions(_scaled, parts(30), shared)
+        first = next(results)
+        assert first == 0.0 and len(drawn) == 4  # the window, not the 30 parts
+        rest = list(results)
+        assert [first, *rest] == [i * [1.0, 2.0, 3.0][i % 3] for i in range(30)]
+        assert partitions.mapped and not list(tmp_path.iterdir())
+        # a part's error is the caller's, and the build's file goes with it
+        with pytest.raises(ValueError, match="part -1 refused"):
+            list(partitions(_scaled, [2, -1, 3], shared))
+        assert not list(tmp_path.iterdir())
+        assert sorted(client.run(lambda: len(kd._mapped)).values()) == [0, 0]
+
+
 def test_shared_values_round_trip_through_a_mapped_file_as_data(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     value = {
@@ -114,7 +149,7 @@ def test_a_shared_folder_that_cannot_be_written_is_a_bad_argument_naming_it(
     with distributed.Client(cluster, set_as_default=False) as client:
         partitions = DaskPartitions(client)
         with pytest.raises(BadArgument, match="not-there: cannot write there") as err:
-            partitions(lambda part, shared: part, [1], 0)
+            list(partitions(lambda part, shared: part, [1], 0))
     assert err.value.argument == SHARED_DIR_VARIABLE
     assert not missing.exists()
 
