@@ -51,7 +51,7 @@ from kolmatch.matching.partition import PartitionMap, in_process
 
 if not __package__:  # run as bench/dask_features.py: the repository's root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.run import ROOT, _run_dir_port
+from bench.run import ROOT, run_dir_port
 
 
 def largest_relative_difference(a: MarketFeatures, b: MarketFeatures) -> float:
@@ -147,15 +147,20 @@ def best_build(
 def neo4j_server(run_dir: Path) -> Iterator[str]:
     """The server of ``run_dir`` (bench/run.py's ``WORK/neo4j-import``) on its kept port,
     stopped after the block; yields its Bolt URI (its password set in the environment)."""
-    port = _run_dir_port(run_dir)
+    port = run_dir_port(run_dir)
     env = {**os.environ, "NEO4J_RUN_DIR": str(run_dir), "NEO4J_BOLT_PORT": str(port)}
     script = str(ROOT / "scripts" / "neo4j")
+    had = os.environ.get("NEO4J_PASSWORD")
     try:
         subprocess.run([script, "start"], env=env, check=True)
         os.environ["NEO4J_PASSWORD"] = (run_dir / "password").read_text().strip()
         yield f"bolt://127.0.0.1:{port}"
     finally:
         subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
+        if had is None:
+            os.environ.pop("NEO4J_PASSWORD", None)
+        else:
+            os.environ["NEO4J_PASSWORD"] = had
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -261,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
         "cluster_start_s": round(start_s, 2),
         "largest_relative_difference": difference,
         "peak_rss_mb_read": round(rss_read_mb),
+        # the build's peak, the graph read included (reset after the read: before 2026-12-06
+        # the read's peak was this figure's when larger; it is peak_rss_mb_read now)
         "peak_rss_mb_client": round(rss_local_mb),
         "peak_rss_mb_client_dask": round(rss_dask_mb),
         "peak_rss_mb_workers": sorted(round(v) for v in worker_peak_mb.values()),

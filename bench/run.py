@@ -68,7 +68,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run_dir_port(run_dir: Path) -> int:
+def run_dir_port(run_dir: Path) -> int:
     """The Bolt port of the server in ``run_dir``: the same at every step, since the feature
     cache names its entries by the store's URI, port included (a new port would make the plan
     and assign steps build the features again); a free one is chosen, and kept in
@@ -166,7 +166,7 @@ def bench_match(
 @contextlib.contextmanager
 def _imported_server(run_dir: Path, rows: int) -> Iterator[dict[str, str]]:
     """The server of the store the ``neo4j-import`` step made, started in ``run_dir`` on the
-    folder's port (:func:`_run_dir_port`) and stopped after; yields the environment that points
+    folder's port (:func:`run_dir_port`) and stopped after; yields the environment that points
     kolmatch at it (``KOLMATCH_STORE``, ``NEO4J_PASSWORD``).
 
     Raises
@@ -180,7 +180,7 @@ def _imported_server(run_dir: Path, rows: int) -> Iterator[dict[str, str]]:
             f"{run_dir}: no Neo4j store: run `bench/run.py --scale SCALE --from-neo4j` (generate "
             "and import), or `--only neo4j-import` where the market's files exist"
         )
-    port = _run_dir_port(run_dir)
+    port = run_dir_port(run_dir)
     env = {**os.environ, "NEO4J_RUN_DIR": str(run_dir), "NEO4J_BOLT_PORT": str(port)}
     script = str(ROOT / "scripts" / "neo4j")
     try:

@@ -15,8 +15,8 @@ process writes (the workers of one machine, or a folder on a file system they sh
 ``KOLMATCH_DASK_SHARED_DIR``), they are written once to a file of raw array bytes, and each
 worker memory-maps it (:func:`write_shared`, :func:`map_shared`): one copy in the machine's
 page cache for all its workers, where a copy sent to each worker held the audience graph and
-its transpose once per worker (at l, ~3.6 GB each: two workers and the client did not fit in
-24 GiB). Otherwise Dask sends them, one copy to each worker (``scatter(broadcast=True)``).
+its transpose once per worker. Otherwise Dask sends them, one copy to each worker
+(``scatter(broadcast=True)``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -194,14 +195,24 @@ def write_shared(value: object, folder: str | Path) -> SharedFile:
     folder
         Where the file is made (``kolmatch-shared-*.bin``); the caller deletes it.
 
+    Returns
+    -------
+    SharedFile
+        The file's path, the pickle stream and where each array's bytes lie.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written (the folder missing, the disk full); no file is left.
+
     Examples
     --------
     >>> import numpy as np, tempfile
-    >>> f = write_shared({"a": np.arange(4.0), "n": 3}, tempfile.mkdtemp())
-    >>> v = map_shared(f)
-    >>> v["a"].tolist(), v["n"]
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     f = write_shared({"a": np.arange(4.0), "n": 3}, d)
+    ...     v = map_shared(f)
+    ...     v["a"].tolist(), v["n"]
     ([0.0, 1.0, 2.0, 3.0], 3)
-    >>> os.unlink(f.path)
     """
     buffers: list[pickle.PickleBuffer] = []
     header = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
@@ -221,38 +232,76 @@ def write_shared(value: object, folder: str | Path) -> SharedFile:
 
 
 def map_shared(f: SharedFile) -> Any:
-    """The value :func:`write_shared` wrote, its arrays memory-mapped copy-on-write from the
-    file: pages shared with every other process mapping it, a write to one a private copy.
+    """The value :func:`write_shared` wrote, its arrays memory-mapped from the file.
+
+    Copy-on-write: the pages are shared with every other process mapping the file, and a write
+    to one makes a private copy (the file never changes).
+
+    Parameters
+    ----------
+    f
+        What :func:`write_shared` returned.
+
+    Returns
+    -------
+    object
+        The value, its arrays views of the mapping (which lives as long as they do).
 
     Raises
     ------
     OSError
         If the file cannot be read (a worker on another machine than the writer, without the
         folder shared).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     v = map_shared(write_shared([np.zeros(0), np.ones(2)], d))
+    ...     [a.tolist() for a in v]
+    [[], [1.0, 1.0]]
     """
     with open(f.path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
-        if not size:
-            return pickle.loads(f.header, buffers=[])
+        if not size:  # every array empty (or none): nothing to map
+            return pickle.loads(f.header, buffers=[bytearray() for _ in f.spans])
         view = memoryview(mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_COPY))
     return pickle.loads(f.header, buffers=[view[o : o + n] for o, n in f.spans])
 
 
 #: This worker process's mapped shared values by file, while a build uses them.
 _mapped: dict[str, Any] = {}
+#: The files whose stage ended: a task of theirs that starts late maps without keeping it.
+_retired: set[str] = set()
 _mapped_lock = threading.Lock()
 
 
 def _shared_on_worker(f: SharedFile) -> Any:
+    """``f``'s value, mapped once per worker process (its threads and parts share it)."""
     with _mapped_lock:
-        if f.path not in _mapped:
-            _mapped[f.path] = map_shared(f)  # once per worker, whatever its number of parts
-        return _mapped[f.path]
+        if f.path in _mapped:
+            return _mapped[f.path]
+        for gone in [p for p in _mapped if not os.path.exists(p)]:
+            # a file is deleted when its stage ends: a stage whose client could not say so
+            # (closed first) leaves its mapping here until the next stage maps
+            del _mapped[gone]
+        try:
+            value = map_shared(f)
+        except OSError as exc:  # e.g. a worker that joined on another machine after the probe
+            raise OSError(
+                f"this worker cannot read the build's shared arrays at {f.path} ({exc}): set "
+                f"{SHARED_DIR_VARIABLE} to a folder every worker shares, or to off"
+            ) from exc
+        if f.path not in _retired:
+            _mapped[f.path] = value
+        return value
 
 
 def _unmap(path: str) -> bool:
-    """Drop this worker's mapping of ``path`` (its pages go when the last array does)."""
+    """Drop this worker's mapping of ``path`` (its pages go when the last array does); a task
+    of that file's stage starting later maps it for itself only."""
     with _mapped_lock:
+        _retired.add(path)
         return _mapped.pop(path, None) is not None
 
 
@@ -264,6 +313,13 @@ def _on_mapped(
     part: PartT, *, fn: Callable[[PartT, SharedT], ResultT], shared: SharedFile
 ) -> ResultT:
     return fn(part, _shared_on_worker(shared))
+
+
+def _cancel(client: Any, futures: list[Any]) -> None:
+    """Release ``futures`` on the cluster; nothing to do once the client is closed (the
+    cluster released them with it)."""
+    with contextlib.suppress(Exception):
+        client.cancel(futures)
 
 
 def _read_probe(path: str) -> str | None:
@@ -309,7 +365,6 @@ class DaskPartitions:
         self._checked = True
         if self._folder is None:
             return None
-        where = f"{SHARED_DIR_VARIABLE}={self._folder}" if self._explicit else self._folder
         token = secrets.token_hex(16)
         try:
             fd, probe = tempfile.mkstemp(prefix="kolmatch-probe-", dir=self._folder)
@@ -336,8 +391,6 @@ class DaskPartitions:
                 )
             log.info("kolmatch: workers %s are on other machines: arrays sent to each", blind)
             self._folder = None
-        elif self._explicit:
-            log.debug("kolmatch: shared arrays written to %s", where)
         return self._folder
 
     def __call__(
@@ -346,19 +399,42 @@ class DaskPartitions:
         parts: Iterable[PartT],
         shared: SharedT,
     ) -> Iterator[ResultT]:
-        """``fn(part, shared) for part in parts``, computed on the cluster's workers and
-        yielded in the order of ``parts``.
+        """``fn(part, shared) for part in parts``, on the cluster's workers, in part order.
 
-        A window of parts is on the cluster at a time (:meth:`window`: two a worker), the next
-        one sent as a result is taken: this process holds one part's result at a time while
-        the reduce folds them, as in process, and the workers a window's parts. Sending every
-        part at once held every part on the workers and every result here (at l, 400 user
-        blocks of ~100 MB of talent-sized sums each).
+        A window of parts is on the cluster at a time (:meth:`window`: two a worker thread),
+        the next one sent as a result is taken: this process holds one part's result at a time
+        while the reduce folds them, as in process, and the workers a window's parts. Sending
+        every part at once held every part on the workers and every result here (the m
+        market, 2 workers: the client 3,102 -> 2,089 MiB, each worker 1,243 -> 563 MiB).
+
+        Parameters
+        ----------
+        fn
+            The partition function (importable by the workers).
+        parts
+            The parts, read once, as the window moves.
+        shared
+            What every part's call reads: mapped from a file or sent to each worker (above).
+
+        Yields
+        ------
+        object
+            ``fn(part, shared)`` for each part, in the order of ``parts``.
+
+        Raises
+        ------
+        BadArgument
+            If :data:`SHARED_DIR_VARIABLE` names a folder that cannot be written, or that some
+            workers cannot read.
         """
+        todo: Iterator[Any] = iter(parts)
+        first = next(todo, _END)
+        if first is _END:  # no part: no file, no probe, nothing sent
+            return
+        todo = chain([first], todo)
         c = self.client
-        folder = self._shared_folder()
-        self.mapped = folder is not None
-        file = write_shared(shared, folder) if folder is not None else None
+        file = self._write_shared(shared)
+        self.mapped = file is not None
         pending: deque[tuple[Any, Any]] = deque()
         shared_f = None
         try:
@@ -366,33 +442,68 @@ class DaskPartitions:
             # with every part's task; hash=False: never deduplicated against an earlier build
             shared_f = c.scatter(shared if file is None else file, broadcast=True, hash=False)
             task: Callable[..., ResultT] = fn if file is None else partial(_on_mapped, fn=fn)
-            todo = iter(parts)
             window = self.window()
+            drawn_all = False
             while True:
-                while len(pending) < window:
+                while not drawn_all and len(pending) < window:
                     part = next(todo, _END)
                     if part is _END:
+                        drawn_all = True
                         break
-                    part_f = c.scatter(part, hash=False)
+                    # a list of one: scatter would split a tuple part into its items
+                    (part_f,) = c.scatter([part], hash=False)
                     pending.append((part_f, c.submit(task, part_f, shared=shared_f, pure=False)))
                 if not pending:
                     return
-                part_f, future = pending.popleft()
+                part_f, future = pending[0]
                 result = future.result()
-                c.cancel([future, part_f])
+                pending.popleft()
+                _cancel(c, [future, part_f])
                 yield result
         finally:
-            left = [f for both in pending for f in both]
-            c.cancel(left if shared_f is None else [*left, shared_f])
-            if file is not None:
-                with contextlib.suppress(Exception):  # a worker gone: its mapping with it
-                    c.run(_unmap, file.path)
-                Path(file.path).unlink(missing_ok=True)
+            # also when the consumer stopped early or raised, and when the client is closed
+            # by then (the generator collected after partitions_on's block): nothing is left
+            try:
+                left = [f for both in pending for f in both]
+                _cancel(c, left if shared_f is None else [*left, shared_f])
+                if file is not None:
+                    with contextlib.suppress(Exception):  # a worker gone: its mapping with it
+                        c.run(_unmap, file.path)
+            finally:
+                if file is not None:
+                    Path(file.path).unlink(missing_ok=True)
+
+    def _write_shared(self, shared: object) -> SharedFile | None:
+        """``shared`` written for the workers to map, or None where they cannot (it is sent):
+        no folder they all read, or the default folder cannot hold it (a small ``/tmp``)."""
+        folder = self._shared_folder()
+        if folder is None:
+            return None
+        try:
+            return write_shared(shared, folder)
+        except OSError as exc:
+            if self._explicit:
+                raise BadArgument(
+                    SHARED_DIR_VARIABLE, f"{folder}: cannot write the shared arrays there ({exc})"
+                ) from None
+            log.warning(
+                "kolmatch: cannot write the shared arrays to %s (%s): sent to each worker; set "
+                "%s to a folder with room",
+                folder,
+                exc,
+                SHARED_DIR_VARIABLE,
+            )
+            return None
 
     def window(self) -> int:
-        """How many parts are on the cluster at once: two for each worker (one computing, one
-        waiting), at least two."""
-        return max(2, 2 * len(self.client.scheduler_info().get("workers", {})))
+        """How many parts are on the cluster at once.
+
+        Returns
+        -------
+        int
+            Two for each worker thread (one computing, one waiting), at least two.
+        """
+        return max(2, 2 * int(sum(self.client.nthreads().values())))
 
 
 def _probe(address: str, timeout: float) -> None:

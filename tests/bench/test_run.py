@@ -178,10 +178,10 @@ def test_a_run_folder_keeps_its_port_past_its_last_server_s_closed_connections(
     linger in TIME-WAIT (the server closed first, as a stopped server does): the feature cache
     names entries by the store's URI, so a moved port would rebuild the features at every
     step. A port something listens on is given up for a free one."""
-    from bench.run import _run_dir_port
+    from bench.run import run_dir_port
 
     run_dir = tmp_path / "neo4j-import"
-    port = _run_dir_port(run_dir)
+    port = run_dir_port(run_dir)
     assert (run_dir / "bench-port").read_text().strip() == str(port)
     with socket.socket() as server:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -193,10 +193,10 @@ def test_a_run_folder_keeps_its_port_past_its_last_server_s_closed_connections(
             client.recv(1)
     with socket.socket() as plain, pytest.raises(OSError):  # a plain bind says taken
         plain.bind(("127.0.0.1", port))
-    assert _run_dir_port(run_dir) == port
+    assert run_dir_port(run_dir) == port
     with socket.socket() as taken:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        moved = _run_dir_port(run_dir)
+        moved = run_dir_port(run_dir)
     assert moved != port and (run_dir / "bench-port").read_text().strip() == str(moved)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import resource
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +110,7 @@ def test_a_window_of_parts_is_on_the_cluster_and_results_come_in_part_order(
         rest = list(results)
         assert [first, *rest] == [i * [1.0, 2.0, 3.0][i % 3] for i in range(30)]
         assert partitions.mapped and not list(tmp_path.iterdir())
+        assert list(DaskPartitions(client, shared_dir=str(tmp_path))(_scaled, [], shared)) == []
         # a part's error is the caller's, and the build's file goes with it
         with pytest.raises(ValueError, match="part -1 refused"):
             list(partitions(_scaled, [2, -1, 3], shared))
@@ -126,6 +130,9 @@ def test_shared_values_round_trip_through_a_mapped_file_as_data(tmp_path: Path) 
     }
     f = write_shared(value, tmp_path)
     got, again = map_shared(f), map_shared(f)
+    nothing = write_shared({"a": np.zeros(0), "b": np.zeros((0, 3))}, tmp_path)
+    assert Path(nothing.path).stat().st_size == 0
+    assert map_shared(nothing)["b"].shape == (0, 3)
     assert (got["csr"] != value["csr"]).nnz == 0 and got["csr"].shape == (300, 40)
     for k in ("fortran", "strided", "ints"):
         assert np.array_equal(got[k], value[k]) and got[k].dtype == value[k].dtype
@@ -151,7 +158,69 @@ def test_a_shared_folder_that_cannot_be_written_is_a_bad_argument_naming_it(
         with pytest.raises(BadArgument, match="not-there: cannot write there") as err:
             list(partitions(lambda part, shared: part, [1], 0))
     assert err.value.argument == SHARED_DIR_VARIABLE
-    assert not missing.exists()
+
+
+class _ClientOfWorkersElsewhere:
+    """What a client of workers on other machines sees of the probe: one worker reads the
+    file, the other finds nothing at its path (workers on two machines cannot run here)."""
+
+    def run(self, fn: object, path: str) -> dict[str, str | None]:
+        return {"tcp://here:1": Path(path).read_text(), "tcp://elsewhere:1": None}
+
+
+def test_workers_that_cannot_read_the_folder_get_the_arrays_sent_or_a_named_error(
+    tmp_path: Path,
+) -> None:
+    client = _ClientOfWorkersElsewhere()
+    default = DaskPartitions(client, shared_dir="")
+    assert default._shared_folder() is None  # sent to each, as before
+    named = DaskPartitions(client, shared_dir=str(tmp_path))
+    with pytest.raises(BadArgument, match=r"\['tcp://elsewhere:1'\] cannot read") as err:
+        named._shared_folder()
+    assert err.value.argument == SHARED_DIR_VARIABLE and not list(tmp_path.iterdir())
+
+
+def test_a_default_folder_without_room_sends_the_arrays_and_a_named_one_is_refused(
+    cluster: object, tmp_path: Path
+) -> None:
+    """The probe fits where the arrays do not (a small /tmp): the default folder falls back
+    to sending them; a named folder is the user's to fix."""
+    shared = {"w": np.arange(300_000, dtype=np.float64)}  # 2.4 MB
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a killed process
+    with distributed.Client(cluster, set_as_default=False) as client:
+        default = DaskPartitions(client, shared_dir="")
+        default._folder = str(tmp_path)  # this machine's temporary folder, as if small
+        named = DaskPartitions(client, shared_dir=str(tmp_path))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, limits[1]))
+        try:
+            got = list(default(_scaled, [1, 2], shared))
+            with pytest.raises(BadArgument, match="cannot write the shared arrays") as err:
+                list(named(_scaled, [1], shared))
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+            signal.signal(signal.SIGXFSZ, handler)
+    assert got == [1.0, 4.0] and not default.mapped  # part x w[part % 3], w[i] = i
+    assert err.value.argument == SHARED_DIR_VARIABLE and not list(tmp_path.iterdir())
+
+
+def test_a_build_stopped_early_or_outliving_its_client_leaves_no_file_nor_mapping(
+    cluster: object, tmp_path: Path
+) -> None:
+    shared = {"w": np.array([1.0, 2.0, 3.0])}
+    with distributed.Client(cluster, set_as_default=False) as client:
+        results = DaskPartitions(client, shared_dir=str(tmp_path))(_scaled, range(20), shared)
+        assert next(results) == 0.0 and len(list(tmp_path.iterdir())) == 1
+        results.close()  # the consumer stopped (a reduce that raised)
+        assert not list(tmp_path.iterdir())
+        assert sorted(client.run(lambda: len(kd._mapped)).values()) == [0, 0]
+        late = DaskPartitions(client, shared_dir=str(tmp_path))(_scaled, range(20), shared)
+        assert next(late) == 0.0
+    # the client closed first (partitions_on's block ended while a traceback held the build):
+    # collected afterwards, the build still deletes its file, and raises nothing
+    del late
+    gc.collect()
+    assert not list(tmp_path.iterdir())
 
 
 def test_several_user_partitions_in_process_build_the_features_of_the_default(
