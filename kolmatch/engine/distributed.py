@@ -216,7 +216,9 @@ def write_shared(value: object, folder: str | Path) -> SharedFile:
     """
     buffers: list[pickle.PickleBuffer] = []
     header = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-    fd, path = tempfile.mkstemp(prefix="kolmatch-shared-", suffix=".bin", dir=folder)
+    # named by the writer's process: a file whose writer was killed (SIGTERM, SIGKILL: no
+    # finally ran) is found and deleted by the next build of this machine (_drop_orphans)
+    fd, path = tempfile.mkstemp(prefix=f"kolmatch-shared-{os.getpid()}-", suffix=".bin", dir=folder)
     spans = []
     try:
         with os.fdopen(fd, "wb") as out:
@@ -229,6 +231,28 @@ def write_shared(value: object, folder: str | Path) -> SharedFile:
         Path(path).unlink(missing_ok=True)
         raise
     return SharedFile(path, header, tuple(spans))
+
+
+def _drop_orphans(folder: str | Path) -> list[Path]:
+    """Delete the shared files in ``folder`` whose writing process, on this machine, is gone
+    (killed during a build: nothing deleted them); returns them. Files of live processes,
+    and names not of this form, are left alone."""
+    dropped = []
+    for old in Path(folder).glob("kolmatch-shared-*-*.bin"):
+        pid = old.name.split("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or not ours to signal): its build may be running
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            old.unlink()
+            dropped.append(old)
+    return dropped
 
 
 def map_shared(f: SharedFile) -> Any:
@@ -371,7 +395,9 @@ class DaskPartitions:
         except OSError as exc:
             if self._explicit:
                 raise BadArgument(
-                    SHARED_DIR_VARIABLE, f"{self._folder}: cannot write there ({exc})"
+                    SHARED_DIR_VARIABLE,
+                    f"{self._folder}: cannot write there ({exc}); name a folder that exists and "
+                    "can be written, or off",
                 ) from None
             self._folder = None
             return None
@@ -479,13 +505,19 @@ class DaskPartitions:
         folder = self._shared_folder()
         if folder is None:
             return None
+        if not self._explicit:  # this machine's folder: its dead processes' files are ours
+            for old in _drop_orphans(folder):
+                log.info("kolmatch: deleted %s, left by a build that was killed", old)
         try:
             return write_shared(shared, folder)
         except OSError as exc:
             if self._explicit:
                 raise BadArgument(
-                    SHARED_DIR_VARIABLE, f"{folder}: cannot write the shared arrays there ({exc})"
+                    SHARED_DIR_VARIABLE,
+                    f"{folder}: cannot write the shared arrays there ({exc}); name a folder "
+                    "with room, or off",
                 ) from None
+            self._folder = None  # said once: the build's later stages send theirs too
             log.warning(
                 "kolmatch: cannot write the shared arrays to %s (%s): sent to each worker; set "
                 "%s to a folder with room",
@@ -510,8 +542,11 @@ def _probe(address: str, timeout: float) -> None:
     """Fail fast (refused, unknown host) on a TCP address before Dask's retries take the
     whole timeout; other schemes go straight to the client."""
     from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
 
     scheme, location = parse_address(address)
+    if scheme not in backends:
+        raise ValueError(f"unknown scheme {scheme!r}: one of {', '.join(sorted(backends))}")
     if scheme not in ("tcp", "tls"):
         return
     host, port = parse_host_port(location)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
 import resource
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,6 +207,29 @@ def test_a_default_folder_without_room_sends_the_arrays_and_a_named_one_is_refus
     assert err.value.argument == SHARED_DIR_VARIABLE and not list(tmp_path.iterdir())
 
 
+def test_files_left_by_killed_builds_go_at_the_next_build_on_this_machine(
+    cluster: object, tmp_path: Path
+) -> None:
+    """A build killed (SIGTERM, SIGKILL) runs no finally: its file, named by its process,
+    is deleted by the next build that writes to this machine's folder; live writers' files
+    and other names stay."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid is free now (reaped)
+    orphan = tmp_path / f"kolmatch-shared-{gone.pid}-abc123.bin"
+    live = tmp_path / f"kolmatch-shared-{os.getppid()}-def456.bin"
+    other = tmp_path / "kolmatch-shared-notes.bin"
+    for f in (orphan, live, other):
+        f.write_bytes(b"x")
+    with distributed.Client(cluster, set_as_default=False) as client:
+        named = DaskPartitions(client, shared_dir=str(tmp_path))  # maybe another machine's
+        assert list(named(_scaled, [1], {"w": np.ones(3)})) == [1.0]
+        assert orphan.exists()
+        default = DaskPartitions(client, shared_dir="")
+        default._folder = str(tmp_path)  # this machine's temporary folder
+        assert list(default(_scaled, [1], {"w": np.ones(3)})) == [1.0] and default.mapped
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+
+
 def test_a_build_stopped_early_or_outliving_its_client_leaves_no_file_nor_mapping(
     cluster: object, tmp_path: Path
 ) -> None:
@@ -295,6 +321,15 @@ def test_the_command_line_names_the_setting_the_user_gave_an_unreachable_schedul
     err = capsys.readouterr().err
     assert f"the Dask scheduler at {address} ({given}) cannot be reached" in err
     assert ("KOLMATCH_DASK" in err) == (given == "KOLMATCH_DASK")
+
+
+def test_an_address_of_an_unknown_scheme_is_a_bad_argument_at_once() -> None:
+    with (
+        pytest.raises(BadArgument, match=r"unknown scheme 'http': one of .*tcp") as err,
+        partitions_on("http://127.0.0.1:8786", timeout=1, argument="--dask"),
+    ):
+        pass
+    assert err.value.argument == "--dask"
 
 
 def test_an_address_without_a_port_is_a_bad_argument() -> None:
