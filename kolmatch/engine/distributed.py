@@ -550,8 +550,22 @@ def _probe(address: str, timeout: float) -> None:
     if scheme not in ("tcp", "tls"):
         return
     host, port = parse_host_port(location)
-    with socket.create_connection((host, port), timeout=timeout):
-        pass
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        if scheme != "tcp":
+            return
+        # a Dask server speaks first (its handshake); an HTTP server, say, waits for a request,
+        # and Dask's client then waited on it for minutes, whatever its timeout
+        sock.settimeout(timeout)
+        try:
+            first = sock.recv(1)
+        except TimeoutError:
+            raise _NotDask(f"it said nothing in {timeout:g} s") from None
+        if not first:
+            raise _NotDask("it closed the connection")
+
+
+class _NotDask(Exception):
+    """Something listens at the address, but not a Dask scheduler."""
 
 
 def _connect(address: str, timeout: float, argument: str) -> Any:
@@ -568,6 +582,11 @@ def _connect(address: str, timeout: float, argument: str) -> Any:
     except ValueError as exc:  # not an address (no port, unknown scheme)
         raise BadArgument(
             argument, f"{address!r} is not a Dask scheduler address ({exc})"
+        ) from None
+    except _NotDask as exc:
+        raise StoreUnavailable(
+            f"what listens at {address} ({argument}) is not a Dask scheduler ({exc}); name the "
+            "scheduler's port (dask scheduler prints it), or unset it to build in process"
         ) from None
     except OSError as exc:
         raise StoreUnavailable(

@@ -6,8 +6,10 @@ import gc
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -321,6 +323,22 @@ def test_the_command_line_names_the_setting_the_user_gave_an_unreachable_schedul
     err = capsys.readouterr().err
     assert f"the Dask scheduler at {address} ({given}) cannot be reached" in err
     assert ("KOLMATCH_DASK" in err) == (given == "KOLMATCH_DASK")
+
+
+def test_a_port_where_something_else_listens_is_store_unavailable_within_the_timeout() -> None:
+    """An HTTP server (the scheduler's dashboard, say) accepts and waits for a request: Dask's
+    client waited on it for minutes; the probe sees it does not speak first, as Dask does."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        started = time.monotonic()
+        with (
+            pytest.raises(StoreUnavailable, match=r"is not a Dask scheduler \(it said nothing"),
+            partitions_on(address, timeout=1, argument="--dask"),
+        ):
+            pass
+    assert time.monotonic() - started < 5
 
 
 def test_an_address_of_an_unknown_scheme_is_a_bad_argument_at_once() -> None:
