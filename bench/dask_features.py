@@ -24,10 +24,10 @@ features on disk while the cluster builds (compared memory-mapped after)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,7 +43,9 @@ import scipy.sparse as sp
 from kolmatch.engine.arrays import read_arrays, write_arrays
 from kolmatch.engine.distributed import DaskPartitions
 from kolmatch.graph.market import FULL_READ, MarketGraph, read_market
+from kolmatch.graph.neo4j_store import Neo4jStore
 from kolmatch.graph.open import open_store
+from kolmatch.graph.store import GraphStore
 from kolmatch.loaders.load import load_folder
 from kolmatch.loaders.synthetic import generate_market
 from kolmatch.matching.features import MarketFeatures, build_features
@@ -51,7 +53,7 @@ from kolmatch.matching.partition import PartitionMap, in_process
 
 if not __package__:  # run as bench/dask_features.py: the repository's root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.run import ROOT, run_dir_port
+from bench.run import imported_server
 
 
 def largest_relative_difference(a: MarketFeatures, b: MarketFeatures) -> float:
@@ -78,11 +80,12 @@ def largest_relative_difference(a: MarketFeatures, b: MarketFeatures) -> float:
     return worst
 
 
-def _total_mib() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def _meminfo_mib() -> dict[str, float]:
+    """/proc/meminfo's figures, in MiB."""
+    return {
+        line.split(":")[0]: int(line.split()[1]) / 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+    }
 
 
 def reset_peak_rss() -> None:
@@ -101,11 +104,8 @@ def peak_rss_mb() -> float:
 def _used_mib() -> float:
     """The machine's memory in use: MemTotal - MemAvailable (page cache that can be dropped,
     a mapped file's included, does not count), in MiB."""
-    info = dict(
-        (line.split(":")[0], int(line.split()[1]))
-        for line in Path("/proc/meminfo").read_text().splitlines()
-    )
-    return (info["MemTotal"] - info["MemAvailable"]) / 1024
+    info = _meminfo_mib()
+    return info["MemTotal"] - info["MemAvailable"]
 
 
 @contextmanager
@@ -143,26 +143,6 @@ def best_build(
     return min(times), f, machine
 
 
-@contextmanager
-def neo4j_server(run_dir: Path) -> Iterator[str]:
-    """The server of ``run_dir`` (bench/run.py's ``WORK/neo4j-import``) on its kept port,
-    stopped after the block; yields its Bolt URI (its password set in the environment)."""
-    port = run_dir_port(run_dir)
-    env = {**os.environ, "NEO4J_RUN_DIR": str(run_dir), "NEO4J_BOLT_PORT": str(port)}
-    script = str(ROOT / "scripts" / "neo4j")
-    had = os.environ.get("NEO4J_PASSWORD")
-    try:
-        subprocess.run([script, "start"], env=env, check=True)
-        os.environ["NEO4J_PASSWORD"] = (run_dir / "password").read_text().strip()
-        yield f"bolt://127.0.0.1:{port}"
-    finally:
-        subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
-        if had is None:
-            os.environ.pop("NEO4J_PASSWORD", None)
-        else:
-            os.environ["NEO4J_PASSWORD"] = had
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--store", help="a loaded store (default: generate and load --scale)")
@@ -190,17 +170,13 @@ def main(argv: list[str] | None = None) -> None:
     from distributed import Client, LocalCluster
 
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        uri = a.store
-        if a.neo4j_run_dir is not None:
-            with neo4j_server(a.neo4j_run_dir.resolve()) as uri:
-                store = open_store(uri)
-                t = time.perf_counter()
-                g = read_market(store, FULL_READ)
-                read_s = time.perf_counter() - t
-                store.close()
-        else:
-            if uri is None:
+        with contextlib.ExitStack() as server:  # the Neo4j server lives for the read only
+            uri = a.store
+            if a.neo4j_run_dir is not None:
+                env = server.enter_context(imported_server(a.neo4j_run_dir.resolve()))
+                uri = env["KOLMATCH_STORE"]
+                store: GraphStore = Neo4jStore(uri, auth=("neo4j", env["NEO4J_PASSWORD"]))
+            elif uri is None:
                 folder = Path(tmp) / a.scale
                 generate_market(a.scale, a.seed, folder)
                 uri = f"sqlite:///{Path(tmp) / 'market.db'}"
@@ -275,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine_used_mib_before": round(machine_local["before_mib"]),
         "machine_used_peak_mib_in_process": round(machine_local["peak_mib"]),
         "machine_used_peak_mib_dask": round(machine_dask["peak_mib"]),
-        "machine_total_mib": round(_total_mib()),
+        "machine_total_mib": round(_meminfo_mib()["MemTotal"]),
     }
     json.dump(out, sys.stdout, indent=2)
     print()

@@ -164,7 +164,7 @@ def bench_match(
 
 
 @contextlib.contextmanager
-def _imported_server(run_dir: Path, rows: int) -> Iterator[dict[str, str]]:
+def imported_server(run_dir: Path) -> Iterator[dict[str, str]]:
     """The server of the store the ``neo4j-import`` step made, started in ``run_dir`` on the
     folder's port (:func:`run_dir_port`) and stopped after; yields the environment that points
     kolmatch at it (``KOLMATCH_STORE``, ``NEO4J_PASSWORD``).
@@ -172,8 +172,7 @@ def _imported_server(run_dir: Path, rows: int) -> Iterator[dict[str, str]]:
     Raises
     ------
     RuntimeError
-        If ``run_dir`` holds no imported store, or the store does not hold ``rows`` rows (the
-        import's count, or the market files' where the import ran earlier).
+        If ``run_dir`` holds no imported store.
     """
     if not (run_dir / "data" / "databases" / "neo4j").is_dir():
         raise RuntimeError(
@@ -189,6 +188,22 @@ def _imported_server(run_dir: Path, rows: int) -> Iterator[dict[str, str]]:
             "KOLMATCH_STORE": f"bolt://127.0.0.1:{port}",
             "NEO4J_PASSWORD": (run_dir / "password").read_text().strip(),
         }
+        yield env
+    finally:
+        subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def _imported_server(run_dir: Path, rows: int) -> Iterator[dict[str, str]]:
+    """:func:`imported_server`, its store checked to hold ``rows`` rows.
+
+    Raises
+    ------
+    RuntimeError
+        If ``run_dir`` holds no imported store, or the store does not hold ``rows`` rows (the
+        import's count, or the market files' where the import ran earlier).
+    """
+    with imported_server(run_dir) as env:
         counts = json.loads(_run([sys.executable, "-m", "kolmatch.cli", "stats", "--json"], env))
         if sum(counts.values()) != rows:
             raise RuntimeError(
@@ -196,8 +211,6 @@ def _imported_server(run_dir: Path, rows: int) -> Iterator[dict[str, str]]:
                 f"{rows:,}: import it again"
             )
         yield env
-    finally:
-        subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
 
 
 def _server_apart(run_dir: Path) -> dict[str, Any]:
