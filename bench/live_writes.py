@@ -7,8 +7,11 @@ each version it starts serving. Once both have ranked every merchant: ``--flags`
 violations flagged against the top talent of a merchant and each resolved (whether the lists
 were patched at once or are ranked again behind), then ``--writes`` recorded collaborations.
 Prints each write's latency as its caller sees it and the delay until the other worker
-serves that version, p50 / p95 / max. Both workers settle their snapshots' objects as the
-server's do (``EngineService(settle=True)``).
+serves that version, p50 / p95 / max. Then ``--ranked-after`` collaborations more, each
+waited on until the writer serves its version ranked again (match lists lookups again: the
+lists patched for the talent, or every merchant ranked, after the ranking's quiet second), and
+how many of those were patched. Both workers settle their snapshots' objects as the server's
+do (``EngineService(settle=True)``).
 
     python bench/live_writes.py --store sqlite:////tmp/m.db --flags 10 --writes 20
 """
@@ -89,6 +92,7 @@ def main() -> None:
     p.add_argument("--cache", type=Path, default=Path(".kolmatch/bench-live"))
     p.add_argument("--flags", type=int, default=10)
     p.add_argument("--writes", type=int, default=20)
+    p.add_argument("--ranked-after", type=int, default=5)
     a = p.parse_args()
     t0 = time.perf_counter()
     writer = EngineService(open_store(a.store), a.cache, settle=True)
@@ -160,6 +164,28 @@ def main() -> None:
         lag.append(other.served_after(snap.version, t0))
     timings["recordCollaboration: answered"] = lat
     timings["recordCollaboration: served by the other worker"] = lag
+    writer.wait_ranked(timeout=3600)
+    patched = writer.rankings_patched
+    for i in range(a.ranked_after):
+        t0 = time.monotonic()
+        snap = writer.record_collaboration(
+            collab_id=f"{tag}-r{i}",
+            talent=talents[(3 * i + 1) % len(talents)],
+            product=products[(11 * i + 3) % len(products)],
+            gmv=50_000.0 * (i + 1),
+            orders=200,
+            fee=100.0,
+            time="2026-11-02",
+        )
+        while writer.snapshot.version == snap.version and writer.snapshot.rankings is None:
+            time.sleep(0.01)
+        timings.setdefault("recordCollaboration: served ranked again", []).append(
+            time.monotonic() - t0
+        )
+    print(
+        f"of {a.ranked_after} collaborations, rankings patched after "
+        f"{writer.rankings_patched - patched} (the rest: every merchant ranked)"
+    )
     for name, xs in timings.items():
         if xs:
             print(f"{name}: {_stats(xs)}", flush=True)

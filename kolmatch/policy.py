@@ -47,6 +47,7 @@ __all__ = [
     "demographics_shown",
     "demographics_visible",
     "percentile",
+    "percentile_among",
     "percentile_band",
     "sees_collaboration",
     "sees_merchant_own",
@@ -259,6 +260,50 @@ def percentile(values: F64, common: NDArray[np.bool_] | None = None) -> F64:
     start, end = _runs(x[order])
     out = np.empty(n)
     out[order] = np.repeat((start + end) * (50.0 / n), end - start)
+    return out
+
+
+def percentile_among(values: F64, reference: F64, reference_percentile: F64 | None = None) -> F64:
+    """Each value's mid-rank percentile among the ``reference`` values, 0..100: (how many are
+    below it + how many are at or below it) x 50 / their number.
+
+    A value equal to its reference (the same position) has the reference's own percentile
+    (:func:`percentile`): a track record against the calibration's (docs/scoring.md), where
+    only the talents recorded since move.
+
+    Parameters
+    ----------
+    values
+        The values; with ``reference_percentile``, one per reference value (else any number).
+    reference
+        The values they are placed among (finite).
+    reference_percentile
+        ``percentile(reference)``, when the caller holds it: returned itself if no value
+        differs from its reference.
+
+    Examples
+    --------
+    >>> ref = np.array([10.0, 30.0, 20.0, 20.0])
+    >>> percentile_among(np.array([10.0, 30.0, 25.0, 20.0]), ref, percentile(ref)).tolist()
+    [12.5, 87.5, 75.0, 50.0]
+    >>> percentile_among(np.array([5.0, 20.0]), ref).tolist()
+    [0.0, 50.0]
+    """
+    x = np.asarray(values, dtype=np.float64)
+    n = len(reference)
+    if reference_percentile is None:
+        if len(x) <= 8:  # a few talents (a ranking patched): a pass each, no sort
+            below = np.array([int((reference < v).sum()) for v in x], dtype=np.int64)
+            upto = np.array([int((reference <= v).sum()) for v in x], dtype=np.int64)
+        else:
+            s = np.sort(reference)
+            below, upto = np.searchsorted(s, x, "left"), np.searchsorted(s, x, "right")
+        return np.asarray((below + upto) * (50.0 / max(n, 1)), dtype=np.float64)
+    moved = np.flatnonzero(x != reference)
+    if not len(moved):
+        return reference_percentile
+    out = reference_percentile.copy()
+    out[moved] = percentile_among(x[moved], reference)
     return out
 
 

@@ -43,7 +43,7 @@ from kolmatch.graph.store import RelBatch
 from kolmatch.loaders.load import load_folder
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.score import DEFAULT_WEIGHTS
-from kolmatch.policy import percentile
+from kolmatch.policy import percentile, percentile_among
 from tests.api.conftest import Api, serve
 
 #: A formula leaks when it hits (within TOLERANCE) for this share of the talents it covers...
@@ -1053,3 +1053,30 @@ def test_percentile_beside_a_common_value_is_the_full_sort_s_to_the_bit(
     # a mask of another length is not a claim about these values: the full sort
     for other in (np.ones(len(x) + 1, dtype=bool), np.ones(max(len(x) - 1, 0), dtype=bool)):
         assert np.array_equal(percentile(x, other), percentile(x))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(-3, 3), min_size=1, max_size=40),
+    st.lists(st.tuples(st.integers(0, 39), st.integers(-4, 4)), max_size=12),
+)
+def test_percentile_among_a_reference_places_only_the_moved_values(
+    ints: list[int], moves: list[tuple[int, int]]
+) -> None:
+    """A track record against the calibration's: a value still equal to its reference has the
+    reference's own percentile, a moved one its mid-rank among the reference values, and a few
+    values placed alone (a patched ranking's) get the same bits as among all."""
+    ref = np.array(ints, dtype=np.float64) / 7.0
+    x = ref.copy()
+    for i, v in moves:
+        x[i % len(x)] = v / 7.0
+    base = percentile(ref)
+    got = percentile_among(x, ref, base)
+    want = [100.0 * ((ref < v).sum() + (ref == v).sum() / 2.0) / len(ref) for v in x]
+    assert got.tolist() == pytest.approx(want, abs=1e-9)
+    moved = x != ref
+    assert np.array_equal(got[~moved], base[~moved])
+    if not moved.any():
+        assert got is base  # nothing to copy
+    for rows in (np.arange(min(3, len(x))), np.arange(len(x))):  # a few alone, or sorted
+        assert np.array_equal(percentile_among(x[rows], ref), got[rows])

@@ -110,8 +110,10 @@ log = logging.getLogger("kolmatch.engine")
 
 #: Bumped whenever MarketFeatures or MerchantRankings or their computation changes: old cache
 #: files are ignored (18: talents' price levels on a grid, features.PRICE_LEVEL_GRID; 19: the
-#: content skill's chances kept, ``talent_content_priced`` and ``talent_content_unpriced``).
-CACHE_FORMAT = 19
+#: content skill's chances kept, ``talent_content_priced`` and ``talent_content_unpriced``;
+#: 20: scores measured against the calibration's skills, track records and collaborations, and
+#: the rankings' standardisation moments, ``MerchantRankings.moments``).
+CACHE_FORMAT = 20
 
 #: Stores whose entries are kept, per kind (features, rankings, calibration, stage): the most
 #: recently used; a store's older versions are dropped when a newer one is cached. An entry is
@@ -123,8 +125,8 @@ CACHE_STORES = 4
 #: A serving process recalibrates (:func:`measure_calibration`, then a version of its own:
 #: ``EngineService``) once the collaborations on record have changed by more than this share
 #: since the calibration in effect was measured. Builds never measure one while a stored one
-#: fits the graph's talents and categories: every process serving a version, whether it
-#: updated its features or rebuilt them, uses the calibration in effect at that version.
+#: fits the graph's talents, categories and products: every process serving a version, whether
+#: it updated its features or rebuilt them, uses the calibration in effect at that version.
 RECALIBRATE_SHARE = 0.01
 #: Calibrations kept per store: the one in effect and the one before it (a build reading the
 #: version just before a recalibration took effect still finds its own).
@@ -171,6 +173,31 @@ class _StoredCalibration:
     category_ids: NDArray[np.object_]
     promotions: int  # collaborations on record when it was measured
     version: int
+    skill: NDArray[np.float64]  # Calibration.skill
+    track: NDArray[np.float64]  # Calibration.track
+    partner_promotions: sp.csr_matrix  # Calibration.promotions
+    product_ids: NDArray[np.str_]  # the rows of partner_promotions
+
+    def fits(self, g: MarketGraph) -> bool:
+        """Whether this calibration is of ``g``'s talents, categories and products."""
+        cats = np.asarray(g.node("Category").ids).astype(str)
+        return (
+            np.array_equal(self.talent_ids, g.node("Talent").ids)
+            and np.array_equal(self.category_ids.astype(str), cats)
+            and np.array_equal(self.product_ids, g.node("Product").ids)
+        )
+
+    @property
+    def calibration(self) -> Calibration:
+        """As the features carry it."""
+        return Calibration(
+            self.gmv_rate,
+            self.cat_mean,
+            self.promoted_categories,
+            self.skill,
+            self.track,
+            self.partner_promotions,
+        )
 
 
 @dataclass(frozen=True)
@@ -368,9 +395,9 @@ def load_features(
 
     A full build of version ``x`` uses the calibration in effect at ``x`` (stored in the cache
     folder, each with the version it takes effect from: the latest at or before ``x``) while
-    it fits the graph's talents and categories; otherwise (none stored, a bulk load changed
-    them) it measures one and stores it, in effect from ``x``. The choice depends only on the
-    graph and the stored calibrations, so every process serving a version builds the same
+    it fits the graph's talents, categories and products; otherwise (none stored, a bulk load
+    changed them) it measures one and stores it, in effect from ``x``. The choice depends only on
+    the graph and the stored calibrations, so every process serving a version builds the same
     features, whether it updated them or rebuilt them. A new calibration comes from a serving
     process (:func:`measure_calibration`), as a version of its own.
 
@@ -987,7 +1014,17 @@ def _stored_calibration(f: MarketFeatures, g: MarketGraph) -> _StoredCalibration
     cats = np.asarray(g.node("Category").ids).astype(object)
     promotions = len(g.edge("PROMOTED", "Talent").src)
     return _StoredCalibration(
-        c.gmv_rate, c.cat_mean, c.promoted_categories, f.talent_ids, cats, promotions, g.identity[1]
+        c.gmv_rate,
+        c.cat_mean,
+        c.promoted_categories,
+        f.talent_ids,
+        cats,
+        promotions,
+        g.identity[1],
+        c.skill,
+        c.track,
+        c.promotions,
+        f.product_ids,
     )
 
 
@@ -1380,17 +1417,13 @@ def _build_calibrated(
     walks: KeptWalks | None = None,
 ) -> MarketFeatures:
     """A full build with the calibration in effect at the graph's version if it fits its
-    talents and categories, else with a fresh one (then stored, in effect from it);
+    talents, categories and products, else with a fresh one (then stored, in effect from it);
     ``release`` and ``keep_stage`` as :func:`_build`; ``walks`` (:func:`walks_in_effect`,
     already of the graph's talents and categories: :func:`_fitting`) taken as given with
     their date."""
-    talents, cats = g.node("Talent").ids, np.asarray(g.node("Category").ids).astype(str)
     cal = _calibration_at(uri, d, g.identity)
-    if cal is not None and (
-        np.array_equal(cal.talent_ids, talents)
-        and np.array_equal(cal.category_ids.astype(str), cats)
-    ):
-        frozen = Calibration(cal.gmv_rate, cal.cat_mean, cal.promoted_categories)
+    if cal is not None and cal.fits(g):
+        frozen = cal.calibration
         return _build(g, dask, frozen, release=release, keep_stage=keep_stage, walks=walks)
     f = _build(g, dask, release=release, keep_stage=keep_stage, walks=walks)
     path = _cache_path(uri, d, "calibration", g.identity)

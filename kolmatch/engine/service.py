@@ -88,7 +88,12 @@ from kolmatch.matching.growth import (
     slot_gmv,
 )
 from kolmatch.matching.incremental import CollaborationWrite
-from kolmatch.matching.score import MerchantRankings, rankings_after_risk, rankings_worn
+from kolmatch.matching.score import (
+    MerchantRankings,
+    rankings_after_collaboration,
+    rankings_after_risk,
+    rankings_worn,
+)
 from kolmatch.memory import settle_objects
 
 __all__ = [
@@ -178,6 +183,10 @@ class Snapshot:
     # a write of violations then reads the violations alone; None when not kept
     compliance: MarketGraph | None = None
     graph_id: str = ""  # the graph it is of (a graph loaded anew at the URI has another)
+    # the last exact rankings before this version and the features they are of, where only
+    # talents' own records (collaborations, violations) moved since: what a ranking of this
+    # version patches (rankings_after_collaboration) rather than ranks every merchant anew
+    ranked_before: tuple[MerchantRankings, MarketFeatures] | None = None
 
 
 @dataclass(frozen=True)
@@ -225,7 +234,12 @@ class EngineService:
         self._audit = audit or AuditLog(audit_path(cache_dir))
         # held by every write and refresh; close() waits on it (re-entrant: a write refreshes)
         self._write_lock = threading.RLock()
-        self._ranking_wanted: tuple[int, Identity, MarketFeatures, bool] | None = None
+        self._ranking_wanted: (
+            tuple[
+                int, Identity, MarketFeatures, bool, tuple[MerchantRankings, MarketFeatures] | None
+            ]
+            | None
+        ) = None
         self._ranking_event = threading.Event()
         self._ranker: threading.Thread | None = None
         self._ranking: tuple[int, Cancel] | None = None  # the version being ranked
@@ -235,6 +249,7 @@ class EngineService:
         recalibrate_share()  # a bad KOLMATCH_RECALIBRATE_SHARE is refused at start
         self._recalibrator: threading.Thread | None = None
         self.recalibrations = 0  # versions this process made to bring in a new calibration
+        self.rankings_patched = 0  # rankings made by patching the lists of the last ones
         # set to stop the calibration being measured: at close, and when a bulk change lands
         self._measuring_stop = threading.Event()
         self.recalibrations_stopped = 0  # measurements stopped by a bulk change
@@ -911,6 +926,7 @@ class EngineService:
                 history=history,
                 collaborations={**prev.collaborations, collab_id: c},
                 compliance=compliance,
+                ranked_before=_ranked_before(prev),
             )
         elif calibrated_of is not None:
             snap = _at_recalibration(prev, g.identity, f)
@@ -922,7 +938,7 @@ class EngineService:
             if campaigns_of is not None:
                 snap = replace(snap, campaigns=briefs_of(g))
             if prev.rankings is None:
-                self._rank_later((version, g.identity, f), persist=persist)
+                self._rank_later((version, g.identity, f), persist=persist, base=snap.ranked_before)
             return snap
         else:
             # a flag raises some talents' risk only: the lists are patched, not ranked again
@@ -939,16 +955,22 @@ class EngineService:
                 rankings=ranked,
                 violation_ids={str(x) for x in g.node("Violation").ids},
                 compliance=g,
+                # a fall in risk too is a talent's own record: patched from before it
+                ranked_before=None if ranked is not None else _ranked_before(prev),
             )
             if ranked is not None:
                 if rankings_worn(ranked):  # served patched meanwhile, ranked again behind
                     self._rank_later((version, g.identity, f), persist=persist)
                 return snap
-        self._rank_later((version, g.identity, f), persist=persist)
+        self._rank_later((version, g.identity, f), persist=persist, base=snap.ranked_before)
         return snap
 
     def _rank_later(
-        self, wanted: tuple[int, Identity, MarketFeatures], *, persist: bool = False
+        self,
+        wanted: tuple[int, Identity, MarketFeatures],
+        *,
+        persist: bool = False,
+        base: tuple[MerchantRankings, MarketFeatures] | None = None,
     ) -> None:
         """Rank every merchant for ``(version, identity, features)`` in a background thread.
 
@@ -960,10 +982,14 @@ class EngineService:
         another is wished for: ranking a version no longer served would be thrown away. The
         quiet time doubles with each ranking stopped in a row (up to
         :data:`RANK_QUIET_MAX_SECONDS`): under a steady stream of writes, lists are computed
-        live rather than ranked again and again for versions nobody will read.
+        live rather than ranked again and again for versions nobody will read. With ``base``
+        (the last exact rankings and their features, only talents' own records moved since:
+        :attr:`Snapshot.ranked_before`) each list is patched for the talents that moved
+        (:func:`~kolmatch.matching.score.rankings_after_collaboration`), a ranking of every
+        merchant only if that declines.
         """
         with self._snapshot_lock:
-            self._ranking_wanted = (*wanted, persist)
+            self._ranking_wanted = (*wanted, persist, base)
             self._ranking_event.set()
             running = self._ranking
             if running is not None and running[0] != wanted[0]:
@@ -987,13 +1013,20 @@ class EngineService:
                         continue
                     cancel = Cancel()
                     self._ranking = (job[0], cancel)
-                version, identity, f, keep = job
+                version, identity, f, keep, base = job
                 try:
                     if keep:  # the writer caches the features it updated (a restart loads them)
                         store_features(self._store.uri, identity, f, self._cache_dir)
-                    r = cached_rankings(
-                        self._store.uri, identity, f, self._cache_dir, cancel=cancel
-                    )
+                    r = None
+                    if base is not None:
+                        r = rankings_after_collaboration(*base, f, cancel=cancel)
+                        if r is not None and rankings_worn(r):
+                            r = None  # too few exact entries left: every merchant ranked
+                        self.rankings_patched += r is not None
+                    if r is None:
+                        r = cached_rankings(
+                            self._store.uri, identity, f, self._cache_dir, cancel=cancel
+                        )
                 except Cancelled:
                     self.rankings_stopped += 1
                     self._rankings_stopped_in_a_row += 1
@@ -1011,7 +1044,7 @@ class EngineService:
                     if snap.version == version and (
                         snap.rankings is None or rankings_worn(snap.rankings)
                     ):
-                        self._snapshot = replace(snap, rankings=r)
+                        self._snapshot = replace(snap, rankings=r, ranked_before=None)
 
         self._ranker = threading.Thread(target=_quietly(run), name="kolmatch-rank", daemon=True)
         self._ranker.start()
@@ -1924,13 +1957,28 @@ class EngineService:
             log.error("audit entry %s has no ending (%s): %s", ref, entry["outcome"], fail)
 
 
+def _ranked_before(prev: Snapshot) -> tuple[MerchantRankings, MarketFeatures] | None:
+    """What the rankings of a write on ``prev`` are patched from: ``prev``'s own, else those
+    its own were to be patched from."""
+    if prev.rankings is not None:
+        return prev.rankings, prev.features
+    return prev.ranked_before
+
+
 def _at_recalibration(prev: Snapshot, identity: Identity, f: MarketFeatures) -> Snapshot:
     """``prev`` at a recalibration's version: the graph as it was, the features of the new
     calibration, every merchant to be ranked again (every score moved)."""
     compliance = prev.compliance
     if compliance is not None:
         compliance = replace(compliance, identity=identity)
-    return replace(prev, version=identity[1], features=f, rankings=None, compliance=compliance)
+    return replace(
+        prev,
+        version=identity[1],
+        features=f,
+        rankings=None,
+        compliance=compliance,
+        ranked_before=None,
+    )
 
 
 def _extended(into: list[str], ids: list[str]) -> int:

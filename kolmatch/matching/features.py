@@ -102,11 +102,21 @@ class Calibration:
     90th percentile). Built with a calibration, the features take these from it instead, so a
     write changes only the rows it touches (:mod:`kolmatch.matching.incremental`); a full
     build without one measures them afresh.
+
+    The last three are what a talent's scores are measured against (docs/scoring.md,
+    "Calibration"): the skills and track records every merchant's expected GMV, ROI and track
+    record are standardised over, and the collaborations the partner walk reads. A recorded
+    collaboration then moves its own talent's scores and no other's, so the ranked lists are
+    patched rather than ranked again
+    (:func:`~kolmatch.matching.score.rankings_after_collaboration`).
     """
 
     gmv_rate: float  # K-hat: observed orders per unit of expected orders, market-wide
     cat_mean: F64  # (C,) mean GMV per collaboration with known GMV: the track-record prior
     promoted_categories: sp.csr_matrix  # (T, C) promotions x product category weights
+    skill: F64  # (T,) each talent's skill when measured: the reference of expected GMV's spread
+    track: F64  # (T, C) track records when measured: what a track is a percentile among
+    promotions: sp.csr_matrix  # (P, T) collaborations when measured: the partner walk's graph
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,6 +213,9 @@ class MarketFeatures:
     # -- frozen calibration (:class:`Calibration`, with ``gmv_rate``) ------------------------
     category_gmv_mean: F64  # (C,) the prior each talent's track record is shrunk toward
     talent_promoted_categories: sp.csr_matrix  # (T, C) promotions' part of the category mix
+    calibration_skill: F64  # (T,) Calibration.skill
+    calibration_track: F64  # (T, C) Calibration.track
+    calibration_promotions: sp.csr_matrix  # (P, T) Calibration.promotions
     # -- what a write updates a talent's rows from (:mod:`kolmatch.matching.incremental`) -----
     talent_track_known: F64  # (T, C) collaborations with known GMV in each category
     talent_orders_observed: F64  # (T,) orders of collaborations with known outcome
@@ -225,7 +238,14 @@ class MarketFeatures:
     @property
     def calibration(self) -> Calibration:
         """The market-wide quantities these features were built with (:class:`Calibration`)."""
-        return Calibration(self.gmv_rate, self.category_gmv_mean, self.talent_promoted_categories)
+        return Calibration(
+            self.gmv_rate,
+            self.category_gmv_mean,
+            self.talent_promoted_categories,
+            self.calibration_skill,
+            self.calibration_track,
+            self.calibration_promotions,
+        )
 
     @property
     def walks(self) -> Walks:
@@ -364,12 +384,18 @@ def _build_features(
             f"the graph holds no {' and no '.join(missing)} nodes: load the rest of the market "
             "(docs/data-format.md) before matching"
         )
+    P = len(g.node("Product"))
     if calibration is not None and (
-        calibration.promoted_categories.shape != (T, C) or calibration.cat_mean.shape != (C,)
+        calibration.promoted_categories.shape != (T, C)
+        or calibration.cat_mean.shape != (C,)
+        or calibration.skill.shape != (T,)
+        or calibration.track.shape != (T, C)
+        or calibration.promotions.shape != (P, T)
     ):
         raise StoreError(
             f"the calibration is of another market ({calibration.promoted_categories.shape[0]} "
-            f"talents, {len(calibration.cat_mean)} categories; the graph has {T} and {C})"
+            f"talents, {len(calibration.cat_mean)} categories, "
+            f"{calibration.promotions.shape[0]} products; the graph has {T}, {C} and {P})"
         )
     if walks is not None and (
         walks.influence.shape != (T,) or walks.category_ppr_tail.shape != (C, T)
@@ -632,6 +658,7 @@ def _features_of_stage(
     else:
         ppr_tail = walks.category_ppr_tail
     stage.advance()
+    promotions = sp.csr_matrix(to_csr(promoted, (T, P)).T)
     return MarketFeatures(
         talent_ids=talents.ids,
         user_ids=users.ids,
@@ -665,7 +692,7 @@ def _features_of_stage(
         audience=audience_users,
         audience_by_user=by_user,
         category_ppr_tail=ppr_tail,
-        promotions=sp.csr_matrix(to_csr(promoted, (T, P)).T),
+        promotions=promotions,
         engagement_observed=observed,
         follows_observed=follows.nnz > 0,
         talent_engagement_rate=np.divide(
@@ -695,6 +722,9 @@ def _features_of_stage(
         **campaign_columns(g),
         category_gmv_mean=cat_mean,
         talent_promoted_categories=shared.promoted_cat,
+        calibration_skill=skill if calibration is None else calibration.skill,
+        calibration_track=track if calibration is None else calibration.track,
+        calibration_promotions=promotions if calibration is None else calibration.promotions,
         talent_track_known=k_tc,
         talent_orders_observed=obs_orders,
         talent_orders_expected=exp_orders,

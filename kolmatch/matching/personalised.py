@@ -304,6 +304,7 @@ def customer_ppr(
     *,
     alpha: float = PPR_ALPHA,
     gathered: Gathered | None = None,
+    talents: NDArray[np.int64] | None = None,
 ) -> F64:
     """A merchant's personalised PageRank over talents: own customers' first step + category tail.
 
@@ -322,6 +323,8 @@ def customer_ppr(
     gathered
         ``rows_gathered(by_user, customers)`` when the caller holds it (a match list gathers
         its customers' rows once, for this and for its customer reach); default gathered here.
+    talents
+        Only these talents' (the same bits as theirs among all); default every talent's.
 
     Examples
     --------
@@ -334,6 +337,8 @@ def customer_ppr(
     """
     rows = rows_gathered(by_user, customers) if gathered is None else gathered
     head = first_step_of(rows, len(customers), tails.shape[1], alpha=alpha)
+    if talents is not None:
+        return head[talents] + mixed_rows(tails[:, talents], category_mix)
     head += mixed_rows(tails, category_mix)
     return head
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from kolmatch.matching.features import MarketFeatures
 from kolmatch.matching.partition import PartitionMap, row_ranges
-from kolmatch.matching.score import SIGNALS, MerchantRankings, rank_into
+from kolmatch.matching.score import SIGNALS, STANDARDISED, MerchantRankings, rank_into
 
 __all__ = ["MERCHANT_PARTITION_ROWS", "RankingShared", "partitioned_rankings", "ranking_block"]
 
@@ -42,10 +42,11 @@ def ranking_block(part: tuple[int, int], shared: RankingShared) -> MerchantRanki
     signals = np.zeros((n, depth, k))
     eligible = np.zeros(n, dtype=np.int64)
     bases = np.full((n, depth), -np.inf)
+    moments = np.zeros((n, len(STANDARDISED), 2))
     for i, m in enumerate(range(lo, hi)):
-        rank_into(f, m, rows[i], scores[i], signals[i], eligible, i, bases[i])
+        rank_into(f, m, rows[i], scores[i], signals[i], eligible, i, bases[i], moments[i])
     return MerchantRankings(
-        depth, rows, scores, signals, eligible, bases, np.minimum(eligible, depth)
+        depth, rows, scores, signals, eligible, bases, np.minimum(eligible, depth), moments
     )
 
 
@@ -74,4 +75,5 @@ def partitioned_rankings(
         np.concatenate([b.eligible for b in blocks]),
         np.concatenate([b.bases for b in blocks]),
         np.concatenate([b.valid for b in blocks]),
+        np.concatenate([b.moments for b in blocks]),
     )

@@ -36,6 +36,7 @@ from kolmatch.policy import (
     MIN_DEMOGRAPHIC_AUDIENCE,
     demographics_shown,
     percentile,
+    percentile_among,
     percentile_band,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "MerchantRankings",
     "MerchantSignals",
     "WhyNot",
+    "collaborations_moved",
     "expected_gmv",
     "expected_orders",
     "few_columns_product",
@@ -56,6 +58,7 @@ __all__ = [
     "rank_into",
     "rank_merchants",
     "ranking_order",
+    "rankings_after_collaboration",
     "rankings_after_risk",
     "rankings_worn",
     "tiebreak_places",
@@ -113,6 +116,12 @@ class MerchantSignals:
     #: arrays as ``reach``, ``influence`` and ``audience_quality``); empty: standardised anew.
     #: A copy of these signals with one of those three replaced must empty it too
     market_z: Mapping[str, F64] = field(default_factory=dict)
+    #: The talent rows these arrays are of (:func:`merchant_signals`' ``rows``); None: all
+    rows: NDArray[np.int64] | None = None
+    #: (mean, sd) each named :data:`STANDARDISED` signal is standardised with, as
+    #: :func:`_combined` takes it (log-scaled where it log-scales); a signal not named is
+    #: standardised over these arrays. Every one is named where ``rows`` is given
+    moments: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, F64]:
         return {
@@ -171,7 +180,10 @@ def expected_orders(
 
 
 def expected_gmv(
-    f: MarketFeatures, talents: slice | NDArray[np.int64], products: NDArray[np.int64]
+    f: MarketFeatures,
+    talents: slice | NDArray[np.int64],
+    products: NDArray[np.int64],
+    skill: F64 | None = None,
 ) -> tuple[F64, F64]:
     """Each talent's expected GMV of one collaboration, averaged over ``products``, and its
     price fit averaged likewise: :func:`expected_orders` x price, mean over the products.
@@ -182,7 +194,8 @@ def expected_gmv(
     of a match list's time), summed per product category weighted by price, and each talent
     takes its level's sums times its audience's interest in each category and its rate x
     skill x size. A subset of talents (the assignment's) reads the same per-level sums: the
-    same bits as the whole market's.
+    same bits as the whole market's. ``skill``: (T,) the skills to take instead of
+    ``f.talent_skill`` (the calibration's, :func:`merchant_signals`).
     """
     n_talents = len(f.talent_skill[talents])
     if len(products) == 0:
@@ -202,27 +215,68 @@ def expected_gmv(
     for j, c in enumerate(used):
         np.multiply(audience[c][talents], by_category[j][level], out=tmp)
         gmv += tmp
-    gmv *= f.gmv_rate * f.talent_skill[talents] * f.talent_audience_size[talents]
+    rate = f.talent_skill if skill is None else skill
+    gmv *= f.gmv_rate * rate[talents] * f.talent_audience_size[talents]
     return gmv, pf.mean(axis=0)[level]
 
 
-def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
+def merchant_signals(
+    f: MarketFeatures,
+    m: int,
+    rows: NDArray[np.int64] | None = None,
+    moments: Mapping[str, tuple[float, float]] | None = None,
+) -> MerchantSignals:
     """Compute every talent's signals for merchant row ``m``.
 
     Expected GMV follows the model the features calibrate: for each of the
     merchant's products, orders = market rate x talent skill x audience size
     x audience interest in the product's category x price fit; GMV = orders x
     price, averaged over the merchant's products.
+
+    Talents are measured against the calibration (docs/scoring.md, "Calibration"): a track
+    record is a percentile among the calibration's track records, the partner walk reads its
+    collaborations, and expected GMV, ROI and track record are standardised with their
+    moments under the calibration's skills and track records
+    (:attr:`MerchantSignals.moments`), so that a talent whose own record changed since moves
+    no other talent's score.
+
+    Parameters
+    ----------
+    f
+        Market features.
+    m
+        The merchant's row.
+    rows
+        Only these talents' signals (a ranking patched after a collaborations:
+        :func:`rankings_after_collaboration`); the same bits as theirs among all. Default all.
+    moments
+        With ``rows``: every :data:`STANDARDISED` signal's (mean, sd) for this merchant, as
+        a ranking recorded them (:attr:`MerchantRankings.moments`).
+
+    Raises
+    ------
+    ValueError
+        If ``rows`` is given without the moments of every standardised signal.
     """
+    if rows is not None and set(STANDARDISED) - set(moments or {}):
+        raise ValueError(
+            f"the signals of some talents need the moments of {list(STANDARDISED)}: "
+            f"missing {sorted(set(STANDARDISED) - set(moments or {}))}"
+        )
+    sel: slice | NDArray[np.int64] = slice(None) if rows is None else rows
     mix = f.merchant_mix[m]
     wide = _market_wide(f)
     cols = wide.columns
-    fit = mixed_rows(cols.audience, mix)
+
+    def mixed(a: F64) -> F64:  # the rows' columns alone: the same bits
+        return mixed_rows(a if rows is None else a[:, rows], mix)
+
+    fit = mixed(cols.audience)
     prods = f.merchant_products[m]
-    gmv, mean_fit = expected_gmv(f, slice(None), prods)
+    gmv, mean_fit = expected_gmv(f, sel, prods)
     # hidden needs: the talent's audience members leaning to the merchant's categories who have
     # bought nothing there (so not the merchant's customers either), weighted by its mix
-    reach = mixed_rows(cols.hidden_need, mix)
+    reach = mixed(cols.hidden_need)
     # the merchant's stated target: share of the audience of that gender and age band
     target = np.ones(f.n_talents)
     if f.merchant_target_gender[m] >= 0:
@@ -235,52 +289,107 @@ def merchant_signals(f: MarketFeatures, m: int) -> MerchantSignals:
     in_audience = rows_gathered(f.audience_by_user, customers)  # once, for both
     customer_reach = np.bincount(in_audience[1], minlength=f.n_talents).astype(np.float64)
     affinity = customer_ppr(
-        f.audience_by_user, customers, mix, f.category_ppr_tail, gathered=in_audience
+        f.audience_by_user,
+        customers,
+        mix,
+        f.category_ppr_tail,
+        gathered=in_audience,
+        talents=rows,
     )
-    # talents close to those who promoted the merchant's products (a walk over past
-    # collaborations: the merchant's side of the graph, there even without users)
+    # talents close to those who promoted the merchant's products (a walk over the
+    # collaborations of the calibration: the merchant's side of the graph, there even without
+    # users)
     partners = wide.partners.walk(prods, alpha=PPR_ALPHA)
     # track record: shrunk mean GMV per collaboration in the merchant's categories, shown and
-    # scored as a percentile among talents: its yuan would reveal other merchants' GMV. A
-    # talent with no known GMV in them has their means (most talents: only the rest sorted)
-    on = np.flatnonzero(mix)
-    unknown = ~np.logical_or.reduce([cols.track_known[c] for c in on]) if len(on) else None
-    track = percentile(mixed_rows(cols.track, mix), unknown)
+    # scored as a percentile among the calibration's track records: its yuan would reveal
+    # other merchants' GMV. A talent with no known GMV in them has their means (most talents:
+    # only the rest sorted)
+    reference = mixed_rows(cols.track_reference, mix)
+    if rows is None:
+        on = np.flatnonzero(mix)
+        unknown = ~np.logical_or.reduce([cols.track_known[c] for c in on]) if len(on) else None
+        reference_track = percentile(reference, unknown)
+        track = percentile_among(mixed(cols.track), reference, reference_track)
+    else:
+        reference_track = None
+        track = percentile_among(mixed(cols.track), reference)
     # ROI on what the merchant sees and pays: the list price (else its estimate) plus the
     # commission its own products offer on the expected GMV, never the private fee or terms
     prices = wide.prices
     commission = float(np.clip(np.nan_to_num(f.merchant_commission[m]), 0.0, 1.0))
-    cost = prices.fee + commission * gmv
-    roi = np.divide(gmv, cost, out=np.zeros_like(gmv), where=np.nan_to_num(cost) > 0)
+    roi = _roi(gmv, prices.fee[sel], commission)
     # demographics of small audiences are not shown, nor scored: the market's mean instead
     shown = wide.shown
     if not shown.all():
         target = np.where(shown, target, float(target[shown].mean()) if shown.any() else 1.0)
-    risk = f.talent_risk
+    if rows is None:
+        moments = _calibrated_moments(
+            f, wide, prods, gmv, roi, prices.fee, commission, track, reference_track
+        )
+    risk = f.talent_risk[sel]
     return MerchantSignals(
         merchant=m,
         audience_fit=fit,
-        category_fit=mixed_rows(cols.category, mix),
-        target_fit=target,
+        category_fit=mixed(cols.category),
+        target_fit=target[sel],
         price_fit=mean_fit,
         expected_gmv=gmv,
         hidden_need_reach=reach,
-        customer_reach=customer_reach,
+        customer_reach=customer_reach[sel],
         customer_affinity=affinity * f.n_talents,
-        partner_affinity=partners * f.n_talents,
-        reach=wide.followers,
+        partner_affinity=partners[sel] * f.n_talents,
+        reach=wide.followers[sel],
         track_record=track,
         roi=roi,
-        influence=f.talent_influence,
-        audience_quality=f.talent_active_share,
+        influence=f.talent_influence[sel],
+        audience_quality=f.talent_active_share[sel],
         risk=risk,
         excluded=risk >= 1.0,
-        price=prices.fee,
-        price_estimated=prices.estimated,
+        price=prices.fee[sel],
+        price_estimated=prices.estimated[sel],
         commission=commission,
-        demographics=shown,
-        market_z=wide.market_z,
+        demographics=shown[sel],
+        market_z=wide.market_z if rows is None else {k: v[rows] for k, v in wide.market_z.items()},
+        rows=rows,
+        moments=moments or {},
     )
+
+
+def _roi(gmv: F64, fee: F64, commission: float) -> F64:
+    """Expected GMV per yuan paid: the price plus the commission on the GMV (0 where nothing
+    is paid)."""
+    cost = fee + commission * gmv
+    return np.divide(gmv, cost, out=np.zeros_like(gmv), where=np.nan_to_num(cost) > 0)
+
+
+def _calibrated_moments(
+    f: MarketFeatures,
+    wide: _MarketWide,
+    prods: NDArray[np.int64],
+    gmv: F64,
+    roi: F64,
+    fee: F64,
+    commission: float,
+    track: F64,
+    reference_track: F64 | None,
+) -> dict[str, tuple[float, float]]:
+    """The moments :data:`CALIBRATED` signals are standardised with: theirs over the talents
+    as the calibration measured them (its skills, its track records). Empty where every
+    talent is as measured (they are then the signals' own: the same bits)."""
+    moved = wide.skill_moved
+    if reference_track is None or (not len(moved) and track is reference_track):
+        return {}
+    gmv_ref, roi_ref = gmv, roi
+    if len(moved):
+        gmv_ref = gmv.copy()
+        gmv_ref[moved] = expected_gmv(f, moved, prods, skill=f.calibration_skill)[0]
+        roi_ref = roi.copy()
+        roi_ref[moved] = _roi(gmv_ref[moved], fee[moved], commission)
+    return {
+        "expected_gmv": _moments(_log1p(gmv_ref)),
+        "track_record": _moments(reference_track),
+        "roi": _moments(_log1p(roi_ref)),
+    }
 
 
 def _row(a: sp.csr_matrix, i: int) -> NDArray[np.int64]:
@@ -292,15 +401,34 @@ def _z(x: F64) -> F64:
     """``x`` (1-d) standardised: ``(x - mean) / sd``, zeros where it does not vary (or its
     spread is not a number). numpy's ``mean`` and ``std`` as they compute them (one pairwise
     sum each), the deviations made once for both: the same bits in half the passes."""
+    return _standardised(x)[0]
+
+
+def _standardised(
+    x: F64, moments: tuple[float, float] | None = None
+) -> tuple[F64, tuple[float, float]]:
+    """``_z(x)`` and the (mean, sd) it took; with ``moments``, ``x`` standardised with them
+    instead: each value the same bits as it has among the values they were measured on."""
     n = len(x)
-    if not n:
-        return np.zeros_like(x)
-    d: F64 = x - np.add.reduce(x) / n
-    sd = math.sqrt(float(np.add.reduce(d * d)) / n)
+    if moments is None:
+        if not n:
+            return np.zeros_like(x), (0.0, math.nan)
+        mean = np.add.reduce(x) / n
+        d: F64 = x - mean
+        sd = math.sqrt(float(np.add.reduce(d * d)) / n)
+        moments = (float(mean), sd)
+    else:
+        d = x - moments[0]
+        sd = moments[1]
     if not sd > 0:
-        return np.zeros_like(x)
+        return np.zeros_like(x), moments
     d /= sd
-    return d
+    return d, moments
+
+
+def _moments(x: F64) -> tuple[float, float]:
+    """The (mean, sd) :func:`_z` standardises ``x`` with."""
+    return _standardised(x)[1]
 
 
 def _log1p(x: F64) -> F64:
@@ -335,6 +463,25 @@ def _log1p_sparse(x: F64) -> F64:
 #: once per features (:func:`_market_wide`), not once per list.
 MARKET_SIGNALS = ("reach", "influence", "audience_quality")
 
+#: The signals standardised over the talents of each merchant's list, in the order of
+#: :attr:`MerchantRankings.moments`' second axis.
+STANDARDISED = (
+    "expected_gmv",
+    "audience_fit",
+    "category_fit",
+    "target_fit",
+    "hidden_need_reach",
+    "customer_reach",
+    "customer_affinity",
+    "partner_affinity",
+    "track_record",
+    "roi",
+)
+
+#: The standardised signals a recorded collaboration moves (its talent's skill and track
+#: record): standardised with their moments under the calibration (:func:`merchant_signals`).
+CALIBRATED = ("expected_gmv", "track_record", "roi")
+
 
 def _market_z(followers: F64, influence: F64, active_share: F64) -> dict[str, F64]:
     """The standardised :data:`MARKET_SIGNALS`, as :func:`_combined` would make them."""
@@ -363,17 +510,22 @@ def combine(signals: MerchantSignals, weights: Mapping[str, float] | None = None
     return _combined(signals, w)[1]
 
 
-def _combined(s: MerchantSignals, w: Mapping[str, float]) -> tuple[F64, F64]:
+def _combined(
+    s: MerchantSignals, w: Mapping[str, float], record: F64 | None = None
+) -> tuple[F64, F64]:
     """(the score before risk, the score): risk is subtracted last, unstandardised, so a talent
     whose risk alone changes scores ``base - w_risk * risk`` again, to the bit.
 
     The weighted standardised signals are added in one order, each weighted in place (the
     same bits as ``w * z + w * z + ...``, without an array per product and per sum).
+    ``record``: (len(STANDARDISED), 2) filled with the (mean, sd) each was standardised with.
     """
     market = s.market_z or _market_z(s.reach, s.influence, s.audience_quality)
 
     def term(k: str, x: F64) -> F64:
-        z = _z(x)
+        z, used = _standardised(x, s.moments.get(k))
+        if record is not None:
+            record[STANDARDISED.index(k)] = used
         z *= w[k]
         return z
 
@@ -434,13 +586,14 @@ class _MarketWide:
     prices: TalentFees  # what merchants see a talent cost (fees.merchant_prices)
     shown: NDArray[np.bool_]  # whose demographics are shown (policy.demographics_shown)
     tiebreak: NDArray[np.int64]  # each talent's place by (most followers, id): equal scores' order
-    partners: PartnerWalk  # the collaboration graph every merchant's partner walk reads
+    partners: PartnerWalk  # the calibration's collaborations: every partner walk reads them
     followers: F64  # (T,) platform-reported followers, 0 where unknown: the reach signal
     market_z: dict[str, F64]  # the standardised MARKET_SIGNALS (_market_z)
     columns: _ByCategory  # talent x category matrices category by category
     price_levels: F64  # the talents' price levels, each once, ascending
     price_level_of: NDArray[np.int64]  # (T,) each talent's place in price_levels
     any_track: bool  # some talent has a collaboration on record
+    skill_moved: NDArray[np.int64]  # talents whose skill is no longer the calibration's
 
 
 @dataclass(frozen=True)
@@ -455,6 +608,7 @@ class _ByCategory:
     hidden_need: F64
     category: F64
     track: F64
+    track_reference: F64  # the calibration's track records (MarketFeatures.calibration_track)
     track_known: NDArray[np.bool_]  # known GMV there: elsewhere the track is the category's mean
     gender: F64
     age: F64
@@ -466,6 +620,7 @@ class _ByCategory:
             _kept(f.talent_hidden_need, _transposed),
             _kept(f.talent_category, _transposed),
             _kept(f.talent_track, _transposed),
+            _kept(f.calibration_track, _transposed),
             _kept(f.talent_track_known, _transposed_positive),
             _kept(f.talent_gender, _transposed),
             _kept(f.talent_age, _transposed),
@@ -588,12 +743,13 @@ def _market_wide_of(f: MarketFeatures) -> _MarketWide:
         merchant_prices(f),
         demographics_shown(np.diff(f.audience.indptr)),
         tiebreak,
-        PartnerWalk.of(f.promotions),
+        PartnerWalk.of(f.calibration_promotions),
         followers,
         _market_z(followers, f.talent_influence, f.talent_active_share),
         _ByCategory.of(f),
         *_kept(f.talent_price_level, _levels),
         bool(f.talent_track_n.any()),
+        np.flatnonzero(f.talent_skill != f.calibration_skill),
     )
     # shared by every list of these features: read-only, so no caller can change another's
     for a in (wide.followers, *wide.market_z.values()):
@@ -825,6 +981,9 @@ class MerchantRankings:
     # (M,) leading entries known to be the merchant's ranking: min(depth, eligible) after a
     # ranking; fewer once rankings_after_risk dropped talents whose place is past the list
     valid: NDArray[np.int64]
+    # (M, len(STANDARDISED), 2) the (mean, sd) each standardised signal took: what a patch
+    # after a collaboration scores its talent with (rankings_after_collaboration)
+    moments: F64
 
 
 #: Largest weight a signal may be given (signals are z-scores: a larger one only overflows).
@@ -843,13 +1002,15 @@ def rank_into(
     eligible: NDArray[np.int64],
     at: int,
     bases: F64,
+    moments: F64,
 ) -> None:
     """Merchant ``m``'s default ranking written into one row of :class:`MerchantRankings`'s
-    arrays (``rows``, ``scores``, ``bases``: (depth,), ``signals``: (depth, K);
-    ``eligible[at]``): the per-merchant arithmetic of :func:`rank_merchants` and of the
-    partitioned batch (kolmatch/matching/ranking_partition.py)."""
+    arrays (``rows``, ``scores``, ``bases``: (depth,), ``signals``: (depth, K), ``moments``:
+    (len(STANDARDISED), 2); ``eligible[at]``): the per-merchant arithmetic of
+    :func:`rank_merchants` and of the partitioned batch
+    (kolmatch/matching/ranking_partition.py)."""
     s = merchant_signals(f, m)
-    base, score = _combined(s, DEFAULT_WEIGHTS)
+    base, score = _combined(s, DEFAULT_WEIGHTS, moments)
     order, eligible[at] = top_order(f, score, len(rows))
     rows[: len(order)] = order
     scores[: len(order)] = score[order]
@@ -886,10 +1047,11 @@ def rank_merchants(
     signals = np.zeros((M, depth, K))
     eligible = np.zeros(M, dtype=np.int64)
     bases = np.full((M, depth), -np.inf)
+    moments = np.zeros((M, len(STANDARDISED), 2))
 
     def one(m: int) -> None:
         check_cancel(cancel)
-        rank_into(f, m, rows[m], scores[m], signals[m], eligible, m, bases[m])
+        rank_into(f, m, rows[m], scores[m], signals[m], eligible, m, bases[m], moments[m])
         shown.advance()
 
     with (
@@ -898,7 +1060,7 @@ def rank_merchants(
     ):
         list(pool.map(one, range(M), chunksize=16))
     return MerchantRankings(
-        depth, rows, scores, signals, eligible, bases, np.minimum(eligible, depth)
+        depth, rows, scores, signals, eligible, bases, np.minimum(eligible, depth), moments
     )
 
 
@@ -916,7 +1078,7 @@ def rankings_worn(r: MerchantRankings, share: float = RERANK_BELOW_SHARE) -> boo
     >>> from dataclasses import replace
     >>> z = np.zeros((2, 4))
     >>> r = MerchantRankings(4, z.astype(int), z, z[..., None], np.array([9, 3]), z,
-    ...                      np.array([4, 3]))
+    ...                      np.array([4, 3]), z[..., None])
     >>> rankings_worn(r), rankings_worn(replace(r, valid=np.array([1, 3])))
     (False, True)
     """
@@ -1031,8 +1193,171 @@ def rankings_after_risk(
         signals[hit] = sg
         valid[hit] = k
     return MerchantRankings(
-        r.depth, rows, scores, signals, eligible, bases, np.minimum(valid, eligible)
+        r.depth, rows, scores, signals, eligible, bases, np.minimum(valid, eligible), r.moments
     )
+
+
+#: Past this many talents moved, :func:`rankings_after_collaboration` gives up: a ranking of
+#: every merchant costs less than patching each list for each of them.
+PATCH_TALENTS_MAX = 64
+
+
+def rankings_after_collaboration(
+    r: MerchantRankings,
+    before: MarketFeatures,
+    after: MarketFeatures,
+    *,
+    cancel: Cancel | None = None,
+) -> MerchantRankings | None:
+    """``r``, the rankings of ``before``, as rankings of ``after`` when what changed between
+    them is talents' own records: collaborations recorded
+    (:func:`~kolmatch.matching.incremental.apply_collaboration`, under one calibration) and
+    violations that moved risk alone; None when anything else moved.
+
+    Scores are measured against the calibration (:func:`merchant_signals`), so a recorded
+    collaboration moves its talent's scores alone: each merchant's list has the talent's
+    entry taken out and the talent put back where its new score places it, if that is
+    within the list (scored with the moments the list was ranked with,
+    :attr:`MerchantRankings.moments`: the same bits as a ranking of ``after``). A talent now
+    placed past the list's last entry is left out, and :attr:`MerchantRankings.valid`
+    counts the exact top that is left, as :func:`rankings_after_risk` does. Cost: the moved
+    talents' signals for each merchant (:func:`merchant_signals` with ``rows``), against
+    every talent's in a ranking.
+
+    Parameters
+    ----------
+    r
+        Rankings of ``before``.
+    before, after
+        Features of two graph versions.
+    cancel
+        Checked before each merchant.
+
+    Returns
+    -------
+    MerchantRankings or None
+        None if the talents, merchants or calibration differ, a talent's own market-wide
+        signal (followers, influence, active share) moved, or more than
+        :data:`PATCH_TALENTS_MAX` talents moved: rank anew.
+
+    Raises
+    ------
+    Cancelled
+        If ``cancel`` was set.
+    """
+    moved = collaborations_moved(before, after)
+    if moved is None or len(moved) > PATCH_TALENTS_MAX:
+        return None
+    if not len(moved):
+        return r
+    depth, M, k, K = r.depth, len(after.merchant_ids), len(moved), len(SIGNALS)
+    was_in = before.talent_risk[moved] < 1.0
+    now_in = after.talent_risk[moved] < 1.0
+    eligible = r.eligible + int(now_in.sum()) - int(was_in.sum())
+    tiebreak = _market_wide(after).tiebreak
+    # the moved talents' scores for every merchant (what costs: their signals, list by list)
+    new_score, new_base = np.empty((M, k)), np.empty((M, k))
+    new_signals = np.empty((M, k, K))
+    moments = r.moments.tolist()
+
+    def one(m: int) -> None:
+        check_cancel(cancel)
+        known = {
+            name: (mean, sd) for name, (mean, sd) in zip(STANDARDISED, moments[m], strict=True)
+        }
+        sig = merchant_signals(after, m, rows=moved, moments=known)
+        new_base[m], new_score[m] = _combined(sig, DEFAULT_WEIGHTS)
+        values = sig.as_dict()
+        new_signals[m] = np.stack([values[name] for name in SIGNALS], axis=1)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # as rank_merchants
+        list(pool.map(one, range(M), chunksize=16))
+    # the lists that change: those holding a moved talent, and those one now enters (before
+    # the last entry, past which the talents not listed rank; any, in a list holding all)
+    n = r.valid
+    held = (np.isin(r.rows, moved) & (np.arange(depth)[None, :] < n[:, None])).any(axis=1)
+    at = np.maximum(n - 1, 0)
+    last_score = np.where(n > 0, r.scores[np.arange(M), at], np.inf)[:, None]
+    last_place = np.where(n > 0, tiebreak[np.maximum(r.rows[np.arange(M), at], 0)], -1)[:, None]
+    place = tiebreak[moved][None, :]
+    come = np.isfinite(new_score) & (
+        (n >= r.eligible)[:, None]
+        | (new_score > last_score)
+        | ((new_score == last_score) & (place < last_place))
+    )
+    hit = np.flatnonzero(held | come.any(axis=1))
+    rows, scores, bases, signals = r.rows.copy(), r.scores.copy(), r.bases.copy(), r.signals.copy()
+    valid = r.valid.copy()
+    for m in hit.tolist():
+        ent = r.rows[m, : n[m]]
+        stay = ~np.isin(ent, moved)
+        c = come[m]
+        ids = np.concatenate([ent[stay], moved[c]])
+        sc = np.concatenate([r.scores[m, : n[m]][stay], new_score[m, c]])
+        order = np.lexsort((tiebreak[ids], -sc))[:depth]
+        b = np.concatenate([r.bases[m, : n[m]][stay], new_base[m, c]])
+        sg = np.concatenate([r.signals[m, : n[m]][stay], new_signals[m, c]])
+        j = len(order)
+        rows[m], scores[m], bases[m], signals[m] = -1, -np.inf, -np.inf, 0.0
+        rows[m, :j], scores[m, :j], bases[m, :j], signals[m, :j] = (
+            ids[order],
+            sc[order],
+            b[order],
+            sg[order],
+        )
+        valid[m] = j
+    return MerchantRankings(
+        depth, rows, scores, signals, eligible, bases, np.minimum(valid, eligible), r.moments
+    )
+
+
+def collaborations_moved(before: MarketFeatures, after: MarketFeatures) -> NDArray[np.int64] | None:
+    """The talents whose scores may differ between ``before`` and ``after``, two features
+    under one calibration that collaborations recorded set apart (their skill, track record
+    or risk moved); None where something else a score reads differs (the talents, the
+    merchants, the calibration, a talent's followers, influence or active share).
+
+    Examples
+    --------
+    >>> collaborations_moved.__name__
+    'collaborations_moved'
+    """
+
+    def same(a: Any, b: Any) -> bool:
+        if a is b:
+            return True
+        if sp.issparse(a) or sp.issparse(b):
+            return bool(
+                sp.issparse(a) and sp.issparse(b) and a.shape == b.shape and (a != b).nnz == 0
+            )
+        return bool(np.array_equal(a, b, equal_nan=True))
+
+    if not (
+        np.array_equal(before.talent_ids, after.talent_ids)
+        and np.array_equal(before.merchant_ids, after.merchant_ids)
+        and before.gmv_rate == after.gmv_rate
+        and all(
+            same(getattr(before, k), getattr(after, k))
+            for k in (
+                "category_gmv_mean",
+                "calibration_skill",
+                "calibration_track",
+                "calibration_promotions",
+                "talent_followers",
+                "talent_influence",
+                "talent_active_share",
+            )
+        )
+    ):
+        return None
+    changed = (
+        (before.talent_skill != after.talent_skill)
+        | (before.talent_track != after.talent_track).any(axis=1)
+        | (before.talent_risk != after.talent_risk)
+    )
+    return np.flatnonzero(changed)
 
 
 def _check_budget(budget: float | None) -> None:

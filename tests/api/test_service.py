@@ -209,7 +209,9 @@ def test_flag_and_resolve_refresh_compliance_only_and_equal_a_full_build(service
     assert 0.0 < snap.features.talent_risk[t] < 1.0  # minor and resolved: a fading penalty
     full = _full(service.store)
     _assert_same(snap.features, full)
+    # a fall in risk moves the talent's own scores alone: its lists patched behind, to the bit
     _assert_same(service.wait_ranked().rankings, rank_merchants(full))
+    assert service.rankings_patched == 1
 
 
 def _served(svc: EngineService, version: int, timeout: float = 60.0) -> Any:
@@ -677,7 +679,10 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     assert differences(other.snapshot.features, f) == []
     theirs, ours = other.snapshot.rankings, writer.wait_ranked().rankings
     assert theirs is not None and ours is not None  # the first snapshot ranks before serving
-    assert theirs.rows.tolist() == ours.rows.tolist()
+    # ours patched (the talent's entries moved), theirs ranked anew: the same exact tops
+    assert writer.rankings_patched == 1
+    for m, v in enumerate(ours.valid.tolist()):
+        assert theirs.rows[m, :v].tolist() == ours.rows[m, :v].tolist(), m
     # the writer's snapshot was updated in memory (no catalog read): the same as a read
     for name in ("history", "collaborations", "violation_ids", "product_merchant", "version"):
         assert getattr(other.snapshot, name) == getattr(writer.snapshot, name), name
@@ -1079,6 +1084,9 @@ def test_a_ranking_waits_for_a_quiet_moment_and_stops_for_a_newer_version(
         return real(uri, identity, f, cache_dir, cancel=cancel)
 
     monkeypatch.setattr(service_module, "cached_rankings", ranking)
+    # when rankings run, not how: a resolve's lists are patched where they can be
+    # (rankings_after_collaboration); declined here, each is a ranking of every merchant
+    monkeypatch.setattr(service_module, "rankings_after_collaboration", lambda *a, **k: None)
     talent = _top_talent(service)
     first = _flag_minor(service, "x-q1", talent).version  # patched lists: no ranking
     a = service.resolve_violation("x-q1").version  # risk falls: ranked behind

@@ -446,6 +446,104 @@ def test_rankings_after_many_risks_rise_at_once(s_features: MarketFeatures) -> N
     assert (got.valid < depth).any()
 
 
+def _collaborations(f: MarketFeatures, seed: int, n: int) -> list[MarketFeatures]:
+    """``f`` after each of ``n`` random collaborations, some with GMV, some without, some by a
+    talent that had none, some by one that is in many lists."""
+    from kolmatch.matching.incremental import CollaborationWrite, apply_collaboration
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        t = int(rng.integers(len(f.talent_ids)))
+        p = int(rng.integers(len(f.product_ids)))
+        known = i % 3 != 2
+        gmv = float(rng.choice([50.0, 5_000.0, 500_000.0])) if known else None
+        orders = float(rng.integers(0, 400)) if known else None
+        f = apply_collaboration(
+            f,
+            CollaborationWrite(str(f.talent_ids[t]), str(f.product_ids[p]), gmv, orders),
+        )
+        out.append(f)
+    return out
+
+
+def test_rankings_after_collaborations_are_a_fresh_rankings_top(
+    s_features: MarketFeatures,
+) -> None:
+    from kolmatch.matching.score import rankings_after_collaboration
+
+    f, depth = s_features, 30
+    r = rank_merchants(f, depth=depth)
+    before = f
+    # one at a time, and three at once (a patch that was stopped, then taken up later)
+    steps = _collaborations(f, 3, 6)
+    for after in [*steps[:3], steps[5]]:
+        got = rankings_after_collaboration(r, before, after)
+        fresh = rank_merchants(after, depth=depth)
+        assert got is not None
+        assert np.array_equal(got.eligible, fresh.eligible)
+        assert np.array_equal(got.moments, fresh.moments)  # frozen: the same as before
+        for m in range(len(f.merchant_ids)):
+            v = int(got.valid[m])
+            assert v >= depth - 3, m  # at most the moved talents fell past the list
+            for name in ("rows", "scores", "bases", "signals"):
+                assert np.array_equal(getattr(got, name)[m, :v], getattr(fresh, name)[m, :v]), (
+                    m,
+                    name,
+                )
+        r, before = got, after
+    assert (r.valid == depth).all() or (r.valid < depth).any()
+    for m in ["m0", "m5", str(f.merchant_ids[int(np.argmin(r.valid))])]:
+        for top in (1, 20, depth):  # past the valid entries: ranked live, the same list
+            assert match_merchant(before, m, top=top, rankings=r) == match_merchant(
+                before, m, top=top
+            )
+
+
+def test_a_collaboration_moves_no_other_talents_score(s_features: MarketFeatures) -> None:
+    """Scores are measured against the calibration: a talent's new record changes its own
+    scores, and every other talent's stays to the bit (whatever the merchant)."""
+    from kolmatch.matching.score import _combined, collaborations_moved, merchant_signals
+
+    f = s_features
+    after = _collaborations(f, 11, 1)[0]
+    moved = collaborations_moved(f, after)
+    assert moved is not None and len(moved) == 1
+    others = np.ones(len(f.talent_ids), dtype=bool)
+    others[moved] = False
+    changed = 0
+    for m in range(0, len(f.merchant_ids), 25):
+        was = _combined(merchant_signals(f, m), DEFAULT_WEIGHTS)[1]
+        now = _combined(merchant_signals(after, m), DEFAULT_WEIGHTS)[1]
+        assert np.array_equal(was[others], now[others]), m
+        changed += int(was[moved[0]] != now[moved[0]])
+    assert changed > 0  # and its own moved
+
+
+def test_a_patch_after_collaborations_refuses_what_it_cannot_patch(
+    s_features: MarketFeatures,
+) -> None:
+    from dataclasses import replace
+
+    from kolmatch.matching.score import rankings_after_collaboration
+
+    f = s_features
+    r = rank_merchants(f, depth=10)
+    after = _collaborations(f, 5, 1)[0]
+    assert rankings_after_collaboration(r, f, f) is r  # nothing moved
+    # another calibration, or a standardised signal of every list moved: rank anew
+    other = replace(after, calibration_skill=after.talent_skill.copy())
+    assert rankings_after_collaboration(r, f, other) is None
+    share = after.talent_active_share.copy()
+    share[0] *= 0.5
+    assert rankings_after_collaboration(r, f, replace(after, talent_active_share=share)) is None
+    # a talent's signals need the list's moments
+    with pytest.raises(ValueError, match="moments"):
+        from kolmatch.matching.score import merchant_signals
+
+        merchant_signals(f, 0, rows=np.array([1]))
+
+
 def test_a_ranking_stops_between_merchants_when_cancelled(
     tiny_features: MarketFeatures, monkeypatch: pytest.MonkeyPatch
 ) -> None:
