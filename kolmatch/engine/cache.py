@@ -445,8 +445,16 @@ def load_features(
     release = not {_ENGAGED, _FOLLOWS} & set(extra.edges)
     walks = _fitting(walks_in_effect(store.uri, d, g.identity), g)
     keep = _delta_keeper(store.uri, d, g, 0 if walks is None else walks.changed_users)
-    f = _build_calibrated(store.uri, d, g, dask, release=release, keep_stage=keep, walks=walks)
-    _store(_cache_path(store.uri, d, "features", g.identity), "features", f)
+    path = _cache_path(store.uri, d, "features", g.identity)
+    try:
+        f = _build_calibrated(store.uri, d, g, dask, release=release, keep_stage=keep, walks=walks)
+    except BaseException:
+        if keep is not None and not path.exists():  # (another process's build may have kept it)
+            from kolmatch.engine.delta import drop_base
+
+            drop_base(store.uri, d, g.identity)
+        raise
+    _store(path, "features", f)
     return f, g
 
 

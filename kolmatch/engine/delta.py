@@ -199,6 +199,22 @@ def keep_graph(uri: str, cache_dir: str | Path | None, g: MarketGraph) -> Path:
     return folder
 
 
+def drop_base(uri: str, cache_dir: str | Path | None, identity: Identity) -> None:
+    """Remove the delta base kept for ``identity`` (its graph folder, its stage): what a build
+    that failed leaves of the version it never cached.
+
+    Parameters
+    ----------
+    uri, cache_dir
+        As :func:`keep_for_delta`.
+    identity
+        The graph's id and version.
+    """
+    d = _cache_dir(cache_dir)
+    shutil.rmtree(_graph_folder(uri, d, identity), ignore_errors=True)
+    _cache_path(uri, d, "stage", identity).unlink(missing_ok=True)
+
+
 def keep_stage(
     uri: str,
     cache_dir: str | Path | None,

@@ -290,6 +290,9 @@ def test_an_unreachable_scheduler_is_store_unavailable_naming_it(
         with pytest.raises(StoreUnavailable, match=f"{address} \\(KOLMATCH_DASK\\)"):
             cached_features(store, tmp_path / "cache")
         assert not list((tmp_path / "cache").glob("features-*"))
+        # nor the graph a delta would start from (kept before the build, dropped with it)
+        assert not list((tmp_path / "cache").glob("*graph-*"))
+        assert not list((tmp_path / "cache").glob("stage-*"))
         # an explicit empty address builds in process whatever the environment says
         assert cached_features(store, tmp_path / "cache", dask="").n_talents > 0
     finally:
