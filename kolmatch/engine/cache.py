@@ -63,7 +63,12 @@ from kolmatch.matching.incremental import (
     apply_collaboration,
 )
 from kolmatch.matching.ranking_partition import partitioned_rankings
-from kolmatch.matching.score import MerchantRankings, rank_merchants
+from kolmatch.matching.score import (
+    MerchantRankings,
+    rank_merchants,
+    rankings_after_collaboration,
+    rankings_worn,
+)
 from kolmatch.matching.user_partition import UserStage
 from kolmatch.memory import release_freed_memory
 
@@ -546,6 +551,7 @@ def updated_features(
             cal is None
             or cal.gmv_rate != prev.gmv_rate
             or not np.array_equal(cal.cat_mean, prev.category_gmv_mean)
+            or not np.array_equal(cal.skill, prev.calibration_skill)
         ):
             return None  # another calibration is in effect at v + 1: a build
         return apply_collaboration(prev, write), g
@@ -1519,6 +1525,8 @@ def cached_rankings(
     *,
     dask: str | None = None,
     cancel: Cancel | None = None,
+    patch_from: tuple[MerchantRankings, MarketFeatures] | None = None,
+    patched: Callable[[], None] | None = None,
 ) -> MerchantRankings:
     """Every merchant's default ranking (:func:`rank_merchants`), cached like the features.
 
@@ -1539,9 +1547,26 @@ def cached_rankings(
     cancel
         Stops a ranking in this process between merchants (:class:`~kolmatch.errors.Cancelled`;
         nothing is cached); a ranking on Dask runs to its end.
+    patch_from
+        Exact rankings of earlier features and those features, from which only talents' own
+        records moved: the lists are patched for them
+        (:func:`~kolmatch.matching.score.rankings_after_collaboration`; ``patched`` is called
+        then), every merchant ranked if that declines, fails, or leaves a list worn.
     """
 
     def rank() -> MerchantRankings:
+        if patch_from is not None:
+            try:
+                r = rankings_after_collaboration(*patch_from, f, cancel=cancel)
+            except Cancelled:
+                raise
+            except Exception:  # a bug costs a ranking, not the version's lists
+                log.warning("kolmatch: patching the rankings failed; ranking", exc_info=True)
+                r = None
+            if r is not None and not rankings_worn(r):
+                if patched is not None:
+                    patched()
+                return r
         address = dask_address(dask)
         if address is None:
             return rank_merchants(f, cancel=cancel)

@@ -88,12 +88,7 @@ from kolmatch.matching.growth import (
     slot_gmv,
 )
 from kolmatch.matching.incremental import CollaborationWrite
-from kolmatch.matching.score import (
-    MerchantRankings,
-    rankings_after_collaboration,
-    rankings_after_risk,
-    rankings_worn,
-)
+from kolmatch.matching.score import MerchantRankings, rankings_after_risk, rankings_worn
 from kolmatch.memory import settle_objects
 
 __all__ = [
@@ -1017,16 +1012,15 @@ class EngineService:
                 try:
                     if keep:  # the writer caches the features it updated (a restart loads them)
                         store_features(self._store.uri, identity, f, self._cache_dir)
-                    r = None
-                    if base is not None:
-                        r = rankings_after_collaboration(*base, f, cancel=cancel)
-                        if r is not None and rankings_worn(r):
-                            r = None  # too few exact entries left: every merchant ranked
-                        self.rankings_patched += r is not None
-                    if r is None:
-                        r = cached_rankings(
-                            self._store.uri, identity, f, self._cache_dir, cancel=cancel
-                        )
+                    r = cached_rankings(
+                        self._store.uri,
+                        identity,
+                        f,
+                        self._cache_dir,
+                        cancel=cancel,
+                        patch_from=base,
+                        patched=self._count_patched,
+                    )
                 except Cancelled:
                     self.rankings_stopped += 1
                     self._rankings_stopped_in_a_row += 1
@@ -1048,6 +1042,9 @@ class EngineService:
 
         self._ranker = threading.Thread(target=_quietly(run), name="kolmatch-rank", daemon=True)
         self._ranker.start()
+
+    def _count_patched(self) -> None:
+        self.rankings_patched += 1
 
     def _rank_quiet(self) -> float:
         """How long a version must be served before it is ranked: :data:`RANK_QUIET_SECONDS`,

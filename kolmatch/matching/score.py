@@ -1199,7 +1199,7 @@ def rankings_after_risk(
 
 #: Past this many talents moved, :func:`rankings_after_collaboration` gives up: a ranking of
 #: every merchant costs less than patching each list for each of them.
-PATCH_TALENTS_MAX = 64
+PATCH_TALENTS_MAX = 32
 
 
 def rankings_after_collaboration(
@@ -1285,7 +1285,7 @@ def rankings_after_collaboration(
     come = np.isfinite(new_score) & (
         (n >= r.eligible)[:, None]
         | (new_score > last_score)
-        | ((new_score == last_score) & (place < last_place))
+        | ((new_score == last_score) & (place <= last_place))  # (<=: the last entry itself)
     )
     hit = np.flatnonzero(held | come.any(axis=1))
     rows, scores, bases, signals = r.rows.copy(), r.scores.copy(), r.bases.copy(), r.signals.copy()
@@ -1313,6 +1313,42 @@ def rankings_after_collaboration(
     )
 
 
+#: What :func:`merchant_signals` reads that only a talent's own record (skill, track record,
+#: risk) may leave changed for :func:`rankings_after_collaboration` to patch: ids, the
+#: calibration, each talent's market-wide signals and audience, the merchants' side.
+_SCORED_AS_BEFORE = (
+    "talent_ids",
+    "merchant_ids",
+    "category_gmv_mean",
+    "calibration_skill",
+    "calibration_track",
+    "calibration_promotions",
+    "talent_followers",
+    "talent_influence",
+    "talent_active_share",
+    "talent_fee",
+    "talent_list_price",
+    "talent_audience",
+    "talent_audience_size",
+    "talent_price_level",
+    "talent_hidden_need",
+    "talent_category",
+    "talent_gender",
+    "talent_age",
+    "category_ppr_tail",
+    "audience",
+    "audience_by_user",
+    "merchant_mix",
+    "merchant_products",
+    "merchant_buyers",
+    "merchant_commission",
+    "merchant_target_gender",
+    "merchant_target_age",
+    "product_price",
+    "product_categories",
+)
+
+
 def collaborations_moved(before: MarketFeatures, after: MarketFeatures) -> NDArray[np.int64] | None:
     """The talents whose scores may differ between ``before`` and ``after``, two features
     under one calibration that collaborations recorded set apart (their skill, track record
@@ -1325,31 +1361,24 @@ def collaborations_moved(before: MarketFeatures, after: MarketFeatures) -> NDArr
     'collaborations_moved'
     """
 
-    def same(a: Any, b: Any) -> bool:
+    def same(a: Any, b: Any) -> bool:  # the same object (a write shares what it leaves)
         if a is b:
             return True
         if sp.issparse(a) or sp.issparse(b):
             return bool(
-                sp.issparse(a) and sp.issparse(b) and a.shape == b.shape and (a != b).nnz == 0
+                sp.issparse(a)
+                and sp.issparse(b)
+                and a.shape == b.shape
+                and a.nnz == b.nnz
+                and (a != b).nnz == 0
             )
+        if isinstance(a, list):
+            return isinstance(b, list) and len(a) == len(b) and all(map(same, a, b))
         return bool(np.array_equal(a, b, equal_nan=True))
 
     if not (
-        np.array_equal(before.talent_ids, after.talent_ids)
-        and np.array_equal(before.merchant_ids, after.merchant_ids)
-        and before.gmv_rate == after.gmv_rate
-        and all(
-            same(getattr(before, k), getattr(after, k))
-            for k in (
-                "category_gmv_mean",
-                "calibration_skill",
-                "calibration_track",
-                "calibration_promotions",
-                "talent_followers",
-                "talent_influence",
-                "talent_active_share",
-            )
-        )
+        before.gmv_rate == after.gmv_rate
+        and all(same(getattr(before, k), getattr(after, k)) for k in _SCORED_AS_BEFORE)
     ):
         return None
     changed = (

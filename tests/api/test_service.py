@@ -1076,17 +1076,19 @@ def test_a_ranking_waits_for_a_quiet_moment_and_stops_for_a_newer_version(
 
     started_at: dict[int, float] = {}
 
-    def ranking(uri: str, identity: Any, f: Any, cache_dir: Any, *, cancel: Cancel) -> Any:
+    def ranking(
+        uri: str, identity: Any, f: Any, cache_dir: Any, *, cancel: Cancel, **patch: Any
+    ) -> Any:
         started.append(identity[1])
         started_at[identity[1]] = time.monotonic()
         if identity[1] == holding["v"]:  # held until a newer version stops it
             assert cancel.wait(60), "the ranking was not stopped"
+        # when rankings run, not how: a resolve's lists would be patched (``patch``, the
+        # lists before it); not given here, each is a ranking of every merchant
+        assert set(patch) <= {"patch_from", "patched"}
         return real(uri, identity, f, cache_dir, cancel=cancel)
 
     monkeypatch.setattr(service_module, "cached_rankings", ranking)
-    # when rankings run, not how: a resolve's lists are patched where they can be
-    # (rankings_after_collaboration); declined here, each is a ranking of every merchant
-    monkeypatch.setattr(service_module, "rankings_after_collaboration", lambda *a, **k: None)
     talent = _top_talent(service)
     first = _flag_minor(service, "x-q1", talent).version  # patched lists: no ranking
     a = service.resolve_violation("x-q1").version  # risk falls: ranked behind

@@ -492,7 +492,6 @@ def test_rankings_after_collaborations_are_a_fresh_rankings_top(
                     name,
                 )
         r, before = got, after
-    assert (r.valid == depth).all() or (r.valid < depth).any()
     for m in ["m0", "m5", str(f.merchant_ids[int(np.argmin(r.valid))])]:
         for top in (1, 20, depth):  # past the valid entries: ranked live, the same list
             assert match_merchant(before, m, top=top, rankings=r) == match_merchant(
@@ -520,6 +519,55 @@ def test_a_collaboration_moves_no_other_talents_score(s_features: MarketFeatures
     assert changed > 0  # and its own moved
 
 
+def test_a_patch_excludes_readmits_and_keeps_lists_holding_everyone(
+    tiny_features: MarketFeatures,
+) -> None:
+    """Risk alone moving (a violation flagged, then resolved): a talent leaves every list and
+    comes back; lists longer than the market hold every eligible talent, patched whole."""
+    from dataclasses import replace
+
+    from kolmatch.matching.score import rankings_after_collaboration
+
+    f = tiny_features
+    depth = f.n_talents + 5
+    r = rank_merchants(f, depth=depth)
+    top = int(r.rows[0, 0])
+    risk = f.talent_risk.copy()
+    risk[top] = 1.0
+    out = replace(f, talent_risk=risk)
+    ranked = r
+    for before, after in ((f, out), (out, f)):
+        got = rankings_after_collaboration(ranked, before, after)
+        fresh = rank_merchants(after, depth=depth)
+        assert got is not None
+        for name in ("rows", "scores", "bases", "signals", "eligible", "valid", "moments"):
+            assert np.array_equal(getattr(got, name), getattr(fresh, name)), name
+        assert (got.rows == top).any(axis=1).all() == (after is f)  # out of every list, back
+        ranked = got
+
+
+def test_the_last_entry_moved_but_not_for_this_merchant_stays(
+    tiny_features: MarketFeatures,
+) -> None:
+    """A talent whose record moved in a category outside a merchant's mix scores the same for
+    it: as the last entry of its list it stays (the list keeps its length)."""
+    from dataclasses import replace
+
+    from kolmatch.matching.score import rankings_after_collaboration
+
+    f, depth = tiny_features, 3
+    r = rank_merchants(f, depth=depth)
+    m = next(i for i in range(len(f.merchant_ids)) if (f.merchant_mix[i] == 0).any())
+    last = int(r.rows[m, depth - 1])
+    c = int(np.flatnonzero(f.merchant_mix[m] == 0)[0])
+    track = f.talent_track.copy()
+    track[last, c] += 1_000.0
+    after = replace(f, talent_track=track)
+    got = rankings_after_collaboration(r, f, after)
+    assert got is not None and got.valid[m] == depth
+    assert np.array_equal(got.rows[m], r.rows[m]) and np.array_equal(got.scores[m], r.scores[m])
+
+
 def test_a_patch_after_collaborations_refuses_what_it_cannot_patch(
     s_features: MarketFeatures,
 ) -> None:
@@ -537,6 +585,14 @@ def test_a_patch_after_collaborations_refuses_what_it_cannot_patch(
     share = after.talent_active_share.copy()
     share[0] *= 0.5
     assert rankings_after_collaboration(r, f, replace(after, talent_active_share=share)) is None
+    # anything else a score reads (a delta's audiences, a merchant's customers, prices)
+    for name in ("talent_audience", "merchant_commission", "product_price"):
+        moved = getattr(after, name).copy()
+        moved.flat[0] += 1.0
+        assert rankings_after_collaboration(r, f, replace(after, **{name: moved})) is None, name
+    buyers = sp.csr_matrix(after.merchant_buyers, copy=True)
+    buyers.data[0] += 1.0
+    assert rankings_after_collaboration(r, f, replace(after, merchant_buyers=buyers)) is None
     # a talent's signals need the list's moments
     with pytest.raises(ValueError, match="moments"):
         from kolmatch.matching.score import merchant_signals
