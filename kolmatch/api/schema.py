@@ -435,7 +435,7 @@ class Query(graphene.ObjectType):
                     ctx.snap.features,
                     m,
                     top=first,
-                    rankings=ctx.snap.rankings,
+                    rankings=ctx.snap.lists,
                     lang=ctx.lang,
                     evidence=selects(info, "evidence"),
                 )

@@ -88,7 +88,12 @@ from kolmatch.matching.growth import (
     slot_gmv,
 )
 from kolmatch.matching.incremental import CollaborationWrite
-from kolmatch.matching.score import MerchantRankings, rankings_after_risk, rankings_worn
+from kolmatch.matching.score import (
+    MerchantRankings,
+    PatchedRankings,
+    rankings_after_risk,
+    rankings_worn,
+)
 from kolmatch.memory import settle_objects
 
 __all__ = [
@@ -182,6 +187,15 @@ class Snapshot:
     # talents' own records (collaborations, violations) moved since: what a ranking of this
     # version patches (rankings_after_collaboration) rather than ranks every merchant anew
     ranked_before: tuple[MerchantRankings, MarketFeatures] | None = None
+    # ranked_before's lists read as this version's, each patched when first asked for: what
+    # match lists read until the rankings of this version are in
+    patched: PatchedRankings | None = None
+
+    @property
+    def lists(self) -> MerchantRankings | PatchedRankings | None:
+        """What a default match list reads: the rankings, else the patched ones, else None
+        (ranked live)."""
+        return self.rankings if self.rankings is not None else self.patched
 
 
 @dataclass(frozen=True)
@@ -921,7 +935,7 @@ class EngineService:
                 history=history,
                 collaborations={**prev.collaborations, collab_id: c},
                 compliance=compliance,
-                ranked_before=_ranked_before(prev),
+                **_patched(prev, f),
             )
         elif calibrated_of is not None:
             snap = _at_recalibration(prev, g.identity, f)
@@ -951,7 +965,11 @@ class EngineService:
                 violation_ids={str(x) for x in g.node("Violation").ids},
                 compliance=g,
                 # a fall in risk too is a talent's own record: patched from before it
-                ranked_before=None if ranked is not None else _ranked_before(prev),
+                **(
+                    _patched(prev, f)
+                    if ranked is None
+                    else {"ranked_before": None, "patched": None}
+                ),
             )
             if ranked is not None:
                 if rankings_worn(ranked):  # served patched meanwhile, ranked again behind
@@ -1038,7 +1056,7 @@ class EngineService:
                     if snap.version == version and (
                         snap.rankings is None or rankings_worn(snap.rankings)
                     ):
-                        self._snapshot = replace(snap, rankings=r, ranked_before=None)
+                        self._snapshot = replace(snap, rankings=r, ranked_before=None, patched=None)
 
         self._ranker = threading.Thread(target=_quietly(run), name="kolmatch-rank", daemon=True)
         self._ranker.start()
@@ -1954,12 +1972,15 @@ class EngineService:
             log.error("audit entry %s has no ending (%s): %s", ref, entry["outcome"], fail)
 
 
-def _ranked_before(prev: Snapshot) -> tuple[MerchantRankings, MarketFeatures] | None:
-    """What the rankings of a write on ``prev`` are patched from: ``prev``'s own, else those
-    its own were to be patched from."""
-    if prev.rankings is not None:
-        return prev.rankings, prev.features
-    return prev.ranked_before
+def _patched(prev: Snapshot, f: MarketFeatures) -> dict[str, Any]:
+    """``ranked_before`` and ``patched`` of a write's snapshot on ``prev`` whose features are
+    ``f``: the rankings its own are patched from (``prev``'s, else those ``prev``'s were to be
+    patched from), and those read as ``f``'s meanwhile (None where a patch declines)."""
+    base = (prev.rankings, prev.features) if prev.rankings is not None else prev.ranked_before
+    return {
+        "ranked_before": base,
+        "patched": None if base is None else PatchedRankings.of(*base, f),
+    }
 
 
 def _at_recalibration(prev: Snapshot, identity: Identity, f: MarketFeatures) -> Snapshot:
@@ -1975,6 +1996,7 @@ def _at_recalibration(prev: Snapshot, identity: Identity, f: MarketFeatures) -> 
         rankings=None,
         compliance=compliance,
         ranked_before=None,
+        patched=None,
     )
 
 

@@ -665,6 +665,10 @@ def test_a_collaboration_updates_one_talent_and_every_worker_agrees(
     monkeypatch.undo()
     assert builds == []  # one talent's rows, not a build
     f = snap.features
+    # until its rankings are in, lists read the last ones patched for the talent: as live
+    assert snap.rankings is None and snap.lists is snap.patched is not None
+    for m in ("m0", "m3"):
+        assert match_merchant(f, m, top=20, rankings=snap.lists) == match_merchant(f, m, top=20)
     t = f.talent_row(talent)
     assert f.talent_track_n[t].sum() == before.talent_track_n[t].sum() + 1
     frozen = build_features(read_market(store), calibration=before.calibration)

@@ -499,6 +499,38 @@ def test_rankings_after_collaborations_are_a_fresh_rankings_top(
             )
 
 
+def test_lists_patched_when_asked_for_are_the_batch_patch_and_the_live_lists(
+    s_features: MarketFeatures,
+) -> None:
+    """What a serving process reads between a collaboration and its patched rankings: each
+    merchant's list patched on its own, the same as the whole patch, and a match list read
+    from it the same as one ranked live."""
+    from kolmatch.matching.score import PatchedRankings, rankings_after_collaboration
+
+    f, depth = s_features, 30
+    r = rank_merchants(f, depth=depth)
+    after = _collaborations(f, 3, 3)[-1]  # three talents moved
+    batch = rankings_after_collaboration(r, f, after)
+    lazy = PatchedRankings.of(r, f, after)
+    assert batch is not None and lazy is not None
+    for m in range(len(f.merchant_ids)):
+        rows, scores, signals, valid, eligible = lazy.list_of(m)
+        want = batch.list_of(m)
+        assert (valid, eligible) == want[3:]
+        for mine, theirs in zip((rows, scores, signals), want[:3], strict=True):
+            assert np.array_equal(mine, theirs), m
+    for m in ["m0", "m7", str(f.merchant_ids[int(np.argmin(batch.valid))])]:
+        for top in (1, 20, depth):
+            assert match_merchant(after, m, top=top, rankings=lazy) == match_merchant(
+                after, m, top=top
+            )
+    # a patch that would decline: none (lists ranked live)
+    other = _collaborations(f, 4, 1)[0]
+    from dataclasses import replace
+
+    assert PatchedRankings.of(r, f, replace(other, talent_active_share=f.talent_skill)) is None
+
+
 def test_a_collaboration_moves_no_other_talents_score(s_features: MarketFeatures) -> None:
     """Scores are measured against the calibration: a talent's new record changes its own
     scores, and every other talent's stays to the bit (whatever the merchant)."""

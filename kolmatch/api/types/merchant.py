@@ -380,7 +380,7 @@ class Merchant(graphene.ObjectType):
                 weights=w or None,
                 campaign=campaign,
                 budget=budget,
-                rankings=ctx.snap.rankings,
+                rankings=ctx.snap.lists,
                 lang=ctx.lang,
                 evidence=selects(info, "evidence"),
             )
