@@ -11,6 +11,7 @@ import os
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
@@ -1306,7 +1307,12 @@ class _Patch:
     after: MarketFeatures
     moved: NDArray[np.int64]
     eligible: NDArray[np.int64]  # (M,) after
-    tiebreak: NDArray[np.int64]
+
+    @cached_property
+    def tiebreak(self) -> NDArray[np.int64]:
+        """The order of equal scores (made on ``after``'s first list, not in the write that
+        made the patch)."""
+        return _market_wide(self.after).tiebreak
 
     @staticmethod
     def of(
@@ -1317,8 +1323,7 @@ class _Patch:
             return None
         was_in = int((before.talent_risk[moved] < 1.0).sum())
         now_in = int((after.talent_risk[moved] < 1.0).sum())
-        tiebreak = _market_wide(after).tiebreak
-        return _Patch(r, after, moved, r.eligible + now_in - was_in, tiebreak)
+        return _Patch(r, after, moved, r.eligible + now_in - was_in)
 
     def scores_of(self, m: int) -> tuple[F64, F64, F64]:
         """The moved talents' (bases, scores, signals) for merchant ``m``, as a ranking has
@@ -1396,19 +1401,15 @@ class PatchedRankings:
         if hit is not None:
             return hit
         p = self._patch
-        eligible = int(p.eligible[m])
-        if not len(p.moved):
-            rows, scores, signals, valid, _ = p.r.list_of(m)
-            out = (rows, scores, signals, min(valid, eligible), eligible)
-        else:
-            base, score, signals = p.scores_of(m)
+        rows, scores, signals, valid, _ = p.r.list_of(m)  # as it was, unless a talent moved in it
+        if len(p.moved):
+            base, score, moved_signals = p.scores_of(m)
             held, come = p.changes(np.array([m]), score[None, :])
             if held[0] or come[0].any():
-                rows, scores, _, signals = p.merged(m, base, score, signals, come[0])
-                out = (rows, scores, signals, min(len(rows), eligible), eligible)
-            else:
-                rows, scores, signals, valid, _ = p.r.list_of(m)
-                out = (rows, scores, signals, min(valid, eligible), eligible)
+                rows, scores, _, signals = p.merged(m, base, score, moved_signals, come[0])
+                valid = len(rows)
+        eligible = int(p.eligible[m])
+        out = (rows, scores, signals, min(valid, eligible), eligible)
         self._lists[m] = out
         return out
 
@@ -1454,11 +1455,6 @@ def collaborations_moved(before: MarketFeatures, after: MarketFeatures) -> NDArr
     under one calibration that collaborations recorded set apart (their skill, track record
     or risk moved); None where something else a score reads differs (the talents, the
     merchants, the calibration, a talent's followers, influence or active share).
-
-    Examples
-    --------
-    >>> collaborations_moved.__name__
-    'collaborations_moved'
     """
 
     def same(a: Any, b: Any) -> bool:  # the same object (a write shares what it leaves)
