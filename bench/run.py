@@ -976,6 +976,7 @@ def main() -> None:
     p.add_argument(
         "--only",
         choices=[
+            "generate",
             "match",
             "centrality",
             "plan",
@@ -987,7 +988,8 @@ def main() -> None:
         ],
         action="append",
         help="measure only this step (repeatable) and update today's report of this scale "
-        "in place (implies --reuse). neo4j: the transactional load (a server from "
+        "in place (implies --reuse). generate: the market's files again (seed 1, replaced); "
+        "neo4j: the transactional load (a server from "
         "KOLMATCH_NEO4J_URI, as `make bench` starts); neo4j-import: the first load with the "
         "offline importer into WORK/neo4j-import; neo4j-features: features and match read "
         "from that store (with --from-neo4j, match means this). The servers the bench starts "
@@ -1026,10 +1028,7 @@ def main() -> None:
         _write(res, stem)
         return
     if not a.reuse:
-        print(f"generate {a.scale} ...", flush=True)
-        res["generate"] = bench_generate(a.scale, market)
-        res.setdefault("disk", {})["generate"] = _footprint(a.work, a.scale)
-        res.setdefault("models", {})["generate"] = _market_model(market)
+        _run_steps(a, res, {"generate"})
     if a.from_neo4j:
         res["route"] = "neo4j"
         _write(res, stem)  # each step's figures kept as soon as it ends: l takes hours
@@ -1056,18 +1055,22 @@ def _market_model(market: Path) -> int | None:
 
 
 def _run_steps(a: argparse.Namespace, res: dict[str, Any], steps: set[str]) -> None:
-    """The steps after generate (and the SQLite load), in order; each result goes into
-    ``res``, and the footprint on disk after it into ``res["disk"]``.
+    """Generate and the steps after it (the SQLite load apart), in order; each result goes
+    into ``res``, and the footprint on disk after it into ``res["disk"]``.
 
     With ``a.from_neo4j`` the plan and assign steps read the store the ``neo4j-import`` step
     made (a server started for each step, its memory reported apart), from the features the
     ``neo4j-features`` step cached; otherwise they read the SQLite file of the ``sqlite`` step.
     """
-    model = _market_model(a.work / f"market-{a.scale}")
+    market = a.work / f"market-{a.scale}"
+    if "generate" in steps:
+        print(f"generate {a.scale} ...", flush=True)
+        res["generate"] = bench_generate(a.scale, market)
+        res.setdefault("disk", {})["generate"] = _footprint(a.work, a.scale)
+    model = _market_model(market)
     if model is not None:
         res.setdefault("models", {}).update(dict.fromkeys(steps, model))
     db = a.work / f"{a.scale}.db"
-    market = a.work / f"market-{a.scale}"
     imported = a.work / "neo4j-import"
     cache = a.work / "cache"
     if not a.from_neo4j:

@@ -63,6 +63,34 @@ def test_tiny_benchmark_writes_its_report(tmp_path: Path) -> None:
     assert "| talent matrix (5 merchants) |" in md and "| assign (stable:" in md
 
 
+def test_only_generate_updates_todays_report_and_keeps_its_other_steps(tmp_path: Path) -> None:
+    """``--only generate`` measures the market's generation alone (l's longest missing row)
+    into today's report, whose other steps stay as an earlier run wrote them."""
+    from datetime import date
+
+    results = tmp_path / "results"
+    results.mkdir()
+    stem = results / f"{date.today().isoformat()}-tiny"
+    kept = {"seconds": 1.5, "rows": 7, "peak_mib": 3.0, "stable": {"blocking_pairs": 0}}
+    earlier = {"scale": "tiny", "date": date.today().isoformat(), "assign_kept": kept}
+    stem.with_suffix(".json").write_text(json.dumps(earlier))
+    argv = [sys.executable, str(ROOT / "bench" / "run.py"), "--scale", "tiny", "--from-neo4j"]
+    argv += ["--work", str(tmp_path / "work"), "--results", str(results), "--only", "generate"]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = json.loads(stem.with_suffix(".json").read_text())
+    assert res["assign_kept"] == kept  # the earlier run's step, untouched
+    gen = res["generate"]
+    market = tmp_path / "work" / "market-tiny"
+    lines = sum(p.read_bytes().count(b"\n") - 1 for p in market.glob("*.csv"))  # no headers
+    assert gen["rows"] == lines > 10_000 and gen["peak_mib"] > 10 and gen["bytes"] > 0
+    assert res["disk"]["generate"][market.name] > 0
+    assert res["models"]["generate"] == MODEL_VERSION
+    md = stem.with_suffix(".md").read_text().splitlines()
+    (line,) = [x for x in md if x.startswith(f"| generate | {gen['rows']:,} |")]
+    assert f"| {gen['peak_mib']:,.0f} |" in line  # the step's table row, its peak in it
+
+
 def test_pagerank_runs_alone_over_the_baseline_graph_size(
     tiny_market: Path, tmp_path: Path
 ) -> None:
