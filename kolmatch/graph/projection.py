@@ -246,7 +246,17 @@ def edge_list(
         if len(at):
             sub = order[at]
             order[at] = sub[np.lexsort([cols[spec.key][sub].astype(str), p[at]])]
-    return EdgeList(rel_type, src.label, s[order], d[order], {f: cols[f][order] for f in asked})
+        del p
+    del pair
+    # put in order one array at a time, each unordered one freed as its ordered copy is made:
+    # the table is held once and a column twice, never twice whole (l's engagements: ~4 GiB)
+    s = s[order]
+    d = d[order]
+    kept = {f: cols.pop(f) for f in asked}
+    del cols
+    for f in asked:
+        kept[f] = kept[f][order]
+    return EdgeList(rel_type, src.label, s, d, kept)
 
 
 def to_csr(edges: EdgeList, shape: tuple[int, int], weight: str | None = None) -> sp.csr_matrix:

@@ -53,7 +53,6 @@ from kolmatch.matching.user_partition import (
     UserStage,
     choice_index,
     columns_spread,
-    day_numbers,
     edges_from_rows,
     pattern_of,
     rows_normalised,
@@ -406,18 +405,18 @@ def _build_features(
         )
 
     engaged_e = g.edge("ENGAGED_WITH", users.label)
-    last_day = day_numbers(engaged_e.columns["last"])
-    seen = last_day[~np.isnan(last_day)]
+    # the parts' rows: views of the edges, or (releasing) copies of what goes with the parts;
+    # each part's engagement days parsed for it alone (the market's whole column of days,
+    # and its known days for the latest, were 2 x 8 bytes an engagement at the l build's peak)
+    parts = user_parts(g, user_partition_rows, own=release_user_edges)
+    latest = max((_latest_day(p.last_day) for p in parts), default=-np.inf)
     ref = today or (
-        date.fromordinal(_EPOCH_ORDINAL + int(seen.max())) if len(seen) else date.today()
+        date.fromordinal(_EPOCH_ORDINAL + int(latest)) if np.isfinite(latest) else date.today()
     )
 
     # per user (engagement strength, interest, spend, audience weights) in user partitions,
     # mapped by ``partitions`` and reduced in partition order (kolmatch.matching.user_partition)
     shared = user_shared(g, ref, calibration)
-    # the parts' rows: views of the edges, or (releasing) copies of what goes with the parts
-    parts = user_parts(g, user_partition_rows, last_day, own=release_user_edges)
-    del last_day, seen
     if release_user_edges:
         # the parts hold what the user stage reads of these tables, and the rest of the build
         # the engagements' endpoints (content skill): the engagement counts and dates and the
@@ -440,6 +439,17 @@ def _build_features(
         stage,
         partitions,
     )
+
+
+def _latest_day(days: F64) -> float:
+    """The greatest of ``days`` that is known (not NaN); -inf if none is.
+
+    Examples
+    --------
+    >>> _latest_day(np.array([3.0, np.nan, 7.0])), _latest_day(np.array([np.nan]))
+    (7.0, -inf)
+    """
+    return float(np.fmax.reduce(days, initial=-np.inf))
 
 
 def _features_of_stage(

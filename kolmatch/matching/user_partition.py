@@ -371,9 +371,10 @@ def user_parts(
     """The market's users in contiguous ranges of ``user_partition_rows``, with their edge rows.
 
     ``last_day``: :func:`day_numbers` of the engagements' ``last`` dates, if the caller has
-    them already. A part's weighted counts are its own array; its other rows are views of
-    the graph's arrays, except with ``own``: then its follows and engagement days are copies,
-    so that a caller who releases the graph's FOLLOWS table and its ``last_day``, and hands
+    them already; else each part parses its own. A part's weighted counts (and days parsed
+    for it) are its own arrays; its other rows are views of the graph's arrays, except with
+    ``own``: then its follows and (given ``last_day``) engagement days are copies, so that a
+    caller who releases the graph's FOLLOWS table and ENGAGED_WITH's columns, and hands
     the parts out one at a time (:func:`~kolmatch.matching.partition.drained`), frees each
     part's rows once its block is made (the l market's follows and days: ~2 GiB freed by the
     end of the user stage, while its blocks grow). The engagements' endpoints and the
@@ -388,12 +389,16 @@ def user_parts(
     engaged, follows = g.edge("ENGAGED_WITH", "User"), g.edge("FOLLOWS", "User")
     purchased = g.edge("PURCHASED", "User")
     e_pos, f_pos, p_pos = (split_rows(x.src, ranges) for x in (engaged, follows, purchased))
-    last_day = day_numbers(engaged.columns["last"]) if last_day is None else last_day
     gender, age_band = _demographics(g)
 
     def cut(a: NDArray[ArrayT], at: slice | I64) -> NDArray[ArrayT]:
         rows = a[at]
         return rows.copy() if own and isinstance(at, slice) else rows  # (an index array copies)
+
+    def days(at: slice | I64) -> F64:
+        if last_day is None:  # the part's own, parsed for it (never the whole column's)
+            return day_numbers(engaged.columns["last"][at])
+        return cut(last_day, at)
 
     return [
         UserPart(
@@ -402,7 +407,7 @@ def user_parts(
             engaged.src[e],
             engaged.dst[e],
             _counts(engaged, e),
-            cut(last_day, e),
+            days(e),
             cut(follows.src, f),
             cut(follows.dst, f),
             purchased.src[p],

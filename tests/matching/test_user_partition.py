@@ -22,6 +22,7 @@ from kolmatch.matching.user_partition import (
     UserPart,
     UserShared,
     UserStage,
+    day_numbers,
     leave_one_out_audience,
     rows_normalised,
     rows_replaced,
@@ -80,6 +81,28 @@ def test_owned_parts_copy_the_follows_and_days_and_view_the_rest(
         assert not np.shares_memory(o.follows_dst, follows.dst)
         assert np.shares_memory(v.follows_src, follows.src) or not len(v.follows_src)
         assert np.shares_memory(o.engaged_src, engaged.src) or not len(o.engaged_src)
+
+
+def test_parts_parse_their_own_engagement_days_and_never_the_whole_column(
+    tiny_market: Path, tmp_path: Path
+) -> None:
+    """Without the caller's days, each part parses its own engagements' days into an array of
+    its own: the market's days, part after part, with no array of the whole column's days
+    behind them (at l that array, 8 bytes an engagement, sat at the feature build's peak)."""
+    store = SQLiteStore(tmp_path / "t.db")
+    load_folder(tiny_market, store)
+    g = read_market(store, FULL_READ)
+    engaged = g.edge("ENGAGED_WITH", "User")
+    every_day = day_numbers(engaged.columns["last"])
+    assert np.isfinite(every_day).any() and len(every_day) > 100
+    for own in (False, True):
+        parts = user_parts(g, 7, own=own)
+        got = np.concatenate([p.last_day for p in parts])
+        assert np.array_equal(got, every_day, equal_nan=True), own
+        for p in parts:
+            assert p.last_day.base is None and len(p.last_day) == len(p.engaged_src)
+    given = user_parts(g, 7, every_day)  # the caller's days: views of them, as before
+    assert all(np.shares_memory(p.last_day, every_day) for p in given if len(p.last_day))
 
 
 def test_interest_in_row_blocks_is_the_whole_market_s_interest_row_for_row() -> None:
