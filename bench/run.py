@@ -745,6 +745,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+#: The steps in the order a run takes them (the on-disk table's rows follow it).
+STEP_ORDER = (
+    "generate",
+    "sqlite",
+    "match",
+    "centrality",
+    "neo4j-import",
+    "neo4j-features",
+    "plan",
+    "assign",
+    "api",
+    "neo4j",
+)
+
+
 def _md(res: dict[str, Any]) -> str:
     m = res["machine"]
     lines = [
@@ -928,7 +943,9 @@ def _md(res: dict[str, Any]) -> str:
             "| after | " + " | ".join(f"`{k}`" for k in parts) + " | total |",
             "|---|" + "---:|" * (len(parts) + 1),
         ]
-        for step, d in res["disk"].items():
+        # in the order the steps run (a step measured again alone was added last)
+        at = {step: i for i, step in enumerate(STEP_ORDER)}
+        for step, d in sorted(res["disk"].items(), key=lambda kv: at.get(kv[0], len(at))):
             cells = [f"{d[k] / 2**30:,.2f}" if k in d else "" for k in parts]
             lines.append(
                 f"| {step} | " + " | ".join(cells) + f" | {sum(d.values()) / 2**30:,.2f} |"
