@@ -407,7 +407,8 @@ def _build_features(
     engaged_e = g.edge("ENGAGED_WITH", users.label)
     # the parts' rows: views of the edges, or (releasing) copies of what goes with the parts;
     # each part's engagement days parsed for it alone (the market's whole column of days,
-    # and its known days for the latest, were 2 x 8 bytes an engagement at the l build's peak)
+    # and its known days for the latest, were 2 x 8 bytes an engagement held beside the
+    # parts' copies: where the m build's heap peaked)
     parts = user_parts(g, user_partition_rows, own=release_user_edges)
     latest = max((_latest_day(p.last_day) for p in parts), default=-np.inf)
     ref = today or (
